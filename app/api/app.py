@@ -1,0 +1,35 @@
+"""The native API's Litestar app."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.di import Provide
+
+from app.api.auth import provide_principal
+from app.api.errors import EXCEPTION_HANDLERS
+from app.api.routes.assets import AssetController
+from app.api.routes.libraries import LibraryController
+from app.api.routes.media import asset_media
+from app.api.routes.server import ping
+from app.api.routes.users import UserController
+from app.api.state import Shared
+
+# Routes anyone may call: the health check, and media whose URL carries its own signature.
+PUBLIC_PATHS = frozenset({"/api/server/ping", "/media/assets/{asset_id:str}/{variant:str}"})
+
+
+def create_native_app(shared: Shared, *, lifespan: list | None = None) -> Litestar:
+    def provide_shared() -> Shared:
+        return shared
+
+    return Litestar(
+        route_handlers=[ping, asset_media, UserController, LibraryController, AssetController],
+        dependencies={
+            "principal": Provide(provide_principal),
+            "shared": Provide(provide_shared, sync_to_thread=False, use_cache=True),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan or [],
+        openapi_config=None,
+        debug=False,
+    )

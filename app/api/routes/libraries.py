@@ -1,0 +1,51 @@
+from typing import Literal
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.params import Parameter
+from litestar.response import Response
+
+from app.api.schemas import LibraryResponse, library_response
+from app.domain import access, ids, libraries
+from app.domain.access import Principal
+from app.domain.errors import NotFound
+
+
+class LibraryCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    description: str | None = None
+
+
+async def _one(principal: Principal, library_id, state: str = "all") -> LibraryResponse:
+    rows = await libraries.list_libraries(principal.user_id, state, principal.library_scope)
+    for row in rows:
+        if row["id"] == library_id:
+            return library_response(row)
+    raise NotFound("Library not found")
+
+
+class LibraryController(Controller):
+    path = "/api/libraries"
+
+    @get("/")
+    async def list_libraries(
+        self,
+        principal: Principal,
+        library_state: Literal["live", "trashed", "all"] = Parameter(query="state", default="live"),
+    ) -> list[LibraryResponse]:
+        principal.require(access.READ)
+        rows = await libraries.list_libraries(principal.user_id, library_state, principal.library_scope)
+        return [library_response(r) for r in rows]
+
+    @post("/")
+    async def create_library(self, principal: Principal, data: LibraryCreate) -> Response[LibraryResponse]:
+        library_id, created = await libraries.create_library(principal, data.name, data.description)
+        return Response(await _one(principal, library_id), status_code=201 if created else 200)
+
+    @get("/{library_id:str}")
+    async def retrieve_library(self, principal: Principal, library_id: str) -> LibraryResponse:
+        principal.require(access.READ)
+        decoded = ids.decode(ids.LIBRARY, library_id)
+        if not principal.in_scope(decoded):
+            raise NotFound("Library not found")
+        return await _one(principal, decoded)

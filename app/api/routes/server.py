@@ -1,0 +1,7 @@
+from litestar import get
+from litestar.response import Response
+
+
+@get("/api/server/ping", media_type="text/plain", sync_to_thread=False)
+def ping() -> Response[str]:
+    return Response("pong", media_type="text/plain")

@@ -1,0 +1,14 @@
+from litestar import Controller, get
+
+from app.api.schemas import UserResponse, user_response
+from app.domain import access, users
+from app.domain.access import Principal
+
+
+class UserController(Controller):
+    path = "/api/users"
+
+    @get("/me")
+    async def me(self, principal: Principal) -> UserResponse:
+        principal.require(access.READ)
+        return user_response(await users.user_by_id(principal.user_id))

@@ -1,0 +1,24 @@
+"""Services shared by the HTTP apps of one process, built once at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.settings import Settings
+from app.storage.blobstore import BlobStore
+from app.storage.signing import UrlSigner
+
+
+@dataclass
+class Shared:
+    settings: Settings
+    store: BlobStore
+    signer: UrlSigner
+
+    @classmethod
+    def build(cls, settings: Settings) -> "Shared":
+        return cls(
+            settings=settings,
+            store=BlobStore(settings.data_dir),
+            signer=UrlSigner(settings.secret_key()),
+        )

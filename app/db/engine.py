@@ -1,0 +1,74 @@
+"""The Piccolo engine over asyncpg, and the few helpers every repository uses."""
+
+from __future__ import annotations
+
+import os
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import asyncpg
+from piccolo.engine.postgres import PostgresEngine
+
+
+def build_engine() -> PostgresEngine:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        raise RuntimeError(
+            "DATABASE_URL is not set: start the server with `python -m app serve`, "
+            "or run the command through `python -m app`, which finds or starts the database"
+        )
+    # No extensions: gen_random_uuid() is built in, and embedded Postgres has no uuid-ossp.
+    return PostgresEngine(config={"dsn": url}, extensions=())
+
+
+def engine() -> PostgresEngine:
+    from piccolo_conf import DB
+
+    return DB
+
+
+async def open_pool(max_size: int = 10) -> None:
+    await engine().start_connection_pool(min_size=1, max_size=max_size)
+
+
+async def close_pool() -> None:
+    await engine().close_connection_pool()
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[asyncpg.Connection]:
+    """A transaction whose connection Piccolo queries in this task share."""
+    async with engine().transaction() as tx:
+        yield tx.connection
+
+
+@asynccontextmanager
+async def connection() -> AsyncIterator[asyncpg.Connection]:
+    """The current transaction's connection, or one from the pool."""
+    db = engine()
+    current = db.current_transaction.get()
+    if current is not None:
+        yield current.connection
+        return
+    async with db.pool.acquire() as conn:
+        yield conn
+
+
+async def fetch(sql: str, *args: Any) -> list[asyncpg.Record]:
+    async with connection() as conn:
+        return await conn.fetch(sql, *args)
+
+
+async def fetchrow(sql: str, *args: Any) -> asyncpg.Record | None:
+    async with connection() as conn:
+        return await conn.fetchrow(sql, *args)
+
+
+async def fetchval(sql: str, *args: Any) -> Any:
+    async with connection() as conn:
+        return await conn.fetchval(sql, *args)
+
+
+async def execute(sql: str, *args: Any) -> str:
+    async with connection() as conn:
+        return await conn.execute(sql, *args)

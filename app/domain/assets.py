@@ -1,0 +1,383 @@
+"""Asset reads and changes, always inside the caller's access scope."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import asyncpg
+
+from app.db import engine as db
+from app.domain import access, events, ids
+from app.domain.datetimes import from_instant, split_wall_clock
+from app.domain.errors import Invalid, NotFound
+from app.storage.blobstore import BlobStore
+
+log = logging.getLogger(__name__)
+
+MAX_IDS = 200
+MAX_EXIST_ITEMS = 5000
+_EMPTY_TRASH_BATCH = 500
+
+
+def _decode_asset_ids(values: list[str], field_name: str, loc_kind: str = "body") -> list[uuid.UUID]:
+    if len(values) > MAX_IDS:
+        raise Invalid(f"At most {MAX_IDS} ids per request", loc=(loc_kind, field_name))
+    out = []
+    for v in values:
+        decoded = ids.try_decode(ids.ASSET, v)
+        if decoded is None:
+            raise Invalid(f"'{v}' is not a valid asset id", loc=(loc_kind, field_name))
+        out.append(decoded)
+    return list(dict.fromkeys(out))
+
+
+# --- listing -----------------------------------------------------------------
+
+
+@dataclass
+class AssetQuery:
+    library_id: uuid.UUID
+    ids: list[uuid.UUID] | None = None
+    state: str = "live"  # live | trashed | all
+    order: str = "desc"
+    after: datetime | None = None
+    before: datetime | None = None
+    media_type: str | None = None
+    ratings: list[int] | None = None
+    limit: int = 20
+    starting_after: uuid.UUID | None = None
+    _args: list[Any] = field(default_factory=list)
+
+    def _arg(self, value: Any) -> str:
+        self._args.append(value)
+        return f"${len(self._args)}"
+
+
+def _bound_sql(q: AssetQuery, bound: datetime, op: str) -> str:
+    """Exclusive capture-time bound: naive = wall clock; aware = UTC where the offset is known."""
+    if bound.tzinfo is None:
+        return f"a.local_datetime {op} {q._arg(bound)}"
+    utc_naive = bound.astimezone(timezone.utc).replace(tzinfo=None)
+    wall = bound.replace(tzinfo=None)
+    return (
+        "(CASE WHEN a.local_offset_minutes IS NULL THEN a.local_datetime {op} {w}"
+        " ELSE a.local_datetime - make_interval(mins => a.local_offset_minutes) {op} {u} END)"
+    ).format(op=op, w=q._arg(wall), u=q._arg(utc_naive))
+
+
+async def list_assets(q: AssetQuery) -> tuple[list[asyncpg.Record], bool]:
+    if q.after is not None and q.before is not None and (q.after.tzinfo is None) != (q.before.tzinfo is None):
+        raise Invalid("local_datetime_after and local_datetime_before must both be naive or both carry an offset")
+    where = [f"a.library_id = {q._arg(q.library_id)}"]
+    if q.state == "live":
+        where.append("a.trashed_at IS NULL")
+    elif q.state == "trashed":
+        where.append("a.trashed_at IS NOT NULL")
+    if q.ids is not None:
+        where.append(f"a.id = ANY({q._arg(q.ids)}::uuid[])")
+    if q.after is not None:
+        where.append(_bound_sql(q, q.after, ">"))
+    if q.before is not None:
+        where.append(_bound_sql(q, q.before, "<"))
+    if q.media_type is not None:
+        where.append(f"a.media_type = {q._arg(q.media_type)}")
+    if q.ratings:
+        # 0 matches every unrated form; metadata ratings arrive with the media pipeline.
+        wanted = q._arg(sorted(set(q.ratings)))
+        where.append(f"coalesce(a.rating, 0) = ANY({wanted}::int[])")
+
+    key = "a.trashed_at" if q.state == "trashed" else "a.local_datetime"
+    direction = "DESC" if q.order == "desc" else "ASC"
+    cmp = "<" if q.order == "desc" else ">"
+    if q.starting_after is not None:
+        cursor = await db.fetchrow(
+            f"SELECT {key.replace('a.', '')} AS k, id FROM assets WHERE id = $1 AND library_id = $2",
+            q.starting_after,
+            q.library_id,
+        )
+        if cursor is None or cursor["k"] is None:
+            raise NotFound("starting_after_id names no asset in this list")
+        where.append(f"({key}, a.id) {cmp} ({q._arg(cursor['k'])}, {q._arg(cursor['id'])})")
+
+    sql = (
+        f"SELECT a.* FROM assets a WHERE {' AND '.join(where)}"
+        f" ORDER BY {key} {direction}, a.id {direction} LIMIT {q._arg(q.limit + 1)}"
+    )
+    rows = await db.fetch(sql, *q._args)
+    return rows[: q.limit], len(rows) > q.limit
+
+
+# --- single-asset changes ---------------------------------------------------------
+
+
+@dataclass
+class AssetChange:
+    """Fields a user may set. Absent keys are unchanged; None clears the user's value."""
+
+    values: dict[str, Any]
+
+
+_METADATA_FIELDS = {"description", "latitude", "longitude", "original_datetime", "rating"}
+
+
+def validate_change(values: dict[str, Any], loc: tuple[str, ...] = ("body",)) -> dict[str, Any]:
+    unknown = set(values) - _METADATA_FIELDS
+    if unknown:
+        raise Invalid(f"Unknown field(s): {', '.join(sorted(unknown))}", loc=loc)
+    out: dict[str, Any] = {}
+    if "rating" in values:
+        r = values["rating"]
+        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= 5):
+            raise Invalid("rating must be an integer from 0 to 5, or null", loc=(*loc, "rating"))
+        out["rating"] = r
+    if "description" in values:
+        d = values["description"]
+        if d is not None and not isinstance(d, str):
+            raise Invalid("description must be a string or null", loc=(*loc, "description"))
+        out["description"] = d
+    if ("latitude" in values) != ("longitude" in values):
+        raise Invalid("latitude and longitude must be set or cleared together", loc=loc)
+    if "latitude" in values:
+        lat, lon = values["latitude"], values["longitude"]
+        if (lat is None) != (lon is None):
+            raise Invalid("latitude and longitude must be set or cleared together", loc=loc)
+        if lat is not None:
+            for name, v, lim in (("latitude", lat, 90), ("longitude", lon, 180)):
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not -lim <= v <= lim:
+                    raise Invalid(f"{name} must be a number in [-{lim}, {lim}]", loc=(*loc, name))
+        out["latitude"], out["longitude"] = lat, lon
+    if "original_datetime" in values:
+        v = values["original_datetime"]
+        if v is None:
+            out["original_datetime"] = None
+        elif isinstance(v, str):
+            try:
+                out["original_datetime"] = datetime.fromisoformat(v)
+            except ValueError:
+                raise Invalid(f"'{v}' is not an ISO 8601 datetime", loc=(*loc, "original_datetime")) from None
+        else:
+            raise Invalid("original_datetime must be an ISO 8601 string or null", loc=(*loc, "original_datetime"))
+    return out
+
+
+async def _apply_change(conn: asyncpg.Connection, asset: asyncpg.Record, change: dict[str, Any]) -> asyncpg.Record:
+    sets: list[str] = []
+    args: list[Any] = [asset["id"]]
+
+    def put(column: str, value: Any) -> None:
+        args.append(value)
+        sets.append(f"{column} = ${len(args)}")
+
+    if "rating" in change:
+        put("rating", change["rating"])
+    if "description" in change:
+        put("user_description", change["description"])
+    if "latitude" in change:
+        put("user_latitude", change["latitude"])
+        put("user_longitude", change["longitude"])
+    if "original_datetime" in change:
+        value = change["original_datetime"]
+        if value is None:
+            put("user_original_datetime", None)
+            put("user_original_offset_minutes", None)
+            # Back to the file's time (metadata extraction refines this later).
+            wall, offset = split_wall_clock(
+                from_instant(asset["file_created_at"], asset["file_created_offset_minutes"])
+            )
+            put("local_datetime", wall)
+            put("local_offset_minutes", offset)
+        else:
+            wall, offset = split_wall_clock(value)
+            put("user_original_datetime", wall)
+            put("user_original_offset_minutes", offset)
+            put("local_datetime", wall)
+            put("local_offset_minutes", offset)
+            put("captured_at", value if offset is not None else None)
+    if not sets:
+        return asset
+    sets.append("updated_at = now()")
+    row = await conn.fetchrow(f"UPDATE assets SET {', '.join(sets)} WHERE id = $1 RETURNING *", *args)
+    for event_type, entity_type in (("asset_updated", events.ASSET), ("metadata_updated", "metadata")):
+        await events.record(
+            conn,
+            entity_type=entity_type,
+            entity_id=row["id"],
+            event_type=event_type,
+            library_id=row["library_id"],
+            owner_id=row["owner_id"],
+        )
+    return row
+
+
+async def update_asset(principal: access.Principal, asset_id: uuid.UUID, values: dict[str, Any]) -> asyncpg.Record:
+    change = validate_change(values)
+    asset = await access.load_asset(principal, asset_id, access.WRITE)
+    async with db.transaction() as conn:
+        locked = await conn.fetchrow("SELECT * FROM assets WHERE id = $1 FOR UPDATE", asset["id"])
+        if locked is None:
+            raise NotFound("Asset not found")
+        return await _apply_change(conn, locked, change)
+
+
+# --- trash, restore, delete ----------------------------------------------------
+
+
+async def _rows_in_library(conn: asyncpg.Connection, library_id: uuid.UUID, asset_ids: list[uuid.UUID]) -> list:
+    rows = await conn.fetch(
+        "SELECT * FROM assets WHERE library_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE",
+        library_id,
+        asset_ids,
+    )
+    if len(rows) != len(asset_ids):
+        # All or nothing: one unknown (or foreign) id rejects the whole request.
+        found = {r["id"] for r in rows}
+        missing = next(i for i in asset_ids if i not in found)
+        raise NotFound(f"Asset {ids.encode(ids.ASSET, missing)} not found")
+    return rows
+
+
+async def set_trashed(principal: access.Principal, library_id: str | None, asset_ids: list[str], trashed: bool) -> None:
+    decoded = _decode_asset_ids(asset_ids, "ids")
+    library = await access.library_for(principal, library_id, access.DELETE)
+    async with db.transaction() as conn:
+        rows = await _rows_in_library(conn, library, decoded)
+        if trashed:
+            targets = [r for r in rows if r["trashed_at"] is None]
+            sql = "UPDATE assets SET trashed_at = now(), updated_at = now() WHERE id = ANY($1::uuid[])"
+        else:
+            targets = [r for r in rows if r["trashed_at"] is not None]
+            sql = "UPDATE assets SET trashed_at = NULL, updated_at = now() WHERE id = ANY($1::uuid[])"
+        if not targets:
+            return
+        await conn.execute(sql, [r["id"] for r in targets])
+        await events.record_many(
+            conn,
+            entity_type=events.ASSET,
+            event_type="asset_trashed" if trashed else "asset_restored",
+            rows=[(r["id"], r["library_id"], r["owner_id"]) for r in targets],
+        )
+
+
+async def hard_delete_rows(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
+    await conn.execute("DELETE FROM assets WHERE id = ANY($1::uuid[])", [r["id"] for r in rows])
+    await events.record_many(
+        conn,
+        entity_type=events.ASSET,
+        event_type="asset_deleted",
+        rows=[(r["id"], r["library_id"], r["owner_id"]) for r in rows],
+    )
+
+
+def remove_files(store: BlobStore, rows: list[asyncpg.Record]) -> None:
+    # After commit: a crash here leaves an orphan file, never a row without its file.
+    for r in rows:
+        try:
+            store.delete(r["storage_key"])
+            store.delete_tree(store.derived_prefix(r["library_id"], r["id"]))
+        except OSError:
+            log.exception("could not remove files of deleted asset %s", r["id"])
+
+
+async def delete_assets(
+    principal: access.Principal, store: BlobStore, library_id: str | None, asset_ids: list[str]
+) -> None:
+    decoded = _decode_asset_ids(asset_ids, "ids")
+    library = await access.library_for(principal, library_id, access.DELETE_PERMANENTLY)
+    async with db.transaction() as conn:
+        rows = await _rows_in_library(conn, library, decoded)
+        await hard_delete_rows(conn, rows)
+    remove_files(store, rows)
+
+
+async def delete_asset(principal: access.Principal, store: BlobStore, asset_id: uuid.UUID) -> None:
+    asset = await access.load_asset(principal, asset_id, access.DELETE_PERMANENTLY)
+    async with db.transaction() as conn:
+        rows = await conn.fetch("SELECT * FROM assets WHERE id = $1 FOR UPDATE", asset["id"])
+        if not rows:
+            raise NotFound("Asset not found")
+        await hard_delete_rows(conn, rows)
+    remove_files(store, rows)
+
+
+async def purge_in_batches(store: BlobStore, condition: str, *args: object) -> int:
+    """Hard-delete every asset matching `condition`, in bounded batches; returns how many."""
+    total = 0
+    limit = f"${len(args) + 1}"
+    while True:
+        async with db.transaction() as conn:
+            rows = await conn.fetch(
+                f"SELECT * FROM assets WHERE {condition} ORDER BY id LIMIT {limit} FOR UPDATE SKIP LOCKED",
+                *args,
+                _EMPTY_TRASH_BATCH,
+            )
+            if rows:
+                await hard_delete_rows(conn, rows)
+        remove_files(store, rows)
+        total += len(rows)
+        if len(rows) < _EMPTY_TRASH_BATCH:
+            return total
+
+
+async def empty_trash(principal: access.Principal, store: BlobStore, library_id: str | None) -> int:
+    library = await access.library_for(principal, library_id, access.DELETE_PERMANENTLY)
+    return await purge_in_batches(store, "library_id = $1 AND trashed_at IS NOT NULL", library)
+
+
+# --- existence -------------------------------------------------------------------
+
+
+def _b64(values: list[str], size: int, field_name: str) -> list[bytes]:
+    out = []
+    for v in values:
+        try:
+            raw = base64.b64decode(v, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != size:
+            raise Invalid(f"'{v}' is not a base64 checksum of {size} bytes", loc=("body", field_name))
+        out.append(raw)
+    return out
+
+
+async def existing_assets(
+    principal: access.Principal,
+    library_id: str | None,
+    *,
+    checksums: list[str] | None,
+    checksum_sha1s: list[str] | None,
+    device_asset_ids: list[str] | None,
+    device_id: str | None,
+) -> list[asyncpg.Record]:
+    given = [x is not None for x in (checksums, checksum_sha1s, device_asset_ids)]
+    if sum(given) != 1:
+        raise Invalid("Give exactly one of checksums, checksum_sha1s, or deviceAssetIds with deviceId")
+    if device_asset_ids is not None and not device_id:
+        raise Invalid("deviceId is required with deviceAssetIds", loc=("body", "deviceId"))
+    items = checksums or checksum_sha1s or device_asset_ids or []
+    if len(items) > MAX_EXIST_ITEMS:
+        raise Invalid(f"At most {MAX_EXIST_ITEMS} items per request")
+    library = await access.library_for(principal, library_id, access.READ)
+    if checksums is not None:
+        return await db.fetch(
+            "SELECT * FROM assets WHERE library_id = $1 AND checksum_sha256 = ANY($2::bytea[])",
+            library,
+            _b64(checksums, 32, "checksums"),
+        )
+    if checksum_sha1s is not None:
+        return await db.fetch(
+            "SELECT * FROM assets WHERE library_id = $1 AND checksum_sha1 = ANY($2::bytea[])",
+            library,
+            _b64(checksum_sha1s, 20, "checksum_sha1s"),
+        )
+    return await db.fetch(
+        "SELECT * FROM assets WHERE library_id = $1 AND device_id = $2 AND device_asset_id = ANY($3::text[])",
+        library,
+        device_id,
+        device_asset_ids,
+    )

@@ -1,0 +1,41 @@
+"""Capture-time conventions: a wall-clock value plus an optional UTC offset."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from app.domain.errors import Invalid
+
+
+def parse_iso(value: str, field: str, loc_kind: str = "body") -> datetime:
+    try:
+        return datetime.fromisoformat(value.strip())
+    except (ValueError, AttributeError):
+        raise Invalid(f"'{value}' is not an ISO 8601 datetime", loc=(loc_kind, field)) from None
+
+
+def split_wall_clock(value: datetime) -> tuple[datetime, int | None]:
+    """(naive wall-clock time, offset in minutes or None when the value is naive)."""
+    if value.tzinfo is None:
+        return value, None
+    offset = value.utcoffset()
+    return value.replace(tzinfo=None), int(offset.total_seconds() // 60)
+
+
+def join_wall_clock(wall: datetime, offset_minutes: int | None) -> datetime:
+    """The inverse: an aware datetime when the offset is known, naive otherwise."""
+    if offset_minutes is None:
+        return wall
+    return wall.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+
+
+def as_utc_instant(value: datetime) -> datetime:
+    """Store naive inputs as UTC instants (timestamptz needs one)."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def from_instant(instant: datetime, offset_minutes: int | None) -> datetime:
+    """An instant shown in its original offset, or as naive UTC when there was none."""
+    if offset_minutes is None:
+        return instant.astimezone(timezone.utc).replace(tzinfo=None)
+    return instant.astimezone(timezone(timedelta(minutes=offset_minutes)))

@@ -1,0 +1,135 @@
+"""Turning a received file into an asset: validate, dedupe, store, record."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from app.db import engine as db
+from app.domain import access, events, media_types
+from app.domain.datetimes import as_utc_instant, split_wall_clock
+from app.domain.errors import InsufficientStorage, Invalid
+from app.storage.blobstore import BlobStore, StagedFile
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_NAME = 1024
+
+
+@dataclass
+class Upload:
+    staged: StagedFile
+    filename: str
+    device_asset_id: str
+    device_id: str
+    file_created_at: datetime
+    file_modified_at: datetime
+    library_id: str | None
+
+
+async def _check_storage_caps(library_id: uuid.UUID, size: int) -> None:
+    row = await db.fetchrow(
+        """
+        SELECT u.storage_limit_bytes AS user_limit, l.storage_limit_bytes AS library_limit,
+               (SELECT coalesce(sum(file_size_bytes), 0)::bigint FROM assets WHERE owner_id = u.id) AS user_used,
+               (SELECT coalesce(sum(file_size_bytes), 0)::bigint FROM assets WHERE library_id = l.id) AS library_used
+        FROM libraries l JOIN users u ON u.id = l.owner_id WHERE l.id = $1
+        """,
+        library_id,
+    )
+    if row["user_limit"] is not None and row["user_used"] + size > row["user_limit"]:
+        raise InsufficientStorage("User storage limit exceeded")
+    if row["library_limit"] is not None and row["library_used"] + size > row["library_limit"]:
+        raise InsufficientStorage("Library storage limit exceeded")
+
+
+async def _existing(library_id: uuid.UUID, sha256: bytes) -> asyncpg.Record | None:
+    return await db.fetchrow("SELECT * FROM assets WHERE library_id = $1 AND checksum_sha256 = $2", library_id, sha256)
+
+
+async def ingest(principal: access.Principal, store: BlobStore, upload: Upload) -> tuple[asyncpg.Record, bool]:
+    """Store an upload. Returns (asset row, created); a duplicate returns the existing asset.
+
+    The staged file is consumed: moved into the store, or removed. A failure
+    leaves neither a file nor a row behind.
+    """
+    staged = upload.staged
+    committed_key: str | None = None
+    try:
+        if staged.size == 0:
+            raise Invalid("File is empty", loc=("body", "asset_data"))
+        if len(upload.filename) > MAX_FILE_NAME:
+            raise Invalid("File name is longer than 1024 characters", loc=("body", "asset_data"))
+        kind = media_types.classify(upload.filename, staged.head)
+        library_id = await access.library_for(principal, upload.library_id, access.WRITE)
+        # Caps first, even for a duplicate (as the reference service does).
+        await _check_storage_caps(library_id, staged.size)
+
+        existing = await _existing(library_id, staged.sha256)
+        if existing is not None:
+            return existing, False
+
+        asset_id = uuid.uuid4()
+        key = store.original_key(library_id, asset_id, kind.extension)
+        store.commit(staged, key)
+        committed_key = key
+
+        wall, offset = split_wall_clock(upload.file_created_at)
+        async with db.transaction() as conn:
+            row = await conn.fetchrow(
+                """
+                INSERT INTO assets (
+                    id, library_id, owner_id, media_type, mime_type, original_file_name, storage_key,
+                    file_size_bytes, checksum_sha256, checksum_sha1, device_asset_id, device_id,
+                    file_created_at, file_created_offset_minutes, file_modified_at,
+                    local_datetime, local_offset_minutes, captured_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                ON CONFLICT (library_id, checksum_sha256) DO NOTHING
+                RETURNING *
+                """,
+                asset_id,
+                library_id,
+                principal.user_id,
+                kind.media_type,
+                kind.mime_type,
+                upload.filename,
+                key,
+                staged.size,
+                staged.sha256,
+                staged.sha1,
+                upload.device_asset_id,
+                upload.device_id,
+                as_utc_instant(upload.file_created_at),
+                offset,
+                as_utc_instant(upload.file_modified_at),
+                wall,
+                offset,
+                upload.file_created_at if offset is not None else None,
+            )
+            if row is not None:
+                await events.record(
+                    conn,
+                    entity_type=events.ASSET,
+                    entity_id=asset_id,
+                    event_type="asset_created",
+                    library_id=library_id,
+                    owner_id=principal.user_id,
+                )
+        if row is None:
+            # A concurrent upload of the same bytes won the race: answer with its asset.
+            store.delete(key)
+            committed_key = None
+            existing = await _existing(library_id, staged.sha256)
+            return existing, False
+        committed_key = None
+        return row, True
+    except BaseException:
+        if committed_key is not None:
+            store.delete(committed_key)
+        raise
+    finally:
+        staged.discard()  # no-op once the file was moved into the store

@@ -1,0 +1,12 @@
+"""Housekeeping that runs in jobs, not requests."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from app.domain import assets
+from app.storage.blobstore import BlobStore
+
+
+async def purge_trash_older_than(store: BlobStore, age: timedelta) -> int:
+    return await assets.purge_in_batches(store, "trashed_at < now() - $1::interval", age)

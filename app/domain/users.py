@@ -1,0 +1,99 @@
+"""Accounts and API keys."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+import asyncpg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
+
+from app.db import engine as db
+from app.domain import access
+from app.domain.errors import Conflict, Invalid, NotFound
+from app.domain.libraries import DEFAULT_LIBRARY_NAME, insert_library
+
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    if not password_hash:
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, InvalidHashError):
+        return False
+
+
+async def create_user(email: str, password: str, *, name: str = "", is_admin: bool = False) -> asyncpg.Record:
+    email = email.strip()
+    if "@" not in email:
+        raise Invalid("email must be an email address", loc=("body", "email"))
+    if not password:
+        raise Invalid("password must not be empty", loc=("body", "password"))
+    async with db.transaction() as conn:
+        try:
+            user = await conn.fetchrow(
+                "INSERT INTO users (email, name, password_hash, is_admin) VALUES ($1, $2, $3, $4) RETURNING *",
+                email,
+                name or email.split("@")[0],
+                hash_password(password),
+                is_admin,
+            )
+        except asyncpg.UniqueViolationError:
+            raise Conflict(f"A user with email {email} already exists") from None
+        library = await insert_library(conn, user["id"], DEFAULT_LIBRARY_NAME)
+        return await conn.fetchrow(
+            "UPDATE users SET default_library_id = $2 WHERE id = $1 RETURNING *", user["id"], library["id"]
+        )
+
+
+async def user_by_email(email: str) -> asyncpg.Record:
+    row = await db.fetchrow("SELECT * FROM users WHERE lower(email) = lower($1) AND deleted_at IS NULL", email.strip())
+    if row is None:
+        raise NotFound(f"No user with email {email}")
+    return row
+
+
+async def user_by_id(user_id: uuid.UUID) -> asyncpg.Record:
+    row = await db.fetchrow(
+        """
+        SELECT u.*, (SELECT coalesce(sum(a.file_size_bytes), 0)::bigint FROM assets a WHERE a.owner_id = u.id)
+               AS storage_used_bytes
+        FROM users u WHERE u.id = $1 AND u.deleted_at IS NULL
+        """,
+        user_id,
+    )
+    if row is None:
+        raise NotFound("User not found")
+    return row
+
+
+async def create_api_key(
+    user_id: uuid.UUID,
+    name: str | None,
+    *,
+    actions: frozenset[str] = access.ALL_ACTIONS,
+    library_ids: list[uuid.UUID] | None = None,
+) -> tuple[asyncpg.Record, str]:
+    """Create a key and return (record, secret). Only the secret's hash is stored."""
+    secret = access.API_KEY_PREFIX + secrets.token_urlsafe(32)
+    mode = "all_libraries" if library_ids is None else "selected_libraries"
+    row = await db.fetchrow(
+        """
+        INSERT INTO api_keys (user_id, name, secret_hash, actions, library_scope_mode, library_ids)
+        VALUES ($1, $2, $3, $4, $5, $6) RETURNING *
+        """,
+        user_id,
+        name,
+        access.hash_api_key(secret),
+        sorted(actions),
+        mode,
+        library_ids or [],
+    )
+    return row, secret

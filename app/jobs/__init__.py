@@ -1,0 +1,1 @@
+"""Background work on arq. Jobs receive the process's Shared services in ctx."""

@@ -1,0 +1,103 @@
+"""Running the server: embedded services, migrations, HTTP listeners and workers in one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import uvicorn
+
+from app.api.state import Shared
+from app.runtime import Services, acquire_services
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _Listener(uvicorn.Server):
+    """uvicorn without its own signal handling: this process handles signals once for all parts."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+async def _prepare(services: Services) -> None:
+    from app.db import engine as db
+    from app.db.migrate import apply_migrations
+
+    await apply_migrations(services.database_url)
+    await db.open_pool()
+
+
+async def _run(settings: Settings, services: Services, *, with_http: bool, with_worker: bool) -> None:
+    from app.api.app import create_native_app
+    from app.db import engine as db
+    from app.jobs.worker import build_worker
+
+    await _prepare(services)
+    shared = Shared.build(settings)
+    removed = shared.store.sweep_stale_uploads()
+    if removed:
+        log.info("removed %d stale temporary uploads", removed)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    tasks: list[asyncio.Task] = []
+    listeners: list[_Listener] = []
+    worker = None
+    if with_http:
+        config = uvicorn.Config(
+            create_native_app(shared),
+            host=settings.host,
+            port=settings.api_port,
+            log_level="info",
+            access_log=False,
+            timeout_graceful_shutdown=10,
+            lifespan="on",
+        )
+        listener = _Listener(config)
+        listeners.append(listener)
+        tasks.append(asyncio.create_task(listener.serve(), name="native-api"))
+        log.info("native API on http://%s:%d", settings.host, settings.api_port)
+    if with_worker:
+        worker = build_worker(shared, services.redis_url)
+        tasks.append(asyncio.create_task(worker.async_run(), name="worker"))
+        log.info("worker running (concurrency %d)", settings.worker_concurrency)
+
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    failed = [t for t in done if t is not stopper and not t.cancelled() and t.exception()]
+    log.info("shutting down")
+    for listener in listeners:
+        listener.should_exit = True
+    if worker is not None:
+        await worker.close()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    stopper.cancel()
+    await db.close_pool()
+    if failed:
+        raise failed[0].exception()
+
+
+def serve(settings: Settings, *, with_worker: bool = True) -> None:
+    services = acquire_services(settings, need_redis=with_worker, record=True)
+    try:
+        services.export_env()
+        asyncio.run(_run(settings, services, with_http=True, with_worker=with_worker))
+    finally:
+        services.stop()
+
+
+def run_worker(settings: Settings) -> None:
+    services = acquire_services(settings, need_redis=True)
+    try:
+        services.export_env()
+        asyncio.run(_run(settings, services, with_http=False, with_worker=True))
+    finally:
+        services.stop()

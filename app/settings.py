@@ -1,0 +1,70 @@
+"""Process settings, read once from the environment into one immutable struct."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import msgspec
+
+
+class Settings(msgspec.Struct, frozen=True):
+    data_dir: Path
+    database_url: str | None
+    redis_url: str | None
+    host: str
+    api_port: int
+    immich_port: int
+    public_url: str | None
+    model_dir: Path
+    worker_concurrency: int
+    upload_chunk_size: int
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+    @property
+    def run_dir(self) -> Path:
+        """Where a running server records how to reach its embedded services."""
+        return self.data_dir / "run"
+
+    def secret_key(self) -> bytes:
+        """SECRET_KEY, or one generated into DATA_DIR on first use (signs media URLs)."""
+        env = os.environ.get("SECRET_KEY")
+        if env:
+            return env.encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
+
+
+def _redis_url_from_env() -> str | None:
+    if url := os.environ.get("REDIS_URL"):
+        return url
+    # Immich's own names, so an Immich .env keeps working.
+    if host := os.environ.get("REDIS_HOSTNAME"):
+        return f"redis://{host}:{os.environ.get('REDIS_PORT', '6379')}"
+    return None
+
+
+def load_settings() -> Settings:
+    env = os.environ
+    data_dir = Path(env.get("DATA_DIR") or env.get("UPLOAD_LOCATION") or "./data").resolve()
+    return Settings(
+        data_dir=data_dir,
+        database_url=env.get("DATABASE_URL") or env.get("DB_URL") or None,
+        redis_url=_redis_url_from_env(),
+        host=env.get("HOST", "0.0.0.0"),
+        api_port=int(env.get("API_PORT", "8000")),
+        immich_port=int(env.get("IMMICH_PORT", "2283")),
+        public_url=(env.get("PUBLIC_URL") or "").rstrip("/") or None,
+        model_dir=Path(env.get("MODEL_DIR") or data_dir / "models"),
+        worker_concurrency=int(env.get("WORKER_CONCURRENCY", "4")),
+        upload_chunk_size=int(env.get("UPLOAD_CHUNK_SIZE", str(1 << 20))),
+    )

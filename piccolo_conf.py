@@ -1,0 +1,13 @@
+"""Piccolo's entry point: the engine and the app registry.
+
+The database URL comes from the environment; `python -m app ...` resolves it
+(starting the embedded server when needed) before anything imports this.
+"""
+
+from piccolo.conf.apps import AppRegistry
+
+from app.db.engine import build_engine
+
+DB = build_engine()
+
+APP_REGISTRY = AppRegistry(apps=["app.db.piccolo_app"])
