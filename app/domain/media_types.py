@@ -79,9 +79,11 @@ def _sniff(head: bytes) -> str | None:
     kind = filetype.guess(head)
     if kind is not None and kind.mime.split("/")[0] in ("image", "video"):
         return kind.mime
-    # Containers filetype does not name: ISO-BMFF brands, Fuji RAF, MPEG transport streams.
+    # Formats filetype does not name: ISO-BMFF brands, JPEG XL, Fuji RAF, MPEG transport streams.
     if len(head) >= 12 and head[4:8] == b"ftyp":
         return "application/iso-bmff"
+    if head.startswith(b"\xff\x0a") or head.startswith(b"\x00\x00\x00\x0cJXL \r\n\x87\n"):
+        return "image/jxl"
     if head.startswith(b"FUJIFILMCCD-RAW"):
         return "image/x-fuji-raf"
     if len(head) >= 197 and head[4] == 0x47 and head[196] == 0x47:  # M2TS: 192-byte packets

@@ -1,0 +1,147 @@
+"""Test harness: the real server process on the embedded Postgres and Redis (or the URLs
+in DATABASE_URL / REDIS_URL), driven over HTTP with the official gumnut-sdk client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from gumnut import Gumnut
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """`python -m app serve` in a subprocess with its own DATA_DIR."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, extra_env: dict | None = None):
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "DATA_DIR": str(data_dir), "API_PORT": str(self.port), "HOST": "127.0.0.1"}
+        self.env.update(extra_env or {})
+        self.proc: subprocess.Popen | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
+
+    def start(self, timeout: float = 60) -> "ServerProcess":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{self.base_url}/api/server/ping", timeout=1).text == "pong":
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def services(self) -> dict:
+        path = self.data_dir / "run" / "services.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        return {"database_url": os.environ["DATABASE_URL"], "redis_url": os.environ.get("REDIS_URL")}
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "app", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120
+        )
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    path = Path(tempfile.mkdtemp(prefix="photos-tests-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server(workdir):
+    srv = ServerProcess(workdir / "data").start()
+    # Let this process reach the same database for direct checks and fixtures.
+    os.environ["DATABASE_URL"] = srv.services()["database_url"]
+    yield srv
+    srv.stop()
+
+
+def run(coro):
+    """Run a coroutine against the server's database with a short-lived pool."""
+    from app.db import engine as db
+
+    async def wrapped():
+        await db.open_pool(max_size=2)
+        try:
+            return await coro
+        finally:
+            await db.close_pool()
+
+    return asyncio.run(wrapped())
+
+
+@dataclass
+class Account:
+    email: str
+    user_id: uuid.UUID
+    api_key: str
+    client: Gumnut
+    base_url: str
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {self.api_key}"}, timeout=60)
+
+
+@pytest.fixture
+def make_account(server):
+    def make(**key_options) -> Account:
+        from app.domain import users
+
+        email = f"user-{uuid.uuid4().hex[:10]}@example.com"
+
+        async def create():
+            user = await users.create_user(email, "secret-pw")
+            _, secret = await users.create_api_key(user["id"], "tests", **key_options)
+            return user["id"], secret
+
+        user_id, secret = run(create())
+        client = Gumnut(api_key=secret, base_url=server.base_url, max_retries=0)
+        return Account(email, user_id, secret, client, server.base_url)
+
+    return make
+
+
+@pytest.fixture
+def account(make_account) -> Account:
+    return make_account()

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from tests.conftest import Account, run
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2024, 7, 15, 12, 0, tzinfo=UTC)
+
+
+def upload(account: Account, name: str, data: bytes, *, created: dt.datetime = NOW, library_id=None,
+           device_asset_id: str | None = None, content_type: str = "application/octet-stream"):
+    kwargs = {"library_id": library_id} if library_id else {}
+    return account.client.assets.with_raw_response.create(
+        asset_data=(name, data, content_type),
+        device_asset_id=device_asset_id or name,
+        device_id="pytest",
+        file_created_at=created,
+        file_modified_at=created,
+        **kwargs,
+    )
+
+
+def originals(data_dir: Path) -> list[Path]:
+    return [p for p in (data_dir / "library").rglob("originals/*/*") if p.is_file()]
+
+
+def temp_files(data_dir: Path) -> list[Path]:
+    return [p for p in (data_dir / "tmp").iterdir()]
+
+
+def asset_rows(user_id) -> list:
+    from app.db import engine as db
+
+    return run(db.fetch("SELECT * FROM assets WHERE owner_id = $1 ORDER BY created_at", user_id))
+
+
+def event_rows(user_id) -> list:
+    from app.db import engine as db
+
+    return run(db.fetch("SELECT * FROM events WHERE owner_id = $1 ORDER BY txid, id", user_id))
