@@ -86,7 +86,8 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
 
 
 def serve(settings: Settings, *, with_worker: bool = True) -> None:
-    services = acquire_services(settings, need_redis=with_worker, record=True)
+    # Redis even without an in-process worker: the API enqueues jobs for workers elsewhere.
+    services = acquire_services(settings, need_redis=True, record=True)
     try:
         services.export_env()
         asyncio.run(_run(settings, services, with_http=True, with_worker=with_worker))

@@ -22,6 +22,8 @@ import pytest
 from gumnut import Gumnut
 
 ROOT = Path(__file__).resolve().parents[1]
+# Subprocesses get the environment as the test run found it, not what fixtures add later.
+BASE_ENV = dict(os.environ)
 
 
 def free_port() -> int:
@@ -37,16 +39,16 @@ class ServerProcess:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "DATA_DIR": str(data_dir), "API_PORT": str(self.port), "HOST": "127.0.0.1"}
+        self.env = {**BASE_ENV, "DATA_DIR": str(data_dir), "API_PORT": str(self.port), "HOST": "127.0.0.1"}
         self.env.update(extra_env or {})
         self.proc: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
 
-    def start(self, timeout: float = 60) -> "ServerProcess":
+    def start(self, *args: str, timeout: float = 60) -> "ServerProcess":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "app", "serve", *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         deadline = time.time() + timeout
         while time.time() < deadline:
