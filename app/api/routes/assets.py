@@ -2,7 +2,7 @@ from typing import Any, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 from litestar.response import Response
 
 from app.api.params import base_url, check_includes, list_param, optional_datetime
@@ -76,7 +76,7 @@ class AssetController(Controller):
         principal: Principal,
         shared: Shared,
         library_id: str | None = None,
-        asset_state: Literal["live", "trashed", "all"] = Parameter(query="state", default="live"),
+        asset_state: Literal["live", "trashed", "all"] = QueryParameter(name="state", default="live"),
         order: Literal["asc", "desc"] = "desc",
         limit: int = Parameter(default=20, ge=1, le=200),
         starting_after_id: str | None = None,

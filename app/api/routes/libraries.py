@@ -2,7 +2,7 @@ from typing import Literal
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Response
 
 from app.api.schemas import LibraryResponse, library_response
@@ -31,7 +31,7 @@ class LibraryController(Controller):
     async def list_libraries(
         self,
         principal: Principal,
-        library_state: Literal["live", "trashed", "all"] = Parameter(query="state", default="live"),
+        library_state: Literal["live", "trashed", "all"] = QueryParameter(name="state", default="live"),
     ) -> list[LibraryResponse]:
         principal.require(access.READ)
         rows = await libraries.list_libraries(principal.user_id, library_state, principal.library_scope)
