@@ -37,8 +37,11 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
     from app.db import engine as db
     from app.jobs.worker import build_worker
 
+    from app.jobs.queue import JobQueue
+
     await _prepare(services)
-    shared = Shared.build(settings)
+    queue = await JobQueue.connect(services.redis_url)
+    shared = Shared.build(settings, queue)
     removed = shared.store.sweep_stale_uploads()
     if removed:
         log.info("removed %d stale temporary uploads", removed)
@@ -80,6 +83,7 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
         await worker.close()
     await asyncio.gather(*tasks, return_exceptions=True)
     stopper.cancel()
+    await queue.close()
     await db.close_pool()
     if failed:
         raise failed[0].exception()

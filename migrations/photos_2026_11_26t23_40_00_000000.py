@@ -4,8 +4,7 @@ Written as SQL so the schema says exactly what it means (expression indexes,
 checks, the transaction-id stamp on events), which auto migrations can't express.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.engine import engine_finder
+from app.db.migrate import sql_migration
 
 ID = "2026-11-26T23:40:00:000000"
 VERSION = "1.38.0"
@@ -128,21 +127,4 @@ CREATE INDEX events_owner_feed_idx ON events (owner_id, txid, id);
 """
 
 
-async def _apply() -> None:
-    db = engine_finder()
-    tx = db.current_transaction.get()
-    if tx is not None:
-        await tx.connection.execute(SQL)
-    else:
-        conn = await db.get_new_connection()
-        try:
-            async with conn.transaction():
-                await conn.execute(SQL)
-        finally:
-            await conn.close()
-
-
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="photos", description=DESCRIPTION)
-    manager.add_raw(_apply)
-    return manager
+forwards = sql_migration(ID, DESCRIPTION, SQL)

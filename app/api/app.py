@@ -11,6 +11,7 @@ from app.api.routes.assets import AssetController
 from app.api.routes.libraries import LibraryController
 from app.api.routes.media import asset_media
 from app.api.routes.server import ping
+from app.api.routes.tasks import TaskController
 from app.api.routes.users import UserController
 from app.api.state import Shared
 
@@ -23,7 +24,7 @@ def create_native_app(shared: Shared, *, lifespan: list | None = None) -> Litest
         return shared
 
     return Litestar(
-        route_handlers=[ping, asset_media, UserController, LibraryController, AssetController],
+        route_handlers=[ping, asset_media, UserController, LibraryController, AssetController, TaskController],
         dependencies={
             "principal": Provide(provide_principal),
             "shared": Provide(provide_shared, sync_to_thread=False, use_cache=True),

@@ -10,6 +10,7 @@ import asyncpg
 import msgspec
 
 from app.domain import ids
+from app.domain.assets import BROWSER_IMAGES, IMAGE_VARIANTS, VIDEO_VARIANTS, AssetView
 from app.domain.datetimes import from_instant, join_wall_clock
 from app.storage.signing import UrlSigner
 
@@ -164,45 +165,92 @@ def b64(value: bytes | None) -> str | None:
     return None if value is None else base64.b64encode(value).decode()
 
 
-def asset_urls(row: asyncpg.Record, signer: UrlSigner, base_url: str) -> dict[str, AssetVariant]:
-    """Signed URLs for the variants that exist now (derived ones arrive with the media pipeline)."""
-    native_id = ids.encode(ids.ASSET, row["id"])
-    expires, sig = signer.sign(row["id"], "original")
-    return {
-        "original": AssetVariant(
-            url=f"{base_url}/media/assets/{native_id}/original?exp={expires}&sig={sig}",
-            mimetype=row["mime_type"],
-            width=None,
-        )
-    }
+def _signed(row: asyncpg.Record, variant: str, signer: UrlSigner, base_url: str) -> str:
+    expires, sig = signer.sign(row["id"], variant)
+    return f"{base_url}/media/assets/{ids.encode(ids.ASSET, row['id'])}/{variant}?exp={expires}&sig={sig}"
 
 
-def _metadata(row: asyncpg.Record) -> Metadata | None:
-    """Only values somebody actually provided; nothing is filled in by guessing."""
+def asset_urls(v: AssetView, signer: UrlSigner, base_url: str) -> dict[str, AssetVariant]:
+    """Signed URLs for the variants that exist now; one not generated yet is simply absent."""
+    row = v.row
+    urls = {"original": AssetVariant(_signed(row, "original", signer, base_url), row["mime_type"], row["width"])}
+    table = VIDEO_VARIANTS if row["media_type"] == "video" else IMAGE_VARIANTS
+    for name, kind in table.items():
+        f = v.files.get(kind)
+        if f is not None:
+            urls[name] = AssetVariant(_signed(row, name, signer, base_url), f["mime_type"], f["width"])
+        elif name == "fullsize" and row["mime_type"] in BROWSER_IMAGES:
+            urls[name] = AssetVariant(_signed(row, name, signer, base_url), row["mime_type"], row["width"])
+    return urls
+
+
+def _display_label(city: str | None, state: str | None, country: str | None) -> str | None:
+    """Most specific place first, then broader context: 'City, State' or 'City, Country'."""
+    parts = [p for p in (city, state or country) if p] if city else [p for p in (state, country) if p][:1]
+    return ", ".join(parts) or None
+
+
+def _metadata(v: AssetView) -> Metadata | None:
+    """The file's values with the user's edits on top; nothing is filled in by guessing."""
+    row, e = v.row, v.exif
     user_set = (
         row["user_description"] is not None
         or row["user_latitude"] is not None
         or row["user_original_datetime"] is not None
         or row["rating"] is not None
     )
-    if not user_set:
+    if e is None and not user_set:
         return None
+
+    def ev(name: str):
+        return None if e is None else e[name]
+
     original = None
     if row["user_original_datetime"] is not None:
         original = join_wall_clock(row["user_original_datetime"], row["user_original_offset_minutes"])
+    elif ev("original_datetime") is not None:
+        original = join_wall_clock(e["original_datetime"], e["original_offset_minutes"])
+    user_gps = row["user_latitude"] is not None
     return Metadata(
         asset_id=ids.encode(ids.ASSET, row["id"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        description=row["user_description"],
-        latitude=row["user_latitude"],
-        longitude=row["user_longitude"],
+        created_at=e["created_at"] if e is not None else row["created_at"],
+        updated_at=max(e["updated_at"], row["updated_at"]) if e is not None else row["updated_at"],
+        altitude=None if user_gps else ev("altitude"),
+        auto_stack_id=ev("auto_stack_id"),
+        city=ev("city"),
+        state=ev("state"),
+        country=ev("country"),
+        country_code=ev("country_code"),
+        display_label=_display_label(ev("city"), ev("state"), ev("country")),
+        description=row["user_description"] if row["user_description"] is not None else ev("description"),
+        digitized_datetime=None if ev("digitized_datetime") is None
+        else join_wall_clock(e["digitized_datetime"], e["digitized_offset_minutes"]),
+        modified_datetime=None if ev("modified_datetime") is None
+        else join_wall_clock(e["modified_datetime"], e["modified_offset_minutes"]),
         original_datetime=original,
-        rating=row["rating"],
+        exposure_bias=ev("exposure_bias"),
+        exposure_time=ev("exposure_time"),
+        f_number=ev("f_number"),
+        focal_length=ev("focal_length"),
+        fps=ev("fps"),
+        iso=ev("iso"),
+        latitude=row["user_latitude"] if user_gps else ev("latitude"),
+        longitude=row["user_longitude"] if user_gps else ev("longitude"),
+        lens_model=ev("lens_model"),
+        live_photo_cid=ev("live_photo_cid"),
+        make=ev("make"),
+        model=ev("model"),
+        orientation=ev("orientation"),
+        projection_type=ev("projection_type"),
+        rating=row["rating"] if row["rating"] is not None else ev("rating"),
+        raw_width=ev("raw_width"),
+        raw_height=ev("raw_height"),
+        timezone=ev("timezone"),
     )
 
 
-def asset_response(row: asyncpg.Record, signer: UrlSigner, base_url: str) -> AssetResponse:
+def asset_response(v: AssetView, signer: UrlSigner, base_url: str) -> AssetResponse:
+    row = v.row
     file_created = from_instant(row["file_created_at"], row["file_created_offset_minutes"])
     file_modified = row["file_modified_at"]
     checksum = b64(row["checksum_sha256"])
@@ -234,8 +282,8 @@ def asset_response(row: asyncpg.Record, signer: UrlSigner, base_url: str) -> Ass
         quality_score=None,
         stack_id=None if row["stack_id"] is None else ids.encode(ids.STACK, row["stack_id"]),
         trashed_at=row["trashed_at"],
-        asset_urls=asset_urls(row, signer, base_url),
-        metadata=_metadata(row),
+        asset_urls=asset_urls(v, signer, base_url),
+        metadata=_metadata(v),
         # No face detection has run yet in this version: an empty list is the truth.
         faces=[],
         people=[],
@@ -300,4 +348,40 @@ def user_response(row: asyncpg.Record) -> UserResponse:
         face_detection_preference=None,
         # No preference stored yet: null means "the default library".
         immich_library_id=None,
+    )
+
+
+class TaskResponse(msgspec.Struct):
+    id: str
+    celery_task_id: str
+    task_type: str
+    status: str
+    retry_count: int
+    created_at: str
+    asset_id: str | None
+    outcome: str | None
+    result: str | None
+    error_message: str | None
+    started_at: str | None
+    completed_at: str | None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def task_response(row: asyncpg.Record) -> TaskResponse:
+    return TaskResponse(
+        id=ids.encode(ids.TASK, row["id"]),
+        celery_task_id=row["job_id"],
+        task_type=row["task_type"],
+        status=row["status"],
+        retry_count=row["retry_count"],
+        created_at=_iso(row["created_at"]),
+        asset_id=None if row["asset_id"] is None else ids.encode(ids.ASSET, row["asset_id"]),
+        outcome=row["outcome"],
+        result=row["result"],
+        error_message=row["error_message"],
+        started_at=_iso(row["started_at"]),
+        completed_at=_iso(row["completed_at"]),
     )

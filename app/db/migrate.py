@@ -31,3 +31,28 @@ async def apply_migrations(database_url: str) -> None:
             raise RuntimeError(f"migrations failed: {result.message}")
     finally:
         await lock_conn.close()
+
+
+def sql_migration(migration_id: str, description: str, sql: str):
+    """A Piccolo `forwards` that runs one SQL script inside the migration's transaction."""
+    from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+    from piccolo.engine import engine_finder
+
+    async def apply() -> None:
+        tx = engine_finder().current_transaction.get()
+        if tx is not None:
+            await tx.connection.execute(sql)
+            return
+        conn = await engine_finder().get_new_connection()
+        try:
+            async with conn.transaction():
+                await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    async def forwards() -> MigrationManager:
+        manager = MigrationManager(migration_id=migration_id, app_name="photos", description=description)
+        manager.add_raw(apply)
+        return manager
+
+    return forwards

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access, events, ids
+from app.domain import access, events, ids, processing
 from app.domain.datetimes import from_instant, split_wall_clock
 from app.domain.errors import Invalid, NotFound
 from app.storage.blobstore import BlobStore
@@ -215,14 +215,24 @@ async def _apply_change(conn: asyncpg.Connection, asset: asyncpg.Record, change:
     return row
 
 
-async def update_asset(principal: access.Principal, asset_id: uuid.UUID, values: dict[str, Any]) -> asyncpg.Record:
+async def update_asset(
+    principal: access.Principal, asset_id: uuid.UUID, values: dict[str, Any], queue: "processing.Queue | None" = None
+) -> asyncpg.Record:
     change = validate_change(values)
     asset = await access.load_asset(principal, asset_id, access.WRITE)
     async with db.transaction() as conn:
         locked = await conn.fetchrow("SELECT * FROM assets WHERE id = $1 FOR UPDATE", asset["id"])
         if locked is None:
             raise NotFound("Asset not found")
-        return await _apply_change(conn, locked, change)
+        row = await _apply_change(conn, locked, change)
+        # New coordinates mean new place names (and maybe a new time zone): re-read metadata.
+        refresh = "latitude" in change and (
+            (locked["user_latitude"], locked["user_longitude"]) != (change["latitude"], change["longitude"])
+        )
+        task_id = await processing.start_pipeline(conn, row) if refresh else None
+    if task_id is not None:
+        await processing.enqueue_first_step(queue, row, task_id)
+    return row
 
 
 # --- trash, restore, delete ----------------------------------------------------
@@ -381,3 +391,60 @@ async def existing_assets(
         device_id,
         device_asset_ids,
     )
+
+
+# --- reading with details ----------------------------------------------------------
+
+
+@dataclass
+class AssetView:
+    """An asset row with what the pipeline learned about it."""
+
+    row: asyncpg.Record
+    exif: asyncpg.Record | None
+    files: dict[str, asyncpg.Record]
+
+
+async def views(rows: list[asyncpg.Record]) -> list[AssetView]:
+    if not rows:
+        return []
+    asset_ids = [r["id"] for r in rows]
+    exif = {
+        r["asset_id"]: r
+        for r in await db.fetch("SELECT * FROM asset_exif WHERE asset_id = ANY($1::uuid[])", asset_ids)
+    }
+    files: dict[uuid.UUID, dict[str, asyncpg.Record]] = {}
+    for f in await db.fetch(
+        "SELECT asset_id, kind, mime_type, width, height, size_bytes, checksum_sha1 FROM asset_files"
+        " WHERE asset_id = ANY($1::uuid[]) AND kind <> 'sidecar'",
+        asset_ids,
+    ):
+        files.setdefault(f["asset_id"], {})[f["kind"]] = f
+    return [AssetView(r, exif.get(r["id"]), files.get(r["id"], {})) for r in rows]
+
+
+async def view(row: asyncpg.Record) -> AssetView:
+    return (await views([row]))[0]
+
+
+# Variant names of the native API, and the stored file each one is served from.
+IMAGE_VARIANTS = {"thumbnail": "thumbnail", "preview": "preview", "fullsize": "fullsize"}
+VIDEO_VARIANTS = {"thumbnail_image": "thumbnail", "preview_image": "preview"}
+BROWSER_IMAGES = {"image/jpeg", "image/png", "image/webp", "image/gif", "image/avif"}
+
+
+async def media_file(asset_id: uuid.UUID, variant: str) -> tuple[asyncpg.Record, asyncpg.Record | None] | None:
+    """(asset, derived file or None for the original bytes) behind a media URL, or None if absent."""
+    asset = await db.fetchrow("SELECT * FROM assets WHERE id = $1", asset_id)
+    if asset is None:
+        return None
+    if variant == "original":
+        return asset, None
+    table = VIDEO_VARIANTS if asset["media_type"] == "video" else IMAGE_VARIANTS
+    kind = table.get(variant)
+    if kind is None:
+        return None
+    derived = await db.fetchrow("SELECT * FROM asset_files WHERE asset_id = $1 AND kind = $2", asset_id, kind)
+    if derived is None and variant == "fullsize" and asset["mime_type"] in BROWSER_IMAGES:
+        return asset, None  # a browser shows this original as it is
+    return (asset, derived) if derived is not None else None

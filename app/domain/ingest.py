@@ -10,7 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access, events, media_types
+from app.domain import access, events, media_types, processing
 from app.domain.datetimes import as_utc_instant, split_wall_clock
 from app.domain.errors import InsufficientStorage, Invalid
 from app.storage.blobstore import BlobStore, StagedFile
@@ -29,6 +29,7 @@ class Upload:
     file_created_at: datetime
     file_modified_at: datetime
     library_id: str | None
+    sidecar: StagedFile | None = None  # an XMP sidecar sent with the file
 
 
 async def _check_storage_caps(library_id: uuid.UUID, size: int) -> None:
@@ -51,17 +52,24 @@ async def _existing(library_id: uuid.UUID, sha256: bytes) -> asyncpg.Record | No
     return await db.fetchrow("SELECT * FROM assets WHERE library_id = $1 AND checksum_sha256 = $2", library_id, sha256)
 
 
-async def ingest(principal: access.Principal, store: BlobStore, upload: Upload) -> tuple[asyncpg.Record, bool]:
+MAX_SIDECAR_BYTES = 4 << 20
+
+
+async def ingest(
+    principal: access.Principal, store: BlobStore, upload: Upload, queue: processing.Queue | None = None
+) -> tuple[asyncpg.Record, bool]:
     """Store an upload. Returns (asset row, created); a duplicate returns the existing asset.
 
     The staged file is consumed: moved into the store, or removed. A failure
     leaves neither a file nor a row behind.
     """
     staged = upload.staged
-    committed_key: str | None = None
+    committed_keys: list[str] = []
     try:
         if staged.size == 0:
             raise Invalid("File is empty", loc=("body", "asset_data"))
+        if upload.sidecar is not None and upload.sidecar.size > MAX_SIDECAR_BYTES:
+            raise Invalid("The XMP sidecar is larger than 4 MiB", loc=("body", "sidecar_data"))
         if len(upload.filename) > MAX_FILE_NAME:
             raise Invalid("File name is longer than 1024 characters", loc=("body", "asset_data"))
         kind = media_types.classify(upload.filename, staged.head)
@@ -76,7 +84,12 @@ async def ingest(principal: access.Principal, store: BlobStore, upload: Upload) 
         asset_id = uuid.uuid4()
         key = store.original_key(library_id, asset_id, kind.extension)
         store.commit(staged, key)
-        committed_key = key
+        committed_keys.append(key)
+        sidecar_key = None
+        if upload.sidecar is not None and upload.sidecar.size:
+            sidecar_key = f"{store.derived_prefix(library_id, asset_id)}/sidecar.xmp"
+            store.commit(upload.sidecar, sidecar_key)
+            committed_keys.append(sidecar_key)
 
         wall, offset = split_wall_clock(upload.file_created_at)
         async with db.transaction() as conn:
@@ -119,17 +132,30 @@ async def ingest(principal: access.Principal, store: BlobStore, upload: Upload) 
                     library_id=library_id,
                     owner_id=principal.user_id,
                 )
+                if sidecar_key is not None:
+                    await conn.execute(
+                        "INSERT INTO asset_files (asset_id, kind, storage_key, mime_type, size_bytes)"
+                        " VALUES ($1, 'sidecar', $2, 'application/xml', $3)",
+                        asset_id,
+                        sidecar_key,
+                        upload.sidecar.size,
+                    )
+                first_task = await processing.start_pipeline(conn, row)
         if row is None:
             # A concurrent upload of the same bytes won the race: answer with its asset.
-            store.delete(key)
-            committed_key = None
+            for k in committed_keys:
+                store.delete(k)
+            committed_keys.clear()
             existing = await _existing(library_id, staged.sha256)
             return existing, False
-        committed_key = None
+        committed_keys.clear()
+        await processing.enqueue_first_step(queue, row, first_task)
         return row, True
     except BaseException:
-        if committed_key is not None:
-            store.delete(committed_key)
+        for k in committed_keys:
+            store.delete(k)
         raise
     finally:
         staged.discard()  # no-op once the file was moved into the store
+        if upload.sidecar is not None:
+            upload.sidecar.discard()

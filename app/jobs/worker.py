@@ -3,18 +3,47 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
-from arq import cron
+from arq import Retry, cron
 from arq.connections import RedisSettings
-from arq.worker import Worker
+from arq.worker import Worker, func
 
 from app.api.state import Shared
-from app.domain import maintenance
+from app.domain import maintenance, processing, tasks
 
 log = logging.getLogger(__name__)
 
 TRASH_RETENTION = timedelta(days=90)
+MAX_TRIES = 5
+STALLED_AFTER_S = 120
+
+
+async def _run_step(ctx: dict, task_id: str, step) -> str:
+    attempt = ctx.get("job_try", 1)
+    try:
+        return await step(uuid.UUID(task_id), attempt)
+    except Exception as exc:
+        if processing.is_transient(exc) and attempt < MAX_TRIES:
+            await tasks.note_retry(uuid.UUID(task_id), f"attempt {attempt}: {exc}")
+            raise Retry(defer=min(60, 2**attempt)) from exc
+        # A bug or a permanent problem: record it on this task and keep the worker going.
+        log.exception("task %s failed", task_id)
+        await tasks.finish(uuid.UUID(task_id), ok=False, error=f"{type(exc).__name__}: {exc}"[:2000])
+        return "failed"
+
+
+async def extract_metadata(ctx: dict, task_id: str) -> str:
+    shared: Shared = ctx["shared"]
+    return await _run_step(
+        ctx, task_id, lambda t, attempt: processing.run_metadata(shared.store, t, shared.queue, attempt)
+    )
+
+
+async def generate_variants(ctx: dict, task_id: str) -> str:
+    shared: Shared = ctx["shared"]
+    return await _run_step(ctx, task_id, lambda t, attempt: processing.run_variants(shared.store, t, attempt))
 
 
 async def purge_expired_trash(ctx: dict) -> int:
@@ -26,8 +55,34 @@ async def purge_expired_trash(ctx: dict) -> int:
     return removed
 
 
-FUNCTIONS = [purge_expired_trash]
-CRON_JOBS = [cron(purge_expired_trash, minute=17, unique=True, run_at_startup=True)]
+_STEP_FOR_TYPE = {
+    **{t: processing.METADATA_JOB for t in tasks.METADATA.values()},
+    **{t: processing.VARIANTS_JOB for t in tasks.VARIANTS.values()},
+}
+
+
+async def requeue_stalled_tasks(ctx: dict) -> int:
+    """Pending tasks whose job never reached the queue (Redis down at upload time, a lost race)."""
+    shared: Shared = ctx["shared"]
+    count = 0
+    for task in await tasks.stalled(STALLED_AFTER_S):
+        function = _STEP_FOR_TYPE.get(task["task_type"])
+        if function is not None and shared.queue is not None:
+            await shared.queue.enqueue(function, task["id"], task["job_id"])
+            count += 1
+    return count
+
+
+FUNCTIONS = [
+    func(extract_metadata, keep_result=0, max_tries=MAX_TRIES),
+    func(generate_variants, keep_result=0, max_tries=MAX_TRIES),
+    func(purge_expired_trash, keep_result=0),
+    func(requeue_stalled_tasks, keep_result=0),
+]
+CRON_JOBS = [
+    cron(purge_expired_trash, minute=17, unique=True, run_at_startup=True, keep_result=0),
+    cron(requeue_stalled_tasks, second=30, unique=True, keep_result=0),
+]
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -43,5 +98,5 @@ def build_worker(shared: Shared, redis_url: str) -> Worker:
         handle_signals=False,
         max_jobs=shared.settings.worker_concurrency,
         job_timeout=3600,
+        keep_result=0,
     )
-

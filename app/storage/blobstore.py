@@ -95,6 +95,16 @@ class BlobStore:
         finally:
             os.close(dir_fd)
 
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write a whole small file (a derived image) with the same temp -> fsync -> rename steps."""
+        staged = self.stage()
+        try:
+            staged.write(data)
+            staged.finish()
+            self.commit(staged, key)
+        finally:
+            staged.discard()
+
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
 

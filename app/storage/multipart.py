@@ -19,23 +19,28 @@ MAX_PARTS = 64
 _BATCH = 1 << 20
 
 
+class ReceivedFile:
+    def __init__(self, staged: StagedFile, filename: str, content_type: str | None):
+        self.staged = staged
+        self.filename = filename
+        self.content_type = content_type
+
+
 class ReceivedForm:
     def __init__(self) -> None:
         self.fields: dict[str, str] = {}
-        self.file: StagedFile | None = None
-        self.filename: str | None = None
-        self.file_content_type: str | None = None
+        self.files: dict[str, ReceivedFile] = {}
 
     def discard(self) -> None:
-        if self.file is not None:
-            self.file.discard()
-            self.file = None
+        for received in self.files.values():
+            received.staged.discard()
+        self.files.clear()
 
 
 async def receive_multipart(
-    stream: AsyncIterator[bytes], content_type: str | None, file_field: str, store: BlobStore
+    stream: AsyncIterator[bytes], content_type: str | None, file_fields: tuple[str, ...], store: BlobStore
 ) -> ReceivedForm:
-    """Parse the body; the part named file_field is staged to disk, others kept as text.
+    """Parse the body; file parts named in file_fields are staged to disk, other fields kept as text.
 
     On any error the staged file is removed before the error propagates.
     """
@@ -50,7 +55,7 @@ async def receive_multipart(
     batch = bytearray()
     segment: MultipartSegment | None = None
     field_buf = bytearray()
-    in_file = False
+    current: StagedFile | None = None
 
     async def flush() -> None:
         # Hand a full batch to a thread while the next one is received; at most
@@ -61,7 +66,7 @@ async def receive_multipart(
             pending = None
         if batch:
             data, batch = bytes(batch), bytearray()
-            pending = loop.run_in_executor(None, form.file.write, data)
+            pending = loop.run_in_executor(None, current.write, data)
 
     try:
         # Leaving the `with` checks the body was complete (a truncated upload raises).
@@ -72,21 +77,22 @@ async def receive_multipart(
                 for event in parser.parse(chunk):
                     if isinstance(event, MultipartSegment):
                         segment = event
-                        if event.name == file_field and event.filename is not None and form.file is None:
-                            in_file = True
-                            form.file = store.stage()
-                            form.filename = event.filename
-                            form.file_content_type = event.content_type
-                        else:
-                            in_file = False
-                            field_buf.clear()
+                        field_buf.clear()
+                        if event.name in file_fields and event.filename is not None and event.name not in form.files:
+                            current = store.stage()
+                            form.files[event.name] = ReceivedFile(current, event.filename, event.content_type)
                     elif event is None:
-                        if in_file:
-                            in_file = False
+                        if current is not None:
+                            await flush()
+                            if pending is not None:
+                                await pending
+                                pending = None
+                            await loop.run_in_executor(None, current.finish)
+                            current = None
                         elif segment is not None and segment.filename is None and segment.name:
                             form.fields[segment.name] = field_buf.decode("utf-8", errors="replace")
                         segment = None
-                    elif in_file:
+                    elif current is not None:
                         batch += event
                         if len(batch) >= _BATCH:
                             await flush()
@@ -95,12 +101,6 @@ async def receive_multipart(
                             field_buf += event
                             if len(field_buf) > MAX_FIELD_BYTES:
                                 raise Invalid(f"Form field '{segment.name}' is too large", loc=("body", segment.name))
-        await flush()
-        if pending is not None:
-            await pending
-            pending = None
-        if form.file is not None:
-            await loop.run_in_executor(None, form.file.finish)
         return form
     except MultipartError as exc:
         if pending is not None:

@@ -31,8 +31,13 @@ class ExistBody(msgspec.Struct, forbid_unknown_fields=True):
     device_id: str | None = msgspec.field(default=None, name="deviceId")
 
 
-def _render(request: Request, shared: Shared, row) -> AssetResponse:
-    return asset_response(row, shared.signer, base_url(request, shared.settings.public_url))
+async def _render_all(request: Request, shared: Shared, rows) -> list[AssetResponse]:
+    base = base_url(request, shared.settings.public_url)
+    return [asset_response(v, shared.signer, base) for v in await assets.views(rows)]
+
+
+async def _render(request: Request, shared: Shared, row) -> AssetResponse:
+    return (await _render_all(request, shared, [row]))[0]
 
 
 def _required_field(fields: dict[str, str], name: str) -> str:
@@ -49,25 +54,28 @@ class AssetController(Controller):
     async def create_asset(self, request: Request, principal: Principal, shared: Shared) -> Response[AssetResponse]:
         principal.require(access.WRITE)
         form = await receive_multipart(
-            request.stream(), request.headers.get("content-type"), "asset_data", shared.store
+            request.stream(), request.headers.get("content-type"), ("asset_data", "sidecar_data"), shared.store
         )
         try:
-            if form.file is None:
+            asset_file = form.files.get("asset_data")
+            if asset_file is None:
                 raise Invalid("Field required: asset_data (a file part)", loc=("body", "asset_data"))
+            sidecar = form.files.get("sidecar_data")
             upload = ingest.Upload(
-                staged=form.file,
-                filename=form.filename or "",
+                staged=asset_file.staged,
+                filename=asset_file.filename,
                 device_asset_id=_required_field(form.fields, "device_asset_id"),
                 device_id=_required_field(form.fields, "device_id"),
                 file_created_at=parse_iso(_required_field(form.fields, "file_created_at"), "file_created_at"),
                 file_modified_at=parse_iso(_required_field(form.fields, "file_modified_at"), "file_modified_at"),
                 library_id=form.fields.get("library_id") or None,
+                sidecar=sidecar.staged if sidecar else None,
             )
         except BaseException:
             form.discard()
             raise
-        row, created = await ingest.ingest(principal, shared.store, upload)
-        return Response(_render(request, shared, row), status_code=201 if created else 200)
+        row, created = await ingest.ingest(principal, shared.store, upload, shared.queue)
+        return Response(await _render(request, shared, row), status_code=201 if created else 200)
 
     @get("/")
     async def list_assets(
@@ -116,7 +124,7 @@ class AssetController(Controller):
             else ids.decode_filter(ids.ASSET, starting_after_id, "starting_after_id"),
         )
         rows, has_more = await assets.list_assets(query)
-        return AssetPage(data=[_render(request, shared, r) for r in rows], has_more=has_more)
+        return AssetPage(data=await _render_all(request, shared, rows), has_more=has_more)
 
     @post("/exist", status_code=200)
     async def check_existence(
@@ -158,14 +166,14 @@ class AssetController(Controller):
     async def retrieve(self, request: Request, principal: Principal, shared: Shared, asset_id: str) -> AssetResponse:
         check_includes(list_param(request, "include"))
         row = await access.load_asset(principal, ids.decode(ids.ASSET, asset_id), access.READ)
-        return _render(request, shared, row)
+        return await _render(request, shared, row)
 
     @patch("/{asset_id:str}")
     async def update(
         self, request: Request, principal: Principal, shared: Shared, asset_id: str, data: dict[str, Any]
     ) -> AssetResponse:
-        row = await assets.update_asset(principal, ids.decode(ids.ASSET, asset_id), data)
-        return _render(request, shared, row)
+        row = await assets.update_asset(principal, ids.decode(ids.ASSET, asset_id), data, shared.queue)
+        return await _render(request, shared, row)
 
     @delete("/{asset_id:str}", status_code=200)
     async def delete_one(self, principal: Principal, shared: Shared, asset_id: str) -> dict:

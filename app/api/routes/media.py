@@ -5,8 +5,10 @@ from litestar.response import Response
 
 from app.api.file_serving import send_file
 from app.api.state import Shared
-from app.db import engine as db
-from app.domain import ids
+from app.domain import assets, ids
+
+# Immich's caching for asset media: private, a day fresh, long stale windows.
+CACHE = "private, max-age=86400, no-transform, stale-while-revalidate=2592000, stale-if-error=2592000"
 
 
 @get("/media/assets/{asset_id:str}/{variant:str}")
@@ -14,18 +16,23 @@ async def asset_media(request: Request, shared: Shared, asset_id: str, variant: 
     asset_uuid = ids.try_decode(ids.ASSET, asset_id)
     if asset_uuid is None or not shared.signer.verify(asset_uuid, variant, exp, sig):
         return Response({"detail": "Invalid or expired link"}, status_code=403)
-    if variant != "original":
-        return Response({"detail": f"Variant '{variant}' does not exist"}, status_code=404)
-    row = await db.fetchrow(
-        "SELECT storage_key, mime_type, original_file_name, checksum_sha256 FROM assets WHERE id = $1", asset_uuid
-    )
-    if row is None:
-        return Response({"detail": "Asset not found"}, status_code=404)
+    found = await assets.media_file(asset_uuid, variant)
+    if found is None:
+        return Response({"detail": f"Asset media '{variant}' not found"}, status_code=404)
+    asset, derived = found
+    if derived is None:  # the original bytes
+        return send_file(
+            request,
+            shared.store.path(asset["storage_key"]),
+            media_type=asset["mime_type"],
+            etag=asset["checksum_sha256"].hex(),
+            cache_control=CACHE,
+            download_name=asset["original_file_name"] if variant == "original" else None,
+        )
     return send_file(
         request,
-        shared.store.path(row["storage_key"]),
-        media_type=row["mime_type"],
-        etag=row["checksum_sha256"].hex(),
-        cache_control="private, max-age=86400, immutable",
-        download_name=row["original_file_name"],
+        shared.store.path(derived["storage_key"]),
+        media_type=derived["mime_type"],
+        etag=derived["checksum_sha1"].hex(),
+        cache_control=CACHE,
     )

@@ -1,0 +1,31 @@
+from litestar import Controller, get
+from litestar.params import Parameter
+
+from app.api.schemas import TaskResponse, task_response
+from app.domain import ids, tasks
+from app.domain.access import Principal
+
+
+class TaskController(Controller):
+    path = "/api/tasks"
+
+    @get("/")
+    async def list_tasks(
+        self,
+        principal: Principal,
+        library_id: str | None = None,
+        status: str | None = None,
+        task_type: str | None = None,
+        limit: int = Parameter(default=100, ge=1, le=1000),
+    ) -> list[TaskResponse]:
+        rows = await tasks.list_tasks(principal, library_id, status, task_type, limit)
+        return [task_response(r) for r in rows]
+
+    @get("/asset/{asset_id:str}")
+    async def for_asset(self, principal: Principal, asset_id: str) -> list[TaskResponse]:
+        rows = await tasks.tasks_for_asset(principal, ids.decode(ids.ASSET, asset_id))
+        return [task_response(r) for r in rows]
+
+    @get("/{task_id:str}")
+    async def get_task(self, principal: Principal, task_id: str) -> TaskResponse:
+        return task_response(await tasks.get_task(principal, task_id))

