@@ -20,6 +20,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="run only background workers")
     sub.add_parser("migrate", help="apply database migrations and exit")
 
+    rp = sub.add_parser("reprocess", help="rebuild metadata and/or variants, with a progress bar")
+    rp.add_argument("--library", help="only this library (lib_... id)")
+    rp.add_argument("--what", choices=["metadata", "variants", "all"], default="all")
+
     admin = sub.add_parser("admin", help="manage users and API keys without the API")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
     cu = admin_sub.add_parser("create-user", help="create a user with a default library")
@@ -94,6 +98,25 @@ def main(argv: list[str] | None = None) -> int:
 
         run_worker(settings)
         return 0
+    if args.command == "reprocess":
+        from app.reprocess import reprocess
+        from app.runtime import acquire_services
+        from app.storage.blobstore import BlobStore
+
+        services = acquire_services(settings, need_redis=False)
+        try:
+            services.export_env()
+            total, failed = asyncio.run(
+                _with_database(
+                    services,
+                    lambda: reprocess(BlobStore(settings.data_dir), args.library, args.what,
+                                      settings.worker_concurrency),
+                )
+            )
+        finally:
+            services.stop()
+        print(f"reprocessed {total} assets, {failed} failed", file=sys.stderr)
+        return 1 if failed else 0
     if args.command == "migrate":
         from app.runtime import acquire_services
 

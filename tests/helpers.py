@@ -40,3 +40,18 @@ def event_rows(user_id) -> list:
     from app.db import engine as db
 
     return run(db.fetch("SELECT * FROM events WHERE owner_id = $1 ORDER BY txid, id", user_id))
+
+
+def wait_processed(account: Account, asset_id: str, timeout: float = 90.0) -> list:
+    """Wait until the asset's pipeline tasks have all ended; returns them (newest first)."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = account.client.tasks.list_for_asset(asset_id)
+        types = {t.task_type for t in found}
+        done = all(t.status in ("success", "failure") for t in found)
+        if done and len(types) >= 2:
+            return found
+        time.sleep(0.25)
+    raise AssertionError(f"asset {asset_id} not processed in {timeout}s: {found}")

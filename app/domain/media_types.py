@@ -108,6 +108,8 @@ def classify(filename: str, head: bytes) -> MediaKind:
     if sniffed == "application/iso-bmff" or sniffed in _TIFF_LIKE:
         # The bytes prove a media container; the name says which flavour.
         return MediaKind(declared_class, declared, ext)
-    sniffed_class = sniffed.split("/")[0]
-    mime = declared if sniffed_class == declared_class else sniffed
-    return MediaKind(sniffed_class, mime, ext)
+    # The bytes decide: a PNG named .jpg is a PNG (and is stored with a .png extension).
+    extension = mimetypes.guess_extension(sniffed) or ext
+    if declared == sniffed or ext in {e for e, m in _EXTRA_TYPES.items() if m == sniffed}:
+        extension = ext
+    return MediaKind(sniffed.split("/")[0], sniffed, extension)

@@ -125,7 +125,9 @@ async def _save_metadata(asset: asyncpg.Record, ex: Extracted) -> None:
                                 library_id=asset["library_id"], owner_id=asset["owner_id"])
 
 
-async def run_metadata(store: BlobStore, task_id: uuid.UUID, queue: Queue | None, attempt: int = 1) -> str:
+async def run_metadata(
+    store: BlobStore, task_id: uuid.UUID, queue: Queue | None, attempt: int = 1, chain: bool = True
+) -> str:
     found = await _asset_for(task_id)
     if found is None:
         return "asset no longer exists"
@@ -151,7 +153,8 @@ async def run_metadata(store: BlobStore, task_id: uuid.UUID, queue: Queue | None
         await tasks.finish(task_id, ok=True, result=f"capture time from {extracted.meta.original.source}"
                            if extracted.meta.original else "no capture time in the file")
     # Pixels may still be readable when the tags were not: the chain goes on either way.
-    await _next_step(queue, asset)
+    if chain:
+        await _next_step(queue, asset)
     return "ok"
 
 
@@ -230,3 +233,10 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1) -
                             library_id=asset["library_id"], owner_id=asset["owner_id"])
     await tasks.finish(task_id, ok=True, result=", ".join(r.kind for r, _ in written))
     return "ok"
+
+
+async def new_task(asset: asyncpg.Record, step: str) -> uuid.UUID:
+    """A task row for running one step directly (the reprocess command)."""
+    table = tasks.METADATA if step == "metadata" else tasks.VARIANTS
+    async with db.transaction() as conn:
+        return await tasks.create(conn, asset, table[asset["media_type"]])
