@@ -17,9 +17,6 @@ import concurrent.futures
 import hashlib
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,22 +26,11 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import BenchServer, rss_kib  # noqa: E402
+
 PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00\x00\x00\x01\x00\x08\x02\x00\x00\x00"
 CHUNK = 1 << 20
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_kib(pid: int, field: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(field)
 
 
 def make_file(path: Path, size: int) -> None:
@@ -119,29 +105,12 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-upload-"))
-    data_dir = work / "data"
     inputs = work / "inputs"
     inputs.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(DATA_DIR=str(data_dir), API_PORT=str(port), HOST="127.0.0.1")
-    cli = [sys.executable, "-m", "app"]
-    subprocess.run([*cli, "admin", "create-user", "--email", "bench@example.com", "--password", "pw"],
-                   cwd=ROOT, env=env, check=True, capture_output=True)
-    key = subprocess.run([*cli, "admin", "create-api-key", "--email", "bench@example.com", "--name", "bench"],
-                         cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.strip()
-    log = open(work / "server.log", "wb")
-    server = subprocess.Popen([*cli, "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    bench = BenchServer(work)
+    server, client = bench.proc, bench.client
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/api/server/ping", timeout=1).text == "pong":
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         print(f"machine: {os.cpu_count()} cores, client and server on loopback; environment unchanged")
-        client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=600)
         upload(client, _small_file(inputs, "warmup", 64 * 1024), "warmup.png")
 
         # (a) one large upload
@@ -192,8 +161,7 @@ def main() -> None:
         print(f"small uploads / floor: {floor_small / elapsed:.2f}")
         print(f"server RSS peak overall (VmHWM): {rss_kib(server.pid, 'VmHWM') / 1024:.0f} MiB")
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
+        bench.stop()
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
 

@@ -197,7 +197,7 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1) -
     written = []
     for rendition in rendered.renditions:
         key = f"{prefix}/{rendition.kind}{_EXT[rendition.mime_type]}"
-        await asyncio.to_thread(store.put_bytes, key, rendition.data)
+        await asyncio.to_thread(store.put_derived, key, rendition.data)
         written.append((rendition, key))
     async with db.transaction() as conn:
         exists = await conn.fetchval("SELECT 1 FROM assets WHERE id = $1 FOR UPDATE", asset["id"])

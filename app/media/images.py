@@ -7,6 +7,8 @@ rawpy (LibRaw) for DNG and camera RAW. Video poster frames arrive as RGB arrays.
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +78,7 @@ def _load_with_pillow(path: Path) -> pyvips.Image:
     from PIL import Image
 
     import pillow_heif
-    import pillow_jxl  # noqa: F401  (registers the JPEG XL opener)
+    import pillow_jxl  # noqa: F401  (importing it registers the JPEG XL opener)
 
     pillow_heif.register_heif_opener()
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -140,7 +142,9 @@ def _flatten(image: pyvips.Image) -> pyvips.Image:
 
 
 def _thumbhash(image: pyvips.Image) -> bytes:
-    small = image.thumbnail_image(100, height=100)  # fit inside 100x100
+    # The encoder keeps only a few low frequencies, so a 48 px input gives the same
+    # placeholder as 100 px at a fifth of the (pure-Python, GIL-holding) cost.
+    small = image.thumbnail_image(48, height=48)
     if not small.hasalpha():
         small = small.bandjoin(255)
     if small.bands == 2:  # grey + alpha
@@ -210,29 +214,49 @@ def _load_shrunk(path: Path, header: pyvips.Image) -> pyvips.Image:
 def render_image(path: Path, mime: str) -> Rendered:
     fullsize = needs_fullsize(mime)
     try:
-        if is_raw(mime):
-            base = _load_raw(path, PREVIEW_SHORT_SIDE)
-            fullsize = True
-        elif mime == "image/jxl":
-            base = _load_with_pillow(path)
-        else:
-            header = pyvips.Image.new_from_file(str(path))
-            _check_size(header.width, header.height)
-            hevc = header.get("vips-loader") == "heifload" and (
-                "heif-compression" in header.get_fields() and header.get("heif-compression") == "hevc"
-            )
+        if is_raw(mime) or mime == "image/jxl":
+            size = header_size(path, mime)
+            if size is None:
+                raise UndecodableImage("cannot read the image header")
+            _check_size(*size)
+            with _big_decode(size[0] * size[1]):
+                base = _load_raw(path, PREVIEW_SHORT_SIDE) if is_raw(mime) else _load_with_pillow(path)
+                return _encode(base, True)
+        header = pyvips.Image.new_from_file(str(path))
+        _check_size(header.width, header.height)
+        loader = header.get("vips-loader")
+        hevc = loader == "heifload" and (
+            "heif-compression" in header.get_fields() and header.get("heif-compression") == "hevc"
+        )
+        shrinks_on_load = loader.startswith(("jpegload", "webpload")) and not fullsize
+        with _big_decode(0 if shrinks_on_load else header.width * header.height):
             if hevc:
                 base = _load_with_pillow(path)
             elif fullsize:
                 base = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="truncated").autorot()
             else:
                 base = _load_shrunk(path, header)
-        return _encode(base, fullsize)
+            return _encode(base, fullsize)
     except UndecodableImage:
         raise
     except pyvips.Error as exc:
         message = str(exc).strip().splitlines()
         raise UndecodableImage(f"cannot decode: {' '.join(message[:3])}") from exc
+
+
+# Full-resolution decodes of big images (HDR AVIF, 16-bit JXL, RAW, TIFF) can take
+# hundreds of MB each; one at a time per process keeps a worker's memory bounded.
+BIG_DECODE_PIXELS = 16_000_000
+_big_decodes = threading.BoundedSemaphore(1)
+
+
+@contextmanager
+def _big_decode(pixels: int):
+    if pixels <= BIG_DECODE_PIXELS:
+        yield
+        return
+    with _big_decodes:
+        yield
 
 
 def render_frame(rgb: np.ndarray) -> Rendered:

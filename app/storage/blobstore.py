@@ -42,8 +42,9 @@ class StagedFile:
             view = view[written:]
         self.size += len(chunk)
 
-    def finish(self) -> None:
-        os.fsync(self._file.fileno())
+    def finish(self, durable: bool = True) -> None:
+        if durable:
+            os.fsync(self._file.fileno())
         self._file.close()
 
     @property
@@ -84,24 +85,27 @@ class BlobStore:
             raise ValueError(f"blob key escapes the store: {key}")
         return path
 
-    def commit(self, staged: StagedFile, key: str) -> None:
+    def commit(self, staged: StagedFile, key: str, durable: bool = True) -> None:
         """Move a finished upload to its key atomically, durable once this returns."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(staged.path, target)
+        if not durable:
+            return
         dir_fd = os.open(target.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        """Write a whole small file (a derived image) with the same temp -> fsync -> rename steps."""
+    def put_derived(self, key: str, data: bytes) -> None:
+        """Write a derived file (temp -> atomic rename). No fsync: derived files can always
+        be regenerated from the original, so they are not worth a disk flush each."""
         staged = self.stage()
         try:
             staged.write(data)
-            staged.finish()
-            self.commit(staged, key)
+            staged.finish(durable=False)
+            self.commit(staged, key, durable=False)
         finally:
             staged.discard()
 
