@@ -134,13 +134,14 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-variants-"))
     try:
-        floor = floor_seconds(files, args.concurrency, work / "floor")
-        print(f"floor: {len(files) / floor:.2f} assets/s ({floor:.1f} s, {args.concurrency} at a time)")
-        elapsed, peak, failures = run_ours(work / "ours", files, args.concurrency)
-        print(f"ours: {len(files) / elapsed:.2f} assets/s ({elapsed:.1f} s from worker start, metadata + variants,"
-              f" {args.concurrency} concurrent jobs, {failures} failed tasks)")
-        print(f"ours / floor time: {elapsed / floor:.2f}x (target <= 1.3x)")
-        print(f"worker peak RSS: {peak / 1024:.0f} MiB (target < 600 MiB)")
+        if files:
+            floor = floor_seconds(files, args.concurrency, work / "floor")
+            print(f"floor: {len(files) / floor:.2f} assets/s ({floor:.1f} s, {args.concurrency} at a time)")
+            elapsed, peak, failures = run_ours(work / "ours", files, args.concurrency)
+            print(f"ours: {len(files) / elapsed:.2f} assets/s ({elapsed:.1f} s from worker start, metadata + variants,"
+                  f" {args.concurrency} concurrent jobs, {failures} failed tasks)")
+            print(f"ours / floor time: {elapsed / floor:.2f}x (target <= 1.3x)")
+            print(f"worker peak RSS: {peak / 1024:.0f} MiB (target < 600 MiB)")
         if SHARED.exists():
             samples = [SHARED / f for f in SHARED_FILES]
             elapsed, peak, failures = run_ours(work / "samples", samples, args.concurrency)

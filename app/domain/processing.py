@@ -18,6 +18,7 @@ import asyncpg
 from app.db import engine as db
 from app.domain import events, tasks
 from app.domain.datetimes import join_wall_clock
+from app.media import memory
 from app.media.extract import Extracted, extract
 from app.media.images import UndecodableImage, render_frame, render_image
 from app.media.video import NoVideoStream, poster_frame
@@ -173,9 +174,12 @@ async def _fail(asset: asyncpg.Record, task_id: uuid.UUID, message: str) -> None
 
 
 def _render(asset: asyncpg.Record, path) -> Any:
-    if asset["media_type"] == "video":
-        return render_frame(poster_frame(path))
-    return render_image(path, asset["mime_type"])
+    try:
+        if asset["media_type"] == "video":
+            return render_frame(poster_frame(path))
+        return render_image(path, asset["mime_type"])
+    finally:
+        memory.release()
 
 
 async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1) -> str:

@@ -90,6 +90,9 @@ def redis_settings(url: str) -> RedisSettings:
 
 
 def build_worker(shared: Shared, redis_url: str) -> Worker:
+    from app.media import memory
+
+    memory.limit_arenas()
     return Worker(
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS,

@@ -64,6 +64,10 @@ class _Gazetteer:
         self.states = [r.state or None for r in rows]
         self.codes = [r.country_code for r in rows]
         self.tree = cKDTree(_unit_vectors(lat, lon))
+        del rows
+        from app.media import memory
+
+        memory.release()  # the decoded JSON was the peak; give it back
 
     def nearest(self, latitude: float, longitude: float) -> Place | None:
         point = _unit_vectors(np.array([latitude]), np.array([longitude]))[0]
