@@ -344,3 +344,39 @@ def test_reprocess_is_idempotent(account, server):
     assert snapshot() == before
     again = account.client.assets.retrieve(body["id"])
     assert again.thumbhash == body["thumbhash"] and again.local_datetime.isoformat() .startswith("2024-07-15")
+
+
+def _dng(path, width=256, height=192):
+    """A real DNG (Bayer CFA data) written with PiDNG, decoded by LibRaw on the server."""
+    from pidng.core import RAW2DNG, DNGTags, Tag
+    from pidng.defs import CalibrationIlluminant, CFAPattern, DNGVersion, Orientation, PhotometricInterpretation
+
+    yy, xx = np.mgrid[0:height, 0:width]
+    raw = ((xx * 4000 // width + yy * 3000 // height) % 4096).astype(np.uint16)
+    tags = DNGTags()
+    for tag, value in [
+        (Tag.ImageWidth, width), (Tag.ImageLength, height), (Tag.TileWidth, width), (Tag.TileLength, height),
+        (Tag.Orientation, Orientation.Horizontal),
+        (Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array),
+        (Tag.SamplesPerPixel, 1), (Tag.BitsPerSample, 16), (Tag.CFARepeatPatternDim, [2, 2]),
+        (Tag.CFAPattern, CFAPattern.RGGB), (Tag.BlackLevel, 0), (Tag.WhiteLevel, 4095),
+        (Tag.ColorMatrix1, [[1, 1], [0, 1], [0, 1], [0, 1], [1, 1], [0, 1], [0, 1], [0, 1], [1, 1]]),
+        (Tag.CalibrationIlluminant1, CalibrationIlluminant.D65), (Tag.AsShotNeutral, [[1, 1], [1, 1], [1, 1]]),
+        (Tag.Make, "PyTestCam"), (Tag.Model, "Bayer 1"), (Tag.DNGVersion, DNGVersion.V1_4),
+        (Tag.DNGBackwardVersion, DNGVersion.V1_2),
+    ]:
+        tags.set(tag, value)
+    converter = RAW2DNG()
+    converter.options(tags, path=str(path.parent) + "/", compress=False)
+    converter.convert(raw, filename=path.stem)
+    return path.with_suffix(".dng").read_bytes()
+
+
+def test_dng_raw(account, tmp_path):
+    body, found = _process(account, "shot.dng", _dng(tmp_path / "shot"))
+    assert found["thumbnail_generation"].status == "success", found["thumbnail_generation"].error_message
+    assert body["mime_type"] == "image/x-adobe-dng"
+    assert (body["metadata"]["make"], body["metadata"]["model"]) == ("PyTestCam", "Bayer 1")
+    assert set(body["asset_urls"]) == {"original", "thumbnail", "preview", "fullsize"}
+    full = _image(_fetch(body["asset_urls"]["fullsize"]["url"]).content)
+    assert (full.width, full.height) == (body["width"], body["height"]) == (256, 192)
