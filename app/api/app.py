@@ -7,7 +7,12 @@ from litestar.di import Provide
 
 from app.api.auth import provide_principal
 from app.api.errors import EXCEPTION_HANDLERS
+from app.api.routes.albums import AlbumAssetController, AlbumController
+from app.api.routes.api_keys import ApiKeyController
 from app.api.routes.assets import AssetController
+from app.api.routes.events import get_events
+from app.api.routes.search import search_get, search_post
+from app.api.routes.stacks import StackController
 from app.api.routes.libraries import LibraryController
 from app.api.routes.media import asset_media
 from app.api.routes.server import ping
@@ -24,7 +29,21 @@ def create_native_app(shared: Shared, *, lifespan: list | None = None) -> Litest
         return shared
 
     return Litestar(
-        route_handlers=[ping, asset_media, UserController, LibraryController, AssetController, TaskController],
+        route_handlers=[
+            ping,
+            asset_media,
+            UserController,
+            LibraryController,
+            AssetController,
+            TaskController,
+            AlbumController,
+            AlbumAssetController,
+            StackController,
+            ApiKeyController,
+            get_events,
+            search_get,
+            search_post,
+        ],
         dependencies={
             "principal": Provide(provide_principal),
             "shared": Provide(provide_shared, sync_to_thread=False, use_cache=True),

@@ -337,8 +337,8 @@ def user_response(row: asyncpg.Record) -> UserResponse:
         storage_limit_bytes=row["storage_limit_bytes"] or 0,
         storage_used_bytes=row["storage_used_bytes"],
         face_detection_available=False,
-        favorite_display_mode="favorite",
-        demo_mode_enabled=False,
+        favorite_display_mode=row["favorite_display_mode"],
+        demo_mode_enabled=row["demo_mode_enabled"],
         email=row["email"],
         first_name=first or None,
         last_name=last or None,
@@ -346,8 +346,8 @@ def user_response(row: asyncpg.Record) -> UserResponse:
         home_country=None,
         home_subdivision=None,
         face_detection_preference=None,
-        # No preference stored yet: null means "the default library".
-        immich_library_id=None,
+        # null means "the default library" for the Immich surface.
+        immich_library_id=None if row["immich_library_id"] is None else ids.encode(ids.LIBRARY, row["immich_library_id"]),
     )
 
 
@@ -384,4 +384,139 @@ def task_response(row: asyncpg.Record) -> TaskResponse:
         error_message=row["error_message"],
         started_at=_iso(row["started_at"]),
         completed_at=_iso(row["completed_at"]),
+    )
+
+
+class CountBucket(msgspec.Struct):
+    time_bucket: datetime
+    count: int
+
+
+class CountPage(msgspec.Struct):
+    data: list[CountBucket]
+    has_more: bool
+
+
+class GeoCluster(msgspec.Struct):
+    latitude: float
+    longitude: float
+    count: int
+    representative_asset_id: str
+
+
+class GeoClusters(msgspec.Struct):
+    data: list[GeoCluster]
+
+
+class AlbumResponse(msgspec.Struct):
+    id: str
+    name: str
+    asset_count: int
+    created_at: datetime
+    updated_at: datetime
+    description: str | None
+    album_cover_asset_id: str | None
+    asset_urls: dict[str, AssetVariant] | None
+    start_date: datetime | None
+    end_date: datetime | None
+
+
+class AlbumPage(msgspec.Struct):
+    data: list[AlbumResponse]
+    has_more: bool
+
+
+class AlbumAssetResponse(msgspec.Struct):
+    id: str
+    album_id: str
+    asset_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class AlbumAssetPage(msgspec.Struct):
+    data: list[AlbumAssetResponse]
+    has_more: bool
+
+
+class AssociationAddResponse(msgspec.Struct):
+    added_assets: list[str]
+    duplicate_assets: list[str]
+    not_found_assets: list[str]
+
+
+class StackResponse(msgspec.Struct):
+    id: str
+    origin: str
+    asset_count: int
+    created_at: datetime
+    updated_at: datetime
+    primary_asset_id: str | None
+    asset_ids: list[str] | None
+
+
+class StackPage(msgspec.Struct):
+    data: list[StackResponse]
+    has_more: bool
+
+
+class SearchResultItem(msgspec.Struct):
+    asset: AssetResponse
+    distance: float | None
+
+
+class SearchResponse(msgspec.Struct):
+    data: list[SearchResultItem]
+    has_more: bool
+
+
+def _opt_id(prefix: str, value) -> str | None:
+    return None if value is None else ids.encode(prefix, value)
+
+
+async def album_response(row: asyncpg.Record, signer: UrlSigner, base_url: str) -> AlbumResponse:
+    urls = None
+    cover = row["effective_cover_id"]
+    if cover is not None:
+        from app.domain import assets as asset_domain
+        from app.db import engine as db
+
+        cover_row = await db.fetchrow("SELECT * FROM assets WHERE id = $1", cover)
+        if cover_row is not None:
+            thumb = asset_urls(await asset_domain.view(cover_row), signer, base_url)
+            name = "thumbnail_image" if cover_row["media_type"] == "video" else "thumbnail"
+            urls = {"thumbnail": thumb[name]} if name in thumb else None
+    return AlbumResponse(
+        id=ids.encode(ids.ALBUM, row["id"]),
+        name=row["name"],
+        asset_count=row["asset_count"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        description=row["description"],
+        album_cover_asset_id=_opt_id(ids.ASSET, cover),
+        asset_urls=urls,
+        start_date=row["start_date"],
+        end_date=row["end_date"],
+    )
+
+
+def album_asset_response(row: asyncpg.Record) -> AlbumAssetResponse:
+    return AlbumAssetResponse(
+        id=ids.encode(ids.ALBUM_ASSET, row["id"]),
+        album_id=ids.encode(ids.ALBUM, row["album_id"]),
+        asset_id=ids.encode(ids.ASSET, row["asset_id"]),
+        created_at=row["created_at"],
+        updated_at=row["created_at"],  # links are never modified, only created or deleted
+    )
+
+
+def stack_response(row: asyncpg.Record, members: list | None = None) -> StackResponse:
+    return StackResponse(
+        id=ids.encode(ids.STACK, row["id"]),
+        origin=row["origin"],
+        asset_count=row["asset_count"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        primary_asset_id=_opt_id(ids.ASSET, row["primary_asset_id"]),
+        asset_ids=None if members is None else [ids.encode(ids.ASSET, m) for m in members],
     )

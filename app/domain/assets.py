@@ -6,15 +6,16 @@ import base64
 import binascii
 import logging
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access, events, ids, processing
+from app.domain import access, albums, events, ids, processing, stacks
 from app.domain.datetimes import from_instant, split_wall_clock
+from app.domain.asset_filters import AssetFilter, Sql, check_references, where
 from app.domain.errors import Invalid, NotFound
 from app.storage.blobstore import BlobStore
 
@@ -40,77 +41,100 @@ def _decode_asset_ids(values: list[str], field_name: str, loc_kind: str = "body"
 # --- listing -----------------------------------------------------------------
 
 
-@dataclass
-class AssetQuery:
-    library_id: uuid.UUID
-    ids: list[uuid.UUID] | None = None
-    state: str = "live"  # live | trashed | all
-    order: str = "desc"
-    after: datetime | None = None
-    before: datetime | None = None
-    media_type: str | None = None
-    ratings: list[int] | None = None
-    limit: int = 20
-    starting_after: uuid.UUID | None = None
-    _args: list[Any] = field(default_factory=list)
-
-    def _arg(self, value: Any) -> str:
-        self._args.append(value)
-        return f"${len(self._args)}"
-
-
-def _bound_sql(q: AssetQuery, bound: datetime, op: str) -> str:
-    """Exclusive capture-time bound: naive = wall clock; aware = UTC where the offset is known."""
-    if bound.tzinfo is None:
-        return f"a.local_datetime {op} {q._arg(bound)}"
-    utc_naive = bound.astimezone(timezone.utc).replace(tzinfo=None)
-    wall = bound.replace(tzinfo=None)
-    return (
-        "(CASE WHEN a.local_offset_minutes IS NULL THEN a.local_datetime {op} {w}"
-        " ELSE a.local_datetime - make_interval(mins => a.local_offset_minutes) {op} {u} END)"
-    ).format(op=op, w=q._arg(wall), u=q._arg(utc_naive))
-
-
-async def list_assets(q: AssetQuery) -> tuple[list[asyncpg.Record], bool]:
-    if q.after is not None and q.before is not None and (q.after.tzinfo is None) != (q.before.tzinfo is None):
-        raise Invalid("local_datetime_after and local_datetime_before must both be naive or both carry an offset")
-    where = [f"a.library_id = {q._arg(q.library_id)}"]
-    if q.state == "live":
-        where.append("a.trashed_at IS NULL")
-    elif q.state == "trashed":
-        where.append("a.trashed_at IS NOT NULL")
-    if q.ids is not None:
-        where.append(f"a.id = ANY({q._arg(q.ids)}::uuid[])")
-    if q.after is not None:
-        where.append(_bound_sql(q, q.after, ">"))
-    if q.before is not None:
-        where.append(_bound_sql(q, q.before, "<"))
-    if q.media_type is not None:
-        where.append(f"a.media_type = {q._arg(q.media_type)}")
-    if q.ratings:
-        # 0 matches every unrated form; metadata ratings arrive with the media pipeline.
-        wanted = q._arg(sorted(set(q.ratings)))
-        where.append(f"coalesce(a.rating, 0) = ANY({wanted}::int[])")
-
-    key = "a.trashed_at" if q.state == "trashed" else "a.local_datetime"
-    direction = "DESC" if q.order == "desc" else "ASC"
-    cmp = "<" if q.order == "desc" else ">"
-    if q.starting_after is not None:
+async def list_assets(
+    f: AssetFilter, *, order: str = "desc", limit: int = 20, starting_after: uuid.UUID | None = None
+) -> tuple[list[asyncpg.Record], bool]:
+    """One cursor page, by capture time (trash time for the trash), id as tie-breaker."""
+    await check_references(f)
+    sql = Sql()
+    clauses = [where(f, sql)]
+    key = "a.trashed_at" if f.state == "trashed" else "a.local_datetime"
+    direction = "DESC" if order == "desc" else "ASC"
+    if starting_after is not None:
         cursor = await db.fetchrow(
             f"SELECT {key.replace('a.', '')} AS k, id FROM assets WHERE id = $1 AND library_id = $2",
-            q.starting_after,
-            q.library_id,
+            starting_after,
+            f.library_id,
         )
         if cursor is None or cursor["k"] is None:
             raise NotFound("starting_after_id names no asset in this list")
-        where.append(f"({key}, a.id) {cmp} ({q._arg(cursor['k'])}, {q._arg(cursor['id'])})")
-
-    sql = (
-        f"SELECT a.* FROM assets a WHERE {' AND '.join(where)}"
-        f" ORDER BY {key} {direction}, a.id {direction} LIMIT {q._arg(q.limit + 1)}"
+        cmp = "<" if order == "desc" else ">"
+        clauses.append(f"({key}, a.id) {cmp} ({sql.arg(cursor['k'])}, {sql.arg(cursor['id'])})")
+    rows = await db.fetch(
+        f"SELECT a.* FROM assets a WHERE {' AND '.join(clauses)}"
+        f" ORDER BY {key} {direction}, a.id {direction} LIMIT {sql.arg(limit + 1)}",
+        *sql.args,
     )
-    rows = await db.fetch(sql, *q._args)
-    return rows[: q.limit], len(rows) > q.limit
+    return rows[:limit], len(rows) > limit
+
+
+async def search_page(f: AssetFilter, *, page: int, limit: int) -> tuple[list[asyncpg.Record], bool]:
+    """Filter-only search: newest capture first, paged by number."""
+    await check_references(f)
+    sql = Sql()
+    clause = where(f, sql)
+    rows = await db.fetch(
+        f"SELECT a.* FROM assets a WHERE {clause} ORDER BY a.local_datetime DESC, a.id DESC"
+        f" LIMIT {sql.arg(limit + 1)} OFFSET {sql.arg((page - 1) * limit)}",
+        *sql.args,
+    )
+    return rows[:limit], len(rows) > limit
+
+
+BUCKETS = ("day", "week", "month", "year")
+
+
+async def counts(
+    f: AssetFilter, *, group_by: str, order: str, limit: int, starting_after_bucket: datetime | None
+) -> tuple[list[asyncpg.Record], bool]:
+    """Assets per calendar bucket of the naive local time."""
+    if group_by not in BUCKETS:
+        raise Invalid(f"group_by must be one of {', '.join(BUCKETS)}", loc=("query", "group_by"))
+    for value, name in ((f.after, "local_datetime_after"), (f.before, "local_datetime_before"),
+                        (starting_after_bucket, "starting_after_bucket")):
+        if value is not None and value.tzinfo is not None:
+            raise Invalid(f"{name} must be a naive local time (no Z or offset)", loc=("query", name))
+    await check_references(f)
+    sql = Sql()
+    clause = where(f, sql)
+    bucket = f"date_trunc({sql.arg(group_by)}, a.local_datetime)"
+    direction = "DESC" if order == "desc" else "ASC"
+    having = ""
+    if starting_after_bucket is not None:
+        having = f" HAVING {bucket} {'<' if order == 'desc' else '>'} {sql.arg(starting_after_bucket)}"
+    rows = await db.fetch(
+        f"SELECT {bucket} AS time_bucket, count(*) AS count FROM assets a WHERE {clause}"
+        f" GROUP BY 1{having} ORDER BY 1 {direction} LIMIT {sql.arg(limit + 1)}",
+        *sql.args,
+    )
+    return rows[:limit], len(rows) > limit
+
+
+MAX_CELLS = 1000
+
+
+async def geo_clusters(f: AssetFilter, cell_size: float) -> list[asyncpg.Record]:
+    if cell_size < 0.0001:
+        raise Invalid("cell_size must be at least 0.0001 degrees", loc=("query", "cell_size"))
+    if f.bbox is None:
+        raise Invalid("bbox is required", loc=("query", "bbox"))
+    await check_references(f)
+    sql = Sql()
+    clause = where(f, sql) + " AND a.latitude IS NOT NULL"
+    cell = sql.arg(cell_size)
+    rows = await db.fetch(
+        f"""
+        SELECT avg(a.latitude) AS latitude, avg(a.longitude) AS longitude, count(*) AS count,
+               (array_agg(a.id ORDER BY a.local_datetime DESC, a.id DESC))[1] AS representative
+        FROM assets a WHERE {clause}
+        GROUP BY floor(a.latitude / {cell}), floor(a.longitude / {cell})
+        LIMIT {sql.arg(MAX_CELLS + 1)}
+        """,
+        *sql.args,
+    )
+    if len(rows) > MAX_CELLS:
+        raise Invalid(f"More than {MAX_CELLS} cells: use a larger cell_size or a smaller bbox", loc=("query", "cell_size"))
+    return rows
 
 
 # --- single-asset changes ---------------------------------------------------------
@@ -181,15 +205,28 @@ async def _apply_change(conn: asyncpg.Connection, asset: asyncpg.Record, change:
     if "latitude" in change:
         put("user_latitude", change["latitude"])
         put("user_longitude", change["longitude"])
+        if change["latitude"] is None:  # the file's coordinates show through again
+            file_gps = await conn.fetchrow("SELECT latitude, longitude FROM asset_exif WHERE asset_id = $1", asset["id"])
+            put("latitude", file_gps["latitude"] if file_gps else None)
+            put("longitude", file_gps["longitude"] if file_gps else None)
+        else:
+            put("latitude", change["latitude"])
+            put("longitude", change["longitude"])
     if "original_datetime" in change:
         value = change["original_datetime"]
         if value is None:
             put("user_original_datetime", None)
             put("user_original_offset_minutes", None)
-            # Back to the file's time (metadata extraction refines this later).
-            wall, offset = split_wall_clock(
-                from_instant(asset["file_created_at"], asset["file_created_offset_minutes"])
+            # Back to what the file says, else the upload's file time.
+            exif = await conn.fetchrow(
+                "SELECT original_datetime, original_offset_minutes FROM asset_exif WHERE asset_id = $1", asset["id"]
             )
+            if exif is not None and exif["original_datetime"] is not None:
+                wall, offset = exif["original_datetime"], exif["original_offset_minutes"]
+            else:
+                wall, offset = split_wall_clock(
+                    from_instant(asset["file_created_at"], asset["file_created_offset_minutes"])
+                )
             put("local_datetime", wall)
             put("local_offset_minutes", offset)
         else:
@@ -235,6 +272,39 @@ async def update_asset(
     return row
 
 
+async def bulk_update(
+    principal: access.Principal, items: list[tuple[str, dict[str, Any]]], queue: "processing.Queue | None" = None
+) -> None:
+    """Every item or none: one invalid change or unknown id rejects the whole batch."""
+    if len(items) > MAX_IDS:
+        raise Invalid(f"At most {MAX_IDS} updates per request", loc=("body", "updates"))
+    principal.require(access.WRITE)
+    parsed = []
+    for n, (asset_id, change) in enumerate(items):
+        decoded = ids.try_decode(ids.ASSET, asset_id)
+        if decoded is None:
+            raise NotFound(f"Asset {asset_id} not found")
+        parsed.append((decoded, validate_change(change, loc=("body", "updates", str(n), "change"))))
+    refresh = []
+    async with db.transaction() as conn:
+        for decoded, change in parsed:
+            locked = await conn.fetchrow(
+                "SELECT a.* FROM assets a JOIN libraries l ON l.id = a.library_id"
+                " WHERE a.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL FOR UPDATE OF a",
+                decoded,
+                principal.user_id,
+            )
+            if locked is None or not principal.in_scope(locked["library_id"]):
+                raise NotFound(f"Asset {ids.encode(ids.ASSET, decoded)} not found")
+            row = await _apply_change(conn, locked, change)
+            if "latitude" in change and (locked["user_latitude"], locked["user_longitude"]) != (
+                change["latitude"], change["longitude"]
+            ):
+                refresh.append((row, await processing.start_pipeline(conn, row)))
+    for row, task_id in refresh:
+        await processing.enqueue_first_step(queue, row, task_id)
+
+
 # --- trash, restore, delete ----------------------------------------------------
 
 
@@ -275,7 +345,18 @@ async def set_trashed(principal: access.Principal, library_id: str | None, asset
 
 
 async def hard_delete_rows(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
-    await conn.execute("DELETE FROM assets WHERE id = ANY($1::uuid[])", [r["id"] for r in rows])
+    asset_ids = [r["id"] for r in rows]
+    links = await conn.fetch(
+        "SELECT aa.id, aa.album_id, aa.asset_id, aa.library_id, al.owner_id FROM album_assets aa"
+        " JOIN albums al ON al.id = aa.album_id WHERE aa.asset_id = ANY($1::uuid[])",
+        asset_ids,
+    )
+    stack_ids = list({r["stack_id"] for r in rows if r["stack_id"] is not None})
+    await conn.execute("DELETE FROM assets WHERE id = ANY($1::uuid[])", asset_ids)
+    for link in links:  # a permanent delete also ends its album memberships, each with an event
+        await albums.record_link_removals(conn, link["library_id"], link["owner_id"],
+                                          [(link["id"], link["album_id"], link["asset_id"])])
+    await stacks.dissolve_if_too_small(conn, stack_ids)
     await events.record_many(
         conn,
         entity_type=events.ASSET,

@@ -113,11 +113,16 @@ async def _save_metadata(asset: asyncpg.Record, ex: Extracted) -> None:
             m.description, m.rating, m.projection_type, m.fps, m.live_photo_cid, m.auto_stack_id,
             m.raw_width, m.raw_height, m.video_codec, original.source if original else None,
         )
-        sets = ["width = $2", "height = $3", "duration_ms = $4", "updated_at = now()"]
-        args: list[Any] = [asset["id"], ex.display_width, ex.display_height, m.duration_ms]
+        sets = [
+            "width = $2", "height = $3", "duration_ms = $4", "file_rating = $5", "updated_at = now()",
+            # Searchable coordinates: the user's when set, else the file's.
+            "latitude = coalesce(user_latitude, $6)", "longitude = coalesce(user_longitude, $7)",
+        ]
+        args: list[Any] = [asset["id"], ex.display_width, ex.display_height, m.duration_ms, m.rating,
+                           m.latitude, m.longitude]
         # The file's capture time replaces the upload's file time, unless the user set one.
         if ex.local_wall is not None and asset["user_original_datetime"] is None:
-            sets += ["local_datetime = $5", "local_offset_minutes = $6", "captured_at = $7"]
+            sets += ["local_datetime = $8", "local_offset_minutes = $9", "captured_at = $10"]
             captured = join_wall_clock(ex.local_wall, ex.local_offset) if ex.local_offset is not None else None
             args += [ex.local_wall, ex.local_offset, captured]
         await conn.execute(f"UPDATE assets SET {', '.join(sets)} WHERE id = $1", *args)

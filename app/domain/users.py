@@ -97,3 +97,44 @@ async def create_api_key(
         library_ids or [],
     )
     return row, secret
+
+
+_APP_SESSION_ONLY = ("face_detection_preference", "home_country", "home_subdivision")
+_PATCHABLE = {"demo_mode_enabled", "favorite_display_mode", "immich_library_id", *_APP_SESSION_ONLY}
+
+
+async def update_me(principal: access.Principal, change: dict) -> asyncpg.Record:
+    from app.domain import ids
+    from app.domain.errors import Forbidden
+
+    unknown = set(change) - _PATCHABLE
+    if unknown:
+        raise Invalid(f"Unknown field(s): {', '.join(sorted(unknown))}", loc=("body",))
+    principal.require(access.WRITE)
+    restricted = [f for f in _APP_SESSION_ONLY if f in change]
+    if restricted and principal.api_key_id is not None:
+        raise Forbidden(f"{', '.join(restricted)} can only be changed from a signed-in app session, not an API key")
+    sets, args = [], [principal.user_id]
+    if "demo_mode_enabled" in change:
+        if not isinstance(change["demo_mode_enabled"], bool):
+            raise Invalid("demo_mode_enabled must be true or false", loc=("body", "demo_mode_enabled"))
+        args.append(change["demo_mode_enabled"])
+        sets.append(f"demo_mode_enabled = ${len(args)}")
+    if "favorite_display_mode" in change:
+        mode = change["favorite_display_mode"] or "favorite"
+        if mode not in ("favorite", "rating"):
+            raise Invalid("favorite_display_mode must be favorite or rating", loc=("body", "favorite_display_mode"))
+        args.append(mode)
+        sets.append(f"favorite_display_mode = ${len(args)}")
+    if "immich_library_id" in change:
+        value = change["immich_library_id"]
+        library = None
+        if value is not None:
+            library = ids.try_decode(ids.LIBRARY, value) if isinstance(value, str) else None
+            if library is None or library not in await access.live_library_ids(principal):
+                raise NotFound("Library not found")
+        args.append(library)
+        sets.append(f"immich_library_id = ${len(args)}")
+    if sets:
+        await db.execute(f"UPDATE users SET {', '.join(sets)}, updated_at = now() WHERE id = $1", *args)
+    return await user_by_id(principal.user_id)

@@ -28,7 +28,8 @@ class ReceivedFile:
 
 class ReceivedForm:
     def __init__(self) -> None:
-        self.fields: dict[str, str] = {}
+        self.fields: dict[str, str] = {}  # last value of each field
+        self.lists: dict[str, list[str]] = {}  # every value, for repeated fields
         self.files: dict[str, ReceivedFile] = {}
 
     def discard(self) -> None:
@@ -90,7 +91,9 @@ async def receive_multipart(
                             await loop.run_in_executor(None, current.finish)
                             current = None
                         elif segment is not None and segment.filename is None and segment.name:
-                            form.fields[segment.name] = field_buf.decode("utf-8", errors="replace")
+                            value = field_buf.decode("utf-8", errors="replace")
+                            form.fields[segment.name] = value
+                            form.lists.setdefault(segment.name, []).append(value)
                         segment = None
                     elif current is not None:
                         batch += event

@@ -2,11 +2,21 @@ from typing import Any, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.params import Parameter, QueryParameter
+from litestar.params import Parameter
 from litestar.response import Response
 
-from app.api.params import base_url, check_includes, list_param, optional_datetime
-from app.api.schemas import AssetExistence, AssetPage, AssetResponse, asset_lite, asset_response
+from app.api.params import asset_filter, base_url, check_includes, list_param, optional_datetime, query_values
+from app.api.schemas import (
+    AssetExistence,
+    AssetPage,
+    AssetResponse,
+    CountBucket,
+    CountPage,
+    GeoCluster,
+    GeoClusters,
+    asset_lite,
+    asset_response,
+)
 from app.api.state import Shared
 from app.domain import access, assets, ids, ingest
 from app.domain.access import Principal
@@ -15,9 +25,19 @@ from app.domain.errors import Invalid
 from app.storage.multipart import receive_multipart
 
 EMPTY: dict = {}
-# Filters that need albums, people, stacks or places, which later versions add.
-# Until then they are refused rather than silently ignored.
-_NOT_YET = ("album_id", "album_filter", "person_ids", "stack_id", "bbox", "center", "radius")
+
+
+def _with(values, name: str, extra: list[str]):
+    return lambda n: values(n) + (extra if n == name else [])
+
+
+class BulkUpdateItem(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+    change: dict[str, Any]
+
+
+class BulkUpdateBody(msgspec.Struct, forbid_unknown_fields=True):
+    updates: list[BulkUpdateItem]
 
 
 class IdsBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -83,48 +103,63 @@ class AssetController(Controller):
         request: Request,
         principal: Principal,
         shared: Shared,
-        library_id: str | None = None,
-        asset_state: Literal["live", "trashed", "all"] = QueryParameter(name="state", default="live"),
         order: Literal["asc", "desc"] = "desc",
         limit: int = Parameter(default=20, ge=1, le=200),
         starting_after_id: str | None = None,
-        local_datetime_after: str | None = None,
-        local_datetime_before: str | None = None,
-        media_type: Literal["image", "video"] | None = None,
     ) -> AssetPage:
-        for name in _NOT_YET:
-            if name in request.query_params or f"{name}[]" in request.query_params:
-                raise Invalid(f"The '{name}' filter is not supported by this server yet", loc=("query", name))
         check_includes(list_param(request, "include"))
-        id_filter = list_param(request, "ids")
-        if id_filter is not None and len(id_filter) > assets.MAX_IDS:
-            raise Invalid(f"At most {assets.MAX_IDS} ids", loc=("query", "ids"))
-        ratings = list_param(request, "ratings")
-        rating_values = None
-        if ratings is not None:
-            try:
-                rating_values = [int(r) for r in ratings]
-            except ValueError:
-                raise Invalid("ratings must be integers from 0 to 5", loc=("query", "ratings")) from None
-            if any(not 0 <= r <= 5 for r in rating_values):
-                raise Invalid("ratings must be integers from 0 to 5", loc=("query", "ratings"))
-        library = await access.library_for(principal, library_id, access.READ)
-        query = assets.AssetQuery(
-            library_id=library,
-            ids=None if id_filter is None else [ids.decode_filter(ids.ASSET, i, "ids") for i in id_filter],
-            state=asset_state,
+        f = await asset_filter(principal, query_values(request))
+        rows, has_more = await assets.list_assets(
+            f,
             order=order,
-            after=optional_datetime(local_datetime_after, "local_datetime_after"),
-            before=optional_datetime(local_datetime_before, "local_datetime_before"),
-            media_type=media_type,
-            ratings=rating_values,
             limit=limit,
             starting_after=None
             if starting_after_id is None
             else ids.decode_filter(ids.ASSET, starting_after_id, "starting_after_id"),
         )
-        rows, has_more = await assets.list_assets(query)
         return AssetPage(data=await _render_all(request, shared, rows), has_more=has_more)
+
+    @get("/counts")
+    async def counts(
+        self,
+        request: Request,
+        principal: Principal,
+        group_by: Literal["day", "week", "month", "year"] = "month",
+        order: Literal["asc", "desc"] = "desc",
+        limit: int = Parameter(default=20, ge=1, le=200),
+        starting_after_bucket: str | None = None,
+        person_id: str | None = None,
+    ) -> CountPage:
+        values = query_values(request)
+        if person_id is not None:  # deprecated single-person alias
+            if values("person_ids"):
+                raise Invalid("Use person_ids or person_id, not both", loc=("query", "person_id"))
+            values = _with(values, "person_ids", [person_id])
+        f = await asset_filter(principal, values)
+        rows, has_more = await assets.counts(
+            f, group_by=group_by, order=order, limit=limit,
+            starting_after_bucket=optional_datetime(starting_after_bucket, "starting_after_bucket"),
+        )
+        return CountPage(data=[CountBucket(time_bucket=r["time_bucket"], count=r["count"]) for r in rows],
+                         has_more=has_more)
+
+    @get("/geo-clusters")
+    async def geo_clusters(self, request: Request, principal: Principal, cell_size: float | None = None) -> GeoClusters:
+        # Required, but checked here so that authentication is answered first.
+        if cell_size is None:
+            raise Invalid("cell_size is required", loc=("query", "cell_size"))
+        f = await asset_filter(principal, query_values(request))
+        rows = await assets.geo_clusters(f, cell_size)
+        return GeoClusters(data=[
+            GeoCluster(latitude=r["latitude"], longitude=r["longitude"], count=r["count"],
+                       representative_asset_id=ids.encode(ids.ASSET, r["representative"]))
+            for r in rows
+        ])
+
+    @post("/bulk-update", status_code=200)
+    async def bulk_update(self, principal: Principal, shared: Shared, data: BulkUpdateBody) -> dict:
+        await assets.bulk_update(principal, [(u.id, u.change) for u in data.updates], shared.queue)
+        return EMPTY
 
     @post("/exist", status_code=200)
     async def check_existence(

@@ -1,4 +1,6 @@
-from litestar import Controller, get
+from typing import Any
+
+from litestar import Controller, get, patch
 
 from app.api.schemas import UserResponse, user_response
 from app.domain import access, users
@@ -12,3 +14,7 @@ class UserController(Controller):
     async def me(self, principal: Principal) -> UserResponse:
         principal.require(access.READ)
         return user_response(await users.user_by_id(principal.user_id))
+
+    @patch("/me")
+    async def update_me(self, principal: Principal, data: dict[str, Any]) -> UserResponse:
+        return user_response(await users.update_me(principal, data))

@@ -1,0 +1,55 @@
+from litestar import Request, get, post
+
+from app.api.params import (
+    Values,
+    asset_filter,
+    base_url,
+    check_includes,
+    form_values,
+    int_param,
+    list_param,
+    query_values,
+)
+from app.api.schemas import SearchResponse, SearchResultItem, asset_response
+from app.api.state import Shared
+from app.domain import assets
+from app.domain.access import Principal
+from app.domain.errors import Invalid
+from app.storage.multipart import receive_multipart
+
+_CRITERIA = ("query", "album_id", "person_ids", "ratings", "media_type", "local_datetime_before",
+             "local_datetime_after")
+
+
+async def _search(request: Request, principal: Principal, shared: Shared, values: Values, image: bool) -> SearchResponse:
+    check_includes(list_param(request, "include"))
+    if not image and not any(values(name) for name in _CRITERIA):
+        raise Invalid("Give at least one of query, image, album_id, person_ids, ratings, media_type or a date"
+                      " bound (a location only narrows)", loc=("query",))
+    if image or any(v.strip() for v in values("query")):
+        raise Invalid("Content search (text or image) needs an embedding model, which this server does not have"
+                      " yet; use the typed filters instead", loc=("query", "query"))
+    f = await asset_filter(principal, values)
+    page = int_param(values, "page", 1, 1, 1_000_000)
+    limit = int_param(values, "limit", 20, 1, 200)
+    rows, has_more = await assets.search_page(f, page=page, limit=limit)
+    base = base_url(request, shared.settings.public_url)
+    return SearchResponse(
+        data=[SearchResultItem(asset=asset_response(v, shared.signer, base), distance=None)
+              for v in await assets.views(rows)],
+        has_more=has_more,
+    )
+
+
+@get("/api/search")
+async def search_get(request: Request, principal: Principal, shared: Shared) -> SearchResponse:
+    return await _search(request, principal, shared, query_values(request), image=False)
+
+
+@post("/api/search", status_code=200, request_max_body_size=64 << 20)
+async def search_post(request: Request, principal: Principal, shared: Shared) -> SearchResponse:
+    form = await receive_multipart(request.stream(), request.headers.get("content-type"), ("image",), shared.store)
+    try:
+        return await _search(request, principal, shared, form_values(form.lists), image="image" in form.files)
+    finally:
+        form.discard()

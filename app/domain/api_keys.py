@@ -1,0 +1,87 @@
+"""API key management. A key can create or change keys only within its own rights."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from app.db import engine as db
+from app.domain import access, ids, users
+from app.domain.errors import Forbidden, Invalid, NotFound
+
+MAX_LIBRARIES = 200
+
+
+async def list_keys(principal: access.Principal) -> list[asyncpg.Record]:
+    principal.require(access.READ)
+    return await db.fetch("SELECT * FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC",
+                          principal.user_id)
+
+
+def _covers(principal: access.Principal, actions: frozenset[str], library_ids: list[uuid.UUID] | None) -> bool:
+    if not actions <= principal.actions:
+        return False
+    if principal.library_scope is None:
+        return True
+    return library_ids is not None and set(library_ids) <= principal.library_scope
+
+
+async def create_key(
+    principal: access.Principal, name: str, actions: list[str], mode: str, library_ids: list[str] | None
+) -> tuple[asyncpg.Record, str]:
+    principal.require(access.WRITE)
+    wanted = frozenset(actions)
+    if not wanted or not wanted <= access.ALL_ACTIONS:
+        raise Invalid("actions must be a non-empty subset of read, write, delete, delete_permanently",
+                      loc=("body", "actions"))
+    if wanted != {access.READ} and access.READ not in wanted:
+        raise Invalid("read is required whenever a broader action is chosen", loc=("body", "actions"))
+    if not name or not name.strip():
+        raise Invalid("name must not be blank", loc=("body", "name"))
+    selected: list[uuid.UUID] | None = None
+    if mode == "selected_libraries":
+        if not library_ids:
+            raise Invalid("library_ids is required with selected_libraries", loc=("body", "library_ids"))
+        if len(library_ids) > MAX_LIBRARIES:
+            raise Invalid(f"At most {MAX_LIBRARIES} library ids", loc=("body", "library_ids"))
+        owned = set(await access.live_library_ids(principal))
+        selected = []
+        for raw in dict.fromkeys(library_ids):
+            decoded = ids.try_decode(ids.LIBRARY, raw)
+            if decoded is None or decoded not in owned:
+                raise NotFound("Library not found")
+            selected.append(decoded)
+    elif mode == "all_libraries":
+        if library_ids:
+            raise Invalid("library_ids is only allowed with selected_libraries", loc=("body", "library_ids"))
+    else:
+        raise Invalid("library_scope_mode must be all_libraries or selected_libraries", loc=("body", "library_scope_mode"))
+    if not _covers(principal, wanted, selected):
+        raise Forbidden("A key cannot create a key with more rights than it has itself")
+    return await users.create_api_key(principal.user_id, name.strip(), actions=wanted, library_ids=selected)
+
+
+async def _own_key(principal: access.Principal, key_id: str) -> asyncpg.Record:
+    row = await db.fetchrow("SELECT * FROM api_keys WHERE id = $1 AND user_id = $2",
+                            ids.decode(ids.API_KEY, key_id), principal.user_id)
+    if row is None:
+        raise NotFound("API key not found")
+    scope = None if row["library_scope_mode"] == "all_libraries" else list(row["library_ids"])
+    if not _covers(principal, frozenset(row["actions"]), scope):
+        raise Forbidden("This key has more rights than the credential changing it")
+    return row
+
+
+async def rename_key(principal: access.Principal, key_id: str, name: str) -> asyncpg.Record:
+    principal.require(access.WRITE)
+    if not name or not name.strip():
+        raise Invalid("name must not be blank", loc=("body", "name"))
+    row = await _own_key(principal, key_id)
+    return await db.fetchrow("UPDATE api_keys SET name = $2 WHERE id = $1 RETURNING *", row["id"], name.strip())
+
+
+async def revoke_key(principal: access.Principal, key_id: str) -> None:
+    principal.require(access.DELETE)
+    row = await _own_key(principal, key_id)
+    await db.execute("UPDATE api_keys SET is_active = false WHERE id = $1", row["id"])

@@ -1,0 +1,164 @@
+"""The filters shared by asset lists, search, counts and geo clusters: one SQL builder."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from app.db import engine as db
+from app.domain.errors import Invalid, NotFound
+
+EARTH_RADIUS_M = 6_371_008.8
+MAX_RADIUS_M = 50_000
+
+
+@dataclass(frozen=True)
+class BBox:
+    west: float
+    south: float
+    east: float
+    north: float
+
+    @property
+    def crosses_antimeridian(self) -> bool:
+        return self.west > self.east
+
+
+def parse_bbox(text: str, loc: str = "bbox") -> BBox:
+    try:
+        west, south, east, north = (float(p) for p in text.split(","))
+    except ValueError:
+        raise Invalid("bbox must be min_longitude,min_latitude,max_longitude,max_latitude", loc=("query", loc)) from None
+    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
+        raise Invalid("bbox is out of range (longitudes in [-180, 180], south <= north)", loc=("query", loc))
+    return BBox(west, south, east, north)
+
+
+def parse_center(text: str) -> tuple[float, float]:
+    try:
+        lon, lat = (float(p) for p in text.split(","))
+    except ValueError:
+        raise Invalid("center must be longitude,latitude", loc=("query", "center")) from None
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise Invalid("center is out of range", loc=("query", "center"))
+    return lon, lat
+
+
+@dataclass
+class AssetFilter:
+    library_id: uuid.UUID
+    state: str = "live"  # live | trashed | all
+    ids: list[uuid.UUID] | None = None
+    after: datetime | None = None
+    before: datetime | None = None
+    media_type: str | None = None
+    ratings: list[int] | None = None
+    album_id: uuid.UUID | None = None
+    album_filter: str = "all"  # all | in_album | not_in_album
+    person_ids: list[uuid.UUID] | None = None
+    stack_id: uuid.UUID | None = None
+    bbox: BBox | None = None
+    center: tuple[float, float] | None = None  # (lon, lat)
+    radius_m: float | None = None
+
+    def validate(self) -> None:
+        if self.after is not None and self.before is not None and (
+            (self.after.tzinfo is None) != (self.before.tzinfo is None)
+        ):
+            raise Invalid("local_datetime_after and local_datetime_before must both be naive or both carry an offset")
+        if self.album_filter == "not_in_album" and self.album_id is not None:
+            raise Invalid("album_filter=not_in_album cannot be combined with album_id", loc=("query", "album_filter"))
+        if (self.center is None) != (self.radius_m is None):
+            raise Invalid("center and radius go together", loc=("query", "center"))
+        if self.radius_m is not None and not 0 < self.radius_m <= MAX_RADIUS_M:
+            raise Invalid(f"radius must be in (0, {MAX_RADIUS_M}] meters", loc=("query", "radius"))
+        if self.center is not None and self.bbox is not None:
+            raise Invalid("use either bbox or center and radius", loc=("query", "bbox"))
+        if self.ratings and any(not 0 <= r <= 5 for r in self.ratings):
+            raise Invalid("ratings must be integers from 0 to 5", loc=("query", "ratings"))
+
+
+@dataclass
+class Sql:
+    args: list[Any] = field(default_factory=list)
+
+    def arg(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+
+def _bound(sql: Sql, bound: datetime, op: str) -> str:
+    """Exclusive capture-time bound: naive = wall clock; aware = UTC where the offset is known."""
+    if bound.tzinfo is None:
+        return f"a.local_datetime {op} {sql.arg(bound)}"
+    utc_naive = bound.astimezone(timezone.utc).replace(tzinfo=None)
+    return (
+        f"(CASE WHEN a.local_offset_minutes IS NULL THEN a.local_datetime {op} {sql.arg(bound.replace(tzinfo=None))}"
+        f" ELSE a.local_datetime - make_interval(mins => a.local_offset_minutes) {op} {sql.arg(utc_naive)} END)"
+    )
+
+
+async def check_references(f: AssetFilter) -> None:
+    """Named albums and stacks must exist in the library: a wrong id is 404, not an empty page."""
+    if f.album_id is not None:
+        if not await db.fetchval("SELECT 1 FROM albums WHERE id = $1 AND library_id = $2", f.album_id, f.library_id):
+            raise NotFound("Album not found")
+    if f.stack_id is not None:
+        if not await db.fetchval("SELECT 1 FROM stacks WHERE id = $1 AND library_id = $2", f.stack_id, f.library_id):
+            raise NotFound("Stack not found")
+    if f.person_ids:
+        # People arrive with face recognition; until then no person id names anyone.
+        raise NotFound("Person not found")
+
+
+def where(f: AssetFilter, sql: Sql) -> str:
+    f.validate()
+    clauses = [f"a.library_id = {sql.arg(f.library_id)}"]
+    if f.state == "live":
+        clauses.append("a.trashed_at IS NULL")
+    elif f.state == "trashed":
+        clauses.append("a.trashed_at IS NOT NULL")
+    if f.ids is not None:
+        clauses.append(f"a.id = ANY({sql.arg(f.ids)}::uuid[])")
+    if f.after is not None:
+        clauses.append(_bound(sql, f.after, ">"))
+    if f.before is not None:
+        clauses.append(_bound(sql, f.before, "<"))
+    if f.media_type is not None:
+        clauses.append(f"a.media_type = {sql.arg(f.media_type)}")
+    if f.ratings:
+        # The effective rating: the user's, else the file's; 0 covers every unrated form.
+        clauses.append(
+            "(CASE WHEN coalesce(a.rating, a.file_rating) BETWEEN 1 AND 5 THEN coalesce(a.rating, a.file_rating)"
+            f" ELSE 0 END) = ANY({sql.arg(sorted(set(f.ratings)))}::int[])"
+        )
+    if f.album_id is not None:
+        clauses.append(f"EXISTS (SELECT 1 FROM album_assets aa WHERE aa.asset_id = a.id AND aa.album_id = {sql.arg(f.album_id)})")
+    if f.album_filter == "in_album":
+        clauses.append("EXISTS (SELECT 1 FROM album_assets aa WHERE aa.asset_id = a.id)")
+    elif f.album_filter == "not_in_album":
+        clauses.append("NOT EXISTS (SELECT 1 FROM album_assets aa WHERE aa.asset_id = a.id)")
+    if f.stack_id is not None:
+        clauses.append(f"a.stack_id = {sql.arg(f.stack_id)}")
+    if f.bbox is not None:
+        b = f.bbox
+        clauses.append(f"a.latitude BETWEEN {sql.arg(b.south)} AND {sql.arg(b.north)}")
+        if b.crosses_antimeridian:
+            clauses.append(f"(a.longitude >= {sql.arg(b.west)} OR a.longitude <= {sql.arg(b.east)})")
+        else:
+            clauses.append(f"a.longitude BETWEEN {sql.arg(b.west)} AND {sql.arg(b.east)}")
+    if f.center is not None:
+        lon, lat = f.center
+        # A lat/lon box first (index-friendly), then the exact great-circle distance.
+        dlat = math.degrees(f.radius_m / EARTH_RADIUS_M)
+        clauses.append(f"a.latitude BETWEEN {sql.arg(lat - dlat)} AND {sql.arg(lat + dlat)}")
+        p_lat, p_lon, r = sql.arg(lat), sql.arg(lon), sql.arg(f.radius_m)
+        clauses.append(
+            f"2 * {EARTH_RADIUS_M} * asin(sqrt(power(sin(radians(a.latitude - {p_lat}) / 2), 2)"
+            f" + cos(radians({p_lat})) * cos(radians(a.latitude)) * power(sin(radians(a.longitude - {p_lon}) / 2), 2)))"
+            f" <= {r}"
+        )
+    return " AND ".join(clauses)

@@ -1,0 +1,238 @@
+"""Stacks: groups of frames (bursts, RAW+JPEG) shown as one tile."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from app.db import engine as db
+from app.domain import access, events, ids
+from app.domain.errors import Conflict, Invalid, NotFound
+
+MAX_IDS = 200
+
+_STACK_VIEW = """
+SELECT s.*,
+       (SELECT count(*) FROM assets a WHERE a.stack_id = s.id AND a.trashed_at IS NULL) AS asset_count
+FROM stacks s
+"""
+
+
+async def _event(conn, stack, event_type: str) -> None:
+    await events.record(conn, entity_type="stack", entity_id=stack["id"], event_type=event_type,
+                        library_id=stack["library_id"], owner_id=stack["owner_id"])
+
+
+async def _asset_events(conn, rows: list[asyncpg.Record]) -> None:
+    for r in rows:  # asset_updated carries the stack membership at event time
+        stack = r["stack_id"]
+        await events.record(conn, entity_type=events.ASSET, entity_id=r["id"], event_type="asset_updated",
+                            library_id=r["library_id"], owner_id=r["owner_id"],
+                            payload={"stack_id": None if stack is None else ids.encode(ids.STACK, stack)})
+
+
+async def dissolve_if_too_small(conn: asyncpg.Connection, stack_ids: list[uuid.UUID]) -> None:
+    """A stack left with fewer than two members (trashed ones count) dissolves."""
+    for stack_id in stack_ids:
+        stack = await conn.fetchrow("SELECT * FROM stacks WHERE id = $1 FOR UPDATE", stack_id)
+        if stack is None:
+            continue
+        members = await conn.fetch("SELECT * FROM assets WHERE stack_id = $1", stack_id)
+        if len(members) >= 2:
+            continue
+        released = await conn.fetch("UPDATE assets SET stack_id = NULL, updated_at = now() WHERE stack_id = $1"
+                                    " RETURNING *", stack_id)
+        await conn.execute("DELETE FROM stacks WHERE id = $1", stack_id)
+        await _asset_events(conn, released)
+        await _event(conn, stack, "stack_deleted")
+
+
+async def get_stack(principal: access.Principal, stack_id: uuid.UUID, action: str = access.READ) -> asyncpg.Record:
+    principal.require(action)
+    row = await db.fetchrow(
+        _STACK_VIEW + " JOIN libraries l ON l.id = s.library_id WHERE s.id = $1 AND l.owner_id = $2"
+        " AND l.trashed_at IS NULL",
+        stack_id, principal.user_id,
+    )
+    if row is None or not principal.in_scope(row["library_id"]):
+        raise NotFound("Stack not found")
+    return row
+
+
+async def member_ids(stack_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+    rows = await db.fetch(
+        "SELECT stack_id, id FROM assets WHERE stack_id = ANY($1::uuid[]) AND trashed_at IS NULL"
+        " ORDER BY local_datetime, id",
+        stack_ids,
+    )
+    out: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for r in rows:
+        out.setdefault(r["stack_id"], []).append(r["id"])
+    return out
+
+
+async def list_stacks(
+    principal: access.Principal, library_id: str | None, *, stack_ids: list[str] | None, origin: str | None,
+    primary_asset_id: str | None, limit: int, starting_after: str | None,
+) -> tuple[list[asyncpg.Record], bool]:
+    library = await access.library_for(principal, library_id, access.READ)
+    args: list[Any] = [library]
+    clauses = ["s.library_id = $1"]
+    if stack_ids is not None:
+        if len(stack_ids) > MAX_IDS:
+            raise Invalid(f"At most {MAX_IDS} ids", loc=("query", "ids"))
+        args.append([ids.decode_filter(ids.STACK, i, "ids") for i in stack_ids])
+        clauses.append(f"s.id = ANY(${len(args)}::uuid[])")
+    if origin is not None:
+        if origin not in ("auto_burst", "user"):
+            raise Invalid("origin must be auto_burst or user", loc=("query", "origin"))
+        args.append(origin)
+        clauses.append(f"s.origin = ${len(args)}")
+    if primary_asset_id:
+        args.append(ids.decode_filter(ids.ASSET, primary_asset_id, "primary_asset_id"))
+        clauses.append(f"s.primary_asset_id = ${len(args)}")
+    if starting_after:
+        args.append(ids.decode_filter(ids.STACK, starting_after, "starting_after_id"))
+        clauses.append(f"s.id > ${len(args)}")
+    args.append(limit + 1)
+    rows = await db.fetch(_STACK_VIEW + f" WHERE {' AND '.join(clauses)} ORDER BY s.id LIMIT ${len(args)}", *args)
+    return rows[:limit], len(rows) > limit
+
+
+def _decode(values: list[str]) -> list[uuid.UUID]:
+    if len(values) > MAX_IDS:
+        raise Invalid(f"At most {MAX_IDS} asset ids", loc=("body", "asset_ids"))
+    out = []
+    for v in dict.fromkeys(values):
+        decoded = ids.try_decode(ids.ASSET, v)
+        if decoded is None:
+            raise NotFound(f"Asset {v} not found")
+        out.append(decoded)
+    return out
+
+
+async def _join(conn, stack: asyncpg.Record, asset_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
+    """Point assets at `stack`, folding in old stacks whose pinned cover moves, then tidy the old ones."""
+    rows = await conn.fetch(
+        "SELECT * FROM assets WHERE id = ANY($1::uuid[]) AND library_id = $2 ORDER BY id FOR UPDATE",
+        asset_ids, stack["library_id"],
+    )
+    if len(rows) != len(asset_ids):
+        found = {r["id"] for r in rows}
+        missing = next(i for i in asset_ids if i not in found)
+        raise NotFound(f"Asset {ids.encode(ids.ASSET, missing)} not found")
+    moving = {r["id"] for r in rows if r["stack_id"] != stack["id"]}
+    old_stacks = {r["stack_id"] for r in rows if r["stack_id"] not in (None, stack["id"])}
+    for old in list(old_stacks):
+        pinned = await conn.fetchval("SELECT primary_asset_id FROM stacks WHERE id = $1", old)
+        if pinned in moving:  # its cover moves: the whole old stack comes along
+            moving |= {r["id"] for r in await conn.fetch("SELECT id FROM assets WHERE stack_id = $1", old)}
+    if not moving:
+        return []
+    changed = await conn.fetch(
+        "UPDATE assets SET stack_id = $1, updated_at = now() WHERE id = ANY($2::uuid[]) RETURNING *",
+        stack["id"], list(moving),
+    )
+    await _asset_events(conn, changed)
+    await dissolve_if_too_small(conn, list(old_stacks))
+    return changed
+
+
+async def create_stack(
+    principal: access.Principal, library_id: str | None, asset_ids: list[str], primary_asset_id: str | None
+) -> asyncpg.Record:
+    library = await access.library_for(principal, library_id, access.WRITE)
+    members = _decode(asset_ids)
+    if len(members) < 2:
+        raise Invalid("A stack needs at least two distinct assets", loc=("body", "asset_ids"))
+    primary = None
+    if primary_asset_id is not None:
+        primary = ids.try_decode(ids.ASSET, primary_asset_id)
+        if primary not in members:
+            raise Invalid("primary_asset_id must be one of asset_ids", loc=("body", "primary_asset_id"))
+    async with db.transaction() as conn:
+        await conn.execute("SELECT 1 FROM libraries WHERE id = $1 FOR UPDATE", library)
+        stack = await conn.fetchrow(
+            "INSERT INTO stacks (library_id, owner_id, origin, primary_asset_id) VALUES ($1, $2, 'user', $3)"
+            " RETURNING *",
+            library, principal.user_id, primary,
+        )
+        await _event(conn, stack, "stack_created")
+        await _join(conn, stack, members)
+    return await get_stack(principal, stack["id"])
+
+
+async def set_cover(principal: access.Principal, stack_id: uuid.UUID, primary_asset_id: str) -> asyncpg.Record:
+    stack = await get_stack(principal, stack_id, access.WRITE)
+    primary = ids.try_decode(ids.ASSET, primary_asset_id) if isinstance(primary_asset_id, str) else None
+    async with db.transaction() as conn:
+        ok = primary and await conn.fetchval(
+            "SELECT 1 FROM assets WHERE id = $1 AND stack_id = $2 AND trashed_at IS NULL", primary, stack["id"]
+        )
+        if not ok:
+            raise Invalid("primary_asset_id must be a live member of this stack", loc=("body", "primary_asset_id"))
+        row = await conn.fetchrow(
+            "UPDATE stacks SET primary_asset_id = $2, origin = 'user', updated_at = now() WHERE id = $1 RETURNING *",
+            stack["id"], primary,
+        )
+        await _event(conn, row, "stack_updated")
+    return await get_stack(principal, stack["id"])
+
+
+async def add_assets(principal: access.Principal, stack_id: uuid.UUID, asset_ids: list[str]) -> asyncpg.Record:
+    stack = await get_stack(principal, stack_id, access.WRITE)
+    members = _decode(asset_ids)
+    async with db.transaction() as conn:
+        locked = await conn.fetchrow("SELECT * FROM stacks WHERE id = $1 FOR UPDATE", stack["id"])
+        if locked is None:
+            raise Conflict("The stack no longer exists")
+        changed = await _join(conn, locked, members)
+        if changed:  # a membership change freezes the stack as the user's
+            row = await conn.fetchrow(
+                "UPDATE stacks SET origin = 'user', updated_at = now() WHERE id = $1 RETURNING *", stack["id"]
+            )
+            await _event(conn, row, "stack_updated")
+    return await get_stack(principal, stack["id"])
+
+
+async def remove_assets(principal: access.Principal, stack_id: uuid.UUID, asset_ids: list[str]) -> None:
+    stack = await get_stack(principal, stack_id, access.WRITE)
+    wanted = [ids.try_decode(ids.ASSET, v) for v in asset_ids[:MAX_IDS + 1]]
+    if len(asset_ids) > MAX_IDS:
+        raise Invalid(f"At most {MAX_IDS} asset ids", loc=("body", "asset_ids"))
+    async with db.transaction() as conn:
+        locked = await conn.fetchrow("SELECT * FROM stacks WHERE id = $1 FOR UPDATE", stack["id"])
+        if locked is None:
+            raise Conflict("The stack no longer exists")
+        released = await conn.fetch(
+            "UPDATE assets SET stack_id = NULL, updated_at = now() WHERE stack_id = $1 AND id = ANY($2::uuid[])"
+            " RETURNING *",
+            stack["id"], [w for w in wanted if w is not None],
+        )
+        if not released:
+            return
+        await _asset_events(conn, released)
+        pin_cleared = locked["primary_asset_id"] in {r["id"] for r in released}
+        row = await conn.fetchrow(
+            "UPDATE stacks SET origin = 'user', updated_at = now(),"
+            " primary_asset_id = CASE WHEN $2 THEN NULL ELSE primary_asset_id END WHERE id = $1 RETURNING *",
+            stack["id"], pin_cleared,
+        )
+        await _event(conn, row, "stack_updated")
+        await dissolve_if_too_small(conn, [stack["id"]])
+
+
+async def delete_stack(principal: access.Principal, stack_id: uuid.UUID) -> None:
+    stack = await get_stack(principal, stack_id, access.WRITE)
+    async with db.transaction() as conn:
+        locked = await conn.fetchrow("SELECT * FROM stacks WHERE id = $1 FOR UPDATE", stack["id"])
+        if locked is None:
+            raise Conflict("The stack no longer exists")
+        released = await conn.fetch(
+            "UPDATE assets SET stack_id = NULL, updated_at = now() WHERE stack_id = $1 RETURNING *", stack["id"]
+        )
+        await conn.execute("DELETE FROM stacks WHERE id = $1", stack["id"])
+        await _asset_events(conn, released)
+        await _event(conn, locked, "stack_deleted")
