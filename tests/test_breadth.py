@@ -421,3 +421,19 @@ def test_pagination_to_the_end_of_a_1000_asset_library(account):
     assert len(seen) == 1000 == len(set(seen))
     asc = [a.id for a in account.client.assets.list(limit=137, order="asc")]
     assert asc == list(reversed(seen))
+
+
+def test_counts_rollup_matches_a_full_scan(account):
+    ids_ = _assets(account, 6, 91, start=dt.datetime(2019, 5, 30, 22, tzinfo=UTC), step=dt.timedelta(hours=13))
+    c = account.client.assets
+    c.trash(ids=ids_[:2])
+    c.restore(ids=ids_[1:2])
+    c.delete(ids_[2])
+    c.update_asset(ids_[3], original_datetime=dt.datetime(2018, 12, 31, 23, 59))
+    for state in ("live", "trashed", "all"):
+        for group_by in ("day", "week", "month", "year"):
+            fast = [(b.time_bucket, b.count) for b in c.counts(group_by=group_by, state=state, limit=200).data]
+            scan = [(b.time_bucket, b.count) for b in  # every rating: same rows, but no rollup
+                    c.counts(group_by=group_by, state=state, limit=200, ratings=[0, 1, 2, 3, 4, 5]).data]
+            assert fast == scan, (state, group_by)
+    assert sum(b.count for b in c.counts(group_by="year", state="all").data) == 5

@@ -96,18 +96,39 @@ async def counts(
             raise Invalid(f"{name} must be a naive local time (no Z or offset)", loc=("query", name))
     await check_references(f)
     sql = Sql()
-    clause = where(f, sql)
-    bucket = f"date_trunc({sql.arg(group_by)}, a.local_datetime)"
     direction = "DESC" if order == "desc" else "ASC"
-    having = ""
-    if starting_after_bucket is not None:
-        having = f" HAVING {bucket} {'<' if order == 'desc' else '>'} {sql.arg(starting_after_bucket)}"
-    rows = await db.fetch(
-        f"SELECT {bucket} AS time_bucket, count(*) AS count FROM assets a WHERE {clause}"
-        f" GROUP BY 1{having} ORDER BY 1 {direction} LIMIT {sql.arg(limit + 1)}",
-        *sql.args,
-    )
+    cmp = "<" if order == "desc" else ">"
+    if _rollup_covers(f):
+        # Timeline counts come from per-day counters kept by triggers: no scan of the assets.
+        f.validate()
+        clauses = [f"library_id = {sql.arg(f.library_id)}"]
+        if f.state != "all":
+            clauses.append(f"trashed = {sql.arg(f.state == 'trashed')}")
+        if f.media_type is not None:
+            clauses.append(f"media_type = {sql.arg(f.media_type)}")
+        bucket = f"date_trunc({sql.arg(group_by)}, day::timestamp)"
+        having = "sum(count) > 0"
+        if starting_after_bucket is not None:
+            having += f" AND {bucket} {cmp} {sql.arg(starting_after_bucket)}"
+        query = (f"SELECT {bucket} AS time_bucket, sum(count)::bigint AS count FROM asset_day_counts"
+                 f" WHERE {' AND '.join(clauses)} GROUP BY 1 HAVING {having}")
+    else:
+        clause = where(f, sql)
+        bucket = f"date_trunc({sql.arg(group_by)}, a.local_datetime)"
+        having = ""
+        if starting_after_bucket is not None:
+            having = f" HAVING {bucket} {cmp} {sql.arg(starting_after_bucket)}"
+        query = f"SELECT {bucket} AS time_bucket, count(*) AS count FROM assets a WHERE {clause} GROUP BY 1{having}"
+    rows = await db.fetch(f"{query} ORDER BY 1 {direction} LIMIT {sql.arg(limit + 1)}", *sql.args)
     return rows[:limit], len(rows) > limit
+
+
+def _rollup_covers(f: AssetFilter) -> bool:
+    return (
+        f.ids is None and f.after is None and f.before is None and not f.ratings and f.album_id is None
+        and f.album_filter == "all" and not f.person_ids and f.stack_id is None and f.bbox is None
+        and f.center is None
+    )
 
 
 MAX_CELLS = 1000
