@@ -120,9 +120,15 @@ async def main_async(args) -> None:
         plans = {
             "asset list page": ("SELECT a.* FROM assets a WHERE a.library_id = $1 AND a.trashed_at IS NULL"
                                 " ORDER BY a.local_datetime DESC, a.id DESC LIMIT 101", [library]),
-            "counts by month": ("SELECT date_trunc('month', a.local_datetime), count(*) FROM assets a"
-                                " WHERE a.library_id = $1 AND a.trashed_at IS NULL GROUP BY 1 ORDER BY 1 DESC LIMIT 201",
-                                [library]),
+            "counts by month (per-day counters)": (
+                "SELECT date_trunc('month', day::timestamp), sum(count)::bigint FROM asset_day_counts"
+                " WHERE library_id = $1 AND trashed = false GROUP BY 1 HAVING sum(count) > 0 ORDER BY 1 DESC LIMIT 201",
+                [library]),
+            "filtered search page": (
+                "SELECT a.* FROM assets a WHERE a.library_id = $1 AND a.trashed_at IS NULL AND a.media_type = 'image'"
+                " AND a.local_datetime > '2008-01-01' AND a.local_datetime < '2012-01-01'"
+                " AND (CASE WHEN coalesce(a.rating, a.file_rating) BETWEEN 1 AND 5 THEN coalesce(a.rating, a.file_rating)"
+                " ELSE 0 END) = ANY('{5}'::int[]) ORDER BY a.local_datetime DESC, a.id DESC LIMIT 21", [library]),
             "event feed page": ("SELECT * FROM events WHERE library_id = $1 AND txid < $2 AND (txid, id) > ($3, $4)"
                                 " ORDER BY txid, id LIMIT 1001",
                                 [library, 2**62, mid_event["txid"], mid_event["id"]]),
