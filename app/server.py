@@ -68,6 +68,21 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
         listeners.append(listener)
         tasks.append(asyncio.create_task(listener.serve(), name="native-api"))
         log.info("native API on http://%s:%d", settings.host, settings.api_port)
+
+        from compat.app import create_immich_app
+
+        immich = _Listener(uvicorn.Config(
+            create_immich_app(shared),
+            host=settings.host,
+            port=settings.immich_port,
+            log_level="info",
+            access_log=False,
+            timeout_graceful_shutdown=10,
+            lifespan="on",
+        ))
+        listeners.append(immich)
+        tasks.append(asyncio.create_task(immich.serve(), name="immich-api"))
+        log.info("Immich API on http://%s:%d", settings.host, settings.immich_port)
     if with_worker:
         worker = build_worker(shared, services.redis_url)
         tasks.append(asyncio.create_task(worker.async_run(), name="worker"))

@@ -37,7 +37,8 @@ class BenchServer:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-        self.env.update(DATA_DIR=str(work / "data"), API_PORT=str(self.port), HOST="127.0.0.1", **(env or {}))
+        self.env.update(DATA_DIR=str(work / "data"), API_PORT=str(self.port), IMMICH_PORT=str(free_port()),
+                        HOST="127.0.0.1", **(env or {}))
         subprocess.run([*CLI, "admin", "create-user", "--email", "bench@example.com", "--password", "pw"],
                        cwd=ROOT, env=self.env, check=True, capture_output=True)
         self.key = subprocess.run(

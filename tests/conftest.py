@@ -38,8 +38,11 @@ class ServerProcess:
     def __init__(self, data_dir: Path, port: int | None = None, extra_env: dict | None = None):
         self.data_dir = data_dir
         self.port = port or free_port()
+        self.immich_port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.env = {**BASE_ENV, "DATA_DIR": str(data_dir), "API_PORT": str(self.port), "HOST": "127.0.0.1"}
+        self.immich_url = f"http://127.0.0.1:{self.immich_port}"
+        self.env = {**BASE_ENV, "DATA_DIR": str(data_dir), "API_PORT": str(self.port),
+                    "IMMICH_PORT": str(self.immich_port), "HOST": "127.0.0.1"}
         self.env.update(extra_env or {})
         self.proc: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"

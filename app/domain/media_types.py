@@ -113,3 +113,11 @@ def classify(filename: str, head: bytes) -> MediaKind:
     if declared == sniffed or ext in {e for e, m in _EXTRA_TYPES.items() if m == sniffed}:
         extension = ext
     return MediaKind(sniffed.split("/")[0], sniffed, extension)
+
+
+def accepted_extensions() -> tuple[list[str], list[str]]:
+    """File extensions uploads accept, as (images, videos), sorted."""
+    table = {**{e: m for e, m in mimetypes.types_map.items()}, **_EXTRA_TYPES}
+    images = sorted(e for e, m in table.items() if m.startswith("image/"))
+    videos = sorted(e for e, m in table.items() if m.startswith("video/"))
+    return images, videos

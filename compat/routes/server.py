@@ -1,0 +1,75 @@
+"""Discovery and server information: what an Immich client asks before it logs in."""
+
+from litestar import Controller, get
+
+from app.domain import media_types
+from compat import dtos
+
+VERSION = dtos.ServerVersionResponseDto(major=3, minor=1, patch=0, prerelease=None)
+
+# Only what this server really does is switched on, so clients hide the rest.
+FEATURES = dtos.ServerFeaturesDto(
+    configFile=False,
+    duplicateDetection=False,
+    email=False,
+    facialRecognition=False,
+    importFaces=False,
+    map=False,
+    oauth=False,
+    oauthAutoLaunch=False,
+    ocr=False,
+    passwordLogin=False,
+    realtimeTranscoding=False,
+    reverseGeocoding=True,
+    search=False,
+    sidecar=True,
+    smartSearch=False,
+    trash=True,
+)
+
+
+@get("/.well-known/immich", sync_to_thread=False)
+def well_known() -> dict:
+    return {"api": {"endpoint": "/api"}}
+
+
+class ServerController(Controller):
+    path = "/api/server"
+
+    @get("/ping", sync_to_thread=False)
+    def ping(self) -> dtos.ServerPingResponse:
+        return dtos.ServerPingResponse(res="pong")
+
+    @get("/version", sync_to_thread=False)
+    def version(self) -> dtos.ServerVersionResponseDto:
+        return VERSION
+
+    @get("/version-history", sync_to_thread=False)
+    def version_history(self) -> list[dtos.ServerVersionHistoryResponseDto]:
+        return []
+
+    @get("/features", sync_to_thread=False)
+    def features(self) -> dtos.ServerFeaturesDto:
+        return FEATURES
+
+    @get("/config", sync_to_thread=False)
+    def config(self) -> dtos.ServerConfigDto:
+        return dtos.ServerConfigDto(
+            externalDomain="",
+            isInitialized=True,
+            isOnboarded=True,
+            loginPageMessage="",
+            maintenanceMode=False,
+            mapDarkStyleUrl="",
+            mapLightStyleUrl="",
+            minFaces=3,
+            oauthButtonText="",
+            publicUsers=False,
+            trashDays=90,
+            userDeleteDelay=7,
+        )
+
+    @get("/media-types", sync_to_thread=False)
+    def media_types(self) -> dtos.ServerMediaTypesResponseDto:
+        images, videos = media_types.accepted_extensions()
+        return dtos.ServerMediaTypesResponseDto(image=images, video=videos, sidecar=[".xmp"])

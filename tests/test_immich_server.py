@@ -1,0 +1,53 @@
+"""The Immich listener's discovery and server-info routes, validated against the 3.1.0 spec."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.immich_contract import SPEC_PATH, validate
+
+needs_spec = pytest.mark.skipif(not SPEC_PATH.exists(), reason="the Immich OpenAPI spec is not present")
+
+
+def test_well_known(server):
+    r = httpx.get(f"{server.immich_url}/.well-known/immich")
+    assert r.status_code == 200 and r.json() == {"api": {"endpoint": "/api"}}
+
+
+@needs_spec
+@pytest.mark.parametrize("path", ["/server/ping", "/server/version", "/server/features", "/server/config",
+                                  "/server/media-types", "/server/version-history"])
+def test_public_server_routes_match_the_spec(server, path):
+    r = httpx.get(f"{server.immich_url}/api{path}")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    validate(path, "get", 200, r.json())
+
+
+def test_version_and_honest_features(server):
+    assert httpx.get(f"{server.immich_url}/api/server/version").json() == {
+        "major": 3, "minor": 1, "patch": 0, "prerelease": None}
+    features = httpx.get(f"{server.immich_url}/api/server/features").json()
+    # Switched off until implemented, so clients hide them.
+    assert features["smartSearch"] is False and features["facialRecognition"] is False and features["oauth"] is False
+    types = httpx.get(f"{server.immich_url}/api/server/media-types").json()
+    assert {".jpg", ".heic", ".dng"} <= set(types["image"]) and {".mp4", ".mov"} <= set(types["video"])
+
+
+def test_unknown_route_uses_immichs_error_body(server):
+    r = httpx.get(f"{server.immich_url}/api/definitely-not-here")
+    body = r.json()
+    assert r.status_code == 404 and body["statusCode"] == 404 and body["message"] and body["error"] == "Not Found"
+
+
+def test_dtos_are_generated_from_the_current_spec():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    if not SPEC_PATH.exists():
+        pytest.skip("the Immich OpenAPI spec is not present")
+    done = subprocess.run([sys.executable, "tools/gen_immich_dtos.py", "--check", "--spec", str(SPEC_PATH)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
