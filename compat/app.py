@@ -6,7 +6,9 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from app.api.state import Shared
+from compat.auth import provide_auth
 from compat.errors import EXCEPTION_HANDLERS
+from compat.routes.auth import admin_sign_up, login, logout, my_preferences, my_user, validate_token
 from compat.routes.server import ServerController, well_known
 
 
@@ -15,8 +17,20 @@ def create_immich_app(shared: Shared) -> Litestar:
         return shared
 
     return Litestar(
-        route_handlers=[well_known, ServerController],
-        dependencies={"shared": Provide(provide_shared, sync_to_thread=False, use_cache=True)},
+        route_handlers=[
+            well_known,
+            ServerController,
+            login,
+            logout,
+            validate_token,
+            admin_sign_up,
+            my_user,
+            my_preferences,
+        ],
+        dependencies={
+            "shared": Provide(provide_shared, sync_to_thread=False, use_cache=True),
+            "auth": Provide(provide_auth),
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=None,
         debug=False,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from http import HTTPStatus
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -14,16 +13,12 @@ from app.domain.errors import DomainError
 log = logging.getLogger(__name__)
 
 
-def immich_error(status: int, message: str | list[str]) -> Response:
-    return Response(
-        {
-            "message": message,
-            "error": HTTPStatus(status).phrase,
-            "statusCode": status,
-            "correlationId": uuid.uuid4().hex[:8],
-        },
-        status_code=status,
-    )
+def immich_error(status: int, message: str, errors: list | None = None) -> Response:
+    # Immich 3.x: {"message"} (plus "errors" for validation), correlation id in a header.
+    body: dict = {"message": message}
+    if errors is not None:
+        body["errors"] = errors
+    return Response(body, status_code=status, headers={"x-correlation-id": uuid.uuid4().hex[:12]})
 
 
 def _domain(request: Request, exc: DomainError) -> Response:
@@ -32,8 +27,11 @@ def _domain(request: Request, exc: DomainError) -> Response:
 
 
 def _validation(request: Request, exc: ValidationException) -> Response:
-    messages = [e.get("message", exc.detail) for e in (exc.extra or []) if isinstance(e, dict)]
-    return immich_error(400, messages or exc.detail)
+    issues = [
+        {"message": e.get("message", exc.detail), "path": [p for p in (e.get("key"),) if p]}
+        for e in (exc.extra or []) if isinstance(e, dict)
+    ]
+    return immich_error(400, "Validation failed", issues)
 
 
 def _http(request: Request, exc: HTTPException) -> Response:

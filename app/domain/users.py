@@ -17,6 +17,10 @@ from app.domain.libraries import DEFAULT_LIBRARY_NAME, insert_library
 _hasher = PasswordHasher()
 
 
+# Verified when the email is unknown, so a failed login costs the same either way.
+DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

@@ -2,7 +2,7 @@
 
 from litestar import Controller, get
 
-from app.domain import media_types
+from app.domain import media_types, sessions
 from compat import dtos
 
 VERSION = dtos.ServerVersionResponseDto(major=3, minor=1, patch=0, prerelease=None)
@@ -18,7 +18,7 @@ FEATURES = dtos.ServerFeaturesDto(
     oauth=False,
     oauthAutoLaunch=False,
     ocr=False,
-    passwordLogin=False,
+    passwordLogin=True,
     realtimeTranscoding=False,
     reverseGeocoding=True,
     search=False,
@@ -52,11 +52,12 @@ class ServerController(Controller):
     def features(self) -> dtos.ServerFeaturesDto:
         return FEATURES
 
-    @get("/config", sync_to_thread=False)
-    def config(self) -> dtos.ServerConfigDto:
+    @get("/config")
+    async def config(self) -> dtos.ServerConfigDto:
         return dtos.ServerConfigDto(
             externalDomain="",
-            isInitialized=True,
+            # False until the first admin signs up (clients then show the sign-up screen).
+            isInitialized=await sessions.has_admin(),
             isOnboarded=True,
             loginPageMessage="",
             maintenanceMode=False,

@@ -1,0 +1,58 @@
+"""Who is calling the Immich API: session tokens (cookie, headers, query) or API keys."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from litestar import Request
+
+from app.domain import access, sessions
+from app.domain.access import Principal
+from app.domain.errors import Unauthorized
+
+ACCESS_COOKIE = "immich_access_token"
+AUTH_TYPE_COOKIE = "immich_auth_type"
+IS_AUTHENTICATED_COOKIE = "immich_is_authenticated"
+
+
+@dataclass(frozen=True)
+class ImmichAuth:
+    principal: Principal
+    session_id: uuid.UUID | None  # None when an API key is used
+
+
+def _session_token(request: Request) -> str | None:
+    headers, query = request.headers, request.query_params
+    for candidate in (
+        headers.get("x-immich-user-token"),
+        headers.get("x-immich-session-token"),
+        query.get("sessionKey"),
+    ):
+        if candidate:
+            return candidate
+    authorization = headers.get("authorization", "")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.cookies.get(ACCESS_COOKIE) or None
+
+
+async def resolve(request: Request) -> ImmichAuth:
+    token = _session_token(request)
+    if token:
+        if token.startswith(access.API_KEY_PREFIX):  # an API key sent as a bearer token
+            return ImmichAuth(await access.authenticate_api_key(token), None)
+        principal, session_id = await sessions.principal_for_token(token)
+        return ImmichAuth(principal, session_id)
+    api_key = request.headers.get("x-api-key") or request.query_params.get("apiKey")
+    if api_key:
+        try:
+            return ImmichAuth(await access.authenticate_api_key(api_key), None)
+        except Unauthorized:
+            raise Unauthorized("Invalid API key") from None
+    raise Unauthorized("Authentication required")
+
+
+async def provide_auth(request: Request) -> ImmichAuth:
+    return await resolve(request)

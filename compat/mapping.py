@@ -1,0 +1,79 @@
+"""Field conversions between the domain's rows and Immich DTOs, one function per shape."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+from compat import dtos
+
+AVATAR_COLORS = ("primary", "pink", "red", "yellow", "blue", "green", "purple", "orange", "gray", "amber")
+
+
+def avatar_color(row: asyncpg.Record) -> str:
+    if row["avatar_color"] in AVATAR_COLORS:
+        return row["avatar_color"]
+    return AVATAR_COLORS[row["id"].int % len(AVATAR_COLORS)]  # stable per user
+
+
+def user_admin(row: asyncpg.Record) -> dtos.UserAdminResponseDto:
+    return dtos.UserAdminResponseDto(
+        id=str(row["id"]),
+        email=row["email"],
+        name=row["name"],
+        avatarColor=avatar_color(row),
+        createdAt=row["created_at"],
+        updatedAt=row["updated_at"],
+        deletedAt=row["deleted_at"],
+        isAdmin=row["is_admin"],
+        license=None,
+        oauthId="",
+        profileChangedAt=row["profile_changed_at"],
+        profileImagePath="",
+        quotaSizeInBytes=row["storage_limit_bytes"],
+        quotaUsageInBytes=row["storage_used_bytes"] if "storage_used_bytes" in row.keys() else None,
+        shouldChangePassword=row["should_change_password"],
+        status="active" if row["deleted_at"] is None else "deleted",
+        storageLabel=row["storage_label"],
+    )
+
+
+def login(row: asyncpg.Record, token: str) -> dtos.LoginResponseDto:
+    return dtos.LoginResponseDto(
+        accessToken=token,
+        userId=str(row["id"]),
+        userEmail=row["email"],
+        name=row["name"],
+        profileImagePath="",
+        isAdmin=row["is_admin"],
+        shouldChangePassword=row["should_change_password"],
+        isOnboarded=True,
+    )
+
+
+# Immich's defaults; what a user stored (users.preferences) is merged over them.
+DEFAULT_PREFERENCES = {
+    "albums": {"defaultAssetOrder": "desc"},
+    "cast": {"gCastEnabled": False},
+    "download": {"archiveSize": 4 * 1024**3, "includeEmbeddedVideos": False},
+    "emailNotifications": {"enabled": True, "albumInvite": True, "albumUpdate": True},
+    "folders": {"enabled": False, "sidebarWeb": False},
+    "memories": {"enabled": True, "duration": 5},
+    "people": {"enabled": True, "sidebarWeb": False, "minimumFaces": 3},
+    "purchase": {"hideBuyButtonUntil": "2022-06-06T00:00:00.000Z", "showSupportBadge": True},
+    "ratings": {"enabled": False},
+    "recentlyAdded": {"sidebarWeb": False},
+    "sharedLinks": {"enabled": True, "sidebarWeb": False},
+    "tags": {"enabled": False, "sidebarWeb": False},
+}
+
+
+def preferences(row: asyncpg.Record) -> dict:
+    stored = row["preferences"]
+    if isinstance(stored, str):
+        stored = json.loads(stored)
+    merged = {}
+    for section, defaults in DEFAULT_PREFERENCES.items():
+        merged[section] = {**defaults, **{k: v for k, v in (stored or {}).get(section, {}).items() if k in defaults}}
+    return merged
