@@ -8,6 +8,8 @@ from litestar.di import Provide
 from app.api.state import Shared
 from compat.auth import provide_auth
 from compat.errors import EXCEPTION_HANDLERS
+from compat.routes.api_keys import my_api_key
+from compat.routes.assets import asset_statistics, bulk_upload_check, upload_asset
 from compat.routes.auth import admin_sign_up, login, logout, my_preferences, my_user, validate_token
 from compat.routes.server import ServerController, well_known
 
@@ -26,6 +28,10 @@ def create_immich_app(shared: Shared) -> Litestar:
             admin_sign_up,
             my_user,
             my_preferences,
+            my_api_key,
+            upload_asset,
+            bulk_upload_check,
+            asset_statistics,
         ],
         dependencies={
             "shared": Provide(provide_shared, sync_to_thread=False, use_cache=True),

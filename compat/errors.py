@@ -8,7 +8,7 @@ import uuid
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from app.domain.errors import DomainError
+from app.domain.errors import DomainError, InsufficientStorage
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,8 @@ def immich_error(status: int, message: str, errors: list | None = None) -> Respo
 
 
 def _domain(request: Request, exc: DomainError) -> Response:
+    if isinstance(exc, InsufficientStorage):
+        return immich_error(400, "Quota has been exceeded!")  # the exact text the mobile app matches
     status = 400 if exc.status == 422 else exc.status
     return immich_error(status, exc.detail)
 

@@ -8,6 +8,13 @@ import asyncpg
 
 from compat import dtos
 
+def b64(value: bytes | None) -> str:
+    """Immich checksums are base64 SHA-1; a missing one is an empty string."""
+    import base64
+
+    return "" if value is None else base64.b64encode(value).decode()
+
+
 AVATAR_COLORS = ("primary", "pink", "red", "yellow", "blue", "green", "purple", "orange", "gray", "amber")
 
 
@@ -77,3 +84,18 @@ def preferences(row: asyncpg.Record) -> dict:
     for section, defaults in DEFAULT_PREFERENCES.items():
         merged[section] = {**defaults, **{k: v for k, v in (stored or {}).get(section, {}).items() if k in defaults}}
     return merged
+
+
+def sha1_base64(checksum: str) -> str | None:
+    """Immich clients send SHA-1 as 40 hex characters (CLI, web) or base64 (mobile); we compare base64."""
+    import base64
+    import binascii
+
+    value = checksum.strip()
+    try:
+        if len(value) == 40:
+            return base64.b64encode(bytes.fromhex(value)).decode()
+        raw = base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    return value if len(raw) == 20 else None

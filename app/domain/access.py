@@ -131,3 +131,15 @@ async def load_asset(principal: Principal, asset_id: uuid.UUID, action: str) -> 
     if row is None or not principal.in_scope(row["library_id"]):
         raise NotFound("Asset not found")
     return row
+
+
+async def preferred_library(principal: Principal) -> uuid.UUID:
+    """The one library a single-library client (Immich) sees: the chosen one, else the default."""
+    row = await db.fetchrow("SELECT immich_library_id, default_library_id FROM users WHERE id = $1", principal.user_id)
+    live = await live_library_ids(principal)
+    for candidate in (row["immich_library_id"], row["default_library_id"]) if row else ():
+        if candidate in live:
+            return candidate
+    if live:
+        return live[0]
+    return await library_for(principal, None, WRITE)

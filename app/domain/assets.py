@@ -495,6 +495,24 @@ async def existing_assets(
     )
 
 
+async def statistics(
+    principal: access.Principal, library: uuid.UUID, *, favorite: bool | None = None, trashed: bool | None = None,
+    visibility: str | None = None,
+) -> asyncpg.Record:
+    principal.require(access.READ)
+    return await db.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE media_type = 'image') AS images,
+               count(*) FILTER (WHERE media_type = 'video') AS videos, count(*) AS total
+        FROM assets WHERE library_id = $1
+          AND ($2::bool IS NULL OR (trashed_at IS NOT NULL) = $2)
+          AND ($3::bool IS NULL OR (coalesce(rating, file_rating) = 5) = $3)
+          AND ($4::text IS NULL OR visibility = $4)
+        """,
+        library, trashed if trashed is not None else False, favorite, visibility,
+    )
+
+
 # --- reading with details ----------------------------------------------------------
 
 

@@ -30,6 +30,9 @@ class Upload:
     file_modified_at: datetime
     library_id: str | None
     sidecar: StagedFile | None = None  # an XMP sidecar sent with the file
+    is_favorite: bool = False
+    visibility: str = "timeline"  # timeline | archive | hidden | locked
+    live_photo_video_id: uuid.UUID | None = None  # the motion part of a live photo
 
 
 async def _check_storage_caps(library_id: uuid.UUID, size: int) -> None:
@@ -53,6 +56,7 @@ async def _existing(library_id: uuid.UUID, sha256: bytes) -> asyncpg.Record | No
 
 
 MAX_SIDECAR_BYTES = 4 << 20
+VISIBILITIES = ("timeline", "archive", "hidden", "locked")
 
 
 async def ingest(
@@ -73,7 +77,14 @@ async def ingest(
         if len(upload.filename) > MAX_FILE_NAME:
             raise Invalid("File name is longer than 1024 characters", loc=("body", "asset_data"))
         kind = media_types.classify(upload.filename, staged.head)
+        if upload.visibility not in VISIBILITIES:
+            raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)}", loc=("body", "visibility"))
         library_id = await access.library_for(principal, upload.library_id, access.WRITE)
+        if upload.live_photo_video_id is not None and not await db.fetchval(
+            "SELECT 1 FROM assets WHERE id = $1 AND library_id = $2 AND media_type = 'video'",
+            upload.live_photo_video_id, library_id,
+        ):
+            raise Invalid("livePhotoVideoId names no video in this library", loc=("body", "livePhotoVideoId"))
         # Caps first, even for a duplicate (as the reference service does).
         await _check_storage_caps(library_id, staged.size)
 
@@ -99,8 +110,9 @@ async def ingest(
                     id, library_id, owner_id, media_type, mime_type, original_file_name, storage_key,
                     file_size_bytes, checksum_sha256, checksum_sha1, device_asset_id, device_id,
                     file_created_at, file_created_offset_minutes, file_modified_at,
-                    local_datetime, local_offset_minutes, captured_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                    local_datetime, local_offset_minutes, captured_at, rating, visibility, live_photo_video_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                        $19, $20, $21)
                 ON CONFLICT (library_id, checksum_sha256) DO NOTHING
                 RETURNING *
                 """,
@@ -122,6 +134,9 @@ async def ingest(
                 wall,
                 offset,
                 upload.file_created_at if offset is not None else None,
+                5 if upload.is_favorite else None,  # a favorite is a 5 rating
+                upload.visibility,
+                upload.live_photo_video_id,
             )
             if row is not None:
                 await events.record(

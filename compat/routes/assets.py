@@ -1,0 +1,119 @@
+"""Immich asset routes: upload (mobile and CLI), duplicate checks, statistics."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+from litestar import Request, get, post
+from litestar.response import Response
+
+from app.api.state import Shared
+from app.domain import access, assets, ids, ingest
+from app.domain.datetimes import parse_iso
+from app.domain.errors import BadRequest, Invalid
+from app.storage.multipart import receive_multipart
+from compat import dtos, mapping
+from compat.auth import ImmichAuth
+
+
+async def _existing_by_sha1(principal, library: uuid.UUID, checksums: list[str]) -> dict[str, object]:
+    """base64 SHA-1 -> asset row, for the caller's library."""
+    wanted = [c for c in checksums if c]
+    if not wanted:
+        return {}
+    rows = await assets.existing_assets(principal, ids.encode(ids.LIBRARY, library), checksums=None,
+                                        checksum_sha1s=wanted, device_asset_ids=None, device_id=None)
+    return {mapping.b64(r["checksum_sha1"]): r for r in rows}
+
+
+def _flag(fields: dict, name: str) -> bool:
+    return fields.get(name, "").strip().lower() == "true"
+
+
+@post("/api/assets", request_max_body_size=None)
+async def upload_asset(request: Request, auth: ImmichAuth, shared: Shared) -> Response[dtos.AssetMediaResponseDto]:
+    principal = auth.principal
+    principal.require(access.WRITE)
+    library = await access.preferred_library(principal)
+    header = request.headers.get("x-immich-checksum")
+    if header and (sha1 := mapping.sha1_base64(header)):
+        # Known bytes: answer before reading the body.
+        found = (await _existing_by_sha1(principal, library, [sha1])).get(sha1)
+        if found is not None:
+            return Response(dtos.AssetMediaResponseDto(id=str(found["id"]), status="duplicate"), status_code=200)
+    form = await receive_multipart(
+        request.stream(), request.headers.get("content-type"), ("assetData", "sidecarData"), shared.store
+    )
+    try:
+        asset_file = form.files.get("assetData")
+        if asset_file is None:
+            raise BadRequest("assetData is required")
+        fields = form.fields
+        for name in ("fileCreatedAt", "fileModifiedAt"):
+            if not fields.get(name):
+                raise BadRequest(f"{name} is required")
+        live = fields.get("livePhotoVideoId") or None
+        try:
+            live_id = uuid.UUID(live) if live else None
+        except ValueError:
+            raise BadRequest("livePhotoVideoId must be a UUID") from None
+        sidecar = form.files.get("sidecarData")
+        upload = ingest.Upload(
+            staged=asset_file.staged,
+            filename=fields.get("filename") or asset_file.filename,
+            # v3 clients no longer send device ids; they only matter to native existence checks.
+            device_asset_id=fields.get("deviceAssetId") or str(uuid.uuid4()),
+            device_id=fields.get("deviceId") or "immich",
+            file_created_at=parse_iso(fields["fileCreatedAt"], "fileCreatedAt"),
+            file_modified_at=parse_iso(fields["fileModifiedAt"], "fileModifiedAt"),
+            library_id=ids.encode(ids.LIBRARY, library),
+            sidecar=sidecar.staged if sidecar else None,
+            is_favorite=_flag(fields, "isFavorite"),
+            visibility=fields.get("visibility") or "timeline",
+            live_photo_video_id=live_id,
+        )
+    except BaseException:
+        form.discard()
+        raise
+    row, created = await ingest.ingest(principal, shared.store, upload, shared.queue)
+    body = dtos.AssetMediaResponseDto(id=str(row["id"]), status="created" if created else "duplicate")
+    return Response(body, status_code=201 if created else 200)
+
+
+class _CheckItem(msgspec.Struct):
+    id: str
+    checksum: str
+
+
+class _CheckBody(msgspec.Struct):
+    assets: list[_CheckItem]
+
+
+@post("/api/assets/bulk-upload-check", status_code=200)
+async def bulk_upload_check(auth: ImmichAuth, data: _CheckBody) -> dtos.AssetBulkUploadCheckResponseDto:
+    library = await access.preferred_library(auth.principal)
+    converted = [(item, mapping.sha1_base64(item.checksum)) for item in data.assets]
+    if any(sha1 is None for _, sha1 in converted):
+        raise Invalid("checksum must be a SHA-1 in hex (40 characters) or base64 (28 characters)")
+    found = await _existing_by_sha1(auth.principal, library, [sha1 for _, sha1 in converted])
+    results = []
+    for item, sha1 in converted:
+        row = found.get(sha1)
+        if row is None:
+            results.append(dtos.AssetBulkUploadCheckResult(id=item.id, action="accept"))
+        else:
+            results.append(dtos.AssetBulkUploadCheckResult(
+                id=item.id, action="reject", reason="duplicate", assetId=str(row["id"]),
+                isTrashed=row["trashed_at"] is not None))
+    return dtos.AssetBulkUploadCheckResponseDto(results=results)
+
+
+@get("/api/assets/statistics")
+async def asset_statistics(
+    auth: ImmichAuth, isFavorite: bool | None = None, isTrashed: bool | None = None, visibility: str | None = None
+) -> dtos.AssetStatsResponseDto:
+    library = await access.preferred_library(auth.principal)
+    row = await assets.statistics(auth.principal, library, favorite=isFavorite, trashed=isTrashed,
+                                  visibility=visibility)
+    return dtos.AssetStatsResponseDto(images=row["images"], videos=row["videos"], total=row["total"])
