@@ -10,6 +10,7 @@ from compat.auth import provide_auth
 from compat.errors import EXCEPTION_HANDLERS
 from compat.routes.api_keys import my_api_key
 from compat.routes.assets import asset_statistics, bulk_upload_check, upload_asset
+from compat.routes.media import original, thumbnail, video_playback
 from compat.routes.auth import admin_sign_up, login, logout, my_preferences, my_user, validate_token
 from compat.routes.server import ServerController, well_known
 
@@ -32,6 +33,9 @@ def create_immich_app(shared: Shared) -> Litestar:
             upload_asset,
             bulk_upload_check,
             asset_statistics,
+            thumbnail,
+            original,
+            video_playback,
         ],
         dependencies={
             "shared": Provide(provide_shared, sync_to_thread=False, use_cache=True),

@@ -55,3 +55,17 @@ def wait_processed(account: Account, asset_id: str, timeout: float = 90.0) -> li
             return found
         time.sleep(0.25)
     raise AssertionError(f"asset {asset_id} not processed in {timeout}s: {found}")
+
+
+def session_token(account: Account, password: str = "session-pw") -> str:
+    """Sign the account in with a password (the first-party session) and return its token."""
+    from app.db import engine as db
+    from app.domain import sessions, users
+
+    async def go():
+        await db.execute("UPDATE users SET password_hash = $2 WHERE id = $1", account.user_id,
+                         users.hash_password(password))
+        _, token = await sessions.login(account.email, password)
+        return token
+
+    return run(go())

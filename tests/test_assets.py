@@ -208,3 +208,11 @@ def test_media_url_serves_bytes_with_range_and_etag(account):
 def test_public_url_setting_is_not_needed_for_absolute_urls(account, server):
     a = upload(account, "abs.png", png_bytes(9950)).parse()
     assert a.asset_urls["original"].url.startswith("http://127.0.0.1:")
+
+
+def test_original_with_a_non_latin_name_downloads(account):
+    a = upload(account, "фото 夏.png", png_bytes(9990)).parse()
+    r = httpx.get(a.asset_urls["original"].url)
+    assert r.status_code == 200
+    assert "filename*=UTF-8''%D1%84%D0%BE%D1%82%D0%BE%20%E5%A4%8F.png" in r.headers["content-disposition"]
+    assert r.headers["content-disposition"].startswith("attachment; ")

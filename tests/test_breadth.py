@@ -339,11 +339,18 @@ def test_stacks(account):
 # --- API keys and users/me ----------------------------------------------------------------
 
 
-def test_api_keys_never_widen(make_account):
+def test_api_keys_are_managed_from_a_session_only(make_account):
     from app.domain import access
+    from tests.helpers import session_token
 
     owner = make_account()
-    keys = owner.client.api_keys
+    # An API key cannot manage keys: a leaked key must not mint one that outlives its revocation.
+    for call in (lambda: owner.client.api_keys.list(),
+                 lambda: owner.client.api_keys.create(name="x", actions=["read"], library_scope_mode="all_libraries")):
+        with pytest.raises(gumnut.PermissionDeniedError):
+            call()
+    session = gumnut.Gumnut(api_key=session_token(owner), base_url=owner.base_url, max_retries=0)
+    keys = session.api_keys
     listed = keys.list()
     assert len(listed) == 1 and listed[0].is_active and set(listed[0].actions) == set(access.ALL_ACTIONS)
     created = keys.create(name="reader", actions=["read"], library_scope_mode="all_libraries")
@@ -351,28 +358,25 @@ def test_api_keys_never_widen(make_account):
     reader = gumnut.Gumnut(api_key=created.api_key, base_url=owner.base_url, max_retries=0)
     assert reader.users.me().email == owner.email
     with pytest.raises(gumnut.PermissionDeniedError):
-        reader.api_keys.create(name="escalate", actions=["read", "write"], library_scope_mode="all_libraries")
-    with pytest.raises(gumnut.PermissionDeniedError):
         upload(type(owner)(owner.email, owner.user_id, created.api_key, reader, owner.base_url), "x.png", png_bytes(9))
     with pytest.raises(gumnut.UnprocessableEntityError):
         keys.create(name="bad", actions=["write"], library_scope_mode="all_libraries")  # read is required
-    lib = owner.client.libraries.list()[0].id
+    lib = session.libraries.list()[0].id
     scoped = keys.create(name="one lib", actions=["read", "write"], library_scope_mode="selected_libraries",
                          library_ids=[lib])
     assert scoped.selected_library_count == 1
-    scoped_client = gumnut.Gumnut(api_key=scoped.api_key, base_url=owner.base_url, max_retries=0)
-    with pytest.raises(gumnut.PermissionDeniedError):
-        scoped_client.api_keys.create(name="all", actions=["read"], library_scope_mode="all_libraries")
-    with pytest.raises(gumnut.PermissionDeniedError):  # a narrower key cannot touch a broader one
-        scoped_client.api_keys.update(listed[0].id, name="renamed")
+    other_lib = make_account().client.libraries.list()[0].id
+    with pytest.raises(gumnut.NotFoundError):
+        keys.create(name="theirs", actions=["read"], library_scope_mode="selected_libraries", library_ids=[other_lib])
     assert keys.update(created.id, name="renamed").name == "renamed"
     assert keys.delete(created.id).to_dict() == {}
     with pytest.raises(gumnut.AuthenticationError):
         reader.users.me()
     revoked = [k for k in keys.list() if k.id == created.id][0]
-    assert revoked.is_active is False
+    assert revoked.is_active is False and revoked.actions is None
+    stranger = gumnut.Gumnut(api_key=session_token(make_account()), base_url=owner.base_url, max_retries=0)
     with pytest.raises(gumnut.NotFoundError):
-        make_account().client.api_keys.delete(created.id)
+        stranger.api_keys.delete(created.id)
 
 
 def test_users_me_patch(account, make_account):
@@ -437,3 +441,31 @@ def test_counts_rollup_matches_a_full_scan(account):
                     c.counts(group_by=group_by, state=state, limit=200, ratings=[0, 1, 2, 3, 4, 5]).data]
             assert fast == scan, (state, group_by)
     assert sum(b.count for b in c.counts(group_by="year", state="all").data) == 5
+
+
+def test_review_regressions(account):
+    """Edge cases found in review: covers leaving albums, odd offsets, NUL bytes, hostile cursors."""
+    a, b = _assets(account, 2, 95)
+    albums = account.client.albums
+    album = albums.create(name="Cover test")
+    albums.assets_associations.add(album.id, asset_ids=[a, b])
+    albums.update(album.id, album_cover_asset_id=a)
+    albums.assets_associations.remove(album.id, asset_ids=[a])
+    assert albums.retrieve(album.id).album_cover_asset_id == b  # the default, not the removed asset
+    albums.assets_associations.remove(album.id, asset_ids=[b])
+    got = albums.retrieve(album.id)
+    assert (got.asset_count, got.album_cover_asset_id) == (0, None)
+    with account.http() as http:
+        assert http.patch(f"/api/assets/{a}", json={"original_datetime": "2024-01-01T00:00:00+20:00"}).status_code == 422
+        assert http.post("/api/albums", json={"name": "nul\u0000"}).status_code == 422
+        assert http.get("/api/events", params={"after_cursor": "0.-ffffffffffffffffffff"}).status_code == 400
+        assert http.get("/api/events", params={"as_of": "h-1"}).status_code == 400
+        assert http.get("/api/assets", params={"local_datetime_after": "0001-01-01T00:00:00+01:00"}).status_code == 422
+        assert http.get("/api/search", params={"query": ""}).status_code == 422
+    stack = account.client.stacks.create_stack(asset_ids=[a, b], primary_asset_id=a)
+    c = _assets(account, 1, 96)[0]
+    account.client.stacks.add_assets_to_stack(stack.id, asset_ids=[c])
+    account.client.assets.delete(a)  # the pinned cover goes: the pin clears, with an event
+    assert account.client.stacks.retrieve_stack(stack.id).primary_asset_id is None
+    kinds = [e["event_type"] for e in _feed(account, entity_types="stack")]
+    assert kinds[-1] == "stack_updated"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
+
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
@@ -37,6 +39,16 @@ def http_error(request: Request, exc: HTTPException) -> Response:
     return Response({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+def database_error(request: Request, exc: asyncpg.PostgresError) -> Response:
+    if isinstance(exc, (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)):
+        # Two requests changed the same things at once: retrying this one will work.
+        return Response({"detail": "A concurrent change got in the way; retry"}, status_code=409)
+    if isinstance(exc, (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)):
+        return Response({"detail": [{"loc": ["body"], "msg": "Text must not contain NUL characters",
+                                     "type": "value_error"}]}, status_code=422)
+    return unexpected_error(request, exc)
+
+
 def unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response({"detail": "Internal server error"}, status_code=500)
@@ -46,5 +58,6 @@ EXCEPTION_HANDLERS = {
     DomainError: domain_error,
     ValidationException: validation_error,
     HTTPException: http_error,
+    asyncpg.PostgresError: database_error,
     Exception: unexpected_error,
 }

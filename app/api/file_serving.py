@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import quote
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -27,6 +28,13 @@ async def _read(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
             yield chunk
 
 
+def _disposition(kind: str, name: str) -> str:
+    """An ASCII fallback name plus the exact UTF-8 one (RFC 6266): headers must stay Latin-1."""
+    clean = name.replace("\r", "").replace("\n", "")
+    ascii_name = clean.encode("ascii", "replace").decode().replace('"', "").replace("?", "_")
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(clean)}"
+
+
 def send_file(
     request: Request,
     path: Path,
@@ -35,11 +43,13 @@ def send_file(
     etag: str,
     cache_control: str,
     download_name: str | None = None,
+    inline_name: str | None = None,
 ) -> Response:
     headers = {"etag": f'"{etag}"', "cache-control": cache_control, "accept-ranges": "bytes"}
     if download_name is not None:
-        quoted = download_name.replace('"', "")
-        headers["content-disposition"] = f'attachment; filename="{quoted}"'
+        headers["content-disposition"] = _disposition("attachment", download_name)
+    elif inline_name is not None:
+        headers["content-disposition"] = _disposition("inline", inline_name)
     if_none_match = request.headers.get("if-none-match")
     if if_none_match and (if_none_match.strip() == "*" or f'"{etag}"' in if_none_match):
         return Response(b"", status_code=304, headers=headers)

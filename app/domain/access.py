@@ -76,12 +76,19 @@ async def authenticate_api_key(secret: str) -> Principal:
 
 
 async def authenticate_bearer(authorization: str | None) -> Principal:
+    """An API key, or the session token of a password sign-in (the first-party app session)."""
     if not authorization:
         raise Unauthorized("Not authenticated")
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise Unauthorized("Not authenticated")
-    return await authenticate_api_key(token.strip())
+    if token.startswith(API_KEY_PREFIX):
+        return await authenticate_api_key(token)
+    from app.domain import sessions
+
+    principal, _ = await sessions.principal_for_token(token)
+    return principal
 
 
 async def live_library_ids(principal: Principal) -> list[uuid.UUID]:

@@ -19,7 +19,8 @@ _ALBUM_VIEW = """
 SELECT al.*, s.asset_count, s.start_date, s.end_date,
        coalesce(
            (SELECT al.cover_asset_id WHERE EXISTS (
-               SELECT 1 FROM assets c WHERE c.id = al.cover_asset_id AND c.trashed_at IS NULL)),
+               SELECT 1 FROM album_assets m JOIN assets c ON c.id = m.asset_id
+               WHERE m.album_id = al.id AND m.asset_id = al.cover_asset_id AND c.trashed_at IS NULL)),
            s.newest_asset_id) AS effective_cover_id
 FROM albums al
 CROSS JOIN LATERAL (
@@ -36,6 +37,25 @@ def _clean_name(name: str, loc: str = "name") -> str:
     if not clean:
         raise Invalid("name must not be blank", loc=("body", loc))
     return clean
+
+
+async def _lock(conn, album_id: uuid.UUID) -> asyncpg.Record:
+    """Hold the album for this transaction; it may have been deleted since it was read."""
+    row = await conn.fetchrow("SELECT * FROM albums WHERE id = $1 FOR UPDATE", album_id)
+    if row is None:
+        raise NotFound("Album not found")
+    return row
+
+
+async def clear_covers(conn, asset_ids: list[uuid.UUID]) -> None:
+    """Albums whose explicit cover is leaving lose it (the server-chosen default takes over)."""
+    rows = await conn.fetch(
+        "UPDATE albums SET cover_asset_id = NULL, updated_at = now() WHERE cover_asset_id = ANY($1::uuid[])"
+        " RETURNING *",
+        asset_ids,
+    )
+    for row in rows:
+        await _event(conn, row, "album_updated", {"album_cover_asset_id": None})
 
 
 async def _event(conn, album: asyncpg.Record, event_type: str, payload: dict | None = None) -> None:
@@ -158,6 +178,7 @@ async def update_album(principal: access.Principal, album_id: uuid.UUID, change:
         sets.append(f"cover_asset_id = ${len(args)}")
     if sets:
         async with db.transaction() as conn:
+            await _lock(conn, album["id"])
             try:
                 row = await conn.fetchrow(
                     f"UPDATE albums SET {', '.join(sets)}, updated_at = now() WHERE id = $1 RETURNING *", *args
@@ -173,6 +194,7 @@ async def update_album(principal: access.Principal, album_id: uuid.UUID, change:
 async def delete_album(principal: access.Principal, album_id: uuid.UUID) -> None:
     album = await get_album(principal, album_id, access.DELETE)
     async with db.transaction() as conn:
+        await _lock(conn, album["id"])
         # album_deleted implies its links are gone: no album_asset_removed events for them.
         await conn.execute("DELETE FROM albums WHERE id = $1", album["id"])
         await _event(conn, album, "album_deleted")
@@ -189,6 +211,7 @@ async def add_assets(principal: access.Principal, album_id: uuid.UUID, asset_ids
     wanted = _decode_many(asset_ids)
     result: dict[str, list[str]] = {"added_assets": [], "duplicate_assets": [], "not_found_assets": []}
     async with db.transaction() as conn:
+        await _lock(conn, album["id"])
         valid = {r["id"] for r in await conn.fetch(
             "SELECT id FROM assets WHERE library_id = $1 AND id = ANY($2::uuid[]) AND trashed_at IS NULL",
             album["library_id"], [u for _, u in wanted if u is not None],
@@ -218,10 +241,16 @@ async def remove_assets(principal: access.Principal, album_id: uuid.UUID, asset_
     album = await get_album(principal, album_id, access.WRITE)
     wanted = [u for _, u in _decode_many(asset_ids) if u is not None]
     async with db.transaction() as conn:
+        locked = await _lock(conn, album["id"])
         removed = await conn.fetch(
             "DELETE FROM album_assets WHERE album_id = $1 AND asset_id = ANY($2::uuid[]) RETURNING id, asset_id",
             album["id"], wanted,
         )
+        if locked["cover_asset_id"] in {r["asset_id"] for r in removed}:
+            row = await conn.fetchrow(
+                "UPDATE albums SET cover_asset_id = NULL WHERE id = $1 RETURNING *", album["id"]
+            )
+            await _event(conn, row, "album_updated", {"album_cover_asset_id": None})
         await record_link_removals(conn, album["library_id"], album["owner_id"],
                                    [(r["id"], album["id"], r["asset_id"]) for r in removed])
         if removed:

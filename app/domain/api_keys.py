@@ -1,4 +1,8 @@
-"""API key management. A key can create or change keys only within its own rights."""
+"""API key management, from a signed-in session only.
+
+API keys cannot manage credentials (as on the reference service): a leaked key must not be
+able to mint a second one that outlives its revocation.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,13 @@ from app.domain.errors import Forbidden, Invalid, NotFound
 MAX_LIBRARIES = 200
 
 
+def _session_only(principal: access.Principal) -> None:
+    if principal.api_key_id is not None:
+        raise Forbidden("API keys cannot manage API keys: use a signed-in session")
+
+
 async def list_keys(principal: access.Principal) -> list[asyncpg.Record]:
+    _session_only(principal)
     principal.require(access.READ)
     return await db.fetch("SELECT * FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC",
                           principal.user_id)
@@ -30,6 +40,7 @@ def _covers(principal: access.Principal, actions: frozenset[str], library_ids: l
 async def create_key(
     principal: access.Principal, name: str, actions: list[str], mode: str, library_ids: list[str] | None
 ) -> tuple[asyncpg.Record, str]:
+    _session_only(principal)
     principal.require(access.WRITE)
     wanted = frozenset(actions)
     if not wanted or not wanted <= access.ALL_ACTIONS:
@@ -74,6 +85,7 @@ async def _own_key(principal: access.Principal, key_id: str) -> asyncpg.Record:
 
 
 async def rename_key(principal: access.Principal, key_id: str, name: str) -> asyncpg.Record:
+    _session_only(principal)
     principal.require(access.WRITE)
     if not name or not name.strip():
         raise Invalid("name must not be blank", loc=("body", "name"))
@@ -82,6 +94,7 @@ async def rename_key(principal: access.Principal, key_id: str, name: str) -> asy
 
 
 async def revoke_key(principal: access.Principal, key_id: str) -> None:
+    _session_only(principal)
     principal.require(access.DELETE)
     row = await _own_key(principal, key_id)
     await db.execute("UPDATE api_keys SET is_active = false WHERE id = $1", row["id"])

@@ -14,7 +14,7 @@ import asyncpg
 
 from app.db import engine as db
 from app.domain import access, albums, events, ids, processing, stacks
-from app.domain.datetimes import from_instant, split_wall_clock
+from app.domain.datetimes import from_instant, parse_iso, split_wall_clock
 from app.domain.asset_filters import AssetFilter, Sql, check_references, where
 from app.domain.errors import Invalid, NotFound
 from app.storage.blobstore import BlobStore
@@ -202,10 +202,7 @@ def validate_change(values: dict[str, Any], loc: tuple[str, ...] = ("body",)) ->
         if v is None:
             out["original_datetime"] = None
         elif isinstance(v, str):
-            try:
-                out["original_datetime"] = datetime.fromisoformat(v)
-            except ValueError:
-                raise Invalid(f"'{v}' is not an ISO 8601 datetime", loc=(*loc, "original_datetime")) from None
+            out["original_datetime"] = parse_iso(v, "original_datetime")
         else:
             raise Invalid("original_datetime must be an ISO 8601 string or null", loc=(*loc, "original_datetime"))
     return out
@@ -372,7 +369,10 @@ async def hard_delete_rows(conn: asyncpg.Connection, rows: list[asyncpg.Record])
         " JOIN albums al ON al.id = aa.album_id WHERE aa.asset_id = ANY($1::uuid[])",
         asset_ids,
     )
-    stack_ids = list({r["stack_id"] for r in rows if r["stack_id"] is not None})
+    stack_ids = sorted({r["stack_id"] for r in rows if r["stack_id"] is not None})
+    # Covers pointing at these assets clear with events (the foreign keys would clear them silently).
+    await stacks.clear_covers(conn, asset_ids)
+    await albums.clear_covers(conn, asset_ids)
     await conn.execute("DELETE FROM assets WHERE id = ANY($1::uuid[])", asset_ids)
     for link in links:  # a permanent delete also ends its album memberships, each with an event
         await albums.record_link_removals(conn, link["library_id"], link["owner_id"],

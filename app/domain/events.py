@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -58,6 +59,11 @@ FEED_ENTITY_TYPES = ("asset", "album", "person", "face", "album_asset", "metadat
 _HIDDEN_EVENT_TYPES = ("library_created",)
 
 
+# Hex parts of at most 15 digits: always below 2^63, so they fit a bigint.
+_CURSOR = re.compile(r"[0-9a-f]{1,15}\.[0-9a-f]{1,15}")
+_HORIZON = re.compile(r"h[0-9a-f]{1,15}")
+
+
 def encode_cursor(txid: int, event_id: int) -> str:
     return f"{txid:x}.{event_id:x}"
 
@@ -65,11 +71,10 @@ def encode_cursor(txid: int, event_id: int) -> str:
 def decode_cursor(value: str) -> tuple[int, int]:
     from app.domain.errors import BadRequest
 
-    try:
-        txid, event_id = value.split(".")
-        return int(txid, 16), int(event_id, 16)
-    except ValueError:
-        raise BadRequest("after_cursor is malformed: start again without a cursor") from None
+    if not _CURSOR.fullmatch(value):
+        raise BadRequest("after_cursor is malformed: start again without a cursor")
+    txid, event_id = value.split(".")
+    return int(txid, 16), int(event_id, 16)
 
 
 def encode_horizon(txid: int) -> str:
@@ -79,12 +84,9 @@ def encode_horizon(txid: int) -> str:
 def decode_horizon(value: str) -> int:
     from app.domain.errors import BadRequest
 
-    try:
-        if not value.startswith("h"):
-            raise ValueError
-        return int(value[1:], 16)
-    except ValueError:
-        raise BadRequest("as_of is malformed") from None
+    if not _HORIZON.fullmatch(value):
+        raise BadRequest("as_of is malformed")
+    return int(value[1:], 16)
 
 
 async def read_feed(

@@ -120,9 +120,14 @@ async def _save_metadata(asset: asyncpg.Record, ex: Extracted) -> None:
         ]
         args: list[Any] = [asset["id"], ex.display_width, ex.display_height, m.duration_ms, m.rating,
                            m.latitude, m.longitude]
-        # The file's capture time replaces the upload's file time, unless the user set one.
-        if ex.local_wall is not None and asset["user_original_datetime"] is None:
-            sets += ["local_datetime = $8", "local_offset_minutes = $9", "captured_at = $10"]
+        # The file's capture time replaces the upload's file time, unless the user set one
+        # (checked in SQL: the user may have set it while this job was reading the file).
+        if ex.local_wall is not None:
+            sets += [
+                "local_datetime = CASE WHEN user_original_datetime IS NULL THEN $8 ELSE local_datetime END",
+                "local_offset_minutes = CASE WHEN user_original_datetime IS NULL THEN $9 ELSE local_offset_minutes END",
+                "captured_at = CASE WHEN user_original_datetime IS NULL THEN $10 ELSE captured_at END",
+            ]
             captured = join_wall_clock(ex.local_wall, ex.local_offset) if ex.local_offset is not None else None
             args += [ex.local_wall, ex.local_offset, captured]
         await conn.execute(f"UPDATE assets SET {', '.join(sets)} WHERE id = $1", *args)

@@ -33,6 +33,17 @@ async def _asset_events(conn, rows: list[asyncpg.Record]) -> None:
                             payload={"stack_id": None if stack is None else ids.encode(ids.STACK, stack)})
 
 
+async def clear_covers(conn, asset_ids: list[uuid.UUID]) -> None:
+    """Stacks whose pinned cover is being deleted lose the pin, with an event."""
+    rows = await conn.fetch(
+        "UPDATE stacks SET primary_asset_id = NULL, updated_at = now() WHERE primary_asset_id = ANY($1::uuid[])"
+        " RETURNING *",
+        asset_ids,
+    )
+    for row in rows:
+        await _event(conn, row, "stack_updated")
+
+
 async def dissolve_if_too_small(conn: asyncpg.Connection, stack_ids: list[uuid.UUID]) -> None:
     """A stack left with fewer than two members (trashed ones count) dissolves."""
     for stack_id in stack_ids:

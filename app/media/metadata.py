@@ -163,6 +163,8 @@ def _iso_datetime(value: Any) -> tuple[datetime, int | None] | None:
     if parsed.tzinfo is None:
         return parsed, None
     offset = int(parsed.utcoffset().total_seconds() // 60)
+    if abs(offset) > 18 * 60:  # not a real zone: keep the wall clock, drop the offset
+        return parsed.replace(tzinfo=None), None
     return parsed.replace(tzinfo=None), offset
 
 

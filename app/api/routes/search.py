@@ -23,7 +23,7 @@ _CRITERIA = ("query", "album_id", "person_ids", "ratings", "media_type", "local_
 
 async def _search(request: Request, principal: Principal, shared: Shared, values: Values, image: bool) -> SearchResponse:
     check_includes(list_param(request, "include"))
-    if not image and not any(values(name) for name in _CRITERIA):
+    if not image and not any(v.strip() for name in _CRITERIA for v in values(name)):
         raise Invalid("Give at least one of query, image, album_id, person_ids, ratings, media_type or a date"
                       " bound (a location only narrows)", loc=("query",))
     if image or any(v.strip() for v in values("query")):

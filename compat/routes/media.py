@@ -1,0 +1,74 @@
+"""Immich media: thumbnails, previews, originals and video playback, after Immich auth."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar import Request, get
+from litestar.response import Redirect, Response
+
+from app.api.file_serving import send_file
+from app.api.routes.media import CACHE
+from app.api.state import Shared
+from app.domain import access, assets
+from app.domain.errors import BadRequest, NotFound
+from compat.auth import ImmichAuth
+
+_NATIVE_VARIANT = {
+    "image": {"thumbnail": "thumbnail", "preview": "preview", "fullsize": "fullsize"},
+    "video": {"thumbnail": "thumbnail_image", "preview": "preview_image", "fullsize": "preview_image"},
+}
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise BadRequest("id must be a UUID") from None
+
+
+async def _asset(auth: ImmichAuth, asset_id: str):
+    return await access.load_asset(auth.principal, _uuid(asset_id), access.READ)
+
+
+def _original(request: Request, shared: Shared, asset) -> Response:
+    return send_file(request, shared.store.path(asset["storage_key"]), media_type=asset["mime_type"],
+                     etag=asset["checksum_sha256"].hex(), cache_control=CACHE,
+                     inline_name=asset["original_file_name"])
+
+
+@get("/api/assets/{asset_id:str}/thumbnail")
+async def thumbnail(request: Request, auth: ImmichAuth, shared: Shared, asset_id: str,
+                    size: str = "thumbnail") -> Response:
+    asset = await _asset(auth, asset_id)
+    if size == "original":  # deprecated spelling: the original endpoint serves it
+        return Redirect(f"/api/assets/{asset['id']}/original", status_code=302)
+    variant = _NATIVE_VARIANT[asset["media_type"]].get(size)
+    if variant is None:
+        raise BadRequest("size must be thumbnail, preview, fullsize or original")
+    found = await assets.media_file(asset["id"], variant)
+    if found is None:
+        if size == "fullsize":  # no full-size rendition: the preview is the best there is
+            return Redirect(f"/api/assets/{asset['id']}/thumbnail?size=preview", status_code=302)
+        raise NotFound("Asset media not found")
+    _, derived = found
+    if derived is None:
+        return _original(request, shared, asset)  # a browser shows this original as it is
+    name = f"{asset['original_file_name'].rsplit('.', 1)[0]}_{size}.{derived['storage_key'].rsplit('.', 1)[-1]}"
+    return send_file(request, shared.store.path(derived["storage_key"]), media_type=derived["mime_type"],
+                     etag=derived["checksum_sha1"].hex(), cache_control=CACHE, inline_name=name)
+
+
+@get("/api/assets/{asset_id:str}/original")
+async def original(request: Request, auth: ImmichAuth, shared: Shared, asset_id: str) -> Response:
+    return _original(request, shared, await _asset(auth, asset_id))
+
+
+@get("/api/assets/{asset_id:str}/video/playback")
+async def video_playback(request: Request, auth: ImmichAuth, shared: Shared, asset_id: str) -> Response:
+    asset = await _asset(auth, asset_id)
+    if asset["media_type"] != "video":
+        raise NotFound("Asset is not a video")
+    return _original(request, shared, asset)  # no transcodes: the original streams with Range
+
+
