@@ -192,7 +192,7 @@ def test_media_url_serves_bytes_with_range_and_etag(account):
     full = httpx.get(url)
     assert full.status_code == 200 and full.content == data
     assert full.headers["content-type"] == "image/png"
-    assert full.headers["content-disposition"] == 'attachment; filename="serve me.png"'
+    assert full.headers["content-disposition"] == "attachment; filename=\"serve me.png\"; filename*=UTF-8''serve%20me.png"
     part = httpx.get(url, headers={"Range": "bytes=10-19"})
     assert part.status_code == 206 and part.content == data[10:20]
     assert part.headers["content-range"] == f"bytes 10-19/{len(data)}"
