@@ -8,6 +8,7 @@ from litestar.di import Provide
 from app.api.state import Shared
 from compat.auth import provide_auth
 from compat.errors import EXCEPTION_HANDLERS
+from compat.routes.albums import add_album_assets, create_album, list_albums
 from compat.routes.api_keys import my_api_key
 from compat.routes.assets import asset_statistics, bulk_upload_check, upload_asset
 from compat.routes.media import original, thumbnail, video_playback
@@ -36,6 +37,9 @@ def create_immich_app(shared: Shared) -> Litestar:
             thumbnail,
             original,
             video_playback,
+            list_albums,
+            create_album,
+            add_album_assets,
         ],
         dependencies={
             "shared": Provide(provide_shared, sync_to_thread=False, use_cache=True),

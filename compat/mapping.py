@@ -99,3 +99,31 @@ def sha1_base64(checksum: str) -> str | None:
     except (ValueError, binascii.Error):
         return None
     return value if len(raw) == 20 else None
+
+
+def user(row: asyncpg.Record) -> dtos.UserResponseDto:
+    return dtos.UserResponseDto(id=str(row["id"]), email=row["email"], name=row["name"],
+                                avatarColor=avatar_color(row), profileChangedAt=row["profile_changed_at"],
+                                profileImagePath="")
+
+
+def album(row: asyncpg.Record, owner: asyncpg.Record) -> dtos.AlbumResponseDto:
+    cover = row["effective_cover_id"]
+    dto = dtos.AlbumResponseDto(
+        id=str(row["id"]),
+        albumName=row["name"],
+        description=row["description"] or "",
+        albumThumbnailAssetId=None if cover is None else str(cover),
+        albumUsers=[dtos.AlbumUserResponseDto(role="owner", user=user(owner))],
+        assetCount=row["asset_count"],
+        createdAt=row["created_at"],
+        updatedAt=row["updated_at"],
+        hasSharedLink=False,
+        isActivityEnabled=False,
+        shared=False,
+        order="desc",
+    )
+    if row["start_date"] is not None:
+        dto.startDate = row["start_date"]
+        dto.endDate = row["end_date"]
+    return dto

@@ -67,3 +67,27 @@ def test_cli_login_server_info_and_upload(immich_cli, server, account, tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"Found 0 new files and {expected} duplicates" in again.stdout
     assert len(list(account.client.assets.list())) == expected
+
+
+def test_cli_upload_into_an_album(immich_cli, server, account, tmp_path):
+    from tests.immich_contract import SPEC_PATH, validate
+
+    folder = tmp_path / "Summer Trip"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"s{i}.png").write_bytes(png_bytes(200 + i, 24, 16))
+    config = tmp_path / "config"
+    assert _run(immich_cli, config, "login", server.immich_url, account.api_key).returncode == 0
+    done = _run(immich_cli, config, "upload", "--album", "--recursive", str(folder))
+    assert done.returncode == 0, done.stdout + done.stderr
+    albums = account.client.albums.list().data
+    assert [(a.name, a.asset_count) for a in albums] == [("Summer Trip", 3)]
+    again = _run(immich_cli, config, "upload", "--album", "--recursive", str(folder))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [(a.name, a.asset_count) for a in account.client.albums.list().data] == [("Summer Trip", 3)]
+    import httpx
+
+    listed = httpx.get(f"{server.immich_url}/api/albums", headers={"x-api-key": account.api_key})
+    if SPEC_PATH.exists():
+        validate("/albums", "get", 200, listed.json())
+    assert listed.json()[0]["albumUsers"][0]["role"] == "owner"

@@ -1,0 +1,88 @@
+"""Immich albums (what the CLI's --album and the web client use). Sharing is not offered."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+from litestar import get, post, put
+from litestar.response import Response
+
+from app.domain import access, albums, ids, users
+from app.domain.errors import BadRequest, Conflict
+from compat import dtos, mapping
+from compat.auth import ImmichAuth
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise BadRequest("id must be a UUID") from None
+
+
+async def _all_albums(principal, library: uuid.UUID, name: str | None, asset_id: str | None) -> list:
+    rows, cursor = [], None
+    while True:
+        page, more = await albums.list_albums(principal, ids.encode(ids.LIBRARY, library), name=name,
+                                              asset_id=asset_id, album_ids=None, limit=200, starting_after=cursor)
+        rows += page
+        if not more:
+            return rows
+        cursor = ids.encode(ids.ALBUM, page[-1]["id"])
+
+
+@get("/api/albums")
+async def list_albums(auth: ImmichAuth, assetId: str | None = None, name: str | None = None,
+                      isShared: bool | None = None) -> list[dtos.AlbumResponseDto]:
+    if isShared:  # no album is shared on this server
+        return []
+    library = await access.preferred_library(auth.principal)
+    asset = ids.encode(ids.ASSET, _uuid(assetId)) if assetId else None
+    owner = await users.user_by_id(auth.principal.user_id)
+    rows = await _all_albums(auth.principal, library, None, asset)
+    if name is not None:  # Immich matches the whole name here
+        rows = [r for r in rows if r["name"] == name]
+    return [mapping.album(r, owner) for r in rows]
+
+
+class _CreateAlbum(msgspec.Struct):
+    albumName: str
+    description: str | None = None
+    assetIds: list[str] = []
+
+
+@post("/api/albums", status_code=201)
+async def create_album(auth: ImmichAuth, data: _CreateAlbum) -> Response[dtos.AlbumResponseDto]:
+    library = await access.preferred_library(auth.principal)
+    try:
+        row, _ = await albums.create_album(auth.principal, ids.encode(ids.LIBRARY, library), data.albumName,
+                                           data.description)
+    except Conflict as exc:  # an album of that name exists with another description
+        raise BadRequest(exc.detail) from None
+    if data.assetIds:
+        await albums.add_assets(auth.principal, row["id"], [ids.encode(ids.ASSET, _uuid(a)) for a in data.assetIds])
+        row = await albums.get_album(auth.principal, row["id"])
+    owner = await users.user_by_id(auth.principal.user_id)
+    return Response(mapping.album(row, owner), status_code=201)
+
+
+class _BulkIds(msgspec.Struct):
+    ids: list[str]
+
+
+@put("/api/albums/{album_id:str}/assets")
+async def add_album_assets(auth: ImmichAuth, album_id: str, data: _BulkIds) -> list[dtos.BulkIdResponseDto]:
+    asset_ids = [_uuid(a) for a in data.ids]
+    result = await albums.add_assets(auth.principal, _uuid(album_id), [ids.encode(ids.ASSET, a) for a in asset_ids])
+    added, duplicate = set(result["added_assets"]), set(result["duplicate_assets"])
+    out = []
+    for a in asset_ids:
+        native = ids.encode(ids.ASSET, a)
+        if native in added:
+            out.append(dtos.BulkIdResponseDto(id=str(a), success=True))
+        elif native in duplicate:
+            out.append(dtos.BulkIdResponseDto(id=str(a), success=False, error="duplicate"))
+        else:
+            out.append(dtos.BulkIdResponseDto(id=str(a), success=False, error="not_found"))
+    return out
