@@ -8,6 +8,7 @@ from litestar.di import Provide
 from app.api.state import Shared
 from compat.auth import provide_auth
 from compat.errors import EXCEPTION_HANDLERS
+from compat.routes import accounts
 from compat.routes.albums import add_album_assets, create_album, list_albums
 from compat.routes.api_keys import my_api_key
 from compat.routes.assets import asset_statistics, bulk_upload_check, upload_asset
@@ -40,6 +41,22 @@ def create_immich_app(shared: Shared) -> Litestar:
             list_albums,
             create_album,
             add_album_assets,
+            accounts.search_users,
+            accounts.get_user,
+            accounts.update_preferences,
+            accounts.change_password,
+            accounts.list_sessions,
+            accounts.delete_other_sessions,
+            accounts.delete_session,
+            accounts.update_session,
+            accounts.admin_list_users,
+            accounts.admin_create_user,
+            accounts.admin_get_user,
+            accounts.admin_update_user,
+            accounts.admin_delete_user,
+            accounts.server_about,
+            accounts.server_storage,
+            accounts.server_statistics,
         ],
         dependencies={
             "shared": Provide(provide_shared, sync_to_thread=False, use_cache=True),

@@ -69,3 +69,44 @@ async def admin_sign_up(email: str, password: str, name: str) -> asyncpg.Record:
         raise BadRequest("Admin setup is not available")
     user = await users.create_user(email, password, name=name, is_admin=True)
     return await db.fetchrow("UPDATE users SET storage_label = 'admin' WHERE id = $1 RETURNING *", user["id"])
+
+
+async def list_sessions(user_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await db.fetch("SELECT * FROM sessions WHERE user_id = $1 ORDER BY updated_at DESC, id", user_id)
+
+
+async def delete_other_sessions(user_id: uuid.UUID, keep: uuid.UUID | None) -> None:
+    await db.execute("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2", user_id, keep)
+
+
+async def delete_session(user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    from app.domain.errors import NotFound
+
+    if await db.execute("DELETE FROM sessions WHERE id = $1 AND user_id = $2", session_id, user_id) == "DELETE 0":
+        raise NotFound("Session not found")
+
+
+async def set_pending_sync_reset(user_id: uuid.UUID, session_id: uuid.UUID, pending: bool) -> asyncpg.Record:
+    from app.domain.errors import NotFound
+
+    row = await db.fetchrow(
+        "UPDATE sessions SET is_pending_sync_reset = $3, updated_at = now() WHERE id = $1 AND user_id = $2 RETURNING *",
+        session_id, user_id, pending,
+    )
+    if row is None:
+        raise NotFound("Session not found")
+    return row
+
+
+async def change_password(user_id: uuid.UUID, current: str, new: str, *, keep_session: uuid.UUID | None,
+                          sign_out_others: bool) -> None:
+    row = await db.fetchrow("SELECT password_hash FROM users WHERE id = $1", user_id)
+    if row is None or not users.verify_password(row["password_hash"], current):
+        raise BadRequest("Wrong password")
+    if not new:
+        raise BadRequest("The new password must not be empty")
+    async with db.transaction() as conn:
+        await conn.execute("UPDATE users SET password_hash = $2, should_change_password = false, updated_at = now()"
+                           " WHERE id = $1", user_id, users.hash_password(new))
+        if sign_out_others:
+            await conn.execute("DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2", user_id, keep_session)

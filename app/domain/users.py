@@ -142,3 +142,73 @@ async def update_me(principal: access.Principal, change: dict) -> asyncpg.Record
     if sets:
         await db.execute(f"UPDATE users SET {', '.join(sets)}, updated_at = now() WHERE id = $1", *args)
     return await user_by_id(principal.user_id)
+
+
+async def list_users(*, with_deleted: bool = False) -> list[asyncpg.Record]:
+    return await db.fetch(
+        """
+        SELECT u.*, (SELECT coalesce(sum(a.file_size_bytes), 0)::bigint FROM assets a WHERE a.owner_id = u.id)
+               AS storage_used_bytes
+        FROM users u WHERE $1 OR u.deleted_at IS NULL ORDER BY u.created_at, u.id
+        """,
+        with_deleted,
+    )
+
+
+def require_admin(principal: access.Principal) -> None:
+    from app.domain.errors import Forbidden
+
+    if not principal.is_admin:
+        raise Forbidden("Only an administrator may do this")
+
+
+async def admin_update_user(principal: access.Principal, user_id: uuid.UUID, change: dict) -> asyncpg.Record:
+    """An administrator changes an account. Admins cannot demote themselves (there must be one)."""
+    require_admin(principal)
+    await user_by_id(user_id)
+    sets, args = [], [user_id]
+
+    def put(column: str, value) -> None:
+        args.append(value)
+        sets.append(f"{column} = ${len(args)}")
+
+    if change.get("email"):
+        put("email", change["email"].strip())
+    if change.get("name") is not None:
+        put("name", change["name"])
+    if change.get("password"):
+        put("password_hash", hash_password(change["password"]))
+    if "isAdmin" in change:
+        if user_id == principal.user_id and not change["isAdmin"]:
+            raise Invalid("An administrator cannot remove their own admin rights", loc=("body", "isAdmin"))
+        put("is_admin", bool(change["isAdmin"]))
+    if "quotaSizeInBytes" in change:
+        quota = change["quotaSizeInBytes"]
+        if quota is not None and (not isinstance(quota, int) or quota < 0):
+            raise Invalid("quotaSizeInBytes must be a non-negative integer or null", loc=("body", "quotaSizeInBytes"))
+        put("storage_limit_bytes", quota)
+    if "storageLabel" in change:
+        put("storage_label", change["storageLabel"])
+    if "shouldChangePassword" in change:
+        put("should_change_password", bool(change["shouldChangePassword"]))
+    if sets:
+        try:
+            await db.execute(f"UPDATE users SET {', '.join(sets)}, updated_at = now() WHERE id = $1", *args)
+        except asyncpg.UniqueViolationError:
+            raise Conflict("Another user already has that email") from None
+    return await user_by_id(user_id)
+
+
+async def admin_delete_user(principal: access.Principal, user_id: uuid.UUID) -> asyncpg.Record:
+    """Soft delete: the account stops working at once; its data stays until purged."""
+    require_admin(principal)
+    if user_id == principal.user_id:
+        raise Invalid("An administrator cannot delete their own account")
+    await user_by_id(user_id)
+    async with db.transaction() as conn:
+        await conn.execute("UPDATE users SET deleted_at = now(), updated_at = now() WHERE id = $1", user_id)
+        await conn.execute("DELETE FROM sessions WHERE user_id = $1", user_id)
+        await conn.execute("UPDATE api_keys SET is_active = false WHERE user_id = $1", user_id)
+    return await db.fetchrow(
+        "SELECT u.*, 0::bigint AS storage_used_bytes FROM users u WHERE u.id = $1", user_id
+    )

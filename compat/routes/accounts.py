@@ -1,0 +1,198 @@
+"""Immich account routes: users, sessions, password change, admin user management, server stats."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from typing import Any
+
+import msgspec
+from litestar import Response, delete, get, post, put
+
+from app.api.state import Shared
+from app.db import engine as db
+from app.domain import access, sessions, users
+from app.domain.errors import BadRequest
+from compat import dtos, mapping
+from compat.auth import ImmichAuth
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise BadRequest("id must be a UUID") from None
+
+
+def _session(row, current: uuid.UUID | None) -> dtos.SessionResponseDto:
+    return dtos.SessionResponseDto(
+        id=str(row["id"]), createdAt=row["created_at"].isoformat(), updatedAt=row["updated_at"].isoformat(),
+        current=row["id"] == current, deviceOS=row["device_os"], deviceType=row["device_type"],
+        appVersion=row["app_version"], isPendingSyncReset=row["is_pending_sync_reset"],
+    )
+
+
+@get("/api/users")
+async def search_users(auth: ImmichAuth) -> list[dtos.UserResponseDto]:
+    auth.principal.require(access.READ)
+    return [mapping.user(r) for r in await users.list_users()]
+
+
+@get("/api/users/{user_id:str}")
+async def get_user(auth: ImmichAuth, user_id: str) -> dtos.UserResponseDto:
+    auth.principal.require(access.READ)
+    return mapping.user(await users.user_by_id(_uuid(user_id)))
+
+
+
+@put("/api/users/me/preferences")
+async def update_preferences(auth: ImmichAuth, data: dict[str, Any]) -> dict:
+    auth.principal.require(access.WRITE)
+    current = mapping.preferences(await users.user_by_id(auth.principal.user_id))
+    for section, values in data.items():
+        if section in current and isinstance(values, dict):
+            for key, value in values.items():
+                if key in current[section]:
+                    current[section][key] = value
+    await db.execute("UPDATE users SET preferences = $2::jsonb, updated_at = now() WHERE id = $1",
+                     auth.principal.user_id, msgspec.json.encode(current).decode())
+    return current
+
+
+class _ChangePassword(msgspec.Struct):
+    password: str
+    newPassword: str
+    invalidateSessions: bool = False
+
+
+@post("/api/auth/change-password", status_code=200)
+async def change_password(auth: ImmichAuth, data: _ChangePassword) -> dtos.UserAdminResponseDto:
+    await sessions.change_password(auth.principal.user_id, data.password, data.newPassword,
+                                   keep_session=auth.session_id, sign_out_others=data.invalidateSessions)
+    return mapping.user_admin(await users.user_by_id(auth.principal.user_id))
+
+
+@get("/api/sessions")
+async def list_sessions(auth: ImmichAuth) -> list[dtos.SessionResponseDto]:
+    return [_session(r, auth.session_id) for r in await sessions.list_sessions(auth.principal.user_id)]
+
+
+@delete("/api/sessions", status_code=204)
+async def delete_other_sessions(auth: ImmichAuth) -> None:
+    await sessions.delete_other_sessions(auth.principal.user_id, auth.session_id)
+
+
+@delete("/api/sessions/{session_id:str}", status_code=204)
+async def delete_session(auth: ImmichAuth, session_id: str) -> None:
+    await sessions.delete_session(auth.principal.user_id, _uuid(session_id))
+
+
+class _SessionUpdate(msgspec.Struct):
+    isPendingSyncReset: bool
+
+
+@put("/api/sessions/{session_id:str}")
+async def update_session(auth: ImmichAuth, session_id: str, data: _SessionUpdate) -> dtos.SessionResponseDto:
+    row = await sessions.set_pending_sync_reset(auth.principal.user_id, _uuid(session_id), data.isPendingSyncReset)
+    return _session(row, auth.session_id)
+
+
+# --- administration ----------------------------------------------------------------------------
+
+
+@get("/api/admin/users")
+async def admin_list_users(auth: ImmichAuth, withDeleted: bool = False) -> list[dtos.UserAdminResponseDto]:
+    users.require_admin(auth.principal)
+    return [mapping.user_admin(r) for r in await users.list_users(with_deleted=withDeleted)]
+
+
+class _AdminCreate(msgspec.Struct):
+    email: str
+    password: str
+    name: str
+    isAdmin: bool = False
+    quotaSizeInBytes: int | None = None
+    storageLabel: str | None = None
+    shouldChangePassword: bool = False
+
+
+@post("/api/admin/users", status_code=201)
+async def admin_create_user(auth: ImmichAuth, data: _AdminCreate) -> dtos.UserAdminResponseDto:
+    users.require_admin(auth.principal)
+    row = await users.create_user(data.email, data.password, name=data.name, is_admin=data.isAdmin)
+    changes = {"quotaSizeInBytes": data.quotaSizeInBytes, "storageLabel": data.storageLabel,
+               "shouldChangePassword": data.shouldChangePassword}
+    return mapping.user_admin(await users.admin_update_user(auth.principal, row["id"], changes))
+
+
+@get("/api/admin/users/{user_id:str}")
+async def admin_get_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminResponseDto:
+    users.require_admin(auth.principal)
+    return mapping.user_admin(await users.user_by_id(_uuid(user_id)))
+
+
+@put("/api/admin/users/{user_id:str}")
+async def admin_update_user(auth: ImmichAuth, user_id: str, data: dict[str, Any]) -> dtos.UserAdminResponseDto:
+    return mapping.user_admin(await users.admin_update_user(auth.principal, _uuid(user_id), data))
+
+
+@delete("/api/admin/users/{user_id:str}", status_code=200)
+async def admin_delete_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminResponseDto:
+    return mapping.user_admin(await users.admin_delete_user(auth.principal, _uuid(user_id)))
+
+
+# --- server information that needs a sign-in ---------------------------------------------------
+
+
+def _human(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{size} B"
+        size /= 1024
+    return f"{size} B"
+
+
+@get("/api/server/about")
+async def server_about(auth: ImmichAuth) -> dtos.ServerAboutResponseDto:
+    import av
+    import pyvips
+
+    return dtos.ServerAboutResponseDto(
+        version="v3.1.0", versionUrl="", licensed=False,
+        libvips=f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}", ffmpeg=av.__version__,
+    )
+
+
+@get("/api/server/storage")
+async def server_storage(auth: ImmichAuth, shared: Shared) -> dtos.ServerStorageResponseDto:
+    usage = shutil.disk_usage(shared.settings.data_dir)
+    return dtos.ServerStorageResponseDto(
+        diskSize=_human(usage.total), diskSizeRaw=usage.total, diskUse=_human(usage.used), diskUseRaw=usage.used,
+        diskAvailable=_human(usage.free), diskAvailableRaw=usage.free,
+        diskUsagePercentage=round(usage.used / usage.total * 100, 2) if usage.total else 0.0,
+    )
+
+
+@get("/api/server/statistics")
+async def server_statistics(auth: ImmichAuth) -> Response[dtos.ServerStatsResponseDto]:
+    users.require_admin(auth.principal)
+    rows = await db.fetch(
+        """
+        SELECT u.id, u.name, u.storage_limit_bytes,
+               count(a.id) FILTER (WHERE a.media_type = 'image') AS photos,
+               count(a.id) FILTER (WHERE a.media_type = 'video') AS videos,
+               coalesce(sum(a.file_size_bytes), 0)::bigint AS usage,
+               coalesce(sum(a.file_size_bytes) FILTER (WHERE a.media_type = 'image'), 0)::bigint AS usage_photos,
+               coalesce(sum(a.file_size_bytes) FILTER (WHERE a.media_type = 'video'), 0)::bigint AS usage_videos
+        FROM users u LEFT JOIN assets a ON a.owner_id = u.id
+        WHERE u.deleted_at IS NULL GROUP BY u.id ORDER BY u.created_at
+        """
+    )
+    by_user = [dtos.UsageByUserDto(userId=str(r["id"]), userName=r["name"], photos=r["photos"], videos=r["videos"],
+                                   usage=r["usage"], usagePhotos=r["usage_photos"], usageVideos=r["usage_videos"],
+                                   quotaSizeInBytes=r["storage_limit_bytes"]) for r in rows]
+    return Response(dtos.ServerStatsResponseDto(
+        photos=sum(r["photos"] for r in rows), videos=sum(r["videos"] for r in rows),
+        usage=sum(r["usage"] for r in rows), usagePhotos=sum(r["usage_photos"] for r in rows),
+        usageVideos=sum(r["usage_videos"] for r in rows), usageByUser=by_user,
+    ))
