@@ -11,7 +11,18 @@ from compat.errors import EXCEPTION_HANDLERS
 from compat.routes import accounts
 from compat.routes.albums import add_album_assets, create_album, list_albums
 from compat.routes.api_keys import my_api_key
-from compat.routes.assets import asset_statistics, bulk_upload_check, upload_asset
+from compat.routes.assets import (
+    asset_statistics,
+    bulk_upload_check,
+    delete_assets,
+    empty_trash,
+    get_asset,
+    restore_assets,
+    restore_trash,
+    update_asset,
+    update_assets,
+    upload_asset,
+)
 from compat.routes.media import original, thumbnail, video_playback
 from compat.routes.auth import admin_sign_up, login, logout, my_preferences, my_user, validate_token
 from compat.routes.server import ServerController, well_known
@@ -35,6 +46,13 @@ def create_immich_app(shared: Shared) -> Litestar:
             upload_asset,
             bulk_upload_check,
             asset_statistics,
+            get_asset,
+            update_asset,
+            update_assets,
+            delete_assets,
+            empty_trash,
+            restore_trash,
+            restore_assets,
             thumbnail,
             original,
             video_playback,

@@ -127,3 +127,95 @@ def album(row: asyncpg.Record, owner: asyncpg.Record) -> dtos.AlbumResponseDto:
         dto.startDate = row["start_date"]
         dto.endDate = row["end_date"]
     return dto
+
+
+def _utc(value):
+    from datetime import timezone
+
+    return None if value is None else value.astimezone(timezone.utc)
+
+
+def _as_utc_wall(wall):
+    """Immich's localDateTime: the wall-clock time written as if it were UTC."""
+    from datetime import timezone
+
+    return wall.replace(tzinfo=timezone.utc)
+
+
+def _exposure(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    if seconds >= 1 or seconds <= 0:
+        return f"{seconds:g}"
+    return f"1/{round(1 / seconds)}"
+
+
+def asset(view, owner_row=None) -> dtos.AssetResponseDto:
+    """An AssetView (row + file metadata + files) as Immich's AssetResponseDto."""
+    from app.domain.datetimes import join_wall_clock
+
+    row, exif = view.row, view.exif
+    rating = row["rating"] if row["rating"] is not None else (exif["rating"] if exif is not None else None)
+    captured = row["captured_at"] or _as_utc_wall(row["local_datetime"])
+    dto = dtos.AssetResponseDto(
+        id=str(row["id"]),
+        ownerId=str(row["owner_id"]),
+        checksum=b64(row["checksum_sha1"]),
+        type="VIDEO" if row["media_type"] == "video" else "IMAGE",
+        originalFileName=row["original_file_name"],
+        originalMimeType=row["mime_type"],
+        originalPath="",
+        fileCreatedAt=_utc(captured),
+        fileModifiedAt=_utc(row["file_modified_at"]),
+        createdAt=_utc(row["created_at"]),
+        updatedAt=_utc(row["updated_at"]),
+        localDateTime=_as_utc_wall(row["local_datetime"]),
+        duration=row["duration_ms"],
+        width=row["width"],
+        height=row["height"],
+        thumbhash=b64(row["thumbhash"]) or None,
+        isFavorite=rating == 5,
+        isArchived=row["visibility"] == "archive",
+        isTrashed=row["trashed_at"] is not None,
+        isOffline=False,
+        isEdited=False,
+        hasMetadata=exif is not None,
+        visibility=row["visibility"],
+        livePhotoVideoId=None if row["live_photo_video_id"] is None else str(row["live_photo_video_id"]),
+        libraryId=None,
+        duplicateId=None,
+        people=[],
+        stack=None,
+    )
+    if owner_row is not None:
+        dto.owner = user(owner_row)
+    user_gps = row["user_latitude"] is not None
+
+    def ev(name):
+        return None if exif is None else exif[name]
+
+    original = None
+    if row["user_original_datetime"] is not None:
+        original = join_wall_clock(row["user_original_datetime"], row["user_original_offset_minutes"])
+    elif ev("original_datetime") is not None:
+        original = join_wall_clock(exif["original_datetime"], exif["original_offset_minutes"])
+    if original is not None and original.tzinfo is None:
+        original = _as_utc_wall(original)
+    modified = None
+    if ev("modified_datetime") is not None:
+        modified = join_wall_clock(exif["modified_datetime"], exif["modified_offset_minutes"])
+        modified = modified if modified.tzinfo else _as_utc_wall(modified)
+    dto.exifInfo = dtos.ExifResponseDto(
+        make=ev("make"), model=ev("model"), lensModel=ev("lens_model"), fNumber=ev("f_number"),
+        focalLength=ev("focal_length"), iso=ev("iso"), exposureTime=_exposure(ev("exposure_time")),
+        orientation=None if ev("orientation") is None else str(exif["orientation"]),
+        dateTimeOriginal=_utc(original) if original is not None else None,
+        modifyDate=_utc(modified) if modified is not None else None, timeZone=ev("timezone"),
+        latitude=row["user_latitude"] if user_gps else ev("latitude"),
+        longitude=row["user_longitude"] if user_gps else ev("longitude"),
+        city=ev("city"), state=ev("state"), country=ev("country"),
+        description=row["user_description"] if row["user_description"] is not None else (ev("description") or ""),
+        rating=rating, projectionType=ev("projection_type"),
+        exifImageWidth=ev("raw_width"), exifImageHeight=ev("raw_height"), fileSizeInByte=row["file_size_bytes"],
+    )
+    return dto

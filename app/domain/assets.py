@@ -171,8 +171,16 @@ class AssetChange:
 _METADATA_FIELDS = {"description", "latitude", "longitude", "original_datetime", "rating"}
 
 
-def validate_change(values: dict[str, Any], loc: tuple[str, ...] = ("body",)) -> dict[str, Any]:
-    unknown = set(values) - _METADATA_FIELDS
+VISIBILITIES = ("timeline", "archive", "hidden", "locked")
+
+
+def validate_change(
+    values: dict[str, Any], loc: tuple[str, ...] = ("body",), *, allow: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """`allow` admits fields beyond the native PATCH body (visibility, for the Immich surface)."""
+    unknown = set(values) - _METADATA_FIELDS - allow
+    if "visibility" in values and "visibility" in allow and values["visibility"] not in VISIBILITIES:
+        raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)}", loc=(*loc, "visibility"))
     if unknown:
         raise Invalid(f"Unknown field(s): {', '.join(sorted(unknown))}", loc=loc)
     out: dict[str, Any] = {}
@@ -197,6 +205,8 @@ def validate_change(values: dict[str, Any], loc: tuple[str, ...] = ("body",)) ->
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not -lim <= v <= lim:
                     raise Invalid(f"{name} must be a number in [-{lim}, {lim}]", loc=(*loc, name))
         out["latitude"], out["longitude"] = lat, lon
+    if "visibility" in values and "visibility" in allow:
+        out["visibility"] = values["visibility"]
     if "original_datetime" in values:
         v = values["original_datetime"]
         if v is None:
@@ -218,6 +228,8 @@ async def _apply_change(conn: asyncpg.Connection, asset: asyncpg.Record, change:
 
     if "rating" in change:
         put("rating", change["rating"])
+    if "visibility" in change:
+        put("visibility", change["visibility"])
     if "description" in change:
         put("user_description", change["description"])
     if "latitude" in change:
@@ -271,9 +283,10 @@ async def _apply_change(conn: asyncpg.Connection, asset: asyncpg.Record, change:
 
 
 async def update_asset(
-    principal: access.Principal, asset_id: uuid.UUID, values: dict[str, Any], queue: "processing.Queue | None" = None
+    principal: access.Principal, asset_id: uuid.UUID, values: dict[str, Any], queue: "processing.Queue | None" = None,
+    *, allow: frozenset[str] = frozenset(),
 ) -> asyncpg.Record:
-    change = validate_change(values)
+    change = validate_change(values, allow=allow)
     asset = await access.load_asset(principal, asset_id, access.WRITE)
     async with db.transaction() as conn:
         locked = await conn.fetchrow("SELECT * FROM assets WHERE id = $1 FOR UPDATE", asset["id"])
@@ -291,7 +304,8 @@ async def update_asset(
 
 
 async def bulk_update(
-    principal: access.Principal, items: list[tuple[str, dict[str, Any]]], queue: "processing.Queue | None" = None
+    principal: access.Principal, items: list[tuple[str, dict[str, Any]]], queue: "processing.Queue | None" = None,
+    *, allow: frozenset[str] = frozenset(),
 ) -> None:
     """Every item or none: one invalid change or unknown id rejects the whole batch."""
     if len(items) > MAX_IDS:
@@ -302,7 +316,7 @@ async def bulk_update(
         decoded = ids.try_decode(ids.ASSET, asset_id)
         if decoded is None:
             raise NotFound(f"Asset {asset_id} not found")
-        parsed.append((decoded, validate_change(change, loc=("body", "updates", str(n), "change"))))
+        parsed.append((decoded, validate_change(change, loc=("body", "updates", str(n), "change"), allow=allow)))
     refresh = []
     async with db.transaction() as conn:
         for decoded, change in parsed:
@@ -340,7 +354,7 @@ async def _rows_in_library(conn: asyncpg.Connection, library_id: uuid.UUID, asse
     return rows
 
 
-async def set_trashed(principal: access.Principal, library_id: str | None, asset_ids: list[str], trashed: bool) -> None:
+async def set_trashed(principal: access.Principal, library_id: str | None, asset_ids: list[str], trashed: bool) -> int:
     decoded = _decode_asset_ids(asset_ids, "ids")
     library = await access.library_for(principal, library_id, access.DELETE)
     async with db.transaction() as conn:
@@ -352,7 +366,7 @@ async def set_trashed(principal: access.Principal, library_id: str | None, asset
             targets = [r for r in rows if r["trashed_at"] is not None]
             sql = "UPDATE assets SET trashed_at = NULL, updated_at = now() WHERE id = ANY($1::uuid[])"
         if not targets:
-            return
+            return 0
         await conn.execute(sql, [r["id"] for r in targets])
         await events.record_many(
             conn,
@@ -360,6 +374,18 @@ async def set_trashed(principal: access.Principal, library_id: str | None, asset
             event_type="asset_trashed" if trashed else "asset_restored",
             rows=[(r["id"], r["library_id"], r["owner_id"]) for r in targets],
         )
+    return len(targets)
+
+
+async def restore_all(principal: access.Principal, library_id: str | None) -> int:
+    library = await access.library_for(principal, library_id, access.DELETE)
+    total = 0
+    while True:  # in bounded batches, each with its events
+        batch = await db.fetch("SELECT id FROM assets WHERE library_id = $1 AND trashed_at IS NOT NULL LIMIT 200",
+                               library)
+        if not batch:
+            return total
+        total += await set_trashed(principal, library_id, [ids.encode(ids.ASSET, r["id"]) for r in batch], False)
 
 
 async def hard_delete_rows(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import msgspec
-from litestar import Request, get, post
+from litestar import Request, delete, get, post, put
 from litestar.response import Response
 
 from app.api.state import Shared
@@ -117,3 +118,97 @@ async def asset_statistics(
     row = await assets.statistics(auth.principal, library, favorite=isFavorite, trashed=isTrashed,
                                   visibility=visibility)
     return dtos.AssetStatsResponseDto(images=row["images"], videos=row["videos"], total=row["total"])
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise BadRequest("id must be a UUID") from None
+
+
+async def _render(principal, row) -> dtos.AssetResponseDto:
+    from app.domain import users
+
+    return mapping.asset(await assets.view(row), await users.user_by_id(row["owner_id"]))
+
+
+@get("/api/assets/{asset_id:str}")
+async def get_asset(auth: ImmichAuth, asset_id: str) -> dtos.AssetResponseDto:
+    row = await access.load_asset(auth.principal, _uuid(asset_id), access.READ)
+    return await _render(auth.principal, row)
+
+
+def _change(data: dict) -> dict:
+    """Immich's asset fields as the domain's change (favorite is a 5 rating)."""
+    change: dict = {}
+    if "isFavorite" in data:
+        change["rating"] = 5 if data["isFavorite"] else None
+    if "rating" in data:
+        rating = data["rating"]
+        change["rating"] = None if rating is None or rating < 0 else rating
+    if "description" in data:
+        change["description"] = data["description"]
+    if "latitude" in data or "longitude" in data:
+        change["latitude"], change["longitude"] = data.get("latitude"), data.get("longitude")
+    if "dateTimeOriginal" in data:
+        change["original_datetime"] = data["dateTimeOriginal"]
+    if "visibility" in data:
+        change["visibility"] = data["visibility"]
+    return change
+
+
+@put("/api/assets/{asset_id:str}")
+async def update_asset(auth: ImmichAuth, shared: Shared, asset_id: str, data: dict[str, Any]) -> dtos.AssetResponseDto:
+    row = await assets.update_asset(auth.principal, _uuid(asset_id), _change(data), shared.queue,
+                                    allow=frozenset({"visibility"}))
+    return await _render(auth.principal, row)
+
+
+@put("/api/assets", status_code=204)
+async def update_assets(auth: ImmichAuth, shared: Shared, data: dict[str, Any]) -> None:
+    asset_ids = data.get("ids")
+    if not isinstance(asset_ids, list):
+        raise BadRequest("ids must be a list of UUIDs")
+    change = _change({k: v for k, v in data.items() if k != "ids"})
+    await assets.bulk_update(auth.principal, [(ids.encode(ids.ASSET, _uuid(a)), change) for a in asset_ids],
+                             shared.queue, allow=frozenset({"visibility"}))
+
+
+class _DeleteBody(msgspec.Struct):
+    ids: list[str]
+    force: bool = False
+
+
+@delete("/api/assets", status_code=204)
+async def delete_assets(auth: ImmichAuth, shared: Shared, data: _DeleteBody) -> None:
+    library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
+    native = [ids.encode(ids.ASSET, _uuid(a)) for a in data.ids]
+    if data.force:
+        await assets.delete_assets(auth.principal, shared.store, library, native)
+    else:
+        await assets.set_trashed(auth.principal, library, native, trashed=True)
+
+
+@post("/api/trash/empty", status_code=200)
+async def empty_trash(auth: ImmichAuth, shared: Shared) -> dtos.TrashResponseDto:
+    library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
+    return dtos.TrashResponseDto(count=await assets.empty_trash(auth.principal, shared.store, library))
+
+
+@post("/api/trash/restore", status_code=200)
+async def restore_trash(auth: ImmichAuth) -> dtos.TrashResponseDto:
+    library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
+    return dtos.TrashResponseDto(count=await assets.restore_all(auth.principal, library))
+
+
+class _Ids(msgspec.Struct):
+    ids: list[str]
+
+
+@post("/api/trash/restore/assets", status_code=200)
+async def restore_assets(auth: ImmichAuth, data: _Ids) -> dtos.TrashResponseDto:
+    library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
+    count = await assets.set_trashed(auth.principal, library, [ids.encode(ids.ASSET, _uuid(a)) for a in data.ids],
+                                     trashed=False)
+    return dtos.TrashResponseDto(count=count)
