@@ -9,7 +9,16 @@ from app.api.state import Shared
 from compat.auth import provide_auth
 from compat.errors import EXCEPTION_HANDLERS
 from compat.routes import accounts
-from compat.routes.albums import add_album_assets, create_album, list_albums
+from compat.routes.albums import (
+    add_album_assets,
+    album_statistics,
+    create_album,
+    delete_album,
+    get_album,
+    list_albums,
+    remove_album_assets,
+    update_album,
+)
 from compat.routes.api_keys import my_api_key
 from compat.routes.assets import (
     asset_statistics,
@@ -26,6 +35,7 @@ from compat.routes.assets import (
 from compat.routes.media import original, thumbnail, video_playback
 from compat.routes.auth import admin_sign_up, login, logout, my_preferences, my_user, validate_token
 from compat.routes.server import ServerController, well_known
+from compat.routes.timeline import map_markers, time_bucket, time_buckets
 
 
 def create_immich_app(shared: Shared) -> Litestar:
@@ -59,6 +69,11 @@ def create_immich_app(shared: Shared) -> Litestar:
             list_albums,
             create_album,
             add_album_assets,
+            album_statistics,
+            get_album,
+            update_album,
+            delete_album,
+            remove_album_assets,
             accounts.search_users,
             accounts.get_user,
             accounts.update_preferences,
@@ -75,6 +90,9 @@ def create_immich_app(shared: Shared) -> Litestar:
             accounts.server_about,
             accounts.server_storage,
             accounts.server_statistics,
+            time_buckets,
+            time_bucket,
+            map_markers,
         ],
         dependencies={
             "shared": Provide(provide_shared, sync_to_thread=False, use_cache=True),

@@ -237,7 +237,7 @@ async def add_assets(principal: access.Principal, album_id: uuid.UUID, asset_ids
     return result
 
 
-async def remove_assets(principal: access.Principal, album_id: uuid.UUID, asset_ids: list[str]) -> None:
+async def remove_assets(principal: access.Principal, album_id: uuid.UUID, asset_ids: list[str]) -> list[uuid.UUID]:
     album = await get_album(principal, album_id, access.WRITE)
     wanted = [u for _, u in _decode_many(asset_ids) if u is not None]
     async with db.transaction() as conn:
@@ -255,6 +255,7 @@ async def remove_assets(principal: access.Principal, album_id: uuid.UUID, asset_
                                    [(r["id"], album["id"], r["asset_id"]) for r in removed])
         if removed:
             await conn.execute("UPDATE albums SET updated_at = now() WHERE id = $1", album["id"])
+    return [r["asset_id"] for r in removed]
 
 
 async def record_link_removals(conn, library_id, owner_id, links: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]) -> None:

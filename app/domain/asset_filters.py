@@ -63,6 +63,7 @@ class AssetFilter:
     bbox: BBox | None = None
     center: tuple[float, float] | None = None  # (lon, lat)
     radius_m: float | None = None
+    visibility: str | None = None  # timeline | archive | hidden | locked (the Immich surface filters by it)
 
     def validate(self) -> None:
         if self.after is not None and self.before is not None and (
@@ -129,6 +130,8 @@ def where(f: AssetFilter, sql: Sql) -> str:
         clauses.append(_bound(sql, f.before, "<"))
     if f.media_type is not None:
         clauses.append(f"a.media_type = {sql.arg(f.media_type)}")
+    if f.visibility is not None:
+        clauses.append(f"a.visibility = {sql.arg(f.visibility)}")
     if f.ratings:
         # The effective rating: the user's, else the file's; 0 covers every unrated form.
         clauses.append(

@@ -127,7 +127,7 @@ def _rollup_covers(f: AssetFilter) -> bool:
     return (
         f.ids is None and f.after is None and f.before is None and not f.ratings and f.album_id is None
         and f.album_filter == "all" and not f.person_ids and f.stack_id is None and f.bbox is None
-        and f.center is None
+        and f.center is None and f.visibility is None
     )
 
 
@@ -594,3 +594,28 @@ async def media_file(asset_id: uuid.UUID, variant: str) -> tuple[asyncpg.Record,
     if derived is None and variant == "fullsize" and asset["mime_type"] in BROWSER_IMAGES:
         return asset, None  # a browser shows this original as it is
     return (asset, derived) if derived is not None else None
+
+
+async def all_pages(f: AssetFilter, order: str = "desc", page_size: int = 200) -> list[asyncpg.Record]:
+    """Every asset matching a filter (for clients that want one array), read page by page."""
+    rows: list[asyncpg.Record] = []
+    cursor = None
+    while True:
+        page, more = await list_assets(f, order=order, limit=page_size, starting_after=cursor)
+        rows += page
+        if not more:
+            return rows
+        cursor = page[-1]["id"]
+
+
+async def markers(f: AssetFilter) -> list[asyncpg.Record]:
+    """Geotagged assets with their place names, for a map."""
+    await check_references(f)
+    sql = Sql()
+    clause = where(f, sql)
+    return await db.fetch(
+        f"SELECT a.id, a.latitude, a.longitude, e.city, e.state, e.country FROM assets a"
+        f" LEFT JOIN asset_exif e ON e.asset_id = a.id WHERE {clause} AND a.latitude IS NOT NULL"
+        f" ORDER BY a.local_datetime DESC, a.id DESC",
+        *sql.args,
+    )

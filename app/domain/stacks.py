@@ -247,3 +247,12 @@ async def delete_stack(principal: access.Principal, stack_id: uuid.UUID) -> None
         await conn.execute("DELETE FROM stacks WHERE id = $1", stack["id"])
         await _asset_events(conn, released)
         await _event(conn, locked, "stack_deleted")
+
+
+async def live_counts(stack_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    rows = await db.fetch(
+        "SELECT stack_id, count(*) AS n FROM assets WHERE stack_id = ANY($1::uuid[]) AND trashed_at IS NULL"
+        " GROUP BY stack_id",
+        stack_ids,
+    )
+    return {r["stack_id"]: r["n"] for r in rows}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import msgspec
-from litestar import get, post, put
+from litestar import delete, get, patch, post, put
 from litestar.response import Response
 
 from app.domain import access, albums, ids, users
@@ -86,3 +87,47 @@ async def add_album_assets(auth: ImmichAuth, album_id: str, data: _BulkIds) -> l
         else:
             out.append(dtos.BulkIdResponseDto(id=str(a), success=False, error="not_found"))
     return out
+
+
+@get("/api/albums/statistics")
+async def album_statistics(auth: ImmichAuth) -> dtos.AlbumStatisticsResponseDto:
+    library = await access.preferred_library(auth.principal)
+    owned = len(await _all_albums(auth.principal, library, None, None))
+    return dtos.AlbumStatisticsResponseDto(owned=owned, shared=0, notShared=owned)
+
+
+@get("/api/albums/{album_id:str}")
+async def get_album(auth: ImmichAuth, album_id: str) -> dtos.AlbumResponseDto:
+    row = await albums.get_album(auth.principal, _uuid(album_id))
+    return mapping.album(row, await users.user_by_id(row["owner_id"]))
+
+
+@patch("/api/albums/{album_id:str}")
+async def update_album(auth: ImmichAuth, album_id: str, data: dict[str, Any]) -> dtos.AlbumResponseDto:
+    change: dict[str, Any] = {}
+    if "albumName" in data:
+        change["name"] = data["albumName"]
+    if "description" in data:
+        change["description"] = data["description"]
+    if "albumThumbnailAssetId" in data:
+        cover = data["albumThumbnailAssetId"]
+        change["album_cover_asset_id"] = None if cover is None else ids.encode(ids.ASSET, _uuid(cover))
+    try:
+        row = await albums.update_album(auth.principal, _uuid(album_id), change)
+    except Conflict as exc:
+        raise BadRequest(exc.detail) from None
+    return mapping.album(row, await users.user_by_id(row["owner_id"]))
+
+
+@delete("/api/albums/{album_id:str}", status_code=204)
+async def delete_album(auth: ImmichAuth, album_id: str) -> None:
+    await albums.delete_album(auth.principal, _uuid(album_id))
+
+
+@delete("/api/albums/{album_id:str}/assets", status_code=200)
+async def remove_album_assets(auth: ImmichAuth, album_id: str, data: _BulkIds) -> list[dtos.BulkIdResponseDto]:
+    asset_ids = [_uuid(a) for a in data.ids]
+    removed = set(await albums.remove_assets(auth.principal, _uuid(album_id),
+                                             [ids.encode(ids.ASSET, a) for a in asset_ids]))
+    return [dtos.BulkIdResponseDto(id=str(a), success=True) if a in removed
+            else dtos.BulkIdResponseDto(id=str(a), success=False, error="not_found") for a in asset_ids]

@@ -1,0 +1,109 @@
+"""The web client's timeline (month buckets, columnar bucket contents) and map markers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta, timezone
+
+from litestar import get
+
+from app.domain import access, assets, stacks
+from app.domain.asset_filters import AssetFilter
+from app.domain.errors import BadRequest
+from compat import dtos, mapping
+from compat.auth import ImmichAuth
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise BadRequest("id must be a UUID") from None
+
+
+async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None, isTrashed: bool | None,
+                  visibility: str | None) -> AssetFilter:
+    library = await access.preferred_library(auth.principal)
+    auth.principal.require(access.READ)
+    return AssetFilter(
+        library_id=library,
+        state="trashed" if isTrashed else "live",
+        album_id=_uuid(albumId) if albumId else None,
+        ratings=None if isFavorite is None else ([5] if isFavorite else [0, 1, 2, 3, 4]),
+        # The timeline shows timeline assets unless a visibility is asked for (hidden = live-photo motion parts).
+        visibility=visibility or (None if isTrashed else "timeline"),
+    )
+
+
+@get("/api/timeline/buckets")
+async def time_buckets(auth: ImmichAuth, albumId: str | None = None, isFavorite: bool | None = None,
+                       isTrashed: bool | None = None, visibility: str | None = None,
+                       order: str = "desc") -> list[dtos.TimeBucketsResponseDto]:
+    f = await _filter(auth, albumId, isFavorite, isTrashed, visibility)
+    rows, _ = await assets.counts(f, group_by="month", order="asc" if order == "asc" else "desc", limit=100_000,
+                                  starting_after_bucket=None)
+    return [dtos.TimeBucketsResponseDto(timeBucket=r["time_bucket"].date().isoformat(), count=r["count"])
+            for r in rows]
+
+
+def _month(value: str) -> tuple[datetime, datetime]:
+    try:
+        start = date.fromisoformat(value[:10]).replace(day=1)
+    except ValueError:
+        raise BadRequest("timeBucket must be a date like 2024-02-01") from None
+    end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    # Bounds are exclusive: just before the month starts, and the next month's start.
+    return datetime.combine(start, datetime.min.time()) - timedelta(microseconds=1), datetime.combine(end, datetime.min.time())
+
+
+@get("/api/timeline/bucket")
+async def time_bucket(auth: ImmichAuth, timeBucket: str, albumId: str | None = None, isFavorite: bool | None = None,
+                      isTrashed: bool | None = None, visibility: str | None = None, order: str = "desc",
+                      withCoordinates: bool = False) -> dict:
+    f = await _filter(auth, albumId, isFavorite, isTrashed, visibility)
+    f.after, f.before = _month(timeBucket)
+    rows = await assets.all_pages(f, order="asc" if order == "asc" else "desc")
+    views = await assets.views(rows)
+    stack_sizes = await stacks.live_counts(list({r["stack_id"] for r in rows if r["stack_id"] is not None}))
+    columns: dict[str, list] = {name: [] for name in (
+        "id", "ownerId", "ratio", "isFavorite", "isImage", "isTrashed", "thumbhash", "fileCreatedAt",
+        "localOffsetHours", "duration", "projectionType", "livePhotoVideoId", "visibility", "createdAt", "stack")}
+    if withCoordinates:
+        for name in ("latitude", "longitude", "city", "country"):
+            columns[name] = []
+    for v in views:
+        dto = mapping.asset(v)
+        row = v.row
+        columns["id"].append(dto.id)
+        columns["ownerId"].append(dto.ownerId)
+        columns["ratio"].append((row["width"] / row["height"]) if row["width"] and row["height"] else 1.0)
+        columns["isFavorite"].append(dto.isFavorite)
+        columns["isImage"].append(row["media_type"] == "image")
+        columns["isTrashed"].append(dto.isTrashed)
+        columns["thumbhash"].append(dto.thumbhash)
+        columns["fileCreatedAt"].append(dto.fileCreatedAt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"))
+        offset = row["local_offset_minutes"]
+        columns["localOffsetHours"].append(0 if offset is None else offset / 60)
+        columns["duration"].append(row["duration_ms"])
+        columns["projectionType"].append(None if v.exif is None else v.exif["projection_type"])
+        columns["livePhotoVideoId"].append(dto.livePhotoVideoId)
+        columns["visibility"].append(row["visibility"])
+        columns["createdAt"].append(row["created_at"].astimezone(timezone.utc).isoformat().replace("+00:00", "Z"))
+        stack = row["stack_id"]
+        columns["stack"].append(None if stack is None else [str(stack), str(stack_sizes.get(stack, 0))])
+        if withCoordinates:
+            columns["latitude"].append(dto.exifInfo.latitude)
+            columns["longitude"].append(dto.exifInfo.longitude)
+            columns["city"].append(dto.exifInfo.city)
+            columns["country"].append(dto.exifInfo.country)
+    return columns
+
+
+@get("/api/map/markers")
+async def map_markers(auth: ImmichAuth, isArchived: bool | None = None,
+                      isFavorite: bool | None = None) -> list[dtos.MapMarkerResponseDto]:
+    f = await _filter(auth, None, isFavorite, False, None if isArchived else "timeline")
+    return [dtos.MapMarkerResponseDto(id=str(r["id"]), lat=r["latitude"], lon=r["longitude"], city=r["city"],
+                                      state=r["state"], country=r["country"]) for r in await assets.markers(f)]
+
+
