@@ -19,6 +19,7 @@ from compat.routes.albums import (
     remove_album_assets,
     update_album,
 )
+from compat.routes import stacks_keys
 from compat.routes.api_keys import my_api_key
 from compat.routes.assets import (
     asset_statistics,
@@ -93,6 +94,16 @@ def create_immich_app(shared: Shared) -> Litestar:
             time_buckets,
             time_bucket,
             map_markers,
+            stacks_keys.create_stack,
+            stacks_keys.get_stack,
+            stacks_keys.update_stack,
+            stacks_keys.delete_stack,
+            stacks_keys.delete_stacks,
+            stacks_keys.list_keys,
+            stacks_keys.create_key,
+            stacks_keys.get_key,
+            stacks_keys.rename_key,
+            stacks_keys.delete_key,
         ],
         dependencies={
             "shared": Provide(provide_shared, sync_to_thread=False, use_cache=True),

@@ -1,0 +1,140 @@
+"""Immich stacks and API key management, mapped onto the domain's."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+from litestar import delete, get, post, put
+
+from app.db import engine as db
+from app.domain import access, api_keys, assets, ids, stacks
+from app.domain.errors import BadRequest
+from compat import dtos, mapping
+from compat.auth import ImmichAuth
+from compat.routes.api_keys import _PERMISSIONS
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise BadRequest("id must be a UUID") from None
+
+
+async def _stack_dto(stack_row) -> dtos.StackResponseDto:
+    rows = await db.fetch("SELECT * FROM assets WHERE stack_id = $1 AND trashed_at IS NULL ORDER BY local_datetime, id",
+                          stack_row["id"])
+    members = [mapping.asset(v) for v in await assets.views(rows)]
+    primary = stack_row["primary_asset_id"] or (rows[0]["id"] if rows else None)
+    return dtos.StackResponseDto(id=str(stack_row["id"]), primaryAssetId=str(primary) if primary else "",
+                                 assets=members)
+
+
+class _StackCreate(msgspec.Struct):
+    assetIds: list[str]
+
+
+@post("/api/stacks", status_code=201)
+async def create_stack(auth: ImmichAuth, data: _StackCreate) -> dtos.StackResponseDto:
+    library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
+    members = [ids.encode(ids.ASSET, _uuid(a)) for a in data.assetIds]
+    # Immich makes the first asset the primary one.
+    row = await stacks.create_stack(auth.principal, library, members, members[0] if members else None)
+    return await _stack_dto(row)
+
+
+@get("/api/stacks/{stack_id:str}")
+async def get_stack(auth: ImmichAuth, stack_id: str) -> dtos.StackResponseDto:
+    return await _stack_dto(await stacks.get_stack(auth.principal, _uuid(stack_id)))
+
+
+class _StackUpdate(msgspec.Struct):
+    primaryAssetId: str
+
+
+@put("/api/stacks/{stack_id:str}")
+async def update_stack(auth: ImmichAuth, stack_id: str, data: _StackUpdate) -> dtos.StackResponseDto:
+    row = await stacks.set_cover(auth.principal, _uuid(stack_id), ids.encode(ids.ASSET, _uuid(data.primaryAssetId)))
+    return await _stack_dto(row)
+
+
+@delete("/api/stacks/{stack_id:str}", status_code=204)
+async def delete_stack(auth: ImmichAuth, stack_id: str) -> None:
+    await stacks.delete_stack(auth.principal, _uuid(stack_id))
+
+
+class _Ids(msgspec.Struct):
+    ids: list[str]
+
+
+@delete("/api/stacks", status_code=204)
+async def delete_stacks(auth: ImmichAuth, data: _Ids) -> None:
+    for stack_id in data.ids:
+        await stacks.delete_stack(auth.principal, _uuid(stack_id))
+
+
+# --- API keys ------------------------------------------------------------------------------------
+
+
+def _actions(permissions: list[str]) -> list[str]:
+    if "all" in permissions:
+        return sorted(access.ALL_ACTIONS)
+    wanted = {action for action, perms in _PERMISSIONS.items() if set(perms) & set(permissions)}
+    if wanted - {access.READ}:
+        wanted.add(access.READ)
+    if not wanted:
+        raise BadRequest("These permissions map to no action this server knows; use 'all' or asset/album ones")
+    return sorted(wanted)
+
+
+def _key_dto(row) -> dtos.ApiKeyResponseDto:
+    actions = set(row["actions"])
+    permissions = ["all"] if actions >= access.ALL_ACTIONS and row["library_scope_mode"] == "all_libraries" else (
+        sorted({p for a in actions for p in _PERMISSIONS.get(a, [])}))
+    return dtos.ApiKeyResponseDto(id=str(row["id"]), name=row["name"] or "", createdAt=row["created_at"],
+                                  updatedAt=row["created_at"], permissions=permissions)
+
+
+@get("/api/api-keys")
+async def list_keys(auth: ImmichAuth) -> list[dtos.ApiKeyResponseDto]:
+    return [_key_dto(r) for r in await api_keys.list_keys(auth.principal) if r["is_active"]]
+
+
+class _KeyCreate(msgspec.Struct):
+    permissions: list[str]
+    name: str = "API Key"
+
+
+@post("/api/api-keys", status_code=201)
+async def create_key(auth: ImmichAuth, data: _KeyCreate) -> dtos.ApiKeyCreateResponseDto:
+    row, secret = await api_keys.create_key(auth.principal, data.name, _actions(data.permissions),
+                                            "all_libraries", None)
+    return dtos.ApiKeyCreateResponseDto(secret=secret, apiKey=_key_dto(row))
+
+
+@get("/api/api-keys/{key_id:str}")
+async def get_key(auth: ImmichAuth, key_id: str) -> dtos.ApiKeyResponseDto:
+    wanted = _uuid(key_id)
+    for row in await api_keys.list_keys(auth.principal):
+        if row["id"] == wanted and row["is_active"]:
+            return _key_dto(row)
+    from app.domain.errors import NotFound
+
+    raise NotFound("API key not found")
+
+
+class _KeyUpdate(msgspec.Struct):
+    name: str | None = None
+
+
+@put("/api/api-keys/{key_id:str}")
+async def rename_key(auth: ImmichAuth, key_id: str, data: _KeyUpdate) -> dtos.ApiKeyResponseDto:
+    if data.name is None:
+        raise BadRequest("Only the name of a key can be changed here")
+    return _key_dto(await api_keys.rename_key(auth.principal, ids.encode(ids.API_KEY, _uuid(key_id)), data.name))
+
+
+@delete("/api/api-keys/{key_id:str}", status_code=204)
+async def delete_key(auth: ImmichAuth, key_id: str) -> None:
+    await api_keys.revoke_key(auth.principal, ids.encode(ids.API_KEY, _uuid(key_id)))
