@@ -35,7 +35,7 @@ from compat.routes.assets import (
 )
 from compat.routes.media import original, thumbnail, video_playback
 from compat.routes.auth import admin_sign_up, login, logout, my_preferences, my_user, validate_token
-from compat.routes.server import ServerController, well_known
+from compat.routes.server import ServerController, smart_search, well_known
 from compat.routes.timeline import map_markers, time_bucket, time_buckets
 
 
@@ -94,6 +94,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             time_buckets,
             time_bucket,
             map_markers,
+            smart_search,
             stacks_keys.create_stack,
             stacks_keys.get_stack,
             stacks_keys.update_stack,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
+from functools import lru_cache
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException, ValidationException
 
 from app.domain.errors import DomainError, InsufficientStorage
 
@@ -36,7 +38,26 @@ def _validation(request: Request, exc: ValidationException) -> Response:
     return immich_error(400, "Validation failed", issues)
 
 
+def _unsupported(method: str, path: str) -> str | None:
+    """The spec operation a request names, when no route here serves it."""
+    for op_method, pattern, template in _operation_patterns():
+        if op_method == method and pattern.fullmatch(path):
+            return f"{method} {template}"
+    return None
+
+
+@lru_cache(maxsize=1)
+def _operation_patterns():
+    from compat.dtos import OPERATIONS
+
+    return [(m, re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(p))), p) for m, p in OPERATIONS]
+
+
 def _http(request: Request, exc: HTTPException) -> Response:
+    if isinstance(exc, (NotFoundException, MethodNotAllowedException)):
+        operation = _unsupported(request.method, request.url.path)
+        if operation is not None:
+            return immich_error(501, f"{operation} is not supported by this server")
     return immich_error(exc.status_code, exc.detail)
 
 

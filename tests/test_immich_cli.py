@@ -45,10 +45,13 @@ def test_cli_login_server_info_and_upload(immich_cli, server, account, tmp_path)
     (photos / "two.png").write_bytes(png_bytes(102, 40, 30))
     if SHARED_ASSETS.exists():
         shutil.copy(SHARED_ASSETS / "formats/heic/IMG_2682.heic", photos)
+    from tests.test_media import _video
+
+    _video(photos / "clip.mp4", seconds=1.0)
     (photos / "notes.txt").write_text("not a photo")
     config = tmp_path / "config"
 
-    login = _run(immich_cli, config, "login", server.immich_url, account.api_key)
+    login = _run(immich_cli, config, "login", f"{server.immich_url}/api", account.api_key)
     assert login.returncode == 0, login.stdout + login.stderr
     assert f"Logged in as {account.email}" in login.stdout
 
@@ -56,12 +59,13 @@ def test_cli_login_server_info_and_upload(immich_cli, server, account, tmp_path)
     assert info.returncode == 0, info.stdout + info.stderr
     assert "Version: 3.1.0" in info.stdout
 
-    expected = 3 if SHARED_ASSETS.exists() else 2
+    expected = 4 if SHARED_ASSETS.exists() else 3
     first = _run(immich_cli, config, "upload", "--recursive", str(photos))
     assert first.returncode == 0, first.stdout + first.stderr
     assert f"Successfully uploaded {expected} new assets" in first.stdout
     listed = list(account.client.assets.list())
-    assert {"one.png", "two.png"} <= {a.original_file_name for a in listed} and len(listed) == expected
+    assert {"one.png", "two.png", "clip.mp4"} <= {a.original_file_name for a in listed} and len(listed) == expected
+    assert {a.mime_type for a in listed if a.original_file_name == "clip.mp4"} == {"video/mp4"}
 
     again = _run(immich_cli, config, "upload", "--recursive", str(photos))
     assert again.returncode == 0, again.stdout + again.stderr

@@ -51,3 +51,14 @@ def test_dtos_are_generated_from_the_current_spec():
     done = subprocess.run([sys.executable, "tools/gen_immich_dtos.py", "--check", "--spec", str(SPEC_PATH)],
                           cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_unimplemented_operations_answer_501_not_a_fake_success(server, account):
+    headers = {"x-api-key": account.api_key}
+    people = httpx.get(f"{server.immich_url}/api/people", headers=headers)
+    assert people.status_code == 501 and people.json() == {"message": "GET /api/people is not supported by this server"}
+    thumb = httpx.get(f"{server.immich_url}/api/people/00000000-0000-4000-8000-000000000000/thumbnail", headers=headers)
+    assert thumb.status_code == 501
+    smart = httpx.post(f"{server.immich_url}/api/search/smart", headers=headers, json={"query": "dog"})
+    assert smart.status_code == 400 and "embedding model" in smart.json()["message"]
+    assert httpx.get(f"{server.immich_url}/api/server/features").json()["smartSearch"] is False

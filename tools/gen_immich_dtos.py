@@ -120,6 +120,17 @@ def generate(spec_path: Path) -> str:
         out.extend([line for line in body] or ["    pass"])
         out.append("")
     out.extend(aliases)
+    operations = sorted(
+        (method.upper(), "/api" + path)
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    )
+    out.append("")
+    out.append("# Every operation of the spec, so routes this server lacks can answer 501 rather than 404.")
+    out.append("OPERATIONS: tuple[tuple[str, str], ...] = (")
+    out.extend(f"    ({m!r}, {p!r})," for m, p in operations)
+    out.append(")")
     while out and out[-1] == "":
         out.pop()
     text = "\n".join(line for line in out if line != "    ") + "\n"

@@ -1,9 +1,11 @@
 """Discovery and server information: what an Immich client asks before it logs in."""
 
-from litestar import Controller, get
+from litestar import Controller, get, post
 
 from app.domain import media_types, sessions
+from app.domain.errors import BadRequest
 from compat import dtos
+from compat.auth import ImmichAuth
 
 VERSION = dtos.ServerVersionResponseDto(major=3, minor=1, patch=0, prerelease=None)
 
@@ -74,3 +76,8 @@ class ServerController(Controller):
     def media_types(self) -> dtos.ServerMediaTypesResponseDto:
         images, videos = media_types.accepted_extensions()
         return dtos.ServerMediaTypesResponseDto(image=images, video=videos, sidecar=[".xmp"])
+
+
+@post("/api/search/smart", status_code=400)
+async def smart_search(auth: ImmichAuth) -> None:
+    raise BadRequest("Smart search needs a CLIP embedding model, which this server does not have yet")
