@@ -55,34 +55,17 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
     listeners: list[_Listener] = []
     worker = None
     if with_http:
-        config = uvicorn.Config(
-            create_native_app(shared),
-            host=settings.host,
-            port=settings.api_port,
-            log_level="info",
-            access_log=False,
-            timeout_graceful_shutdown=10,
-            lifespan="on",
-        )
-        listener = _Listener(config)
-        listeners.append(listener)
-        tasks.append(asyncio.create_task(listener.serve(), name="native-api"))
-        log.info("native API on http://%s:%d", settings.host, settings.api_port)
-
         from compat.app import create_immich_app
 
-        immich = _Listener(uvicorn.Config(
-            create_immich_app(shared),
-            host=settings.host,
-            port=settings.immich_port,
-            log_level="info",
-            access_log=False,
-            timeout_graceful_shutdown=10,
-            lifespan="on",
-        ))
-        listeners.append(immich)
-        tasks.append(asyncio.create_task(immich.serve(), name="immich-api"))
-        log.info("Immich API on http://%s:%d", settings.host, settings.immich_port)
+        for name, app, port in (
+            ("native API", create_native_app(shared), settings.api_port),
+            ("Immich API", create_immich_app(shared), settings.immich_port),
+        ):
+            listener = _Listener(uvicorn.Config(app, host=settings.host, port=port, log_level="info",
+                                                access_log=False, timeout_graceful_shutdown=10, lifespan="on"))
+            listeners.append(listener)
+            tasks.append(asyncio.create_task(listener.serve(), name=name))
+            log.info("%s on http://%s:%d", name, settings.host, port)
     if with_worker:
         worker = build_worker(shared, services.redis_url)
         tasks.append(asyncio.create_task(worker.async_run(), name="worker"))
