@@ -70,3 +70,22 @@ def test_timeline_and_map(server, account):
         markers = http.get("/api/map/markers").json()
         validate("/map/markers", "get", 200, markers)
         assert [(m["id"], m["lat"], m["lon"]) for m in markers] == [(mar, 48.85, 2.35)]
+
+
+@needs_spec
+def test_metadata_search(server, account):
+    with httpx.Client(base_url=server.immich_url, headers={"x-api-key": account.api_key}) as http:
+        a = _up(http, "beach-day.png", 1901, "2021-07-01T10:00:00Z")
+        b = _up(http, "city-night.png", 1902, "2021-08-01T22:00:00Z")
+        http.put(f"/api/assets/{a}", json={"isFavorite": True, "description": "waves at dusk"})
+        by_name = http.post("/api/search/metadata", json={"originalFileName": "beach"})
+        validate("/search/metadata", "post", 200, by_name.json())
+        assert [x["id"] for x in by_name.json()["assets"]["items"]] == [a]
+        assert [x["id"] for x in http.post("/api/search/metadata", json={"isFavorite": True}).json()["assets"]["items"]] == [a]
+        assert [x["id"] for x in http.post("/api/search/metadata", json={"description": "DUSK"}).json()["assets"]["items"]] == [a]
+        taken = http.post("/api/search/metadata", json={"takenAfter": "2021-07-15T00:00:00.000Z"}).json()
+        assert [x["id"] for x in taken["assets"]["items"]] == [b]
+        paged = http.post("/api/search/metadata", json={"size": 1, "order": "asc"}).json()["assets"]
+        assert paged["count"] == 1 and paged["nextPage"] == "2"
+        refused = http.post("/api/search/metadata", json={"tagIds": ["00000000-0000-4000-8000-000000000000"]})
+        assert refused.status_code == 400 and "tagIds" in refused.json()["message"]

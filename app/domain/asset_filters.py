@@ -64,6 +64,12 @@ class AssetFilter:
     center: tuple[float, float] | None = None  # (lon, lat)
     radius_m: float | None = None
     visibility: str | None = None  # timeline | archive | hidden | locked (the Immich surface filters by it)
+    # What the file says, matched exactly (make, model, lens_model, city, state, country).
+    exif_equals: dict[str, str] = field(default_factory=dict)
+    file_name_contains: str | None = None
+    description_contains: str | None = None
+    taken_after: datetime | None = None  # instants (UTC when the file gave no offset)
+    taken_before: datetime | None = None
 
     def validate(self) -> None:
         if self.after is not None and self.before is not None and (
@@ -89,6 +95,14 @@ class Sql:
     def arg(self, value: Any) -> str:
         self.args.append(value)
         return f"${len(self.args)}"
+
+
+_EXIF_COLUMNS = frozenset({"make", "model", "lens_model", "city", "state", "country"})
+
+
+def _contains(sql: Sql, text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sql.arg(f"%{escaped}%")
 
 
 def _bound(sql: Sql, bound: datetime, op: str) -> str:
@@ -132,6 +146,24 @@ def where(f: AssetFilter, sql: Sql) -> str:
         clauses.append(f"a.media_type = {sql.arg(f.media_type)}")
     if f.visibility is not None:
         clauses.append(f"a.visibility = {sql.arg(f.visibility)}")
+    if f.exif_equals:
+        unknown = set(f.exif_equals) - _EXIF_COLUMNS
+        if unknown:
+            raise Invalid(f"cannot filter by {', '.join(sorted(unknown))}")
+        matches = " AND ".join(f"e.{column} = {sql.arg(value)}" for column, value in sorted(f.exif_equals.items()))
+        clauses.append(f"EXISTS (SELECT 1 FROM asset_exif e WHERE e.asset_id = a.id AND {matches})")
+    if f.file_name_contains:
+        clauses.append(f"a.original_file_name ILIKE {_contains(sql, f.file_name_contains)}")
+    if f.description_contains:
+        clauses.append(
+            "coalesce(a.user_description, (SELECT e.description FROM asset_exif e WHERE e.asset_id = a.id))"
+            f" ILIKE {_contains(sql, f.description_contains)}"
+        )
+    taken = "coalesce(a.captured_at, a.local_datetime AT TIME ZONE 'UTC')"
+    if f.taken_after is not None:
+        clauses.append(f"{taken} > {sql.arg(f.taken_after)}")
+    if f.taken_before is not None:
+        clauses.append(f"{taken} < {sql.arg(f.taken_before)}")
     if f.ratings:
         # The effective rating: the user's, else the file's; 0 covers every unrated form.
         clauses.append(

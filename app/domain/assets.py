@@ -68,13 +68,16 @@ async def list_assets(
     return rows[:limit], len(rows) > limit
 
 
-async def search_page(f: AssetFilter, *, page: int, limit: int) -> tuple[list[asyncpg.Record], bool]:
-    """Filter-only search: newest capture first, paged by number."""
+async def search_page(
+    f: AssetFilter, *, page: int, limit: int, order: str = "desc"
+) -> tuple[list[asyncpg.Record], bool]:
+    """Filter-only search: newest capture first (or oldest), paged by number."""
     await check_references(f)
     sql = Sql()
     clause = where(f, sql)
+    direction = "ASC" if order == "asc" else "DESC"
     rows = await db.fetch(
-        f"SELECT a.* FROM assets a WHERE {clause} ORDER BY a.local_datetime DESC, a.id DESC"
+        f"SELECT a.* FROM assets a WHERE {clause} ORDER BY a.local_datetime {direction}, a.id {direction}"
         f" LIMIT {sql.arg(limit + 1)} OFFSET {sql.arg((page - 1) * limit)}",
         *sql.args,
     )
@@ -127,7 +130,8 @@ def _rollup_covers(f: AssetFilter) -> bool:
     return (
         f.ids is None and f.after is None and f.before is None and not f.ratings and f.album_id is None
         and f.album_filter == "all" and not f.person_ids and f.stack_id is None and f.bbox is None
-        and f.center is None and f.visibility is None
+        and f.center is None and f.visibility is None and not f.exif_equals and not f.file_name_contains
+        and not f.description_contains and f.taken_after is None and f.taken_before is None
     )
 
 
