@@ -35,7 +35,7 @@ from compat.routes.assets import (
 )
 from compat.routes.media import original, thumbnail, video_playback
 from compat.routes.auth import admin_sign_up, login, logout, my_preferences, my_user, validate_token
-from compat.routes.search import search_metadata
+from compat.routes.search import search_cities, search_explore, search_metadata, search_suggestions
 from compat.routes.server import ServerController, smart_search, well_known
 from compat.routes.timeline import map_markers, time_bucket, time_buckets
 
@@ -97,6 +97,9 @@ def create_immich_app(shared: Shared) -> Litestar:
             map_markers,
             smart_search,
             search_metadata,
+            search_suggestions,
+            search_cities,
+            search_explore,
             stacks_keys.create_stack,
             stacks_keys.get_stack,
             stacks_keys.update_stack,

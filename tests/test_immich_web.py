@@ -89,3 +89,34 @@ def test_metadata_search(server, account):
         assert paged["count"] == 1 and paged["nextPage"] == "2"
         refused = http.post("/api/search/metadata", json={"tagIds": ["00000000-0000-4000-8000-000000000000"]})
         assert refused.status_code == 400 and "tagIds" in refused.json()["message"]
+
+
+@needs_spec
+def test_suggestions_cities_and_explore(server, account):
+    from tests.helpers import wait_processed
+
+    if not SPEC_PATH.exists():
+        pytest.skip("spec absent")
+    from tests.media import SHARED_ASSETS
+
+    if not SHARED_ASSETS.exists():
+        pytest.skip("shared test assets are not present")
+    with httpx.Client(base_url=server.immich_url, headers={"x-api-key": account.api_key}) as http:
+        data = (SHARED_ASSETS / "metadata/dates/datetimeoriginal-gps.jpg").read_bytes()
+        r = http.post("/api/assets", files={"assetData": ("co.jpg", data, "image/jpeg")}, data=FIELDS)
+        import uuid as _uuid
+
+        import shortuuid
+
+        wait_processed(account, "asset_" + shortuuid.encode(_uuid.UUID(r.json()["id"])))
+        countries = http.get("/api/search/suggestions", params={"type": "country"})
+        validate("/search/suggestions", "get", 200, countries.json())
+        assert countries.json() == ["United States"]
+        assert http.get("/api/search/suggestions", params={"type": "state", "country": "United States"}).json() == ["Colorado"]
+        cities = http.get("/api/search/cities").json()
+        validate("/search/cities", "get", 200, cities)
+        assert [c["exifInfo"]["city"] for c in cities] == ["Cedaredge"]
+        explore = http.get("/api/search/explore").json()
+        validate("/search/explore", "get", 200, explore)
+        assert explore[0]["items"][0]["value"] == "Cedaredge"
+        assert http.get("/api/search/suggestions", params={"type": "planet"}).status_code == 400

@@ -623,3 +623,40 @@ async def markers(f: AssetFilter) -> list[asyncpg.Record]:
         f" ORDER BY a.local_datetime DESC, a.id DESC",
         *sql.args,
     )
+
+
+_SUGGESTION_COLUMNS = {"country": "country", "state": "state", "city": "city", "camera-make": "make",
+                       "camera-model": "model", "camera-lens-model": "lens_model"}
+
+
+async def suggestions(library: uuid.UUID, kind: str, narrow: dict[str, str], include_null: bool) -> list[str | None]:
+    """Distinct values of one file-metadata field among the library's live assets, narrowed by others."""
+    column = _SUGGESTION_COLUMNS.get(kind)
+    if column is None:
+        raise Invalid(f"type must be one of {', '.join(_SUGGESTION_COLUMNS)}", loc=("query", "type"))
+    args: list[Any] = [library]
+    clauses = ["a.library_id = $1", "a.trashed_at IS NULL"]
+    for name, value in sorted(narrow.items()):
+        if name not in _SUGGESTION_COLUMNS.values():
+            continue
+        args.append(value)
+        clauses.append(f"e.{name} = ${len(args)}")
+    rows = await db.fetch(
+        f"SELECT DISTINCT e.{column} AS value FROM asset_exif e JOIN assets a ON a.id = e.asset_id"
+        f" WHERE {' AND '.join(clauses)} ORDER BY 1 NULLS LAST LIMIT 1000",
+        *args,
+    )
+    return [r["value"] for r in rows if r["value"] is not None or include_null]
+
+
+async def one_per_city(library: uuid.UUID, limit: int = 200) -> list[asyncpg.Record]:
+    """The newest live timeline asset of each city the library has photos from."""
+    return await db.fetch(
+        """
+        SELECT DISTINCT ON (e.city) a.* FROM assets a JOIN asset_exif e ON e.asset_id = a.id
+        WHERE a.library_id = $1 AND a.trashed_at IS NULL AND a.visibility = 'timeline' AND e.city IS NOT NULL
+        ORDER BY e.city, a.local_datetime DESC, a.id DESC LIMIT $2
+        """,
+        library,
+        limit,
+    )

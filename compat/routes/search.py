@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import post
+from litestar import get, post
+from litestar.params import QueryParameter
 
 from app.domain import access, assets
 from app.domain.asset_filters import AssetFilter
@@ -73,3 +74,29 @@ async def search_metadata(auth: ImmichAuth, data: dict[str, Any]) -> dtos.Search
         assets=dtos.SearchAssetResponseDto(total=len(items), count=len(items), items=items, facets=[],
                                            nextPage=str(page + 1) if has_more else None),
     )
+
+
+@get("/api/search/suggestions")
+async def search_suggestions(auth: ImmichAuth, type: str, country: str | None = None,
+                             region: str | None = QueryParameter(name="state", default=None),
+                             make: str | None = None, model: str | None = None,
+                             includeNull: bool = False) -> list[str | None]:
+    auth.principal.require(access.READ)
+    library = await access.preferred_library(auth.principal)
+    narrow = {k: v for k, v in (("country", country), ("state", region), ("make", make), ("model", model)) if v}
+    return await assets.suggestions(library, type, narrow, includeNull)
+
+
+@get("/api/search/cities")
+async def search_cities(auth: ImmichAuth) -> list[dtos.AssetResponseDto]:
+    auth.principal.require(access.READ)
+    rows = await assets.one_per_city(await access.preferred_library(auth.principal))
+    return [mapping.asset(v) for v in await assets.views(rows)]
+
+
+@get("/api/search/explore")
+async def search_explore(auth: ImmichAuth) -> list[dtos.SearchExploreResponseDto]:
+    auth.principal.require(access.READ)
+    rows = await assets.one_per_city(await access.preferred_library(auth.principal))
+    items = [dtos.SearchExploreItem(value=v.exif["city"], data=mapping.asset(v)) for v in await assets.views(rows)]
+    return [dtos.SearchExploreResponseDto(fieldName="exifInfo.city", items=items)]
