@@ -12,6 +12,17 @@ from tests.test_immich_upload import FIELDS
 needs_spec = pytest.mark.skipif(not SPEC_PATH.exists(), reason="the Immich OpenAPI spec is not present")
 
 
+def _processed(account, immich_ids):
+    import uuid
+
+    import shortuuid
+
+    from tests.helpers import wait_processed
+
+    for immich_id in immich_ids:
+        wait_processed(account, "asset_" + shortuuid.encode(uuid.UUID(immich_id)))
+
+
 def _up(http, name, seed, created):
     r = http.post("/api/assets", files={"assetData": (name, png_bytes(seed, 30, 20), "image/png")},
                   data={**FIELDS, "fileCreatedAt": created, "fileModifiedAt": created})
@@ -55,6 +66,7 @@ def test_timeline_and_map(server, account):
                            data={**FIELDS, "fileCreatedAt": "2022-03-03T08:00:00Z", "visibility": "hidden"})
         assert hidden.status_code == 201
         http.put(f"/api/assets/{jan[0]}", json={"isFavorite": True})
+        _processed(account, jan)  # dimensions (and so ratios) come from the metadata step
         buckets = http.get("/api/timeline/buckets")
         validate("/timeline/buckets", "get", 200, buckets.json())
         assert buckets.json() == [{"timeBucket": "2022-03-01", "count": 1}, {"timeBucket": "2022-01-01", "count": 3}]
