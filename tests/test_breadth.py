@@ -21,6 +21,7 @@ def _assets(account, count, seed, start=dt.datetime(2022, 1, 1, tzinfo=UTC), ste
 
 
 def _set_gps(asset_id, lat, lon):
+    """Coordinates as if the file had them (after its metadata step, which would otherwise reset them)."""
     from app.db import engine as db
     from app.domain import ids
 
@@ -251,7 +252,11 @@ def test_search_filters(account):
 
 
 def test_location_filters_and_antimeridian(account):
+    from tests.helpers import wait_processed
+
     ids_ = _assets(account, 4, 41)
+    for asset_id in ids_:
+        wait_processed(account, asset_id)
     _set_gps(ids_[0], -17.7, 178.0)   # Fiji, west of the antimeridian
     _set_gps(ids_[1], -14.3, -170.7)  # American Samoa, east of it
     _set_gps(ids_[2], 48.8566, 2.3522)  # Paris

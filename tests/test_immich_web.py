@@ -66,7 +66,7 @@ def test_timeline_and_map(server, account):
                            data={**FIELDS, "fileCreatedAt": "2022-03-03T08:00:00Z", "visibility": "hidden"})
         assert hidden.status_code == 201
         http.put(f"/api/assets/{jan[0]}", json={"isFavorite": True})
-        _processed(account, jan)  # dimensions (and so ratios) come from the metadata step
+        _processed(account, [*jan, mar])  # dimensions (and so ratios) come from the metadata step
         buckets = http.get("/api/timeline/buckets")
         validate("/timeline/buckets", "get", 200, buckets.json())
         assert buckets.json() == [{"timeBucket": "2022-03-01", "count": 1}, {"timeBucket": "2022-01-01", "count": 3}]
