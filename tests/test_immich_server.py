@@ -62,3 +62,30 @@ def test_unimplemented_operations_answer_501_not_a_fake_success(server, account)
     smart = httpx.post(f"{server.immich_url}/api/search/smart", headers=headers, json={"query": "dog"})
     assert smart.status_code == 400 and "embedding model" in smart.json()["message"]
     assert httpx.get(f"{server.immich_url}/api/server/features").json()["smartSearch"] is False
+
+
+PUBLIC = {"/.well-known/immich", "/api/server/ping", "/api/server/version", "/api/server/version-history",
+          "/api/server/features", "/api/server/config", "/api/server/media-types", "/api/auth/login",
+          "/api/auth/admin-sign-up"}
+
+
+def test_every_private_immich_route_needs_credentials(server):
+    import re
+
+    from app.api.state import Shared
+    from app.settings import load_settings
+    from compat.app import create_immich_app
+
+    app = create_immich_app(Shared.build(load_settings()))
+    checked = 0
+    for route in app.routes:
+        for method in sorted(getattr(route, "methods", [])):
+            if method in ("HEAD", "OPTIONS") or route.path in PUBLIC:
+                continue
+            path = re.sub(r"\{[^}]+\}", "00000000-0000-4000-8000-000000000000", route.path)
+            r = httpx.request(method, server.immich_url + path, json={} if method != "GET" else None,
+                              params={"timeBucket": "2024-01-01", "type": "country"})
+            assert r.status_code == 401, (method, route.path, r.status_code, r.text)
+            assert r.json() == {"message": "Authentication required"}
+            checked += 1
+    assert checked >= 40
