@@ -98,3 +98,10 @@ async def revoke_key(principal: access.Principal, key_id: str) -> None:
     principal.require(access.DELETE)
     row = await _own_key(principal, key_id)
     await db.execute("UPDATE api_keys SET is_active = false WHERE id = $1", row["id"])
+
+
+async def current_key(principal: access.Principal) -> asyncpg.Record:
+    """The record of the API key this request came with."""
+    if principal.api_key_id is None:
+        raise Forbidden("Not authenticated with an API key")
+    return await db.fetchrow("SELECT * FROM api_keys WHERE id = $1", principal.api_key_id)

@@ -70,6 +70,7 @@ class AssetFilter:
     description_contains: str | None = None
     taken_after: datetime | None = None  # instants (UTC when the file gave no offset)
     taken_before: datetime | None = None
+    checksum_sha1: bytes | None = None
 
     def validate(self) -> None:
         if self.after is not None and self.before is not None and (
@@ -159,6 +160,8 @@ def where(f: AssetFilter, sql: Sql) -> str:
             "coalesce(a.user_description, (SELECT e.description FROM asset_exif e WHERE e.asset_id = a.id))"
             f" ILIKE {_contains(sql, f.description_contains)}"
         )
+    if f.checksum_sha1 is not None:
+        clauses.append(f"a.checksum_sha1 = {sql.arg(f.checksum_sha1)}")
     taken = "coalesce(a.captured_at, a.local_datetime AT TIME ZONE 'UTC')"
     if f.taken_after is not None:
         clauses.append(f"{taken} > {sql.arg(f.taken_after)}")

@@ -132,6 +132,7 @@ def _rollup_covers(f: AssetFilter) -> bool:
         and f.album_filter == "all" and not f.person_ids and f.stack_id is None and f.bbox is None
         and f.center is None and f.visibility is None and not f.exif_equals and not f.file_name_contains
         and not f.description_contains and f.taken_after is None and f.taken_before is None
+        and f.checksum_sha1 is None
     )
 
 
@@ -447,14 +448,19 @@ async def delete_asset(principal: access.Principal, store: BlobStore, asset_id: 
     remove_files(store, rows)
 
 
-async def purge_in_batches(store: BlobStore, condition: str, *args: object) -> int:
-    """Hard-delete every asset matching `condition`, in bounded batches; returns how many."""
+async def purge_in_batches(store: BlobStore, condition: str, *args: object, skip_locked: bool = False) -> int:
+    """Hard-delete every asset matching `condition`, in bounded batches; returns how many.
+
+    A user's request waits for rows another transaction holds (it must delete them all);
+    background purges pass skip_locked so several workers never queue behind each other.
+    """
     total = 0
     limit = f"${len(args) + 1}"
+    lock = "FOR UPDATE SKIP LOCKED" if skip_locked else "FOR UPDATE"
     while True:
         async with db.transaction() as conn:
             rows = await conn.fetch(
-                f"SELECT * FROM assets WHERE {condition} ORDER BY id LIMIT {limit} FOR UPDATE SKIP LOCKED",
+                f"SELECT * FROM assets WHERE {condition} ORDER BY id LIMIT {limit} {lock}",
                 *args,
                 _EMPTY_TRASH_BATCH,
             )

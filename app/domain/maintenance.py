@@ -9,4 +9,4 @@ from app.storage.blobstore import BlobStore
 
 
 async def purge_trash_older_than(store: BlobStore, age: timedelta) -> int:
-    return await assets.purge_in_batches(store, "trashed_at < now() - $1::interval", age)
+    return await assets.purge_in_batches(store, "trashed_at < now() - $1::interval", age, skip_locked=True)

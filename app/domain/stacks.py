@@ -256,3 +256,9 @@ async def live_counts(stack_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
         stack_ids,
     )
     return {r["stack_id"]: r["n"] for r in rows}
+
+
+async def live_members(stack_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await db.fetch(
+        "SELECT * FROM assets WHERE stack_id = $1 AND trashed_at IS NULL ORDER BY local_datetime, id", stack_id
+    )

@@ -212,3 +212,26 @@ async def admin_delete_user(principal: access.Principal, user_id: uuid.UUID) -> 
     return await db.fetchrow(
         "SELECT u.*, 0::bigint AS storage_used_bytes FROM users u WHERE u.id = $1", user_id
     )
+
+
+async def save_preferences(user_id: uuid.UUID, preferences: dict) -> None:
+    import json
+
+    await db.execute("UPDATE users SET preferences = $2::jsonb, updated_at = now() WHERE id = $1",
+                     user_id, json.dumps(preferences))
+
+
+async def usage_by_user() -> list[asyncpg.Record]:
+    """Per active user: photo and video counts and bytes (the admin's server statistics)."""
+    return await db.fetch(
+        """
+        SELECT u.id, u.name, u.storage_limit_bytes,
+               count(a.id) FILTER (WHERE a.media_type = 'image') AS photos,
+               count(a.id) FILTER (WHERE a.media_type = 'video') AS videos,
+               coalesce(sum(a.file_size_bytes), 0)::bigint AS usage,
+               coalesce(sum(a.file_size_bytes) FILTER (WHERE a.media_type = 'image'), 0)::bigint AS usage_photos,
+               coalesce(sum(a.file_size_bytes) FILTER (WHERE a.media_type = 'video'), 0)::bigint AS usage_videos
+        FROM users u LEFT JOIN assets a ON a.owner_id = u.id
+        WHERE u.deleted_at IS NULL GROUP BY u.id ORDER BY u.created_at
+        """
+    )

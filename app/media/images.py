@@ -148,7 +148,7 @@ def _flatten(image: pyvips.Image) -> pyvips.Image:
 
 def _thumbhash(image: pyvips.Image) -> bytes:
     # The encoder keeps only a few low frequencies, so a 48 px input gives the same
-    # placeholder as 100 px at a fifth of the (pure-Python, GIL-holding) cost.
+    # blurred preview as 100 px at a fifth of the (pure-Python, GIL-holding) cost.
     small = image.thumbnail_image(48, height=48)
     if not small.hasalpha():
         small = small.bandjoin(255)

@@ -10,7 +10,6 @@ import msgspec
 from litestar import Response, delete, get, post, put
 
 from app.api.state import Shared
-from app.db import engine as db
 from app.domain import access, sessions, users
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
@@ -54,8 +53,7 @@ async def update_preferences(auth: ImmichAuth, data: dict[str, Any]) -> dict:
             for key, value in values.items():
                 if key in current[section]:
                     current[section][key] = value
-    await db.execute("UPDATE users SET preferences = $2::jsonb, updated_at = now() WHERE id = $1",
-                     auth.principal.user_id, msgspec.json.encode(current).decode())
+    await users.save_preferences(auth.principal.user_id, current)
     return current
 
 
@@ -176,18 +174,7 @@ async def server_storage(auth: ImmichAuth, shared: Shared) -> dtos.ServerStorage
 @get("/api/server/statistics")
 async def server_statistics(auth: ImmichAuth) -> Response[dtos.ServerStatsResponseDto]:
     users.require_admin(auth.principal)
-    rows = await db.fetch(
-        """
-        SELECT u.id, u.name, u.storage_limit_bytes,
-               count(a.id) FILTER (WHERE a.media_type = 'image') AS photos,
-               count(a.id) FILTER (WHERE a.media_type = 'video') AS videos,
-               coalesce(sum(a.file_size_bytes), 0)::bigint AS usage,
-               coalesce(sum(a.file_size_bytes) FILTER (WHERE a.media_type = 'image'), 0)::bigint AS usage_photos,
-               coalesce(sum(a.file_size_bytes) FILTER (WHERE a.media_type = 'video'), 0)::bigint AS usage_videos
-        FROM users u LEFT JOIN assets a ON a.owner_id = u.id
-        WHERE u.deleted_at IS NULL GROUP BY u.id ORDER BY u.created_at
-        """
-    )
+    rows = await users.usage_by_user()
     by_user = [dtos.UsageByUserDto(userId=str(r["id"]), userName=r["name"], photos=r["photos"], videos=r["videos"],
                                    usage=r["usage"], usagePhotos=r["usage_photos"], usageVideos=r["usage_videos"],
                                    quotaSizeInBytes=r["storage_limit_bytes"]) for r in rows]

@@ -2,9 +2,7 @@
 
 from litestar import get
 
-from app.db import engine as db
-from app.domain import access
-from app.domain.errors import Forbidden
+from app.domain import access, api_keys
 from compat import dtos
 from compat.auth import ImmichAuth
 
@@ -19,10 +17,7 @@ _PERMISSIONS = {
 
 @get("/api/api-keys/me")
 async def my_api_key(auth: ImmichAuth) -> dtos.ApiKeyResponseDto:
-    key_id = auth.principal.api_key_id
-    if key_id is None:
-        raise Forbidden("Not authenticated with an API key")
-    row = await db.fetchrow("SELECT * FROM api_keys WHERE id = $1", key_id)
+    row = await api_keys.current_key(auth.principal)
     actions = set(row["actions"])
     if actions >= access.ALL_ACTIONS and auth.principal.library_scope is None:
         permissions = ["all"]

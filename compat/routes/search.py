@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -60,14 +61,16 @@ async def search_metadata(auth: ImmichAuth, data: dict[str, Any]) -> dtos.Search
         f.ratings = [int(data["rating"])]
     if data.get("id"):
         f.ids = [_uuid(data["id"])]
+    if data.get("checksum"):
+        sha1 = mapping.sha1_base64(data["checksum"])
+        if sha1 is None:
+            raise BadRequest("checksum must be a SHA-1 in hex or base64")
+        f.checksum_sha1 = base64.b64decode(sha1)
     page, size = int(data.get("page") or 1), int(data.get("size") or 250)
     if page < 1 or not 1 <= size <= 1000:
         raise BadRequest("page must be >= 1 and size between 1 and 1000")
     rows, has_more = await assets.search_page(f, page=page, limit=size,
                                               order="asc" if data.get("order") == "asc" else "desc")
-    if data.get("checksum"):
-        wanted = mapping.sha1_base64(data["checksum"])
-        rows = [r for r in rows if mapping.b64(r["checksum_sha1"]) == wanted]
     items = [mapping.asset(v) for v in await assets.views(rows)]
     return dtos.SearchResponseDto(
         albums=dtos.SearchAlbumResponseDto(total=0, count=0, items=[], facets=[]),

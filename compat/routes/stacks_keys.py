@@ -7,7 +7,6 @@ import uuid
 import msgspec
 from litestar import delete, get, post, put
 
-from app.db import engine as db
 from app.domain import access, api_keys, assets, ids, stacks
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
@@ -23,8 +22,7 @@ def _uuid(value: str) -> uuid.UUID:
 
 
 async def _stack_dto(stack_row) -> dtos.StackResponseDto:
-    rows = await db.fetch("SELECT * FROM assets WHERE stack_id = $1 AND trashed_at IS NULL ORDER BY local_datetime, id",
-                          stack_row["id"])
+    rows = await stacks.live_members(stack_row["id"])
     members = [mapping.asset(v) for v in await assets.views(rows)]
     primary = stack_row["primary_asset_id"] or (rows[0]["id"] if rows else None)
     return dtos.StackResponseDto(id=str(stack_row["id"]), primaryAssetId=str(primary) if primary else "",
