@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import asyncpg
 
@@ -152,10 +153,12 @@ def _exposure(seconds: float | None) -> str | None:
 
 def asset(view, owner_row=None) -> dtos.AssetResponseDto:
     """An AssetView (row + file metadata + files) as Immich's AssetResponseDto."""
+    from app.domain.assets import effective
     from app.domain.datetimes import join_wall_clock
 
     row, exif = view.row, view.exif
-    rating = row["rating"] if row["rating"] is not None else (exif["rating"] if exif is not None else None)
+    shown = effective(view)
+    rating = shown.rating
     captured = row["captured_at"] or _as_utc_wall(row["local_datetime"])
     dto = dtos.AssetResponseDto(
         id=str(row["id"]),
@@ -189,16 +192,10 @@ def asset(view, owner_row=None) -> dtos.AssetResponseDto:
     )
     if owner_row is not None:
         dto.owner = user(owner_row)
-    user_gps = row["user_latitude"] is not None
-
     def ev(name):
         return None if exif is None else exif[name]
 
-    original = None
-    if row["user_original_datetime"] is not None:
-        original = join_wall_clock(row["user_original_datetime"], row["user_original_offset_minutes"])
-    elif ev("original_datetime") is not None:
-        original = join_wall_clock(exif["original_datetime"], exif["original_offset_minutes"])
+    original = shown.original_datetime
     if original is not None and original.tzinfo is None:
         original = _as_utc_wall(original)
     modified = None
@@ -211,11 +208,21 @@ def asset(view, owner_row=None) -> dtos.AssetResponseDto:
         orientation=None if ev("orientation") is None else str(exif["orientation"]),
         dateTimeOriginal=_utc(original) if original is not None else None,
         modifyDate=_utc(modified) if modified is not None else None, timeZone=ev("timezone"),
-        latitude=row["user_latitude"] if user_gps else ev("latitude"),
-        longitude=row["user_longitude"] if user_gps else ev("longitude"),
+        latitude=shown.latitude,
+        longitude=shown.longitude,
         city=ev("city"), state=ev("state"), country=ev("country"),
-        description=row["user_description"] if row["user_description"] is not None else (ev("description") or ""),
+        description=shown.description or "",
         rating=rating, projectionType=ev("projection_type"),
         exifImageWidth=ev("raw_width"), exifImageHeight=ev("raw_height"), fileSizeInByte=row["file_size_bytes"],
     )
     return dto
+
+
+def parse_uuid(value: str) -> uuid.UUID:
+    """Immich ids are bare UUIDs; anything else is a bad request."""
+    from app.domain.errors import BadRequest
+
+    try:
+        return uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        raise BadRequest("id must be a UUID") from None

@@ -10,7 +10,7 @@ import asyncpg
 import msgspec
 
 from app.domain import ids
-from app.domain.assets import BROWSER_IMAGES, IMAGE_VARIANTS, VIDEO_VARIANTS, AssetView
+from app.domain.assets import BROWSER_IMAGES, IMAGE_VARIANTS, VIDEO_VARIANTS, AssetView, effective
 from app.domain.datetimes import from_instant, join_wall_clock
 from app.storage.signing import UrlSigner
 
@@ -205,44 +205,39 @@ def _metadata(v: AssetView) -> Metadata | None:
     def ev(name: str):
         return None if e is None else e[name]
 
-    original = None
-    if row["user_original_datetime"] is not None:
-        original = join_wall_clock(row["user_original_datetime"], row["user_original_offset_minutes"])
-    elif ev("original_datetime") is not None:
-        original = join_wall_clock(e["original_datetime"], e["original_offset_minutes"])
-    user_gps = row["user_latitude"] is not None
+    shown = effective(v)
     return Metadata(
         asset_id=ids.encode(ids.ASSET, row["id"]),
         created_at=e["created_at"] if e is not None else row["created_at"],
         updated_at=max(e["updated_at"], row["updated_at"]) if e is not None else row["updated_at"],
-        altitude=None if user_gps else ev("altitude"),
+        altitude=shown.altitude,
         auto_stack_id=ev("auto_stack_id"),
         city=ev("city"),
         state=ev("state"),
         country=ev("country"),
         country_code=ev("country_code"),
         display_label=_display_label(ev("city"), ev("state"), ev("country")),
-        description=row["user_description"] if row["user_description"] is not None else ev("description"),
+        description=shown.description,
         digitized_datetime=None if ev("digitized_datetime") is None
         else join_wall_clock(e["digitized_datetime"], e["digitized_offset_minutes"]),
         modified_datetime=None if ev("modified_datetime") is None
         else join_wall_clock(e["modified_datetime"], e["modified_offset_minutes"]),
-        original_datetime=original,
+        original_datetime=shown.original_datetime,
         exposure_bias=ev("exposure_bias"),
         exposure_time=ev("exposure_time"),
         f_number=ev("f_number"),
         focal_length=ev("focal_length"),
         fps=ev("fps"),
         iso=ev("iso"),
-        latitude=row["user_latitude"] if user_gps else ev("latitude"),
-        longitude=row["user_longitude"] if user_gps else ev("longitude"),
+        latitude=shown.latitude,
+        longitude=shown.longitude,
         lens_model=ev("lens_model"),
         live_photo_cid=ev("live_photo_cid"),
         make=ev("make"),
         model=ev("model"),
         orientation=ev("orientation"),
         projection_type=ev("projection_type"),
-        rating=row["rating"] if row["rating"] is not None else ev("rating"),
+        rating=shown.rating,
         raw_width=ev("raw_width"),
         raw_height=ev("raw_height"),
         timezone=ev("timezone"),

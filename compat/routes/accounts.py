@@ -11,16 +11,10 @@ from litestar import Response, delete, get, post, put
 
 from app.api.state import Shared
 from app.domain import access, sessions, users
-from app.domain.errors import BadRequest
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
 
 
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise BadRequest("id must be a UUID") from None
 
 
 def _session(row, current: uuid.UUID | None) -> dtos.SessionResponseDto:
@@ -40,7 +34,7 @@ async def search_users(auth: ImmichAuth) -> list[dtos.UserResponseDto]:
 @get("/api/users/{user_id:str}")
 async def get_user(auth: ImmichAuth, user_id: str) -> dtos.UserResponseDto:
     auth.principal.require(access.READ)
-    return mapping.user(await users.user_by_id(_uuid(user_id)))
+    return mapping.user(await users.user_by_id(mapping.parse_uuid(user_id)))
 
 
 
@@ -82,7 +76,7 @@ async def delete_other_sessions(auth: ImmichAuth) -> None:
 
 @delete("/api/sessions/{session_id:str}", status_code=204)
 async def delete_session(auth: ImmichAuth, session_id: str) -> None:
-    await sessions.delete_session(auth.principal.user_id, _uuid(session_id))
+    await sessions.delete_session(auth.principal.user_id, mapping.parse_uuid(session_id))
 
 
 class _SessionUpdate(msgspec.Struct):
@@ -91,7 +85,7 @@ class _SessionUpdate(msgspec.Struct):
 
 @put("/api/sessions/{session_id:str}")
 async def update_session(auth: ImmichAuth, session_id: str, data: _SessionUpdate) -> dtos.SessionResponseDto:
-    row = await sessions.set_pending_sync_reset(auth.principal.user_id, _uuid(session_id), data.isPendingSyncReset)
+    row = await sessions.set_pending_sync_reset(auth.principal.user_id, mapping.parse_uuid(session_id), data.isPendingSyncReset)
     return _session(row, auth.session_id)
 
 
@@ -126,17 +120,17 @@ async def admin_create_user(auth: ImmichAuth, data: _AdminCreate) -> dtos.UserAd
 @get("/api/admin/users/{user_id:str}")
 async def admin_get_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminResponseDto:
     users.require_admin(auth.principal)
-    return mapping.user_admin(await users.user_by_id(_uuid(user_id)))
+    return mapping.user_admin(await users.user_by_id(mapping.parse_uuid(user_id)))
 
 
 @put("/api/admin/users/{user_id:str}")
 async def admin_update_user(auth: ImmichAuth, user_id: str, data: dict[str, Any]) -> dtos.UserAdminResponseDto:
-    return mapping.user_admin(await users.admin_update_user(auth.principal, _uuid(user_id), data))
+    return mapping.user_admin(await users.admin_update_user(auth.principal, mapping.parse_uuid(user_id), data))
 
 
 @delete("/api/admin/users/{user_id:str}", status_code=200)
 async def admin_delete_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminResponseDto:
-    return mapping.user_admin(await users.admin_delete_user(auth.principal, _uuid(user_id)))
+    return mapping.user_admin(await users.admin_delete_user(auth.principal, mapping.parse_uuid(user_id)))
 
 
 # --- server information that needs a sign-in ---------------------------------------------------

@@ -15,11 +15,6 @@ from compat import dtos, mapping
 from compat.auth import ImmichAuth
 
 
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise BadRequest("id must be a UUID") from None
 
 
 async def _all_albums(principal, library: uuid.UUID, name: str | None, asset_id: str | None) -> list:
@@ -39,7 +34,7 @@ async def list_albums(auth: ImmichAuth, assetId: str | None = None, name: str | 
     if isShared:  # no album is shared on this server
         return []
     library = await access.preferred_library(auth.principal)
-    asset = ids.encode(ids.ASSET, _uuid(assetId)) if assetId else None
+    asset = ids.encode(ids.ASSET, mapping.parse_uuid(assetId)) if assetId else None
     owner = await users.user_by_id(auth.principal.user_id)
     rows = await _all_albums(auth.principal, library, None, asset)
     if name is not None:  # Immich matches the whole name here
@@ -62,7 +57,7 @@ async def create_album(auth: ImmichAuth, data: _CreateAlbum) -> Response[dtos.Al
     except Conflict as exc:  # an album of that name exists with another description
         raise BadRequest(exc.detail) from None
     if data.assetIds:
-        await albums.add_assets(auth.principal, row["id"], [ids.encode(ids.ASSET, _uuid(a)) for a in data.assetIds])
+        await albums.add_assets(auth.principal, row["id"], [ids.encode(ids.ASSET, mapping.parse_uuid(a)) for a in data.assetIds])
         row = await albums.get_album(auth.principal, row["id"])
     owner = await users.user_by_id(auth.principal.user_id)
     return Response(mapping.album(row, owner), status_code=201)
@@ -74,8 +69,8 @@ class _BulkIds(msgspec.Struct):
 
 @put("/api/albums/{album_id:str}/assets")
 async def add_album_assets(auth: ImmichAuth, album_id: str, data: _BulkIds) -> list[dtos.BulkIdResponseDto]:
-    asset_ids = [_uuid(a) for a in data.ids]
-    result = await albums.add_assets(auth.principal, _uuid(album_id), [ids.encode(ids.ASSET, a) for a in asset_ids])
+    asset_ids = [mapping.parse_uuid(a) for a in data.ids]
+    result = await albums.add_assets(auth.principal, mapping.parse_uuid(album_id), [ids.encode(ids.ASSET, a) for a in asset_ids])
     added, duplicate = set(result["added_assets"]), set(result["duplicate_assets"])
     out = []
     for a in asset_ids:
@@ -98,7 +93,7 @@ async def album_statistics(auth: ImmichAuth) -> dtos.AlbumStatisticsResponseDto:
 
 @get("/api/albums/{album_id:str}")
 async def get_album(auth: ImmichAuth, album_id: str) -> dtos.AlbumResponseDto:
-    row = await albums.get_album(auth.principal, _uuid(album_id))
+    row = await albums.get_album(auth.principal, mapping.parse_uuid(album_id))
     return mapping.album(row, await users.user_by_id(row["owner_id"]))
 
 
@@ -111,9 +106,9 @@ async def update_album(auth: ImmichAuth, album_id: str, data: dict[str, Any]) ->
         change["description"] = data["description"]
     if "albumThumbnailAssetId" in data:
         cover = data["albumThumbnailAssetId"]
-        change["album_cover_asset_id"] = None if cover is None else ids.encode(ids.ASSET, _uuid(cover))
+        change["album_cover_asset_id"] = None if cover is None else ids.encode(ids.ASSET, mapping.parse_uuid(cover))
     try:
-        row = await albums.update_album(auth.principal, _uuid(album_id), change)
+        row = await albums.update_album(auth.principal, mapping.parse_uuid(album_id), change)
     except Conflict as exc:
         raise BadRequest(exc.detail) from None
     return mapping.album(row, await users.user_by_id(row["owner_id"]))
@@ -121,13 +116,13 @@ async def update_album(auth: ImmichAuth, album_id: str, data: dict[str, Any]) ->
 
 @delete("/api/albums/{album_id:str}", status_code=204)
 async def delete_album(auth: ImmichAuth, album_id: str) -> None:
-    await albums.delete_album(auth.principal, _uuid(album_id))
+    await albums.delete_album(auth.principal, mapping.parse_uuid(album_id))
 
 
 @delete("/api/albums/{album_id:str}/assets", status_code=200)
 async def remove_album_assets(auth: ImmichAuth, album_id: str, data: _BulkIds) -> list[dtos.BulkIdResponseDto]:
-    asset_ids = [_uuid(a) for a in data.ids]
-    removed = set(await albums.remove_assets(auth.principal, _uuid(album_id),
+    asset_ids = [mapping.parse_uuid(a) for a in data.ids]
+    removed = set(await albums.remove_assets(auth.principal, mapping.parse_uuid(album_id),
                                              [ids.encode(ids.ASSET, a) for a in asset_ids]))
     return [dtos.BulkIdResponseDto(id=str(a), success=True) if a in removed
             else dtos.BulkIdResponseDto(id=str(a), success=False, error="not_found") for a in asset_ids]

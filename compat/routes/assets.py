@@ -120,11 +120,6 @@ async def asset_statistics(
     return dtos.AssetStatsResponseDto(images=row["images"], videos=row["videos"], total=row["total"])
 
 
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise BadRequest("id must be a UUID") from None
 
 
 async def _render(principal, row) -> dtos.AssetResponseDto:
@@ -135,7 +130,7 @@ async def _render(principal, row) -> dtos.AssetResponseDto:
 
 @get("/api/assets/{asset_id:str}")
 async def get_asset(auth: ImmichAuth, asset_id: str) -> dtos.AssetResponseDto:
-    row = await access.load_asset(auth.principal, _uuid(asset_id), access.READ)
+    row = await access.load_asset(auth.principal, mapping.parse_uuid(asset_id), access.READ)
     return await _render(auth.principal, row)
 
 
@@ -160,7 +155,7 @@ def _change(data: dict) -> dict:
 
 @put("/api/assets/{asset_id:str}")
 async def update_asset(auth: ImmichAuth, shared: Shared, asset_id: str, data: dict[str, Any]) -> dtos.AssetResponseDto:
-    row = await assets.update_asset(auth.principal, _uuid(asset_id), _change(data), shared.queue,
+    row = await assets.update_asset(auth.principal, mapping.parse_uuid(asset_id), _change(data), shared.queue,
                                     allow=frozenset({"visibility"}))
     return await _render(auth.principal, row)
 
@@ -171,7 +166,7 @@ async def update_assets(auth: ImmichAuth, shared: Shared, data: dict[str, Any]) 
     if not isinstance(asset_ids, list):
         raise BadRequest("ids must be a list of UUIDs")
     change = _change({k: v for k, v in data.items() if k != "ids"})
-    await assets.bulk_update(auth.principal, [(ids.encode(ids.ASSET, _uuid(a)), change) for a in asset_ids],
+    await assets.bulk_update(auth.principal, [(ids.encode(ids.ASSET, mapping.parse_uuid(a)), change) for a in asset_ids],
                              shared.queue, allow=frozenset({"visibility"}))
 
 
@@ -183,7 +178,7 @@ class _DeleteBody(msgspec.Struct):
 @delete("/api/assets", status_code=204)
 async def delete_assets(auth: ImmichAuth, shared: Shared, data: _DeleteBody) -> None:
     library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
-    native = [ids.encode(ids.ASSET, _uuid(a)) for a in data.ids]
+    native = [ids.encode(ids.ASSET, mapping.parse_uuid(a)) for a in data.ids]
     if data.force:
         await assets.delete_assets(auth.principal, shared.store, library, native)
     else:
@@ -209,6 +204,6 @@ class _Ids(msgspec.Struct):
 @post("/api/trash/restore/assets", status_code=200)
 async def restore_assets(auth: ImmichAuth, data: _Ids) -> dtos.TrashResponseDto:
     library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
-    count = await assets.set_trashed(auth.principal, library, [ids.encode(ids.ASSET, _uuid(a)) for a in data.ids],
+    count = await assets.set_trashed(auth.principal, library, [ids.encode(ids.ASSET, mapping.parse_uuid(a)) for a in data.ids],
                                      trashed=False)
     return dtos.TrashResponseDto(count=count)

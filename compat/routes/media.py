@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 
 from litestar import Request, get
 from litestar.response import Redirect, Response
@@ -12,6 +11,7 @@ from app.api.routes.media import CACHE
 from app.api.state import Shared
 from app.domain import access, assets
 from app.domain.errors import BadRequest, NotFound
+from compat import mapping
 from compat.auth import ImmichAuth
 
 _NATIVE_VARIANT = {
@@ -20,15 +20,10 @@ _NATIVE_VARIANT = {
 }
 
 
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise BadRequest("id must be a UUID") from None
 
 
 async def _asset(auth: ImmichAuth, asset_id: str):
-    return await access.load_asset(auth.principal, _uuid(asset_id), access.READ)
+    return await access.load_asset(auth.principal, mapping.parse_uuid(asset_id), access.READ)
 
 
 def _original(request: Request, shared: Shared, asset) -> Response:

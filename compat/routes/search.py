@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import uuid
 from typing import Any
 
 from litestar import get, post
@@ -24,11 +23,6 @@ _HANDLED = {*_EXIF_FIELDS, "albumIds", "isFavorite", "isNotInAlbum", "visibility
             "withExif", "withStacked", "withPeople", "checksum", "id"}
 
 
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise BadRequest("ids must be UUIDs") from None
 
 
 @post("/api/search/metadata", status_code=200)
@@ -43,7 +37,7 @@ async def search_metadata(auth: ImmichAuth, data: dict[str, Any]) -> dtos.Search
     f = AssetFilter(
         library_id=library,
         state="all" if data.get("withDeleted") else "live",
-        album_id=_uuid(album_ids[0]) if album_ids else None,
+        album_id=mapping.parse_uuid(album_ids[0]) if album_ids else None,
         album_filter="not_in_album" if data.get("isNotInAlbum") else "all",
         media_type={"IMAGE": "image", "VIDEO": "video"}.get(data.get("type") or "", None),
         visibility=data.get("visibility"),
@@ -60,7 +54,7 @@ async def search_metadata(auth: ImmichAuth, data: dict[str, Any]) -> dtos.Search
     if data.get("rating") is not None:
         f.ratings = [int(data["rating"])]
     if data.get("id"):
-        f.ids = [_uuid(data["id"])]
+        f.ids = [mapping.parse_uuid(data["id"])]
     if data.get("checksum"):
         sha1 = mapping.sha1_base64(data["checksum"])
         if sha1 is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 
 import msgspec
 from litestar import delete, get, post, put
@@ -14,11 +13,6 @@ from compat.auth import ImmichAuth
 from compat.routes.api_keys import _PERMISSIONS
 
 
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise BadRequest("id must be a UUID") from None
 
 
 async def _stack_dto(stack_row) -> dtos.StackResponseDto:
@@ -36,7 +30,7 @@ class _StackCreate(msgspec.Struct):
 @post("/api/stacks", status_code=201)
 async def create_stack(auth: ImmichAuth, data: _StackCreate) -> dtos.StackResponseDto:
     library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
-    members = [ids.encode(ids.ASSET, _uuid(a)) for a in data.assetIds]
+    members = [ids.encode(ids.ASSET, mapping.parse_uuid(a)) for a in data.assetIds]
     # Immich makes the first asset the primary one.
     row = await stacks.create_stack(auth.principal, library, members, members[0] if members else None)
     return await _stack_dto(row)
@@ -44,7 +38,7 @@ async def create_stack(auth: ImmichAuth, data: _StackCreate) -> dtos.StackRespon
 
 @get("/api/stacks/{stack_id:str}")
 async def get_stack(auth: ImmichAuth, stack_id: str) -> dtos.StackResponseDto:
-    return await _stack_dto(await stacks.get_stack(auth.principal, _uuid(stack_id)))
+    return await _stack_dto(await stacks.get_stack(auth.principal, mapping.parse_uuid(stack_id)))
 
 
 class _StackUpdate(msgspec.Struct):
@@ -53,13 +47,13 @@ class _StackUpdate(msgspec.Struct):
 
 @put("/api/stacks/{stack_id:str}")
 async def update_stack(auth: ImmichAuth, stack_id: str, data: _StackUpdate) -> dtos.StackResponseDto:
-    row = await stacks.set_cover(auth.principal, _uuid(stack_id), ids.encode(ids.ASSET, _uuid(data.primaryAssetId)))
+    row = await stacks.set_cover(auth.principal, mapping.parse_uuid(stack_id), ids.encode(ids.ASSET, mapping.parse_uuid(data.primaryAssetId)))
     return await _stack_dto(row)
 
 
 @delete("/api/stacks/{stack_id:str}", status_code=204)
 async def delete_stack(auth: ImmichAuth, stack_id: str) -> None:
-    await stacks.delete_stack(auth.principal, _uuid(stack_id))
+    await stacks.delete_stack(auth.principal, mapping.parse_uuid(stack_id))
 
 
 class _Ids(msgspec.Struct):
@@ -69,7 +63,7 @@ class _Ids(msgspec.Struct):
 @delete("/api/stacks", status_code=204)
 async def delete_stacks(auth: ImmichAuth, data: _Ids) -> None:
     for stack_id in data.ids:
-        await stacks.delete_stack(auth.principal, _uuid(stack_id))
+        await stacks.delete_stack(auth.principal, mapping.parse_uuid(stack_id))
 
 
 # --- API keys ------------------------------------------------------------------------------------
@@ -113,7 +107,7 @@ async def create_key(auth: ImmichAuth, data: _KeyCreate) -> dtos.ApiKeyCreateRes
 
 @get("/api/api-keys/{key_id:str}")
 async def get_key(auth: ImmichAuth, key_id: str) -> dtos.ApiKeyResponseDto:
-    wanted = _uuid(key_id)
+    wanted = mapping.parse_uuid(key_id)
     for row in await api_keys.list_keys(auth.principal):
         if row["id"] == wanted and row["is_active"]:
             return _key_dto(row)
@@ -130,9 +124,9 @@ class _KeyUpdate(msgspec.Struct):
 async def rename_key(auth: ImmichAuth, key_id: str, data: _KeyUpdate) -> dtos.ApiKeyResponseDto:
     if data.name is None:
         raise BadRequest("Only the name of a key can be changed here")
-    return _key_dto(await api_keys.rename_key(auth.principal, ids.encode(ids.API_KEY, _uuid(key_id)), data.name))
+    return _key_dto(await api_keys.rename_key(auth.principal, ids.encode(ids.API_KEY, mapping.parse_uuid(key_id)), data.name))
 
 
 @delete("/api/api-keys/{key_id:str}", status_code=204)
 async def delete_key(auth: ImmichAuth, key_id: str) -> None:
-    await api_keys.revoke_key(auth.principal, ids.encode(ids.API_KEY, _uuid(key_id)))
+    await api_keys.revoke_key(auth.principal, ids.encode(ids.API_KEY, mapping.parse_uuid(key_id)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime, timedelta, timezone
 
 from litestar import get
@@ -14,11 +13,6 @@ from compat import dtos, mapping
 from compat.auth import ImmichAuth
 
 
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise BadRequest("id must be a UUID") from None
 
 
 async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None, isTrashed: bool | None,
@@ -28,7 +22,7 @@ async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None
     return AssetFilter(
         library_id=library,
         state="trashed" if isTrashed else "live",
-        album_id=_uuid(albumId) if albumId else None,
+        album_id=mapping.parse_uuid(albumId) if albumId else None,
         ratings=None if isFavorite is None else ([5] if isFavorite else [0, 1, 2, 3, 4]),
         # The timeline shows timeline assets unless a visibility is asked for (hidden = live-photo motion parts).
         visibility=visibility or (None if isTrashed else "timeline"),
