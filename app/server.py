@@ -70,6 +70,13 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
         worker = build_worker(shared, services.redis_url)
         tasks.append(asyncio.create_task(worker.async_run(), name="worker"))
         log.info("worker running (concurrency %d)", settings.worker_concurrency)
+        from app.faces.runtime import face_models
+
+        # Load the face models now, so a missing model is said at start, not at the first photo.
+        models = await face_models(settings.model_dir, settings.face_min_score)
+        if models is not None:
+            log.info("face recognition: %s models (%d-d embeddings) from %s", models.name, models.embedding_dim,
+                     settings.model_dir)
 
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)

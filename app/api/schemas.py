@@ -244,7 +244,8 @@ def _metadata(v: AssetView) -> Metadata | None:
     )
 
 
-def asset_response(v: AssetView, signer: UrlSigner, base_url: str) -> AssetResponse:
+def asset_response(v: AssetView, signer: UrlSigner, base_url: str, faces: list | None = None,
+                   people: list | None = None) -> AssetResponse:
     row = v.row
     file_created = from_instant(row["file_created_at"], row["file_created_offset_minutes"])
     file_modified = row["file_modified_at"]
@@ -279,9 +280,9 @@ def asset_response(v: AssetView, signer: UrlSigner, base_url: str) -> AssetRespo
         trashed_at=row["trashed_at"],
         asset_urls=asset_urls(v, signer, base_url),
         metadata=_metadata(v),
-        # No face detection has run yet in this version: an empty list is the truth.
-        faces=[],
-        people=[],
+        # Only when asked for (include=faces / include=people): null otherwise, [] for none.
+        faces=None if faces is None else [face_response(f, signer, base_url) for f in faces],
+        people=None if people is None else [person_response(p, signer, base_url) for p in people],
         file_data=file_data,
         checksum=checksum,
         checksum_sha1=checksum_sha1,
@@ -331,7 +332,8 @@ def user_response(row: asyncpg.Record) -> UserResponse:
         # 0 = no cap (Immich's convention for an unlimited quota).
         storage_limit_bytes=row["storage_limit_bytes"] or 0,
         storage_used_bytes=row["storage_used_bytes"],
-        face_detection_available=False,
+        # Detection is offered everywhere this server runs (no regional restrictions).
+        face_detection_available=True,
         favorite_display_mode=row["favorite_display_mode"],
         demo_mode_enabled=row["demo_mode_enabled"],
         email=row["email"],
@@ -340,7 +342,7 @@ def user_response(row: asyncpg.Record) -> UserResponse:
         timezone=None,
         home_country=None,
         home_subdivision=None,
-        face_detection_preference=None,
+        face_detection_preference=row["face_detection_preference"],
         # null means "the default library" for the Immich surface.
         immich_library_id=None if row["immich_library_id"] is None else ids.encode(ids.LIBRARY, row["immich_library_id"]),
     )
@@ -514,4 +516,117 @@ def stack_response(row: asyncpg.Record, members: list | None = None) -> StackRes
         updated_at=row["updated_at"],
         primary_asset_id=_opt_id(ids.ASSET, row["primary_asset_id"]),
         asset_ids=None if members is None else [ids.encode(ids.ASSET, m) for m in members],
+    )
+
+
+# --- faces and people ------------------------------------------------------------------------
+
+
+class BoundingBox(msgspec.Struct):
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+class Candidate(msgspec.Struct):
+    person_id: str
+    distance: float
+    name: str | None
+
+
+class ClusterAssignmentResponse(msgspec.Struct):
+    distance_to_person: float | None
+    candidates: list[Candidate] | None
+
+
+class FaceResponse(msgspec.Struct):
+    id: str
+    asset_id: str
+    bounding_box: BoundingBox
+    source: str
+    created_at: datetime
+    updated_at: datetime
+    person_id: str | None
+    confidence: float | None
+    timestamp_ms: int | None
+    asset_urls: dict[str, AssetVariant] | None
+    cluster_assignment: ClusterAssignmentResponse | None = None
+
+
+class FacePage(msgspec.Struct):
+    data: list[FaceResponse]
+    has_more: bool
+
+
+class ClusterMetricsResponse(msgspec.Struct):
+    face_count: int
+    pairwise_mean: float
+    pairwise_p90: float
+
+
+class PersonResponse(msgspec.Struct):
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    is_favorite: bool
+    is_hidden: bool
+    name: str | None
+    birth_date: Any
+    asset_count: int | None
+    thumbnail_face_id: str | None
+    asset_urls: dict[str, AssetVariant] | None
+    cluster_metrics: ClusterMetricsResponse | None = None
+
+
+class PersonPage(msgspec.Struct):
+    data: list[PersonResponse]
+    has_more: bool
+
+
+def _face_thumbnail(face_id, signer: UrlSigner, base_url: str) -> dict[str, AssetVariant]:
+    expires, sig = signer.sign(face_id, "face")
+    url = f"{base_url}/media/faces/{ids.encode(ids.FACE, face_id)}/thumbnail?exp={expires}&sig={sig}"
+    return {"thumbnail": AssetVariant(url, "image/jpeg", 250)}
+
+
+def face_response(row: asyncpg.Record, signer: UrlSigner, base_url: str, assignment=None) -> FaceResponse:
+    cluster = None
+    if assignment is not None:
+        cluster = ClusterAssignmentResponse(
+            distance_to_person=assignment.distance_to_person,
+            candidates=[Candidate(ids.encode(ids.PERSON, p), d, n) for p, d, n in assignment.candidates],
+        )
+    return FaceResponse(
+        id=ids.encode(ids.FACE, row["id"]),
+        asset_id=ids.encode(ids.ASSET, row["asset_id"]),
+        bounding_box=BoundingBox(row["box_x"], row["box_y"], row["box_w"], row["box_h"]),
+        source=row["source"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        person_id=None if row["person_id"] is None else ids.encode(ids.PERSON, row["person_id"]),
+        confidence=row["confidence"],
+        timestamp_ms=row["timestamp_ms"],
+        asset_urls=_face_thumbnail(row["id"], signer, base_url),
+        cluster_assignment=cluster,
+    )
+
+
+def person_response(row: asyncpg.Record, signer: UrlSigner, base_url: str, with_metrics: bool = False) -> PersonResponse:
+    metrics = None
+    if with_metrics and row["centroid"] is not None:
+        metrics = ClusterMetricsResponse(row["face_count"], row["pairwise_mean"] or 0.0, row["pairwise_p90"] or 0.0)
+    thumb = row["thumbnail_face_id"]
+    return PersonResponse(
+        id=ids.encode(ids.PERSON, row["id"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        is_favorite=row["is_favorite"],
+        is_hidden=row["is_hidden"],
+        name=row["name"],
+        birth_date=row["birth_date"],
+        asset_count=row["asset_count"],
+        thumbnail_face_id=None if thumb is None else ids.encode(ids.FACE, thumb),
+        asset_urls=None if thumb is None else _face_thumbnail(thumb, signer, base_url),
+        cluster_metrics=metrics,
     )

@@ -150,3 +150,38 @@ async def preferred_library(principal: Principal) -> uuid.UUID:
     if live:
         return live[0]
     return await library_for(principal, None, WRITE)
+
+
+async def load_person(principal: Principal, person_id: uuid.UUID, action: str) -> asyncpg.Record:
+    """One person the caller may act on, or 404 whether it is missing or someone else's."""
+    principal.require(action)
+    row = await db.fetchrow(
+        """
+        SELECT p.* FROM people p JOIN libraries l ON l.id = p.library_id
+        WHERE p.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL
+        """,
+        person_id,
+        principal.user_id,
+    )
+    if row is None or not principal.in_scope(row["library_id"]):
+        raise NotFound("Person not found")
+    return row
+
+
+async def load_face(principal: Principal, face_id: uuid.UUID, action: str,
+                    library_id: uuid.UUID | None = None) -> asyncpg.Record:
+    """One face on a live asset the caller may act on (a trashed asset's faces are hidden), or 404."""
+    principal.require(action)
+    row = await db.fetchrow(
+        """
+        SELECT f.* FROM faces f JOIN assets a ON a.id = f.asset_id JOIN libraries l ON l.id = f.library_id
+        WHERE f.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL AND a.trashed_at IS NULL
+        """,
+        face_id,
+        principal.user_id,
+    )
+    if row is None or not principal.in_scope(row["library_id"]) or (
+        library_id is not None and row["library_id"] != library_id
+    ):
+        raise NotFound("Face not found")
+    return row

@@ -126,8 +126,11 @@ async def check_references(f: AssetFilter) -> None:
         if not await db.fetchval("SELECT 1 FROM stacks WHERE id = $1 AND library_id = $2", f.stack_id, f.library_id):
             raise NotFound("Stack not found")
     if f.person_ids:
-        # People arrive with face recognition; until then no person id names anyone.
-        raise NotFound("Person not found")
+        found = await db.fetchval(
+            "SELECT count(*) FROM people WHERE id = ANY($1::uuid[]) AND library_id = $2", f.person_ids, f.library_id
+        )
+        if found != len(set(f.person_ids)):
+            raise NotFound("Person not found")
 
 
 def where(f: AssetFilter, sql: Sql) -> str:
@@ -181,6 +184,8 @@ def where(f: AssetFilter, sql: Sql) -> str:
         clauses.append("NOT EXISTS (SELECT 1 FROM album_assets aa WHERE aa.asset_id = a.id)")
     if f.stack_id is not None:
         clauses.append(f"a.stack_id = {sql.arg(f.stack_id)}")
+    for person in dict.fromkeys(f.person_ids or ()):  # every named person appears (AND)
+        clauses.append(f"EXISTS (SELECT 1 FROM faces fp WHERE fp.asset_id = a.id AND fp.person_id = {sql.arg(person)})")
     if f.bbox is not None:
         b = f.bbox
         clauses.append(f"a.latitude BETWEEN {sql.arg(b.south)} AND {sql.arg(b.north)}")

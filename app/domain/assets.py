@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access, albums, events, ids, processing, stacks
+from app.domain import access, albums, events, faces, ids, people, processing, stacks
 from app.domain.datetimes import from_instant, join_wall_clock, parse_iso, split_wall_clock
 from app.domain.asset_filters import AssetFilter, Sql, check_references, where
 from app.domain.errors import Invalid, NotFound
@@ -373,6 +373,9 @@ async def set_trashed(principal: access.Principal, library_id: str | None, asset
         if not targets:
             return 0
         await conn.execute(sql, [r["id"] for r in targets])
+        # People's centroids and counts follow their faces on live assets (no events of their own).
+        await people.refresh_people(conn, await faces.people_of(conn, [r["id"] for r in targets]),
+                                    announce_thumbnail=False)
         await events.record_many(
             conn,
             entity_type=events.ASSET,
@@ -404,7 +407,9 @@ async def hard_delete_rows(conn: asyncpg.Connection, rows: list[asyncpg.Record])
     # Covers pointing at these assets clear with events (the foreign keys would clear them silently).
     await stacks.clear_covers(conn, asset_ids)
     await albums.clear_covers(conn, asset_ids)
+    touched_people = await faces.people_of(conn, asset_ids)
     await conn.execute("DELETE FROM assets WHERE id = ANY($1::uuid[])", asset_ids)
+    await people.refresh_people(conn, touched_people, announce_thumbnail=False)
     for link in links:  # a permanent delete also ends its album memberships, each with an event
         await albums.record_link_removals(conn, link["library_id"], link["owner_id"],
                                           [(link["id"], link["album_id"], link["asset_id"])])

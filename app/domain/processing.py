@@ -192,7 +192,8 @@ def _render(asset: asyncpg.Record, path) -> Any:
         memory.release()
 
 
-async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1) -> str:
+async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, queue: Queue | None = None,
+                       chain: bool = True) -> str:
     found = await _asset_for(task_id)
     if found is None:
         return "asset no longer exists"
@@ -246,6 +247,10 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1) -
         await events.record(conn, entity_type=events.ASSET, entity_id=asset["id"], event_type="asset_updated",
                             library_id=asset["library_id"], owner_id=asset["owner_id"])
     await tasks.finish(task_id, ok=True, result=", ".join(r.kind for r, _ in written))
+    if chain:
+        from app.domain import recognition
+
+        await recognition.start_detection(queue, asset)
     return "ok"
 
 

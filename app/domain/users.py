@@ -130,6 +130,15 @@ async def update_me(principal: access.Principal, change: dict) -> asyncpg.Record
             raise Invalid("favorite_display_mode must be favorite or rating", loc=("body", "favorite_display_mode"))
         args.append(mode)
         sets.append(f"favorite_display_mode = ${len(args)}")
+    for unsupported in ("home_country", "home_subdivision"):
+        if unsupported in change:
+            # No regional rules here, so nothing would use it: refuse rather than pretend to store it.
+            raise Invalid(f"{unsupported} is not supported by this server", loc=("body", unsupported))
+    if "face_detection_preference" in change:
+        if not isinstance(change["face_detection_preference"], bool):
+            raise Invalid("face_detection_preference must be true or false", loc=("body", "face_detection_preference"))
+        args.append(change["face_detection_preference"])
+        sets.append(f"face_detection_preference = ${len(args)}")
     if "immich_library_id" in change:
         value = change["immich_library_id"]
         library = None

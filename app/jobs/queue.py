@@ -25,5 +25,9 @@ class JobQueue:
             # stalled-task sweep picks this task up once that one is done.
             log.info("job %s already queued; task %s waits for the sweep", job_id, task_id)
 
+    async def enqueue_plain(self, function: str, *args: str, job_id: str) -> bool:
+        """A job keyed by job_id alone: while one is queued or running, another is not added."""
+        return await self.pool.enqueue_job(function, *args, _job_id=job_id) is not None
+
     async def close(self) -> None:
         await self.pool.aclose()

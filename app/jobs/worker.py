@@ -11,7 +11,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from app.api.state import Shared
-from app.domain import maintenance, processing, tasks
+from app.domain import maintenance, processing, recognition, tasks
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,34 @@ async def extract_metadata(ctx: dict, task_id: str) -> str:
 
 async def generate_variants(ctx: dict, task_id: str) -> str:
     shared: Shared = ctx["shared"]
-    return await _run_step(ctx, task_id, lambda t, attempt: processing.run_variants(shared.store, t, attempt))
+    return await _run_step(ctx, task_id, lambda t, attempt: processing.run_variants(shared.store, t, attempt, shared.queue))
+
+
+async def detect_faces(ctx: dict, task_id: str) -> str:
+    shared: Shared = ctx["shared"]
+    return await _run_step(
+        ctx, task_id,
+        lambda t, attempt: recognition.run_detection(shared.settings, shared.store, t, shared.queue, attempt),
+    )
+
+
+async def cluster_faces(ctx: dict, library_id: str) -> str:
+    shared: Shared = ctx["shared"]
+    try:
+        return await recognition.run_clustering(shared.settings, uuid.UUID(library_id))
+    except Exception:
+        # The faces stay pending; the sweep below starts the library again.
+        log.exception("clustering library %s failed", library_id)
+        return "failed"
+
+
+async def sweep_pending_faces(ctx: dict) -> int:
+    """Libraries with faces no clustering run has looked at (a run was busy when they arrived)."""
+    shared: Shared = ctx["shared"]
+    libraries = await recognition.libraries_with_pending_faces(older_than_s=20)
+    for library_id in libraries:
+        await recognition.enqueue_clustering(shared.queue, library_id)
+    return len(libraries)
 
 
 async def purge_expired_trash(ctx: dict) -> int:
@@ -58,6 +85,7 @@ async def purge_expired_trash(ctx: dict) -> int:
 _STEP_FOR_TYPE = {
     **{t: processing.METADATA_JOB for t in tasks.METADATA.values()},
     **{t: processing.VARIANTS_JOB for t in tasks.VARIANTS.values()},
+    recognition.DETECTION_TASK: recognition.DETECT_JOB,
 }
 
 
@@ -76,12 +104,16 @@ async def requeue_stalled_tasks(ctx: dict) -> int:
 FUNCTIONS = [
     func(extract_metadata, keep_result=0, max_tries=MAX_TRIES),
     func(generate_variants, keep_result=0, max_tries=MAX_TRIES),
+    func(detect_faces, keep_result=0, max_tries=MAX_TRIES),
+    func(cluster_faces, keep_result=0, max_tries=1),
+    func(sweep_pending_faces, keep_result=0),
     func(purge_expired_trash, keep_result=0),
     func(requeue_stalled_tasks, keep_result=0),
 ]
 CRON_JOBS = [
     cron(purge_expired_trash, minute=17, unique=True, run_at_startup=True, keep_result=0),
     cron(requeue_stalled_tasks, second=30, unique=True, keep_result=0),
+    cron(sweep_pending_faces, second={0, 20, 40}, unique=True, run_at_startup=True, keep_result=0),
 ]
 
 

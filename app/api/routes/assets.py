@@ -18,7 +18,7 @@ from app.api.schemas import (
     asset_response,
 )
 from app.api.state import Shared
-from app.domain import access, assets, ids, ingest
+from app.domain import access, assets, faces, ids, ingest
 from app.domain.access import Principal
 from app.domain.datetimes import parse_iso
 from app.domain.errors import Invalid
@@ -52,12 +52,25 @@ class ExistBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 async def _render_all(request: Request, shared: Shared, rows) -> list[AssetResponse]:
-    base = base_url(request, shared.settings.public_url)
-    return [asset_response(v, shared.signer, base) for v in await assets.views(rows)]
+    return await render_assets(request, shared, rows)
 
 
 async def _render(request: Request, shared: Shared, row) -> AssetResponse:
     return (await _render_all(request, shared, [row]))[0]
+
+
+async def render_assets(request: Request, shared: Shared, rows) -> list[AssetResponse]:
+    """Assets as the API shows them, with faces and people when the request includes them."""
+    base = base_url(request, shared.settings.public_url)
+    include = set(list_param(request, "include") or ())
+    asset_ids = [r["id"] for r in rows]
+    face_map = await faces.faces_of_assets(asset_ids) if "faces" in include else {}
+    people_map = await faces.people_of_assets(asset_ids) if "people" in include else {}
+    return [
+        asset_response(v, shared.signer, base, face_map.get(v.row["id"]) if "faces" in include else None,
+                       people_map.get(v.row["id"]) if "people" in include else None)
+        for v in await assets.views(rows)
+    ]
 
 
 def _required_field(fields: dict[str, str], name: str) -> str:

@@ -5,7 +5,7 @@ from litestar.response import Response
 
 from app.api.file_serving import send_file
 from app.api.state import Shared
-from app.domain import assets, ids
+from app.domain import assets, faces, ids
 
 # Immich's caching for asset media: private, a day fresh, long stale windows.
 CACHE = "private, max-age=86400, no-transform, stale-while-revalidate=2592000, stale-if-error=2592000"
@@ -36,3 +36,16 @@ async def asset_media(request: Request, shared: Shared, asset_id: str, variant: 
         etag=derived["checksum_sha1"].hex(),
         cache_control=CACHE,
     )
+
+
+@get("/media/faces/{face_id:str}/thumbnail")
+async def face_media(request: Request, shared: Shared, face_id: str, exp: int, sig: str) -> Response:
+    face_uuid = ids.try_decode(ids.FACE, face_id)
+    if face_uuid is None or not shared.signer.verify(face_uuid, "face", exp, sig):
+        return Response({"detail": "Invalid or expired link"}, status_code=403)
+    key = await faces.thumbnail_file(shared.store, face_uuid)
+    if key is None:
+        return Response({"detail": "Face thumbnail not found"}, status_code=404)
+    # The key names the face and its box, so it is a stable validator.
+    return send_file(request, shared.store.path(key), media_type="image/jpeg", etag=key.rsplit("/", 1)[-1],
+                     cache_control=CACHE)

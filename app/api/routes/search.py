@@ -3,14 +3,14 @@ from litestar import Request, get, post
 from app.api.params import (
     Values,
     asset_filter,
-    base_url,
     check_includes,
     form_values,
     int_param,
     list_param,
     query_values,
 )
-from app.api.schemas import SearchResponse, SearchResultItem, asset_response
+from app.api.routes.assets import render_assets
+from app.api.schemas import SearchResponse, SearchResultItem
 from app.api.state import Shared
 from app.domain import assets
 from app.domain.access import Principal
@@ -33,10 +33,8 @@ async def _search(request: Request, principal: Principal, shared: Shared, values
     page = int_param(values, "page", 1, 1, 1_000_000)
     limit = int_param(values, "limit", 20, 1, 200)
     rows, has_more = await assets.search_page(f, page=page, limit=limit)
-    base = base_url(request, shared.settings.public_url)
     return SearchResponse(
-        data=[SearchResultItem(asset=asset_response(v, shared.signer, base), distance=None)
-              for v in await assets.views(rows)],
+        data=[SearchResultItem(asset=a, distance=None) for a in await render_assets(request, shared, rows)],
         has_more=has_more,
     )
 

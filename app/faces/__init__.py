@@ -1,0 +1,1 @@
+"""Face detection, embeddings and nearest-neighbour assignment."""
