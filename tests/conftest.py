@@ -90,7 +90,8 @@ class ServerProcess:
 def workdir():
     path = Path(tempfile.mkdtemp(prefix="photos-tests-"))
     yield path
-    shutil.rmtree(path, ignore_errors=True)
+    if not os.environ.get("KEEP_TEST_DATA"):  # set it to read the server log after a failure
+        shutil.rmtree(path, ignore_errors=True)
 
 
 MODEL_DIR = ROOT / ".cache" / "models"

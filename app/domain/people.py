@@ -253,7 +253,7 @@ async def create_person(principal: access.Principal, body: dict) -> tuple[asyncp
                 values.pop(flag, None)
         name = values.get("name")
         if name is not None:
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('people:' || $1::text))", library)
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('people:' || $1::uuid::text))", library)
             existing = await _name_taken(conn, library, name, None)
             if existing is not None:
                 for column, value in values.items():

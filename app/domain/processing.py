@@ -246,11 +246,12 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
         )
         await events.record(conn, entity_type=events.ASSET, entity_id=asset["id"], event_type="asset_updated",
                             library_id=asset["library_id"], owner_id=asset["owner_id"])
-    await tasks.finish(task_id, ok=True, result=", ".join(r.kind for r, _ in written))
     if chain:
         from app.domain import recognition
 
+        # Before this task ends, so whoever waits for an asset's tasks waits for this one too.
         await recognition.start_detection(queue, asset)
+    await tasks.finish(task_id, ok=True, result=", ".join(r.kind for r, _ in written))
     return "ok"
 
 

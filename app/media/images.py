@@ -212,8 +212,18 @@ def _load_shrunk(path: Path, header: pyvips.Image) -> pyvips.Image:
         options["shrink"] = shrink
     elif loader.startswith("webpload") and short > PREVIEW_SHORT_SIDE:
         options["scale"] = PREVIEW_SHORT_SIDE / short
-    image = pyvips.Image.new_from_file(str(path), **options).autorot()
-    return _shrink(image, PREVIEW_SHORT_SIDE)
+    image = pyvips.Image.new_from_file(str(path), **options)
+    # Shrink first (the short side is the same either way up), then turn the small copy.
+    return _upright(_shrink(image, PREVIEW_SHORT_SIDE))
+
+
+def _upright(image: pyvips.Image) -> pyvips.Image:
+    """Apply the EXIF orientation. A sequential decode cannot be read bottom-up or sideways,
+    so a turned image is materialised first (small here: callers shrink before this)."""
+    orientation = image.get("orientation") if "orientation" in image.get_fields() else 1
+    if orientation in (0, 1):
+        return image.autorot()
+    return image.copy_memory().autorot()
 
 
 def render_image(path: Path, mime: str) -> Rendered:
@@ -239,7 +249,7 @@ def render_image(path: Path, mime: str) -> Rendered:
             if via_pillow:
                 base = _load_with_pillow(path)
             elif fullsize:
-                base = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="truncated").autorot()
+                base = _upright(pyvips.Image.new_from_file(str(path), access="sequential", fail_on="truncated"))
             else:
                 base = _load_shrunk(path, header)
             return _encode(base, fullsize)
