@@ -19,6 +19,7 @@ from compat.routes.albums import (
     remove_album_assets,
     update_album,
 )
+from compat.routes import people as people_routes
 from compat.routes import stacks_keys
 from compat.routes.api_keys import my_api_key
 from compat.routes.assets import (
@@ -47,6 +48,7 @@ def create_immich_app(shared: Shared) -> Litestar:
     return Litestar(
         route_handlers=[
             well_known,
+            *people_routes.ROUTES,
             ServerController,
             login,
             logout,

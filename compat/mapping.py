@@ -151,7 +151,7 @@ def _exposure(seconds: float | None) -> str | None:
     return f"1/{round(1 / seconds)}"
 
 
-def asset(view, owner_row=None) -> dtos.AssetResponseDto:
+def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
     """An AssetView (row + file metadata + files) as Immich's AssetResponseDto."""
     from app.domain.assets import effective
     from app.domain.datetimes import join_wall_clock
@@ -187,7 +187,7 @@ def asset(view, owner_row=None) -> dtos.AssetResponseDto:
         livePhotoVideoId=None if row["live_photo_video_id"] is None else str(row["live_photo_video_id"]),
         libraryId=None,
         duplicateId=None,
-        people=[],
+        people=[person(p) for p in people_rows or ()],
         stack=None,
     )
     if owner_row is not None:
@@ -226,3 +226,33 @@ def parse_uuid(value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except (ValueError, AttributeError, TypeError):
         raise BadRequest("id must be a UUID") from None
+
+
+def person(row: asyncpg.Record) -> dtos.PersonResponseDto:
+    dto = dtos.PersonResponseDto(
+        id=str(row["id"]),
+        name=row["name"] or "",
+        birthDate=row["birth_date"],
+        isHidden=row["is_hidden"],
+        isFavorite=row["is_favorite"],
+        updatedAt=_utc(row["updated_at"]),
+        # Clients build the image URL from the id; an empty path means "no thumbnail yet".
+        thumbnailPath="" if row["thumbnail_face_id"] is None else f"/api/people/{row['id']}/thumbnail",
+    )
+    if row["color"] is not None:
+        dto.color = row["color"]
+    return dto
+
+
+def face(row: asyncpg.Record, person_row: asyncpg.Record | None) -> dtos.AssetFaceResponseDto:
+    return dtos.AssetFaceResponseDto(
+        id=str(row["id"]),
+        imageWidth=row["image_width"],
+        imageHeight=row["image_height"],
+        boundingBoxX1=row["box_x"],
+        boundingBoxY1=row["box_y"],
+        boundingBoxX2=row["box_x"] + row["box_w"],
+        boundingBoxY2=row["box_y"] + row["box_h"],
+        person=None if person_row is None else person(person_row),
+        sourceType="machine-learning" if row["source"] == "automatic" else "manual",
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import time
+import uuid
 from pathlib import Path
 
 import gumnut
@@ -80,13 +81,15 @@ def library(server, face_model_dir):
 
     from app.domain import users
 
+    email = f"faces-{uuid.uuid4().hex[:8]}@example.com"
+
     async def create():
-        user = await users.create_user("faces-owner@example.com", "secret-pw")
+        user = await users.create_user(email, "secret-pw")
         _, secret = await users.create_api_key(user["id"], "tests")
         return user["id"], secret
 
     user_id, secret = run(create())
-    account = Account("faces-owner@example.com", user_id, secret,
+    account = Account(email, user_id, secret,
                       Gumnut(api_key=secret, base_url=server.base_url, max_retries=0), server.base_url)
     assets = {}
     for orientation, data in _oriented_copies().items():

@@ -23,6 +23,8 @@ PERSON = "person"
 SORTS = ("created_at_desc", "created_at_asc", "name_asc", "name_desc", "asset_count_desc", "asset_count_asc")
 NAME_FILTERS = ("named", "unnamed", "all")
 FIELDS = frozenset({"name", "birth_date", "is_favorite", "is_hidden", "thumbnail_face_id"})
+# The Immich surface also sets a person's display colour.
+IMMICH_FIELDS = FIELDS | {"color"}
 # Pairwise metrics of a large person are estimated from a sample of its faces.
 METRICS_SAMPLE = 512
 
@@ -93,9 +95,10 @@ async def _thumbnail_face(conn, value: Any, library_id: uuid.UUID, loc: tuple[st
     return found
 
 
-async def _changes(conn, change: dict, library_id: uuid.UUID, loc: tuple[str, ...] = ("body",)) -> dict[str, Any]:
+async def _changes(conn, change: dict, library_id: uuid.UUID, loc: tuple[str, ...] = ("body",),
+                   allowed: frozenset = FIELDS) -> dict[str, Any]:
     """Validated column values for a person change (PATCH body, bulk item, Immich update)."""
-    unknown = set(change) - FIELDS
+    unknown = set(change) - allowed
     if unknown:
         raise Invalid(f"Unknown field(s): {', '.join(sorted(unknown))}", loc=loc)
     values: dict[str, Any] = {}
@@ -106,6 +109,10 @@ async def _changes(conn, change: dict, library_id: uuid.UUID, loc: tuple[str, ..
     for flag in ("is_favorite", "is_hidden"):
         if flag in change:
             values[flag] = _flag(change[flag], (*loc, flag))
+    if "color" in change:
+        if change["color"] is not None and not isinstance(change["color"], str):
+            raise Invalid("color must be a string or null", loc=(*loc, "color"))
+        values["color"] = change["color"]
     if "thumbnail_face_id" in change:
         values["thumbnail_face_id"] = await _thumbnail_face(conn, change["thumbnail_face_id"], library_id,
                                                             (*loc, "thumbnail_face_id"))
@@ -242,12 +249,23 @@ def _after(keys: list[tuple[str, str]], cursor_arg: str) -> str:
     return "(" + " OR ".join(f"({a})" for a in alternatives) + ")"
 
 
-async def create_person(principal: access.Principal, body: dict) -> tuple[asyncpg.Record, bool]:
+async def count_people(principal: access.Principal, library_id: str | None) -> tuple[int, int]:
+    """(all people, hidden people) of the library."""
+    library = await access.library_for(principal, library_id, access.READ)
+    row = await db.fetchrow(
+        "SELECT count(*) AS total, count(*) FILTER (WHERE is_hidden) AS hidden FROM people WHERE library_id = $1",
+        library,
+    )
+    return row["total"], row["hidden"]
+
+
+async def create_person(principal: access.Principal, body: dict,
+                        allowed: frozenset = FIELDS) -> tuple[asyncpg.Record, bool]:
     """Find-or-create among the library's named people (hidden ones too); unnamed always creates."""
     library = await access.library_for(principal, body.get("library_id"), access.WRITE)
     body = {k: v for k, v in body.items() if k != "library_id"}
     async with db.transaction() as conn:
-        values = await _changes(conn, body, library)
+        values = await _changes(conn, body, library, allowed=allowed)
         for flag in ("is_favorite", "is_hidden"):
             if body.get(flag) is None:
                 values.pop(flag, None)
@@ -270,13 +288,14 @@ async def create_person(principal: access.Principal, body: dict) -> tuple[asyncp
         return await conn.fetchrow(PERSON_VIEW + " WHERE p.id = $1", row["id"]), True
 
 
-async def update_person(principal: access.Principal, person_id: uuid.UUID, change: dict) -> asyncpg.Record:
+async def update_person(principal: access.Principal, person_id: uuid.UUID, change: dict,
+                        allowed: frozenset = FIELDS) -> asyncpg.Record:
     person = await access.load_person(principal, person_id, access.WRITE)
     async with db.transaction() as conn:
         locked = await conn.fetchrow("SELECT * FROM people WHERE id = $1 FOR UPDATE", person["id"])
         if locked is None:
             raise NotFound("Person not found")
-        await _apply(conn, locked, await _changes(conn, change, person["library_id"]))
+        await _apply(conn, locked, await _changes(conn, change, person["library_id"], allowed=allowed))
     return await view(person_id)
 
 

@@ -87,3 +87,13 @@ class LibraryIndexes:
 
 
 indexes = LibraryIndexes()
+
+
+def models_available(model_dir: Path) -> bool:
+    """Whether a worker would find face models (a file check; nothing is loaded)."""
+    from app.faces import models
+
+    buffalo = Path(model_dir) / models.BUFFALO_L
+    if all((buffalo / f).is_file() for f in models.BUFFALO_L_FILES):
+        return True
+    return models._find_test_pack(Path(model_dir)) is not None

@@ -123,9 +123,10 @@ async def asset_statistics(
 
 
 async def _render(principal, row) -> dtos.AssetResponseDto:
-    from app.domain import users
+    from app.domain import faces, users
 
-    return mapping.asset(await assets.view(row), await users.user_by_id(row["owner_id"]))
+    shown = (await faces.people_of_assets([row["id"]]))[row["id"]]
+    return mapping.asset(await assets.view(row), await users.user_by_id(row["owner_id"]), shown)
 
 
 @get("/api/assets/{asset_id:str}")

@@ -20,7 +20,7 @@ _EXIF_FIELDS = {"make": "make", "model": "model", "lensModel": "lens_model", "ci
 # Accepted and applied; anything else with a value is refused rather than silently ignored.
 _HANDLED = {*_EXIF_FIELDS, "albumIds", "isFavorite", "isNotInAlbum", "visibility", "type", "originalFileName",
             "description", "takenAfter", "takenBefore", "withDeleted", "order", "page", "size", "rating",
-            "withExif", "withStacked", "withPeople", "checksum", "id"}
+            "withExif", "withStacked", "withPeople", "checksum", "id", "personIds"}
 
 
 
@@ -53,6 +53,8 @@ async def search_metadata(auth: ImmichAuth, data: dict[str, Any]) -> dtos.Search
         f.ratings = [5] if data["isFavorite"] else [0, 1, 2, 3, 4]
     if data.get("rating") is not None:
         f.ratings = [int(data["rating"])]
+    if data.get("personIds"):
+        f.person_ids = [mapping.parse_uuid(p) for p in data["personIds"]]
     if data.get("id"):
         f.ids = [mapping.parse_uuid(data["id"])]
     if data.get("checksum"):

@@ -1,7 +1,9 @@
 """Discovery and server information: what an Immich client asks before it logs in."""
 
+import msgspec
 from litestar import Controller, get, post
 
+from app.api.state import Shared
 from app.domain import media_types, sessions
 from app.domain.errors import BadRequest
 from compat import dtos
@@ -51,11 +53,14 @@ class ServerController(Controller):
         return []
 
     @get("/features", sync_to_thread=False)
-    def features(self) -> dtos.ServerFeaturesDto:
-        return FEATURES
+    def features(self, shared: Shared) -> dtos.ServerFeaturesDto:
+        from app.faces.runtime import models_available
+
+        # Faces are on when the workers have models to run (MODEL_DIR), so clients show People.
+        return msgspec.structs.replace(FEATURES, facialRecognition=models_available(shared.settings.model_dir))
 
     @get("/config")
-    async def config(self) -> dtos.ServerConfigDto:
+    async def config(self, shared: Shared) -> dtos.ServerConfigDto:
         return dtos.ServerConfigDto(
             externalDomain="",
             # False until the first admin signs up (clients then show the sign-up screen).
@@ -65,7 +70,7 @@ class ServerController(Controller):
             maintenanceMode=False,
             mapDarkStyleUrl="",
             mapLightStyleUrl="",
-            minFaces=3,
+            minFaces=shared.settings.face_min_faces,
             oauthButtonText="",
             publicUsers=False,
             trashDays=90,
