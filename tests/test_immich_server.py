@@ -28,8 +28,9 @@ def test_version_and_honest_features(server):
     assert httpx.get(f"{server.immich_url}/api/server/version").json() == {
         "major": 3, "minor": 1, "patch": 0, "prerelease": None}
     features = httpx.get(f"{server.immich_url}/api/server/features").json()
-    # Switched off until implemented, so clients hide them.
-    assert features["smartSearch"] is False and features["facialRecognition"] is False and features["oauth"] is False
+    # Switched off until implemented, so clients hide them; faces are on because the test server has models.
+    assert features["smartSearch"] is False and features["oauth"] is False
+    assert features["facialRecognition"] is True
     types = httpx.get(f"{server.immich_url}/api/server/media-types").json()
     assert {".jpg", ".heic", ".dng"} <= set(types["image"]) and {".mp4", ".mov"} <= set(types["video"])
 
