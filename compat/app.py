@@ -20,6 +20,7 @@ from compat.routes.albums import (
     update_album,
 )
 from compat.routes import people as people_routes
+from compat.routes import sync as sync_routes
 from compat.routes import stacks_keys
 from compat.routes.api_keys import my_api_key
 from compat.routes.assets import (
@@ -49,6 +50,7 @@ def create_immich_app(shared: Shared) -> Litestar:
         route_handlers=[
             well_known,
             *people_routes.ROUTES,
+            *sync_routes.ROUTES,
             ServerController,
             login,
             logout,

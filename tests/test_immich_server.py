@@ -56,10 +56,11 @@ def test_dtos_are_generated_from_the_current_spec():
 
 def test_unimplemented_operations_answer_501_with_a_message(server, account):
     headers = {"x-api-key": account.api_key}
-    people = httpx.get(f"{server.immich_url}/api/people", headers=headers)
-    assert people.status_code == 501 and people.json() == {"message": "GET /api/people is not supported by this server"}
-    thumb = httpx.get(f"{server.immich_url}/api/people/00000000-0000-4000-8000-000000000000/thumbnail", headers=headers)
-    assert thumb.status_code == 501
+    memories = httpx.get(f"{server.immich_url}/api/memories", headers=headers)
+    assert memories.status_code == 501
+    assert memories.json() == {"message": "GET /api/memories is not supported by this server"}
+    tag = httpx.get(f"{server.immich_url}/api/tags/00000000-0000-4000-8000-000000000000", headers=headers)
+    assert tag.status_code == 501
     smart = httpx.post(f"{server.immich_url}/api/search/smart", headers=headers, json={"query": "dog"})
     assert smart.status_code == 400 and "embedding model" in smart.json()["message"]
     assert httpx.get(f"{server.immich_url}/api/server/features").json()["smartSearch"] is False

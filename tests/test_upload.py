@@ -18,8 +18,8 @@ ASSET_FIELDS = {
     "original_file_name": str, "file_size_bytes": int, "local_datetime": str, "width": (int, type(None)),
     "height": (int, type(None)), "duration": (float, type(None)), "thumbhash": (str, type(None)),
     "description": (str, type(None)), "quality_score": (float, type(None)), "stack_id": (str, type(None)),
-    "trashed_at": (str, type(None)), "asset_urls": dict, "metadata": (dict, type(None)), "faces": list,
-    "people": list, "file_data": dict, "checksum": str, "checksum_sha1": str, "device_asset_id": str,
+    "trashed_at": (str, type(None)), "asset_urls": dict, "metadata": (dict, type(None)), "faces": (list, type(None)),
+    "people": (list, type(None)), "file_data": dict, "checksum": str, "checksum_sha1": str, "device_asset_id": str,
     "device_id": str, "file_created_at": str, "file_modified_at": str,
 }
 FILE_DATA_FIELDS = {"checksum", "checksum_sha1", "device_asset_id", "device_id", "file_created_at",

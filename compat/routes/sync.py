@@ -1,0 +1,283 @@
+"""The Immich sync stream (`POST /api/sync/stream`) and its acknowledgements.
+
+The 3.x mobile app builds its timeline, albums and people only from this stream.
+Lines come from the domain's change reader (app.domain.sync); this module decides the
+Immich order, payloads and ack strings:
+
+- deletes first, children before parents (faces, people, album links, album users,
+  albums, assets, stacks), then upserts, parents before children (users, stacks,
+  assets, albums, album users, album links, exif, people, faces, user metadata), so the
+  app's local foreign keys always hold;
+- an ack is `<EntityType>|<feed cursor>` for rows read from the change log, and
+  `<EntityType>|v<digest>` for the few rows compared whole (the user, all users,
+  preferences);
+- a fresh client (no checkpoint for a kind's upserts) gets no deletes for that kind:
+  it never had those rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, get_args
+
+import msgspec
+from litestar import Response, delete, get, post
+from litestar.response import Stream
+
+from app.domain import access, events, ids, sync, users
+from app.domain.errors import BadRequest, Forbidden
+from compat import dtos, mapping, sync_mapping
+from compat.auth import ImmichAuth
+
+log = logging.getLogger(__name__)
+
+REQUEST_TYPES = frozenset(get_args(dtos.SyncRequestType))
+ENTITY_TYPES = frozenset(get_args(dtos.SyncEntityType))
+DEPRECATED = {"AssetsV1": "AssetsV2", "AlbumAssetsV1": "AlbumAssetsV2", "PartnerAssetsV1": "PartnerAssetsV2",
+              "AssetFacesV1": "AssetFacesV2"}
+RESET_AFTER_S = 30 * 86400  # Immich resets a client that has not completed a sync for 30 days
+FLUSH_BYTES = 64 * 1024
+
+# (request type, delete entity type, upsert entity type, change-log kind), deletes children first.
+DELETES = [
+    ("AssetFacesV2", "AssetFaceDeleteV1", "AssetFaceV2", "face"),
+    ("PeopleV1", "PersonDeleteV1", "PersonV1", "person"),
+    ("AlbumToAssetsV1", "AlbumToAssetDeleteV1", "AlbumToAssetV1", "album_asset"),
+    ("AlbumUsersV1", "AlbumUserDeleteV1", "AlbumUserV1", "album"),
+    ("AlbumsV2", "AlbumDeleteV1", "AlbumV2", "album"),
+    ("AlbumsV1", "AlbumDeleteV1", "AlbumV1", "album"),
+    ("AssetsV2", "AssetDeleteV1", "AssetV2", "asset"),
+    ("StacksV1", "StackDeleteV1", "StackV1", "stack"),
+]
+# (request type, upsert entity type, change-log kind or None for rows compared whole), parents first.
+UPSERTS = [
+    ("AuthUsersV1", "AuthUserV1", None),
+    ("UsersV1", "UserV1", None),
+    ("StacksV1", "StackV1", "stack"),
+    ("AssetsV2", "AssetV2", "asset"),
+    ("AlbumsV2", "AlbumV2", "album"),
+    ("AlbumsV1", "AlbumV1", "album"),
+    ("AlbumUsersV1", "AlbumUserV1", "album"),
+    ("AlbumToAssetsV1", "AlbumToAssetV1", "album_asset"),
+    ("AssetExifsV1", "AssetExifV1", "exif"),
+    ("PeopleV1", "PersonV1", "person"),
+    ("AssetFacesV2", "AssetFaceV2", "face"),
+    ("UserMetadataV1", "UserMetadataV1", None),
+]
+
+_encoder = msgspec.json.Encoder()
+
+
+def _line(entity_type: str, data: Any, ack: str) -> bytes:
+    return _encoder.encode({"type": entity_type, "data": data, "ack": ack}) + b"\n"
+
+
+def _cursor_of(ack: str | None) -> tuple[int, int] | None:
+    """The feed cursor inside one of our acks, or None for anything else (treated as no checkpoint)."""
+    if not ack:
+        return None
+    parts = ack.split("|")
+    if len(parts) < 2:
+        return None
+    try:
+        return events.decode_cursor(parts[1])
+    except Exception:
+        return None
+
+
+def _ack(entity_type: str, cursor: tuple[int, int]) -> str:
+    return f"{entity_type}|{events.encode_cursor(*cursor)}"
+
+
+def _digest(*parts: Any) -> str:
+    return "v" + hashlib.sha1(repr(parts).encode()).hexdigest()[:20]
+
+
+def _session(auth: ImmichAuth) -> uuid.UUID:
+    if auth.session_id is None:
+        raise Forbidden("Sync endpoints cannot be used with API keys")
+    return auth.session_id
+
+
+def _delete_data(entity_type: str, change: sync.Change) -> Any:
+    entity = str(change.entity_id)
+    if entity_type == "AssetFaceDeleteV1":
+        return {"assetFaceId": entity}
+    if entity_type == "PersonDeleteV1":
+        return {"personId": entity}
+    if entity_type == "AlbumToAssetDeleteV1":
+        payload = change.payload or {}
+        return {"albumId": str(ids.decode(ids.ALBUM, payload["album_id"])),
+                "assetId": str(ids.decode(ids.ASSET, payload["asset_id"]))}
+    if entity_type == "AlbumUserDeleteV1":
+        return {"albumId": entity, "userId": str(change.owner_id)}
+    if entity_type == "AlbumDeleteV1":
+        return {"albumId": entity}
+    if entity_type == "AssetDeleteV1":
+        return {"assetId": entity}
+    return {"stackId": entity}
+
+
+def _upsert_data(entity_type: str, row) -> Any:
+    if entity_type == "AssetV2":
+        return sync_mapping.asset_v2(row)
+    if entity_type == "AlbumV2":
+        return sync_mapping.album_v2(row)
+    if entity_type == "AlbumV1":
+        v2 = sync_mapping.album_v2(row)
+        return dtos.SyncAlbumV1(**msgspec.structs.asdict(v2), ownerId=str(row["owner_id"]))
+    if entity_type == "AlbumUserV1":
+        return dtos.SyncAlbumUserV1(albumId=str(row["id"]), userId=str(row["owner_id"]), role="owner")
+    if entity_type == "AlbumToAssetV1":
+        return dtos.SyncAlbumToAssetV1(albumId=str(row["album_id"]), assetId=str(row["asset_id"]))
+    if entity_type == "AssetExifV1":
+        return sync_mapping.asset_exif_v1(row["asset"], row["exif"])
+    if entity_type == "StackV1":
+        return sync_mapping.stack_v1(row)
+    if entity_type == "PersonV1":
+        return sync_mapping.person_v1(row)
+    return sync_mapping.asset_face_v2(row)
+
+
+class _Stream:
+    """The lines of one sync stream, produced lazily so a slow reader holds the server back."""
+
+    def __init__(self, auth: ImmichAuth, session_id: uuid.UUID, types: set[str], library: uuid.UUID,
+                 saved: dict[str, str]):
+        self.auth, self.session_id, self.types, self.library, self.saved = auth, session_id, types, library, saved
+
+    async def _whole_rows(self, entity_type: str) -> list[bytes]:
+        """Rows compared whole: sent again only when their digest differs from the checkpoint."""
+        principal = self.auth.principal
+        if entity_type == "AuthUserV1":
+            me = await users.user_by_id(principal.user_id)
+            data = sync_mapping.auth_user_v1(me)
+            rows = [data]
+        elif entity_type == "UserV1":
+            rows = [sync_mapping.user_v1(u) for u in await users.list_users(with_deleted=True)]
+        else:
+            me = await users.user_by_id(principal.user_id)
+            rows = [dtos.SyncUserMetadataV1(userId=str(me["id"]), key="preferences", value=mapping.preferences(me))]
+        ack = f"{entity_type}|{_digest(*(msgspec.json.encode(r) for r in rows))}"
+        if self.saved.get(entity_type) == ack:
+            return []
+        return [_line(entity_type, r, ack) for r in rows]
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        started = datetime.now(timezone.utc)
+        buffer: list[bytes] = []
+        size = 0
+        try:
+            async with sync.snapshot() as snap:
+                for request_type, delete_type, upsert_type, kind in DELETES:
+                    if request_type not in self.types:
+                        continue
+                    # A client that never received this kind's rows needs none of its deletes.
+                    after = _cursor_of(self.saved.get(delete_type)) or _cursor_of(self.saved.get(upsert_type))
+                    if after is None:
+                        continue
+                    async for change in snap.changes(kind, self.library, after, deletes=True):
+                        buffer.append(_line(delete_type, _delete_data(delete_type, change),
+                                            _ack(delete_type, change.cursor)))
+                        size += len(buffer[-1])
+                        if size >= FLUSH_BYTES:
+                            yield b"".join(buffer)
+                            buffer, size = [], 0
+                for request_type, upsert_type, kind in UPSERTS:
+                    if request_type not in self.types:
+                        continue
+                    if kind is None:
+                        buffer += await self._whole_rows(upsert_type)
+                        continue
+                    after = _cursor_of(self.saved.get(upsert_type))
+                    async for change in snap.changes(kind, self.library, after):
+                        buffer.append(_line(upsert_type, _upsert_data(upsert_type, change.row),
+                                            _ack(upsert_type, change.cursor)))
+                        size += len(buffer[-1])
+                        if size >= FLUSH_BYTES:
+                            yield b"".join(buffer)
+                            buffer, size = [], 0
+        except Exception:
+            # Ending without SyncCompleteV1 makes the client read again from its last ack.
+            log.exception("sync stream for session %s failed", self.session_id)
+            if buffer:
+                yield b"".join(buffer)
+            return
+        buffer.append(_line("SyncCompleteV1", {}, f"SyncCompleteV1|{int(started.timestamp() * 1000)}"))
+        yield b"".join(buffer)
+
+
+def _check_types(types: Any) -> set[str]:
+    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+        raise BadRequest("types must be a list of SyncRequestType values")
+    for t in types:
+        if t in DEPRECATED:
+            raise BadRequest(f"SyncRequestType.{t} is deprecated, use {DEPRECATED[t]} instead")
+        if t not in REQUEST_TYPES:
+            raise BadRequest(f"types must be one of: {', '.join(sorted(REQUEST_TYPES))}")
+    return set(types)
+
+
+def _reset_line() -> bytes:
+    return _line("SyncResetV1", {}, "SyncResetV1|reset")
+
+
+@post("/api/sync/stream", status_code=200)
+async def sync_stream(auth: ImmichAuth, data: dict[str, Any]) -> Response:
+    session_id = _session(auth)
+    types = _check_types(data.get("types"))
+    if data.get("reset") is True:
+        await sync.reset(session_id)
+    media_type = "application/jsonlines+json"
+    if await sync.pending_reset(session_id):
+        return Stream(iter([_reset_line()]), media_type=media_type)
+    saved = await sync.checkpoints(session_id)
+    complete = saved.get("SyncCompleteV1", "")
+    _, _, stamp = complete.partition("|")
+    if stamp.isdigit() and int(stamp) / 1000 < time.time() - RESET_AFTER_S:
+        return Stream(iter([_reset_line()]), media_type=media_type)
+    library = await access.preferred_library(auth.principal)
+    return Stream(_Stream(auth, session_id, types, library, saved).lines(), media_type=media_type)
+
+
+@get("/api/sync/ack")
+async def get_acks(auth: ImmichAuth) -> list[dtos.SyncAckDto]:
+    saved = await sync.checkpoints(_session(auth))
+    return [dtos.SyncAckDto(type=t, ack=a) for t, a in saved.items() if t in ENTITY_TYPES]
+
+
+@post("/api/sync/ack", status_code=204)
+async def set_acks(auth: ImmichAuth, data: dict[str, Any]) -> None:
+    session_id = _session(auth)
+    acks = data.get("acks")
+    if not isinstance(acks, list) or not all(isinstance(a, str) for a in acks):
+        raise BadRequest("acks must be a list of strings")
+    if len(acks) > 1000:
+        raise BadRequest("acks must contain at most 1000 items")
+    latest: dict[str, str] = {}
+    for ack in acks:
+        entity_type = ack.split("|", 1)[0]
+        if entity_type == "SyncResetV1":
+            await sync.reset(session_id)
+            return
+        if entity_type not in ENTITY_TYPES:
+            raise BadRequest("Invalid ack type")
+        latest[entity_type] = ack  # the last ack of each type wins
+    await sync.save_checkpoints(session_id, latest)
+
+
+@delete("/api/sync/ack", status_code=204)
+async def delete_acks(auth: ImmichAuth, data: dict[str, Any] | None = None) -> None:
+    session_id = _session(auth)
+    types = (data or {}).get("types")
+    if types is not None:
+        if not isinstance(types, list) or not all(t in ENTITY_TYPES for t in types):
+            raise BadRequest("types must be a list of SyncEntityType values")
+    await sync.delete_checkpoints(session_id, types)
+
+
+ROUTES = [sync_stream, get_acks, set_acks, delete_acks]
