@@ -29,6 +29,7 @@ def test_second_user_never_reaches_the_first_users_things(server, account, make_
                        data=FIELDS, **owner).json()["id"]
     album = httpx.post(f"{base}/api/albums", json={"albumName": f"Private {kind}", "assetIds": [asset]},
                        **owner).json()["id"]
+    person = httpx.post(f"{base}/api/people", json={"name": f"Owner's friend {kind}"}, **owner).json()["id"]
     stranger = _auth(kind, make_account())
     with httpx.Client(base_url=base, timeout=30, **stranger) as http:
         attempts = [
@@ -46,6 +47,16 @@ def test_second_user_never_reaches_the_first_users_things(server, account, make_
             ("DELETE", f"/api/albums/{album}/assets", {"ids": [asset]}),
             ("DELETE", f"/api/albums/{album}", None),
             ("POST", "/api/stacks", {"assetIds": [asset, NOBODY]}),
+            ("GET", f"/api/people/{person}", None),
+            ("PUT", f"/api/people/{person}", {"name": "stolen"}),
+            ("GET", f"/api/people/{person}/thumbnail", None),
+            ("GET", f"/api/people/{person}/statistics", None),
+            ("POST", f"/api/people/{person}/merge", {"ids": [NOBODY]}),
+            ("PUT", f"/api/people/{person}/reassign", {"data": []}),
+            ("DELETE", f"/api/people/{person}", None),
+            ("GET", f"/api/faces?id={asset}", None),
+            ("POST", "/api/faces", {"assetId": asset, "personId": person, "imageWidth": 8, "imageHeight": 8,
+                                    "x": 0, "y": 0, "width": 4, "height": 4}),
         ]
         for method, path, body in attempts:
             r = http.request(method, path, json=body)
@@ -53,6 +64,7 @@ def test_second_user_never_reaches_the_first_users_things(server, account, make_
             assert asset not in r.text or method == "POST", (method, path, r.text)
         # Listings show nothing of the first user's.
         assert http.get("/api/albums").json() == []
+        assert http.get("/api/people").json()["total"] == 0
         assert http.get("/api/assets/statistics").json()["total"] == 0
         assert http.get("/api/timeline/buckets").json() == []
         assert http.get("/api/map/markers").json() == []
@@ -63,3 +75,4 @@ def test_second_user_never_reaches_the_first_users_things(server, account, make_
         assert (mine["isFavorite"], mine["isTrashed"], mine["exifInfo"]["description"]) == (False, False, "")
         got = http.get(f"/api/albums/{album}").json()
         assert got["albumName"] == f"Private {kind}" and got["assetCount"] == 1
+        assert http.get(f"/api/people/{person}").json()["name"] == f"Owner's friend {kind}"
