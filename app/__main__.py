@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("reprocess", help="rebuild metadata and/or variants, with a progress bar")
     rp.add_argument("--library", help="only this library (lib_... id)")
-    rp.add_argument("--what", choices=["metadata", "variants", "all"], default="all")
+    rp.add_argument("--what", choices=["metadata", "variants", "faces", "all"], default="all")
 
     models = sub.add_parser("models", help="face recognition models in MODEL_DIR")
     models_sub = models.add_subparsers(dest="models_command", required=True)
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                 _with_database(
                     services,
                     lambda: reprocess(BlobStore(settings.data_dir), args.library, args.what,
-                                      settings.worker_concurrency),
+                                      settings.worker_concurrency, settings),
                 )
             )
         finally:

@@ -162,6 +162,18 @@ def test_clustering_finds_the_two_people_with_metrics_and_candidates(library):
     assert Image.open(io.BytesIO(response.content)).size == (250, 250)
 
 
+def test_reprocessing_faces_keeps_their_ids_and_people(library, server):
+    account, assets = library
+    client = account.client
+    before = sorted((f.id, f.person_id, tuple(f.bounding_box.values())) for f in client.faces.list(limit=100))
+    library_id = client.libraries.list()[0].id
+    done = server.cli("reprocess", "--library", library_id, "--what", "faces")
+    assert done.returncode == 0, done.stderr
+    assert "reprocessed 8 assets, 0 failed" in done.stderr
+    after = sorted((f.id, f.person_id, tuple(f.bounding_box.values())) for f in client.faces.list(limit=100))
+    assert after == before
+
+
 def test_manual_choices_survive_reclustering(library, make_account):
     account, assets = library
     client = account.client

@@ -257,6 +257,11 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
 
 async def new_task(asset: asyncpg.Record, step: str) -> uuid.UUID:
     """A task row for running one step directly (the reprocess command)."""
-    table = tasks.METADATA if step == "metadata" else tasks.VARIANTS
+    from app.domain import recognition
+
+    if step == "faces":
+        task_type = recognition.DETECTION_TASK
+    else:
+        task_type = (tasks.METADATA if step == "metadata" else tasks.VARIANTS)[asset["media_type"]]
     async with db.transaction() as conn:
-        return await tasks.create(conn, asset, table[asset["media_type"]])
+        return await tasks.create(conn, asset, task_type)
