@@ -154,7 +154,6 @@ def _exposure(seconds: float | None) -> str | None:
 def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
     """An AssetView (row + file metadata + files) as Immich's AssetResponseDto."""
     from app.domain.assets import effective
-    from app.domain.datetimes import join_wall_clock
 
     row, exif = view.row, view.exif
     shown = effective(view)
@@ -192,6 +191,20 @@ def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
     )
     if owner_row is not None:
         dto.owner = user(owner_row)
+    dto.exifInfo = dtos.ExifResponseDto(**exif_fields(row, exif))
+    return dto
+
+
+def exif_fields(row: asyncpg.Record, exif: asyncpg.Record | None) -> dict:
+    """The file's metadata with the user's edits on top, in Immich's field names.
+
+    Shared by the asset's exifInfo and the sync stream's AssetExifV1.
+    """
+    from app.domain.assets import AssetView, effective
+    from app.domain.datetimes import join_wall_clock
+
+    shown = effective(AssetView(row, exif, {}))
+
     def ev(name):
         return None if exif is None else exif[name]
 
@@ -202,20 +215,30 @@ def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
     if ev("modified_datetime") is not None:
         modified = join_wall_clock(exif["modified_datetime"], exif["modified_offset_minutes"])
         modified = modified if modified.tzinfo else _as_utc_wall(modified)
-    dto.exifInfo = dtos.ExifResponseDto(
+    return dict(
         make=ev("make"), model=ev("model"), lensModel=ev("lens_model"), fNumber=ev("f_number"),
         focalLength=ev("focal_length"), iso=ev("iso"), exposureTime=_exposure(ev("exposure_time")),
         orientation=None if ev("orientation") is None else str(exif["orientation"]),
-        dateTimeOriginal=_utc(original) if original is not None else None,
-        modifyDate=_utc(modified) if modified is not None else None, timeZone=ev("timezone"),
-        latitude=shown.latitude,
-        longitude=shown.longitude,
+        dateTimeOriginal=_utc(original), modifyDate=_utc(modified), timeZone=ev("timezone"),
+        latitude=shown.latitude, longitude=shown.longitude,
         city=ev("city"), state=ev("state"), country=ev("country"),
-        description=shown.description or "",
-        rating=rating, projectionType=ev("projection_type"),
+        description=shown.description or "", rating=shown.rating, projectionType=ev("projection_type"),
         exifImageWidth=ev("raw_width"), exifImageHeight=ev("raw_height"), fileSizeInByte=row["file_size_bytes"],
     )
-    return dto
+
+
+def face_box(row: asyncpg.Record) -> dict:
+    """A face's box as Immich's corner coordinates in an image of imageWidth x imageHeight."""
+    return dict(
+        id=str(row["id"]),
+        imageWidth=row["image_width"],
+        imageHeight=row["image_height"],
+        boundingBoxX1=row["box_x"],
+        boundingBoxY1=row["box_y"],
+        boundingBoxX2=row["box_x"] + row["box_w"],
+        boundingBoxY2=row["box_y"] + row["box_h"],
+        sourceType="machine-learning" if row["source"] == "automatic" else "manual",
+    )
 
 
 def parse_uuid(value: str) -> uuid.UUID:
@@ -245,14 +268,4 @@ def person(row: asyncpg.Record) -> dtos.PersonResponseDto:
 
 
 def face(row: asyncpg.Record, person_row: asyncpg.Record | None) -> dtos.AssetFaceResponseDto:
-    return dtos.AssetFaceResponseDto(
-        id=str(row["id"]),
-        imageWidth=row["image_width"],
-        imageHeight=row["image_height"],
-        boundingBoxX1=row["box_x"],
-        boundingBoxY1=row["box_y"],
-        boundingBoxX2=row["box_x"] + row["box_w"],
-        boundingBoxY2=row["box_y"] + row["box_h"],
-        person=None if person_row is None else person(person_row),
-        sourceType="machine-learning" if row["source"] == "automatic" else "manual",
-    )
+    return dtos.AssetFaceResponseDto(**face_box(row), person=None if person_row is None else person(person_row))

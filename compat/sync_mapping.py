@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from compat import dtos
-from compat.mapping import _as_utc_wall, _exposure, _utc, avatar_color, b64
+from compat.mapping import _as_utc_wall, _utc, avatar_color, b64, exif_fields, face_box
 
 
 def asset_v2(row: asyncpg.Record) -> dtos.SyncAssetV2:
@@ -37,49 +37,9 @@ def asset_v2(row: asyncpg.Record) -> dtos.SyncAssetV2:
 
 
 def asset_exif_v1(asset_row: asyncpg.Record, exif: asyncpg.Record | None) -> dtos.SyncAssetExifV1:
-    """The file's metadata with the user's edits on top, like the asset's exifInfo."""
-    from app.domain.assets import AssetView, effective
-    from app.domain.datetimes import join_wall_clock
-
-    shown = effective(AssetView(asset_row, exif, {}))
-
-    def ev(name):
-        return None if exif is None else exif[name]
-
-    original = shown.original_datetime
-    if original is not None and original.tzinfo is None:
-        original = _as_utc_wall(original)
-    modified = None
-    if ev("modified_datetime") is not None:
-        modified = join_wall_clock(exif["modified_datetime"], exif["modified_offset_minutes"])
-        modified = modified if modified.tzinfo else _as_utc_wall(modified)
-    return dtos.SyncAssetExifV1(
-        assetId=str(asset_row["id"]),
-        description=shown.description or "",
-        exifImageWidth=ev("raw_width"),
-        exifImageHeight=ev("raw_height"),
-        fileSizeInByte=asset_row["file_size_bytes"],
-        orientation=None if ev("orientation") is None else str(exif["orientation"]),
-        dateTimeOriginal=_utc(original),
-        modifyDate=_utc(modified),
-        timeZone=ev("timezone"),
-        latitude=shown.latitude,
-        longitude=shown.longitude,
-        projectionType=ev("projection_type"),
-        city=ev("city"),
-        state=ev("state"),
-        country=ev("country"),
-        make=ev("make"),
-        model=ev("model"),
-        lensModel=ev("lens_model"),
-        fNumber=ev("f_number"),
-        focalLength=ev("focal_length"),
-        iso=ev("iso"),
-        exposureTime=_exposure(ev("exposure_time")),
-        profileDescription=None,
-        rating=shown.rating,
-        fps=ev("fps"),
-    )
+    """The same values as the asset's exifInfo."""
+    return dtos.SyncAssetExifV1(assetId=str(asset_row["id"]), profileDescription=None, fps=None if exif is None
+                                else exif["fps"], **exif_fields(asset_row, exif))
 
 
 def auth_user_v1(row: asyncpg.Record) -> dtos.SyncAuthUserV1:
@@ -155,16 +115,9 @@ def person_v1(row: asyncpg.Record) -> dtos.SyncPersonV1:
 
 def asset_face_v2(row: asyncpg.Record) -> dtos.SyncAssetFaceV2:
     return dtos.SyncAssetFaceV2(
-        id=str(row["id"]),
+        **face_box(row),
         assetId=str(row["asset_id"]),
         personId=None if row["person_id"] is None else str(row["person_id"]),
-        imageWidth=row["image_width"],
-        imageHeight=row["image_height"],
-        boundingBoxX1=row["box_x"],
-        boundingBoxY1=row["box_y"],
-        boundingBoxX2=row["box_x"] + row["box_w"],
-        boundingBoxY2=row["box_y"] + row["box_h"],
-        sourceType="machine-learning" if row["source"] == "automatic" else "manual",
         deletedAt=None,
         isVisible=True,
     )
