@@ -117,3 +117,23 @@ def test_without_models_face_tasks_are_skipped_with_the_reason(account, tmp_path
     task = run(go())
     assert (task["status"], task["outcome"]) == ("success", "skipped_no_model")
     assert "python -m app models download" in task["result"]
+
+
+def test_large_libraries_switch_to_an_inverted_file_index_that_finds_the_same_people():
+    from app.faces.index import FaceIndex, nearest_person, normalise
+
+    rng = np.random.default_rng(3)
+    centres = normalise(rng.standard_normal((400, DIM)).astype(np.float32))
+    who = rng.integers(0, 400, 12_000)
+    vectors = normalise(centres[who] + rng.standard_normal((12_000, DIM)).astype(np.float32) * 0.03)
+    seqs = np.arange(1, 12_001)
+    exact, ivf = FaceIndex(DIM, exact_limit=10**9), FaceIndex(DIM, exact_limit=5_000)
+    for start in range(0, 12_000, 4_000):  # in batches, as a worker loads them
+        exact.add(seqs[start:start + 4_000], vectors[start:start + 4_000])
+        ivf.add(seqs[start:start + 4_000], vectors[start:start + 4_000])
+    assert exact.exact and not ivf.exact and ivf.ntotal == 12_000 and 11_999 in ivf
+    person_of = {int(s): int(p) for s, p in zip(seqs, who)}
+    queries = normalise(centres[who[:500]] + rng.standard_normal((500, DIM)).astype(np.float32) * 0.03)
+    chosen = [[nearest_person(d, s, person_of, 0.5)[0] for d, s in zip(*index.search(queries, 3))]
+              for index in (exact, ivf)]
+    assert chosen[0] == chosen[1] == [int(p) for p in who[:500]]

@@ -19,19 +19,40 @@ def _faiss():
     return faiss
 
 
-class FaceIndex:
-    """Exact inner-product search (IndexFlatIP) keyed by face seq."""
+# Up to this many faces a library is searched exactly; above it, an inverted-file index
+# (IVF) visits only the clusters nearest each query: on 100,000 faces about 12x less
+# work than exact search, with the same person chosen (bench/faces.py measures both).
+EXACT_LIMIT = 50_000
+# Lists probed per query; with lists sized ~4*sqrt(n), 16 keeps the person's faces in view.
+NPROBE = 16
+# Rebuild (and retrain) once the index holds this many times what it was trained on.
+RETRAIN_GROWTH = 4
 
-    def __init__(self, dim: int):
+
+class FaceIndex:
+    """Inner-product search keyed by face seq: exact while small, IVF once large."""
+
+    def __init__(self, dim: int, exact_limit: int = EXACT_LIMIT):
         faiss = _faiss()
         self.dim = dim
+        self.exact_limit = exact_limit
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self.watermark = 0  # highest seq added
+        self.trained_on = 0  # 0 while exact
         self._seqs: set[int] = set()
 
     @property
     def ntotal(self) -> int:
         return int(self._index.ntotal)
+
+    @property
+    def exact(self) -> bool:
+        return self.trained_on == 0
+
+    @property
+    def needs_rebuild(self) -> bool:
+        """Grown well past what its lists were trained on: build afresh from Postgres."""
+        return not self.exact and self.ntotal > RETRAIN_GROWTH * self.trained_on
 
     def __contains__(self, seq: int) -> bool:
         return int(seq) in self._seqs
@@ -46,6 +67,25 @@ class FaceIndex:
         self._seqs.update(int(s) for s in seqs)
         self._index.add_with_ids(vectors, seqs)
         self.watermark = max(self.watermark, int(seqs.max()))
+        if self.exact and self.ntotal > self.exact_limit:
+            self._to_ivf()
+
+    def _to_ivf(self) -> None:
+        faiss = _faiss()
+        n = self.ntotal
+        vectors = self._index.index.reconstruct_n(0, n)
+        seqs = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        lists = 1 << int(np.ceil(np.log2(4 * np.sqrt(n))))
+        quantizer = faiss.IndexFlatIP(self.dim)
+        ivf = faiss.IndexIVFFlat(quantizer, self.dim, lists, faiss.METRIC_INNER_PRODUCT)
+        # k-means on a sample: enough points per list, a fraction of the cost of all of them.
+        sample = vectors if n <= 40 * lists else vectors[np.random.default_rng(0).choice(n, 40 * lists, replace=False)]
+        ivf.train(sample)
+        ivf.add_with_ids(vectors, seqs)
+        ivf.nprobe = min(NPROBE, lists)
+        self._quantizer = quantizer  # the IVF index refers to it; keep it alive
+        self._index = ivf
+        self.trained_on = n
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(cosine distances, seqs), both (n, k), nearest first; missing slots have seq -1."""
@@ -57,6 +97,8 @@ class FaceIndex:
             pad = k - sims.shape[1]
             sims = np.pad(sims, ((0, 0), (0, pad)), constant_values=-np.inf)
             seqs = np.pad(seqs, ((0, 0), (0, pad)), constant_values=-1)
+        # IVF marks slots it could not fill with -1 and a huge negative similarity.
+        sims = np.where(seqs < 0, -np.inf, sims)
         return (1.0 - sims).astype(np.float32), seqs
 
 

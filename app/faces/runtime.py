@@ -58,7 +58,8 @@ class LibraryIndexes:
             "SELECT count(*) FROM faces WHERE library_id = $1 AND embedding_model = $2 AND embedding IS NOT NULL",
             library_id, model,
         )
-        if index is None or index.dim != dim or index.ntotal - live > _DEAD_SHARE * max(index.ntotal, 1):
+        if (index is None or index.dim != dim or index.needs_rebuild
+                or index.ntotal - live > _DEAD_SHARE * max(index.ntotal, 1)):
             index = FaceIndex(dim)
         self._indexes[key] = index
         self._indexes.move_to_end(key)
