@@ -7,8 +7,9 @@
 Assignment (part b): `--queries` new faces are matched against a library of `--faces`
 faces of `--people` people, and each gets the person of its nearest face within
 `--max-distance` (the `nearest_person` rule in app/faces/index.py):
-  faiss  = the worker's own FaceIndex (exact inner product), all new faces in one batch,
-           index build (add) timed apart from search.
+  faiss  = the worker's own FaceIndex (exact inner product up to 50,000 faces, an IVF
+           index with trained lists above that), all new faces in one batch, index build
+           (add, and training the lists) timed apart from search.
   numpy  = brute force `q @ base.T` in chunks + argpartition: the floor with no index.
   sql    = what Immich does: one pgvector query per new face, one after another on one
            connection, `ORDER BY embedding <=> $1 LIMIT k` over an HNSW cosine index, on an
@@ -30,7 +31,9 @@ the generic kernel) makes the matrix products several times slower, and one the 
 lacks (SkylakeX without AVX-512) crashes. Run with the variable unset so they detect
 the CPU themselves; the first lines say what this run had and which kernels loaded.
 
-The face detection throughput part (a) is a separate function next to bench_assignment.
+Detection (part a) runs first: faces/s of detection + embedding with the models a worker
+would load (buffalo_l from MODEL_DIR when present, else the test pack), one call at a
+time and two at once. `--skip-assignment` runs only that part.
 """
 
 from __future__ import annotations
@@ -411,6 +414,74 @@ def bench_assignment(args, uri: str) -> bool:
     return ok
 
 
+def bench_detection(args) -> None:
+    """Part (a): detection + embedding throughput with the models a worker would load.
+
+    Input is what the worker gives the models: an upright image at preview size (here
+    portrait.jpg from ../shared/test-assets, 840x700, two faces), decoded once outside the timing. One model call at a time (threads=1 per session, as a
+    worker job runs), then two at once (a worker's two job slots).
+    """
+    import threading
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from fetch_face_models import ensure_test_models
+
+    from app.faces.models import load_face_models
+    from app.domain.recognition import _load_rgb
+
+    portrait = ROOT.parent / "shared" / "test-assets" / "metadata" / "faces" / "portrait.jpg"
+    if not portrait.exists():
+        print("detection: skipped (../shared/test-assets is absent)")
+        return
+    model_dir = Path(os.environ.get("MODEL_DIR") or ROOT / ".cache" / "models")
+    if not (model_dir / "buffalo_l" / "det_10g.onnx").exists():
+        ensure_test_models(ROOT / ".cache" / "models" / "test-pack")
+        model_dir = ROOT / ".cache" / "models"
+    models = load_face_models(model_dir, threads=1)
+    image = _load_rgb(portrait)
+    print(f"detection: models {models.name} ({models.embedding_dim}-d) from {model_dir}; input {image.shape[1]}x"
+          f"{image.shape[0]} (portrait.jpg, two people)")
+
+    def one() -> int:
+        found = models.detect(image)
+        if found:
+            models.embed(image, found)
+        return len(found)
+
+    one()  # warm the sessions
+    runs = args.detection_runs
+    t0, faces = time.perf_counter(), 0
+    detect_s = embed_s = 0.0
+    for _ in range(runs):
+        a = time.perf_counter()
+        found = models.detect(image)
+        b = time.perf_counter()
+        if found:
+            models.embed(image, found)
+        detect_s += b - a
+        embed_s += time.perf_counter() - b
+        faces += len(found)
+    serial = time.perf_counter() - t0
+    print(f"detection: one at a time: {runs} images, {faces} faces in {serial:.2f} s = {faces / serial:.1f} faces/s,"
+          f" {runs / serial:.1f} images/s (detect {1000 * detect_s / runs:.0f} ms + embed {1000 * embed_s / runs:.0f} ms"
+          f" per image)")
+    counts = [0, 0]
+
+    def slot(i: int) -> None:
+        for _ in range(runs // 2):
+            counts[i] += one()
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=slot, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    both = time.perf_counter() - t0
+    print(f"detection: two at once (a worker's two job slots): {sum(counts)} faces in {both:.2f} s ="
+          f" {sum(counts) / both:.1f} faces/s ({serial / runs * (2 * (runs // 2)) / both:.2f}x one at a time)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dim", type=int, default=512, help="embedding size (192 = the test model's)")
@@ -425,6 +496,8 @@ def main() -> None:
     parser.add_argument("--ef-construction", type=int, default=64,
                         help="HNSW build quality; pgvector's default 64 (Immich's migration uses 300)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--detection-runs", type=int, default=20, help="images for part (a)")
+    parser.add_argument("--skip-assignment", action="store_true", help="only part (a)")
     args = parser.parse_args()
 
     # SIGTERM takes the Ctrl-C path, so the temp Postgres is removed either way.
@@ -433,9 +506,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-faces-"))
     server = None
     try:
-        server = start_postgres(work)
-        ok = bench_assignment(args, server.get_uri())
-        # Detection throughput (part a) goes here, as bench_detection(args).
+        bench_detection(args)
+        ok = True
+        if not args.skip_assignment:
+            server = start_postgres(work)
+            ok = bench_assignment(args, server.get_uri())
         print(f"total run time {time.perf_counter() - started:.0f} s")
     except KeyboardInterrupt:
         print("interrupted; removing the temp Postgres", file=sys.stderr)
