@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timezone
 
 import asyncpg
 
+from app.domain.assets import AssetView, effective
+from app.domain.datetimes import join_wall_clock
 from compat import dtos
 
 def b64(value: bytes | None) -> str:
@@ -131,15 +134,11 @@ def album(row: asyncpg.Record, owner: asyncpg.Record) -> dtos.AlbumResponseDto:
 
 
 def _utc(value):
-    from datetime import timezone
-
     return None if value is None else value.astimezone(timezone.utc)
 
 
 def _as_utc_wall(wall):
     """Immich's localDateTime: the wall-clock time written as if it were UTC."""
-    from datetime import timezone
-
     return wall.replace(tzinfo=timezone.utc)
 
 
@@ -153,7 +152,6 @@ def _exposure(seconds: float | None) -> str | None:
 
 def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
     """An AssetView (row + file metadata + files) as Immich's AssetResponseDto."""
-    from app.domain.assets import effective
 
     row, exif = view.row, view.exif
     shown = effective(view)
@@ -200,9 +198,6 @@ def exif_fields(row: asyncpg.Record, exif: asyncpg.Record | None) -> dict:
 
     Shared by the asset's exifInfo and the sync stream's AssetExifV1.
     """
-    from app.domain.assets import AssetView, effective
-    from app.domain.datetimes import join_wall_clock
-
     shown = effective(AssetView(row, exif, {}))
 
     def ev(name):

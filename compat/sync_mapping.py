@@ -9,9 +9,11 @@ from compat.mapping import _as_utc_wall, _utc, avatar_color, b64, exif_fields, f
 
 
 def asset_v2(row: asyncpg.Record) -> dtos.SyncAssetV2:
-    from app.domain.assets import AssetView, effective
-
-    rating = effective(AssetView(row, None, {})).rating
+    """The user's rating, else the file's, decides favorite (5); sync rows carry it precomputed."""
+    try:
+        rating = row["shown_rating"]
+    except KeyError:  # a full asset row (socket.io)
+        rating = row["rating"] if row["rating"] is not None else row["file_rating"]
     return dtos.SyncAssetV2(
         id=str(row["id"]),
         ownerId=str(row["owner_id"]),
@@ -36,7 +38,24 @@ def asset_v2(row: asyncpg.Record) -> dtos.SyncAssetV2:
     )
 
 
-def asset_exif_v1(asset_row: asyncpg.Record, exif: asyncpg.Record | None) -> dtos.SyncAssetExifV1:
+class _AssetColumns:
+    """The asset's columns of a flat sync row, where they carry an `asset_` prefix."""
+
+    __slots__ = ("row",)
+
+    def __init__(self, row):
+        self.row = row
+
+    def __getitem__(self, key: str):
+        return self.row["asset_" + key] if key != "id" else self.row["id"]
+
+
+def asset_exif_v1_flat(row: asyncpg.Record) -> dtos.SyncAssetExifV1:
+    """AssetExifV1 from one flat row: exif columns as is, the asset's prefixed `asset_`."""
+    return asset_exif_v1(_AssetColumns(row), row if row["asset_id"] is not None else None)
+
+
+def asset_exif_v1(asset_row, exif: asyncpg.Record | None) -> dtos.SyncAssetExifV1:
     """The same values as the asset's exifInfo."""
     return dtos.SyncAssetExifV1(assetId=str(asset_row["id"]), profileDescription=None, fps=None if exif is None
                                 else exif["fps"], **exif_fields(asset_row, exif))

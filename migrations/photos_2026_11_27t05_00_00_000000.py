@@ -16,8 +16,10 @@ CREATE TABLE sync_checkpoints (
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (session_id, type)
 );
--- A sync reads one entity kind of one library at a time, in feed order.
+-- A sync reads one entity kind of one library at a time, in feed order, and asks of each
+-- event whether its entity has a later one.
 CREATE INDEX events_library_kind_idx ON events (library_id, entity_type, txid, id);
+CREATE INDEX events_entity_idx ON events (entity_id, txid, id);
 """
 
 forwards = sql_migration(ID, DESCRIPTION, SQL)

@@ -40,7 +40,7 @@ ENTITY_TYPES = frozenset(get_args(dtos.SyncEntityType))
 DEPRECATED = {"AssetsV1": "AssetsV2", "AlbumAssetsV1": "AlbumAssetsV2", "PartnerAssetsV1": "PartnerAssetsV2",
               "AssetFacesV1": "AssetFacesV2"}
 RESET_AFTER_S = 30 * 86400  # Immich resets a client that has not completed a sync for 30 days
-FLUSH_BYTES = 64 * 1024
+FLUSH_BYTES = 256 * 1024
 
 # (request type, delete entity type, upsert entity type, change-log kind), deletes children first.
 DELETES = [
@@ -73,7 +73,9 @@ _encoder = msgspec.json.Encoder()
 
 
 def _line(entity_type: str, data: Any, ack: str) -> bytes:
-    return _encoder.encode({"type": entity_type, "data": data, "ack": ack}) + b"\n"
+    # Type and ack are plain ASCII (enum names, hex cursors, digests): only `data` needs encoding.
+    return b"".join((b'{"type":"', entity_type.encode(), b'","data":', _encoder.encode(data), b',"ack":"',
+                     ack.encode(), b'"}\n'))
 
 
 def _cursor_of(ack: str | None) -> tuple[int, int] | None:
@@ -110,7 +112,7 @@ def _delete_data(entity_type: str, change: sync.Change) -> Any:
     if entity_type == "PersonDeleteV1":
         return {"personId": entity}
     if entity_type == "AlbumToAssetDeleteV1":
-        payload = change.payload or {}
+        payload = sync.payload_of(change)
         return {"albumId": str(ids.decode(ids.ALBUM, payload["album_id"])),
                 "assetId": str(ids.decode(ids.ASSET, payload["asset_id"]))}
     if entity_type == "AlbumUserDeleteV1":
@@ -135,7 +137,7 @@ def _upsert_data(entity_type: str, row) -> Any:
     if entity_type == "AlbumToAssetV1":
         return dtos.SyncAlbumToAssetV1(albumId=str(row["album_id"]), assetId=str(row["asset_id"]))
     if entity_type == "AssetExifV1":
-        return sync_mapping.asset_exif_v1(row["asset"], row["exif"])
+        return sync_mapping.asset_exif_v1_flat(row)
     if entity_type == "StackV1":
         return sync_mapping.stack_v1(row)
     if entity_type == "PersonV1":
@@ -167,40 +169,40 @@ class _Stream:
             return []
         return [_line(entity_type, r, ack) for r in rows]
 
+    async def _rows(self) -> AsyncIterator[bytes]:
+        """Every line but the last, in order: deletes children-first, then upserts parents-first."""
+        snap = await sync.snapshot()
+        for request_type, delete_type, upsert_type, kind in DELETES:
+            if request_type not in self.types:
+                continue
+            # A client that never received this kind's rows needs none of its deletes.
+            after = _cursor_of(self.saved.get(delete_type)) or _cursor_of(self.saved.get(upsert_type))
+            if after is None:
+                continue
+            async for change in snap.changes(kind, self.library, after, deletes=True):
+                yield _line(delete_type, _delete_data(delete_type, change), _ack(delete_type, change.cursor))
+        for request_type, upsert_type, kind in UPSERTS:
+            if request_type not in self.types:
+                continue
+            if kind is None:
+                for line in await self._whole_rows(upsert_type):
+                    yield line
+                continue
+            async for change in snap.changes(kind, self.library, _cursor_of(self.saved.get(upsert_type))):
+                yield _line(upsert_type, _upsert_data(upsert_type, change.row), _ack(upsert_type, change.cursor))
+
     async def lines(self) -> AsyncIterator[bytes]:
+        """The body, in chunks of about 256 KiB: few socket writes, bounded memory."""
         started = datetime.now(timezone.utc)
         buffer: list[bytes] = []
         size = 0
         try:
-            async with sync.snapshot() as snap:
-                for request_type, delete_type, upsert_type, kind in DELETES:
-                    if request_type not in self.types:
-                        continue
-                    # A client that never received this kind's rows needs none of its deletes.
-                    after = _cursor_of(self.saved.get(delete_type)) or _cursor_of(self.saved.get(upsert_type))
-                    if after is None:
-                        continue
-                    async for change in snap.changes(kind, self.library, after, deletes=True):
-                        buffer.append(_line(delete_type, _delete_data(delete_type, change),
-                                            _ack(delete_type, change.cursor)))
-                        size += len(buffer[-1])
-                        if size >= FLUSH_BYTES:
-                            yield b"".join(buffer)
-                            buffer, size = [], 0
-                for request_type, upsert_type, kind in UPSERTS:
-                    if request_type not in self.types:
-                        continue
-                    if kind is None:
-                        buffer += await self._whole_rows(upsert_type)
-                        continue
-                    after = _cursor_of(self.saved.get(upsert_type))
-                    async for change in snap.changes(kind, self.library, after):
-                        buffer.append(_line(upsert_type, _upsert_data(upsert_type, change.row),
-                                            _ack(upsert_type, change.cursor)))
-                        size += len(buffer[-1])
-                        if size >= FLUSH_BYTES:
-                            yield b"".join(buffer)
-                            buffer, size = [], 0
+            async for line in self._rows():
+                buffer.append(line)
+                size += len(line)
+                if size >= FLUSH_BYTES:
+                    yield b"".join(buffer)
+                    buffer, size = [], 0
         except Exception:
             # Ending without SyncCompleteV1 makes the client read again from its last ack.
             log.exception("sync stream for session %s failed", self.session_id)
