@@ -5,15 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 
 import uvicorn
 
+from app import realtime
 from app.api.state import Shared
 from app.runtime import Services, acquire_services
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_SECRET_QUERY = re.compile(r"((?:sessionKey|apiKey|key)=)[^&\s\"]+")
+
+
+class _RedactSecrets(logging.Filter):
+    """uvicorn logs each accepted websocket with its query string, which may carry a token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.args = tuple(_SECRET_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True
 
 
 class _Listener(uvicorn.Server):
@@ -39,7 +53,9 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
 
     from app.jobs.queue import JobQueue
 
+    logging.getLogger("uvicorn.error").addFilter(_RedactSecrets())
     await _prepare(services)
+    realtime.configure(services.redis_url)
     queue = await JobQueue.connect(services.redis_url)
     shared = Shared.build(settings, queue)
     removed = shared.store.sweep_stale_uploads()
@@ -88,6 +104,7 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
         await worker.close()
     await asyncio.gather(*tasks, return_exceptions=True)
     stopper.cancel()
+    await realtime.close()
     await queue.close()
     await db.close_pool()
     if failed:

@@ -397,7 +397,7 @@ def bench_assignment(args, uri: str) -> bool:
           f" (target >= 10x: {'met' if speedup >= 10 else 'MISSED'})"
           + (" [sql rate extrapolated from the prefix]" if prefix else ""))
     print(f"ratio: counting faiss's build too (a cold worker): {speedup_total:.1f}x; index builds: faiss"
-          f" {fa['build']:.1f} s vs pgvector HNSW {sq['index_build']:.1f} s")
+          f" {fa['build']:.1f} s vs pgvector HNSW {sq['build']:.1f} s")
     print(f"ratio: faiss / numpy faces/s = {faiss_rate / (n / nb['search']):.2f}x")
 
     agree_np = agreement(fa["chosen"], nb["chosen"])

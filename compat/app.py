@@ -19,6 +19,7 @@ from compat.routes.albums import (
     remove_album_assets,
     update_album,
 )
+from compat.realtime import LiveEvents
 from compat.routes import people as people_routes
 from compat.routes import sync as sync_routes
 from compat.routes import stacks_keys
@@ -46,9 +47,11 @@ def create_immich_app(shared: Shared) -> Litestar:
     def provide_shared() -> Shared:
         return shared
 
+    live = LiveEvents()
     return Litestar(
         route_handlers=[
             well_known,
+            live.route,
             *people_routes.ROUTES,
             *sync_routes.ROUTES,
             ServerController,
@@ -120,6 +123,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             "auth": Provide(provide_auth),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[live.lifespan],
         openapi_config=None,
         debug=False,
     )

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 
 from app.domain import access, sessions
 from app.domain.access import Principal
@@ -22,7 +23,7 @@ class ImmichAuth:
     session_id: uuid.UUID | None  # None when an API key is used
 
 
-def _session_token(request: Request) -> str | None:
+def _session_token(request: ASGIConnection) -> str | None:
     headers, query = request.headers, request.query_params
     for candidate in (
         headers.get("x-immich-user-token"),
@@ -38,7 +39,8 @@ def _session_token(request: Request) -> str | None:
     return request.cookies.get(ACCESS_COOKIE) or None
 
 
-async def resolve(request: Request) -> ImmichAuth:
+async def resolve(request: ASGIConnection) -> ImmichAuth:
+    """Any connection: REST requests and the socket.io handshake follow the same rules."""
     token = _session_token(request)
     if token:
         if token.startswith(access.API_KEY_PREFIX):  # an API key sent as a bearer token

@@ -49,3 +49,12 @@ def validate(path: str, method: str, status: int, body) -> None:
     schema = response_schema(path, method, status)
     assert schema is not None, f"no JSON schema for {method} {path} {status}"
     Draft7Validator({**schema, "components": _components()}).validate(body)
+
+
+def validate_component(name: str, body) -> None:
+    """Raise if `body` does not match the spec's component schema `name` (payloads with no
+    operation of their own, such as socket.io events)."""
+    from jsonschema import Draft7Validator
+
+    schema = _components()["schemas"][name]
+    Draft7Validator({**schema, "components": _components()}).validate(body)

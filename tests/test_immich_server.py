@@ -77,10 +77,16 @@ def test_every_private_immich_route_needs_credentials(server):
     from app.api.state import Shared
     from app.settings import load_settings
     from compat.app import create_immich_app
+    from tests.test_immich_socket import Listener
 
     app = create_immich_app(Shared.build(load_settings()))
     checked = 0
     for route in app.routes:
+        if route.path == "/api/socket.io":  # no REST methods: its socket.io handshake is refused
+            refused = Listener(server.immich_url)
+            assert refused.wait_for("error", timeout=10) == "unauthorized" and refused.disconnected.wait(10)
+            refused.close()
+            checked += 1
         for method in sorted(getattr(route, "methods", [])):
             if method in ("HEAD", "OPTIONS") or route.path in PUBLIC:
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, AsyncIterator
 
 import asyncpg
@@ -35,11 +36,34 @@ async def close_pool() -> None:
     await engine().close_connection_pool()
 
 
+# Change events of the outermost running transaction, announced only once it commits.
+_changes: ContextVar[list[dict] | None] = ContextVar("changes", default=None)
+
+
+def note_change(change: dict) -> None:
+    pending = _changes.get()
+    if pending is not None:
+        pending.append(change)
+
+
 @asynccontextmanager
 async def transaction() -> AsyncIterator[asyncpg.Connection]:
     """A transaction whose connection Piccolo queries in this task share."""
-    async with engine().transaction() as tx:
-        yield tx.connection
+    if _changes.get() is not None:  # nested: Piccolo reuses the outer one, which announces
+        async with engine().transaction() as tx:
+            yield tx.connection
+        return
+    pending: list[dict] = []
+    token = _changes.set(pending)
+    try:
+        async with engine().transaction() as tx:
+            yield tx.connection
+    finally:
+        _changes.reset(token)
+    if pending:  # committed (a rollback raised above)
+        from app import realtime
+
+        realtime.publish({"kind": "events", "events": pending})
 
 
 @asynccontextmanager

@@ -9,6 +9,8 @@ from typing import Any
 
 import asyncpg
 
+from app.db import engine as db
+
 ASSET = "asset"
 LIBRARY = "library"
 
@@ -33,6 +35,7 @@ async def record(
         event_type,
         None if payload is None else json.dumps(payload),
     )
+    db.note_change(_notice(entity_type, entity_id, event_type, library_id, owner_id, payload))
 
 
 async def record_many(
@@ -50,6 +53,15 @@ async def record_many(
         " VALUES ($1, $2, $3, $4, $5)",
         [(e, lib, owner, entity_type, event_type) for e, lib, owner in rows],
     )
+    for e, lib, owner in rows:
+        db.note_change(_notice(entity_type, e, event_type, lib, owner, None))
+
+
+def _notice(entity_type, entity_id, event_type, library_id, owner_id, payload) -> dict[str, Any]:
+    """What live listeners hear of an event once its transaction commits."""
+    return {"entity_type": entity_type, "entity_id": str(entity_id), "event_type": event_type,
+            "library_id": None if library_id is None else str(library_id),
+            "owner_id": None if owner_id is None else str(owner_id), "payload": payload}
 
 
 # --- reading the feed ------------------------------------------------------------------

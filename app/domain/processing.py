@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
+from app import realtime
 from app.db import engine as db
 from app.domain import events, tasks
 from app.domain.datetimes import join_wall_clock
@@ -246,6 +247,8 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
         )
         await events.record(conn, entity_type=events.ASSET, entity_id=asset["id"], event_type="asset_updated",
                             library_id=asset["library_id"], owner_id=asset["owner_id"])
+    realtime.publish({"kind": "upload_ready", "asset_id": str(asset["id"]), "owner_id": str(asset["owner_id"]),
+                      "library_id": str(asset["library_id"])})
     if chain:
         from app.domain import recognition
 

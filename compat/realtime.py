@@ -1,0 +1,210 @@
+"""Immich's socket.io v4 live events at /api/socket.io, fed by the app's live notices.
+
+The app publishes committed change events and "variants ready" notices on Redis
+(app.realtime); each API process listens and turns them into the events Immich clients
+expect, sent to the owner's room. Everything here is best effort: a failure is logged,
+never raised into a request or the listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any, AsyncIterator
+
+import msgspec
+import socketio
+from litestar import Litestar
+from litestar.connection import ASGIConnection
+from litestar.handlers import asgi
+from litestar.types import Receive, Scope, Send
+
+from app import realtime
+from app.domain import access, assets, faces, ids, users
+from compat import mapping, sync_mapping
+from compat.auth import resolve
+
+log = logging.getLogger(__name__)
+
+PATH = "/api/socket.io"
+# Immich announces AssetUploadReadyV2 only for assets its timeline shows.
+_READY_VISIBILITY = ("timeline", "archive")
+_ALBUM_EVENTS = ("album_created", "album_updated", "album_deleted")
+_ALBUM_ASSET_EVENTS = ("album_asset_added", "album_asset_removed")
+_PERSON_THUMBNAIL_EVENTS = ("person_created", "person_updated")
+
+
+def _builtins(dto: Any) -> Any:
+    return msgspec.to_builtins(dto)  # datetimes as ISO strings, unset fields left out
+
+
+def _targets(owner_id: str, library_id: str | None) -> list[str]:
+    """Rooms of everyone who may see a change: the owner's full sessions and keys, plus keys
+    limited to that library."""
+    return [owner_id] if library_id is None else [owner_id, f"{owner_id}:{library_id}"]
+
+
+class LiveEvents:
+    """One socket.io server per Immich app, with its mount and its Redis listener."""
+
+    def __init__(self) -> None:
+        # Immich's gateway: websocket transport, any origin (its cookie is SameSite=Lax), and a
+        # connection that is accepted first, then told "unauthorized" and closed.
+        self.sio = socketio.AsyncServer(async_mode="asgi", transports=["websocket"], cors_allowed_origins="*",
+                                        always_connect=True, logger=False, engineio_logger=False)
+        self.sio.on("connect", self._connect)
+        # Litestar routes the mount; engineio takes every request it is handed.
+        app = socketio.ASGIApp(self.sio, socketio_path=None)
+
+        @asgi(PATH, is_mount=True, copy_scope=True)
+        async def socket_io(scope: Scope, receive: Receive, send: Send) -> None:
+            await app(scope, receive, send)
+
+        self.route = socket_io
+        self._listener: asyncio.Task | None = None
+
+    # --- connections ---------------------------------------------------------------------
+
+    async def _connect(self, sid: str, environ: dict, auth: Any = None) -> bool:
+        try:
+            who = await resolve(ASGIConnection(environ["asgi.scope"]))
+            who.principal.require(access.READ)
+        except Exception as exc:
+            log.info("socket.io connection refused: %s", exc)
+            await self._emit("error", "unauthorized", to=sid)
+            return False
+        principal = who.principal
+        if principal.library_scope is None:
+            rooms = [str(principal.user_id)]
+        else:
+            rooms = [f"{principal.user_id}:{lib}" for lib in principal.library_scope]
+        if who.session_id is not None:
+            rooms.append(str(who.session_id))
+        for room in rooms:
+            await self.sio.enter_room(sid, room)
+        return True
+
+    def _listening(self, rooms: list[str]) -> bool:
+        return any(True for _ in self.sio.manager.get_participants("/", rooms))
+
+    async def _emit(self, event: str, data: Any = None, **target: Any) -> None:
+        try:
+            await self.sio.emit(event, data, **target)
+        except Exception:
+            log.exception("socket.io emit of %s failed", event)
+
+    # --- the notice listener -------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Litestar) -> AsyncIterator[None]:
+        self._listener = asyncio.create_task(self._listen(), name="immich-live-events")
+        try:
+            yield
+        finally:
+            self._listener.cancel()
+            await asyncio.wait([self._listener], timeout=2)  # never hold up shutdown
+            self._listener = None
+
+    async def _listen(self) -> None:
+        if not realtime.configured():  # an app built without the server (nothing to hear)
+            return
+        async for message in realtime.listen():
+            try:
+                await self.deliver(message)
+            except Exception:
+                log.exception("could not turn a live notice into socket.io events")
+
+    async def deliver(self, message: dict) -> None:
+        kind = message.get("kind")
+        if kind == "events":
+            await self._changes(message.get("events") or [])
+        elif kind == "upload_ready":
+            await self._upload_ready(message)
+        elif kind == "config_updated":
+            await self.config_updated()
+
+    async def config_updated(self) -> None:
+        """Tell every client to reload the server config (nothing publishes this yet)."""
+        await self._emit("on_config_update")
+
+    # --- translations --------------------------------------------------------------------
+
+    async def _upload_ready(self, message: dict) -> None:
+        rooms = _targets(message["owner_id"], message.get("library_id"))
+        if not self._listening(rooms):
+            return
+        rows = await assets.rows_by_id([uuid.UUID(message["asset_id"])])
+        if not rows:  # deleted meanwhile
+            return
+        row = rows[0]
+        view = await assets.view(row)
+        await self._emit("on_upload_success", _builtins(await self._asset_dtos([row], [view]))[0], to=rooms)
+        if row["visibility"] in _READY_VISIBILITY:
+            ready = {"asset": _builtins(sync_mapping.asset_v2(row)),
+                     "exif": _builtins(sync_mapping.asset_exif_v1(row, view.exif))}
+            await self._emit("AssetUploadReadyV2", ready, to=rooms)
+
+    async def _asset_dtos(self, rows: list, views: list | None = None) -> list:
+        views = views or await assets.views(rows)
+        shown = await faces.people_of_assets([r["id"] for r in rows])
+        owners: dict[uuid.UUID, Any] = {}
+        out = []
+        for row, view in zip(rows, views):
+            if row["owner_id"] not in owners:
+                owners[row["owner_id"]] = await users.user_by_id(row["owner_id"])
+            out.append(mapping.asset(view, owners[row["owner_id"]], shown[row["id"]]))
+        return out
+
+    async def _changes(self, events: list[dict]) -> None:
+        # One transaction's events, per audience: lists stay lists, repeats collapse.
+        groups: dict[tuple[str, str | None], list[dict]] = {}
+        for event in events:
+            if event.get("owner_id"):
+                groups.setdefault((event["owner_id"], event.get("library_id")), []).append(event)
+        for (owner, library), group in groups.items():
+            rooms = _targets(owner, library)
+            if self._listening(rooms):
+                await self._announce(group, rooms)
+
+    async def _announce(self, events: list[dict], rooms: list[str]) -> None:
+        found: dict[str, dict[str, None]] = {name: {} for name in
+                                             ("updated", "trashed", "restored", "deleted", "albums", "people")}
+        stacks = False
+        for event in events:
+            kind, entity, entity_id = event["event_type"], event["entity_type"], event["entity_id"]
+            if kind == "asset_updated":
+                found["updated"][entity_id] = None
+            elif kind == "asset_trashed":
+                found["trashed"][entity_id] = None
+            elif kind == "asset_restored":
+                found["restored"][entity_id] = None
+            elif kind == "asset_deleted":
+                found["deleted"][entity_id] = None
+            elif kind in _ALBUM_EVENTS:
+                found["albums"][entity_id] = None
+            elif kind in _ALBUM_ASSET_EVENTS:
+                album = ids.try_decode(ids.ALBUM, (event.get("payload") or {}).get("album_id") or "")
+                if album is not None:
+                    found["albums"][str(album)] = None
+            elif entity == "stack":
+                stacks = True
+            elif kind in _PERSON_THUMBNAIL_EVENTS:
+                found["people"][entity_id] = None
+        if found["updated"]:
+            rows = await assets.rows_by_id([uuid.UUID(i) for i in found["updated"] if i not in found["deleted"]])
+            for dto in await self._asset_dtos(rows) if rows else []:
+                await self._emit("on_asset_update", _builtins(dto), to=rooms)
+        if found["trashed"]:
+            await self._emit("on_asset_trash", list(found["trashed"]), to=rooms)
+        if found["restored"]:
+            await self._emit("on_asset_restore", list(found["restored"]), to=rooms)
+        for asset_id in found["deleted"]:
+            await self._emit("on_asset_delete", asset_id, to=rooms)
+        for album_id in found["albums"]:
+            await self._emit("on_album_update", album_id, to=rooms)
+        if stacks:
+            await self._emit("on_asset_stack_update", to=rooms)
+        for person_id in found["people"]:
+            await self._emit("on_person_thumbnail", person_id, to=rooms)

@@ -1,0 +1,212 @@
+"""socket.io live events on the Immich listener, with a real socket.io client over websocket."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+import socketio
+
+from tests.conftest import free_port, run
+from tests.helpers import session_token
+from tests.immich_contract import SPEC_PATH, validate_component
+from tests.media import png_bytes
+from tests.test_immich_upload import FIELDS
+
+needs_spec = pytest.mark.skipif(not SPEC_PATH.exists(), reason="the Immich OpenAPI spec is not present")
+WAIT = 60.0  # upper bound only: every wait returns as soon as its event is there
+
+
+class Listener:
+    """A socket.io client that records every event it receives."""
+
+    def __init__(self, url: str, headers: dict | None = None):
+        self.events: list[tuple[str, tuple]] = []
+        self.changed = threading.Condition()
+        self.disconnected = threading.Event()
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("*", self._record)
+        self.client.on("disconnect", self._gone)
+        self.client.connect(url, headers=headers or {}, transports=["websocket"],
+                            socketio_path="/api/socket.io", wait_timeout=10)
+
+    def _record(self, event, *args):
+        with self.changed:
+            self.events.append((event, args))
+            self.changed.notify_all()
+
+    def _gone(self, *args):
+        self.disconnected.set()
+        with self.changed:
+            self.changed.notify_all()
+
+    def wait_for(self, event: str, match=lambda data: True, timeout: float = WAIT):
+        """The first `event` whose payload satisfies `match` (None stands for no payload)."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                for name, args in self.events:
+                    data = args[0] if args else None
+                    if name == event and match(data):
+                        return data
+                left = deadline - time.monotonic()
+                assert left > 0, f"no {event} within {timeout}s; got {[n for n, _ in self.events]}"
+                self.changed.wait(left)
+
+    def names(self) -> list[str]:
+        with self.changed:
+            return [n for n, _ in self.events]
+
+    def close(self):
+        self.client.disconnect()
+
+
+@pytest.fixture
+def listeners():
+    opened: list[Listener] = []
+
+    def open_(url: str, headers=None) -> Listener:
+        opened.append(Listener(url, headers))
+        return opened[-1]
+
+    yield open_
+    for listener in opened:
+        listener.close()
+
+
+def _cookie(token: str) -> dict:
+    return {"Cookie": f"immich_access_token={token}"}
+
+
+@needs_spec
+def test_events_reach_the_owner_through_cookie_and_bearer_sockets_only(server, account, make_account, listeners):
+    token = session_token(account)
+    by_cookie = listeners(server.immich_url, _cookie(token))  # as the 3.x mobile app connects
+    by_bearer = listeners(server.immich_url, {"Authorization": f"Bearer {token}"})
+    stranger_account = make_account()
+    stranger = listeners(server.immich_url, _cookie(session_token(stranger_account)))
+
+    with httpx.Client(base_url=server.immich_url, headers={"x-api-key": account.api_key}, timeout=60) as http:
+        r = http.post("/api/assets", files={"assetData": ("live.png", png_bytes(7101, 64, 48), "image/png")},
+                      data=FIELDS)
+        assert r.status_code == 201, r.text
+        uploaded_at, asset_id = time.monotonic(), r.json()["id"]
+
+        ready = by_cookie.wait_for("AssetUploadReadyV2", lambda d: d["asset"]["id"] == asset_id)
+        print(f"upload response -> AssetUploadReadyV2: {(time.monotonic() - uploaded_at) * 1000:.0f} ms")
+        validate_component("SyncAssetV2", ready["asset"])
+        validate_component("SyncAssetExifV1", ready["exif"])
+        assert ready["exif"]["assetId"] == asset_id and ready["asset"]["thumbhash"]
+        assert ready["asset"]["ownerId"] == str(account.user_id) and ready["asset"]["visibility"] == "timeline"
+        success = by_cookie.wait_for("on_upload_success", lambda d: d["id"] == asset_id)
+        validate_component("AssetResponseDto", success)
+        assert success["originalFileName"] == "live.png" and success["thumbhash"]
+        assert by_bearer.wait_for("AssetUploadReadyV2", lambda d: d["asset"]["id"] == asset_id)
+
+        assert http.put(f"/api/assets/{asset_id}", json={"isFavorite": True}).status_code == 200
+        updated = by_cookie.wait_for("on_asset_update", lambda d: d["id"] == asset_id and d["isFavorite"])
+        validate_component("AssetResponseDto", updated)
+
+        assert http.request("DELETE", "/api/assets", json={"ids": [asset_id]}).status_code == 204
+        assert by_cookie.wait_for("on_asset_trash", lambda d: asset_id in d) == [asset_id]
+        assert http.post("/api/trash/restore/assets", json={"ids": [asset_id]}).status_code == 200
+        assert by_cookie.wait_for("on_asset_restore", lambda d: asset_id in d) == [asset_id]
+
+        album = http.post("/api/albums", json={"albumName": "Live", "assetIds": [asset_id]})
+        assert album.status_code == 201, album.text
+        album_id = album.json()["id"]
+        assert by_cookie.wait_for("on_album_update", lambda d: d == album_id) == album_id
+
+        assert http.request("DELETE", "/api/assets", json={"ids": [asset_id], "force": True}).status_code == 204
+        assert by_cookie.wait_for("on_asset_delete", lambda d: d == asset_id) == asset_id
+        assert by_bearer.wait_for("on_asset_delete", lambda d: d == asset_id) == asset_id
+
+    # The stranger's own change arrives after all of the above, so anything of the owner's
+    # would have arrived by now too.
+    with httpx.Client(base_url=server.immich_url, headers={"x-api-key": stranger_account.api_key}) as http:
+        own = http.post("/api/albums", json={"albumName": "Mine"}).json()["id"]
+    assert stranger.wait_for("on_album_update") == own
+    assert stranger.names() == ["on_album_update"]
+    assert asset_id not in repr(stranger.events) and album_id not in repr(stranger.events)
+
+
+def test_connect_without_valid_credentials_is_refused(server, listeners):
+    for headers in ({}, _cookie("not-a-session"), {"Authorization": "Bearer nope"}, {"x-api-key": "apikey_nope"}):
+        refused = listeners(server.immich_url, headers)
+        assert refused.wait_for("error", timeout=10) == "unauthorized"
+        assert refused.disconnected.wait(10), headers
+
+
+def test_api_key_and_query_session_key_connect(server, account, listeners):
+    token = session_token(account)
+    for headers, query in (({"x-api-key": account.api_key}, ""), ({}, f"?sessionKey={token}")):
+        listener = listeners(server.immich_url + query, headers)
+        with httpx.Client(base_url=server.immich_url, headers={"x-api-key": account.api_key}) as http:
+            album = http.post("/api/albums", json={"albumName": f"Key {uuid.uuid4().hex[:6]}"}).json()["id"]
+        assert listener.wait_for("on_album_update", lambda d: d == album) == album
+        assert "error" not in listener.names()
+
+
+def test_changes_are_announced_once_after_commit_and_never_after_rollback(server, account, monkeypatch):
+    from app import realtime
+    from app.db import engine as db
+    from app.domain import access, albums
+
+    published: list[dict] = []
+    monkeypatch.setattr(realtime, "publish", published.append)
+    principal = access.Principal(account.user_id, False, None, access.ALL_ACTIONS, None)
+
+    async def go():
+        async with db.transaction():  # nested transactions: one notice, from the outermost
+            await albums.create_album(principal, None, f"one {uuid.uuid4().hex}", None)
+            await albums.create_album(principal, None, f"two {uuid.uuid4().hex}", None)
+        assert len(published) == 1
+        with pytest.raises(RuntimeError):
+            async with db.transaction():
+                await albums.create_album(principal, None, f"gone {uuid.uuid4().hex}", None)
+                raise RuntimeError("roll back")
+
+    run(go())
+    assert len(published) == 1
+    kinds = [e["event_type"] for e in published[0]["events"]]
+    assert published[0]["kind"] == "events" and kinds.count("album_created") == 2
+    assert {e["owner_id"] for e in published[0]["events"]} == {str(account.user_id)}
+
+
+def test_publishing_never_blocks_or_fails_a_request_when_redis_is_down(server, account):
+    from app import realtime
+    from app.api.state import Shared
+    from app.db import engine as db
+    from app.settings import load_settings
+    from compat.app import create_immich_app
+
+    async def go():
+        await db.open_pool(max_size=2)
+        realtime.configure(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+        try:
+            started = time.monotonic()
+            for i in range(realtime.QUEUE_SIZE * 3):
+                realtime.publish({"kind": "test", "n": i})
+            assert time.monotonic() - started < 1.0
+            assert realtime._bus.queue.qsize() <= realtime.QUEUE_SIZE
+            app = create_immich_app(Shared.build(load_settings()))
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://immich") as http:
+                started = time.monotonic()
+                r = await http.post("/api/albums", json={"albumName": "Redis is down"},
+                                    headers={"x-api-key": account.api_key})
+                assert r.status_code == 201, r.text
+                assert time.monotonic() - started < 5.0
+            await asyncio.sleep(0.2)  # the sender keeps failing quietly meanwhile
+        finally:
+            await realtime.close()
+            await db.close_pool()
+        assert not realtime.configured()
+
+    run_started = time.monotonic()
+    asyncio.run(go())
+    assert time.monotonic() - run_started < 15.0
