@@ -55,10 +55,17 @@ def asset_exif_v1_flat(row: asyncpg.Record) -> dtos.SyncAssetExifV1:
     return asset_exif_v1(_AssetColumns(row), row if row["asset_id"] is not None else None)
 
 
-def asset_exif_v1(asset_row, exif: asyncpg.Record | None) -> dtos.SyncAssetExifV1:
-    """The same values as the asset's exifInfo."""
-    return dtos.SyncAssetExifV1(assetId=str(asset_row["id"]), profileDescription=None, fps=None if exif is None
-                                else exif["fps"], **exif_fields(asset_row, exif))
+def asset_exif_v1(asset_row, exif: asyncpg.Record | None) -> dict:
+    """The same values as the asset's exifInfo, as SyncAssetExifV1's fields.
+
+    A plain dict, not the DTO: a sync stream builds 100,000 of these, and the DTO's
+    keyword construction was a fifth of that cost; the field names are the DTO's.
+    """
+    fields = exif_fields(asset_row, exif)
+    fields["assetId"] = str(asset_row["id"])
+    fields["profileDescription"] = None
+    fields["fps"] = None if exif is None else exif["fps"]
+    return fields
 
 
 def auth_user_v1(row: asyncpg.Record) -> dtos.SyncAuthUserV1:
