@@ -52,15 +52,16 @@ _STATE = {
     "person": "SELECT p.* FROM people p WHERE p.id = c.entity_id AND p.library_id = $1",
     "face": "SELECT f.* FROM faces f WHERE f.id = c.entity_id AND f.library_id = $1",
 }
-# Which change-log entity types move each kind.
+# Which change-log entity type moves each kind (one each: a scalar lets the
+# (library_id, entity_type, txid, id) index deliver a batch in order without sorting).
 _SOURCES = {
-    "asset": ["asset"],
-    "exif": ["metadata"],
-    "album": ["album"],
-    "album_asset": ["album_asset"],
-    "stack": ["stack"],
-    "person": ["person"],
-    "face": ["face"],
+    "asset": "asset",
+    "exif": "metadata",
+    "album": "album",
+    "album_asset": "album_asset",
+    "stack": "stack",
+    "person": "person",
+    "face": "face",
 }
 KINDS = tuple(_STATE)
 
@@ -96,10 +97,10 @@ class Snapshot:
                        NOT EXISTS (
                            SELECT 1 FROM events l
                            WHERE l.entity_id = e.entity_id AND (l.txid, l.id) > (e.txid, e.id) AND l.txid < $5
-                             AND l.library_id = $1 AND l.entity_type = ANY($2::text[])
+                             AND l.library_id = $1 AND l.entity_type = $2
                        ) AS latest
                 FROM events e
-                WHERE e.library_id = $1 AND e.entity_type = ANY($2::text[])
+                WHERE e.library_id = $1 AND e.entity_type = $2
                   AND (e.txid, e.id) > ($3, $4) AND e.txid < $5
                 ORDER BY e.txid, e.id
                 LIMIT $6
