@@ -75,7 +75,7 @@ class FaceIndex:
         n = self.ntotal
         vectors = self._index.index.reconstruct_n(0, n)
         seqs = faiss.vector_to_array(self._index.id_map).astype(np.int64)
-        lists = 1 << int(np.ceil(np.log2(4 * np.sqrt(n))))
+        lists = 1 << int(np.floor(np.log2(4 * np.sqrt(n))))
         quantizer = faiss.IndexFlatIP(self.dim)
         ivf = faiss.IndexIVFFlat(quantizer, self.dim, lists, faiss.METRIC_INNER_PRODUCT)
         # k-means on a sample: enough points per list, a fraction of the cost of all of them.
