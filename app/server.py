@@ -101,7 +101,12 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
     for listener in listeners:
         listener.should_exit = True
     if worker is not None:
-        await worker.close()
+        try:
+            await worker.close()
+        except asyncio.CancelledError:
+            # arq cancels jobs still running at shutdown and re-raises that from close();
+            # stopping is what was asked for, and their tasks are swept up again later.
+            log.info("jobs running at shutdown were cancelled")
     await asyncio.gather(*tasks, return_exceptions=True)
     stopper.cancel()
     await realtime.close()
