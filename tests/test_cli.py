@@ -86,7 +86,9 @@ def test_separate_worker_process_joins_the_running_server(workdir):
         # The worker did not start services of its own: it uses the server's.
         assert json.loads((srv.data_dir / "run" / "services.json").read_text())["pid"] == srv.proc.pid
     finally:
+        code = None
         if worker is not None:
             worker.terminate()
-            assert worker.wait(timeout=30) == 0
-        srv.stop()
+            code = worker.wait(timeout=30)
+        srv.stop()  # before asserting, so a failure never leaves a server running
+    assert code == 0, log_path.read_text()
