@@ -9,11 +9,8 @@ from compat.mapping import _as_utc_wall, _utc, avatar_color, b64, exif_fields, f
 
 
 def asset_v2(row: asyncpg.Record) -> dtos.SyncAssetV2:
-    """The user's rating, else the file's, decides favorite (5); sync rows carry it precomputed."""
-    try:
-        rating = row["shown_rating"]
-    except KeyError:  # a full asset row (socket.io)
-        rating = row["rating"] if row["rating"] is not None else row["file_rating"]
+    """The user's rating, else the file's, decides favorite (5)."""
+    rating = row["rating"] if row["rating"] is not None else row["file_rating"]
     return dtos.SyncAssetV2(
         id=str(row["id"]),
         ownerId=str(row["owner_id"]),
@@ -68,8 +65,8 @@ def asset_exif_v1(asset_row, exif: asyncpg.Record | None) -> dict:
     return fields
 
 
-def auth_user_v1(row: asyncpg.Record) -> dtos.SyncAuthUserV1:
-    return dtos.SyncAuthUserV1(
+def _user_fields(row: asyncpg.Record) -> dict:
+    return dict(
         id=str(row["id"]),
         name=row["name"],
         email=row["email"],
@@ -77,6 +74,13 @@ def auth_user_v1(row: asyncpg.Record) -> dtos.SyncAuthUserV1:
         deletedAt=_utc(row["deleted_at"]),
         hasProfileImage=False,
         profileChangedAt=_utc(row["profile_changed_at"]),
+    )
+
+
+def auth_user_v1(row: asyncpg.Record) -> dtos.SyncAuthUserV1:
+    """UserV1's fields plus what only the signed-in user sees of themselves."""
+    return dtos.SyncAuthUserV1(
+        **_user_fields(row),
         isAdmin=row["is_admin"],
         pinCode=None,
         oauthId="",
@@ -87,15 +91,7 @@ def auth_user_v1(row: asyncpg.Record) -> dtos.SyncAuthUserV1:
 
 
 def user_v1(row: asyncpg.Record) -> dtos.SyncUserV1:
-    return dtos.SyncUserV1(
-        id=str(row["id"]),
-        name=row["name"],
-        email=row["email"],
-        avatarColor=avatar_color(row),
-        deletedAt=_utc(row["deleted_at"]),
-        hasProfileImage=False,
-        profileChangedAt=_utc(row["profile_changed_at"]),
-    )
+    return dtos.SyncUserV1(**_user_fields(row))
 
 
 def album_v2(row: asyncpg.Record) -> dtos.SyncAlbumV2:

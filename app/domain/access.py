@@ -124,20 +124,29 @@ async def library_for(principal: Principal, library_id: str | None, action: str)
     raise BadRequest("library_id is required because you have more than one library")
 
 
+async def _load_owned(principal: Principal, action: str, sql: str, object_id: uuid.UUID, name: str,
+                      library_id: uuid.UUID | None = None) -> asyncpg.Record:
+    """A row in a live library the caller owns and may reach, or 404 whether missing or someone else's.
+
+    `sql` selects the row by $1 and must join `libraries l` and filter `l.owner_id = $2`.
+    """
+    principal.require(action)
+    row = await db.fetchrow(sql, object_id, principal.user_id)
+    if row is None or not principal.in_scope(row["library_id"]) or (
+        library_id is not None and row["library_id"] != library_id
+    ):
+        raise NotFound(f"{name} not found")
+    return row
+
+
 async def load_asset(principal: Principal, asset_id: uuid.UUID, action: str) -> asyncpg.Record:
     """One asset the caller may act on, or 404 whether it is missing or someone else's."""
-    principal.require(action)
-    row = await db.fetchrow(
-        """
-        SELECT a.* FROM assets a JOIN libraries l ON l.id = a.library_id
-        WHERE a.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL
-        """,
-        asset_id,
-        principal.user_id,
+    return await _load_owned(
+        principal, action,
+        "SELECT a.* FROM assets a JOIN libraries l ON l.id = a.library_id"
+        " WHERE a.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL",
+        asset_id, "Asset",
     )
-    if row is None or not principal.in_scope(row["library_id"]):
-        raise NotFound("Asset not found")
-    return row
 
 
 async def preferred_library(principal: Principal) -> uuid.UUID:
@@ -154,34 +163,20 @@ async def preferred_library(principal: Principal) -> uuid.UUID:
 
 async def load_person(principal: Principal, person_id: uuid.UUID, action: str) -> asyncpg.Record:
     """One person the caller may act on, or 404 whether it is missing or someone else's."""
-    principal.require(action)
-    row = await db.fetchrow(
-        """
-        SELECT p.* FROM people p JOIN libraries l ON l.id = p.library_id
-        WHERE p.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL
-        """,
-        person_id,
-        principal.user_id,
+    return await _load_owned(
+        principal, action,
+        "SELECT p.* FROM people p JOIN libraries l ON l.id = p.library_id"
+        " WHERE p.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL",
+        person_id, "Person",
     )
-    if row is None or not principal.in_scope(row["library_id"]):
-        raise NotFound("Person not found")
-    return row
 
 
 async def load_face(principal: Principal, face_id: uuid.UUID, action: str,
                     library_id: uuid.UUID | None = None) -> asyncpg.Record:
     """One face on a live asset the caller may act on (a trashed asset's faces are hidden), or 404."""
-    principal.require(action)
-    row = await db.fetchrow(
-        """
-        SELECT f.* FROM faces f JOIN assets a ON a.id = f.asset_id JOIN libraries l ON l.id = f.library_id
-        WHERE f.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL AND a.trashed_at IS NULL
-        """,
-        face_id,
-        principal.user_id,
+    return await _load_owned(
+        principal, action,
+        "SELECT f.* FROM faces f JOIN assets a ON a.id = f.asset_id JOIN libraries l ON l.id = f.library_id"
+        " WHERE f.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL AND a.trashed_at IS NULL",
+        face_id, "Face", library_id,
     )
-    if row is None or not principal.in_scope(row["library_id"]) or (
-        library_id is not None and row["library_id"] != library_id
-    ):
-        raise NotFound("Face not found")
-    return row

@@ -15,7 +15,7 @@ DEFAULT_NAME = "New Album"
 MAX_IDS = 200
 
 # Album rows with what the API shows about them: counts, dates and the cover in effect.
-_ALBUM_VIEW = """
+ALBUM_VIEW = """
 SELECT al.*, s.asset_count, s.start_date, s.end_date,
        coalesce(
            (SELECT al.cover_asset_id WHERE EXISTS (
@@ -66,7 +66,7 @@ async def _event(conn, album: asyncpg.Record, event_type: str, payload: dict | N
 async def get_album(principal: access.Principal, album_id: uuid.UUID, action: str = access.READ) -> asyncpg.Record:
     principal.require(action)
     row = await db.fetchrow(
-        _ALBUM_VIEW + " JOIN libraries l ON l.id = al.library_id"
+        ALBUM_VIEW + " JOIN libraries l ON l.id = al.library_id"
         " WHERE al.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL",
         album_id,
         principal.user_id,
@@ -113,7 +113,7 @@ async def list_albums(
         clauses.append(f"(al.created_at, al.id) < (${len(args) - 1}, ${len(args)})")
     args.append(limit + 1)
     rows = await db.fetch(
-        _ALBUM_VIEW + f" WHERE {' AND '.join(clauses)} ORDER BY al.created_at DESC, al.id DESC LIMIT ${len(args)}",
+        ALBUM_VIEW + f" WHERE {' AND '.join(clauses)} ORDER BY al.created_at DESC, al.id DESC LIMIT ${len(args)}",
         *args,
     )
     return rows[:limit], len(rows) > limit

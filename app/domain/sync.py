@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator, NamedTuple
 import asyncpg
 
 from app.db import engine as db
-from app.domain.albums import _ALBUM_VIEW
+from app.domain.albums import ALBUM_VIEW
 
 BATCH = 2000
 
@@ -33,8 +33,7 @@ _STATE = {
     "asset": "SELECT a.id::text AS id, a.owner_id::text AS owner_id, a.original_file_name, a.thumbhash,"
              " a.checksum_sha1, a.captured_at, a.local_datetime, a.file_modified_at, a.created_at, a.duration_ms,"
              " a.media_type, a.trashed_at, a.visibility, a.live_photo_video_id::text AS live_photo_video_id,"
-             " a.stack_id::text AS stack_id, a.width, a.height,"
-             " coalesce(a.rating, a.file_rating) AS shown_rating"
+             " a.stack_id::text AS stack_id, a.width, a.height, a.rating, a.file_rating"
              " FROM assets a WHERE a.id = c.entity_id AND a.library_id = $1",
     # Flat columns (whole-row records decode at half the speed); the asset's own are prefixed.
     "exif": "SELECT a.id::text AS id, a.file_size_bytes AS asset_file_size_bytes, a.rating AS asset_rating,"
@@ -43,7 +42,7 @@ _STATE = {
             " a.user_original_offset_minutes AS asset_user_original_offset_minutes, x.*"
             " FROM assets a LEFT JOIN asset_exif x ON x.asset_id = a.id"
             " WHERE a.id = c.entity_id AND a.library_id = $1",
-    "album": _ALBUM_VIEW + " WHERE al.id = c.entity_id AND al.library_id = $1",
+    "album": ALBUM_VIEW + " WHERE al.id = c.entity_id AND al.library_id = $1",
     "album_asset": "SELECT aa.id, aa.album_id, aa.asset_id FROM album_assets aa"
                    " WHERE aa.id = c.entity_id AND aa.library_id = $1",
     "stack": "SELECT s.*, coalesce(s.primary_asset_id, (SELECT m.id FROM assets m WHERE m.stack_id = s.id"

@@ -25,6 +25,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +66,7 @@ class DetectedFace:
         object.__setattr__(self, "score", float(self.score))
 
 
-class FaceModels:
+class FaceModels(ABC):
     """A detector plus a recogniser. Subclasses implement `detect` and `_embed_crops`."""
 
     name: str = ""
@@ -74,9 +75,9 @@ class FaceModels:
     def __init__(self, *, min_score: float) -> None:
         self.min_score = float(min_score)
 
+    @abstractmethod
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
         """Faces in an HxWx3 uint8 RGB image, best score first (min_score and NMS applied)."""
-        raise NotImplementedError
 
     def embed(self, rgb: np.ndarray, faces: list[DetectedFace]) -> np.ndarray:
         """(len(faces), embedding_dim) float32, each row L2-normalised, for faces found in rgb."""
@@ -89,9 +90,9 @@ class FaceModels:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
 
+    @abstractmethod
     def _embed_crops(self, crops: np.ndarray) -> np.ndarray:
         """Raw embeddings of (n, 112, 112, 3) uint8 aligned RGB crops."""
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} dim={self.embedding_dim} min_score={self.min_score}>"
