@@ -6,7 +6,7 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from app.api.state import Shared
-from compat.auth import provide_auth
+from compat.auth import check_route_access, provide_auth
 from compat.errors import EXCEPTION_HANDLERS
 from compat.routes import accounts
 from compat.routes.albums import (
@@ -122,6 +122,8 @@ def create_immich_app(shared: Shared) -> Litestar:
             "shared": Provide(provide_shared, sync_to_thread=False, use_cache=True),
             "auth": Provide(provide_auth),
         },
+        # Every route's declared action (and admin flag) is checked here, before the body is read.
+        guards=[check_route_access],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[live.lifespan],
         openapi_config=None,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from litestar import Request
 from litestar.connection import ASGIConnection
 
+from app.api import route_access
 from app.domain import access, sessions
 from app.domain.access import Principal
 from app.domain.errors import Unauthorized
@@ -56,5 +57,8 @@ async def resolve(request: ASGIConnection) -> ImmichAuth:
     raise Unauthorized("Authentication required")
 
 
+check_route_access = route_access.make_guard(resolve, lambda auth: auth.principal)
+
+
 async def provide_auth(request: Request) -> ImmichAuth:
-    return await resolve(request)
+    return route_access.caller(request)

@@ -58,7 +58,9 @@ class LiveEvents:
         # Litestar routes the mount; engineio takes every request it is handed.
         app = socketio.ASGIApp(self.sio, socketio_path=None)
 
-        @asgi(PATH, is_mount=True, copy_scope=True)
+        # public to the route guard: the socket.io handshake (_connect) authenticates with the same
+        # resolve() and requires READ, and answers in socket.io's own terms when it refuses.
+        @asgi(PATH, is_mount=True, copy_scope=True, public=True)
         async def socket_io(scope: Scope, receive: Receive, send: Send) -> None:
             await app(scope, receive, send)
 

@@ -8,7 +8,8 @@ import gumnut
 import httpx
 import pytest
 
-from app.api.app import PUBLIC_PATHS, create_native_app
+from app.api.app import create_native_app
+from app.api.route_access import Declaration
 from app.api.state import Shared
 from app.settings import load_settings
 from tests.helpers import upload
@@ -18,17 +19,18 @@ from tests.media import png_bytes
 def _routes():
     app = create_native_app(Shared.build(load_settings()))
     for route in app.routes:
-        for method in sorted(getattr(route, "methods", [])):
-            if method in ("HEAD", "OPTIONS"):
-                continue
-            yield method, route.path_format if hasattr(route, "path_format") else route.path, route.path
+        for handler in getattr(route, "route_handlers", []):
+            for method in sorted(getattr(handler, "http_methods", [])):
+                if method in ("HEAD", "OPTIONS"):
+                    continue
+                yield method, Declaration(handler).public, route.path
 
 
 @pytest.mark.parametrize("auth", [None, "Bearer apikey_wrong", "Basic Zm9vOmJhcg==", "Bearer", "apikey_no_scheme"])
 def test_every_private_route_answers_401_without_valid_credentials(server, auth):
     checked = 0
-    for method, _, path in _routes():
-        if path in PUBLIC_PATHS:
+    for method, public, path in _routes():
+        if public:
             continue
         concrete = re.sub(r"\{[^}]+\}", "asset_" + "2" * 22, path)
         headers = {"Authorization": auth} if auth else {}

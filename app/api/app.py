@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.di import Provide
 
-from app.api.auth import provide_principal
+from app.api.auth import check_route_access, provide_principal
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.routes.albums import AlbumAssetController, AlbumController
 from app.api.routes.api_keys import ApiKeyController
@@ -20,12 +20,6 @@ from app.api.routes.server import ping
 from app.api.routes.tasks import TaskController
 from app.api.routes.users import UserController
 from app.api.state import Shared
-
-# Routes anyone may call: the health check, and media whose URL carries its own signature.
-PUBLIC_PATHS = frozenset({
-    "/api/server/ping", "/media/assets/{asset_id:str}/{variant:str}", "/media/faces/{face_id:str}/thumbnail",
-})
-
 
 def create_native_app(shared: Shared, *, lifespan: list | None = None) -> Litestar:
     def provide_shared() -> Shared:
@@ -54,6 +48,8 @@ def create_native_app(shared: Shared, *, lifespan: list | None = None) -> Litest
             "principal": Provide(provide_principal),
             "shared": Provide(provide_shared, sync_to_thread=False, use_cache=True),
         },
+        # Every route's declared action (and admin flag) is checked here, before the body is read.
+        guards=[check_route_access],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan or [],
         openapi_config=None,

@@ -12,7 +12,7 @@ import msgspec
 from app.domain import ids
 from app.domain.assets import BROWSER_IMAGES, IMAGE_VARIANTS, VIDEO_VARIANTS, AssetView, effective
 from app.domain.datetimes import from_instant, join_wall_clock
-from app.storage.signing import UrlSigner
+from app.storage.signing import UrlSigner, media_state
 
 
 class AssetVariant(msgspec.Struct):
@@ -166,7 +166,7 @@ def b64(value: bytes | None) -> str | None:
 
 
 def _signed(row: asyncpg.Record, variant: str, signer: UrlSigner, base_url: str) -> str:
-    expires, sig = signer.sign(row["id"], variant)
+    expires, sig = signer.sign(row["id"], variant, state=media_state(row["trashed_at"]))
     return f"{base_url}/media/assets/{ids.encode(ids.ASSET, row['id'])}/{variant}?exp={expires}&sig={sig}"
 
 

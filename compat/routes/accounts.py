@@ -25,20 +25,20 @@ def _session(row, current: uuid.UUID | None) -> dtos.SessionResponseDto:
     )
 
 
-@get("/api/users")
+@get("/api/users", action=access.READ)
 async def search_users(auth: ImmichAuth) -> list[dtos.UserResponseDto]:
     auth.principal.require(access.READ)
     return [mapping.user(r) for r in await users.list_users()]
 
 
-@get("/api/users/{user_id:str}")
+@get("/api/users/{user_id:str}", action=access.READ)
 async def get_user(auth: ImmichAuth, user_id: str) -> dtos.UserResponseDto:
     auth.principal.require(access.READ)
     return mapping.user(await users.user_by_id(mapping.parse_uuid(user_id)))
 
 
 
-@put("/api/users/me/preferences")
+@put("/api/users/me/preferences", action=access.WRITE)
 async def update_preferences(auth: ImmichAuth, data: dict[str, Any]) -> dict:
     auth.principal.require(access.WRITE)
     current = mapping.preferences(await users.user_by_id(auth.principal.user_id))
@@ -57,24 +57,24 @@ class _ChangePassword(msgspec.Struct):
     invalidateSessions: bool = False
 
 
-@post("/api/auth/change-password", status_code=200)
+@post("/api/auth/change-password", status_code=200, action=access.WRITE)
 async def change_password(auth: ImmichAuth, data: _ChangePassword) -> dtos.UserAdminResponseDto:
     await sessions.change_password(auth.principal.user_id, data.password, data.newPassword,
                                    keep_session=auth.session_id, sign_out_others=data.invalidateSessions)
     return mapping.user_admin(await users.user_by_id(auth.principal.user_id))
 
 
-@get("/api/sessions")
+@get("/api/sessions", action=access.READ)
 async def list_sessions(auth: ImmichAuth) -> list[dtos.SessionResponseDto]:
     return [_session(r, auth.session_id) for r in await sessions.list_sessions(auth.principal.user_id)]
 
 
-@delete("/api/sessions", status_code=204)
+@delete("/api/sessions", status_code=204, action=access.DELETE)
 async def delete_other_sessions(auth: ImmichAuth) -> None:
     await sessions.delete_other_sessions(auth.principal.user_id, auth.session_id)
 
 
-@delete("/api/sessions/{session_id:str}", status_code=204)
+@delete("/api/sessions/{session_id:str}", status_code=204, action=access.DELETE)
 async def delete_session(auth: ImmichAuth, session_id: str) -> None:
     await sessions.delete_session(auth.principal.user_id, mapping.parse_uuid(session_id))
 
@@ -83,7 +83,7 @@ class _SessionUpdate(msgspec.Struct):
     isPendingSyncReset: bool
 
 
-@put("/api/sessions/{session_id:str}")
+@put("/api/sessions/{session_id:str}", action=access.WRITE)
 async def update_session(auth: ImmichAuth, session_id: str, data: _SessionUpdate) -> dtos.SessionResponseDto:
     row = await sessions.set_pending_sync_reset(auth.principal.user_id, mapping.parse_uuid(session_id), data.isPendingSyncReset)
     return _session(row, auth.session_id)
@@ -92,7 +92,7 @@ async def update_session(auth: ImmichAuth, session_id: str, data: _SessionUpdate
 # --- administration ----------------------------------------------------------------------------
 
 
-@get("/api/admin/users")
+@get("/api/admin/users", action=access.READ, admin=True)
 async def admin_list_users(auth: ImmichAuth, withDeleted: bool = False) -> list[dtos.UserAdminResponseDto]:
     users.require_admin(auth.principal)
     return [mapping.user_admin(r) for r in await users.list_users(with_deleted=withDeleted)]
@@ -108,7 +108,7 @@ class _AdminCreate(msgspec.Struct):
     shouldChangePassword: bool = False
 
 
-@post("/api/admin/users", status_code=201)
+@post("/api/admin/users", status_code=201, action=access.WRITE, admin=True)
 async def admin_create_user(auth: ImmichAuth, data: _AdminCreate) -> dtos.UserAdminResponseDto:
     users.require_admin(auth.principal)
     row = await users.create_user(data.email, data.password, name=data.name, is_admin=data.isAdmin)
@@ -117,18 +117,18 @@ async def admin_create_user(auth: ImmichAuth, data: _AdminCreate) -> dtos.UserAd
     return mapping.user_admin(await users.admin_update_user(auth.principal, row["id"], changes))
 
 
-@get("/api/admin/users/{user_id:str}")
+@get("/api/admin/users/{user_id:str}", action=access.READ, admin=True)
 async def admin_get_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminResponseDto:
     users.require_admin(auth.principal)
     return mapping.user_admin(await users.user_by_id(mapping.parse_uuid(user_id)))
 
 
-@put("/api/admin/users/{user_id:str}")
+@put("/api/admin/users/{user_id:str}", action=access.WRITE, admin=True)
 async def admin_update_user(auth: ImmichAuth, user_id: str, data: dict[str, Any]) -> dtos.UserAdminResponseDto:
     return mapping.user_admin(await users.admin_update_user(auth.principal, mapping.parse_uuid(user_id), data))
 
 
-@delete("/api/admin/users/{user_id:str}", status_code=200)
+@delete("/api/admin/users/{user_id:str}", status_code=200, action=access.DELETE, admin=True)
 async def admin_delete_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminResponseDto:
     return mapping.user_admin(await users.admin_delete_user(auth.principal, mapping.parse_uuid(user_id)))
 
@@ -144,7 +144,7 @@ def _human(size: int) -> str:
     return f"{size} B"
 
 
-@get("/api/server/about")
+@get("/api/server/about", action=access.READ)
 async def server_about(auth: ImmichAuth) -> dtos.ServerAboutResponseDto:
     import av
     import pyvips
@@ -155,7 +155,7 @@ async def server_about(auth: ImmichAuth) -> dtos.ServerAboutResponseDto:
     )
 
 
-@get("/api/server/storage")
+@get("/api/server/storage", action=access.READ)
 async def server_storage(auth: ImmichAuth, shared: Shared) -> dtos.ServerStorageResponseDto:
     usage = shutil.disk_usage(shared.settings.data_dir)
     return dtos.ServerStorageResponseDto(
@@ -165,7 +165,7 @@ async def server_storage(auth: ImmichAuth, shared: Shared) -> dtos.ServerStorage
     )
 
 
-@get("/api/server/statistics")
+@get("/api/server/statistics", action=access.READ, admin=True)
 async def server_statistics(auth: ImmichAuth) -> Response[dtos.ServerStatsResponseDto]:
     users.require_admin(auth.principal)
     rows = await users.usage_by_user()

@@ -28,7 +28,7 @@ async def _all_albums(principal, library: uuid.UUID, name: str | None, asset_id:
         cursor = ids.encode(ids.ALBUM, page[-1]["id"])
 
 
-@get("/api/albums")
+@get("/api/albums", action=access.READ)
 async def list_albums(auth: ImmichAuth, assetId: str | None = None, name: str | None = None,
                       isShared: bool | None = None) -> list[dtos.AlbumResponseDto]:
     if isShared:  # no album is shared on this server
@@ -48,7 +48,7 @@ class _CreateAlbum(msgspec.Struct):
     assetIds: list[str] = []
 
 
-@post("/api/albums", status_code=201)
+@post("/api/albums", status_code=201, action=access.WRITE)
 async def create_album(auth: ImmichAuth, data: _CreateAlbum) -> Response[dtos.AlbumResponseDto]:
     library = await access.preferred_library(auth.principal)
     try:
@@ -67,7 +67,7 @@ class _BulkIds(msgspec.Struct):
     ids: list[str]
 
 
-@put("/api/albums/{album_id:str}/assets")
+@put("/api/albums/{album_id:str}/assets", action=access.WRITE)
 async def add_album_assets(auth: ImmichAuth, album_id: str, data: _BulkIds) -> list[dtos.BulkIdResponseDto]:
     asset_ids = [mapping.parse_uuid(a) for a in data.ids]
     result = await albums.add_assets(auth.principal, mapping.parse_uuid(album_id), [ids.encode(ids.ASSET, a) for a in asset_ids])
@@ -84,20 +84,20 @@ async def add_album_assets(auth: ImmichAuth, album_id: str, data: _BulkIds) -> l
     return out
 
 
-@get("/api/albums/statistics")
+@get("/api/albums/statistics", action=access.READ)
 async def album_statistics(auth: ImmichAuth) -> dtos.AlbumStatisticsResponseDto:
     library = await access.preferred_library(auth.principal)
     owned = len(await _all_albums(auth.principal, library, None, None))
     return dtos.AlbumStatisticsResponseDto(owned=owned, shared=0, notShared=owned)
 
 
-@get("/api/albums/{album_id:str}")
+@get("/api/albums/{album_id:str}", action=access.READ)
 async def get_album(auth: ImmichAuth, album_id: str) -> dtos.AlbumResponseDto:
     row = await albums.get_album(auth.principal, mapping.parse_uuid(album_id))
     return mapping.album(row, await users.user_by_id(row["owner_id"]))
 
 
-@patch("/api/albums/{album_id:str}")
+@patch("/api/albums/{album_id:str}", action=access.WRITE)
 async def update_album(auth: ImmichAuth, album_id: str, data: dict[str, Any]) -> dtos.AlbumResponseDto:
     change: dict[str, Any] = {}
     if "albumName" in data:
@@ -114,12 +114,12 @@ async def update_album(auth: ImmichAuth, album_id: str, data: dict[str, Any]) ->
     return mapping.album(row, await users.user_by_id(row["owner_id"]))
 
 
-@delete("/api/albums/{album_id:str}", status_code=204)
+@delete("/api/albums/{album_id:str}", status_code=204, action=access.DELETE)
 async def delete_album(auth: ImmichAuth, album_id: str) -> None:
     await albums.delete_album(auth.principal, mapping.parse_uuid(album_id))
 
 
-@delete("/api/albums/{album_id:str}/assets", status_code=200)
+@delete("/api/albums/{album_id:str}/assets", status_code=200, action=access.DELETE)
 async def remove_album_assets(auth: ImmichAuth, album_id: str, data: _BulkIds) -> list[dtos.BulkIdResponseDto]:
     asset_ids = [mapping.parse_uuid(a) for a in data.ids]
     removed = set(await albums.remove_assets(auth.principal, mapping.parse_uuid(album_id),

@@ -15,7 +15,7 @@ _PERMISSIONS = {
 }
 
 
-@get("/api/api-keys/me")
+@get("/api/api-keys/me", action=access.READ)
 async def my_api_key(auth: ImmichAuth) -> dtos.ApiKeyResponseDto:
     row = await api_keys.current_key(auth.principal)
     actions = set(row["actions"])

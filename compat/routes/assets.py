@@ -32,7 +32,7 @@ def _flag(fields: dict, name: str) -> bool:
     return fields.get(name, "").strip().lower() == "true"
 
 
-@post("/api/assets", request_max_body_size=None)
+@post("/api/assets", request_max_body_size=None, action=access.WRITE)
 async def upload_asset(request: Request, auth: ImmichAuth, shared: Shared) -> Response[dtos.AssetMediaResponseDto]:
     principal = auth.principal
     principal.require(access.WRITE)
@@ -91,7 +91,7 @@ class _CheckBody(msgspec.Struct):
     assets: list[_CheckItem]
 
 
-@post("/api/assets/bulk-upload-check", status_code=200)
+@post("/api/assets/bulk-upload-check", status_code=200, action=access.WRITE)
 async def bulk_upload_check(auth: ImmichAuth, data: _CheckBody) -> dtos.AssetBulkUploadCheckResponseDto:
     library = await access.preferred_library(auth.principal)
     converted = [(item, mapping.sha1_base64(item.checksum)) for item in data.assets]
@@ -110,7 +110,7 @@ async def bulk_upload_check(auth: ImmichAuth, data: _CheckBody) -> dtos.AssetBul
     return dtos.AssetBulkUploadCheckResponseDto(results=results)
 
 
-@get("/api/assets/statistics")
+@get("/api/assets/statistics", action=access.READ)
 async def asset_statistics(
     auth: ImmichAuth, isFavorite: bool | None = None, isTrashed: bool | None = None, visibility: str | None = None
 ) -> dtos.AssetStatsResponseDto:
@@ -129,7 +129,7 @@ async def _render(principal, row) -> dtos.AssetResponseDto:
     return mapping.asset(await assets.view(row), await users.user_by_id(row["owner_id"]), shown)
 
 
-@get("/api/assets/{asset_id:str}")
+@get("/api/assets/{asset_id:str}", action=access.READ)
 async def get_asset(auth: ImmichAuth, asset_id: str) -> dtos.AssetResponseDto:
     row = await access.load_asset(auth.principal, mapping.parse_uuid(asset_id), access.READ)
     return await _render(auth.principal, row)
@@ -154,14 +154,14 @@ def _change(data: dict) -> dict:
     return change
 
 
-@put("/api/assets/{asset_id:str}")
+@put("/api/assets/{asset_id:str}", action=access.WRITE)
 async def update_asset(auth: ImmichAuth, shared: Shared, asset_id: str, data: dict[str, Any]) -> dtos.AssetResponseDto:
     row = await assets.update_asset(auth.principal, mapping.parse_uuid(asset_id), _change(data), shared.queue,
                                     allow=frozenset({"visibility"}))
     return await _render(auth.principal, row)
 
 
-@put("/api/assets", status_code=204)
+@put("/api/assets", status_code=204, action=access.WRITE)
 async def update_assets(auth: ImmichAuth, shared: Shared, data: dict[str, Any]) -> None:
     asset_ids = data.get("ids")
     if not isinstance(asset_ids, list):
@@ -176,7 +176,7 @@ class _DeleteBody(msgspec.Struct):
     force: bool = False
 
 
-@delete("/api/assets", status_code=204)
+@delete("/api/assets", status_code=204, action=access.DELETE)
 async def delete_assets(auth: ImmichAuth, shared: Shared, data: _DeleteBody) -> None:
     library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
     native = [ids.encode(ids.ASSET, mapping.parse_uuid(a)) for a in data.ids]
@@ -186,13 +186,13 @@ async def delete_assets(auth: ImmichAuth, shared: Shared, data: _DeleteBody) -> 
         await assets.set_trashed(auth.principal, library, native, trashed=True)
 
 
-@post("/api/trash/empty", status_code=200)
+@post("/api/trash/empty", status_code=200, action=access.DELETE_PERMANENTLY)
 async def empty_trash(auth: ImmichAuth, shared: Shared) -> dtos.TrashResponseDto:
     library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
     return dtos.TrashResponseDto(count=await assets.empty_trash(auth.principal, shared.store, library))
 
 
-@post("/api/trash/restore", status_code=200)
+@post("/api/trash/restore", status_code=200, action=access.DELETE)
 async def restore_trash(auth: ImmichAuth) -> dtos.TrashResponseDto:
     library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
     return dtos.TrashResponseDto(count=await assets.restore_all(auth.principal, library))
@@ -202,7 +202,7 @@ class _Ids(msgspec.Struct):
     ids: list[str]
 
 
-@post("/api/trash/restore/assets", status_code=200)
+@post("/api/trash/restore/assets", status_code=200, action=access.DELETE)
 async def restore_assets(auth: ImmichAuth, data: _Ids) -> dtos.TrashResponseDto:
     library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
     count = await assets.set_trashed(auth.principal, library, [ids.encode(ids.ASSET, mapping.parse_uuid(a)) for a in data.ids],

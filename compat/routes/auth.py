@@ -9,6 +9,7 @@ from app.domain import sessions, users
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
 from compat.auth import ACCESS_COOKIE, AUTH_TYPE_COOKIE, IS_AUTHENTICATED_COOKIE, ImmichAuth
+from app.domain import access
 
 _COOKIE_AGE = 400 * 24 * 3600
 
@@ -34,7 +35,7 @@ def _cookies(request: Request, token: str, max_age: int = _COOKIE_AGE) -> list[C
     ]
 
 
-@post("/api/auth/login", status_code=201)
+@post("/api/auth/login", status_code=201, public=True)
 async def login(request: Request, data: LoginBody) -> Response[dtos.LoginResponseDto]:
     if "@" not in data.email:
         raise BadRequest("email must be an email")
@@ -47,7 +48,7 @@ async def login(request: Request, data: LoginBody) -> Response[dtos.LoginRespons
     return Response(mapping.login(row, token), status_code=201, cookies=_cookies(request, token))
 
 
-@post("/api/auth/logout", status_code=200)
+@post("/api/auth/logout", status_code=200, action=access.READ)
 async def logout(request: Request, auth: ImmichAuth) -> Response[dtos.LogoutResponseDto]:
     if auth.session_id is not None:
         await sessions.logout(auth.session_id)
@@ -55,22 +56,22 @@ async def logout(request: Request, auth: ImmichAuth) -> Response[dtos.LogoutResp
     return Response(body, cookies=_cookies(request, "", max_age=0))
 
 
-@post("/api/auth/validateToken", status_code=200)
+@post("/api/auth/validateToken", status_code=200, action=access.READ)
 async def validate_token(auth: ImmichAuth) -> dtos.ValidateAccessTokenResponseDto:
     return dtos.ValidateAccessTokenResponseDto(authStatus=True)
 
 
-@post("/api/auth/admin-sign-up", status_code=201)
+@post("/api/auth/admin-sign-up", status_code=201, public=True)
 async def admin_sign_up(data: SignUpBody) -> dtos.UserAdminResponseDto:
     row = await sessions.admin_sign_up(data.email, data.password, data.name)
     return mapping.user_admin(await users.user_by_id(row["id"]))
 
 
-@get("/api/users/me")
+@get("/api/users/me", action=access.READ)
 async def my_user(auth: ImmichAuth) -> dtos.UserAdminResponseDto:
     return mapping.user_admin(await users.user_by_id(auth.principal.user_id))
 
 
-@get("/api/users/me/preferences")
+@get("/api/users/me/preferences", action=access.READ)
 async def my_preferences(auth: ImmichAuth) -> dict:
     return mapping.preferences(await users.user_by_id(auth.principal.user_id))

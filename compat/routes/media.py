@@ -32,7 +32,7 @@ def _original(request: Request, shared: Shared, asset) -> Response:
                      inline_name=asset["original_file_name"])
 
 
-@get("/api/assets/{asset_id:str}/thumbnail")
+@get("/api/assets/{asset_id:str}/thumbnail", action=access.READ)
 async def thumbnail(request: Request, auth: ImmichAuth, shared: Shared, asset_id: str,
                     size: str = "thumbnail") -> Response:
     asset = await _asset(auth, asset_id)
@@ -54,12 +54,12 @@ async def thumbnail(request: Request, auth: ImmichAuth, shared: Shared, asset_id
                      etag=derived["checksum_sha1"].hex(), cache_control=CACHE, inline_name=name)
 
 
-@get("/api/assets/{asset_id:str}/original")
+@get("/api/assets/{asset_id:str}/original", action=access.READ)
 async def original(request: Request, auth: ImmichAuth, shared: Shared, asset_id: str) -> Response:
     return _original(request, shared, await _asset(auth, asset_id))
 
 
-@get("/api/assets/{asset_id:str}/video/playback")
+@get("/api/assets/{asset_id:str}/video/playback", action=access.READ)
 async def video_playback(request: Request, auth: ImmichAuth, shared: Shared, asset_id: str) -> Response:
     asset = await _asset(auth, asset_id)
     if asset["media_type"] != "video":

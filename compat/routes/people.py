@@ -63,7 +63,7 @@ async def _update(auth: ImmichAuth, person_id: uuid.UUID, data: dict):
     return await people.update_person(auth.principal, person_id, change, allowed=people.IMMICH_FIELDS)
 
 
-@get("/api/people")
+@get("/api/people", action=access.READ)
 async def list_people(auth: ImmichAuth, withHidden: bool = False, page: int = 1, size: int = 500,
                       closestPersonId: str | None = None, closestAssetId: str | None = None) -> dtos.PeopleResponseDto:
     if page < 1 or not 1 <= size <= 1000:
@@ -80,7 +80,7 @@ async def list_people(auth: ImmichAuth, withHidden: bool = False, page: int = 1,
                                   hasNextPage=has_more)
 
 
-@post("/api/people", status_code=201)
+@post("/api/people", status_code=201, action=access.WRITE)
 async def create_person(auth: ImmichAuth, data: dict[str, Any]) -> dtos.PersonResponseDto:
     body = {"library_id": await _library(auth), **_change(data)}
     row, _ = await people.create_person(auth.principal, body, allowed=people.IMMICH_FIELDS)
@@ -100,7 +100,7 @@ async def _bulk(ids_and_calls) -> list[dtos.BulkIdResponseDto]:
     return out
 
 
-@put("/api/people")
+@put("/api/people", action=access.WRITE)
 async def update_people(auth: ImmichAuth, data: dtos.PeopleUpdateDto) -> list[dtos.BulkIdResponseDto]:
     def call(item: dtos.PeopleUpdateItem):
         fields = {k: v for k, v in msgspec.structs.asdict(item).items() if k != "id" and v is not msgspec.UNSET}
@@ -109,30 +109,30 @@ async def update_people(auth: ImmichAuth, data: dtos.PeopleUpdateDto) -> list[dt
     return await _bulk([(item.id, call(item)) for item in data.people])
 
 
-@delete("/api/people", status_code=204)
+@delete("/api/people", status_code=204, action=access.DELETE)
 async def delete_people(auth: ImmichAuth, shared: Shared, data: dtos.BulkIdsDto) -> None:
     libraries = {await people.delete_person(auth.principal, mapping.parse_uuid(i)) for i in data.ids}
     for library in libraries:
         await recognition.enqueue_clustering(shared.queue, library)
 
 
-@get("/api/people/{person_id:str}")
+@get("/api/people/{person_id:str}", action=access.READ)
 async def get_person(auth: ImmichAuth, person_id: str) -> dtos.PersonResponseDto:
     return mapping.person(await people.get_person(auth.principal, mapping.parse_uuid(person_id)))
 
 
-@put("/api/people/{person_id:str}")
+@put("/api/people/{person_id:str}", action=access.WRITE)
 async def update_person(auth: ImmichAuth, person_id: str, data: dict[str, Any]) -> dtos.PersonResponseDto:
     return mapping.person(await _update(auth, mapping.parse_uuid(person_id), data))
 
 
-@delete("/api/people/{person_id:str}", status_code=204)
+@delete("/api/people/{person_id:str}", status_code=204, action=access.DELETE)
 async def delete_person(auth: ImmichAuth, shared: Shared, person_id: str) -> None:
     library = await people.delete_person(auth.principal, mapping.parse_uuid(person_id))
     await recognition.enqueue_clustering(shared.queue, library)
 
 
-@post("/api/people/{person_id:str}/merge", status_code=200)
+@post("/api/people/{person_id:str}/merge", status_code=200, action=access.WRITE)
 async def merge_person(auth: ImmichAuth, person_id: str, data: dtos.MergePersonDto) -> list[dtos.BulkIdResponseDto]:
     primary = mapping.parse_uuid(person_id)
     await people.get_person(auth.principal, primary)
@@ -140,7 +140,7 @@ async def merge_person(auth: ImmichAuth, person_id: str, data: dtos.MergePersonD
                         for source in data.ids])
 
 
-@put("/api/people/{person_id:str}/reassign")
+@put("/api/people/{person_id:str}/reassign", action=access.WRITE)
 async def reassign_faces(auth: ImmichAuth, shared: Shared, person_id: str,
                          data: dtos.AssetFaceUpdateDto) -> list[dtos.PersonResponseDto]:
     """Move the faces of each (asset, person) pair to this person."""
@@ -166,13 +166,13 @@ async def reassign_faces(auth: ImmichAuth, shared: Shared, person_id: str,
     return result
 
 
-@get("/api/people/{person_id:str}/statistics")
+@get("/api/people/{person_id:str}/statistics", action=access.READ)
 async def person_statistics(auth: ImmichAuth, person_id: str) -> dtos.PersonStatisticsResponseDto:
     row = await people.get_person(auth.principal, mapping.parse_uuid(person_id))
     return dtos.PersonStatisticsResponseDto(assets=row["asset_count"])
 
 
-@get("/api/people/{person_id:str}/thumbnail")
+@get("/api/people/{person_id:str}/thumbnail", action=access.READ)
 async def person_thumbnail(request: Request, auth: ImmichAuth, shared: Shared, person_id: str) -> Response:
     row = await people.get_person(auth.principal, mapping.parse_uuid(person_id))
     key = None if row["thumbnail_face_id"] is None else await faces.thumbnail_file(shared.store, row["thumbnail_face_id"])
@@ -182,7 +182,7 @@ async def person_thumbnail(request: Request, auth: ImmichAuth, shared: Shared, p
                      cache_control=THUMBNAIL_CACHE)
 
 
-@get("/api/search/person")
+@get("/api/search/person", action=access.READ)
 async def search_person(auth: ImmichAuth, name: str | None = None,
                         withHidden: bool = False) -> list[dtos.PersonResponseDto]:
     if name is None:
@@ -195,7 +195,7 @@ async def search_person(auth: ImmichAuth, name: str | None = None,
 # --- faces ----------------------------------------------------------------------------------
 
 
-@get("/api/faces")
+@get("/api/faces", action=access.READ)
 async def get_faces(auth: ImmichAuth, id: str | None = None) -> list[dtos.AssetFaceResponseDto]:
     if id is None:
         raise BadRequest("id is required")
@@ -209,7 +209,7 @@ async def get_faces(auth: ImmichAuth, id: str | None = None) -> list[dtos.AssetF
     return [mapping.face(r, persons.get(r["person_id"])) for r in rows]
 
 
-@post("/api/faces", status_code=201)
+@post("/api/faces", status_code=201, action=access.WRITE)
 async def create_face(auth: ImmichAuth, data: dtos.AssetFaceCreateDto) -> None:
     asset = await access.load_asset(auth.principal, mapping.parse_uuid(data.assetId), access.WRITE)
     if not asset["width"] or not asset["height"] or data.imageWidth <= 0 or data.imageHeight <= 0:
@@ -224,14 +224,14 @@ async def create_face(auth: ImmichAuth, data: dtos.AssetFaceCreateDto) -> None:
     })
 
 
-@put("/api/faces/{face_id:str}")
+@put("/api/faces/{face_id:str}", action=access.WRITE)
 async def reassign_face(auth: ImmichAuth, face_id: str, data: dtos.FaceDto) -> dtos.PersonResponseDto:
     person = mapping.parse_uuid(data.id)
     await faces.update_face(auth.principal, mapping.parse_uuid(face_id), {"person_id": ids.encode(ids.PERSON, person)})
     return mapping.person(await people.get_person(auth.principal, person))
 
 
-@delete("/api/faces/{face_id:str}", status_code=204)
+@delete("/api/faces/{face_id:str}", status_code=204, action=access.DELETE)
 async def delete_face(auth: ImmichAuth, face_id: str) -> None:
     await faces.delete_face(auth.principal, mapping.parse_uuid(face_id))
 

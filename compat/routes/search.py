@@ -25,7 +25,7 @@ _HANDLED = {*_EXIF_FIELDS, "albumIds", "isFavorite", "isNotInAlbum", "visibility
 
 
 
-@post("/api/search/metadata", status_code=200)
+@post("/api/search/metadata", status_code=200, action=access.READ)
 async def search_metadata(auth: ImmichAuth, data: dict[str, Any]) -> dtos.SearchResponseDto:
     unsupported = sorted(k for k, v in data.items() if k not in _HANDLED and v not in (None, False, [], ""))
     if unsupported:
@@ -75,7 +75,7 @@ async def search_metadata(auth: ImmichAuth, data: dict[str, Any]) -> dtos.Search
     )
 
 
-@get("/api/search/suggestions")
+@get("/api/search/suggestions", action=access.READ)
 async def search_suggestions(auth: ImmichAuth, type: str, country: str | None = None,
                              region: str | None = QueryParameter(name="state", default=None),
                              make: str | None = None, model: str | None = None,
@@ -86,14 +86,14 @@ async def search_suggestions(auth: ImmichAuth, type: str, country: str | None = 
     return await assets.suggestions(library, type, narrow, includeNull)
 
 
-@get("/api/search/cities")
+@get("/api/search/cities", action=access.READ)
 async def search_cities(auth: ImmichAuth) -> list[dtos.AssetResponseDto]:
     auth.principal.require(access.READ)
     rows = await assets.one_per_city(await access.preferred_library(auth.principal))
     return [mapping.asset(v) for v in await assets.views(rows)]
 
 
-@get("/api/search/explore")
+@get("/api/search/explore", action=access.READ)
 async def search_explore(auth: ImmichAuth) -> list[dtos.SearchExploreResponseDto]:
     auth.principal.require(access.READ)
     rows = await assets.one_per_city(await access.preferred_library(auth.principal))

@@ -8,6 +8,7 @@ from app.domain import media_types, sessions
 from app.domain.errors import BadRequest
 from compat import dtos
 from compat.auth import ImmichAuth
+from app.domain import access
 
 VERSION = dtos.ServerVersionResponseDto(major=3, minor=1, patch=0, prerelease=None)
 
@@ -32,7 +33,7 @@ FEATURES = dtos.ServerFeaturesDto(
 )
 
 
-@get("/.well-known/immich", sync_to_thread=False)
+@get("/.well-known/immich", sync_to_thread=False, public=True)
 def well_known() -> dict:
     return {"api": {"endpoint": "/api"}}
 
@@ -40,26 +41,26 @@ def well_known() -> dict:
 class ServerController(Controller):
     path = "/api/server"
 
-    @get("/ping", sync_to_thread=False)
+    @get("/ping", sync_to_thread=False, public=True)
     def ping(self) -> dtos.ServerPingResponse:
         return dtos.ServerPingResponse(res="pong")
 
-    @get("/version", sync_to_thread=False)
+    @get("/version", sync_to_thread=False, public=True)
     def version(self) -> dtos.ServerVersionResponseDto:
         return VERSION
 
-    @get("/version-history", sync_to_thread=False)
+    @get("/version-history", sync_to_thread=False, public=True)
     def version_history(self) -> list[dtos.ServerVersionHistoryResponseDto]:
         return []
 
-    @get("/features", sync_to_thread=False)
+    @get("/features", sync_to_thread=False, public=True)
     def features(self, shared: Shared) -> dtos.ServerFeaturesDto:
         from app.faces.runtime import models_available
 
         # Faces are on when the workers have models to run (MODEL_DIR), so clients show People.
         return msgspec.structs.replace(FEATURES, facialRecognition=models_available(shared.settings.model_dir))
 
-    @get("/config")
+    @get("/config", public=True)
     async def config(self, shared: Shared) -> dtos.ServerConfigDto:
         return dtos.ServerConfigDto(
             externalDomain="",
@@ -77,12 +78,12 @@ class ServerController(Controller):
             userDeleteDelay=7,
         )
 
-    @get("/media-types", sync_to_thread=False)
+    @get("/media-types", sync_to_thread=False, public=True)
     def media_types(self) -> dtos.ServerMediaTypesResponseDto:
         images, videos = media_types.accepted_extensions()
         return dtos.ServerMediaTypesResponseDto(image=images, video=videos, sidecar=[".xmp"])
 
 
-@post("/api/search/smart", status_code=400)
+@post("/api/search/smart", status_code=400, action=access.READ)
 async def smart_search(auth: ImmichAuth) -> None:
     raise BadRequest("Smart search needs a CLIP embedding model, which this server does not have yet")

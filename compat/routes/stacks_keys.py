@@ -27,7 +27,7 @@ class _StackCreate(msgspec.Struct):
     assetIds: list[str]
 
 
-@post("/api/stacks", status_code=201)
+@post("/api/stacks", status_code=201, action=access.WRITE)
 async def create_stack(auth: ImmichAuth, data: _StackCreate) -> dtos.StackResponseDto:
     library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
     members = [ids.encode(ids.ASSET, mapping.parse_uuid(a)) for a in data.assetIds]
@@ -36,7 +36,7 @@ async def create_stack(auth: ImmichAuth, data: _StackCreate) -> dtos.StackRespon
     return await _stack_dto(row)
 
 
-@get("/api/stacks/{stack_id:str}")
+@get("/api/stacks/{stack_id:str}", action=access.READ)
 async def get_stack(auth: ImmichAuth, stack_id: str) -> dtos.StackResponseDto:
     return await _stack_dto(await stacks.get_stack(auth.principal, mapping.parse_uuid(stack_id)))
 
@@ -45,13 +45,13 @@ class _StackUpdate(msgspec.Struct):
     primaryAssetId: str
 
 
-@put("/api/stacks/{stack_id:str}")
+@put("/api/stacks/{stack_id:str}", action=access.WRITE)
 async def update_stack(auth: ImmichAuth, stack_id: str, data: _StackUpdate) -> dtos.StackResponseDto:
     row = await stacks.set_cover(auth.principal, mapping.parse_uuid(stack_id), ids.encode(ids.ASSET, mapping.parse_uuid(data.primaryAssetId)))
     return await _stack_dto(row)
 
 
-@delete("/api/stacks/{stack_id:str}", status_code=204)
+@delete("/api/stacks/{stack_id:str}", status_code=204, action=access.DELETE)
 async def delete_stack(auth: ImmichAuth, stack_id: str) -> None:
     await stacks.delete_stack(auth.principal, mapping.parse_uuid(stack_id))
 
@@ -60,7 +60,7 @@ class _Ids(msgspec.Struct):
     ids: list[str]
 
 
-@delete("/api/stacks", status_code=204)
+@delete("/api/stacks", status_code=204, action=access.DELETE)
 async def delete_stacks(auth: ImmichAuth, data: _Ids) -> None:
     for stack_id in data.ids:
         await stacks.delete_stack(auth.principal, mapping.parse_uuid(stack_id))
@@ -88,7 +88,7 @@ def _key_dto(row) -> dtos.ApiKeyResponseDto:
                                   updatedAt=row["created_at"], permissions=permissions)
 
 
-@get("/api/api-keys")
+@get("/api/api-keys", action=access.READ)
 async def list_keys(auth: ImmichAuth) -> list[dtos.ApiKeyResponseDto]:
     return [_key_dto(r) for r in await api_keys.list_keys(auth.principal) if r["is_active"]]
 
@@ -98,14 +98,14 @@ class _KeyCreate(msgspec.Struct):
     name: str = "API Key"
 
 
-@post("/api/api-keys", status_code=201)
+@post("/api/api-keys", status_code=201, action=access.WRITE)
 async def create_key(auth: ImmichAuth, data: _KeyCreate) -> dtos.ApiKeyCreateResponseDto:
     row, secret = await api_keys.create_key(auth.principal, data.name, _actions(data.permissions),
                                             "all_libraries", None)
     return dtos.ApiKeyCreateResponseDto(secret=secret, apiKey=_key_dto(row))
 
 
-@get("/api/api-keys/{key_id:str}")
+@get("/api/api-keys/{key_id:str}", action=access.READ)
 async def get_key(auth: ImmichAuth, key_id: str) -> dtos.ApiKeyResponseDto:
     wanted = mapping.parse_uuid(key_id)
     for row in await api_keys.list_keys(auth.principal):
@@ -120,13 +120,13 @@ class _KeyUpdate(msgspec.Struct):
     name: str | None = None
 
 
-@put("/api/api-keys/{key_id:str}")
+@put("/api/api-keys/{key_id:str}", action=access.WRITE)
 async def rename_key(auth: ImmichAuth, key_id: str, data: _KeyUpdate) -> dtos.ApiKeyResponseDto:
     if data.name is None:
         raise BadRequest("Only the name of a key can be changed here")
     return _key_dto(await api_keys.rename_key(auth.principal, ids.encode(ids.API_KEY, mapping.parse_uuid(key_id)), data.name))
 
 
-@delete("/api/api-keys/{key_id:str}", status_code=204)
+@delete("/api/api-keys/{key_id:str}", status_code=204, action=access.DELETE)
 async def delete_key(auth: ImmichAuth, key_id: str) -> None:
     await api_keys.revoke_key(auth.principal, ids.encode(ids.API_KEY, mapping.parse_uuid(key_id)))

@@ -228,7 +228,7 @@ def _reset_line() -> bytes:
     return _line("SyncResetV1", {}, "SyncResetV1|reset")
 
 
-@post("/api/sync/stream", status_code=200)
+@post("/api/sync/stream", status_code=200, action=access.READ)
 async def sync_stream(auth: ImmichAuth, data: dict[str, Any]) -> Response:
     session_id = _session(auth)
     types = _check_types(data.get("types"))
@@ -246,13 +246,13 @@ async def sync_stream(auth: ImmichAuth, data: dict[str, Any]) -> Response:
     return Stream(_Stream(auth, session_id, types, library, saved).lines(), media_type=media_type)
 
 
-@get("/api/sync/ack")
+@get("/api/sync/ack", action=access.READ)
 async def get_acks(auth: ImmichAuth) -> list[dtos.SyncAckDto]:
     saved = await sync.checkpoints(_session(auth))
     return [dtos.SyncAckDto(type=t, ack=a) for t, a in saved.items() if t in ENTITY_TYPES]
 
 
-@post("/api/sync/ack", status_code=204)
+@post("/api/sync/ack", status_code=204, action=access.WRITE)
 async def set_acks(auth: ImmichAuth, data: dict[str, Any]) -> None:
     session_id = _session(auth)
     acks = data.get("acks")
@@ -272,7 +272,7 @@ async def set_acks(auth: ImmichAuth, data: dict[str, Any]) -> None:
     await sync.save_checkpoints(session_id, latest)
 
 
-@delete("/api/sync/ack", status_code=204)
+@delete("/api/sync/ack", status_code=204, action=access.DELETE)
 async def delete_acks(auth: ImmichAuth, data: dict[str, Any] | None = None) -> None:
     session_id = _session(auth)
     types = (data or {}).get("types")

@@ -29,7 +29,7 @@ async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None
     )
 
 
-@get("/api/timeline/buckets")
+@get("/api/timeline/buckets", action=access.READ)
 async def time_buckets(auth: ImmichAuth, albumId: str | None = None, isFavorite: bool | None = None,
                        isTrashed: bool | None = None, visibility: str | None = None,
                        order: str = "desc") -> list[dtos.TimeBucketsResponseDto]:
@@ -50,7 +50,7 @@ def _month(value: str) -> tuple[datetime, datetime]:
     return datetime.combine(start, datetime.min.time()) - timedelta(microseconds=1), datetime.combine(end, datetime.min.time())
 
 
-@get("/api/timeline/bucket")
+@get("/api/timeline/bucket", action=access.READ)
 async def time_bucket(auth: ImmichAuth, timeBucket: str, albumId: str | None = None, isFavorite: bool | None = None,
                       isTrashed: bool | None = None, visibility: str | None = None, order: str = "desc",
                       withCoordinates: bool = False) -> dict:
@@ -93,7 +93,7 @@ async def time_bucket(auth: ImmichAuth, timeBucket: str, albumId: str | None = N
     return columns
 
 
-@get("/api/map/markers")
+@get("/api/map/markers", action=access.READ)
 async def map_markers(auth: ImmichAuth, isArchived: bool | None = None,
                       isFavorite: bool | None = None) -> list[dtos.MapMarkerResponseDto]:
     f = await _filter(auth, None, isFavorite, False, None if isArchived else "timeline")

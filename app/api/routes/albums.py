@@ -18,6 +18,7 @@ from app.api.schemas import (
 from app.api.state import Shared
 from app.domain import albums, ids
 from app.domain.access import Principal
+from app.domain import access
 
 EMPTY: dict = {}
 
@@ -39,7 +40,7 @@ async def _render(request: Request, shared: Shared, row) -> AlbumResponse:
 class AlbumController(Controller):
     path = "/api/albums"
 
-    @get("/")
+    @get("/", action=access.READ)
     async def list_albums(
         self, request: Request, principal: Principal, shared: Shared, library_id: str | None = None,
         name: str | None = None, asset_id: str | None = None,
@@ -51,35 +52,35 @@ class AlbumController(Controller):
         )
         return AlbumPage(data=[await _render(request, shared, r) for r in rows], has_more=has_more)
 
-    @post("/")
+    @post("/", action=access.WRITE)
     async def create_album(
         self, request: Request, principal: Principal, shared: Shared, data: AlbumCreate
     ) -> Response[AlbumResponse]:
         row, created = await albums.create_album(principal, data.library_id, data.name, data.description)
         return Response(await _render(request, shared, row), status_code=201 if created else 200)
 
-    @get("/{album_id:str}")
+    @get("/{album_id:str}", action=access.READ)
     async def retrieve(self, request: Request, principal: Principal, shared: Shared, album_id: str) -> AlbumResponse:
         return await _render(request, shared, await albums.get_album(principal, ids.decode(ids.ALBUM, album_id)))
 
-    @patch("/{album_id:str}")
+    @patch("/{album_id:str}", action=access.WRITE)
     async def update(
         self, request: Request, principal: Principal, shared: Shared, album_id: str, data: dict[str, Any]
     ) -> AlbumResponse:
         row = await albums.update_album(principal, ids.decode(ids.ALBUM, album_id), data)
         return await _render(request, shared, row)
 
-    @delete("/{album_id:str}", status_code=200)
+    @delete("/{album_id:str}", status_code=200, action=access.DELETE)
     async def delete_album(self, principal: Principal, album_id: str) -> dict:
         await albums.delete_album(principal, ids.decode(ids.ALBUM, album_id))
         return EMPTY
 
-    @post("/{album_id:str}/assets", status_code=200)
+    @post("/{album_id:str}/assets", status_code=200, action=access.WRITE)
     async def add_assets(self, principal: Principal, album_id: str, data: AssetIdsBody) -> AssociationAddResponse:
         result = await albums.add_assets(principal, ids.decode(ids.ALBUM, album_id), data.asset_ids)
         return AssociationAddResponse(**result)
 
-    @delete("/{album_id:str}/assets", status_code=200)
+    @delete("/{album_id:str}/assets", status_code=200, action=access.DELETE)
     async def remove_assets(self, principal: Principal, album_id: str, data: AssetIdsBody) -> dict:
         await albums.remove_assets(principal, ids.decode(ids.ALBUM, album_id), data.asset_ids)
         return EMPTY
@@ -88,7 +89,7 @@ class AlbumController(Controller):
 class AlbumAssetController(Controller):
     path = "/api/album-assets"
 
-    @get("/")
+    @get("/", action=access.READ)
     async def list_links(
         self, request: Request, principal: Principal, library_id: str | None = None, album_id: str | None = None,
         asset_id: str | None = None, limit: int = Parameter(default=20, ge=1, le=200),
@@ -100,6 +101,6 @@ class AlbumAssetController(Controller):
         )
         return AlbumAssetPage(data=[album_asset_response(r) for r in rows], has_more=has_more)
 
-    @get("/{album_asset_id:str}")
+    @get("/{album_asset_id:str}", action=access.READ)
     async def get_link(self, principal: Principal, album_asset_id: str) -> AlbumAssetResponse:
         return album_asset_response(await albums.get_link(principal, ids.decode(ids.ALBUM_ASSET, album_asset_id)))

@@ -6,6 +6,7 @@ from litestar.response import Response
 
 from app.domain import api_keys, ids
 from app.domain.access import Principal
+from app.domain import access
 
 EMPTY: dict = {}
 
@@ -56,21 +57,21 @@ def _fields(row) -> dict:
 class ApiKeyController(Controller):
     path = "/api/api-keys"
 
-    @get("/")
+    @get("/", action=access.READ)
     async def list_keys(self, principal: Principal) -> list[APIKeyResponse]:
         return [APIKeyResponse(**_fields(r)) for r in await api_keys.list_keys(principal)]
 
-    @post("/")
+    @post("/", action=access.WRITE)
     async def create_key(self, principal: Principal, data: APIKeyCreate) -> Response[APIKeyCreateResponse]:
         row, secret = await api_keys.create_key(principal, data.name, data.actions, data.library_scope_mode,
                                                 data.library_ids)
         return Response(APIKeyCreateResponse(**_fields(row), api_key=secret), status_code=201)
 
-    @patch("/{key_id:str}")
+    @patch("/{key_id:str}", action=access.WRITE)
     async def rename(self, principal: Principal, key_id: str, data: APIKeyRename) -> APIKeyResponse:
         return APIKeyResponse(**_fields(await api_keys.rename_key(principal, key_id, data.name)))
 
-    @delete("/{key_id:str}", status_code=200)
+    @delete("/{key_id:str}", status_code=200, action=access.DELETE)
     async def revoke(self, principal: Principal, key_id: str) -> dict:
         await api_keys.revoke_key(principal, key_id)
         return EMPTY

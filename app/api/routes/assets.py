@@ -83,7 +83,7 @@ def _required_field(fields: dict[str, str], name: str) -> str:
 class AssetController(Controller):
     path = "/api/assets"
 
-    @post("/", request_max_body_size=None)
+    @post("/", request_max_body_size=None, action=access.WRITE)
     async def create_asset(self, request: Request, principal: Principal, shared: Shared) -> Response[AssetResponse]:
         principal.require(access.WRITE)
         form = await receive_multipart(
@@ -110,7 +110,7 @@ class AssetController(Controller):
         row, created = await ingest.ingest(principal, shared.store, upload, shared.queue)
         return Response(await _render(request, shared, row), status_code=201 if created else 200)
 
-    @get("/")
+    @get("/", action=access.READ)
     async def list_assets(
         self,
         request: Request,
@@ -132,7 +132,7 @@ class AssetController(Controller):
         )
         return AssetPage(data=await _render_all(request, shared, rows), has_more=has_more)
 
-    @get("/counts")
+    @get("/counts", action=access.READ)
     async def counts(
         self,
         request: Request,
@@ -156,7 +156,7 @@ class AssetController(Controller):
         return CountPage(data=[CountBucket(time_bucket=r["time_bucket"], count=r["count"]) for r in rows],
                          has_more=has_more)
 
-    @get("/geo-clusters")
+    @get("/geo-clusters", action=access.READ)
     async def geo_clusters(self, request: Request, principal: Principal, cell_size: float | None = None) -> GeoClusters:
         # Required, but checked here so that authentication is answered first.
         if cell_size is None:
@@ -169,12 +169,12 @@ class AssetController(Controller):
             for r in rows
         ])
 
-    @post("/bulk-update", status_code=200)
+    @post("/bulk-update", status_code=200, action=access.WRITE)
     async def bulk_update(self, principal: Principal, shared: Shared, data: BulkUpdateBody) -> dict:
         await assets.bulk_update(principal, [(u.id, u.change) for u in data.updates], shared.queue)
         return EMPTY
 
-    @post("/exist", status_code=200)
+    @post("/exist", status_code=200, action=access.READ)
     async def check_existence(
         self, principal: Principal, data: ExistBody, library_id: str | None = None
     ) -> AssetExistence:
@@ -188,42 +188,42 @@ class AssetController(Controller):
         )
         return AssetExistence(assets=[asset_lite(r) for r in rows])
 
-    @post("/trash", status_code=200)
+    @post("/trash", status_code=200, action=access.DELETE)
     async def trash(self, principal: Principal, data: IdsBody, library_id: str | None = None) -> dict:
         await assets.set_trashed(principal, library_id, data.ids, trashed=True)
         return EMPTY
 
-    @post("/restore", status_code=200)
+    @post("/restore", status_code=200, action=access.DELETE)
     async def restore(self, principal: Principal, data: IdsBody, library_id: str | None = None) -> dict:
         await assets.set_trashed(principal, library_id, data.ids, trashed=False)
         return EMPTY
 
-    @post("/empty-trash", status_code=200)
+    @post("/empty-trash", status_code=200, action=access.DELETE_PERMANENTLY)
     async def empty_trash(self, principal: Principal, shared: Shared, library_id: str | None = None) -> dict:
         await assets.empty_trash(principal, shared.store, library_id)
         return EMPTY
 
-    @delete("/", status_code=200)
+    @delete("/", status_code=200, action=access.DELETE_PERMANENTLY)
     async def delete_list(
         self, principal: Principal, shared: Shared, data: IdsBody, library_id: str | None = None
     ) -> dict:
         await assets.delete_assets(principal, shared.store, library_id, data.ids)
         return EMPTY
 
-    @get("/{asset_id:str}")
+    @get("/{asset_id:str}", action=access.READ)
     async def retrieve(self, request: Request, principal: Principal, shared: Shared, asset_id: str) -> AssetResponse:
         check_includes(list_param(request, "include"))
         row = await access.load_asset(principal, ids.decode(ids.ASSET, asset_id), access.READ)
         return await _render(request, shared, row)
 
-    @patch("/{asset_id:str}")
+    @patch("/{asset_id:str}", action=access.WRITE)
     async def update(
         self, request: Request, principal: Principal, shared: Shared, asset_id: str, data: dict[str, Any]
     ) -> AssetResponse:
         row = await assets.update_asset(principal, ids.decode(ids.ASSET, asset_id), data, shared.queue)
         return await _render(request, shared, row)
 
-    @delete("/{asset_id:str}", status_code=200)
+    @delete("/{asset_id:str}", status_code=200, action=access.DELETE_PERMANENTLY)
     async def delete_one(self, principal: Principal, shared: Shared, asset_id: str) -> dict:
         await assets.delete_asset(principal, shared.store, ids.decode(ids.ASSET, asset_id))
         return EMPTY

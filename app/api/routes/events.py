@@ -39,7 +39,7 @@ class EventsPage(msgspec.Struct):
     as_of: str
 
 
-@get("/api/events")
+@get("/api/events", action=access.READ)
 async def get_events(
     request: Request,
     principal: Principal,

@@ -15,6 +15,7 @@ from app.api.state import Shared
 from app.domain import faces, ids, people, recognition
 from app.domain.access import Principal
 from app.domain.errors import Invalid
+from app.domain import access
 
 EMPTY: dict = {}
 FACE_INCLUDES = frozenset({"cluster_assignment"})
@@ -48,7 +49,7 @@ def _bool(value: str | None, name: str) -> bool | None:
 class FaceController(Controller):
     path = "/api/faces"
 
-    @get("/")
+    @get("/", action=access.READ)
     async def list_faces(
         self, request: Request, principal: Principal, shared: Shared, library_id: str | None = None,
         asset_id: str | None = None, person_id: str | None = None,
@@ -61,20 +62,20 @@ class FaceController(Controller):
         )
         return FacePage(data=await _faces(request, shared, rows), has_more=has_more)
 
-    @post("/")
+    @post("/", action=access.WRITE)
     async def create_face(self, request: Request, principal: Principal, shared: Shared,
                           data: dict[str, Any]) -> Response[FaceResponse]:
         row = await faces.create_face(principal, data)
         return Response((await _faces(request, shared, [row]))[0], status_code=201)
 
-    @get("/{face_id:str}")
+    @get("/{face_id:str}", action=access.READ)
     async def retrieve(self, request: Request, principal: Principal, shared: Shared, face_id: str,
                        library_id: str | None = None) -> FaceResponse:
         check_includes(list_param(request, "include"), FACE_INCLUDES)
         row = await faces.get_face(principal, ids.decode(ids.FACE, face_id), library_id)
         return (await _faces(request, shared, [row]))[0]
 
-    @patch("/{face_id:str}")
+    @patch("/{face_id:str}", action=access.WRITE)
     async def update(self, request: Request, principal: Principal, shared: Shared, face_id: str,
                      data: dict[str, Any], library_id: str | None = None) -> FaceResponse:
         row, recluster = await faces.update_face(principal, ids.decode(ids.FACE, face_id), data, library_id)
@@ -82,7 +83,7 @@ class FaceController(Controller):
             await recognition.enqueue_clustering(shared.queue, row["library_id"])
         return (await _faces(request, shared, [row]))[0]
 
-    @delete("/{face_id:str}", status_code=200)
+    @delete("/{face_id:str}", status_code=200, action=access.DELETE)
     async def delete_face(self, principal: Principal, face_id: str, library_id: str | None = None) -> dict:
         await faces.delete_face(principal, ids.decode(ids.FACE, face_id), library_id)
         return EMPTY
@@ -104,7 +105,7 @@ class MergeBody(msgspec.Struct, forbid_unknown_fields=True):
 class PersonController(Controller):
     path = "/api/people"
 
-    @get("/")
+    @get("/", action=access.READ)
     async def list_people(
         self, request: Request, principal: Principal, shared: Shared, library_id: str | None = None,
         album_id: str | None = None, asset_id: str | None = None, include_hidden: str | None = None,
@@ -119,35 +120,35 @@ class PersonController(Controller):
         )
         return PersonPage(data=[_person(request, shared, r) for r in rows], has_more=has_more)
 
-    @post("/")
+    @post("/", action=access.WRITE)
     async def create_person(self, request: Request, principal: Principal, shared: Shared,
                             data: dict[str, Any]) -> Response[PersonResponse]:
         row, created = await people.create_person(principal, data)
         return Response(_person(request, shared, row), status_code=201 if created else 200)
 
-    @post("/bulk-update", status_code=200)
+    @post("/bulk-update", status_code=200, action=access.WRITE)
     async def bulk_update(self, principal: Principal, data: PeopleBulkUpdate) -> dict:
         await people.bulk_update(principal, [{"id": u.id, "change": u.change} for u in data.updates])
         return EMPTY
 
-    @get("/{person_id:str}")
+    @get("/{person_id:str}", action=access.READ)
     async def retrieve(self, request: Request, principal: Principal, shared: Shared, person_id: str) -> PersonResponse:
         check_includes(list_param(request, "include"), PERSON_INCLUDES)
         return _person(request, shared, await people.get_person(principal, ids.decode(ids.PERSON, person_id)))
 
-    @patch("/{person_id:str}")
+    @patch("/{person_id:str}", action=access.WRITE)
     async def update(self, request: Request, principal: Principal, shared: Shared, person_id: str,
                      data: dict[str, Any]) -> PersonResponse:
         row = await people.update_person(principal, ids.decode(ids.PERSON, person_id), data)
         return _person(request, shared, row)
 
-    @delete("/{person_id:str}", status_code=200)
+    @delete("/{person_id:str}", status_code=200, action=access.DELETE)
     async def delete_person(self, principal: Principal, shared: Shared, person_id: str) -> dict:
         library = await people.delete_person(principal, ids.decode(ids.PERSON, person_id))
         await recognition.enqueue_clustering(shared.queue, library)
         return EMPTY
 
-    @post("/{person_id:str}/merge", status_code=200)
+    @post("/{person_id:str}/merge", status_code=200, action=access.WRITE)
     async def merge(self, request: Request, principal: Principal, shared: Shared, person_id: str,
                     data: MergeBody) -> Response:
         row = await people.merge(principal, ids.decode(ids.PERSON, person_id), data.source_person_ids)

@@ -27,7 +27,7 @@ async def _one(principal: Principal, library_id, state: str = "all") -> LibraryR
 class LibraryController(Controller):
     path = "/api/libraries"
 
-    @get("/")
+    @get("/", action=access.READ)
     async def list_libraries(
         self,
         principal: Principal,
@@ -37,12 +37,12 @@ class LibraryController(Controller):
         rows = await libraries.list_libraries(principal.user_id, library_state, principal.library_scope)
         return [library_response(r) for r in rows]
 
-    @post("/")
+    @post("/", action=access.WRITE)
     async def create_library(self, principal: Principal, data: LibraryCreate) -> Response[LibraryResponse]:
         library_id, created = await libraries.create_library(principal, data.name, data.description)
         return Response(await _one(principal, library_id), status_code=201 if created else 200)
 
-    @get("/{library_id:str}")
+    @get("/{library_id:str}", action=access.READ)
     async def retrieve_library(self, principal: Principal, library_id: str) -> LibraryResponse:
         principal.require(access.READ)
         decoded = ids.decode(ids.LIBRARY, library_id)

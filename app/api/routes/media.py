@@ -6,17 +6,22 @@ from litestar.response import Response
 from app.api.file_serving import send_file
 from app.api.state import Shared
 from app.domain import assets, faces, ids
+from app.storage.signing import media_state
 
 # Immich's caching for asset media: private, a day fresh, long stale windows.
 CACHE = "private, max-age=86400, no-transform, stale-while-revalidate=2592000, stale-if-error=2592000"
 
 
-@get("/media/assets/{asset_id:str}/{variant:str}")
+@get("/media/assets/{asset_id:str}/{variant:str}", public=True)  # the signature is the credential
 async def asset_media(request: Request, shared: Shared, asset_id: str, variant: str, exp: int, sig: str) -> Response:
     asset_uuid = ids.try_decode(ids.ASSET, asset_id)
-    if asset_uuid is None or not shared.signer.verify(asset_uuid, variant, exp, sig):
+    if asset_uuid is None:
         return Response({"detail": "Invalid or expired link"}, status_code=403)
     found = await assets.media_file(asset_uuid, variant)
+    # The signature covers the asset's trash state: trashing (or restoring) ends earlier URLs.
+    state = media_state(found[0]["trashed_at"]) if found is not None else ""
+    if not shared.signer.verify(asset_uuid, variant, exp, sig, state):
+        return Response({"detail": "Invalid or expired link"}, status_code=403)
     if found is None:
         return Response({"detail": f"Asset media '{variant}' not found"}, status_code=404)
     asset, derived = found
@@ -38,7 +43,7 @@ async def asset_media(request: Request, shared: Shared, asset_id: str, variant: 
     )
 
 
-@get("/media/faces/{face_id:str}/thumbnail")
+@get("/media/faces/{face_id:str}/thumbnail", public=True)  # the signature is the credential
 async def face_media(request: Request, shared: Shared, face_id: str, exp: int, sig: str) -> Response:
     face_uuid = ids.try_decode(ids.FACE, face_id)
     if face_uuid is None or not shared.signer.verify(face_uuid, "face", exp, sig):

@@ -16,6 +16,7 @@ from app.domain import assets
 from app.domain.access import Principal
 from app.domain.errors import Invalid
 from app.storage.multipart import receive_multipart
+from app.domain import access
 
 _CRITERIA = ("query", "album_id", "person_ids", "ratings", "media_type", "local_datetime_before",
              "local_datetime_after")
@@ -39,12 +40,12 @@ async def _search(request: Request, principal: Principal, shared: Shared, values
     )
 
 
-@get("/api/search")
+@get("/api/search", action=access.READ)
 async def search_get(request: Request, principal: Principal, shared: Shared) -> SearchResponse:
     return await _search(request, principal, shared, query_values(request), image=False)
 
 
-@post("/api/search", status_code=200, request_max_body_size=64 << 20)
+@post("/api/search", status_code=200, request_max_body_size=64 << 20, action=access.READ)
 async def search_post(request: Request, principal: Principal, shared: Shared) -> SearchResponse:
     form = await receive_multipart(request.stream(), request.headers.get("content-type"), ("image",), shared.store)
     try:

@@ -4,12 +4,13 @@ from litestar.params import Parameter
 from app.api.schemas import TaskResponse, task_response
 from app.domain import ids, tasks
 from app.domain.access import Principal
+from app.domain import access
 
 
 class TaskController(Controller):
     path = "/api/tasks"
 
-    @get("/")
+    @get("/", action=access.READ)
     async def list_tasks(
         self,
         principal: Principal,
@@ -21,11 +22,11 @@ class TaskController(Controller):
         rows = await tasks.list_tasks(principal, library_id, status, task_type, limit)
         return [task_response(r) for r in rows]
 
-    @get("/asset/{asset_id:str}")
+    @get("/asset/{asset_id:str}", action=access.READ)
     async def for_asset(self, principal: Principal, asset_id: str) -> list[TaskResponse]:
         rows = await tasks.tasks_for_asset(principal, ids.decode(ids.ASSET, asset_id))
         return [task_response(r) for r in rows]
 
-    @get("/{task_id:str}")
+    @get("/{task_id:str}", action=access.READ)
     async def get_task(self, principal: Principal, task_id: str) -> TaskResponse:
         return task_response(await tasks.get_task(principal, task_id))

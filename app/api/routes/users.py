@@ -10,11 +10,11 @@ from app.domain.access import Principal
 class UserController(Controller):
     path = "/api/users"
 
-    @get("/me")
+    @get("/me", action=access.READ)
     async def me(self, principal: Principal) -> UserResponse:
         principal.require(access.READ)
         return user_response(await users.user_by_id(principal.user_id))
 
-    @patch("/me")
+    @patch("/me", action=access.WRITE)
     async def update_me(self, principal: Principal, data: dict[str, Any]) -> UserResponse:
         return user_response(await users.update_me(principal, data))
