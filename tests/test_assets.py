@@ -10,6 +10,7 @@ import gumnut
 import httpx
 import pytest
 
+from app.domain import ids
 from tests.helpers import UTC, asset_rows, event_rows, originals, upload
 from tests.media import mp4_bytes, png_bytes
 
@@ -216,3 +217,27 @@ def test_original_with_a_non_latin_name_downloads(account):
     assert r.status_code == 200
     assert "filename*=UTF-8''%D1%84%D0%BE%D1%82%D0%BE%20%E5%A4%8F.png" in r.headers["content-disposition"]
     assert r.headers["content-disposition"].startswith("attachment; ")
+
+
+def test_media_is_served_nosniff_on_both_listeners(account, server):
+    a = upload(account, "sniff.png", png_bytes(9991)).parse()
+    assert httpx.get(a.asset_urls["original"].url).headers["x-content-type-options"] == "nosniff"
+    immich = httpx.get(f"{server.immich_url}/api/assets/{ids.decode(ids.ASSET, a.id)}/original",
+                       headers={"x-api-key": account.api_key})
+    assert immich.status_code == 200 and immich.headers["x-content-type-options"] == "nosniff"
+
+
+def test_signed_urls_end_when_the_asset_is_trashed_restored_or_deleted(account):
+    a = upload(account, "short-lived.png", png_bytes(9992)).parse()
+    live_url = a.asset_urls["original"].url
+    assert httpx.get(live_url).status_code == 200
+    account.client.assets.trash(ids=[a.id])
+    assert httpx.get(live_url).status_code == 403  # issued before trashing: ended
+    trash_url = account.client.assets.retrieve(a.id).asset_urls["original"].url
+    assert trash_url != live_url and httpx.get(trash_url).status_code == 200  # the trash view still shows it
+    account.client.assets.restore(ids=[a.id])
+    assert httpx.get(trash_url).status_code == 403
+    restored_url = account.client.assets.retrieve(a.id).asset_urls["original"].url
+    assert httpx.get(restored_url).status_code == 200
+    account.client.assets.delete(a.id)
+    assert httpx.get(restored_url).status_code in (403, 404)

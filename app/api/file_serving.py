@@ -45,7 +45,9 @@ def send_file(
     download_name: str | None = None,
     inline_name: str | None = None,
 ) -> Response:
-    headers = {"etag": f'"{etag}"', "cache-control": cache_control, "accept-ranges": "bytes"}
+    # nosniff: a browser must take the stored type as given, never guess HTML or script from bytes.
+    headers = {"etag": f'"{etag}"', "cache-control": cache_control, "accept-ranges": "bytes",
+               "x-content-type-options": "nosniff"}
     if download_name is not None:
         headers["content-disposition"] = _disposition("attachment", download_name)
     elif inline_name is not None:
