@@ -295,3 +295,53 @@ def test_a_stalled_upload_is_ended_and_its_temp_file_removed(upload_server, uplo
     assert status == 408, body
     assert closed and waited < IDLE_TIMEOUT + 5
     assert _tmp_files(upload_server) == []
+
+
+def test_a_stalled_search_image_is_ended_too(upload_server, uploader):
+    boundary = "search"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="q.png"\r\n'
+            "Content-Type: image/png\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", _port(upload_server, "native")), timeout=10) as sock:
+        sock.sendall(f"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {uploader}\r\n"
+                     f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {1 << 20}\r\n\r\n"
+                     .encode() + head + b"\3" * 4096)
+        status, _, body, _ = _read_response(sock, timeout=IDLE_TIMEOUT + 10)
+    assert status == 408, body
+    assert _tmp_files(upload_server) == []
+
+
+def test_a_library_cap_stops_the_native_stream_and_an_unnamed_library_gets_the_widest_bound(server, account):
+    """On the shared server (its database is reachable from here); the account and its libraries are new."""
+    from app.db import engine as db
+    from app.domain import ids
+    from tests.conftest import run
+
+    capped = account.client.libraries.create(name="capped").id
+    roomy = account.client.libraries.create(name="roomy").id
+    run(db.execute("UPDATE libraries SET storage_limit_bytes = $2 WHERE id = $1",
+                   ids.decode(ids.LIBRARY, capped), 1 << 20))
+    fields = dict(LISTENERS["native"][3])
+    size = 3 << 20
+    port = int(server.base_url.rsplit(":", 1)[1])
+
+    # library_id before the file: the capped library's bound applies while streaming.
+    head, tail = _multipart("lib", {**fields, "library_id": capped}, "asset_data", b"")
+    length = len(head) + size + len(tail)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(_request_head(server, "native", account.api_key, "lib", str(length)))
+        sent = _send_until_answered(sock, [head] + [b"\4" * 65536] * (size // 65536) + [tail])
+        status, _, body, closed = _read_response(sock, timeout=10)
+    assert (status, body) == (507, b'{"detail":"Library storage limit exceeded"}')
+    assert sent < length and closed
+    assert _tmp_files(server) == []
+
+    # library_id after the file: the bound is the roomiest library's, so the upload goes through.
+    image = png_bytes(902) + b"\0" * size  # trailing bytes after IEND: still a PNG
+    head, _ = _multipart("lib2", fields, "asset_data", b"")
+    body = (head + image + b"\r\n--lib2\r\nContent-Disposition: form-data; name=\"library_id\"\r\n\r\n"
+            + roomy.encode() + b"\r\n--lib2--\r\n")
+    r = httpx.post(f"{server.base_url}/api/assets", content=body, timeout=30, headers={
+        "Authorization": f"Bearer {account.api_key}", "Content-Type": "multipart/form-data; boundary=lib2"})
+    assert r.status_code == 201, r.text
+    stored = run(db.fetchval("SELECT library_id FROM assets WHERE id = $1", ids.decode(ids.ASSET, r.json()["id"])))
+    assert stored == ids.decode(ids.LIBRARY, roomy)
