@@ -128,6 +128,14 @@ def test_a_success_clears_its_own_failures(login_server):
         assert _login(base, email, "wrong", "127.0.0.11").status_code == 401
 
 
+def test_ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4():
+    from app.domain.login_throttle import client_key
+
+    assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("::ffff:192.0.2.7") == client_key("192.0.2.7") == "192.0.2.7"
+
+
 # --- uploads ----------------------------------------------------------------------------------
 
 def _multipart(boundary: str, fields: dict[str, str], file_field: str, payload: bytes) -> tuple[bytes, bytes]:

@@ -5,6 +5,7 @@ The rule (also in README):
 - Three counters of failed attempts, each over a fixed window of `login_window_seconds`:
   the (account, address) pair, the address over all accounts, and the account over all addresses.
   "Account" is the email as typed, lower-cased, so unknown emails are throttled like real ones.
+  "Address" is the TCP peer (never a forwarded header), an IPv6 client counted per /64.
 - A sign-in is refused with 429 and `Retry-After` when its pair has `login_max_failures`, or its
   address has `login_max_failures_per_address`, or its account has `login_max_failures_per_account`
   AND this address has itself failed on the account in the window.
@@ -22,6 +23,7 @@ must not lock every user out, and the password hash still makes each guess slow.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import math
 from dataclasses import dataclass
@@ -72,6 +74,20 @@ return 0
 """
 
 
+def client_key(address: str) -> str:
+    """The unit an address is counted in: an IPv6 client usually holds a whole /64, so counting
+    single addresses would give it 2^64 fresh starts; IPv4 (also when IPv4-mapped) counts as is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 class Throttled(DomainError):
     status = 429
 
@@ -114,6 +130,7 @@ class LoginThrottle:
     def _keys(email: str, address: str) -> list[str]:
         # Hashed, so the shared store holds no email addresses.
         account = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+        address = client_key(address)
         return [f"{_PREFIX}pair:{account}:{address}", f"{_PREFIX}addr:{address}", f"{_PREFIX}acct:{account}"]
 
     async def begin(self, email: str, address: str) -> Attempt:
