@@ -128,6 +128,17 @@ def test_a_success_clears_its_own_failures(login_server):
         assert _login(base, email, "wrong", "127.0.0.11").status_code == 401
 
 
+def test_parallel_guesses_cannot_slip_past_the_limit(login_server):
+    """Attempts are counted before the (slow) password check, so a burst gets no more than the limit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = login_server.immich_url
+    email, _ = _user(login_server)
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(lambda i: _login(base, email, f"burst-{i}", "127.0.0.12").status_code, range(20)))
+    assert sorted(statuses) == [401] * 5 + [429] * 15
+
+
 def test_ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4():
     from app.domain.login_throttle import client_key
 
