@@ -24,6 +24,15 @@ class Settings(msgspec.Struct, frozen=True):
     face_min_score: float = 0.7
     face_max_distance: float = 0.5
     face_min_faces: int = 3
+    # Largest request body an upload may send (file, sidecar and form fields together).
+    max_upload_bytes: int = 50 << 30
+    # An upload whose body sends nothing for this long is ended (408) and its temp file removed.
+    upload_idle_timeout_seconds: float = 60.0
+    # Password sign-in throttling; see app/domain/login_throttle.py for the rule.
+    login_window_seconds: int = 900
+    login_max_failures: int = 5  # per (account, client address)
+    login_max_failures_per_address: int = 20  # per client address, over all accounts
+    login_max_failures_per_account: int = 50  # per account, only for addresses that failed on it
 
     @property
     def tmp_dir(self) -> Path:
@@ -74,4 +83,10 @@ def load_settings() -> Settings:
         face_min_score=float(env.get("FACE_MIN_SCORE", "0.7")),
         face_max_distance=float(env.get("FACE_MAX_DISTANCE", "0.5")),
         face_min_faces=int(env.get("FACE_MIN_FACES", "3")),
+        max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(50 << 30))),
+        upload_idle_timeout_seconds=float(env.get("UPLOAD_IDLE_TIMEOUT_SECONDS", "60")),
+        login_window_seconds=int(env.get("LOGIN_WINDOW_SECONDS", "900")),
+        login_max_failures=int(env.get("LOGIN_MAX_FAILURES", "5")),
+        login_max_failures_per_address=int(env.get("LOGIN_MAX_FAILURES_PER_ADDRESS", "20")),
+        login_max_failures_per_account=int(env.get("LOGIN_MAX_FAILURES_PER_ACCOUNT", "50")),
     )

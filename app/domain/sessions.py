@@ -12,6 +12,7 @@ import asyncpg
 from app.db import engine as db
 from app.domain import access, users
 from app.domain.errors import BadRequest, Unauthorized
+from app.domain.login_throttle import LoginThrottle
 
 
 def _hash(token: str) -> bytes:
@@ -23,13 +24,19 @@ def new_token() -> str:
     return re.sub(r"\W", "", secrets.token_urlsafe(40))[:43]
 
 
-async def login(email: str, password: str, *, device_type: str = "", device_os: str = "",
+async def login(email: str, password: str, *, throttle: LoginThrottle | None = None, address: str = "",
+                device_type: str = "", device_os: str = "",
                 app_version: str | None = None) -> tuple[asyncpg.Record, str]:
+    """Password sign-in from a client address; raises Throttled (before any password check) when
+    that address must wait. Without a throttle (admin tools and test fixtures in-process) nothing counts."""
+    attempt = await throttle.begin(email, address) if throttle is not None else None
     row = await db.fetchrow("SELECT * FROM users WHERE lower(email) = lower($1) AND deleted_at IS NULL", email.strip())
     # Verify against a dummy hash for unknown users too, so timing does not reveal accounts.
     ok = users.verify_password(row["password_hash"] if row else users.DUMMY_HASH, password)
     if row is None or not ok:
         raise Unauthorized("Incorrect email or password")
+    if attempt is not None:
+        await attempt.succeeded()
     token = new_token()
     await db.execute(
         "INSERT INTO sessions (user_id, token_hash, device_type, device_os, app_version) VALUES ($1, $2, $3, $4, $5)",

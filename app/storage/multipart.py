@@ -7,16 +7,66 @@ so the event loop stays free); the other parts are small text fields.
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
-from app.domain.errors import Invalid
+from app.domain.errors import DomainError, Invalid
 from app.storage.blobstore import BlobStore, StagedFile
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 64
 _BATCH = 1 << 20
+
+
+class UploadTooLarge(DomainError):
+    status = 413
+
+
+class UploadStalled(DomainError):
+    status = 408
+
+
+class SizeCheck(Protocol):
+    def check(self, size: int) -> None:
+        """Raise when a file of `size` bytes can no longer be accepted."""
+
+
+def check_declared_length(content_length: str | None, max_bytes: int | None) -> None:
+    """Refuse a body whose declared length is over the limit, before a byte of it is read."""
+    if max_bytes is None or not content_length:
+        return
+    try:
+        declared = int(content_length)
+    except ValueError:
+        return  # the HTTP server has already refused a malformed length
+    if declared > max_bytes:
+        raise UploadTooLarge(f"The upload is larger than this server accepts ({max_bytes} bytes)")
+
+
+async def _guarded(stream: AsyncIterator[bytes], max_bytes: int | None,
+                   idle_timeout: float | None) -> AsyncIterator[bytes]:
+    """The body's chunks, ended with an error when it grows over max_bytes or stalls for idle_timeout."""
+    chunks = aiter(stream)
+    total = 0
+    try:
+        while True:
+            try:
+                # A timeout context, not wait_for: no task per chunk on the upload's hot path.
+                async with asyncio.timeout(idle_timeout):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise UploadStalled(f"The upload sent nothing for {idle_timeout:g} seconds") from None
+            total += len(chunk)
+            if max_bytes is not None and total > max_bytes:
+                raise UploadTooLarge(f"The upload is larger than this server accepts ({max_bytes} bytes)")
+            yield chunk
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class ReceivedFile:
@@ -39,9 +89,17 @@ class ReceivedForm:
 
 
 async def receive_multipart(
-    stream: AsyncIterator[bytes], content_type: str | None, file_fields: tuple[str, ...], store: BlobStore
+    stream: AsyncIterator[bytes], content_type: str | None, file_fields: tuple[str, ...], store: BlobStore,
+    *, content_length: str | None = None, max_bytes: int | None = None, idle_timeout: float | None = None,
+    allowance: Callable[[dict[str, str]], Awaitable[SizeCheck]] | None = None,
 ) -> ReceivedForm:
     """Parse the body; file parts named in file_fields are staged to disk, other fields kept as text.
+
+    Limits: a declared `content_length` over `max_bytes` is refused before reading (413), as is a
+    body that grows over it while streaming; a body that sends nothing for `idle_timeout` seconds
+    is ended (408). `allowance` is asked, with the fields received so far, when the first of
+    file_fields starts; its check() runs as that file grows, so a file over a storage cap stops
+    the upload at once instead of after the whole body is on disk.
 
     On any error the staged file is removed before the error propagates.
     """
@@ -49,6 +107,10 @@ async def receive_multipart(
     boundary = options.get("boundary")
     if mime != "multipart/form-data" or not boundary:
         raise Invalid("Expected a multipart/form-data body", loc=("body",))
+    check_declared_length(content_length, max_bytes)
+    stream = _guarded(stream, max_bytes, idle_timeout)
+    size_check: SizeCheck | None = None
+    file_size = 0
 
     form = ReceivedForm()
     loop = asyncio.get_running_loop()
@@ -80,6 +142,9 @@ async def receive_multipart(
                         segment = event
                         field_buf.clear()
                         if event.name in file_fields and event.filename is not None and event.name not in form.files:
+                            if event.name == file_fields[0] and allowance is not None:
+                                size_check = await allowance(form.fields)
+                                file_size = 0
                             current = store.stage()
                             form.files[event.name] = ReceivedFile(current, event.filename, event.content_type)
                     elif event is None:
@@ -90,12 +155,16 @@ async def receive_multipart(
                                 pending = None
                             await loop.run_in_executor(None, current.finish)
                             current = None
+                            size_check = None
                         elif segment is not None and segment.filename is None and segment.name:
                             value = field_buf.decode("utf-8", errors="replace")
                             form.fields[segment.name] = value
                             form.lists.setdefault(segment.name, []).append(value)
                         segment = None
                     elif current is not None:
+                        if size_check is not None:
+                            file_size += len(event)
+                            size_check.check(file_size)
                         batch += event
                         if len(batch) >= _BATCH:
                             await flush()
@@ -115,3 +184,6 @@ async def receive_multipart(
             await asyncio.gather(pending, return_exceptions=True)
         form.discard()
         raise
+    finally:
+        # Stop reading the request now, not when the abandoned generator is collected.
+        await stream.aclose()

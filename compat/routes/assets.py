@@ -10,12 +10,13 @@ from litestar import Request, delete, get, post, put
 from litestar.response import Response
 
 from app.api.state import Shared
-from app.domain import access, assets, ids, ingest
+from app.domain import access, assets, ids, ingest, quotas
 from app.domain.datetimes import parse_iso
-from app.domain.errors import BadRequest, Invalid
+from app.domain.errors import BadRequest, DomainError, Invalid
 from app.storage.multipart import receive_multipart
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
+from compat.errors import EXCEPTION_HANDLERS
 
 
 async def _existing_by_sha1(principal, library: uuid.UUID, checksums: list[str]) -> dict[str, object]:
@@ -43,9 +44,20 @@ async def upload_asset(request: Request, auth: ImmichAuth, shared: Shared) -> Re
         found = (await _existing_by_sha1(principal, library, [sha1])).get(sha1)
         if found is not None:
             return Response(dtos.AssetMediaResponseDto(id=str(found["id"]), status="duplicate"), status_code=200)
-    form = await receive_multipart(
-        request.stream(), request.headers.get("content-type"), ("assetData", "sidecarData"), shared.store
-    )
+    settings = shared.settings
+    try:
+        form = await receive_multipart(
+            request.stream(), request.headers.get("content-type"), ("assetData", "sidecarData"), shared.store,
+            content_length=request.headers.get("content-length"), max_bytes=settings.max_upload_bytes,
+            idle_timeout=settings.upload_idle_timeout_seconds,
+            allowance=lambda fields: quotas.upload_allowance(principal, library),
+        )
+    except DomainError as exc:
+        # Immich's body and status for the error (a cap is 400 "Quota has been exceeded!"), then
+        # close the connection rather than drain a body that may be partly unread.
+        refused = EXCEPTION_HANDLERS[DomainError](request, exc)
+        refused.headers["connection"] = "close"
+        return refused
     try:
         asset_file = form.files.get("assetData")
         if asset_file is None:

@@ -5,11 +5,13 @@ from litestar import Request, get, post
 from litestar.datastructures import Cookie
 from litestar.response import Response
 
-from app.domain import sessions, users
+from app.api.state import Shared
+from app.domain import login_throttle, sessions, users
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
 from compat.auth import ACCESS_COOKIE, AUTH_TYPE_COOKIE, IS_AUTHENTICATED_COOKIE, ImmichAuth
 from app.domain import access
+from compat.errors import immich_error
 
 _COOKIE_AGE = 400 * 24 * 3600
 
@@ -36,15 +38,24 @@ def _cookies(request: Request, token: str, max_age: int = _COOKIE_AGE) -> list[C
 
 
 @post("/api/auth/login", status_code=201, public=True)
-async def login(request: Request, data: LoginBody) -> Response[dtos.LoginResponseDto]:
+async def login(request: Request, data: LoginBody, shared: Shared) -> Response[dtos.LoginResponseDto]:
     if "@" not in data.email:
         raise BadRequest("email must be an email")
-    row, token = await sessions.login(
-        data.email, data.password,
-        device_type=request.headers.get("devicetype", ""),
-        device_os=request.headers.get("devicemodel", ""),
-        app_version=request.headers.get("user-agent"),
-    )
+    # The peer address, never a forwarded header: a client could name any address it likes there.
+    address = request.client.host if request.client else "unknown"
+    try:
+        row, token = await sessions.login(
+            data.email, data.password,
+            throttle=login_throttle.throttle_for(shared.queue.pool if shared.queue else None, shared.settings),
+            address=address,
+            device_type=request.headers.get("devicetype", ""),
+            device_os=request.headers.get("devicemodel", ""),
+            app_version=request.headers.get("user-agent"),
+        )
+    except login_throttle.Throttled as exc:
+        refused = immich_error(429, exc.detail)
+        refused.headers["retry-after"] = str(exc.retry_after)
+        return refused
     return Response(mapping.login(row, token), status_code=201, cookies=_cookies(request, token))
 
 

@@ -5,6 +5,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import Parameter
 from litestar.response import Response
 
+from app.api.errors import domain_error
 from app.api.params import asset_filter, base_url, check_includes, list_param, optional_datetime, query_values
 from app.api.schemas import (
     AssetExistence,
@@ -18,10 +19,10 @@ from app.api.schemas import (
     asset_response,
 )
 from app.api.state import Shared
-from app.domain import access, assets, faces, ids, ingest
+from app.domain import access, assets, faces, ids, ingest, quotas
 from app.domain.access import Principal
 from app.domain.datetimes import parse_iso
-from app.domain.errors import Invalid
+from app.domain.errors import DomainError, Invalid
 from app.storage.multipart import receive_multipart
 
 EMPTY: dict = {}
@@ -86,9 +87,25 @@ class AssetController(Controller):
     @post("/", request_max_body_size=None, action=access.WRITE)
     async def create_asset(self, request: Request, principal: Principal, shared: Shared) -> Response[AssetResponse]:
         principal.require(access.WRITE)
-        form = await receive_multipart(
-            request.stream(), request.headers.get("content-type"), ("asset_data", "sidecar_data"), shared.store
-        )
+
+        async def allowance(fields: dict[str, str]) -> quotas.Allowance:
+            # library_id usually comes before the file (httpx sends fields first); when it does not,
+            # the bound covers every library the caller may write to.
+            named = fields.get("library_id")
+            return await quotas.upload_allowance(principal, ids.try_decode(ids.LIBRARY, named) if named else None)
+
+        settings = shared.settings
+        try:
+            form = await receive_multipart(
+                request.stream(), request.headers.get("content-type"), ("asset_data", "sidecar_data"), shared.store,
+                content_length=request.headers.get("content-length"), max_bytes=settings.max_upload_bytes,
+                idle_timeout=settings.upload_idle_timeout_seconds, allowance=allowance,
+            )
+        except DomainError as exc:
+            # The body may be partly unread: answer as usual, then close rather than drain it.
+            refused = domain_error(request, exc)
+            refused.headers["connection"] = "close"
+            return refused
         try:
             asset_file = form.files.get("asset_data")
             if asset_file is None:

@@ -47,7 +47,8 @@ async def search_get(request: Request, principal: Principal, shared: Shared) -> 
 
 @post("/api/search", status_code=200, request_max_body_size=64 << 20, action=access.READ)
 async def search_post(request: Request, principal: Principal, shared: Shared) -> SearchResponse:
-    form = await receive_multipart(request.stream(), request.headers.get("content-type"), ("image",), shared.store)
+    form = await receive_multipart(request.stream(), request.headers.get("content-type"), ("image",), shared.store,
+                                   idle_timeout=shared.settings.upload_idle_timeout_seconds)
     try:
         return await _search(request, principal, shared, form_values(form.lists), image="image" in form.files)
     finally:
