@@ -61,6 +61,11 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
     removed = shared.store.sweep_stale_uploads()
     if removed:
         log.info("removed %d stale temporary uploads", removed)
+    # Files a crash left without a row (see ingest.reconcile_orphans); in the background, as
+    # it walks every original, and safe while other processes upload.
+    from app.domain.ingest import reconcile_orphans
+
+    reconciler = asyncio.create_task(reconcile_orphans(shared.store), name="orphan reconciliation")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -107,7 +112,12 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
             # arq cancels jobs still running at shutdown and re-raises that from close();
             # stopping is what was asked for, and their tasks are swept up again later.
             log.info("jobs running at shutdown were cancelled")
+        from app.jobs.worker import stop_heartbeat
+
+        await stop_heartbeat(worker)
     await asyncio.gather(*tasks, return_exceptions=True)
+    reconciler.cancel()
+    await asyncio.gather(reconciler, return_exceptions=True)
     stopper.cancel()
     await realtime.close()
     await queue.close()
