@@ -294,7 +294,7 @@ def test_sigkill_during_upload_storm_three_times(tmp_path):
                 raise AssertionError(
                     f"{len(orphans)} orphan originals {orphans[:3]}, {len(orphan_dirs)} orphan derived folders, "
                     f"{len(temp)} temp files {temp[:3]}, {len(open_tasks)} open tasks "
-                    f"{[(t['task_type'], t['status'], t['worker_id']) for t in open_tasks[:5]]}, "
+                    f"{[(t['task_type'], t['status'], dict(t).get('worker_id')) for t in open_tasks[:5]]}, "
                     f"{len(unfinished)} unfinished chains")
             time.sleep(2)
         # Every media chain started by an upload ran to its thumbnail.
@@ -307,3 +307,272 @@ def test_sigkill_during_upload_storm_three_times(tmp_path):
         _cleanup(srv)
     # The embedded Postgres stops with the last process, even after three crashes left stale handles.
     assert not srv.postmaster_pid(), "postgres still runs after a clean stop"
+
+
+# --- finding 8: a step's end and its successor commit together ---------------------------
+
+
+def _refuse_task_insert(asset_id: uuid.UUID, task_type: str) -> tuple[str, str]:
+    """SQL for a trigger that makes inserting this asset's next task fail, and SQL to drop it."""
+    name = f"crash_test_refuse_{uuid.uuid4().hex[:12]}"
+    create = f"""
+        CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.asset_id = '{asset_id}'::uuid AND NEW.task_type = '{task_type}' THEN
+                RAISE EXCEPTION 'the next step cannot be created';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER {name} BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION {name}();
+    """
+    return create, f"DROP TRIGGER {name} ON tasks; DROP FUNCTION {name}();"
+
+
+def _processed_asset(account, name: str, seed: int):
+    from app.db import engine as db
+    from app.domain import ids
+
+    native = upload(account, name, png_bytes(seed, 24, 24), content_type="image/png").parse().id
+    wait_processed(account, native)
+    return run(db.fetchrow("SELECT * FROM assets WHERE id = $1", ids.decode(ids.ASSET, native)))
+
+
+def test_metadata_step_does_not_end_without_its_successor(server, account):
+    from app.db import engine as db
+    from app.domain import processing
+    from app.storage.blobstore import BlobStore
+
+    asset = _processed_asset(account, "chain-metadata.png", 9101)
+    create, drop = _refuse_task_insert(asset["id"], "thumbnail_generation")
+
+    async def go():
+        await db.execute("DELETE FROM asset_exif WHERE asset_id = $1", asset["id"])
+        task_id = await processing.new_task(asset, "metadata")
+        await db.execute(create)
+        try:
+            with pytest.raises(asyncpg.RaiseError):
+                await processing.run_metadata(BlobStore(server.data_dir), task_id, None)
+        finally:
+            await db.execute(drop)
+        return (await db.fetchrow("SELECT * FROM tasks WHERE id = $1", task_id),
+                await db.fetchval("SELECT count(*) FROM asset_exif WHERE asset_id = $1", asset["id"]),
+                await db.fetchval("SELECT count(*) FROM tasks WHERE asset_id = $1 AND task_type = 'thumbnail_generation'",
+                                  asset["id"]))
+
+    task, exif_rows, variant_tasks = run(go())
+    # Nothing of the step committed: it is still open (a sweep runs it again), not done.
+    assert task["status"] == "started"
+    assert exif_rows == 0
+    assert variant_tasks == 1  # only the upload's own
+
+
+def test_variants_step_does_not_end_without_its_successor(server, account):
+    from app.db import engine as db
+    from app.domain import processing
+    from app.storage.blobstore import BlobStore
+
+    asset = _processed_asset(account, "chain-variants.png", 9102)
+    create, drop = _refuse_task_insert(asset["id"], "face_detection")
+
+    async def go():
+        await db.execute("DELETE FROM asset_files WHERE asset_id = $1 AND kind <> 'sidecar'", asset["id"])
+        task_id = await processing.new_task(asset, "variants")
+        await db.execute(create)
+        try:
+            with pytest.raises(asyncpg.RaiseError):
+                await processing.run_variants(BlobStore(server.data_dir), task_id)
+        finally:
+            await db.execute(drop)
+        return (await db.fetchrow("SELECT * FROM tasks WHERE id = $1", task_id),
+                await db.fetchval("SELECT count(*) FROM asset_files WHERE asset_id = $1", asset["id"]))
+
+    task, file_rows = run(go())
+    assert task["status"] == "started"
+    assert file_rows == 0
+
+
+# --- finding 7: interrupted, poison and slow tasks ---------------------------------------
+
+
+def _redis(server):
+    import redis.asyncio as redis
+
+    return redis.from_url(server.services()["redis_url"])
+
+
+def _task_of_gone_worker(asset, attempts: int) -> tuple[uuid.UUID, str]:
+    """A metadata task as a killed worker leaves it: started, its worker's heartbeat long stale."""
+    from app.db import engine as db
+    from app.domain import processing
+
+    async def go():
+        task_id = await processing.new_task(asset, "metadata")
+        worker = f"gone-{uuid.uuid4().hex}"
+        await db.execute("INSERT INTO workers (id, hostname, pid, seen_at)"
+                         " VALUES ($1, 'gone', 1, now() - interval '5 minutes')", worker)
+        await db.execute("UPDATE tasks SET status = 'started', worker_id = $2, attempts = $3, started_at = now()"
+                         " WHERE id = $1", task_id, worker, attempts)
+        return task_id, await db.fetchval("SELECT job_id FROM tasks WHERE id = $1", task_id)
+
+    return run(go())
+
+
+def _wait_task(task_id: uuid.UUID, statuses: tuple[str, ...], timeout: float):
+    from app.db import engine as db
+
+    deadline = time.time() + timeout
+    while True:
+        task = run(db.fetchrow("SELECT * FROM tasks WHERE id = $1", task_id))
+        if task["status"] in statuses:
+            return task
+        assert time.time() < deadline, dict(task)
+        time.sleep(1)
+
+
+def test_task_of_a_killed_worker_runs_again_within_a_minute(server, account):
+    from arq.constants import in_progress_key_prefix
+
+    from app.domain import processing
+    from app.jobs.queue import JobQueue
+
+    asset = _processed_asset(account, "interrupted.png", 9103)
+    task_id, job_id = _task_of_gone_worker(asset, attempts=1)
+
+    async def leave_job_marked():
+        # What arq keeps after the kill: the job queued, and marked in progress for the job timeout.
+        r = _redis(server)
+        await r.psetex(in_progress_key_prefix + job_id, 3600 * 1000, b"1")
+        await r.aclose()
+        queue = await JobQueue.connect(server.services()["redis_url"])
+        await queue.enqueue(processing.METADATA_JOB, task_id, job_id)
+        await queue.close()
+
+    asyncio.run(leave_job_marked())
+    task = _wait_task(task_id, ("success", "failure"), timeout=60)
+    assert task["status"] == "success" and task["attempts"] == 2
+    assert not task["worker_id"].startswith("gone-")
+
+
+def test_task_that_kills_its_worker_every_time_ends_failed(server, account):
+    from app.domain import tasks
+
+    asset = _processed_asset(account, "poison.png", 9104)
+    task_id, _ = _task_of_gone_worker(asset, attempts=tasks.MAX_ATTEMPTS)
+    task = _wait_task(task_id, ("success", "failure", "pending"), timeout=40)
+    assert task["status"] == "failure"
+    assert "died" in task["error_message"]
+
+
+def test_task_of_a_live_slow_worker_is_not_taken_over(server, account):
+    from app.db import engine as db
+    from app.domain import processing, tasks
+
+    asset = _processed_asset(account, "slow.png", 9105)
+
+    async def go():
+        task_id = await processing.new_task(asset, "metadata")
+        await db.execute("INSERT INTO workers (id, hostname, pid) VALUES ('slow-worker', 'here', 1)"
+                         " ON CONFLICT (id) DO UPDATE SET seen_at = now()")
+        tasks.WORKER.set("slow-worker")
+        assert await tasks.start(task_id, 1) is not None
+        tasks.WORKER.set("another-worker")
+        refused = await tasks.start(task_id, 1)  # a re-delivered job while the first still runs
+        await db.execute("UPDATE workers SET seen_at = now() - interval '5 minutes' WHERE id = 'slow-worker'")
+        taken = await tasks.start(task_id, 1)  # once its worker is gone
+        await db.execute("DELETE FROM workers WHERE id = 'slow-worker'")
+        await tasks.finish(task_id, ok=True)
+        return refused, taken
+
+    refused, taken = run(go())
+    assert refused is None
+    assert taken is not None and taken["worker_id"] == "another-worker" and taken["attempts"] == 2
+
+
+# --- finding 6: originals without a row --------------------------------------------------
+
+
+def test_reconciliation_removes_rowless_files_but_not_in_flight_or_committed_ones(server, account):
+    from app.db import engine as db
+    from app.domain import ingest
+    from app.storage.blobstore import BlobStore
+
+    store = BlobStore(server.data_dir)
+    kept = _processed_asset(account, "committed.png", 9106)
+    library_id = kept["library_id"]
+    orphan, in_flight = uuid.uuid4(), uuid.uuid4()
+    paths = {}
+    for asset_id in (orphan, in_flight):
+        key = store.original_key(library_id, asset_id, ".jpg")
+        store.path(key).parent.mkdir(parents=True, exist_ok=True)
+        store.path(key).write_bytes(b"bytes of an upload that never committed")
+        sidecar = store.path(f"{store.derived_prefix(library_id, asset_id)}/sidecar.xmp")
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        sidecar.write_bytes(XMP)
+        paths[asset_id] = (store.path(key), sidecar.parent)
+
+    async def go():
+        # Another process's upload of in_flight: renamed, holding the lock, not yet committed.
+        other = await asyncpg.connect(server.services()["database_url"])
+        tx = other.transaction()
+        await tx.start()
+        await ingest.lock_blobs(other, in_flight, wait=True)
+        first = await ingest.reconcile_orphans(store)
+        in_flight_kept = paths[in_flight][0].exists() and paths[in_flight][1].exists()
+        await tx.rollback()  # it failed (or its process died): now it is an orphan too
+        await other.close()
+        second = await ingest.reconcile_orphans(store)
+        return first, in_flight_kept, second
+
+    first, in_flight_kept, second = run(go())
+    assert in_flight_kept
+    assert first >= 2 and second >= 2
+    for original, derived in paths.values():
+        assert not original.exists() and not derived.exists()
+    assert store.path(kept["storage_key"]).exists()
+    assert run(db.fetchval("SELECT count(*) FROM asset_files WHERE asset_id = $1", kept["id"])) > 0
+    assert store.path(store.derived_prefix(library_id, kept["id"])).is_dir()
+
+
+# --- finding 9: temp files of crashed processes ------------------------------------------
+
+
+_STAGER = """
+import sys, time
+from pathlib import Path
+from app.storage.blobstore import BlobStore
+staged = BlobStore(Path(sys.argv[1])).stage()
+staged.write(b"half an upload")
+print(staged.path, flush=True)
+time.sleep(120)
+"""
+
+
+def test_temp_files_of_dead_processes_go_at_start_live_ones_stay(tmp_path):
+    from app.storage.blobstore import BlobStore
+
+    procs = [subprocess.Popen([sys.executable, "-c", _STAGER, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    try:
+        dead_file, live_file = (Path(p.stdout.readline().strip()) for p in procs)
+        procs[0].kill()
+        procs[0].wait()
+        store = BlobStore(tmp_path)
+        own = store.stage()
+        own.write(b"mine, still arriving")
+        legacy = tmp_path / "tmp" / f"upload-{uuid.uuid4().hex}"  # an older version's name: kept for a day
+        legacy.write_bytes(b"?")
+
+        assert store.sweep_stale_uploads() == 1
+        assert not dead_file.exists()
+        assert live_file.exists() and own.path.exists() and legacy.exists()
+        assert len(list((tmp_path / "run" / "uploads").iterdir())) == 2  # the dead owner's lock file went too
+
+        procs[1].kill()
+        procs[1].wait()
+        assert store.sweep_stale_uploads() == 1 and not live_file.exists()
+        own.discard()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
