@@ -576,3 +576,22 @@ def test_temp_files_of_dead_processes_go_at_start_live_ones_stay(tmp_path):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_a_task_started_too_often_is_not_started_again(server, account):
+    """However a task came back (crash sweeps, arq retries, job timeouts), its starts are bounded."""
+    from app.db import engine as db
+    from app.domain import processing, tasks
+
+    asset = _processed_asset(account, "bounded.png", 9107)
+
+    async def go():
+        task_id = await processing.new_task(asset, "metadata")
+        await db.execute("UPDATE tasks SET attempts = $2, error_message = 'attempt 5: timed out' WHERE id = $1",
+                         task_id, tasks.MAX_ATTEMPTS)
+        claimed = await processing.run_metadata(processing.BlobStore(server.data_dir), task_id, None)
+        return claimed, await db.fetchrow("SELECT * FROM tasks WHERE id = $1", task_id)
+
+    outcome, task = run(go())
+    assert outcome.startswith("not run")
+    assert task["status"] == "failure" and "gave up after 5 starts" in task["error_message"]

@@ -59,20 +59,41 @@ async def start(task_id: uuid.UUID, attempt: int) -> asyncpg.Record | None:
     when the worker that started it is gone (a crash). It does not run when it has ended,
     or while a live worker holds it, however slow: so a re-delivered job never runs a
     task twice at once. The claim commits before the work starts, so the attempt counts
-    even if the work kills the process.
+    even if the work kills the process; after MAX_ATTEMPTS starts the task ends as failed.
     """
-    return await db.fetchrow(
+    claimable = f"""(t.status = 'pending' OR (t.status = 'started' AND t.worker_id = $2) OR ({_INTERRUPTED}))"""
+    row = await db.fetchrow(
         f"""
-        UPDATE tasks t SET status = 'started', started_at = now(), retry_count = $2, worker_id = $3,
+        UPDATE tasks t SET status = 'started', started_at = now(), retry_count = $3, worker_id = $2,
                attempts = t.attempts + 1
-        WHERE t.id = $1 AND (t.status = 'pending' OR (t.status = 'started' AND t.worker_id = $3)
-                             OR ({_INTERRUPTED}))
+        WHERE t.id = $1 AND t.attempts < $4 AND {claimable}
         RETURNING *
         """,
         task_id,
-        max(attempt - 1, 0),
         WORKER.get(),
+        max(attempt - 1, 0),
+        MAX_ATTEMPTS,
     )
+    if row is None:
+        await db.execute(
+            f"""
+            UPDATE tasks t SET status = 'failure', completed_at = now(), worker_id = NULL,
+                   error_message = 'gave up after ' || t.attempts || ' starts: '
+                                   || coalesce(t.error_message, 'each was interrupted')
+            WHERE t.id = $1 AND t.attempts >= $3 AND {claimable}
+            """,
+            task_id,
+            WORKER.get(),
+            MAX_ATTEMPTS,
+        )
+    return row
+
+
+async def hand_back(task_id: uuid.UUID) -> None:
+    """The job was cancelled (shutdown, or arq's job timeout): pending again, for the sweep."""
+    await db.execute("UPDATE tasks SET status = 'pending', worker_id = NULL"
+                     " WHERE id = $1 AND status = 'started' AND worker_id IS NOT DISTINCT FROM $2",
+                     task_id, WORKER.get())
 
 
 async def finish(task_id: uuid.UUID, *, ok: bool, result: str | None = None, error: str | None = None,

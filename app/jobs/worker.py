@@ -35,6 +35,15 @@ async def _run_step(ctx: dict, task_id: str, step) -> str:
     tasks.WORKER.set(ctx.get("worker_id"))
     try:
         return await step(uuid.UUID(task_id), attempt)
+    except asyncio.CancelledError:
+        # Shutdown, or arq's job timeout (which arq does not retry): hand the task back so the
+        # sweep runs it again, as many times as tasks.MAX_ATTEMPTS allows, instead of leaving
+        # it held by this live worker forever.
+        try:
+            await tasks.hand_back(uuid.UUID(task_id))
+        except Exception:
+            log.warning("could not hand back task %s", task_id)
+        raise
     except Exception as exc:
         if processing.is_transient(exc) and attempt < MAX_TRIES:
             await tasks.note_retry(uuid.UUID(task_id), f"attempt {attempt}: {exc}")
