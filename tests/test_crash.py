@@ -54,6 +54,13 @@ class KillableServer:
         self.env.pop("REDIS_URL", None)
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
         self.proc: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
+
+    def start_worker(self) -> None:
+        """An extra `python -m app worker` on the same DATA_DIR, database and Redis."""
+        with open(self.log_path.with_name(self.log_path.stem + "-worker.log"), "ab") as log:
+            self.workers.append(subprocess.Popen([sys.executable, "-m", "app", "worker"], cwd=ROOT, env=self.env,
+                                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
     def start(self, timeout: float = 90) -> "KillableServer":
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -88,6 +95,8 @@ class KillableServer:
                 pass
 
         add(self.proc.pid if self.proc else None)
+        for worker in self.workers:
+            add(worker.pid)
         add(self.postmaster_pid())
         valkey = self.data_dir / "redis" / "valkey.pid"
         if valkey.exists():
@@ -111,9 +120,20 @@ class KillableServer:
                 pass
         psutil.wait_procs(procs, timeout=10)
         self.proc.wait(timeout=10)
+        for worker in self.workers:
+            worker.wait(timeout=10)
+        self.workers.clear()
         return len(procs)
 
     def stop(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -229,6 +249,10 @@ class Storm:
         workers = [threading.Thread(target=self._loop, args=(i,), daemon=True) for i in range(self.threads)]
         for w in workers:
             w.start()
+        # A second process starts on the same DATA_DIR while uploads stream into the first: its
+        # start-up sweeps (temp files, rowless originals) must not touch the live uploads.
+        time.sleep(1.0)
+        self.srv.start_worker()
         time.sleep(seconds)
         self.srv.kill_tree()
         self.stop.set()
@@ -255,6 +279,7 @@ def test_sigkill_during_upload_storm_three_times(tmp_path):
             storm.run_until_killed(random.uniform(4.0, 6.0) if round_ == 0 else random.uniform(2.0, 4.0))
             assert not srv.postmaster_pid(), "postgres survived the kill"
             srv.start()
+        srv.start_worker()
         restarted = time.time()
 
         errors = [a for a in storm.acked if "error" in a]
