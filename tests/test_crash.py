@@ -286,6 +286,7 @@ def test_sigkill_during_upload_storm_three_times(tmp_path):
         assert not errors, errors[:3]
         acked = [a for a in storm.acked if "id" in a]
         assert len(acked) >= 20, f"the storm got too few uploads through ({len(acked)} of {storm.attempts})"
+        print(f"{len(acked)} uploads acknowledged of {storm.attempts} answered")
 
         user = srv.query("SELECT id FROM users WHERE email = 'storm@example.com'")[0]["id"]
         # Every acknowledged upload exists exactly once, and its original is byte-identical.
