@@ -46,6 +46,15 @@ async def _prepare(services: Services) -> None:
     await db.open_pool()
 
 
+async def _reconcile(shared: Shared) -> None:
+    from app.domain.ingest import reconcile_orphans
+
+    try:
+        await reconcile_orphans(shared.store)
+    except Exception:  # the files stay; the next start tries again
+        log.exception("reconciling stored files with assets failed")
+
+
 async def _run(settings: Settings, services: Services, *, with_http: bool, with_worker: bool) -> None:
     from app.api.app import create_native_app
     from app.db import engine as db
@@ -63,9 +72,7 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
         log.info("removed %d stale temporary uploads", removed)
     # Files a crash left without a row (see ingest.reconcile_orphans); in the background, as
     # it walks every original, and safe while other processes upload.
-    from app.domain.ingest import reconcile_orphans
-
-    reconciler = asyncio.create_task(reconcile_orphans(shared.store), name="orphan reconciliation")
+    reconciler = asyncio.create_task(_reconcile(shared), name="orphan reconciliation")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
