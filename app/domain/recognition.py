@@ -101,7 +101,8 @@ async def run_detection(settings, store, task_id: uuid.UUID, queue, attempt: int
     )
     if row is None:
         return "asset no longer exists"
-    await tasks.start(task_id, attempt)
+    if await tasks.start(task_id, attempt) is None:
+        return "not run: the task has ended, or a live worker runs it"
     if not row["detect_allowed"]:
         await tasks.finish(task_id, ok=True, result="face detection is off for this account",
                            outcome="skipped_owner_off")
@@ -128,14 +129,12 @@ async def run_detection(settings, store, task_id: uuid.UUID, queue, attempt: int
     return "ok"
 
 
-async def start_detection(queue, asset: asyncpg.Record) -> None:
-    """After the variants step: detection for assets a timeline shows (not a live photo's video half)."""
+async def create_detection(conn: asyncpg.Connection, asset: asyncpg.Record) -> uuid.UUID | None:
+    """In the variants step's transaction: detection for assets a timeline shows (not a live
+    photo's video half). Its job is enqueued after that commits."""
     if asset["visibility"] == "hidden":
-        return
-    async with db.transaction() as conn:
-        task_id = await tasks.create(conn, asset, DETECTION_TASK)
-    if queue is not None:
-        await queue.enqueue(DETECT_JOB, task_id, tasks.job_id(DETECTION_TASK, asset["id"]))
+        return None
+    return await tasks.create(conn, asset, DETECTION_TASK)
 
 
 # --- clustering ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
 
 import asyncpg
 
@@ -13,6 +14,25 @@ from app.domain.errors import Invalid, NotFound
 METADATA = {"image": "metadata_extract", "video": "video_metadata_extract"}
 VARIANTS = {"image": "thumbnail_generation", "video": "video_thumbnail_extract"}
 STATUSES = ("pending", "started", "success", "failure")
+
+# The worker process running the current job (set by app/jobs/worker.py); None for
+# steps run directly in a process without heartbeats (the reprocess command, tests).
+WORKER: ContextVar[str | None] = ContextVar("task_worker", default=None)
+# A worker refreshes workers.seen_at every few seconds; one not seen for this long is gone.
+WORKER_DEAD_AFTER_S = 30
+# A task started in a process without a worker identity is presumed interrupted after
+# this long (the longest a job may run).
+UNOWNED_STALE_AFTER_S = 3600
+# Starts of one task (retries and restarts after crashes) before it ends as failed.
+MAX_ATTEMPTS = 5
+
+_WORKER_GONE = """NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = t.worker_id
+                  AND w.seen_at > now() - make_interval(secs => {dead}))""".format(dead=WORKER_DEAD_AFTER_S)
+# A started task nobody is running any more: its worker stopped heartbeating, or, with no
+# worker identity, it started longer ago than any job may run.
+_INTERRUPTED = f"""t.status = 'started' AND (
+    (t.worker_id IS NOT NULL AND {_WORKER_GONE})
+    OR (t.worker_id IS NULL AND t.started_at < now() - make_interval(secs => {UNOWNED_STALE_AFTER_S})))"""
 
 
 def job_id(task_type: str, asset_id: uuid.UUID) -> str:
@@ -33,11 +53,47 @@ async def create(conn: asyncpg.Connection, asset: asyncpg.Record, task_type: str
 
 
 async def start(task_id: uuid.UUID, attempt: int) -> asyncpg.Record | None:
-    return await db.fetchrow(
-        "UPDATE tasks SET status = 'started', started_at = now(), retry_count = $2 WHERE id = $1 RETURNING *",
+    """Claim the task for this worker; None when it must not run here.
+
+    A task runs when it is pending, when this worker already holds it (an arq retry), or
+    when the worker that started it is gone (a crash). It does not run when it has ended,
+    or while a live worker holds it, however slow: so a re-delivered job never runs a
+    task twice at once. The claim commits before the work starts, so the attempt counts
+    even if the work kills the process; after MAX_ATTEMPTS starts the task ends as failed.
+    """
+    claimable = f"""(t.status = 'pending' OR (t.status = 'started' AND t.worker_id = $2) OR ({_INTERRUPTED}))"""
+    row = await db.fetchrow(
+        f"""
+        UPDATE tasks t SET status = 'started', started_at = now(), retry_count = $3, worker_id = $2,
+               attempts = t.attempts + 1
+        WHERE t.id = $1 AND t.attempts < $4 AND {claimable}
+        RETURNING *
+        """,
         task_id,
+        WORKER.get(),
         max(attempt - 1, 0),
+        MAX_ATTEMPTS,
     )
+    if row is None:
+        await db.execute(
+            f"""
+            UPDATE tasks t SET status = 'failure', completed_at = now(), worker_id = NULL,
+                   error_message = 'gave up after ' || t.attempts || ' starts: '
+                                   || coalesce(t.error_message, 'each was interrupted')
+            WHERE t.id = $1 AND t.attempts >= $3 AND {claimable}
+            """,
+            task_id,
+            WORKER.get(),
+            MAX_ATTEMPTS,
+        )
+    return row
+
+
+async def hand_back(task_id: uuid.UUID) -> None:
+    """The job was cancelled (shutdown, or arq's job timeout): pending again, for the sweep."""
+    await db.execute("UPDATE tasks SET status = 'pending', worker_id = NULL"
+                     " WHERE id = $1 AND status = 'started' AND worker_id IS NOT DISTINCT FROM $2",
+                     task_id, WORKER.get())
 
 
 async def finish(task_id: uuid.UUID, *, ok: bool, result: str | None = None, error: str | None = None,
@@ -57,17 +113,65 @@ async def finish(task_id: uuid.UUID, *, ok: bool, result: str | None = None, err
 
 
 async def note_retry(task_id: uuid.UUID, error: str) -> None:
-    await db.execute("UPDATE tasks SET error_message = $2 WHERE id = $1", task_id, error)
+    # Back to pending: arq may deliver the retry to another worker, which must be able to claim it.
+    await db.execute("UPDATE tasks SET error_message = $2, status = 'pending', worker_id = NULL"
+                     " WHERE id = $1 AND status = 'started'", task_id, error)
 
 
-async def stalled(older_than_s: int, limit: int = 500) -> list[asyncpg.Record]:
-    """Pending tasks whose job may never have reached the queue (e.g. Redis was down)."""
+async def reclaim_interrupted(limit: int = 500) -> list[asyncpg.Record]:
+    """Started tasks whose worker is gone: back to pending (returned, to be enqueued again), or,
+    after MAX_ATTEMPTS starts, ended as failed, so a task that kills its worker cannot loop."""
     return await db.fetch(
-        "SELECT * FROM tasks WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)"
-        " ORDER BY created_at LIMIT $2",
-        older_than_s,
+        f"""
+        WITH gone AS (SELECT t.id FROM tasks t WHERE {_INTERRUPTED} ORDER BY t.started_at LIMIT $2)
+        UPDATE tasks t SET worker_id = NULL,
+               status = CASE WHEN t.attempts >= $1 THEN 'failure' ELSE 'pending' END,
+               completed_at = CASE WHEN t.attempts >= $1 THEN now() END,
+               error_message = CASE WHEN t.attempts >= $1
+                   THEN 'stopped: its worker died while running it, ' || t.attempts || ' times'
+                   ELSE t.error_message END
+        FROM gone WHERE t.id = gone.id AND {_INTERRUPTED}
+        RETURNING t.*
+        """,
+        MAX_ATTEMPTS,
         limit,
     )
+
+
+async def stalled(older_than_s: int, orphaned_after_s: int, limit: int = 500) -> list[asyncpg.Record]:
+    """Pending tasks whose job may never have reached the queue (e.g. Redis was down), with
+    `orphaned`: pending for orphaned_after_s while no live worker runs the same step of the
+    same asset (whose job would hold the job id), so a mark arq left on the job id is stale."""
+    return await db.fetch(
+        f"""
+        SELECT p.*, p.created_at < now() - make_interval(secs => $2) AND NOT EXISTS (
+                   SELECT 1 FROM tasks t WHERE t.task_type = p.task_type AND t.asset_id = p.asset_id
+                   AND t.status = 'started' AND NOT ({_INTERRUPTED})) AS orphaned
+        FROM tasks p WHERE p.status = 'pending' AND p.created_at < now() - make_interval(secs => $1)
+        ORDER BY p.created_at LIMIT $3
+        """,
+        older_than_s,
+        orphaned_after_s,
+        limit,
+    )
+
+
+async def beat(worker_id: str, hostname: str, pid: int) -> None:
+    """A worker's heartbeat (also its registration: the row comes back if it was swept)."""
+    await db.execute(
+        "INSERT INTO workers (id, hostname, pid) VALUES ($1, $2, $3)"
+        " ON CONFLICT (id) DO UPDATE SET seen_at = now()",
+        worker_id, hostname, pid,
+    )
+
+
+async def retire(worker_id: str) -> None:
+    """A clean stop: the worker's started tasks (cancelled jobs) are taken over at once."""
+    await db.execute("DELETE FROM workers WHERE id = $1", worker_id)
+
+
+async def forget_old_workers() -> None:
+    await db.execute("DELETE FROM workers WHERE seen_at < now() - interval '1 day'")
 
 
 # --- reads for the API --------------------------------------------------------------

@@ -6,6 +6,7 @@ import logging
 import uuid
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import in_progress_key_prefix
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,12 @@ class JobQueue:
     async def enqueue_plain(self, function: str, *args: str, job_id: str) -> bool:
         """A job keyed by job_id alone: while one is queued or running, another is not added."""
         return await self.pool.enqueue_job(function, *args, _job_id=job_id) is not None
+
+    async def release(self, job_id: str) -> None:
+        """Forget that a job is running. arq marks a started job with a key that lives for the
+        whole job timeout (an hour), so a job whose worker was killed would wait that long;
+        call this only once the database says that worker is gone."""
+        await self.pool.delete(in_progress_key_prefix + job_id)
 
     async def close(self) -> None:
         await self.pool.aclose()

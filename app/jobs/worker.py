@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
 import uuid
 from datetime import timedelta
 
@@ -17,13 +20,30 @@ log = logging.getLogger(__name__)
 
 TRASH_RETENTION = timedelta(days=90)
 MAX_TRIES = 5
-STALLED_AFTER_S = 120
+# Pending this long: the job may never have reached the queue (enqueueing again is a no-op
+# while it is queued, so this can be short).
+STALLED_AFTER_S = 10
+# Pending this long while no live worker runs the same step of the same asset: the job's
+# arq in-progress mark may be left by a worker killed between taking the job and claiming the task.
+ORPHANED_AFTER_S = 60
+HEARTBEAT_S = 5
 
 
 async def _run_step(ctx: dict, task_id: str, step) -> str:
     attempt = ctx.get("job_try", 1)
+    # The claim in tasks.start records this worker, so the sweep knows whom to ask after a crash.
+    tasks.WORKER.set(ctx.get("worker_id"))
     try:
         return await step(uuid.UUID(task_id), attempt)
+    except asyncio.CancelledError:
+        # Shutdown, or arq's job timeout (which arq does not retry): hand the task back so the
+        # sweep runs it again, as many times as tasks.MAX_ATTEMPTS allows, instead of leaving
+        # it held by this live worker forever.
+        try:
+            await tasks.hand_back(uuid.UUID(task_id))
+        except Exception:
+            log.warning("could not hand back task %s", task_id)
+        raise
     except Exception as exc:
         if processing.is_transient(exc) and attempt < MAX_TRIES:
             await tasks.note_retry(uuid.UUID(task_id), f"attempt {attempt}: {exc}")
@@ -90,15 +110,66 @@ _STEP_FOR_TYPE = {
 
 
 async def requeue_stalled_tasks(ctx: dict) -> int:
-    """Pending tasks whose job never reached the queue (Redis down at upload time, a lost race)."""
+    """Tasks nobody will run unless told: started by a worker that is gone (a crash), or
+    pending with no job in the queue (Redis down at upload time, a lost race, a crash)."""
     shared: Shared = ctx["shared"]
+    if shared.queue is None:
+        return 0
     count = 0
-    for task in await tasks.stalled(STALLED_AFTER_S):
+    await tasks.forget_old_workers()
+    for task in await tasks.reclaim_interrupted():
         function = _STEP_FOR_TYPE.get(task["task_type"])
-        if function is not None and shared.queue is not None:
-            await shared.queue.enqueue(function, task["id"], task["job_id"])
-            count += 1
+        if task["status"] != "pending" or function is None:
+            log.warning("task %s (%s) ended: %s", task["id"], task["task_type"], task["error_message"])
+            continue
+        # The dead worker's job may still sit in the queue, marked in progress for an hour:
+        # unmark it so any worker takes it now (or enqueue it again if Redis lost it).
+        log.info("task %s (%s) was interrupted; running it again", task["id"], task["task_type"])
+        await shared.queue.release(task["job_id"])
+        await shared.queue.enqueue(function, task["id"], task["job_id"])
+        count += 1
+    for task in await tasks.stalled(STALLED_AFTER_S, ORPHANED_AFTER_S):
+        function = _STEP_FOR_TYPE.get(task["task_type"])
+        if function is None:
+            continue
+        if task["orphaned"]:
+            await shared.queue.release(task["job_id"])
+        await shared.queue.enqueue(function, task["id"], task["job_id"])
+        count += 1
     return count
+
+
+async def _heartbeat(worker_id: str) -> None:
+    host, pid = socket.gethostname(), os.getpid()
+    while True:
+        try:
+            await tasks.beat(worker_id, host, pid)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the database is away for a moment; the next beat may reach it
+            log.warning("worker heartbeat failed", exc_info=True)
+        await asyncio.sleep(HEARTBEAT_S)
+
+
+async def _on_startup(ctx: dict) -> None:
+    # Registered before the first job is taken: a task this worker claims always names a
+    # worker row the sweep can judge.
+    await tasks.beat(ctx["worker_id"], socket.gethostname(), os.getpid())
+    ctx["heartbeat"] = asyncio.create_task(_heartbeat(ctx["worker_id"]), name="worker heartbeat")
+
+
+async def stop_heartbeat(worker: Worker) -> None:
+    """After the worker stopped: no more beats, and the row goes, so another worker takes
+    over the jobs this one cancelled without waiting for the row to go stale."""
+    beat = worker.ctx.pop("heartbeat", None)
+    if beat is None:
+        return
+    beat.cancel()
+    await asyncio.gather(beat, return_exceptions=True)
+    try:
+        await tasks.retire(worker.ctx["worker_id"])
+    except Exception:
+        log.warning("could not retire worker %s; its row goes stale instead", worker.ctx["worker_id"])
 
 
 FUNCTIONS = [
@@ -112,7 +183,8 @@ FUNCTIONS = [
 ]
 CRON_JOBS = [
     cron(purge_expired_trash, minute=17, unique=True, run_at_startup=True, keep_result=0),
-    cron(requeue_stalled_tasks, second=30, unique=True, keep_result=0),
+    # Often, and at start: a job interrupted by a crash runs again within a minute of restart.
+    cron(requeue_stalled_tasks, second={5, 15, 25, 35, 45, 55}, unique=True, run_at_startup=True, keep_result=0),
     cron(sweep_pending_faces, second={0, 20, 40}, unique=True, run_at_startup=True, keep_result=0),
 ]
 
@@ -129,7 +201,8 @@ def build_worker(shared: Shared, redis_url: str) -> Worker:
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS,
         redis_settings=redis_settings(redis_url),
-        ctx={"shared": shared},
+        ctx={"shared": shared, "worker_id": uuid.uuid4().hex},
+        on_startup=_on_startup,
         handle_signals=False,
         max_jobs=shared.settings.worker_concurrency,
         job_timeout=3600,

@@ -4,13 +4,22 @@ Keys are relative paths. Originals live at
 library/<library_id>/originals/<asset_id[:2]>/<asset_id>.<ext>, derived files
 at library/<library_id>/derived/<asset_id>/<kind>.<ext>. Asset ids are random
 UUIDs, so keys never collide.
+
+Temp files are named DATA_DIR/tmp/upload-<owner>-<random>, where <owner> is one
+BlobStore instance that holds an exclusive flock on DATA_DIR/run/uploads/<owner>.lock
+for as long as it lives. The kernel drops the lock when the process dies, however it
+dies, so any process starting on the same DATA_DIR can tell a crashed process's
+leftovers (lock free, or lock file gone) from files a live process is still writing
+(lock held), and remove only the former.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -61,14 +70,55 @@ class StagedFile:
         self.path.unlink(missing_ok=True)
 
 
+_TEMP_NAME = re.compile(r"upload-([0-9a-f]{32})-[0-9a-f]{32}")
+_LEGACY_TEMP_NAME = re.compile(r"upload-[0-9a-f]{32}")
+
+
+def _try_lock(path: Path) -> int | None:
+    """An fd holding an exclusive flock on path, or None if another open file holds it."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 class BlobStore:
     def __init__(self, root: Path):
         self.root = root
         self.tmp = root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self.locks = root / "run" / "uploads"
+        self.owner: str | None = None
+        self._owner_fd: int | None = None
+
+    def _own(self) -> str:
+        """This store's owner id, its lock taken (once) before its first temp file exists."""
+        while self.owner is None:
+            self.locks.mkdir(parents=True, exist_ok=True)
+            owner = uuid.uuid4().hex
+            path = self.locks / f"{owner}.lock"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # A sweeper may have unlinked the file between open and flock (it looked
+            # free); then this lock guards nothing, so start over with a new id.
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            self.owner, self._owner_fd = owner, fd
+        return self.owner
 
     def stage(self) -> StagedFile:
-        return StagedFile(self.tmp / f"upload-{uuid.uuid4().hex}")
+        return StagedFile(self.tmp / f"upload-{self._own()}-{uuid.uuid4().hex}")
 
     @staticmethod
     def original_key(library_id: uuid.UUID, asset_id: uuid.UUID, ext: str) -> str:
@@ -118,15 +168,81 @@ class BlobStore:
     def delete_tree(self, prefix: str) -> None:
         shutil.rmtree(self.path(prefix), ignore_errors=True)
 
-    def sweep_stale_uploads(self, older_than_s: float = 24 * 3600) -> int:
-        """Remove temp files left by a crash. Only old ones: other processes may be uploading."""
-        cutoff = time.time() - older_than_s
+    def sweep_stale_uploads(self, legacy_older_than_s: float = 24 * 3600) -> int:
+        """Remove temp files whose owner is gone (a crash), at once; the owner's lock says so.
+
+        Files of live owners, in this process or another sharing DATA_DIR, are left alone.
+        Files named before owners existed are removed after a day, as before.
+        """
+        alive: dict[str, bool] = {}
+        held: list[int] = []  # dead owners' locks, held until their files are gone
+
+        def owner_alive(owner: str) -> bool:
+            if owner == self.owner:
+                return True
+            if owner not in alive:
+                fd = _try_lock(self.locks / f"{owner}.lock")
+                # No lock file: its owner never created a temp file after losing it (see _own),
+                # or the owner is long gone and a sweep already removed it.
+                alive[owner] = fd is None and (self.locks / f"{owner}.lock").exists()
+                if fd is not None:
+                    held.append(fd)
+            return alive[owner]
+
+        cutoff = time.time() - legacy_older_than_s
         removed = 0
-        for entry in self.tmp.iterdir():
-            try:
-                if entry.stat().st_mtime < cutoff:
-                    entry.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                pass
+        try:
+            for entry in self.tmp.iterdir():
+                try:
+                    match = _TEMP_NAME.fullmatch(entry.name)
+                    if match is not None:
+                        stale = not owner_alive(match.group(1))
+                    else:
+                        stale = bool(_LEGACY_TEMP_NAME.fullmatch(entry.name)) and entry.stat().st_mtime < cutoff
+                    if stale:
+                        entry.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+            if self.locks.is_dir():
+                for lock in self.locks.iterdir():
+                    owner = lock.stem
+                    if lock.suffix == ".lock" and not owner_alive(owner):
+                        lock.unlink(missing_ok=True)
+        finally:
+            for fd in held:
+                os.close(fd)
         return removed
+
+    def asset_blobs(self) -> list[tuple[uuid.UUID, str, bool]]:
+        """(asset id, key, is_original) for every original file and derived folder in the store."""
+        found = []
+        library = self.root / "library"
+        if not library.is_dir():
+            return found
+        for lib in library.iterdir():
+            originals = lib / "originals"
+            if originals.is_dir():
+                for shard in originals.iterdir():
+                    if not shard.is_dir():
+                        continue
+                    for entry in shard.iterdir():
+                        asset_id = _asset_id(entry.name.split(".", 1)[0])
+                        if asset_id is not None and entry.is_file():
+                            found.append((asset_id, entry.relative_to(self.root).as_posix(), True))
+            derived = lib / "derived"
+            if derived.is_dir():
+                for entry in derived.iterdir():
+                    asset_id = _asset_id(entry.name)
+                    if asset_id is not None and entry.is_dir():
+                        found.append((asset_id, entry.relative_to(self.root).as_posix(), False))
+        return found
+
+
+def _asset_id(name: str) -> uuid.UUID | None:
+    if len(name) != 32:
+        return None
+    try:
+        return uuid.UUID(hex=name)
+    except ValueError:
+        return None
