@@ -233,3 +233,25 @@ def test_an_unexpected_error_is_logged_and_answers_a_generic_500():
         assert r.status_code == 500 and r.json()[key] == "Internal server error", r.text
         assert "secret internals" not in r.text
         assert any("unhandled error on GET /boom" in rec.getMessage() and rec.exc_info for rec in collect.records)
+
+
+# --- found by tests/test_fuzz.py -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("library_id", [True, 7, ["lib_x"], {"a": 1}])
+def test_native_id_of_the_wrong_type_is_not_found(server, account, library_id):
+    with account.http() as http:
+        r = http.post("/api/people", json={"name": "Dee", "library_id": library_id})
+        assert r.status_code == 404 and r.json() == {"detail": "Library not found"}, r.text
+
+
+@pytest.mark.parametrize("field,value", [("email", -1), ("name", 2**64), ("password", -1), ("storageLabel", 1.5),
+                                         ("isAdmin", "yes"), ("avatarColor", {})])
+def test_immich_admin_user_update_with_a_wrong_type_is_400(server, account, field, value):
+    from app.db import engine as db
+    from tests.conftest import run
+
+    run(db.execute("UPDATE users SET is_admin = true WHERE id = $1", account.user_id))
+    with _immich(server, account) as http:
+        _immich_400(http.put(f"/api/admin/users/{account.user_id}", json={field: value}), field)
+        assert http.get("/api/users/me").json()["email"] == account.email
