@@ -49,21 +49,40 @@ def test_nul_in_an_immich_upload_filename_is_400(server, account):
     with _immich(server, account) as http:
         before = http.get("/api/assets/statistics").json()["total"]
         staged = set((server.data_dir / "tmp").iterdir())
-        # httpx would escape a NUL in a file name (%00); a client that does not sends it raw.
-        boundary = "fuzzboundary"
-        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-                 for k, v in FIELDS.items()]
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="assetData"; filename="a\x00b.png"\r\n'
-                     "Content-Type: image/png\r\n\r\n".encode() + png_bytes(4101) + f"\r\n--{boundary}--\r\n".encode())
-        r = http.post("/api/assets", content=b"".join(parts),
-                      headers={"content-type": f"multipart/form-data; boundary={boundary}"})
-        _immich_400(r, "assetData filename")
+        body, headers = _raw_form(FIELDS, "assetData", "a\x00b.png", png_bytes(4101))
+        _immich_400(http.post("/api/assets", content=body, headers=headers), "assetData filename")
         r = http.post("/api/assets", files={"assetData": ("ok.png", png_bytes(4102), "image/png")},
                       data={**FIELDS, "filename": "x\x00.png"})
         _immich_400(r, "filename")
         assert http.get("/api/assets/statistics").json()["total"] == before
         # The staged upload was removed, not left in DATA_DIR/tmp.
         assert set((server.data_dir / "tmp").iterdir()) <= staged
+
+
+def _raw_form(fields: dict, file_field: str, filename: str, data: bytes) -> tuple[bytes, dict]:
+    """A multipart body written by hand: httpx would escape a NUL in a file name (%00), not every client does."""
+    boundary = "fuzzboundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+             for k, v in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{filename}"\r\n'
+                 "Content-Type: image/png\r\n\r\n".encode() + data + f"\r\n--{boundary}--\r\n".encode())
+    return b"".join(parts), {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+NATIVE_FIELDS = {"device_asset_id": "d1", "device_id": "pytest", "file_created_at": "2024-01-01T00:00:00Z",
+                 "file_modified_at": "2024-01-01T00:00:00Z"}
+
+
+def test_nul_in_a_native_upload_or_search_form_is_422_naming_the_field(server, account):
+    with account.http() as http:
+        body, headers = _raw_form(NATIVE_FIELDS, "asset_data", "a\x00b.png", png_bytes(4120))
+        _native_422(http.post("/api/assets", content=body, headers=headers), "asset_data filename")
+        body, headers = _raw_form({**NATIVE_FIELDS, "device_id": "p\x00"}, "asset_data", "ok.png", png_bytes(4121))
+        _native_422(http.post("/api/assets", content=body, headers=headers), "device_id")
+        assert http.get("/api/assets").json()["data"] == []
+        r = http.post("/api/search", files={"image": ("q.png", png_bytes(4122), "image/png")},
+                      data={"query": "x", "library_id": "lib\x00"})
+        _native_422(r, "library_id")
 
 
 def test_nul_in_an_immich_album_name_or_description_is_400(server, account):

@@ -71,11 +71,12 @@ def reject_nul(value: str | None, field: str) -> str | None:
     return value
 
 
-def reject_nul_form(fields: dict[str, str], filenames: dict[str, str]) -> None:
-    """A multipart form's text fields and file names, checked like JSON strings."""
-    for name, value in fields.items():
+def reject_nul_form(fields: dict[str, str] | dict[str, list[str]], filenames: dict[str, str]) -> None:
+    """A multipart form's text fields (one value or all of them) and file names, checked like JSON strings."""
+    for name, values in fields.items():
         reject_nul(name, "form field name")
-        reject_nul(value, name)
+        for value in values if isinstance(values, list) else [values]:
+            reject_nul(value, name)
     for name, filename in filenames.items():
         reject_nul(filename, f"{name} filename")
 

@@ -48,7 +48,7 @@ async def upload_asset(request: Request, auth: ImmichAuth, shared: Shared) -> Re
         request.stream(), request.headers.get("content-type"), ("assetData", "sidecarData"), shared.store
     )
     try:
-        reject_nul_form(form.fields, {name: received.filename for name, received in form.files.items()})
+        reject_nul_form(form.lists, {name: received.filename for name, received in form.files.items()})
         asset_file = form.files.get("assetData")
         if asset_file is None:
             raise BadRequest("assetData is required")
