@@ -2,8 +2,8 @@
 
 Every route of both Litestar apps is enumerated from the apps themselves (so a new route is fuzzed
 without touching this file) and fed, with a valid admin session, malformed path parameters, query
-parameters and bodies: wrong types, NUL characters, huge strings and numbers, JSON nested 1,000
-levels deep, broken encodings. Any 5xx fails the test and prints the request that caused it.
+parameters, headers and bodies: wrong types, NUL characters, huge strings and numbers, JSON nested
+1,000 levels deep, broken encodings. Any 5xx fails the test and prints the request that caused it.
 
 The generator is a seeded `random.Random` per route, so a failure reproduces exactly; the case count
 per route is fixed, so the run is bounded. The server is this module's own (fuzzing changes state).
@@ -75,6 +75,14 @@ QUERY_VALUES = ["", "-1", "0", "99999999999999999999999", "1e999", "NaN",
 PLAUSIBLE_QUERY = {"exp": "4102444800", "sig": "AAAAAAAAAAAAAAAAAAAAAAAA", "timeBucket": "2024-01-01T00:00:00.000Z",
                    "type": "country", "size": "preview"}
 PATH_CASES = 4  # of PATH_VALUES, per route with path parameters
+# Request headers the handlers read (ranges and validators for media, Immich's checksum, content types).
+HEADER_CASES = [
+    {"range": "bytes=a-b"}, {"range": "bytes=99999999999999999999-"}, {"range": "bytes=5-1,0-0"}, {"range": "bytes=-0"},
+    {"range": "items=0-1"}, {"if-none-match": '"x", *, W/'}, {"if-modified-since": "not a date"},
+    {"if-range": "Mon, 99 Foo 2024"}, {"x-immich-checksum": "!!!not-base64"}, {"x-immich-checksum": "a" * 5000},
+    {"accept": "*/*;q=abc"}, {"content-type": "application/json; charset=ebcdic"},
+    {"content-type": "application/x-www-form-urlencoded"}, {"content-type": "multipart/form-data"},
+]
 
 # Routes that end the credential they are called with: fuzzed last, each with a fresh throwaway session.
 SESSION_ENDING = {("immich", "POST", "/api/auth/logout"), ("immich", "POST", "/api/auth/change-password"),
@@ -365,6 +373,8 @@ def _requests(world: World, op: Op) -> list[tuple[str, str, typing.Any]]:
         cases += [(_path(rng, world, op, None), _query(rng, op, [name], values), None) for name in names]
     if len(names) > 1:  # all at once, one of them twice
         cases.append((_path(rng, world, op, None), _query(rng, op, names + [rng.choice(names)]), None))
+    for extra in rng.sample(HEADER_CASES, 3):
+        cases.append((_path(rng, world, op, None), _query(rng, op, []), ("headers", extra)))
     if op.multipart:
         cases += [(_path(rng, world, op, None), "", form) for form in _multipart(rng, op)]
         cases.append((_path(rng, world, op, None), "", ("raw", _raw_multipart(op))))
@@ -375,6 +385,9 @@ def _requests(world: World, op: Op) -> list[tuple[str, str, typing.Any]]:
 
 def _send(client: httpx.Client, headers: dict, op: Op, path: str, query: str, payload):
     url = path + (f"?{query}" if query else "")
+    if isinstance(payload, tuple) and payload[0] == "headers":  # a plausible body, hostile headers
+        content = b"{}" if op.method != "GET" and not op.multipart else None
+        return client.request(op.method, url, headers={**headers, **payload[1]}, content=content)
     if isinstance(payload, tuple) and payload[0] == "raw":
         return client.request(op.method, url, content=payload[1],
                               headers={**headers, "content-type": "multipart/form-data; boundary=b0undary"})
