@@ -1,9 +1,10 @@
-"""What every JSON body must satisfy before a route sees it, on both apps.
+"""Input limits both apps apply before a handler sees the input.
 
-Two kinds of input used to reach a 500 from any route that takes a body:
+Three kinds of input used to reach a 500 from any route that takes them:
 - JSON nested deeper than the interpreter's recursion limit: the decoder raises RecursionError;
   nested a little less, later code that walks the value (conversion, rendering) does.
-- U+0000 in a string: Postgres `text` cannot hold it, so the insert fails deep in the domain.
+- U+0000 in a JSON string or key, or in a multipart field or file name: Postgres `text` cannot hold
+  it, so the insert fails deep in the domain.
 - U+0000 in the URL (a path segment or query parameter, written %00), for the same reason.
 All are refused here, once, as a validation error naming the field; each app renders that in its
 own error shape (native 422 `{"detail": [...]}`, Immich 400 `{"message", "errors"}`).
@@ -18,8 +19,8 @@ from litestar import Request
 from litestar.exceptions import ValidationException
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-# No body of either API nests more than a few levels (Immich's sync acks and preferences are the
-# deepest, at 4); 32 leaves room and stays far below the decoder's recursion limit.
+# No body of either API nests more than a few levels (Immich's face reassignment, {"data": [{...}]},
+# is three); 32 leaves room and stays far below the decoder's recursion limit.
 MAX_JSON_DEPTH = 32
 
 
@@ -96,9 +97,9 @@ class CheckedRequest(Request):
 
 
 def reject_nul_in_url(app: ASGIApp) -> ASGIApp:
-    """Middleware: a %00 in the path or query string is refused before routing to a handler.
+    """Middleware: a %00 in the path or query string is refused before the handler runs.
 
-    It only looks at the URL, so it runs before authentication without reading any body.
+    It only looks at the URL (no body is read), so it costs nothing ahead of authentication.
     """
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
