@@ -6,6 +6,7 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from app.api.state import Shared
+from app.api.body_limits import CheckedRequest, reject_nul_in_url
 from compat.auth import check_route_access, provide_auth
 from compat.errors import EXCEPTION_HANDLERS
 from compat.routes import accounts
@@ -125,6 +126,8 @@ def create_immich_app(shared: Shared) -> Litestar:
         # Every route's declared action (and admin flag) is checked here, before the body is read.
         guards=[check_route_access],
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=CheckedRequest,  # JSON depth and NUL limits, before any route sees a body
+        middleware=[reject_nul_in_url],
         lifespan=[live.lifespan],
         openapi_config=None,
         debug=False,

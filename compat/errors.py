@@ -7,6 +7,7 @@ import re
 import uuid
 from functools import lru_cache
 
+import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException, ValidationException
 
@@ -61,6 +62,16 @@ def _http(request: Request, exc: HTTPException) -> Response:
     return immich_error(exc.status_code, exc.detail)
 
 
+def _database(request: Request, exc: asyncpg.PostgresError) -> Response:
+    # A backstop: input is checked before it reaches SQL (app/api/body_limits.py), but text the
+    # database cannot store is still the caller's fault, never a 500.
+    if isinstance(exc, (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)):
+        return immich_error(409, "A concurrent change got in the way; retry")
+    if isinstance(exc, (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)):
+        return immich_error(400, "Text must not contain NUL (U+0000) characters")
+    return _unexpected(request, exc)
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return immich_error(500, "Internal server error")
@@ -70,5 +81,6 @@ EXCEPTION_HANDLERS = {
     DomainError: _domain,
     ValidationException: _validation,
     HTTPException: _http,
+    asyncpg.PostgresError: _database,
     Exception: _unexpected,
 }

@@ -6,6 +6,7 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from app.api.auth import check_route_access, provide_principal
+from app.api.body_limits import CheckedRequest, reject_nul_in_url
 from app.api.errors import EXCEPTION_HANDLERS
 from app.api.routes.albums import AlbumAssetController, AlbumController
 from app.api.routes.api_keys import ApiKeyController
@@ -51,6 +52,8 @@ def create_native_app(shared: Shared, *, lifespan: list | None = None) -> Litest
         # Every route's declared action (and admin flag) is checked here, before the body is read.
         guards=[check_route_access],
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=CheckedRequest,  # JSON depth and NUL limits, before any route sees a body
+        middleware=[reject_nul_in_url],
         lifespan=lifespan or [],
         openapi_config=None,
         debug=False,

@@ -47,7 +47,7 @@ def encode(prefix: str, value: uuid.UUID) -> str:
 
 def try_decode(prefix: str, value: str) -> uuid.UUID | None:
     head = prefix + "_"
-    if not value.startswith(head):
+    if not isinstance(value, str) or not value.startswith(head):  # ids from JSON bodies may be any type
         return None
     suffix = value[len(head) :]
     if len(suffix) != _SUFFIX_LEN or not set(suffix) <= _ALPHABET:

@@ -124,16 +124,23 @@ def _decode(values: list[str]) -> list[uuid.UUID]:
     return out
 
 
-async def _join(conn, stack: asyncpg.Record, asset_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
-    """Point assets at `stack`, folding in old stacks whose pinned cover moves, then tidy the old ones."""
+async def _lock_members(conn, library_id: uuid.UUID, asset_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
+    """The assets, locked; any id that is not an asset of this library (unknown, another user's,
+    another library's) is the same 404, so the answer never tells which ids exist."""
     rows = await conn.fetch(
         "SELECT * FROM assets WHERE id = ANY($1::uuid[]) AND library_id = $2 ORDER BY id FOR UPDATE",
-        asset_ids, stack["library_id"],
+        asset_ids, library_id,
     )
     if len(rows) != len(asset_ids):
         found = {r["id"] for r in rows}
         missing = next(i for i in asset_ids if i not in found)
         raise NotFound(f"Asset {ids.encode(ids.ASSET, missing)} not found")
+    return rows
+
+
+async def _join(conn, stack: asyncpg.Record, asset_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
+    """Point assets at `stack`, folding in old stacks whose pinned cover moves, then tidy the old ones."""
+    rows = await _lock_members(conn, stack["library_id"], asset_ids)
     moving = {r["id"] for r in rows if r["stack_id"] != stack["id"]}
     old_stacks = {r["stack_id"] for r in rows if r["stack_id"] not in (None, stack["id"])}
     for old in list(old_stacks):
@@ -165,6 +172,9 @@ async def create_stack(
             raise Invalid("primary_asset_id must be one of asset_ids", loc=("body", "primary_asset_id"))
     async with db.transaction() as conn:
         await conn.execute("SELECT 1 FROM libraries WHERE id = $1 FOR UPDATE", library)
+        # Before the insert: an unknown primary would otherwise fail its foreign key (a 500), while
+        # another user's asset answered 404, telling the caller which ids exist.
+        await _lock_members(conn, library, members)
         stack = await conn.fetchrow(
             "INSERT INTO stacks (library_id, owner_id, origin, primary_asset_id) VALUES ($1, $2, 'user', $3)"
             " RETURNING *",

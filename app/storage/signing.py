@@ -32,6 +32,8 @@ class UrlSigner:
     def verify(self, asset_id: uuid.UUID, variant: str, expires: int, signature: str, state: str = "") -> bool:
         if expires < time.time():
             return False
+        if not signature.isascii():  # compare_digest raises on non-ASCII text; no real signature has any
+            return False
         return hmac.compare_digest(self._mac(asset_id, variant, expires, state), signature)
 
 

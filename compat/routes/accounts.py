@@ -125,6 +125,12 @@ async def admin_get_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminRespon
 
 @put("/api/admin/users/{user_id:str}", action=access.WRITE, admin=True)
 async def admin_update_user(auth: ImmichAuth, user_id: str, data: dict[str, Any]) -> dtos.UserAdminResponseDto:
+    from app.domain.errors import BadRequest
+
+    try:  # the domain takes the fields as sent (which are present matters), so their types are checked here
+        msgspec.convert(data, dtos.UserAdminUpdateDto)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(str(exc)) from None
     return mapping.user_admin(await users.admin_update_user(auth.principal, mapping.parse_uuid(user_id), data))
 
 

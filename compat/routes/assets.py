@@ -9,6 +9,7 @@ import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.response import Response
 
+from app.api.body_limits import reject_nul_form
 from app.api.state import Shared
 from app.domain import access, assets, ids, ingest, quotas
 from app.domain.datetimes import parse_iso
@@ -59,6 +60,7 @@ async def upload_asset(request: Request, auth: ImmichAuth, shared: Shared) -> Re
         refused.headers["connection"] = "close"
         return refused
     try:
+        reject_nul_form(form.lists, {name: received.filename for name, received in form.files.items()})
         asset_file = form.files.get("assetData")
         if asset_file is None:
             raise BadRequest("assetData is required")
@@ -150,10 +152,16 @@ async def get_asset(auth: ImmichAuth, asset_id: str) -> dtos.AssetResponseDto:
 def _change(data: dict) -> dict:
     """Immich's asset fields as the domain's change (favorite is a 5 rating)."""
     change: dict = {}
+    # The body is a plain dict (unknown fields pass through), so types are checked here, before the
+    # comparisons below: a string or object rating used to raise TypeError, a 500.
     if "isFavorite" in data:
+        if not isinstance(data["isFavorite"], bool):
+            raise BadRequest("isFavorite must be a boolean")
         change["rating"] = 5 if data["isFavorite"] else None
     if "rating" in data:
         rating = data["rating"]
+        if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int)):
+            raise BadRequest("rating must be an integer from -1 to 5, or null")
         change["rating"] = None if rating is None or rating < 0 else rating
     if "description" in data:
         change["description"] = data["description"]

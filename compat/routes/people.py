@@ -36,8 +36,11 @@ def _change(data: dict) -> dict:
     """Immich person fields as the domain's change."""
     change: dict[str, Any] = {}
     if "name" in data:
+        name = data["name"]
+        if name is not None and not isinstance(name, str):  # the body is a plain dict: check before .strip()
+            raise BadRequest("name must be a string")
         # Immich clears a name with "".
-        change["name"] = data["name"] if data["name"] and data["name"].strip() else None
+        change["name"] = name if name and name.strip() else None
     if "birthDate" in data:
         change["birth_date"] = data["birthDate"]
     for immich, native in (("isHidden", "is_hidden"), ("isFavorite", "is_favorite"), ("color", "color")):

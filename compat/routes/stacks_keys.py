@@ -7,7 +7,7 @@ import msgspec
 from litestar import delete, get, post, put
 
 from app.domain import access, api_keys, assets, ids, stacks
-from app.domain.errors import BadRequest
+from app.domain.errors import BadRequest, NotFound
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
 from compat.routes.api_keys import _PERMISSIONS
@@ -31,8 +31,12 @@ class _StackCreate(msgspec.Struct):
 async def create_stack(auth: ImmichAuth, data: _StackCreate) -> dtos.StackResponseDto:
     library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
     members = [ids.encode(ids.ASSET, mapping.parse_uuid(a)) for a in data.assetIds]
-    # Immich makes the first asset the primary one.
-    row = await stacks.create_stack(auth.principal, library, members, members[0] if members else None)
+    try:
+        # Immich makes the first asset the primary one.
+        row = await stacks.create_stack(auth.principal, library, members, members[0] if members else None)
+    except NotFound:
+        # Immich checks asset.update access on every id first: unknown and foreign ids both get this 400.
+        raise BadRequest("Not found or no asset.update access") from None
     return await _stack_dto(row)
 
 
@@ -111,7 +115,6 @@ async def get_key(auth: ImmichAuth, key_id: str) -> dtos.ApiKeyResponseDto:
     for row in await api_keys.list_keys(auth.principal):
         if row["id"] == wanted and row["is_active"]:
             return _key_dto(row)
-    from app.domain.errors import NotFound
 
     raise NotFound("API key not found")
 

@@ -5,6 +5,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import Parameter
 from litestar.response import Response
 
+from app.api.body_limits import reject_nul_form
 from app.api.errors import domain_error
 from app.api.params import asset_filter, base_url, check_includes, list_param, optional_datetime, query_values
 from app.api.schemas import (
@@ -107,6 +108,7 @@ class AssetController(Controller):
             refused.headers["connection"] = "close"
             return refused
         try:
+            reject_nul_form(form.lists, {name: received.filename for name, received in form.files.items()})
             asset_file = form.files.get("asset_data")
             if asset_file is None:
                 raise Invalid("Field required: asset_data (a file part)", loc=("body", "asset_data"))

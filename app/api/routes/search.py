@@ -1,5 +1,6 @@
 from litestar import Request, get, post
 
+from app.api.body_limits import reject_nul_form
 from app.api.params import (
     Values,
     asset_filter,
@@ -50,6 +51,7 @@ async def search_post(request: Request, principal: Principal, shared: Shared) ->
     form = await receive_multipart(request.stream(), request.headers.get("content-type"), ("image",), shared.store,
                                    idle_timeout=shared.settings.upload_idle_timeout_seconds)
     try:
+        reject_nul_form(form.lists, {name: received.filename for name, received in form.files.items()})
         return await _search(request, principal, shared, form_values(form.lists), image="image" in form.files)
     finally:
         form.discard()
