@@ -226,7 +226,7 @@ def test_an_unexpected_error_is_logged_and_answers_a_generic_500():
     from app.settings import load_settings
     from compat.app import create_immich_app
 
-    @get("/boom", sync_to_thread=False)
+    @get("/boom", sync_to_thread=False, public=True)
     def boom() -> None:
         raise RuntimeError("secret internals")
 
