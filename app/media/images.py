@@ -7,14 +7,18 @@ rawpy (LibRaw) for DNG and camera RAW. Video poster frames arrive as RGB arrays.
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyvips
-import thumbhash
+
+from app.media.placeholder import MAX_SIDE as THUMBHASH_SIDE, rgba_to_thumbhash
+
+log = logging.getLogger(__name__)
 
 THUMBNAIL_SHORT_SIDE = 250
 PREVIEW_SHORT_SIDE = 1440
@@ -42,9 +46,10 @@ class Rendition:
 @dataclass
 class Rendered:
     renditions: list[Rendition]
-    thumbhash: bytes
+    thumbhash: bytes | None  # None when it could not be computed (see warnings)
     width: int  # display space
     height: int
+    warnings: list[str] = field(default_factory=list)  # what was skipped, and why
 
 
 def needs_fullsize(mime: str) -> bool:
@@ -147,15 +152,16 @@ def _flatten(image: pyvips.Image) -> pyvips.Image:
 
 
 def _thumbhash(image: pyvips.Image) -> bytes:
-    # The encoder keeps only a few low frequencies, so a 48 px input gives the same
-    # blurred preview as 100 px at a fifth of the (pure-Python, GIL-holding) cost.
-    small = image.thumbnail_image(48, height=48)
+    # The size the reference encoder is made for; the numpy encoder takes a few ms at it.
+    small = image.thumbnail_image(THUMBHASH_SIDE, height=THUMBHASH_SIDE)
+    if small.bands <= 2:  # grey or grey + alpha: the encoder wants RGBA
+        grey = small[0]
+        small = grey.bandjoin([grey, grey] + ([small[1]] if small.bands == 2 else []))
     if not small.hasalpha():
         small = small.bandjoin(255)
-    if small.bands == 2:  # grey + alpha
-        small = small[0].bandjoin([small[0], small[0], small[1]])
-    data = small.write_to_memory()
-    return bytes(thumbhash.rgba_to_thumb_hash(small.width, small.height, list(bytes(data))))
+    small = small[:4].cast("uchar")  # straight (not premultiplied) alpha, as ThumbHash expects
+    pixels = np.ndarray(buffer=small.write_to_memory(), dtype=np.uint8, shape=(small.height, small.width, 4))
+    return rgba_to_thumbhash(pixels)
 
 
 def _encode(base: pyvips.Image, with_fullsize: bool) -> Rendered:
@@ -172,7 +178,14 @@ def _encode(base: pyvips.Image, with_fullsize: bool) -> Rendered:
     thumb = _shrink(preview, THUMBNAIL_SHORT_SIDE)
     renditions.append(Rendition("thumbnail", thumb.webpsave_buffer(Q=QUALITY, strip=True), "image/webp",
                                 thumb.width, thumb.height))
-    return Rendered(renditions, _thumbhash(thumb), base.width, base.height)
+    warnings = []
+    try:
+        placeholder = _thumbhash(thumb)
+    except Exception as exc:  # optional: losing it must not lose the renditions made above
+        log.warning("no thumbhash: %s", exc, exc_info=True)
+        placeholder = None
+        warnings.append(f"thumbhash skipped: {type(exc).__name__}: {exc}"[:300])
+    return Rendered(renditions, placeholder, base.width, base.height, warnings)
 
 
 def header_size(path: Path, mime: str) -> tuple[int, int] | None:
