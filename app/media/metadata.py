@@ -7,6 +7,7 @@ guessing when a value is missing or malformed.
 from __future__ import annotations
 
 import re
+from xml.parsers import expat
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from fractions import Fraction
@@ -185,14 +186,48 @@ def _read_tags(source: Path | bytes) -> dict[str, Any]:
         image.close()
 
 
+class RefusedSidecar(Exception):
+    """The sidecar is not XMP this server will read; the file's own tags still count."""
+
+
+def _refuse_dtd(*_args: Any) -> None:
+    raise RefusedSidecar("it declares a DTD (XML entities are refused: XMP has no use for them)")
+
+
+def _check_xml(data: bytes) -> None:
+    """Well-formed XML with no DOCTYPE, checked with expat before exiv2 sees it.
+
+    A DTD is how entity bombs ("billion laughs") and external entities get in, and XMP
+    never needs one, so the parse stops at the declaration, before anything expands.
+    """
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = _refuse_dtd
+    parser.EntityDeclHandler = _refuse_dtd
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as exc:
+        raise RefusedSidecar(f"invalid XML: {expat.ErrorString(exc.code)} at line {exc.lineno}, "
+                             f"column {exc.offset}") from exc
+
+
 def read_sidecar(data: bytes) -> dict[str, Any]:
-    """An XMP sidecar's tags. Sidecars from some tools are UTF-16 with a BOM: normalise to UTF-8."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        data = data.decode("utf-16").encode("utf-8")
-    elif data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+    """An XMP sidecar's tags; RefusedSidecar (with the reason) when it cannot be read.
+
+    Sidecars from some tools are UTF-16 with a BOM: normalise to UTF-8.
+    """
+    try:
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            data = data.decode("utf-16").encode("utf-8")
+        elif data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+    except UnicodeDecodeError as exc:
+        raise RefusedSidecar(f"not valid UTF-16 text ({exc.reason})") from exc
     data = re.sub(rb'encoding="UTF-16(LE|BE)?"', b'encoding="UTF-8"', data, flags=re.I)
-    return _read_tags(data)
+    _check_xml(data)
+    try:
+        return _read_tags(data)
+    except (RuntimeError, UnicodeDecodeError) as exc:  # exiv2 does not take it for XMP
+        raise RefusedSidecar(f"exiv2 cannot read it as XMP ({str(exc).strip()[:200]})") from exc
 
 
 def read_tags(path: Path) -> dict[str, Any]:
