@@ -162,8 +162,9 @@ async def run_metadata(
         extracted = None
     if extracted is not None:
         await _save_metadata(asset, extracted)
-        await tasks.finish(task_id, ok=True, result=f"capture time from {extracted.meta.original.source}"
-                           if extracted.meta.original else "no capture time in the file")
+        result = (f"capture time from {extracted.meta.original.source}" if extracted.meta.original
+                  else "no capture time in the file")
+        await tasks.finish(task_id, ok=True, result="; ".join([result, *extracted.warnings]))  # e.g. a refused sidecar
     # Pixels may still be readable when the tags were not: the chain goes on either way.
     if chain:
         await _next_step(queue, asset)
@@ -254,7 +255,7 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
 
         # Before this task ends, so whoever waits for an asset's tasks waits for this one too.
         await recognition.start_detection(queue, asset)
-    await tasks.finish(task_id, ok=True, result=", ".join(r.kind for r, _ in written))
+    await tasks.finish(task_id, ok=True, result="; ".join([", ".join(r.kind for r, _ in written), *rendered.warnings]))
     return "ok"
 
 
