@@ -1,0 +1,217 @@
+"""Poison files: inputs that used to break the media pipeline (issue #11, findings 10-11) and
+the decoding limits. Unit tests call app/media directly; pipeline tests upload over real HTTP
+to the `server` fixture and read the tasks' records."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import pyvips
+from PIL import Image
+
+from app.media import images
+from app.media.extract import extract
+from app.media.metadata import RefusedSidecar, read_sidecar
+from app.media.placeholder import rgba_to_thumbhash
+from tests.helpers import wait_processed
+from tests.media import SHARED_ASSETS
+
+needs_assets = pytest.mark.skipif(not SHARED_ASSETS.exists(), reason="shared test assets are not present")
+GPS_JPEG = SHARED_ASSETS / "metadata/dates/datetimeoriginal-gps.jpg"  # EXIF 2025-12-01 11:30, GPS 39 N 108 W
+
+
+def _post(account, name: str, data: bytes, sidecar: bytes | None = None, mime: str = "application/octet-stream"):
+    """The native upload with the optional `sidecar_data` part (gumnut-sdk has no parameter for it)."""
+    files = {"asset_data": (name, data, mime)}
+    if sidecar is not None:
+        files["sidecar_data"] = (name + ".xmp", sidecar, "application/xml")
+    with account.http() as http:
+        r = http.post("/api/assets", files=files, data={
+            "device_asset_id": name, "device_id": "pytest",
+            "file_created_at": "2024-01-01T00:00:00Z", "file_modified_at": "2024-01-01T00:00:00Z"})
+    assert r.status_code == 201, r.text
+    asset_id = r.json()["id"]
+    found = {t.task_type: t for t in wait_processed(account, asset_id)}
+    with account.http() as http:
+        body = http.get(f"/api/assets/{asset_id}").json()
+    return body, found
+
+
+# --- finding 10: transparency and the thumbhash ----------------------------------------------
+
+
+def _grid(w: int, h: int):
+    y, x = np.mgrid[0:h, 0:w]
+    return x, y
+
+
+def _vector_images() -> dict[str, np.ndarray]:
+    out = {}
+    x, y = _grid(32, 24)
+    out["opaque_gradient"] = np.stack([(x * 8) % 256, (y * 10) % 256, (x * y) % 256, np.full_like(x, 255)], -1)
+    x, y = _grid(40, 30)
+    out["varying_alpha"] = np.stack([(x * 6) % 256, (y * 8) % 256, ((x + y) * 5) % 256, (x * 6 + y * 3) % 256], -1)
+    x, y = _grid(50, 50)
+    inside = (x - 25) ** 2 + (y - 25) ** 2 < 400
+    out["opaque_disc"] = np.stack([np.full_like(x, 200), np.full_like(x, 40), np.full_like(x, 90),
+                                   np.where(inside, 255, 0)], -1)
+    x, y = _grid(30, 45)
+    out["grey_alpha"] = np.stack([y * 5, y * 5, y * 5, (x * 8) % 256], -1)
+    x, y = _grid(100, 7)
+    out["wide_half_clear"] = np.stack([(x * 2 + y * y) % 256, (x * x + y * 17) % 256, (y * 30 + x) % 256,
+                                       np.where(x < 50, 255, (x * y) % 256)], -1)
+    out["all_clear"] = np.zeros((16, 16, 4), dtype=np.int64)
+    return {name: pixels.astype(np.uint8) for name, pixels in out.items()}
+
+
+# Produced by the reference encoder, rgbaToThumbHash from the npm package thumbhash 0.1.1,
+# on exactly these pixels (node 20).
+REFERENCE_HASHES = {
+    "opaque_gradient": "db180e1d9a6076877088888688678887f3a40ff788",
+    "varying_alpha": "e216861490187089707da6778809dea16f07b075b275887707",
+    "opaque_disc": "db38830500372767888884f9b8078770700807588788808958",
+    "grey_alpha": "1b088e03003777b0787778000000000070778788887878",
+    "wide_half_clear": "5cc789298a3b507650878786cf0867788f759677866878",
+    "all_clear": "00088205000000000000000000000000000000000000000000",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_HASHES))
+def test_thumbhash_matches_the_reference_encoder(name):
+    assert rgba_to_thumbhash(_vector_images()[name]).hex() == REFERENCE_HASHES[name]
+
+
+def _has_alpha(thumbhash: bytes) -> bool:
+    return bool(thumbhash[2] & 0x80)  # bit 23 of the 24-bit header
+
+
+def _alpha_dc(thumbhash: bytes) -> float:
+    return (thumbhash[5] & 15) / 15
+
+
+def _png(mode: str) -> bytes:
+    """A 120x80 PNG of the given mode whose left half is opaque and right half clear."""
+    x, y = _grid(120, 80)
+    opaque = x < 60
+    if mode == "RGBA":
+        pixels = np.stack([x * 2, y * 3, np.full_like(x, 90), np.where(opaque, 255, 0)], -1).astype(np.uint8)
+        image = Image.fromarray(pixels, "RGBA")
+    elif mode == "LA":
+        pixels = np.stack([y * 3, np.where(opaque, 255, 0)], -1).astype(np.uint8)
+        image = Image.fromarray(pixels, "LA")
+    else:  # "P" with a tRNS chunk: palette index 0 is fully transparent
+        index = np.where(opaque, 1 + (y % 4), 0).astype(np.uint8)
+        image = Image.fromarray(index, "P")
+        image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 0])
+        image.info["transparency"] = 0
+    out = io.BytesIO()
+    image.save(out, "PNG", transparency=0) if mode == "P" else image.save(out, "PNG")
+    data = out.getvalue()
+    assert Image.open(io.BytesIO(data)).mode == mode
+    if mode == "P":
+        assert b"tRNS" in data
+    return data
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_transparent_png_renders_with_an_alpha_thumbhash(tmp_path, mode):
+    path = tmp_path / f"{mode}.png"
+    path.write_bytes(_png(mode))
+    rendered = images.render_image(path, "image/png")
+    assert [r.kind for r in rendered.renditions] == ["preview", "thumbnail"]
+    assert rendered.warnings == []
+    assert _has_alpha(rendered.thumbhash)
+    assert abs(_alpha_dc(rendered.thumbhash) - 0.5) <= 1 / 15  # half the picture is clear
+    thumb = pyvips.Image.new_from_buffer(rendered.renditions[1].data, "")
+    assert thumb.hasalpha()  # the WebP thumbnail keeps the transparency
+
+
+def test_opaque_image_thumbhash_has_no_alpha(tmp_path):
+    path = tmp_path / "rgb.png"
+    Image.fromarray(_vector_images()["opaque_gradient"][:, :, :3], "RGB").save(path)
+    assert not _has_alpha(images.render_image(path, "image/png").thumbhash)
+
+
+def test_a_failing_thumbhash_keeps_the_renditions(tmp_path, monkeypatch):
+    """The thumbhash is optional: whatever makes it fail must not cost the thumbnail and preview."""
+    def broken(_image):
+        raise TypeError("type tuple doesn't define __round__ method")  # what thumbhash 0.1.2 raised
+
+    monkeypatch.setattr(images, "_thumbhash", broken)
+    path = tmp_path / "rgba.png"
+    path.write_bytes(_png("RGBA"))
+    rendered = images.render_image(path, "image/png")
+    assert [r.kind for r in rendered.renditions] == ["preview", "thumbnail"]
+    assert rendered.thumbhash is None
+    assert rendered.warnings == ["thumbhash skipped: TypeError: type tuple doesn't define __round__ method"]
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_transparent_png_upload_gets_variants_and_thumbhash(account, mode):
+    import base64
+
+    body, found = _post(account, f"clear-{mode}.png", _png(mode))
+    variants = found["thumbnail_generation"]
+    assert variants.status == "success", variants.error_message
+    assert "thumbnail" in variants.result and "skipped" not in variants.result
+    assert _has_alpha(base64.b64decode(body["thumbhash"]))
+    thumb = httpx.get(body["asset_urls"]["thumbnail"]["url"])
+    assert thumb.status_code == 200 and pyvips.Image.new_from_buffer(thumb.content, "").hasalpha()
+
+
+# --- finding 11: sidecars exiv2 refuses -------------------------------------------------------
+
+ENTITY_BOMB = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + b"".join(b'<!ENTITY lol%d "%s">' % (i, (b"&lol%s;" % (b"" if i == 1 else str(i - 1).encode())) * 10)
+               for i in range(1, 10))
+    + b']>\n<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"'
+    b' xmlns:exif="http://ns.adobe.com/exif/1.0/"><dc:title>&lol9;</dc:title>'
+    b"<exif:DateTimeOriginal>2001-01-01T00:00:00</exif:DateTimeOriginal>"
+    b"</rdf:Description></rdf:RDF></x:xmpmeta>"
+)
+MALFORMED_XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description rdf:about="" xmlns:exif="http://ns.adobe.com/exif/1.0/">'
+    b"<exif:DateTimeOriginal>2001-01-01T00:00:00</exif:DateTime></rdf:RDF>"
+)
+SIDECARS = {"entity-bomb": (ENTITY_BOMB, "declares a DTD"), "malformed": (MALFORMED_XMP, "invalid XML")}
+
+
+@pytest.mark.parametrize("case", sorted(SIDECARS))
+def test_refused_sidecar_says_why(case):
+    data, reason = SIDECARS[case]
+    with pytest.raises(RefusedSidecar, match=reason):
+        read_sidecar(data)
+
+
+@needs_assets
+@pytest.mark.parametrize("case", sorted(SIDECARS))
+def test_refused_sidecar_keeps_the_files_own_exif(case):
+    data, reason = SIDECARS[case]
+    ex = extract(GPS_JPEG, "image/jpeg", "image", data, None)
+    assert (ex.meta.latitude, ex.meta.longitude) == (39.0, -108.0)
+    assert ex.meta.original.source == "DateTimeOriginal" and ex.local_wall.isoformat() == "2025-12-01T11:30:00"
+    assert ex.timezone == "America/Denver"
+    assert len(ex.warnings) == 1 and ex.warnings[0].startswith("XMP sidecar skipped:") and reason in ex.warnings[0]
+
+
+@needs_assets
+@pytest.mark.parametrize("case", sorted(SIDECARS))
+def test_refused_sidecar_upload_keeps_exif_date_and_gps(account, case):
+    data, reason = SIDECARS[case]
+    body, found = _post(account, f"side-{case}.jpg", GPS_JPEG.read_bytes(), sidecar=data)
+    task = found["metadata_extract"]
+    assert task.status == "success", task.error_message
+    assert "capture time from DateTimeOriginal" in task.result
+    assert "XMP sidecar skipped" in task.result and reason in task.result
+    assert body["local_datetime"] == "2025-12-01T11:30:00-07:00"  # not the bomb's 2001
+    m = body["metadata"]
+    assert (m["latitude"], m["longitude"]) == (39.0, -108.0)
+    assert m["city"] == "Cedaredge"
+    assert found["thumbnail_generation"].status == "success"
