@@ -215,3 +215,158 @@ def test_refused_sidecar_upload_keeps_exif_date_and_gps(account, case):
     assert (m["latitude"], m["longitude"]) == (39.0, -108.0)
     assert m["city"] == "Cedaredge"
     assert found["thumbnail_generation"].status == "success"
+
+
+# --- decoding limits: the worst accepted file of each decoder stays under 1 GB of RSS ---------
+
+ROOT = Path(__file__).resolve().parents[1]
+ONE_GB = 1_000_000_000
+
+# Runs in a fresh interpreter, so its peak RSS is this one decode's (plus imports): the
+# worker's own code path (processing._render, with the worker's malloc arena limit).
+_CHILD = r"""
+import json, sys, time
+from pathlib import Path
+from app.media import memory
+memory.limit_arenas()  # as app/jobs/worker.py does
+from app.domain.processing import _render
+started = time.monotonic()
+try:
+    rendered = _render({"media_type": sys.argv[3], "mime_type": sys.argv[2]}, Path(sys.argv[1]))
+    out = {"kinds": [r.kind for r in rendered.renditions], "error": None}
+except Exception as exc:
+    out = {"kinds": [], "error": f"{type(exc).__name__}: {exc}"}
+out["seconds"] = time.monotonic() - started
+# VmHWM, not ru_maxrss: the kernel carries ru_maxrss over exec from the forking (pytest) process.
+status = Path("/proc/self/status").read_text()
+out["peak_bytes"] = int(next(l.split()[1] for l in status.splitlines() if l.startswith("VmHWM:"))) * 1024
+print(json.dumps(out))
+"""
+
+
+def _decode_in_subprocess(path: Path, mime: str, media_type: str = "image") -> dict:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-W", "ignore", "-c", _CHILD, str(path), mime, media_type], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _size(pixels: int) -> tuple[int, int]:
+    """A 4:3 width x height with at most `pixels` pixels, as close to it as whole rows allow."""
+    width = int((pixels * 4 / 3) ** 0.5)
+    return width, pixels // width
+
+
+def _pattern(width: int, height: int, bands: int, fmt: str = "uchar", flat: bool = False) -> pyvips.Image:
+    """Cheap non-uniform pixels (a flat image would flatter the decoders' working memory),
+    or a flat grey where only the header matters (much faster to encode)."""
+    if flat:
+        image = pyvips.Image.black(width, height, bands=bands) + 90
+    else:
+        xy = pyvips.Image.xyz(width, height)
+        planes = [((xy[0] * (3 + b) + xy[1] * (5 + 2 * b)) % 251) for b in range(bands)]
+        image = planes[0].bandjoin(planes[1:]) if bands > 1 else planes[0]
+    if fmt == "ushort":
+        return (image * 256).cast("ushort").copy(interpretation="rgb16" if bands >= 3 else "grey16")
+    return image.cast("uchar").copy(interpretation="srgb" if bands >= 3 else "b-w")
+
+
+def _write_mjpeg_mov(path: Path, width: int, height: int, flat: bool = False) -> None:
+    """A one-frame Motion-JPEG QuickTime: a video stream at any size, made without a video encoder."""
+    import av
+
+    jpeg = _pattern(width, height, 3, flat=flat).jpegsave_buffer(Q=50, subsample_mode="on")
+    with av.open(io.BytesIO(jpeg), format="jpeg_pipe") as src, av.open(str(path), "w", format="mov") as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.size == 0:
+                continue
+            packet.stream, packet.pts, packet.dts = stream, 0, 0
+            dst.mux(packet)
+
+
+def _write(kind: str, path: Path, width: int, height: int, flat: bool = False) -> None:
+    if kind == "jpeg":
+        _pattern(width, height, 3, flat=flat).jpegsave(str(path), Q=60)
+    elif kind == "png":
+        _pattern(width, height, 3, flat=flat).pngsave(str(path), compression=1)
+    elif kind == "png-interlaced-rgba8":
+        _pattern(width, height, 4, flat=flat).pngsave(str(path), compression=1, interlace=True)
+    elif kind == "png-interlaced-rgba16":
+        _pattern(width, height, 4, "ushort", flat=flat).pngsave(str(path), compression=1, interlace=True)
+    elif kind == "gif":
+        _pattern(width, height, 1, flat=flat).gifsave(str(path), effort=1)
+    elif kind == "tiff":
+        _pattern(width, height, 3, flat=flat).tiffsave(str(path), compression="deflate", tile=True)
+    elif kind == "avif-rgba":
+        _pattern(width, height, 4, flat=flat).heifsave(str(path), compression="av1", Q=30, effort=0)
+    elif kind == "heic":
+        import pillow_heif
+
+        pixels = np.ndarray(buffer=_pattern(width, height, 3, flat=flat).write_to_memory(), dtype=np.uint8,
+                            shape=(height, width, 3))
+        heif = pillow_heif.from_bytes(mode="RGB", size=(width, height), data=pixels.tobytes())
+        heif.save(str(path), quality=30, enc_params={"preset": "ultrafast"})
+    elif kind == "jxl":
+        import pillow_jxl  # noqa: F401
+
+        pixels = np.ndarray(buffer=_pattern(width, height, 3, flat=flat).write_to_memory(), dtype=np.uint8,
+                            shape=(height, width, 3))
+        Image.fromarray(pixels, "RGB").save(path, "JXL", effort=1, quality=50)
+    elif kind == "mjpeg":
+        _write_mjpeg_mov(path, width, height, flat)
+    else:
+        raise AssertionError(kind)
+
+
+# kind -> (file name, mime, media type, the most pixels this path accepts). The whole-picture
+# paths' limits follow from MAX_DECODE_BYTES and the bytes per pixel app/media charges them.
+def _limits() -> dict[str, tuple[str, str, str, int]]:
+    cap, budget = images.MAX_PIXELS, images.MAX_DECODE_BYTES
+    return {
+        "jpeg": ("cap.jpg", "image/jpeg", "image", cap),  # shrinks while decoding
+        "png": ("cap.png", "image/png", "image", cap),  # streams rows
+        "png-interlaced-rgba8": ("cap-i8.png", "image/png", "image", budget // (2 * 4)),
+        "png-interlaced-rgba16": ("cap-i16.png", "image/png", "image", budget // (2 * 8)),
+        "gif": ("cap.gif", "image/gif", "image", budget // (2 * 4)),
+        "tiff": ("cap.tif", "image/tiff", "image", budget // (2 * 3)),  # + a full-size JPEG
+        "avif-rgba": ("cap.avif", "image/avif", "image", budget // (5 * 4)),  # Pillow's libavif
+        "heic": ("cap.heic", "image/heic", "image", budget // (4 * 3)),  # pillow-heif
+        "jxl": ("cap.jxl", "image/jxl", "image", budget // (5 * 4)),  # pillow-jxl
+        "mjpeg": ("cap.mov", "video/quicktime", "video", cap),  # poster frame via PyAV
+    }
+
+
+@pytest.mark.parametrize("kind", list(_limits()))
+def test_worst_accepted_image_decodes_under_1gb(tmp_path, kind):
+    name, mime, media_type, pixels = _limits()[kind]
+    width, height = _size(pixels)
+    path = tmp_path / name
+    _write(kind, path, width, height)
+    out = _decode_in_subprocess(path, mime, media_type)
+    assert out["error"] is None, out
+    assert "thumbnail" in out["kinds"] and "preview" in out["kinds"]
+    print(f"{kind} {width}x{height}: peak RSS {out['peak_bytes'] / 1e6:.0f} MB in {out['seconds']:.1f} s")
+    assert out["peak_bytes"] < ONE_GB, f"{kind} {width}x{height}: peak RSS {out['peak_bytes'] / 1e6:.0f} MB"
+
+
+# Over the limit by a few rows: refused from the header, before any pixel is decoded.
+OVER_LIMIT = ["png", "png-interlaced-rgba8", "gif", "tiff", "avif-rgba", "jxl", "mjpeg"]
+
+
+@pytest.mark.parametrize("kind", OVER_LIMIT)
+def test_image_over_the_limit_is_refused_from_its_header(tmp_path, kind):
+    name, mime, media_type, pixels = _limits()[kind]
+    width, height = _size(pixels)
+    path = tmp_path / name
+    _write(kind, path, width, height + 2, flat=True)
+    out = _decode_in_subprocess(path, mime, media_type)
+    assert out["error"] and out["error"].startswith("UndecodableImage:"), out
+    assert "decompression bomb" in out["error"]
+    assert out["seconds"] < 2.0, out
+    assert out["peak_bytes"] < 300_000_000, out
