@@ -370,3 +370,55 @@ def test_image_over_the_limit_is_refused_from_its_header(tmp_path, kind):
     assert "decompression bomb" in out["error"]
     assert out["seconds"] < 2.0, out
     assert out["peak_bytes"] < 300_000_000, out
+
+
+def test_over_cap_upload_is_refused_quickly_and_the_asset_and_original_stay(account, tmp_path):
+    width, height = _size(images.MAX_PIXELS)
+    path = tmp_path / "bomb.png"
+    _pattern(width, height + 2, 3, flat=True).pngsave(str(path), compression=9)
+    data = path.read_bytes()
+    assert len(data) < 2_000_000  # a small file that would decode to 600 MB
+    body, found = _post(account, "bomb.png", data, mime="image/png")
+    variants = found["thumbnail_generation"]
+    assert variants.status == "failure"
+    assert "decompression bomb" in variants.error_message and f"{width}x{height + 2}" in variants.error_message
+    import datetime as dt
+
+    took = dt.datetime.fromisoformat(str(variants.completed_at)) - dt.datetime.fromisoformat(str(variants.started_at))
+    assert took.total_seconds() < 5, took  # refused from the header, not after a decode
+    assert found["metadata_extract"].status == "success"
+    assert (body["width"], body["height"]) == (width, height + 2)  # from the header, no decode
+    original = httpx.get(body["asset_urls"]["original"]["url"])
+    assert original.status_code == 200 and original.content == data
+    with account.http() as http:
+        assert http.get(f"/api/assets/{body['id']}").status_code == 200
+
+
+# --- the JPEG XL header reader ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(1, 1), (8, 8), (9, 7), (64, 48), (300, 600), (513, 1024), (1200, 1000),
+                                  (4000, 2250), (12, 10), (3000, 1)])
+def test_jxl_size_from_the_header_matches_the_decoder(tmp_path, size):
+    import pillow_jxl  # noqa: F401
+
+    from app.media import jxl
+
+    path = tmp_path / "x.jxl"
+    Image.new("RGB", size, (10, 20, 30)).save(path, "JXL", effort=1)
+    assert path.read_bytes().startswith(b"\xff\x0a")
+    assert jxl.size(path) == size
+
+
+@needs_assets
+def test_jxl_size_in_a_container(tmp_path):
+    from app.media import jxl
+
+    path = SHARED_ASSETS / "formats/jxl/16bit-HDR-P3-nclx.jxl"
+    assert path.read_bytes()[4:8] == b"JXL "  # the ISOBMFF container, not a bare codestream
+    assert jxl.size(path) == (5667, 3685)
+    truncated = tmp_path / "cut.jxl"
+    truncated.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(ValueError):
+        jxl.size(truncated)
+    assert images.header_size(truncated, "image/jxl") is None
