@@ -290,6 +290,42 @@ def _write_mjpeg_mov(path: Path, width: int, height: int, flat: bool = False) ->
             dst.mux(packet)
 
 
+def _write_dng(path: Path, width: int, height: int) -> None:
+    """A minimal uncompressed 16-bit Bayer DNG that LibRaw reads. The pixels are a sparse run
+    of zeros: LibRaw's memory does not depend on them, and the file costs no disk or time."""
+    import struct
+
+    def field(tag, kind, values):
+        if kind == 2:  # ASCII
+            return tag, kind, len(values), values
+        fmt = {1: "B", 3: "H", 4: "I", 10: "i"}[kind]
+        count = len(values) // 2 if kind == 10 else len(values)
+        return tag, kind, count, struct.pack(f"<{len(values)}{fmt}", *values)
+
+    fields = [
+        field(254, 4, [0]), field(256, 4, [width]), field(257, 4, [height]), field(258, 3, [16]),
+        field(259, 3, [1]), field(262, 3, [32803]), field(271, 2, b"Poison\0"), field(272, 2, b"Bomb\0"),
+        field(273, 4, [0]), field(277, 3, [1]), field(278, 4, [height]), field(279, 4, [width * height * 2]),
+        field(33421, 3, [2, 2]), field(33422, 1, [0, 1, 1, 2]), field(50706, 1, [1, 4, 0, 0]),
+        field(50708, 2, b"Poison Bomb\0"), field(50721, 10, [1, 1, 0, 1, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1, 0, 1, 1, 1]),
+        field(50778, 3, [21]),
+    ]
+    cursor = 8 + 2 + 12 * len(fields) + 4  # out-of-line values follow the one IFD
+    blobs, offsets = b"", []
+    for _, _, _, data in fields:
+        offsets.append(cursor + len(blobs) if len(data) > 4 else None)
+        if len(data) > 4:
+            blobs += data + b"\0" * (len(data) % 2)
+    strip = (cursor + len(blobs) + 15) // 16 * 16
+    ifd = struct.pack("<H", len(fields))
+    for (tag, kind, count, data), offset in zip(fields, offsets):
+        data = struct.pack("<I", strip) if tag == 273 else data
+        ifd += struct.pack("<HHI", tag, kind, count) + (struct.pack("<I", offset) if offset else data.ljust(4, b"\0"))
+    with open(path, "wb") as f:
+        f.write((b"II*\0" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + blobs).ljust(strip, b"\0"))
+        f.truncate(strip + width * height * 2)
+
+
 def _write(kind: str, path: Path, width: int, height: int, flat: bool = False) -> None:
     if kind == "jpeg":
         _pattern(width, height, 3, flat=flat).jpegsave(str(path), Q=60)
@@ -320,6 +356,8 @@ def _write(kind: str, path: Path, width: int, height: int, flat: bool = False) -
         Image.fromarray(pixels, "RGB").save(path, "JXL", effort=1, quality=50)
     elif kind == "mjpeg":
         _write_mjpeg_mov(path, width, height, flat)
+    elif kind == "dng":
+        _write_dng(path, width, height)
     else:
         raise AssertionError(kind)
 
@@ -339,6 +377,7 @@ def _limits() -> dict[str, tuple[str, str, str, int]]:
         "heic": ("cap.heic", "image/heic", "image", budget // (4 * 3)),  # pillow-heif
         "jxl": ("cap.jxl", "image/jxl", "image", budget // (5 * 4)),  # pillow-jxl
         "mjpeg": ("cap.mov", "video/quicktime", "video", cap),  # poster frame via PyAV
+        "dng": ("cap.dng", "image/x-adobe-dng", "image", budget // 6),  # rawpy (LibRaw)
     }
 
 
@@ -356,7 +395,7 @@ def test_worst_accepted_image_decodes_under_1gb(tmp_path, kind):
 
 
 # Over the limit by a few rows: refused from the header, before any pixel is decoded.
-OVER_LIMIT = ["png", "png-interlaced-rgba8", "gif", "tiff", "avif-rgba", "jxl", "mjpeg"]
+OVER_LIMIT = ["png", "png-interlaced-rgba8", "gif", "tiff", "avif-rgba", "jxl", "mjpeg", "dng"]
 
 
 @pytest.mark.parametrize("kind", OVER_LIMIT)
