@@ -250,8 +250,9 @@ def _decode_in_subprocess(path: Path, mime: str, media_type: str = "image") -> d
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-W", "ignore", "-c", _CHILD, str(path), mime, media_type], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = subprocess.run([sys.executable, "-W", "ignore", "-c", _CHILD, str(path), mime, media_type],
+                       check=False, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
 

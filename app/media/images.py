@@ -17,7 +17,8 @@ import numpy as np
 import pyvips
 
 from app.media import jxl
-from app.media.placeholder import MAX_SIDE as THUMBHASH_SIDE, rgba_to_thumbhash
+from app.media.placeholder import MAX_SIDE as THUMBHASH_SIDE
+from app.media.placeholder import rgba_to_thumbhash
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +121,9 @@ def _streams(header: pyvips.Image) -> bool:
 def _pillow_pixels(path: Path) -> tuple[np.ndarray, bytes | None]:
     """Decoded 8-bit RGB(A) pixels and the colour profile. Returning drops every Pillow
     object, so only the numpy copy outlives this call."""
-    from PIL import Image
-
     import pillow_heif
     import pillow_jxl  # noqa: F401  (importing it registers the JPEG XL opener)
+    from PIL import Image
 
     pillow_heif.register_heif_opener()
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS

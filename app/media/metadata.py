@@ -7,12 +7,12 @@ guessing when a value is missing or malformed.
 from __future__ import annotations
 
 import re
-from xml.parsers import expat
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from xml.parsers import expat
 
 import pyexiv2
 
