@@ -180,7 +180,16 @@ MALFORMED_XMP = (
     b'<rdf:Description rdf:about="" xmlns:exif="http://ns.adobe.com/exif/1.0/">'
     b"<exif:DateTimeOriginal>2001-01-01T00:00:00</exif:DateTime></rdf:RDF>"
 )
+NOT_XMP = b'<?xml version="1.0"?><photo><taken>2001-01-01T00:00:00</taken></photo>'
+DEEP_XMP = (  # well-formed, but nested 50,000 deep: exiv2 gives up without saying so
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:subject>'
+    + b"<rdf:Bag><rdf:li>" * 50_000 + b"x" + b"</rdf:li></rdf:Bag>" * 50_000
+    + b"</dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>"
+)
 SIDECARS = {"entity-bomb": (ENTITY_BOMB, "declares a DTD"), "malformed": (MALFORMED_XMP, "invalid XML")}
+ALL_SIDECARS = {**SIDECARS, "not-xmp": (NOT_XMP, "exiv2 cannot read it as XMP"),
+                "deep": (DEEP_XMP, "exiv2 read no XMP properties")}
 
 
 @pytest.mark.parametrize("case", sorted(SIDECARS))
@@ -191,9 +200,9 @@ def test_refused_sidecar_says_why(case):
 
 
 @needs_assets
-@pytest.mark.parametrize("case", sorted(SIDECARS))
+@pytest.mark.parametrize("case", sorted(ALL_SIDECARS))
 def test_refused_sidecar_keeps_the_files_own_exif(case):
-    data, reason = SIDECARS[case]
+    data, reason = ALL_SIDECARS[case]
     ex = extract(GPS_JPEG, "image/jpeg", "image", data, None)
     assert (ex.meta.latitude, ex.meta.longitude) == (39.0, -108.0)
     assert ex.meta.original.source == "DateTimeOriginal" and ex.local_wall.isoformat() == "2025-12-01T11:30:00"

@@ -60,6 +60,9 @@ def extract(
             # EXIF date and GPS still count, so skip it and say why.
             log.warning("XMP sidecar skipped: %s", exc)
             warnings.append(f"XMP sidecar skipped: {exc}")
+        else:
+            if not sidecar_tags:  # exiv2 drops XMP it cannot parse without an error (e.g. absurd nesting)
+                warnings.append("XMP sidecar skipped: exiv2 read no XMP properties from it")
     if media_type == "video":
         meta = probe(path)
         tags = parse_tags(read_tags(path), sidecar_tags)  # MOV/MP4 rarely carry XMP, but some do
