@@ -266,9 +266,10 @@ def _decode_in_subprocess(path: Path, mime: str, media_type: str = "image") -> d
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def _size(pixels: int) -> tuple[int, int]:
-    """A 4:3 width x height with at most `pixels` pixels, as close to it as whole rows allow."""
-    width = int((pixels * 4 / 3) ** 0.5)
+def _size(pixels: int, kind: str = "") -> tuple[int, int]:
+    """A 4:3 width x height with at most `pixels` pixels, as close to it as whole rows allow
+    (for "-wide" kinds: as wide as MAX_SIDE allows)."""
+    width = images.MAX_SIDE if kind.endswith("-wide") else int((pixels * 4 / 3) ** 0.5)
     return width, pixels // width
 
 
@@ -339,7 +340,7 @@ def _write_dng(path: Path, width: int, height: int) -> None:
 def _write(kind: str, path: Path, width: int, height: int, flat: bool = False) -> None:
     if kind == "jpeg":
         _pattern(width, height, 3, flat=flat).jpegsave(str(path), Q=60)
-    elif kind == "png":
+    elif kind in ("png", "png-wide"):
         _pattern(width, height, 3, flat=flat).pngsave(str(path), compression=1)
     elif kind == "png-interlaced-rgba8":
         _pattern(width, height, 4, flat=flat).pngsave(str(path), compression=1, interlace=True)
@@ -379,6 +380,7 @@ def _limits() -> dict[str, tuple[str, str, str, int]]:
     return {
         "jpeg": ("cap.jpg", "image/jpeg", "image", cap),  # shrinks while decoding
         "png": ("cap.png", "image/png", "image", cap),  # streams rows
+        "png-wide": ("wide.png", "image/png", "image", cap),  # as wide as allowed: libvips' strips are full-width
         "png-interlaced-rgba8": ("cap-i8.png", "image/png", "image", budget // (2 * 4)),
         "png-interlaced-rgba16": ("cap-i16.png", "image/png", "image", budget // (2 * 8)),
         "gif": ("cap.gif", "image/gif", "image", budget // (2 * 4)),
@@ -394,7 +396,7 @@ def _limits() -> dict[str, tuple[str, str, str, int]]:
 @pytest.mark.parametrize("kind", list(_limits()))
 def test_worst_accepted_image_decodes_under_1gb(tmp_path, kind):
     name, mime, media_type, pixels = _limits()[kind]
-    width, height = _size(pixels)
+    width, height = _size(pixels, kind)
     path = tmp_path / name
     _write(kind, path, width, height)
     out = _decode_in_subprocess(path, mime, media_type)
@@ -408,10 +410,19 @@ def test_worst_accepted_image_decodes_under_1gb(tmp_path, kind):
 OVER_LIMIT = ["png", "png-interlaced-rgba8", "gif", "tiff", "avif-rgba", "jxl", "mjpeg", "dng"]
 
 
+def test_image_wider_than_the_limit_is_refused_from_its_header(tmp_path):
+    """10,000,000 x 20 is under 200 MP and a few kB, and took 7 GB in libvips' full-width strips."""
+    path = tmp_path / "line.png"
+    _pattern(10_000_000, 20, 3, flat=True).pngsave(str(path), compression=9)
+    out = _decode_in_subprocess(path, "image/png")
+    assert out["error"] == ("UndecodableImage: 10000000x20 is more than 65500 pixels across (decompression bomb)")
+    assert out["seconds"] < 2.0 and out["peak_bytes"] < 300_000_000, out
+
+
 @pytest.mark.parametrize("kind", OVER_LIMIT)
 def test_image_over_the_limit_is_refused_from_its_header(tmp_path, kind):
     name, mime, media_type, pixels = _limits()[kind]
-    width, height = _size(pixels)
+    width, height = _size(pixels, kind)
     path = tmp_path / name
     _write(kind, path, width, height + 2, flat=True)
     out = _decode_in_subprocess(path, mime, media_type)

@@ -24,10 +24,13 @@ log = logging.getLogger(__name__)
 
 THUMBNAIL_SHORT_SIDE = 250
 PREVIEW_SHORT_SIDE = 1440
+# The long side of a preview or thumbnail: WebP's limit. Without it a 10,000,000 x 20 PNG
+# (200 MP, a few kB) kept its full size as "preview": 1.6 GB of RSS, then a JPEG error.
+MAX_RENDITION_SIDE = 16383
 QUALITY = 80
 # Decompression-bomb limits, so that the worst file a worker accepts decodes in under 1 GB of
 # RSS (tests/test_poison.py measures the worst case of each decoder in a subprocess):
-# - no image or video frame over 200 MP, whatever the decoder;
+# - no image or video frame over 200 MP or 65,500 pixels across, whatever the decoder;
 # - JPEG, WebP and non-interlaced PNG decode a few rows at a time while shrinking (~250 MB
 #   at 200 MP), so the pixel count is their only limit;
 # - every other decode holds the whole picture, plus its decoder's working copies: its
@@ -38,6 +41,9 @@ QUALITY = 80
 #   frames of 8-bit 4:2:0 up to the 200 MP cap.
 MAX_PIXELS = 200_000_000
 MAX_DECODE_BYTES = 700_000_000
+# libvips works in strips the full width of the image, so its caches grow with the width
+# (a 10,000,000 x 20 PNG took 7 GB). No camera or stitcher's output is wider than JPEG allows.
+MAX_SIDE = 65_500
 
 # Originals a browser cannot show get a full-resolution JPEG.
 NEEDS_FULLSIZE = {"image/heic", "image/heif", "image/tiff", "image/jxl"}
@@ -92,6 +98,8 @@ def _check_size(width: int, height: int, peak_bytes_per_pixel: float | None = No
     if width <= 0 or height <= 0:
         raise UndecodableImage("the image has no pixels")
     pixels = width * height
+    if max(width, height) > MAX_SIDE:
+        raise UndecodableImage(f"{width}x{height} is more than {MAX_SIDE} pixels across (decompression bomb)")
     if pixels > MAX_PIXELS:
         raise UndecodableImage(f"{width}x{height} is {pixels / 1e6:.0f} MP, more than the "
                                f"{MAX_PIXELS // 1_000_000} MP limit (decompression bomb)")
@@ -185,7 +193,7 @@ def _to_srgb(image: pyvips.Image) -> pyvips.Image:
 
 
 def _short_side_size(width: int, height: int, short: int) -> tuple[int, int]:
-    scale = min(1.0, short / min(width, height))
+    scale = min(1.0, short / min(width, height), MAX_RENDITION_SIDE / max(width, height))
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
