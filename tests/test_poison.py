@@ -482,3 +482,71 @@ def test_jxl_size_in_a_container(tmp_path):
     with pytest.raises(ValueError):
         jxl.size(truncated)
     assert images.header_size(truncated, "image/jxl") is None
+
+
+# --- tag values that broke the metadata step (same class as finding 11) ------------------------
+
+
+def _tag_keys() -> list[str]:
+    """Every EXIF/XMP/IPTC key app/media/metadata.py reads."""
+    import re
+
+    from app.media import metadata
+
+    return sorted(set(re.findall(r'"((?:Exif|Xmp|Iptc)\.[A-Za-z0-9_.-]+)"', Path(metadata.__file__).read_text())))
+
+
+ODD_VALUES = ["", "abc", "1/0", "0/0", "nan", "1e400", "-1e400", "99999999999/1 0/1 0/1", "40,,N", "40,abc",
+              ",", "99999999999999999999", "-99999999999999999999/1", "9999:12:31 23:59:59",
+              "0001:01:01 00:00:00", "9999-12-31T23:59:59-14:00", "0000:00:00 00:00:00", "+99:99", "-14:00",
+              "+14:00", {}, [], ["1", "2"], {'lang="x-default"': "nan"}, "1" * 5000, "\x00"]
+
+
+@pytest.mark.parametrize("where", ["embedded", "sidecar"])
+def test_no_tag_value_breaks_parse_tags(where):
+    import datetime as dt
+
+    from app.media.metadata import aware, parse_tags
+
+    keys = _tag_keys()
+    assert len(keys) > 40
+    for key in keys:
+        for value in ODD_VALUES:
+            tags = {key: value}
+            # Pairs that are read together, so the combined branches run as well.
+            context = {"Exif.GPSInfo.GPSDateStamp": "9999:12:31", "Exif.GPSInfo.GPSTimeStamp": "23/1 59/1 59/1",
+                       "Iptc.Application2.DateCreated": "9999-12-31",
+                       "Exif.Photo.DateTimeOriginal": "9999:12:31 23:59:59"}
+            embedded = {**context, **tags} if where == "embedded" else context
+            meta = parse_tags(embedded, tags if where == "sidecar" else {})
+            if meta.iso is not None:
+                assert abs(meta.iso) < 2**31  # an integer column
+            for name in ("f_number", "focal_length", "exposure_time", "exposure_bias", "latitude", "altitude"):
+                number = getattr(meta, name)
+                assert number is None or abs(number) < float("inf"), (key, value, name, number)
+            for stamp in (meta.original, meta.digitized, meta.modified):
+                if stamp is not None:  # the database stores it as an instant: it must have one
+                    aware(stamp).astimezone(dt.timezone(dt.timedelta(hours=-18)))
+                    aware(stamp).astimezone(dt.timezone(dt.timedelta(hours=18)))
+
+
+def _jpeg_with_exif(tags: dict[str, str]) -> bytes:
+    import pyexiv2
+
+    image = pyexiv2.ImageData(_pattern(64, 48, 3).jpegsave_buffer(Q=80))
+    try:
+        image.modify_exif(tags)
+        return image.get_bytes()
+    finally:
+        image.close()
+
+
+def test_capture_time_at_the_end_of_the_calendar_does_not_fail_the_metadata_step(account):
+    """9999-12-31 23:59:59 at -14:00 is past year 9999 in UTC, which datetime cannot hold."""
+    data = _jpeg_with_exif({"Exif.Photo.DateTimeOriginal": "9999:12:31 23:59:59",
+                            "Exif.Photo.OffsetTimeOriginal": "-14:00", "Exif.Photo.ISOSpeedRatings": "65535"})
+    body, found = _post(account, "end-of-time.jpg", data, mime="image/jpeg")
+    task = found["metadata_extract"]
+    assert task.status == "success", task.error_message
+    assert body["metadata"]["iso"] == 65535
+    assert found["thumbnail_generation"].status == "success"

@@ -6,6 +6,7 @@ guessing when a value is missing or malformed.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -84,15 +85,20 @@ def _number(value: Any) -> float | None:
             num, den = text.split("/", 1)
             if float(den) == 0:
                 return None
-            return float(Fraction(int(num), int(den)))
-        return float(text)
-    except (ValueError, ZeroDivisionError):
+            number = float(Fraction(int(num), int(den)))
+        else:
+            number = float(text)
+    except (ValueError, ZeroDivisionError, OverflowError):
         return None
+    return number if math.isfinite(number) else None  # 'nan' and '1e400' parse as floats
 
 
 def _int(value: Any) -> int | None:
+    """Whole numbers for integer columns: None outside int32 rather than a failed insert."""
     number = _number(value)
-    return None if number is None else int(round(number))
+    if number is None or abs(number) > 2**31 - 1:
+        return None
+    return round(number)
 
 
 def _dms(value: Any, ref: Any) -> float | None:
@@ -105,11 +111,11 @@ def _dms(value: Any, ref: Any) -> float | None:
         if text[-1].upper() in "NSEW":
             reference = text[-1].upper()
             text = text[:-1]
-        parts = [float(p) for p in text.split(",")]
+        parts = [_number(p) for p in text.split(",")]
     else:
         parts = [_number(p) for p in text.split()]
-        if any(p is None for p in parts):
-            return None
+    if not parts or any(p is None for p in parts):
+        return None
     degrees = sum(p / 60**i for i, p in enumerate(parts[:3]))
     return -degrees if reference in ("S", "W") else degrees
 
@@ -133,6 +139,12 @@ def _offset(value: Any) -> int | None:
     return -minutes if match.group(1) == "-" else minutes
 
 
+def _in_range(wall: datetime) -> bool:
+    """A wall clock that stays a datetime in UTC at any offset (up to 18 h): year 1 and 9999
+    would overflow when converted (9999-12-31 23:59 at -14:00 failed the database insert)."""
+    return 1 < wall.year < 9999
+
+
 def _exif_datetime(value: Any, subsec: Any = None) -> datetime | None:
     text = _text(value)
     if not text:
@@ -143,6 +155,8 @@ def _exif_datetime(value: Any, subsec: Any = None) -> datetime | None:
     try:
         parsed = datetime(*(int(g) for g in match.groups()))
     except ValueError:  # 0000:00:00 00:00:00 and friends
+        return None
+    if not _in_range(parsed):
         return None
     digits = re.sub(r"\D", "", _text(subsec) or "")
     if digits:
@@ -159,7 +173,7 @@ def _iso_datetime(value: Any) -> tuple[datetime, int | None] | None:
         parsed = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         return None
-    if parsed.year < 1800:
+    if parsed.year < 1800 or not _in_range(parsed):
         return None
     if parsed.tzinfo is None:
         return parsed, None
@@ -287,7 +301,9 @@ def _stamps(t: _Tags) -> list[Stamp]:
             if iptc_time:
                 clock = time.fromisoformat(iptc_time[:8])
                 offset = _offset(iptc_time[8:]) if len(iptc_time) > 8 else None
-            out.append(Stamp(datetime.combine(day, clock), offset, "DateTimeCreated"))
+            created = datetime.combine(day, clock)
+            if _in_range(created):
+                out.append(Stamp(created, offset, "DateTimeCreated"))
         except ValueError:
             pass
     xmp("Xmp.photoshop.DateCreated", "DateTimeCreated")
@@ -299,13 +315,17 @@ def _stamps(t: _Tags) -> list[Stamp]:
             day = datetime.strptime(gps_day, "%Y:%m:%d")
             h, m, s = (_number(p) or 0 for p in gps_clock.split())
             wall = day + timedelta(hours=h, minutes=m, seconds=s)
-            out.append(Stamp(wall, 0, "GPSDateTime", is_utc=True))
-        except ValueError:
+            if _in_range(wall):
+                out.append(Stamp(wall, 0, "GPSDateTime", is_utc=True))
+        except (ValueError, OverflowError):  # a malformed or absurd time: not a capture time
             pass
     gps_xmp = _iso_datetime(t.get("Xmp.exif.GPSTimeStamp"))
     if gps_xmp is not None and gps_xmp[1] is not None:
-        wall = gps_xmp[0] - timedelta(minutes=gps_xmp[1])
-        out.append(Stamp(wall, 0, "GPSDateTime", is_utc=True))
+        try:
+            wall = gps_xmp[0] - timedelta(minutes=gps_xmp[1])
+            out.append(Stamp(wall, 0, "GPSDateTime", is_utc=True))
+        except OverflowError:  # 9999-12-31T23:00-14:00 is past datetime's range in UTC
+            pass
     return out
 
 
