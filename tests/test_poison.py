@@ -17,7 +17,7 @@ from app.media import images
 from app.media.extract import extract
 from app.media.metadata import RefusedSidecar, read_sidecar
 from app.media.placeholder import rgba_to_thumbhash
-from tests.helpers import wait_processed
+from tests.helpers import upload, wait_processed
 from tests.media import SHARED_ASSETS
 
 needs_assets = pytest.mark.skipif(not SHARED_ASSETS.exists(), reason="shared test assets are not present")
@@ -25,16 +25,20 @@ GPS_JPEG = SHARED_ASSETS / "metadata/dates/datetimeoriginal-gps.jpg"  # EXIF 202
 
 
 def _post(account, name: str, data: bytes, sidecar: bytes | None = None, mime: str = "application/octet-stream"):
-    """The native upload with the optional `sidecar_data` part (gumnut-sdk has no parameter for it)."""
-    files = {"asset_data": (name, data, mime)}
-    if sidecar is not None:
-        files["sidecar_data"] = (name + ".xmp", sidecar, "application/xml")
-    with account.http() as http:
-        r = http.post("/api/assets", files=files, data={
-            "device_asset_id": name, "device_id": "pytest",
-            "file_created_at": "2024-01-01T00:00:00Z", "file_modified_at": "2024-01-01T00:00:00Z"})
-    assert r.status_code == 201, r.text
-    asset_id = r.json()["id"]
+    """Upload through gumnut-sdk, or over plain HTTP with the optional `sidecar_data` part (the
+    SDK has no parameter for it); wait for the pipeline; return the asset and its tasks."""
+    if sidecar is None:
+        raw = upload(account, name, data, content_type=mime)
+        assert raw.status_code == 201, raw.http_response.text
+        asset_id = raw.parse().id
+    else:
+        files = {"asset_data": (name, data, mime), "sidecar_data": (name + ".xmp", sidecar, "application/xml")}
+        with account.http() as http:
+            r = http.post("/api/assets", files=files, data={
+                "device_asset_id": name, "device_id": "pytest",
+                "file_created_at": "2024-01-01T00:00:00Z", "file_modified_at": "2024-01-01T00:00:00Z"})
+        assert r.status_code == 201, r.text
+        asset_id = r.json()["id"]
     found = {t.task_type: t for t in wait_processed(account, asset_id)}
     with account.http() as http:
         body = http.get(f"/api/assets/{asset_id}").json()
