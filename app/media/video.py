@@ -51,7 +51,7 @@ def probe(path: Path) -> FileMetadata:
         # Counter-clockwise degrees to turn the coded picture for display (display matrix).
         # Decoding a frame over the pixel limits would be the bomb itself: the variants
         # step refuses such a video, and the container's own facts are still worth keeping.
-        from app.media.images import UndecodableImage, _check_size
+        from app.media.images import MAX_PIXELS, UndecodableImage, _check_size
 
         try:
             _check_size(meta.raw_width or 1, meta.raw_height or 1, _frame_peak_bytes_per_pixel(stream.codec_context))
@@ -59,6 +59,7 @@ def probe(path: Path) -> FileMetadata:
             meta.rotation = None
         else:
             stream.thread_type = "SLICE"  # one frame: frame threads would only hold more of them
+            stream.codec_context.options = {**stream.codec_context.options, "max_pixels": str(MAX_PIXELS)}
             meta.rotation = int(_first_frame(container, stream).rotation or 0) % 360
         tags = {**(container.metadata or {}), **(stream.metadata or {})}
         created = tags.get("creation_time") or tags.get("com.apple.quicktime.creationdate")
@@ -99,7 +100,7 @@ def poster_frame(path: Path) -> np.ndarray:
     The same pixel limits as images: the coded size is checked before decoding, and the
     frame is scaled while converting to RGB, so a huge frame never exists twice.
     """
-    from app.media.images import PREVIEW_SHORT_SIDE, _check_size, _short_side_size
+    from app.media.images import MAX_PIXELS, PREVIEW_SHORT_SIDE, _check_size, _short_side_size
 
     with av.open(str(path)) as container:
         if not container.streams.video:
@@ -111,6 +112,8 @@ def poster_frame(path: Path) -> np.ndarray:
             _check_size(context.width, context.height, peak)
         # One frame: frame threading would only hold more full-size frames at once.
         stream.thread_type = "SLICE"
+        # FFmpeg's own check, for frames bigger than the container said.
+        context.options = {**context.options, "max_pixels": str(MAX_PIXELS)}
         frame = _first_frame(container, stream)
         _check_size(frame.width, frame.height, peak)  # the header may not have said
         width, height = _short_side_size(frame.width, frame.height, PREVIEW_SHORT_SIDE)
