@@ -59,7 +59,8 @@ def probe(path: Path) -> FileMetadata:
             meta.rotation = None
         else:
             stream.thread_type = "SLICE"  # one frame: frame threads would only hold more of them
-            stream.codec_context.options = {**stream.codec_context.options, "max_pixels": str(MAX_PIXELS)}
+            stream.codec_context.options = {**stream.codec_context.options,
+                                            "max_pixels": _ffmpeg_max_pixels(MAX_PIXELS)}
             meta.rotation = int(_first_frame(container, stream).rotation or 0) % 360
         tags = {**(container.metadata or {}), **(stream.metadata or {})}
         created = tags.get("creation_time") or tags.get("com.apple.quicktime.creationdate")
@@ -82,6 +83,13 @@ def probe(path: Path) -> FileMetadata:
         meta.model = tags.get("com.apple.quicktime.model") or tags.get("model")
         meta.live_photo_cid = tags.get("com.apple.quicktime.content.identifier")
         return meta
+
+
+def _ffmpeg_max_pixels(limit: int) -> str:
+    """FFmpeg's own check, for frames bigger than the container said. Decoders test the
+    coded size, padded to their block alignment: 2% more keeps a frame at the limit legal,
+    and the decoded frame is still checked exactly."""
+    return str(limit + limit // 50)
 
 
 def _frame_peak_bytes_per_pixel(context) -> float:
@@ -112,8 +120,7 @@ def poster_frame(path: Path) -> np.ndarray:
             _check_size(context.width, context.height, peak)
         # One frame: frame threading would only hold more full-size frames at once.
         stream.thread_type = "SLICE"
-        # FFmpeg's own check, for frames bigger than the container said.
-        context.options = {**context.options, "max_pixels": str(MAX_PIXELS)}
+        context.options = {**context.options, "max_pixels": _ffmpeg_max_pixels(MAX_PIXELS)}
         frame = _first_frame(container, stream)
         _check_size(frame.width, frame.height, peak)  # the header may not have said
         width, height = _short_side_size(frame.width, frame.height, PREVIEW_SHORT_SIDE)
