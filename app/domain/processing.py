@@ -167,8 +167,10 @@ async def run_metadata(
     async with db.transaction():
         if extracted is not None:
             await _save_metadata(asset, extracted)
-            await tasks.finish(task_id, ok=True, result=f"capture time from {extracted.meta.original.source}"
-                               if extracted.meta.original else "no capture time in the file")
+            result = (f"capture time from {extracted.meta.original.source}" if extracted.meta.original
+                      else "no capture time in the file")
+            # Warnings (e.g. a refused sidecar) travel with the result.
+            await tasks.finish(task_id, ok=True, result="; ".join([result, *extracted.warnings]))
         else:
             await _fail(asset, task_id, failure)
         # Pixels may still be readable when the tags were not: the chain goes on either way.
@@ -273,7 +275,9 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
             from app.domain import recognition
 
             detection = await recognition.create_detection(conn, asset)
-        await tasks.finish(task_id, ok=True, result=", ".join(r.kind for r, _ in written))
+        # Warnings (a thumbhash that could not be made) travel with the result.
+        await tasks.finish(task_id, ok=True,
+                           result="; ".join([", ".join(r.kind for r, _ in written), *rendered.warnings]))
     realtime.publish({"kind": "upload_ready", "asset_id": str(asset["id"]), "owner_id": str(asset["owner_id"]),
                       "library_id": str(asset["library_id"])})
     if detection is not None:

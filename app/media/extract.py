@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from app.media import places
 from app.media.images import header_size
-from app.media.metadata import FileMetadata, Stamp, parse_tags, read_sidecar, read_tags
+from app.media.metadata import FileMetadata, RefusedSidecar, Stamp, parse_tags, read_sidecar, read_tags
 from app.media.video import probe
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -21,6 +24,7 @@ class Extracted:
     place: places.Place | None
     display_width: int | None
     display_height: int | None
+    warnings: list[str] = field(default_factory=list)  # what was skipped, and why
 
 
 def _capture_time(stamp: Stamp | None, zone: str | None) -> tuple[datetime | None, int | None]:
@@ -46,7 +50,19 @@ def extract(
     sidecar: bytes | None,
     coordinates_override: tuple[float, float] | None,
 ) -> Extracted:
-    sidecar_tags = read_sidecar(sidecar) if sidecar else {}
+    warnings: list[str] = []
+    sidecar_tags: dict = {}
+    if sidecar:
+        try:
+            sidecar_tags = read_sidecar(sidecar)
+        except RefusedSidecar as exc:
+            # The sidecar only adds to what the file says: without it the file's own
+            # EXIF date and GPS still count, so skip it and say why.
+            log.warning("XMP sidecar skipped: %s", exc)
+            warnings.append(f"XMP sidecar skipped: {exc}")
+        else:
+            if not sidecar_tags:  # exiv2 drops XMP it cannot parse without an error (e.g. absurd nesting)
+                warnings.append("XMP sidecar skipped: exiv2 read no XMP properties from it")
     if media_type == "video":
         meta = probe(path)
         tags = parse_tags(read_tags(path), sidecar_tags)  # MOV/MP4 rarely carry XMP, but some do
@@ -72,4 +88,4 @@ def extract(
     zone = places.timezone_for(*lat_lon) if lat_lon else None
     place = places.place_for(*lat_lon) if lat_lon else None
     wall, offset = _capture_time(meta.original, zone)
-    return Extracted(meta, wall, offset, zone, place, width or None, height or None)
+    return Extracted(meta, wall, offset, zone, place, width or None, height or None, warnings)

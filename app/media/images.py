@@ -7,19 +7,43 @@ rawpy (LibRaw) for DNG and camera RAW. Video poster frames arrive as RGB arrays.
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyvips
-import thumbhash
+
+from app.media import jxl
+from app.media.placeholder import MAX_SIDE as THUMBHASH_SIDE
+from app.media.placeholder import rgba_to_thumbhash
+
+log = logging.getLogger(__name__)
 
 THUMBNAIL_SHORT_SIDE = 250
 PREVIEW_SHORT_SIDE = 1440
+# The long side of a preview or thumbnail: WebP's limit. Without it a 10,000,000 x 20 PNG
+# (200 MP, a few kB) kept its full size as "preview": 1.6 GB of RSS, then a JPEG error.
+MAX_RENDITION_SIDE = 16383
 QUALITY = 80
-MAX_PIXELS = 200_000_000  # decompression-bomb cap (the largest real sensors are ~100 MP)
+# Decompression-bomb limits, so that the worst file a worker accepts decodes in under 1 GB of
+# RSS (tests/test_poison.py measures the worst case of each decoder in a subprocess):
+# - no image or video frame over 200 MP or 65,500 pixels across, whatever the decoder;
+# - JPEG, WebP and non-interlaced PNG decode a few rows at a time while shrinking (~250 MB
+#   at 200 MP), so the pixel count is their only limit;
+# - every other decode holds the whole picture, plus its decoder's working copies: its
+#   estimated peak (pixels x the path's measured bytes per pixel, see _check_size callers)
+#   may be at most MAX_DECODE_BYTES. That allows about: TIFF, GIF, interlaced PNG and
+#   libvips' AVIF 116 MP of 8-bit RGB / 87 MP RGBA / 43 MP 16-bit RGBA; HEIC 58 MP; AVIF
+#   through Pillow 46 MP (35 MP with alpha); JPEG XL 35 MP; RAW 116 MP of sensor; video
+#   frames of 8-bit 4:2:0 up to the 200 MP cap.
+MAX_PIXELS = 200_000_000
+MAX_DECODE_BYTES = 700_000_000
+# libvips works in strips the full width of the image, so its caches grow with the width
+# (a 10,000,000 x 20 PNG took 7 GB). No camera or stitcher's output is wider than JPEG allows.
+MAX_SIDE = 65_500
 
 # Originals a browser cannot show get a full-resolution JPEG.
 NEEDS_FULLSIZE = {"image/heic", "image/heif", "image/tiff", "image/jxl"}
@@ -42,9 +66,10 @@ class Rendition:
 @dataclass
 class Rendered:
     renditions: list[Rendition]
-    thumbhash: bytes
+    thumbhash: bytes | None  # None when it could not be computed (see warnings)
     width: int  # display space
     height: int
+    warnings: list[str] = field(default_factory=list)  # what was skipped, and why
 
 
 def needs_fullsize(mime: str) -> bool:
@@ -67,39 +92,74 @@ def _from_array(array: np.ndarray) -> pyvips.Image:
     return image
 
 
-def _check_size(width: int, height: int) -> None:
+def _check_size(width: int, height: int, peak_bytes_per_pixel: float | None = None) -> None:
+    """Refuse before decoding. peak_bytes_per_pixel: what the decode holds at its peak, for
+    decoders that hold the whole picture (None: it streams)."""
     if width <= 0 or height <= 0:
         raise UndecodableImage("the image has no pixels")
-    if width * height > MAX_PIXELS:
-        raise UndecodableImage(f"{width}x{height} is more than the {MAX_PIXELS // 1_000_000} MP limit")
+    pixels = width * height
+    if max(width, height) > MAX_SIDE:
+        raise UndecodableImage(f"{width}x{height} is more than {MAX_SIDE} pixels across (decompression bomb)")
+    if pixels > MAX_PIXELS:
+        raise UndecodableImage(f"{width}x{height} is {pixels / 1e6:.0f} MP, more than the "
+                               f"{MAX_PIXELS // 1_000_000} MP limit (decompression bomb)")
+    if peak_bytes_per_pixel and pixels * peak_bytes_per_pixel > MAX_DECODE_BYTES:
+        raise UndecodableImage(
+            f"{width}x{height} must be decoded whole, about {pixels * peak_bytes_per_pixel / 1e6:.1f} MB: more "
+            f"than the {MAX_DECODE_BYTES // 1_000_000} MB a decode may take (decompression bomb)")
 
 
-def _load_with_pillow(path: Path) -> pyvips.Image:
-    from PIL import Image
+def _peak_bytes_per_pixel(image: pyvips.Image) -> int:
+    """A whole-picture libvips decode: the decoder's buffer (its own sample format) or the
+    8-bit sRGB(A) copy _encode keeps (grey turns into three bands), whichever is larger,
+    twice over for the decoder's and the encoders' working memory (measured: ~1.3x)."""
+    decoded = image.bands * {"uchar": 1, "char": 1, "ushort": 2, "short": 2}.get(image.format, 4)
+    return 2 * max(decoded, 4 if image.hasalpha() else 3)
 
+
+def _streams(header: pyvips.Image) -> bool:
+    """The loader decodes a few rows at a time (with access="sequential"), never the whole picture."""
+    loader = header.get("vips-loader")
+    if loader.startswith(("jpegload", "webpload")):
+        return True
+    interlaced = "interlaced" in header.get_fields() and header.get("interlaced")
+    return loader.startswith("pngload") and not interlaced  # Adam7 needs every pass in memory
+
+
+def _pillow_pixels(path: Path) -> tuple[np.ndarray, bytes | None]:
+    """Decoded 8-bit RGB(A) pixels and the colour profile. Returning drops every Pillow
+    object, so only the numpy copy outlives this call."""
     import pillow_heif
     import pillow_jxl  # noqa: F401  (importing it registers the JPEG XL opener)
+    from PIL import Image
 
     pillow_heif.register_heif_opener()
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    with Image.open(path) as im:
+        # The decoder's planes, Pillow's image and the numpy copy: measured at 3.3-3.4x the
+        # 8-bit RGB(A) size for HEIC (8 and 10 bit), 3.7x for AVIF, 4.2-4.3x for JPEG XL.
+        factor = 4 if im.format == "HEIF" else 5
+        _check_size(*im.size, peak_bytes_per_pixel=factor * (4 if "A" in im.getbands() else 3))
+        # The container's own transforms are applied by the decoder; EXIF orientation
+        # in HEIF/JXL is informational and must not be applied twice.
+        icc = im.info.get("icc_profile")
+        if im.mode not in ("RGB", "RGBA"):
+            im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+        return np.asarray(im), icc
+
+
+def _load_with_pillow(path: Path) -> pyvips.Image:
     try:
-        with Image.open(path) as im:
-            _check_size(*im.size)
-            # The container's own transforms are applied by the decoder; EXIF orientation
-            # in HEIF/JXL is informational and must not be applied twice.
-            icc = im.info.get("icc_profile")
-            if im.mode not in ("RGB", "RGBA"):
-                im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
-            im.load()
-            image = _from_array(np.asarray(im))
-            if icc:  # keep the colour profile so the sRGB conversion can honour it
-                image = image.copy()
-                image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
-            return image
+        pixels, icc = _pillow_pixels(path)
     except UndecodableImage:
         raise
     except Exception as exc:
         raise UndecodableImage(f"cannot decode: {exc}") from exc
+    image = _from_array(pixels)
+    if icc:  # keep the colour profile so the sRGB conversion can honour it
+        image = image.copy()
+        image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
+    return image
 
 
 def _load_raw(path: Path, short_side: int) -> pyvips.Image:
@@ -107,7 +167,9 @@ def _load_raw(path: Path, short_side: int) -> pyvips.Image:
 
     try:
         with rawpy.imread(str(path)) as raw:
-            _check_size(raw.sizes.width, raw.sizes.height)
+            # LibRaw holds the 16-bit mosaic (2 bytes per sensor pixel), a 4 x 16-bit working
+            # image (2 at half size) and the 8-bit output: measured ~4.7, so 6.
+            _check_size(raw.sizes.raw_width, raw.sizes.raw_height, peak_bytes_per_pixel=6)
             half = min(raw.sizes.width, raw.sizes.height) >= 2 * short_side
             rgb = raw.postprocess(use_camera_wb=True, half_size=half, output_bps=8)
     except UndecodableImage:
@@ -131,7 +193,7 @@ def _to_srgb(image: pyvips.Image) -> pyvips.Image:
 
 
 def _short_side_size(width: int, height: int, short: int) -> tuple[int, int]:
-    scale = min(1.0, short / min(width, height))
+    scale = min(1.0, short / min(width, height), MAX_RENDITION_SIDE / max(width, height))
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
@@ -147,19 +209,24 @@ def _flatten(image: pyvips.Image) -> pyvips.Image:
 
 
 def _thumbhash(image: pyvips.Image) -> bytes:
-    # The encoder keeps only a few low frequencies, so a 48 px input gives the same
-    # blurred preview as 100 px at a fifth of the (pure-Python, GIL-holding) cost.
-    small = image.thumbnail_image(48, height=48)
+    # The size the reference encoder is made for; the numpy encoder takes a few ms at it.
+    small = image.thumbnail_image(THUMBHASH_SIDE, height=THUMBHASH_SIDE)
+    if small.bands <= 2:  # grey or grey + alpha: the encoder wants RGBA
+        grey = small[0]
+        small = grey.bandjoin([grey, grey] + ([small[1]] if small.bands == 2 else []))
     if not small.hasalpha():
         small = small.bandjoin(255)
-    if small.bands == 2:  # grey + alpha
-        small = small[0].bandjoin([small[0], small[0], small[1]])
-    data = small.write_to_memory()
-    return bytes(thumbhash.rgba_to_thumb_hash(small.width, small.height, list(bytes(data))))
+    small = small[:4].cast("uchar")  # straight (not premultiplied) alpha, as ThumbHash expects
+    pixels = np.ndarray(buffer=small.write_to_memory(), dtype=np.uint8, shape=(small.height, small.width, 4))
+    return rgba_to_thumbhash(pixels)
 
 
-def _encode(base: pyvips.Image, with_fullsize: bool) -> Rendered:
-    base = _to_srgb(base).copy_memory()  # decoded once; every size comes from this buffer
+def _encode(base: pyvips.Image, with_fullsize: bool, in_memory: bool = False) -> Rendered:
+    """in_memory: base already wraps a decoded array; a second full-size copy would only
+    save re-running the (lazy) sRGB conversion for each size, at the cost of RSS."""
+    base = _to_srgb(base)
+    if not in_memory:
+        base = base.copy_memory()  # decoded once; every size comes from this buffer
     renditions = []
     if with_fullsize:
         full = _flatten(base)
@@ -172,7 +239,14 @@ def _encode(base: pyvips.Image, with_fullsize: bool) -> Rendered:
     thumb = _shrink(preview, THUMBNAIL_SHORT_SIDE)
     renditions.append(Rendition("thumbnail", thumb.webpsave_buffer(Q=QUALITY, strip=True), "image/webp",
                                 thumb.width, thumb.height))
-    return Rendered(renditions, _thumbhash(thumb), base.width, base.height)
+    warnings = []
+    try:
+        placeholder = _thumbhash(thumb)
+    except Exception as exc:  # optional: losing it must not lose the renditions made above
+        log.warning("no thumbhash: %s", exc, exc_info=True)
+        placeholder = None
+        warnings.append(f"thumbhash skipped: {type(exc).__name__}: {exc}"[:300])
+    return Rendered(renditions, placeholder, base.width, base.height, warnings)
 
 
 def header_size(path: Path, mime: str) -> tuple[int, int] | None:
@@ -184,12 +258,7 @@ def header_size(path: Path, mime: str) -> tuple[int, int] | None:
             with rawpy.imread(str(path)) as raw:
                 return raw.sizes.raw_width, raw.sizes.raw_height
         if mime == "image/jxl":
-            from PIL import Image
-
-            import pillow_jxl  # noqa: F401
-
-            with Image.open(path) as im:
-                return im.size
+            return jxl.size(path)  # pillow-jxl would decode the whole picture to tell
         image = pyvips.Image.new_from_file(str(path))
         return image.width, image.height
     except Exception:
@@ -233,22 +302,25 @@ def render_image(path: Path, mime: str) -> Rendered:
             size = header_size(path, mime)
             if size is None:
                 raise UndecodableImage("cannot read the image header")
-            _check_size(*size)
+            # RAW: LibRaw's sizes are read without decoding, in _load_raw. JPEG XL: pillow-jxl
+            # decodes as it opens, so the limit is checked here, on the header's size,
+            # assuming alpha (the header reader stops before the extra channels).
+            _check_size(*size, peak_bytes_per_pixel=None if is_raw(mime) else 5 * 4)
             with _big_decode(size[0] * size[1]):
                 base = _load_raw(path, PREVIEW_SHORT_SIDE) if is_raw(mime) else _load_with_pillow(path)
-                return _encode(base, True)
+                return _encode(base, True, in_memory=True)
         header = pyvips.Image.new_from_file(str(path))
-        _check_size(header.width, header.height)
         loader = header.get("vips-loader")
+        streams = _streams(header) and not fullsize
+        _check_size(header.width, header.height, None if streams else _peak_bytes_per_pixel(header))
         compression = header.get("heif-compression") if "heif-compression" in header.get_fields() else None
         # HEVC: pyvips-binary cannot decode it. AV1: Pillow's libavif decodes it in about
         # a quarter of the time and half the memory libheif needs (20 MP 10-bit: 0.6 s, 290 MB).
         via_pillow = loader == "heifload" and (compression == "hevc" or (compression == "av1" and _pillow_avif()))
-        shrinks_on_load = loader.startswith(("jpegload", "webpload")) and not fullsize
-        with _big_decode(0 if shrinks_on_load else header.width * header.height):
+        with _big_decode(0 if streams else header.width * header.height):
             if via_pillow:
-                base = _load_with_pillow(path)
-            elif fullsize:
+                return _encode(_load_with_pillow(path), fullsize, in_memory=True)
+            if fullsize:
                 base = _upright(pyvips.Image.new_from_file(str(path), access="sequential", fail_on="truncated"))
             else:
                 base = _load_shrunk(path, header)
@@ -282,4 +354,4 @@ def _big_decode(pixels: int):
 
 
 def render_frame(rgb: np.ndarray) -> Rendered:
-    return _encode(_from_array(rgb), with_fullsize=False)
+    return _encode(_from_array(rgb), with_fullsize=False, in_memory=True)

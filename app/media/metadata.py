@@ -6,12 +6,14 @@ guessing when a value is missing or malformed.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from xml.parsers import expat
 
 import pyexiv2
 
@@ -83,15 +85,20 @@ def _number(value: Any) -> float | None:
             num, den = text.split("/", 1)
             if float(den) == 0:
                 return None
-            return float(Fraction(int(num), int(den)))
-        return float(text)
-    except (ValueError, ZeroDivisionError):
+            number = float(Fraction(int(num), int(den)))
+        else:
+            number = float(text)
+    except (ValueError, ZeroDivisionError, OverflowError):
         return None
+    return number if math.isfinite(number) else None  # 'nan' and '1e400' parse as floats
 
 
 def _int(value: Any) -> int | None:
+    """Whole numbers for integer columns: None outside int32 rather than a failed insert."""
     number = _number(value)
-    return None if number is None else int(round(number))
+    if number is None or abs(number) > 2**31 - 1:
+        return None
+    return round(number)
 
 
 def _dms(value: Any, ref: Any) -> float | None:
@@ -104,11 +111,11 @@ def _dms(value: Any, ref: Any) -> float | None:
         if text[-1].upper() in "NSEW":
             reference = text[-1].upper()
             text = text[:-1]
-        parts = [float(p) for p in text.split(",")]
+        parts = [_number(p) for p in text.split(",")]
     else:
         parts = [_number(p) for p in text.split()]
-        if any(p is None for p in parts):
-            return None
+    if not parts or any(p is None for p in parts):
+        return None
     degrees = sum(p / 60**i for i, p in enumerate(parts[:3]))
     return -degrees if reference in ("S", "W") else degrees
 
@@ -132,6 +139,12 @@ def _offset(value: Any) -> int | None:
     return -minutes if match.group(1) == "-" else minutes
 
 
+def _in_range(wall: datetime) -> bool:
+    """A wall clock that stays a datetime in UTC at any offset (up to 18 h): year 1 and 9999
+    would overflow when converted (9999-12-31 23:59 at -14:00 failed the database insert)."""
+    return 1 < wall.year < 9999
+
+
 def _exif_datetime(value: Any, subsec: Any = None) -> datetime | None:
     text = _text(value)
     if not text:
@@ -142,6 +155,8 @@ def _exif_datetime(value: Any, subsec: Any = None) -> datetime | None:
     try:
         parsed = datetime(*(int(g) for g in match.groups()))
     except ValueError:  # 0000:00:00 00:00:00 and friends
+        return None
+    if not _in_range(parsed):
         return None
     digits = re.sub(r"\D", "", _text(subsec) or "")
     if digits:
@@ -158,7 +173,7 @@ def _iso_datetime(value: Any) -> tuple[datetime, int | None] | None:
         parsed = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         return None
-    if parsed.year < 1800:
+    if parsed.year < 1800 or not _in_range(parsed):
         return None
     if parsed.tzinfo is None:
         return parsed, None
@@ -185,14 +200,48 @@ def _read_tags(source: Path | bytes) -> dict[str, Any]:
         image.close()
 
 
+class RefusedSidecar(Exception):
+    """The sidecar is not XMP this server will read; the file's own tags still count."""
+
+
+def _refuse_dtd(*_args: Any) -> None:
+    raise RefusedSidecar("it declares a DTD (XML entities are refused: XMP has no use for them)")
+
+
+def _check_xml(data: bytes) -> None:
+    """Well-formed XML with no DOCTYPE, checked with expat before exiv2 sees it.
+
+    A DTD is how entity bombs ("billion laughs") and external entities get in, and XMP
+    never needs one, so the parse stops at the declaration, before anything expands.
+    """
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = _refuse_dtd
+    parser.EntityDeclHandler = _refuse_dtd
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as exc:
+        raise RefusedSidecar(f"invalid XML: {expat.ErrorString(exc.code)} at line {exc.lineno}, "
+                             f"column {exc.offset}") from exc
+
+
 def read_sidecar(data: bytes) -> dict[str, Any]:
-    """An XMP sidecar's tags. Sidecars from some tools are UTF-16 with a BOM: normalise to UTF-8."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        data = data.decode("utf-16").encode("utf-8")
-    elif data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+    """An XMP sidecar's tags; RefusedSidecar (with the reason) when it cannot be read.
+
+    Sidecars from some tools are UTF-16 with a BOM: normalise to UTF-8.
+    """
+    try:
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            data = data.decode("utf-16").encode("utf-8")
+        elif data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+    except UnicodeDecodeError as exc:
+        raise RefusedSidecar(f"not valid UTF-16 text ({exc.reason})") from exc
     data = re.sub(rb'encoding="UTF-16(LE|BE)?"', b'encoding="UTF-8"', data, flags=re.I)
-    return _read_tags(data)
+    _check_xml(data)
+    try:
+        return _read_tags(data)
+    except (RuntimeError, UnicodeDecodeError) as exc:  # exiv2 does not take it for XMP
+        raise RefusedSidecar(f"exiv2 cannot read it as XMP ({str(exc).strip()[:200]})") from exc
 
 
 def read_tags(path: Path) -> dict[str, Any]:
@@ -252,7 +301,9 @@ def _stamps(t: _Tags) -> list[Stamp]:
             if iptc_time:
                 clock = time.fromisoformat(iptc_time[:8])
                 offset = _offset(iptc_time[8:]) if len(iptc_time) > 8 else None
-            out.append(Stamp(datetime.combine(day, clock), offset, "DateTimeCreated"))
+            created = datetime.combine(day, clock)
+            if _in_range(created):
+                out.append(Stamp(created, offset, "DateTimeCreated"))
         except ValueError:
             pass
     xmp("Xmp.photoshop.DateCreated", "DateTimeCreated")
@@ -264,13 +315,17 @@ def _stamps(t: _Tags) -> list[Stamp]:
             day = datetime.strptime(gps_day, "%Y:%m:%d")
             h, m, s = (_number(p) or 0 for p in gps_clock.split())
             wall = day + timedelta(hours=h, minutes=m, seconds=s)
-            out.append(Stamp(wall, 0, "GPSDateTime", is_utc=True))
-        except ValueError:
+            if _in_range(wall):
+                out.append(Stamp(wall, 0, "GPSDateTime", is_utc=True))
+        except (ValueError, OverflowError):  # a malformed or absurd time: not a capture time
             pass
     gps_xmp = _iso_datetime(t.get("Xmp.exif.GPSTimeStamp"))
     if gps_xmp is not None and gps_xmp[1] is not None:
-        wall = gps_xmp[0] - timedelta(minutes=gps_xmp[1])
-        out.append(Stamp(wall, 0, "GPSDateTime", is_utc=True))
+        try:
+            wall = gps_xmp[0] - timedelta(minutes=gps_xmp[1])
+            out.append(Stamp(wall, 0, "GPSDateTime", is_utc=True))
+        except OverflowError:  # 9999-12-31T23:00-14:00 is past datetime's range in UTC
+            pass
     return out
 
 

@@ -48,9 +48,20 @@ def probe(path: Path) -> FileMetadata:
         elif stream.duration and stream.time_base:
             duration = float(stream.duration * stream.time_base)
         meta.duration_ms = int(round(duration * 1000)) if duration else None
-        stream.thread_type = "AUTO"
         # Counter-clockwise degrees to turn the coded picture for display (display matrix).
-        meta.rotation = int(_first_frame(container, stream).rotation or 0) % 360
+        # Decoding a frame over the pixel limits would be the bomb itself: the variants
+        # step refuses such a video, and the container's own facts are still worth keeping.
+        from app.media.images import MAX_PIXELS, UndecodableImage, _check_size
+
+        try:
+            _check_size(meta.raw_width or 1, meta.raw_height or 1, _frame_peak_bytes_per_pixel(stream.codec_context))
+        except UndecodableImage:
+            meta.rotation = None
+        else:
+            stream.thread_type = "SLICE"  # one frame: frame threads would only hold more of them
+            stream.codec_context.options = {**stream.codec_context.options,
+                                            "max_pixels": _ffmpeg_max_pixels(MAX_PIXELS)}
+            meta.rotation = int(_first_frame(container, stream).rotation or 0) % 360
         tags = {**(container.metadata or {}), **(stream.metadata or {})}
         created = tags.get("creation_time") or tags.get("com.apple.quicktime.creationdate")
         if created:
@@ -74,15 +85,46 @@ def probe(path: Path) -> FileMetadata:
         return meta
 
 
+def _ffmpeg_max_pixels(limit: int) -> str:
+    """FFmpeg's own check, for frames bigger than the container said. Decoders test the
+    coded size, padded to their block alignment: 2% more keeps a frame at the limit legal,
+    and the decoded frame is still checked exactly."""
+    return str(limit + limit // 50)
+
+
+def _frame_peak_bytes_per_pixel(context) -> float:
+    """A decoded frame in its own pixel format, twice (the decoder keeps a reference frame);
+    8-bit 4:2:0 is 1.5 bytes a pixel, so 3 (measured: 1.6 at 133 MP, MJPEG)."""
+    try:
+        bits = av.VideoFormat(context.pix_fmt).padded_bits_per_pixel if context.pix_fmt else 0
+    except (ValueError, TypeError):
+        bits = 0
+    return max(3.0, 2 * bits / 8)
+
+
 def poster_frame(path: Path) -> np.ndarray:
-    """The first decodable frame as an RGB array, rotated for display."""
+    """The first decodable frame as an RGB array at about preview size, rotated for display.
+
+    The same pixel limits as images: the coded size is checked before decoding, and the
+    frame is scaled while converting to RGB, so a huge frame never exists twice.
+    """
+    from app.media.images import MAX_PIXELS, PREVIEW_SHORT_SIDE, _check_size, _short_side_size
+
     with av.open(str(path)) as container:
         if not container.streams.video:
             raise NoVideoStream("the file has no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        context = stream.codec_context
+        peak = _frame_peak_bytes_per_pixel(context)
+        if context.width and context.height:
+            _check_size(context.width, context.height, peak)
+        # One frame: frame threading would only hold more full-size frames at once.
+        stream.thread_type = "SLICE"
+        context.options = {**context.options, "max_pixels": _ffmpeg_max_pixels(MAX_PIXELS)}
         frame = _first_frame(container, stream)
-        image = frame.to_ndarray(format="rgb24")
+        _check_size(frame.width, frame.height, peak)  # the header may not have said
+        width, height = _short_side_size(frame.width, frame.height, PREVIEW_SHORT_SIDE)
+        image = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
         turns = (int(frame.rotation or 0) // 90) % 4
     if turns:
         image = np.ascontiguousarray(np.rot90(image, k=turns))  # np.rot90 turns counter-clockwise
