@@ -126,7 +126,10 @@ async def create_album(
     library = await access.library_for(principal, library_id, access.WRITE)
     clean = DEFAULT_NAME if name is None else _clean_name(name)
     async with db.transaction() as conn:
-        await conn.execute("SELECT 1 FROM libraries WHERE id = $1 FOR UPDATE", library)
+        # NO KEY UPDATE: serialises creators in this library without blocking the foreign-key checks
+        # (KEY SHARE) of every insert that names the library. FOR UPDATE deadlocked with a media step
+        # that holds its asset row and inserts its next task in the same transaction.
+        await conn.execute("SELECT 1 FROM libraries WHERE id = $1 FOR NO KEY UPDATE", library)
         existing = await conn.fetchrow(
             "SELECT * FROM albums WHERE library_id = $1 AND lower(btrim(name)) = lower($2)", library, clean
         )

@@ -171,7 +171,10 @@ async def create_stack(
         if primary not in members:
             raise Invalid("primary_asset_id must be one of asset_ids", loc=("body", "primary_asset_id"))
     async with db.transaction() as conn:
-        await conn.execute("SELECT 1 FROM libraries WHERE id = $1 FOR UPDATE", library)
+        # NO KEY UPDATE: serialises creators in this library without blocking the foreign-key checks
+        # (KEY SHARE) of every insert that names the library. FOR UPDATE deadlocked with a media step
+        # that holds its asset row and inserts its next task in the same transaction.
+        await conn.execute("SELECT 1 FROM libraries WHERE id = $1 FOR NO KEY UPDATE", library)
         # Before the insert: an unknown primary would otherwise fail its foreign key (a 500), while
         # another user's asset answered 404, telling the caller which ids exist.
         await _lock_members(conn, library, members)
