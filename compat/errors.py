@@ -28,7 +28,11 @@ def _domain(request: Request, exc: DomainError) -> Response:
     if isinstance(exc, InsufficientStorage):
         return immich_error(400, "Quota has been exceeded!")  # the exact text the mobile app matches
     status = 400 if exc.status == 422 else exc.status
-    return immich_error(status, exc.detail)
+    response = immich_error(status, exc.detail)
+    retry_after = getattr(exc, "retry_after", None)  # a throttled password guess says when to retry
+    if retry_after is not None:
+        response.headers["retry-after"] = str(retry_after)
+    return response
 
 
 def _validation(request: Request, exc: ValidationException) -> Response:

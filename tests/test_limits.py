@@ -364,3 +364,26 @@ def test_a_library_cap_stops_the_native_stream_and_an_unnamed_library_gets_the_w
     assert r.status_code == 201, r.text
     stored = run(db.fetchval("SELECT library_id FROM assets WHERE id = $1", ids.decode(ids.ASSET, r.json()["id"])))
     assert stored == ids.decode(ids.LIBRARY, roomy)
+
+
+def test_wrong_current_passwords_on_change_password_are_throttled_like_sign_ins(login_server):
+    """A stolen session must not guess the account's password through the change-password route."""
+    base = login_server.immich_url
+    email, _ = _user(login_server)
+    with _client(base) as http:
+        token = http.post("/api/auth/login", json={"email": email, "password": "right-password"}).json()["accessToken"]
+        headers = {"Authorization": f"Bearer {token}"}
+        answers = [http.post("/api/auth/change-password", headers=headers,
+                             json={"password": f"guess-{i}", "newPassword": "mine-now"}) for i in range(7)]
+        statuses = [r.status_code for r in answers]
+        assert statuses[:6] == [400] * 5 + [429], statuses
+        assert 1 <= int(answers[5].headers["retry-after"]) <= WINDOW
+        # Even the right password waits out the window from this address.
+        right = http.post("/api/auth/change-password", headers=headers,
+                          json={"password": "right-password", "newPassword": "mine-now"})
+        assert right.status_code == 429
+    # Another address that has not failed changes it.
+    with _client(base, "127.0.0.3") as other:
+        done = other.post("/api/auth/change-password", headers=headers,
+                          json={"password": "right-password", "newPassword": "mine-now"})
+        assert done.status_code == 200, done.text

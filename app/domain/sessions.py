@@ -106,10 +106,15 @@ async def set_pending_sync_reset(user_id: uuid.UUID, session_id: uuid.UUID, pend
 
 
 async def change_password(user_id: uuid.UUID, current: str, new: str, *, keep_session: uuid.UUID | None,
-                          sign_out_others: bool) -> None:
-    row = await db.fetchrow("SELECT password_hash FROM users WHERE id = $1", user_id)
+                          sign_out_others: bool, throttle: LoginThrottle | None = None, address: str = "") -> None:
+    """The current password is a guess like a sign-in's (a stolen session must not try passwords
+    freely), so it counts against the same throttle as signing in to this account."""
+    row = await db.fetchrow("SELECT password_hash, email FROM users WHERE id = $1", user_id)
+    attempt = await throttle.begin(row["email"], address) if throttle is not None and row is not None else None
     if row is None or not users.verify_password(row["password_hash"], current):
         raise BadRequest("Wrong password")
+    if attempt is not None:
+        await attempt.succeeded()
     if not new:
         raise BadRequest("The new password must not be empty")
     async with db.transaction() as conn:

@@ -7,10 +7,10 @@ import uuid
 from typing import Any
 
 import msgspec
-from litestar import Response, delete, get, post, put
+from litestar import Request, Response, delete, get, post, put
 
 from app.api.state import Shared
-from app.domain import access, sessions, users
+from app.domain import access, login_throttle, sessions, users
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
 
@@ -58,9 +58,13 @@ class _ChangePassword(msgspec.Struct):
 
 
 @post("/api/auth/change-password", status_code=200, action=access.WRITE)
-async def change_password(auth: ImmichAuth, data: _ChangePassword) -> dtos.UserAdminResponseDto:
+async def change_password(request: Request, auth: ImmichAuth, shared: Shared,
+                          data: _ChangePassword) -> dtos.UserAdminResponseDto:
     await sessions.change_password(auth.principal.user_id, data.password, data.newPassword,
-                                   keep_session=auth.session_id, sign_out_others=data.invalidateSessions)
+                                   keep_session=auth.session_id, sign_out_others=data.invalidateSessions,
+                                   throttle=login_throttle.throttle_for(shared.queue.pool if shared.queue else None,
+                                                                        shared.settings),
+                                   address=request.client.host if request.client else "unknown")
     return mapping.user_admin(await users.user_by_id(auth.principal.user_id))
 
 
