@@ -46,13 +46,15 @@ class ServerProcess:
         self.env.update(extra_env or {})
         self.proc: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
+        self.popen_options: dict = {}  # e.g. start_new_session, for a test that kills the whole tree
 
     def start(self, *args: str, timeout: float = 60) -> "ServerProcess":
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app", "serve", *args], cwd=ROOT, env=self.env, stdout=log,
+                stderr=subprocess.STDOUT, **self.popen_options,
+            )
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -29,7 +29,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import BASE_ENV, ROOT, free_port, run
+from tests.conftest import ROOT, ServerProcess, run
 from tests.helpers import upload, wait_processed
 from tests.media import SHARED_ASSETS, png_bytes
 
@@ -39,21 +39,15 @@ REAL_FILES = [p for p in (SHARED_ASSETS / "formats").rglob("*") if p.is_file()] 
 # --- a server we can kill ----------------------------------------------------------------
 
 
-class KillableServer:
-    """`python -m app serve` in its own session, on fixed ports across restarts."""
+class KillableServer(ServerProcess):
+    """`python -m app serve` in its own session, on fixed ports across restarts, on its own embedded services."""
 
     def __init__(self, data_dir: Path, *args: str):
-        self.data_dir = data_dir
+        super().__init__(data_dir, extra_env={"WORKER_CONCURRENCY": "2"})
         self.args = args
-        self.port, self.immich_port = free_port(), free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.immich_url = f"http://127.0.0.1:{self.immich_port}"
-        self.env = {**BASE_ENV, "DATA_DIR": str(data_dir), "API_PORT": str(self.port),
-                    "IMMICH_PORT": str(self.immich_port), "HOST": "127.0.0.1", "WORKER_CONCURRENCY": "2"}
         self.env.pop("DATABASE_URL", None)
         self.env.pop("REDIS_URL", None)
-        self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
-        self.proc: subprocess.Popen | None = None
+        self.popen_options = {"start_new_session": True}
         self.workers: list[subprocess.Popen] = []
 
     def start_worker(self) -> None:
@@ -63,21 +57,8 @@ class KillableServer:
                                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
     def start(self, timeout: float = 90) -> "KillableServer":
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "app", "serve", *self.args], cwd=ROOT, env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{self.base_url}/api/server/ping", timeout=1).text == "pong":
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()[-4000:]}")
+        super().start(*self.args, timeout=timeout)
+        return self
 
     def tree(self) -> list[psutil.Process]:
         """The server, its children, and the embedded Postgres (daemonised: not a child) and Valkey."""
@@ -134,13 +115,7 @@ class KillableServer:
                 except subprocess.TimeoutExpired:
                     worker.kill()
                     worker.wait()
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().stop()
 
     def database_url(self) -> str:
         return json.loads((self.data_dir / "run" / "services.json").read_text())["database_url"]
