@@ -37,11 +37,14 @@ class Upload:
 
 
 async def _check_storage_caps(library_id: uuid.UUID, size: int) -> None:
+    # The usage sums scan the owner's assets, so they run only when a cap is set.
     row = await db.fetchrow(
         """
         SELECT u.storage_limit_bytes AS user_limit, l.storage_limit_bytes AS library_limit,
-               (SELECT coalesce(sum(file_size_bytes), 0)::bigint FROM assets WHERE owner_id = u.id) AS user_used,
-               (SELECT coalesce(sum(file_size_bytes), 0)::bigint FROM assets WHERE library_id = l.id) AS library_used
+               CASE WHEN u.storage_limit_bytes IS NOT NULL THEN
+                   (SELECT coalesce(sum(file_size_bytes), 0)::bigint FROM assets WHERE owner_id = u.id) END AS user_used,
+               CASE WHEN l.storage_limit_bytes IS NOT NULL THEN
+                   (SELECT coalesce(sum(file_size_bytes), 0)::bigint FROM assets WHERE library_id = l.id) END AS library_used
         FROM libraries l JOIN users u ON u.id = l.owner_id WHERE l.id = $1
         """,
         library_id,

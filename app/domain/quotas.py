@@ -44,6 +44,18 @@ async def upload_allowance(principal: access.Principal, library_id: uuid.UUID | 
         candidates = [library_id]
     else:
         candidates = await access.live_library_ids(principal)
+    # Most accounts have no cap at all: then the usage sums (a scan of the owner's assets) are
+    # not needed, and an upload costs one indexed lookup here.
+    capped = await db.fetchval(
+        """
+        SELECT (SELECT storage_limit_bytes IS NOT NULL FROM users WHERE id = $2)
+            OR EXISTS (SELECT 1 FROM libraries WHERE id = ANY($1::uuid[]) AND owner_id = $2
+                       AND storage_limit_bytes IS NOT NULL)
+        """,
+        candidates, principal.user_id,
+    )
+    if not capped:
+        return UNLIMITED
     rows = await db.fetch(
         """
         SELECT l.id, l.storage_limit_bytes AS library_limit,
