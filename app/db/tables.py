@@ -1,113 +1,503 @@
-"""Table definitions. The schema itself is created only by the files in migrations/."""
+"""The schema declared in code: one Piccolo Table class per table the migrations create.
+
+The migrations in migrations/ (hand-written SQL) remain the only thing that creates or changes
+the schema; these classes mirror them column for column, and tests/test_schema.py compares both
+with the migrated database, so a migration that changes the schema must change this file too.
+
+What Piccolo cannot say is declared next to the tables, and checked by the same test:
+- INDEXES: every index that is not a plain single-column btree (those are `index=True`, their
+  migration names in SIMPLE_INDEX_NAMES): expression, partial, unique and multi-column indexes,
+  with the definition Postgres reports for them.
+- COMPOSITE_PRIMARY_KEYS: Piccolo has one primary-key column per table. For tables whose key
+  spans several columns, the first of them is marked `primary_key=True` (otherwise Piccolo would
+  invent an `id` column that does not exist) and the real key is listed here. Piccolo queries
+  that fetch or update "by primary key" are therefore wrong for those tables; use the full key.
+
+Foreign keys say `on_update=NO ACTION` because the SQL declares no ON UPDATE rule. Check
+constraints are written as Postgres prints them back (pg_get_constraintdef), and named as Postgres
+named them, so the comparison is exact. Column defaults are Piccolo's where it can spell them
+(default=None on a NOT NULL column: the database has no default, a value is required);
+DATABASE_DEFAULTS lists the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 from piccolo.columns import (
     JSONB,
     UUID,
     Array,
     BigInt,
+    BigSerial,
     Boolean,
     Bytea,
+    Date,
     DoublePrecision,
     ForeignKey,
     Integer,
+    Real,
     SmallInt,
     Text,
     Timestamp,
     Timestamptz,
 )
+from piccolo.columns.base import OnDelete, OnUpdate
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.constraints import Check, Unique
 from piccolo.table import Table
+
+
+def fk(references, on_delete: OnDelete, null: bool = False, **kwargs) -> ForeignKey:
+    """A foreign key as the migrations write it: NOT NULL unless said, no ON UPDATE rule."""
+    return ForeignKey(references, null=null, on_delete=on_delete, on_update=OnUpdate.no_action, **kwargs)
+
+
+CASCADE = OnDelete.cascade
+SET_NULL = OnDelete.set_null
 
 
 class User(Table, tablename="users"):
     id = UUID(primary_key=True)
-    email = Text()
+    email = Text(default=None)
     name = Text(default="")
-    password_hash = Text(null=True)
+    password_hash = Text(null=True, default=None)
     is_admin = Boolean(default=False)
-    storage_limit_bytes = BigInt(null=True)
-    storage_label = Text(null=True)
-    avatar_color = Text(null=True)
+    storage_limit_bytes = BigInt(null=True, default=None)
+    storage_label = Text(null=True, default=None)
+    avatar_color = Text(null=True, default=None)
     preferences = JSONB(default={})
-    default_library_id = UUID(null=True)
+    # named users_default_library_fkey in the database
+    default_library_id = fk("Library", SET_NULL, null=True)
     profile_changed_at = Timestamptz(default=TimestamptzNow())
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
     deleted_at = Timestamptz(null=True, default=None)
+    immich_library_id = fk("Library", SET_NULL, null=True)
+    demo_mode_enabled = Boolean(default=False)
+    favorite_display_mode = Text(default="favorite")
+    should_change_password = Boolean(default=False)
+    face_detection_preference = Boolean(null=True, default=True)
+
+    users_storage_limit_bytes_check = Check("(storage_limit_bytes >= 0)")
+    users_favorite_display_mode_check = Check(
+        "(favorite_display_mode = ANY (ARRAY['favorite'::text, 'rating'::text]))"
+    )
 
 
 class Library(Table, tablename="libraries"):
     id = UUID(primary_key=True)
-    owner_id = ForeignKey(User)
-    name = Text()
-    description = Text(null=True)
-    storage_limit_bytes = BigInt(null=True)
+    owner_id = fk(User, CASCADE)
+    name = Text(default=None)
+    description = Text(null=True, default=None)
+    storage_limit_bytes = BigInt(null=True, default=None)
     trashed_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+
+    libraries_name_check = Check("(btrim(name) <> ''::text)")
+    libraries_storage_limit_bytes_check = Check("(storage_limit_bytes >= 0)")
 
 
 class ApiKey(Table, tablename="api_keys"):
     id = UUID(primary_key=True)
-    user_id = ForeignKey(User)
-    name = Text(null=True)
-    secret_hash = Bytea()
-    actions = Array(Text())
+    user_id = fk(User, CASCADE, index=True)
+    name = Text(null=True, default=None)
+    secret_hash = Bytea(unique=True, default=None)
+    actions = Array(Text(), default=["read", "write", "delete", "delete_permanently"])
     library_scope_mode = Text(default="all_libraries")
-    library_ids = Array(UUID())
+    library_ids = Array(UUID(), default=[])
     is_active = Boolean(default=True)
     last_used_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
 
+    api_keys_library_scope_mode_check = Check(
+        "(library_scope_mode = ANY (ARRAY['all_libraries'::text, 'selected_libraries'::text]))"
+    )
+
+
+class Stack(Table, tablename="stacks"):
+    id = UUID(primary_key=True)
+    library_id = fk(Library, CASCADE)
+    owner_id = fk(User, CASCADE)
+    origin = Text(default="user")
+    primary_asset_id = fk("Asset", SET_NULL, null=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+    stacks_origin_check = Check("(origin = ANY (ARRAY['auto_burst'::text, 'user'::text]))")
+
 
 class Asset(Table, tablename="assets"):
     id = UUID(primary_key=True)
-    library_id = ForeignKey(Library)
-    owner_id = ForeignKey(User)
-    media_type = Text()
-    mime_type = Text()
-    original_file_name = Text()
-    storage_key = Text()
-    file_size_bytes = BigInt()
-    checksum_sha256 = Bytea()
-    checksum_sha1 = Bytea()
-    device_asset_id = Text()
-    device_id = Text()
-    file_created_at = Timestamptz()
-    file_created_offset_minutes = Integer(null=True)
-    file_modified_at = Timestamptz()
-    local_datetime = Timestamp()
-    local_offset_minutes = Integer(null=True)
+    library_id = fk(Library, CASCADE)
+    owner_id = fk(User, CASCADE)
+    media_type = Text(default=None)
+    mime_type = Text(default=None)
+    original_file_name = Text(default=None)
+    storage_key = Text(default=None)
+    file_size_bytes = BigInt(default=None)
+    checksum_sha256 = Bytea(default=None)
+    checksum_sha1 = Bytea(default=None)
+    device_asset_id = Text(default=None)
+    device_id = Text(default=None)
+    file_created_at = Timestamptz(default=None)
+    # NULL: the client sent a naive time
+    file_created_offset_minutes = Integer(null=True, default=None)
+    file_modified_at = Timestamptz(default=None)
+    local_datetime = Timestamp(default=None)
+    local_offset_minutes = Integer(null=True, default=None)
     captured_at = Timestamptz(null=True, default=None)
-    width = Integer(null=True)
-    height = Integer(null=True)
-    duration_ms = Integer(null=True)
-    thumbhash = Bytea(null=True)
-    description = Text(null=True)
-    rating = SmallInt(null=True)
-    user_description = Text(null=True)
-    user_latitude = DoublePrecision(null=True)
-    user_longitude = DoublePrecision(null=True)
+    width = Integer(null=True, default=None)
+    height = Integer(null=True, default=None)
+    duration_ms = Integer(null=True, default=None)
+    thumbhash = Bytea(null=True, default=None)
+    description = Text(null=True, default=None)
+    # user_* and rating: what the user set through the API; NULL lets the file's value show.
+    rating = SmallInt(null=True, default=None)
+    user_description = Text(null=True, default=None)
+    user_latitude = DoublePrecision(null=True, default=None)
+    user_longitude = DoublePrecision(null=True, default=None)
     user_original_datetime = Timestamp(null=True, default=None)
-    user_original_offset_minutes = Integer(null=True)
+    user_original_offset_minutes = Integer(null=True, default=None)
     visibility = Text(default="timeline")
-    live_photo_video_id = UUID(null=True)
-    stack_id = UUID(null=True)
+    live_photo_video_id = fk("self", SET_NULL, null=True)
+    # named assets_stack_fkey in the database
+    stack_id = fk(Stack, SET_NULL, null=True)
     original_version_id = UUID()
     trashed_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    processing_error = Text(null=True, default=None)
+    # Effective values (the user's, else the file's) kept on the row so filters can use indexes.
+    latitude = DoublePrecision(null=True, default=None)
+    longitude = DoublePrecision(null=True, default=None)
+    file_rating = SmallInt(null=True, default=None)
+
+    assets_media_type_check = Check("(media_type = ANY (ARRAY['image'::text, 'video'::text]))")
+    assets_original_file_name_check = Check("(length(original_file_name) <= 1024)")
+    assets_file_size_bytes_check = Check("(file_size_bytes > 0)")
+    assets_checksum_sha256_check = Check("(length(checksum_sha256) = 32)")
+    assets_checksum_sha1_check = Check("(length(checksum_sha1) = 20)")
+    assets_local_offset_minutes_check = Check(
+        "((local_offset_minutes >= '-1080'::integer) AND (local_offset_minutes <= 1080))"
+    )
+    assets_rating_check = Check("((rating >= 0) AND (rating <= 5))")
+    assets_user_latitude_check = Check(
+        "((user_latitude >= ('-90'::integer)::double precision) AND (user_latitude <= (90)::double precision))"
+    )
+    assets_user_longitude_check = Check(
+        "((user_longitude >= ('-180'::integer)::double precision) AND (user_longitude <= (180)::double precision))"
+    )
+    # both coordinates or neither
+    assets_check = Check("((user_latitude IS NULL) = (user_longitude IS NULL))")
 
 
 class Event(Table, tablename="events"):
-    """The change log: one row per domain change, written in the change's transaction."""
+    """The change log: one row per domain change, written in the change's transaction.
 
-    id = BigInt(primary_key=True)
-    txid = BigInt()
-    library_id = UUID(null=True)
-    owner_id = UUID(null=True)
-    entity_type = Text()
-    entity_id = UUID()
-    event_type = Text()
-    payload = JSONB(null=True)
+    id is GENERATED ALWAYS AS IDENTITY and txid defaults to the writing transaction's id; Piccolo
+    can express neither (see DATABASE_DEFAULTS), so inserts must leave both out.
+    """
+
+    id = BigInt(primary_key=True, default=None)
+    txid = BigInt(default=None)
+    library_id = UUID(null=True, default=None)
+    owner_id = UUID(null=True, default=None)
+    entity_type = Text(default=None)
+    entity_id = UUID(default=None)
+    event_type = Text(default=None)
+    payload = JSONB(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+
+
+class AssetExif(Table, tablename="asset_exif"):
+    """What the file says (EXIF/XMP/IPTC, container tags), plus place names derived from GPS."""
+
+    asset_id = fk(Asset, CASCADE, primary_key=True)
+    make = Text(null=True, default=None)
+    model = Text(null=True, default=None)
+    lens_model = Text(null=True, default=None)
+    f_number = DoublePrecision(null=True, default=None)
+    focal_length = DoublePrecision(null=True, default=None)
+    iso = Integer(null=True, default=None)
+    exposure_time = DoublePrecision(null=True, default=None)
+    exposure_bias = DoublePrecision(null=True, default=None)
+    orientation = SmallInt(null=True, default=None)
+    original_datetime = Timestamp(null=True, default=None)
+    original_offset_minutes = Integer(null=True, default=None)
+    digitized_datetime = Timestamp(null=True, default=None)
+    digitized_offset_minutes = Integer(null=True, default=None)
+    modified_datetime = Timestamp(null=True, default=None)
+    modified_offset_minutes = Integer(null=True, default=None)
+    timezone = Text(null=True, default=None)
+    latitude = DoublePrecision(null=True, default=None)
+    longitude = DoublePrecision(null=True, default=None)
+    altitude = DoublePrecision(null=True, default=None)
+    city = Text(null=True, default=None)
+    state = Text(null=True, default=None)
+    country = Text(null=True, default=None)
+    country_code = Text(null=True, default=None)
+    description = Text(null=True, default=None)
+    rating = SmallInt(null=True, default=None)
+    projection_type = Text(null=True, default=None)
+    fps = DoublePrecision(null=True, default=None)
+    live_photo_cid = Text(null=True, default=None)
+    auto_stack_id = Text(null=True, default=None)
+    raw_width = Integer(null=True, default=None)
+    raw_height = Integer(null=True, default=None)
+    video_codec = Text(null=True, default=None)
+    date_source = Text(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class AssetFile(Table, tablename="asset_files"):
+    """Files derived from an original. Key: (asset_id, kind), see COMPOSITE_PRIMARY_KEYS."""
+
+    asset_id = fk(Asset, CASCADE, primary_key=True)
+    kind = Text(default=None)
+    storage_key = Text(default=None)
+    mime_type = Text(default=None)
+    width = Integer(null=True, default=None)
+    height = Integer(null=True, default=None)
+    size_bytes = BigInt(default=None)
+    checksum_sha1 = Bytea(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    asset_files_kind_check = Check(
+        "(kind = ANY (ARRAY['thumbnail'::text, 'preview'::text, 'fullsize'::text, 'sidecar'::text]))"
+    )
+
+
+class Task(Table, tablename="tasks"):
+    """One row per background run, visible through /api/tasks."""
+
+    id = UUID(primary_key=True)
+    owner_id = fk(User, CASCADE)
+    library_id = fk(Library, CASCADE, null=True)
+    asset_id = fk(Asset, CASCADE, null=True)
+    task_type = Text(default=None)
+    status = Text(default="pending")
+    job_id = Text(default=None)
+    retry_count = Integer(default=0)
+    outcome = Text(null=True, default=None)
+    result = Text(null=True, default=None)
+    error_message = Text(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    started_at = Timestamptz(null=True, default=None)
+    completed_at = Timestamptz(null=True, default=None)
+    # the worker process that claimed it while started, and how many times it was started
+    worker_id = Text(null=True, default=None)
+    attempts = Integer(default=0)
+
+    tasks_status_check = Check(
+        "(status = ANY (ARRAY['pending'::text, 'started'::text, 'success'::text, 'failure'::text]))"
+    )
+
+
+class Album(Table, tablename="albums"):
+    id = UUID(primary_key=True)
+    library_id = fk(Library, CASCADE)
+    owner_id = fk(User, CASCADE)
+    name = Text(default=None)
+    description = Text(null=True, default=None)
+    cover_asset_id = fk(Asset, SET_NULL, null=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+    albums_name_check = Check("(btrim(name) <> ''::text)")
+
+
+class AlbumAsset(Table, tablename="album_assets"):
+    id = UUID(primary_key=True)
+    album_id = fk(Album, CASCADE)
+    asset_id = fk(Asset, CASCADE, index=True)
+    library_id = fk(Library, CASCADE)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    album_assets_album_id_asset_id_key = Unique(["album_id", "asset_id"])
+
+
+class AssetDayCount(Table, tablename="asset_day_counts"):
+    """Per-day asset counts kept by statement triggers on assets (migration 2026-11-27T02).
+
+    No foreign key: rows of a library being deleted are adjusted while the cascade runs.
+    Key: (library_id, day, media_type, trashed), see COMPOSITE_PRIMARY_KEYS.
+    """
+
+    library_id = UUID(primary_key=True, default=None)
+    day = Date(default=None)
+    media_type = Text(default=None)
+    trashed = Boolean(default=None)
+    count = BigInt(default=None)
+
+
+class Session(Table, tablename="sessions"):
+    """Login sessions (Immich clients sign in with a password, then carry a session token)."""
+
+    id = UUID(primary_key=True)
+    user_id = fk(User, CASCADE, index=True)
+    token_hash = Bytea(unique=True, default=None)
+    device_type = Text(default="")
+    device_os = Text(default="")
+    app_version = Text(null=True, default=None)
+    is_pending_sync_reset = Boolean(default=False)
+    expires_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Person(Table, tablename="people"):
+    id = UUID(primary_key=True)
+    library_id = fk(Library, CASCADE)
+    owner_id = fk(User, CASCADE)
+    name = Text(null=True, default=None)
+    birth_date = Date(null=True, default=None)
+    is_hidden = Boolean(default=False)
+    is_favorite = Boolean(default=False)
+    color = Text(null=True, default=None)
+    # named people_thumbnail_face_fk in the database
+    thumbnail_face_id = fk("Face", SET_NULL, null=True)
+    # L2-normalised mean of the member embeddings, float32; null until a member has one
+    centroid = Bytea(null=True, default=None)
+    embedding_model = Text(null=True, default=None)
+    face_count = Integer(default=0)
+    pairwise_mean = Real(null=True, default=None)
+    pairwise_p90 = Real(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Face(Table, tablename="faces"):
+    id = UUID(primary_key=True)
+    # the key in a worker's FAISS index; only grows
+    seq = BigSerial(unique=True)
+    asset_id = fk(Asset, CASCADE, index=True)
+    library_id = fk(Library, CASCADE)
+    owner_id = fk(User, CASCADE)
+    person_id = fk(Person, SET_NULL, null=True)
+    source = Text(default=None)
+    # display space (after EXIF orientation) of an image image_width x image_height
+    box_x = Integer(default=None)
+    box_y = Integer(default=None)
+    box_w = Integer(default=None)
+    box_h = Integer(default=None)
+    image_width = Integer(default=None)
+    image_height = Integer(default=None)
+    confidence = Real(null=True, default=None)
+    timestamp_ms = Integer(null=True, default=None)
+    embedding = Bytea(null=True, default=None)
+    embedding_model = Text(null=True, default=None)
+    assigned_by = Text(default="none")
+    rejected_person_ids = Array(UUID(), default=[])
+    cluster_state = Text(default="pending")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+    faces_source_check = Check("(source = ANY (ARRAY['automatic'::text, 'manual'::text]))")
+    faces_assigned_by_check = Check("(assigned_by = ANY (ARRAY['none'::text, 'cluster'::text, 'user'::text]))")
+    faces_cluster_state_check = Check("(cluster_state = ANY (ARRAY['pending'::text, 'considered'::text]))")
+
+
+class SyncCheckpoint(Table, tablename="sync_checkpoints"):
+    """Per-session acknowledgements of the Immich sync stream. Key: (session_id, type)."""
+
+    session_id = fk(Session, CASCADE, primary_key=True)
+    # the Immich SyncEntityType this acknowledgement is for
+    type = Text(default=None)
+    ack = Text(default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Worker(Table, tablename="workers"):
+    """One row per running worker process; a stale seen_at means it is gone."""
+
+    id = Text(primary_key=True, default=None)
+    hostname = Text(default=None)
+    pid = Integer(default=None)
+    started_at = Timestamptz(default=TimestamptzNow())
+    seen_at = Timestamptz(default=TimestamptzNow())
+
+
+COMPOSITE_PRIMARY_KEYS: dict[type[Table], tuple[str, ...]] = {
+    AssetFile: ("asset_id", "kind"),
+    AssetDayCount: ("library_id", "day", "media_type", "trashed"),
+    SyncCheckpoint: ("session_id", "type"),
+}
+
+
+# Defaults only the database computes: Piccolo has no spelling for them, so the columns carry
+# default=None and inserts through Piccolo must leave them out. Written as Postgres prints them.
+DATABASE_DEFAULTS: dict[tuple[str, str], str] = {
+    ("events", "id"): "GENERATED ALWAYS AS IDENTITY",
+    # the writing transaction's id, which the change feed orders by
+    ("events", "txid"): "((pg_current_xact_id())::text)::bigint",
+    ("faces", "seq"): "nextval('faces_seq_seq'::regclass)",
+}
+
+# The names the migrations gave the plain single-column indexes declared with `index=True`
+# (Piccolo would call them <table>_<column>), keyed by (table name, column name).
+SIMPLE_INDEX_NAMES: dict[tuple[str, str], str] = {
+    ("api_keys", "user_id"): "api_keys_user_idx",
+    ("album_assets", "asset_id"): "album_assets_asset_idx",
+    ("sessions", "user_id"): "sessions_user_idx",
+    ("faces", "asset_id"): "faces_asset_idx",
+}
+
+
+@dataclass(frozen=True)
+class Index:
+    """An index Piccolo's `index=True` cannot express.
+
+    definition: what pg_indexes.indexdef says after "ON public.<table> USING ", prefixed with
+    "UNIQUE " for a unique index (Postgres's own normalised spelling, so it compares exactly).
+    """
+
+    table: type[Table]
+    name: str
+    definition: str
+
+
+INDEXES: list[Index] = [
+    # one account per address, whatever its case
+    Index(User, "users_email_key", "UNIQUE btree (lower(email))"),
+    Index(Library, "libraries_owner_name_key", "UNIQUE btree (owner_id, lower(btrim(name)))"),
+    # dedupe is per library by SHA-256, trashed rows included
+    Index(Asset, "assets_library_sha256_key", "UNIQUE btree (library_id, checksum_sha256)"),
+    Index(Asset, "assets_library_sha1_idx", "btree (library_id, checksum_sha1)"),
+    Index(Asset, "assets_library_timeline_idx", "btree (library_id, local_datetime DESC, id DESC)"),
+    Index(Asset, "assets_library_trash_idx",
+          "btree (library_id, trashed_at DESC, id DESC) WHERE (trashed_at IS NOT NULL)"),
+    Index(Asset, "assets_library_device_idx", "btree (library_id, device_id, device_asset_id)"),
+    Index(Asset, "assets_stack_idx", "btree (stack_id) WHERE (stack_id IS NOT NULL)"),
+    Index(Asset, "assets_library_geo_idx",
+          "btree (library_id, latitude, longitude) WHERE (latitude IS NOT NULL)"),
+    Index(Event, "events_library_feed_idx", "btree (library_id, txid, id)"),
+    Index(Event, "events_owner_feed_idx", "btree (owner_id, txid, id)"),
+    Index(Event, "events_library_kind_idx", "btree (library_id, entity_type, txid, id)"),
+    Index(Event, "events_entity_idx", "btree (entity_id, txid, id)"),
+    Index(Task, "tasks_owner_created_idx", "btree (owner_id, created_at DESC, id DESC)"),
+    Index(Task, "tasks_asset_idx", "btree (asset_id, created_at DESC)"),
+    Index(Task, "tasks_open_idx",
+          "btree (task_type, asset_id) WHERE (status = ANY (ARRAY['pending'::text, 'started'::text]))"),
+    Index(Task, "tasks_started_idx", "btree (worker_id) WHERE (status = 'started'::text)"),
+    Index(Task, "tasks_pending_idx", "btree (created_at) WHERE (status = 'pending'::text)"),
+    Index(Album, "albums_library_name_key", "UNIQUE btree (library_id, lower(btrim(name)))"),
+    Index(Album, "albums_library_created_idx", "btree (library_id, created_at DESC, id DESC)"),
+    Index(AlbumAsset, "album_assets_library_idx", "btree (library_id, created_at DESC, id DESC)"),
+    Index(Stack, "stacks_library_idx", "btree (library_id, id)"),
+    Index(Person, "people_library_name_idx",
+          "UNIQUE btree (library_id, lower(btrim(name))) WHERE (name IS NOT NULL)"),
+    Index(Person, "people_library_created_idx", "btree (library_id, created_at DESC, id DESC)"),
+    Index(Face, "faces_person_idx", "btree (person_id) WHERE (person_id IS NOT NULL)"),
+    Index(Face, "faces_library_created_idx", "btree (library_id, created_at DESC, id DESC)"),
+    Index(Face, "faces_library_seq_idx", "btree (library_id, seq)"),
+    Index(Face, "faces_pending_idx", "btree (library_id, seq) WHERE (cluster_state = 'pending'::text)"),
+]
+
+
+def all_tables() -> list[type[Table]]:
+    """Every Table class declared in this module, in declaration order."""
+    return [t for t in Table.__subclasses__() if t.__module__ == __name__]
