@@ -22,7 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if __name__ == "__main__":  # run as a script to write the fixture: make `app` and `tools` importable
     sys.path.insert(0, str(ROOT))
 
-from app.faces.models import ARCFACE_TEMPLATE, DetectedFace, _nms, align_face, load_face_models, similarity_transform  # noqa: E402
+from app.faces.models import (  # noqa: E402
+    ARCFACE_TEMPLATE,
+    DetectedFace,
+    _nms,
+    align_face,
+    load_face_models,
+    similarity_transform,
+)
 from tools.fetch_face_models import ensure_test_models  # noqa: E402
 
 PACK = ROOT / ".cache" / "models" / "test-pack"
@@ -78,7 +85,9 @@ def pillow_align(rgb: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.
     inv = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
     c = inv[:, 2] + 0.5 - 0.5 * inv[:, :2].sum(axis=1)
     coeffs = (inv[0, 0], inv[0, 1], c[0], inv[1, 0], inv[1, 1], c[1])
-    out = Image.fromarray(rgb).transform((size, size), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR)
+    out = Image.fromarray(rgb).transform(
+        (size, size), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR
+    )
     return np.asarray(out, dtype=np.uint8)
 
 
@@ -122,7 +131,8 @@ def landmark_sets(count: int, seed: int = 3):
 
 def test_similarity_transform_matches_umeyama():
     for pts in landmark_sets(1000):
-        np.testing.assert_allclose(similarity_transform(pts, ARCFACE_TEMPLATE), umeyama(pts, ARCFACE_TEMPLATE), atol=1e-4)
+        got, want = similarity_transform(pts, ARCFACE_TEMPLATE), umeyama(pts, ARCFACE_TEMPLATE)
+        np.testing.assert_allclose(got, want, atol=1e-4)
     # Exact recovery of a known similarity.
     angle = np.deg2rad(-33)
     rot = 0.4 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
