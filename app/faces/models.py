@@ -29,6 +29,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -84,8 +85,7 @@ class FaceModels(ABC):
         rgb = _as_rgb(rgb)
         if not faces:
             return np.zeros((0, self.embedding_dim), np.float32)
-        image = Image.fromarray(rgb)
-        crops = np.stack([align_face(image, f.landmarks) for f in faces])
+        crops = np.stack([align_face(rgb, f.landmarks) for f in faces])
         vectors = np.asarray(self._embed_crops(crops), dtype=np.float32).reshape(len(faces), self.embedding_dim)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
@@ -190,47 +190,64 @@ def _as_rgb(rgb: np.ndarray) -> np.ndarray:
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """2x3 matrix of the least-squares similarity (rotation, uniform scale, shift) mapping src to dst.
 
-    Umeyama's closed form, without reflections.
+    The minimiser of the summed squared landmark error, as Umeyama's closed form that
+    insightface aligns with, without reflections. Written as the linear system in
+    (a, b, tx, ty) for [[a, -b, tx], [b, a, ty]] and solved by OpenCV's SVD least squares:
+    exact, where cv2.estimateAffinePartial2D is not (its LMEDS drops the worst landmark, and
+    its Levenberg-Marquardt refinement stops up to ~4e-4 off on mirrored or noisy sets).
     """
-    src = np.asarray(src, np.float64)
-    dst = np.asarray(dst, np.float64)
-    mean_s, mean_d = src.mean(0), dst.mean(0)
-    sc, dc = src - mean_s, dst - mean_d
-    var_s = (sc**2).sum() / len(src)
-    cov = dc.T @ sc / len(src)
-    u, s, vt = np.linalg.svd(cov)
-    d = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[-1] = -1.0
-    rot = u @ np.diag(d) @ vt
-    scale = (s * d).sum() / var_s if var_s > 0 else 1.0
-    shift = mean_d - scale * rot @ mean_s
-    return np.hstack([scale * rot, shift[:, None]])
+    src = np.asarray(src, np.float64).reshape(-1, 2)
+    dst = np.asarray(dst, np.float64).reshape(-1, 2)
+    if len(src) != len(dst) or len(src) == 0:
+        raise ValueError(f"need matching point sets, got {len(src)} and {len(dst)} points")
+    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+        raise ValueError("landmarks must be finite")
+    if not np.ptp(src, axis=0).any():
+        # All points in one spot: no rotation or scale can be told, so only move the mean.
+        return np.hstack([np.eye(2), (dst.mean(0) - src.mean(0))[:, None]])
+    n = len(src)
+    a = np.zeros((2 * n, 4))
+    a[0::2, 0], a[0::2, 1], a[0::2, 2] = src[:, 0], -src[:, 1], 1.0  # u = a*x - b*y + tx
+    a[1::2, 0], a[1::2, 1], a[1::2, 3] = src[:, 1], src[:, 0], 1.0  # v = b*x + a*y + ty
+    _, x = cv2.solve(a, dst.reshape(-1, 1), flags=cv2.DECOMP_SVD)
+    ca, cb, tx, ty = x[:, 0]
+    return np.array([[ca, -cb, tx], [cb, ca, ty]])
 
 
 def align_face(image: Image.Image | np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.ndarray:
     """(size, size, 3) uint8 crop with the 5 landmarks moved onto the ArcFace template."""
-    if not isinstance(image, Image.Image):
-        image = Image.fromarray(_as_rgb(image))
+    rgb = _as_rgb(np.asarray(image))
     template = ARCFACE_TEMPLATE * (size / 112.0)
     m = similarity_transform(landmarks, template)
-    inv = np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
-    # Landmarks use pixel-centre coordinates (as cv2.warpAffine, which insightface aligns
-    # with); Pillow samples at centre + 0.5, so shift by half a pixel on both sides.
-    c = inv[:, 2] + 0.5 - 0.5 * inv[:, :2].sum(axis=1)
-    coeffs = (inv[0, 0], inv[0, 1], c[0], inv[1, 0], inv[1, 1], c[1])
-    out = image.transform((size, size), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR)
-    return np.asarray(out, dtype=np.uint8)
+    # Landmarks use pixel-centre coordinates, which is warpAffine's convention (and
+    # insightface's, whose crops the recognisers were trained on); outside the image is black.
+    return cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union") -> np.ndarray:
     """Indices kept by greedy non-maximum suppression, best score first.
 
-    mode "min" divides the overlap by the smaller area (MTCNN's last stage: drops boxes
-    nested inside a better one).
+    mode "union" (IoU) is OpenCV's NMSBoxes: a box goes when its overlap with a better kept
+    one reaches threshold; equal scores keep input order. The threshold is lowered by 1e-6
+    because NMSBoxes rounds overlaps to float32, so an overlap of exactly the threshold (P-Net
+    windows 4 px apart: 0.5) would otherwise be kept or not by rounding; the numpy version
+    this replaced mostly dropped those, and the cascade's outputs depend on it. mode "min"
+    divides the overlap by the smaller area (MTCNN's last stage: drops boxes nested inside a
+    better one); OpenCV has no such mode, so it is done here.
     """
     if len(boxes) == 0:
         return np.zeros(0, np.int64)
+    boxes = np.asarray(boxes, np.float64)
+    scores = np.asarray(scores, np.float64)
+    if mode != "min":
+        xywh = np.column_stack([boxes[:, :2], np.maximum(boxes[:, 2:4] - boxes[:, :2], 0.0)])
+        # NMSBoxes only ranks by score, and it drops scores not above its (non-negative)
+        # threshold and takes them as float32. Ranks n..1 in our stable order keep every
+        # box, break ties by input order, and survive the float32 cast exactly.
+        ranks = np.empty(len(scores), np.float64)
+        ranks[np.argsort(-scores, kind="stable")] = np.arange(len(scores), 0, -1)
+        keep = cv2.dnn.NMSBoxes(xywh.tolist(), ranks.tolist(), 0.0, float(threshold) - 1e-6)
+        return np.asarray(keep, np.int64).reshape(-1)
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
     area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
     order = np.argsort(-scores, kind="stable")
@@ -241,11 +258,7 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "u
         rest = order[1:]
         iw = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]))
         ih = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]))
-        inter = iw * ih
-        if mode == "min":
-            overlap = inter / np.maximum(np.minimum(area[i], area[rest]), 1e-9)
-        else:
-            overlap = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
+        overlap = iw * ih / np.maximum(np.minimum(area[i], area[rest]), 1e-9)
         order = rest[overlap <= threshold]
     return np.array(keep, np.int64)
 
@@ -330,7 +343,8 @@ class BuffaloL(FaceModels):
         # Letterbox: keep the aspect ratio, image in the top-left corner, zeros elsewhere (as insightface).
         scale = min(in_w / width, in_h / height)
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-        resized = np.asarray(Image.fromarray(rgb).resize((new_w, new_h), Image.Resampling.BILINEAR), np.float32)
+        # Bilinear without antialiasing, as insightface's SCRFD (and so Immich) prepares its input.
+        resized = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
         canvas = np.zeros((in_h, in_w, 3), np.float32)
         canvas[:new_h, :new_w] = resized
         blob = ((canvas - 127.5) / 128.0).transpose(2, 0, 1)[None]
@@ -422,11 +436,14 @@ class MtcnnMobileFaceNet(FaceModels):
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
         rgb = _as_rgb(rgb)
         height, width = rgb.shape[:2]
-        image = Image.fromarray(rgb)
+        image = rgb
         if max(width, height) > self.max_side:
             s = self.max_side / max(width, height)
-            image = image.resize((max(1, round(width * s)), max(1, round(height * s))), Image.Resampling.BILINEAR)
-        sx, sy = image.width / width, image.height / height
+            # Area averaging: a plain bilinear shrink by up to several times would alias.
+            size = (max(1, round(width * s)), max(1, round(height * s)))
+            image = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        sx, sy = image.shape[1] / width, image.shape[0] / height
+        image = Image.fromarray(image)
         boxes = self._stage1(image)
         boxes = self._stage2(image, boxes)
         boxes, points, scores = self._stage3(image, boxes)
@@ -447,8 +464,8 @@ class MtcnnMobileFaceNet(FaceModels):
         level = image
         for scale in scales:
             sw, sh = math.ceil(w * scale), math.ceil(h * scale)
-            # Area averaging (BOX), as cv2.INTER_AREA in the models' reference code; each level
-            # from the previous one because resampling the full image each time costs more than P-Net.
+            # Pillow's BOX (area averaging, as cv2.INTER_AREA in the models' reference code),
+            # each level from the previous one: see _crops for why not OpenCV here.
             level = level.resize((sw, sh), Image.Resampling.BOX)
             x = np.asarray(level, np.float32)
             x = ((x - 127.5) * 0.0078125).transpose(1, 0, 2)[None]
@@ -463,7 +480,11 @@ class MtcnnMobileFaceNet(FaceModels):
             side_len = 12.0 / scale
             boxes = np.stack([x1, y1, x1 + side_len, y1 + side_len], 1)
             scores = prob[ys, xs]
-            keep = _nms(boxes, scores, 0.5)
+            # Suppress in the level's own pixel grid, where the windows' overlaps are exact
+            # (IoU is scale-free): windows 4 px apart overlap by exactly 0.5, and that tie
+            # should not be settled by rounding in the division by scale.
+            grid = np.stack([xs * 2.0, ys * 2.0, xs * 2.0 + 12.0, ys * 2.0 + 12.0], 1)
+            keep = _nms(grid, scores, 0.5)
             found_boxes.append(boxes[keep])
             found_scores.append(scores[keep])
             found_offsets.append(reg[ys, xs][keep])
@@ -524,7 +545,14 @@ def _valid(boxes: np.ndarray) -> np.ndarray:
 
 
 def _crops(image: Image.Image, boxes: np.ndarray, size: int) -> np.ndarray:
-    """(n, size, size, 3) normalised crops in the nets' transposed (W, H) layout; outside the image is black."""
+    """(n, size, size, 3) normalised crops in the nets' transposed (W, H) layout; outside the image is black.
+
+    Pillow's BOX filter, not cv2.resize, here and for the P-Net pyramid: the cascade's
+    thresholds (R-Net's 0.3 above all) were set on these pixels, and the profile face in the
+    test portrait hangs on them. OpenCV's INTER_AREA weighs partly covered pixels by
+    coverage where BOX takes them whole (about 1.3 grey levels apart on average); with it
+    O-Net scores that face 0.42 instead of 0.91, so it is lost, and a phantom appears.
+    """
     batch = np.empty((len(boxes), size, size, 3), np.float32)
     for i, (x1, y1, x2, y2) in enumerate(boxes.astype(np.int64)):
         crop = image.crop((int(x1), int(y1), int(x2), int(y2))).resize((size, size), Image.Resampling.BOX)
