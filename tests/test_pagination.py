@@ -38,16 +38,20 @@ def _seed(account, count: int) -> list:
         copied = ", ".join(columns)
         await db.execute(
             f"""
-            INSERT INTO assets (id, checksum_sha256, checksum_sha1, device_asset_id, local_datetime, captured_at, {copied})
+            INSERT INTO assets (id, checksum_sha256, checksum_sha1, device_asset_id, local_datetime, captured_at,
+                                {copied})
             SELECT gen_random_uuid(), sha256(convert_to(src.id::text || g, 'UTF8')),
                    substring(sha256(convert_to(g || src.id::text, 'UTF8')) FROM 1 FOR 20),
-                   'clone-' || g, $2::timestamp + g * interval '1 hour', ($2::timestamp + g * interval '1 hour') AT TIME ZONE 'UTC',
+                   'clone-' || g, $2::timestamp + g * interval '1 hour',
+                   ($2::timestamp + g * interval '1 hour') AT TIME ZONE 'UTC',
                    {", ".join("src." + c for c in columns)}
             FROM assets src, generate_series(1, $3) g WHERE src.id = $1
             """,
             seed, START, count - 1,
         )
-        rows = await db.fetch("SELECT a.id FROM assets a WHERE a.library_id = (SELECT library_id FROM assets WHERE id = $1)", seed)
+        rows = await db.fetch(
+            "SELECT a.id FROM assets a WHERE a.library_id = (SELECT library_id FROM assets WHERE id = $1)", seed
+        )
         return [r["id"] for r in rows]
 
     made = run(clone())
@@ -79,8 +83,8 @@ class Rewriter(threading.Thread):
                 times = [START + dt.timedelta(minutes=rng.randrange(0, 600 * 60)) for _ in batch]
                 for asset_id, when in zip(batch, times):  # one asset per transaction, as the metadata step writes
                     await conn.execute(
-                        "UPDATE assets SET local_datetime = $2::timestamp, captured_at = $2::timestamp AT TIME ZONE 'UTC',"
-                        " updated_at = now() WHERE id = $1",
+                        "UPDATE assets SET local_datetime = $2::timestamp,"
+                        " captured_at = $2::timestamp AT TIME ZONE 'UTC', updated_at = now() WHERE id = $1",
                         asset_id, when,
                     )
                 with self.ready:

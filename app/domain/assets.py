@@ -54,13 +54,14 @@ def _decode_asset_ids(values: list[str], field_name: str, loc_kind: str = "body"
 # Keys as of a fixed snapshot never change, so the pages of one walk partition one order: no
 # repeat, no skip. Membership is read now: an asset trashed or edited out of the filter
 # mid-walk is left out of later pages; one added mid-walk shows up if its old key is still ahead.
-# Walks and history older than a day are pruned; a cursor with no remembered walk starts one.
+# Walks older than a day (from their first page) and history older than two are pruned; a cursor
+# with no remembered walk starts a new one at the anchor's current key.
 _WALK_TTL = "1 day"
 _HISTORY_TTL = "2 days"  # longer than a walk, so no walk loses the history it reads
 
 
 def _view_digest(f: AssetFilter, order: str) -> str:
-    """Names the list a walk pages through (same filter and order), so walks of different lists sharing an anchor stay apart."""
+    """Names the list a walk pages through (filter and order): walks of different lists sharing an anchor stay apart."""
     return hashlib.sha256(repr((f, order)).encode()).hexdigest()[:32]
 
 
@@ -82,13 +83,16 @@ async def list_assets(
     direction = "DESC" if order == "desc" else "ASC"
     cmp = "<" if order == "desc" else ">"
     view = _view_digest(f, order)
-    snapshot = None
+    snapshot = started = None
     if starting_after is not None:
-        snapshot = await db.fetchval(
-            f"SELECT snapshot::text FROM asset_list_walks WHERE library_id = $1 AND view = $2 AND anchor_id = $3"
+        walk = await db.fetchrow(
+            "SELECT snapshot::text, started_at FROM asset_list_walks"
+            " WHERE library_id = $1 AND view = $2 AND anchor_id = $3"
             f" AND started_at > now() - interval '{_WALK_TTL}'",
             f.library_id, view, starting_after,
         )
+        if walk is not None:
+            snapshot, started = walk["snapshot"], walk["started_at"]
     sql = Sql()
     clause = where(f, sql)
     if snapshot is None:
@@ -113,11 +117,13 @@ async def list_assets(
         rows = await _page_as_of(f, sql, clause, column, direction, cmp, snapshot, starting_after, limit)
     page = rows[:limit]
     if page and snapshot is not None:
+        # started_at stays the first page's time, so a walk expires before the history it reads.
         await db.execute(
-            "INSERT INTO asset_list_walks (library_id, view, anchor_id, snapshot) VALUES ($1, $2, $3, $4::text::pg_snapshot)"
+            "INSERT INTO asset_list_walks (library_id, view, anchor_id, snapshot, started_at)"
+            " VALUES ($1, $2, $3, $4::text::pg_snapshot, coalesce($5, now()))"
             " ON CONFLICT (library_id, view, anchor_id) DO UPDATE SET snapshot = EXCLUDED.snapshot,"
             " started_at = EXCLUDED.started_at",
-            f.library_id, view, page[-1]["id"], snapshot,
+            f.library_id, view, page[-1]["id"], snapshot, started,
         )
     return page, len(rows) > limit
 
@@ -130,7 +136,8 @@ async def _page_as_of(
     old = f"m.old_{column}"
     # Keys as of a snapshot do not change, so the anchor can be read in its own statement.
     anchor = await db.fetchrow(
-        f"WITH moved AS ({_MOVED.format(lib='$1', snap='$2')}) SELECT coalesce({old}, a.{column}) AS k, a.id"
+        f"WITH moved AS ({_MOVED.format(lib='$1 AND h.asset_id = $3', snap='$2')})"
+        f" SELECT coalesce({old}, a.{column}) AS k, a.id"
         f" FROM assets a LEFT JOIN moved m ON m.asset_id = a.id WHERE a.id = $3 AND a.library_id = $1",
         f.library_id, snapshot, starting_after,
     )
@@ -146,7 +153,7 @@ async def _page_as_of(
         WITH moved AS MATERIALIZED ({moved}),
         page AS (
             (SELECT a.id, a.{column} AS k FROM assets a WHERE {clause} AND (a.{column}, a.id) {cmp} ({k}, {anchor_id})
-             AND NOT EXISTS (SELECT 1 FROM moved m WHERE m.asset_id = a.id)
+             AND a.id NOT IN (SELECT asset_id FROM moved)
              ORDER BY a.{column} {direction}, a.id {direction} LIMIT {n})
             UNION ALL
             (SELECT a.id, coalesce({old}, a.{column}) AS k FROM moved m JOIN assets a ON a.id = m.asset_id
@@ -160,8 +167,15 @@ async def _page_as_of(
 
 
 async def _prune_walks() -> None:
-    await db.execute(f"DELETE FROM asset_list_walks WHERE started_at < now() - interval '{_WALK_TTL}'")
-    await db.execute(f"DELETE FROM asset_key_history WHERE changed_at < now() - interval '{_HISTORY_TTL}'")
+    """Drops expired walks and history, a bounded batch per new walk (SKIP LOCKED: lists never wait on each other)."""
+    await db.execute(
+        "DELETE FROM asset_list_walks WHERE (library_id, view, anchor_id) IN (SELECT library_id, view, anchor_id"
+        f" FROM asset_list_walks WHERE started_at < now() - interval '{_WALK_TTL}' LIMIT 1000 FOR UPDATE SKIP LOCKED)"
+    )
+    await db.execute(
+        "DELETE FROM asset_key_history WHERE seq IN (SELECT seq FROM asset_key_history"
+        f" WHERE changed_at < now() - interval '{_HISTORY_TTL}' LIMIT 5000 FOR UPDATE SKIP LOCKED)"
+    )
 
 
 async def search_page(
