@@ -11,7 +11,9 @@ SQL = """
 -- replaced, tagged with the writing transaction. A list walk knows the snapshot its
 -- first page was read at; a later page takes, for an asset changed by a transaction
 -- that snapshot did not see, the oldest replaced value: the key the walk saw.
-CREATE TABLE asset_key_history (
+-- Both tables are UNLOGGED: no WAL or commit flush for a list page or a key change. A crash
+-- empties both together, and a cursor whose walk is gone just starts a new walk.
+CREATE UNLOGGED TABLE asset_key_history (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     asset_id uuid NOT NULL,
     library_id uuid NOT NULL REFERENCES libraries (id) ON DELETE CASCADE,
@@ -39,7 +41,7 @@ CREATE TRIGGER assets_key_history AFTER UPDATE OF local_datetime, trashed_at ON 
 
 -- The last asset of each page served, per list (a digest of filter and order), with the
 -- snapshot of the walk's first page: the wire cursor stays that asset's id.
-CREATE TABLE asset_list_walks (
+CREATE UNLOGGED TABLE asset_list_walks (
     library_id uuid NOT NULL REFERENCES libraries (id) ON DELETE CASCADE,
     view text NOT NULL,
     anchor_id uuid NOT NULL,

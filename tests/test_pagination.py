@@ -12,7 +12,7 @@ import asyncpg
 
 from app.domain import ids
 from tests.conftest import run
-from tests.helpers import UTC, upload
+from tests.helpers import UTC, upload, wait_processed
 from tests.media import png_bytes
 
 START = dt.datetime(2020, 1, 1)
@@ -21,10 +21,11 @@ START = dt.datetime(2020, 1, 1)
 def _seed(account, count: int) -> list:
     """One real upload, cloned in SQL into count assets of the same library with their own checksums and times.
 
-    The clones are rows of the same shape ingest writes (same library, owner columns, visibility,
-    media type), so the list sees them as it sees uploads; only the key columns differ."""
+    The clones copy every column of the processed upload (library, owner, visibility, media type,
+    dimensions), so the list sees them as it sees uploads; only identity and time columns differ."""
     raw = upload(account, "seed.png", png_bytes(4242), created=dt.datetime(2021, 6, 1, tzinfo=UTC))
     assert raw.status_code == 201
+    wait_processed(account, raw.parse().id)  # clones copy a processed row; its times no longer move on their own
     seed = ids.decode(ids.ASSET, raw.parse().id)
 
     async def clone():
@@ -165,3 +166,39 @@ def test_walk_survives_trashing_its_anchor_and_restores(account):
     assert rewriter.error is None
     assert len(seen) == len(set(seen)), "an asset was listed twice"
     assert not (set(everyone) - set(seen) - ever_trashed), "an asset never trashed was skipped"
+
+
+def test_expired_walks_and_history_are_pruned_and_their_cursors_still_page(account):
+    made = _seed(account, 30)
+    first = account.client.assets.list(limit=7)
+    anchor = first.data[-1].id
+
+    async def age_and_prune():
+        from app.db import engine as db
+        from app.domain import maintenance
+
+        library = await db.fetchval("SELECT library_id FROM assets WHERE id = $1", made[0])
+        await db.execute("UPDATE assets SET local_datetime = local_datetime + interval '1 minute' WHERE id = $1",
+                         made[0])
+        await db.execute("UPDATE asset_list_walks SET started_at = now() - interval '25 hours' WHERE library_id = $1",
+                         library)
+        await db.execute("UPDATE asset_key_history SET changed_at = now() - interval '49 hours'"
+                         " WHERE library_id = $1", library)
+        removed = await maintenance.prune_list_walks()
+        left = await db.fetchval(
+            "SELECT (SELECT count(*) FROM asset_list_walks WHERE library_id = $1)"
+            " + (SELECT count(*) FROM asset_key_history WHERE library_id = $1)", library)
+        return removed, left
+
+    removed, left = run(age_and_prune())
+    assert removed >= 2 and left == 0
+    # The forgotten walk's cursor still pages, from the anchor's current key.
+    rest = []
+    after = anchor
+    while True:
+        page = account.client.assets.list(limit=7, starting_after_id=after)
+        rest += [a.id for a in page.data]
+        if not page.has_more:
+            break
+        after = page.data[-1].id
+    assert len(rest) == len(set(rest)) == 23 and not set(rest) & {a.id for a in first.data}

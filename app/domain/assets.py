@@ -54,8 +54,8 @@ def _decode_asset_ids(values: list[str], field_name: str, loc_kind: str = "body"
 # Keys as of a fixed snapshot never change, so the pages of one walk partition one order: no
 # repeat, no skip. Membership is read now: an asset trashed or edited out of the filter
 # mid-walk is left out of later pages; one added mid-walk shows up if its old key is still ahead.
-# Walks older than a day (from their first page) and history older than two are pruned; a cursor
-# with no remembered walk starts a new one at the anchor's current key.
+# Walks older than a day (from their first page) and history older than two are pruned by a cron
+# job (prune_walks); a cursor with no remembered walk starts a new one at the anchor's current key.
 _WALK_TTL = "1 day"
 _HISTORY_TTL = "2 days"  # longer than a walk, so no walk loses the history it reads
 
@@ -105,8 +105,6 @@ async def list_assets(
             if anchor is None or anchor["k"] is None:
                 raise NotFound("starting_after_id names no asset in this list")
             anchor_clause = f" AND (a.{column}, a.id) {cmp} ({sql.arg(anchor['k'])}, {sql.arg(anchor['id'])})"
-        else:
-            await _prune_walks()
         rows = await db.fetch(
             f"SELECT a.*, pg_current_snapshot()::text AS walk_snapshot FROM assets a WHERE {clause}{anchor_clause}"
             f" ORDER BY a.{column} {direction}, a.id {direction} LIMIT {sql.arg(limit + 1)}",
@@ -166,16 +164,21 @@ async def _page_as_of(
     )
 
 
-async def _prune_walks() -> None:
-    """Drops expired walks and history, a bounded batch per new walk (SKIP LOCKED: lists never wait on each other)."""
-    await db.execute(
-        "DELETE FROM asset_list_walks WHERE (library_id, view, anchor_id) IN (SELECT library_id, view, anchor_id"
-        f" FROM asset_list_walks WHERE started_at < now() - interval '{_WALK_TTL}' LIMIT 1000 FOR UPDATE SKIP LOCKED)"
-    )
-    await db.execute(
-        "DELETE FROM asset_key_history WHERE seq IN (SELECT seq FROM asset_key_history"
-        f" WHERE changed_at < now() - interval '{_HISTORY_TTL}' LIMIT 5000 FOR UPDATE SKIP LOCKED)"
-    )
+async def prune_walks() -> int:
+    """Drops expired walks and key history in bounded batches (SKIP LOCKED: never waits on a list); a cron job."""
+    removed = 0
+    while True:
+        row = await db.fetchrow(
+            "WITH walks AS (DELETE FROM asset_list_walks WHERE (library_id, view, anchor_id) IN"
+            " (SELECT library_id, view, anchor_id FROM asset_list_walks"
+            f" WHERE started_at < now() - interval '{_WALK_TTL}' LIMIT 5000 FOR UPDATE SKIP LOCKED) RETURNING 1),"
+            " history AS (DELETE FROM asset_key_history WHERE seq IN (SELECT seq FROM asset_key_history"
+            f" WHERE changed_at < now() - interval '{_HISTORY_TTL}' LIMIT 5000 FOR UPDATE SKIP LOCKED) RETURNING 1)"
+            " SELECT (SELECT count(*) FROM walks) AS walks, (SELECT count(*) FROM history) AS history"
+        )
+        removed += row["walks"] + row["history"]
+        if row["walks"] < 5000 and row["history"] < 5000:
+            return removed
 
 
 async def search_page(
