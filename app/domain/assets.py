@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -41,31 +42,143 @@ def _decode_asset_ids(values: list[str], field_name: str, loc_kind: str = "body"
 # --- listing -----------------------------------------------------------------
 
 
+# How a walk stays stable. The list is ordered by capture time (trash time for the trash), and
+# jobs rewrite those keys while a client pages: the metadata step replaces a fresh upload's
+# guessed time with the file's, a user edits a date, an asset is trashed and restored. Reading
+# the anchor's current key (as this did) repeats or skips assets when any key moves mid-walk,
+# and an immutable key (upload order) would change the order users see. So the wire cursor stays
+# the last asset's id, and the server remembers, per list and anchor, the database snapshot of
+# the walk's first page. Every key change leaves its old value in asset_key_history (a trigger,
+# so no writer can forget); a later page sorts each asset by the key it had in that snapshot
+# (the oldest value replaced by a transaction the snapshot did not see, else the current one).
+# Keys as of a fixed snapshot never change, so the pages of one walk partition one order: no
+# repeat, no skip. Membership is read now: an asset trashed or edited out of the filter
+# mid-walk is left out of later pages; one added mid-walk shows up if its old key is still ahead.
+# Walks older than a day (from their first page) and history older than two are pruned by a cron
+# job (prune_walks); a cursor with no remembered walk starts a new one at the anchor's current key.
+_WALK_TTL = "1 day"
+_HISTORY_TTL = "2 days"  # longer than a walk, so no walk loses the history it reads
+
+
+def _view_digest(f: AssetFilter, order: str) -> str:
+    """Names the list a walk pages through (filter and order): walks of different lists sharing an anchor stay apart."""
+    return hashlib.sha256(repr((f, order)).encode()).hexdigest()[:32]
+
+
+_MOVED = """
+    SELECT DISTINCT ON (h.asset_id) h.asset_id, h.old_local_datetime, h.old_trashed_at
+    FROM asset_key_history h
+    WHERE h.library_id = {lib} AND h.xid >= pg_snapshot_xmin({snap}::text::pg_snapshot)
+      AND NOT pg_visible_in_snapshot(h.xid, {snap}::text::pg_snapshot)
+    ORDER BY h.asset_id, h.seq
+"""
+
+
 async def list_assets(
     f: AssetFilter, *, order: str = "desc", limit: int = 20, starting_after: uuid.UUID | None = None
 ) -> tuple[list[asyncpg.Record], bool]:
-    """One cursor page, by capture time (trash time for the trash), id as tie-breaker."""
+    """One cursor page, by capture time (trash time for the trash), id as tie-breaker, stable for a walk (see above)."""
     await check_references(f)
-    sql = Sql()
-    clauses = [where(f, sql)]
-    key = "a.trashed_at" if f.state == "trashed" else "a.local_datetime"
+    column = "trashed_at" if f.state == "trashed" else "local_datetime"
     direction = "DESC" if order == "desc" else "ASC"
+    cmp = "<" if order == "desc" else ">"
+    view = _view_digest(f, order)
+    snapshot = started = None
     if starting_after is not None:
-        cursor = await db.fetchrow(
-            f"SELECT {key.replace('a.', '')} AS k, id FROM assets WHERE id = $1 AND library_id = $2",
-            starting_after,
-            f.library_id,
+        walk = await db.fetchrow(
+            "SELECT snapshot::text, started_at FROM asset_list_walks"
+            " WHERE library_id = $1 AND view = $2 AND anchor_id = $3"
+            f" AND started_at > now() - interval '{_WALK_TTL}'",
+            f.library_id, view, starting_after,
         )
-        if cursor is None or cursor["k"] is None:
-            raise NotFound("starting_after_id names no asset in this list")
-        cmp = "<" if order == "desc" else ">"
-        clauses.append(f"({key}, a.id) {cmp} ({sql.arg(cursor['k'])}, {sql.arg(cursor['id'])})")
-    rows = await db.fetch(
-        f"SELECT a.* FROM assets a WHERE {' AND '.join(clauses)}"
-        f" ORDER BY {key} {direction}, a.id {direction} LIMIT {sql.arg(limit + 1)}",
+        if walk is not None:
+            snapshot, started = walk["snapshot"], walk["started_at"]
+    sql = Sql()
+    clause = where(f, sql)
+    if snapshot is None:
+        # A new walk (or a cursor whose walk is forgotten): current keys, and this page's snapshot.
+        anchor_clause = ""
+        if starting_after is not None:
+            anchor = await db.fetchrow(
+                f"SELECT {column} AS k, id FROM assets WHERE id = $1 AND library_id = $2", starting_after, f.library_id
+            )
+            if anchor is None or anchor["k"] is None:
+                raise NotFound("starting_after_id names no asset in this list")
+            anchor_clause = f" AND (a.{column}, a.id) {cmp} ({sql.arg(anchor['k'])}, {sql.arg(anchor['id'])})"
+        rows = await db.fetch(
+            f"SELECT a.*, pg_current_snapshot()::text AS walk_snapshot FROM assets a WHERE {clause}{anchor_clause}"
+            f" ORDER BY a.{column} {direction}, a.id {direction} LIMIT {sql.arg(limit + 1)}",
+            *sql.args,
+        )
+        snapshot = rows[0]["walk_snapshot"] if rows else None
+    else:
+        rows = await _page_as_of(f, sql, clause, column, direction, cmp, snapshot, starting_after, limit)
+    page = rows[:limit]
+    if page and snapshot is not None:
+        # started_at stays the first page's time, so a walk expires before the history it reads.
+        await db.execute(
+            "INSERT INTO asset_list_walks (library_id, view, anchor_id, snapshot, started_at)"
+            " VALUES ($1, $2, $3, $4::text::pg_snapshot, coalesce($5, now()))"
+            " ON CONFLICT (library_id, view, anchor_id) DO UPDATE SET snapshot = EXCLUDED.snapshot,"
+            " started_at = EXCLUDED.started_at",
+            f.library_id, view, page[-1]["id"], snapshot, started,
+        )
+    return page, len(rows) > limit
+
+
+async def _page_as_of(
+    f: AssetFilter, sql: Sql, clause: str, column: str, direction: str, cmp: str,
+    snapshot: Any, starting_after: uuid.UUID, limit: int,
+) -> list[asyncpg.Record]:
+    """The page after the anchor with every asset ordered by its key in the walk's snapshot."""
+    old = f"m.old_{column}"
+    # Keys as of a snapshot do not change, so the anchor can be read in its own statement.
+    anchor = await db.fetchrow(
+        f"WITH moved AS ({_MOVED.format(lib='$1 AND h.asset_id = $3', snap='$2')})"
+        f" SELECT coalesce({old}, a.{column}) AS k, a.id"
+        f" FROM assets a LEFT JOIN moved m ON m.asset_id = a.id WHERE a.id = $3 AND a.library_id = $1",
+        f.library_id, snapshot, starting_after,
+    )
+    lib, snap = sql.arg(f.library_id), sql.arg(snapshot)
+    moved = _MOVED.format(lib=lib, snap=snap)
+    if anchor is None or anchor["k"] is None:
+        raise NotFound("starting_after_id names no asset in this list")
+    k, anchor_id, n = sql.arg(anchor["k"]), sql.arg(anchor["id"]), sql.arg(limit + 1)
+    # Unchanged assets come from the timeline (or trash) index in key order; the few changed since
+    # the snapshot are added with their old keys, and the merge keeps the first limit + 1.
+    return await db.fetch(
+        f"""
+        WITH moved AS MATERIALIZED ({moved}),
+        page AS (
+            (SELECT a.id, a.{column} AS k FROM assets a WHERE {clause} AND (a.{column}, a.id) {cmp} ({k}, {anchor_id})
+             AND a.id NOT IN (SELECT asset_id FROM moved)
+             ORDER BY a.{column} {direction}, a.id {direction} LIMIT {n})
+            UNION ALL
+            (SELECT a.id, coalesce({old}, a.{column}) AS k FROM moved m JOIN assets a ON a.id = m.asset_id
+             WHERE {clause} AND (coalesce({old}, a.{column}), a.id) {cmp} ({k}, {anchor_id}))
+            ORDER BY k {direction}, id {direction} LIMIT {n}
+        )
+        SELECT a.* FROM page p JOIN assets a ON a.id = p.id ORDER BY p.k {direction}, p.id {direction}
+        """,
         *sql.args,
     )
-    return rows[:limit], len(rows) > limit
+
+
+async def prune_walks() -> int:
+    """Drops expired walks and key history in bounded batches (SKIP LOCKED: never waits on a list); a cron job."""
+    removed = 0
+    while True:
+        row = await db.fetchrow(
+            "WITH walks AS (DELETE FROM asset_list_walks WHERE (library_id, view, anchor_id) IN"
+            " (SELECT library_id, view, anchor_id FROM asset_list_walks"
+            f" WHERE started_at < now() - interval '{_WALK_TTL}' LIMIT 5000 FOR UPDATE SKIP LOCKED) RETURNING 1),"
+            " history AS (DELETE FROM asset_key_history WHERE seq IN (SELECT seq FROM asset_key_history"
+            f" WHERE changed_at < now() - interval '{_HISTORY_TTL}' LIMIT 5000 FOR UPDATE SKIP LOCKED) RETURNING 1)"
+            " SELECT (SELECT count(*) FROM walks) AS walks, (SELECT count(*) FROM history) AS history"
+        )
+        removed += row["walks"] + row["history"]
+        if row["walks"] < 5000 and row["history"] < 5000:
+            return removed
 
 
 async def search_page(

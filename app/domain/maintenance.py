@@ -10,3 +10,8 @@ from app.storage.blobstore import BlobStore
 
 async def purge_trash_older_than(store: BlobStore, age: timedelta) -> int:
     return await assets.purge_in_batches(store, "trashed_at < now() - $1::interval", age, skip_locked=True)
+
+
+async def prune_list_walks() -> int:
+    """Expired asset-list walks and the key history only they read (see assets.list_assets)."""
+    return await assets.prune_walks()

@@ -102,6 +102,11 @@ async def purge_expired_trash(ctx: dict) -> int:
     return removed
 
 
+async def prune_list_walks(ctx: dict) -> int:
+    """Forget asset-list walks older than a day and the sort-key history they needed."""
+    return await maintenance.prune_list_walks()
+
+
 _STEP_FOR_TYPE = {
     **{t: processing.METADATA_JOB for t in tasks.METADATA.values()},
     **{t: processing.VARIANTS_JOB for t in tasks.VARIANTS.values()},
@@ -179,10 +184,12 @@ FUNCTIONS = [
     func(cluster_faces, keep_result=0, max_tries=1),
     func(sweep_pending_faces, keep_result=0),
     func(purge_expired_trash, keep_result=0),
+    func(prune_list_walks, keep_result=0),
     func(requeue_stalled_tasks, keep_result=0),
 ]
 CRON_JOBS = [
     cron(purge_expired_trash, minute=17, unique=True, run_at_startup=True, keep_result=0),
+    cron(prune_list_walks, minute={7, 37}, unique=True, run_at_startup=True, keep_result=0),
     # Often, and at start: a job interrupted by a crash runs again within a minute of restart.
     cron(requeue_stalled_tasks, second={5, 15, 25, 35, 45, 55}, unique=True, run_at_startup=True, keep_result=0),
     cron(sweep_pending_faces, second={0, 20, 40}, unique=True, run_at_startup=True, keep_result=0),
