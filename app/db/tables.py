@@ -42,7 +42,7 @@ from piccolo.columns import (
     Timestamp,
     Timestamptz,
 )
-from piccolo.columns.base import OnDelete, OnUpdate
+from piccolo.columns.base import Column, OnDelete, OnUpdate
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.constraints import Check, Unique
 from piccolo.table import Table
@@ -421,10 +421,55 @@ class Worker(Table, tablename="workers"):
     seen_at = Timestamptz(default=TimestamptzNow())
 
 
+class Xid8(Column):
+    """Postgres xid8: a full transaction id (pg_current_xact_id()), which Piccolo has no class for."""
+
+    value_type = int
+
+    @property
+    def column_type(self) -> str:
+        return "XID8"
+
+
+class PgSnapshot(Column):
+    """Postgres pg_snapshot (pg_current_snapshot()): which transactions a read could see."""
+
+    value_type = str
+
+    @property
+    def column_type(self) -> str:
+        return "PG_SNAPSHOT"
+
+
+class AssetKeyHistory(Table, tablename="asset_key_history"):
+    """Sort keys an asset had before a change (written by a trigger on assets), tagged with the
+    changing transaction, so a list walk can sort by the keys its first page saw. UNLOGGED."""
+
+    seq = BigInt(primary_key=True, default=None)
+    asset_id = UUID(default=None)
+    library_id = fk(Library, CASCADE)
+    xid = Xid8(default=None)
+    old_local_datetime = Timestamp(default=None)
+    old_trashed_at = Timestamptz(null=True, default=None)
+    changed_at = Timestamptz(default=TimestamptzNow(), index=True)
+
+
+class AssetListWalk(Table, tablename="asset_list_walks"):
+    """The snapshot of a native list walk's first page, keyed by the last asset of each page
+    served (the wire cursor). Key: (library_id, view, anchor_id). UNLOGGED."""
+
+    library_id = fk(Library, CASCADE, primary_key=True)
+    view = Text(default=None)
+    anchor_id = UUID(default=None)
+    snapshot = PgSnapshot(default=None)
+    started_at = Timestamptz(default=TimestamptzNow(), index=True)
+
+
 COMPOSITE_PRIMARY_KEYS: dict[type[Table], tuple[str, ...]] = {
     AssetFile: ("asset_id", "kind"),
     AssetDayCount: ("library_id", "day", "media_type", "trashed"),
     SyncCheckpoint: ("session_id", "type"),
+    AssetListWalk: ("library_id", "view", "anchor_id"),
 }
 
 
@@ -435,11 +480,15 @@ DATABASE_DEFAULTS: dict[tuple[str, str], str] = {
     # the writing transaction's id, which the change feed orders by
     ("events", "txid"): "((pg_current_xact_id())::text)::bigint",
     ("faces", "seq"): "nextval('faces_seq_seq'::regclass)",
+    ("asset_key_history", "seq"): "GENERATED ALWAYS AS IDENTITY",
+    ("asset_key_history", "xid"): "pg_current_xact_id()",
 }
 
 # The names the migrations gave the plain single-column indexes declared with `index=True`
 # (Piccolo would call them <table>_<column>), keyed by (table name, column name).
 SIMPLE_INDEX_NAMES: dict[tuple[str, str], str] = {
+    ("asset_key_history", "changed_at"): "asset_key_history_changed_idx",
+    ("asset_list_walks", "started_at"): "asset_list_walks_started_idx",
     ("api_keys", "user_id"): "api_keys_user_idx",
     ("album_assets", "asset_id"): "album_assets_asset_idx",
     ("sessions", "user_id"): "sessions_user_idx",
@@ -495,6 +544,7 @@ INDEXES: list[Index] = [
     Index(Face, "faces_library_created_idx", "btree (library_id, created_at DESC, id DESC)"),
     Index(Face, "faces_library_seq_idx", "btree (library_id, seq)"),
     Index(Face, "faces_pending_idx", "btree (library_id, seq) WHERE (cluster_state = 'pending'::text)"),
+    Index(AssetKeyHistory, "asset_key_history_library_xid_idx", "btree (library_id, xid)"),
 ]
 
 
