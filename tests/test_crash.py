@@ -10,11 +10,9 @@ chain ends. The other tests construct each failure directly.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import io
 import json
-import os
 import random
 import signal
 import subprocess
@@ -338,24 +336,35 @@ def _processed_asset(account, name: str, seed: int):
     return run(db.fetchrow("SELECT * FROM assets WHERE id = $1", ids.decode(ids.ASSET, native)))
 
 
+async def _run_step_with_successor_refused(asset, step: str, successor: str, clear_sql: str, run_step) -> dict:
+    """Clear what the step writes, run it while its successor's task insert fails, return its task."""
+    from app.db import engine as db
+    from app.domain import processing
+
+    create, drop = _refuse_task_insert(asset["id"], successor)
+    await db.execute(clear_sql, asset["id"])
+    task_id = await processing.new_task(asset, step)
+    await db.execute(create)
+    try:
+        with pytest.raises(asyncpg.RaiseError):
+            await run_step(task_id)
+    finally:
+        await db.execute(drop)
+    return await db.fetchrow("SELECT * FROM tasks WHERE id = $1", task_id)
+
+
 def test_metadata_step_does_not_end_without_its_successor(server, account):
     from app.db import engine as db
     from app.domain import processing
     from app.storage.blobstore import BlobStore
 
     asset = _processed_asset(account, "chain-metadata.png", 9101)
-    create, drop = _refuse_task_insert(asset["id"], "thumbnail_generation")
 
     async def go():
-        await db.execute("DELETE FROM asset_exif WHERE asset_id = $1", asset["id"])
-        task_id = await processing.new_task(asset, "metadata")
-        await db.execute(create)
-        try:
-            with pytest.raises(asyncpg.RaiseError):
-                await processing.run_metadata(BlobStore(server.data_dir), task_id, None)
-        finally:
-            await db.execute(drop)
-        return (await db.fetchrow("SELECT * FROM tasks WHERE id = $1", task_id),
+        task = await _run_step_with_successor_refused(
+            asset, "metadata", "thumbnail_generation", "DELETE FROM asset_exif WHERE asset_id = $1",
+            lambda task_id: processing.run_metadata(BlobStore(server.data_dir), task_id, None))
+        return (task,
                 await db.fetchval("SELECT count(*) FROM asset_exif WHERE asset_id = $1", asset["id"]),
                 await db.fetchval("SELECT count(*) FROM tasks WHERE asset_id = $1 AND task_type = 'thumbnail_generation'",
                                   asset["id"]))
@@ -373,19 +382,12 @@ def test_variants_step_does_not_end_without_its_successor(server, account):
     from app.storage.blobstore import BlobStore
 
     asset = _processed_asset(account, "chain-variants.png", 9102)
-    create, drop = _refuse_task_insert(asset["id"], "face_detection")
 
     async def go():
-        await db.execute("DELETE FROM asset_files WHERE asset_id = $1 AND kind <> 'sidecar'", asset["id"])
-        task_id = await processing.new_task(asset, "variants")
-        await db.execute(create)
-        try:
-            with pytest.raises(asyncpg.RaiseError):
-                await processing.run_variants(BlobStore(server.data_dir), task_id)
-        finally:
-            await db.execute(drop)
-        return (await db.fetchrow("SELECT * FROM tasks WHERE id = $1", task_id),
-                await db.fetchval("SELECT count(*) FROM asset_files WHERE asset_id = $1", asset["id"]))
+        task = await _run_step_with_successor_refused(
+            asset, "variants", "face_detection", "DELETE FROM asset_files WHERE asset_id = $1 AND kind <> 'sidecar'",
+            lambda task_id: processing.run_variants(BlobStore(server.data_dir), task_id))
+        return task, await db.fetchval("SELECT count(*) FROM asset_files WHERE asset_id = $1", asset["id"])
 
     task, file_rows = run(go())
     assert task["status"] == "started"

@@ -16,7 +16,7 @@ from PIL import Image
 from app.media import images
 from app.media.extract import extract
 from app.media.metadata import RefusedSidecar, read_sidecar
-from app.media.placeholder import rgba_to_thumbhash
+from app.media.thumbhash_encoder import rgba_to_thumbhash
 from tests.helpers import upload, wait_processed
 from tests.media import SHARED_ASSETS
 

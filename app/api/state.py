@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from app.jobs.queue import JobQueue
 from app.settings import Settings
@@ -16,6 +17,13 @@ class Shared:
     store: BlobStore
     signer: UrlSigner
     queue: JobQueue | None = None
+
+    @cached_property
+    def login_throttle(self):
+        """The password-guess throttle over this process's Redis (None without one), made once."""
+        from app.domain.login_throttle import throttle_for
+
+        return throttle_for(self.queue.pool if self.queue else None, self.settings)
 
     @classmethod
     def build(cls, settings: Settings, queue: JobQueue | None = None) -> "Shared":

@@ -17,8 +17,8 @@ import numpy as np
 import pyvips
 
 from app.media import jxl
-from app.media.placeholder import MAX_SIDE as THUMBHASH_SIDE
-from app.media.placeholder import rgba_to_thumbhash
+from app.media.thumbhash_encoder import MAX_SIDE as THUMBHASH_SIDE
+from app.media.thumbhash_encoder import rgba_to_thumbhash
 
 log = logging.getLogger(__name__)
 
@@ -241,12 +241,12 @@ def _encode(base: pyvips.Image, with_fullsize: bool, in_memory: bool = False) ->
                                 thumb.width, thumb.height))
     warnings = []
     try:
-        placeholder = _thumbhash(thumb)
+        thumbhash = _thumbhash(thumb)
     except Exception as exc:  # optional: losing it must not lose the renditions made above
         log.warning("no thumbhash: %s", exc, exc_info=True)
-        placeholder = None
+        thumbhash = None
         warnings.append(f"thumbhash skipped: {type(exc).__name__}: {exc}"[:300])
-    return Rendered(renditions, placeholder, base.width, base.height, warnings)
+    return Rendered(renditions, thumbhash, base.width, base.height, warnings)
 
 
 def header_size(path: Path, mime: str) -> tuple[int, int] | None:

@@ -10,7 +10,7 @@ import msgspec
 from litestar import Request, Response, delete, get, post, put
 
 from app.api.state import Shared
-from app.domain import access, login_throttle, sessions, users
+from app.domain import access, sessions, users
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
 
@@ -27,20 +27,17 @@ def _session(row, current: uuid.UUID | None) -> dtos.SessionResponseDto:
 
 @get("/api/users", action=access.READ)
 async def search_users(auth: ImmichAuth) -> list[dtos.UserResponseDto]:
-    auth.principal.require(access.READ)
     return [mapping.user(r) for r in await users.list_users()]
 
 
 @get("/api/users/{user_id:str}", action=access.READ)
 async def get_user(auth: ImmichAuth, user_id: str) -> dtos.UserResponseDto:
-    auth.principal.require(access.READ)
     return mapping.user(await users.user_by_id(mapping.parse_uuid(user_id)))
 
 
 
 @put("/api/users/me/preferences", action=access.WRITE)
 async def update_preferences(auth: ImmichAuth, data: dict[str, Any]) -> dict:
-    auth.principal.require(access.WRITE)
     current = mapping.preferences(await users.user_by_id(auth.principal.user_id))
     for section, values in data.items():
         if section in current and isinstance(values, dict):
@@ -62,8 +59,7 @@ async def change_password(request: Request, auth: ImmichAuth, shared: Shared,
                           data: _ChangePassword) -> dtos.UserAdminResponseDto:
     await sessions.change_password(auth.principal.user_id, data.password, data.newPassword,
                                    keep_session=auth.session_id, sign_out_others=data.invalidateSessions,
-                                   throttle=login_throttle.throttle_for(shared.queue.pool if shared.queue else None,
-                                                                        shared.settings),
+                                   throttle=shared.login_throttle,
                                    address=request.client.host if request.client else "unknown")
     return mapping.user_admin(await users.user_by_id(auth.principal.user_id))
 
@@ -98,7 +94,6 @@ async def update_session(auth: ImmichAuth, session_id: str, data: _SessionUpdate
 
 @get("/api/admin/users", action=access.READ, admin=True)
 async def admin_list_users(auth: ImmichAuth, withDeleted: bool = False) -> list[dtos.UserAdminResponseDto]:
-    users.require_admin(auth.principal)
     return [mapping.user_admin(r) for r in await users.list_users(with_deleted=withDeleted)]
 
 
@@ -114,7 +109,6 @@ class _AdminCreate(msgspec.Struct):
 
 @post("/api/admin/users", status_code=201, action=access.WRITE, admin=True)
 async def admin_create_user(auth: ImmichAuth, data: _AdminCreate) -> dtos.UserAdminResponseDto:
-    users.require_admin(auth.principal)
     row = await users.create_user(data.email, data.password, name=data.name, is_admin=data.isAdmin)
     changes = {"quotaSizeInBytes": data.quotaSizeInBytes, "storageLabel": data.storageLabel,
                "shouldChangePassword": data.shouldChangePassword}
@@ -123,7 +117,6 @@ async def admin_create_user(auth: ImmichAuth, data: _AdminCreate) -> dtos.UserAd
 
 @get("/api/admin/users/{user_id:str}", action=access.READ, admin=True)
 async def admin_get_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminResponseDto:
-    users.require_admin(auth.principal)
     return mapping.user_admin(await users.user_by_id(mapping.parse_uuid(user_id)))
 
 
@@ -177,7 +170,6 @@ async def server_storage(auth: ImmichAuth, shared: Shared) -> dtos.ServerStorage
 
 @get("/api/server/statistics", action=access.READ, admin=True)
 async def server_statistics(auth: ImmichAuth) -> Response[dtos.ServerStatsResponseDto]:
-    users.require_admin(auth.principal)
     rows = await users.usage_by_user()
     by_user = [dtos.UsageByUserDto(userId=str(r["id"]), userName=r["name"], photos=r["photos"], videos=r["videos"],
                                    usage=r["usage"], usagePhotos=r["usage_photos"], usageVideos=r["usage_videos"],

@@ -6,12 +6,11 @@ from litestar.datastructures import Cookie
 from litestar.response import Response
 
 from app.api.state import Shared
-from app.domain import login_throttle, sessions, users
+from app.domain import sessions, users
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
 from compat.auth import ACCESS_COOKIE, AUTH_TYPE_COOKIE, IS_AUTHENTICATED_COOKIE, ImmichAuth
 from app.domain import access
-from compat.errors import immich_error
 
 _COOKIE_AGE = 400 * 24 * 3600
 
@@ -43,19 +42,15 @@ async def login(request: Request, data: LoginBody, shared: Shared) -> Response[d
         raise BadRequest("email must be an email")
     # The peer address, never a forwarded header: a client could name any address it likes there.
     address = request.client.host if request.client else "unknown"
-    try:
-        row, token = await sessions.login(
-            data.email, data.password,
-            throttle=login_throttle.throttle_for(shared.queue.pool if shared.queue else None, shared.settings),
-            address=address,
-            device_type=request.headers.get("devicetype", ""),
-            device_os=request.headers.get("devicemodel", ""),
-            app_version=request.headers.get("user-agent"),
-        )
-    except login_throttle.Throttled as exc:
-        refused = immich_error(429, exc.detail)
-        refused.headers["retry-after"] = str(exc.retry_after)
-        return refused
+    # A throttled guess raises Throttled: the listener's error handler answers 429 with Retry-After.
+    row, token = await sessions.login(
+        data.email, data.password,
+        throttle=shared.login_throttle,
+        address=address,
+        device_type=request.headers.get("devicetype", ""),
+        device_os=request.headers.get("devicemodel", ""),
+        app_version=request.headers.get("user-agent"),
+    )
     return Response(mapping.login(row, token), status_code=201, cookies=_cookies(request, token))
 
 

@@ -80,7 +80,6 @@ async def search_suggestions(auth: ImmichAuth, type: str, country: str | None = 
                              region: str | None = QueryParameter(name="state", default=None),
                              make: str | None = None, model: str | None = None,
                              includeNull: bool = False) -> list[str | None]:
-    auth.principal.require(access.READ)
     library = await access.preferred_library(auth.principal)
     narrow = {k: v for k, v in (("country", country), ("state", region), ("make", make), ("model", model)) if v}
     return await assets.suggestions(library, type, narrow, includeNull)
@@ -88,14 +87,12 @@ async def search_suggestions(auth: ImmichAuth, type: str, country: str | None = 
 
 @get("/api/search/cities", action=access.READ)
 async def search_cities(auth: ImmichAuth) -> list[dtos.AssetResponseDto]:
-    auth.principal.require(access.READ)
     rows = await assets.one_per_city(await access.preferred_library(auth.principal))
     return [mapping.asset(v) for v in await assets.views(rows)]
 
 
 @get("/api/search/explore", action=access.READ)
 async def search_explore(auth: ImmichAuth) -> list[dtos.SearchExploreResponseDto]:
-    auth.principal.require(access.READ)
     rows = await assets.one_per_city(await access.preferred_library(auth.principal))
     items = [dtos.SearchExploreItem(value=v.exif["city"], data=mapping.asset(v)) for v in await assets.views(rows)]
     return [dtos.SearchExploreResponseDto(fieldName="exifInfo.city", items=items)]

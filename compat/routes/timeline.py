@@ -18,7 +18,6 @@ from compat.auth import ImmichAuth
 async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None, isTrashed: bool | None,
                   visibility: str | None) -> AssetFilter:
     library = await access.preferred_library(auth.principal)
-    auth.principal.require(access.READ)
     return AssetFilter(
         library_id=library,
         state="trashed" if isTrashed else "live",

@@ -33,7 +33,6 @@ class LibraryController(Controller):
         principal: Principal,
         library_state: Literal["live", "trashed", "all"] = QueryParameter(name="state", default="live"),
     ) -> list[LibraryResponse]:
-        principal.require(access.READ)
         rows = await libraries.list_libraries(principal.user_id, library_state, principal.library_scope)
         return [library_response(r) for r in rows]
 
@@ -44,7 +43,6 @@ class LibraryController(Controller):
 
     @get("/{library_id:str}", action=access.READ)
     async def retrieve_library(self, principal: Principal, library_id: str) -> LibraryResponse:
-        principal.require(access.READ)
         decoded = ids.decode(ids.LIBRARY, library_id)
         if not principal.in_scope(decoded):
             raise NotFound("Library not found")
