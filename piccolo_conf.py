@@ -6,8 +6,8 @@ The database URL comes from the environment; `python -m app ...` resolves it
 
 from piccolo.conf.apps import AppRegistry
 
-from app.db.engine import build_engine
+from app.db.engine import engine
 
-DB = build_engine()
+DB = engine()
 
 APP_REGISTRY = AppRegistry(apps=["app.db.piccolo_app"])

@@ -187,9 +187,9 @@ class LiveEvents:
             elif kind in _ALBUM_EVENTS:
                 found["albums"][entity_id] = None
             elif kind in _ALBUM_ASSET_EVENTS:
-                album = ids.try_decode(ids.ALBUM, (event.get("payload") or {}).get("album_id") or "")
+                album = (event.get("payload") or {}).get("album_id")  # a bare UUID
                 if album is not None:
-                    found["albums"][str(album)] = None
+                    found["albums"][album] = None
             elif entity == "stack":
                 stacks = True
             elif kind in _PERSON_THUMBNAIL_EVENTS:

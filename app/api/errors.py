@@ -14,9 +14,26 @@ from app.domain.errors import Conflict, DomainError, Invalid
 log = logging.getLogger(__name__)
 
 
+class InputError(Invalid):
+    """An invalid value the HTTP layer itself found, where it knows the value came from."""
+
+    def __init__(self, detail: str, source: str, field: str | tuple[str | int, ...] = ()):
+        super().__init__(detail, field)
+        self.source = source
+
+
+def input_source(request: Request, exc: Invalid) -> str:
+    """Where the field a domain error names came from: the route says so when its method
+    does not (`input_source` in its opt); otherwise a GET's input is its query, any other
+    method's its body."""
+    source = getattr(exc, "source", None) or request.route_handler.opt.get("input_source")
+    return source or ("query" if request.method in ("GET", "HEAD") else "body")
+
+
 def domain_error(request: Request, exc: DomainError) -> Response:
     if isinstance(exc, Invalid):
-        body = {"detail": [{"loc": list(exc.loc), "msg": exc.detail, "type": "value_error"}]}
+        loc = list(exc.loc) if exc.loc else [input_source(request, exc), *exc.field]
+        body = {"detail": [{"loc": loc, "msg": exc.detail, "type": "value_error"}]}
         return Response(body, status_code=422)
     headers = {"x-should-retry": "false"} if isinstance(exc, Conflict) else None
     return Response({"detail": exc.detail}, status_code=exc.status, headers=headers)

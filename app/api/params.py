@@ -11,7 +11,7 @@ from app.domain import access, ids
 from app.domain.access import Principal
 from app.domain.asset_filters import AssetFilter, parse_bbox, parse_center
 from app.domain.datetimes import parse_iso
-from app.domain.errors import Invalid
+from app.api.errors import InputError
 
 ASSET_INCLUDES = frozenset({"metadata", "faces", "people", "file_data", "variants"})
 MAX_IDS = 200
@@ -56,7 +56,7 @@ def _list(values: Values, name: str) -> list[str] | None:
 def check_includes(include: list[str] | None, allowed: frozenset[str] = ASSET_INCLUDES) -> None:
     unknown = set(include or []) - allowed
     if unknown:
-        raise Invalid(f"Unknown include token(s): {', '.join(sorted(unknown))}", loc=("query", "include"))
+        raise InputError(f"Unknown include token(s): {', '.join(sorted(unknown))}", "query", "include")
 
 
 def optional_datetime(value: str | None, name: str) -> datetime | None:
@@ -74,9 +74,9 @@ def int_param(values: Values, name: str, default: int, low: int, high: int) -> i
     try:
         value = int(raw)
     except ValueError:
-        raise Invalid(f"{name} must be an integer", loc=("query", name)) from None
+        raise InputError(f"{name} must be an integer", "query", name) from None
     if not low <= value <= high:
-        raise Invalid(f"{name} must be between {low} and {high}", loc=("query", name))
+        raise InputError(f"{name} must be between {low} and {high}", "query", name)
     return value
 
 
@@ -85,7 +85,7 @@ def _choice(values: Values, name: str, allowed: tuple[str, ...], default: str | 
     if raw is None:
         return default
     if raw not in allowed:
-        raise Invalid(f"{name} must be one of {', '.join(allowed)}", loc=("query", name))
+        raise InputError(f"{name} must be one of {', '.join(allowed)}", "query", name)
     return raw
 
 
@@ -93,21 +93,21 @@ async def asset_filter(principal: Principal, values: Values) -> AssetFilter:
     """The filters every asset listing shares, from query parameters or form fields."""
     id_values = _list(values, "ids")
     if id_values is not None and len(id_values) > MAX_IDS:
-        raise Invalid(f"At most {MAX_IDS} ids", loc=("query", "ids"))
+        raise InputError(f"At most {MAX_IDS} ids", "query", "ids")
     person_values = _list(values, "person_ids")
     if person_values is not None and len(person_values) > MAX_IDS:
-        raise Invalid(f"At most {MAX_IDS} person ids", loc=("query", "person_ids"))
+        raise InputError(f"At most {MAX_IDS} person ids", "query", "person_ids")
     ratings = None
     if (raw_ratings := _list(values, "ratings")) is not None:
         try:
             ratings = [int(r) for r in raw_ratings]
         except ValueError:
-            raise Invalid("ratings must be integers from 0 to 5", loc=("query", "ratings")) from None
+            raise InputError("ratings must be integers from 0 to 5", "query", "ratings") from None
     radius = _one(values, "radius")
     try:
         radius_m = None if radius in (None, "") else float(radius)
     except ValueError:
-        raise Invalid("radius must be a number of meters", loc=("query", "radius")) from None
+        raise InputError("radius must be a number of meters", "query", "radius") from None
     album = _one(values, "album_id")
     stack = _one(values, "stack_id")
     bbox = _one(values, "bbox")

@@ -22,10 +22,15 @@ def build_engine() -> PostgresEngine:
     return PostgresEngine(config={"dsn": url}, extensions=())
 
 
-def engine() -> PostgresEngine:
-    from piccolo_conf import DB
+_engine: PostgresEngine | None = None
 
-    return DB
+
+def engine() -> PostgresEngine:
+    """The one engine of this process; piccolo_conf.DB (which Table classes find) is this one."""
+    global _engine
+    if _engine is None:
+        _engine = build_engine()
+    return _engine
 
 
 async def open_pool(max_size: int = 10) -> None:

@@ -35,18 +35,27 @@ async def apply_migrations(database_url: str) -> None:
 
 def sql_migration(migration_id: str, description: str, sql: str):
     """A Piccolo `forwards` that runs one SQL script inside the migration's transaction."""
+
+    async def run(conn: asyncpg.Connection) -> None:
+        await conn.execute(sql)
+
+    return python_migration(migration_id, description, run)
+
+
+def python_migration(migration_id: str, description: str, run):
+    """A Piccolo `forwards` that calls `run(conn)` inside the migration's transaction."""
     from piccolo.apps.migrations.auto.migration_manager import MigrationManager
     from piccolo.engine import engine_finder
 
     async def apply() -> None:
         tx = engine_finder().current_transaction.get()
         if tx is not None:
-            await tx.connection.execute(sql)
+            await run(tx.connection)
             return
         conn = await engine_finder().get_new_connection()
         try:
             async with conn.transaction():
-                await conn.execute(sql)
+                await run(conn)
         finally:
             await conn.close()
 

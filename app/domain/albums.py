@@ -190,7 +190,7 @@ async def update_album(principal: access.Principal, album_id: uuid.UUID, change:
                 raise Conflict("Another album in this library already has that name") from None
             cover = row["cover_asset_id"]
             await _event(conn, row, "album_updated",
-                         {"album_cover_asset_id": None if cover is None else ids.encode(ids.ASSET, cover)})
+                         {"album_cover_asset_id": None if cover is None else str(cover)})
     return await get_album(principal, album["id"])
 
 
@@ -234,7 +234,7 @@ async def add_assets(principal: access.Principal, album_id: uuid.UUID, asset_ids
             result["added_assets"].append(raw)
             await events.record(conn, entity_type="album_asset", entity_id=link["id"], event_type="album_asset_added",
                                 library_id=album["library_id"], owner_id=album["owner_id"],
-                                payload={"album_id": ids.encode(ids.ALBUM, album["id"]), "asset_id": raw})
+                                payload={"album_id": str(album["id"]), "asset_id": str(decoded)})
         if result["added_assets"]:
             await conn.execute("UPDATE albums SET updated_at = now() WHERE id = $1", album["id"])
     return result
@@ -266,7 +266,7 @@ async def record_link_removals(conn, library_id, owner_id, links: list[tuple[uui
     for link_id, album, asset in links:
         await events.record(conn, entity_type="album_asset", entity_id=link_id, event_type="album_asset_removed",
                             library_id=library_id, owner_id=owner_id,
-                            payload={"album_id": ids.encode(ids.ALBUM, album), "asset_id": ids.encode(ids.ASSET, asset)})
+                            payload={"album_id": str(album), "asset_id": str(asset)})
 
 
 async def list_links(

@@ -22,7 +22,14 @@ class Forbidden(DomainError):
 
 
 class NotFound(DomainError):
+    """`kind` and `ids` name what is missing, for front ends that show ids in their message."""
+
     status = 404
+
+    def __init__(self, detail: str, *, kind: str | None = None, ids: tuple = ()):
+        super().__init__(detail)
+        self.kind = kind
+        self.ids = ids
 
 
 class Conflict(DomainError):
@@ -32,13 +39,15 @@ class Conflict(DomainError):
 
 
 class Invalid(DomainError):
-    """Input that is well-formed HTTP but not acceptable (FastAPI-style 422)."""
+    """A value the domain cannot accept. `field` is its path in the command or filter
+    (("rating",), ("asset_ids", 3)); each front end says where that field came from."""
 
     status = 422
 
-    def __init__(self, detail: str, loc: tuple[str, ...] = ()):
+    def __init__(self, detail: str, field: str | tuple[str | int, ...] = (), *, loc: tuple[str, ...] = ()):
         super().__init__(detail)
-        self.loc = loc
+        self.field = (field,) if isinstance(field, str) else tuple(field)
+        self.loc = loc  # TRANSITION: the old HTTP location, removed once no caller passes it
 
 
 class InsufficientStorage(DomainError):

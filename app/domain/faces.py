@@ -277,8 +277,8 @@ async def update_face(principal: access.Principal, face_id: uuid.UUID, change: d
                 face_id, target,
             )
         await face_event(conn, row, "face_updated", {
-            "person_id": None if target is None else ids.encode(ids.PERSON, target),
-            "previous_person_id": None if previous is None else ids.encode(ids.PERSON, previous),
+            "person_id": None if target is None else str(target),
+            "previous_person_id": None if previous is None else str(previous),
         })
         await _release_thumbnail(conn, face_id, previous)
         await refresh_people(conn, [p for p in (previous, target) if p is not None])
@@ -302,7 +302,7 @@ async def delete_face(principal: access.Principal, face_id: uuid.UUID, library_i
             raise NotFound("Face not found")
         previous = face["person_id"]
         await face_event(conn, face, "face_deleted", {
-            "previous_person_id": None if previous is None else ids.encode(ids.PERSON, previous),
+            "previous_person_id": None if previous is None else str(previous),
         })
         if previous is not None:
             await refresh_people(conn, [previous])
@@ -376,7 +376,7 @@ async def save_detections(asset: asyncpg.Record, image_size: tuple[int, int], mo
             await conn.execute("DELETE FROM faces WHERE id = $1", row["id"])
             previous = row["person_id"]
             await face_event(conn, row, "face_deleted", {
-                "previous_person_id": None if previous is None else ids.encode(ids.PERSON, previous),
+                "previous_person_id": None if previous is None else str(previous),
             })
             if previous is not None:
                 touched_people.append(previous)

@@ -343,7 +343,7 @@ async def delete_person(principal: access.Principal, person_id: uuid.UUID) -> uu
             person_id,
         )
         for face in faces:
-            await face_event(conn, face, "face_updated", {"person_id": None, "previous_person_id": ids.encode(ids.PERSON, person_id)})
+            await face_event(conn, face, "face_updated", {"person_id": None, "previous_person_id": str(person_id)})
         await conn.execute("DELETE FROM people WHERE id = $1", person_id)
         await event(conn, locked, "person_deleted")
     return person["library_id"]
@@ -384,8 +384,8 @@ async def merge(principal: access.Principal, person_id: uuid.UUID, source_ids: l
         previous = {f["id"]: f["person_id"] for f in before}
         for face in moved:
             await face_event(conn, face, "face_updated", {
-                "person_id": ids.encode(ids.PERSON, person_id),
-                "previous_person_id": ids.encode(ids.PERSON, previous[face["id"]]),
+                "person_id": str(person_id),
+                "previous_person_id": str(previous[face["id"]]),
             })
         for row in source_rows:
             await conn.execute("DELETE FROM people WHERE id = $1", row["id"])

@@ -277,7 +277,7 @@ async def _commit(library_id: uuid.UUID, owner_id: uuid.UUID, pending: list[_Pen
                 assigned += 1
                 touched.append(person)
                 await face_event(conn, row, "face_updated",
-                                 {"person_id": ids.encode(ids.PERSON, person), "previous_person_id": None})
+                                 {"person_id": str(person), "previous_person_id": None})
         new_people: list[uuid.UUID] = []
         for group in plan.clusters:
             # Older outliers join too, so their state is not required to be pending.
@@ -297,7 +297,7 @@ async def _commit(library_id: uuid.UUID, owner_id: uuid.UUID, pending: list[_Pen
             )
             for row in rows:
                 await face_event(conn, row, "face_updated",
-                                 {"person_id": ids.encode(ids.PERSON, person["id"]), "previous_person_id": None})
+                                 {"person_id": str(person["id"]), "previous_person_id": None})
             new_people.append(person["id"])
             created += 1
         await conn.execute(

@@ -30,7 +30,7 @@ async def _asset_events(conn, rows: list[asyncpg.Record]) -> None:
         stack = r["stack_id"]
         await events.record(conn, entity_type=events.ASSET, entity_id=r["id"], event_type="asset_updated",
                             library_id=r["library_id"], owner_id=r["owner_id"],
-                            payload={"stack_id": None if stack is None else ids.encode(ids.STACK, stack)})
+                            payload={"stack_id": None if stack is None else str(stack)})
 
 
 async def clear_covers(conn, asset_ids: list[uuid.UUID]) -> None:

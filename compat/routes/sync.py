@@ -113,8 +113,7 @@ def _delete_data(entity_type: str, change: sync.Change) -> Any:
         return {"personId": entity}
     if entity_type == "AlbumToAssetDeleteV1":
         payload = sync.payload_of(change)
-        return {"albumId": str(ids.decode(ids.ALBUM, payload["album_id"])),
-                "assetId": str(ids.decode(ids.ASSET, payload["asset_id"]))}
+        return {"albumId": payload["album_id"], "assetId": payload["asset_id"]}  # bare UUIDs
     if entity_type == "AlbumUserDeleteV1":
         return {"albumId": entity, "userId": str(change.owner_id)}
     if entity_type == "AlbumDeleteV1":

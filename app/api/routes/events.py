@@ -1,3 +1,4 @@
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,26 @@ _PREFIX = {
     "face": ids.FACE,
     "library": ids.LIBRARY,
 }
+# Payloads store bare UUIDs; the native feed shows each as the prefixed id of what it names.
+_PAYLOAD_PREFIX = {
+    "album_id": ids.ALBUM,
+    "asset_id": ids.ASSET,
+    "album_cover_asset_id": ids.ASSET,
+    "person_id": ids.PERSON,
+    "previous_person_id": ids.PERSON,
+    "stack_id": ids.STACK,
+}
+
+
+def native_payload(stored: bytes | str | None) -> dict[str, Any] | None:
+    if stored is None:
+        return None
+    payload = msgspec.json.decode(stored)
+    for key, value in payload.items():
+        prefix = _PAYLOAD_PREFIX.get(key)
+        if prefix is not None and value is not None:
+            payload[key] = ids.encode(prefix, uuid.UUID(value))
+    return payload
 
 
 class Event(msgspec.Struct):
@@ -74,7 +95,7 @@ async def get_events(
             entity_id=ids.encode(_PREFIX[r["entity_type"]], r["entity_id"]),
             event_type=r["event_type"],
             created_at=r["created_at"],
-            payload=None if r["payload"] is None else msgspec.json.decode(r["payload"]),
+            payload=native_payload(r["payload"]),
         )
         for r in rows
     ]
