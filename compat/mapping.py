@@ -264,3 +264,19 @@ def person(row: asyncpg.Record) -> dtos.PersonResponseDto:
 
 def face(row: asyncpg.Record, person_row: asyncpg.Record | None) -> dtos.AssetFaceResponseDto:
     return dtos.AssetFaceResponseDto(**face_box(row), person=None if person_row is None else person(person_row))
+
+
+# --- Immich request DTOs -> domain commands -------------------------------------------
+# One section per concern, so the converters of each stay together.
+
+
+# --- assets and stacks ---
+
+
+# --- albums ---
+
+
+# --- people and faces ---
+
+
+# --- users, libraries, keys, sync ---
