@@ -10,6 +10,7 @@ import asyncpg
 
 from app.domain.assets import AssetView, effective
 from app.domain.datetimes import join_wall_clock
+from app.domain.people import PersonPatch
 from compat import dtos
 
 def b64(value: bytes | None) -> str:
@@ -277,6 +278,16 @@ def face(row: asyncpg.Record, person_row: asyncpg.Record | None) -> dtos.AssetFa
 
 
 # --- people and faces ---
+
+
+def person_patch(dto: dtos.PersonCreateDto | dtos.PersonUpdateDto | dtos.PeopleUpdateItem) -> PersonPatch:
+    """Immich's person fields as the domain's patch. Immich clears a name with "" (or blanks);
+    its featureFaceAssetId names an asset, so the route resolves it to a face itself."""
+    name = dto.name
+    if isinstance(name, str) and not name.strip():
+        name = None
+    return PersonPatch(name=name, birth_date=dto.birthDate, is_favorite=dto.isFavorite, is_hidden=dto.isHidden,
+                       color=dto.color)
 
 
 # --- users, libraries, keys, sync ---
