@@ -18,9 +18,9 @@ from typing import Any
 
 from app.domain.datetimes import join_wall_clock
 
+# Ratings run from UNRATED to 5 stars; a favorite is the top of the scale.
+UNRATED = 0  # also how a ratings filter names an asset with no rating at all
 FAVORITE_RATING = 5
-# How a ratings filter names an asset nobody rated (no rating, or a file's explicit 0).
-UNRATED = 0
 RATINGS = range(UNRATED, FAVORITE_RATING + 1)
 
 
