@@ -8,7 +8,7 @@ from datetime import timezone
 
 import asyncpg
 
-from app.domain.assets import AssetView, effective
+from app.domain import effective
 from app.domain.datetimes import join_wall_clock
 from app.domain.people import PersonPatch
 from compat import dtos
@@ -155,9 +155,6 @@ def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
     """An AssetView (row + file metadata + files) as Immich's AssetResponseDto."""
 
     row, exif = view.row, view.exif
-    shown = effective(view)
-    rating = shown.rating
-    captured = row["captured_at"] or _as_utc_wall(row["local_datetime"])
     dto = dtos.AssetResponseDto(
         id=str(row["id"]),
         ownerId=str(row["owner_id"]),
@@ -166,7 +163,7 @@ def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
         originalFileName=row["original_file_name"],
         originalMimeType=row["mime_type"],
         originalPath="",
-        fileCreatedAt=_utc(captured),
+        fileCreatedAt=_utc(row["taken_at"]),
         fileModifiedAt=_utc(row["file_modified_at"]),
         createdAt=_utc(row["created_at"]),
         updatedAt=_utc(row["updated_at"]),
@@ -175,7 +172,7 @@ def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
         width=row["width"],
         height=row["height"],
         thumbhash=b64(row["thumbhash"]) or None,
-        isFavorite=rating == 5,
+        isFavorite=effective.is_favorite(row["effective_rating"]),
         isArchived=row["visibility"] == "archive",
         isTrashed=row["trashed_at"] is not None,
         isOffline=False,
@@ -199,7 +196,7 @@ def exif_fields(row: asyncpg.Record, exif: asyncpg.Record | None) -> dict:
 
     Shared by the asset's exifInfo and the sync stream's AssetExifV1.
     """
-    shown = effective(AssetView(row, exif, {}))
+    shown = effective.of(row, exif)
 
     def ev(name):
         return None if exif is None else exif[name]
