@@ -519,6 +519,12 @@ def test_document_is_served_publicly_with_the_package_version(client, document):
     assert not any("openapi" in path or "docs" in path for path in document["paths"])
 
 
+def test_public_routes_need_no_credential_in_the_document(document):
+    assert document["security"] == [{"api_key": []}]
+    assert document["paths"]["/api/server/ping"]["get"]["security"] == []
+    assert "security" not in document["paths"]["/api/assets"]["get"]  # the default: the bearer key
+
+
 def test_docs_page_answers_html(client):
     page = client.get("/api/docs")
     assert page.status_code == 200

@@ -11,18 +11,21 @@ address, `/api/openapi.json`, is a plain route beside the API's others.
 
 from __future__ import annotations
 
-from litestar import Request, Router, get
+import copy
+
+from litestar import Litestar, Request, Router, get
 from litestar.enums import OpenAPIMediaType
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 import app as package
-from app.api.route_access import PUBLIC
+from app.api.route_access import PUBLIC, Declaration
 
 DOCUMENT_PATH = "/api/openapi.json"
 DOCS_PATH = "/api/docs"
 _DOCUMENT_ROUTE_NAME = "native_openapi_document"
+_DOCUMENT_STATE_KEY = "native_openapi_document"
 
 TITLE = "Photos native API"
 DESCRIPTION = (
@@ -43,8 +46,25 @@ class _ScalarPage(ScalarRenderPlugin):
 @get(DOCUMENT_PATH, name=_DOCUMENT_ROUTE_NAME, media_type=OpenAPIMediaType.OPENAPI_JSON, include_in_schema=False,
      sync_to_thread=False, **{PUBLIC: True})
 def openapi_document(request: Request) -> bytes:
-    # Litestar builds the document once per app, on first use, and keeps it.
-    return _ScalarPage.render_json(request, request.app.openapi_schema.to_schema())
+    return _ScalarPage.render_json(request, _document(request.app))
+
+
+def _document(app: Litestar) -> dict:
+    """Litestar's document, with the public routes marked as needing no credential; made once per app."""
+    document = app.state.get(_DOCUMENT_STATE_KEY)
+    if document is None:
+        document = copy.deepcopy(app.openapi_schema.to_schema())
+        for route in app.routes:
+            for handler in getattr(route, "route_handlers", ()):
+                item = document["paths"].get(route.path_format)
+                if item is None or not Declaration(handler).public:
+                    continue
+                # The document's default is the bearer key; an empty list says this operation needs none.
+                for method in handler.http_methods:
+                    if method.lower() in item:
+                        item[method.lower()]["security"] = []
+        app.state[_DOCUMENT_STATE_KEY] = document
+    return document
 
 
 def openapi_config() -> OpenAPIConfig:
