@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import collections.abc
+import copy
 import dataclasses
 import datetime
 import importlib
@@ -452,6 +453,8 @@ def check_operation(op: Operation, served: dict, schemas: Schemas) -> dict[str, 
         else:
             # An absent parameter is how the SDK says None; a query carries no null.
             checker.value(f"query.{name}", annotation, declared[name].get("schema", {}), sending=True, nulls=False)
+    for name in sorted(n for n, p in declared.items() if p.get("required") and n not in op.query):
+        checker.find(f"query.{name}", "the route requires this query parameter; the SDK cannot send it")
     # Path parameters are all strings in the SDK.
     for param in served.get("parameters", []):
         if param["in"] == "path":
@@ -489,7 +492,7 @@ def check_operation(op: Operation, served: dict, schemas: Schemas) -> dict[str, 
             if "data" in properties:
                 checker.value("response.data", list[op.response], properties["data"], sending=False)
             if "has_more" in properties:
-                checker.value("response.has_more", typing.Optional[bool], properties["has_more"], sending=False)
+                checker.value("response.has_more", bool | None, properties["has_more"], sending=False)
         else:
             checker.value("response", op.response, schema, sending=False)
     return checker.findings
@@ -539,6 +542,22 @@ def test_unknown_api_paths_still_answer_the_api_s_json_404(client):
         missing = client.request(method, "/api/no-such-thing")
         assert missing.status_code == 404, method
         assert missing.headers["content-type"].startswith("application/json")
+
+
+def test_the_checker_notices_what_a_route_drops_or_mistypes(document):
+    broken = copy.deepcopy(document)
+    schemas = Schemas(broken)
+    create = operations_in(broken)["POST /api/albums"]
+    body = schemas.resolve(create["requestBody"]["content"]["application/json"]["schema"])
+    del body["properties"]["description"]
+    (answer,) = [r for code, r in create["responses"].items() if code.startswith("2")]
+    album = schemas.resolve(answer["content"]["application/json"]["schema"])
+    album["properties"]["asset_count"] = {"type": "string"}
+    album["properties"]["name"] = {"oneOf": [{"type": "string"}, {"type": "null"}]}
+    create["parameters"] = [{"name": "dry_run", "in": "query", "required": True, "schema": {"type": "boolean"}}]
+    op = next(op for op in OPERATIONS if op.key == "POST /api/albums")
+    assert set(check_operation(op, create, schemas)) == {
+        "body.description", "response.asset_count", "response.name", "query.dry_run"}
 
 
 def test_lists_name_sdk_operations_only():
