@@ -6,11 +6,10 @@ from litestar.datastructures import Cookie
 from litestar.response import Response
 
 from app.api.state import Shared
-from app.domain import sessions, users
+from app.domain import access, sessions, users
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
 from compat.auth import ACCESS_COOKIE, AUTH_TYPE_COOKIE, IS_AUTHENTICATED_COOKIE, ImmichAuth
-from app.domain import access
 
 _COOKIE_AGE = 400 * 24 * 3600
 
