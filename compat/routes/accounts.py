@@ -41,17 +41,11 @@ async def update_preferences(auth: ImmichAuth, data: dtos.UserPreferencesUpdateD
     return updated
 
 
-class _ChangePassword(msgspec.Struct):
-    password: str
-    newPassword: str
-    invalidateSessions: bool = False
-
-
 @post("/api/auth/change-password", status_code=200, action=access.WRITE)
 async def change_password(request: Request, auth: ImmichAuth, shared: Shared,
-                          data: _ChangePassword) -> dtos.UserAdminResponseDto:
+                          data: dtos.ChangePasswordDto) -> dtos.UserAdminResponseDto:
     await sessions.change_password(auth.principal.user_id, data.password, data.newPassword,
-                                   keep_session=auth.session_id, sign_out_others=data.invalidateSessions,
+                                   keep_session=auth.session_id, sign_out_others=data.invalidateSessions is True,
                                    throttle=shared.login_throttle,
                                    address=request.client.host if request.client else "unknown")
     return mapping.user_admin(await users.user_by_id(auth.principal.user_id))
