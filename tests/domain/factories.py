@@ -174,6 +174,17 @@ async def new_asset(user: asyncpg.Record, *, library_id: uuid.UUID | None = None
     if overrides.get("media_type") == "video":
         values.update(mime_type="video/mp4", original_file_name=f"VID_{n:04d}.mp4", duration_ms=5000)
     values.update(overrides)
+    # The asset row keeps copies of what the file says (and the user's edits over it) for filters
+    # to use indexes; the domain keeps them in step, so a made row does too unless told otherwise.
+    file = exif or {}
+    if "rating" in file:
+        values.setdefault("file_rating", file["rating"])
+    if values.get("user_latitude") is not None:
+        values.setdefault("latitude", values["user_latitude"])
+        values.setdefault("longitude", values["user_longitude"])
+    elif file.get("latitude") is not None:
+        values.setdefault("latitude", file["latitude"])
+        values.setdefault("longitude", file["longitude"])
     async with db.transaction() as conn:
         row = await insert(t.Asset, **values)
         if exif is not None:

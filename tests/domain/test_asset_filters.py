@@ -49,11 +49,11 @@ async def test_ids_media_type_and_visibility(user, library_id):
 
 
 async def test_ratings_use_the_users_rating_else_the_files_and_zero_for_unrated(user, library_id):
-    user_five = await f.new_asset(user, rating=5, file_rating=1)
-    file_five = await f.new_asset(user, file_rating=5)
-    overridden = await f.new_asset(user, rating=2, file_rating=5)
+    user_five = await f.new_asset(user, rating=5, exif={"rating": 1})
+    file_five = await f.new_asset(user, exif={"rating": 5})
+    overridden = await f.new_asset(user, rating=2, exif={"rating": 5})
     unrated = await f.new_asset(user)
-    rejected = await f.new_asset(user, file_rating=-1)
+    rejected = await f.new_asset(user, exif={"rating": -1})
     assert await matching(AssetFilter(library_id, ratings=[5])) == ids(user_five, file_five)
     assert await matching(AssetFilter(library_id, ratings=[2])) == ids(overridden)
     assert await matching(AssetFilter(library_id, ratings=[0])) == ids(unrated, rejected)
@@ -94,10 +94,10 @@ async def test_stacks(user, library_id):
 
 
 async def test_boxes_and_circles(user, library_id):
-    oslo = await f.new_asset(user, latitude=59.91, longitude=10.75)
-    bergen = await f.new_asset(user, latitude=60.39, longitude=5.32)
-    fiji = await f.new_asset(user, latitude=-17.8, longitude=178.0)
-    samoa = await f.new_asset(user, latitude=-13.8, longitude=-172.0)
+    oslo = await f.new_asset(user, exif={"latitude": 59.91, "longitude": 10.75})
+    bergen = await f.new_asset(user, exif={"latitude": 60.39, "longitude": 5.32})
+    fiji = await f.new_asset(user, exif={"latitude": -17.8, "longitude": 178.0})
+    samoa = await f.new_asset(user, exif={"latitude": -13.8, "longitude": -172.0})
     await f.new_asset(user)  # no position
     norway = BBox(west=4.0, south=57.0, east=31.0, north=71.0)
     assert await matching(AssetFilter(library_id, bbox=norway)) == ids(oslo, bergen)
