@@ -48,3 +48,13 @@ async def test_an_unknown_column_is_refused(user):
 
     with pytest.raises(TypeError, match="no column"):
         await f.new_asset(user, favourite=True)
+
+
+async def test_piccolo_tables_reach_the_tiers_database(user):
+    from app.db import tables as t
+
+    found = await t.User.select(t.User.email).where(t.User.id == user["id"]).first()
+    assert found == {"email": user["email"]}
+    async with db.transaction():  # a Piccolo query inside our transaction shares its connection
+        await t.Album.insert(t.Album(library_id=user["default_library_id"], owner_id=user["id"], name="Piccolo"))
+        assert await db.fetchval("SELECT count(*) FROM albums WHERE owner_id = $1", user["id"]) == 1

@@ -11,6 +11,15 @@ from app.domain.libraries import DEFAULT_LIBRARY_NAME
 from tests.domain import factories as f
 
 
+@pytest.fixture(autouse=True)
+def cheap_hashing(monkeypatch):
+    """Argon2 at its smallest cost: the same algorithm and encoding (each hash names its own
+    parameters), at a fraction of the time a real sign-in is meant to take."""
+    from argon2 import PasswordHasher
+
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
+
+
 def address(tag: str) -> str:
     import uuid
 
