@@ -39,6 +39,10 @@ def _next() -> int:
     return next(_serial)
 
 
+def _column_names(table: type[Table]) -> set[str]:
+    return {c._meta.db_column_name for c in table._meta.columns}
+
+
 async def insert(table: type[Table], **values: Any) -> asyncpg.Record:
     """INSERT one row of `table` with exactly these columns; the database fills in the rest."""
     columns = {c._meta.db_column_name: c for c in table._meta.columns}
@@ -114,9 +118,10 @@ def principal_for(user: asyncpg.Record, *, actions: frozenset[str] = access.ALL_
 
 
 async def new_api_key(user: asyncpg.Record, **overrides: Any) -> tuple[asyncpg.Record, str]:
-    """An API key row and its secret (only the secret's hash is stored, as the domain does)."""
-    secret = access.API_KEY_PREFIX + os.urandom(24).hex()
-    values: dict[str, Any] = {"user_id": user["id"], "name": f"key {_next()}", "secret_hash": access.hash_api_key(secret)}
+    """An API key row and its secret, stored as the domain stores keys: the secret's SHA-256 only."""
+    secret = "apikey_" + os.urandom(24).hex()
+    values: dict[str, Any] = {"user_id": user["id"], "name": f"key {_next()}",
+                              "secret_hash": hashlib.sha256(secret.encode()).digest()}
     values.update(overrides)
     return await insert(t.ApiKey, **values), secret
 
@@ -141,7 +146,9 @@ async def new_asset(user: asyncpg.Record, *, library_id: uuid.UUID | None = None
                     exif: dict[str, Any] | None = None, event: str | None = None,
                     **overrides: Any) -> asyncpg.Record:
     """An asset row (no file on disk). `taken`: its capture time; aware (its offset becomes the
-    wall clock's offset) or naive (a wall clock with no known offset). `exif`: an asset_exif row too."""
+    wall clock's offset) or naive (a wall clock with no known offset). `exif`: an asset_exif row too,
+    e.g. exif={"make": "Canon", "latitude": 59.9, "longitude": 10.7}. The file's rating is
+    `file_rating=`, kept on the asset row (and in asset_exif while the schema has a copy there)."""
     n = _next()
     if taken is None:
         taken = _BASE_TIME + timedelta(minutes=n)
@@ -177,8 +184,9 @@ async def new_asset(user: asyncpg.Record, *, library_id: uuid.UUID | None = None
     # The asset row keeps copies of what the file says (and the user's edits over it) for filters
     # to use indexes; the domain keeps them in step, so a made row does too unless told otherwise.
     file = exif or {}
-    if "rating" in file:
-        values.setdefault("file_rating", file["rating"])
+    if values.get("file_rating") is not None and "rating" in _column_names(t.AssetExif):
+        # A schema that still keeps the file's rating in asset_exif too: both copies agree.
+        exif = file = {"rating": values["file_rating"], **file}
     if values.get("user_latitude") is not None:
         values.setdefault("latitude", values["user_latitude"])
         values.setdefault("longitude", values["user_longitude"])

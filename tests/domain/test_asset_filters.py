@@ -49,15 +49,15 @@ async def test_ids_media_type_and_visibility(user, library_id):
 
 
 async def test_ratings_use_the_users_rating_else_the_files_and_zero_for_unrated(user, library_id):
-    user_five = await f.new_asset(user, rating=5, exif={"rating": 1})
-    file_five = await f.new_asset(user, exif={"rating": 5})
-    overridden = await f.new_asset(user, rating=2, exif={"rating": 5})
+    user_five = await f.new_asset(user, rating=5, file_rating=1)
+    file_five = await f.new_asset(user, file_rating=5)
+    overridden = await f.new_asset(user, rating=2, file_rating=5)
     unrated = await f.new_asset(user)
-    rejected = await f.new_asset(user, exif={"rating": -1})
+    zero = await f.new_asset(user, file_rating=0)
     assert await matching(AssetFilter(library_id, ratings=[5])) == ids(user_five, file_five)
     assert await matching(AssetFilter(library_id, ratings=[2])) == ids(overridden)
-    assert await matching(AssetFilter(library_id, ratings=[0])) == ids(unrated, rejected)
-    assert await matching(AssetFilter(library_id, ratings=[0, 5, 5])) == ids(user_five, file_five, unrated, rejected)
+    assert await matching(AssetFilter(library_id, ratings=[0])) == ids(unrated, zero)
+    assert await matching(AssetFilter(library_id, ratings=[0, 5, 5])) == ids(user_five, file_five, unrated, zero)
 
 
 async def test_albums(user, library_id):

@@ -112,10 +112,10 @@ async def test_a_bare_asset(user):
 async def test_an_asset_with_file_metadata_owner_and_people(user):
     row = await f.new_asset(
         user, taken=datetime(2023, 7, 1, 9, 15, tzinfo=timezone(timedelta(hours=-5))),
-        visibility="archive",
+        file_rating=5, visibility="archive",
         exif={"make": "Sony", "model": "A7", "f_number": 2.8, "iso": 400, "exposure_time": 0.01, "orientation": 1,
               "original_datetime": datetime(2023, 7, 1, 9, 15), "original_offset_minutes": -300,
-              "latitude": 40.7, "longitude": -74.0, "city": "New York", "description": "Skyline", "rating": 5},
+              "latitude": 40.7, "longitude": -74.0, "city": "New York", "description": "Skyline"},
     )
     person = await f.new_person(user, name="Ann")
     owner = await users.user_by_id(user["id"])
@@ -133,7 +133,7 @@ async def test_user_edits_show_over_the_file(user):
     row = await f.new_asset(user, rating=1, user_description="mine", user_latitude=1.0, user_longitude=2.0,
                             user_original_datetime=datetime(2020, 1, 2, 3, 4), user_original_offset_minutes=60,
                             trashed_at=datetime.now(timezone.utc), media_type="video",
-                            exif={"rating": 5, "description": "file", "latitude": 9.0, "longitude": 9.0})
+                            file_rating=5, exif={"description": "file", "latitude": 9.0, "longitude": 9.0})
     body = conforms("AssetResponseDto", mapping.asset(await assets.view(row)))
     exif = body["exifInfo"]
     assert (exif["rating"], exif["description"], exif["latitude"], exif["longitude"]) == (1, "mine", 1.0, 2.0)

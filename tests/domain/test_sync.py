@@ -71,8 +71,8 @@ async def test_batches_page_through_the_whole_log(user, library_id, monkeypatch)
 
 async def test_asset_lines_conform_and_favorite_follows_the_effective_rating(user, library_id):
     await f.new_asset(user, rating=5, event="asset_created")
-    await f.new_asset(user, exif={"rating": 5}, event="asset_created")
-    await f.new_asset(user, rating=2, exif={"rating": 5}, event="asset_created")
+    await f.new_asset(user, file_rating=5, event="asset_created")
+    await f.new_asset(user, rating=2, file_rating=5, event="asset_created")
     await f.new_asset(user, media_type="video", trashed_at=f._BASE_TIME, event="asset_created")
     lines = [conforms("SyncAssetV2", sync_mapping.asset_v2(c.row)) for c in await changes("asset", library_id)]
     assert [line["isFavorite"] for line in lines] == [True, True, False, False]
