@@ -115,3 +115,33 @@ async def test_a_horizon_caps_the_read_and_cursors_ahead_of_the_database_are_ref
         await feed(library_id, after=(rows[-1]["txid"] + 10**9, rows[-1]["id"]))
     with pytest.raises(BadRequest, match="after_cursor"):
         await feed(library_id, after=(rows[-1]["txid"], rows[-1]["id"] + 10**9))
+
+
+async def test_many_events_in_one_round_trip(user, library_id):
+    made = [await f.new_asset(user) for _ in range(3)]
+    async with db.transaction() as conn:
+        await events.record_many(conn, entity_type="asset", event_type="asset_trashed",
+                                 rows=[(a["id"], library_id, user["id"]) for a in made])
+        await events.record_many(conn, entity_type="asset", event_type="asset_trashed", rows=[])
+    rows, _, _ = await feed(library_id)
+    assert [(r["entity_id"], r["event_type"]) for r in rows] == [(a["id"], "asset_trashed") for a in made]
+    assert len({r["txid"] for r in rows}) == 1  # one transaction, ordered by id within it
+
+
+async def test_a_rolled_back_write_leaves_no_event(user, library_id):
+    with pytest.raises(RuntimeError):
+        async with db.transaction():
+            await f.new_asset(user, event="asset_created")
+            raise RuntimeError("abandon")
+    assert (await feed(library_id))[0] == []
+
+
+def test_payload_of_reads_stored_text_or_json():
+    from app.domain.sync import Change, payload_of
+
+    def change(payload):
+        return Change((1, 1), uuid.uuid4(), None, payload, None)
+
+    assert payload_of(change('{"a": 1}')) == {"a": 1}
+    assert payload_of(change({"a": 1})) == {"a": 1}
+    assert payload_of(change(None)) == {}
