@@ -48,7 +48,7 @@ class _EngineSwap:
         self.database_url = database_url
         self.saved: dict = {}
 
-    def __enter__(self) -> "_EngineSwap":
+    def __enter__(self):
         from app.db import engine as db
         from app.db import tables  # noqa: F401  (loaded first, so its classes are reset too)
 
@@ -98,10 +98,9 @@ class Domain:
 
 @pytest.fixture(scope="package", autouse=True)
 def domain():
-    from tests.conftest import BASE_ENV
-
     from app.runtime import acquire_services
     from app.settings import load_settings
+    from tests.conftest import BASE_ENV
 
     data_dir = Path(tempfile.mkdtemp(prefix="photos-domain-"))
     # A database or Redis the run was given (CI) is used as is; otherwise embedded ones under

@@ -100,7 +100,8 @@ async def new_user(*, library: bool = True, password: str | None = None, **overr
     if not library:
         return user
     lib = await new_library(user, name="Default Library")
-    return await db.fetchrow("UPDATE users SET default_library_id = $2 WHERE id = $1 RETURNING *", user["id"], lib["id"])
+    return await db.fetchrow("UPDATE users SET default_library_id = $2 WHERE id = $1 RETURNING *",
+                             user["id"], lib["id"])
 
 
 async def new_library(owner: asyncpg.Record, **overrides: Any) -> asyncpg.Record:

@@ -31,8 +31,8 @@ async def test_every_kind_of_row(user):
     person = await f.new_person(user)
     face = await f.new_face(asset, person=person)
     stack = await f.new_stack(user, [asset, await f.new_asset(user)])
-    key, secret = await f.new_api_key(user)
-    session, token = await f.new_session(user)
+    _, secret = await f.new_api_key(user)
+    _, token = await f.new_session(user)
     task = await f.new_task(asset)
     await f.new_asset_file(asset, "preview")
     assert link["library_id"] == album["library_id"] == face["library_id"] == user["default_library_id"]

@@ -128,7 +128,7 @@ async def test_all_pages_reads_everything(user, library_id):
 
 async def test_prune_keeps_fresh_walks(user, library_id):
     await make(user, 3)
-    page, _ = await assets.list_assets(AssetFilter(library_id), limit=1)
+    await assets.list_assets(AssetFilter(library_id), limit=1)
     await assets.prune_walks()
     assert await db.fetchval("SELECT count(*) FROM asset_list_walks WHERE library_id = $1", library_id) == 1
     await db.execute("UPDATE asset_list_walks SET started_at = now() - interval '2 days' WHERE library_id = $1",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-
 from app.db import engine as db
 from app.domain import sync
 from compat import sync_mapping
