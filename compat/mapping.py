@@ -8,7 +8,8 @@ from datetime import timezone
 
 import asyncpg
 
-from app.domain.assets import AssetView, effective
+from app.domain.asset_filters import AssetFilter
+from app.domain.assets import AssetPatch, AssetView, effective
 from app.domain.datetimes import join_wall_clock
 from compat import dtos
 
@@ -284,7 +285,6 @@ def asset_patch(dto: dtos.UpdateAssetDto | dtos.AssetBulkUpdateDto) -> AssetPatc
     update's relative date shift, time zone and duplicate id) are not applied."""
     from msgspec import UNSET, UnsetType
 
-    from app.domain.assets import AssetPatch
     from app.domain.datetimes import parse_iso
 
     rating: int | None | UnsetType = UNSET
@@ -323,7 +323,6 @@ def metadata_search_filter(dto: dtos.MetadataSearchDto, library: uuid.UUID) -> A
 
     from msgspec import UNSET
 
-    from app.domain.asset_filters import AssetFilter
     from app.domain.errors import BadRequest
 
     unsupported = sorted(name for name in dto.__struct_fields__ if name not in _SEARCH_FIELDS

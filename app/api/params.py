@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Callable, Iterator
 
 import msgspec
 from litestar import Request
 from litestar.exceptions import ValidationException
 
+from app.api.errors import InputError
 from app.domain import access, ids
 from app.domain.access import Principal
 from app.domain.asset_filters import AssetFilter, BBox
 from app.domain.datetimes import parse_iso
 from app.domain.errors import Invalid, NotFound
-from app.api.errors import InputError
 
 ASSET_INCLUDES = frozenset({"metadata", "faces", "people", "file_data", "variants"})
 MAX_IDS = 200

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import logging
 import uuid
@@ -17,7 +15,7 @@ from msgspec import UNSET, UnsetType
 
 from app.db import engine as db
 from app.domain import access, albums, events, faces, people, processing, stacks
-from app.domain.datetimes import from_instant, join_wall_clock, parse_iso, split_wall_clock
+from app.domain.datetimes import from_instant, join_wall_clock, split_wall_clock
 from app.domain.asset_filters import AssetFilter, Sql, check_references, where
 from app.domain.errors import Invalid, NotFound
 from app.storage.blobstore import BlobStore
@@ -391,7 +389,7 @@ def _moved(locked: asyncpg.Record, patch: AssetPatch) -> bool:
 
 
 async def update_asset(
-    principal: access.Principal, asset_id: uuid.UUID, patch: AssetPatch, queue: "processing.Queue | None" = None,
+    principal: access.Principal, asset_id: uuid.UUID, patch: AssetPatch, queue: processing.Queue | None = None,
 ) -> asyncpg.Record:
     check_patch(patch)
     asset = await access.load_asset(principal, asset_id, access.WRITE)
@@ -407,7 +405,7 @@ async def update_asset(
 
 
 async def bulk_update(
-    principal: access.Principal, items: list[tuple[uuid.UUID, AssetPatch]], queue: "processing.Queue | None" = None,
+    principal: access.Principal, items: list[tuple[uuid.UUID, AssetPatch]], queue: processing.Queue | None = None,
 ) -> None:
     """Every item or none: one invalid patch or unknown id rejects the whole batch."""
     if len(items) > MAX_IDS:
@@ -586,48 +584,31 @@ async def purge_trashed_before(store: BlobStore, age: timedelta) -> int:
 # --- existence -------------------------------------------------------------------
 
 
-def _b64(values: list[str], size: int, field_name: str) -> list[bytes]:
-    out = []
-    for v in values:
-        try:
-            raw = base64.b64decode(v, validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != size:
-            raise Invalid(f"'{v}' is not a base64 checksum of {size} bytes", field_name)
-        out.append(raw)
-    return out
-
-
 async def existing_assets(
     principal: access.Principal,
     library_id: uuid.UUID | None,
     *,
-    checksums: list[str] | None,
-    checksum_sha1s: list[str] | None,
-    device_asset_ids: list[str] | None,
-    device_id: str | None,
+    sha256s: list[bytes] | None = None,
+    sha1s: list[bytes] | None = None,
+    device_asset_ids: list[str] | None = None,
+    device_id: str | None = None,
 ) -> list[asyncpg.Record]:
-    given = [x is not None for x in (checksums, checksum_sha1s, device_asset_ids)]
-    if sum(given) != 1:
-        raise Invalid("Give exactly one of checksums, checksum_sha1s, or deviceAssetIds with deviceId")
+    """The library's assets with any of the given checksums, or a device's asset ids (exactly one kind)."""
+    if sum(x is not None for x in (sha256s, sha1s, device_asset_ids)) != 1:
+        raise Invalid("Give exactly one kind of key: SHA-256 checksums, SHA-1 checksums, or device asset ids")
     if device_asset_ids is not None and not device_id:
-        raise Invalid("deviceId is required with deviceAssetIds", "device_id")
-    items = checksums or checksum_sha1s or device_asset_ids or []
+        raise Invalid("A device id is required with device asset ids", "device_id")
+    items = sha256s or sha1s or device_asset_ids or []
     if len(items) > MAX_EXIST_ITEMS:
         raise Invalid(f"At most {MAX_EXIST_ITEMS} items per request")
     library = await access.library_for(principal, library_id, access.READ)
-    if checksums is not None:
+    if sha256s is not None:
         return await db.fetch(
-            "SELECT * FROM assets WHERE library_id = $1 AND checksum_sha256 = ANY($2::bytea[])",
-            library,
-            _b64(checksums, 32, "checksums"),
+            "SELECT * FROM assets WHERE library_id = $1 AND checksum_sha256 = ANY($2::bytea[])", library, sha256s
         )
-    if checksum_sha1s is not None:
+    if sha1s is not None:
         return await db.fetch(
-            "SELECT * FROM assets WHERE library_id = $1 AND checksum_sha1 = ANY($2::bytea[])",
-            library,
-            _b64(checksum_sha1s, 20, "checksum_sha1s"),
+            "SELECT * FROM assets WHERE library_id = $1 AND checksum_sha1 = ANY($2::bytea[])", library, sha1s
         )
     return await db.fetch(
         "SELECT * FROM assets WHERE library_id = $1 AND device_id = $2 AND device_asset_id = ANY($3::text[])",

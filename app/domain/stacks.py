@@ -165,8 +165,7 @@ async def create_stack(
     members = _distinct(asset_ids)
     if len(members) < 2:
         raise Invalid("A stack needs at least two distinct assets", "asset_ids")
-    primary = primary_asset_id
-    if primary is not None and primary not in members:
+    if primary_asset_id is not None and primary_asset_id not in members:
         raise Invalid("primary_asset_id must be one of asset_ids", "primary_asset_id")
     async with db.transaction() as conn:
         # NO KEY UPDATE: serialises creators in this library without blocking the foreign-key checks
@@ -179,7 +178,7 @@ async def create_stack(
         stack = await conn.fetchrow(
             "INSERT INTO stacks (library_id, owner_id, origin, primary_asset_id) VALUES ($1, $2, 'user', $3)"
             " RETURNING *",
-            library, principal.user_id, primary,
+            library, principal.user_id, primary_asset_id,
         )
         await _event(conn, stack, "stack_created")
         await _join(conn, stack, members)
@@ -191,16 +190,15 @@ async def set_cover(
 ) -> asyncpg.Record:
     """Pins the stack's cover; None stands for an id that names no asset (never a member)."""
     stack = await get_stack(principal, stack_id, access.WRITE)
-    primary = primary_asset_id
     async with db.transaction() as conn:
-        ok = primary is not None and await conn.fetchval(
-            "SELECT 1 FROM assets WHERE id = $1 AND stack_id = $2 AND trashed_at IS NULL", primary, stack["id"]
+        ok = primary_asset_id is not None and await conn.fetchval(
+            "SELECT 1 FROM assets WHERE id = $1 AND stack_id = $2 AND trashed_at IS NULL", primary_asset_id, stack["id"]
         )
         if not ok:
             raise Invalid("primary_asset_id must be a live member of this stack", "primary_asset_id")
         row = await conn.fetchrow(
             "UPDATE stacks SET primary_asset_id = $2, origin = 'user', updated_at = now() WHERE id = $1 RETURNING *",
-            stack["id"], primary,
+            stack["id"], primary_asset_id,
         )
         await _event(conn, row, "stack_updated")
     return await get_stack(principal, stack["id"])

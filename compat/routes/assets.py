@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 from litestar import Request, delete, get, post, put
@@ -24,8 +25,7 @@ async def _existing_by_sha1(principal, library: uuid.UUID, checksums: list[str])
     wanted = [c for c in checksums if c]
     if not wanted:
         return {}
-    rows = await assets.existing_assets(principal, library, checksums=None,
-                                        checksum_sha1s=wanted, device_asset_ids=None, device_id=None)
+    rows = await assets.existing_assets(principal, library, sha1s=[base64.b64decode(c) for c in wanted])
     return {mapping.b64(r["checksum_sha1"]): r for r in rows}
 
 

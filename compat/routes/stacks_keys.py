@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import msgspec
 from litestar import delete, get, post, put
 
@@ -11,8 +10,6 @@ from app.domain.errors import BadRequest, NotFound
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
 from compat.routes.api_keys import _PERMISSIONS
-
-
 
 
 async def _stack_dto(stack_row) -> dtos.StackResponseDto:

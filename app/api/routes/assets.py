@@ -1,3 +1,5 @@
+import base64
+import binascii
 from typing import Literal
 
 import msgspec
@@ -83,6 +85,20 @@ class ExistBody(msgspec.Struct, forbid_unknown_fields=True):
     checksum_sha1s: list[str] | None = None
     device_asset_ids: list[str] | None = msgspec.field(default=None, name="deviceAssetIds")
     device_id: str | None = msgspec.field(default=None, name="deviceId")
+
+
+def _checksums(values: list[str], size: int, field: str) -> list[bytes]:
+    """Checksums as the native API sends them: base64 of `size` bytes each."""
+    out = []
+    for value in values:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != size:
+            raise InputError(f"'{value}' is not a base64 checksum of {size} bytes", "body", field)
+        out.append(raw)
+    return out
 
 
 async def _render_all(request: Request, shared: Shared, rows) -> list[AssetResponse]:
@@ -238,14 +254,18 @@ class AssetController(Controller):
     async def check_existence(
         self, principal: Principal, data: ExistBody, library_id: str | None = None
     ) -> AssetExistence:
-        if data.device_asset_ids is not None and data.checksums is None and data.checksum_sha1s is None \
-                and not data.device_id:
+        if sum(x is not None for x in (data.checksums, data.checksum_sha1s, data.device_asset_ids)) != 1:
+            raise InputError("Give exactly one of checksums, checksum_sha1s, or deviceAssetIds with deviceId", "body")
+        if data.device_asset_ids is not None and not data.device_id:
             raise InputError("deviceId is required with deviceAssetIds", "body", "deviceId")
+        items = data.checksums or data.checksum_sha1s or data.device_asset_ids or []
+        if len(items) > assets.MAX_EXIST_ITEMS:
+            raise InputError(f"At most {assets.MAX_EXIST_ITEMS} items per request", "body")
         rows = await assets.existing_assets(
             principal,
             library_uuid(library_id),
-            checksums=data.checksums,
-            checksum_sha1s=data.checksum_sha1s,
+            sha256s=None if data.checksums is None else _checksums(data.checksums, 32, "checksums"),
+            sha1s=None if data.checksum_sha1s is None else _checksums(data.checksum_sha1s, 20, "checksum_sha1s"),
             device_asset_ids=data.device_asset_ids,
             device_id=data.device_id,
         )

@@ -1,6 +1,7 @@
 from litestar import Request, get, post
 
 from app.api.body_limits import reject_nul_form
+from app.api.errors import InputError
 from app.api.params import (
     Values,
     asset_filter,
@@ -13,11 +14,9 @@ from app.api.params import (
 from app.api.routes.assets import render_assets
 from app.api.schemas import SearchResponse, SearchResultItem
 from app.api.state import Shared
-from app.domain import assets
+from app.domain import access, assets
 from app.domain.access import Principal
-from app.api.errors import InputError
 from app.storage.multipart import receive_multipart
-from app.domain import access
 
 _CRITERIA = ("query", "album_id", "person_ids", "ratings", "media_type", "local_datetime_before",
              "local_datetime_after")
