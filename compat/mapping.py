@@ -10,6 +10,8 @@ import asyncpg
 import msgspec
 
 from app.domain import effective, users
+from app.domain.asset_filters import AssetFilter
+from app.domain.assets import AssetPatch
 from app.domain.datetimes import join_wall_clock
 from app.domain.people import PersonPatch
 from compat import dtos
@@ -271,6 +273,89 @@ def face(row: asyncpg.Record, person_row: asyncpg.Record | None) -> dtos.AssetFa
 
 
 # --- assets and stacks ---
+
+
+def asset_patch(dto: dtos.UpdateAssetDto | dtos.AssetBulkUpdateDto) -> AssetPatch:
+    """Immich's asset fields as the domain's patch. Fields the domain has no use for (a bulk
+    update's relative date shift, time zone and duplicate id) are not applied."""
+    from msgspec import UNSET, UnsetType
+
+    from app.domain.datetimes import parse_iso
+
+    rating: int | None | UnsetType = UNSET
+    if dto.isFavorite is not UNSET:
+        rating = effective.rating_for_favorite(dto.isFavorite)
+    if dto.rating is not UNSET:  # a rating sent with isFavorite wins, as in Immich
+        rating = None if dto.rating is None or dto.rating < 0 else dto.rating
+    latitude = longitude = UNSET
+    if dto.latitude is not UNSET or dto.longitude is not UNSET:
+        # One without the other clears nothing: the domain refuses the pair.
+        latitude = None if dto.latitude is UNSET else dto.latitude
+        longitude = None if dto.longitude is UNSET else dto.longitude
+    when = dto.dateTimeOriginal
+    return AssetPatch(
+        rating=rating,
+        description=dto.description,
+        latitude=latitude,
+        longitude=longitude,
+        original_datetime=UNSET if when is UNSET else parse_iso(when, "dateTimeOriginal"),
+        visibility=dto.visibility,
+    )
+
+
+_SEARCH_EXIF_FIELDS = {"make": "make", "model": "model", "lensModel": "lens_model", "city": "city",
+                       "state": "state", "country": "country"}
+# Applied to the search; a field outside these that carries a value is refused rather than ignored.
+_SEARCH_FIELDS = {*_SEARCH_EXIF_FIELDS, "albumIds", "isFavorite", "isNotInAlbum", "visibility", "type",
+                  "originalFileName", "description", "takenAfter", "takenBefore", "withDeleted", "order", "page",
+                  "size", "rating", "withExif", "withStacked", "withPeople", "checksum", "id", "personIds"}
+_MEDIA_TYPES = {"IMAGE": "image", "VIDEO": "video"}
+
+
+def metadata_search_filter(dto: dtos.MetadataSearchDto, library: uuid.UUID) -> AssetFilter:
+    """An Immich metadata search as the domain's asset filter (paging stays with the caller)."""
+    import base64
+
+    from msgspec import UNSET
+
+    from app.domain.errors import BadRequest
+
+    unsupported = sorted(name for name in dto.__struct_fields__ if name not in _SEARCH_FIELDS
+                         and getattr(dto, name) not in (UNSET, None, False, [], ""))
+    if unsupported:
+        raise BadRequest(f"Search by {', '.join(unsupported)} is not supported by this server")
+    album_ids = dto.albumIds or []
+    if len(album_ids) > 1:
+        raise BadRequest("Search by more than one album is not supported by this server")
+    if dto.type and dto.type not in _MEDIA_TYPES:
+        raise BadRequest("type must be IMAGE or VIDEO")
+    f = AssetFilter(
+        library_id=library,
+        state="all" if dto.withDeleted else "live",
+        album_id=parse_uuid(album_ids[0]) if album_ids else None,
+        album_filter="not_in_album" if dto.isNotInAlbum else "all",
+        media_type=_MEDIA_TYPES.get(dto.type) if dto.type else None,
+        visibility=dto.visibility or None,
+        exif_equals={column: getattr(dto, key) for key, column in _SEARCH_EXIF_FIELDS.items() if getattr(dto, key)},
+        file_name_contains=dto.originalFileName or None,
+        description_contains=dto.description or None,
+        taken_after=dto.takenAfter or None,
+        taken_before=dto.takenBefore or None,
+    )
+    if dto.isFavorite is not UNSET:
+        f.ratings = effective.ratings_for_favorite(dto.isFavorite)
+    if dto.rating not in (UNSET, None):
+        f.ratings = [dto.rating]
+    if dto.personIds:
+        f.person_ids = [parse_uuid(p) for p in dto.personIds]
+    if dto.id:
+        f.ids = [parse_uuid(dto.id)]
+    if dto.checksum:
+        sha1 = sha1_base64(dto.checksum)
+        if sha1 is None:
+            raise BadRequest("checksum must be a SHA-1 in hex or base64")
+        f.checksum_sha1 = base64.b64decode(sha1)
+    return f
 
 
 # --- albums ---

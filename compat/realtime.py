@@ -22,7 +22,7 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from app import realtime
-from app.domain import access, assets, faces, ids, users
+from app.domain import access, assets, faces, users
 from compat import mapping, sync_mapping
 from compat.auth import resolve
 

@@ -98,6 +98,46 @@ def test_bulk_changes_are_all_or_nothing(account, make_account):
     assert len(asset_rows(account.user_id)) == 2
 
 
+def test_native_errors_name_native_ids_and_fields(account, make_account):
+    mine = _seed(account, 1, seed_base=5200)[0]
+    theirs = _seed(make_account(), 1, seed_base=5300)[0]
+    with account.http() as http:
+        for path in ("/api/assets/trash", "/api/assets/restore"):
+            r = http.post(path, json={"ids": [mine, theirs]})
+            assert r.status_code == 404 and r.json() == {"detail": f"Asset {theirs} not found"}, r.text
+            r = http.post(path, json={"ids": [mine, "asset_malformed"]})
+            assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "ids"], r.text
+        for bad in (theirs, "asset_malformed"):
+            r = http.post("/api/assets/bulk-update", json={"updates": [{"id": mine, "change": {"rating": 1}},
+                                                                       {"id": bad, "change": {"rating": 1}}]})
+            assert r.status_code == 404 and r.json() == {"detail": f"Asset {bad} not found"}, r.text
+        r = http.post("/api/assets/bulk-update", json={"updates": [{"id": mine, "change": {"rating": 9}}]})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "updates", 0, "change", "rating"]
+        # A number sent as a string is refused, not read as the number; visibility is not a native field.
+        for body, field in (({"rating": "3"}, "rating"), ({"visibility": "archive"}, "visibility")):
+            r = http.patch(f"/api/assets/{mine}", json=body)
+            assert r.status_code == 422 and field in r.text, r.text
+        assert (http.get(f"/api/assets/{mine}").json()["metadata"] or {}).get("rating") is None
+
+
+def test_the_trash_retention_job_purges_only_old_trash(account, server):
+    from app.db import engine as db
+    from app.domain import maintenance
+    from app.storage.blobstore import BlobStore
+    from tests.conftest import run
+
+    old, recent, live = _seed(account, 3, seed_base=5400)
+    account.client.assets.trash(ids=[old, recent])
+
+    async def age_and_purge():
+        await db.execute("UPDATE assets SET trashed_at = now() - interval '40 days' WHERE id = $1",
+                         ids.decode(ids.ASSET, old))
+        return await maintenance.purge_trash_older_than(BlobStore(server.data_dir), dt.timedelta(days=30))
+
+    assert run(age_and_purge()) >= 1
+    assert {ids.encode(ids.ASSET, r["id"]) for r in asset_rows(account.user_id)} == {recent, live}
+
+
 def test_delete_removes_row_file_and_records_event(account, server):
     ids = _seed(account, 3, seed_base=6000)
     rows = {r["id"] for r in asset_rows(account.user_id)}

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Callable
 
+import msgspec
 from litestar import Request
+from litestar.exceptions import ValidationException
 
+from app.api.errors import InputError
 from app.domain import access, ids
 from app.domain.access import Principal
-from app.domain.asset_filters import AssetFilter, parse_bbox, parse_center
+from app.domain.asset_filters import AssetFilter, BBox
 from app.domain.datetimes import parse_iso
-from app.api.errors import InputError
+from app.domain.errors import Invalid, NotFound
 
 ASSET_INCLUDES = frozenset({"metadata", "faces", "people", "file_data", "variants"})
 MAX_IDS = 200
@@ -89,6 +95,91 @@ def _choice(values: Values, name: str, allowed: tuple[str, ...], default: str | 
     return raw
 
 
+def library_uuid(value: str | None) -> uuid.UUID | None:
+    """The library a request names by its native id (None: the caller's only one); a malformed id is not found."""
+    return ids.decode(ids.LIBRARY, value) if value else None
+
+
+def body_asset_ids(values: list[str], field: str) -> list[uuid.UUID]:
+    """Asset ids listed in a request body: at most MAX_IDS, and a malformed one is a 422 naming the field."""
+    if len(values) > MAX_IDS:
+        raise InputError(f"At most {MAX_IDS} ids per request", "body", field)
+    out = []
+    for value in values:
+        decoded = ids.try_decode(ids.ASSET, value)
+        if decoded is None:
+            raise InputError(f"'{value}' is not a valid asset id", "body", field)
+        out.append(decoded)
+    return out
+
+
+# The native id prefix of each kind of object a domain NotFound may name.
+_PREFIXES = {"asset": ids.ASSET, "album": ids.ALBUM, "person": ids.PERSON, "face": ids.FACE, "stack": ids.STACK,
+             "library": ids.LIBRARY}
+
+
+@contextmanager
+def native_ids_in_errors() -> Iterator[None]:
+    """The domain names a missing object by its UUID; the native API says "Asset asset_XXXX not found"."""
+    try:
+        yield
+    except NotFound as exc:
+        prefix = _PREFIXES.get(exc.kind or "")
+        if prefix is None or not exc.ids:
+            raise
+        raise NotFound(f"{exc.kind.capitalize()} {ids.encode(prefix, exc.ids[0])} not found",
+                       kind=exc.kind, ids=exc.ids) from None
+
+
+_ERROR_PATH = re.compile(r" - at `\$\.?(.*)`$")
+
+
+async def check_json_types(request: Request, body_type: type) -> None:
+    """Litestar converts a JSON body leniently (a "3" where a number belongs becomes 3); this
+    reads it again strictly, so a value of the wrong JSON type is refused as both APIs always did."""
+    try:
+        msgspec.convert(await request.json(), body_type)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _ERROR_PATH.search(text)
+        message = text[: match.start()] if match else text
+        key = match.group(1) if match else ""
+        raise ValidationException(f"Validation failed for {request.method} {request.url.path}",
+                                  extra=[{"message": message, "key": key, "source": "body"}]) from None
+
+
+def parse_bbox(text: str, name: str = "bbox") -> BBox:
+    try:
+        west, south, east, north = (float(p) for p in text.split(","))
+    except ValueError:
+        raise InputError("bbox must be min_longitude,min_latitude,max_longitude,max_latitude", "query", name) from None
+    return BBox(west, south, east, north)
+
+
+def parse_center(text: str) -> tuple[float, float]:
+    try:
+        lon, lat = (float(p) for p in text.split(","))
+    except ValueError:
+        raise InputError("center must be longitude,latitude", "query", "center") from None
+    return lon, lat
+
+
+# Filter fields whose query parameter has another name.
+_FILTER_PARAMS = {"radius_m": "radius", "after": "local_datetime_after", "before": "local_datetime_before"}
+
+
+@contextmanager
+def filter_errors() -> Iterator[None]:
+    """A filter's (or a filtered query's) own checks, named as the query parameters that gave its values."""
+    try:
+        yield
+    except Invalid as exc:
+        if isinstance(exc, InputError) or exc.loc:
+            raise
+        field = [_FILTER_PARAMS.get(str(exc.field[0]), exc.field[0]), *exc.field[1:]] if exc.field else []
+        raise InputError(exc.detail, "query", tuple(field)) from None
+
+
 async def asset_filter(principal: Principal, values: Values) -> AssetFilter:
     """The filters every asset listing shares, from query parameters or form fields."""
     id_values = _list(values, "ids")
@@ -112,7 +203,7 @@ async def asset_filter(principal: Principal, values: Values) -> AssetFilter:
     stack = _one(values, "stack_id")
     bbox = _one(values, "bbox")
     center = _one(values, "center")
-    library_id = await access.library_for(principal, _one(values, "library_id") or None, access.READ)
+    library_id = await access.library_for(principal, library_uuid(_one(values, "library_id")), access.READ)
     f = AssetFilter(
         library_id=library_id,
         state=_choice(values, "state", ("live", "trashed", "all"), "live"),
@@ -130,5 +221,6 @@ async def asset_filter(principal: Principal, values: Values) -> AssetFilter:
         center=parse_center(center) if center else None,
         radius_m=radius_m,
     )
-    f.validate()
+    with filter_errors():
+        f.validate()
     return f

@@ -1,4 +1,8 @@
-"""The filters shared by asset lists, search, counts and geo clusters: one SQL builder."""
+"""The filters shared by asset lists, search, counts and geo clusters: one SQL builder.
+
+A filter holds typed values only (UUIDs, datetimes, a BBox); each front end parses its own
+query text into one.
+"""
 
 from __future__ import annotations
 
@@ -28,26 +32,6 @@ class BBox:
         return self.west > self.east
 
 
-def parse_bbox(text: str, loc: str = "bbox") -> BBox:
-    try:
-        west, south, east, north = (float(p) for p in text.split(","))
-    except ValueError:
-        raise Invalid("bbox must be min_longitude,min_latitude,max_longitude,max_latitude", loc=("query", loc)) from None
-    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
-        raise Invalid("bbox is out of range (longitudes in [-180, 180], south <= north)", loc=("query", loc))
-    return BBox(west, south, east, north)
-
-
-def parse_center(text: str) -> tuple[float, float]:
-    try:
-        lon, lat = (float(p) for p in text.split(","))
-    except ValueError:
-        raise Invalid("center must be longitude,latitude", loc=("query", "center")) from None
-    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        raise Invalid("center is out of range", loc=("query", "center"))
-    return lon, lat
-
-
 @dataclass
 class AssetFilter:
     library_id: uuid.UUID
@@ -74,20 +58,28 @@ class AssetFilter:
     checksum_sha1: bytes | None = None
 
     def validate(self) -> None:
+        if self.bbox is not None:
+            b = self.bbox
+            if not (-180 <= b.west <= 180 and -180 <= b.east <= 180 and -90 <= b.south <= b.north <= 90):
+                raise Invalid("bbox is out of range (longitudes in [-180, 180], south <= north)", "bbox")
+        if self.center is not None:
+            lon, lat = self.center
+            if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+                raise Invalid("center is out of range", "center")
         if self.after is not None and self.before is not None and (
             (self.after.tzinfo is None) != (self.before.tzinfo is None)
         ):
-            raise Invalid("local_datetime_after and local_datetime_before must both be naive or both carry an offset")
+            raise Invalid("The after and before bounds must both be naive or both carry an offset", "before")
         if self.album_filter == "not_in_album" and self.album_id is not None:
-            raise Invalid("album_filter=not_in_album cannot be combined with album_id", loc=("query", "album_filter"))
+            raise Invalid("album_filter=not_in_album cannot be combined with album_id", "album_filter")
         if (self.center is None) != (self.radius_m is None):
-            raise Invalid("center and radius go together", loc=("query", "center"))
+            raise Invalid("center and radius go together", "center")
         if self.radius_m is not None and not 0 < self.radius_m <= MAX_RADIUS_M:
-            raise Invalid(f"radius must be in (0, {MAX_RADIUS_M}] meters", loc=("query", "radius"))
+            raise Invalid(f"radius must be in (0, {MAX_RADIUS_M}] meters", "radius_m")
         if self.center is not None and self.bbox is not None:
-            raise Invalid("use either bbox or center and radius", loc=("query", "bbox"))
-        if self.ratings and any(not 0 <= r <= 5 for r in self.ratings):
-            raise Invalid("ratings must be integers from 0 to 5", loc=("query", "ratings"))
+            raise Invalid("use either bbox or center and radius", "bbox")
+        if self.ratings and any(r not in effective.RATINGS for r in self.ratings):
+            raise Invalid("ratings must be integers from 0 to 5", "ratings")
 
 
 @dataclass
@@ -135,6 +127,11 @@ async def check_references(f: AssetFilter) -> None:
 
 
 def where(f: AssetFilter, sql: Sql) -> str:
+    """The WHERE clause (over `assets a`) selecting what `f` names, its values bound through `sql`.
+
+    Internal to the asset queries of app/domain/assets.py, which wrap it in their own SELECTs:
+    callers elsewhere pass an AssetFilter to those functions, never SQL text.
+    """
     f.validate()
     clauses = [f"a.library_id = {sql.arg(f.library_id)}"]
     if f.state == "live":
@@ -154,7 +151,7 @@ def where(f: AssetFilter, sql: Sql) -> str:
     if f.exif_equals:
         unknown = set(f.exif_equals) - _EXIF_COLUMNS
         if unknown:
-            raise Invalid(f"cannot filter by {', '.join(sorted(unknown))}")
+            raise Invalid(f"cannot filter by {', '.join(sorted(unknown))}", "exif_equals")
         matches = " AND ".join(f"e.{column} = {sql.arg(value)}" for column, value in sorted(f.exif_equals.items()))
         clauses.append(f"EXISTS (SELECT 1 FROM asset_exif e WHERE e.asset_id = a.id AND {matches})")
     if f.file_name_contains:

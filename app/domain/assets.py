@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+import msgspec
+from msgspec import UNSET, UnsetType
 
 from app.db import engine as db
-from app.domain import access, albums, effective, events, faces, ids, people, processing, stacks
-from app.domain.datetimes import from_instant, parse_iso, split_wall_clock
+from app.domain import access, albums, effective, events, faces, people, processing, stacks
+from app.domain.datetimes import from_instant, split_wall_clock
 from app.domain.asset_filters import AssetFilter, Sql, check_references, where
 from app.domain.errors import Invalid, NotFound
 from app.storage.blobstore import BlobStore
@@ -27,16 +27,10 @@ MAX_EXIST_ITEMS = 5000
 _EMPTY_TRASH_BATCH = 500
 
 
-def _decode_asset_ids(values: list[str], field_name: str, loc_kind: str = "body") -> list[uuid.UUID]:
-    if len(values) > MAX_IDS:
-        raise Invalid(f"At most {MAX_IDS} ids per request", loc=(loc_kind, field_name))
-    out = []
-    for v in values:
-        decoded = ids.try_decode(ids.ASSET, v)
-        if decoded is None:
-            raise Invalid(f"'{v}' is not a valid asset id", loc=(loc_kind, field_name))
-        out.append(decoded)
-    return list(dict.fromkeys(out))
+def _distinct(asset_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    if len(asset_ids) > MAX_IDS:
+        raise Invalid(f"At most {MAX_IDS} ids per request", "asset_ids")
+    return list(dict.fromkeys(asset_ids))
 
 
 # --- listing -----------------------------------------------------------------
@@ -205,11 +199,10 @@ async def counts(
 ) -> tuple[list[asyncpg.Record], bool]:
     """Assets per calendar bucket of the naive local time."""
     if group_by not in BUCKETS:
-        raise Invalid(f"group_by must be one of {', '.join(BUCKETS)}", loc=("query", "group_by"))
-    for value, name in ((f.after, "local_datetime_after"), (f.before, "local_datetime_before"),
-                        (starting_after_bucket, "starting_after_bucket")):
+        raise Invalid(f"group_by must be one of {', '.join(BUCKETS)}", "group_by")
+    for value, name in ((f.after, "after"), (f.before, "before"), (starting_after_bucket, "starting_after_bucket")):
         if value is not None and value.tzinfo is not None:
-            raise Invalid(f"{name} must be a naive local time (no Z or offset)", loc=("query", name))
+            raise Invalid("Buckets are of the naive local time: give bounds with no Z or offset", name)
     await check_references(f)
     sql = Sql()
     direction = "DESC" if order == "desc" else "ASC"
@@ -254,9 +247,9 @@ MAX_CELLS = 1000
 
 async def geo_clusters(f: AssetFilter, cell_size: float) -> list[asyncpg.Record]:
     if cell_size < 0.0001:
-        raise Invalid("cell_size must be at least 0.0001 degrees", loc=("query", "cell_size"))
+        raise Invalid("cell_size must be at least 0.0001 degrees", "cell_size")
     if f.bbox is None:
-        raise Invalid("bbox is required", loc=("query", "bbox"))
+        raise Invalid("bbox is required", "bbox")
     await check_references(f)
     sql = Sql()
     clause = where(f, sql) + " AND a.latitude IS NOT NULL"
@@ -272,71 +265,61 @@ async def geo_clusters(f: AssetFilter, cell_size: float) -> list[asyncpg.Record]
         *sql.args,
     )
     if len(rows) > MAX_CELLS:
-        raise Invalid(f"More than {MAX_CELLS} cells: use a larger cell_size or a smaller bbox", loc=("query", "cell_size"))
+        raise Invalid(f"More than {MAX_CELLS} cells: use a larger cell_size or a smaller bbox", "cell_size")
     return rows
 
 
 # --- single-asset changes ---------------------------------------------------------
 
 
-@dataclass
-class AssetChange:
-    """Fields a user may set. Absent keys are unchanged; None clears the user's value."""
-
-    values: dict[str, Any]
-
-
-_METADATA_FIELDS = {"description", "latitude", "longitude", "original_datetime", "rating"}
-
-
 VISIBILITIES = ("timeline", "archive", "hidden", "locked")
+MAX_OFFSET_MINUTES = 18 * 60
 
 
-def validate_change(
-    values: dict[str, Any], loc: tuple[str, ...] = ("body",), *, allow: frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    """`allow` admits fields beyond the native PATCH body (visibility, for the Immich surface)."""
-    unknown = set(values) - _METADATA_FIELDS - allow
-    if "visibility" in values and "visibility" in allow and values["visibility"] not in VISIBILITIES:
-        raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)}", loc=(*loc, "visibility"))
-    if unknown:
-        raise Invalid(f"Unknown field(s): {', '.join(sorted(unknown))}", loc=loc)
-    out: dict[str, Any] = {}
-    if "rating" in values:
-        r = values["rating"]
-        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= 5):
-            raise Invalid("rating must be an integer from 0 to 5, or null", loc=(*loc, "rating"))
-        out["rating"] = r
-    if "description" in values:
-        d = values["description"]
-        if d is not None and not isinstance(d, str):
-            raise Invalid("description must be a string or null", loc=(*loc, "description"))
-        out["description"] = d
-    if ("latitude" in values) != ("longitude" in values):
-        raise Invalid("latitude and longitude must be set or cleared together", loc=loc)
-    if "latitude" in values:
-        lat, lon = values["latitude"], values["longitude"]
-        if (lat is None) != (lon is None):
-            raise Invalid("latitude and longitude must be set or cleared together", loc=loc)
-        if lat is not None:
-            for name, v, lim in (("latitude", lat, 90), ("longitude", lon, 180)):
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not -lim <= v <= lim:
-                    raise Invalid(f"{name} must be a number in [-{lim}, {lim}]", loc=(*loc, name))
-        out["latitude"], out["longitude"] = lat, lon
-    if "visibility" in values and "visibility" in allow:
-        out["visibility"] = values["visibility"]
-    if "original_datetime" in values:
-        v = values["original_datetime"]
-        if v is None:
-            out["original_datetime"] = None
-        elif isinstance(v, str):
-            out["original_datetime"] = parse_iso(v, "original_datetime")
-        else:
-            raise Invalid("original_datetime must be an ISO 8601 string or null", loc=(*loc, "original_datetime"))
-    return out
+class AssetPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What a user may change on an asset. UNSET leaves a field as it is; None clears the user's
+    value, so what the file says shows through again."""
+
+    rating: int | None | UnsetType = UNSET
+    description: str | None | UnsetType = UNSET
+    # Set or cleared together.
+    latitude: float | None | UnsetType = UNSET
+    longitude: float | None | UnsetType = UNSET
+    # Aware when the offset is known; naive is a wall-clock time with no known offset.
+    original_datetime: datetime | None | UnsetType = UNSET
+    visibility: str | UnsetType = UNSET  # one of VISIBILITIES
+
+    @property
+    def moves(self) -> bool:
+        return self.latitude is not UNSET
 
 
-async def _apply_change(conn: asyncpg.Connection, asset: asyncpg.Record, change: dict[str, Any]) -> asyncpg.Record:
+def check_patch(patch: AssetPatch, path: tuple[str | int, ...] = ()) -> None:
+    """Refuses values no asset may hold; `path` says where the patch sits in a larger command."""
+    r = patch.rating
+    if r is not UNSET and r is not None and (isinstance(r, bool) or not isinstance(r, int) or r not in effective.RATINGS):
+        raise Invalid("rating must be an integer from 0 to 5, or null", (*path, "rating"))
+    if patch.description not in (UNSET, None) and not isinstance(patch.description, str):
+        raise Invalid("description must be a string or null", (*path, "description"))
+    lat, lon = patch.latitude, patch.longitude
+    if (lat is UNSET) != (lon is UNSET) or (lat is None) != (lon is None):
+        raise Invalid("latitude and longitude must be set or cleared together", path)
+    if lat not in (UNSET, None):
+        for name, v, lim in (("latitude", lat, 90), ("longitude", lon, 180)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not -lim <= v <= lim:
+                raise Invalid(f"{name} must be a number in [-{lim}, {lim}]", (*path, name))
+    if patch.visibility is not UNSET and patch.visibility not in VISIBILITIES:
+        raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)}", (*path, "visibility"))
+    when = patch.original_datetime
+    if when not in (UNSET, None):
+        if not isinstance(when, datetime):
+            raise Invalid("original_datetime must be a datetime or null", (*path, "original_datetime"))
+        offset = when.utcoffset()
+        if offset is not None and abs(offset) > timedelta(minutes=MAX_OFFSET_MINUTES):
+            raise Invalid("original_datetime has a UTC offset beyond ±18:00", (*path, "original_datetime"))
+
+
+async def _apply_patch(conn: asyncpg.Connection, asset: asyncpg.Record, patch: AssetPatch) -> asyncpg.Record:
     sets: list[str] = []
     args: list[Any] = [asset["id"]]
 
@@ -344,24 +327,24 @@ async def _apply_change(conn: asyncpg.Connection, asset: asyncpg.Record, change:
         args.append(value)
         sets.append(f"{column} = ${len(args)}")
 
-    if "rating" in change:
-        put("rating", change["rating"])
-    if "visibility" in change:
-        put("visibility", change["visibility"])
-    if "description" in change:
-        put("user_description", change["description"])
-    if "latitude" in change:
-        put("user_latitude", change["latitude"])
-        put("user_longitude", change["longitude"])
-        if change["latitude"] is None:  # the file's coordinates show through again
+    if patch.rating is not UNSET:
+        put("rating", patch.rating)
+    if patch.visibility is not UNSET:
+        put("visibility", patch.visibility)
+    if patch.description is not UNSET:
+        put("user_description", patch.description)
+    if patch.moves:
+        put("user_latitude", patch.latitude)
+        put("user_longitude", patch.longitude)
+        if patch.latitude is None:  # the file's coordinates show through again
             file_gps = await conn.fetchrow("SELECT latitude, longitude FROM asset_exif WHERE asset_id = $1", asset["id"])
             put("latitude", file_gps["latitude"] if file_gps else None)
             put("longitude", file_gps["longitude"] if file_gps else None)
         else:
-            put("latitude", change["latitude"])
-            put("longitude", change["longitude"])
-    if "original_datetime" in change:
-        value = change["original_datetime"]
+            put("latitude", patch.latitude)
+            put("longitude", patch.longitude)
+    if patch.original_datetime is not UNSET:
+        value = patch.original_datetime
         if value is None:
             put("user_original_datetime", None)
             put("user_original_offset_minutes", None)
@@ -400,56 +383,49 @@ async def _apply_change(conn: asyncpg.Connection, asset: asyncpg.Record, change:
     return row
 
 
+def _moved(locked: asyncpg.Record, patch: AssetPatch) -> bool:
+    """New coordinates mean new place names (and maybe a new time zone): metadata is read again."""
+    return patch.moves and (locked["user_latitude"], locked["user_longitude"]) != (patch.latitude, patch.longitude)
+
+
 async def update_asset(
-    principal: access.Principal, asset_id: uuid.UUID, values: dict[str, Any], queue: "processing.Queue | None" = None,
-    *, allow: frozenset[str] = frozenset(),
+    principal: access.Principal, asset_id: uuid.UUID, patch: AssetPatch, queue: processing.Queue | None = None,
 ) -> asyncpg.Record:
-    change = validate_change(values, allow=allow)
+    check_patch(patch)
     asset = await access.load_asset(principal, asset_id, access.WRITE)
     async with db.transaction() as conn:
         locked = await conn.fetchrow("SELECT * FROM assets WHERE id = $1 FOR UPDATE", asset["id"])
         if locked is None:
             raise NotFound("Asset not found")
-        row = await _apply_change(conn, locked, change)
-        # New coordinates mean new place names (and maybe a new time zone): re-read metadata.
-        refresh = "latitude" in change and (
-            (locked["user_latitude"], locked["user_longitude"]) != (change["latitude"], change["longitude"])
-        )
-        task_id = await processing.start_pipeline(conn, row) if refresh else None
+        row = await _apply_patch(conn, locked, patch)
+        task_id = await processing.start_pipeline(conn, row) if _moved(locked, patch) else None
     if task_id is not None:
         await processing.enqueue_first_step(queue, row, task_id)
     return row
 
 
 async def bulk_update(
-    principal: access.Principal, items: list[tuple[str, dict[str, Any]]], queue: "processing.Queue | None" = None,
-    *, allow: frozenset[str] = frozenset(),
+    principal: access.Principal, items: list[tuple[uuid.UUID, AssetPatch]], queue: processing.Queue | None = None,
 ) -> None:
-    """Every item or none: one invalid change or unknown id rejects the whole batch."""
+    """Every item or none: one invalid patch or unknown id rejects the whole batch."""
     if len(items) > MAX_IDS:
-        raise Invalid(f"At most {MAX_IDS} updates per request", loc=("body", "updates"))
+        raise Invalid(f"At most {MAX_IDS} updates per request", "updates")
     principal.require(access.WRITE)
-    parsed = []
-    for n, (asset_id, change) in enumerate(items):
-        decoded = ids.try_decode(ids.ASSET, asset_id)
-        if decoded is None:
-            raise NotFound(f"Asset {asset_id} not found")
-        parsed.append((decoded, validate_change(change, loc=("body", "updates", str(n), "change"), allow=allow)))
+    for n, (_, patch) in enumerate(items):
+        check_patch(patch, ("updates", n, "change"))
     refresh = []
     async with db.transaction() as conn:
-        for decoded, change in parsed:
+        for asset_id, patch in items:
             locked = await conn.fetchrow(
                 "SELECT a.* FROM assets a JOIN libraries l ON l.id = a.library_id"
                 " WHERE a.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL FOR UPDATE OF a",
-                decoded,
+                asset_id,
                 principal.user_id,
             )
             if locked is None or not principal.in_scope(locked["library_id"]):
-                raise NotFound(f"Asset {ids.encode(ids.ASSET, decoded)} not found")
-            row = await _apply_change(conn, locked, change)
-            if "latitude" in change and (locked["user_latitude"], locked["user_longitude"]) != (
-                change["latitude"], change["longitude"]
-            ):
+                raise NotFound(f"Asset {asset_id} not found", kind="asset", ids=(asset_id,))
+            row = await _apply_patch(conn, locked, patch)
+            if _moved(locked, patch):
                 refresh.append((row, await processing.start_pipeline(conn, row)))
     for row, task_id in refresh:
         await processing.enqueue_first_step(queue, row, task_id)
@@ -468,12 +444,15 @@ async def _rows_in_library(conn: asyncpg.Connection, library_id: uuid.UUID, asse
         # All or nothing: one unknown (or foreign) id rejects the whole request.
         found = {r["id"] for r in rows}
         missing = next(i for i in asset_ids if i not in found)
-        raise NotFound(f"Asset {ids.encode(ids.ASSET, missing)} not found")
+        raise NotFound(f"Asset {missing} not found", kind="asset", ids=(missing,))
     return rows
 
 
-async def set_trashed(principal: access.Principal, library_id: str | None, asset_ids: list[str], trashed: bool) -> int:
-    decoded = _decode_asset_ids(asset_ids, "ids")
+async def set_trashed(
+    principal: access.Principal, library_id: uuid.UUID | None, asset_ids: list[uuid.UUID], trashed: bool
+) -> int:
+    """Trashes (or restores) the assets, all of them or none; returns how many changed state."""
+    decoded = _distinct(asset_ids)
     library = await access.library_for(principal, library_id, access.DELETE)
     async with db.transaction() as conn:
         rows = await _rows_in_library(conn, library, decoded)
@@ -498,7 +477,7 @@ async def set_trashed(principal: access.Principal, library_id: str | None, asset
     return len(targets)
 
 
-async def restore_all(principal: access.Principal, library_id: str | None) -> int:
+async def restore_all(principal: access.Principal, library_id: uuid.UUID | None) -> int:
     library = await access.library_for(principal, library_id, access.DELETE)
     total = 0
     while True:  # in bounded batches, each with its events
@@ -506,7 +485,7 @@ async def restore_all(principal: access.Principal, library_id: str | None) -> in
                                library)
         if not batch:
             return total
-        total += await set_trashed(principal, library_id, [ids.encode(ids.ASSET, r["id"]) for r in batch], False)
+        total += await set_trashed(principal, library, [r["id"] for r in batch], False)
 
 
 async def hard_delete_rows(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
@@ -546,9 +525,9 @@ def remove_files(store: BlobStore, rows: list[asyncpg.Record]) -> None:
 
 
 async def delete_assets(
-    principal: access.Principal, store: BlobStore, library_id: str | None, asset_ids: list[str]
+    principal: access.Principal, store: BlobStore, library_id: uuid.UUID | None, asset_ids: list[uuid.UUID]
 ) -> None:
-    decoded = _decode_asset_ids(asset_ids, "ids")
+    decoded = _distinct(asset_ids)
     library = await access.library_for(principal, library_id, access.DELETE_PERMANENTLY)
     async with db.transaction() as conn:
         rows = await _rows_in_library(conn, library, decoded)
@@ -566,21 +545,23 @@ async def delete_asset(principal: access.Principal, store: BlobStore, asset_id: 
     remove_files(store, rows)
 
 
-async def purge_in_batches(store: BlobStore, condition: str, *args: object, skip_locked: bool = False) -> int:
-    """Hard-delete every asset matching `condition`, in bounded batches; returns how many.
+# What each purge deletes; built here from typed values, never taken from a caller.
+_IN_LIBRARY_TRASH = "library_id = $1 AND trashed_at IS NOT NULL"
+_TRASHED_BEFORE = "trashed_at < now() - $1::interval"
+
+
+async def _purge_in_batches(store: BlobStore, condition: str, arg: object, *, skip_locked: bool) -> int:
+    """Hard-delete every asset matching `condition` (one of the above), in bounded batches; returns how many.
 
     A user's request waits for rows another transaction holds (it must delete them all);
-    background purges pass skip_locked so several workers never queue behind each other.
+    background purges skip locked rows so several workers never queue behind each other.
     """
     total = 0
-    limit = f"${len(args) + 1}"
     lock = "FOR UPDATE SKIP LOCKED" if skip_locked else "FOR UPDATE"
     while True:
         async with db.transaction() as conn:
             rows = await conn.fetch(
-                f"SELECT * FROM assets WHERE {condition} ORDER BY id LIMIT {limit} {lock}",
-                *args,
-                _EMPTY_TRASH_BATCH,
+                f"SELECT * FROM assets WHERE {condition} ORDER BY id LIMIT $2 {lock}", arg, _EMPTY_TRASH_BATCH
             )
             if rows:
                 await hard_delete_rows(conn, rows)
@@ -590,56 +571,44 @@ async def purge_in_batches(store: BlobStore, condition: str, *args: object, skip
             return total
 
 
-async def empty_trash(principal: access.Principal, store: BlobStore, library_id: str | None) -> int:
+async def empty_trash(principal: access.Principal, store: BlobStore, library_id: uuid.UUID | None) -> int:
     library = await access.library_for(principal, library_id, access.DELETE_PERMANENTLY)
-    return await purge_in_batches(store, "library_id = $1 AND trashed_at IS NOT NULL", library)
+    return await _purge_in_batches(store, _IN_LIBRARY_TRASH, library, skip_locked=False)
+
+
+async def purge_trashed_before(store: BlobStore, age: timedelta) -> int:
+    """Every asset trashed longer ago than `age`, in all libraries: a background job."""
+    return await _purge_in_batches(store, _TRASHED_BEFORE, age, skip_locked=True)
 
 
 # --- existence -------------------------------------------------------------------
 
 
-def _b64(values: list[str], size: int, field_name: str) -> list[bytes]:
-    out = []
-    for v in values:
-        try:
-            raw = base64.b64decode(v, validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != size:
-            raise Invalid(f"'{v}' is not a base64 checksum of {size} bytes", loc=("body", field_name))
-        out.append(raw)
-    return out
-
-
 async def existing_assets(
     principal: access.Principal,
-    library_id: str | None,
+    library_id: uuid.UUID | None,
     *,
-    checksums: list[str] | None,
-    checksum_sha1s: list[str] | None,
-    device_asset_ids: list[str] | None,
-    device_id: str | None,
+    sha256s: list[bytes] | None = None,
+    sha1s: list[bytes] | None = None,
+    device_asset_ids: list[str] | None = None,
+    device_id: str | None = None,
 ) -> list[asyncpg.Record]:
-    given = [x is not None for x in (checksums, checksum_sha1s, device_asset_ids)]
-    if sum(given) != 1:
-        raise Invalid("Give exactly one of checksums, checksum_sha1s, or deviceAssetIds with deviceId")
+    """The library's assets with any of the given checksums, or a device's asset ids (exactly one kind)."""
+    if sum(x is not None for x in (sha256s, sha1s, device_asset_ids)) != 1:
+        raise Invalid("Give exactly one kind of key: SHA-256 checksums, SHA-1 checksums, or device asset ids")
     if device_asset_ids is not None and not device_id:
-        raise Invalid("deviceId is required with deviceAssetIds", loc=("body", "deviceId"))
-    items = checksums or checksum_sha1s or device_asset_ids or []
+        raise Invalid("A device id is required with device asset ids", "device_id")
+    items = sha256s or sha1s or device_asset_ids or []
     if len(items) > MAX_EXIST_ITEMS:
         raise Invalid(f"At most {MAX_EXIST_ITEMS} items per request")
     library = await access.library_for(principal, library_id, access.READ)
-    if checksums is not None:
+    if sha256s is not None:
         return await db.fetch(
-            "SELECT * FROM assets WHERE library_id = $1 AND checksum_sha256 = ANY($2::bytea[])",
-            library,
-            _b64(checksums, 32, "checksums"),
+            "SELECT * FROM assets WHERE library_id = $1 AND checksum_sha256 = ANY($2::bytea[])", library, sha256s
         )
-    if checksum_sha1s is not None:
+    if sha1s is not None:
         return await db.fetch(
-            "SELECT * FROM assets WHERE library_id = $1 AND checksum_sha1 = ANY($2::bytea[])",
-            library,
-            _b64(checksum_sha1s, 20, "checksum_sha1s"),
+            "SELECT * FROM assets WHERE library_id = $1 AND checksum_sha1 = ANY($2::bytea[])", library, sha1s
         )
     return await db.fetch(
         "SELECT * FROM assets WHERE library_id = $1 AND device_id = $2 AND device_asset_id = ANY($3::text[])",
@@ -763,7 +732,7 @@ async def suggestions(library: uuid.UUID, kind: str, narrow: dict[str, str], inc
     """Distinct values of one file-metadata field among the library's live assets, narrowed by others."""
     column = _SUGGESTION_COLUMNS.get(kind)
     if column is None:
-        raise Invalid(f"type must be one of {', '.join(_SUGGESTION_COLUMNS)}", loc=("query", "type"))
+        raise Invalid(f"type must be one of {', '.join(_SUGGESTION_COLUMNS)}", "kind")
     args: list[Any] = [library]
     clauses = ["a.library_id = $1", "a.trashed_at IS NULL"]
     for name, value in sorted(narrow.items()):

@@ -9,7 +9,7 @@ from app.storage.blobstore import BlobStore
 
 
 async def purge_trash_older_than(store: BlobStore, age: timedelta) -> int:
-    return await assets.purge_in_batches(store, "trashed_at < now() - $1::interval", age, skip_locked=True)
+    return await assets.purge_trashed_before(store, age)
 
 
 async def prune_list_walks() -> int:

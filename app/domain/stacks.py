@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access, events, ids
+from app.domain import access, events
 from app.domain.errors import Conflict, Invalid, NotFound
 
 MAX_IDS = 200
@@ -84,44 +84,43 @@ async def member_ids(stack_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UU
     return out
 
 
+ORIGINS = ("auto_burst", "user")
+
+
 async def list_stacks(
-    principal: access.Principal, library_id: str | None, *, stack_ids: list[str] | None, origin: str | None,
-    primary_asset_id: str | None, limit: int, starting_after: str | None,
+    principal: access.Principal, library_id: uuid.UUID | None, *, stack_ids: list[uuid.UUID] | None = None,
+    origin: str | None = None, primary_asset_id: uuid.UUID | None = None, limit: int,
+    starting_after: uuid.UUID | None = None,
 ) -> tuple[list[asyncpg.Record], bool]:
+    """One page of the library's stacks in id order, after `starting_after`."""
     library = await access.library_for(principal, library_id, access.READ)
     args: list[Any] = [library]
     clauses = ["s.library_id = $1"]
     if stack_ids is not None:
         if len(stack_ids) > MAX_IDS:
-            raise Invalid(f"At most {MAX_IDS} ids", loc=("query", "ids"))
-        args.append([ids.decode_filter(ids.STACK, i, "ids") for i in stack_ids])
+            raise Invalid(f"At most {MAX_IDS} ids", "stack_ids")
+        args.append(stack_ids)
         clauses.append(f"s.id = ANY(${len(args)}::uuid[])")
     if origin is not None:
-        if origin not in ("auto_burst", "user"):
-            raise Invalid("origin must be auto_burst or user", loc=("query", "origin"))
+        if origin not in ORIGINS:
+            raise Invalid("origin must be auto_burst or user", "origin")
         args.append(origin)
         clauses.append(f"s.origin = ${len(args)}")
-    if primary_asset_id:
-        args.append(ids.decode_filter(ids.ASSET, primary_asset_id, "primary_asset_id"))
+    if primary_asset_id is not None:
+        args.append(primary_asset_id)
         clauses.append(f"s.primary_asset_id = ${len(args)}")
-    if starting_after:
-        args.append(ids.decode_filter(ids.STACK, starting_after, "starting_after_id"))
+    if starting_after is not None:
+        args.append(starting_after)
         clauses.append(f"s.id > ${len(args)}")
     args.append(limit + 1)
     rows = await db.fetch(_STACK_VIEW + f" WHERE {' AND '.join(clauses)} ORDER BY s.id LIMIT ${len(args)}", *args)
     return rows[:limit], len(rows) > limit
 
 
-def _decode(values: list[str]) -> list[uuid.UUID]:
-    if len(values) > MAX_IDS:
-        raise Invalid(f"At most {MAX_IDS} asset ids", loc=("body", "asset_ids"))
-    out = []
-    for v in dict.fromkeys(values):
-        decoded = ids.try_decode(ids.ASSET, v)
-        if decoded is None:
-            raise NotFound(f"Asset {v} not found")
-        out.append(decoded)
-    return out
+def _distinct(asset_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    if len(asset_ids) > MAX_IDS:
+        raise Invalid(f"At most {MAX_IDS} asset ids", "asset_ids")
+    return list(dict.fromkeys(asset_ids))
 
 
 async def _lock_members(conn, library_id: uuid.UUID, asset_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
@@ -134,7 +133,7 @@ async def _lock_members(conn, library_id: uuid.UUID, asset_ids: list[uuid.UUID])
     if len(rows) != len(asset_ids):
         found = {r["id"] for r in rows}
         missing = next(i for i in asset_ids if i not in found)
-        raise NotFound(f"Asset {ids.encode(ids.ASSET, missing)} not found")
+        raise NotFound(f"Asset {missing} not found", kind="asset", ids=(missing,))
     return rows
 
 
@@ -159,17 +158,15 @@ async def _join(conn, stack: asyncpg.Record, asset_ids: list[uuid.UUID]) -> list
 
 
 async def create_stack(
-    principal: access.Principal, library_id: str | None, asset_ids: list[str], primary_asset_id: str | None
+    principal: access.Principal, library_id: uuid.UUID | None, asset_ids: list[uuid.UUID],
+    primary_asset_id: uuid.UUID | None,
 ) -> asyncpg.Record:
     library = await access.library_for(principal, library_id, access.WRITE)
-    members = _decode(asset_ids)
+    members = _distinct(asset_ids)
     if len(members) < 2:
-        raise Invalid("A stack needs at least two distinct assets", loc=("body", "asset_ids"))
-    primary = None
-    if primary_asset_id is not None:
-        primary = ids.try_decode(ids.ASSET, primary_asset_id)
-        if primary not in members:
-            raise Invalid("primary_asset_id must be one of asset_ids", loc=("body", "primary_asset_id"))
+        raise Invalid("A stack needs at least two distinct assets", "asset_ids")
+    if primary_asset_id is not None and primary_asset_id not in members:
+        raise Invalid("primary_asset_id must be one of asset_ids", "primary_asset_id")
     async with db.transaction() as conn:
         # NO KEY UPDATE: serialises creators in this library without blocking the foreign-key checks
         # (KEY SHARE) of every insert that names the library. FOR UPDATE deadlocked with a media step
@@ -181,33 +178,35 @@ async def create_stack(
         stack = await conn.fetchrow(
             "INSERT INTO stacks (library_id, owner_id, origin, primary_asset_id) VALUES ($1, $2, 'user', $3)"
             " RETURNING *",
-            library, principal.user_id, primary,
+            library, principal.user_id, primary_asset_id,
         )
         await _event(conn, stack, "stack_created")
         await _join(conn, stack, members)
     return await get_stack(principal, stack["id"])
 
 
-async def set_cover(principal: access.Principal, stack_id: uuid.UUID, primary_asset_id: str) -> asyncpg.Record:
+async def set_cover(
+    principal: access.Principal, stack_id: uuid.UUID, primary_asset_id: uuid.UUID | None
+) -> asyncpg.Record:
+    """Pins the stack's cover; None stands for an id that names no asset (never a member)."""
     stack = await get_stack(principal, stack_id, access.WRITE)
-    primary = ids.try_decode(ids.ASSET, primary_asset_id) if isinstance(primary_asset_id, str) else None
     async with db.transaction() as conn:
-        ok = primary and await conn.fetchval(
-            "SELECT 1 FROM assets WHERE id = $1 AND stack_id = $2 AND trashed_at IS NULL", primary, stack["id"]
+        ok = primary_asset_id is not None and await conn.fetchval(
+            "SELECT 1 FROM assets WHERE id = $1 AND stack_id = $2 AND trashed_at IS NULL", primary_asset_id, stack["id"]
         )
         if not ok:
-            raise Invalid("primary_asset_id must be a live member of this stack", loc=("body", "primary_asset_id"))
+            raise Invalid("primary_asset_id must be a live member of this stack", "primary_asset_id")
         row = await conn.fetchrow(
             "UPDATE stacks SET primary_asset_id = $2, origin = 'user', updated_at = now() WHERE id = $1 RETURNING *",
-            stack["id"], primary,
+            stack["id"], primary_asset_id,
         )
         await _event(conn, row, "stack_updated")
     return await get_stack(principal, stack["id"])
 
 
-async def add_assets(principal: access.Principal, stack_id: uuid.UUID, asset_ids: list[str]) -> asyncpg.Record:
+async def add_assets(principal: access.Principal, stack_id: uuid.UUID, asset_ids: list[uuid.UUID]) -> asyncpg.Record:
     stack = await get_stack(principal, stack_id, access.WRITE)
-    members = _decode(asset_ids)
+    members = _distinct(asset_ids)
     async with db.transaction() as conn:
         locked = await conn.fetchrow("SELECT * FROM stacks WHERE id = $1 FOR UPDATE", stack["id"])
         if locked is None:
@@ -221,11 +220,10 @@ async def add_assets(principal: access.Principal, stack_id: uuid.UUID, asset_ids
     return await get_stack(principal, stack["id"])
 
 
-async def remove_assets(principal: access.Principal, stack_id: uuid.UUID, asset_ids: list[str]) -> None:
+async def remove_assets(principal: access.Principal, stack_id: uuid.UUID, asset_ids: list[uuid.UUID]) -> None:
+    """Releases those of the assets that are members; ids naming no member are ignored."""
     stack = await get_stack(principal, stack_id, access.WRITE)
-    wanted = [ids.try_decode(ids.ASSET, v) for v in asset_ids[:MAX_IDS + 1]]
-    if len(asset_ids) > MAX_IDS:
-        raise Invalid(f"At most {MAX_IDS} asset ids", loc=("body", "asset_ids"))
+    wanted = _distinct(asset_ids)
     async with db.transaction() as conn:
         locked = await conn.fetchrow("SELECT * FROM stacks WHERE id = $1 FOR UPDATE", stack["id"])
         if locked is None:
@@ -233,7 +231,7 @@ async def remove_assets(principal: access.Principal, stack_id: uuid.UUID, asset_
         released = await conn.fetch(
             "UPDATE assets SET stack_id = NULL, updated_at = now() WHERE stack_id = $1 AND id = ANY($2::uuid[])"
             " RETURNING *",
-            stack["id"], [w for w in wanted if w is not None],
+            stack["id"], wanted,
         )
         if not released:
             return

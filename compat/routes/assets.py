@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
-from typing import Any
 
-import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.response import Response
 
 from app.api.body_limits import reject_nul_form
+from app.api.params import check_json_types
 from app.api.state import Shared
 from app.domain import access, assets, ids, ingest, quotas
 from app.domain.datetimes import parse_iso
@@ -25,8 +25,7 @@ async def _existing_by_sha1(principal, library: uuid.UUID, checksums: list[str])
     wanted = [c for c in checksums if c]
     if not wanted:
         return {}
-    rows = await assets.existing_assets(principal, ids.encode(ids.LIBRARY, library), checksums=None,
-                                        checksum_sha1s=wanted, device_asset_ids=None, device_id=None)
+    rows = await assets.existing_assets(principal, library, sha1s=[base64.b64decode(c) for c in wanted])
     return {mapping.b64(r["checksum_sha1"]): r for r in rows}
 
 
@@ -95,17 +94,8 @@ async def upload_asset(request: Request, auth: ImmichAuth, shared: Shared) -> Re
     return Response(body, status_code=201 if created else 200)
 
 
-class _CheckItem(msgspec.Struct):
-    id: str
-    checksum: str
-
-
-class _CheckBody(msgspec.Struct):
-    assets: list[_CheckItem]
-
-
 @post("/api/assets/bulk-upload-check", status_code=200, action=access.WRITE)
-async def bulk_upload_check(auth: ImmichAuth, data: _CheckBody) -> dtos.AssetBulkUploadCheckResponseDto:
+async def bulk_upload_check(auth: ImmichAuth, data: dtos.AssetBulkUploadCheckDto) -> dtos.AssetBulkUploadCheckResponseDto:
     library = await access.preferred_library(auth.principal)
     converted = [(item, mapping.sha1_base64(item.checksum)) for item in data.assets]
     if any(sha1 is None for _, sha1 in converted):
@@ -148,82 +138,48 @@ async def get_asset(auth: ImmichAuth, asset_id: str) -> dtos.AssetResponseDto:
     return await _render(auth.principal, row)
 
 
-def _change(data: dict) -> dict:
-    """Immich's asset fields as the domain's change (favorite is a 5 rating)."""
-    change: dict = {}
-    # The body is a plain dict (unknown fields pass through), so types are checked here, before the
-    # comparisons below: a string or object rating used to raise TypeError, a 500.
-    if "isFavorite" in data:
-        if not isinstance(data["isFavorite"], bool):
-            raise BadRequest("isFavorite must be a boolean")
-        change["rating"] = 5 if data["isFavorite"] else None
-    if "rating" in data:
-        rating = data["rating"]
-        if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int)):
-            raise BadRequest("rating must be an integer from -1 to 5, or null")
-        change["rating"] = None if rating is None or rating < 0 else rating
-    if "description" in data:
-        change["description"] = data["description"]
-    if "latitude" in data or "longitude" in data:
-        change["latitude"], change["longitude"] = data.get("latitude"), data.get("longitude")
-    if "dateTimeOriginal" in data:
-        change["original_datetime"] = data["dateTimeOriginal"]
-    if "visibility" in data:
-        change["visibility"] = data["visibility"]
-    return change
-
-
 @put("/api/assets/{asset_id:str}", action=access.WRITE)
-async def update_asset(auth: ImmichAuth, shared: Shared, asset_id: str, data: dict[str, Any]) -> dtos.AssetResponseDto:
-    row = await assets.update_asset(auth.principal, mapping.parse_uuid(asset_id), _change(data), shared.queue,
-                                    allow=frozenset({"visibility"}))
+async def update_asset(
+    request: Request, auth: ImmichAuth, shared: Shared, asset_id: str, data: dtos.UpdateAssetDto
+) -> dtos.AssetResponseDto:
+    await check_json_types(request, dtos.UpdateAssetDto)
+    patch = mapping.asset_patch(data)  # the body is checked before the id is looked up
+    row = await assets.update_asset(auth.principal, mapping.parse_uuid(asset_id), patch, shared.queue)
     return await _render(auth.principal, row)
 
 
 @put("/api/assets", status_code=204, action=access.WRITE)
-async def update_assets(auth: ImmichAuth, shared: Shared, data: dict[str, Any]) -> None:
-    asset_ids = data.get("ids")
-    if not isinstance(asset_ids, list):
-        raise BadRequest("ids must be a list of UUIDs")
-    change = _change({k: v for k, v in data.items() if k != "ids"})
-    await assets.bulk_update(auth.principal, [(ids.encode(ids.ASSET, mapping.parse_uuid(a)), change) for a in asset_ids],
-                             shared.queue, allow=frozenset({"visibility"}))
-
-
-class _DeleteBody(msgspec.Struct):
-    ids: list[str]
-    force: bool = False
+async def update_assets(request: Request, auth: ImmichAuth, shared: Shared, data: dtos.AssetBulkUpdateDto) -> None:
+    await check_json_types(request, dtos.AssetBulkUpdateDto)
+    patch = mapping.asset_patch(data)
+    await assets.bulk_update(auth.principal, [(mapping.parse_uuid(a), patch) for a in data.ids], shared.queue)
 
 
 @delete("/api/assets", status_code=204, action=access.DELETE)
-async def delete_assets(auth: ImmichAuth, shared: Shared, data: _DeleteBody) -> None:
-    library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
-    native = [ids.encode(ids.ASSET, mapping.parse_uuid(a)) for a in data.ids]
+async def delete_assets(auth: ImmichAuth, shared: Shared, data: dtos.AssetBulkDeleteDto) -> None:
+    library = await access.preferred_library(auth.principal)
+    asset_ids = [mapping.parse_uuid(a) for a in data.ids]
     if data.force:
-        await assets.delete_assets(auth.principal, shared.store, library, native)
+        await assets.delete_assets(auth.principal, shared.store, library, asset_ids)
     else:
-        await assets.set_trashed(auth.principal, library, native, trashed=True)
+        await assets.set_trashed(auth.principal, library, asset_ids, trashed=True)
 
 
 @post("/api/trash/empty", status_code=200, action=access.DELETE_PERMANENTLY)
 async def empty_trash(auth: ImmichAuth, shared: Shared) -> dtos.TrashResponseDto:
-    library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
+    library = await access.preferred_library(auth.principal)
     return dtos.TrashResponseDto(count=await assets.empty_trash(auth.principal, shared.store, library))
 
 
 @post("/api/trash/restore", status_code=200, action=access.DELETE)
 async def restore_trash(auth: ImmichAuth) -> dtos.TrashResponseDto:
-    library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
+    library = await access.preferred_library(auth.principal)
     return dtos.TrashResponseDto(count=await assets.restore_all(auth.principal, library))
 
 
-class _Ids(msgspec.Struct):
-    ids: list[str]
-
-
 @post("/api/trash/restore/assets", status_code=200, action=access.DELETE)
-async def restore_assets(auth: ImmichAuth, data: _Ids) -> dtos.TrashResponseDto:
-    library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
-    count = await assets.set_trashed(auth.principal, library, [ids.encode(ids.ASSET, mapping.parse_uuid(a)) for a in data.ids],
+async def restore_assets(auth: ImmichAuth, data: dtos.BulkIdsDto) -> dtos.TrashResponseDto:
+    library = await access.preferred_library(auth.principal)
+    count = await assets.set_trashed(auth.principal, library, [mapping.parse_uuid(a) for a in data.ids],
                                      trashed=False)
     return dtos.TrashResponseDto(count=count)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-
 import msgspec
 from litestar import delete, get, post, put
 
-from app.domain import access, api_keys, assets, ids, stacks
+from app.domain import access, api_keys, assets, stacks
 from app.domain.errors import BadRequest, NotFound
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
 from compat.routes.api_keys import _PERMISSIONS
-
-
 
 
 async def _stack_dto(stack_row) -> dtos.StackResponseDto:
@@ -23,14 +20,10 @@ async def _stack_dto(stack_row) -> dtos.StackResponseDto:
                                  assets=members)
 
 
-class _StackCreate(msgspec.Struct):
-    assetIds: list[str]
-
-
 @post("/api/stacks", status_code=201, action=access.WRITE)
-async def create_stack(auth: ImmichAuth, data: _StackCreate) -> dtos.StackResponseDto:
-    library = ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
-    members = [ids.encode(ids.ASSET, mapping.parse_uuid(a)) for a in data.assetIds]
+async def create_stack(auth: ImmichAuth, data: dtos.StackCreateDto) -> dtos.StackResponseDto:
+    library = await access.preferred_library(auth.principal)
+    members = [mapping.parse_uuid(a) for a in data.assetIds]
     try:
         # Immich makes the first asset the primary one.
         row = await stacks.create_stack(auth.principal, library, members, members[0] if members else None)
@@ -51,7 +44,7 @@ class _StackUpdate(msgspec.Struct):
 
 @put("/api/stacks/{stack_id:str}", action=access.WRITE)
 async def update_stack(auth: ImmichAuth, stack_id: str, data: _StackUpdate) -> dtos.StackResponseDto:
-    row = await stacks.set_cover(auth.principal, mapping.parse_uuid(stack_id), ids.encode(ids.ASSET, mapping.parse_uuid(data.primaryAssetId)))
+    row = await stacks.set_cover(auth.principal, mapping.parse_uuid(stack_id), mapping.parse_uuid(data.primaryAssetId))
     return await _stack_dto(row)
 
 
@@ -60,12 +53,8 @@ async def delete_stack(auth: ImmichAuth, stack_id: str) -> None:
     await stacks.delete_stack(auth.principal, mapping.parse_uuid(stack_id))
 
 
-class _Ids(msgspec.Struct):
-    ids: list[str]
-
-
 @delete("/api/stacks", status_code=204, action=access.DELETE)
-async def delete_stacks(auth: ImmichAuth, data: _Ids) -> None:
+async def delete_stacks(auth: ImmichAuth, data: dtos.BulkIdsDto) -> None:
     for stack_id in data.ids:
         await stacks.delete_stack(auth.principal, mapping.parse_uuid(stack_id))
 

@@ -1,13 +1,28 @@
-from typing import Any, Literal
+import base64
+import binascii
+from typing import Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import Parameter
 from litestar.response import Response
+from msgspec import UNSET, UnsetType
 
 from app.api.body_limits import reject_nul_form
-from app.api.errors import domain_error
-from app.api.params import asset_filter, base_url, check_includes, list_param, optional_datetime, query_values
+from app.api.errors import InputError, domain_error
+from app.api.params import (
+    asset_filter,
+    base_url,
+    body_asset_ids,
+    check_includes,
+    check_json_types,
+    filter_errors,
+    library_uuid,
+    list_param,
+    native_ids_in_errors,
+    optional_datetime,
+    query_values,
+)
 from app.api.schemas import (
     AssetExistence,
     AssetPage,
@@ -22,8 +37,9 @@ from app.api.schemas import (
 from app.api.state import Shared
 from app.domain import access, assets, faces, ids, ingest, quotas
 from app.domain.access import Principal
+from app.domain.assets import AssetPatch
 from app.domain.datetimes import parse_iso
-from app.domain.errors import DomainError, Invalid
+from app.domain.errors import DomainError, NotFound
 from app.storage.multipart import receive_multipart
 
 EMPTY: dict = {}
@@ -33,9 +49,27 @@ def _with(values, name: str, extra: list[str]):
     return lambda n: values(n) + (extra if n == name else [])
 
 
+class AssetUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What the native API lets a user change on an asset: absent fields stay as they are, null
+    clears the user's value. (Visibility is the Immich API's alone.)"""
+
+    rating: int | None | UnsetType = UNSET
+    description: str | None | UnsetType = UNSET
+    latitude: float | None | UnsetType = UNSET
+    longitude: float | None | UnsetType = UNSET
+    original_datetime: str | None | UnsetType = UNSET  # ISO 8601; an offset makes it an instant
+
+    def patch(self) -> AssetPatch:
+        when = self.original_datetime
+        return AssetPatch(
+            rating=self.rating, description=self.description, latitude=self.latitude, longitude=self.longitude,
+            original_datetime=parse_iso(when, "original_datetime") if isinstance(when, str) else when,
+        )
+
+
 class BulkUpdateItem(msgspec.Struct, forbid_unknown_fields=True):
     id: str
-    change: dict[str, Any]
+    change: AssetUpdate
 
 
 class BulkUpdateBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -51,6 +85,20 @@ class ExistBody(msgspec.Struct, forbid_unknown_fields=True):
     checksum_sha1s: list[str] | None = None
     device_asset_ids: list[str] | None = msgspec.field(default=None, name="deviceAssetIds")
     device_id: str | None = msgspec.field(default=None, name="deviceId")
+
+
+def _checksums(values: list[str], size: int, field: str) -> list[bytes]:
+    """Checksums as the native API sends them: base64 of `size` bytes each."""
+    out = []
+    for value in values:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != size:
+            raise InputError(f"'{value}' is not a base64 checksum of {size} bytes", "body", field)
+        out.append(raw)
+    return out
 
 
 async def _render_all(request: Request, shared: Shared, rows) -> list[AssetResponse]:
@@ -78,7 +126,7 @@ async def render_assets(request: Request, shared: Shared, rows) -> list[AssetRes
 def _required_field(fields: dict[str, str], name: str) -> str:
     value = fields.get(name)
     if value is None or value == "":
-        raise Invalid(f"Field required: {name}", loc=("body", name))
+        raise InputError(f"Field required: {name}", "body", name)
     return value
 
 
@@ -110,7 +158,7 @@ class AssetController(Controller):
             reject_nul_form(form.lists, {name: received.filename for name, received in form.files.items()})
             asset_file = form.files.get("asset_data")
             if asset_file is None:
-                raise Invalid("Field required: asset_data (a file part)", loc=("body", "asset_data"))
+                raise InputError("Field required: asset_data (a file part)", "body", "asset_data")
             sidecar = form.files.get("sidecar_data")
             upload = ingest.Upload(
                 staged=asset_file.staged,
@@ -164,13 +212,14 @@ class AssetController(Controller):
         values = query_values(request)
         if person_id is not None:  # deprecated single-person alias
             if values("person_ids"):
-                raise Invalid("Use person_ids or person_id, not both", loc=("query", "person_id"))
+                raise InputError("Use person_ids or person_id, not both", "query", "person_id")
             values = _with(values, "person_ids", [person_id])
         f = await asset_filter(principal, values)
-        rows, has_more = await assets.counts(
-            f, group_by=group_by, order=order, limit=limit,
-            starting_after_bucket=optional_datetime(starting_after_bucket, "starting_after_bucket"),
-        )
+        with filter_errors():
+            rows, has_more = await assets.counts(
+                f, group_by=group_by, order=order, limit=limit,
+                starting_after_bucket=optional_datetime(starting_after_bucket, "starting_after_bucket"),
+            )
         return CountPage(data=[CountBucket(time_bucket=r["time_bucket"], count=r["count"]) for r in rows],
                          has_more=has_more)
 
@@ -178,9 +227,10 @@ class AssetController(Controller):
     async def geo_clusters(self, request: Request, principal: Principal, cell_size: float | None = None) -> GeoClusters:
         # Required, but checked here so that authentication is answered first.
         if cell_size is None:
-            raise Invalid("cell_size is required", loc=("query", "cell_size"))
+            raise InputError("cell_size is required", "query", "cell_size")
         f = await asset_filter(principal, query_values(request))
-        rows = await assets.geo_clusters(f, cell_size)
+        with filter_errors():
+            rows = await assets.geo_clusters(f, cell_size)
         return GeoClusters(data=[
             GeoCluster(latitude=r["latitude"], longitude=r["longitude"], count=r["count"],
                        representative_asset_id=ids.encode(ids.ASSET, r["representative"]))
@@ -188,19 +238,34 @@ class AssetController(Controller):
         ])
 
     @post("/bulk-update", status_code=200, action=access.WRITE)
-    async def bulk_update(self, principal: Principal, shared: Shared, data: BulkUpdateBody) -> dict:
-        await assets.bulk_update(principal, [(u.id, u.change) for u in data.updates], shared.queue)
+    async def bulk_update(self, request: Request, principal: Principal, shared: Shared, data: BulkUpdateBody) -> dict:
+        await check_json_types(request, BulkUpdateBody)
+        items = []
+        for update in data.updates:  # a malformed id is as unknown as a well-formed one naming nothing
+            asset_id = ids.try_decode(ids.ASSET, update.id)
+            if asset_id is None:
+                raise NotFound(f"Asset {update.id} not found")
+            items.append((asset_id, update.change.patch()))
+        with native_ids_in_errors():
+            await assets.bulk_update(principal, items, shared.queue)
         return EMPTY
 
     @post("/exist", status_code=200, action=access.READ)
     async def check_existence(
         self, principal: Principal, data: ExistBody, library_id: str | None = None
     ) -> AssetExistence:
+        if sum(x is not None for x in (data.checksums, data.checksum_sha1s, data.device_asset_ids)) != 1:
+            raise InputError("Give exactly one of checksums, checksum_sha1s, or deviceAssetIds with deviceId", "body")
+        if data.device_asset_ids is not None and not data.device_id:
+            raise InputError("deviceId is required with deviceAssetIds", "body", "deviceId")
+        items = data.checksums or data.checksum_sha1s or data.device_asset_ids or []
+        if len(items) > assets.MAX_EXIST_ITEMS:
+            raise InputError(f"At most {assets.MAX_EXIST_ITEMS} items per request", "body")
         rows = await assets.existing_assets(
             principal,
-            library_id,
-            checksums=data.checksums,
-            checksum_sha1s=data.checksum_sha1s,
+            library_uuid(library_id),
+            sha256s=None if data.checksums is None else _checksums(data.checksums, 32, "checksums"),
+            sha1s=None if data.checksum_sha1s is None else _checksums(data.checksum_sha1s, 20, "checksum_sha1s"),
             device_asset_ids=data.device_asset_ids,
             device_id=data.device_id,
         )
@@ -208,24 +273,30 @@ class AssetController(Controller):
 
     @post("/trash", status_code=200, action=access.DELETE)
     async def trash(self, principal: Principal, data: IdsBody, library_id: str | None = None) -> dict:
-        await assets.set_trashed(principal, library_id, data.ids, trashed=True)
+        asset_ids = body_asset_ids(data.ids, "ids")
+        with native_ids_in_errors():
+            await assets.set_trashed(principal, library_uuid(library_id), asset_ids, trashed=True)
         return EMPTY
 
     @post("/restore", status_code=200, action=access.DELETE)
     async def restore(self, principal: Principal, data: IdsBody, library_id: str | None = None) -> dict:
-        await assets.set_trashed(principal, library_id, data.ids, trashed=False)
+        asset_ids = body_asset_ids(data.ids, "ids")
+        with native_ids_in_errors():
+            await assets.set_trashed(principal, library_uuid(library_id), asset_ids, trashed=False)
         return EMPTY
 
     @post("/empty-trash", status_code=200, action=access.DELETE_PERMANENTLY)
     async def empty_trash(self, principal: Principal, shared: Shared, library_id: str | None = None) -> dict:
-        await assets.empty_trash(principal, shared.store, library_id)
+        await assets.empty_trash(principal, shared.store, library_uuid(library_id))
         return EMPTY
 
     @delete("/", status_code=200, action=access.DELETE_PERMANENTLY)
     async def delete_list(
         self, principal: Principal, shared: Shared, data: IdsBody, library_id: str | None = None
     ) -> dict:
-        await assets.delete_assets(principal, shared.store, library_id, data.ids)
+        asset_ids = body_asset_ids(data.ids, "ids")
+        with native_ids_in_errors():
+            await assets.delete_assets(principal, shared.store, library_uuid(library_id), asset_ids)
         return EMPTY
 
     @get("/{asset_id:str}", action=access.READ)
@@ -236,9 +307,11 @@ class AssetController(Controller):
 
     @patch("/{asset_id:str}", action=access.WRITE)
     async def update(
-        self, request: Request, principal: Principal, shared: Shared, asset_id: str, data: dict[str, Any]
+        self, request: Request, principal: Principal, shared: Shared, asset_id: str, data: AssetUpdate
     ) -> AssetResponse:
-        row = await assets.update_asset(principal, ids.decode(ids.ASSET, asset_id), data, shared.queue)
+        await check_json_types(request, AssetUpdate)
+        change = data.patch()  # the body is checked before the id is looked up
+        row = await assets.update_asset(principal, ids.decode(ids.ASSET, asset_id), change, shared.queue)
         return await _render(request, shared, row)
 
     @delete("/{asset_id:str}", status_code=200, action=access.DELETE_PERMANENTLY)

@@ -1,6 +1,7 @@
 from litestar import Request, get, post
 
 from app.api.body_limits import reject_nul_form
+from app.api.errors import InputError
 from app.api.params import (
     Values,
     asset_filter,
@@ -13,11 +14,9 @@ from app.api.params import (
 from app.api.routes.assets import render_assets
 from app.api.schemas import SearchResponse, SearchResultItem
 from app.api.state import Shared
-from app.domain import assets
+from app.domain import access, assets
 from app.domain.access import Principal
-from app.domain.errors import Invalid
 from app.storage.multipart import receive_multipart
-from app.domain import access
 
 _CRITERIA = ("query", "album_id", "person_ids", "ratings", "media_type", "local_datetime_before",
              "local_datetime_after")
@@ -26,11 +25,11 @@ _CRITERIA = ("query", "album_id", "person_ids", "ratings", "media_type", "local_
 async def _search(request: Request, principal: Principal, shared: Shared, values: Values, image: bool) -> SearchResponse:
     check_includes(list_param(request, "include"))
     if not image and not any(v.strip() for name in _CRITERIA for v in values(name)):
-        raise Invalid("Give at least one of query, image, album_id, person_ids, ratings, media_type or a date"
-                      " bound (a location only narrows)", loc=("query",))
+        raise InputError("Give at least one of query, image, album_id, person_ids, ratings, media_type or a date"
+                         " bound (a location only narrows)", "query")
     if image or any(v.strip() for v in values("query")):
-        raise Invalid("Content search (text or image) needs an embedding model, which this server does not have"
-                      " yet; use the typed filters instead", loc=("query", "query"))
+        raise InputError("Content search (text or image) needs an embedding model, which this server does not have"
+                         " yet; use the typed filters instead", "query", "query")
     f = await asset_filter(principal, values)
     page = int_param(values, "page", 1, 1, 1_000_000)
     limit = int_param(values, "limit", 20, 1, 200)
