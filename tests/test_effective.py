@@ -5,6 +5,7 @@ and both APIs' filters see them."""
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 import pytest
@@ -39,6 +40,12 @@ def _bare(native_id: str) -> str:
     from app.domain import ids
 
     return str(ids.decode(ids.ASSET, native_id))
+
+
+def _native_id(bare: str) -> str:
+    from app.domain import ids
+
+    return ids.encode(ids.ASSET, uuid.UUID(bare))
 
 
 def _sync_assets(server, account) -> tuple[dict, dict]:
@@ -132,5 +139,9 @@ def test_capture_instant_has_one_definition(server, account):
         assets, _ = _sync_assets(server, account)
         assert assets[aware]["fileCreatedAt"] == "2020-01-02T03:04:05Z"
         assert assets[naive]["fileCreatedAt"] == "2021-06-01T11:00:00Z"
-        assert http.put(f"/api/assets/{aware}", json={"dateTimeOriginal": None}).status_code == 200
+        # Immich's DTO has no null here (it answers 400), so the edit is cleared natively.
+        assert http.put(f"/api/assets/{aware}", json={"dateTimeOriginal": None}).status_code == 400
+        with account.http() as native:
+            cleared = native.patch(f"/api/assets/{_native_id(aware)}", json={"original_datetime": None})
+            assert cleared.status_code == 200, cleared.text
         assert http.get(f"/api/assets/{aware}").json()["fileCreatedAt"] == "2021-06-01T10:00:00Z"

@@ -12,7 +12,7 @@ class UserUpdate(msgspec.Struct, forbid_unknown_fields=True):
 
     demo_mode_enabled: bool | UnsetType = UNSET
     favorite_display_mode: str | None | UnsetType = UNSET
-    face_detection_preference: bool | UnsetType = UNSET
+    face_detection_preference: bool | None | UnsetType = UNSET  # the SDK's Optional: null changes nothing
     home_country: str | None | UnsetType = UNSET
     home_subdivision: str | None | UnsetType = UNSET
     immich_library_id: str | None | UnsetType = UNSET
@@ -20,6 +20,8 @@ class UserUpdate(msgspec.Struct, forbid_unknown_fields=True):
 
 def _user_patch(data: UserUpdate) -> users.UserPatch:
     fields = msgspec.structs.asdict(data)
+    if data.face_detection_preference is None:
+        fields["face_detection_preference"] = UNSET
     if isinstance(data.immich_library_id, str):
         fields["immich_library_id"] = ids.decode(ids.LIBRARY, data.immich_library_id)
     return users.UserPatch(**fields)
