@@ -7,7 +7,9 @@ import uuid
 from datetime import timezone
 
 import asyncpg
+import msgspec
 
+from app.domain.albums import AlbumPatch
 from app.domain.assets import AssetView, effective
 from app.domain.datetimes import join_wall_clock
 from compat import dtos
@@ -274,6 +276,18 @@ def face(row: asyncpg.Record, person_row: asyncpg.Record | None) -> dtos.AssetFa
 
 
 # --- albums ---
+
+
+def album_patch(dto: dtos.UpdateAlbumDto) -> AlbumPatch:
+    """isActivityEnabled and order are accepted and kept by nothing: there is no activity or order here."""
+    patch = AlbumPatch()
+    if dto.albumName is not msgspec.UNSET:
+        patch.name = dto.albumName
+    if dto.description is not msgspec.UNSET:
+        patch.description = dto.description
+    if dto.albumThumbnailAssetId is not msgspec.UNSET:
+        patch.album_cover_asset_id = parse_uuid(dto.albumThumbnailAssetId)
+    return patch
 
 
 # --- people and faces ---
