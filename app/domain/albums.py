@@ -18,7 +18,7 @@ from app.domain.errors import Conflict, Invalid, NotFound
 
 DEFAULT_NAME = "New Album"
 MAX_IDS = 200
-NOW = QueryString("now()")  # the transaction's time, as every other write here uses
+NOW = QueryString("now()")  # Postgres's transaction time, like the raw-SQL writes here, not Python's clock
 COVER_NOT_IN_ALBUM = "album_cover_asset_id must be a live asset in this album"
 
 # Album rows with what the API shows about them: counts, dates and the cover in effect.
@@ -100,13 +100,14 @@ async def get_album(principal: access.Principal, album_id: uuid.UUID, action: st
     return row
 
 
-async def covers(albums: list[asyncpg.Record]) -> dict[uuid.UUID, assets.AssetView]:
-    """The cover in effect of each album (rows of ALBUM_VIEW), by album id, loaded for all at once."""
-    cover_ids = list({r["effective_cover_id"] for r in albums if r["effective_cover_id"] is not None})
+async def covers(rows: list[asyncpg.Record]) -> dict[uuid.UUID, assets.AssetView]:
+    """The cover in effect of each album (rows of ALBUM_VIEW), by album id: one batch for a whole page,
+    so a list costs the same few queries however many albums it shows."""
+    cover_ids = list({r["effective_cover_id"] for r in rows if r["effective_cover_id"] is not None})
     if not cover_ids:
         return {}
     views = {v.row["id"]: v for v in await assets.views(await assets.rows_by_id(cover_ids))}
-    return {r["id"]: views[r["effective_cover_id"]] for r in albums if r["effective_cover_id"] in views}
+    return {r["id"]: views[r["effective_cover_id"]] for r in rows if r["effective_cover_id"] in views}
 
 
 async def list_albums(

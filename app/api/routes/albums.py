@@ -22,7 +22,6 @@ from app.api.schemas import (
 from app.api.state import Shared
 from app.domain import access, albums, ids
 from app.domain.access import Principal
-from app.domain.errors import Invalid
 
 EMPTY: dict = {}
 
@@ -45,7 +44,7 @@ class AlbumUpdate(msgspec.Struct, forbid_unknown_fields=True):
         if isinstance(cover, str):
             cover = ids.try_decode(ids.ASSET, cover)
             if cover is None:  # a malformed id names no asset of the album either
-                raise Invalid(albums.COVER_NOT_IN_ALBUM, "album_cover_asset_id")
+                raise InputError(albums.COVER_NOT_IN_ALBUM, "body", "album_cover_asset_id")
         return albums.AlbumPatch(name=UNSET if self.name is None else self.name, description=self.description,
                                  album_cover_asset_id=cover)
 
@@ -74,7 +73,7 @@ def _filter_ids(request: Request, prefix: str, most: int | None = None) -> list[
 def _asset_ids(values: list[str]) -> dict[str, uuid.UUID | None]:
     """Each distinct id as given, with its UUID (None when malformed: such an id names no asset)."""
     if len(values) > albums.MAX_IDS:  # counted as sent, repeats and malformed ids included
-        raise Invalid(f"At most {albums.MAX_IDS} asset ids", "asset_ids")
+        raise InputError(f"At most {albums.MAX_IDS} asset ids", "body", "asset_ids")
     return {raw: ids.try_decode(ids.ASSET, raw) for raw in values}
 
 
