@@ -127,8 +127,8 @@ async def main_async(args) -> None:
             "filtered search page": (
                 "SELECT a.* FROM assets a WHERE a.library_id = $1 AND a.trashed_at IS NULL AND a.media_type = 'image'"
                 " AND a.local_datetime > '2008-01-01' AND a.local_datetime < '2012-01-01'"
-                " AND (CASE WHEN coalesce(a.rating, a.file_rating) BETWEEN 1 AND 5 THEN coalesce(a.rating, a.file_rating)"
-                " ELSE 0 END) = ANY('{5}'::int[]) ORDER BY a.local_datetime DESC, a.id DESC LIMIT 21", [library]),
+                " AND coalesce(a.effective_rating, 0) = ANY('{5}'::int[])"
+                " ORDER BY a.local_datetime DESC, a.id DESC LIMIT 21", [library]),
             "event feed page": ("SELECT * FROM events WHERE library_id = $1 AND txid < $2 AND (txid, id) > ($3, $4)"
                                 " ORDER BY txid, id LIMIT 1001",
                                 [library, 2**62, mid_event["txid"], mid_event["id"]]),

@@ -9,9 +9,10 @@ from datetime import timezone
 import asyncpg
 import msgspec
 
+from app.domain import effective
 from app.domain.albums import AlbumPatch
-from app.domain.assets import AssetView, effective
 from app.domain.datetimes import join_wall_clock
+from app.domain.people import PersonPatch
 from compat import dtos
 
 def b64(value: bytes | None) -> str:
@@ -156,9 +157,6 @@ def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
     """An AssetView (row + file metadata + files) as Immich's AssetResponseDto."""
 
     row, exif = view.row, view.exif
-    shown = effective(view)
-    rating = shown.rating
-    captured = row["captured_at"] or _as_utc_wall(row["local_datetime"])
     dto = dtos.AssetResponseDto(
         id=str(row["id"]),
         ownerId=str(row["owner_id"]),
@@ -167,7 +165,7 @@ def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
         originalFileName=row["original_file_name"],
         originalMimeType=row["mime_type"],
         originalPath="",
-        fileCreatedAt=_utc(captured),
+        fileCreatedAt=_utc(row["taken_at"]),
         fileModifiedAt=_utc(row["file_modified_at"]),
         createdAt=_utc(row["created_at"]),
         updatedAt=_utc(row["updated_at"]),
@@ -176,7 +174,7 @@ def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
         width=row["width"],
         height=row["height"],
         thumbhash=b64(row["thumbhash"]) or None,
-        isFavorite=rating == 5,
+        isFavorite=effective.is_favorite(row["effective_rating"]),
         isArchived=row["visibility"] == "archive",
         isTrashed=row["trashed_at"] is not None,
         isOffline=False,
@@ -200,7 +198,7 @@ def exif_fields(row: asyncpg.Record, exif: asyncpg.Record | None) -> dict:
 
     Shared by the asset's exifInfo and the sync stream's AssetExifV1.
     """
-    shown = effective(AssetView(row, exif, {}))
+    shown = effective.of(row, exif)
 
     def ev(name):
         return None if exif is None else exif[name]
@@ -291,6 +289,16 @@ def album_patch(dto: dtos.UpdateAlbumDto) -> AlbumPatch:
 
 
 # --- people and faces ---
+
+
+def person_patch(dto: dtos.PersonCreateDto | dtos.PersonUpdateDto | dtos.PeopleUpdateItem) -> PersonPatch:
+    """Immich's person fields as the domain's patch. Immich clears a name with "" (or blanks);
+    its featureFaceAssetId names an asset, so the route resolves it to a face itself."""
+    name = dto.name
+    if isinstance(name, str) and not name.strip():
+        name = None
+    return PersonPatch(name=name, birth_date=dto.birthDate, is_favorite=dto.isFavorite, is_hidden=dto.isHidden,
+                       color=dto.color)
 
 
 # --- users, libraries, keys, sync ---

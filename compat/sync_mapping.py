@@ -4,27 +4,26 @@ from __future__ import annotations
 
 import asyncpg
 
+from app.domain import effective
 from compat import dtos
 from compat.mapping import _as_utc_wall, _utc, avatar_color, b64, exif_fields, face_box
 
 
 def asset_v2(row: asyncpg.Record) -> dtos.SyncAssetV2:
-    """The user's rating, else the file's, decides favorite (5)."""
-    rating = row["rating"] if row["rating"] is not None else row["file_rating"]
     return dtos.SyncAssetV2(
         id=str(row["id"]),
         ownerId=str(row["owner_id"]),
         originalFileName=row["original_file_name"],
         thumbhash=b64(row["thumbhash"]) or None,
         checksum=b64(row["checksum_sha1"]),
-        fileCreatedAt=_utc(row["captured_at"]) or _as_utc_wall(row["local_datetime"]),
+        fileCreatedAt=_utc(row["taken_at"]),
         fileModifiedAt=_utc(row["file_modified_at"]),
         createdAt=_utc(row["created_at"]),
         localDateTime=_as_utc_wall(row["local_datetime"]),
         duration=row["duration_ms"],
         type="VIDEO" if row["media_type"] == "video" else "IMAGE",
         deletedAt=_utc(row["trashed_at"]),
-        isFavorite=rating == 5,
+        isFavorite=effective.is_favorite(row["effective_rating"]),
         visibility=row["visibility"],
         livePhotoVideoId=None if row["live_photo_video_id"] is None else str(row["live_photo_video_id"]),
         stackId=None if row["stack_id"] is None else str(row["stack_id"]),

@@ -34,7 +34,8 @@ def _seed(account, count: int) -> list:
         skip = {"id", "checksum_sha256", "checksum_sha1", "device_asset_id", "local_datetime", "captured_at",
                 "original_version_id", "created_at", "updated_at"}
         columns = [r["column_name"] for r in await db.fetch(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'assets' ORDER BY ordinal_position"
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'assets'"
+            " AND is_generated = 'NEVER' ORDER BY ordinal_position"  # Postgres computes the generated ones
         ) if r["column_name"] not in skip]
         copied = ", ".join(columns)
         await db.execute(

@@ -64,6 +64,9 @@ def test_public_routes_are_the_known_few():
     assert public == {
         ("native", "/api/server/ping"), ("native", "/media/assets/{asset_id:str}/{variant:str}"),
         ("native", "/media/faces/{face_id:str}/thumbnail"),
+        # The OpenAPI document and its page (Litestar's docs router adds a not-found page and a copy).
+        ("native", "/api/openapi.json"), ("native", "/api/docs"), ("native", "/api/docs/openapi.json"),
+        ("native", "/api/docs/{path:str}"),
         ("immich", "/.well-known/immich"), ("immich", "/api/socket.io"), ("immich", "/api/auth/login"),
         ("immich", "/api/auth/admin-sign-up"), ("immich", "/api/server/ping"), ("immich", "/api/server/version"),
         ("immich", "/api/server/version-history"), ("immich", "/api/server/features"),

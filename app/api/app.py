@@ -8,6 +8,7 @@ from litestar.di import Provide
 from app.api.auth import check_route_access, provide_principal
 from app.api.body_limits import CheckedRequest, reject_nul_in_url
 from app.api.errors import EXCEPTION_HANDLERS
+from app.api.openapi import openapi_config, openapi_document
 from app.api.routes.albums import AlbumAssetController, AlbumController
 from app.api.routes.api_keys import ApiKeyController
 from app.api.routes.assets import AssetController
@@ -44,6 +45,7 @@ def create_native_app(shared: Shared, *, lifespan: list | None = None) -> Litest
             get_events,
             search_get,
             search_post,
+            openapi_document,
         ],
         dependencies={
             "principal": Provide(provide_principal),
@@ -55,6 +57,6 @@ def create_native_app(shared: Shared, *, lifespan: list | None = None) -> Litest
         request_class=CheckedRequest,  # JSON depth and NUL limits, before any route sees a body
         middleware=[reject_nul_in_url],
         lifespan=lifespan or [],
-        openapi_config=None,
+        openapi_config=openapi_config(),  # the document and its page: app/api/openapi.py
         debug=False,
     )

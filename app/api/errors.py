@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import asyncpg
 
@@ -39,13 +40,26 @@ def domain_error(request: Request, exc: DomainError) -> Response:
     return Response({"detail": exc.detail}, status_code=exc.status, headers=headers)
 
 
+# Litestar names a bad value inside a typed body by its path: "updates[0].change.rating";
+# a problem with the body as a whole (unknown or missing field) is keyed "data", the parameter.
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _key_loc(key: str, source: str) -> list:
+    if source != "body":
+        return [key]
+    if key == "data":
+        return []
+    return [name if name else int(index) for name, index in _PATH_PART.findall(key)]
+
+
 def validation_error(request: Request, exc: ValidationException) -> Response:
     items = []
     for err in exc.extra or []:
         if isinstance(err, dict):
             loc = [err.get("source") or "body"]
             if err.get("key"):
-                loc.append(err["key"])
+                loc += _key_loc(err["key"], loc[0])
             items.append({"loc": loc, "msg": err.get("message", exc.detail), "type": "value_error"})
     if not items:
         items.append({"loc": ["body"], "msg": exc.detail, "type": "value_error"})

@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from app.domain import ids
-from app.domain.assets import BROWSER_IMAGES, IMAGE_VARIANTS, VIDEO_VARIANTS, AssetView, effective
+from app.domain import effective, ids
+from app.domain.assets import BROWSER_IMAGES, IMAGE_VARIANTS, VIDEO_VARIANTS, AssetView
 from app.domain.datetimes import from_instant, join_wall_clock
 from app.storage.signing import UrlSigner, media_state
 
@@ -205,7 +205,7 @@ def _metadata(v: AssetView) -> Metadata | None:
     def ev(name: str):
         return None if e is None else e[name]
 
-    shown = effective(v)
+    shown = effective.of(row, e)
     return Metadata(
         asset_id=ids.encode(ids.ASSET, row["id"]),
         created_at=e["created_at"] if e is not None else row["created_at"],

@@ -173,6 +173,10 @@ class Asset(Table, tablename="assets"):
     latitude = DoublePrecision(null=True, default=None)
     longitude = DoublePrecision(null=True, default=None)
     file_rating = SmallInt(null=True, default=None)
+    # Computed by Postgres (see DATABASE_DEFAULTS): what every reader means by the asset's rating
+    # and capture instant. Inserts and updates must leave them out.
+    effective_rating = SmallInt(null=True, default=None)
+    taken_at = Timestamptz(null=True, default=None)
 
     assets_media_type_check = Check("(media_type = ANY (ARRAY['image'::text, 'video'::text]))")
     assets_original_file_name_check = Check("(length(original_file_name) <= 1024)")
@@ -183,6 +187,7 @@ class Asset(Table, tablename="assets"):
         "((local_offset_minutes >= '-1080'::integer) AND (local_offset_minutes <= 1080))"
     )
     assets_rating_check = Check("((rating >= 0) AND (rating <= 5))")
+    assets_file_rating_check = Check("((file_rating >= 0) AND (file_rating <= 5))")
     assets_user_latitude_check = Check(
         "((user_latitude >= ('-90'::integer)::double precision) AND (user_latitude <= (90)::double precision))"
     )
@@ -239,7 +244,6 @@ class AssetExif(Table, tablename="asset_exif"):
     country = Text(null=True, default=None)
     country_code = Text(null=True, default=None)
     description = Text(null=True, default=None)
-    rating = SmallInt(null=True, default=None)
     projection_type = Text(null=True, default=None)
     fps = DoublePrecision(null=True, default=None)
     live_photo_cid = Text(null=True, default=None)
@@ -482,6 +486,10 @@ DATABASE_DEFAULTS: dict[tuple[str, str], str] = {
     ("faces", "seq"): "nextval('faces_seq_seq'::regclass)",
     ("asset_key_history", "seq"): "GENERATED ALWAYS AS IDENTITY",
     ("asset_key_history", "xid"): "pg_current_xact_id()",
+    # Stored generated columns; app/domain/effective.py says what they mean.
+    ("assets", "effective_rating"): "GENERATED ALWAYS AS (COALESCE(rating, file_rating)) STORED",
+    ("assets", "taken_at"): "GENERATED ALWAYS AS (((local_datetime - make_interval(mins => COALESCE(local_offset_minutes, 0)))"
+    " AT TIME ZONE 'UTC'::text)) STORED",
 }
 
 # The names the migrations gave the plain single-column indexes declared with `index=True`

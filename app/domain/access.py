@@ -103,7 +103,6 @@ async def library_for(principal: Principal, library_id: uuid.UUID | str | None, 
     """The library a request acts on: the one named, or the caller's only one."""
     principal.require(action)
     if library_id:
-        # TRANSITION (albums): a UUID from routes that decode at their edge; the users helper owns this.
         lib = library_id if isinstance(library_id, uuid.UUID) else ids.decode(ids.LIBRARY, library_id)
         found = await db.fetchval(
             "SELECT id FROM libraries WHERE id = $1 AND owner_id = $2 AND trashed_at IS NULL",

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from app.db import engine as db
+from app.domain import effective
 from app.domain.errors import Invalid, NotFound
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -165,16 +166,14 @@ def where(f: AssetFilter, sql: Sql) -> str:
         )
     if f.checksum_sha1 is not None:
         clauses.append(f"a.checksum_sha1 = {sql.arg(f.checksum_sha1)}")
-    taken = "coalesce(a.captured_at, a.local_datetime AT TIME ZONE 'UTC')"
     if f.taken_after is not None:
-        clauses.append(f"{taken} > {sql.arg(f.taken_after)}")
+        clauses.append(f"a.taken_at > {sql.arg(f.taken_after)}")
     if f.taken_before is not None:
-        clauses.append(f"{taken} < {sql.arg(f.taken_before)}")
+        clauses.append(f"a.taken_at < {sql.arg(f.taken_before)}")
     if f.ratings:
-        # The effective rating: the user's, else the file's; 0 covers every unrated form.
         clauses.append(
-            "(CASE WHEN coalesce(a.rating, a.file_rating) BETWEEN 1 AND 5 THEN coalesce(a.rating, a.file_rating)"
-            f" ELSE 0 END) = ANY({sql.arg(sorted(set(f.ratings)))}::int[])"
+            f"coalesce(a.effective_rating, {effective.UNRATED:d})"
+            f" = ANY({sql.arg(sorted(set(f.ratings)))}::int[])"
         )
     if f.album_id is not None:
         clauses.append(f"EXISTS (SELECT 1 FROM album_assets aa WHERE aa.asset_id = a.id AND aa.album_id = {sql.arg(f.album_id)})")

@@ -14,8 +14,8 @@ from typing import Any
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access, albums, events, faces, ids, people, processing, stacks
-from app.domain.datetimes import from_instant, join_wall_clock, parse_iso, split_wall_clock
+from app.domain import access, albums, effective, events, faces, ids, people, processing, stacks
+from app.domain.datetimes import from_instant, parse_iso, split_wall_clock
 from app.domain.asset_filters import AssetFilter, Sql, check_references, where
 from app.domain.errors import Invalid, NotFound
 from app.storage.blobstore import BlobStore
@@ -660,10 +660,11 @@ async def statistics(
                count(*) FILTER (WHERE media_type = 'video') AS videos, count(*) AS total
         FROM assets WHERE library_id = $1
           AND ($2::bool IS NULL OR (trashed_at IS NOT NULL) = $2)
-          AND ($3::bool IS NULL OR (coalesce(rating, file_rating) = 5) = $3)
+          AND ($3::bool IS NULL OR (coalesce(effective_rating, $5) = $6) = $3)
           AND ($4::text IS NULL OR visibility = $4)
         """,
-        library, trashed if trashed is not None else False, favorite, visibility,
+        library, trashed if trashed is not None else False, favorite, visibility, effective.UNRATED,
+        effective.FAVORITE_RATING,
     )
 
 
@@ -677,41 +678,6 @@ class AssetView:
     row: asyncpg.Record
     exif: asyncpg.Record | None
     files: dict[str, asyncpg.Record]
-
-
-@dataclass(frozen=True)
-class Effective:
-    """What an asset shows: the user's edit where there is one, else what the file says."""
-
-    description: str | None
-    latitude: float | None
-    longitude: float | None
-    altitude: float | None
-    original_datetime: datetime | None  # aware when the offset is known
-    rating: int | None
-
-
-def effective(v: AssetView) -> Effective:
-    row, e = v.row, v.exif
-
-    def file(name: str):
-        return None if e is None else e[name]
-
-    user_gps = row["user_latitude"] is not None
-    if row["user_original_datetime"] is not None:
-        original = join_wall_clock(row["user_original_datetime"], row["user_original_offset_minutes"])
-    elif file("original_datetime") is not None:
-        original = join_wall_clock(e["original_datetime"], e["original_offset_minutes"])
-    else:
-        original = None
-    return Effective(
-        description=row["user_description"] if row["user_description"] is not None else file("description"),
-        latitude=row["user_latitude"] if user_gps else file("latitude"),
-        longitude=row["user_longitude"] if user_gps else file("longitude"),
-        altitude=None if user_gps else file("altitude"),
-        original_datetime=original,
-        rating=row["rating"] if row["rating"] is not None else file("rating"),
-    )
 
 
 async def views(rows: list[asyncpg.Record]) -> list[AssetView]:

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import msgspec
 import numpy as np
+from msgspec import UNSET, UnsetType
 
 from app.db import engine as db
-from app.domain import access, ids, people
+from app.domain import access, people
 from app.domain.errors import Invalid, NotFound
 from app.domain.people import face_event, refresh_people
 
@@ -42,6 +44,20 @@ class Detection:
     embedding: np.ndarray
 
 
+class NewFace(msgspec.Struct, kw_only=True):
+    """A box a user draws on an asset, optionally naming its person at once."""
+
+    asset_id: uuid.UUID
+    box: Box
+    person_id: uuid.UUID | None = None
+
+
+class FacePatch(msgspec.Struct, kw_only=True):
+    """A user's change to a face: a person assigns it, None detaches it, UNSET leaves it."""
+
+    person_id: uuid.UUID | None | UnsetType = UNSET
+
+
 def iou(a: Box, b: Box) -> float:
     ix = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
     iy = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
@@ -61,13 +77,13 @@ _LIVE = "JOIN assets a ON a.id = f.asset_id AND a.trashed_at IS NULL"
 
 async def list_faces(
     principal: access.Principal,
-    library_id: str | None,
+    library_id: uuid.UUID | None,
     *,
-    asset_id: str | None = None,
-    face_ids: list[str] | None = None,
-    person_id: str | None = None,
+    asset_id: uuid.UUID | None = None,
+    face_ids: list[uuid.UUID] | None = None,
+    person_id: uuid.UUID | None = None,
     limit: int = 20,
-    starting_after: str | None = None,
+    starting_after: uuid.UUID | None = None,
 ) -> tuple[list[asyncpg.Record], bool]:
     library = await access.library_for(principal, library_id, access.READ)
     args: list[Any] = [library]
@@ -77,18 +93,17 @@ async def list_faces(
         args.append(value)
         return f"${len(args)}"
 
-    if asset_id:
-        clauses.append(f"f.asset_id = {arg(ids.decode_filter(ids.ASSET, asset_id, 'asset_id'))}")
-    if person_id:
-        clauses.append(f"f.person_id = {arg(ids.decode_filter(ids.PERSON, person_id, 'person_id'))}")
+    if asset_id is not None:
+        clauses.append(f"f.asset_id = {arg(asset_id)}")
+    if person_id is not None:
+        clauses.append(f"f.person_id = {arg(person_id)}")
     if face_ids is not None:
         if len(face_ids) > MAX_IDS:
-            raise Invalid(f"At most {MAX_IDS} ids", loc=("query", "ids"))
-        clauses.append(f"f.id = ANY({arg([ids.decode_filter(ids.FACE, i, 'ids') for i in face_ids])}::uuid[])")
-    if starting_after:
+            raise Invalid(f"At most {MAX_IDS} ids", "ids")
+        clauses.append(f"f.id = ANY({arg(face_ids)}::uuid[])")
+    if starting_after is not None:
         cursor = await db.fetchrow(
-            "SELECT created_at, id FROM faces WHERE id = $1 AND library_id = $2",
-            ids.decode_filter(ids.FACE, starting_after, "starting_after_id"), library,
+            "SELECT created_at, id FROM faces WHERE id = $1 AND library_id = $2", starting_after, library
         )
         if cursor is None:
             raise NotFound("starting_after_id names no face in this list")
@@ -101,7 +116,8 @@ async def list_faces(
     return rows[:limit], len(rows) > limit
 
 
-async def get_face(principal: access.Principal, face_id: uuid.UUID, library_id: str | None = None) -> asyncpg.Record:
+async def get_face(principal: access.Principal, face_id: uuid.UUID,
+                   library_id: uuid.UUID | None = None) -> asyncpg.Record:
     library = None
     if library_id:
         library = await access.library_for(principal, library_id, access.READ)
@@ -189,29 +205,24 @@ async def cluster_assignments(faces: list[asyncpg.Record]) -> dict[uuid.UUID, As
 # --- user changes ---------------------------------------------------------------------------
 
 
-async def _person_in(conn, value: Any, library_id: uuid.UUID) -> uuid.UUID | None:
-    if value is None:
+async def _person_in(conn, person_id: uuid.UUID | None, library_id: uuid.UUID) -> uuid.UUID | None:
+    """The person a face is given, which must be of the face's library; None detaches."""
+    if person_id is None:
         return None
-    if not isinstance(value, str):
-        raise Invalid("person_id must be a person id or null", loc=("body", "person_id"))
-    person = ids.decode(ids.PERSON, value)
-    if await conn.fetchval("SELECT 1 FROM people WHERE id = $1 AND library_id = $2", person, library_id) is None:
-        raise NotFound("Person not found")
-    return person
+    if await conn.fetchval("SELECT 1 FROM people WHERE id = $1 AND library_id = $2", person_id, library_id) is None:
+        raise NotFound("Person not found", kind=people.PERSON, ids=(person_id,))
+    return person_id
 
 
-async def create_face(principal: access.Principal, body: dict) -> asyncpg.Record:
+async def create_face(principal: access.Principal, library_id: uuid.UUID | None, face: NewFace) -> asyncpg.Record:
     """A user-drawn box (source manual) on an asset, optionally assigned at once."""
-    library = await access.library_for(principal, body.get("library_id"), access.WRITE)
-    asset_value = body.get("asset_id")
-    if not isinstance(asset_value, str):
-        raise Invalid("asset_id is required", loc=("body", "asset_id"))
-    asset = await access.load_asset(principal, ids.decode(ids.ASSET, asset_value), access.WRITE)
+    library = await access.library_for(principal, library_id, access.WRITE)
+    asset = await access.load_asset(principal, face.asset_id, access.WRITE)
     if asset["library_id"] != library or asset["trashed_at"] is not None:
-        raise NotFound("Asset not found")
-    box = _box(body.get("bounding_box"), asset)
+        raise NotFound("Asset not found", kind="asset", ids=(face.asset_id,))
+    box = _fitted(face.box, asset)
     async with db.transaction() as conn:
-        person = await _person_in(conn, body.get("person_id"), library)
+        person = await _person_in(conn, face.person_id, library)
         row = await conn.fetchrow(
             """
             INSERT INTO faces (asset_id, library_id, owner_id, person_id, source, box_x, box_y, box_w, box_h,
@@ -227,36 +238,28 @@ async def create_face(principal: access.Principal, body: dict) -> asyncpg.Record
     return row
 
 
-def _box(value: Any, asset: asyncpg.Record) -> Box:
-    loc = ("body", "bounding_box")
-    if not isinstance(value, dict) or set(value) != {"x", "y", "w", "h"}:
-        raise Invalid("bounding_box must be an object with integers x, y, w, h", loc=loc)
-    if not all(isinstance(value[k], int) and not isinstance(value[k], bool) for k in "xywh"):
-        raise Invalid("bounding_box must be an object with integers x, y, w, h", loc=loc)
-    box = Box(value["x"], value["y"], value["w"], value["h"])
+def _fitted(box: Box, asset: asyncpg.Record) -> Box:
+    """The box, once it is known to lie inside the asset's display space."""
     if not asset["width"] or not asset["height"]:
-        raise Invalid("The asset's dimensions are not known yet; try again once it is processed", loc=loc)
+        raise Invalid("The asset's dimensions are not known yet; try again once it is processed", "bounding_box")
     if box.x < 0 or box.y < 0 or box.w <= 0 or box.h <= 0 or box.x + box.w > asset["width"] \
             or box.y + box.h > asset["height"]:
-        raise Invalid(f"bounding_box must fit inside the asset ({asset['width']}x{asset['height']})", loc=loc)
+        raise Invalid(f"bounding_box must fit inside the asset ({asset['width']}x{asset['height']})", "bounding_box")
     return box
 
 
-async def update_face(principal: access.Principal, face_id: uuid.UUID, change: dict,
-                      library_id: str | None = None) -> tuple[asyncpg.Record, bool]:
-    """Assign (person id) or detach (null). Returns the face and whether clustering should run."""
-    unknown = set(change) - {"person_id"}
-    if unknown:
-        raise Invalid(f"Unknown field(s): {', '.join(sorted(unknown))}", loc=("body",))
+async def update_face(principal: access.Principal, face_id: uuid.UUID, patch: FacePatch,
+                      library_id: uuid.UUID | None = None) -> tuple[asyncpg.Record, bool]:
+    """Assign (a person) or detach (None). Returns the face and whether clustering should run."""
     library = await access.library_for(principal, library_id, access.WRITE) if library_id else None
     face = await access.load_face(principal, face_id, access.WRITE, library)
-    if "person_id" not in change:
+    if patch.person_id is UNSET:
         return face, False
     async with db.transaction() as conn:
         face = await conn.fetchrow("SELECT * FROM faces WHERE id = $1 FOR UPDATE", face_id)
         if face is None:
-            raise NotFound("Face not found")
-        target = await _person_in(conn, change["person_id"], face["library_id"])
+            raise NotFound("Face not found", kind="face", ids=(face_id,))
+        target = await _person_in(conn, patch.person_id, face["library_id"])
         previous = face["person_id"]
         if target == previous:
             return face, False
@@ -293,7 +296,7 @@ async def _release_thumbnail(conn, face_id: uuid.UUID, person_id: uuid.UUID | No
         )
 
 
-async def delete_face(principal: access.Principal, face_id: uuid.UUID, library_id: str | None = None) -> None:
+async def delete_face(principal: access.Principal, face_id: uuid.UUID, library_id: uuid.UUID | None = None) -> None:
     library = await access.library_for(principal, library_id, access.DELETE) if library_id else None
     await access.load_face(principal, face_id, access.DELETE, library)
     async with db.transaction() as conn:

@@ -11,7 +11,7 @@ from datetime import datetime
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access, events, media_types, processing
+from app.domain import access, effective, events, media_types, processing
 from app.domain.datetimes import as_utc_instant, split_wall_clock
 from app.domain.errors import InsufficientStorage, Invalid
 from app.storage.blobstore import BlobStore, StagedFile
@@ -141,7 +141,7 @@ async def ingest(
                 wall,
                 offset,
                 upload.file_created_at if offset is not None else None,
-                5 if upload.is_favorite else None,  # a favorite is a 5 rating
+                effective.rating_for_favorite(upload.is_favorite),
                 upload.visibility,
                 upload.live_photo_video_id,
             )

@@ -12,19 +12,18 @@ import uuid
 from typing import Any
 
 import asyncpg
+import msgspec
 import numpy as np
+from msgspec import UNSET, UnsetType
 
 from app.db import engine as db
-from app.domain import access, events, ids
+from app.domain import access, events
 from app.domain.errors import Conflict, Invalid, NotFound
 
 MAX_IDS = 200
 PERSON = "person"
 SORTS = ("created_at_desc", "created_at_asc", "name_asc", "name_desc", "asset_count_desc", "asset_count_asc")
 NAME_FILTERS = ("named", "unnamed", "all")
-FIELDS = frozenset({"name", "birth_date", "is_favorite", "is_hidden", "thumbnail_face_id"})
-# The Immich surface also sets a person's display colour.
-IMMICH_FIELDS = FIELDS | {"color"}
 # Pairwise metrics of a large person are estimated from a sample of its faces.
 METRICS_SAMPLE = 512
 
@@ -38,6 +37,20 @@ FROM people p
 """
 
 
+class PersonPatch(msgspec.Struct, kw_only=True):
+    """A change to a person's own fields; UNSET leaves a field as it is.
+
+    Creating a person applies a patch to an empty person (UNSET flags keep their defaults).
+    """
+
+    name: str | None | UnsetType = UNSET
+    birth_date: dt.date | None | UnsetType = UNSET
+    is_favorite: bool | UnsetType = UNSET
+    is_hidden: bool | UnsetType = UNSET
+    color: str | None | UnsetType = UNSET
+    thumbnail_face_id: uuid.UUID | None | UnsetType = UNSET
+
+
 def embedding(value: bytes) -> np.ndarray:
     return np.frombuffer(value, dtype=np.float32)
 
@@ -47,75 +60,49 @@ async def event(conn, person: asyncpg.Record, event_type: str, payload: dict | N
                         library_id=person["library_id"], owner_id=person["owner_id"], payload=payload)
 
 
-def clean_name(value: Any, loc: tuple[str, ...]) -> str | None:
+def clean_name(value: str | None, field: tuple[str | int, ...]) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise Invalid("name must be a string or null", loc=loc)
     clean = value.strip()
     if not clean:
-        raise Invalid("name must not be blank", loc=loc)
+        raise Invalid("name must not be blank", field)
     return clean
 
 
-def _birth_date(value: Any, loc: tuple[str, ...]) -> dt.date | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            parsed = dt.date.fromisoformat(value)
-        except ValueError:
-            parsed = None
-        if parsed is not None and len(value) == 10:
-            if parsed > dt.date.today():
-                raise Invalid("birth_date cannot be in the future", loc=loc)
-            return parsed
-    raise Invalid("birth_date must be a date (YYYY-MM-DD) or null", loc=loc)
-
-
-def _flag(value: Any, loc: tuple[str, ...]) -> bool:
-    if not isinstance(value, bool):
-        raise Invalid("must be true or false", loc=loc)
+def _birth_date(value: dt.date | None, field: tuple[str | int, ...]) -> dt.date | None:
+    if value is not None and value > dt.date.today():
+        raise Invalid("birth_date cannot be in the future", field)
     return value
 
 
-async def _thumbnail_face(conn, value: Any, library_id: uuid.UUID, loc: tuple[str, ...]) -> uuid.UUID | None:
-    if value is None:
+async def _thumbnail_face(conn, face_id: uuid.UUID | None, library_id: uuid.UUID) -> uuid.UUID | None:
+    if face_id is None:
         return None
-    if not isinstance(value, str):
-        raise Invalid("thumbnail_face_id must be a face id or null", loc=loc)
-    face = ids.decode(ids.FACE, value)
     found = await conn.fetchval(
         "SELECT f.id FROM faces f JOIN assets a ON a.id = f.asset_id"
         " WHERE f.id = $1 AND f.library_id = $2 AND a.trashed_at IS NULL",
-        face, library_id,
+        face_id, library_id,
     )
     if found is None:
-        raise NotFound("Face not found")
+        raise NotFound("Face not found", kind="face", ids=(face_id,))
     return found
 
 
-async def _changes(conn, change: dict, library_id: uuid.UUID, loc: tuple[str, ...] = ("body",),
-                   allowed: frozenset = FIELDS) -> dict[str, Any]:
-    """Validated column values for a person change (PATCH body, bulk item, Immich update)."""
-    unknown = set(change) - allowed
-    if unknown:
-        raise Invalid(f"Unknown field(s): {', '.join(sorted(unknown))}", loc=loc)
+async def _changes(conn, patch: PersonPatch, library_id: uuid.UUID,
+                   at: tuple[str | int, ...] = ()) -> dict[str, Any]:
+    """Checked column values for the fields a patch sets; `at` is the patch's own path in a
+    larger command (a bulk item), so an error names the field inside it."""
     values: dict[str, Any] = {}
-    if "name" in change:
-        values["name"] = clean_name(change["name"], (*loc, "name"))
-    if "birth_date" in change:
-        values["birth_date"] = _birth_date(change["birth_date"], (*loc, "birth_date"))
-    for flag in ("is_favorite", "is_hidden"):
-        if flag in change:
-            values[flag] = _flag(change[flag], (*loc, flag))
-    if "color" in change:
-        if change["color"] is not None and not isinstance(change["color"], str):
-            raise Invalid("color must be a string or null", loc=(*loc, "color"))
-        values["color"] = change["color"]
-    if "thumbnail_face_id" in change:
-        values["thumbnail_face_id"] = await _thumbnail_face(conn, change["thumbnail_face_id"], library_id,
-                                                            (*loc, "thumbnail_face_id"))
+    if patch.name is not UNSET:
+        values["name"] = clean_name(patch.name, (*at, "name"))
+    if patch.birth_date is not UNSET:
+        values["birth_date"] = _birth_date(patch.birth_date, (*at, "birth_date"))
+    for column in ("is_favorite", "is_hidden", "color"):
+        value = getattr(patch, column)
+        if value is not UNSET:
+            values[column] = value
+    if patch.thumbnail_face_id is not UNSET:
+        values["thumbnail_face_id"] = await _thumbnail_face(conn, patch.thumbnail_face_id, library_id)
     return values
 
 
@@ -157,29 +144,29 @@ async def get_person(principal: access.Principal, person_id: uuid.UUID) -> async
 
 async def list_people(
     principal: access.Principal,
-    library_id: str | None,
+    library_id: uuid.UUID | None,
     *,
-    album_id: str | None = None,
-    asset_id: str | None = None,
-    person_ids: list[str] | None = None,
+    album_id: uuid.UUID | None = None,
+    asset_id: uuid.UUID | None = None,
+    person_ids: list[uuid.UUID] | None = None,
     include_hidden: bool | None = None,
     name: str | None = None,
     name_filter: str | None = None,
     sort: str | None = None,
     limit: int = 20,
-    starting_after: str | None = None,
+    starting_after: uuid.UUID | None = None,
     offset: int = 0,
 ) -> tuple[list[asyncpg.Record], bool]:
     library = await access.library_for(principal, library_id, access.READ)
     sort = sort or "created_at_desc"
     if sort not in SORTS:
-        raise Invalid(f"sort must be one of {', '.join(SORTS)}", loc=("query", "sort"))
+        raise Invalid(f"sort must be one of {', '.join(SORTS)}", "sort")
     if name_filter is None:
         name_filter = "all" if person_ids is not None else "named"
     if name_filter not in NAME_FILTERS:
-        raise Invalid(f"name_filter must be one of {', '.join(NAME_FILTERS)}", loc=("query", "name_filter"))
+        raise Invalid(f"name_filter must be one of {', '.join(NAME_FILTERS)}", "name_filter")
     if name_filter == "unnamed" and sort.startswith("name_"):
-        raise Invalid("name sorts cannot be combined with name_filter=unnamed", loc=("query", "sort"))
+        raise Invalid("name sorts cannot be combined with name_filter=unnamed", "sort")
     if include_hidden is None:
         include_hidden = person_ids is not None
     args: list[Any] = [library]
@@ -199,25 +186,25 @@ async def list_people(
         needle = name.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         clauses.append(f"p.name ILIKE {arg(f'%{needle}%')}")
     live_face = "SELECT 1 FROM faces f JOIN assets a ON a.id = f.asset_id WHERE f.person_id = p.id AND a.trashed_at IS NULL"
-    if asset_id:
-        clauses.append(f"EXISTS ({live_face} AND f.asset_id = {arg(ids.decode_filter(ids.ASSET, asset_id, 'asset_id'))})")
-    if album_id:
-        album = ids.decode_filter(ids.ALBUM, album_id, "album_id")
+    if asset_id is not None:
+        clauses.append(f"EXISTS ({live_face} AND f.asset_id = {arg(asset_id)})")
+    if album_id is not None:
         clauses.append(f"EXISTS ({live_face} AND EXISTS (SELECT 1 FROM album_assets aa"
-                       f" WHERE aa.asset_id = f.asset_id AND aa.album_id = {arg(album)}))")
+                       f" WHERE aa.asset_id = f.asset_id AND aa.album_id = {arg(album_id)}))")
     if person_ids is not None:
         if len(person_ids) > MAX_IDS:
-            raise Invalid(f"At most {MAX_IDS} ids", loc=("query", "ids"))
-        clauses.append(f"p.id = ANY({arg([ids.decode_filter(ids.PERSON, i, 'ids') for i in person_ids])}::uuid[])")
+            raise Invalid(f"At most {MAX_IDS} ids", "ids")
+        clauses.append(f"p.id = ANY({arg(person_ids)}::uuid[])")
 
     order_keys = _SORT_KEYS[sort]
     outer = ""
-    if starting_after:
-        cursor = ids.decode_filter(ids.PERSON, starting_after, "starting_after_id")
-        cursor_exists = await db.fetchval("SELECT 1 FROM people WHERE id = $1 AND library_id = $2", cursor, library)
+    if starting_after is not None:
+        cursor_exists = await db.fetchval(
+            "SELECT 1 FROM people WHERE id = $1 AND library_id = $2", starting_after, library
+        )
         if not cursor_exists:
             raise NotFound("starting_after_id names no person in this list")
-        outer = f"WHERE {_after(order_keys, arg(cursor))}"
+        outer = f"WHERE {_after(order_keys, arg(starting_after))}"
     order = ", ".join(f"{expr} {direction}" for expr, direction in order_keys)
     sql = (
         f"WITH view AS ({PERSON_VIEW} WHERE {' AND '.join(clauses)})"
@@ -249,7 +236,7 @@ def _after(keys: list[tuple[str, str]], cursor_arg: str) -> str:
     return "(" + " OR ".join(f"({a})" for a in alternatives) + ")"
 
 
-async def count_people(principal: access.Principal, library_id: str | None) -> tuple[int, int]:
+async def count_people(principal: access.Principal, library_id: uuid.UUID | None) -> tuple[int, int]:
     """(all people, hidden people) of the library."""
     library = await access.library_for(principal, library_id, access.READ)
     row = await db.fetchrow(
@@ -259,23 +246,23 @@ async def count_people(principal: access.Principal, library_id: str | None) -> t
     return row["total"], row["hidden"]
 
 
-async def create_person(principal: access.Principal, body: dict,
-                        allowed: frozenset = FIELDS) -> tuple[asyncpg.Record, bool]:
-    """Find-or-create among the library's named people (hidden ones too); unnamed always creates."""
-    library = await access.library_for(principal, body.get("library_id"), access.WRITE)
-    body = {k: v for k, v in body.items() if k != "library_id"}
+async def create_person(principal: access.Principal, library_id: uuid.UUID | None,
+                        patch: PersonPatch) -> tuple[asyncpg.Record, bool]:
+    """Find-or-create among the library's named people (hidden ones too); unnamed always creates.
+
+    Returns the person and whether it is new.
+    """
+    library = await access.library_for(principal, library_id, access.WRITE)
     async with db.transaction() as conn:
-        values = await _changes(conn, body, library, allowed=allowed)
-        for flag in ("is_favorite", "is_hidden"):
-            if body.get(flag) is None:
-                values.pop(flag, None)
+        values = await _changes(conn, patch, library)
         name = values.get("name")
         if name is not None:
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('people:' || $1::uuid::text))", library)
             existing = await _name_taken(conn, library, name, None)
             if existing is not None:
+                # Finding the person is only right when nothing else asked for contradicts it.
                 for column, value in values.items():
-                    if column != "name" and body.get(column) is not None and existing[column] != value:
+                    if column != "name" and value is not None and existing[column] != value:
                         raise Conflict(f"A person named '{existing['name']}' exists with a different {column}")
                 return await conn.fetchrow(PERSON_VIEW + " WHERE p.id = $1", existing["id"]), False
         columns = ["library_id", "owner_id", *values]
@@ -288,36 +275,34 @@ async def create_person(principal: access.Principal, body: dict,
         return await conn.fetchrow(PERSON_VIEW + " WHERE p.id = $1", row["id"]), True
 
 
-async def update_person(principal: access.Principal, person_id: uuid.UUID, change: dict,
-                        allowed: frozenset = FIELDS) -> asyncpg.Record:
+async def update_person(principal: access.Principal, person_id: uuid.UUID, patch: PersonPatch) -> asyncpg.Record:
     person = await access.load_person(principal, person_id, access.WRITE)
     async with db.transaction() as conn:
         locked = await conn.fetchrow("SELECT * FROM people WHERE id = $1 FOR UPDATE", person["id"])
         if locked is None:
-            raise NotFound("Person not found")
-        await _apply(conn, locked, await _changes(conn, change, person["library_id"], allowed=allowed))
+            raise NotFound("Person not found", kind=PERSON, ids=(person_id,))
+        await _apply(conn, locked, await _changes(conn, patch, person["library_id"]))
     return await view(person_id)
 
 
-async def bulk_update(principal: access.Principal, updates: list[dict]) -> None:
+async def bulk_update(principal: access.Principal, updates: list[tuple[uuid.UUID, PersonPatch]]) -> None:
     """All or nothing, in request order; each rename is checked against names left by earlier items."""
     principal.require(access.WRITE)
     if len(updates) > MAX_IDS:
-        raise Invalid(f"At most {MAX_IDS} updates", loc=("body", "updates"))
+        raise Invalid(f"At most {MAX_IDS} updates", "updates")
     seen: set[uuid.UUID] = set()
     targets = []
-    for i, item in enumerate(updates):
-        person_id = ids.decode(ids.PERSON, item["id"])
+    for i, (person_id, patch) in enumerate(updates):
         if person_id in seen:
-            raise Invalid(f"Person {item['id']} appears more than once", loc=("body", "updates", str(i), "id"))
+            raise Invalid("The same person appears more than once", ("updates", i, "id"))
         seen.add(person_id)
-        targets.append((await access.load_person(principal, person_id, access.WRITE), item["change"], i))
+        targets.append((await access.load_person(principal, person_id, access.WRITE), patch, i))
     async with db.transaction() as conn:
-        for person, change, i in targets:
+        for person, patch, i in targets:
             locked = await conn.fetchrow("SELECT * FROM people WHERE id = $1 FOR UPDATE", person["id"])
             if locked is None:
-                raise NotFound("Person not found")
-            values = await _changes(conn, change, person["library_id"], ("body", "updates", str(i), "change"))
+                raise NotFound("Person not found", kind=PERSON, ids=(person["id"],))
+            values = await _changes(conn, patch, person["library_id"], ("updates", i, "change"))
             await _apply(conn, locked, values)
 
 
@@ -349,24 +334,24 @@ async def delete_person(principal: access.Principal, person_id: uuid.UUID) -> uu
     return person["library_id"]
 
 
-async def merge(principal: access.Principal, person_id: uuid.UUID, source_ids: list[str]) -> asyncpg.Record | None:
+async def merge(principal: access.Principal, person_id: uuid.UUID,
+                source_ids: list[uuid.UUID]) -> asyncpg.Record | None:
     """Move every face of the sources to the primary and delete the sources.
 
     None when the primary and all sources were unnamed and faceless: the primary goes too.
     """
     primary = await access.load_person(principal, person_id, access.WRITE)
     if not source_ids:
-        raise Invalid("source_person_ids must name at least one person", loc=("body", "source_person_ids"))
+        raise Invalid("source_person_ids must name at least one person", "source_person_ids")
     if len(source_ids) > MAX_IDS:
-        raise Invalid(f"At most {MAX_IDS} ids", loc=("body", "source_person_ids"))
+        raise Invalid(f"At most {MAX_IDS} ids", "source_person_ids")
     sources: list[uuid.UUID] = []
-    for value in source_ids:
-        source = ids.decode(ids.PERSON, value)
+    for source in source_ids:
         if source == person_id:
-            raise Invalid("A person cannot be merged into itself", loc=("body", "source_person_ids"))
+            raise Invalid("A person cannot be merged into itself", "source_person_ids")
         row = await access.load_person(principal, source, access.DELETE)
         if row["library_id"] != primary["library_id"]:
-            raise NotFound("Person not found")
+            raise NotFound("Person not found", kind=PERSON, ids=(source,))
         if source not in sources:
             sources.append(source)
     async with db.transaction() as conn:

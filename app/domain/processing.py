@@ -81,10 +81,10 @@ async def _save_metadata(asset: asyncpg.Record, ex: Extracted) -> None:
                 asset_id, make, model, lens_model, f_number, focal_length, iso, exposure_time, exposure_bias,
                 orientation, original_datetime, original_offset_minutes, digitized_datetime,
                 digitized_offset_minutes, modified_datetime, modified_offset_minutes, timezone, latitude,
-                longitude, altitude, city, state, country, country_code, description, rating, projection_type,
+                longitude, altitude, city, state, country, country_code, description, projection_type,
                 fps, live_photo_cid, auto_stack_id, raw_width, raw_height, video_codec, date_source)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-                    $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)
+                    $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)
             ON CONFLICT (asset_id) DO UPDATE SET
                 make = EXCLUDED.make, model = EXCLUDED.model, lens_model = EXCLUDED.lens_model,
                 f_number = EXCLUDED.f_number, focal_length = EXCLUDED.focal_length, iso = EXCLUDED.iso,
@@ -98,7 +98,7 @@ async def _save_metadata(asset: asyncpg.Record, ex: Extracted) -> None:
                 latitude = EXCLUDED.latitude, longitude = EXCLUDED.longitude, altitude = EXCLUDED.altitude,
                 city = EXCLUDED.city, state = EXCLUDED.state, country = EXCLUDED.country,
                 country_code = EXCLUDED.country_code, description = EXCLUDED.description,
-                rating = EXCLUDED.rating, projection_type = EXCLUDED.projection_type, fps = EXCLUDED.fps,
+                projection_type = EXCLUDED.projection_type, fps = EXCLUDED.fps,
                 live_photo_cid = EXCLUDED.live_photo_cid, auto_stack_id = EXCLUDED.auto_stack_id,
                 raw_width = EXCLUDED.raw_width, raw_height = EXCLUDED.raw_height,
                 video_codec = EXCLUDED.video_codec, date_source = EXCLUDED.date_source, updated_at = now()
@@ -111,9 +111,10 @@ async def _save_metadata(asset: asyncpg.Record, ex: Extracted) -> None:
             ex.timezone, m.latitude, m.longitude, m.altitude,
             place.city if place else None, place.state if place else None,
             place.country if place else None, place.country_code if place else None,
-            m.description, m.rating, m.projection_type, m.fps, m.live_photo_cid, m.auto_stack_id,
+            m.description, m.projection_type, m.fps, m.live_photo_cid, m.auto_stack_id,
             m.raw_width, m.raw_height, m.video_codec, original.source if original else None,
         )
+        # The file's rating is kept on the asset only (file_rating), where the effective rating reads it.
         sets = [
             "width = $2", "height = $3", "duration_ms = $4", "file_rating = $5", "updated_at = now()",
             # Searchable coordinates: the user's when set, else the file's.

@@ -21,7 +21,7 @@ import asyncpg
 import numpy as np
 
 from app.db import engine as db
-from app.domain import faces, ids, people, tasks
+from app.domain import faces, people, tasks
 from app.domain.faces import Box, Detection
 from app.domain.people import event as person_event
 from app.domain.people import face_event, refresh_people

@@ -31,12 +31,13 @@ _STATE = {
     # Only what an asset line shows (and what decides its effective values): decoding is the cost.
     # Ids as text: the lines carry them as strings, and Python's UUID-to-text costs more than Postgres's.
     "asset": "SELECT a.id::text AS id, a.owner_id::text AS owner_id, a.original_file_name, a.thumbhash,"
-             " a.checksum_sha1, a.captured_at, a.local_datetime, a.file_modified_at, a.created_at, a.duration_ms,"
+             " a.checksum_sha1, a.taken_at, a.local_datetime, a.file_modified_at, a.created_at, a.duration_ms,"
              " a.media_type, a.trashed_at, a.visibility, a.live_photo_video_id::text AS live_photo_video_id,"
-             " a.stack_id::text AS stack_id, a.width, a.height, a.rating, a.file_rating"
+             " a.stack_id::text AS stack_id, a.width, a.height, a.effective_rating"
              " FROM assets a WHERE a.id = c.entity_id AND a.library_id = $1",
     # Flat columns (whole-row records decode at half the speed); the asset's own are prefixed.
-    "exif": "SELECT a.id::text AS id, a.file_size_bytes AS asset_file_size_bytes, a.rating AS asset_rating,"
+    "exif": "SELECT a.id::text AS id, a.file_size_bytes AS asset_file_size_bytes,"
+            " a.effective_rating AS asset_effective_rating,"
             " a.user_description AS asset_user_description, a.user_latitude AS asset_user_latitude,"
             " a.user_longitude AS asset_user_longitude, a.user_original_datetime AS asset_user_original_datetime,"
             " a.user_original_offset_minutes AS asset_user_original_offset_minutes, x.*"

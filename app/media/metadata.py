@@ -17,6 +17,8 @@ from xml.parsers import expat
 
 import pyexiv2
 
+from app.domain.effective import RATINGS, UNRATED
+
 pyexiv2.set_log_level(4)  # exiv2 warnings (odd maker notes, bad pointers) must not abort a read
 
 
@@ -351,7 +353,8 @@ def parse_tags(embedded: dict[str, Any], sidecar: dict[str, Any] | None = None) 
         meta.orientation = None
     rating = _int(t.get("Xmp.xmp.Rating", "Exif.Image.Rating"))
     if rating is not None:
-        meta.rating = rating if 0 <= rating <= 5 else 0
+        # XMP's -1 (rejected) and values off the scale read as unrated.
+        meta.rating = rating if rating in RATINGS else UNRATED
     lat = _dms(t.get("Exif.GPSInfo.GPSLatitude", "Xmp.exif.GPSLatitude"), t.get("Exif.GPSInfo.GPSLatitudeRef"))
     lon = _dms(t.get("Exif.GPSInfo.GPSLongitude", "Xmp.exif.GPSLongitude"), t.get("Exif.GPSInfo.GPSLongitudeRef"))
     # (0, 0) is what broken GPS writers store for "no fix" (Immich drops it too).

@@ -7,7 +7,6 @@ imageHeight (here the asset's display size, where the domain keeps them).
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import msgspec
 from litestar import Request, delete, get, post, put
@@ -15,7 +14,7 @@ from litestar.response import Response
 
 from app.api.file_serving import send_file
 from app.api.state import Shared
-from app.domain import access, faces, ids, people, recognition
+from app.domain import access, faces, people, recognition
 from app.domain.errors import BadRequest, DomainError, NotFound
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
@@ -24,46 +23,25 @@ from compat.auth import ImmichAuth
 THUMBNAIL_CACHE = "private, no-cache, no-transform"
 
 
-async def _library(auth: ImmichAuth) -> str:
-    return ids.encode(ids.LIBRARY, await access.preferred_library(auth.principal))
+async def _library(auth: ImmichAuth) -> uuid.UUID:
+    return await access.preferred_library(auth.principal)
 
 
-def _pid(value: str) -> str:
-    return ids.encode(ids.PERSON, mapping.parse_uuid(value))
-
-
-def _change(data: dict) -> dict:
-    """Immich person fields as the domain's change."""
-    change: dict[str, Any] = {}
-    if "name" in data:
-        name = data["name"]
-        if name is not None and not isinstance(name, str):  # the body is a plain dict: check before .strip()
-            raise BadRequest("name must be a string")
-        # Immich clears a name with "".
-        change["name"] = name if name and name.strip() else None
-    if "birthDate" in data:
-        change["birth_date"] = data["birthDate"]
-    for immich, native in (("isHidden", "is_hidden"), ("isFavorite", "is_favorite"), ("color", "color")):
-        if immich in data:
-            change[native] = data[immich]
-    return change
-
-
-async def _feature_face(auth: ImmichAuth, person_id: uuid.UUID, asset_id: str) -> str:
+async def _feature_face(auth: ImmichAuth, person_id: uuid.UUID, asset_id: str) -> uuid.UUID:
     """Immich names a thumbnail by asset: the person's face on that asset."""
-    rows, _ = await faces.list_faces(auth.principal, await _library(auth),
-                                     asset_id=ids.encode(ids.ASSET, mapping.parse_uuid(asset_id)),
-                                     person_id=ids.encode(ids.PERSON, person_id), limit=1)
+    rows, _ = await faces.list_faces(auth.principal, await _library(auth), asset_id=mapping.parse_uuid(asset_id),
+                                     person_id=person_id, limit=1)
     if not rows:
         raise BadRequest("The person has no face on that asset")
-    return ids.encode(ids.FACE, rows[0]["id"])
+    return rows[0]["id"]
 
 
-async def _update(auth: ImmichAuth, person_id: uuid.UUID, data: dict):
-    change = _change(data)
-    if data.get("featureFaceAssetId"):
-        change["thumbnail_face_id"] = await _feature_face(auth, person_id, data["featureFaceAssetId"])
-    return await people.update_person(auth.principal, person_id, change, allowed=people.IMMICH_FIELDS)
+async def _update(auth: ImmichAuth, person_id: uuid.UUID, data: dtos.PersonUpdateDto | dtos.PeopleUpdateItem):
+    patch = mapping.person_patch(data)
+    if data.featureFaceAssetId:
+        face = await _feature_face(auth, person_id, data.featureFaceAssetId)
+        patch = msgspec.structs.replace(patch, thumbnail_face_id=face)
+    return await people.update_person(auth.principal, person_id, patch)
 
 
 @get("/api/people", action=access.READ)
@@ -84,9 +62,8 @@ async def list_people(auth: ImmichAuth, withHidden: bool = False, page: int = 1,
 
 
 @post("/api/people", status_code=201, action=access.WRITE)
-async def create_person(auth: ImmichAuth, data: dict[str, Any]) -> dtos.PersonResponseDto:
-    body = {"library_id": await _library(auth), **_change(data)}
-    row, _ = await people.create_person(auth.principal, body, allowed=people.IMMICH_FIELDS)
+async def create_person(auth: ImmichAuth, data: dtos.PersonCreateDto) -> dtos.PersonResponseDto:
+    row, _ = await people.create_person(auth.principal, await _library(auth), mapping.person_patch(data))
     return mapping.person(row)
 
 
@@ -106,8 +83,7 @@ async def _bulk(ids_and_calls) -> list[dtos.BulkIdResponseDto]:
 @put("/api/people", action=access.WRITE)
 async def update_people(auth: ImmichAuth, data: dtos.PeopleUpdateDto) -> list[dtos.BulkIdResponseDto]:
     def call(item: dtos.PeopleUpdateItem):
-        fields = {k: v for k, v in msgspec.structs.asdict(item).items() if k != "id" and v is not msgspec.UNSET}
-        return lambda: _update(auth, mapping.parse_uuid(item.id), fields)
+        return lambda: _update(auth, mapping.parse_uuid(item.id), item)
 
     return await _bulk([(item.id, call(item)) for item in data.people])
 
@@ -125,7 +101,7 @@ async def get_person(auth: ImmichAuth, person_id: str) -> dtos.PersonResponseDto
 
 
 @put("/api/people/{person_id:str}", action=access.WRITE)
-async def update_person(auth: ImmichAuth, person_id: str, data: dict[str, Any]) -> dtos.PersonResponseDto:
+async def update_person(auth: ImmichAuth, person_id: str, data: dtos.PersonUpdateDto) -> dtos.PersonResponseDto:
     return mapping.person(await _update(auth, mapping.parse_uuid(person_id), data))
 
 
@@ -139,7 +115,7 @@ async def delete_person(auth: ImmichAuth, shared: Shared, person_id: str) -> Non
 async def merge_person(auth: ImmichAuth, person_id: str, data: dtos.MergePersonDto) -> list[dtos.BulkIdResponseDto]:
     primary = mapping.parse_uuid(person_id)
     await people.get_person(auth.principal, primary)
-    return await _bulk([(source, lambda s=source: people.merge(auth.principal, primary, [_pid(s)]))
+    return await _bulk([(source, lambda s=source: people.merge(auth.principal, primary, [mapping.parse_uuid(s)]))
                         for source in data.ids])
 
 
@@ -153,11 +129,10 @@ async def reassign_faces(auth: ImmichAuth, shared: Shared, person_id: str,
     changed = []
     for item in data.data:
         source = mapping.parse_uuid(item.personId)
-        rows, _ = await faces.list_faces(auth.principal, library,
-                                         asset_id=ids.encode(ids.ASSET, mapping.parse_uuid(item.assetId)),
-                                         person_id=ids.encode(ids.PERSON, source), limit=200)
+        rows, _ = await faces.list_faces(auth.principal, library, asset_id=mapping.parse_uuid(item.assetId),
+                                         person_id=source, limit=200)
         for row in rows:
-            await faces.update_face(auth.principal, row["id"], {"person_id": ids.encode(ids.PERSON, target)})
+            await faces.update_face(auth.principal, row["id"], faces.FacePatch(person_id=target))
         if rows:
             changed.append(source)
     result = [mapping.person(await people.get_person(auth.principal, target))]
@@ -203,8 +178,7 @@ async def get_faces(auth: ImmichAuth, id: str | None = None) -> list[dtos.AssetF
     if id is None:
         raise BadRequest("id is required")
     asset = await access.load_asset(auth.principal, mapping.parse_uuid(id), access.READ)
-    rows, _ = await faces.list_faces(auth.principal, ids.encode(ids.LIBRARY, asset["library_id"]),
-                                     asset_id=ids.encode(ids.ASSET, asset["id"]), limit=200)
+    rows, _ = await faces.list_faces(auth.principal, asset["library_id"], asset_id=asset["id"], limit=200)
     persons = {}
     for row in rows:
         if row["person_id"] is not None and row["person_id"] not in persons:
@@ -219,18 +193,16 @@ async def create_face(auth: ImmichAuth, data: dtos.AssetFaceCreateDto) -> None:
         raise BadRequest("The asset's dimensions are not known yet")
     sx, sy = asset["width"] / data.imageWidth, asset["height"] / data.imageHeight
     x, y = max(0, round(data.x * sx)), max(0, round(data.y * sy))
-    box = {"x": x, "y": y, "w": min(asset["width"] - x, round(data.width * sx)),
-           "h": min(asset["height"] - y, round(data.height * sy))}
-    await faces.create_face(auth.principal, {
-        "library_id": ids.encode(ids.LIBRARY, asset["library_id"]), "asset_id": ids.encode(ids.ASSET, asset["id"]),
-        "bounding_box": box, "person_id": _pid(data.personId),
-    })
+    box = faces.Box(x, y, min(asset["width"] - x, round(data.width * sx)),
+                    min(asset["height"] - y, round(data.height * sy)))
+    await faces.create_face(auth.principal, asset["library_id"],
+                            faces.NewFace(asset_id=asset["id"], box=box, person_id=mapping.parse_uuid(data.personId)))
 
 
 @put("/api/faces/{face_id:str}", action=access.WRITE)
 async def reassign_face(auth: ImmichAuth, face_id: str, data: dtos.FaceDto) -> dtos.PersonResponseDto:
     person = mapping.parse_uuid(data.id)
-    await faces.update_face(auth.principal, mapping.parse_uuid(face_id), {"person_id": ids.encode(ids.PERSON, person)})
+    await faces.update_face(auth.principal, mapping.parse_uuid(face_id), faces.FacePatch(person_id=person))
     return mapping.person(await people.get_person(auth.principal, person))
 
 

@@ -11,6 +11,7 @@ from litestar.params import QueryParameter
 from app.domain import access, assets
 from app.domain.asset_filters import AssetFilter
 from app.domain.datetimes import parse_iso
+from app.domain.effective import ratings_for_favorite
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
@@ -50,7 +51,7 @@ async def search_metadata(auth: ImmichAuth, data: dict[str, Any]) -> dtos.Search
     if data.get("type") and f.media_type is None:
         raise BadRequest("type must be IMAGE or VIDEO")
     if data.get("isFavorite") is not None:
-        f.ratings = [5] if data["isFavorite"] else [0, 1, 2, 3, 4]
+        f.ratings = ratings_for_favorite(data["isFavorite"])
     if data.get("rating") is not None:
         f.ratings = [int(data["rating"])]
     if data.get("personIds"):

@@ -8,6 +8,7 @@ from litestar import get
 
 from app.domain import access, assets, stacks
 from app.domain.asset_filters import AssetFilter
+from app.domain.effective import ratings_for_favorite
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
@@ -22,7 +23,7 @@ async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None
         library_id=library,
         state="trashed" if isTrashed else "live",
         album_id=mapping.parse_uuid(albumId) if albumId else None,
-        ratings=None if isFavorite is None else ([5] if isFavorite else [0, 1, 2, 3, 4]),
+        ratings=None if isFavorite is None else ratings_for_favorite(isFavorite),
         # The timeline shows timeline assets unless a visibility is asked for (hidden = live-photo motion parts).
         visibility=visibility or (None if isTrashed else "timeline"),
     )

@@ -1,21 +1,27 @@
-"""Native faces and people routes: thin wrappers over app.domain.faces / people."""
+"""Native faces and people routes: thin wrappers over app.domain.faces / people.
+
+Native ids are decoded here, at the edge: a malformed id naming one object is simply not
+found; a malformed id used as a list filter is a validation error of that query parameter.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from typing import Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import Parameter
 from litestar.response import Response
+from msgspec import UNSET, UnsetType
 
+from app.api.errors import InputError
 from app.api.params import base_url, check_includes, list_param
 from app.api.schemas import FacePage, FaceResponse, PersonPage, PersonResponse, face_response, person_response
 from app.api.state import Shared
-from app.domain import faces, ids, people, recognition
+from app.domain import access, faces, ids, people, recognition
 from app.domain.access import Principal
-from app.domain.errors import Invalid
-from app.domain import access
 
 EMPTY: dict = {}
 FACE_INCLUDES = frozenset({"cluster_assignment"})
@@ -43,7 +49,46 @@ def _bool(value: str | None, name: str) -> bool | None:
         return True
     if value.lower() in ("false", "0"):
         return False
-    raise Invalid(f"{name} must be true or false", loc=("query", name))
+    raise InputError(f"{name} must be true or false", "query", name)
+
+
+def _library(value: Any) -> uuid.UUID | None:
+    """The library a request names, or None for the caller's only one. A body may carry any JSON
+    type here: whatever is not a library id names no library (404, like a malformed id)."""
+    return ids.decode(ids.LIBRARY, value) if value else None
+
+
+def _filter(prefix: str, value: str | None, name: str) -> uuid.UUID | None:
+    return ids.decode_filter(prefix, value, name) if value else None
+
+
+def _filters(prefix: str, values: list[str] | None, name: str) -> list[uuid.UUID] | None:
+    return None if values is None else [ids.decode_filter(prefix, v, name) for v in values]
+
+
+class BoundingBox(msgspec.Struct, forbid_unknown_fields=True):
+    """A face box in display-space pixels: left, top, width and height."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+class FaceCreate(msgspec.Struct, kw_only=True):
+    asset_id: str
+    bounding_box: BoundingBox
+    person_id: str | None = None
+    library_id: Any = None
+
+
+class FaceUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    person_id: str | None | UnsetType = UNSET
+
+
+def _face_patch(data: FaceUpdate) -> faces.FacePatch:
+    person = data.person_id
+    return faces.FacePatch(person_id=ids.decode(ids.PERSON, person) if isinstance(person, str) else person)
 
 
 class FaceController(Controller):
@@ -57,41 +102,73 @@ class FaceController(Controller):
     ) -> FacePage:
         check_includes(list_param(request, "include"), FACE_INCLUDES)
         rows, has_more = await faces.list_faces(
-            principal, library_id, asset_id=asset_id, face_ids=list_param(request, "ids"), person_id=person_id,
-            limit=limit, starting_after=starting_after_id,
+            principal, _library(library_id), asset_id=_filter(ids.ASSET, asset_id, "asset_id"),
+            face_ids=_filters(ids.FACE, list_param(request, "ids"), "ids"),
+            person_id=_filter(ids.PERSON, person_id, "person_id"), limit=limit,
+            starting_after=_filter(ids.FACE, starting_after_id, "starting_after_id"),
         )
         return FacePage(data=await _faces(request, shared, rows), has_more=has_more)
 
     @post("/", action=access.WRITE)
     async def create_face(self, request: Request, principal: Principal, shared: Shared,
-                          data: dict[str, Any]) -> Response[FaceResponse]:
-        row = await faces.create_face(principal, data)
+                          data: FaceCreate) -> Response[FaceResponse]:
+        box = data.bounding_box
+        face = faces.NewFace(
+            asset_id=ids.decode(ids.ASSET, data.asset_id), box=faces.Box(box.x, box.y, box.w, box.h),
+            person_id=None if data.person_id is None else ids.decode(ids.PERSON, data.person_id),
+        )
+        row = await faces.create_face(principal, _library(data.library_id), face)
         return Response((await _faces(request, shared, [row]))[0], status_code=201)
 
     @get("/{face_id:str}", action=access.READ)
     async def retrieve(self, request: Request, principal: Principal, shared: Shared, face_id: str,
                        library_id: str | None = None) -> FaceResponse:
         check_includes(list_param(request, "include"), FACE_INCLUDES)
-        row = await faces.get_face(principal, ids.decode(ids.FACE, face_id), library_id)
+        row = await faces.get_face(principal, ids.decode(ids.FACE, face_id), _library(library_id))
         return (await _faces(request, shared, [row]))[0]
 
     @patch("/{face_id:str}", action=access.WRITE)
     async def update(self, request: Request, principal: Principal, shared: Shared, face_id: str,
-                     data: dict[str, Any], library_id: str | None = None) -> FaceResponse:
-        row, recluster = await faces.update_face(principal, ids.decode(ids.FACE, face_id), data, library_id)
+                     data: FaceUpdate, library_id: str | None = None) -> FaceResponse:
+        face = ids.decode(ids.FACE, face_id)
+        row, recluster = await faces.update_face(principal, face, _face_patch(data), _library(library_id))
         if recluster:
             await recognition.enqueue_clustering(shared.queue, row["library_id"])
         return (await _faces(request, shared, [row]))[0]
 
     @delete("/{face_id:str}", status_code=200, action=access.DELETE)
     async def delete_face(self, principal: Principal, face_id: str, library_id: str | None = None) -> dict:
-        await faces.delete_face(principal, ids.decode(ids.FACE, face_id), library_id)
+        await faces.delete_face(principal, ids.decode(ids.FACE, face_id), _library(library_id))
         return EMPTY
+
+
+class PersonChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The fields of a person the native API changes; an omitted one stays as it is."""
+
+    name: str | None | UnsetType = UNSET
+    birth_date: dt.date | None | UnsetType = UNSET
+    is_favorite: bool | UnsetType = UNSET
+    is_hidden: bool | UnsetType = UNSET
+    thumbnail_face_id: str | None | UnsetType = UNSET
+
+
+class PersonCreate(PersonChange, forbid_unknown_fields=True, kw_only=True):
+    """A new person, in the library named (or the caller's only one)."""
+
+    library_id: Any = None
+
+
+def _person_patch(data: PersonChange) -> people.PersonPatch:
+    thumbnail = data.thumbnail_face_id
+    return people.PersonPatch(
+        name=data.name, birth_date=data.birth_date, is_favorite=data.is_favorite, is_hidden=data.is_hidden,
+        thumbnail_face_id=ids.decode(ids.FACE, thumbnail) if isinstance(thumbnail, str) else thumbnail,
+    )
 
 
 class PersonUpdate(msgspec.Struct, forbid_unknown_fields=True):
     id: str
-    change: dict[str, Any]
+    change: PersonChange
 
 
 class PeopleBulkUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -114,21 +191,24 @@ class PersonController(Controller):
     ) -> PersonPage:
         check_includes(list_param(request, "include"), PERSON_INCLUDES)
         rows, has_more = await people.list_people(
-            principal, library_id, album_id=album_id, asset_id=asset_id, person_ids=list_param(request, "ids"),
+            principal, _library(library_id), album_id=_filter(ids.ALBUM, album_id, "album_id"),
+            asset_id=_filter(ids.ASSET, asset_id, "asset_id"),
+            person_ids=_filters(ids.PERSON, list_param(request, "ids"), "ids"),
             include_hidden=_bool(include_hidden, "include_hidden"), name=name, name_filter=name_filter,
-            sort=sort, limit=limit, starting_after=starting_after_id,
+            sort=sort, limit=limit, starting_after=_filter(ids.PERSON, starting_after_id, "starting_after_id"),
         )
         return PersonPage(data=[_person(request, shared, r) for r in rows], has_more=has_more)
 
     @post("/", action=access.WRITE)
     async def create_person(self, request: Request, principal: Principal, shared: Shared,
-                            data: dict[str, Any]) -> Response[PersonResponse]:
-        row, created = await people.create_person(principal, data)
+                            data: PersonCreate) -> Response[PersonResponse]:
+        row, created = await people.create_person(principal, _library(data.library_id), _person_patch(data))
         return Response(_person(request, shared, row), status_code=201 if created else 200)
 
     @post("/bulk-update", status_code=200, action=access.WRITE)
     async def bulk_update(self, principal: Principal, data: PeopleBulkUpdate) -> dict:
-        await people.bulk_update(principal, [{"id": u.id, "change": u.change} for u in data.updates])
+        updates = [(ids.decode(ids.PERSON, u.id), _person_patch(u.change)) for u in data.updates]
+        await people.bulk_update(principal, updates)
         return EMPTY
 
     @get("/{person_id:str}", action=access.READ)
@@ -138,8 +218,8 @@ class PersonController(Controller):
 
     @patch("/{person_id:str}", action=access.WRITE)
     async def update(self, request: Request, principal: Principal, shared: Shared, person_id: str,
-                     data: dict[str, Any]) -> PersonResponse:
-        row = await people.update_person(principal, ids.decode(ids.PERSON, person_id), data)
+                     data: PersonChange) -> PersonResponse:
+        row = await people.update_person(principal, ids.decode(ids.PERSON, person_id), _person_patch(data))
         return _person(request, shared, row)
 
     @delete("/{person_id:str}", status_code=200, action=access.DELETE)
@@ -151,7 +231,8 @@ class PersonController(Controller):
     @post("/{person_id:str}/merge", status_code=200, action=access.WRITE)
     async def merge(self, request: Request, principal: Principal, shared: Shared, person_id: str,
                     data: MergeBody) -> Response:
-        row = await people.merge(principal, ids.decode(ids.PERSON, person_id), data.source_person_ids)
+        sources = [ids.decode(ids.PERSON, s) for s in data.source_person_ids]
+        row = await people.merge(principal, ids.decode(ids.PERSON, person_id), sources)
         if row is None:
             return Response(None, status_code=204)
         return Response(_person(request, shared, row), status_code=200)
