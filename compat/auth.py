@@ -9,7 +9,7 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 
 from app.api import route_access
-from app.domain import access, sessions
+from app.domain import authentication
 from app.domain.access import Principal
 from app.domain.errors import Unauthorized
 
@@ -44,14 +44,14 @@ async def resolve(request: ASGIConnection) -> ImmichAuth:
     """Any connection: REST requests and the socket.io handshake follow the same rules."""
     token = _session_token(request)
     if token:
-        if token.startswith(access.API_KEY_PREFIX):  # an API key sent as a bearer token
-            return ImmichAuth(await access.authenticate_api_key(token), None)
-        principal, session_id = await sessions.principal_for_token(token)
+        if authentication.is_api_key(token):  # an API key sent as a bearer token
+            return ImmichAuth(await authentication.authenticate_api_key(token), None)
+        principal, session_id = await authentication.authenticate_session(token)
         return ImmichAuth(principal, session_id)
     api_key = request.headers.get("x-api-key") or request.query_params.get("apiKey")
     if api_key:
         try:
-            return ImmichAuth(await access.authenticate_api_key(api_key), None)
+            return ImmichAuth(await authentication.authenticate_api_key(api_key), None)
         except Unauthorized:
             raise Unauthorized("Invalid API key") from None
     raise Unauthorized("Authentication required")

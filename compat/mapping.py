@@ -9,11 +9,12 @@ from datetime import timezone
 import asyncpg
 import msgspec
 
-from app.domain import effective
+from app.domain import effective, users
 from app.domain.albums import AlbumPatch
 from app.domain.datetimes import join_wall_clock
 from app.domain.people import PersonPatch
 from compat import dtos
+
 
 def b64(value: bytes | None) -> str:
     """Immich checksums are base64 SHA-1; a missing one is an empty string."""
@@ -302,3 +303,37 @@ def person_patch(dto: dtos.PersonCreateDto | dtos.PersonUpdateDto | dtos.PeopleU
 
 
 # --- users, libraries, keys, sync ---
+
+
+def user_admin_patch(dto: dtos.UserAdminUpdateDto) -> users.UserAdminPatch:
+    """An administrator's account change in the domain's terms. The avatar colour and PIN code
+    are not kept by this server, so they are dropped."""
+    return users.UserAdminPatch(
+        email=dto.email,
+        name=dto.name,
+        password=dto.password,
+        is_admin=dto.isAdmin,
+        storage_limit_bytes=dto.quotaSizeInBytes,
+        storage_label=dto.storageLabel,
+        should_change_password=dto.shouldChangePassword,
+    )
+
+
+def new_user_settings(dto: dtos.UserAdminCreateDto) -> users.UserAdminPatch:
+    """What a new account gets beyond its e-mail, name, password and admin flag (which create it)."""
+    return users.UserAdminPatch(
+        storage_limit_bytes=dto.quotaSizeInBytes,
+        storage_label=dto.storageLabel,
+        should_change_password=dto.shouldChangePassword,
+    )
+
+
+def preferences_update(current: dict, dto: dtos.UserPreferencesUpdateDto) -> dict:
+    """The preferences with what the client sent laid over them. Sections and keys this server
+    does not keep (see DEFAULT_PREFERENCES) are dropped, so the stored document stays one the
+    preferences response can show."""
+    updated = {section: dict(values) for section, values in current.items()}
+    for section, values in msgspec.to_builtins(dto).items():  # sections the client left out are absent
+        if section in updated:
+            updated[section].update({k: v for k, v in values.items() if k in updated[section]})
+    return updated

@@ -69,11 +69,6 @@ NOT_IMPLEMENTED = {
 PENDING_TYPED_BODY = {
     "PATCH /api/assets/{}",
     "POST /api/assets/bulk-update",  # each update's `change`
-    "POST /api/faces",
-    "PATCH /api/faces/{}",
-    "POST /api/people",
-    "PATCH /api/people/{}",
-    "POST /api/people/bulk-update",  # each update's `change`
     "PATCH /api/users/me",
 }
 

@@ -6,7 +6,8 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 
 from app.api import route_access
-from app.domain.access import Principal, authenticate_bearer
+from app.domain.access import Principal
+from app.domain.authentication import authenticate_bearer
 
 
 async def authenticate(connection: ASGIConnection) -> Principal:

@@ -11,25 +11,26 @@ import uuid
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access, ids, users
+from app.domain import access, users
 from app.domain.errors import Forbidden, Invalid, NotFound
+from app.domain.principal import ALL_ACTIONS, DELETE, READ, WRITE, Principal
 
 MAX_LIBRARIES = 200
 
 
-def _session_only(principal: access.Principal) -> None:
+def _session_only(principal: Principal) -> None:
     if principal.api_key_id is not None:
         raise Forbidden("API keys cannot manage API keys: use a signed-in session")
 
 
-async def list_keys(principal: access.Principal) -> list[asyncpg.Record]:
+async def list_keys(principal: Principal) -> list[asyncpg.Record]:
     _session_only(principal)
-    principal.require(access.READ)
+    principal.require(READ)
     return await db.fetch("SELECT * FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC",
                           principal.user_id)
 
 
-def _covers(principal: access.Principal, actions: frozenset[str], library_ids: list[uuid.UUID] | None) -> bool:
+def _covers(principal: Principal, actions: frozenset[str], library_ids: list[uuid.UUID] | None) -> bool:
     if not actions <= principal.actions:
         return False
     if principal.library_scope is None:
@@ -38,44 +39,39 @@ def _covers(principal: access.Principal, actions: frozenset[str], library_ids: l
 
 
 async def create_key(
-    principal: access.Principal, name: str, actions: list[str], mode: str, library_ids: list[str] | None
+    principal: Principal, name: str, actions: list[str], mode: str, library_ids: list[uuid.UUID] | None
 ) -> tuple[asyncpg.Record, str]:
     _session_only(principal)
-    principal.require(access.WRITE)
+    principal.require(WRITE)
     wanted = frozenset(actions)
-    if not wanted or not wanted <= access.ALL_ACTIONS:
-        raise Invalid("actions must be a non-empty subset of read, write, delete, delete_permanently",
-                      loc=("body", "actions"))
-    if wanted != {access.READ} and access.READ not in wanted:
-        raise Invalid("read is required whenever a broader action is chosen", loc=("body", "actions"))
+    if not wanted or not wanted <= ALL_ACTIONS:
+        raise Invalid("actions must be a non-empty subset of read, write, delete, delete_permanently", "actions")
+    if wanted != {READ} and READ not in wanted:
+        raise Invalid("read is required whenever a broader action is chosen", "actions")
     if not name or not name.strip():
-        raise Invalid("name must not be blank", loc=("body", "name"))
+        raise Invalid("name must not be blank", "name")
     selected: list[uuid.UUID] | None = None
     if mode == "selected_libraries":
         if not library_ids:
-            raise Invalid("library_ids is required with selected_libraries", loc=("body", "library_ids"))
+            raise Invalid("library_ids is required with selected_libraries", "library_ids")
         if len(library_ids) > MAX_LIBRARIES:
-            raise Invalid(f"At most {MAX_LIBRARIES} library ids", loc=("body", "library_ids"))
+            raise Invalid(f"At most {MAX_LIBRARIES} library ids", "library_ids")
         owned = set(await access.live_library_ids(principal))
-        selected = []
-        for raw in dict.fromkeys(library_ids):
-            decoded = ids.try_decode(ids.LIBRARY, raw)
-            if decoded is None or decoded not in owned:
-                raise NotFound("Library not found")
-            selected.append(decoded)
+        selected = list(dict.fromkeys(library_ids))
+        if not set(selected) <= owned:
+            raise NotFound("Library not found")
     elif mode == "all_libraries":
         if library_ids:
-            raise Invalid("library_ids is only allowed with selected_libraries", loc=("body", "library_ids"))
+            raise Invalid("library_ids is only allowed with selected_libraries", "library_ids")
     else:
-        raise Invalid("library_scope_mode must be all_libraries or selected_libraries", loc=("body", "library_scope_mode"))
+        raise Invalid("library_scope_mode must be all_libraries or selected_libraries", "library_scope_mode")
     if not _covers(principal, wanted, selected):
         raise Forbidden("A key cannot create a key with more rights than it has itself")
     return await users.create_api_key(principal.user_id, name.strip(), actions=wanted, library_ids=selected)
 
 
-async def _own_key(principal: access.Principal, key_id: str) -> asyncpg.Record:
-    row = await db.fetchrow("SELECT * FROM api_keys WHERE id = $1 AND user_id = $2",
-                            ids.decode(ids.API_KEY, key_id), principal.user_id)
+async def _own_key(principal: Principal, key_id: uuid.UUID) -> asyncpg.Record:
+    row = await db.fetchrow("SELECT * FROM api_keys WHERE id = $1 AND user_id = $2", key_id, principal.user_id)
     if row is None:
         raise NotFound("API key not found")
     scope = None if row["library_scope_mode"] == "all_libraries" else list(row["library_ids"])
@@ -84,23 +80,23 @@ async def _own_key(principal: access.Principal, key_id: str) -> asyncpg.Record:
     return row
 
 
-async def rename_key(principal: access.Principal, key_id: str, name: str) -> asyncpg.Record:
+async def rename_key(principal: Principal, key_id: uuid.UUID, name: str) -> asyncpg.Record:
     _session_only(principal)
-    principal.require(access.WRITE)
+    principal.require(WRITE)
     if not name or not name.strip():
-        raise Invalid("name must not be blank", loc=("body", "name"))
+        raise Invalid("name must not be blank", "name")
     row = await _own_key(principal, key_id)
     return await db.fetchrow("UPDATE api_keys SET name = $2 WHERE id = $1 RETURNING *", row["id"], name.strip())
 
 
-async def revoke_key(principal: access.Principal, key_id: str) -> None:
+async def revoke_key(principal: Principal, key_id: uuid.UUID) -> None:
     _session_only(principal)
-    principal.require(access.DELETE)
+    principal.require(DELETE)
     row = await _own_key(principal, key_id)
     await db.execute("UPDATE api_keys SET is_active = false WHERE id = $1", row["id"])
 
 
-async def current_key(principal: access.Principal) -> asyncpg.Record:
+async def current_key(principal: Principal) -> asyncpg.Record:
     """The record of the API key this request came with."""
     if principal.api_key_id is None:
         raise Forbidden("Not authenticated with an API key")

@@ -7,8 +7,9 @@ import uuid
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access, events
+from app.domain import events
 from app.domain.errors import Conflict, Forbidden, Invalid
+from app.domain.principal import WRITE, Principal
 
 DEFAULT_LIBRARY_NAME = "Default Library"
 
@@ -82,17 +83,17 @@ async def list_libraries(owner_id: uuid.UUID, state: str, scope: frozenset[uuid.
 
 
 async def create_library(
-    principal: "access.Principal", name: str, description: str | None
+    principal: Principal, name: str, description: str | None
 ) -> tuple[uuid.UUID, bool]:
     """Find-or-create by trimmed, case-insensitive name. Returns (id, created)."""
-    principal.require(access.WRITE)
+    principal.require(WRITE)
     if principal.library_scope is not None:
         # A key limited to some libraries must not widen its own reach.
         raise Forbidden("A credential limited to selected libraries cannot create libraries")
     owner_id = principal.user_id
     clean = name.strip()
     if not clean:
-        raise Invalid("name must not be blank", loc=("body", "name"))
+        raise Invalid("name must not be blank", "name")
     async with db.transaction() as conn:
         await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", owner_id)
         existing = await conn.fetchrow(

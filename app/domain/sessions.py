@@ -10,9 +10,10 @@ import uuid
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access, users
+from app.domain import users
 from app.domain.errors import BadRequest, Unauthorized
 from app.domain.login_throttle import LoginThrottle
+from app.domain.principal import ALL_ACTIONS, Principal
 
 
 def _hash(token: str) -> bytes:
@@ -45,7 +46,7 @@ async def login(email: str, password: str, *, throttle: LoginThrottle | None = N
     return row, token
 
 
-async def principal_for_token(token: str) -> tuple[access.Principal, uuid.UUID]:
+async def principal_for_token(token: str) -> tuple[Principal, uuid.UUID]:
     row = await db.fetchrow(
         """
         UPDATE sessions s SET updated_at = now() FROM users u
@@ -58,7 +59,7 @@ async def principal_for_token(token: str) -> tuple[access.Principal, uuid.UUID]:
     if row is None:
         raise Unauthorized("Invalid user token")
     # A signed-in session may do everything its user may.
-    principal = access.Principal(row["user_id"], row["is_admin"], None, access.ALL_ACTIONS, None)
+    principal = Principal(row["user_id"], row["is_admin"], None, ALL_ACTIONS, None)
     return principal, row["id"]
 
 

@@ -8,7 +8,7 @@ from contextvars import ContextVar
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access, ids
+from app.domain import access
 from app.domain.errors import Invalid, NotFound
 
 METADATA = {"image": "metadata_extract", "video": "video_metadata_extract"}
@@ -178,12 +178,12 @@ async def forget_old_workers() -> None:
 
 
 async def list_tasks(
-    principal: access.Principal, library_id: str | None, status: str | None, task_type: str | None, limit: int
+    principal: access.Principal, library_id: uuid.UUID | None, status: str | None, task_type: str | None, limit: int
 ) -> list[asyncpg.Record]:
     principal.require(access.READ)
     if status is not None and status not in STATUSES:
-        raise Invalid(f"status must be one of {', '.join(STATUSES)}", loc=("query", "status"))
-    libraries = [await access.library_for(principal, library_id, access.READ)] if library_id else (
+        raise Invalid(f"status must be one of {', '.join(STATUSES)}", "status")
+    libraries = [await access.library_for(principal, library_id, access.READ)] if library_id is not None else (
         await access.live_library_ids(principal)
     )
     return await db.fetch(
@@ -200,21 +200,27 @@ async def list_tasks(
     )
 
 
-async def get_task(principal: access.Principal, task_id: str) -> asyncpg.Record:
-    principal.require(access.READ)
-    decoded = ids.try_decode(ids.TASK, task_id)
-    row = None
-    if decoded is not None:
-        row = await db.fetchrow("SELECT * FROM tasks WHERE id = $1 AND owner_id = $2", decoded, principal.user_id)
-    else:  # the legacy alternate id (our queue's job id)
-        row = await db.fetchrow(
-            "SELECT * FROM tasks WHERE job_id = $1 AND owner_id = $2 ORDER BY created_at DESC LIMIT 1",
-            task_id,
-            principal.user_id,
-        )
+def _visible(principal: access.Principal, row: asyncpg.Record | None) -> asyncpg.Record:
     if row is None or (row["library_id"] is not None and not principal.in_scope(row["library_id"])):
         raise NotFound("Task not found")
     return row
+
+
+async def get_task(principal: access.Principal, task_id: uuid.UUID) -> asyncpg.Record:
+    principal.require(access.READ)
+    row = await db.fetchrow("SELECT * FROM tasks WHERE id = $1 AND owner_id = $2", task_id, principal.user_id)
+    return _visible(principal, row)
+
+
+async def task_by_job_id(principal: access.Principal, job_id: str) -> asyncpg.Record:
+    """The newest task queued under a job id (an older way to name a task)."""
+    principal.require(access.READ)
+    row = await db.fetchrow(
+        "SELECT * FROM tasks WHERE job_id = $1 AND owner_id = $2 ORDER BY created_at DESC LIMIT 1",
+        job_id,
+        principal.user_id,
+    )
+    return _visible(principal, row)
 
 
 async def tasks_for_asset(principal: access.Principal, asset_id: uuid.UUID) -> list[asyncpg.Record]:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 import uuid
+from datetime import datetime, timezone
 
 import asyncpg
+import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from msgspec import UNSET, UnsetType
 
 from app.db import engine as db
+from app.db.tables import User
 from app.domain import access
-from app.domain.errors import Conflict, Invalid, NotFound
+from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from app.domain.libraries import DEFAULT_LIBRARY_NAME, insert_library
+from app.domain.principal import ALL_ACTIONS, WRITE, Principal
+
+API_KEY_PREFIX = "apikey_"
 
 _hasher = PasswordHasher()
 
@@ -37,9 +46,9 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 async def create_user(email: str, password: str, *, name: str = "", is_admin: bool = False) -> asyncpg.Record:
     email = email.strip()
     if "@" not in email:
-        raise Invalid("email must be an email address", loc=("body", "email"))
+        raise Invalid("email must be an email address", "email")
     if not password:
-        raise Invalid("password must not be empty", loc=("body", "password"))
+        raise Invalid("password must not be empty", "password")
     async with db.transaction() as conn:
         try:
             user = await conn.fetchrow(
@@ -78,15 +87,20 @@ async def user_by_id(user_id: uuid.UUID) -> asyncpg.Record:
     return row
 
 
+def hash_api_key(secret: str) -> bytes:
+    # Secrets are 256 random bits, so a fast hash is enough (no dictionary to attack).
+    return hashlib.sha256(secret.encode()).digest()
+
+
 async def create_api_key(
     user_id: uuid.UUID,
     name: str | None,
     *,
-    actions: frozenset[str] = access.ALL_ACTIONS,
+    actions: frozenset[str] = ALL_ACTIONS,
     library_ids: list[uuid.UUID] | None = None,
 ) -> tuple[asyncpg.Record, str]:
     """Create a key and return (record, secret). Only the secret's hash is stored."""
-    secret = access.API_KEY_PREFIX + secrets.token_urlsafe(32)
+    secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
     mode = "all_libraries" if library_ids is None else "selected_libraries"
     row = await db.fetchrow(
         """
@@ -95,7 +109,7 @@ async def create_api_key(
         """,
         user_id,
         name,
-        access.hash_api_key(secret),
+        hash_api_key(secret),
         sorted(actions),
         mode,
         library_ids or [],
@@ -103,53 +117,51 @@ async def create_api_key(
     return row, secret
 
 
+class UserPatch(msgspec.Struct, kw_only=True):
+    """What a user changes about their own account; UNSET leaves a field as it is."""
+
+    demo_mode_enabled: bool | UnsetType = UNSET
+    favorite_display_mode: str | None | UnsetType = UNSET  # None: back to the default, "favorite"
+    face_detection_preference: bool | UnsetType = UNSET
+    home_country: str | None | UnsetType = UNSET
+    home_subdivision: str | None | UnsetType = UNSET
+    immich_library_id: uuid.UUID | None | UnsetType = UNSET  # None: the default library
+
+
 _APP_SESSION_ONLY = ("face_detection_preference", "home_country", "home_subdivision")
-_PATCHABLE = {"demo_mode_enabled", "favorite_display_mode", "immich_library_id", *_APP_SESSION_ONLY}
+FAVORITE_DISPLAY_MODES = ("favorite", "rating")
 
 
-async def update_me(principal: access.Principal, change: dict) -> asyncpg.Record:
-    from app.domain import ids
-    from app.domain.errors import Forbidden
+async def _update_user(user_id: uuid.UUID, values: dict) -> None:
+    if values:
+        await User.update({**values, User.updated_at: datetime.now(timezone.utc)}).where(User.id == user_id)
 
-    unknown = set(change) - _PATCHABLE
-    if unknown:
-        raise Invalid(f"Unknown field(s): {', '.join(sorted(unknown))}", loc=("body",))
-    principal.require(access.WRITE)
-    restricted = [f for f in _APP_SESSION_ONLY if f in change]
+
+async def update_me(principal: Principal, patch: UserPatch) -> asyncpg.Record:
+    principal.require(WRITE)
+    restricted = [f for f in _APP_SESSION_ONLY if getattr(patch, f) is not UNSET]
     if restricted and principal.api_key_id is not None:
         raise Forbidden(f"{', '.join(restricted)} can only be changed from a signed-in app session, not an API key")
-    sets, args = [], [principal.user_id]
-    if "demo_mode_enabled" in change:
-        if not isinstance(change["demo_mode_enabled"], bool):
-            raise Invalid("demo_mode_enabled must be true or false", loc=("body", "demo_mode_enabled"))
-        args.append(change["demo_mode_enabled"])
-        sets.append(f"demo_mode_enabled = ${len(args)}")
-    if "favorite_display_mode" in change:
-        mode = change["favorite_display_mode"] or "favorite"
-        if mode not in ("favorite", "rating"):
-            raise Invalid("favorite_display_mode must be favorite or rating", loc=("body", "favorite_display_mode"))
-        args.append(mode)
-        sets.append(f"favorite_display_mode = ${len(args)}")
+    values: dict = {}
+    if patch.demo_mode_enabled is not UNSET:
+        values[User.demo_mode_enabled] = patch.demo_mode_enabled
+    if patch.favorite_display_mode is not UNSET:
+        mode = patch.favorite_display_mode or "favorite"
+        if mode not in FAVORITE_DISPLAY_MODES:
+            raise Invalid("favorite_display_mode must be favorite or rating", "favorite_display_mode")
+        values[User.favorite_display_mode] = mode
     for unsupported in ("home_country", "home_subdivision"):
-        if unsupported in change:
+        if getattr(patch, unsupported) is not UNSET:
             # No regional rules here, so nothing would use it: refuse rather than pretend to store it.
-            raise Invalid(f"{unsupported} is not supported by this server", loc=("body", unsupported))
-    if "face_detection_preference" in change:
-        if not isinstance(change["face_detection_preference"], bool):
-            raise Invalid("face_detection_preference must be true or false", loc=("body", "face_detection_preference"))
-        args.append(change["face_detection_preference"])
-        sets.append(f"face_detection_preference = ${len(args)}")
-    if "immich_library_id" in change:
-        value = change["immich_library_id"]
-        library = None
-        if value is not None:
-            library = ids.try_decode(ids.LIBRARY, value) if isinstance(value, str) else None
-            if library is None or library not in await access.live_library_ids(principal):
-                raise NotFound("Library not found")
-        args.append(library)
-        sets.append(f"immich_library_id = ${len(args)}")
-    if sets:
-        await db.execute(f"UPDATE users SET {', '.join(sets)}, updated_at = now() WHERE id = $1", *args)
+            raise Invalid(f"{unsupported} is not supported by this server", unsupported)
+    if patch.face_detection_preference is not UNSET:
+        values[User.face_detection_preference] = patch.face_detection_preference
+    if patch.immich_library_id is not UNSET:
+        library = patch.immich_library_id
+        if library is not None and library not in await access.live_library_ids(principal):
+            raise NotFound("Library not found")
+        values[User.immich_library_id] = library
+    await _update_user(principal.user_id, values)
     return await user_by_id(principal.user_id)
 
 
@@ -164,53 +176,51 @@ async def list_users(*, with_deleted: bool = False) -> list[asyncpg.Record]:
     )
 
 
-def require_admin(principal: access.Principal) -> None:
-    from app.domain.errors import Forbidden
+class UserAdminPatch(msgspec.Struct, kw_only=True):
+    """What an administrator changes about an account; UNSET leaves a field as it is."""
 
-    if not principal.is_admin:
-        raise Forbidden("Only an administrator may do this")
+    email: str | UnsetType = UNSET  # blank: unchanged
+    name: str | UnsetType = UNSET
+    password: str | UnsetType = UNSET  # blank: unchanged
+    is_admin: bool | UnsetType = UNSET
+    storage_limit_bytes: int | None | UnsetType = UNSET  # None: no cap
+    storage_label: str | None | UnsetType = UNSET
+    should_change_password: bool | UnsetType = UNSET
 
 
-async def admin_update_user(principal: access.Principal, user_id: uuid.UUID, change: dict) -> asyncpg.Record:
+async def admin_update_user(principal: Principal, user_id: uuid.UUID, patch: UserAdminPatch) -> asyncpg.Record:
     """An administrator changes an account. Admins cannot demote themselves (there must be one)."""
-    require_admin(principal)
+    principal.require_admin()
     await user_by_id(user_id)
-    sets, args = [], [user_id]
-
-    def put(column: str, value) -> None:
-        args.append(value)
-        sets.append(f"{column} = ${len(args)}")
-
-    if change.get("email"):
-        put("email", change["email"].strip())
-    if change.get("name") is not None:
-        put("name", change["name"])
-    if change.get("password"):
-        put("password_hash", hash_password(change["password"]))
-    if "isAdmin" in change:
-        if user_id == principal.user_id and not change["isAdmin"]:
-            raise Invalid("An administrator cannot remove their own admin rights", loc=("body", "isAdmin"))
-        put("is_admin", bool(change["isAdmin"]))
-    if "quotaSizeInBytes" in change:
-        quota = change["quotaSizeInBytes"]
-        if quota is not None and (not isinstance(quota, int) or quota < 0):
-            raise Invalid("quotaSizeInBytes must be a non-negative integer or null", loc=("body", "quotaSizeInBytes"))
-        put("storage_limit_bytes", quota)
-    if "storageLabel" in change:
-        put("storage_label", change["storageLabel"])
-    if "shouldChangePassword" in change:
-        put("should_change_password", bool(change["shouldChangePassword"]))
-    if sets:
-        try:
-            await db.execute(f"UPDATE users SET {', '.join(sets)}, updated_at = now() WHERE id = $1", *args)
-        except asyncpg.UniqueViolationError:
-            raise Conflict("Another user already has that email") from None
+    values: dict = {}
+    if patch.email:
+        values[User.email] = patch.email.strip()
+    if patch.name is not UNSET:
+        values[User.name] = patch.name
+    if patch.password:
+        values[User.password_hash] = hash_password(patch.password)
+    if patch.is_admin is not UNSET:
+        if user_id == principal.user_id and not patch.is_admin:
+            raise Invalid("An administrator cannot remove their own admin rights", "is_admin")
+        values[User.is_admin] = patch.is_admin
+    if patch.storage_limit_bytes is not UNSET:
+        if patch.storage_limit_bytes is not None and patch.storage_limit_bytes < 0:
+            raise Invalid("The storage limit must be a non-negative number of bytes, or none", "storage_limit_bytes")
+        values[User.storage_limit_bytes] = patch.storage_limit_bytes
+    if patch.storage_label is not UNSET:
+        values[User.storage_label] = patch.storage_label
+    if patch.should_change_password is not UNSET:
+        values[User.should_change_password] = patch.should_change_password
+    try:
+        await _update_user(user_id, values)
+    except asyncpg.UniqueViolationError:
+        raise Conflict("Another user already has that email") from None
     return await user_by_id(user_id)
 
 
-async def admin_delete_user(principal: access.Principal, user_id: uuid.UUID) -> asyncpg.Record:
+async def admin_delete_user(principal: Principal, user_id: uuid.UUID) -> asyncpg.Record:
     """Soft delete: the account stops working at once; its data stays until purged."""
-    require_admin(principal)
+    principal.require_admin()
     if user_id == principal.user_id:
         raise Invalid("An administrator cannot delete their own account")
     await user_by_id(user_id)
@@ -224,8 +234,7 @@ async def admin_delete_user(principal: access.Principal, user_id: uuid.UUID) -> 
 
 
 async def save_preferences(user_id: uuid.UUID, preferences: dict) -> None:
-    import json
-
+    """A client's own settings document, stored as it gives it (only that client reads it)."""
     await db.execute("UPDATE users SET preferences = $2::jsonb, updated_at = now() WHERE id = $1",
                      user_id, json.dumps(preferences))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post, put
@@ -13,8 +12,6 @@ from app.api.state import Shared
 from app.domain import access, sessions, users
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
-
-
 
 
 def _session(row, current: uuid.UUID | None) -> dtos.SessionResponseDto:
@@ -37,28 +34,18 @@ async def get_user(auth: ImmichAuth, user_id: str) -> dtos.UserResponseDto:
 
 
 @put("/api/users/me/preferences", action=access.WRITE)
-async def update_preferences(auth: ImmichAuth, data: dict[str, Any]) -> dict:
+async def update_preferences(auth: ImmichAuth, data: dtos.UserPreferencesUpdateDto) -> dict:
     current = mapping.preferences(await users.user_by_id(auth.principal.user_id))
-    for section, values in data.items():
-        if section in current and isinstance(values, dict):
-            for key, value in values.items():
-                if key in current[section]:
-                    current[section][key] = value
-    await users.save_preferences(auth.principal.user_id, current)
-    return current
-
-
-class _ChangePassword(msgspec.Struct):
-    password: str
-    newPassword: str
-    invalidateSessions: bool = False
+    updated = mapping.preferences_update(current, data)
+    await users.save_preferences(auth.principal.user_id, updated)
+    return updated
 
 
 @post("/api/auth/change-password", status_code=200, action=access.WRITE)
 async def change_password(request: Request, auth: ImmichAuth, shared: Shared,
-                          data: _ChangePassword) -> dtos.UserAdminResponseDto:
+                          data: dtos.ChangePasswordDto) -> dtos.UserAdminResponseDto:
     await sessions.change_password(auth.principal.user_id, data.password, data.newPassword,
-                                   keep_session=auth.session_id, sign_out_others=data.invalidateSessions,
+                                   keep_session=auth.session_id, sign_out_others=data.invalidateSessions is True,
                                    throttle=shared.login_throttle,
                                    address=request.client.host if request.client else "unknown")
     return mapping.user_admin(await users.user_by_id(auth.principal.user_id))
@@ -97,22 +84,10 @@ async def admin_list_users(auth: ImmichAuth, withDeleted: bool = False) -> list[
     return [mapping.user_admin(r) for r in await users.list_users(with_deleted=withDeleted)]
 
 
-class _AdminCreate(msgspec.Struct):
-    email: str
-    password: str
-    name: str
-    isAdmin: bool = False
-    quotaSizeInBytes: int | None = None
-    storageLabel: str | None = None
-    shouldChangePassword: bool = False
-
-
 @post("/api/admin/users", status_code=201, action=access.WRITE, admin=True)
-async def admin_create_user(auth: ImmichAuth, data: _AdminCreate) -> dtos.UserAdminResponseDto:
-    row = await users.create_user(data.email, data.password, name=data.name, is_admin=data.isAdmin)
-    changes = {"quotaSizeInBytes": data.quotaSizeInBytes, "storageLabel": data.storageLabel,
-               "shouldChangePassword": data.shouldChangePassword}
-    return mapping.user_admin(await users.admin_update_user(auth.principal, row["id"], changes))
+async def admin_create_user(auth: ImmichAuth, data: dtos.UserAdminCreateDto) -> dtos.UserAdminResponseDto:
+    row = await users.create_user(data.email, data.password, name=data.name, is_admin=data.isAdmin is True)
+    return mapping.user_admin(await users.admin_update_user(auth.principal, row["id"], mapping.new_user_settings(data)))
 
 
 @get("/api/admin/users/{user_id:str}", action=access.READ, admin=True)
@@ -121,14 +96,9 @@ async def admin_get_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminRespon
 
 
 @put("/api/admin/users/{user_id:str}", action=access.WRITE, admin=True)
-async def admin_update_user(auth: ImmichAuth, user_id: str, data: dict[str, Any]) -> dtos.UserAdminResponseDto:
-    from app.domain.errors import BadRequest
-
-    try:  # the domain takes the fields as sent (which are present matters), so their types are checked here
-        msgspec.convert(data, dtos.UserAdminUpdateDto)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(str(exc)) from None
-    return mapping.user_admin(await users.admin_update_user(auth.principal, mapping.parse_uuid(user_id), data))
+async def admin_update_user(auth: ImmichAuth, user_id: str, data: dtos.UserAdminUpdateDto) -> dtos.UserAdminResponseDto:
+    patch = mapping.user_admin_patch(data)
+    return mapping.user_admin(await users.admin_update_user(auth.principal, mapping.parse_uuid(user_id), patch))
 
 
 @delete("/api/admin/users/{user_id:str}", status_code=200, action=access.DELETE, admin=True)

@@ -1,29 +1,16 @@
 """Sign-in for Immich clients: the 3.x mobile app authenticates by cookie only."""
 
-import msgspec
 from litestar import Request, get, post
 from litestar.datastructures import Cookie
 from litestar.response import Response
 
 from app.api.state import Shared
-from app.domain import sessions, users
+from app.domain import access, sessions, users
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
 from compat.auth import ACCESS_COOKIE, AUTH_TYPE_COOKIE, IS_AUTHENTICATED_COOKIE, ImmichAuth
-from app.domain import access
 
 _COOKIE_AGE = 400 * 24 * 3600
-
-
-class LoginBody(msgspec.Struct):
-    email: str
-    password: str
-
-
-class SignUpBody(msgspec.Struct):
-    email: str
-    password: str
-    name: str
 
 
 def _cookies(request: Request, token: str, max_age: int = _COOKIE_AGE) -> list[Cookie]:
@@ -37,7 +24,7 @@ def _cookies(request: Request, token: str, max_age: int = _COOKIE_AGE) -> list[C
 
 
 @post("/api/auth/login", status_code=201, public=True)
-async def login(request: Request, data: LoginBody, shared: Shared) -> Response[dtos.LoginResponseDto]:
+async def login(request: Request, data: dtos.LoginCredentialDto, shared: Shared) -> Response[dtos.LoginResponseDto]:
     if "@" not in data.email:
         raise BadRequest("email must be an email")
     # The peer address, never a forwarded header: a client could name any address it likes there.
@@ -68,7 +55,7 @@ async def validate_token(auth: ImmichAuth) -> dtos.ValidateAccessTokenResponseDt
 
 
 @post("/api/auth/admin-sign-up", status_code=201, public=True)
-async def admin_sign_up(data: SignUpBody) -> dtos.UserAdminResponseDto:
+async def admin_sign_up(data: dtos.SignUpDto) -> dtos.UserAdminResponseDto:
     row = await sessions.admin_sign_up(data.email, data.password, data.name)
     return mapping.user_admin(await users.user_by_id(row["id"]))
 

@@ -4,11 +4,10 @@ import msgspec
 from litestar import Controller, get, post
 
 from app.api.state import Shared
-from app.domain import media_types, sessions
+from app.domain import access, media_types, sessions
 from app.domain.errors import BadRequest
 from compat import dtos
 from compat.auth import ImmichAuth
-from app.domain import access
 
 VERSION = dtos.ServerVersionResponseDto(major=3, minor=1, patch=0, prerelease=None)
 

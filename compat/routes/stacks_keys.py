@@ -127,9 +127,9 @@ class _KeyUpdate(msgspec.Struct):
 async def rename_key(auth: ImmichAuth, key_id: str, data: _KeyUpdate) -> dtos.ApiKeyResponseDto:
     if data.name is None:
         raise BadRequest("Only the name of a key can be changed here")
-    return _key_dto(await api_keys.rename_key(auth.principal, ids.encode(ids.API_KEY, mapping.parse_uuid(key_id)), data.name))
+    return _key_dto(await api_keys.rename_key(auth.principal, mapping.parse_uuid(key_id), data.name))
 
 
 @delete("/api/api-keys/{key_id:str}", status_code=204, action=access.DELETE)
 async def delete_key(auth: ImmichAuth, key_id: str) -> None:
-    await api_keys.revoke_key(auth.principal, ids.encode(ids.API_KEY, mapping.parse_uuid(key_id)))
+    await api_keys.revoke_key(auth.principal, mapping.parse_uuid(key_id))

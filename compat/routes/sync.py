@@ -26,16 +26,18 @@ from typing import Any, AsyncIterator, get_args
 
 import msgspec
 from litestar import Response, delete, get, post
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
 from litestar.response import Stream
 
-from app.domain import access, events, ids, sync, users
+from app.api import route_access
+from app.domain import access, events, sync, users
 from app.domain.errors import BadRequest, Forbidden
 from compat import dtos, mapping, sync_mapping
 from compat.auth import ImmichAuth
 
 log = logging.getLogger(__name__)
 
-REQUEST_TYPES = frozenset(get_args(dtos.SyncRequestType))
 ENTITY_TYPES = frozenset(get_args(dtos.SyncEntityType))
 DEPRECATED = {"AssetsV1": "AssetsV2", "AlbumAssetsV1": "AlbumAssetsV2", "PartnerAssetsV1": "PartnerAssetsV2",
               "AssetFacesV1": "AssetFacesV2"}
@@ -103,6 +105,11 @@ def _session(auth: ImmichAuth) -> uuid.UUID:
     if auth.session_id is None:
         raise Forbidden("Sync endpoints cannot be used with API keys")
     return auth.session_id
+
+
+async def _sessions_only(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """A guard, so an API key is refused before its request body is read (and found wanting)."""
+    _session(route_access.caller(connection))
 
 
 def _delete_data(entity_type: str, change: sync.Change) -> Any:
@@ -212,14 +219,10 @@ class _Stream:
         yield b"".join(buffer)
 
 
-def _check_types(types: Any) -> set[str]:
-    if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-        raise BadRequest("types must be a list of SyncRequestType values")
+def _check_types(types: list[str]) -> set[str]:
     for t in types:
         if t in DEPRECATED:
             raise BadRequest(f"SyncRequestType.{t} is deprecated, use {DEPRECATED[t]} instead")
-        if t not in REQUEST_TYPES:
-            raise BadRequest(f"types must be one of: {', '.join(sorted(REQUEST_TYPES))}")
     return set(types)
 
 
@@ -227,11 +230,11 @@ def _reset_line() -> bytes:
     return _line("SyncResetV1", {}, "SyncResetV1|reset")
 
 
-@post("/api/sync/stream", status_code=200, action=access.READ)
-async def sync_stream(auth: ImmichAuth, data: dict[str, Any]) -> Response:
+@post("/api/sync/stream", status_code=200, action=access.READ, guards=[_sessions_only])
+async def sync_stream(auth: ImmichAuth, data: dtos.SyncStreamDto) -> Response:
     session_id = _session(auth)
-    types = _check_types(data.get("types"))
-    if data.get("reset") is True:
+    types = _check_types(data.types)
+    if data.reset is True:
         await sync.reset(session_id)
     media_type = "application/jsonlines+json"
     if await sync.pending_reset(session_id):
@@ -245,18 +248,16 @@ async def sync_stream(auth: ImmichAuth, data: dict[str, Any]) -> Response:
     return Stream(_Stream(auth, session_id, types, library, saved).lines(), media_type=media_type)
 
 
-@get("/api/sync/ack", action=access.READ)
+@get("/api/sync/ack", action=access.READ, guards=[_sessions_only])
 async def get_acks(auth: ImmichAuth) -> list[dtos.SyncAckDto]:
     saved = await sync.checkpoints(_session(auth))
     return [dtos.SyncAckDto(type=t, ack=a) for t, a in saved.items() if t in ENTITY_TYPES]
 
 
-@post("/api/sync/ack", status_code=204, action=access.WRITE)
-async def set_acks(auth: ImmichAuth, data: dict[str, Any]) -> None:
+@post("/api/sync/ack", status_code=204, action=access.WRITE, guards=[_sessions_only])
+async def set_acks(auth: ImmichAuth, data: dtos.SyncAckSetDto) -> None:
     session_id = _session(auth)
-    acks = data.get("acks")
-    if not isinstance(acks, list) or not all(isinstance(a, str) for a in acks):
-        raise BadRequest("acks must be a list of strings")
+    acks = data.acks
     if len(acks) > 1000:
         raise BadRequest("acks must contain at most 1000 items")
     latest: dict[str, str] = {}
@@ -271,13 +272,10 @@ async def set_acks(auth: ImmichAuth, data: dict[str, Any]) -> None:
     await sync.save_checkpoints(session_id, latest)
 
 
-@delete("/api/sync/ack", status_code=204, action=access.DELETE)
-async def delete_acks(auth: ImmichAuth, data: dict[str, Any] | None = None) -> None:
+@delete("/api/sync/ack", status_code=204, action=access.DELETE, guards=[_sessions_only])
+async def delete_acks(auth: ImmichAuth, data: dtos.SyncAckDeleteDto | None = None) -> None:
     session_id = _session(auth)
-    types = (data or {}).get("types")
-    if types is not None:
-        if not isinstance(types, list) or not all(t in ENTITY_TYPES for t in types):
-            raise BadRequest("types must be a list of SyncEntityType values")
+    types = None if data is None or data.types is msgspec.UNSET else list(data.types)
     await sync.delete_checkpoints(session_id, types)
 
 

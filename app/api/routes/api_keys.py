@@ -4,9 +4,8 @@ import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.response import Response
 
-from app.domain import api_keys, ids
+from app.domain import access, api_keys, ids
 from app.domain.access import Principal
-from app.domain import access
 
 EMPTY: dict = {}
 
@@ -63,15 +62,15 @@ class ApiKeyController(Controller):
 
     @post("/", action=access.WRITE)
     async def create_key(self, principal: Principal, data: APIKeyCreate) -> Response[APIKeyCreateResponse]:
-        row, secret = await api_keys.create_key(principal, data.name, data.actions, data.library_scope_mode,
-                                                data.library_ids)
+        libraries = None if data.library_ids is None else [ids.decode(ids.LIBRARY, lib) for lib in data.library_ids]
+        row, secret = await api_keys.create_key(principal, data.name, data.actions, data.library_scope_mode, libraries)
         return Response(APIKeyCreateResponse(**_fields(row), api_key=secret), status_code=201)
 
     @patch("/{key_id:str}", action=access.WRITE)
     async def rename(self, principal: Principal, key_id: str, data: APIKeyRename) -> APIKeyResponse:
-        return APIKeyResponse(**_fields(await api_keys.rename_key(principal, key_id, data.name)))
+        return APIKeyResponse(**_fields(await api_keys.rename_key(principal, ids.decode(ids.API_KEY, key_id), data.name)))
 
     @delete("/{key_id:str}", status_code=200, action=access.DELETE)
     async def revoke(self, principal: Principal, key_id: str) -> dict:
-        await api_keys.revoke_key(principal, key_id)
+        await api_keys.revoke_key(principal, ids.decode(ids.API_KEY, key_id))
         return EMPTY

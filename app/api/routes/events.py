@@ -75,7 +75,8 @@ async def get_events(
         unknown = set(types) - set(events.FEED_ENTITY_TYPES)
         if unknown:
             raise BadRequest(f"Unknown entity_types: {', '.join(sorted(unknown))}")
-    library = await access.library_for(principal, library_id, access.READ)
+    named = ids.decode(ids.LIBRARY, library_id) if library_id else None
+    library = await access.library_for(principal, named, access.READ)
     after = events.decode_cursor(after_cursor) if after_cursor else None
     horizon = events.decode_horizon(as_of) if as_of else None
     async with db.connection() as conn:

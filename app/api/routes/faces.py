@@ -147,8 +147,9 @@ class PersonChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     name: str | None | UnsetType = UNSET
     birth_date: dt.date | None | UnsetType = UNSET
-    is_favorite: bool | UnsetType = UNSET
-    is_hidden: bool | UnsetType = UNSET
+    # The SDK types these flags Optional: null leaves the flag as it is (false for a new person).
+    is_favorite: bool | None | UnsetType = UNSET
+    is_hidden: bool | None | UnsetType = UNSET
     thumbnail_face_id: str | None | UnsetType = UNSET
 
 
@@ -161,7 +162,9 @@ class PersonCreate(PersonChange, forbid_unknown_fields=True, kw_only=True):
 def _person_patch(data: PersonChange) -> people.PersonPatch:
     thumbnail = data.thumbnail_face_id
     return people.PersonPatch(
-        name=data.name, birth_date=data.birth_date, is_favorite=data.is_favorite, is_hidden=data.is_hidden,
+        name=data.name, birth_date=data.birth_date,
+        is_favorite=UNSET if data.is_favorite is None else data.is_favorite,
+        is_hidden=UNSET if data.is_hidden is None else data.is_hidden,
         thumbnail_face_id=ids.decode(ids.FACE, thumbnail) if isinstance(thumbnail, str) else thumbnail,
     )
 

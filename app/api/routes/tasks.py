@@ -2,9 +2,8 @@ from litestar import Controller, get
 from litestar.params import Parameter
 
 from app.api.schemas import TaskResponse, task_response
-from app.domain import ids, tasks
+from app.domain import access, ids, tasks
 from app.domain.access import Principal
-from app.domain import access
 
 
 class TaskController(Controller):
@@ -19,7 +18,8 @@ class TaskController(Controller):
         task_type: str | None = None,
         limit: int = Parameter(default=100, ge=1, le=1000),
     ) -> list[TaskResponse]:
-        rows = await tasks.list_tasks(principal, library_id, status, task_type, limit)
+        library = ids.decode(ids.LIBRARY, library_id) if library_id else None
+        rows = await tasks.list_tasks(principal, library, status, task_type, limit)
         return [task_response(r) for r in rows]
 
     @get("/asset/{asset_id:str}", action=access.READ)
@@ -29,4 +29,7 @@ class TaskController(Controller):
 
     @get("/{task_id:str}", action=access.READ)
     async def get_task(self, principal: Principal, task_id: str) -> TaskResponse:
-        return task_response(await tasks.get_task(principal, task_id))
+        decoded = ids.try_decode(ids.TASK, task_id)
+        if decoded is None:  # not a task id: the job id tasks were once named by
+            return task_response(await tasks.task_by_job_id(principal, task_id))
+        return task_response(await tasks.get_task(principal, decoded))

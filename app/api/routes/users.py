@@ -1,10 +1,28 @@
-from typing import Any
-
+import msgspec
 from litestar import Controller, get, patch
+from msgspec import UNSET, UnsetType
 
 from app.api.schemas import UserResponse, user_response
-from app.domain import access, users
+from app.domain import access, ids, users
 from app.domain.access import Principal
+
+
+class UserUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """The native form of users.UserPatch: the library is named by its native id."""
+
+    demo_mode_enabled: bool | UnsetType = UNSET
+    favorite_display_mode: str | None | UnsetType = UNSET
+    face_detection_preference: bool | UnsetType = UNSET
+    home_country: str | None | UnsetType = UNSET
+    home_subdivision: str | None | UnsetType = UNSET
+    immich_library_id: str | None | UnsetType = UNSET
+
+
+def _user_patch(data: UserUpdate) -> users.UserPatch:
+    fields = msgspec.structs.asdict(data)
+    if isinstance(data.immich_library_id, str):
+        fields["immich_library_id"] = ids.decode(ids.LIBRARY, data.immich_library_id)
+    return users.UserPatch(**fields)
 
 
 class UserController(Controller):
@@ -15,5 +33,5 @@ class UserController(Controller):
         return user_response(await users.user_by_id(principal.user_id))
 
     @patch("/me", action=access.WRITE)
-    async def update_me(self, principal: Principal, data: dict[str, Any]) -> UserResponse:
-        return user_response(await users.update_me(principal, data))
+    async def update_me(self, principal: Principal, data: UserUpdate) -> UserResponse:
+        return user_response(await users.update_me(principal, _user_patch(data)))

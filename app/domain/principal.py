@@ -1,0 +1,40 @@
+"""Who a request acts for, and which actions its credential allows.
+
+The bottom of the access layers: authentication (app.domain.authentication) produces a
+Principal, and scoped loading (app.domain.access) and every domain operation take one. It
+imports no domain module, so any of them may import it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from app.domain.errors import Forbidden
+
+READ = "read"
+WRITE = "write"
+DELETE = "delete"
+DELETE_PERMANENTLY = "delete_permanently"
+ALL_ACTIONS = frozenset({READ, WRITE, DELETE, DELETE_PERMANENTLY})
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: uuid.UUID
+    is_admin: bool
+    api_key_id: uuid.UUID | None
+    actions: frozenset[str]
+    # None: every library the user can reach; otherwise only these.
+    library_scope: frozenset[uuid.UUID] | None
+
+    def require(self, action: str) -> None:
+        if action not in self.actions:
+            raise Forbidden(f"This credential does not allow the '{action}' action")
+
+    def in_scope(self, library_id: uuid.UUID) -> bool:
+        return self.library_scope is None or library_id in self.library_scope
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise Forbidden("Only an administrator may do this")
