@@ -10,6 +10,7 @@ import asyncpg
 import msgspec
 
 from app.domain import effective, users
+from app.domain.albums import AlbumPatch
 from app.domain.asset_filters import AssetFilter
 from app.domain.assets import AssetPatch
 from app.domain.datetimes import join_wall_clock
@@ -359,6 +360,18 @@ def metadata_search_filter(dto: dtos.MetadataSearchDto, library: uuid.UUID) -> A
 
 
 # --- albums ---
+
+
+def album_patch(dto: dtos.UpdateAlbumDto) -> AlbumPatch:
+    """isActivityEnabled and order are accepted and kept by nothing: there is no activity or order here."""
+    patch = AlbumPatch()
+    if dto.albumName is not msgspec.UNSET:
+        patch.name = dto.albumName
+    if dto.description is not msgspec.UNSET:
+        patch.description = dto.description
+    if dto.albumThumbnailAssetId is not msgspec.UNSET:
+        patch.album_cover_asset_id = parse_uuid(dto.albumThumbnailAssetId)
+    return patch
 
 
 # --- people and faces ---

@@ -471,18 +471,13 @@ def _opt_id(prefix: str, value) -> str | None:
     return None if value is None else ids.encode(prefix, value)
 
 
-async def album_response(row: asyncpg.Record, signer: UrlSigner, base_url: str) -> AlbumResponse:
+def album_response(row: asyncpg.Record, cover: AssetView | None, signer: UrlSigner, base_url: str) -> AlbumResponse:
+    """An album row of albums.ALBUM_VIEW, with its cover asset as albums.covers loaded it."""
     urls = None
-    cover = row["effective_cover_id"]
     if cover is not None:
-        from app.domain import assets as asset_domain
-        from app.db import engine as db
-
-        cover_row = await db.fetchrow("SELECT * FROM assets WHERE id = $1", cover)
-        if cover_row is not None:
-            thumb = asset_urls(await asset_domain.view(cover_row), signer, base_url)
-            name = "thumbnail_image" if cover_row["media_type"] == "video" else "thumbnail"
-            urls = {"thumbnail": thumb[name]} if name in thumb else None
+        thumb = asset_urls(cover, signer, base_url)
+        name = "thumbnail_image" if cover.row["media_type"] == "video" else "thumbnail"
+        urls = {"thumbnail": thumb[name]} if name in thumb else None
     return AlbumResponse(
         id=ids.encode(ids.ALBUM, row["id"]),
         name=row["name"],
@@ -490,7 +485,7 @@ async def album_response(row: asyncpg.Record, signer: UrlSigner, base_url: str) 
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         description=row["description"],
-        album_cover_asset_id=_opt_id(ids.ASSET, cover),
+        album_cover_asset_id=_opt_id(ids.ASSET, row["effective_cover_id"]),
         asset_urls=urls,
         start_date=row["start_date"],
         end_date=row["end_date"],

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import msgspec
+from msgspec import UNSET, UnsetType
+from piccolo.querystring import QueryString
 
 from app.db import engine as db
-from app.domain import access, events, ids
+from app.db.tables import Album
+from app.domain import access, assets, events
 from app.domain.errors import Conflict, Invalid, NotFound
 
 DEFAULT_NAME = "New Album"
 MAX_IDS = 200
+NOW = QueryString("now()")  # Postgres's transaction time, like the raw-SQL writes here, not Python's clock
+COVER_NOT_IN_ALBUM = "album_cover_asset_id must be a live asset in this album"
 
 # Album rows with what the API shows about them: counts, dates and the cover in effect.
 ALBUM_VIEW = """
@@ -32,10 +39,27 @@ CROSS JOIN LATERAL (
 """
 
 
-def _clean_name(name: str, loc: str = "name") -> str:
+class AlbumPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A change to an album: a field left UNSET stays as it is; a None cover returns to the default."""
+
+    name: str | UnsetType = UNSET
+    description: str | None | UnsetType = UNSET
+    album_cover_asset_id: uuid.UUID | None | UnsetType = UNSET
+
+
+@dataclass
+class AddedAssets:
+    """What became of each asset asked to join an album, in the order asked."""
+
+    added: list[uuid.UUID] = field(default_factory=list)
+    duplicate: list[uuid.UUID] = field(default_factory=list)
+    not_found: list[uuid.UUID] = field(default_factory=list)
+
+
+def _clean_name(name: str) -> str:
     clean = name.strip()
     if not clean:
-        raise Invalid("name must not be blank", loc=("body", loc))
+        raise Invalid("name must not be blank", "name")
     return clean
 
 
@@ -43,7 +67,7 @@ async def _lock(conn, album_id: uuid.UUID) -> asyncpg.Record:
     """Hold the album for this transaction; it may have been deleted since it was read."""
     row = await conn.fetchrow("SELECT * FROM albums WHERE id = $1 FOR UPDATE", album_id)
     if row is None:
-        raise NotFound("Album not found")
+        raise NotFound("Album not found", kind="album", ids=(album_id,))
     return row
 
 
@@ -72,20 +96,31 @@ async def get_album(principal: access.Principal, album_id: uuid.UUID, action: st
         principal.user_id,
     )
     if row is None or not principal.in_scope(row["library_id"]):
-        raise NotFound("Album not found")
+        raise NotFound("Album not found", kind="album", ids=(album_id,))
     return row
+
+
+async def covers(rows: list[asyncpg.Record]) -> dict[uuid.UUID, assets.AssetView]:
+    """The cover in effect of each album (rows of ALBUM_VIEW), by album id: one batch for a whole page,
+    so a list costs the same few queries however many albums it shows."""
+    cover_ids = list({r["effective_cover_id"] for r in rows if r["effective_cover_id"] is not None})
+    if not cover_ids:
+        return {}
+    views = {v.row["id"]: v for v in await assets.views(await assets.rows_by_id(cover_ids))}
+    return {r["id"]: views[r["effective_cover_id"]] for r in rows if r["effective_cover_id"] in views}
 
 
 async def list_albums(
     principal: access.Principal,
-    library_id: str | None,
+    library_id: uuid.UUID | None,
     *,
-    name: str | None,
-    asset_id: str | None,
-    album_ids: list[str] | None,
+    name: str | None = None,
+    asset_id: uuid.UUID | None = None,
+    album_ids: list[uuid.UUID] | None = None,
     limit: int,
-    starting_after: str | None,
+    starting_after: uuid.UUID | None = None,
 ) -> tuple[list[asyncpg.Record], bool]:
+    """A page of the library's albums, newest first; `starting_after` is the last album of the page before."""
     library = await access.library_for(principal, library_id, access.READ)
     args: list[Any] = [library]
     clauses = ["al.library_id = $1"]
@@ -93,19 +128,15 @@ async def list_albums(
         needle = name.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         args.append(f"%{needle}%")
         clauses.append(f"al.name ILIKE ${len(args)}")
-    if asset_id:
-        args.append(ids.decode_filter(ids.ASSET, asset_id, "asset_id"))
+    if asset_id is not None:
+        args.append(asset_id)
         clauses.append(f"EXISTS (SELECT 1 FROM album_assets aa WHERE aa.album_id = al.id AND aa.asset_id = ${len(args)})")
     if album_ids is not None:
-        if len(album_ids) > MAX_IDS:
-            raise Invalid(f"At most {MAX_IDS} ids", loc=("query", "ids"))
-        args.append([ids.decode_filter(ids.ALBUM, i, "ids") for i in album_ids])
+        args.append(album_ids)
         clauses.append(f"al.id = ANY(${len(args)}::uuid[])")
-    if starting_after:
+    if starting_after is not None:
         cursor = await db.fetchrow(
-            "SELECT created_at, id FROM albums WHERE id = $1 AND library_id = $2",
-            ids.decode_filter(ids.ALBUM, starting_after, "starting_after_id"),
-            library,
+            "SELECT created_at, id FROM albums WHERE id = $1 AND library_id = $2", starting_after, library
         )
         if cursor is None:
             raise NotFound("starting_after_id names no album in this list")
@@ -120,7 +151,7 @@ async def list_albums(
 
 
 async def create_album(
-    principal: access.Principal, library_id: str | None, name: str | None, description: str | None
+    principal: access.Principal, library_id: uuid.UUID | None, name: str | None, description: str | None
 ) -> tuple[asyncpg.Record, bool]:
     """Find-or-create by trimmed, case-insensitive name within the library."""
     library = await access.library_for(principal, library_id, access.WRITE)
@@ -147,45 +178,28 @@ async def create_album(
     return await get_album(principal, album_id), created
 
 
-async def update_album(principal: access.Principal, album_id: uuid.UUID, change: dict[str, Any]) -> asyncpg.Record:
-    unknown = set(change) - {"name", "description", "album_cover_asset_id"}
-    if unknown:
-        raise Invalid(f"Unknown field(s): {', '.join(sorted(unknown))}", loc=("body",))
+async def update_album(principal: access.Principal, album_id: uuid.UUID, patch: AlbumPatch) -> asyncpg.Record:
     album = await get_album(principal, album_id, access.WRITE)
-    sets: list[str] = []
-    args: list[Any] = [album["id"]]
-    if change.get("name") is not None:
-        if not isinstance(change["name"], str):
-            raise Invalid("name must be a string", loc=("body", "name"))
-        args.append(_clean_name(change["name"]))
-        sets.append(f"name = ${len(args)}")
-    if "description" in change:
-        if change["description"] is not None and not isinstance(change["description"], str):
-            raise Invalid("description must be a string or null", loc=("body", "description"))
-        args.append(change["description"])
-        sets.append(f"description = ${len(args)}")
-    if "album_cover_asset_id" in change:
-        cover = change["album_cover_asset_id"]
-        cover_id = None
-        if cover is not None:
-            cover_id = ids.try_decode(ids.ASSET, cover) if isinstance(cover, str) else None
-            member = cover_id and await db.fetchval(
-                "SELECT 1 FROM album_assets aa JOIN assets a ON a.id = aa.asset_id"
-                " WHERE aa.album_id = $1 AND aa.asset_id = $2 AND a.trashed_at IS NULL",
-                album["id"], cover_id,
-            )
-            if not member:
-                raise Invalid("album_cover_asset_id must be a live asset in this album",
-                              loc=("body", "album_cover_asset_id"))
-        args.append(cover_id)
-        sets.append(f"cover_asset_id = ${len(args)}")
-    if sets:
+    values: dict[Any, Any] = {}
+    if patch.name is not UNSET:
+        values[Album.name] = _clean_name(patch.name)
+    if patch.description is not UNSET:
+        values[Album.description] = patch.description
+    if patch.album_cover_asset_id is not UNSET:
+        cover = patch.album_cover_asset_id
+        if cover is not None and not await db.fetchval(
+            "SELECT 1 FROM album_assets aa JOIN assets a ON a.id = aa.asset_id"
+            " WHERE aa.album_id = $1 AND aa.asset_id = $2 AND a.trashed_at IS NULL",
+            album["id"], cover,
+        ):
+            raise Invalid(COVER_NOT_IN_ALBUM, "album_cover_asset_id")
+        values[Album.cover_asset_id] = cover
+    if values:
         async with db.transaction() as conn:
             await _lock(conn, album["id"])
             try:
-                row = await conn.fetchrow(
-                    f"UPDATE albums SET {', '.join(sets)}, updated_at = now() WHERE id = $1 RETURNING *", *args
-                )
+                [row] = await Album.update({**values, Album.updated_at: NOW}).where(
+                    Album.id == album["id"]).returning(*Album.all_columns())
             except asyncpg.UniqueViolationError:
                 raise Conflict("Another album in this library already has that name") from None
             cover = row["cover_asset_id"]
@@ -199,50 +213,54 @@ async def delete_album(principal: access.Principal, album_id: uuid.UUID) -> None
     async with db.transaction() as conn:
         await _lock(conn, album["id"])
         # album_deleted implies its links are gone: no album_asset_removed events for them.
-        await conn.execute("DELETE FROM albums WHERE id = $1", album["id"])
+        await Album.delete().where(Album.id == album["id"])
         await _event(conn, album, "album_deleted")
 
 
-def _decode_many(values: list[str]) -> list[tuple[str, uuid.UUID | None]]:
-    if len(values) > MAX_IDS:
-        raise Invalid(f"At most {MAX_IDS} asset ids", loc=("body", "asset_ids"))
-    return [(v, ids.try_decode(ids.ASSET, v)) for v in dict.fromkeys(values)]
+def _distinct(asset_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    if len(asset_ids) > MAX_IDS:
+        raise Invalid(f"At most {MAX_IDS} asset ids", "asset_ids")
+    return list(dict.fromkeys(asset_ids))
 
 
-async def add_assets(principal: access.Principal, album_id: uuid.UUID, asset_ids: list[str]) -> dict[str, list[str]]:
+async def add_assets(principal: access.Principal, album_id: uuid.UUID, asset_ids: list[uuid.UUID]) -> AddedAssets:
+    """Link live assets of the album's library; each id asked for once lands in one list of the result."""
     album = await get_album(principal, album_id, access.WRITE)
-    wanted = _decode_many(asset_ids)
-    result: dict[str, list[str]] = {"added_assets": [], "duplicate_assets": [], "not_found_assets": []}
+    wanted = _distinct(asset_ids)
+    result = AddedAssets()
     async with db.transaction() as conn:
         await _lock(conn, album["id"])
         valid = {r["id"] for r in await conn.fetch(
             "SELECT id FROM assets WHERE library_id = $1 AND id = ANY($2::uuid[]) AND trashed_at IS NULL",
-            album["library_id"], [u for _, u in wanted if u is not None],
+            album["library_id"], wanted,
         )}
-        for raw, decoded in wanted:
-            if decoded is None or decoded not in valid:
-                result["not_found_assets"].append(raw)
+        for asset_id in wanted:
+            if asset_id not in valid:
+                result.not_found.append(asset_id)
                 continue
             link = await conn.fetchrow(
                 "INSERT INTO album_assets (album_id, asset_id, library_id) VALUES ($1, $2, $3)"
                 " ON CONFLICT (album_id, asset_id) DO NOTHING RETURNING id",
-                album["id"], decoded, album["library_id"],
+                album["id"], asset_id, album["library_id"],
             )
             if link is None:
-                result["duplicate_assets"].append(raw)
+                result.duplicate.append(asset_id)
                 continue
-            result["added_assets"].append(raw)
+            result.added.append(asset_id)
             await events.record(conn, entity_type="album_asset", entity_id=link["id"], event_type="album_asset_added",
                                 library_id=album["library_id"], owner_id=album["owner_id"],
-                                payload={"album_id": str(album["id"]), "asset_id": str(decoded)})
-        if result["added_assets"]:
+                                payload={"album_id": str(album["id"]), "asset_id": str(asset_id)})
+        if result.added:
             await conn.execute("UPDATE albums SET updated_at = now() WHERE id = $1", album["id"])
     return result
 
 
-async def remove_assets(principal: access.Principal, album_id: uuid.UUID, asset_ids: list[str]) -> list[uuid.UUID]:
+async def remove_assets(
+    principal: access.Principal, album_id: uuid.UUID, asset_ids: list[uuid.UUID]
+) -> list[uuid.UUID]:
+    """Unlink the assets; returns those that were in the album."""
     album = await get_album(principal, album_id, access.WRITE)
-    wanted = [u for _, u in _decode_many(asset_ids) if u is not None]
+    wanted = _distinct(asset_ids)
     async with db.transaction() as conn:
         locked = await _lock(conn, album["id"])
         removed = await conn.fetch(
@@ -270,24 +288,26 @@ async def record_link_removals(conn, library_id, owner_id, links: list[tuple[uui
 
 
 async def list_links(
-    principal: access.Principal, library_id: str | None, *, album_id: str | None, asset_id: str | None,
-    link_ids: list[str] | None, limit: int, starting_after: str | None,
+    principal: access.Principal, library_id: uuid.UUID | None, *, album_id: uuid.UUID | None = None,
+    asset_id: uuid.UUID | None = None, link_ids: list[uuid.UUID] | None = None, limit: int,
+    starting_after: uuid.UUID | None = None,
 ) -> tuple[list[asyncpg.Record], bool]:
+    """A page of the library's album-asset links to live assets, newest first."""
     library = await access.library_for(principal, library_id, access.READ)
     args: list[Any] = [library]
     clauses = ["aa.library_id = $1", "a.trashed_at IS NULL"]
-    if album_id:
-        args.append(ids.decode_filter(ids.ALBUM, album_id, "album_id"))
+    if album_id is not None:
+        args.append(album_id)
         clauses.append(f"aa.album_id = ${len(args)}")
-    if asset_id:
-        args.append(ids.decode_filter(ids.ASSET, asset_id, "asset_id"))
+    if asset_id is not None:
+        args.append(asset_id)
         clauses.append(f"aa.asset_id = ${len(args)}")
     if link_ids is not None:
-        args.append([ids.decode_filter(ids.ALBUM_ASSET, i, "ids") for i in link_ids])
+        args.append(link_ids)
         clauses.append(f"aa.id = ANY(${len(args)}::uuid[])")
-    if starting_after:
+    if starting_after is not None:
         cursor = await db.fetchrow("SELECT created_at, id FROM album_assets WHERE id = $1 AND library_id = $2",
-                                   ids.decode_filter(ids.ALBUM_ASSET, starting_after, "starting_after_id"), library)
+                                   starting_after, library)
         if cursor is None:
             raise NotFound("starting_after_id names no album asset in this list")
         args += [cursor["created_at"], cursor["id"]]
@@ -310,5 +330,5 @@ async def get_link(principal: access.Principal, link_id: uuid.UUID) -> asyncpg.R
         link_id, principal.user_id,
     )
     if row is None or not principal.in_scope(row["library_id"]):
-        raise NotFound("Album asset not found")
+        raise NotFound("Album asset not found", kind="album_asset", ids=(link_id,))
     return row
