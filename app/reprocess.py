@@ -8,7 +8,8 @@ import sys
 from tqdm import tqdm
 
 from app.db import engine as db
-from app.domain import ids, processing, recognition
+from app.api import ids
+from app.domain import processing, recognition
 from app.storage.blobstore import BlobStore
 
 

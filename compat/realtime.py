@@ -22,7 +22,7 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from app import realtime
-from app.domain import access, assets, faces, users
+from app.domain import access, asset_views, faces, users
 from compat import mapping, sync_mapping
 from compat.auth import resolve
 
@@ -137,11 +137,11 @@ class LiveEvents:
         rooms = _targets(message["owner_id"], message.get("library_id"))
         if not self._listening(rooms):
             return
-        rows = await assets.rows_by_id([uuid.UUID(message["asset_id"])])
+        rows = await asset_views.rows_by_id([uuid.UUID(message["asset_id"])])
         if not rows:  # deleted meanwhile
             return
         row = rows[0]
-        view = await assets.view(row)
+        view = await asset_views.view(row)
         await self._emit("on_upload_success", _builtins(await self._asset_dtos([row], [view]))[0], to=rooms)
         if row["visibility"] in _READY_VISIBILITY:
             ready = {"asset": _builtins(sync_mapping.asset_v2(row)),
@@ -149,7 +149,7 @@ class LiveEvents:
             await self._emit("AssetUploadReadyV2", ready, to=rooms)
 
     async def _asset_dtos(self, rows: list, views: list | None = None) -> list:
-        views = views or await assets.views(rows)
+        views = views or await asset_views.views(rows)
         shown = await faces.people_of_assets([r["id"] for r in rows])
         owners: dict[uuid.UUID, Any] = {}
         out = []
@@ -195,7 +195,7 @@ class LiveEvents:
             elif kind in _PERSON_THUMBNAIL_EVENTS:
                 found["people"][entity_id] = None
         if found["updated"]:
-            rows = await assets.rows_by_id([uuid.UUID(i) for i in found["updated"] if i not in found["deleted"]])
+            rows = await asset_views.rows_by_id([uuid.UUID(i) for i in found["updated"] if i not in found["deleted"]])
             for dto in await self._asset_dtos(rows) if rows else []:
                 await self._emit("on_asset_update", _builtins(dto), to=rooms)
         if found["trashed"]:

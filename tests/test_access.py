@@ -95,7 +95,8 @@ def test_trash_needs_delete_and_hard_delete_needs_delete_permanently(make_accoun
 
 
 def test_selected_library_key_sees_only_its_library(make_account):
-    from app.domain import access, ids, libraries, users
+    from app.api import ids
+    from app.domain import access, libraries, users
     from tests.conftest import run
 
     owner = make_account()

@@ -10,7 +10,7 @@ import gumnut
 import httpx
 import pytest
 
-from app.domain import ids
+from app.api import ids
 from tests.helpers import UTC, asset_rows, event_rows, originals, upload
 from tests.media import mp4_bytes, png_bytes
 

@@ -23,7 +23,7 @@ def _assets(account, count, seed, start=dt.datetime(2022, 1, 1, tzinfo=UTC), ste
 def _set_gps(asset_id, lat, lon):
     """Coordinates as if the file had them (after its metadata step, which would otherwise reset them)."""
     from app.db import engine as db
-    from app.domain import ids
+    from app.api import ids
 
     run(db.execute("UPDATE assets SET latitude = $2, longitude = $3 WHERE id = $1",
                    ids.decode(ids.ASSET, asset_id), lat, lon))
@@ -130,7 +130,8 @@ def test_event_feed_pages_and_validates(account):
 def test_event_feed_never_skips_a_late_commit(account):
     """A transaction that started writing first but commits last must still be read, once."""
     from app.db import engine as db
-    from app.domain import events, ids
+    from app.api import ids
+    from app.domain import events
 
     library = ids.decode(ids.LIBRARY, account.client.libraries.list()[0].id)
     late_entity = uuid.uuid4()

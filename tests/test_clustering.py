@@ -53,7 +53,8 @@ async def _people(library_id) -> dict:
 
 
 def test_incremental_clustering_with_racing_workers(account):
-    from app.domain import ids, recognition
+    from app.api import ids
+    from app.domain import recognition
     from app.settings import load_settings
 
     settings = load_settings()
@@ -99,7 +100,8 @@ def test_without_models_face_tasks_are_skipped_with_the_reason(account, tmp_path
     import msgspec
 
     from app.db import engine as db
-    from app.domain import ids, recognition, tasks
+    from app.api import ids
+    from app.domain import recognition, tasks
     from app.settings import load_settings
     from app.storage.blobstore import BlobStore
 

@@ -329,7 +329,7 @@ def _refuse_task_insert(asset_id: uuid.UUID, task_type: str) -> tuple[str, str]:
 
 def _processed_asset(account, name: str, seed: int):
     from app.db import engine as db
-    from app.domain import ids
+    from app.api import ids
 
     native = upload(account, name, png_bytes(seed, 24, 24), content_type="image/png").parse().id
     wait_processed(account, native)

@@ -37,13 +37,13 @@ def _native_upload(account, name: str, seed: int, created: str, rating: int | No
 
 
 def _bare(native_id: str) -> str:
-    from app.domain import ids
+    from app.api import ids
 
     return str(ids.decode(ids.ASSET, native_id))
 
 
 def _native_id(bare: str) -> str:
-    from app.domain import ids
+    from app.api import ids
 
     return ids.encode(ids.ASSET, uuid.UUID(bare))
 

@@ -6,7 +6,7 @@ import importlib
 import json
 import uuid
 
-from app.domain import ids
+from app.api import ids
 from tests.conftest import run
 
 

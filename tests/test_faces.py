@@ -69,7 +69,7 @@ def _wait(predicate, timeout: float = 120.0, what: str = "condition"):
 
 def _face_state(face_id: str) -> str:
     from app.db import engine as db
-    from app.domain import ids
+    from app.api import ids
 
     return run(db.fetchval("SELECT cluster_state FROM faces WHERE id = $1", ids.decode(ids.FACE, face_id)))
 

@@ -26,7 +26,7 @@ import httpx
 import msgspec
 import pytest
 
-from app.domain import ids
+from app.api import ids
 from tests.conftest import ServerProcess
 from tests.media import png_bytes
 

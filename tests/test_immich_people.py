@@ -16,7 +16,7 @@ def _key(server, api_key: str) -> httpx.Client:
 
 
 def test_people_and_faces_through_the_immich_api(server, library, make_account):  # noqa: F811
-    from app.domain import ids
+    from app.api import ids
 
     account, native_assets = library
     assets = {o: str(ids.decode(ids.ASSET, a)) for o, a in native_assets.items()}

@@ -332,7 +332,7 @@ def test_a_stalled_search_image_is_ended_too(upload_server, uploader):
 def test_a_library_cap_stops_the_native_stream_and_an_unnamed_library_gets_the_widest_bound(server, account):
     """On the shared server (its database is reachable from here); the account and its libraries are new."""
     from app.db import engine as db
-    from app.domain import ids
+    from app.api import ids
     from tests.conftest import run
 
     capped = account.client.libraries.create(name="capped").id

@@ -10,7 +10,7 @@ import threading
 
 import asyncpg
 
-from app.domain import ids
+from app.api import ids
 from tests.conftest import run
 from tests.helpers import UTC, upload, wait_processed
 from tests.media import png_bytes

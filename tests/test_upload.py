@@ -220,7 +220,7 @@ def test_library_choice(make_account, server):
         upload(owner, "two.png", png_bytes(21))
     assert err.value.status_code == 400
     # ... and naming one works.
-    from app.domain import ids
+    from app.api import ids
     lib = ids.encode(ids.LIBRARY, second)
     assert upload(owner, "two.png", png_bytes(21), library_id=lib).status_code == 201
     # Another user's library is not found, exactly like a missing one.

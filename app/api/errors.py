@@ -33,7 +33,7 @@ def input_source(request: Request, exc: Invalid) -> str:
 
 def domain_error(request: Request, exc: DomainError) -> Response:
     if isinstance(exc, Invalid):
-        loc = list(exc.loc) if exc.loc else [input_source(request, exc), *exc.field]
+        loc = [input_source(request, exc), *exc.field]
         body = {"detail": [{"loc": loc, "msg": exc.detail, "type": "value_error"}]}
         return Response(body, status_code=422)
     headers = {"x-should-retry": "false"} if isinstance(exc, Conflict) else None

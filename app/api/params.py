@@ -7,13 +7,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from litestar import Request
 from litestar.exceptions import ValidationException
 
 from app.api.errors import InputError
-from app.domain import access, ids
+from app.api import ids
+from app.domain import access
 from app.domain.access import Principal
 from app.domain.asset_filters import AssetFilter, BBox
 from app.domain.datetimes import parse_iso
@@ -66,7 +68,7 @@ def check_includes(include: list[str] | None, allowed: frozenset[str] = ASSET_IN
 
 
 def optional_datetime(value: str | None, name: str) -> datetime | None:
-    return None if value is None else parse_iso(value, name, "query")
+    return None if value is None else parse_iso(value, name)
 
 
 def base_url(request: Request, public_url: str | None) -> str:
@@ -95,8 +97,9 @@ def _choice(values: Values, name: str, allowed: tuple[str, ...], default: str | 
     return raw
 
 
-def library_uuid(value: str | None) -> uuid.UUID | None:
-    """The library a request names by its native id (None: the caller's only one); a malformed id is not found."""
+def library_uuid(value: Any) -> uuid.UUID | None:
+    """The library a request names by its native id (None: the caller's only one). A malformed id,
+    or whatever other JSON type a body put there, names no library: 404."""
     return ids.decode(ids.LIBRARY, value) if value else None
 
 
@@ -174,7 +177,7 @@ def filter_errors() -> Iterator[None]:
     try:
         yield
     except Invalid as exc:
-        if isinstance(exc, InputError) or exc.loc:
+        if isinstance(exc, InputError):
             raise
         field = [_FILTER_PARAMS.get(str(exc.field[0]), exc.field[0]), *exc.field[1:]] if exc.field else []
         raise InputError(exc.detail, "query", tuple(field)) from None

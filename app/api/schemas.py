@@ -9,7 +9,8 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from app.domain import effective, ids
+from app.api import ids
+from app.domain import effective
 from app.domain.assets import BROWSER_IMAGES, IMAGE_VARIANTS, VIDEO_VARIANTS, AssetView
 from app.domain.datetimes import from_instant, join_wall_clock
 from app.storage.signing import UrlSigner, media_state

@@ -14,7 +14,6 @@ import uuid
 import asyncpg
 
 from app.db import engine as db
-from app.domain import ids
 from app.domain.errors import BadRequest, NotFound
 from app.domain.libraries import create_default_library
 from app.domain.principal import ALL_ACTIONS, DELETE, DELETE_PERMANENTLY, READ, WRITE, Principal
@@ -33,13 +32,9 @@ async def live_library_ids(principal: Principal) -> list[uuid.UUID]:
     return [r["id"] for r in rows if principal.in_scope(r["id"])]
 
 
-async def library_for(principal: Principal, library_id: uuid.UUID | str | None, action: str) -> uuid.UUID:
+async def library_for(principal: Principal, library_id: uuid.UUID | None, action: str) -> uuid.UUID:
     """The library a request acts on: the one named, or the caller's only one."""
     principal.require(action)
-    if library_id is not None and not isinstance(library_id, uuid.UUID):
-        # TRANSITION: removed once every route passes a UUID. Until then a native id string
-        # decodes as before, and anything else a JSON body held is simply not found.
-        library_id = ids.decode(ids.LIBRARY, library_id) if library_id else None
     if library_id is not None:
         found = await db.fetchval(
             "SELECT id FROM libraries WHERE id = $1 AND owner_id = $2 AND trashed_at IS NULL",

@@ -13,7 +13,7 @@ from piccolo.querystring import QueryString
 
 from app.db import engine as db
 from app.db.tables import Album
-from app.domain import access, assets, events
+from app.domain import access, asset_views, events
 from app.domain.errors import Conflict, Invalid, NotFound
 
 DEFAULT_NAME = "New Album"
@@ -100,13 +100,13 @@ async def get_album(principal: access.Principal, album_id: uuid.UUID, action: st
     return row
 
 
-async def covers(rows: list[asyncpg.Record]) -> dict[uuid.UUID, assets.AssetView]:
+async def covers(rows: list[asyncpg.Record]) -> dict[uuid.UUID, asset_views.AssetView]:
     """The cover in effect of each album (rows of ALBUM_VIEW), by album id: one batch for a whole page,
     so a list costs the same few queries however many albums it shows."""
     cover_ids = list({r["effective_cover_id"] for r in rows if r["effective_cover_id"] is not None})
     if not cover_ids:
         return {}
-    views = {v.row["id"]: v for v in await assets.views(await assets.rows_by_id(cover_ids))}
+    views = {v.row["id"]: v for v in await asset_views.views(await asset_views.rows_by_id(cover_ids))}
     return {r["id"]: views[r["effective_cover_id"]] for r in rows if r["effective_cover_id"] in views}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -638,42 +637,6 @@ async def statistics(
 
 
 # --- reading with details ----------------------------------------------------------
-
-
-@dataclass
-class AssetView:
-    """An asset row with what the pipeline learned about it."""
-
-    row: asyncpg.Record
-    exif: asyncpg.Record | None
-    files: dict[str, asyncpg.Record]
-
-
-async def views(rows: list[asyncpg.Record]) -> list[AssetView]:
-    if not rows:
-        return []
-    asset_ids = [r["id"] for r in rows]
-    exif = {
-        r["asset_id"]: r
-        for r in await db.fetch("SELECT * FROM asset_exif WHERE asset_id = ANY($1::uuid[])", asset_ids)
-    }
-    files: dict[uuid.UUID, dict[str, asyncpg.Record]] = {}
-    for f in await db.fetch(
-        "SELECT asset_id, kind, mime_type, width, height, size_bytes, checksum_sha1 FROM asset_files"
-        " WHERE asset_id = ANY($1::uuid[]) AND kind <> 'sidecar'",
-        asset_ids,
-    ):
-        files.setdefault(f["asset_id"], {})[f["kind"]] = f
-    return [AssetView(r, exif.get(r["id"]), files.get(r["id"], {})) for r in rows]
-
-
-async def view(row: asyncpg.Record) -> AssetView:
-    return (await views([row]))[0]
-
-
-async def rows_by_id(asset_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
-    """Assets by id with no access check: for telling owners about their own changes only."""
-    return await db.fetch("SELECT * FROM assets WHERE id = ANY($1::uuid[])", asset_ids)
 
 
 # Variant names of the native API, and the stored file each one is served from.

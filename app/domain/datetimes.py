@@ -10,16 +10,16 @@ from app.domain.errors import Invalid
 MAX_OFFSET = timedelta(hours=18)  # what real time zones (and our schema) allow
 
 
-def parse_iso(value: str, field: str, loc_kind: str = "body") -> datetime:
+def parse_iso(value: str, field: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip())
     except (ValueError, AttributeError):
-        raise Invalid(f"'{value}' is not an ISO 8601 datetime", loc=(loc_kind, field)) from None
+        raise Invalid(f"'{value}' is not an ISO 8601 datetime", field) from None
     offset = parsed.utcoffset()
     if offset is not None and abs(offset) > MAX_OFFSET:
-        raise Invalid(f"'{value}' has a UTC offset beyond ±18:00", loc=(loc_kind, field))
+        raise Invalid(f"'{value}' has a UTC offset beyond ±18:00", field)
     if not 1000 <= parsed.year <= 9000:
-        raise Invalid(f"'{value}' is out of the supported range of years", loc=(loc_kind, field))
+        raise Invalid(f"'{value}' is out of the supported range of years", field)
     return parsed
 
 

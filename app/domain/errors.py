@@ -44,10 +44,9 @@ class Invalid(DomainError):
 
     status = 422
 
-    def __init__(self, detail: str, field: str | tuple[str | int, ...] = (), *, loc: tuple[str, ...] = ()):
+    def __init__(self, detail: str, field: str | tuple[str | int, ...] = ()):
         super().__init__(detail)
         self.field = (field,) if isinstance(field, str) else tuple(field)
-        self.loc = loc  # TRANSITION: the old HTTP location, removed once no caller passes it
 
 
 class InsufficientStorage(DomainError):

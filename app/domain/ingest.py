@@ -29,7 +29,7 @@ class Upload:
     device_id: str
     file_created_at: datetime
     file_modified_at: datetime
-    library_id: str | None
+    library_id: uuid.UUID | None  # None: the caller's only library
     sidecar: StagedFile | None = None  # an XMP sidecar sent with the file
     is_favorite: bool = False
     visibility: str = "timeline"  # timeline | archive | hidden | locked
@@ -75,20 +75,20 @@ async def ingest(
     committed_keys: list[str] = []
     try:
         if staged.size == 0:
-            raise Invalid("File is empty", loc=("body", "asset_data"))
+            raise Invalid("File is empty", "asset_data")
         if upload.sidecar is not None and upload.sidecar.size > MAX_SIDECAR_BYTES:
-            raise Invalid("The XMP sidecar is larger than 4 MiB", loc=("body", "sidecar_data"))
+            raise Invalid("The XMP sidecar is larger than 4 MiB", "sidecar_data")
         if len(upload.filename) > MAX_FILE_NAME:
-            raise Invalid("File name is longer than 1024 characters", loc=("body", "asset_data"))
+            raise Invalid("File name is longer than 1024 characters", "asset_data")
         kind = media_types.classify(upload.filename, staged.head)
         if upload.visibility not in VISIBILITIES:
-            raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)}", loc=("body", "visibility"))
+            raise Invalid(f"visibility must be one of {', '.join(VISIBILITIES)}", "visibility")
         library_id = await access.library_for(principal, upload.library_id, access.WRITE)
         if upload.live_photo_video_id is not None and not await db.fetchval(
             "SELECT 1 FROM assets WHERE id = $1 AND library_id = $2 AND media_type = 'video'",
             upload.live_photo_video_id, library_id,
         ):
-            raise Invalid("livePhotoVideoId names no video in this library", loc=("body", "livePhotoVideoId"))
+            raise Invalid("livePhotoVideoId names no video in this library", "live_photo_video_id")
         # Caps first, even for a duplicate (as the reference service does).
         await _check_storage_caps(library_id, staged.size)
 

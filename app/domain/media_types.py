@@ -105,11 +105,11 @@ def classify(filename: str, head: bytes) -> MediaKind:
     if declared is None:
         raise Invalid(
             f"'{filename}' is not a supported image or video file name (extension '{ext or '(none)'}')",
-            loc=("body", "asset_data"),
+            "asset_data",
         )
     sniffed = _sniff(head)
     if sniffed is None:
-        raise Invalid(f"The content of '{filename}' is not a recognised image or video", loc=("body", "asset_data"))
+        raise Invalid(f"The content of '{filename}' is not a recognised image or video", "asset_data")
     declared_class = declared.split("/")[0]
     if sniffed == "application/iso-bmff" or sniffed in _TIFF_LIKE:
         # The bytes prove a media container; the name says which flavour.

@@ -11,7 +11,8 @@ from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 from multipart import MultipartError, MultipartSegment, PushMultipartParser, parse_options_header
 
-from app.domain.errors import DomainError, Invalid
+from app.api.errors import InputError
+from app.domain.errors import DomainError
 from app.storage.blobstore import BlobStore, StagedFile
 
 MAX_FIELD_BYTES = 64 * 1024
@@ -106,7 +107,7 @@ async def receive_multipart(
     mime, options = parse_options_header(content_type or "")
     boundary = options.get("boundary")
     if mime != "multipart/form-data" or not boundary:
-        raise Invalid("Expected a multipart/form-data body", loc=("body",))
+        raise InputError("Expected a multipart/form-data body", "body")
     check_declared_length(content_length, max_bytes)
     stream = _guarded(stream, max_bytes, idle_timeout)
     size_check: SizeCheck | None = None
@@ -172,13 +173,13 @@ async def receive_multipart(
                         if segment is not None and segment.filename is None:
                             field_buf += event
                             if len(field_buf) > MAX_FIELD_BYTES:
-                                raise Invalid(f"Form field '{segment.name}' is too large", loc=("body", segment.name))
+                                raise InputError(f"Form field '{segment.name}' is too large", "body", segment.name)
         return form
     except MultipartError as exc:
         if pending is not None:
             await asyncio.gather(pending, return_exceptions=True)
         form.discard()
-        raise Invalid(f"Malformed multipart body: {exc}", loc=("body",)) from None
+        raise InputError(f"Malformed multipart body: {exc}", "body") from None
     except BaseException:
         if pending is not None:
             await asyncio.gather(pending, return_exceptions=True)

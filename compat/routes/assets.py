@@ -11,7 +11,7 @@ from litestar.response import Response
 from app.api.body_limits import reject_nul_form
 from app.api.params import check_json_types
 from app.api.state import Shared
-from app.domain import access, assets, ids, ingest, quotas
+from app.domain import access, asset_views, assets, ingest, quotas
 from app.domain.datetimes import parse_iso
 from app.domain.errors import BadRequest, DomainError, Invalid
 from app.storage.multipart import receive_multipart
@@ -80,7 +80,7 @@ async def upload_asset(request: Request, auth: ImmichAuth, shared: Shared) -> Re
             device_id=fields.get("deviceId") or "immich",
             file_created_at=parse_iso(fields["fileCreatedAt"], "fileCreatedAt"),
             file_modified_at=parse_iso(fields["fileModifiedAt"], "fileModifiedAt"),
-            library_id=ids.encode(ids.LIBRARY, library),
+            library_id=library,
             sidecar=sidecar.staged if sidecar else None,
             is_favorite=_flag(fields, "isFavorite"),
             visibility=fields.get("visibility") or "timeline",
@@ -129,7 +129,7 @@ async def _render(principal, row) -> dtos.AssetResponseDto:
     from app.domain import faces, users
 
     shown = (await faces.people_of_assets([row["id"]]))[row["id"]]
-    return mapping.asset(await assets.view(row), await users.user_by_id(row["owner_id"]), shown)
+    return mapping.asset(await asset_views.view(row), await users.user_by_id(row["owner_id"]), shown)
 
 
 @get("/api/assets/{asset_id:str}", action=access.READ)

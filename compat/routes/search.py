@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import get, post
 from litestar.params import QueryParameter
 
-from app.domain import access, assets
+from app.domain import access, asset_views, assets
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
@@ -18,7 +18,7 @@ async def search_metadata(auth: ImmichAuth, data: dtos.MetadataSearchDto) -> dto
     if page < 1 or not 1 <= size <= 1000:
         raise BadRequest("page must be >= 1 and size between 1 and 1000")
     rows, has_more = await assets.search_page(f, page=page, limit=size, order="asc" if data.order == "asc" else "desc")
-    items = [mapping.asset(v) for v in await assets.views(rows)]
+    items = [mapping.asset(v) for v in await asset_views.views(rows)]
     return dtos.SearchResponseDto(
         albums=dtos.SearchAlbumResponseDto(total=0, count=0, items=[], facets=[]),
         assets=dtos.SearchAssetResponseDto(total=len(items), count=len(items), items=items, facets=[],
@@ -39,11 +39,11 @@ async def search_suggestions(auth: ImmichAuth, type: str, country: str | None = 
 @get("/api/search/cities", action=access.READ)
 async def search_cities(auth: ImmichAuth) -> list[dtos.AssetResponseDto]:
     rows = await assets.one_per_city(await access.preferred_library(auth.principal))
-    return [mapping.asset(v) for v in await assets.views(rows)]
+    return [mapping.asset(v) for v in await asset_views.views(rows)]
 
 
 @get("/api/search/explore", action=access.READ)
 async def search_explore(auth: ImmichAuth) -> list[dtos.SearchExploreResponseDto]:
     rows = await assets.one_per_city(await access.preferred_library(auth.principal))
-    items = [dtos.SearchExploreItem(value=v.exif["city"], data=mapping.asset(v)) for v in await assets.views(rows)]
+    items = [dtos.SearchExploreItem(value=v.exif["city"], data=mapping.asset(v)) for v in await asset_views.views(rows)]
     return [dtos.SearchExploreResponseDto(fieldName="exifInfo.city", items=items)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 from litestar import delete, get, post, put
 
-from app.domain import access, api_keys, assets, stacks
+from app.domain import access, api_keys, asset_views, stacks
 from app.domain.errors import BadRequest, NotFound
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
@@ -14,7 +14,7 @@ from compat.routes.api_keys import _PERMISSIONS
 
 async def _stack_dto(stack_row) -> dtos.StackResponseDto:
     rows = await stacks.live_members(stack_row["id"])
-    members = [mapping.asset(v) for v in await assets.views(rows)]
+    members = [mapping.asset(v) for v in await asset_views.views(rows)]
     primary = stack_row["primary_asset_id"] or (rows[0]["id"] if rows else None)
     return dtos.StackResponseDto(id=str(stack_row["id"]), primaryAssetId=str(primary) if primary else "",
                                  assets=members)

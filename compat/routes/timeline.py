@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from litestar import get
 
-from app.domain import access, assets, stacks
+from app.domain import access, asset_views, assets, stacks
 from app.domain.asset_filters import AssetFilter
 from app.domain.effective import ratings_for_favorite
 from app.domain.errors import BadRequest
@@ -57,7 +57,7 @@ async def time_bucket(auth: ImmichAuth, timeBucket: str, albumId: str | None = N
     f = await _filter(auth, albumId, isFavorite, isTrashed, visibility)
     f.after, f.before = _month(timeBucket)
     rows = await assets.all_pages(f, order="asc" if order == "asc" else "desc")
-    views = await assets.views(rows)
+    views = await asset_views.views(rows)
     stack_sizes = await stacks.live_counts(list({r["stack_id"] for r in rows if r["stack_id"] is not None}))
     columns: dict[str, list] = {name: [] for name in (
         "id", "ownerId", "ratio", "isFavorite", "isImage", "isTrashed", "thumbhash", "fileCreatedAt",

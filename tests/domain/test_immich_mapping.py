@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from app.db import engine as db
-from app.domain import assets, users
+from app.domain import asset_views, users
 from app.domain.albums import ALBUM_VIEW
 from compat import mapping
 from tests.domain import factories as f
@@ -100,7 +100,7 @@ async def test_a_deleted_user_without_usage():
 
 async def test_a_bare_asset(user):
     row = await f.new_asset(user, taken=datetime(2023, 7, 1, 9, 15))  # naive: no known offset
-    body = conforms("AssetResponseDto", mapping.asset(await assets.view(row)))
+    body = conforms("AssetResponseDto", mapping.asset(await asset_views.view(row)))
     assert body["id"] == str(row["id"]) and body["type"] == "IMAGE" and body["hasMetadata"] is False
     assert body["checksum"] == base64.b64encode(row["checksum_sha1"]).decode()
     # Without a known offset the wall clock is given as if it were UTC, in both fields.
@@ -119,7 +119,7 @@ async def test_an_asset_with_file_metadata_owner_and_people(user):
     )
     person = await f.new_person(user, name="Ann")
     owner = await users.user_by_id(user["id"])
-    body = conforms("AssetResponseDto", mapping.asset(await assets.view(row), owner, [person]))
+    body = conforms("AssetResponseDto", mapping.asset(await asset_views.view(row), owner, [person]))
     assert body["fileCreatedAt"].startswith("2023-07-01T14:15:00")  # the instant, in UTC
     assert body["localDateTime"].startswith("2023-07-01T09:15:00")  # the wall clock
     assert body["isFavorite"] is True and body["isArchived"] is True and body["hasMetadata"] is True
@@ -134,7 +134,7 @@ async def test_user_edits_show_over_the_file(user):
                             user_original_datetime=datetime(2020, 1, 2, 3, 4), user_original_offset_minutes=60,
                             trashed_at=datetime.now(timezone.utc), media_type="video",
                             file_rating=5, exif={"description": "file", "latitude": 9.0, "longitude": 9.0})
-    body = conforms("AssetResponseDto", mapping.asset(await assets.view(row)))
+    body = conforms("AssetResponseDto", mapping.asset(await asset_views.view(row)))
     exif = body["exifInfo"]
     assert (exif["rating"], exif["description"], exif["latitude"], exif["longitude"]) == (1, "mine", 1.0, 2.0)
     assert exif["dateTimeOriginal"].startswith("2020-01-02T02:04:00")

@@ -9,7 +9,7 @@ from litestar.response import Response
 from msgspec import UNSET, UnsetType
 
 from app.api.errors import InputError
-from app.api.params import MAX_IDS, base_url, list_param
+from app.api.params import MAX_IDS, base_url, library_uuid, list_param
 from app.api.schemas import (
     AlbumAssetPage,
     AlbumAssetResponse,
@@ -20,7 +20,8 @@ from app.api.schemas import (
     album_response,
 )
 from app.api.state import Shared
-from app.domain import access, albums, ids
+from app.api import ids
+from app.domain import access, albums
 from app.domain.access import Principal
 
 EMPTY: dict = {}
@@ -51,10 +52,6 @@ class AlbumUpdate(msgspec.Struct, forbid_unknown_fields=True):
 
 class AssetIdsBody(msgspec.Struct, forbid_unknown_fields=True):
     asset_ids: list[str]
-
-
-def _library(library_id: str | None) -> uuid.UUID | None:
-    return ids.decode(ids.LIBRARY, library_id) if library_id else None
 
 
 def _filter_id(prefix: str, value: str | None, field: str) -> uuid.UUID | None:
@@ -93,7 +90,7 @@ class AlbumController(Controller):
         limit: int = Parameter(default=20, ge=1, le=200), starting_after_id: str | None = None,
     ) -> AlbumPage:
         rows, has_more = await albums.list_albums(
-            principal, _library(library_id), name=name, asset_id=_filter_id(ids.ASSET, asset_id, "asset_id"),
+            principal, library_uuid(library_id), name=name, asset_id=_filter_id(ids.ASSET, asset_id, "asset_id"),
             album_ids=_filter_ids(request, ids.ALBUM, MAX_IDS), limit=limit,
             starting_after=_filter_id(ids.ALBUM, starting_after_id, "starting_after_id"),
         )
@@ -103,7 +100,7 @@ class AlbumController(Controller):
     async def create_album(
         self, request: Request, principal: Principal, shared: Shared, data: AlbumCreate
     ) -> Response[AlbumResponse]:
-        row, created = await albums.create_album(principal, _library(data.library_id), data.name, data.description)
+        row, created = await albums.create_album(principal, library_uuid(data.library_id), data.name, data.description)
         [album] = await _render(request, shared, [row])
         return Response(album, status_code=201 if created else 200)
 
@@ -156,7 +153,7 @@ class AlbumAssetController(Controller):
         starting_after_id: str | None = None,
     ) -> AlbumAssetPage:
         rows, has_more = await albums.list_links(
-            principal, _library(library_id), album_id=_filter_id(ids.ALBUM, album_id, "album_id"),
+            principal, library_uuid(library_id), album_id=_filter_id(ids.ALBUM, album_id, "album_id"),
             asset_id=_filter_id(ids.ASSET, asset_id, "asset_id"), link_ids=_filter_ids(request, ids.ALBUM_ASSET),
             limit=limit, starting_after=_filter_id(ids.ALBUM_ASSET, starting_after_id, "starting_after_id"),
         )

@@ -4,7 +4,8 @@ import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.response import Response
 
-from app.domain import access, api_keys, ids
+from app.api import ids
+from app.domain import access, api_keys
 from app.domain.access import Principal
 
 EMPTY: dict = {}

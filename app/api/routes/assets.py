@@ -35,7 +35,8 @@ from app.api.schemas import (
     asset_response,
 )
 from app.api.state import Shared
-from app.domain import access, assets, faces, ids, ingest, quotas
+from app.api import ids
+from app.domain import access, asset_views, assets, faces, ingest, quotas
 from app.domain.access import Principal
 from app.domain.assets import AssetPatch
 from app.domain.datetimes import parse_iso
@@ -119,7 +120,7 @@ async def render_assets(request: Request, shared: Shared, rows) -> list[AssetRes
     return [
         asset_response(v, shared.signer, base, face_map.get(v.row["id"]) if "faces" in include else None,
                        people_map.get(v.row["id"]) if "people" in include else None)
-        for v in await assets.views(rows)
+        for v in await asset_views.views(rows)
     ]
 
 
@@ -167,7 +168,7 @@ class AssetController(Controller):
                 device_id=_required_field(form.fields, "device_id"),
                 file_created_at=parse_iso(_required_field(form.fields, "file_created_at"), "file_created_at"),
                 file_modified_at=parse_iso(_required_field(form.fields, "file_modified_at"), "file_modified_at"),
-                library_id=form.fields.get("library_id") or None,
+                library_id=library_uuid(form.fields.get("library_id")),
                 sidecar=sidecar.staged if sidecar else None,
             )
         except BaseException:

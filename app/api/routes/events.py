@@ -8,7 +8,8 @@ from litestar.params import Parameter
 
 from app.api.params import list_param, optional_datetime
 from app.db import engine as db
-from app.domain import access, events, ids
+from app.api import ids
+from app.domain import access, events
 from app.domain.access import Principal
 from app.domain.errors import BadRequest
 

@@ -17,10 +17,11 @@ from litestar.response import Response
 from msgspec import UNSET, UnsetType
 
 from app.api.errors import InputError
-from app.api.params import base_url, check_includes, list_param
+from app.api.params import base_url, check_includes, library_uuid, list_param
 from app.api.schemas import FacePage, FaceResponse, PersonPage, PersonResponse, face_response, person_response
 from app.api.state import Shared
-from app.domain import access, faces, ids, people, recognition
+from app.api import ids
+from app.domain import access, faces, people, recognition
 from app.domain.access import Principal
 
 EMPTY: dict = {}
@@ -50,12 +51,6 @@ def _bool(value: str | None, name: str) -> bool | None:
     if value.lower() in ("false", "0"):
         return False
     raise InputError(f"{name} must be true or false", "query", name)
-
-
-def _library(value: Any) -> uuid.UUID | None:
-    """The library a request names, or None for the caller's only one. A body may carry any JSON
-    type here: whatever is not a library id names no library (404, like a malformed id)."""
-    return ids.decode(ids.LIBRARY, value) if value else None
 
 
 def _filter(prefix: str, value: str | None, name: str) -> uuid.UUID | None:
@@ -102,7 +97,7 @@ class FaceController(Controller):
     ) -> FacePage:
         check_includes(list_param(request, "include"), FACE_INCLUDES)
         rows, has_more = await faces.list_faces(
-            principal, _library(library_id), asset_id=_filter(ids.ASSET, asset_id, "asset_id"),
+            principal, library_uuid(library_id), asset_id=_filter(ids.ASSET, asset_id, "asset_id"),
             face_ids=_filters(ids.FACE, list_param(request, "ids"), "ids"),
             person_id=_filter(ids.PERSON, person_id, "person_id"), limit=limit,
             starting_after=_filter(ids.FACE, starting_after_id, "starting_after_id"),
@@ -117,28 +112,28 @@ class FaceController(Controller):
             asset_id=ids.decode(ids.ASSET, data.asset_id), box=faces.Box(box.x, box.y, box.w, box.h),
             person_id=None if data.person_id is None else ids.decode(ids.PERSON, data.person_id),
         )
-        row = await faces.create_face(principal, _library(data.library_id), face)
+        row = await faces.create_face(principal, library_uuid(data.library_id), face)
         return Response((await _faces(request, shared, [row]))[0], status_code=201)
 
     @get("/{face_id:str}", action=access.READ)
     async def retrieve(self, request: Request, principal: Principal, shared: Shared, face_id: str,
                        library_id: str | None = None) -> FaceResponse:
         check_includes(list_param(request, "include"), FACE_INCLUDES)
-        row = await faces.get_face(principal, ids.decode(ids.FACE, face_id), _library(library_id))
+        row = await faces.get_face(principal, ids.decode(ids.FACE, face_id), library_uuid(library_id))
         return (await _faces(request, shared, [row]))[0]
 
     @patch("/{face_id:str}", action=access.WRITE)
     async def update(self, request: Request, principal: Principal, shared: Shared, face_id: str,
                      data: FaceUpdate, library_id: str | None = None) -> FaceResponse:
         face = ids.decode(ids.FACE, face_id)
-        row, recluster = await faces.update_face(principal, face, _face_patch(data), _library(library_id))
+        row, recluster = await faces.update_face(principal, face, _face_patch(data), library_uuid(library_id))
         if recluster:
             await recognition.enqueue_clustering(shared.queue, row["library_id"])
         return (await _faces(request, shared, [row]))[0]
 
     @delete("/{face_id:str}", status_code=200, action=access.DELETE)
     async def delete_face(self, principal: Principal, face_id: str, library_id: str | None = None) -> dict:
-        await faces.delete_face(principal, ids.decode(ids.FACE, face_id), _library(library_id))
+        await faces.delete_face(principal, ids.decode(ids.FACE, face_id), library_uuid(library_id))
         return EMPTY
 
 
@@ -194,7 +189,7 @@ class PersonController(Controller):
     ) -> PersonPage:
         check_includes(list_param(request, "include"), PERSON_INCLUDES)
         rows, has_more = await people.list_people(
-            principal, _library(library_id), album_id=_filter(ids.ALBUM, album_id, "album_id"),
+            principal, library_uuid(library_id), album_id=_filter(ids.ALBUM, album_id, "album_id"),
             asset_id=_filter(ids.ASSET, asset_id, "asset_id"),
             person_ids=_filters(ids.PERSON, list_param(request, "ids"), "ids"),
             include_hidden=_bool(include_hidden, "include_hidden"), name=name, name_filter=name_filter,
@@ -205,7 +200,7 @@ class PersonController(Controller):
     @post("/", action=access.WRITE)
     async def create_person(self, request: Request, principal: Principal, shared: Shared,
                             data: PersonCreate) -> Response[PersonResponse]:
-        row, created = await people.create_person(principal, _library(data.library_id), _person_patch(data))
+        row, created = await people.create_person(principal, library_uuid(data.library_id), _person_patch(data))
         return Response(_person(request, shared, row), status_code=201 if created else 200)
 
     @post("/bulk-update", status_code=200, action=access.WRITE)

@@ -6,7 +6,8 @@ from litestar.params import QueryParameter
 from litestar.response import Response
 
 from app.api.schemas import LibraryResponse, library_response
-from app.domain import access, ids, libraries
+from app.api import ids
+from app.domain import access, libraries
 from app.domain.access import Principal
 from app.domain.errors import NotFound
 

@@ -5,7 +5,8 @@ from litestar.response import Response
 
 from app.api.file_serving import send_file
 from app.api.state import Shared
-from app.domain import assets, faces, ids
+from app.api import ids
+from app.domain import assets, faces
 from app.storage.signing import media_state
 
 # Immich's caching for asset media: private, a day fresh, long stale windows.

@@ -5,7 +5,8 @@ from litestar.params import Parameter
 from app.api.errors import InputError
 from app.api.params import MAX_IDS, check_includes, library_uuid, list_param, native_ids_in_errors
 from app.api.schemas import StackPage, StackResponse, stack_response
-from app.domain import access, ids, stacks
+from app.api import ids
+from app.domain import access, stacks
 from app.domain.access import Principal
 from app.domain.errors import NotFound
 

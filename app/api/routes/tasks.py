@@ -1,8 +1,10 @@
 from litestar import Controller, get
 from litestar.params import Parameter
 
+from app.api.params import library_uuid
 from app.api.schemas import TaskResponse, task_response
-from app.domain import access, ids, tasks
+from app.api import ids
+from app.domain import access, tasks
 from app.domain.access import Principal
 
 
@@ -18,7 +20,7 @@ class TaskController(Controller):
         task_type: str | None = None,
         limit: int = Parameter(default=100, ge=1, le=1000),
     ) -> list[TaskResponse]:
-        library = ids.decode(ids.LIBRARY, library_id) if library_id else None
+        library = library_uuid(library_id)
         rows = await tasks.list_tasks(principal, library, status, task_type, limit)
         return [task_response(r) for r in rows]
 

@@ -3,7 +3,8 @@ from litestar import Controller, get, patch
 from msgspec import UNSET, UnsetType
 
 from app.api.schemas import UserResponse, user_response
-from app.domain import access, ids, users
+from app.api import ids
+from app.domain import access, users
 from app.domain.access import Principal
 
 

@@ -1,4 +1,5 @@
-"""Native ids: `<prefix>_` + shortuuid of a version-4 UUID; Immich sees the bare UUID."""
+"""Native ids: `<prefix>_` + shortuuid of a version-4 UUID. The domain and Immich see the bare UUID;
+the native API encodes and decodes at its edge, here."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import uuid
 
 import shortuuid
 
-from app.domain.errors import Invalid, NotFound
+from app.api.errors import InputError
+from app.domain.errors import NotFound
 
 ASSET = "asset"
 ALBUM = "album"
@@ -35,10 +37,6 @@ _NAMES = {
 }
 _SUFFIX_LEN = 22
 _ALPHABET = set(shortuuid.get_alphabet())
-
-
-def new_uuid() -> uuid.UUID:
-    return uuid.uuid4()
 
 
 def encode(prefix: str, value: uuid.UUID) -> str:
@@ -70,5 +68,5 @@ def decode_filter(prefix: str, value: str, field: str) -> uuid.UUID:
     """Decode an id used as a list filter; a malformed one is a validation error."""
     decoded = try_decode(prefix, value)
     if decoded is None:
-        raise Invalid(f"'{value}' is not a valid {_NAMES[prefix].lower()} id", loc=("query", field))
+        raise InputError(f"'{value}' is not a valid {_NAMES[prefix].lower()} id", "query", field)
     return decoded
