@@ -127,6 +127,45 @@ def test_event_feed_pages_and_validates(account):
     assert empty["data"] == [] and empty["next_cursor"] is None and empty["has_more"] is False
 
 
+def test_event_feed_filters_by_creation_time(account):
+    """created_at_lt keeps the events recorded before it (created_at_gte those at or after): the SDK sends both.
+    Background processing may add events meanwhile, all of them later: each answer holds every event seen
+    first that passes its bounds, in feed order, and no event outside them."""
+    _assets(account, 4, 23)
+    seen = list(_feed(account, entity_types="asset"))
+    at = lambda e: dt.datetime.fromisoformat(e["created_at"] if isinstance(e, dict) else e.created_at.isoformat())
+    times = sorted({at(e) for e in seen})
+    assert len(times) >= 4
+
+    def check(answer, low=None, high=None):
+        inside = lambda e: (low is None or low <= at(e)) and (high is None or at(e) < high)
+        cursors = [e["cursor"] if isinstance(e, dict) else e.cursor for e in answer]
+        assert all(inside(e) for e in answer)
+        assert [c for c in cursors if c in {e["cursor"] for e in seen}] == [e["cursor"] for e in seen if inside(e)]
+        return cursors
+
+    before = check(list(_feed(account, entity_types="asset", created_at_lt=times[2].isoformat())), high=times[2])
+    assert before and len(before) < len(seen)
+    assert check(list(_feed(account, entity_types="asset", created_at_gte=times[2].isoformat())), low=times[2])
+    assert check(account.client.events.get(entity_types=["asset"], created_at_lt=times[2], limit=200).data,
+                 high=times[2]) == before
+    window = account.client.events.get(entity_types=["asset"], created_at_gte=times[1], created_at_lt=times[3],
+                                       limit=200)
+    assert check(window.data, low=times[1], high=times[3])
+    # Declaring entity_types did not narrow the forms it takes: repeated, comma-joined, entity_types[].
+    with account.http() as http:
+        forms = [[e["cursor"] for e in http.get("/api/events", params=[*query, ("created_at_lt", times[2].isoformat()),
+                                                                        ("limit", 200)]).json()["data"]]
+                 for query in ([("entity_types", "asset"), ("entity_types", "album")], [("entity_types", "asset,album")],
+                               [("entity_types[]", "asset"), ("entity_types[]", "album")])]
+    assert forms == [before] * 3
+    with account.http() as http:
+        bad_lt = http.get("/api/events", params={"created_at_lt": "yesterday"})
+        bad_gte = http.get("/api/events", params={"created_at_gte": "yesterday"})
+    assert bad_lt.status_code == bad_gte.status_code >= 400
+    assert "created_at_lt" in bad_lt.text
+
+
 def test_event_feed_never_skips_a_late_commit(account):
     """A transaction that started writing first but commits last must still be read, once."""
     from app.db import engine as db

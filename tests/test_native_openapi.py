@@ -104,8 +104,6 @@ KNOWN_GAPS: dict[str, set[str]] = {
     | _query("center", "radius", "include", "limit", "page", "query") | _HIT_FACES_PEOPLE,
     # Multipart (an optional image) parsed by hand, like the upload.
     "POST /api/search": {"body"} | _query("include") | _HIT_FACES_PEOPLE,
-    # entity_types goes through list_param; created_at_lt is not read at all: the feed ignores it.
-    "GET /api/events": _query("entity_types", "created_at_lt"),
     # Returns a bare Response (200 with the person, or 204): declare Response[PersonResponse].
     "POST /api/people/{}/merge": {"response"},
 }

@@ -69,8 +69,12 @@ async def get_events(
     after_cursor: str | None = None,
     as_of: str | None = None,
     created_at_gte: str | None = None,
+    created_at_lt: str | None = None,
     limit: int = Parameter(default=20, ge=1, le=200),
+    entity_types: list[str] | None = Parameter(
+        default=None, description="Entity types to keep: repeated, comma-separated or as entity_types[]."),
 ) -> EventsPage:
+    # Read through list_param, which also takes `a,b` and `entity_types[]=`; the declaration documents it.
     types = list_param(request, "entity_types")
     if types is not None:
         unknown = set(types) - set(events.FEED_ENTITY_TYPES)
@@ -88,6 +92,7 @@ async def get_events(
             horizon=horizon,
             entity_types=types,
             created_at_gte=optional_datetime(created_at_gte, "created_at_gte"),
+            created_at_lt=optional_datetime(created_at_lt, "created_at_lt"),
             limit=limit,
         )
     data = [
