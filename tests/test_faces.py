@@ -257,3 +257,14 @@ def test_manual_face_boxes(library):
     client.faces.delete(face.id)
     with pytest.raises(gumnut.NotFoundError):
         client.faces.retrieve(face.id)
+
+
+def test_merging_faceless_unnamed_people_answers_204(account):
+    """Primary and source unnamed with no faces: the merge deletes both and answers 204 with no body."""
+    client = account.client
+    primary, source = client.people.create(), client.people.create()
+    raw = client.people.with_raw_response.merge(primary.id, source_person_ids=[source.id])
+    assert raw.status_code == 204 and raw.http_response.content == b""
+    for gone in (primary.id, source.id):
+        with pytest.raises(gumnut.NotFoundError):
+            client.people.retrieve(gone)

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import Response
 from msgspec import UNSET, UnsetType
@@ -226,9 +227,12 @@ class PersonController(Controller):
         await recognition.enqueue_clustering(shared.queue, library)
         return EMPTY
 
-    @post("/{person_id:str}/merge", status_code=200, action=access.WRITE)
+    @post("/{person_id:str}/merge", status_code=200, action=access.WRITE, responses={
+        204: ResponseSpec(None, description="The primary and every source were unnamed and faceless: the primary "
+                                            "was deleted too, and there is no person to return."),
+    })
     async def merge(self, request: Request, principal: Principal, shared: Shared, person_id: str,
-                    data: MergeBody) -> Response:
+                    data: MergeBody) -> Response[PersonResponse]:
         sources = [ids.decode(ids.PERSON, s) for s in data.source_person_ids]
         row = await people.merge(principal, ids.decode(ids.PERSON, person_id), sources)
         if row is None:
