@@ -89,8 +89,7 @@ KNOWN_GAPS: dict[str, set[str]] = {
     "GET /api/album-assets": _query("ids"),
     "GET /api/faces": _query("ids", "include"),
     "GET /api/faces/{}": _query("include"),
-    # include_hidden is declared `str` and parsed by hand; the SDK sends a boolean.
-    "GET /api/people": _query("ids", "include", "include_hidden"),
+    "GET /api/people": _query("ids", "include"),
     "GET /api/people/{}": _query("include"),
     "GET /api/stacks": _query("ids", "include"),
     # The upload is multipart, streamed and parsed by hand: no body in the document.

@@ -17,7 +17,6 @@ from litestar.params import Parameter
 from litestar.response import Response
 from msgspec import UNSET, UnsetType
 
-from app.api.errors import InputError
 from app.api.params import base_url, check_includes, library_uuid, list_param
 from app.api.schemas import FacePage, FaceResponse, PersonPage, PersonResponse, face_response, person_response
 from app.api.state import Shared
@@ -42,16 +41,6 @@ def _person(request: Request, shared: Shared, row) -> PersonResponse:
     include = list_param(request, "include")
     return person_response(row, shared.signer, base_url(request, shared.settings.public_url),
                            with_metrics=bool(include and "cluster_metrics" in include))
-
-
-def _bool(value: str | None, name: str) -> bool | None:
-    if value is None:
-        return None
-    if value.lower() in ("true", "1"):
-        return True
-    if value.lower() in ("false", "0"):
-        return False
-    raise InputError(f"{name} must be true or false", "query", name)
 
 
 def _filter(prefix: str, value: str | None, name: str) -> uuid.UUID | None:
@@ -184,7 +173,7 @@ class PersonController(Controller):
     @get("/", action=access.READ)
     async def list_people(
         self, request: Request, principal: Principal, shared: Shared, library_id: str | None = None,
-        album_id: str | None = None, asset_id: str | None = None, include_hidden: str | None = None,
+        album_id: str | None = None, asset_id: str | None = None, include_hidden: bool | None = None,
         name: str | None = None, name_filter: str | None = None, sort: str | None = None,
         limit: int = Parameter(default=20, ge=1, le=200), starting_after_id: str | None = None,
     ) -> PersonPage:
@@ -193,7 +182,7 @@ class PersonController(Controller):
             principal, library_uuid(library_id), album_id=_filter(ids.ALBUM, album_id, "album_id"),
             asset_id=_filter(ids.ASSET, asset_id, "asset_id"),
             person_ids=_filters(ids.PERSON, list_param(request, "ids"), "ids"),
-            include_hidden=_bool(include_hidden, "include_hidden"), name=name, name_filter=name_filter,
+            include_hidden=include_hidden, name=name, name_filter=name_filter,
             sort=sort, limit=limit, starting_after=_filter(ids.PERSON, starting_after_id, "starting_after_id"),
         )
         return PersonPage(data=[_person(request, shared, r) for r in rows], has_more=has_more)
