@@ -78,10 +78,6 @@ def _query(*names: str) -> set[str]:
 # `list_param`, `int_param`) instead of being declared in the handler's signature.
 _ASSET_FILTER = _query("album_filter", "album_id", "bbox", "library_id", "local_datetime_after",
                        "local_datetime_before", "media_type", "person_ids", "ratings", "state")
-# AssetResponse.faces and .people are `list[Any]`; the SDK reads FaceResponse and PersonResponse.
-_ASSET_FACES_PEOPLE = {"response.faces[]", "response.people[]"}
-_PAGE_FACES_PEOPLE = {"response.data[].faces[]", "response.data[].people[]"}
-_HIT_FACES_PEOPLE = {"response.data[].asset.faces[]", "response.data[].asset.people[]"}
 
 KNOWN_GAPS: dict[str, set[str]] = {
     # `ids` and `include` go through list_param(request, ...), so the route declares neither.
@@ -93,16 +89,15 @@ KNOWN_GAPS: dict[str, set[str]] = {
     "GET /api/people/{}": _query("include"),
     "GET /api/stacks": _query("ids", "include"),
     # The upload is multipart, streamed and parsed by hand: no body in the document.
-    "POST /api/assets": {"body"} | _ASSET_FACES_PEOPLE,
-    "GET /api/assets/{}": _query("include") | _ASSET_FACES_PEOPLE,
-    "PATCH /api/assets/{}": _ASSET_FACES_PEOPLE,
-    "GET /api/assets": _ASSET_FILTER | _query("center", "radius", "ids", "include", "stack_id") | _PAGE_FACES_PEOPLE,
+    "POST /api/assets": {"body"},
+    "GET /api/assets/{}": _query("include"),
+    "GET /api/assets": _ASSET_FILTER | _query("center", "radius", "ids", "include", "stack_id"),
     "GET /api/assets/counts": _ASSET_FILTER | _query("center", "radius"),
     "GET /api/assets/geo-clusters": _ASSET_FILTER,
     "GET /api/search": _ASSET_FILTER - _query("album_filter", "state")
-    | _query("center", "radius", "include", "limit", "page", "query") | _HIT_FACES_PEOPLE,
+    | _query("center", "radius", "include", "limit", "page", "query"),
     # Multipart (an optional image) parsed by hand, like the upload.
-    "POST /api/search": {"body"} | _query("include") | _HIT_FACES_PEOPLE,
+    "POST /api/search": {"body"} | _query("include"),
 }
 
 
