@@ -82,6 +82,34 @@ def test_albums_end_to_end(account):
     assert kinds[-1] == ("album", "album_deleted")
 
 
+def test_declared_list_parameters_keep_every_list_form(account):
+    """`ids` and `include` are declared in the routes' signatures for the document, and still read by list_param:
+    repeated, comma-joined and `name[]=` all mean the same, on every route that declares them."""
+    a1, a2, a3, a4 = _assets(account, 4, 13)
+    albums = [account.client.albums.create(name=f"Forms {i}").id for i in range(3)]
+    people = [account.client.people.create(name=f"Forms {i}").id for i in range(3)]
+    stack = account.client.stacks.create_stack(asset_ids=[a3, a4]).id
+
+    def forms(name, values):
+        return ([(name, v) for v in values], [(name, ",".join(values))], [(f"{name}[]", v) for v in values])
+
+    with account.http() as http:
+        for path, wanted in (("/api/albums", albums[:2]), ("/api/people", people[:2]), ("/api/assets", [a1, a2]),
+                             ("/api/stacks", [stack])):
+            for query in forms("ids", wanted):
+                got = http.get(path, params=query)
+                assert got.status_code == 200, (path, query, got.text)
+                assert {x["id"] for x in got.json()["data"]} == set(wanted), (path, query)
+        for query in forms("include", ["metadata", "people"]):
+            got = http.get(f"/api/assets/{a1}", params=query)
+            assert got.status_code == 200 and got.json()["people"] == [], (query, got.text)
+        for query in forms("include", ["asset_ids"]):
+            (listed,) = http.get("/api/stacks", params=[*query, ("ids", stack)]).json()["data"]
+            assert set(listed["asset_ids"]) == {a3, a4}
+        refused = http.get("/api/assets", params=[("include[]", "metadata,planets")])
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["query", "include"]
+
+
 def test_albums_are_private(account, make_account):
     album = account.client.albums.create(name="Mine")
     other = make_account()

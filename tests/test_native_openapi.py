@@ -74,30 +74,21 @@ def _query(*names: str) -> set[str]:
     return {f"query.{name}" for name in names}
 
 
-# Query parameters below are read from the raw query by app/api/params.py (`asset_filter`,
-# `list_param`, `int_param`) instead of being declared in the handler's signature.
+# Query parameters below are read from the raw query by app/api/params.py (`asset_filter`, `int_param`)
+# instead of being declared in the handler's signature. (Those read by `list_param` are declared too.)
 _ASSET_FILTER = _query("album_filter", "album_id", "bbox", "library_id", "local_datetime_after",
                        "local_datetime_before", "media_type", "person_ids", "ratings", "state")
 
 KNOWN_GAPS: dict[str, set[str]] = {
-    # `ids` and `include` go through list_param(request, ...), so the route declares neither.
-    "GET /api/albums": _query("ids"),
-    "GET /api/album-assets": _query("ids"),
-    "GET /api/faces": _query("ids", "include"),
-    "GET /api/faces/{}": _query("include"),
-    "GET /api/people": _query("ids", "include"),
-    "GET /api/people/{}": _query("include"),
-    "GET /api/stacks": _query("ids", "include"),
     # The upload is multipart, streamed and parsed by hand: no body in the document.
     "POST /api/assets": {"body"},
-    "GET /api/assets/{}": _query("include"),
-    "GET /api/assets": _ASSET_FILTER | _query("center", "radius", "ids", "include", "stack_id"),
+    "GET /api/assets": _ASSET_FILTER | _query("center", "radius", "stack_id"),
     "GET /api/assets/counts": _ASSET_FILTER | _query("center", "radius"),
     "GET /api/assets/geo-clusters": _ASSET_FILTER,
     "GET /api/search": _ASSET_FILTER - _query("album_filter", "state")
-    | _query("center", "radius", "include", "limit", "page", "query"),
+    | _query("center", "radius", "limit", "page", "query"),
     # Multipart (an optional image) parsed by hand, like the upload.
-    "POST /api/search": {"body"} | _query("include"),
+    "POST /api/search": {"body"},
 }
 
 

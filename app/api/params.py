@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from litestar import Request
 from litestar.exceptions import ValidationException
+from litestar.params import QueryParameter
 
 from app.api.errors import InputError
 from app.api import ids
@@ -49,6 +50,15 @@ def form_values(lists: dict[str, list[str]]) -> Values:
 def list_param(request: Request, name: str) -> list[str] | None:
     values = query_values(request)(name)
     return split_list(values) if values else None
+
+
+def listed(name: str, description: str) -> Any:
+    """The default of a `list[str] | None` query parameter `name` a route declares for the OpenAPI document
+    while it reads the values with list_param (or asset_filter), which also takes `name=a,b` and `name[]=a`.
+    Litestar itself sees only the repeated form, and a list of strings never fails its parsing. The handler's
+    argument goes by another name (`listed_ids`), so that `ids` stays the module of native ids."""
+    return QueryParameter(name=name, default=None,
+                     description=f"{description} Repeat the parameter, join values with commas, or use {name}[]=.")
 
 
 def _one(values: Values, name: str) -> str | None:

@@ -19,6 +19,7 @@ from app.api.params import (
     filter_errors,
     library_uuid,
     list_param,
+    listed,
     native_ids_in_errors,
     optional_datetime,
     query_values,
@@ -186,6 +187,8 @@ class AssetController(Controller):
         order: Literal["asc", "desc"] = "desc",
         limit: int = Parameter(default=20, ge=1, le=200),
         starting_after_id: str | None = None,
+        listed_ids: list[str] | None = listed("ids", "Only these assets, by id (at most 200)."),
+        listed_include: list[str] | None = listed("include", "Extra fields: metadata, faces, people, file_data, variants."),
     ) -> AssetPage:
         check_includes(list_param(request, "include"))
         f = await asset_filter(principal, query_values(request))
@@ -301,7 +304,10 @@ class AssetController(Controller):
         return EMPTY
 
     @get("/{asset_id:str}", action=access.READ)
-    async def retrieve(self, request: Request, principal: Principal, shared: Shared, asset_id: str) -> AssetResponse:
+    async def retrieve(
+        self, request: Request, principal: Principal, shared: Shared, asset_id: str,
+        listed_include: list[str] | None = listed("include", "Extra fields: metadata, faces, people, file_data, variants."),
+    ) -> AssetResponse:
         check_includes(list_param(request, "include"))
         row = await access.load_asset(principal, ids.decode(ids.ASSET, asset_id), access.READ)
         return await _render(request, shared, row)

@@ -17,7 +17,7 @@ from litestar.params import Parameter
 from litestar.response import Response
 from msgspec import UNSET, UnsetType
 
-from app.api.params import base_url, check_includes, library_uuid, list_param
+from app.api.params import base_url, check_includes, library_uuid, list_param, listed
 from app.api.schemas import FacePage, FaceResponse, PersonPage, PersonResponse, face_response, person_response
 from app.api.state import Shared
 from app.api import ids
@@ -84,6 +84,8 @@ class FaceController(Controller):
         self, request: Request, principal: Principal, shared: Shared, library_id: str | None = None,
         asset_id: str | None = None, person_id: str | None = None,
         limit: int = Parameter(default=20, ge=1, le=200), starting_after_id: str | None = None,
+        listed_ids: list[str] | None = listed("ids", "Only these faces, by id."),
+        listed_include: list[str] | None = listed("include", "Extra fields: cluster_assignment."),
     ) -> FacePage:
         check_includes(list_param(request, "include"), FACE_INCLUDES)
         rows, has_more = await faces.list_faces(
@@ -107,7 +109,8 @@ class FaceController(Controller):
 
     @get("/{face_id:str}", action=access.READ)
     async def retrieve(self, request: Request, principal: Principal, shared: Shared, face_id: str,
-                       library_id: str | None = None) -> FaceResponse:
+                       library_id: str | None = None,
+                       listed_include: list[str] | None = listed("include", "Extra fields: cluster_assignment."),) -> FaceResponse:
         check_includes(list_param(request, "include"), FACE_INCLUDES)
         row = await faces.get_face(principal, ids.decode(ids.FACE, face_id), library_uuid(library_id))
         return (await _faces(request, shared, [row]))[0]
@@ -176,6 +179,9 @@ class PersonController(Controller):
         album_id: str | None = None, asset_id: str | None = None, include_hidden: bool | None = None,
         name: str | None = None, name_filter: str | None = None, sort: str | None = None,
         limit: int = Parameter(default=20, ge=1, le=200), starting_after_id: str | None = None,
+        listed_ids: list[str] | None = listed("ids", "Only these people, by id (hidden ones too, unless"
+                                                     " include_hidden=false)."),
+        listed_include: list[str] | None = listed("include", "Extra fields: cluster_metrics."),
     ) -> PersonPage:
         check_includes(list_param(request, "include"), PERSON_INCLUDES)
         rows, has_more = await people.list_people(
@@ -200,7 +206,8 @@ class PersonController(Controller):
         return EMPTY
 
     @get("/{person_id:str}", action=access.READ)
-    async def retrieve(self, request: Request, principal: Principal, shared: Shared, person_id: str) -> PersonResponse:
+    async def retrieve(self, request: Request, principal: Principal, shared: Shared, person_id: str,
+                       listed_include: list[str] | None = listed("include", "Extra fields: cluster_metrics."),) -> PersonResponse:
         check_includes(list_param(request, "include"), PERSON_INCLUDES)
         return _person(request, shared, await people.get_person(principal, ids.decode(ids.PERSON, person_id)))
 

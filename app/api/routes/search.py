@@ -9,6 +9,7 @@ from app.api.params import (
     form_values,
     int_param,
     list_param,
+    listed,
     query_values,
 )
 from app.api.routes.assets import render_assets
@@ -41,12 +42,18 @@ async def _search(request: Request, principal: Principal, shared: Shared, values
 
 
 @get("/api/search", action=access.READ)
-async def search_get(request: Request, principal: Principal, shared: Shared) -> SearchResponse:
+async def search_get(
+    request: Request, principal: Principal, shared: Shared,
+    listed_include: list[str] | None = listed("include", "Extra fields: metadata, faces, people, file_data, variants."),
+) -> SearchResponse:
     return await _search(request, principal, shared, query_values(request), image=False)
 
 
 @post("/api/search", status_code=200, request_max_body_size=64 << 20, action=access.READ)
-async def search_post(request: Request, principal: Principal, shared: Shared) -> SearchResponse:
+async def search_post(
+    request: Request, principal: Principal, shared: Shared,
+    listed_include: list[str] | None = listed("include", "Extra fields: metadata, faces, people, file_data, variants."),
+) -> SearchResponse:
     form = await receive_multipart(request.stream(), request.headers.get("content-type"), ("image",), shared.store,
                                    idle_timeout=shared.settings.upload_idle_timeout_seconds)
     try:
