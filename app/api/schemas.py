@@ -11,7 +11,8 @@ import msgspec
 
 from app.api import ids
 from app.domain import effective
-from app.domain.assets import BROWSER_IMAGES, IMAGE_VARIANTS, VIDEO_VARIANTS, AssetView
+from app.domain.asset_views import AssetView
+from app.domain.assets import BROWSER_IMAGES, IMAGE_VARIANTS, VIDEO_VARIANTS
 from app.domain.datetimes import from_instant, join_wall_clock
 from app.storage.signing import UrlSigner, media_state
 
