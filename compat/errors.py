@@ -11,7 +11,7 @@ import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException, ValidationException
 
-from app.domain.errors import DomainError, InsufficientStorage
+from app.domain.errors import DomainError, InsufficientStorage, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,12 @@ def _domain(request: Request, exc: DomainError) -> Response:
     if isinstance(exc, InsufficientStorage):
         return immich_error(400, "Quota has been exceeded!")  # the exact text the mobile app matches
     status = 400 if exc.status == 422 else exc.status
-    response = immich_error(status, exc.detail)
+    detail = exc.detail
+    if isinstance(exc, NotFound) and exc.kind:
+        # Say what is missing without echoing its id: to a caller without access, another user's
+        # object is just as missing, and the answer must not confirm what it asked about.
+        detail = f"{exc.kind.capitalize()} not found"
+    response = immich_error(status, detail)
     retry_after = getattr(exc, "retry_after", None)  # a throttled password guess says when to retry
     if retry_after is not None:
         response.headers["retry-after"] = str(retry_after)

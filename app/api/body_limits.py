@@ -8,13 +8,19 @@ Three kinds of input used to reach a 500 from any route that takes them:
 - U+0000 in the URL (a path segment or query parameter, written %00), for the same reason.
 All are refused here, once, as a validation error naming the field; each app renders that in its
 own error shape (native 422 `{"detail": [...]}`, Immich 400 `{"message", "errors"}`).
+
+A typed JSON body is also held to its declared type strictly here: Litestar converts bodies
+leniently ("3" becomes 3, "true" becomes True), while both APIs refuse a value of the wrong JSON type,
+as Immich's validators do.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
+import msgspec
 from litestar import Request
 from litestar.exceptions import ValidationException
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -82,6 +88,34 @@ def reject_nul_form(fields: dict[str, str] | dict[str, list[str]], filenames: di
         reject_nul(filename, f"{name} filename")
 
 
+_LOOSE = (Any, str, bytes, dict)  # body annotations with nothing to hold strictly
+# msgspec says where a value failed: "Expected `int`, got `str` - at `$.updates[0].change.rating`".
+_ERROR_AT = re.compile(r" - at `\$\.?(.*)`$")
+
+
+def _declared_body(request: Request) -> Any:
+    """The type the route declares for its JSON body (its `data` parameter), if any."""
+    handler = request.scope.get("route_handler")
+    signature = getattr(handler, "parsed_fn_signature", None)
+    field = signature.parameters.get("data") if signature is not None else None
+    if field is None or field.annotation in _LOOSE or getattr(field.annotation, "__origin__", None) is dict:
+        return None
+    return field.annotation
+
+
+def check_declared_type(value: Any, declared: Any) -> None:
+    """Raise ValidationException, naming the field, for a value not of its declared JSON type."""
+    try:
+        msgspec.convert(value, declared)  # strict: JSON types only, as a JSON decoder would
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        found = _ERROR_AT.search(text)
+        message = text[: found.start()] if found else text
+        key = found.group(1) if found and found.group(1) else "data"
+        raise ValidationException(detail=f"{key}: {message}",
+                                  extra=[{"source": "body", "key": key, "message": message}]) from None
+
+
 class CheckedRequest(Request):
     """The request class of both apps: its JSON body is checked as soon as it is decoded."""
 
@@ -93,6 +127,9 @@ class CheckedRequest(Request):
         except RecursionError:  # the decoder's own limit (~1,000 levels) is hit before ours is seen
             raise _invalid((), f"JSON is nested more than {MAX_JSON_DEPTH} levels deep") from None
         check_json(value)
+        declared = _declared_body(self)
+        if declared is not None:
+            check_declared_type(value, declared)
         return value
 
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-import msgspec
 from litestar import Request
-from litestar.exceptions import ValidationException
 from litestar.di import Provide
 from litestar.openapi.spec import Schema
 from litestar.openapi.spec.enums import OpenAPIType
@@ -162,23 +159,6 @@ def native_ids_in_errors() -> Iterator[None]:
             raise
         raise NotFound(f"{exc.kind.capitalize()} {ids.encode(prefix, exc.ids[0])} not found",
                        kind=exc.kind, ids=exc.ids) from None
-
-
-_ERROR_PATH = re.compile(r" - at `\$\.?(.*)`$")
-
-
-async def check_json_types(request: Request, body_type: type) -> None:
-    """Litestar converts a JSON body leniently (a "3" where a number belongs becomes 3); this
-    reads it again strictly, so a value of the wrong JSON type is refused as both APIs always did."""
-    try:
-        msgspec.convert(await request.json(), body_type)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        match = _ERROR_PATH.search(text)
-        message = text[: match.start()] if match else text
-        key = match.group(1) if match else ""
-        raise ValidationException(f"Validation failed for {request.method} {request.url.path}",
-                                  extra=[{"message": message, "key": key, "source": "body"}]) from None
 
 
 def parse_bbox(text: str, name: str = "bbox") -> BBox:

@@ -10,7 +10,7 @@ import uuid
 
 import asyncpg
 
-from app.db import engine as db
+from app.db.tables import ApiKey
 from app.domain import access, users
 from app.domain.errors import Forbidden, Invalid, NotFound
 from app.domain.principal import ALL_ACTIONS, DELETE, READ, WRITE, Principal
@@ -23,11 +23,11 @@ def _session_only(principal: Principal) -> None:
         raise Forbidden("API keys cannot manage API keys: use a signed-in session")
 
 
-async def list_keys(principal: Principal) -> list[asyncpg.Record]:
+async def list_keys(principal: Principal) -> list[dict]:
     _session_only(principal)
     principal.require(READ)
-    return await db.fetch("SELECT * FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC",
-                          principal.user_id)
+    return await (ApiKey.select().where(ApiKey.user_id == principal.user_id)
+                  .order_by(ApiKey.created_at, ApiKey.id, ascending=False))
 
 
 def _covers(principal: Principal, actions: frozenset[str], library_ids: list[uuid.UUID] | None) -> bool:
@@ -70,8 +70,8 @@ async def create_key(
     return await users.create_api_key(principal.user_id, name.strip(), actions=wanted, library_ids=selected)
 
 
-async def _own_key(principal: Principal, key_id: uuid.UUID) -> asyncpg.Record:
-    row = await db.fetchrow("SELECT * FROM api_keys WHERE id = $1 AND user_id = $2", key_id, principal.user_id)
+async def _own_key(principal: Principal, key_id: uuid.UUID) -> dict:
+    row = await ApiKey.select().where((ApiKey.id == key_id) & (ApiKey.user_id == principal.user_id)).first()
     if row is None:
         raise NotFound("API key not found")
     scope = None if row["library_scope_mode"] == "all_libraries" else list(row["library_ids"])
@@ -80,24 +80,25 @@ async def _own_key(principal: Principal, key_id: uuid.UUID) -> asyncpg.Record:
     return row
 
 
-async def rename_key(principal: Principal, key_id: uuid.UUID, name: str) -> asyncpg.Record:
+async def rename_key(principal: Principal, key_id: uuid.UUID, name: str) -> dict:
     _session_only(principal)
     principal.require(WRITE)
     if not name or not name.strip():
         raise Invalid("name must not be blank", "name")
     row = await _own_key(principal, key_id)
-    return await db.fetchrow("UPDATE api_keys SET name = $2 WHERE id = $1 RETURNING *", row["id"], name.strip())
+    [renamed] = await ApiKey.update({ApiKey.name: name.strip()}).where(ApiKey.id == row["id"]).returning(*ApiKey.all_columns())
+    return renamed
 
 
 async def revoke_key(principal: Principal, key_id: uuid.UUID) -> None:
     _session_only(principal)
     principal.require(DELETE)
     row = await _own_key(principal, key_id)
-    await db.execute("UPDATE api_keys SET is_active = false WHERE id = $1", row["id"])
+    await ApiKey.update({ApiKey.is_active: False}).where(ApiKey.id == row["id"])
 
 
-async def current_key(principal: Principal) -> asyncpg.Record:
+async def current_key(principal: Principal) -> dict:
     """The record of the API key this request came with."""
     if principal.api_key_id is None:
         raise Forbidden("Not authenticated with an API key")
-    return await db.fetchrow("SELECT * FROM api_keys WHERE id = $1", principal.api_key_id)
+    return await ApiKey.select().where(ApiKey.id == principal.api_key_id).first()

@@ -9,7 +9,6 @@ from litestar import Request, delete, get, post, put
 from litestar.response import Response
 
 from app.api.body_limits import reject_nul_form
-from app.api.params import check_json_types
 from app.api.state import Shared
 from app.domain import access, asset_views, assets, ingest, quotas
 from app.domain.datetimes import parse_iso
@@ -142,7 +141,6 @@ async def get_asset(auth: ImmichAuth, asset_id: str) -> dtos.AssetResponseDto:
 async def update_asset(
     request: Request, auth: ImmichAuth, shared: Shared, asset_id: str, data: dtos.UpdateAssetDto
 ) -> dtos.AssetResponseDto:
-    await check_json_types(request, dtos.UpdateAssetDto)
     patch = mapping.asset_patch(data)  # the body is checked before the id is looked up
     row = await assets.update_asset(auth.principal, mapping.parse_uuid(asset_id), patch, shared.queue)
     return await _render(auth.principal, row)
@@ -150,7 +148,6 @@ async def update_asset(
 
 @put("/api/assets", status_code=204, action=access.WRITE)
 async def update_assets(request: Request, auth: ImmichAuth, shared: Shared, data: dtos.AssetBulkUpdateDto) -> None:
-    await check_json_types(request, dtos.AssetBulkUpdateDto)
     patch = mapping.asset_patch(data)
     await assets.bulk_update(auth.principal, [(mapping.parse_uuid(a), patch) for a in data.ids], shared.queue)
 

@@ -62,3 +62,18 @@ def test_no_import_cycles_under_app():
         done = {name}
         walk(name, [name])
     assert not cycles, sorted(cycles)
+
+
+def test_every_module_imports():
+    import importlib
+
+    failures = {}
+    for package in ("app", "compat"):
+        for name in sorted(_modules(package)):
+            if name.endswith("__main__"):
+                continue
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # noqa: BLE001 - each failure is reported with its module
+                failures[name] = repr(exc)
+    assert failures == {}

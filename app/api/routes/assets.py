@@ -17,7 +17,6 @@ from app.api.params import (
     base_url,
     body_asset_ids,
     check_includes,
-    check_json_types,
     filter_errors,
     library_uuid,
     list_param,
@@ -245,7 +244,6 @@ class AssetController(Controller):
 
     @post("/bulk-update", status_code=200, action=access.WRITE)
     async def bulk_update(self, request: Request, principal: Principal, shared: Shared, data: BulkUpdateBody) -> dict:
-        await check_json_types(request, BulkUpdateBody)
         items = []
         for update in data.updates:  # a malformed id is as unknown as a well-formed one naming nothing
             asset_id = ids.try_decode(ids.ASSET, update.id)
@@ -318,7 +316,6 @@ class AssetController(Controller):
     async def update(
         self, request: Request, principal: Principal, shared: Shared, asset_id: str, data: AssetUpdate
     ) -> AssetResponse:
-        await check_json_types(request, AssetUpdate)
         change = data.patch()  # the body is checked before the id is looked up
         row = await assets.update_asset(principal, ids.decode(ids.ASSET, asset_id), change, shared.queue)
         return await _render(request, shared, row)
