@@ -6,7 +6,7 @@ import msgspec
 from litestar import Request, get
 from litestar.params import Parameter
 
-from app.api.params import list_param, optional_datetime
+from app.api.params import list_param, listed, optional_datetime
 from app.db import engine as db
 from app.api import ids
 from app.domain import access, events
@@ -71,10 +71,8 @@ async def get_events(
     created_at_gte: str | None = None,
     created_at_lt: str | None = None,
     limit: int = Parameter(default=20, ge=1, le=200),
-    entity_types: list[str] | None = Parameter(
-        default=None, description="Entity types to keep: repeated, comma-separated or as entity_types[]."),
+    entity_types: list[str] | None = listed("entity_types", "Only events about these kinds of entity."),
 ) -> EventsPage:
-    # Read through list_param, which also takes `a,b` and `entity_types[]=`; the declaration documents it.
     types = list_param(request, "entity_types")
     if types is not None:
         unknown = set(types) - set(events.FEED_ENTITY_TYPES)
