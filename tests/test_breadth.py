@@ -82,6 +82,54 @@ def test_albums_end_to_end(account):
     assert kinds[-1] == ("album", "album_deleted")
 
 
+def test_declared_list_parameters_keep_every_list_form(account):
+    """`ids` and `include` are declared in the routes' signatures for the document, and still read by list_param:
+    repeated, comma-joined and `name[]=` all mean the same, on every route that declares them."""
+    a1, a2, a3, a4 = _assets(account, 4, 13)
+    albums = [account.client.albums.create(name=f"Forms {i}").id for i in range(3)]
+    people = [account.client.people.create(name=f"Forms {i}").id for i in range(3)]
+    stack = account.client.stacks.create_stack(asset_ids=[a3, a4]).id
+
+    def forms(name, values):
+        return ([(name, v) for v in values], [(name, ",".join(values))], [(f"{name}[]", v) for v in values])
+
+    with account.http() as http:
+        for path, wanted in (("/api/albums", albums[:2]), ("/api/people", people[:2]), ("/api/assets", [a1, a2]),
+                             ("/api/stacks", [stack])):
+            for query in forms("ids", wanted):
+                got = http.get(path, params=query)
+                assert got.status_code == 200, (path, query, got.text)
+                assert {x["id"] for x in got.json()["data"]} == set(wanted), (path, query)
+        for query in forms("include", ["metadata", "people"]):
+            got = http.get(f"/api/assets/{a1}", params=query)
+            assert got.status_code == 200 and got.json()["people"] == [], (query, got.text)
+        for query in forms("include", ["asset_ids"]):
+            (listed,) = http.get("/api/stacks", params=[*query, ("ids", stack)]).json()["data"]
+            assert set(listed["asset_ids"]) == {a3, a4}
+        refused = http.get("/api/assets", params=[("include[]", "metadata,planets")])
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["query", "include"]
+        # The asset filter's parameters are declared (by a dependency) as the SDK's types, yet read as before.
+        unrated = {x["id"] for x in http.get("/api/assets").json()["data"]}
+        for query in forms("ratings", ["0", "5"]):
+            got = http.get("/api/assets", params=[*query, ("radius", "")])
+            assert got.status_code == 200 and {x["id"] for x in got.json()["data"]} == unrated, query
+        assert http.get("/api/assets", params={"ratings": "4"}).json()["data"] == []
+        assert http.get("/api/search", params={"media_type": "image", "limit": "", "page": ""}).status_code == 200
+        for path, query, loc, message in (
+            ("/api/assets", {"ratings": "1,x"}, "ratings", "ratings must be integers from 0 to 5"),
+            ("/api/assets/counts", {"radius": "far", "center": "0,0"}, "radius", "radius must be a number of meters"),
+            ("/api/assets/geo-clusters", {"cell_size": 1, "state": "gone"}, "state",
+             "state must be one of live, trashed, all"),
+            ("/api/search", {"media_type": "image", "page": "x"}, "page", "page must be an integer"),
+            ("/api/search", {"query": "cats"}, "query", "Content search (text or image) needs an embedding model,"
+                                                      " which this server does not have yet; use the typed filters"
+                                                      " instead"),
+        ):
+            refused = http.get(path, params=query)
+            assert refused.status_code == 422, (path, query, refused.text)
+            assert refused.json()["detail"] == [{"loc": ["query", loc], "msg": message, "type": "value_error"}]
+
+
 def test_albums_are_private(account, make_account):
     album = account.client.albums.create(name="Mine")
     other = make_account()
@@ -125,6 +173,45 @@ def test_event_feed_pages_and_validates(account):
         assert http.get("/api/events", params={"after_cursor": "fffffffff.1"}).status_code == 400
         empty = http.get("/api/events", params={"entity_types": "person"}).json()
     assert empty["data"] == [] and empty["next_cursor"] is None and empty["has_more"] is False
+
+
+def test_event_feed_filters_by_creation_time(account):
+    """created_at_lt keeps the events recorded before it (created_at_gte those at or after): the SDK sends both.
+    Background processing may add events meanwhile, all of them later: each answer holds every event seen
+    first that passes its bounds, in feed order, and no event outside them."""
+    _assets(account, 4, 23)
+    seen = list(_feed(account, entity_types="asset"))
+    at = lambda e: dt.datetime.fromisoformat(e["created_at"] if isinstance(e, dict) else e.created_at.isoformat())
+    times = sorted({at(e) for e in seen})
+    assert len(times) >= 4
+
+    def check(answer, low=None, high=None):
+        inside = lambda e: (low is None or low <= at(e)) and (high is None or at(e) < high)
+        cursors = [e["cursor"] if isinstance(e, dict) else e.cursor for e in answer]
+        assert all(inside(e) for e in answer)
+        assert [c for c in cursors if c in {e["cursor"] for e in seen}] == [e["cursor"] for e in seen if inside(e)]
+        return cursors
+
+    before = check(list(_feed(account, entity_types="asset", created_at_lt=times[2].isoformat())), high=times[2])
+    assert before and len(before) < len(seen)
+    assert check(list(_feed(account, entity_types="asset", created_at_gte=times[2].isoformat())), low=times[2])
+    assert check(account.client.events.get(entity_types=["asset"], created_at_lt=times[2], limit=200).data,
+                 high=times[2]) == before
+    window = account.client.events.get(entity_types=["asset"], created_at_gte=times[1], created_at_lt=times[3],
+                                       limit=200)
+    assert check(window.data, low=times[1], high=times[3])
+    # Declaring entity_types did not narrow the forms it takes: repeated, comma-joined, entity_types[].
+    with account.http() as http:
+        forms = [[e["cursor"] for e in http.get("/api/events", params=[*query, ("created_at_lt", times[2].isoformat()),
+                                                                        ("limit", 200)]).json()["data"]]
+                 for query in ([("entity_types", "asset"), ("entity_types", "album")], [("entity_types", "asset,album")],
+                               [("entity_types[]", "asset"), ("entity_types[]", "album")])]
+    assert forms == [before] * 3
+    with account.http() as http:
+        bad_lt = http.get("/api/events", params={"created_at_lt": "yesterday"})
+        bad_gte = http.get("/api/events", params={"created_at_gte": "yesterday"})
+    assert bad_lt.status_code == bad_gte.status_code >= 400
+    assert "created_at_lt" in bad_lt.text
 
 
 def test_event_feed_never_skips_a_late_commit(account):

@@ -257,3 +257,34 @@ def test_manual_face_boxes(library):
     client.faces.delete(face.id)
     with pytest.raises(gumnut.NotFoundError):
         client.faces.retrieve(face.id)
+
+
+def test_merging_faceless_unnamed_people_answers_204(account):
+    """Primary and source unnamed with no faces: the merge deletes both and answers 204 with no body."""
+    client = account.client
+    primary, source = client.people.create(), client.people.create()
+    raw = client.people.with_raw_response.merge(primary.id, source_person_ids=[source.id])
+    assert raw.status_code == 204 and raw.http_response.content == b""
+    for gone in (primary.id, source.id):
+        with pytest.raises(gumnut.NotFoundError):
+            client.people.retrieve(gone)
+
+
+def test_people_list_include_hidden_takes_the_boolean_forms(account):
+    """include_hidden is declared a boolean: true/false/1/0 in any case, as the SDK's True/False; anything else is a
+    422 naming the query parameter."""
+    client = account.client
+    shown, hidden = client.people.create(name="Shown"), client.people.create(name="Hidden", is_hidden=True)
+    assert {p.id for p in client.people.list()} == {shown.id}
+    assert {p.id for p in client.people.list(include_hidden=True)} == {shown.id, hidden.id}
+    assert {p.id for p in client.people.list(include_hidden=False)} == {shown.id}
+    with account.http() as http:
+        for value, expected in (("true", {shown.id, hidden.id}), ("TRUE", {shown.id, hidden.id}),
+                                ("1", {shown.id, hidden.id}), ("false", {shown.id}), ("False", {shown.id}),
+                                ("0", {shown.id})):
+            listed = http.get("/api/people", params={"include_hidden": value})
+            assert listed.status_code == 200 and {p["id"] for p in listed.json()["data"]} == expected, value
+        for value in ("maybe", ""):
+            refused = http.get("/api/people", params={"include_hidden": value})
+            assert refused.status_code == 422, value
+            assert refused.json()["detail"][0]["loc"] == ["query", "include_hidden"]

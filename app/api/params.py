@@ -9,6 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Request
+from litestar.di import Provide
+from litestar.openapi.spec import Schema
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.params import QueryParameter
 
 from app.api.errors import InputError
 from app.api import ids
@@ -46,6 +50,32 @@ def form_values(lists: dict[str, list[str]]) -> Values:
 def list_param(request: Request, name: str) -> list[str] | None:
     values = query_values(request)(name)
     return split_list(values) if values else None
+
+
+# Declared query parameters: what the OpenAPI document says the SDK may send.
+_NULL = Schema(type=OpenAPIType.NULL)
+STRING, NUMBER, INTEGER = (Schema(type=t) for t in (OpenAPIType.STRING, OpenAPIType.NUMBER, OpenAPIType.INTEGER))
+INTEGERS, STRINGS = Schema(type=OpenAPIType.ARRAY, items=INTEGER), Schema(type=OpenAPIType.ARRAY, items=STRING)
+
+
+def one_of(*choices: str) -> Schema:
+    return Schema(type=OpenAPIType.STRING, enum=list(choices))
+
+
+def documented(name: str, schema: Schema, description: str) -> Any:
+    """The default of a query parameter `name` that a route declares as text (`str | None`, or `list[str] | None`
+    for a list) for the OpenAPI document only. The document gives `schema`, the type the SDK sends; Litestar's
+    parsing of text never fails, and the route reads and checks the raw values itself (list_param, asset_filter,
+    int_param), with its own messages and forms (`a,b`, `name[]=`, an empty value). The handler's argument may
+    go by another name, where the query's is one Litestar reserves (`state`, `query`) or the module uses (`ids`)."""
+    if schema.type == OpenAPIType.ARRAY:
+        description += f" Repeat the parameter, join values with commas, or use {name}[]=."
+    return QueryParameter(name=name, default=None, description=description, schema_extra={"one_of": [schema, _NULL]})
+
+
+def listed(name: str, description: str) -> Any:
+    """A list of strings read by list_param, e.g. `ids` or `include`, declared as `list[str] | None`."""
+    return documented(name, STRINGS, description)
 
 
 def _one(values: Values, name: str) -> str | None:
@@ -207,3 +237,34 @@ async def asset_filter(principal: Principal, values: Values) -> AssetFilter:
     with filter_errors():
         f.validate()
     return f
+
+
+async def _filter_values(
+    request: Request,
+    # Handler-side names differ where the query's name is one Litestar reserves (state) or this module uses (ids).
+    library: str | None = documented("library_id", STRING, "The library to read (default: the caller's only one)."),
+    state_filter: str | None = documented("state", one_of("live", "trashed", "all"),
+                                          "Live assets (the default), trashed ones, or all."),
+    asset_ids: list[str] | None = documented("ids", STRINGS, "Only these assets, by id (at most 200)."),
+    local_datetime_after: str | None = documented("local_datetime_after", STRING,
+                                                  "Only assets taken after this time (ISO 8601, offset optional)."),
+    local_datetime_before: str | None = documented("local_datetime_before", STRING,
+                                                   "Only assets taken before this time (ISO 8601, offset optional)."),
+    media_type: str | None = documented("media_type", one_of("image", "video"), "Only images, or only videos."),
+    ratings: list[str] | None = documented("ratings", INTEGERS, "Only assets with these ratings, 0 to 5."),
+    album_id: str | None = documented("album_id", STRING, "Only the assets of this album."),
+    album_filter: str | None = documented("album_filter", one_of("all", "in_album", "not_in_album"),
+                                          "All assets (the default), those in some album, or those in none."),
+    person_ids: list[str] | None = documented("person_ids", STRINGS, "Only assets showing every one of these people."),
+    stack_id: str | None = documented("stack_id", STRING, "Only the assets of this stack."),
+    bbox: str | None = documented("bbox", STRING, "Only assets located inside min_longitude,min_latitude,"
+                                                  "max_longitude,max_latitude."),
+    center: str | None = documented("center", STRING, "With radius: only assets located near longitude,latitude."),
+    radius: str | None = documented("radius", NUMBER, "With center: the distance from it, in meters."),
+) -> Values:
+    """The raw query, which asset_filter reads; this signature declares the filter's parameters for the document."""
+    return query_values(request)
+
+
+# A route filtering assets by its query takes `filter_values: Values`, with `dependencies=ASSET_FILTER_PARAMS`.
+ASSET_FILTER_PARAMS = {"filter_values": Provide(_filter_values)}

@@ -90,8 +90,8 @@ class AssetResponse(msgspec.Struct):
     trashed_at: datetime | None
     asset_urls: dict[str, AssetVariant] | None
     metadata: Metadata | None
-    faces: list[Any] | None
-    people: list[Any] | None
+    faces: list[FaceResponse] | None
+    people: list[PersonResponse] | None
     file_data: FileData
     # The flat provenance fields older SDKs read; same values as file_data.
     checksum: str

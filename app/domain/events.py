@@ -110,8 +110,11 @@ async def read_feed(
     entity_types: list[str] | None,
     created_at_gte: Any,
     limit: int,
+    created_at_lt: Any = None,
 ) -> tuple[list[asyncpg.Record], bool, int]:
     """Events after a cursor, in (txid, id) order, from finished transactions only.
+
+    created_at_gte / created_at_lt keep events recorded at or after / before those instants.
 
     Only events whose writing transaction id is below the oldest transaction still
     running are returned: anything a late commit adds later sorts after every cursor
@@ -142,6 +145,9 @@ async def read_feed(
     if created_at_gte is not None:
         args.append(created_at_gte)
         clauses.append(f"created_at >= ${len(args)}")
+    if created_at_lt is not None:
+        args.append(created_at_lt)
+        clauses.append(f"created_at < ${len(args)}")
     args.append(limit + 1)
     rows = await conn.fetch(
         f"SELECT * FROM events WHERE {' AND '.join(clauses)} ORDER BY txid, id LIMIT ${len(args)}", *args

@@ -14,10 +14,12 @@ from app.domain.errors import BadRequest
 from tests.domain import factories as f
 
 
-async def feed(library_id, *, after=None, horizon=None, entity_types=None, created_at_gte=None, limit=100):
+async def feed(library_id, *, after=None, horizon=None, entity_types=None, created_at_gte=None, created_at_lt=None,
+               limit=100):
     async with db.connection() as conn:
         return await events.read_feed(conn, library_id=library_id, after=after, horizon=horizon,
-                                      entity_types=entity_types, created_at_gte=created_at_gte, limit=limit)
+                                      entity_types=entity_types, created_at_gte=created_at_gte,
+                                      created_at_lt=created_at_lt, limit=limit)
 
 
 def cursor(row) -> tuple[int, int]:
@@ -70,6 +72,10 @@ async def test_feed_is_per_library_and_filters_by_kind_and_time(user, library_id
     later = rows[0]["created_at"]
     rows, _, _ = await feed(library_id, created_at_gte=later)
     assert album["id"] in [r["entity_id"] for r in rows]
+    rows, _, _ = await feed(library_id, created_at_lt=later)
+    assert album["id"] not in [r["entity_id"] for r in rows]
+    rows, _, _ = await feed(library_id, created_at_gte=later, created_at_lt=later)
+    assert rows == []
 
 
 async def test_payloads_are_stored_as_given(user, library_id):

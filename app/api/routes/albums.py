@@ -9,7 +9,7 @@ from litestar.response import Response
 from msgspec import UNSET, UnsetType
 
 from app.api.errors import InputError
-from app.api.params import MAX_IDS, base_url, library_uuid, list_param
+from app.api.params import MAX_IDS, base_url, library_uuid, list_param, listed
 from app.api.schemas import (
     AlbumAssetPage,
     AlbumAssetResponse,
@@ -88,6 +88,7 @@ class AlbumController(Controller):
         self, request: Request, principal: Principal, shared: Shared, library_id: str | None = None,
         name: str | None = None, asset_id: str | None = None,
         limit: int = Parameter(default=20, ge=1, le=200), starting_after_id: str | None = None,
+        listed_ids: list[str] | None = listed("ids", "Only these albums, by id (at most 200)."),
     ) -> AlbumPage:
         rows, has_more = await albums.list_albums(
             principal, library_uuid(library_id), name=name, asset_id=_filter_id(ids.ASSET, asset_id, "asset_id"),
@@ -151,6 +152,7 @@ class AlbumAssetController(Controller):
         self, request: Request, principal: Principal, library_id: str | None = None, album_id: str | None = None,
         asset_id: str | None = None, limit: int = Parameter(default=20, ge=1, le=200),
         starting_after_id: str | None = None,
+        listed_ids: list[str] | None = listed("ids", "Only these album-asset links, by id."),
     ) -> AlbumAssetPage:
         rows, has_more = await albums.list_links(
             principal, library_uuid(library_id), album_id=_filter_id(ids.ALBUM, album_id, "album_id"),

@@ -11,6 +11,8 @@ from msgspec import UNSET, UnsetType
 from app.api.body_limits import reject_nul_form
 from app.api.errors import InputError, domain_error
 from app.api.params import (
+    ASSET_FILTER_PARAMS,
+    Values,
     asset_filter,
     base_url,
     body_asset_ids,
@@ -18,9 +20,9 @@ from app.api.params import (
     filter_errors,
     library_uuid,
     list_param,
+    listed,
     native_ids_in_errors,
     optional_datetime,
-    query_values,
 )
 from app.api.schemas import (
     AssetExistence,
@@ -176,18 +178,20 @@ class AssetController(Controller):
         row, created = await ingest.ingest(principal, shared.store, upload, shared.queue)
         return Response(await _render(request, shared, row), status_code=201 if created else 200)
 
-    @get("/", action=access.READ)
+    @get("/", action=access.READ, dependencies=ASSET_FILTER_PARAMS)
     async def list_assets(
         self,
         request: Request,
         principal: Principal,
         shared: Shared,
+        filter_values: Values,
         order: Literal["asc", "desc"] = "desc",
         limit: int = Parameter(default=20, ge=1, le=200),
         starting_after_id: str | None = None,
+        listed_include: list[str] | None = listed("include", "Extra fields: metadata, faces, people, file_data, variants."),
     ) -> AssetPage:
         check_includes(list_param(request, "include"))
-        f = await asset_filter(principal, query_values(request))
+        f = await asset_filter(principal, filter_values)
         rows, has_more = await assets.list_assets(
             f,
             order=order,
@@ -198,18 +202,18 @@ class AssetController(Controller):
         )
         return AssetPage(data=await _render_all(request, shared, rows), has_more=has_more)
 
-    @get("/counts", action=access.READ)
+    @get("/counts", action=access.READ, dependencies=ASSET_FILTER_PARAMS)
     async def counts(
         self,
-        request: Request,
         principal: Principal,
+        filter_values: Values,
         group_by: Literal["day", "week", "month", "year"] = "month",
         order: Literal["asc", "desc"] = "desc",
         limit: int = Parameter(default=20, ge=1, le=200),
         starting_after_bucket: str | None = None,
         person_id: str | None = None,
     ) -> CountPage:
-        values = query_values(request)
+        values = filter_values
         if person_id is not None:  # deprecated single-person alias
             if values("person_ids"):
                 raise InputError("Use person_ids or person_id, not both", "query", "person_id")
@@ -223,12 +227,13 @@ class AssetController(Controller):
         return CountPage(data=[CountBucket(time_bucket=r["time_bucket"], count=r["count"]) for r in rows],
                          has_more=has_more)
 
-    @get("/geo-clusters", action=access.READ)
-    async def geo_clusters(self, request: Request, principal: Principal, cell_size: float | None = None) -> GeoClusters:
+    @get("/geo-clusters", action=access.READ, dependencies=ASSET_FILTER_PARAMS)
+    async def geo_clusters(self, principal: Principal, filter_values: Values,
+                           cell_size: float | None = None) -> GeoClusters:
         # Required, but checked here so that authentication is answered first.
         if cell_size is None:
             raise InputError("cell_size is required", "query", "cell_size")
-        f = await asset_filter(principal, query_values(request))
+        f = await asset_filter(principal, filter_values)
         with filter_errors():
             rows = await assets.geo_clusters(f, cell_size)
         return GeoClusters(data=[
@@ -299,7 +304,10 @@ class AssetController(Controller):
         return EMPTY
 
     @get("/{asset_id:str}", action=access.READ)
-    async def retrieve(self, request: Request, principal: Principal, shared: Shared, asset_id: str) -> AssetResponse:
+    async def retrieve(
+        self, request: Request, principal: Principal, shared: Shared, asset_id: str,
+        listed_include: list[str] | None = listed("include", "Extra fields: metadata, faces, people, file_data, variants."),
+    ) -> AssetResponse:
         check_includes(list_param(request, "include"))
         row = await access.load_asset(principal, ids.decode(ids.ASSET, asset_id), access.READ)
         return await _render(request, shared, row)

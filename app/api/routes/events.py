@@ -6,7 +6,7 @@ import msgspec
 from litestar import Request, get
 from litestar.params import Parameter
 
-from app.api.params import list_param, optional_datetime
+from app.api.params import list_param, listed, optional_datetime
 from app.db import engine as db
 from app.api import ids
 from app.domain import access, events
@@ -69,7 +69,9 @@ async def get_events(
     after_cursor: str | None = None,
     as_of: str | None = None,
     created_at_gte: str | None = None,
+    created_at_lt: str | None = None,
     limit: int = Parameter(default=20, ge=1, le=200),
+    entity_types: list[str] | None = listed("entity_types", "Only events about these kinds of entity."),
 ) -> EventsPage:
     types = list_param(request, "entity_types")
     if types is not None:
@@ -88,6 +90,7 @@ async def get_events(
             horizon=horizon,
             entity_types=types,
             created_at_gte=optional_datetime(created_at_gte, "created_at_gte"),
+            created_at_lt=optional_datetime(created_at_lt, "created_at_lt"),
             limit=limit,
         )
     data = [

@@ -12,12 +12,12 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import Response
 from msgspec import UNSET, UnsetType
 
-from app.api.errors import InputError
-from app.api.params import base_url, check_includes, library_uuid, list_param
+from app.api.params import base_url, check_includes, library_uuid, list_param, listed
 from app.api.schemas import FacePage, FaceResponse, PersonPage, PersonResponse, face_response, person_response
 from app.api.state import Shared
 from app.api import ids
@@ -41,16 +41,6 @@ def _person(request: Request, shared: Shared, row) -> PersonResponse:
     include = list_param(request, "include")
     return person_response(row, shared.signer, base_url(request, shared.settings.public_url),
                            with_metrics=bool(include and "cluster_metrics" in include))
-
-
-def _bool(value: str | None, name: str) -> bool | None:
-    if value is None:
-        return None
-    if value.lower() in ("true", "1"):
-        return True
-    if value.lower() in ("false", "0"):
-        return False
-    raise InputError(f"{name} must be true or false", "query", name)
 
 
 def _filter(prefix: str, value: str | None, name: str) -> uuid.UUID | None:
@@ -94,6 +84,8 @@ class FaceController(Controller):
         self, request: Request, principal: Principal, shared: Shared, library_id: str | None = None,
         asset_id: str | None = None, person_id: str | None = None,
         limit: int = Parameter(default=20, ge=1, le=200), starting_after_id: str | None = None,
+        listed_ids: list[str] | None = listed("ids", "Only these faces, by id."),
+        listed_include: list[str] | None = listed("include", "Extra fields: cluster_assignment."),
     ) -> FacePage:
         check_includes(list_param(request, "include"), FACE_INCLUDES)
         rows, has_more = await faces.list_faces(
@@ -117,7 +109,8 @@ class FaceController(Controller):
 
     @get("/{face_id:str}", action=access.READ)
     async def retrieve(self, request: Request, principal: Principal, shared: Shared, face_id: str,
-                       library_id: str | None = None) -> FaceResponse:
+                       library_id: str | None = None,
+                       listed_include: list[str] | None = listed("include", "Extra fields: cluster_assignment."),) -> FaceResponse:
         check_includes(list_param(request, "include"), FACE_INCLUDES)
         row = await faces.get_face(principal, ids.decode(ids.FACE, face_id), library_uuid(library_id))
         return (await _faces(request, shared, [row]))[0]
@@ -183,16 +176,19 @@ class PersonController(Controller):
     @get("/", action=access.READ)
     async def list_people(
         self, request: Request, principal: Principal, shared: Shared, library_id: str | None = None,
-        album_id: str | None = None, asset_id: str | None = None, include_hidden: str | None = None,
+        album_id: str | None = None, asset_id: str | None = None, include_hidden: bool | None = None,
         name: str | None = None, name_filter: str | None = None, sort: str | None = None,
         limit: int = Parameter(default=20, ge=1, le=200), starting_after_id: str | None = None,
+        listed_ids: list[str] | None = listed("ids", "Only these people, by id (hidden ones too, unless"
+                                                     " include_hidden=false)."),
+        listed_include: list[str] | None = listed("include", "Extra fields: cluster_metrics."),
     ) -> PersonPage:
         check_includes(list_param(request, "include"), PERSON_INCLUDES)
         rows, has_more = await people.list_people(
             principal, library_uuid(library_id), album_id=_filter(ids.ALBUM, album_id, "album_id"),
             asset_id=_filter(ids.ASSET, asset_id, "asset_id"),
             person_ids=_filters(ids.PERSON, list_param(request, "ids"), "ids"),
-            include_hidden=_bool(include_hidden, "include_hidden"), name=name, name_filter=name_filter,
+            include_hidden=include_hidden, name=name, name_filter=name_filter,
             sort=sort, limit=limit, starting_after=_filter(ids.PERSON, starting_after_id, "starting_after_id"),
         )
         return PersonPage(data=[_person(request, shared, r) for r in rows], has_more=has_more)
@@ -210,7 +206,8 @@ class PersonController(Controller):
         return EMPTY
 
     @get("/{person_id:str}", action=access.READ)
-    async def retrieve(self, request: Request, principal: Principal, shared: Shared, person_id: str) -> PersonResponse:
+    async def retrieve(self, request: Request, principal: Principal, shared: Shared, person_id: str,
+                       listed_include: list[str] | None = listed("include", "Extra fields: cluster_metrics."),) -> PersonResponse:
         check_includes(list_param(request, "include"), PERSON_INCLUDES)
         return _person(request, shared, await people.get_person(principal, ids.decode(ids.PERSON, person_id)))
 
@@ -226,9 +223,12 @@ class PersonController(Controller):
         await recognition.enqueue_clustering(shared.queue, library)
         return EMPTY
 
-    @post("/{person_id:str}/merge", status_code=200, action=access.WRITE)
+    @post("/{person_id:str}/merge", status_code=200, action=access.WRITE, responses={
+        204: ResponseSpec(None, description="The primary and every source were unnamed and faceless: the primary "
+                                            "was deleted too, and there is no person to return."),
+    })
     async def merge(self, request: Request, principal: Principal, shared: Shared, person_id: str,
-                    data: MergeBody) -> Response:
+                    data: MergeBody) -> Response[PersonResponse]:
         sources = [ids.decode(ids.PERSON, s) for s in data.source_person_ids]
         row = await people.merge(principal, ids.decode(ids.PERSON, person_id), sources)
         if row is None:

@@ -3,13 +3,17 @@ from litestar import Request, get, post
 from app.api.body_limits import reject_nul_form
 from app.api.errors import InputError
 from app.api.params import (
+    ASSET_FILTER_PARAMS,
+    INTEGER,
+    STRING,
     Values,
     asset_filter,
     check_includes,
+    documented,
     form_values,
     int_param,
     list_param,
-    query_values,
+    listed,
 )
 from app.api.routes.assets import render_assets
 from app.api.schemas import SearchResponse, SearchResultItem
@@ -40,13 +44,23 @@ async def _search(request: Request, principal: Principal, shared: Shared, values
     )
 
 
-@get("/api/search", action=access.READ)
-async def search_get(request: Request, principal: Principal, shared: Shared) -> SearchResponse:
-    return await _search(request, principal, shared, query_values(request), image=False)
+@get("/api/search", action=access.READ, dependencies=ASSET_FILTER_PARAMS)
+async def search_get(
+    request: Request, principal: Principal, shared: Shared, filter_values: Values,
+    # Read from filter_values by _search; declared here for the document (`query` is a name Litestar reserves).
+    text: str | None = documented("query", STRING, "Text to search for (needs an embedding model: not served yet)."),
+    limit: str | None = documented("limit", INTEGER, "Results per page, 1 to 200 (default 20)."),
+    page: str | None = documented("page", INTEGER, "The page, from 1."),
+    listed_include: list[str] | None = listed("include", "Extra fields: metadata, faces, people, file_data, variants."),
+) -> SearchResponse:
+    return await _search(request, principal, shared, filter_values, image=False)
 
 
 @post("/api/search", status_code=200, request_max_body_size=64 << 20, action=access.READ)
-async def search_post(request: Request, principal: Principal, shared: Shared) -> SearchResponse:
+async def search_post(
+    request: Request, principal: Principal, shared: Shared,
+    listed_include: list[str] | None = listed("include", "Extra fields: metadata, faces, people, file_data, variants."),
+) -> SearchResponse:
     form = await receive_multipart(request.stream(), request.headers.get("content-type"), ("image",), shared.store,
                                    idle_timeout=shared.settings.upload_idle_timeout_seconds)
     try:

@@ -3,7 +3,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import Parameter
 
 from app.api.errors import InputError
-from app.api.params import MAX_IDS, check_includes, library_uuid, list_param, native_ids_in_errors
+from app.api.params import MAX_IDS, check_includes, library_uuid, list_param, listed, native_ids_in_errors
 from app.api.schemas import StackPage, StackResponse, stack_response
 from app.api import ids
 from app.domain import access, stacks
@@ -52,6 +52,8 @@ class StackController(Controller):
         self, request: Request, principal: Principal, library_id: str | None = None, origin: str | None = None,
         primary_asset_id: str | None = None, limit: int = Parameter(default=20, ge=1, le=200),
         starting_after_id: str | None = None,
+        listed_ids: list[str] | None = listed("ids", "Only these stacks, by id (at most 200)."),
+        listed_include: list[str] | None = listed("include", "Extra fields: asset_ids."),
     ) -> StackPage:
         include = list_param(request, "include")
         check_includes(include, frozenset({"asset_ids"}))
