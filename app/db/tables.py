@@ -116,6 +116,48 @@ class ApiKey(Table, tablename="api_keys"):
     )
 
 
+
+class LibraryInvitation(Table, tablename="library_invitations"):
+    id = UUID(primary_key=True)
+    library_id = fk(Library, CASCADE)
+    created_by = fk(User, CASCADE)
+    # The bearer part of the invitation link, kept so the owner can be shown the link again.
+    secret = Bytea(unique=True, default=None)
+    role = Text(default=None)
+    max_joiners = Integer(default=None)
+    joiner_count = Integer(default=0)
+    expires_at = Timestamptz(default=None)
+    disabled_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+    library_invitations_role_check = Check("(role = ANY (ARRAY['viewer'::text, 'collaborator'::text]))")
+    library_invitations_max_joiners_check = Check("(max_joiners >= 1)")
+    library_invitations_joiner_count_check = Check("(joiner_count >= 0)")
+
+
+class LibraryMember(Table, tablename="library_members"):
+    id = UUID(primary_key=True)
+    library_id = fk(Library, CASCADE)
+    user_id = fk(User, CASCADE)
+    role = Text(default=None)
+    state = Text(default="active")
+    invitation_id = fk(LibraryInvitation, SET_NULL, null=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    joined_at = Timestamptz(default=TimestamptzNow())
+    ended_at = Timestamptz(null=True, default=None)
+    last_removed_at = Timestamptz(null=True, default=None)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+    library_members_role_check = Check("(role = ANY (ARRAY['viewer'::text, 'collaborator'::text]))")
+    library_members_state_check = Check("(state = ANY (ARRAY['active'::text, 'left'::text, 'removed'::text]))")
+    library_members_library_id_user_id_key = Unique(["library_id", "user_id"])
+
+
+# Views, which Piccolo does not declare: `library_access (library_id, user_id, role, trashed_at)`,
+# the owner and the active members of every library (migration 2026-11-29T16:00). Access checks
+# join it instead of reading libraries.owner_id, so a member reaches what an owner does, by role.
+
 class Stack(Table, tablename="stacks"):
     id = UUID(primary_key=True)
     library_id = fk(Library, CASCADE)
@@ -545,6 +587,9 @@ INDEXES: list[Index] = [
     Index(Album, "albums_library_created_idx", "btree (library_id, created_at DESC, id DESC)"),
     Index(AlbumAsset, "album_assets_library_idx", "btree (library_id, created_at DESC, id DESC)"),
     Index(Stack, "stacks_library_idx", "btree (library_id, id)"),
+    Index(LibraryInvitation, "library_invitations_library_idx", "btree (library_id, created_at DESC, id DESC)"),
+    Index(LibraryMember, "library_members_library_idx", "btree (library_id, created_at DESC, id DESC)"),
+    Index(LibraryMember, "library_members_active_user_idx", "btree (user_id) WHERE (state = 'active'::text)"),
     Index(Person, "people_library_name_idx",
           "UNIQUE btree (library_id, lower(btrim(name))) WHERE (name IS NOT NULL)"),
     Index(Person, "people_library_created_idx", "btree (library_id, created_at DESC, id DESC)"),
