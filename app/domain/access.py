@@ -14,17 +14,48 @@ import uuid
 import asyncpg
 
 from app.db import engine as db
-from app.domain.errors import BadRequest, NotFound
+from app.domain.errors import BadRequest, Forbidden, NotFound
 from app.domain.libraries import create_default_library
 from app.domain.principal import ALL_ACTIONS, DELETE, DELETE_PERMANENTLY, READ, WRITE, Principal
 
 __all__ = [
-    "ALL_ACTIONS", "DELETE", "DELETE_PERMANENTLY", "READ", "WRITE", "Principal",
-    "library_for", "live_library_ids", "load_asset", "load_face", "load_person", "preferred_library",
+    "ALL_ACTIONS", "DELETE", "DELETE_PERMANENTLY", "READ", "WRITE", "Principal", "OWNER", "COLLABORATOR",
+    "VIEWER", "ROLE_ACTIONS", "library_for", "library_role", "live_library_ids", "load_asset", "load_face",
+    "load_person", "owned_library", "preferred_library",
 ]
+
+# A library's owner, or a member with a role (library_members). What each role may do to the
+# library's content; the library itself (rename, trash, delete, members, invitations) is the owner's.
+OWNER = "owner"
+COLLABORATOR = "collaborator"
+VIEWER = "viewer"
+ROLE_ACTIONS: dict[str, frozenset[str]] = {
+    OWNER: ALL_ACTIONS,
+    COLLABORATOR: frozenset({READ, WRITE, DELETE}),  # adds and edits, trashes; never erases for good
+    VIEWER: frozenset({READ}),
+}
+
+
+def _role_allows(role: str, action: str) -> bool:
+    return action in ROLE_ACTIONS[role]
+
+
+async def library_role(principal: Principal, library_id: uuid.UUID, *, include_trashed: bool = False) -> str | None:
+    """The caller's role in a library (owner, collaborator, viewer), or None: no access, out of the
+    credential's scope, or trashed (unless asked for)."""
+    if not principal.in_scope(library_id):
+        return None
+    row = await db.fetchrow(
+        "SELECT role, trashed_at FROM library_access WHERE library_id = $1 AND user_id = $2",
+        library_id, principal.user_id,
+    )
+    if row is None or (row["trashed_at"] is not None and not include_trashed):
+        return None
+    return row["role"]
 
 
 async def live_library_ids(principal: Principal) -> list[uuid.UUID]:
+    """The live libraries the caller owns, within its credential's scope."""
     rows = await db.fetch(
         "SELECT id FROM libraries WHERE owner_id = $1 AND trashed_at IS NULL ORDER BY created_at, id",
         principal.user_id,
@@ -32,17 +63,30 @@ async def live_library_ids(principal: Principal) -> list[uuid.UUID]:
     return [r["id"] for r in rows if principal.in_scope(r["id"])]
 
 
+async def owned_library(principal: Principal, library_id: uuid.UUID, action: str, *,
+                        include_trashed: bool = False) -> asyncpg.Record:
+    """A library the caller owns, for what only an owner does (rename, trash, members, invitations).
+    404 without access; 403 for a member, who can see the library but not run it."""
+    principal.require(action)
+    role = await library_role(principal, library_id, include_trashed=include_trashed)
+    if role is None:
+        raise NotFound("Library not found")
+    if role != OWNER:
+        raise Forbidden("Only the library's owner may do this")
+    return await db.fetchrow("SELECT * FROM libraries WHERE id = $1", library_id)
+
+
 async def library_for(principal: Principal, library_id: uuid.UUID | None, action: str) -> uuid.UUID:
-    """The library a request acts on: the one named, or the caller's only one."""
+    """The library a request acts on: the one named (owned or shared with the caller, and its role
+    must allow the action), or, when none is named, the caller's only own library. A shared library
+    is always named: joining one never changes where an unnamed request goes."""
     principal.require(action)
     if library_id is not None:
-        found = await db.fetchval(
-            "SELECT id FROM libraries WHERE id = $1 AND owner_id = $2 AND trashed_at IS NULL",
-            library_id,
-            principal.user_id,
-        )
-        if found is None or not principal.in_scope(library_id):
+        role = await library_role(principal, library_id)
+        if role is None:
             raise NotFound("Library not found")
+        if not _role_allows(role, action):
+            raise Forbidden(f"A library {role} may not {action.replace('_', ' ')} here")
         return library_id
     libraries = await live_library_ids(principal)
     if len(libraries) == 1:
