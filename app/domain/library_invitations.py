@@ -41,10 +41,12 @@ def secret_text(secret: bytes) -> str:
 
 
 def _secret_bytes(text: str) -> bytes | None:
+    """The stored bytes a shown secret stands for; strict, so no other spelling opens the same invitation."""
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         return None
+    return raw if len(raw) == _SECRET_BYTES and secret_text(raw) == text else None
 
 
 async def create_invitation(principal: access.Principal, library_id: uuid.UUID, *, role: str, max_joiners: int,

@@ -57,7 +57,9 @@ async def test_secrets_open_only_their_own_invitation(user):
     first, first_secret = await _invitation(user, max_joiners=1)
     second, second_secret = await _invitation(user, max_joiners=1)
     stranger = f.principal_for(await f.new_user())
-    for invitation_id, secret in ((first["id"], second_secret), (uuid.uuid4(), first_secret), (second["id"], "%%")):
+    spellings = (first_secret + "=", first_secret + "!", f"{first_secret[:10]}\n{first_secret[10:]}")
+    cases = [(first["id"], second_secret), (uuid.uuid4(), first_secret), (second["id"], "%%")]
+    for invitation_id, secret in [*cases, *((first["id"], s) for s in spellings)]:
         with pytest.raises(NotFound, match="Invitation not found"):
             await library_invitations.preview_invitation(stranger, invitation_id, secret)
 
