@@ -295,3 +295,39 @@ def test_update_trash_restore_delete(person):
         owner.app.libraries.trash(library)
     with pytest.raises(gumnut.ConflictError):
         owner.app.libraries.trash(first)
+
+
+def test_a_key_limited_to_some_libraries_runs_only_those(person, server):
+    from app.api import ids
+    from app.domain import users
+    from tests.conftest import run
+
+    owner = person()
+    inside, outside = _library(owner, "Inside"), _library(owner, "Outside")
+    _, secret = run(users.create_api_key(owner.account.user_id, "narrow",
+                                         library_ids=[ids.decode(ids.LIBRARY, inside)]))
+    narrow = Gumnut(api_key=secret, base_url=server.base_url, max_retries=0)
+    assert [lib.id for lib in narrow.libraries.list(state="all")] == [inside]
+    assert narrow.libraries.update(inside, description="reachable").description == "reachable"
+    for call in (lambda: narrow.libraries.update(outside, name="Elsewhere"), lambda: narrow.libraries.trash(outside),
+                 lambda: narrow.libraries.restore(outside), lambda: narrow.libraries.retrieve(outside)):
+        with pytest.raises(gumnut.NotFoundError):
+            call()
+
+
+def test_library_changes_are_logged_but_not_in_the_native_feed(person):
+    from tests.helpers import event_rows
+
+    owner = person()
+    library_id = _library(owner, "Logged")
+    _library(owner, "Spare")
+    owner.app.libraries.update(library_id, name="Logged still")
+    owner.app.libraries.trash(library_id)
+    owner.app.libraries.restore(library_id)
+    kinds = [r["event_type"] for r in event_rows(owner.account.user_id) if r["entity_type"] == "library"]
+    assert kinds[-3:] == ["library_updated", "library_trashed", "library_restored"]
+    assert owner.app.events.get(library_id=library_id).data == []
+    # Refusals name their reason the FastAPI way.
+    with pytest.raises(gumnut.ConflictError) as err:
+        owner.app.libraries.delete(library_id)  # not trashed
+    assert "trash it first" in err.value.response.json()["detail"]
