@@ -43,15 +43,6 @@ SDK_VERSION = "0.178"
 
 # Operations the SDK offers that this server does not serve yet, by "METHOD /path".
 NOT_IMPLEMENTED = {
-    # Library administration beyond create/list/retrieve.
-    "PATCH /api/libraries/{}", "DELETE /api/libraries/{}",
-    "POST /api/libraries/{}/restore", "POST /api/libraries/{}/trash",
-    # Library members and invitations (sharing is a later issue).
-    "GET /api/libraries/{}/members", "PATCH /api/libraries/{}/members/{}",
-    "DELETE /api/libraries/{}/members/{}", "POST /api/libraries/{}/leave",
-    "POST /api/libraries/invitations", "GET /api/libraries/invitations",
-    "POST /api/libraries/invitations/{}/disable", "POST /api/libraries/invitations/{}/join",
-    "GET /api/libraries/invitations/{}/link", "POST /api/libraries/invitations/{}/preview",
     # Asset versions (edits kept beside the original).
     "GET /api/assets/{}/versions", "POST /api/assets/{}/versions",
     "DELETE /api/assets/{}/versions/{}", "POST /api/assets/{}/versions/{}/replace",

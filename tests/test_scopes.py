@@ -22,6 +22,7 @@ ZERO_UUID = "00000000-0000-4000-8000-000000000000"
 # stream (its acknowledgements are separate routes), and signing one's own session out.
 READING_POSTS = {
     ("native", "/api/assets/exist"), ("native", "/api/search"),
+    ("native", "/api/libraries/invitations/{invitation_id:str}/preview"),  # the secret travels in a body
     ("immich", "/api/search/metadata"), ("immich", "/api/search/smart"), ("immich", "/api/auth/validateToken"),
     ("immich", "/api/auth/logout"), ("immich", "/api/sync/stream"),
 }

@@ -16,6 +16,7 @@ from app.api.routes.events import get_events
 from app.api.routes.search import search_get, search_post
 from app.api.routes.stacks import StackController
 from app.api.routes.libraries import LibraryController
+from app.api.routes.library_invitations import InvitationController
 from app.api.routes.faces import FaceController, PersonController
 from app.api.routes.media import asset_media, face_media
 from app.api.routes.server import ping
@@ -34,6 +35,7 @@ def create_native_app(shared: Shared, *, lifespan: list | None = None) -> Litest
             face_media,
             UserController,
             LibraryController,
+            InvitationController,
             AssetController,
             TaskController,
             AlbumController,

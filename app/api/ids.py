@@ -21,6 +21,8 @@ VERSION = "asset_version"
 USER = "intuser"
 API_KEY = "apikey"
 TASK = "btask"
+INVITATION = "libinv"
+MEMBERSHIP = "libmem"
 
 _NAMES = {
     ASSET: "Asset",
@@ -34,6 +36,8 @@ _NAMES = {
     USER: "User",
     API_KEY: "API key",
     TASK: "Task",
+    INVITATION: "Invitation",
+    MEMBERSHIP: "Membership",
 }
 _SUFFIX_LEN = 22
 _ALPHABET = set(shortuuid.get_alphabet())

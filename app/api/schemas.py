@@ -313,7 +313,7 @@ def library_response(row: asyncpg.Record) -> LibraryResponse:
         asset_count=row["asset_count"],
         storage_used_bytes=row["storage_used_bytes"],
         owner=UserSummary(id=owner_id, display_name=row["owner_name"] or None),
-        role="owner",
+        role=row["role"],  # the caller's: owner, or a member's role
         user_id=owner_id,
         created_at=row["created_at"],
         updated_at=row["updated_at"],

@@ -8,7 +8,7 @@ import asyncpg
 
 from app.db import engine as db
 from app.domain import events
-from app.domain.errors import Conflict, Forbidden, Invalid
+from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from app.domain.principal import WRITE, Principal
 
 DEFAULT_LIBRARY_NAME = "Default Library"
@@ -61,25 +61,38 @@ async def create_default_library(owner_id: uuid.UUID) -> uuid.UUID:
         return row["id"]
 
 
-async def list_libraries(owner_id: uuid.UUID, state: str, scope: frozenset[uuid.UUID] | None) -> list[asyncpg.Record]:
+async def list_libraries(principal: Principal, state: str) -> list[asyncpg.Record]:
+    """The libraries the caller owns or has joined, each with the caller's `role` and its owner's name.
+
+    A member sees only live libraries: trashing a library takes it from its members at once, and
+    only its owner sees it in the trash (state=trashed|all).
+    """
     where = {
         "live": "l.trashed_at IS NULL",
-        "trashed": "l.trashed_at IS NOT NULL",
-        "all": "true",
+        "trashed": "l.trashed_at IS NOT NULL AND la.role = 'owner'",
+        "all": "(l.trashed_at IS NULL OR la.role = 'owner')",
     }[state]
     order = "l.trashed_at DESC, l.id" if state == "trashed" else "l.created_at, l.id"
     rows = await db.fetch(
         f"""
-        SELECT l.*, u.name AS owner_name,
+        SELECT l.*, la.role, u.name AS owner_name,
                (SELECT count(*) FROM assets a WHERE a.library_id = l.id AND a.trashed_at IS NULL) AS asset_count,
                (SELECT coalesce(sum(a.file_size_bytes), 0)::bigint FROM assets a WHERE a.library_id = l.id) AS storage_used_bytes
-        FROM libraries l JOIN users u ON u.id = l.owner_id
-        WHERE l.owner_id = $1 AND {where}
+        FROM library_access la JOIN libraries l ON l.id = la.library_id JOIN users u ON u.id = l.owner_id
+        WHERE la.user_id = $1 AND {where}
         ORDER BY {order}
         """,
-        owner_id,
+        principal.user_id,
     )
-    return [r for r in rows if scope is None or r["id"] in scope]
+    return [r for r in rows if principal.in_scope(r["id"])]
+
+
+async def get_library(principal: Principal, library_id: uuid.UUID) -> asyncpg.Record:
+    """One library as list_libraries shows it: its owner sees it in the trash too, a member only while live."""
+    for row in await list_libraries(principal, "all"):
+        if row["id"] == library_id:
+            return row
+    raise NotFound("Library not found")
 
 
 async def create_library(
