@@ -10,8 +10,8 @@ stranger from its next request on.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import gumnut
 import pytest

@@ -4,9 +4,11 @@ Every object load goes through the functions here, so another user's object answ
 like a missing one (404), and a credential's action and library scopes are checked the same
 way everywhere. A library's content is reached through the caller's role in it (the
 library_access view: its owner and its active members), and the role decides the actions
-(ROLE_ACTIONS): a member whose role forbids one gets 403, everyone else without a role 404. Who the caller is comes from app.domain.authentication; the Principal type
-and the action names live in app.domain.principal and are re-exported here, so callers
-name them as access.Principal, access.READ and so on.
+(ROLE_ACTIONS): a member whose role forbids one gets 403, everyone without a role 404.
+
+Who the caller is comes from app.domain.authentication; the Principal type and the action
+names live in app.domain.principal and are re-exported here, so callers name them as
+access.Principal, access.READ and so on.
 """
 
 from __future__ import annotations
@@ -21,9 +23,27 @@ from app.domain.libraries import create_default_library
 from app.domain.principal import ALL_ACTIONS, DELETE, DELETE_PERMANENTLY, READ, WRITE, Principal
 
 __all__ = [
-    "ALL_ACTIONS", "DELETE", "DELETE_PERMANENTLY", "READ", "WRITE", "Principal", "OWNER", "COLLABORATOR",
-    "VIEWER", "ROLE_ACTIONS", "caller_role_sql", "library_for", "library_role", "live_library_ids", "load_asset",
-    "load_face", "load_person", "load_reachable", "owned_library", "preferred_library", "require_role",
+    "ALL_ACTIONS",
+    "COLLABORATOR",
+    "DELETE",
+    "DELETE_PERMANENTLY",
+    "OWNER",
+    "READ",
+    "ROLE_ACTIONS",
+    "VIEWER",
+    "WRITE",
+    "Principal",
+    "caller_role_sql",
+    "library_for",
+    "library_role",
+    "live_library_ids",
+    "load_asset",
+    "load_face",
+    "load_person",
+    "load_reachable",
+    "owned_library",
+    "preferred_library",
+    "require_role",
 ]
 
 # A library's owner, or a member with a role (library_members). What each role may do to the

@@ -9,7 +9,7 @@ owner once the library is trashed, like a stranger.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -214,5 +214,5 @@ async def test_a_members_upload_allowance_is_the_library_owners(shared):
 
 
 async def test_a_trashed_asset_in_a_shared_library_still_loads_for_a_member(shared):
-    trashed = await f.new_asset(shared.owner, library_id=shared.library["id"], trashed_at=datetime.now(timezone.utc))
+    trashed = await f.new_asset(shared.owner, library_id=shared.library["id"], trashed_at=datetime.now(UTC))
     assert await _outcome(access.load_asset(shared.as_role(access.VIEWER), trashed["id"], access.READ)) == "ok"
