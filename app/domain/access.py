@@ -2,9 +2,13 @@
 
 Every object load goes through the functions here, so another user's object answers exactly
 like a missing one (404), and a credential's action and library scopes are checked the same
-way everywhere. Who the caller is comes from app.domain.authentication; the Principal type
-and the action names live in app.domain.principal and are re-exported here, so callers
-name them as access.Principal, access.READ and so on.
+way everywhere. A library's content is reached through the caller's role in it (the
+library_access view: its owner and its active members), and the role decides the actions
+(ROLE_ACTIONS): a member whose role forbids one gets 403, everyone without a role 404.
+
+Who the caller is comes from app.domain.authentication; the Principal type and the action
+names live in app.domain.principal and are re-exported here, so callers name them as
+access.Principal, access.READ and so on.
 """
 
 from __future__ import annotations
@@ -19,9 +23,27 @@ from app.domain.libraries import create_default_library
 from app.domain.principal import ALL_ACTIONS, DELETE, DELETE_PERMANENTLY, READ, WRITE, Principal
 
 __all__ = [
-    "ALL_ACTIONS", "DELETE", "DELETE_PERMANENTLY", "READ", "WRITE", "Principal", "OWNER", "COLLABORATOR",
-    "VIEWER", "ROLE_ACTIONS", "library_for", "library_role", "live_library_ids", "load_asset", "load_face",
-    "load_person", "owned_library", "preferred_library",
+    "ALL_ACTIONS",
+    "COLLABORATOR",
+    "DELETE",
+    "DELETE_PERMANENTLY",
+    "OWNER",
+    "READ",
+    "ROLE_ACTIONS",
+    "VIEWER",
+    "WRITE",
+    "Principal",
+    "caller_role_sql",
+    "library_for",
+    "library_role",
+    "live_library_ids",
+    "load_asset",
+    "load_face",
+    "load_person",
+    "load_reachable",
+    "owned_library",
+    "preferred_library",
+    "require_role",
 ]
 
 # A library's owner, or a member with a role (library_members). What each role may do to the
@@ -82,11 +104,7 @@ async def library_for(principal: Principal, library_id: uuid.UUID | None, action
     is always named: joining one never changes where an unnamed request goes."""
     principal.require(action)
     if library_id is not None:
-        role = await library_role(principal, library_id)
-        if role is None:
-            raise NotFound("Library not found")
-        if not _role_allows(role, action):
-            raise Forbidden(f"A library {role} may not {action.replace('_', ' ')} here")
+        await require_role(principal, library_id, action, NotFound("Library not found"))
         return library_id
     libraries = await live_library_ids(principal)
     if len(libraries) == 1:
@@ -98,29 +116,59 @@ async def library_for(principal: Principal, library_id: uuid.UUID | None, action
     raise BadRequest("library_id is required because you have more than one library")
 
 
-async def _load_owned(principal: Principal, action: str, sql: str, object_id: uuid.UUID, name: str,
-                      library_id: uuid.UUID | None = None) -> asyncpg.Record:
-    """A row in a live library the caller owns and may reach, or 404 whether missing or someone else's.
+def _decide(principal: Principal, library_id: uuid.UUID, role: str | None, action: str, missing: NotFound) -> str:
+    """The one rule for reaching a library's content: no role (or outside the credential's scope) is
+    `missing`, a 404, so another user's object answers like one that does not exist; a role that
+    does not allow the action is a 403, since a member already sees what it may not change."""
+    if role is None or not principal.in_scope(library_id):
+        raise missing
+    if not _role_allows(role, action):
+        raise Forbidden(f"A library {role} may not {action.replace('_', ' ')} here")
+    return role
 
-    `sql` selects the row by $1 and must join `libraries l` and filter `l.owner_id = $2`.
+
+async def require_role(principal: Principal, library_id: uuid.UUID, action: str, missing: NotFound) -> str:
+    """The caller's role in a live library it may act on (`action`); `missing` (404) without access,
+    403 when its role forbids the action. For content whose library is already known."""
+    principal.require(action)
+    return _decide(principal, library_id, await library_role(principal, library_id), action, missing)
+
+
+def caller_role_sql(library_column: str, user_param: str) -> str:
+    """A scalar SQL subquery: the role of the user in `user_param` in the live library named by
+    `library_column`, or NULL when it has none (library_access, trashed libraries left out)."""
+    return (f"(SELECT la.role FROM library_access la WHERE la.library_id = {library_column}"
+            f" AND la.user_id = {user_param} AND la.trashed_at IS NULL)")
+
+
+async def load_reachable(principal: Principal, action: str, view_sql: str, object_id: uuid.UUID,
+                         missing: NotFound, *, library_id: uuid.UUID | None = None,
+                         lock: bool = False) -> asyncpg.Record:
+    """One row of `view_sql` by id, if the caller's role in the row's live library allows `action`.
+
+    `view_sql` is a SELECT with no access filter whose rows have `id` and `library_id` columns;
+    the caller's role is read in the same query (one round trip) and the returned record carries
+    it as `caller_role`. Missing, another user's, in a trashed library, out of the credential's
+    scope, or not in `library_id` when one is given: `missing` (404). A role that forbids the
+    action: 403. `lock` holds the row (FOR UPDATE) for the current transaction.
     """
     principal.require(action)
-    row = await db.fetchrow(sql, object_id, principal.user_id)
-    if row is None or not principal.in_scope(row["library_id"]) or (
-        library_id is not None and row["library_id"] != library_id
-    ):
-        raise NotFound(f"{name} not found")
+    row = await db.fetchrow(
+        f"SELECT v.*, {caller_role_sql('v.library_id', '$2')} AS caller_role FROM ({view_sql}) v"
+        f" WHERE v.id = $1{' FOR UPDATE OF v' if lock else ''}",
+        object_id, principal.user_id,
+    )
+    if row is None or (library_id is not None and row["library_id"] != library_id):
+        raise missing
+    _decide(principal, row["library_id"], row["caller_role"], action, missing)
     return row
 
 
-async def load_asset(principal: Principal, asset_id: uuid.UUID, action: str) -> asyncpg.Record:
-    """One asset the caller may act on, or 404 whether it is missing or someone else's."""
-    return await _load_owned(
-        principal, action,
-        "SELECT a.* FROM assets a JOIN libraries l ON l.id = a.library_id"
-        " WHERE a.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL",
-        asset_id, "Asset",
-    )
+async def load_asset(principal: Principal, asset_id: uuid.UUID, action: str, *,
+                     missing: NotFound | None = None, lock: bool = False) -> asyncpg.Record:
+    """One asset the caller may act on (trashed ones too), or 404 whether it is missing or someone else's."""
+    return await load_reachable(principal, action, "SELECT a.* FROM assets a", asset_id,
+                                missing or NotFound("Asset not found"), lock=lock)
 
 
 async def preferred_library(principal: Principal) -> uuid.UUID:
@@ -137,20 +185,14 @@ async def preferred_library(principal: Principal) -> uuid.UUID:
 
 async def load_person(principal: Principal, person_id: uuid.UUID, action: str) -> asyncpg.Record:
     """One person the caller may act on, or 404 whether it is missing or someone else's."""
-    return await _load_owned(
-        principal, action,
-        "SELECT p.* FROM people p JOIN libraries l ON l.id = p.library_id"
-        " WHERE p.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL",
-        person_id, "Person",
-    )
+    return await load_reachable(principal, action, "SELECT p.* FROM people p", person_id, NotFound("Person not found"))
 
 
 async def load_face(principal: Principal, face_id: uuid.UUID, action: str,
                     library_id: uuid.UUID | None = None) -> asyncpg.Record:
     """One face on a live asset the caller may act on (a trashed asset's faces are hidden), or 404."""
-    return await _load_owned(
+    return await load_reachable(
         principal, action,
-        "SELECT f.* FROM faces f JOIN assets a ON a.id = f.asset_id JOIN libraries l ON l.id = f.library_id"
-        " WHERE f.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL AND a.trashed_at IS NULL",
-        face_id, "Face", library_id,
+        "SELECT f.* FROM faces f JOIN assets a ON a.id = f.asset_id WHERE a.trashed_at IS NULL",
+        face_id, NotFound("Face not found"), library_id=library_id,
     )

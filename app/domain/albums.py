@@ -88,16 +88,8 @@ async def _event(conn, album: asyncpg.Record, event_type: str, payload: dict | N
 
 
 async def get_album(principal: access.Principal, album_id: uuid.UUID, action: str = access.READ) -> asyncpg.Record:
-    principal.require(action)
-    row = await db.fetchrow(
-        ALBUM_VIEW + " JOIN libraries l ON l.id = al.library_id"
-        " WHERE al.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL",
-        album_id,
-        principal.user_id,
-    )
-    if row is None or not principal.in_scope(row["library_id"]):
-        raise NotFound("Album not found", kind="album", ids=(album_id,))
-    return row
+    return await access.load_reachable(principal, action, ALBUM_VIEW, album_id,
+                                       NotFound("Album not found", kind="album", ids=(album_id,)))
 
 
 async def covers(rows: list[asyncpg.Record]) -> dict[uuid.UUID, asset_views.AssetView]:
@@ -169,9 +161,11 @@ async def create_album(
                 raise Conflict(f"An album named '{existing['name']}' exists with a different description")
             album_id, created = existing["id"], False
         else:
+            # A member's album is still the library owner's, like everything in the library.
             row = await conn.fetchrow(
-                "INSERT INTO albums (library_id, owner_id, name, description) VALUES ($1, $2, $3, $4) RETURNING *",
-                library, principal.user_id, clean, description,
+                "INSERT INTO albums (library_id, owner_id, name, description)"
+                " SELECT id, owner_id, $2, $3 FROM libraries WHERE id = $1 RETURNING *",
+                library, clean, description,
             )
             await _event(conn, row, "album_created")
             album_id, created = row["id"], True
@@ -322,13 +316,8 @@ async def list_links(
 
 
 async def get_link(principal: access.Principal, link_id: uuid.UUID) -> asyncpg.Record:
-    principal.require(access.READ)
-    row = await db.fetchrow(
-        "SELECT aa.* FROM album_assets aa JOIN libraries l ON l.id = aa.library_id"
-        " JOIN assets a ON a.id = aa.asset_id"
-        " WHERE aa.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL AND a.trashed_at IS NULL",
-        link_id, principal.user_id,
+    return await access.load_reachable(
+        principal, access.READ,
+        "SELECT aa.* FROM album_assets aa JOIN assets a ON a.id = aa.asset_id WHERE a.trashed_at IS NULL",
+        link_id, NotFound("Album asset not found", kind="album_asset", ids=(link_id,)),
     )
-    if row is None or not principal.in_scope(row["library_id"]):
-        raise NotFound("Album asset not found", kind="album_asset", ids=(link_id,))
-    return row

@@ -56,6 +56,8 @@ async def create_key(
             raise Invalid("library_ids is required with selected_libraries", "library_ids")
         if len(library_ids) > MAX_LIBRARIES:
             raise Invalid(f"At most {MAX_LIBRARIES} library ids", "library_ids")
+        # Only the caller's own libraries: a membership can end at any time, so a key naming a shared
+        # library would outlive its access; an all-libraries key reaches shared ones by membership.
         owned = set(await access.live_library_ids(principal))
         selected = list(dict.fromkeys(library_ids))
         if not set(selected) <= owned:

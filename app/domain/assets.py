@@ -415,14 +415,10 @@ async def bulk_update(
     refresh = []
     async with db.transaction() as conn:
         for asset_id, patch in items:
-            locked = await conn.fetchrow(
-                "SELECT a.* FROM assets a JOIN libraries l ON l.id = a.library_id"
-                " WHERE a.id = $1 AND l.owner_id = $2 AND l.trashed_at IS NULL FOR UPDATE OF a",
-                asset_id,
-                principal.user_id,
+            locked = await access.load_asset(
+                principal, asset_id, access.WRITE, lock=True,
+                missing=NotFound(f"Asset {asset_id} not found", kind="asset", ids=(asset_id,)),
             )
-            if locked is None or not principal.in_scope(locked["library_id"]):
-                raise NotFound(f"Asset {asset_id} not found", kind="asset", ids=(asset_id,))
             row = await _apply_patch(conn, locked, patch)
             if _moved(locked, patch):
                 refresh.append((row, await processing.start_pipeline(conn, row)))

@@ -111,6 +111,9 @@ async def ingest(
                 sidecar_key = f"{store.derived_prefix(library_id, asset_id)}/sidecar.xmp"
                 await asyncio.to_thread(store.commit, upload.sidecar, sidecar_key)
                 committed_keys.append(sidecar_key)
+            # The asset is the library owner's whoever uploads it: a member spends the owner's storage
+            # (the caps checked above), and leaving or losing an account never takes it away.
+            owner = await conn.fetchval("SELECT owner_id FROM libraries WHERE id = $1", library_id)
             row = await conn.fetchrow(
                 """
                 INSERT INTO assets (
@@ -125,7 +128,7 @@ async def ingest(
                 """,
                 asset_id,
                 library_id,
-                principal.user_id,
+                owner,
                 kind.media_type,
                 kind.mime_type,
                 upload.filename,
@@ -152,7 +155,7 @@ async def ingest(
                     entity_id=asset_id,
                     event_type="asset_created",
                     library_id=library_id,
-                    owner_id=principal.user_id,
+                    owner_id=row["owner_id"],
                 )
                 if sidecar_key is not None:
                     await conn.execute(

@@ -265,11 +265,13 @@ async def create_person(principal: access.Principal, library_id: uuid.UUID | Non
                     if column != "name" and value is not None and existing[column] != value:
                         raise Conflict(f"A person named '{existing['name']}' exists with a different {column}")
                 return await conn.fetchrow(PERSON_VIEW + " WHERE p.id = $1", existing["id"]), False
-        columns = ["library_id", "owner_id", *values]
+        columns = ["library_id", *values]
         placeholders = ", ".join(f"${i + 1}" for i in range(len(columns)))
+        # A member's person is still the library owner's, like everything in the library.
         row = await conn.fetchrow(
-            f"INSERT INTO people ({', '.join(columns)}) VALUES ({placeholders}) RETURNING *",
-            library, principal.user_id, *values.values(),
+            f"INSERT INTO people (owner_id, {', '.join(columns)})"
+            f" SELECT owner_id, {placeholders} FROM libraries WHERE id = $1 RETURNING *",
+            library, *values.values(),
         )
         await event(conn, row, "person_created")
         return await conn.fetchrow(PERSON_VIEW + " WHERE p.id = $1", row["id"]), True

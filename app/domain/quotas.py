@@ -40,8 +40,14 @@ async def upload_allowance(principal: access.Principal, library_id: uuid.UUID | 
     is the most any of the caller's live libraries could take, so nothing the final check would
     accept is refused here.
     """
+    # Caps are the library owner's: a member uploading into a shared library spends the owner's
+    # storage (ingest checks the same). Unnamed, the candidates are the caller's own libraries.
+    owner = principal.user_id
     if library_id is not None:
+        if await access.library_role(principal, library_id) is None:
+            return UNLIMITED  # ingest answers 404 for it; no caps of someone else's library are read
         candidates = [library_id]
+        owner = await db.fetchval("SELECT owner_id FROM libraries WHERE id = $1", library_id)
     else:
         candidates = await access.live_library_ids(principal)
     # Most accounts have no cap at all: then the usage sums (a scan of the owner's assets) are
@@ -52,7 +58,7 @@ async def upload_allowance(principal: access.Principal, library_id: uuid.UUID | 
             OR EXISTS (SELECT 1 FROM libraries WHERE id = ANY($1::uuid[]) AND owner_id = $2
                        AND storage_limit_bytes IS NOT NULL)
         """,
-        candidates, principal.user_id,
+        candidates, owner,
     )
     if not capped:
         return UNLIMITED
@@ -62,7 +68,7 @@ async def upload_allowance(principal: access.Principal, library_id: uuid.UUID | 
                (SELECT coalesce(sum(file_size_bytes), 0)::bigint FROM assets WHERE library_id = l.id) AS library_used
         FROM libraries l WHERE l.id = ANY($1::uuid[]) AND l.owner_id = $2
         """,
-        candidates, principal.user_id,
+        candidates, owner,
     )
     user = await db.fetchrow(
         """
@@ -70,7 +76,7 @@ async def upload_allowance(principal: access.Principal, library_id: uuid.UUID | 
                (SELECT coalesce(sum(file_size_bytes), 0)::bigint FROM assets WHERE owner_id = u.id) AS user_used
         FROM users u WHERE u.id = $1
         """,
-        principal.user_id,
+        owner,
     )
     library_left: int | None = None
     # The most generous candidate library; an uncapped one means no library cap at all. No rows:

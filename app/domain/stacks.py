@@ -61,15 +61,7 @@ async def dissolve_if_too_small(conn: asyncpg.Connection, stack_ids: list[uuid.U
 
 
 async def get_stack(principal: access.Principal, stack_id: uuid.UUID, action: str = access.READ) -> asyncpg.Record:
-    principal.require(action)
-    row = await db.fetchrow(
-        _STACK_VIEW + " JOIN libraries l ON l.id = s.library_id WHERE s.id = $1 AND l.owner_id = $2"
-        " AND l.trashed_at IS NULL",
-        stack_id, principal.user_id,
-    )
-    if row is None or not principal.in_scope(row["library_id"]):
-        raise NotFound("Stack not found")
-    return row
+    return await access.load_reachable(principal, action, _STACK_VIEW, stack_id, NotFound("Stack not found"))
 
 
 async def member_ids(stack_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
@@ -175,10 +167,11 @@ async def create_stack(
         # Before the insert: an unknown primary would otherwise fail its foreign key (a 500), while
         # another user's asset answered 404, telling the caller which ids exist.
         await _lock_members(conn, library, members)
+        # A member's stack is still the library owner's, like everything in the library.
         stack = await conn.fetchrow(
-            "INSERT INTO stacks (library_id, owner_id, origin, primary_asset_id) VALUES ($1, $2, 'user', $3)"
-            " RETURNING *",
-            library, principal.user_id, primary_asset_id,
+            "INSERT INTO stacks (library_id, owner_id, origin, primary_asset_id)"
+            " SELECT id, owner_id, 'user', $2 FROM libraries WHERE id = $1 RETURNING *",
+            library, primary_asset_id,
         )
         await _event(conn, stack, "stack_created")
         await _join(conn, stack, members)

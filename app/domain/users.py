@@ -158,6 +158,7 @@ async def update_me(principal: Principal, patch: UserPatch) -> asyncpg.Record:
         values[User.face_detection_preference] = patch.face_detection_preference
     if patch.immich_library_id is not UNSET:
         library = patch.immich_library_id
+        # Only one of the caller's own: an Immich client treats its one library as the account's own.
         if library is not None and library not in await access.live_library_ids(principal):
             raise NotFound("Library not found")
         values[User.immich_library_id] = library

@@ -110,6 +110,15 @@ async def new_library(owner: asyncpg.Record, **overrides: Any) -> asyncpg.Record
     return await insert(t.Library, **values)
 
 
+async def new_member(library: asyncpg.Record, user: asyncpg.Record, role: str = "viewer",
+                     **overrides: Any) -> asyncpg.Record:
+    """A library_members row: `user` joins `library` with `role` (viewer or collaborator), active
+    unless state= says otherwise."""
+    values: dict[str, Any] = {"library_id": library["id"], "user_id": user["id"], "role": role}
+    values.update(overrides)
+    return await insert(t.LibraryMember, **values)
+
+
 def principal_for(user: asyncpg.Record, *, actions: frozenset[str] = access.ALL_ACTIONS,
                   library_scope: frozenset[uuid.UUID] | None = None,
                   api_key_id: uuid.UUID | None = None) -> access.Principal:
