@@ -221,9 +221,10 @@ async def load_face(principal: Principal, face_id: uuid.UUID, action: str,
 
 
 def _immich_library_sql(user_column: str) -> str:
-    """A scalar SQL subquery: the live library the Immich client of the user in `user_column` sees."""
+    """A scalar SQL subquery: the live library the Immich client of the user in `user_column` sees
+    (NULL for an account being deleted, whose photos are shared no more)."""
     return (f"(SELECT l.id FROM libraries l JOIN users u ON u.id = {user_column}"
-            f" WHERE l.owner_id = u.id AND l.trashed_at IS NULL"
+            f" WHERE l.owner_id = u.id AND l.trashed_at IS NULL AND u.deleted_at IS NULL"
             f" ORDER BY l.id IS NOT DISTINCT FROM u.immich_library_id DESC,"
             f" l.id IS NOT DISTINCT FROM u.default_library_id DESC, l.created_at, l.id LIMIT 1)")
 

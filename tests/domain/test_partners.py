@@ -97,13 +97,19 @@ async def test_partner_reads_the_sharers_immich_library_only():
         await access.load_asset(reader, private["id"], access.READ)
 
 
-async def test_a_trashed_library_is_shared_no_more():
+@pytest.mark.parametrize("ending", [
+    "UPDATE libraries SET trashed_at = now() WHERE owner_id = $1",
+    "UPDATE users SET deleted_at = now() WHERE id = $1",
+], ids=["library trashed", "sharer deleted"])
+async def test_nothing_is_shared_from_a_trashed_library_or_a_deleted_account(ending):
     sharer, receiver = await f.new_user(), await f.new_user()
     asset = await f.new_asset(sharer)
     await partners.create(f.principal_for(sharer), receiver["id"])
-    await db.execute("UPDATE libraries SET trashed_at = now() WHERE id = $1", sharer["default_library_id"])
+    await partners.set_in_timeline(f.principal_for(receiver), sharer["id"], True)
+    await db.execute(ending, sharer["id"])
     with pytest.raises(NotFound):
         await access.load_asset(f.principal_for(receiver), asset["id"], access.READ)
+    assert await access.partner_timeline_libraries(f.principal_for(receiver)) == []
 
 
 async def test_timeline_libraries_are_the_partners_the_receiver_shows():
