@@ -11,7 +11,9 @@ import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException, ValidationException
 
-from app.domain.errors import DomainError, InsufficientStorage, NotFound
+from app.api.route_access import ACTION
+from app.domain.errors import AccessRefused, DomainError, InsufficientStorage, NotFound
+from app.domain.principal import DELETE, DELETE_PERMANENTLY, READ, WRITE
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +26,29 @@ def immich_error(status: int, message: str, errors: list | None = None) -> Respo
     return Response(body, status_code=status, headers={"x-correlation-id": uuid.uuid4().hex[:12]})
 
 
+# Immich refuses an object the caller cannot reach, missing or someone else's alike, with
+# 400 "Not found or no <resource>.<permission> access" (its requireAccess). The resource each
+# domain kind is, and the permission each route action asks for.
+_IMMICH_RESOURCE = {"asset": "asset", "album": "album", "album_asset": "album", "person": "person",
+                    "face": "face", "stack": "stack"}
+_IMMICH_PERMISSION = {READ: "read", WRITE: "update", DELETE: "delete", DELETE_PERMANENTLY: "delete"}
+
+
+def _no_access(request: Request, kind: str) -> Response:
+    action = (request.route_handler.opt or {}).get(ACTION)
+    permission = _IMMICH_PERMISSION.get(action, "read")
+    return immich_error(400, f"Not found or no {_IMMICH_RESOURCE[kind]}.{permission} access")
+
+
 def _domain(request: Request, exc: DomainError) -> Response:
     if isinstance(exc, InsufficientStorage):
         return immich_error(400, "Quota has been exceeded!")  # the exact text the mobile app matches
+    kind = getattr(exc, "kind", None)
+    if isinstance(exc, (NotFound, AccessRefused)) and kind in _IMMICH_RESOURCE:
+        # Nothing in the answer says whether the object exists: the id is not echoed either.
+        return _no_access(request, kind)
     status = 400 if exc.status == 422 else exc.status
-    detail = exc.detail
-    if isinstance(exc, NotFound) and exc.kind:
-        # Say what is missing without echoing its id: to a caller without access, another user's
-        # object is just as missing, and the answer must not confirm what it asked about.
-        detail = f"{exc.kind.capitalize()} not found"
-    response = immich_error(status, detail)
+    response = immich_error(status, exc.detail)
     retry_after = getattr(exc, "retry_after", None)  # a throttled password guess says when to retry
     if retry_after is not None:
         response.headers["retry-after"] = str(retry_after)

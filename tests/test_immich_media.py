@@ -59,5 +59,5 @@ def test_media_of_another_user_is_not_found(server, account, make_account):
     for path in (f"/api/assets/{asset_id}/thumbnail", f"/api/assets/{asset_id}/original",
                  f"/api/assets/{asset_id}/video/playback"):
         r = httpx.get(f"{server.immich_url}{path}", headers={"x-api-key": other.api_key})
-        assert r.status_code == 404 and r.json() == {"message": "Asset not found"}
+        assert r.status_code == 400 and r.json() == {"message": "Not found or no asset.read access"}
     assert httpx.get(f"{server.immich_url}/api/assets/{asset_id}/original").status_code == 401

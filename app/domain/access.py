@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from app.db import engine as db
-from app.domain.errors import BadRequest, Forbidden, NotFound
+from app.domain.errors import AccessRefused, BadRequest, Forbidden, NotFound
 from app.domain.libraries import create_default_library
 from app.domain.principal import ALL_ACTIONS, DELETE, DELETE_PERMANENTLY, READ, WRITE, Principal
 
@@ -129,7 +129,7 @@ def _decide(principal: Principal, library_id: uuid.UUID, role: str | None, actio
     if role is None or not principal.in_scope(library_id):
         raise missing
     if not _role_allows(role, action):
-        raise Forbidden(f"A library {role} may not {action.replace('_', ' ')} here")
+        raise AccessRefused(f"A library {role} may not {action.replace('_', ' ')} here", kind=missing.kind)
     return role
 
 
@@ -183,7 +183,7 @@ async def load_asset(principal: Principal, asset_id: uuid.UUID, action: str, *,
                      missing: NotFound | None = None, lock: bool = False) -> asyncpg.Record:
     """One asset the caller may act on (trashed ones too), or 404 whether it is missing or someone else's."""
     return await load_reachable(principal, action, "SELECT a.* FROM assets a", asset_id,
-                                missing or NotFound("Asset not found"), lock=lock, grant=_partner_grant)
+                                missing or NotFound("Asset not found", kind="asset", ids=(asset_id,)), lock=lock, grant=_partner_grant)
 
 
 async def preferred_library(principal: Principal) -> uuid.UUID:
@@ -200,7 +200,7 @@ async def preferred_library(principal: Principal) -> uuid.UUID:
 
 async def load_person(principal: Principal, person_id: uuid.UUID, action: str) -> asyncpg.Record:
     """One person the caller may act on, or 404 whether it is missing or someone else's."""
-    return await load_reachable(principal, action, "SELECT p.* FROM people p", person_id, NotFound("Person not found"))
+    return await load_reachable(principal, action, "SELECT p.* FROM people p", person_id, NotFound("Person not found", kind="person", ids=(person_id,)))
 
 
 async def load_face(principal: Principal, face_id: uuid.UUID, action: str,
@@ -209,7 +209,7 @@ async def load_face(principal: Principal, face_id: uuid.UUID, action: str,
     return await load_reachable(
         principal, action,
         "SELECT f.* FROM faces f JOIN assets a ON a.id = f.asset_id WHERE a.trashed_at IS NULL",
-        face_id, NotFound("Face not found"), library_id=library_id,
+        face_id, NotFound("Face not found", kind="face", ids=(face_id,)), library_id=library_id,
     )
 
 

@@ -395,7 +395,7 @@ async def update_asset(
     async with db.transaction() as conn:
         locked = await conn.fetchrow("SELECT * FROM assets WHERE id = $1 FOR UPDATE", asset["id"])
         if locked is None:
-            raise NotFound("Asset not found")
+            raise NotFound("Asset not found", kind="asset", ids=(asset_id,))
         row = await _apply_patch(conn, locked, patch)
         task_id = await processing.start_pipeline(conn, row) if _moved(locked, patch) else None
     if task_id is not None:
@@ -535,7 +535,7 @@ async def delete_asset(principal: access.Principal, store: BlobStore, asset_id: 
     async with db.transaction() as conn:
         rows = await conn.fetch("SELECT * FROM assets WHERE id = $1 FOR UPDATE", asset["id"])
         if not rows:
-            raise NotFound("Asset not found")
+            raise NotFound("Asset not found", kind="asset", ids=(asset_id,))
         await hard_delete_rows(conn, rows)
     remove_files(store, rows)
 

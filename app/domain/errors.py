@@ -21,6 +21,15 @@ class Forbidden(DomainError):
     status = 403
 
 
+class AccessRefused(Forbidden):
+    """The caller reaches the object but its role does not allow the action. `kind` names the
+    object, so a front end that answers these like a missing object (Immich) can say what it was."""
+
+    def __init__(self, detail: str, *, kind: str | None = None):
+        super().__init__(detail)
+        self.kind = kind
+
+
 class NotFound(DomainError):
     """`kind` and `ids` name what is missing, for front ends that show ids in their message."""
 

@@ -302,7 +302,7 @@ async def delete_face(principal: access.Principal, face_id: uuid.UUID, library_i
     async with db.transaction() as conn:
         face = await conn.fetchrow("DELETE FROM faces WHERE id = $1 RETURNING *", face_id)
         if face is None:
-            raise NotFound("Face not found")
+            raise NotFound("Face not found", kind="face", ids=(face_id,))
         previous = face["person_id"]
         await face_event(conn, face, "face_deleted", {
             "previous_person_id": None if previous is None else str(previous),

@@ -133,7 +133,7 @@ async def _apply(conn, person: asyncpg.Record, values: dict[str, Any]) -> asyncp
 async def view(person_id: uuid.UUID) -> asyncpg.Record:
     row = await db.fetchrow(PERSON_VIEW + " WHERE p.id = $1", person_id)
     if row is None:
-        raise NotFound("Person not found")
+        raise NotFound("Person not found", kind=PERSON, ids=(person_id,))
     return row
 
 
@@ -315,7 +315,7 @@ async def _lock_for_change(conn, person_id: uuid.UUID) -> asyncpg.Record:
     except asyncpg.LockNotAvailableError:
         raise Conflict("The person is being changed by another request; retry") from None
     if row is None:
-        raise NotFound("Person not found")
+        raise NotFound("Person not found", kind=PERSON, ids=(person_id,))
     return row
 
 

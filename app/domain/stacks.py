@@ -61,7 +61,7 @@ async def dissolve_if_too_small(conn: asyncpg.Connection, stack_ids: list[uuid.U
 
 
 async def get_stack(principal: access.Principal, stack_id: uuid.UUID, action: str = access.READ) -> asyncpg.Record:
-    return await access.load_reachable(principal, action, _STACK_VIEW, stack_id, NotFound("Stack not found"))
+    return await access.load_reachable(principal, action, _STACK_VIEW, stack_id, NotFound("Stack not found", kind="stack", ids=(stack_id,)))
 
 
 async def member_ids(stack_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
