@@ -252,12 +252,15 @@ async def add_assets(principal: access.Principal, album_id: uuid.UUID, asset_ids
     async with db.transaction() as conn:
         await _lock(conn, album["id"])
         if album["caller_role"] is not None:
-            valid_sql, scope = "a.library_id = $1", album["library_id"]
+            valid_sql, args = "a.library_id = $2", [album["library_id"]]
         else:  # an editor shares what it may see in its own libraries, never the owner's other assets
-            valid_sql, scope = f"{access.caller_role_sql('a.library_id', '$1')} IS NOT NULL", principal.user_id
+            # (those already in the album count as there, so they come back as duplicates)
+            valid_sql = (f"({access.caller_role_sql('a.library_id', '$2')} IS NOT NULL"
+                         " OR a.id IN (SELECT asset_id FROM album_assets WHERE album_id = $3))")
+            args = [principal.user_id, album["id"]]
         valid = {r["id"] for r in await conn.fetch(
-            f"SELECT a.id FROM assets a WHERE {valid_sql} AND a.id = ANY($2::uuid[]) AND a.trashed_at IS NULL",
-            scope, wanted,
+            f"SELECT a.id FROM assets a WHERE a.id = ANY($1::uuid[]) AND a.trashed_at IS NULL AND {valid_sql}",
+            wanted, *args,
         )}
         for asset_id in wanted:
             if asset_id not in valid:
