@@ -64,6 +64,13 @@ def test_an_album_shared_with_a_viewer_then_an_editor_then_nobody(server, accoun
         assert b.get(f"/api/assets/{photo}").status_code == 200
         thumb = b.get(f"/api/assets/{photo}/thumbnail")
         assert thumb.status_code == 200 and thumb.content
+        # The web client shows an album through the timeline, named by albumId.
+        buckets = b.get("/api/timeline/buckets", params={"albumId": album})
+        assert buckets.status_code == 200, buckets.text
+        validate("/timeline/buckets", "get", 200, buckets.json())
+        assert sum(x["count"] for x in buckets.json()) == 1
+        _refused(b.request("DELETE", f"/api/albums/{album}/assets", json={"ids": [photo]}),
+                 "Not found or no albumAsset.delete access")
         _refused(b.put(f"/api/albums/{album}/assets", json={"ids": [bobs_photo]}), "Not found or no albumAsset.create access")
         # Nothing of the owner's is writable through the share, nor is the album.
         assert b.put(f"/api/assets/{photo}", json={"isFavorite": True}).status_code in (400, 403, 404)
@@ -95,6 +102,7 @@ def test_an_album_shared_with_a_viewer_then_an_editor_then_nobody(server, accoun
         assert b.get(f"/api/assets/{photo}").status_code in (400, 404)
         assert b.get(f"/api/assets/{photo}/thumbnail").status_code in (400, 404)
         assert b.get("/api/albums", params={"isShared": "true"}).json() == []
+        assert b.get("/api/timeline/buckets", params={"albumId": album}).status_code in (400, 404)
         assert alice.get(f"/api/albums/{album}").json()["shared"] is False
         _refused(alice.delete(f"/api/albums/{album}/user/{bob.user_id}"), "Album not shared with user")
 

@@ -150,7 +150,8 @@ async def delete_album(auth: ImmichAuth, album_id: str) -> None:
 @delete("/api/albums/{album_id:str}/assets", status_code=200, action=access.DELETE)
 async def remove_album_assets(auth: ImmichAuth, album_id: str, data: dtos.BulkIdsDto) -> list[dtos.BulkIdResponseDto]:
     asset_ids = [mapping.parse_uuid(a) for a in data.ids]
-    removed = set(await albums.remove_assets(auth.principal, mapping.parse_uuid(album_id), asset_ids))
+    with _refused_as("albumAsset.delete"):  # an album user, or a stranger
+        removed = set(await albums.remove_assets(auth.principal, mapping.parse_uuid(album_id), asset_ids))
     return [dtos.BulkIdResponseDto(id=str(a), success=True) if a in removed
             else dtos.BulkIdResponseDto(id=str(a), success=False, error="not_found") for a in asset_ids]
 
