@@ -86,6 +86,11 @@ def test_an_album_shared_with_a_viewer_then_an_editor_then_nobody(server, accoun
         validate("/albums/{id}/assets", "put", 200, added.json())
         assert [(r["id"], r["success"]) for r in added.json()] == [(bobs_photo, True), (photo, False)]
         assert alice.get(f"/api/albums/{album}").json()["assetCount"] == 2
+        # An editor may take out what it put in, not the owner's photos.
+        kept = b.request("DELETE", f"/api/albums/{album}/assets", json={"ids": [photo]})
+        assert kept.status_code == 200, kept.text
+        validate("/albums/{id}/assets", "delete", 200, kept.json())
+        assert kept.json()[0]["success"] is False and alice.get(f"/api/albums/{album}").json()["assetCount"] == 2
         assert alice.get(f"/api/assets/{bobs_photo}").status_code == 200
         assert [u["role"] for u in alice.get(f"/api/albums/{album}").json()["albumUsers"]] == ["owner", "editor"]
 

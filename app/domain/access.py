@@ -210,7 +210,8 @@ async def load_face(principal: Principal, face_id: uuid.UUID, action: str,
 
 # --- album users (Immich album sharing) ---------------------------------------------------
 # An album-level grant, never a library role: it reaches one album and the live assets in it,
-# never the rest of the album's library. Every album user reads; an editor also adds assets.
+# never the rest of the album's library. Every album user reads; an editor also adds its own
+# assets and removes them again.
 # Renaming, deleting and sharing the album stay with those who have a role in its library.
 ALBUM_EDITOR = "editor"
 ALBUM_VIEWER = "viewer"
@@ -234,18 +235,18 @@ async def album_user_role(principal: Principal, album_id: uuid.UUID) -> str | No
 
 
 async def require_album_user(principal: Principal, album_id: uuid.UUID, action: str, missing: NotFound, *,
-                             adding_assets: bool = False) -> str:
-    """The caller's album-user role, when it allows `action` on the album: READ for every album user,
-    WRITE only to add assets and only for an editor. `missing` (404) when the album is not shared
-    with the caller, 403 when its role forbids the action."""
+                             linking_assets: bool = False) -> str:
+    """The caller's album-user role, when it allows `action` on the album: READ for every album user;
+    WRITE only to link or unlink assets (its own: the caller narrows them) and only for an editor.
+    `missing` (404) when the album is not shared with the caller, 403 when its role forbids the action."""
     principal.require(action)
     role = await album_user_role(principal, album_id)
     if role is None:
         raise missing
-    if action == READ or (action == WRITE and adding_assets and role == ALBUM_EDITOR):
+    if action == READ or (action == WRITE and linking_assets and role == ALBUM_EDITOR):
         return role
-    raise Forbidden(f"An album {role} may not {'add assets to' if adding_assets else action.replace('_', ' ')}"
-                    " this album")
+    what = "add or remove assets in" if linking_assets else action.replace("_", " ")
+    raise Forbidden(f"An album {role} may not {what} this album")
 
 
 async def _album_asset_grant(principal: Principal, asset_id: uuid.UUID) -> bool:

@@ -88,16 +88,17 @@ async def _event(conn, album: asyncpg.Record, event_type: str, payload: dict | N
 
 
 async def get_album(principal: access.Principal, album_id: uuid.UUID, action: str = access.READ, *,
-                    adding_assets: bool = False) -> asyncpg.Record:
+                    linking_assets: bool = False) -> asyncpg.Record:
     """An album (a row of ALBUM_VIEW) the caller may act on: by its role in the album's library, or,
-    without one, as an album user (caller_role is then NULL; `adding_assets` says a WRITE only adds)."""
+    without one, as an album user (caller_role is then NULL; `linking_assets` says a WRITE only adds
+    or removes the caller's own assets)."""
     missing = NotFound("Album not found", kind="album", ids=(album_id,))
     try:
         return await access.load_reachable(principal, action, ALBUM_VIEW, album_id, missing)
     except NotFound as exc:
         if exc is not missing:
             raise
-    await access.require_album_user(principal, album_id, action, missing, adding_assets=adding_assets)
+    await access.require_album_user(principal, album_id, action, missing, linking_assets=linking_assets)
     row = await db.fetchrow(f"SELECT v.*, NULL::text AS caller_role FROM ({ALBUM_VIEW}) v WHERE v.id = $1", album_id)
     if row is None:
         raise missing
@@ -246,7 +247,7 @@ def _distinct(asset_ids: list[uuid.UUID]) -> list[uuid.UUID]:
 async def add_assets(principal: access.Principal, album_id: uuid.UUID, asset_ids: list[uuid.UUID]) -> AddedAssets:
     """Link live assets of the album's library; each id asked for once lands in one list of the result.
     An album editor (no role in the album's library) adds live assets of libraries it has a role in."""
-    album = await get_album(principal, album_id, access.WRITE, adding_assets=True)
+    album = await get_album(principal, album_id, access.WRITE, linking_assets=True)
     wanted = _distinct(asset_ids)
     result = AddedAssets()
     async with db.transaction() as conn:
@@ -286,9 +287,14 @@ async def add_assets(principal: access.Principal, album_id: uuid.UUID, asset_ids
 async def remove_assets(
     principal: access.Principal, album_id: uuid.UUID, asset_ids: list[uuid.UUID]
 ) -> list[uuid.UUID]:
-    """Unlink the assets; returns those that were in the album."""
-    album = await get_album(principal, album_id, access.WRITE)
+    """Unlink the assets; returns those that were in the album. An album editor unlinks only assets
+    of libraries it has a role in (those it could have added)."""
+    album = await get_album(principal, album_id, access.WRITE, linking_assets=True)
     wanted = _distinct(asset_ids)
+    if album["caller_role"] is None:
+        wanted = [r["id"] for r in await db.fetch(
+            f"SELECT a.id FROM assets a WHERE a.id = ANY($1::uuid[]) AND {access.caller_role_sql('a.library_id', '$2')}"
+            " IS NOT NULL", wanted, principal.user_id)]
     async with db.transaction() as conn:
         locked = await _lock(conn, album["id"])
         removed = await conn.fetch(

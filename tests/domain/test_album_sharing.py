@@ -99,6 +99,10 @@ async def test_only_an_editor_adds_and_only_assets_of_its_own_libraries(shared):
     for user in (s.owner, s.viewer):
         assert (await access.load_asset(s.p(user), mine["id"], access.READ))["id"] == mine["id"]
     assert await _outcome(access.load_asset(s.p(s.owner), mine["id"], access.WRITE)) == "404"
+    # ...and removes only what is its own; a viewer removes nothing
+    assert await _outcome(albums.remove_assets(s.p(s.viewer), s.album["id"], [mine["id"]])) == "403"
+    assert await albums.remove_assets(s.p(s.editor), s.album["id"], [s.in_album["id"], mine["id"]]) == [mine["id"]]
+    assert (await albums.get_album(s.p(s.owner), s.album["id"]))["asset_count"] == 1
 
 
 async def test_the_owner_shares_changes_roles_and_removes_users_with_events(shared):
