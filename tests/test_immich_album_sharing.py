@@ -136,3 +136,18 @@ def test_sharing_refusals_and_leaving(server, account, make_account):
         assert b.delete(f"/api/albums/{album_id}/user/me").status_code == 204
         assert b.get(f"/api/albums/{album_id}").status_code in (400, 404)
         assert alice.get(f"/api/albums/{album_id}").json()["albumUsers"][1:] == []
+
+
+@needs_spec
+def test_the_owners_sync_stream_lists_the_album_users(server, account, make_account):
+    from tests.helpers import session_token
+    from tests.test_immich_sync import App
+
+    bob = make_account()
+    app = App(server, session_token(account))
+    album = app.http.post("/api/albums", json={"albumName": "Synced",
+                                               "albumUsers": [{"userId": str(bob.user_id), "role": "viewer"}]})
+    assert album.status_code == 201, album.text
+    lines = [x["data"] for x in app.stream(["AlbumsV2", "AlbumUsersV1"]) if x["type"] == "AlbumUserV1"]
+    assert {(x["userId"], x["role"]) for x in lines if x["albumId"] == album.json()["id"]} == {
+        (str(account.user_id), "owner"), (str(bob.user_id), "viewer")}
