@@ -136,7 +136,8 @@ async def get_album(auth: ImmichAuth, album_id: str) -> dtos.AlbumResponseDto:
 async def update_album(auth: ImmichAuth, album_id: str, data: dtos.UpdateAlbumDto) -> dtos.AlbumResponseDto:
     album = mapping.parse_uuid(album_id)
     try:
-        row = await albums.update_album(auth.principal, album, mapping.album_patch(data))
+        with _refused_as("album.update"):  # the owner's, as in Immich: an album user's is refused
+            row = await albums.update_album(auth.principal, album, mapping.album_patch(data))
     except Conflict as exc:
         raise BadRequest(exc.detail) from None
     return await _one(auth.principal, row["id"])
@@ -144,7 +145,8 @@ async def update_album(auth: ImmichAuth, album_id: str, data: dtos.UpdateAlbumDt
 
 @delete("/api/albums/{album_id:str}", status_code=204, action=access.DELETE)
 async def delete_album(auth: ImmichAuth, album_id: str) -> None:
-    await albums.delete_album(auth.principal, mapping.parse_uuid(album_id))
+    with _refused_as("album.delete"):
+        await albums.delete_album(auth.principal, mapping.parse_uuid(album_id))
 
 
 @delete("/api/albums/{album_id:str}/assets", status_code=200, action=access.DELETE)
