@@ -7,6 +7,7 @@ import uuid
 import httpx
 import pytest
 
+from app.api import ids
 from tests.immich_contract import SPEC_PATH, validate
 from tests.media import png_bytes
 from tests.test_immich_media import _upload
@@ -62,6 +63,11 @@ def test_an_album_shared_with_a_viewer_then_an_editor_then_nobody(server, accoun
         validate("/albums/{id}", "get", 200, got.json())
         assert got.json()["assetCount"] == 1 and got.json()["albumUsers"][1]["user"]["id"] == str(bob.user_id)
         assert b.get(f"/api/assets/{photo}").status_code == 200
+        # Natively, what an Immich share reaches is readable by id too (never listed as a library of Bob's).
+        native = bob.client.albums.retrieve(ids.encode(ids.ALBUM, uuid.UUID(album)))
+        assert native.name == "Holiday"
+        assert bob.client.assets.retrieve(ids.encode(ids.ASSET, uuid.UUID(photo))).id == ids.encode(
+            ids.ASSET, uuid.UUID(photo))
         thumb = b.get(f"/api/assets/{photo}/thumbnail")
         assert thumb.status_code == 200 and thumb.content
         # The web client shows an album through the timeline, named by albumId.
