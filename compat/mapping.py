@@ -429,3 +429,14 @@ def preferences_update(current: dict, dto: dtos.UserPreferencesUpdateDto) -> dic
         if section in updated:
             updated[section].update({k: v for k, v in values.items() if k in updated[section]})
     return updated
+
+
+# --- partners ---
+
+
+def partner(row: asyncpg.Record) -> dtos.PartnerResponseDto:
+    """A partnership as Immich shows it: the other account's summary, and the receiver's timeline choice."""
+    summary = user(row)
+    return dtos.PartnerResponseDto(id=summary.id, email=summary.email, name=summary.name,
+                                   avatarColor=summary.avatarColor, profileChangedAt=summary.profileChangedAt,
+                                   profileImagePath=summary.profileImagePath, inTimeline=row["in_timeline"])

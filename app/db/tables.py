@@ -511,6 +511,20 @@ class AssetListWalk(Table, tablename="asset_list_walks"):
     started_at = Timestamptz(default=TimestamptzNow(), index=True)
 
 
+class Partner(Table, tablename="partners"):
+    """An Immich partnership: shared_by lets shared_with read their photos. Key: (shared_by_id,
+    shared_with_id), see COMPOSITE_PRIMARY_KEYS."""
+
+    shared_by_id = fk(User, CASCADE, primary_key=True)
+    shared_with_id = fk(User, CASCADE, index=True)
+    # The receiver's choice: whether the sharer's photos show in the receiver's timeline.
+    in_timeline = Boolean(default=False)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+    partners_check = Check("(shared_by_id <> shared_with_id)")
+
+
 class AlbumUser(Table, tablename="album_users"):
     """An account an album is shared with (Immich's album users). Key: (album_id, user_id)."""
 
@@ -528,6 +542,7 @@ COMPOSITE_PRIMARY_KEYS: dict[type[Table], tuple[str, ...]] = {
     AssetDayCount: ("library_id", "day", "media_type", "trashed"),
     SyncCheckpoint: ("session_id", "type"),
     AssetListWalk: ("library_id", "view", "anchor_id"),
+    Partner: ("shared_by_id", "shared_with_id"),
     AlbumUser: ("album_id", "user_id"),
 }
 
@@ -556,6 +571,7 @@ SIMPLE_INDEX_NAMES: dict[tuple[str, str], str] = {
     ("album_assets", "asset_id"): "album_assets_asset_idx",
     ("sessions", "user_id"): "sessions_user_idx",
     ("faces", "asset_id"): "faces_asset_idx",
+    ("partners", "shared_with_id"): "partners_shared_with_idx",
     ("album_users", "user_id"): "album_users_user_idx",
 }
 

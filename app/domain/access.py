@@ -14,6 +14,7 @@ access.Principal, access.READ and so on.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -30,6 +31,7 @@ __all__ = [
     "DELETE",
     "DELETE_PERMANENTLY",
     "OWNER",
+    "PARTNER",
     "READ",
     "ROLE_ACTIONS",
     "VIEWER",
@@ -45,6 +47,7 @@ __all__ = [
     "load_person",
     "load_reachable",
     "owned_library",
+    "partner_timeline_libraries",
     "preferred_library",
     "require_album_user",
     "require_role",
@@ -60,6 +63,9 @@ ROLE_ACTIONS: dict[str, frozenset[str]] = {
     COLLABORATOR: frozenset({READ, WRITE, DELETE}),  # adds and edits, trashes; never erases for good
     VIEWER: frozenset({READ}),
 }
+# Not a library role: an Immich partner reads the sharer's photos and changes nothing (_partner_grant).
+PARTNER = "partner"
+ROLE_ACTIONS[PARTNER] = frozenset({READ})
 
 
 def _role_allows(role: str, action: str) -> bool:
@@ -145,16 +151,22 @@ def caller_role_sql(library_column: str, user_param: str) -> str:
             f" AND la.user_id = {user_param} AND la.trashed_at IS NULL)")
 
 
+# A source of access beyond library roles: given the caller and a row it has no library role for,
+# the role it holds on that row anyway, or None.
+Grant = Callable[[Principal, asyncpg.Record], Awaitable[str | None]]
+
+
 async def load_reachable(principal: Principal, action: str, view_sql: str, object_id: uuid.UUID,
                          missing: NotFound, *, library_id: uuid.UUID | None = None,
-                         lock: bool = False) -> asyncpg.Record:
+                         lock: bool = False, grant: Grant | None = None) -> asyncpg.Record:
     """One row of `view_sql` by id, if the caller's role in the row's live library allows `action`.
 
     `view_sql` is a SELECT with no access filter whose rows have `id` and `library_id` columns;
     the caller's role is read in the same query (one round trip) and the returned record carries
     it as `caller_role`. Missing, another user's, in a trashed library, out of the credential's
     scope, or not in `library_id` when one is given: `missing` (404). A role that forbids the
-    action: 403. `lock` holds the row (FOR UPDATE) for the current transaction.
+    action: 403. `lock` holds the row (FOR UPDATE) for the current transaction. `grant` is asked
+    only when the caller has no role in the row's library (an Immich share of the object).
     """
     principal.require(action)
     row = await db.fetchrow(
@@ -164,17 +176,22 @@ async def load_reachable(principal: Principal, action: str, view_sql: str, objec
     )
     if row is None or (library_id is not None and row["library_id"] != library_id):
         raise missing
-    _decide(principal, row["library_id"], row["caller_role"], action, missing)
+    role = row["caller_role"]
+    if role is None and grant is not None:
+        role = await grant(principal, row)
+    _decide(principal, row["library_id"], role, action, missing)
     return row
 
 
 async def load_asset(principal: Principal, asset_id: uuid.UUID, action: str, *,
                      missing: NotFound | None = None, lock: bool = False) -> asyncpg.Record:
     """One asset the caller may act on (trashed ones too), or 404 whether it is missing or someone else's.
-    Without a library role, an album share may still let the caller read it (_album_asset_grant)."""
+    Without a library role or a partnership, an album share may still let the caller read it
+    (_album_asset_grant)."""
     missing = missing or NotFound("Asset not found")
     try:
-        return await load_reachable(principal, action, "SELECT a.* FROM assets a", asset_id, missing, lock=lock)
+        return await load_reachable(principal, action, "SELECT a.* FROM assets a", asset_id, missing, lock=lock,
+                                    grant=_partner_grant)
     except NotFound as exc:
         if exc is not missing or action != READ or not await _album_asset_grant(principal, asset_id):
             raise
@@ -206,6 +223,43 @@ async def load_face(principal: Principal, face_id: uuid.UUID, action: str,
         "SELECT f.* FROM faces f JOIN assets a ON a.id = f.asset_id WHERE a.trashed_at IS NULL",
         face_id, NotFound("Face not found"), library_id=library_id,
     )
+
+
+# --- Immich partners ---
+# A partner reaches the sharer's photos in the one library the sharer's Immich client sees (the
+# chosen Immich library, else the default, else the oldest live one: preferred_library's order).
+# Sharing from Immich thus never exposes a library the sharer keeps to the native API, and the
+# partner timeline shows exactly what the grant admits.
+
+
+def _immich_library_sql(user_column: str) -> str:
+    """A scalar SQL subquery: the live library the Immich client of the user in `user_column` sees
+    (NULL for an account being deleted, whose photos are shared no more)."""
+    return (f"(SELECT l.id FROM libraries l JOIN users u ON u.id = {user_column}"
+            f" WHERE l.owner_id = u.id AND l.trashed_at IS NULL AND u.deleted_at IS NULL"
+            f" ORDER BY l.id IS NOT DISTINCT FROM u.immich_library_id DESC,"
+            f" l.id IS NOT DISTINCT FROM u.default_library_id DESC, l.created_at, l.id LIMIT 1)")
+
+
+async def _partner_grant(principal: Principal, row: asyncpg.Record) -> str | None:
+    """PARTNER when the row's library is the Immich library of someone who shares with the caller."""
+    shared = await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM partners p WHERE p.shared_with_id = $1"
+        f" AND {_immich_library_sql('p.shared_by_id')} = $2)",
+        principal.user_id, row["library_id"],
+    )
+    return PARTNER if shared else None
+
+
+async def partner_timeline_libraries(principal: Principal) -> list[uuid.UUID]:
+    """The libraries of partners whose photos the caller chose to see in its timeline (in_timeline),
+    within its credential's scope."""
+    rows = await db.fetch(
+        f"SELECT DISTINCT {_immich_library_sql('p.shared_by_id')} AS library_id FROM partners p"
+        " WHERE p.shared_with_id = $1 AND p.in_timeline",
+        principal.user_id,
+    )
+    return [r["library_id"] for r in rows if r["library_id"] is not None and principal.in_scope(r["library_id"])]
 
 
 # --- album users (Immich album sharing) ---------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, timedelta, timezone
 
 from litestar import get
@@ -12,8 +13,6 @@ from app.domain.effective import ratings_for_favorite
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
-
-
 
 
 async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None, isTrashed: bool | None,
@@ -31,15 +30,39 @@ async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None
     )
 
 
+async def _with_partners(auth: ImmichAuth, own: AssetFilter, albumId: str | None, isFavorite: bool | None,
+                         isTrashed: bool | None, visibility: str | None) -> list[AssetFilter]:
+    """The caller's filter, and the same filter over each library of a partner the caller shows in
+    its timeline (read-only). One filter per library: a list walk pages one library. An album's
+    timeline is the album's, so partners add nothing to it."""
+    if albumId:
+        return [own]
+    # Immich's rule: an unset visibility counts as asking for the archive too.
+    if visibility in (None, "archive") or isFavorite is not None or isTrashed:
+        raise BadRequest("withPartners is only supported for non-archived, non-trashed, non-favorited assets")
+    partner_libraries = await access.partner_timeline_libraries(auth.principal)
+    return [own, *(dataclasses.replace(own, library_id=library) for library in partner_libraries)]
+
+
+async def _filters(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None, isTrashed: bool | None,
+                   visibility: str | None, withPartners: bool) -> list[AssetFilter]:
+    own = await _filter(auth, albumId, isFavorite, isTrashed, visibility)
+    if not withPartners:
+        return [own]
+    return await _with_partners(auth, own, albumId, isFavorite, isTrashed, visibility)
+
+
 @get("/api/timeline/buckets", action=access.READ)
 async def time_buckets(auth: ImmichAuth, albumId: str | None = None, isFavorite: bool | None = None,
                        isTrashed: bool | None = None, visibility: str | None = None,
-                       order: str = "desc") -> list[dtos.TimeBucketsResponseDto]:
-    f = await _filter(auth, albumId, isFavorite, isTrashed, visibility)
-    rows, _ = await assets.counts(f, group_by="month", order="asc" if order == "asc" else "desc", limit=100_000,
-                                  starting_after_bucket=None)
-    return [dtos.TimeBucketsResponseDto(timeBucket=r["time_bucket"].date().isoformat(), count=r["count"])
-            for r in rows]
+                       order: str = "desc", withPartners: bool = False) -> list[dtos.TimeBucketsResponseDto]:
+    totals: dict[datetime, int] = {}
+    for f in await _filters(auth, albumId, isFavorite, isTrashed, visibility, withPartners):
+        rows, _ = await assets.counts(f, group_by="month", order="desc", limit=100_000, starting_after_bucket=None)
+        for r in rows:
+            totals[r["time_bucket"]] = totals.get(r["time_bucket"], 0) + r["count"]
+    return [dtos.TimeBucketsResponseDto(timeBucket=bucket.date().isoformat(), count=count)
+            for bucket, count in sorted(totals.items(), reverse=order != "asc")]
 
 
 def _month(value: str) -> tuple[datetime, datetime]:
@@ -55,10 +78,14 @@ def _month(value: str) -> tuple[datetime, datetime]:
 @get("/api/timeline/bucket", action=access.READ)
 async def time_bucket(auth: ImmichAuth, timeBucket: str, albumId: str | None = None, isFavorite: bool | None = None,
                       isTrashed: bool | None = None, visibility: str | None = None, order: str = "desc",
-                      withCoordinates: bool = False) -> dict:
-    f = await _filter(auth, albumId, isFavorite, isTrashed, visibility)
-    f.after, f.before = _month(timeBucket)
-    rows = await assets.all_pages(f, order="asc" if order == "asc" else "desc")
+                      withCoordinates: bool = False, withPartners: bool = False) -> dict:
+    after, before = _month(timeBucket)
+    rows = []
+    for f in await _filters(auth, albumId, isFavorite, isTrashed, visibility, withPartners):
+        rows += await assets.all_pages(dataclasses.replace(f, after=after, before=before),
+                                       order="asc" if order == "asc" else "desc")
+    # Each library's rows come in order; merged, they keep the list's order (capture time, then id).
+    rows.sort(key=lambda r: (r["local_datetime"], r["id"]), reverse=order != "asc")
     views = await asset_views.views(rows)
     stack_sizes = await stacks.live_counts(list({r["stack_id"] for r in rows if r["stack_id"] is not None}))
     columns: dict[str, list] = {name: [] for name in (
@@ -96,10 +123,15 @@ async def time_bucket(auth: ImmichAuth, timeBucket: str, albumId: str | None = N
 
 
 @get("/api/map/markers", action=access.READ)
-async def map_markers(auth: ImmichAuth, isArchived: bool | None = None,
-                      isFavorite: bool | None = None) -> list[dtos.MapMarkerResponseDto]:
-    f = await _filter(auth, None, isFavorite, False, None if isArchived else "timeline")
+async def map_markers(auth: ImmichAuth, isArchived: bool | None = None, isFavorite: bool | None = None,
+                      withPartners: bool = False) -> list[dtos.MapMarkerResponseDto]:
+    own = await _filter(auth, None, isFavorite, False, None if isArchived else "timeline")
+    filters = [own]
+    if withPartners:  # the partners shown in the caller's timeline, as Immich's map does
+        filters += [dataclasses.replace(own, library_id=library)
+                    for library in await access.partner_timeline_libraries(auth.principal)]
+    rows = [r for f in filters for r in await assets.markers(f)]
     return [dtos.MapMarkerResponseDto(id=str(r["id"]), lat=r["latitude"], lon=r["longitude"], city=r["city"],
-                                      state=r["state"], country=r["country"]) for r in await assets.markers(f)]
+                                      state=r["state"], country=r["country"]) for r in rows]
 
 
