@@ -11,6 +11,7 @@ from compat.auth import check_route_access, provide_auth
 from compat.errors import EXCEPTION_HANDLERS
 from compat.routes import accounts
 from compat.routes.albums import (
+    ALBUM_USER_HANDLERS,
     add_album_assets,
     album_statistics,
     create_album,
@@ -86,6 +87,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             update_album,
             delete_album,
             remove_album_assets,
+            *ALBUM_USER_HANDLERS,
             accounts.search_users,
             accounts.get_user,
             accounts.update_preferences,

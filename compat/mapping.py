@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import timezone
 
 import asyncpg
 import msgspec
 
 from app.domain import effective, users
+from app.domain.album_sharing import AlbumUser
 from app.domain.albums import AlbumPatch
 from app.domain.asset_filters import AssetFilter
 from app.domain.assets import AssetPatch
@@ -117,20 +119,25 @@ def user(row: asyncpg.Record) -> dtos.UserResponseDto:
                                 profileImagePath="")
 
 
-def album(row: asyncpg.Record, owner: asyncpg.Record) -> dtos.AlbumResponseDto:
+def album(row: asyncpg.Record, owner: asyncpg.Record, shared_with: Sequence[AlbumUser] = (),
+          viewer_id: uuid.UUID | None = None) -> dtos.AlbumResponseDto:
+    """`shared_with`: the album's users by name (album_sharing.users_of). Immich lists the owner
+    first, then the caller when it is an album user, then the rest in name order."""
     cover = row["effective_cover_id"]
+    ordered = sorted(shared_with, key=lambda u: u.user["id"] != viewer_id)  # stable: names keep their order
     dto = dtos.AlbumResponseDto(
         id=str(row["id"]),
         albumName=row["name"],
         description=row["description"] or "",
         albumThumbnailAssetId=None if cover is None else str(cover),
-        albumUsers=[dtos.AlbumUserResponseDto(role="owner", user=user(owner))],
+        albumUsers=[dtos.AlbumUserResponseDto(role="owner", user=user(owner))]
+        + [dtos.AlbumUserResponseDto(role=u.role, user=user(u.user)) for u in ordered],
         assetCount=row["asset_count"],
         createdAt=row["created_at"],
         updatedAt=row["updated_at"],
         hasSharedLink=False,
         isActivityEnabled=False,
-        shared=False,
+        shared=bool(shared_with),
         order="desc",
     )
     if row["start_date"] is not None:

@@ -525,12 +525,25 @@ class Partner(Table, tablename="partners"):
     partners_check = Check("(shared_by_id <> shared_with_id)")
 
 
+class AlbumUser(Table, tablename="album_users"):
+    """An account an album is shared with (Immich's album users). Key: (album_id, user_id)."""
+
+    album_id = fk(Album, CASCADE, primary_key=True)
+    user_id = fk(User, CASCADE, index=True)
+    role = Text(default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+    album_users_role_check = Check("(role = ANY (ARRAY['editor'::text, 'viewer'::text]))")
+
+
 COMPOSITE_PRIMARY_KEYS: dict[type[Table], tuple[str, ...]] = {
     AssetFile: ("asset_id", "kind"),
     AssetDayCount: ("library_id", "day", "media_type", "trashed"),
     SyncCheckpoint: ("session_id", "type"),
     AssetListWalk: ("library_id", "view", "anchor_id"),
     Partner: ("shared_by_id", "shared_with_id"),
+    AlbumUser: ("album_id", "user_id"),
 }
 
 
@@ -559,6 +572,7 @@ SIMPLE_INDEX_NAMES: dict[tuple[str, str], str] = {
     ("sessions", "user_id"): "sessions_user_idx",
     ("faces", "asset_id"): "faces_asset_idx",
     ("partners", "shared_with_id"): "partners_shared_with_idx",
+    ("album_users", "user_id"): "album_users_user_idx",
 }
 
 

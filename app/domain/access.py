@@ -24,6 +24,8 @@ from app.domain.libraries import create_default_library
 from app.domain.principal import ALL_ACTIONS, DELETE, DELETE_PERMANENTLY, READ, WRITE, Principal
 
 __all__ = [
+    "ALBUM_EDITOR",
+    "ALBUM_VIEWER",
     "ALL_ACTIONS",
     "COLLABORATOR",
     "DELETE",
@@ -35,6 +37,7 @@ __all__ = [
     "VIEWER",
     "WRITE",
     "Principal",
+    "album_user_role",
     "caller_role_sql",
     "library_for",
     "library_role",
@@ -46,6 +49,7 @@ __all__ = [
     "owned_library",
     "partner_timeline_libraries",
     "preferred_library",
+    "require_album_user",
     "require_role",
 ]
 
@@ -181,9 +185,17 @@ async def load_reachable(principal: Principal, action: str, view_sql: str, objec
 
 async def load_asset(principal: Principal, asset_id: uuid.UUID, action: str, *,
                      missing: NotFound | None = None, lock: bool = False) -> asyncpg.Record:
-    """One asset the caller may act on (trashed ones too), or 404 whether it is missing or someone else's."""
-    return await load_reachable(principal, action, "SELECT a.* FROM assets a", asset_id,
-                                missing or NotFound("Asset not found", kind="asset", ids=(asset_id,)), lock=lock, grant=_partner_grant)
+    """One asset the caller may act on (trashed ones too), or 404 whether it is missing or someone else's.
+    Without a library role or a partnership, an album share may still let the caller read it
+    (_album_asset_grant)."""
+    missing = missing or NotFound("Asset not found", kind="asset", ids=(asset_id,))
+    try:
+        return await load_reachable(principal, action, "SELECT a.* FROM assets a", asset_id, missing, lock=lock,
+                                    grant=_partner_grant)
+    except NotFound as exc:
+        if exc is not missing or action != READ or not await _album_asset_grant(principal, asset_id):
+            raise
+    return await db.fetchrow("SELECT a.*, NULL::text AS caller_role FROM assets a WHERE a.id = $1", asset_id)
 
 
 async def preferred_library(principal: Principal) -> uuid.UUID:
@@ -248,3 +260,61 @@ async def partner_timeline_libraries(principal: Principal) -> list[uuid.UUID]:
         principal.user_id,
     )
     return [r["library_id"] for r in rows if r["library_id"] is not None and principal.in_scope(r["library_id"])]
+
+
+# --- album users (Immich album sharing) ---------------------------------------------------
+# An album-level grant, never a library role: it reaches one album and the live assets in it,
+# never the rest of the album's library. Every album user reads; an editor also adds its own
+# assets and removes them again.
+# Renaming, deleting and sharing the album stay with those who have a role in its library.
+ALBUM_EDITOR = "editor"
+ALBUM_VIEWER = "viewer"
+
+
+def _share_allowed(principal: Principal) -> bool:
+    """A credential limited to some libraries reaches nothing through a share: it runs only those."""
+    return principal.library_scope is None
+
+
+async def album_user_role(principal: Principal, album_id: uuid.UUID) -> str | None:
+    """The caller's role in an album shared with it (album_users) whose library is live, or None."""
+    if not _share_allowed(principal):
+        return None
+    return await db.fetchval(
+        "SELECT au.role FROM album_users au JOIN albums al ON al.id = au.album_id"
+        " JOIN libraries l ON l.id = al.library_id"
+        " WHERE au.album_id = $1 AND au.user_id = $2 AND l.trashed_at IS NULL",
+        album_id, principal.user_id,
+    )
+
+
+async def require_album_user(principal: Principal, album_id: uuid.UUID, action: str, missing: NotFound, *,
+                             linking_assets: bool = False) -> str:
+    """The caller's album-user role, when it allows `action` on the album: READ for every album user;
+    WRITE only to link or unlink assets (its own: the caller narrows them) and only for an editor.
+    `missing` (404) when the album is not shared with the caller, 403 when its role forbids the action."""
+    principal.require(action)
+    role = await album_user_role(principal, album_id)
+    if role is None:
+        raise missing
+    if action == READ or (action == WRITE and linking_assets and role == ALBUM_EDITOR):
+        return role
+    what = "add or remove assets in" if linking_assets else action.replace("_", " ")
+    raise Forbidden(f"An album {role} may not {what} this album")
+
+
+async def _album_asset_grant(principal: Principal, asset_id: uuid.UUID) -> bool:
+    """Whether the caller may read a live asset because it is in an album the caller can read: one
+    shared with it, or one in a live library it has a role in (an editor's asset in the owner's album)."""
+    if not _share_allowed(principal):
+        return False
+    return await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM album_assets aa"
+        " JOIN albums al ON al.id = aa.album_id JOIN assets a ON a.id = aa.asset_id"
+        " JOIN libraries own ON own.id = a.library_id"
+        " WHERE aa.asset_id = $1 AND a.trashed_at IS NULL AND own.trashed_at IS NULL AND ("
+        "   EXISTS (SELECT 1 FROM album_users au JOIN libraries l ON l.id = al.library_id"
+        "           WHERE au.album_id = al.id AND au.user_id = $2 AND l.trashed_at IS NULL)"
+        f"  OR {caller_role_sql('al.library_id', '$2')} IS NOT NULL))",
+        asset_id, principal.user_id,
+    )

@@ -87,9 +87,36 @@ async def _event(conn, album: asyncpg.Record, event_type: str, payload: dict | N
                         library_id=album["library_id"], owner_id=album["owner_id"], payload=payload)
 
 
-async def get_album(principal: access.Principal, album_id: uuid.UUID, action: str = access.READ) -> asyncpg.Record:
-    return await access.load_reachable(principal, action, ALBUM_VIEW, album_id,
-                                       NotFound("Album not found", kind="album", ids=(album_id,)))
+async def get_album(principal: access.Principal, album_id: uuid.UUID, action: str = access.READ, *,
+                    linking_assets: bool = False) -> asyncpg.Record:
+    """An album (a row of ALBUM_VIEW) the caller may act on: by its role in the album's library, or,
+    without one, as an album user (caller_role is then NULL; `linking_assets` says a WRITE only adds
+    or removes the caller's own assets)."""
+    missing = NotFound("Album not found", kind="album", ids=(album_id,))
+    try:
+        return await access.load_reachable(principal, action, ALBUM_VIEW, album_id, missing)
+    except NotFound as exc:
+        if exc is not missing:
+            raise
+    await access.require_album_user(principal, album_id, action, missing, linking_assets=linking_assets)
+    row = await db.fetchrow(f"SELECT v.*, NULL::text AS caller_role FROM ({ALBUM_VIEW}) v WHERE v.id = $1", album_id)
+    if row is None:
+        raise missing
+    return row
+
+
+async def shared_albums(principal: access.Principal, asset_id: uuid.UUID | None = None) -> list[asyncpg.Record]:
+    """Albums other people share with the caller (album_users), in live libraries, newest first;
+    with `asset_id`, only those holding that asset."""
+    if principal.library_scope is not None:  # a credential limited to some libraries reaches no share
+        return []
+    return await db.fetch(
+        ALBUM_VIEW + " JOIN album_users au ON au.album_id = al.id AND au.user_id = $1"
+        " JOIN libraries l ON l.id = al.library_id AND l.trashed_at IS NULL"
+        " WHERE ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM album_assets aa WHERE aa.album_id = al.id"
+        " AND aa.asset_id = $2)) ORDER BY al.created_at DESC, al.id DESC",
+        principal.user_id, asset_id,
+    )
 
 
 async def covers(rows: list[asyncpg.Record]) -> dict[uuid.UUID, asset_views.AssetView]:
@@ -218,15 +245,23 @@ def _distinct(asset_ids: list[uuid.UUID]) -> list[uuid.UUID]:
 
 
 async def add_assets(principal: access.Principal, album_id: uuid.UUID, asset_ids: list[uuid.UUID]) -> AddedAssets:
-    """Link live assets of the album's library; each id asked for once lands in one list of the result."""
-    album = await get_album(principal, album_id, access.WRITE)
+    """Link live assets of the album's library; each id asked for once lands in one list of the result.
+    An album editor (no role in the album's library) adds live assets of libraries it has a role in."""
+    album = await get_album(principal, album_id, access.WRITE, linking_assets=True)
     wanted = _distinct(asset_ids)
     result = AddedAssets()
     async with db.transaction() as conn:
         await _lock(conn, album["id"])
+        if album["caller_role"] is not None:
+            valid_sql, args = "a.library_id = $2", [album["library_id"]]
+        else:  # an editor shares what it may see in its own libraries, never the owner's other assets
+            # (those already in the album count as there, so they come back as duplicates)
+            valid_sql = (f"({access.caller_role_sql('a.library_id', '$2')} IS NOT NULL"
+                         " OR a.id IN (SELECT asset_id FROM album_assets WHERE album_id = $3))")
+            args = [principal.user_id, album["id"]]
         valid = {r["id"] for r in await conn.fetch(
-            "SELECT id FROM assets WHERE library_id = $1 AND id = ANY($2::uuid[]) AND trashed_at IS NULL",
-            album["library_id"], wanted,
+            f"SELECT a.id FROM assets a WHERE a.id = ANY($1::uuid[]) AND a.trashed_at IS NULL AND {valid_sql}",
+            wanted, *args,
         )}
         for asset_id in wanted:
             if asset_id not in valid:
@@ -252,9 +287,14 @@ async def add_assets(principal: access.Principal, album_id: uuid.UUID, asset_ids
 async def remove_assets(
     principal: access.Principal, album_id: uuid.UUID, asset_ids: list[uuid.UUID]
 ) -> list[uuid.UUID]:
-    """Unlink the assets; returns those that were in the album."""
-    album = await get_album(principal, album_id, access.WRITE)
+    """Unlink the assets; returns those that were in the album. An album editor unlinks only assets
+    of libraries it has a role in (those it could have added)."""
+    album = await get_album(principal, album_id, access.WRITE, linking_assets=True)
     wanted = _distinct(asset_ids)
+    if album["caller_role"] is None:
+        wanted = [r["id"] for r in await db.fetch(
+            f"SELECT a.id FROM assets a WHERE a.id = ANY($1::uuid[]) AND {access.caller_role_sql('a.library_id', '$2')}"
+            " IS NOT NULL", wanted, principal.user_id)]
     async with db.transaction() as conn:
         locked = await _lock(conn, album["id"])
         removed = await conn.fetch(

@@ -1,17 +1,45 @@
-"""Immich albums (what the CLI's --album and the web client use). Sharing is not offered."""
+"""Immich albums (what the CLI's --album and the web client use), and their sharing with other
+users (album users with a role). Shared links and activities are not offered."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import msgspec
 from litestar import delete, get, patch, post, put
+from litestar.params import Parameter
 from litestar.response import Response
 
-from app.domain import access, albums, users
-from app.domain.errors import BadRequest, Conflict
+from app.domain import access, album_sharing, albums, users
+from app.domain.errors import BadRequest, Conflict, Forbidden, NotFound
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
+
+ME = "me"  # Immich's name for the caller in /albums/{id}/user/{userId} (deprecated in v3, still sent)
+
+
+@contextmanager
+def _refused_as(permission: str) -> Iterator[None]:
+    """Immich answers a missing album and one the caller may not act on alike: 400 `Not found or
+    no <permission> access`, naming the permission its access check asked for."""
+    try:
+        yield
+    except (NotFound, Forbidden):
+        raise BadRequest(f"Not found or no {permission} access") from None
+
+
+async def _render(principal: access.Principal, rows: list) -> list[dtos.AlbumResponseDto]:
+    """AlbumResponseDtos for album rows, with their owners and users, in a few queries for the lot."""
+    shared_with = await album_sharing.users_of([r["id"] for r in rows])
+    owners = {owner_id: await users.user_by_id(owner_id) for owner_id in {r["owner_id"] for r in rows}}
+    return [mapping.album(r, owners[r["owner_id"]], shared_with.get(r["id"], ()), principal.user_id) for r in rows]
+
+
+async def _one(principal: access.Principal, album_id: uuid.UUID) -> dtos.AlbumResponseDto:
+    [dto] = await _render(principal, [await albums.get_album(principal, album_id)])
+    return dto
 
 
 async def _all_albums(principal, library: uuid.UUID, asset_id: uuid.UUID | None) -> list:
@@ -26,22 +54,40 @@ async def _all_albums(principal, library: uuid.UUID, asset_id: uuid.UUID | None)
 
 @get("/api/albums", action=access.READ)
 async def list_albums(auth: ImmichAuth, assetId: str | None = None, name: str | None = None,
-                      isShared: bool | None = None) -> list[dtos.AlbumResponseDto]:
-    if isShared:  # no album is shared on this server
-        return []
-    library = await access.preferred_library(auth.principal)
+                      isShared: bool | None = None, isOwned: bool | None = None,
+                      legacy_shared: bool | None = Parameter(query="shared", default=None),
+                      ) -> list[dtos.AlbumResponseDto]:
+    """The caller's albums (its Immich library's) and those shared with it; isOwned picks one side,
+    isShared keeps the albums that have (true) or lack (false) other users. assetId ignores both.
+    `shared` is what Immich before v2 called isShared; older mobile apps still send it (its Python
+    name differs because `shared` names the app state dependency)."""
+    if isShared is None:
+        isShared = legacy_shared
     asset = mapping.parse_uuid(assetId) if assetId else None
-    owner = await users.user_by_id(auth.principal.user_id)
-    rows = await _all_albums(auth.principal, library, asset)
+    if asset is not None:
+        isShared = isOwned = None
+    rows = []
+    if isOwned is not False:
+        rows += await _all_albums(auth.principal, await access.preferred_library(auth.principal), asset)
+    if isOwned is not True:
+        seen = {r["id"] for r in rows}  # a library member can also be an album user of the same album
+        rows += [r for r in await albums.shared_albums(auth.principal, asset) if r["id"] not in seen]
     if name is not None:  # Immich matches the whole name here
         rows = [r for r in rows if r["name"] == name]
-    return [mapping.album(r, owner) for r in rows]
+    out = await _render(auth.principal, rows)
+    return out if isShared is None else [a for a in out if a.shared == isShared]
 
 
 @post("/api/albums", status_code=201, action=access.WRITE)
 async def create_album(auth: ImmichAuth, data: dtos.CreateAlbumDto) -> Response[dtos.AlbumResponseDto]:
     library = await access.preferred_library(auth.principal)
-    asset_ids = [mapping.parse_uuid(a) for a in data.assetIds or ()]  # albumUsers: sharing is not offered
+    asset_ids = [mapping.parse_uuid(a) for a in data.assetIds or ()]
+    # Immich leaves the creator out of its own album's users, and checks the rest before creating.
+    sharing = [(mapping.parse_uuid(u.userId), u.role) for u in data.albumUsers or ()
+               if mapping.parse_uuid(u.userId) != auth.principal.user_id]
+    for user_id, _ in sharing:
+        if await users.user_by_id(user_id) is None:
+            raise BadRequest("User not found")
     description = None if data.description is msgspec.UNSET else data.description
     try:
         row, _ = await albums.create_album(auth.principal, library, data.albumName, description)
@@ -49,15 +95,16 @@ async def create_album(auth: ImmichAuth, data: dtos.CreateAlbumDto) -> Response[
         raise BadRequest(exc.detail) from None
     if asset_ids:
         await albums.add_assets(auth.principal, row["id"], asset_ids)
-        row = await albums.get_album(auth.principal, row["id"])
-    owner = await users.user_by_id(auth.principal.user_id)
-    return Response(mapping.album(row, owner), status_code=201)
+    if sharing:
+        await album_sharing.add_users(auth.principal, row["id"], sharing)
+    return Response(await _one(auth.principal, row["id"]), status_code=201)
 
 
 @put("/api/albums/{album_id:str}/assets", action=access.WRITE)
 async def add_album_assets(auth: ImmichAuth, album_id: str, data: dtos.BulkIdsDto) -> list[dtos.BulkIdResponseDto]:
     asset_ids = [mapping.parse_uuid(a) for a in data.ids]
-    result = await albums.add_assets(auth.principal, mapping.parse_uuid(album_id), asset_ids)
+    with _refused_as("albumAsset.create"):  # a viewer, or a stranger
+        result = await albums.add_assets(auth.principal, mapping.parse_uuid(album_id), asset_ids)
     added, duplicate = set(result.added), set(result.duplicate)
     out = []
     for a in asset_ids:
@@ -72,35 +119,73 @@ async def add_album_assets(auth: ImmichAuth, album_id: str, data: dtos.BulkIdsDt
 
 @get("/api/albums/statistics", action=access.READ)
 async def album_statistics(auth: ImmichAuth) -> dtos.AlbumStatisticsResponseDto:
-    library = await access.preferred_library(auth.principal)
-    owned = len(await _all_albums(auth.principal, library, None))
-    return dtos.AlbumStatisticsResponseDto(owned=owned, shared=0, notShared=owned)
+    own = await _render(auth.principal, await _all_albums(auth.principal, await access.preferred_library(auth.principal), None))
+    theirs = await albums.shared_albums(auth.principal)
+    own_ids = {a.id for a in own}
+    not_shared = sum(1 for a in own if not a.shared)
+    shared = len(own) - not_shared + sum(1 for r in theirs if str(r["id"]) not in own_ids)
+    return dtos.AlbumStatisticsResponseDto(owned=len(own), shared=shared, notShared=not_shared)
 
 
 @get("/api/albums/{album_id:str}", action=access.READ)
 async def get_album(auth: ImmichAuth, album_id: str) -> dtos.AlbumResponseDto:
-    row = await albums.get_album(auth.principal, mapping.parse_uuid(album_id))
-    return mapping.album(row, await users.user_by_id(row["owner_id"]))
+    return await _one(auth.principal, mapping.parse_uuid(album_id))
 
 
 @patch("/api/albums/{album_id:str}", action=access.WRITE)
 async def update_album(auth: ImmichAuth, album_id: str, data: dtos.UpdateAlbumDto) -> dtos.AlbumResponseDto:
     album = mapping.parse_uuid(album_id)
     try:
-        row = await albums.update_album(auth.principal, album, mapping.album_patch(data))
+        with _refused_as("album.update"):  # the owner's, as in Immich: an album user's is refused
+            row = await albums.update_album(auth.principal, album, mapping.album_patch(data))
     except Conflict as exc:
         raise BadRequest(exc.detail) from None
-    return mapping.album(row, await users.user_by_id(row["owner_id"]))
+    return await _one(auth.principal, row["id"])
 
 
 @delete("/api/albums/{album_id:str}", status_code=204, action=access.DELETE)
 async def delete_album(auth: ImmichAuth, album_id: str) -> None:
-    await albums.delete_album(auth.principal, mapping.parse_uuid(album_id))
+    with _refused_as("album.delete"):
+        await albums.delete_album(auth.principal, mapping.parse_uuid(album_id))
 
 
 @delete("/api/albums/{album_id:str}/assets", status_code=200, action=access.DELETE)
 async def remove_album_assets(auth: ImmichAuth, album_id: str, data: dtos.BulkIdsDto) -> list[dtos.BulkIdResponseDto]:
     asset_ids = [mapping.parse_uuid(a) for a in data.ids]
-    removed = set(await albums.remove_assets(auth.principal, mapping.parse_uuid(album_id), asset_ids))
+    with _refused_as("albumAsset.delete"):  # an album user, or a stranger
+        removed = set(await albums.remove_assets(auth.principal, mapping.parse_uuid(album_id), asset_ids))
     return [dtos.BulkIdResponseDto(id=str(a), success=True) if a in removed
             else dtos.BulkIdResponseDto(id=str(a), success=False, error="not_found") for a in asset_ids]
+
+
+# --- album users ---
+
+
+def _user_param(auth: ImmichAuth, user_id: str) -> uuid.UUID:
+    return auth.principal.user_id if user_id == ME else mapping.parse_uuid(user_id)
+
+
+@put("/api/albums/{album_id:str}/users", action=access.WRITE)
+async def add_album_users(auth: ImmichAuth, album_id: str, data: dtos.AddUsersDto) -> dtos.AlbumResponseDto:
+    album = mapping.parse_uuid(album_id)
+    additions = [(mapping.parse_uuid(u.userId), access.ALBUM_EDITOR if u.role is msgspec.UNSET else u.role)
+                 for u in data.albumUsers]  # Immich's default role is editor
+    with _refused_as("album.share"):
+        await album_sharing.add_users(auth.principal, album, additions)
+    return await _one(auth.principal, album)
+
+
+@put("/api/albums/{album_id:str}/user/{user_id:str}", status_code=204, action=access.WRITE)
+async def update_album_user(auth: ImmichAuth, album_id: str, user_id: str, data: dtos.UpdateAlbumUserDto) -> None:
+    with _refused_as("album.share"):
+        await album_sharing.update_user(auth.principal, mapping.parse_uuid(album_id), _user_param(auth, user_id),
+                                        data.role)
+
+
+@delete("/api/albums/{album_id:str}/user/{user_id:str}", status_code=204, action=access.DELETE)
+async def remove_album_user(auth: ImmichAuth, album_id: str, user_id: str) -> None:
+    with _refused_as("album.share"):
+        await album_sharing.remove_user(auth.principal, mapping.parse_uuid(album_id), _user_param(auth, user_id))
+
+
+ALBUM_USER_HANDLERS = [add_album_users, update_album_user, remove_album_user]

@@ -31,7 +31,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.response import Stream
 
 from app.api import route_access
-from app.domain import access, events, sync, users
+from app.domain import access, album_sharing, events, sync, users
 from app.domain.errors import BadRequest, Forbidden
 from compat import dtos, mapping, sync_mapping
 from compat.auth import ImmichAuth
@@ -151,6 +151,13 @@ def _upsert_data(entity_type: str, row) -> Any:
     return sync_mapping.asset_face_v2(row)
 
 
+async def _album_users_v1(album) -> list[dtos.SyncAlbumUserV1]:
+    """The album's owner, then each user it is shared with (album_sharing)."""
+    shared_with = (await album_sharing.users_of([album["id"]])).get(album["id"], [])
+    return [dtos.SyncAlbumUserV1(albumId=str(album["id"]), userId=str(album["owner_id"]), role="owner")] + [
+        dtos.SyncAlbumUserV1(albumId=str(album["id"]), userId=str(u.user["id"]), role=u.role) for u in shared_with]
+
+
 class _Stream:
     """The lines of one sync stream, produced lazily so a slow reader holds the server back."""
 
@@ -195,6 +202,10 @@ class _Stream:
                     yield line
                 continue
             async for change in snap.changes(kind, self.library, _cursor_of(self.saved.get(upsert_type))):
+                if upsert_type == "AlbumUserV1":  # one change of the album, a line per user of it
+                    for data in await _album_users_v1(change.row):
+                        yield _line(upsert_type, data, _ack(upsert_type, change.cursor))
+                    continue
                 yield _line(upsert_type, _upsert_data(upsert_type, change.row), _ack(upsert_type, change.cursor))
 
     async def lines(self) -> AsyncIterator[bytes]:

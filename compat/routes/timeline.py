@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from litestar import get
 
-from app.domain import access, asset_views, assets, stacks
+from app.domain import access, albums, asset_views, assets, stacks
 from app.domain.asset_filters import AssetFilter
 from app.domain.effective import ratings_for_favorite
 from app.domain.errors import BadRequest
@@ -17,11 +17,13 @@ from compat.auth import ImmichAuth
 
 async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None, isTrashed: bool | None,
                   visibility: str | None) -> AssetFilter:
-    library = await access.preferred_library(auth.principal)
+    album = await albums.get_album(auth.principal, mapping.parse_uuid(albumId)) if albumId else None
+    # An album's timeline is read in the album's library, which is another's when it is shared with the caller.
+    library = album["library_id"] if album else await access.preferred_library(auth.principal)
     return AssetFilter(
         library_id=library,
         state="trashed" if isTrashed else "live",
-        album_id=mapping.parse_uuid(albumId) if albumId else None,
+        album_id=album["id"] if album else None,
         ratings=None if isFavorite is None else ratings_for_favorite(isFavorite),
         # The timeline shows timeline assets unless a visibility is asked for (hidden = live-photo motion parts).
         visibility=visibility or (None if isTrashed else "timeline"),
