@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import msgspec
 from litestar import delete, get, patch, post, put
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Response
 
 from app.domain import access, album_sharing, albums, users
@@ -55,7 +55,7 @@ async def _all_albums(principal, library: uuid.UUID, asset_id: uuid.UUID | None)
 @get("/api/albums", action=access.READ)
 async def list_albums(auth: ImmichAuth, assetId: str | None = None, name: str | None = None,
                       isShared: bool | None = None, isOwned: bool | None = None,
-                      legacy_shared: bool | None = Parameter(query="shared", default=None),
+                      legacy_shared: bool | None = QueryParameter(name="shared", default=None),
                       ) -> list[dtos.AlbumResponseDto]:
     """The caller's albums (its Immich library's) and those shared with it; isOwned picks one side,
     isShared keeps the albums that have (true) or lack (false) other users. assetId ignores both.
