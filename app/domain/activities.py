@@ -147,24 +147,29 @@ async def create(principal: access.Principal, album_id: uuid.UUID, kind: str, *,
             album["id"], asset_id,
         ) is None:
             raise NotFound("Asset not found in this album", kind="asset", ids=(asset_id,))
-        row = await conn.fetchrow(
-            "INSERT INTO activities (album_id, asset_id, user_id, comment, is_liked) VALUES ($1, $2, $3, $4, $5)"
-            " ON CONFLICT (user_id, album_id, asset_id) WHERE is_liked DO NOTHING RETURNING *",
-            album["id"], asset_id, principal.user_id, text, kind == LIKE,
-        )
-        created = row is not None
+        # The like already there is read after the insert gives way to it; should it be removed in
+        # between (its author unliking at the same moment), the insert is tried again.
+        existing = None
+        while existing is None:
+            row = await conn.fetchrow(
+                "INSERT INTO activities (album_id, asset_id, user_id, comment, is_liked) VALUES ($1, $2, $3, $4, $5)"
+                " ON CONFLICT (user_id, album_id, asset_id) WHERE is_liked DO NOTHING RETURNING *",
+                album["id"], asset_id, principal.user_id, text, kind == LIKE,
+            )
+            if row is not None:
+                break
+            existing = await conn.fetchrow(
+                "SELECT * FROM activities WHERE user_id = $1 AND album_id = $2"
+                " AND asset_id IS NOT DISTINCT FROM $3 AND is_liked",
+                principal.user_id, album["id"], asset_id,
+            )
+        created = existing is None
         if created:
             await events.record(conn, entity_type=ENTITY_TYPE, entity_id=row["id"], event_type=CREATED,
                                 library_id=album["library_id"], owner_id=album["owner_id"],
                                 payload={"album_id": str(album["id"]),
                                          "asset_id": None if asset_id is None else str(asset_id)})
-        else:
-            row = await conn.fetchrow(
-                "SELECT * FROM activities WHERE user_id = $1 AND album_id = $2"
-                " AND asset_id IS NOT DISTINCT FROM $3 AND is_liked",
-                principal.user_id, album["id"], asset_id,
-            )
-    [activity] = await _with_authors([row])
+    [activity] = await _with_authors([row if created else existing])
     return activity, created
 
 

@@ -31,18 +31,18 @@ def _refused_as(permission: str) -> Iterator[None]:
         raise BadRequest(f"Not found or no {permission} access") from None
 
 
-def _invalid(field: str, message: str) -> ValidationException:
-    return ValidationException(detail=f"{field}: {message}", extra=[{"source": "body", "key": field,
+def _invalid(field: str, message: str, source: str = "body") -> ValidationException:
+    return ValidationException(detail=f"{field}: {message}", extra=[{"source": source, "key": field,
                                                                     "message": message}])
 
 
-def _uuid(value: str | None, field: str) -> uuid.UUID | None:
+def _uuid(value: str | None, field: str, source: str = "query") -> uuid.UUID | None:
     if value is None:
         return None
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise _invalid(field, "Invalid UUID") from None
+        raise _invalid(field, "Invalid UUID", source) from None
 
 
 @get("/api/activities", action=access.READ)
@@ -76,8 +76,8 @@ async def create_activity(auth: ImmichAuth, data: dtos.ActivityCreateDto) -> Res
         raise _invalid("comment", "Comment is required when type is COMMENT")
     if data.type != activities.COMMENT and comment:  # Immich lets a like carry an empty one
         raise _invalid("comment", "Comment must not be provided when type is not COMMENT")
-    asset = None if data.assetId is msgspec.UNSET else _uuid(data.assetId, "assetId")
-    album = _uuid(data.albumId, "albumId")
+    asset = None if data.assetId is msgspec.UNSET else _uuid(data.assetId, "assetId", "body")
+    album = _uuid(data.albumId, "albumId", "body")
     with _refused_as("activity.create"):
         item, created = await activities.create(auth.principal, album, data.type, asset_id=asset,
                                                 comment=comment if data.type == activities.COMMENT else None)
@@ -86,7 +86,7 @@ async def create_activity(auth: ImmichAuth, data: dtos.ActivityCreateDto) -> Res
 
 @delete("/api/activities/{activity_id:str}", status_code=204, action=access.DELETE)
 async def delete_activity(auth: ImmichAuth, activity_id: str) -> None:
-    activity = _uuid(activity_id, "id")
+    activity = _uuid(activity_id, "id", "path")
     with _refused_as("activity.delete"):
         await activities.delete(auth.principal, activity)
 

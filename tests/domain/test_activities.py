@@ -8,6 +8,7 @@ another user's album is NotFound; every write is logged in its transaction, outs
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import asyncpg
@@ -121,6 +122,10 @@ async def test_a_second_like_is_the_first_one(shared):
         assert (await activities.create(viewer, album, activities.COMMENT, comment="again"))[1] is True
     assert await activities.statistics(viewer, album) == (2, 3)
     assert len(await _events(s.album)) == 5  # a repeated like writes nothing
+    # two likes at once are still one
+    both = await asyncio.gather(*(activities.create(s.p(s.editor), album, activities.LIKE) for _ in range(2)))
+    assert sorted(created for _, created in both) == [False, True]
+    assert both[0][0].row["id"] == both[1][0].row["id"]
 
 
 async def test_what_an_activity_may_say_and_name(shared):
