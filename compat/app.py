@@ -22,6 +22,7 @@ from compat.routes.albums import (
     update_album,
 )
 from compat.realtime import LiveEvents
+from compat.routes import activities as activity_routes
 from compat.routes import partners as partner_routes
 from compat.routes import people as people_routes
 from compat.routes import sync as sync_routes
@@ -55,6 +56,7 @@ def create_immich_app(shared: Shared) -> Litestar:
         route_handlers=[
             well_known,
             live.route,
+            *activity_routes.ROUTES,
             *partner_routes.ROUTES,
             *people_routes.ROUTES,
             *sync_routes.ROUTES,

@@ -11,6 +11,7 @@ import asyncpg
 import msgspec
 
 from app.domain import effective, users
+from app.domain.activities import Activity
 from app.domain.album_sharing import AlbumUser
 from app.domain.albums import AlbumPatch
 from app.domain.asset_filters import AssetFilter
@@ -136,7 +137,7 @@ def album(row: asyncpg.Record, owner: asyncpg.Record, shared_with: Sequence[Albu
         createdAt=row["created_at"],
         updatedAt=row["updated_at"],
         hasSharedLink=False,
-        isActivityEnabled=False,
+        isActivityEnabled=row["is_activity_enabled"],
         shared=bool(shared_with),
         order="desc",
     )
@@ -370,7 +371,7 @@ def metadata_search_filter(dto: dtos.MetadataSearchDto, library: uuid.UUID) -> A
 
 
 def album_patch(dto: dtos.UpdateAlbumDto) -> AlbumPatch:
-    """isActivityEnabled and order are accepted and kept by nothing: there is no activity or order here."""
+    """order is accepted and kept by nothing: there is no album order here."""
     patch = AlbumPatch()
     if dto.albumName is not msgspec.UNSET:
         patch.name = dto.albumName
@@ -378,6 +379,8 @@ def album_patch(dto: dtos.UpdateAlbumDto) -> AlbumPatch:
         patch.description = dto.description
     if dto.albumThumbnailAssetId is not msgspec.UNSET:
         patch.album_cover_asset_id = parse_uuid(dto.albumThumbnailAssetId)
+    if dto.isActivityEnabled is not msgspec.UNSET:
+        patch.is_activity_enabled = dto.isActivityEnabled
     return patch
 
 
@@ -440,3 +443,19 @@ def partner(row: asyncpg.Record) -> dtos.PartnerResponseDto:
     return dtos.PartnerResponseDto(id=summary.id, email=summary.email, name=summary.name,
                                    avatarColor=summary.avatarColor, profileChangedAt=summary.profileChangedAt,
                                    profileImagePath=summary.profileImagePath, inTimeline=row["in_timeline"])
+
+
+# --- activities ---
+
+
+def activity(item: Activity) -> dtos.ActivityResponseDto:
+    """A comment or a like, with its author; a like's comment is null, as in Immich."""
+    row = item.row
+    return dtos.ActivityResponseDto(
+        id=str(row["id"]),
+        assetId=None if row["asset_id"] is None else str(row["asset_id"]),
+        createdAt=row["created_at"],
+        type=item.kind,
+        user=user(item.author),
+        comment=row["comment"],
+    )

@@ -351,6 +351,7 @@ class Album(Table, tablename="albums"):
     cover_asset_id = fk(Asset, SET_NULL, null=True)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    is_activity_enabled = Boolean(default=True)
 
     albums_name_check = Check("(btrim(name) <> ''::text)")
 
@@ -634,3 +635,27 @@ INDEXES: list[Index] = [
 def all_tables() -> list[type[Table]]:
     """Every Table class declared in this module, in declaration order."""
     return [t for t in Table.__subclasses__() if t.__module__ == __name__]
+
+
+class Activity(Table, tablename="activities"):
+    """A comment or a like (Immich's activities) on an album, or on one asset in it (asset_id)."""
+
+    id = UUID(primary_key=True)
+    album_id = fk(Album, CASCADE)
+    asset_id = fk(Asset, CASCADE, null=True, index=True)
+    user_id = fk(User, CASCADE, index=True)
+    comment = Text(null=True, default=None)
+    is_liked = Boolean(default=False)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    activities_like_or_comment_check = Check(
+        "((is_liked AND (comment IS NULL)) OR ((NOT is_liked) AND (comment IS NOT NULL)))")
+
+
+SIMPLE_INDEX_NAMES[("activities", "asset_id")] = "activities_asset_idx"
+SIMPLE_INDEX_NAMES[("activities", "user_id")] = "activities_user_idx"
+INDEXES += [
+    Index(Activity, "activities_album_idx", "btree (album_id, created_at, id)"),
+    Index(Activity, "activities_one_like_key",
+          "UNIQUE btree (user_id, album_id, asset_id) NULLS NOT DISTINCT WHERE is_liked"),
+]

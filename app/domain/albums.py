@@ -45,6 +45,7 @@ class AlbumPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: str | UnsetType = UNSET
     description: str | None | UnsetType = UNSET
     album_cover_asset_id: uuid.UUID | None | UnsetType = UNSET
+    is_activity_enabled: bool | UnsetType = UNSET  # whether it takes comments and likes (activities.py)
 
 
 @dataclass
@@ -215,6 +216,8 @@ async def update_album(principal: access.Principal, album_id: uuid.UUID, patch: 
         ):
             raise Invalid(COVER_NOT_IN_ALBUM, "album_cover_asset_id")
         values[Album.cover_asset_id] = cover
+    if patch.is_activity_enabled is not UNSET:
+        values[Album.is_activity_enabled] = patch.is_activity_enabled
     if values:
         async with db.transaction() as conn:
             await _lock(conn, album["id"])

@@ -67,8 +67,10 @@ def _notice(entity_type, entity_id, event_type, library_id, owner_id, payload) -
 # --- reading the feed ------------------------------------------------------------------
 
 FEED_ENTITY_TYPES = ("asset", "album", "person", "face", "album_asset", "metadata", "stack")
-# Events with no place in the native feed (the library's own changes are not among its 24 types).
-_HIDDEN_EVENT_TYPES = ("library_created", "library_updated", "library_trashed", "library_restored")
+# Events with no place in the native feed (the library's own changes are not among its 24 types;
+# activities are Immich's comments and likes, which the native API does not have).
+_HIDDEN_EVENT_TYPES = ("library_created", "library_updated", "library_trashed", "library_restored",
+                       "activity_created", "activity_deleted")
 
 
 # Hex parts of at most 15 digits: always below 2^63, so they fit a bigint.
