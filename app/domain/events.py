@@ -67,11 +67,6 @@ def _notice(entity_type, entity_id, event_type, library_id, owner_id, payload) -
 # --- reading the feed ------------------------------------------------------------------
 
 FEED_ENTITY_TYPES = ("asset", "album", "person", "face", "album_asset", "metadata", "stack")
-# Events with no place in the native feed (the library's own changes are not among its 24 types;
-# activities are Immich's comments and likes, which the native API does not have).
-_HIDDEN_EVENT_TYPES = ("library_created", "library_updated", "library_trashed", "library_restored",
-                       "activity_created", "activity_deleted")
-
 
 # Hex parts of at most 15 digits: always below 2^63, so they fit a bigint.
 _CURSOR = re.compile(r"[0-9a-f]{1,15}\.[0-9a-f]{1,15}")
@@ -136,14 +131,13 @@ async def read_feed(
         bound = min(bound, horizon)
     if after is not None and (after[0] >= state["xmax"] or after[1] > state["max_id"]):
         raise BadRequest("after_cursor is ahead of the database: resync without a cursor")
-    args: list[Any] = [library_id, bound, list(_HIDDEN_EVENT_TYPES)]
-    clauses = ["library_id = $1", "txid < $2", "NOT event_type = ANY($3::text[])"]
+    # Only the native feed's entity types: the change log also carries what only Immich clients or
+    # live listeners read (the library's own changes, activities, partnerships, shared links).
+    args: list[Any] = [library_id, bound, list(FEED_ENTITY_TYPES if entity_types is None else entity_types)]
+    clauses = ["library_id = $1", "txid < $2", "entity_type = ANY($3::text[])"]
     if after is not None:
         args += [after[0], after[1]]
         clauses.append(f"(txid, id) > (${len(args) - 1}, ${len(args)})")
-    if entity_types is not None:
-        args.append(entity_types)
-        clauses.append(f"entity_type = ANY(${len(args)}::text[])")
     if created_at_gte is not None:
         args.append(created_at_gte)
         clauses.append(f"created_at >= ${len(args)}")
