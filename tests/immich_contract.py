@@ -58,3 +58,46 @@ def validate_component(name: str, body) -> None:
 
     schema = _components()["schemas"][name]
     Draft7Validator({**schema, "components": _components()}).validate(body)
+
+
+def _template_of(path: str, method: str) -> str | None:
+    """The spec's path template a concrete `/api/...` path matches, e.g. /albums/{id}/users."""
+    parts = path.removeprefix("/api").strip("/").split("/")
+    for template, operations in spec()["paths"].items():
+        if method.lower() not in operations:
+            continue
+        pieces = template.strip("/").split("/")
+        if len(pieces) == len(parts) and all(p == q or (p.startswith("{") and p.endswith("}"))
+                                             for p, q in zip(pieces, parts)):
+            return template
+    return None
+
+
+def validate_response(response) -> None:
+    """Check one httpx response of the Immich listener: a 2xx JSON body must match the spec's schema for
+    its operation (the schema of the operation's only JSON success status, for a status the spec does
+    not list, such as a 200 for a like that already existed)."""
+    if not 200 <= response.status_code < 300 or not response.headers.get("content-type", "").startswith(
+            "application/json"):
+        return
+    method, path = response.request.method, response.request.url.path
+    template = _template_of(path, method)
+    assert template is not None, f"{method} {path} is not in the Immich spec"
+    statuses = [s for s, r in spec()["paths"][template][method.lower()]["responses"].items()
+                if s.startswith("2") and "application/json" in r.get("content", {})]
+    status = str(response.status_code) if str(response.status_code) in statuses else None
+    if status is None:
+        assert len(statuses) == 1, f"{method} {template} answered {response.status_code}, spec has {statuses}"
+        status = statuses[0]
+    validate(template, method, int(status), response.json())
+
+
+def checked_client(**kwargs):
+    """An httpx.Client whose every 2xx JSON response is validated against the spec as it arrives."""
+    import httpx
+
+    def hook(response):
+        response.read()
+        validate_response(response)
+
+    return httpx.Client(event_hooks={"response": [hook]}, **kwargs)
