@@ -127,7 +127,7 @@ async def album_statistics(auth: ImmichAuth) -> dtos.AlbumStatisticsResponseDto:
     return dtos.AlbumStatisticsResponseDto(owned=len(own), shared=shared, notShared=not_shared)
 
 
-@get("/api/albums/{album_id:str}", action=access.READ)
+@get("/api/albums/{album_id:str}", action=access.READ, shared_link=True)  # an ALBUM link's album
 async def get_album(auth: ImmichAuth, album_id: str) -> dtos.AlbumResponseDto:
     return await _one(auth.principal, mapping.parse_uuid(album_id))
 
