@@ -26,7 +26,7 @@ import asyncpg
 
 from app.db import engine as db
 from app.domain import access, albums, events
-from app.domain.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from app.domain.errors import BadRequest, Forbidden, Invalid, NotFound, Unauthorized
 from app.domain.principal import DELETE, READ, WRITE, Principal, SharedLinkGrant
 
 ALBUM = "ALBUM"
@@ -40,6 +40,7 @@ NO_PERMISSION = "no_permission"
 NOT_FOUND = "not_found"
 
 _LIVE = "(sl.expires_at IS NULL OR sl.expires_at > now())"
+MAX_SLUG = 500  # characters; a slug is a URL part, and its unique index takes only so many bytes
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,11 @@ def password_token(link_id: uuid.UUID, password: str) -> str:
     """What the password cookie holds for a link once its password was given: a hash of the link and
     its password, so changing the password (or deleting the link) invalidates it."""
     return base64.b64encode(hashlib.sha256(f"{link_id}-{password}".encode()).digest()).decode()
+
+
+def _check_slug(settings: LinkSettings) -> None:
+    if settings.slug is not None and len(settings.slug) > MAX_SLUG:
+        raise Invalid(f"slug must be at most {MAX_SLUG} characters", "slug")
 
 
 def _has_token(row: asyncpg.Record, tokens: list[str]) -> bool:
@@ -200,6 +206,7 @@ async def create_link(principal: Principal, link_type: str, settings: LinkSettin
     """A new link to an album the caller may change (owner or collaborator of its library), or to
     a list of assets it may change. The album or an asset it cannot reach: a NotFound of that kind."""
     principal.require(WRITE)
+    _check_slug(settings)
     if link_type == ALBUM:
         if album_id is None:
             raise BadRequest("Invalid albumId")
@@ -244,6 +251,7 @@ async def update_link(principal: Principal, link_id: uuid.UUID, settings: LinkSe
                       fields: frozenset[str]) -> asyncpg.Record:
     """Change the named settings. Takes effect on the link's next request (each one reads the link)."""
     principal.require(WRITE)
+    _check_slug(settings)
     await _owned(principal, link_id)
     names = [name for name in _COLUMNS if name in fields]
     values = [getattr(settings, name) for name in names]
