@@ -232,6 +232,7 @@ def test_an_individual_link_and_its_assets(server, account, make_account):
 def test_an_upload_through_a_link_lands_in_the_owners_album(server, account):
     with _client(server, account) as alice, _anonymous(server) as visitor:
         album, _ = _album_with_photo(server, account, alice, "Drop box", 4400)
+        elsewhere, other = _album_with_photo(server, account, alice, "Not the drop box", 4402)
         link = alice.post("/api/shared-links", json={"type": "ALBUM", "albumId": album, "allowUpload": True}).json()
         assert link["allowUpload"] is True
         uploaded = visitor.post("/api/assets", params={"key": link["key"]}, data=FIELDS,
@@ -244,6 +245,15 @@ def test_an_upload_through_a_link_lands_in_the_owners_album(server, account):
         assert mine.status_code == 200 and mine.json()["ownerId"] == str(account.user_id), mine.text
         assert alice.get(f"/api/albums/{album}").json()["assetCount"] == 2
         assert visitor.get(f"/api/assets/{asset_id}", params={"key": link["key"]}).status_code == 200
+        # Immich's web then adds the upload to the album itself: it is there already, nothing else goes in.
+        confirmed = visitor.put(f"/api/albums/{album}/assets", params={"key": link["key"]},
+                                json={"ids": [asset_id, other]})
+        assert confirmed.status_code == 200, confirmed.text
+        validate("/albums/{id}/assets", "put", 200, confirmed.json())
+        assert confirmed.json() == [{"id": asset_id, "success": False, "error": "duplicate"},
+                                    {"id": other, "success": False, "error": "no_permission"}]
+        _refused(visitor.put(f"/api/albums/{elsewhere}/assets", params={"key": link["key"]}, json={"ids": [other]}),
+                 400, "Not found or no albumAsset.create access")
         again = visitor.post("/api/assets", params={"key": link["key"]}, data=FIELDS,
                              files={"assetData": ("guest.png", png_bytes(4401), "application/octet-stream")})
         assert again.status_code == 200 and again.json() == {"id": asset_id, "status": "duplicate"}, again.text

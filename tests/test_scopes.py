@@ -83,7 +83,7 @@ def test_routes_that_accept_a_shared_link_are_the_known_few():
     assert accepting == {
         ("GET", "/api/assets/{asset_id:str}"), ("GET", "/api/assets/{asset_id:str}/thumbnail"),
         ("GET", "/api/assets/{asset_id:str}/original"), ("GET", "/api/assets/{asset_id:str}/video/playback"),
-        ("POST", "/api/assets"), ("GET", "/api/albums/{album_id:str}"),
+        ("POST", "/api/assets"), ("GET", "/api/albums/{album_id:str}"), ("PUT", "/api/albums/{album_id:str}/assets"),
         ("GET", "/api/timeline/buckets"), ("GET", "/api/timeline/bucket"),
         ("GET", "/api/shared-links/me"), ("POST", "/api/shared-links/login"),
     }

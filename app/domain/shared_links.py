@@ -386,6 +386,19 @@ async def upload_target(principal: Principal) -> tuple[Principal, uuid.UUID]:
     return acting, library
 
 
+async def uploaded_in_album(principal: Principal, album_id: uuid.UUID, asset_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """For a link caller adding assets to its album (Immich's web does so after each upload through a
+    link): which of them are in the album already. A link adds nothing itself (its uploads landed
+    there); another album, or a link that allows no uploads, is a NotFound of the album."""
+    link = _link_of(principal)
+    if link.album_id != album_id or not link.allow_upload:
+        raise NotFound("Album not found", kind="album", ids=(album_id,))
+    await albums.get_album(principal, album_id)  # still live, the link still valid
+    rows = await db.fetch("SELECT asset_id FROM album_assets WHERE album_id = $1 AND asset_id = ANY($2::uuid[])",
+                          album_id, list(dict.fromkeys(asset_ids)))
+    return {r["asset_id"] for r in rows}
+
+
 async def attach_upload(principal: Principal, acting: Principal, asset_id: uuid.UUID) -> None:
     """Put an asset uploaded through a link where the link shows it: into its album (an
     album_asset_added event), or into its asset list."""
