@@ -105,11 +105,10 @@ async def _owned(principal: Principal, link_id: uuid.UUID) -> asyncpg.Record:
 
 
 async def _event(conn, row: asyncpg.Record, event_type: str) -> None:
-    library = None
-    if row["album_id"] is not None:
-        library = await conn.fetchval("SELECT library_id FROM albums WHERE id = $1", row["album_id"])
+    # The owner's event, in no library: a library's feeds (native /api/events, the Immich sync
+    # stream) read by library, and a link is the owner's, not a change to the library's content.
     await events.record(conn, entity_type=ENTITY, entity_id=row["id"], event_type=event_type,
-                        library_id=library, owner_id=row["owner_id"])
+                        library_id=None, owner_id=row["owner_id"])
 
 
 # --- authentication -----------------------------------------------------------------------

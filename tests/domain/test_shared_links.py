@@ -235,3 +235,10 @@ async def test_every_change_is_logged_and_hidden_from_the_native_feed():
                                                  "shared_link_updated", "shared_link_deleted"]
     assert {r["owner_id"] for r in logged} == {owner["id"]}
     assert shared_links.ENTITY not in events.FEED_ENTITY_TYPES
+    # An album's link is no event of the album's library: its feed (every type) never shows one.
+    album = await f.new_album(owner, event="album_created")
+    await shared_links.create_link(me, shared_links.ALBUM, SETTINGS, album_id=album["id"])
+    async with db.connection() as conn:
+        feed, _, _ = await events.read_feed(conn, library_id=album["library_id"], after=None, horizon=None,
+                                            entity_types=None, created_at_gte=None, created_at_lt=None, limit=200)
+    assert feed and shared_links.ENTITY not in {r["entity_type"] for r in feed}
