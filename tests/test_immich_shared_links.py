@@ -55,6 +55,8 @@ def test_an_album_link_by_key_and_slug_then_hiding_metadata_then_deleted(server,
             "ALBUM", album, True, True)
         assert len(link["key"]) >= 43 and link["password"] is None and link["assets"] == []
         key = {"key": link["key"]}
+        assert alice.get(f"/api/albums/{album}").json()["hasSharedLink"] is True
+        assert alice.get(f"/api/albums/{other_album}").json()["hasSharedLink"] is False
 
         me = visitor.get("/api/shared-links/me", params=key)
         assert me.status_code == 200, me.text

@@ -345,6 +345,12 @@ async def link_albums(rows: list[asyncpg.Record]) -> dict[uuid.UUID, asyncpg.Rec
     return {r["id"]: r for r in found}
 
 
+async def albums_with_links(album_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these albums have a shared link (Immich's hasSharedLink), expired ones included."""
+    rows = await db.fetch("SELECT DISTINCT album_id FROM shared_links WHERE album_id = ANY($1::uuid[])", album_ids)
+    return {r["album_id"] for r in rows}
+
+
 async def link_assets(rows: list[asyncpg.Record]) -> dict[uuid.UUID, list[asyncpg.Record]]:
     """The live assets of INDIVIDUAL links, by link id, oldest first (Immich's order)."""
     found = await db.fetch(

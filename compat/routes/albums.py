@@ -34,8 +34,12 @@ def _refused_as(permission: str) -> Iterator[None]:
 async def _render(principal: access.Principal, rows: list) -> list[dtos.AlbumResponseDto]:
     """AlbumResponseDtos for album rows, with their owners and users, in a few queries for the lot."""
     shared_with = await album_sharing.users_of([r["id"] for r in rows])
+    linked = await shared_links.albums_with_links([r["id"] for r in rows])
     owners = {owner_id: await users.user_by_id(owner_id) for owner_id in {r["owner_id"] for r in rows}}
-    return [mapping.album(r, owners[r["owner_id"]], shared_with.get(r["id"], ()), principal.user_id) for r in rows]
+    out = [mapping.album(r, owners[r["owner_id"]], shared_with.get(r["id"], ()), principal.user_id) for r in rows]
+    for dto in out:
+        dto.hasSharedLink = uuid.UUID(dto.id) in linked
+    return out
 
 
 async def _one(principal: access.Principal, album_id: uuid.UUID) -> dtos.AlbumResponseDto:
