@@ -40,6 +40,7 @@ NO_PERMISSION = "no_permission"
 NOT_FOUND = "not_found"
 
 _LIVE = "(sl.expires_at IS NULL OR sl.expires_at > now())"
+MAX_ASSETS = 1000  # asset ids checked in one request
 MAX_SLUG = 500  # characters; a slug is a URL part, and its unique index takes only so many bytes
 
 
@@ -190,6 +191,8 @@ async def get_link(principal: Principal, link_id: uuid.UUID) -> asyncpg.Record:
 async def _shareable_assets(principal: Principal, asset_ids: list[uuid.UUID]) -> set[uuid.UUID]:
     """The assets the caller may put in a link: those it may change (a role in their library that
     allows WRITE), never ones it only reads through a share."""
+    if len(asset_ids) > MAX_ASSETS:
+        raise Invalid(f"At most {MAX_ASSETS} asset ids at once", "assetIds")
     allowed = set()
     for asset_id in dict.fromkeys(asset_ids):
         try:
