@@ -25,6 +25,7 @@ from compat.realtime import LiveEvents
 from compat.routes import activities as activity_routes
 from compat.routes import partners as partner_routes
 from compat.routes import people as people_routes
+from compat.routes import shared_links as shared_link_routes
 from compat.routes import sync as sync_routes
 from compat.routes import stacks_keys
 from compat.routes.api_keys import my_api_key
@@ -60,6 +61,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             *partner_routes.ROUTES,
             *people_routes.ROUTES,
             *sync_routes.ROUTES,
+            *shared_link_routes.ROUTES,
             ServerController,
             login,
             logout,

@@ -204,6 +204,21 @@ def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
     return dto
 
 
+def strip_metadata(dto: dtos.AssetResponseDto) -> dtos.AssetResponseDto:
+    """An asset as a shared link with showMetadata off shows it (Immich's stripMetadata): no EXIF
+    (camera, location, description, dates of the file), no people, tags or owner, and no original
+    file name (the id, keeping the extension, so a client still knows the format). The fields the
+    spec requires stay."""
+    extension = dto.originalFileName.rsplit(".", 1)[-1] if "." in dto.originalFileName else ""
+    dto.originalFileName = f"{dto.id}.{extension}" if extension else dto.id
+    dto.exifInfo = msgspec.UNSET
+    dto.people = msgspec.UNSET
+    dto.tags = msgspec.UNSET
+    dto.owner = msgspec.UNSET
+    dto.hasMetadata = False
+    return dto
+
+
 def exif_fields(row: asyncpg.Record, exif: asyncpg.Record | None) -> dict:
     """The file's metadata with the user's edits on top, in Immich's field names.
 

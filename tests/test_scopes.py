@@ -25,6 +25,7 @@ READING_POSTS = {
     ("native", "/api/libraries/invitations/{invitation_id:str}/preview"),  # the secret travels in a body
     ("immich", "/api/search/metadata"), ("immich", "/api/search/smart"), ("immich", "/api/auth/validateToken"),
     ("immich", "/api/auth/logout"), ("immich", "/api/sync/stream"),
+    ("immich", "/api/shared-links/login"),  # a shared link's password travels in a body
 }
 
 
@@ -72,6 +73,19 @@ def test_public_routes_are_the_known_few():
         ("immich", "/api/auth/admin-sign-up"), ("immich", "/api/server/ping"), ("immich", "/api/server/version"),
         ("immich", "/api/server/version-history"), ("immich", "/api/server/features"),
         ("immich", "/api/server/config"), ("immich", "/api/server/media-types"),
+    }
+
+
+def test_routes_that_accept_a_shared_link_are_the_known_few():
+    # Immich's `sharedLink: true` routes that exist here; every other route ignores a key or slug.
+    # (Immich also lets a link add and remove its own assets; here only the owner changes a link.)
+    accepting = {(method, path) for listener, method, path, d in _handlers() if d.shared_link}
+    assert accepting == {
+        ("GET", "/api/assets/{asset_id:str}"), ("GET", "/api/assets/{asset_id:str}/thumbnail"),
+        ("GET", "/api/assets/{asset_id:str}/original"), ("GET", "/api/assets/{asset_id:str}/video/playback"),
+        ("POST", "/api/assets"), ("GET", "/api/albums/{album_id:str}"), ("PUT", "/api/albums/{album_id:str}/assets"),
+        ("GET", "/api/timeline/buckets"), ("GET", "/api/timeline/bucket"),
+        ("GET", "/api/shared-links/me"), ("POST", "/api/shared-links/login"),
     }
 
 

@@ -8,6 +8,13 @@ and leaves the caller on the connection for the handler's dependency. A route wi
 declaration is refused whatever the credential (fail closed), and a test that enumerates every
 route of both apps names it.
 
+A route of the Immich listener may also say `shared_link=True` (Immich's `sharedLink: true`): only
+there does a shared link's key, slug or password cookie count as a credential (compat/auth.py reads
+the declaration this guard leaves on the connection); `shared_link_login=True` marks the one route
+that takes a password-protected link's password, so it needs no password cookie yet. A link caller
+missing the route's action is refused as unauthenticated, as Immich refuses an upload through a
+link that does not allow one.
+
 Domain functions still check their own finer rules (an object's library, a key's library scope,
 permanent deletion inside a delete route); this guard is the floor no route can go below.
 """
@@ -29,8 +36,11 @@ log = logging.getLogger(__name__)
 ACTION = "action"
 ADMIN = "admin"
 PUBLIC = "public"
+SHARED_LINK = "shared_link"
+SHARED_LINK_LOGIN = "shared_link_login"
 
 _CALLER = "photos_caller"
+_DECLARATION = "photos_route_declaration"
 
 
 class Declaration:
@@ -41,12 +51,14 @@ class Declaration:
         self.public = opt.get(PUBLIC) is True or _generated_options(handler)
         self.action: str | None = opt.get(ACTION)
         self.admin = opt.get(ADMIN) is True
+        self.shared_link_login = opt.get(SHARED_LINK_LOGIN) is True
+        self.shared_link = opt.get(SHARED_LINK) is True or self.shared_link_login
 
     @property
     def valid(self) -> bool:
         if self.public:
-            return self.action is None and not self.admin
-        return self.action in ALL_ACTIONS
+            return self.action is None and not self.admin and not self.shared_link
+        return self.action in ALL_ACTIONS and not (self.admin and self.shared_link)
 
 
 def _generated_options(handler: BaseRouteHandler) -> bool:
@@ -66,14 +78,25 @@ def make_guard(authenticate: Callable[[ASGIConnection], Awaitable[Any]],
             raise Forbidden("This route declares no access rule")
         if declared.public:
             return
+        connection.state[_DECLARATION] = declared
         caller = await authenticate(connection)
         principal = principal_of(caller)
+        if principal.shared_link is not None:
+            if not declared.shared_link:  # the authenticator never does this; the floor holds anyway
+                raise Unauthorized("Authentication required")
+            if declared.action not in principal.actions:
+                raise Unauthorized("Unauthorized")
         principal.require(declared.action)
         if declared.admin and not principal.is_admin:
             raise Forbidden("Only an administrator may do this")
         connection.state[_CALLER] = caller
 
     return check_route_access
+
+
+def declaration(connection: ASGIConnection) -> Declaration | None:
+    """What the route being authenticated declared (None outside the guard: a socket handshake)."""
+    return connection.state.get(_DECLARATION)
 
 
 def caller(connection: ASGIConnection) -> Any:

@@ -538,6 +538,35 @@ class AlbumUser(Table, tablename="album_users"):
     album_users_role_check = Check("(role = ANY (ARRAY['editor'::text, 'viewer'::text]))")
 
 
+
+class SharedLink(Table, tablename="shared_links"):
+    """An Immich shared link: its key (or slug) opens one album, or the assets in shared_link_assets."""
+
+    id = UUID(primary_key=True)
+    owner_id = fk(User, CASCADE)
+    link_type = Text(default=None)
+    album_id = fk(Album, CASCADE, null=True)
+    key = Bytea(unique=True, default=None)
+    slug = Text(null=True, unique=True, default=None)
+    description = Text(null=True, default=None)
+    password = Text(null=True, default=None)
+    expires_at = Timestamptz(null=True, default=None)
+    allow_upload = Boolean(default=None)
+    allow_download = Boolean(default=None)
+    show_metadata = Boolean(default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    shared_links_link_type_check = Check("(link_type = ANY (ARRAY['ALBUM'::text, 'INDIVIDUAL'::text]))")
+    shared_links_album_check = Check("((link_type = 'ALBUM'::text) = (album_id IS NOT NULL))")
+
+
+class SharedLinkAsset(Table, tablename="shared_link_assets"):
+    """An asset of an INDIVIDUAL shared link. Key: (shared_link_id, asset_id)."""
+
+    shared_link_id = fk(SharedLink, CASCADE, primary_key=True)
+    asset_id = fk(Asset, CASCADE, index=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
 COMPOSITE_PRIMARY_KEYS: dict[type[Table], tuple[str, ...]] = {
     AssetFile: ("asset_id", "kind"),
     AssetDayCount: ("library_id", "day", "media_type", "trashed"),
@@ -545,6 +574,7 @@ COMPOSITE_PRIMARY_KEYS: dict[type[Table], tuple[str, ...]] = {
     AssetListWalk: ("library_id", "view", "anchor_id"),
     Partner: ("shared_by_id", "shared_with_id"),
     AlbumUser: ("album_id", "user_id"),
+    SharedLinkAsset: ("shared_link_id", "asset_id"),
 }
 
 
@@ -574,6 +604,7 @@ SIMPLE_INDEX_NAMES: dict[tuple[str, str], str] = {
     ("faces", "asset_id"): "faces_asset_idx",
     ("partners", "shared_with_id"): "partners_shared_with_idx",
     ("album_users", "user_id"): "album_users_user_idx",
+    ("shared_link_assets", "asset_id"): "shared_link_assets_asset_idx",
 }
 
 
@@ -629,6 +660,8 @@ INDEXES: list[Index] = [
     Index(Face, "faces_library_seq_idx", "btree (library_id, seq)"),
     Index(Face, "faces_pending_idx", "btree (library_id, seq) WHERE (cluster_state = 'pending'::text)"),
     Index(AssetKeyHistory, "asset_key_history_library_xid_idx", "btree (library_id, xid)"),
+    Index(SharedLink, "shared_links_owner_idx", "btree (owner_id, created_at DESC, id DESC)"),
+    Index(SharedLink, "shared_links_album_idx", "btree (album_id) WHERE (album_id IS NOT NULL)"),
 ]
 
 

@@ -51,6 +51,8 @@ __all__ = [
     "preferred_library",
     "require_album_user",
     "require_role",
+    "SHARED_LINK",
+    "shared_link_asset_grant",
 ]
 
 # A library's owner, or a member with a role (library_members). What each role may do to the
@@ -187,13 +189,14 @@ async def load_asset(principal: Principal, asset_id: uuid.UUID, action: str, *,
                      missing: NotFound | None = None, lock: bool = False) -> asyncpg.Record:
     """One asset the caller may act on (trashed ones too), or 404 whether it is missing or someone else's.
     Without a library role or a partnership, an album share may still let the caller read it
-    (_album_asset_grant)."""
+    (_album_asset_grant), or the shared link the caller came with (shared_link_asset_grant)."""
     missing = missing or NotFound("Asset not found", kind="asset", ids=(asset_id,))
     try:
         return await load_reachable(principal, action, "SELECT a.* FROM assets a", asset_id, missing, lock=lock,
                                     grant=_partner_grant)
     except NotFound as exc:
-        if exc is not missing or action != READ or not await _album_asset_grant(principal, asset_id):
+        if exc is not missing or action != READ or not (
+                await _album_asset_grant(principal, asset_id) or await shared_link_asset_grant(principal, asset_id)):
             raise
     return await db.fetchrow("SELECT a.*, NULL::text AS caller_role FROM assets a WHERE a.id = $1", asset_id)
 
@@ -294,6 +297,8 @@ async def require_album_user(principal: Principal, album_id: uuid.UUID, action: 
     WRITE only to link or unlink assets (its own: the caller narrows them) and only for an editor.
     `missing` (404) when the album is not shared with the caller, 403 when its role forbids the action."""
     principal.require(action)
+    if principal.shared_link is not None:
+        return await _shared_link_album_role(principal, album_id, action, missing)
     role = await album_user_role(principal, album_id)
     if role is None:
         raise missing
@@ -318,3 +323,42 @@ async def _album_asset_grant(principal: Principal, asset_id: uuid.UUID) -> bool:
         f"  OR {caller_role_sql('al.library_id', '$2')} IS NOT NULL))",
         asset_id, principal.user_id,
     )
+
+
+# --- shared links ---------------------------------------------------------------------------
+# Immich's public links. A link caller's Principal has an empty library_scope, so every grant
+# above refuses it; these two are all it reaches, read-only, while the link exists and has not
+# expired (both checked here, in the same query, on every load): the live album the link names
+# and that album's live assets, or the assets listed for an INDIVIDUAL link.
+SHARED_LINK = "shared_link"
+_LIVE_LINK = "sl.id = $1 AND (sl.expires_at IS NULL OR sl.expires_at > now())"
+
+
+async def shared_link_asset_grant(principal: Principal, asset_id: uuid.UUID) -> bool:
+    """Whether the caller's shared link opens this live asset: it is in the link's album, or listed
+    for the link."""
+    if principal.shared_link is None:
+        return False
+    return await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM shared_links sl JOIN assets a ON a.id = $2"
+        " JOIN libraries own ON own.id = a.library_id"
+        f" WHERE {_LIVE_LINK} AND a.trashed_at IS NULL AND own.trashed_at IS NULL AND ("
+        "   EXISTS (SELECT 1 FROM album_assets aa JOIN albums al ON al.id = aa.album_id"
+        "           JOIN libraries l ON l.id = al.library_id"
+        "           WHERE aa.album_id = sl.album_id AND aa.asset_id = a.id AND l.trashed_at IS NULL)"
+        "   OR EXISTS (SELECT 1 FROM shared_link_assets sla WHERE sla.shared_link_id = sl.id AND sla.asset_id = a.id)))",
+        principal.shared_link.id, asset_id,
+    )
+
+
+async def _shared_link_album_role(principal: Principal, album_id: uuid.UUID, action: str, missing: NotFound) -> str:
+    """SHARED_LINK when the caller's link is an ALBUM link to this album (in a live library) and
+    the caller only reads; otherwise `missing`."""
+    link = principal.shared_link
+    if action != READ or link.album_id != album_id or not await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM shared_links sl JOIN albums al ON al.id = sl.album_id"
+        f" JOIN libraries l ON l.id = al.library_id WHERE {_LIVE_LINK} AND sl.album_id = $2 AND l.trashed_at IS NULL)",
+        link.id, album_id,
+    ):
+        raise missing
+    return SHARED_LINK

@@ -20,6 +20,20 @@ ALL_ACTIONS = frozenset({READ, WRITE, DELETE, DELETE_PERMANENTLY})
 
 
 @dataclass(frozen=True)
+class SharedLinkGrant:
+    """The Immich shared link a request came with (its key, slug or password cookie): what it opens.
+    Read afresh on every request, so a deleted or expired link stops working on the next one."""
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    album_id: uuid.UUID | None  # an ALBUM link's album; None for an INDIVIDUAL link
+    asset_ids: frozenset[uuid.UUID]  # an INDIVIDUAL link's assets
+    allow_upload: bool
+    allow_download: bool
+    show_metadata: bool
+
+
+@dataclass(frozen=True)
 class Principal:
     user_id: uuid.UUID
     is_admin: bool
@@ -27,6 +41,9 @@ class Principal:
     actions: frozenset[str]
     # None: every library the user can reach; otherwise only these.
     library_scope: frozenset[uuid.UUID] | None
+    # Set only for a shared-link caller, whose library_scope is empty: it reaches nothing through
+    # library roles, album shares or partners, only what app.domain.access grants the link.
+    shared_link: SharedLinkGrant | None = None
 
     def require(self, action: str) -> None:
         if action not in self.actions:

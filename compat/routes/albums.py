@@ -1,5 +1,6 @@
 """Immich albums (what the CLI's --album and the web client use), and their sharing with other
-users (album users with a role). Shared links and activities are not offered."""
+users (album users with a role). An ALBUM shared link reads its album (and confirms its uploads
+are in it); activities are not offered."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from litestar import delete, get, patch, post, put
 from litestar.params import QueryParameter
 from litestar.response import Response
 
-from app.domain import access, album_sharing, albums, users
+from app.domain import access, album_sharing, albums, shared_links, users
 from app.domain.errors import BadRequest, Conflict, Forbidden, NotFound
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
@@ -33,8 +34,12 @@ def _refused_as(permission: str) -> Iterator[None]:
 async def _render(principal: access.Principal, rows: list) -> list[dtos.AlbumResponseDto]:
     """AlbumResponseDtos for album rows, with their owners and users, in a few queries for the lot."""
     shared_with = await album_sharing.users_of([r["id"] for r in rows])
+    linked = await shared_links.albums_with_links([r["id"] for r in rows])
     owners = {owner_id: await users.user_by_id(owner_id) for owner_id in {r["owner_id"] for r in rows}}
-    return [mapping.album(r, owners[r["owner_id"]], shared_with.get(r["id"], ()), principal.user_id) for r in rows]
+    out = [mapping.album(r, owners[r["owner_id"]], shared_with.get(r["id"], ()), principal.user_id) for r in rows]
+    for dto in out:
+        dto.hasSharedLink = uuid.UUID(dto.id) in linked
+    return out
 
 
 async def _one(principal: access.Principal, album_id: uuid.UUID) -> dtos.AlbumResponseDto:
@@ -100,9 +105,14 @@ async def create_album(auth: ImmichAuth, data: dtos.CreateAlbumDto) -> Response[
     return Response(await _one(auth.principal, row["id"]), status_code=201)
 
 
-@put("/api/albums/{album_id:str}/assets", action=access.WRITE)
+@put("/api/albums/{album_id:str}/assets", action=access.WRITE, shared_link=True)
 async def add_album_assets(auth: ImmichAuth, album_id: str, data: dtos.BulkIdsDto) -> list[dtos.BulkIdResponseDto]:
     asset_ids = [mapping.parse_uuid(a) for a in data.ids]
+    if auth.principal.shared_link is not None:  # after an upload through a link, which put it there already
+        with _refused_as("albumAsset.create"):
+            present = await shared_links.uploaded_in_album(auth.principal, mapping.parse_uuid(album_id), asset_ids)
+        return [dtos.BulkIdResponseDto(id=str(a), success=False, error="duplicate" if a in present else "no_permission")
+                for a in asset_ids]
     with _refused_as("albumAsset.create"):  # a viewer, or a stranger
         result = await albums.add_assets(auth.principal, mapping.parse_uuid(album_id), asset_ids)
     added, duplicate = set(result.added), set(result.duplicate)
@@ -127,7 +137,7 @@ async def album_statistics(auth: ImmichAuth) -> dtos.AlbumStatisticsResponseDto:
     return dtos.AlbumStatisticsResponseDto(owned=len(own), shared=shared, notShared=not_shared)
 
 
-@get("/api/albums/{album_id:str}", action=access.READ)
+@get("/api/albums/{album_id:str}", action=access.READ, shared_link=True)  # an ALBUM link's album
 async def get_album(auth: ImmichAuth, album_id: str) -> dtos.AlbumResponseDto:
     return await _one(auth.principal, mapping.parse_uuid(album_id))
 

@@ -10,7 +10,7 @@ from litestar.response import Response
 
 from app.api.body_limits import reject_nul_form
 from app.api.state import Shared
-from app.domain import access, asset_views, assets, ingest, quotas
+from app.domain import access, asset_views, assets, ingest, quotas, shared_links
 from app.domain.datetimes import parse_iso
 from app.domain.errors import BadRequest, DomainError, Invalid
 from app.storage.multipart import receive_multipart
@@ -32,15 +32,17 @@ def _flag(fields: dict, name: str) -> bool:
     return fields.get(name, "").strip().lower() == "true"
 
 
-@post("/api/assets", request_max_body_size=None, action=access.WRITE)
+@post("/api/assets", request_max_body_size=None, action=access.WRITE, shared_link=True)
 async def upload_asset(request: Request, auth: ImmichAuth, shared: Shared) -> Response[dtos.AssetMediaResponseDto]:
-    principal = auth.principal
-    library = await access.preferred_library(principal)
+    # Through a shared link that allows uploads, the upload acts as the link's owner in one library
+    # (the album's), and lands in the link's album too, duplicate or not (as in Immich).
+    principal, library = await shared_links.upload_target(auth.principal)
     header = request.headers.get("x-immich-checksum")
     if header and (sha1 := mapping.sha1_base64(header)):
         # Known bytes: answer before reading the body.
         found = (await _existing_by_sha1(principal, library, [sha1])).get(sha1)
         if found is not None:
+            await shared_links.attach_upload(auth.principal, principal, found["id"])
             return Response(dtos.AssetMediaResponseDto(id=str(found["id"]), status="duplicate"), status_code=200)
     settings = shared.settings
     try:
@@ -89,6 +91,7 @@ async def upload_asset(request: Request, auth: ImmichAuth, shared: Shared) -> Re
         form.discard()
         raise
     row, created = await ingest.ingest(principal, shared.store, upload, shared.queue)
+    await shared_links.attach_upload(auth.principal, principal, row["id"])
     body = dtos.AssetMediaResponseDto(id=str(row["id"]), status="created" if created else "duplicate")
     return Response(body, status_code=201 if created else 200)
 
@@ -128,10 +131,13 @@ async def _render(principal, row) -> dtos.AssetResponseDto:
     from app.domain import faces, users
 
     shown = (await faces.people_of_assets([row["id"]]))[row["id"]]
-    return mapping.asset(await asset_views.view(row), await users.user_by_id(row["owner_id"]), shown)
+    dto = mapping.asset(await asset_views.view(row), await users.user_by_id(row["owner_id"]), shown)
+    if principal.shared_link is not None and not principal.shared_link.show_metadata:
+        return mapping.strip_metadata(dto)
+    return dto
 
 
-@get("/api/assets/{asset_id:str}", action=access.READ)
+@get("/api/assets/{asset_id:str}", action=access.READ, shared_link=True)
 async def get_asset(auth: ImmichAuth, asset_id: str) -> dtos.AssetResponseDto:
     row = await access.load_asset(auth.principal, mapping.parse_uuid(asset_id), access.READ)
     return await _render(auth.principal, row)

@@ -1,4 +1,6 @@
-"""Immich media: thumbnails, previews, originals and video playback, after Immich auth."""
+"""Immich media: thumbnails, previews, originals and video playback, after Immich auth. A shared
+link's key or slug opens them too (shared_link=True), for the assets the link shows; the original
+only when the link allows downloads."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from app.api.routes.media import CACHE
 from app.api.state import Shared
 from app.domain import access, assets
 from app.domain.errors import BadRequest, NotFound
+from app.domain.principal import Principal
 from compat import mapping
 from compat.auth import ImmichAuth
 
@@ -20,6 +23,19 @@ _NATIVE_VARIANT = {
 }
 
 
+_LINK_PARAMS = ("key", "slug")
+
+
+def _redirect(request: Request, path: str, **params: str) -> Redirect:
+    """A redirect that carries a shared link's key or slug along, so the link still opens the target."""
+    query = {name: request.query_params[name] for name in _LINK_PARAMS if request.query_params.get(name)}
+    return Redirect(path, query_params={**params, **query}, status_code=302)
+
+
+def _require_download(principal: Principal) -> None:
+    link = principal.shared_link
+    if link is not None and not link.allow_download:  # Immich's asset.download check for a link
+        raise BadRequest("Not found or no asset.download access")
 
 
 async def _asset(auth: ImmichAuth, asset_id: str):
@@ -32,19 +48,19 @@ def _original(request: Request, shared: Shared, asset) -> Response:
                      inline_name=asset["original_file_name"])
 
 
-@get("/api/assets/{asset_id:str}/thumbnail", action=access.READ)
+@get("/api/assets/{asset_id:str}/thumbnail", action=access.READ, shared_link=True)
 async def thumbnail(request: Request, auth: ImmichAuth, shared: Shared, asset_id: str,
                     size: str = "thumbnail") -> Response:
     asset = await _asset(auth, asset_id)
     if size == "original":  # deprecated spelling: the original endpoint serves it
-        return Redirect(f"/api/assets/{asset['id']}/original", status_code=302)
+        return _redirect(request, f"/api/assets/{asset['id']}/original")
     variant = _NATIVE_VARIANT[asset["media_type"]].get(size)
     if variant is None:
         raise BadRequest("size must be thumbnail, preview, fullsize or original")
     found = await assets.media_file(asset["id"], variant)
     if found is None:
         if size == "fullsize":  # no full-size rendition: the preview is the best there is
-            return Redirect(f"/api/assets/{asset['id']}/thumbnail?size=preview", status_code=302)
+            return _redirect(request, f"/api/assets/{asset['id']}/thumbnail", size="preview")
         raise NotFound("Asset media not found")
     _, derived = found
     if derived is None:
@@ -54,12 +70,14 @@ async def thumbnail(request: Request, auth: ImmichAuth, shared: Shared, asset_id
                      etag=derived["checksum_sha1"].hex(), cache_control=CACHE, inline_name=name)
 
 
-@get("/api/assets/{asset_id:str}/original", action=access.READ)
+@get("/api/assets/{asset_id:str}/original", action=access.READ, shared_link=True)
 async def original(request: Request, auth: ImmichAuth, shared: Shared, asset_id: str) -> Response:
-    return _original(request, shared, await _asset(auth, asset_id))
+    asset = await _asset(auth, asset_id)
+    _require_download(auth.principal)
+    return _original(request, shared, asset)
 
 
-@get("/api/assets/{asset_id:str}/video/playback", action=access.READ)
+@get("/api/assets/{asset_id:str}/video/playback", action=access.READ, shared_link=True)
 async def video_playback(request: Request, auth: ImmichAuth, shared: Shared, asset_id: str) -> Response:
     asset = await _asset(auth, asset_id)
     if asset["media_type"] != "video":

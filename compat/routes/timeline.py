@@ -17,6 +17,9 @@ from compat.auth import ImmichAuth
 
 async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None, isTrashed: bool | None,
                   visibility: str | None) -> AssetFilter:
+    if auth.principal.shared_link is not None and (isTrashed or not albumId):
+        # a link shows its album's live assets, never a library's timeline (Immich's timeline.read)
+        raise BadRequest("Not found or no timeline.read access")
     album = await albums.get_album(auth.principal, mapping.parse_uuid(albumId)) if albumId else None
     # An album's timeline is read in the album's library, which is another's when it is shared with the caller.
     library = album["library_id"] if album else await access.preferred_library(auth.principal)
@@ -52,7 +55,7 @@ async def _filters(auth: ImmichAuth, albumId: str | None, isFavorite: bool | Non
     return await _with_partners(auth, own, albumId, isFavorite, isTrashed, visibility)
 
 
-@get("/api/timeline/buckets", action=access.READ)
+@get("/api/timeline/buckets", action=access.READ, shared_link=True)  # with an ALBUM link's albumId
 async def time_buckets(auth: ImmichAuth, albumId: str | None = None, isFavorite: bool | None = None,
                        isTrashed: bool | None = None, visibility: str | None = None,
                        order: str = "desc", withPartners: bool = False) -> list[dtos.TimeBucketsResponseDto]:
@@ -75,7 +78,7 @@ def _month(value: str) -> tuple[datetime, datetime]:
     return datetime.combine(start, datetime.min.time()) - timedelta(microseconds=1), datetime.combine(end, datetime.min.time())
 
 
-@get("/api/timeline/bucket", action=access.READ)
+@get("/api/timeline/bucket", action=access.READ, shared_link=True)
 async def time_bucket(auth: ImmichAuth, timeBucket: str, albumId: str | None = None, isFavorite: bool | None = None,
                       isTrashed: bool | None = None, visibility: str | None = None, order: str = "desc",
                       withCoordinates: bool = False, withPartners: bool = False) -> dict:
@@ -94,6 +97,8 @@ async def time_bucket(auth: ImmichAuth, timeBucket: str, albumId: str | None = N
     if withCoordinates:
         for name in ("latitude", "longitude", "city", "country"):
             columns[name] = []
+    link = auth.principal.shared_link
+    hide_location = link is not None and not link.show_metadata
     for v in views:
         dto = mapping.asset(v)
         row = v.row
@@ -114,11 +119,11 @@ async def time_bucket(auth: ImmichAuth, timeBucket: str, albumId: str | None = N
         columns["createdAt"].append(row["created_at"].astimezone(timezone.utc).isoformat().replace("+00:00", "Z"))
         stack = row["stack_id"]
         columns["stack"].append(None if stack is None else [str(stack), str(stack_sizes.get(stack, 0))])
-        if withCoordinates:
-            columns["latitude"].append(dto.exifInfo.latitude)
-            columns["longitude"].append(dto.exifInfo.longitude)
-            columns["city"].append(dto.exifInfo.city)
-            columns["country"].append(dto.exifInfo.country)
+        if withCoordinates:  # a link that hides metadata hides where a photo was taken
+            columns["latitude"].append(None if hide_location else dto.exifInfo.latitude)
+            columns["longitude"].append(None if hide_location else dto.exifInfo.longitude)
+            columns["city"].append(None if hide_location else dto.exifInfo.city)
+            columns["country"].append(None if hide_location else dto.exifInfo.country)
     return columns
 
 
