@@ -160,12 +160,26 @@ def test_shared_album_arrives_and_leaves(server, account, make_account):
     assert "AlbumDeleteV1" not in _types(a.sync())
 
 
-def test_partner_receives_live_asset_updates(server, account, make_account, listeners):  # noqa: F811
-    receiver = make_account()
+def test_partners_and_album_users_hear_live_events(server, account, make_account, listeners):  # noqa: F811
+    receiver, member, stranger = make_account(), make_account(), make_account()
     a = SharingApp(server, session_token(account))
     photo = a.upload(account, "live.png", png_bytes(5301, 40, 30))
     assert a.http.post("/api/partners", json={"sharedWithId": str(receiver.user_id)}).status_code == 201
+    album = a.http.post("/api/albums", json={"albumName": "Live"}).json()["id"]
+    assert a.http.put(f"/api/albums/{album}/users",
+                      json={"albumUsers": [{"userId": str(member.user_id), "role": "viewer"}]}).status_code == 200
     b = listeners(server.immich_url, _cookie(session_token(receiver, "receiver-pw")))
+    m = listeners(server.immich_url, _cookie(session_token(member, "member-pw")))
+    s = listeners(server.immich_url, _cookie(session_token(stranger, "stranger-pw")))
     with httpx.Client(base_url=server.immich_url, headers={"x-api-key": account.api_key}, timeout=60) as http:
         assert http.put(f"/api/assets/{photo}", json={"isFavorite": True}).status_code == 200
-    assert b.wait_for("on_asset_update", lambda d: d["id"] == photo)["id"] == photo
+        assert b.wait_for("on_asset_update", lambda d: d["id"] == photo)["id"] == photo
+        assert http.request("DELETE", "/api/assets", json={"ids": [photo]}).status_code == 204
+        assert b.wait_for("on_asset_trash", lambda d: photo in d) == [photo]
+        assert http.patch(f"/api/albums/{album}", json={"albumName": "Live 2"}).status_code == 200
+        assert m.wait_for("on_album_update", lambda d: d == album) == album
+    # The album user hears nothing of the library, the partner nothing of the album; a stranger nothing.
+    with httpx.Client(base_url=server.immich_url, headers={"x-api-key": stranger.api_key}) as http:
+        own = http.post("/api/albums", json={"albumName": "Mine"}).json()["id"]
+    assert s.wait_for("on_album_update") == own and s.names() == ["on_album_update"]
+    assert "on_asset_update" not in m.names() and "on_album_update" not in b.names()
