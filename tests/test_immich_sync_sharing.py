@@ -11,8 +11,11 @@ import pytest
 from tests.helpers import session_token
 from tests.immich_contract import SPEC_PATH, _components
 from tests.media import png_bytes
-from tests.test_immich_socket import _cookie, listeners  # noqa: F401 (fixture)
+from tests import test_immich_socket
+from tests.test_immich_socket import _cookie
 from tests.test_immich_sync import APP_TYPES, NO_DATA, App, _of, _types
+
+listeners = test_immich_socket.listeners  # the fixture
 
 pytestmark = pytest.mark.skipif(not SPEC_PATH.exists(), reason="the Immich OpenAPI spec is not present")
 
@@ -160,7 +163,7 @@ def test_shared_album_arrives_and_leaves(server, account, make_account):
     assert "AlbumDeleteV1" not in _types(a.sync())
 
 
-def test_partners_and_album_users_hear_live_events(server, account, make_account, listeners):  # noqa: F811
+def test_partners_and_album_users_hear_live_events(server, account, make_account, listeners):
     receiver, member, stranger = make_account(), make_account(), make_account()
     a = SharingApp(server, session_token(account))
     photo = a.upload(account, "live.png", png_bytes(5301, 40, 30))
