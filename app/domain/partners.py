@@ -13,6 +13,7 @@ live events read them by the users in their payload.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import asyncpg
@@ -36,13 +37,13 @@ def _with_other_user(other: str) -> str:
 _SHARED_BY_VIEW = _with_other_user("shared_with_id")
 _SHARED_WITH_VIEW = _with_other_user("shared_by_id")
 ENTITY_TYPE = "partner"
-_ID_NAMESPACE = uuid.UUID("5a0b6c1e-2f4d-4e8a-9c3b-7d1e0f2a4b6c")
 
 
 def partnership_id(shared_by_id: uuid.UUID, shared_with_id: uuid.UUID) -> uuid.UUID:
     """The change log's entity id of a partnership: a partnership has no id of its own, and
-    the pair of users names it for good (re-creating it continues the same entity)."""
-    return uuid.uuid5(_ID_NAMESPACE, f"{shared_by_id}:{shared_with_id}")
+    the pair of users names it for good (re-creating it continues the same entity). The md5 of
+    the pair, which SQL computes the same way (migration 2026-11-29T17:20)."""
+    return uuid.UUID(hashlib.md5(f"{shared_by_id}:{shared_with_id}".encode()).hexdigest())
 
 
 async def _event(conn, event_type: str, shared_by_id: uuid.UUID, shared_with_id: uuid.UUID,

@@ -135,3 +135,24 @@ async def test_audiences_name_partners_and_album_users(user):
     await db.execute("UPDATE libraries SET trashed_at = now() WHERE id = $1", library)
     assert await access.shared_album_ids(member["id"]) == []
     assert await access.partner_libraries_of(receiver["id"]) == []
+
+
+async def test_partnership_ids_are_computed_alike_in_sql_and_python(user):
+    other = await f.new_user()
+    # the expression migration 2026-11-29T17:20 gives partnerships made before they recorded events
+    in_sql = await db.fetchval("SELECT md5($1::uuid::text || ':' || $2::uuid::text)::uuid", user["id"], other["id"])
+    assert in_sql == partners.partnership_id(user["id"], other["id"])
+
+
+async def test_the_migration_gives_earlier_partnerships_their_event(user):
+    import importlib
+
+    other = await f.new_user()
+    await db.execute("INSERT INTO partners (shared_by_id, shared_with_id, in_timeline) VALUES ($1, $2, true)",
+                     user["id"], other["id"])
+    assert await _partner_changes(other["id"]) == []
+    migration = importlib.import_module("migrations.photos_2026_11_29t17_20_00_000000")
+    await db.execute(migration.SQL.replace("FROM partners p", "FROM partners p WHERE p.shared_by_id = $1"), user["id"])
+    got = await _partner_changes(other["id"])
+    assert [(c.entity_id, c.row["in_timeline"]) for c in got] == [(partners.partnership_id(user["id"], other["id"]),
+                                                                   True)]
