@@ -222,17 +222,20 @@ LINKED_IN_ALBUMS = (" AND e.entity_id IN (SELECT aa.asset_id FROM album_assets a
                     " WHERE aa.album_id = ANY($7::uuid[]))")  # events of assets linked into these albums
 
 
-def _shared_sql(kind: str, where: str) -> str:
+def _shared_sql(kind: str, where: str, single: bool) -> str:
+    # One library (the usual single partner) as a scalar: the index then delivers each batch in
+    # feed order, where an array of several needs a sort of what is left past the cursor.
+    libraries = "= ($1::uuid[])[1]" if single else "= ANY($1::uuid[])"
     return f"""
         WITH batch AS (
             SELECT e.entity_id, e.txid, e.id, e.owner_id, e.payload,
                    NOT EXISTS (
                        SELECT 1 FROM events l
                        WHERE l.entity_id = e.entity_id AND (l.txid, l.id) > (e.txid, e.id) AND l.txid < $5
-                         AND l.library_id = ANY($1::uuid[]) AND l.entity_type = $2
+                         AND l.library_id {libraries} AND l.entity_type = $2
                    ) AS latest
             FROM events e
-            WHERE e.library_id = ANY($1::uuid[]) AND e.entity_type = $2
+            WHERE e.library_id {libraries} AND e.entity_type = $2
               AND (e.txid, e.id) > ($3, $4) AND e.txid < $5{where}
               -- every query takes the same arguments, whichever of $7 and $8 its filters use
               AND $7::uuid[] IS NOT NULL AND $8::uuid IS NOT DISTINCT FROM $8
@@ -254,7 +257,7 @@ async def shared_changes(snap: Snapshot, kind: str, library_ids: list[uuid.UUID]
     the other: shared data is small next to the caller's own library."""
     if not library_ids:
         return
-    sql = _shared_sql(kind, where)
+    sql = _shared_sql(kind, where, len(library_ids) == 1)
     source = _SHARED_SOURCES[kind]
     cursor = after or (0, 0)
     while True:

@@ -2,15 +2,18 @@
 
 The 3.x mobile app builds its timeline, albums and people only from this stream.
 Lines come from the domain's change reader (app.domain.sync); this module decides the
-Immich order, payloads and ack strings:
+Immich order, payloads and ack strings, and compat.sync_shared adds what is shared with
+the caller (partnerships, partners' photos, albums shared with it):
 
 - deletes first, children before parents (faces, people, album links, album users,
-  albums, assets, stacks), then upserts, parents before children (users, stacks,
-  assets, albums, album users, album links, exif, people, faces, user metadata), so the
-  app's local foreign keys always hold;
+  albums, assets, partners' assets and stacks, partnerships), then upserts, parents
+  before children (users, partnerships, stacks, assets, partners' stacks and assets,
+  album assets, albums, album users, album links, exif, people, faces, user metadata),
+  so the app's local foreign keys always hold;
 - an ack is `<EntityType>|<feed cursor>` for rows read from the change log, and
   `<EntityType>|v<digest>` for the few rows compared whole (the user, all users,
-  preferences);
+  preferences); a stream that sent shared rows ends with one `SyncAckV1` line whose ack
+  records what the client now holds (compat.sync_shared);
 - a fresh client (no checkpoint for a kind's upserts) gets no deletes for that kind:
   it never had those rows.
 """
