@@ -47,6 +47,7 @@ SHARED_ACK_TYPES: dict[str, tuple[str, ...]] = {
     "AlbumAssetsV2": ("AlbumAssetUpdateV2", "AlbumAssetCreateV2", "AlbumAssetBackfillV2"),
     "AlbumAssetExifsV1": ("AlbumAssetExifUpdateV1", "AlbumAssetExifCreateV1", "AlbumAssetExifBackfillV1"),
 }
+MOVABLE_TYPES = frozenset(t for types in SHARED_ACK_TYPES.values() for t in types)
 _PARTNER_TYPES = ("PartnerAssetsV2", "PartnerAssetExifsV1", "PartnerStacksV1")
 _ALBUM_TYPES = ("AlbumsV2", "AlbumsV1", "AlbumUsersV1", "AlbumToAssetsV1", "AlbumAssetsV2", "AlbumAssetExifsV1")
 

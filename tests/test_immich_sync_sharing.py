@@ -181,8 +181,22 @@ def test_partners_and_album_users_hear_live_events(server, account, make_account
         assert b.wait_for("on_asset_trash", lambda d: photo in d) == [photo]
         assert http.patch(f"/api/albums/{album}", json={"albumName": "Live 2"}).status_code == 200
         assert m.wait_for("on_album_update", lambda d: d == album) == album
+    # A new photo of the sharer's is announced to the partner as ready, for its local timeline.
+    fresh = a.upload(account, "fresh.png", png_bytes(5302, 40, 30))
+    ready = b.wait_for("AssetUploadReadyV2", lambda d: d["asset"]["id"] == fresh)
+    assert ready["asset"]["ownerId"] == str(account.user_id) and ready["exif"]["assetId"] == fresh
     # The album user hears nothing of the library, the partner nothing of the album; a stranger nothing.
     with httpx.Client(base_url=server.immich_url, headers={"x-api-key": stranger.api_key}) as http:
         own = http.post("/api/albums", json={"albumName": "Mine"}).json()["id"]
     assert s.wait_for("on_album_update") == own and s.names() == ["on_album_update"]
     assert "on_asset_update" not in m.names() and "on_album_update" not in b.names()
+    assert "AssetUploadReadyV2" not in m.names() and "on_upload_success" not in b.names()
+
+
+def test_a_marker_moves_only_shared_checkpoints(server, account):
+    app = SharingApp(server, session_token(account))
+    for bad in ("SyncAckV1|scope::::~AssetV2|1.1", "SyncAckV1|scope::::~SyncResetV1|reset", "SyncAckV1|x~Nope|1"):
+        assert app.http.post("/api/sync/ack", json={"acks": [bad]}).status_code == 400, bad
+    # Garbage in an accepted marker is no checkpoint at all: the next stream starts from the beginning.
+    assert app.http.post("/api/sync/ack", json={"acks": ["SyncAckV1|nonsense~PartnerAssetV2|zz"]}).status_code == 204
+    assert _types(app.stream())[-1] == "SyncCompleteV1"

@@ -365,7 +365,7 @@ async def set_acks(auth: ImmichAuth, data: dtos.SyncAckSetDto) -> None:
         latest[entity_type] = ack  # the last ack of each type wins
         if entity_type == sync_shared.MARKER:  # it also moves the shared types' checkpoints
             for moved in sync_shared.marker_acks(ack):
-                if moved.split("|", 1)[0] not in ENTITY_TYPES:
+                if moved.split("|", 1)[0] not in sync_shared.MOVABLE_TYPES:
                     raise BadRequest("Invalid ack type")
                 latest[moved.split("|", 1)[0]] = moved
     await sync.save_checkpoints(session_id, latest)
