@@ -115,6 +115,7 @@ class SharedLines:
         self.libraries: list[uuid.UUID] = []
         self.albums: list[uuid.UUID] = []
         self.album_libraries: list[uuid.UUID] = []
+        self._foreign_albums: list[uuid.UUID] | None = None
 
     async def prepare(self) -> None:
         if self.types.intersection(_PARTNER_TYPES):
@@ -162,6 +163,14 @@ class SharedLines:
     def _lost_albums(self, request_type: str) -> list[uuid.UUID]:
         return sorted(self.old.albums_for(request_type) - set(self.albums))
 
+    async def _kept_albums(self) -> list[uuid.UUID]:
+        """Albums whose assets the client keeps: those shared with it and its own albums holding
+        other libraries' assets."""
+        if self._foreign_albums is None:
+            self._foreign_albums = await sync.albums_with_foreign_assets(self.own)
+        shared = self.albums if self.types.intersection(_ALBUM_TYPES) else await access.shared_album_ids(self.user_id)
+        return sorted({*shared, *self._foreign_albums})
+
     # --- deletes (children first; routes/sync.py calls these in its delete order) ---------
 
     async def album_link_deletes(self) -> AsyncIterator[bytes]:
@@ -208,7 +217,8 @@ class SharedLines:
         if not lost:
             return
         keep = [self.own, *(await access.partner_libraries_of(self.user_id))]
-        async for asset_id in sync.dropped_album_assets(lost, keep_libraries=keep, keep_albums=self.albums):
+        async for asset_id in sync.dropped_album_assets(lost, keep_libraries=keep,
+                                                        keep_albums=await self._kept_albums()):
             yield self._emit("AssetDeleteV1", {"assetId": str(asset_id)}, self._kept("AssetDeleteV1", "AssetV2"))
 
     async def partner_deletes(self, request: str, kind: str, delete_type: str, upsert_type: str,
@@ -218,8 +228,12 @@ class SharedLines:
         if request not in self.types:
             return
         lost = self._lost_libraries(request)
-        async for row in sync.current(kind, lost):
-            yield self._emit(delete_type, id_of(str(row["id"])), self._kept(delete_type, upsert_type))
+        if kind == "asset":  # an asset still in one of the client's albums stays
+            rows = sync.dropped_library_assets(lost, keep_albums=await self._kept_albums() if lost else [])
+        else:
+            rows = (row["id"] async for row in sync.current(kind, lost))
+        async for entity_id in rows:
+            yield self._emit(delete_type, id_of(str(entity_id)), self._kept(delete_type, upsert_type))
         after = self._after(delete_type) or self._after(upsert_type)
         if after is None:
             return
@@ -310,7 +324,9 @@ class SharedLines:
         then newly shared albums' assets whole."""
         if request not in self.types:
             return
-        albums = sorted({*self.albums, *(await sync.albums_with_foreign_assets(self.own))})
+        if self._foreign_albums is None:
+            self._foreign_albums = await sync.albums_with_foreign_assets(self.own)
+        albums = sorted({*self.albums, *self._foreign_albums})
         if not albums:
             return
         link_kind = "link_asset" if kind == "asset" else "link_exif"

@@ -380,6 +380,27 @@ async def dropped_album_assets(album_ids: list[uuid.UUID], *, keep_libraries: li
         last = rows[-1]["asset_id"]
 
 
+async def dropped_library_assets(library_ids: list[uuid.UUID], *, keep_albums: list[uuid.UUID]
+                                 ) -> AsyncIterator[uuid.UUID]:
+    """The assets of libraries a client lost (a partner who stopped sharing) that it sees no other
+    way: not linked into an album it still has."""
+    if not library_ids:
+        return
+    last = uuid.UUID(int=0)
+    while True:
+        rows = await db.fetch(
+            "SELECT a.id FROM assets a WHERE a.library_id = ANY($1::uuid[]) AND a.id > $3"
+            " AND NOT EXISTS (SELECT 1 FROM album_assets o WHERE o.asset_id = a.id AND o.album_id = ANY($2::uuid[]))"
+            f" ORDER BY a.id LIMIT {BATCH}",
+            library_ids, keep_albums, last,
+        )
+        for r in rows:
+            yield r["id"]
+        if len(rows) < BATCH:
+            return
+        last = rows[-1]["id"]
+
+
 async def libraries_of_linked_assets(album_ids: list[uuid.UUID], own_library: uuid.UUID) -> list[uuid.UUID]:
     """The libraries (other than the caller's own) of the assets linked into these albums."""
     if not album_ids:

@@ -156,3 +156,14 @@ async def test_the_migration_gives_earlier_partnerships_their_event(user):
     got = await _partner_changes(other["id"])
     assert [(c.entity_id, c.row["in_timeline"]) for c in got] == [(partners.partnership_id(user["id"], other["id"]),
                                                                    True)]
+
+
+async def test_a_lost_partner_drops_only_assets_in_no_kept_album(user):
+    sharer = await f.new_user()
+    album = await f.new_album(sharer)
+    in_album, alone = await f.new_asset(sharer), await f.new_asset(sharer)
+    await f.new_album_asset(album, in_album)
+    library = [sharer["default_library_id"]]
+    assert [a async for a in sync.dropped_library_assets(library, keep_albums=[album["id"]])] == [alone["id"]]
+    assert sorted([a async for a in sync.dropped_library_assets(library, keep_albums=[])]) == sorted(
+        [in_album["id"], alone["id"]])
