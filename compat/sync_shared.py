@@ -112,6 +112,7 @@ class SharedLines:
             user_id, own_library, types, saved, snap, line
         self.old = Scope.parse(saved.get(MARKER))
         self.sent = False  # whether any shared line went out (then the marker must follow)
+        self.scanned = [0]  # change-log events the shared walks read: the marker moves past them too
         self.libraries: list[uuid.UUID] = []
         self.albums: list[uuid.UUID] = []
         self.album_libraries: list[uuid.UUID] = []
@@ -163,6 +164,9 @@ class SharedLines:
     def _lost_albums(self, request_type: str) -> list[uuid.UUID]:
         return sorted(self.old.albums_for(request_type) - set(self.albums))
 
+    def _walk(self, kind: str, libraries: list[uuid.UUID], after, **kwargs) -> AsyncIterator[sync.Change]:
+        return sync.shared_changes(self.snap, kind, libraries, after, scanned=self.scanned, **kwargs)
+
     async def _kept_albums(self) -> list[uuid.UUID]:
         """Albums whose assets the client keeps: those shared with it and its own albums holding
         other libraries' assets."""
@@ -186,7 +190,7 @@ class SharedLines:
         after = self._after("AlbumToAssetDeleteV1") or self._after("AlbumToAssetV1")
         if after is None:
             return
-        async for change in sync.shared_changes(self.snap, "album_asset", self.album_libraries, after,
+        async for change in self._walk("album_asset", self.album_libraries, after,
                                                 where=sync.LINKS_OF_ALBUMS, album_ids=self.albums, deletes=True):
             payload = sync.payload_of(change)
             yield self._emit("AlbumToAssetDeleteV1", {"albumId": payload["album_id"], "assetId": payload["asset_id"]},
@@ -238,7 +242,7 @@ class SharedLines:
         if after is None:
             return
         for libraries in (lost, self.libraries):
-            async for change in sync.shared_changes(self.snap, kind, libraries, after, deletes=True):
+            async for change in self._walk(kind, libraries, after, deletes=True):
                 yield self._emit(delete_type, id_of(str(change.entity_id)), self._ack(delete_type, change.cursor))
 
     async def partnership_deletes(self) -> AsyncIterator[bytes]:
@@ -275,7 +279,7 @@ class SharedLines:
             ack = self._kept(backfill_type, upsert_type)
             async for row in sync.current(kind, new):
                 yield self._emit(backfill_type, data(row), ack)
-        async for change in sync.shared_changes(self.snap, kind, self.libraries, self._after(upsert_type)):
+        async for change in self._walk(kind, self.libraries, self._after(upsert_type)):
             yield self._emit(upsert_type, data(change.row), self._ack(upsert_type, change.cursor))
 
     async def albums_shared(self, request: str, upsert_type: str, data: Callable[[Any], Any]) -> AsyncIterator[bytes]:
@@ -286,7 +290,7 @@ class SharedLines:
         ack = self._kept(upsert_type)
         async for row in sync.current("album", new):
             yield self._emit(upsert_type, data(row), ack)
-        async for change in sync.shared_changes(self.snap, "album", self.album_libraries, self._after(upsert_type),
+        async for change in self._walk("album", self.album_libraries, self._after(upsert_type),
                                                 where=sync.OF_ALBUMS, album_ids=self.albums):
             yield self._emit(upsert_type, data(change.row), self._ack(upsert_type, change.cursor))
 
@@ -299,7 +303,7 @@ class SharedLines:
         async for row in sync.current("album", new):
             for data in await album_users_v1(row):
                 yield self._emit("AlbumUserBackfillV1", data, ack)
-        async for change in sync.shared_changes(self.snap, "album", self.album_libraries, self._after("AlbumUserV1"),
+        async for change in self._walk("album", self.album_libraries, self._after("AlbumUserV1"),
                                                 where=sync.OF_ALBUMS, album_ids=self.albums):
             for data in await album_users_v1(change.row):
                 yield self._emit("AlbumUserV1", data, self._ack("AlbumUserV1", change.cursor))
@@ -312,7 +316,7 @@ class SharedLines:
         ack = self._kept("AlbumToAssetBackfillV1", "AlbumToAssetV1")
         async for link in sync.current("album_asset", new):
             yield self._emit("AlbumToAssetBackfillV1", _link(link), ack)
-        async for change in sync.shared_changes(self.snap, "album_asset", self.album_libraries,
+        async for change in self._walk("album_asset", self.album_libraries,
                                                 self._after("AlbumToAssetV1"), where=sync.LINKS_OF_ALBUMS,
                                                 album_ids=self.albums):
             yield self._emit("AlbumToAssetV1", _link(change.row), self._ack("AlbumToAssetV1", change.cursor))
@@ -331,11 +335,11 @@ class SharedLines:
             return
         link_kind = "link_asset" if kind == "asset" else "link_exif"
         libraries = await sync.libraries_of_linked_assets(albums, self.own)
-        async for change in sync.shared_changes(self.snap, kind, libraries, self._after(update_type),
+        async for change in self._walk(kind, libraries, self._after(update_type),
                                                 where=sync.LINKED_IN_ALBUMS, album_ids=albums):
             yield self._emit(update_type, data(change.row), self._ack(update_type, change.cursor))
         link_libraries = sorted({self.own, *self.album_libraries})
-        async for change in sync.shared_changes(self.snap, link_kind, link_libraries, self._after(create_type),
+        async for change in self._walk(link_kind, link_libraries, self._after(create_type),
                                                 where=sync.LINKS_OF_ALBUMS, album_ids=albums,
                                                 own_library=self.own):
             yield self._emit(create_type, data(change.row), self._ack(create_type, change.cursor))
@@ -347,13 +351,14 @@ class SharedLines:
     # --- the end --------------------------------------------------------------------------
 
     def marker(self) -> bytes | None:
-        """The SyncAckV1 line recording the new scope, when anything shared was sent or the scope moved."""
+        """The SyncAckV1 line recording the new scope, when anything shared was sent, the scope moved,
+        or the walks read events past the checkpoints (else they would read them again each time)."""
         requested = {t for t in self.types if t in SHARED_ACK_TYPES}
         scope = Scope({t for t in requested if t in _PARTNER_TYPES or t in _ALBUM_TYPES},
                       set(self.libraries), set(self.albums))
         moved = (scope.libraries or scope.albums or self.old.libraries or self.old.albums) and \
             scope.entry() != self.old.entry()
-        if not self.sent and not moved:
+        if not self.sent and not moved and not self.scanned[0]:
             return None
         horizon = events.encode_cursor(self.snap.horizon, 0)
         acks = sorted({f"{t}|{horizon}" for r in requested for t in SHARED_ACK_TYPES[r]})

@@ -149,6 +149,11 @@ def test_shared_album_arrives_and_leaves(server, account, make_account):
     assert _of(got, "AlbumToAssetV1") == [{"albumId": album, "assetId": added}]
     assert _quiet(b.sync())
 
+    # The owner's other albums stay out of B's streams; the walks move past their events once.
+    private = a.http.post("/api/albums", json={"albumName": "Private", "assetIds": [added]}).json()["id"]
+    assert set(_types(b.sync())) <= {"SyncAckV1", "SyncCompleteV1", "UserV1"}
+    assert _quiet(b.sync()) and private
+
     # B is removed: the album, its users and links, and the photos B sees no other way go, children first.
     assert a.http.delete(f"/api/albums/{album}/user/{member.user_id}").status_code == 204
     gone = b.sync()

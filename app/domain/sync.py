@@ -251,10 +251,13 @@ def _shared_sql(kind: str, where: str, single: bool) -> str:
 
 async def shared_changes(snap: Snapshot, kind: str, library_ids: list[uuid.UUID], after: tuple[int, int] | None,
                           *, where: str = EVERY_EVENT, album_ids: list[uuid.UUID] | None = None,
-                          own_library: uuid.UUID | None = None, deletes: bool = False) -> AsyncIterator[Change]:
+                          own_library: uuid.UUID | None = None, deletes: bool = False,
+                          scanned: list[int] | None = None) -> AsyncIterator[Change]:
     """Snapshot.changes over several libraries at once, in feed order, keeping only the events
     `where` admits. Nothing is read when there is no library to walk. Batches are read one after
-    the other: shared data is small next to the caller's own library."""
+    the other: shared data is small next to the caller's own library. `scanned` (a one-item list)
+    counts the events read, yielded or not: a reader that moves its cursor past events it did
+    not keep needs to know there were some."""
     if not library_ids:
         return
     sql = _shared_sql(kind, where, len(library_ids) == 1)
@@ -263,6 +266,8 @@ async def shared_changes(snap: Snapshot, kind: str, library_ids: list[uuid.UUID]
     while True:
         rows = await db.fetch(sql, library_ids, source, cursor[0], cursor[1], snap.horizon, BATCH,
                               album_ids or [], own_library)
+        if scanned is not None:
+            scanned[0] += len(rows)
         if not rows:
             return
         cursor = (rows[-1]["ev_txid"], rows[-1]["ev_id"])
