@@ -191,7 +191,7 @@ class SharedLines:
         if after is None:
             return
         async for change in self._walk("album_asset", self.album_libraries, after,
-                                                where=sync.LINKS_OF_ALBUMS, album_ids=self.albums, deletes=True):
+                                       where=sync.LINKS_OF_ALBUMS, album_ids=self.albums, deletes=True):
             payload = sync.payload_of(change)
             yield self._emit("AlbumToAssetDeleteV1", {"albumId": payload["album_id"], "assetId": payload["asset_id"]},
                              self._ack("AlbumToAssetDeleteV1", change.cursor))
@@ -291,7 +291,7 @@ class SharedLines:
         async for row in sync.current("album", new):
             yield self._emit(upsert_type, data(row), ack)
         async for change in self._walk("album", self.album_libraries, self._after(upsert_type),
-                                                where=sync.OF_ALBUMS, album_ids=self.albums):
+                                       where=sync.OF_ALBUMS, album_ids=self.albums):
             yield self._emit(upsert_type, data(change.row), self._ack(upsert_type, change.cursor))
 
     async def album_users_shared(self) -> AsyncIterator[bytes]:
@@ -304,7 +304,7 @@ class SharedLines:
             for data in await album_users_v1(row):
                 yield self._emit("AlbumUserBackfillV1", data, ack)
         async for change in self._walk("album", self.album_libraries, self._after("AlbumUserV1"),
-                                                where=sync.OF_ALBUMS, album_ids=self.albums):
+                                       where=sync.OF_ALBUMS, album_ids=self.albums):
             for data in await album_users_v1(change.row):
                 yield self._emit("AlbumUserV1", data, self._ack("AlbumUserV1", change.cursor))
 
@@ -317,8 +317,8 @@ class SharedLines:
         async for link in sync.current("album_asset", new):
             yield self._emit("AlbumToAssetBackfillV1", _link(link), ack)
         async for change in self._walk("album_asset", self.album_libraries,
-                                                self._after("AlbumToAssetV1"), where=sync.LINKS_OF_ALBUMS,
-                                                album_ids=self.albums):
+                                       self._after("AlbumToAssetV1"), where=sync.LINKS_OF_ALBUMS,
+                                       album_ids=self.albums):
             yield self._emit("AlbumToAssetV1", _link(change.row), self._ack("AlbumToAssetV1", change.cursor))
 
     async def album_assets(self, request: str, kind: str, update_type: str, create_type: str, backfill_type: str,
@@ -336,12 +336,12 @@ class SharedLines:
         link_kind = "link_asset" if kind == "asset" else "link_exif"
         libraries = await sync.libraries_of_linked_assets(albums, self.own)
         async for change in self._walk(kind, libraries, self._after(update_type),
-                                                where=sync.LINKED_IN_ALBUMS, album_ids=albums):
+                                       where=sync.LINKED_IN_ALBUMS, album_ids=albums):
             yield self._emit(update_type, data(change.row), self._ack(update_type, change.cursor))
         link_libraries = sorted({self.own, *self.album_libraries})
         async for change in self._walk(link_kind, link_libraries, self._after(create_type),
-                                                where=sync.LINKS_OF_ALBUMS, album_ids=albums,
-                                                own_library=self.own):
+                                       where=sync.LINKS_OF_ALBUMS, album_ids=albums,
+                                       own_library=self.own):
             yield self._emit(create_type, data(change.row), self._ack(create_type, change.cursor))
         new = self._new_albums(request, create_type)
         ack = self._kept(backfill_type, create_type)
