@@ -205,3 +205,23 @@ def test_a_marker_moves_only_shared_checkpoints(server, account):
     # Garbage in an accepted marker is no checkpoint at all: the next stream starts from the beginning.
     assert app.http.post("/api/sync/ack", json={"acks": ["SyncAckV1|nonsense~PartnerAssetV2|zz"]}).status_code == 204
     assert _types(app.stream())[-1] == "SyncCompleteV1"
+
+
+def test_an_editors_photo_reaches_the_album_owner_as_an_album_asset(server, account, make_account):
+    a = SharingApp(server, session_token(account))
+    editor = make_account()
+    b = SharingApp(server, session_token(editor, "editor-pw"))
+    album = a.http.post("/api/albums", json={"albumName": "Together"}).json()["id"]
+    assert a.http.put(f"/api/albums/{album}/users",
+                      json={"albumUsers": [{"userId": str(editor.user_id), "role": "editor"}]}).status_code == 200
+    a.sync()
+    theirs = b.upload(editor, "editor.png", png_bytes(5401, 40, 30))
+    added = b.http.put(f"/api/albums/{album}/assets", json={"ids": [theirs]})
+    assert added.status_code == 200 and added.json()[0]["success"], added.text
+    got = a.sync()
+    assert _ids(got, "AlbumAssetCreateV2") == {theirs} and _ids(got, "AlbumAssetExifCreateV1") == {theirs}
+    assert _of(got, "AlbumToAssetV1") == [{"albumId": album, "assetId": theirs}]
+    assert theirs not in _ids(got, "AssetV2")
+    kinds = _types(got)
+    assert kinds.index("AlbumAssetCreateV2") < kinds.index("AlbumToAssetV1")
+    assert _quiet(a.sync())
