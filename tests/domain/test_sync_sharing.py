@@ -167,3 +167,12 @@ async def test_a_lost_partner_drops_only_assets_in_no_kept_album(user):
     assert [a async for a in sync.dropped_library_assets(library, keep_albums=[album["id"]])] == [alone["id"]]
     assert sorted([a async for a in sync.dropped_library_assets(library, keep_albums=[])]) == sorted(
         [in_album["id"], alone["id"]])
+
+
+async def test_a_partners_stacks_come_with_their_primary(user):
+    first, second = await f.new_asset(user), await f.new_asset(user)
+    stack = await f.new_stack(user, [first, second], event="stack_created")
+    got = [r async for r in sync.current("stack", [user["default_library_id"]])]
+    assert [(r["id"], r["effective_primary_id"]) for r in got] == [(stack["id"], first["id"])]
+    walked = await _walk("stack", [user["default_library_id"]])
+    assert [c.row["effective_primary_id"] for c in walked] == [first["id"]]
