@@ -149,7 +149,7 @@ class LiveEvents:
 
     async def _upload_ready(self, message: dict) -> None:
         rooms = _targets(message["owner_id"], message.get("library_id"))
-        partners = await self._partner_rooms(message.get("library_id"))
+        partners = await self._partner_rooms(message.get("library_id")) if self.sio.manager.rooms.get("/") else []
         if not self._listening(rooms + partners):
             return
         rows = await asset_views.rows_by_id([uuid.UUID(message["asset_id"])])
@@ -197,6 +197,8 @@ class LiveEvents:
         """The same events for those they are shared with: partners (asset changes of the library
         they receive) and album users (changes of the album). Their full sessions only: a key
         limited to some libraries reaches nothing through a share."""
+        if not self.sio.manager.rooms.get("/"):  # nobody connected: no audience to look up
+            return
         libraries: set[uuid.UUID] = set()
         albums: set[uuid.UUID] = set()
         for event in events:
