@@ -2,7 +2,9 @@
 
 The app publishes committed change events and "variants ready" notices on Redis
 (app.realtime); each API process listens and turns them into the events Immich clients
-expect, sent to the owner's room. Everything here is best effort: a failure is logged,
+expect, sent to the owner's room, and to everyone the change is shared with: a library's asset
+changes to the partners who receive it, an album's changes to its album users (who those are is
+access's "audiences", read once per notice). Everything here is best effort: a failure is logged,
 never raised into a request or the listener.
 """
 
@@ -34,6 +36,8 @@ _READY_VISIBILITY = ("timeline", "archive")
 _ALBUM_EVENTS = ("album_created", "album_updated", "album_deleted")
 _ALBUM_ASSET_EVENTS = ("album_asset_added", "album_asset_removed")
 _PERSON_THUMBNAIL_EVENTS = ("person_created", "person_updated")
+# What a partner hears of the sharer's library: its assets (and stacks), nothing else.
+_ASSET_EVENTS = ("asset_updated", "asset_trashed", "asset_restored", "asset_deleted")
 
 
 def _builtins(dto: Any) -> Any:
@@ -44,6 +48,16 @@ def _targets(owner_id: str, library_id: str | None) -> list[str]:
     """Rooms of everyone who may see a change: the owner's full sessions and keys, plus keys
     limited to that library."""
     return [owner_id] if library_id is None else [owner_id, f"{owner_id}:{library_id}"]
+
+
+def _album_of(event: dict) -> uuid.UUID | None:
+    """The album an album or album-link event is about."""
+    if event["event_type"] in _ALBUM_EVENTS:
+        return uuid.UUID(event["entity_id"])
+    if event["event_type"] in _ALBUM_ASSET_EVENTS:
+        album = (event.get("payload") or {}).get("album_id")
+        return None if album is None else uuid.UUID(album)
+    return None
 
 
 class LiveEvents:
@@ -135,18 +149,26 @@ class LiveEvents:
 
     async def _upload_ready(self, message: dict) -> None:
         rooms = _targets(message["owner_id"], message.get("library_id"))
-        if not self._listening(rooms):
+        partners = await self._partner_rooms(message.get("library_id")) if self.sio.manager.rooms.get("/") else []
+        if not self._listening(rooms + partners):
             return
         rows = await asset_views.rows_by_id([uuid.UUID(message["asset_id"])])
         if not rows:  # deleted meanwhile
             return
         row = rows[0]
         view = await asset_views.view(row)
-        await self._emit("on_upload_success", _builtins(await self._asset_dtos([row], [view]))[0], to=rooms)
+        if self._listening(rooms):
+            await self._emit("on_upload_success", _builtins(await self._asset_dtos([row], [view]))[0], to=rooms)
         if row["visibility"] in _READY_VISIBILITY:
             ready = {"asset": _builtins(sync_mapping.asset_v2(row)),
                      "exif": _builtins(sync_mapping.asset_exif_v1(row, view.exif))}
-            await self._emit("AssetUploadReadyV2", ready, to=rooms)
+            await self._emit("AssetUploadReadyV2", ready, to=rooms + partners)
+
+    async def _partner_rooms(self, library_id: str | None) -> list[str]:
+        if library_id is None:
+            return []
+        audiences = await access.library_partner_audiences([uuid.UUID(library_id)])
+        return [str(u) for u in audiences.get(uuid.UUID(library_id), [])]
 
     async def _asset_dtos(self, rows: list, views: list | None = None) -> list:
         views = views or await asset_views.views(rows)
@@ -167,6 +189,36 @@ class LiveEvents:
                 groups.setdefault((event["owner_id"], event.get("library_id")), []).append(event)
         for (owner, library), group in groups.items():
             rooms = _targets(owner, library)
+            if self._listening(rooms):
+                await self._announce(group, rooms)
+        await self._shared_changes(events)
+
+    async def _shared_changes(self, events: list[dict]) -> None:
+        """The same events for those they are shared with: partners (asset changes of the library
+        they receive) and album users (changes of the album). Their full sessions only: a key
+        limited to some libraries reaches nothing through a share."""
+        if not self.sio.manager.rooms.get("/"):  # nobody connected: no audience to look up
+            return
+        libraries: set[uuid.UUID] = set()
+        albums: set[uuid.UUID] = set()
+        for event in events:
+            if event.get("library_id") and (event["event_type"] in _ASSET_EVENTS or event["entity_type"] == "stack"):
+                libraries.add(uuid.UUID(event["library_id"]))
+            album = _album_of(event)
+            if album is not None:
+                albums.add(album)
+        partners = await access.library_partner_audiences(sorted(libraries)) if libraries else {}
+        album_users = await access.album_user_audiences(sorted(albums)) if albums else {}
+        audiences: dict[uuid.UUID, list[dict]] = {}
+        for event in events:
+            if event.get("library_id") and (event["event_type"] in _ASSET_EVENTS or event["entity_type"] == "stack"):
+                for user in partners.get(uuid.UUID(event["library_id"]), []):
+                    audiences.setdefault(user, []).append(event)
+            album = _album_of(event)
+            for user in album_users.get(album, []) if album is not None else []:
+                audiences.setdefault(user, []).append(event)
+        for user, group in audiences.items():
+            rooms = [str(user)]
             if self._listening(rooms):
                 await self._announce(group, rooms)
 

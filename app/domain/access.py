@@ -37,9 +37,11 @@ __all__ = [
     "VIEWER",
     "WRITE",
     "Principal",
+    "album_user_audiences",
     "album_user_role",
     "caller_role_sql",
     "library_for",
+    "library_partner_audiences",
     "library_role",
     "live_library_ids",
     "load_asset",
@@ -47,12 +49,14 @@ __all__ = [
     "load_person",
     "load_reachable",
     "owned_library",
+    "partner_libraries_of",
     "partner_timeline_libraries",
     "preferred_library",
     "require_album_user",
     "require_role",
     "SHARED_LINK",
     "shared_link_asset_grant",
+    "shared_album_ids",
 ]
 
 # A library's owner, or a member with a role (library_members). What each role may do to the
@@ -362,3 +366,56 @@ async def _shared_link_album_role(principal: Principal, album_id: uuid.UUID, act
     ):
         raise missing
     return SHARED_LINK
+
+
+# --- audiences ---
+# Who sees what beyond library roles, for clients that keep a copy (the Immich sync stream) and
+# for live events: a partner receives the sharer's Immich library, an album user the album.
+
+
+async def partner_libraries_of(user_id: uuid.UUID) -> list[uuid.UUID]:
+    """The Immich libraries of everyone who shares with the user (whatever in_timeline says: the
+    receiver's client keeps them all and filters its timeline itself)."""
+    rows = await db.fetch(
+        f"SELECT DISTINCT {_immich_library_sql('p.shared_by_id')} AS library_id FROM partners p"
+        " WHERE p.shared_with_id = $1",
+        user_id,
+    )
+    return sorted(r["library_id"] for r in rows if r["library_id"] is not None)
+
+
+async def shared_album_ids(user_id: uuid.UUID) -> list[uuid.UUID]:
+    """The albums shared with the user (album_users) whose library is live."""
+    rows = await db.fetch(
+        "SELECT au.album_id FROM album_users au JOIN albums al ON al.id = au.album_id"
+        " JOIN libraries l ON l.id = al.library_id WHERE au.user_id = $1 AND l.trashed_at IS NULL"
+        " ORDER BY au.album_id",
+        user_id,
+    )
+    return [r["album_id"] for r in rows]
+
+
+async def library_partner_audiences(library_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """For each library, the users it reaches as a partner share (it is the sharer's Immich library)."""
+    if not library_ids:
+        return {}
+    rows = await db.fetch(
+        f"SELECT lib, p.shared_with_id FROM partners p, LATERAL (SELECT {_immich_library_sql('p.shared_by_id')}"
+        " AS lib) s WHERE s.lib = ANY($1::uuid[])",
+        library_ids,
+    )
+    out: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for r in rows:
+        out.setdefault(r["lib"], []).append(r["shared_with_id"])
+    return out
+
+
+async def album_user_audiences(album_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """For each album, the users it is shared with (album_users)."""
+    if not album_ids:
+        return {}
+    rows = await db.fetch("SELECT album_id, user_id FROM album_users WHERE album_id = ANY($1::uuid[])", album_ids)
+    out: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for r in rows:
+        out.setdefault(r["album_id"], []).append(r["user_id"])
+    return out

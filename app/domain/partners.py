@@ -5,18 +5,21 @@ Immich client sees (the grant itself is access._partner_grant). Only the sharer 
 it; only the receiver decides whether those photos appear in its own timeline (in_timeline).
 Ending a partnership takes effect on the receiver's next request: nothing is cached.
 
-The change log has no entity type for partnerships (the native feed does not carry them and
-the Immich sync stream does not serve them yet), so these writes record no event.
+Every write records a "partner" event naming both users (partner_created / partner_updated /
+partner_deleted). A partnership belongs to no library, so its events carry no library_id: the
+native feed, which reads one library's events, never shows them; the Immich sync stream and
+live events read them by the users in their payload.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access
+from app.domain import access, events
 from app.domain.errors import BadRequest, Forbidden, NotFound
 
 SHARED_BY = "shared_by"  # partnerships where the caller shares its photos
@@ -33,6 +36,22 @@ def _with_other_user(other: str) -> str:
 
 _SHARED_BY_VIEW = _with_other_user("shared_with_id")
 _SHARED_WITH_VIEW = _with_other_user("shared_by_id")
+ENTITY_TYPE = "partner"
+
+
+def partnership_id(shared_by_id: uuid.UUID, shared_with_id: uuid.UUID) -> uuid.UUID:
+    """The change log's entity id of a partnership: a partnership has no id of its own, and
+    the pair of users names it for good (re-creating it continues the same entity). The md5 of
+    the pair, which SQL computes the same way (migration 2026-11-29T17:20)."""
+    return uuid.UUID(hashlib.md5(f"{shared_by_id}:{shared_with_id}".encode()).hexdigest())
+
+
+async def _event(conn, event_type: str, shared_by_id: uuid.UUID, shared_with_id: uuid.UUID,
+                 in_timeline: bool) -> None:
+    await events.record(conn, entity_type=ENTITY_TYPE, entity_id=partnership_id(shared_by_id, shared_with_id),
+                        event_type=event_type, library_id=None, owner_id=shared_by_id,
+                        payload={"shared_by_id": str(shared_by_id), "shared_with_id": str(shared_with_id),
+                                 "in_timeline": in_timeline})
 
 
 async def create(principal: access.Principal, shared_with_id: uuid.UUID) -> asyncpg.Record:
@@ -52,6 +71,7 @@ async def create(principal: access.Principal, shared_with_id: uuid.UUID) -> asyn
         )
         if not created:
             raise BadRequest("Partner already exists")
+        await _event(conn, "partner_created", principal.user_id, shared_with_id, False)
         return await conn.fetchrow(_SHARED_BY_VIEW + " WHERE p.shared_by_id = $1 AND p.shared_with_id = $2",
                                    principal.user_id, shared_with_id)
 
@@ -80,6 +100,7 @@ async def set_in_timeline(principal: access.Principal, shared_by_id: uuid.UUID, 
         )
         if not updated:
             raise NotFound("Partner not found", kind="partner")
+        await _event(conn, "partner_updated", shared_by_id, principal.user_id, in_timeline)
         row = await conn.fetchrow(_SHARED_WITH_VIEW + " WHERE p.shared_by_id = $1 AND p.shared_with_id = $2",
                                   shared_by_id, principal.user_id)
     if row is None:  # the sharer's account is being deleted
@@ -91,9 +112,11 @@ async def remove(principal: access.Principal, shared_with_id: uuid.UUID) -> None
     """The sharer stops sharing with an account. Only the sharer ends a partnership (as in Immich);
     the receiver hides it from its timeline instead."""
     principal.require(access.DELETE)
-    removed = await db.fetchval(
-        "DELETE FROM partners WHERE shared_by_id = $1 AND shared_with_id = $2 RETURNING true",
-        principal.user_id, shared_with_id,
-    )
-    if not removed:
-        raise NotFound("Partner not found", kind="partner")
+    async with db.transaction() as conn:
+        removed = await conn.fetchval(
+            "DELETE FROM partners WHERE shared_by_id = $1 AND shared_with_id = $2 RETURNING in_timeline",
+            principal.user_id, shared_with_id,
+        )
+        if removed is None:
+            raise NotFound("Partner not found", kind="partner")
+        await _event(conn, "partner_deleted", principal.user_id, shared_with_id, removed)

@@ -189,3 +189,248 @@ async def reset(session_id: uuid.UUID) -> None:
 
 async def pending_reset(session_id: uuid.UUID) -> bool:
     return bool(await db.fetchval("SELECT is_pending_sync_reset FROM sessions WHERE id = $1", session_id))
+
+
+# --- shared data: partners' libraries and albums shared with the caller ---------------------
+# One cursor per type walks several libraries' events in one ordered query (the change log's
+# cursor is global). What a client newly gained access to (a new partner, a newly shared album)
+# has events older than its checkpoint: those come from the current state instead (backfill),
+# read in id order in batches, so memory stays flat here too.
+
+_SHARED_STATE = {kind: sql.replace("library_id = $1", "library_id = ANY($1::uuid[])") for kind, sql in _STATE.items()}
+# The asset of an album link (an album asset seen through the link's events), and its exif;
+# $8 is the caller's own library, whose assets come as its own (AssetsV2), never as album assets.
+_SHARED_STATE["link_asset"] = (
+    _STATE["asset"].replace(" FROM assets a WHERE a.id = c.entity_id AND a.library_id = $1",
+                            " FROM album_assets aa JOIN assets a ON a.id = aa.asset_id"
+                            " WHERE aa.id = c.entity_id AND aa.library_id = ANY($1::uuid[])"
+                            " AND a.library_id IS DISTINCT FROM $8"))
+_SHARED_STATE["link_exif"] = (
+    _STATE["exif"].replace(" FROM assets a LEFT JOIN asset_exif x ON x.asset_id = a.id"
+                           " WHERE a.id = c.entity_id AND a.library_id = $1",
+                           " FROM album_assets aa JOIN assets a ON a.id = aa.asset_id"
+                           " LEFT JOIN asset_exif x ON x.asset_id = a.id"
+                           " WHERE aa.id = c.entity_id AND aa.library_id = ANY($1::uuid[])"
+                           " AND a.library_id IS DISTINCT FROM $8"))
+_SHARED_SOURCES = {**_SOURCES, "link_asset": "album_asset", "link_exif": "album_asset"}
+
+# Which events of the walked libraries count ($7: album ids, $8: the caller's own library).
+EVERY_EVENT = ""
+OF_ALBUMS = " AND e.entity_id = ANY($7::uuid[])"  # album events of these albums
+LINKS_OF_ALBUMS = " AND (e.payload->>'album_id')::uuid = ANY($7::uuid[])"  # link events of these albums
+LINKED_IN_ALBUMS = (" AND e.entity_id IN (SELECT aa.asset_id FROM album_assets aa"
+                    " WHERE aa.album_id = ANY($7::uuid[]))")  # events of assets linked into these albums
+
+
+def _shared_sql(kind: str, where: str, single: bool) -> str:
+    # One library (the usual single partner) as a scalar: the index then delivers each batch in
+    # feed order, where an array of several needs a sort of what is left past the cursor.
+    libraries = "= ($1::uuid[])[1]" if single else "= ANY($1::uuid[])"
+    return f"""
+        WITH batch AS (
+            SELECT e.entity_id, e.txid, e.id, e.owner_id, e.payload,
+                   NOT EXISTS (
+                       SELECT 1 FROM events l
+                       WHERE l.entity_id = e.entity_id AND (l.txid, l.id) > (e.txid, e.id) AND l.txid < $5
+                         AND l.library_id {libraries} AND l.entity_type = $2
+                   ) AS latest
+            FROM events e
+            WHERE e.library_id {libraries} AND e.entity_type = $2
+              AND (e.txid, e.id) > ($3, $4) AND e.txid < $5{where}
+              -- every query takes the same arguments, whichever of $7 and $8 its filters use
+              AND $7::uuid[] IS NOT NULL AND $8::uuid IS NOT DISTINCT FROM $8
+            ORDER BY e.txid, e.id
+            LIMIT $6
+        )
+        SELECT c.txid AS ev_txid, c.id AS ev_id, c.entity_id AS ev_entity, c.owner_id AS ev_owner,
+               c.payload AS ev_payload, c.latest AS ev_latest, s.*
+        FROM batch c LEFT JOIN LATERAL ({_SHARED_STATE[kind]} AND c.latest) s ON true
+        ORDER BY c.txid, c.id
+    """
+
+
+async def shared_changes(snap: Snapshot, kind: str, library_ids: list[uuid.UUID], after: tuple[int, int] | None,
+                          *, where: str = EVERY_EVENT, album_ids: list[uuid.UUID] | None = None,
+                          own_library: uuid.UUID | None = None, deletes: bool = False,
+                          scanned: list[int] | None = None) -> AsyncIterator[Change]:
+    """Snapshot.changes over several libraries at once, in feed order, keeping only the events
+    `where` admits. Nothing is read when there is no library to walk. Batches are read one after
+    the other: shared data is small next to the caller's own library. `scanned` (a one-item list)
+    counts the events read, yielded or not: a reader that moves its cursor past events it did
+    not keep needs to know there were some."""
+    if not library_ids:
+        return
+    sql = _shared_sql(kind, where, len(library_ids) == 1)
+    source = _SHARED_SOURCES[kind]
+    cursor = after or (0, 0)
+    while True:
+        rows = await db.fetch(sql, library_ids, source, cursor[0], cursor[1], snap.horizon, BATCH,
+                              album_ids or [], own_library)
+        if scanned is not None:
+            scanned[0] += len(rows)
+        if not rows:
+            return
+        cursor = (rows[-1]["ev_txid"], rows[-1]["ev_id"])
+        for r in rows:
+            if not r["ev_latest"] or (r["id"] is None) != deletes:
+                continue
+            yield Change((r["ev_txid"], r["ev_id"]), r["ev_entity"], r["ev_owner"], r["ev_payload"],
+                         None if deletes else r)
+        if len(rows) < BATCH:
+            return
+
+
+async def partner_changes(snap: Snapshot, user_id: uuid.UUID, after: tuple[int, int] | None,
+                          *, deletes: bool = False) -> AsyncIterator[Change]:
+    """Partnerships the user shares or receives, changed after the cursor: live ones with their
+    current row, ended ones (deletes) with the payload of their last event naming both users."""
+    cursor = after or (0, 0)
+    me = str(user_id)
+    while True:
+        rows = await db.fetch(
+            """
+            WITH batch AS (
+                SELECT e.entity_id, e.txid, e.id, e.owner_id, e.payload,
+                       NOT EXISTS (SELECT 1 FROM events l WHERE l.entity_id = e.entity_id
+                                   AND (l.txid, l.id) > (e.txid, e.id) AND l.txid < $4
+                                   AND l.library_id IS NULL AND l.entity_type = 'partner') AS latest
+                FROM events e
+                WHERE e.library_id IS NULL AND e.entity_type = 'partner'
+                  AND (e.txid, e.id) > ($2, $3) AND e.txid < $4
+                  AND (e.payload->>'shared_by_id' = $1 OR e.payload->>'shared_with_id' = $1)
+                ORDER BY e.txid, e.id
+                LIMIT $5
+            )
+            SELECT c.txid AS ev_txid, c.id AS ev_id, c.entity_id AS ev_entity, c.owner_id AS ev_owner,
+                   c.payload AS ev_payload, c.latest AS ev_latest, p.*, (p.shared_by_id IS NOT NULL) AS live
+            FROM batch c LEFT JOIN partners p ON c.latest
+              AND p.shared_by_id = (c.payload->>'shared_by_id')::uuid
+              AND p.shared_with_id = (c.payload->>'shared_with_id')::uuid
+            ORDER BY c.txid, c.id
+            """,
+            me, cursor[0], cursor[1], snap.horizon, BATCH,
+        )
+        if not rows:
+            return
+        cursor = (rows[-1]["ev_txid"], rows[-1]["ev_id"])
+        for r in rows:
+            if r["ev_latest"] and r["live"] != deletes:
+                yield Change((r["ev_txid"], r["ev_id"]), r["ev_entity"], r["ev_owner"], r["ev_payload"],
+                             None if deletes else r)
+        if len(rows) < BATCH:
+            return
+
+
+# The current state, for backfills and for what a client must drop when a share ends: rows read
+# in id order, a batch at a time ($1: the ids of the libraries or albums, $2: the last id seen).
+_CURRENT = {
+    "asset": _STATE["asset"].replace("a.id = c.entity_id AND a.library_id = $1", "a.library_id = ANY($1::uuid[])"),
+    "exif": _STATE["exif"].replace("a.id = c.entity_id AND a.library_id = $1", "a.library_id = ANY($1::uuid[])"),
+    "stack": _STATE["stack"].replace("s.id = c.entity_id AND s.library_id = $1", "s.library_id = ANY($1::uuid[])"),
+    "album": ALBUM_VIEW + " WHERE al.id = ANY($1::uuid[])",
+    "album_asset": "SELECT aa.id, aa.album_id, aa.asset_id FROM album_assets aa WHERE aa.album_id = ANY($1::uuid[])",
+    # Assets linked into the albums, but for those of the library in $3 (the caller's own).
+    "album_asset_asset": _STATE["asset"].replace(
+        " WHERE a.id = c.entity_id AND a.library_id = $1",
+        " WHERE a.id IN (SELECT aa.asset_id FROM album_assets aa WHERE aa.album_id = ANY($1::uuid[]))"
+        " AND a.library_id IS DISTINCT FROM $3"),
+    "album_asset_exif": _STATE["exif"].replace(
+        " WHERE a.id = c.entity_id AND a.library_id = $1",
+        " WHERE a.id IN (SELECT aa.asset_id FROM album_assets aa WHERE aa.album_id = ANY($1::uuid[]))"
+        " AND a.library_id IS DISTINCT FROM $3"),
+}
+_CURRENT_KEY = {"asset": "a.id", "exif": "a.id", "stack": "s.id", "album": "al.id", "album_asset": "aa.id",
+                "album_asset_asset": "a.id", "album_asset_exif": "a.id"}
+
+
+async def current(kind: str, ids: list[uuid.UUID], *, exclude_library: uuid.UUID | None = None
+                  ) -> AsyncIterator[asyncpg.Record]:
+    """Every row of `kind` in these libraries (asset, exif, stack) or albums (album, album_asset,
+    album_asset_asset, album_asset_exif), in id order, a batch at a time."""
+    if not ids:
+        return
+    key = _CURRENT_KEY[kind]
+    extra = [exclude_library] if kind.startswith("album_asset_") else []
+    sql = f"{_CURRENT[kind]} AND {key} > $2 ORDER BY {key} LIMIT {BATCH}"
+    last = uuid.UUID(int=0)
+    while True:
+        rows = await db.fetch(sql, ids, last, *extra)
+        for r in rows:
+            yield r
+        if len(rows) < BATCH:
+            return
+        last = uuid.UUID(str(rows[-1]["id"]))
+
+
+async def dropped_album_assets(album_ids: list[uuid.UUID], *, keep_libraries: list[uuid.UUID],
+                               keep_albums: list[uuid.UUID]) -> AsyncIterator[uuid.UUID]:
+    """The assets linked into albums a client lost that it sees no other way: not in one of
+    `keep_libraries` (its own, its partners') nor linked into an album it still has."""
+    if not album_ids:
+        return
+    last = uuid.UUID(int=0)
+    while True:
+        rows = await db.fetch(
+            "SELECT DISTINCT aa.asset_id FROM album_assets aa JOIN assets a ON a.id = aa.asset_id"
+            " WHERE aa.album_id = ANY($1::uuid[]) AND aa.asset_id > $4 AND NOT a.library_id = ANY($2::uuid[])"
+            " AND NOT EXISTS (SELECT 1 FROM album_assets o WHERE o.asset_id = aa.asset_id"
+            "                 AND o.album_id = ANY($3::uuid[]))"
+            f" ORDER BY aa.asset_id LIMIT {BATCH}",
+            album_ids, keep_libraries, keep_albums, last,
+        )
+        for r in rows:
+            yield r["asset_id"]
+        if len(rows) < BATCH:
+            return
+        last = rows[-1]["asset_id"]
+
+
+async def dropped_library_assets(library_ids: list[uuid.UUID], *, keep_albums: list[uuid.UUID]
+                                 ) -> AsyncIterator[uuid.UUID]:
+    """The assets of libraries a client lost (a partner who stopped sharing) that it sees no other
+    way: not linked into an album it still has."""
+    if not library_ids:
+        return
+    last = uuid.UUID(int=0)
+    while True:
+        rows = await db.fetch(
+            "SELECT a.id FROM assets a WHERE a.library_id = ANY($1::uuid[]) AND a.id > $3"
+            " AND NOT EXISTS (SELECT 1 FROM album_assets o WHERE o.asset_id = a.id AND o.album_id = ANY($2::uuid[]))"
+            f" ORDER BY a.id LIMIT {BATCH}",
+            library_ids, keep_albums, last,
+        )
+        for r in rows:
+            yield r["id"]
+        if len(rows) < BATCH:
+            return
+        last = rows[-1]["id"]
+
+
+async def libraries_of_linked_assets(album_ids: list[uuid.UUID], own_library: uuid.UUID) -> list[uuid.UUID]:
+    """The libraries (other than the caller's own) of the assets linked into these albums."""
+    if not album_ids:
+        return []
+    rows = await db.fetch(
+        "SELECT DISTINCT a.library_id FROM album_assets aa JOIN assets a ON a.id = aa.asset_id"
+        " WHERE aa.album_id = ANY($1::uuid[]) AND a.library_id <> $2",
+        album_ids, own_library,
+    )
+    return [r["library_id"] for r in rows]
+
+
+async def albums_with_foreign_assets(own_library: uuid.UUID) -> list[uuid.UUID]:
+    """The caller's own albums holding assets of other libraries (an album editor's additions):
+    those assets reach the caller only as album assets."""
+    rows = await db.fetch(
+        "SELECT DISTINCT aa.album_id FROM album_assets aa JOIN assets a ON a.id = aa.asset_id"
+        " WHERE aa.library_id = $1 AND a.library_id <> $1",
+        own_library,
+    )
+    return [r["album_id"] for r in rows]
+
+
+async def album_library_ids(album_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    if not album_ids:
+        return []
+    rows = await db.fetch("SELECT DISTINCT library_id FROM albums WHERE id = ANY($1::uuid[])", album_ids)
+    return [r["library_id"] for r in rows]

@@ -2,15 +2,18 @@
 
 The 3.x mobile app builds its timeline, albums and people only from this stream.
 Lines come from the domain's change reader (app.domain.sync); this module decides the
-Immich order, payloads and ack strings:
+Immich order, payloads and ack strings, and compat.sync_shared adds what is shared with
+the caller (partnerships, partners' photos, albums shared with it):
 
 - deletes first, children before parents (faces, people, album links, album users,
-  albums, assets, stacks), then upserts, parents before children (users, stacks,
-  assets, albums, album users, album links, exif, people, faces, user metadata), so the
-  app's local foreign keys always hold;
+  albums, assets, partners' assets and stacks, partnerships), then upserts, parents
+  before children (users, partnerships, stacks, assets, partners' stacks and assets,
+  album assets, albums, album users, album links, exif, people, faces, user metadata),
+  so the app's local foreign keys always hold;
 - an ack is `<EntityType>|<feed cursor>` for rows read from the change log, and
   `<EntityType>|v<digest>` for the few rows compared whole (the user, all users,
-  preferences);
+  preferences); a stream that sent shared rows ends with one `SyncAckV1` line whose ack
+  records what the client now holds (compat.sync_shared);
 - a fresh client (no checkpoint for a kind's upserts) gets no deletes for that kind:
   it never had those rows.
 """
@@ -31,9 +34,9 @@ from litestar.handlers import BaseRouteHandler
 from litestar.response import Stream
 
 from app.api import route_access
-from app.domain import access, album_sharing, events, sync, users
+from app.domain import access, events, sync, users
 from app.domain.errors import BadRequest, Forbidden
-from compat import dtos, mapping, sync_mapping
+from compat import dtos, mapping, sync_mapping, sync_shared
 from compat.auth import ImmichAuth
 
 log = logging.getLogger(__name__)
@@ -136,8 +139,7 @@ def _upsert_data(entity_type: str, row) -> Any:
     if entity_type == "AlbumV2":
         return sync_mapping.album_v2(row)
     if entity_type == "AlbumV1":
-        v2 = sync_mapping.album_v2(row)
-        return dtos.SyncAlbumV1(**msgspec.structs.asdict(v2), ownerId=str(row["owner_id"]))
+        return _album_v1(row)
     if entity_type == "AlbumUserV1":
         return dtos.SyncAlbumUserV1(albumId=str(row["id"]), userId=str(row["owner_id"]), role="owner")
     if entity_type == "AlbumToAssetV1":
@@ -151,11 +153,9 @@ def _upsert_data(entity_type: str, row) -> Any:
     return sync_mapping.asset_face_v2(row)
 
 
-async def _album_users_v1(album) -> list[dtos.SyncAlbumUserV1]:
-    """The album's owner, then each user it is shared with (album_sharing)."""
-    shared_with = (await album_sharing.users_of([album["id"]])).get(album["id"], [])
-    return [dtos.SyncAlbumUserV1(albumId=str(album["id"]), userId=str(album["owner_id"]), role="owner")] + [
-        dtos.SyncAlbumUserV1(albumId=str(album["id"]), userId=str(u.user["id"]), role=u.role) for u in shared_with]
+def _album_v1(row) -> dtos.SyncAlbumV1:
+    v2 = sync_mapping.album_v2(row)
+    return dtos.SyncAlbumV1(**msgspec.structs.asdict(v2), ownerId=str(row["owner_id"]))
 
 
 class _Stream:
@@ -182,31 +182,114 @@ class _Stream:
             return []
         return [_line(entity_type, r, ack) for r in rows]
 
+    async def _own_deletes(self, snap: sync.Snapshot, request_type: str, delete_type: str, upsert_type: str,
+                           kind: str) -> AsyncIterator[bytes]:
+        # A client that never received this kind's rows needs none of its deletes.
+        after = _cursor_of(self.saved.get(delete_type)) or _cursor_of(self.saved.get(upsert_type))
+        if after is None:
+            return
+        async for change in snap.changes(kind, self.library, after, deletes=True):
+            yield _line(delete_type, _delete_data(delete_type, change), _ack(delete_type, change.cursor))
+
+    async def _own_upserts(self, snap: sync.Snapshot, upsert_type: str, kind: str) -> AsyncIterator[bytes]:
+        async for change in snap.changes(kind, self.library, _cursor_of(self.saved.get(upsert_type))):
+            if upsert_type == "AlbumUserV1":  # one change of the album, a line per user of it
+                for data in await sync_shared.album_users_v1(change.row):
+                    yield _line(upsert_type, data, _ack(upsert_type, change.cursor))
+                continue
+            yield _line(upsert_type, _upsert_data(upsert_type, change.row), _ack(upsert_type, change.cursor))
+
+    def _deletes(self, snap: sync.Snapshot, shared: sync_shared.SharedLines) -> list[AsyncIterator[bytes]]:
+        """Children first: the caller's own rows and what is shared with it, interleaved so the
+        app's local foreign keys hold."""
+        steps: list[AsyncIterator[bytes]] = []
+        own = {request_type: (request_type, delete_type, upsert_type, kind)
+               for request_type, delete_type, upsert_type, kind in DELETES}
+
+        def mine(request_type: str) -> None:
+            if request_type in self.types:
+                steps.append(self._own_deletes(snap, *own[request_type]))
+
+        mine("AssetFacesV2")
+        mine("PeopleV1")
+        mine("AlbumToAssetsV1")
+        steps.append(shared.album_link_deletes())
+        mine("AlbumUsersV1")
+        steps.append(shared.album_user_deletes())
+        mine("AlbumsV2")
+        steps.append(shared.album_deletes("AlbumsV2"))
+        mine("AlbumsV1")
+        steps.append(shared.album_deletes("AlbumsV1"))
+        steps.append(shared.album_asset_drops())
+        mine("AssetsV2")
+        steps.append(shared.partner_deletes("PartnerAssetsV2", "asset", "PartnerAssetDeleteV1", "PartnerAssetV2",
+                                            lambda i: {"assetId": i}))
+        mine("StacksV1")
+        steps.append(shared.partner_deletes("PartnerStacksV1", "stack", "PartnerStackDeleteV1", "PartnerStackV1",
+                                            lambda i: {"stackId": i}))
+        steps.append(shared.partnership_deletes())
+        return steps
+
+    def _upserts(self, snap: sync.Snapshot, shared: sync_shared.SharedLines) -> list[Any]:
+        """Parents first; an entry is a step (lines) or an entity type compared whole."""
+        steps: list[Any] = []
+        own = {request_type: (upsert_type, kind) for request_type, upsert_type, kind in UPSERTS}
+
+        def mine(request_type: str) -> None:
+            if request_type in self.types:
+                upsert_type, kind = own[request_type]
+                steps.append(upsert_type if kind is None else self._own_upserts(snap, upsert_type, kind))
+
+        exif = sync_mapping.asset_exif_v1_flat
+        mine("AuthUsersV1")
+        mine("UsersV1")
+        steps.append(shared.partnerships())
+        mine("StacksV1")
+        mine("AssetsV2")
+        steps.append(shared.partner_rows("PartnerStacksV1", "stack", "PartnerStackBackfillV1", "PartnerStackV1",
+                                         sync_mapping.stack_v1))
+        steps.append(shared.partner_rows("PartnerAssetsV2", "asset", "PartnerAssetBackfillV2", "PartnerAssetV2",
+                                         sync_mapping.asset_v2))
+        steps.append(shared.album_assets("AlbumAssetsV2", "asset", "AlbumAssetUpdateV2", "AlbumAssetCreateV2",
+                                         "AlbumAssetBackfillV2", sync_shared.album_asset_v2))
+        mine("AlbumsV2")
+        steps.append(shared.albums_shared("AlbumsV2", "AlbumV2", sync_mapping.album_v2))
+        mine("AlbumsV1")
+        steps.append(shared.albums_shared("AlbumsV1", "AlbumV1", _album_v1))
+        mine("AlbumUsersV1")
+        steps.append(shared.album_users_shared())
+        mine("AlbumToAssetsV1")
+        steps.append(shared.album_links_shared())
+        mine("AssetExifsV1")
+        steps.append(shared.partner_rows("PartnerAssetExifsV1", "exif", "PartnerAssetExifBackfillV1",
+                                         "PartnerAssetExifV1", exif))
+        steps.append(shared.album_assets("AlbumAssetExifsV1", "exif", "AlbumAssetExifUpdateV1",
+                                         "AlbumAssetExifCreateV1", "AlbumAssetExifBackfillV1", exif))
+        mine("PeopleV1")
+        mine("AssetFacesV2")
+        mine("UserMetadataV1")
+        return steps
+
     async def _rows(self) -> AsyncIterator[bytes]:
-        """Every line but the last, in order: deletes children-first, then upserts parents-first."""
+        """Every line but the last, in order: deletes children-first, then upserts parents-first,
+        then the marker that records what shared data the client now holds."""
         snap = await sync.snapshot()
-        for request_type, delete_type, upsert_type, kind in DELETES:
-            if request_type not in self.types:
-                continue
-            # A client that never received this kind's rows needs none of its deletes.
-            after = _cursor_of(self.saved.get(delete_type)) or _cursor_of(self.saved.get(upsert_type))
-            if after is None:
-                continue
-            async for change in snap.changes(kind, self.library, after, deletes=True):
-                yield _line(delete_type, _delete_data(delete_type, change), _ack(delete_type, change.cursor))
-        for request_type, upsert_type, kind in UPSERTS:
-            if request_type not in self.types:
-                continue
-            if kind is None:
-                for line in await self._whole_rows(upsert_type):
+        shared = sync_shared.SharedLines(self.auth.principal.user_id, self.library, self.types, self.saved, snap,
+                                         _line)
+        await shared.prepare()
+        for step in self._deletes(snap, shared):
+            async for line in step:
+                yield line
+        for step in self._upserts(snap, shared):
+            if isinstance(step, str):
+                for line in await self._whole_rows(step):
                     yield line
                 continue
-            async for change in snap.changes(kind, self.library, _cursor_of(self.saved.get(upsert_type))):
-                if upsert_type == "AlbumUserV1":  # one change of the album, a line per user of it
-                    for data in await _album_users_v1(change.row):
-                        yield _line(upsert_type, data, _ack(upsert_type, change.cursor))
-                    continue
-                yield _line(upsert_type, _upsert_data(upsert_type, change.row), _ack(upsert_type, change.cursor))
+            async for line in step:
+                yield line
+        marker = shared.marker()
+        if marker is not None:
+            yield marker
 
     async def lines(self) -> AsyncIterator[bytes]:
         """The body, in chunks of about 256 KiB: few socket writes, bounded memory."""
@@ -280,6 +363,11 @@ async def set_acks(auth: ImmichAuth, data: dtos.SyncAckSetDto) -> None:
         if entity_type not in ENTITY_TYPES:
             raise BadRequest("Invalid ack type")
         latest[entity_type] = ack  # the last ack of each type wins
+        if entity_type == sync_shared.MARKER:  # it also moves the shared types' checkpoints
+            for moved in sync_shared.marker_acks(ack):
+                if moved.split("|", 1)[0] not in sync_shared.MOVABLE_TYPES:
+                    raise BadRequest("Invalid ack type")
+                latest[moved.split("|", 1)[0]] = moved
     await sync.save_checkpoints(session_id, latest)
 
 

@@ -1,0 +1,178 @@
+"""Shared data in the domain's sync reader (app/domain/sync.py) and who hears what (access
+audiences): partnerships in the change log, several libraries walked in one cursor order,
+current-state backfills, and the assets a client must drop when an album share ends."""
+
+from __future__ import annotations
+
+from app.db import engine as db
+from app.domain import access, album_sharing, partners, sync
+from tests.domain import factories as f
+
+
+async def _walk(kind, libraries, after=None, **kwargs):
+    snap = await sync.snapshot()
+    return [c async for c in sync.shared_changes(snap, kind, libraries, after, **kwargs)]
+
+
+async def _partner_changes(user_id, after=None, *, deletes=False):
+    snap = await sync.snapshot()
+    return [c async for c in sync.partner_changes(snap, user_id, after, deletes=deletes)]
+
+
+async def test_partnerships_are_in_the_change_log_for_both_users_only(user):
+    other, stranger = await f.new_user(), await f.new_user()
+    await partners.create(f.principal_for(user), other["id"])
+    for who in (user, other):
+        got = await _partner_changes(who["id"])
+        assert [(c.row["shared_by_id"], c.row["shared_with_id"], c.row["in_timeline"]) for c in got] == [
+            (user["id"], other["id"], False)]
+    assert await _partner_changes(stranger["id"]) == []
+    # The native feed reads one library's events: a partnership, in none, never shows there.
+    assert await db.fetchval("SELECT library_id FROM events WHERE entity_type = 'partner'"
+                             " AND entity_id = $1", partners.partnership_id(user["id"], other["id"])) is None
+
+    first = got[0].cursor
+    await partners.set_in_timeline(f.principal_for(other), user["id"], True)
+    changed = await _partner_changes(other["id"], first)
+    assert [c.row["in_timeline"] for c in changed] == [True] and changed[0].cursor > first
+
+    await partners.remove(f.principal_for(user), other["id"])
+    assert await _partner_changes(other["id"], first) == []
+    gone = await _partner_changes(other["id"], first, deletes=True)
+    assert [(sync.payload_of(c)["shared_by_id"], sync.payload_of(c)["shared_with_id"]) for c in gone] == [
+        (str(user["id"]), str(other["id"]))]
+
+
+async def test_one_cursor_walks_several_libraries_in_feed_order(user):
+    other = await f.new_user()
+    mine = await f.new_asset(user, event="asset_created")
+    theirs = await f.new_asset(other, event="asset_created")
+    again = await f.new_asset(user, event="asset_created")
+    libraries = [user["default_library_id"], other["default_library_id"]]
+    got = await _walk("asset", libraries)
+    assert [c.entity_id for c in got] == [mine["id"], theirs["id"], again["id"]]
+    assert [c.entity_id for c in await _walk("asset", libraries, got[0].cursor)] == [theirs["id"], again["id"]]
+    assert [c.entity_id for c in await _walk("asset", [other["default_library_id"]])] == [theirs["id"]]
+    assert await _walk("asset", []) == []
+
+
+async def test_album_walks_keep_only_the_shared_albums_events(user):
+    shared = await f.new_album(user, event="album_created")
+    private = await f.new_album(user, event="album_created")
+    asset = await f.new_asset(user, event="asset_created")
+    hidden = await f.new_asset(user, event="asset_created")
+    await f.new_album_asset(shared, asset)
+    await f.new_album_asset(private, hidden)
+    for link in await db.fetch("SELECT * FROM album_assets WHERE album_id = ANY($1::uuid[])",
+                               [shared["id"], private["id"]]):
+        await f.record_event("album_asset", link["id"], "album_asset_added", library_id=link["library_id"],
+                             owner_id=user["id"],
+                             payload={"album_id": str(link["album_id"]), "asset_id": str(link["asset_id"])})
+    library = [user["default_library_id"]]
+    albums = await _walk("album", library, where=sync.OF_ALBUMS, album_ids=[shared["id"]])
+    assert [c.entity_id for c in albums] == [shared["id"]]
+    links = await _walk("album_asset", library, where=sync.LINKS_OF_ALBUMS, album_ids=[shared["id"]])
+    assert [c.row["asset_id"] for c in links] == [asset["id"]]
+    assets = await _walk("asset", library, where=sync.LINKED_IN_ALBUMS, album_ids=[shared["id"]])
+    assert [c.entity_id for c in assets] == [asset["id"]]
+    # An album link seen as its asset leaves out the caller's own library's assets.
+    assert await _walk("link_asset", library, where=sync.LINKS_OF_ALBUMS, album_ids=[shared["id"]],
+                       own_library=user["default_library_id"]) == []
+    assert [c.row["id"] for c in await _walk("link_asset", library, where=sync.LINKS_OF_ALBUMS,
+                                             album_ids=[shared["id"]])] == [str(asset["id"])]
+
+
+async def test_current_state_comes_in_id_order_in_batches(user, monkeypatch):
+    assets = [await f.new_asset(user) for _ in range(5)]
+    monkeypatch.setattr(sync, "BATCH", 2)
+    got = [r["id"] async for r in sync.current("asset", [user["default_library_id"]])]
+    assert got == sorted(str(a["id"]) for a in assets)
+    exif = [r["id"] async for r in sync.current("exif", [user["default_library_id"]])]
+    assert exif == got
+    assert [r async for r in sync.current("asset", [])] == []
+
+
+async def test_album_assets_from_the_current_state_leave_out_the_callers_own(user):
+    owner = await f.new_user()
+    album = await f.new_album(owner)
+    theirs, mine = await f.new_asset(owner), await f.new_asset(user)
+    await f.new_album_asset(album, theirs)
+    await f.new_album_asset(album, mine)
+    got = [r["id"] async for r in sync.current("album_asset_asset", [album["id"]],
+                                               exclude_library=user["default_library_id"])]
+    assert got == [str(theirs["id"])]
+    links = [r["asset_id"] async for r in sync.current("album_asset", [album["id"]])]
+    assert sorted(links) == sorted([theirs["id"], mine["id"]])
+
+
+async def test_a_lost_album_drops_only_assets_seen_no_other_way(user):
+    owner, sharer = await f.new_user(), await f.new_user()
+    lost, kept = await f.new_album(owner), await f.new_album(owner)
+    only_there, also_kept, partners_photo = await f.new_asset(owner), await f.new_asset(owner), await f.new_asset(sharer)
+    own = await f.new_asset(user)
+    for asset in (only_there, also_kept, partners_photo, own):
+        await f.new_album_asset(lost, asset)
+    await f.new_album_asset(kept, also_kept)
+    dropped = [a async for a in sync.dropped_album_assets(
+        [lost["id"]], keep_libraries=[user["default_library_id"], sharer["default_library_id"]],
+        keep_albums=[kept["id"]])]
+    assert dropped == [only_there["id"]]
+
+
+async def test_audiences_name_partners_and_album_users(user):
+    receiver, member = await f.new_user(), await f.new_user()
+    await partners.create(f.principal_for(user), receiver["id"])
+    library = user["default_library_id"]
+    assert await access.partner_libraries_of(receiver["id"]) == [library]
+    assert await access.partner_libraries_of(user["id"]) == []
+    assert await access.library_partner_audiences([library]) == {library: [receiver["id"]]}
+    album = await f.new_album(user)
+    await album_sharing.add_users(f.principal_for(user), album["id"], [(member["id"], access.ALBUM_VIEWER)])
+    assert await access.shared_album_ids(member["id"]) == [album["id"]]
+    assert await access.album_user_audiences([album["id"]]) == {album["id"]: [member["id"]]}
+    assert await access.album_user_audiences([]) == {}
+    # A trashed library shares its albums no more.
+    await db.execute("UPDATE libraries SET trashed_at = now() WHERE id = $1", library)
+    assert await access.shared_album_ids(member["id"]) == []
+    assert await access.partner_libraries_of(receiver["id"]) == []
+
+
+async def test_partnership_ids_are_computed_alike_in_sql_and_python(user):
+    other = await f.new_user()
+    # the expression migration 2026-11-29T17:20 gives partnerships made before they recorded events
+    in_sql = await db.fetchval("SELECT md5($1::uuid::text || ':' || $2::uuid::text)::uuid", user["id"], other["id"])
+    assert in_sql == partners.partnership_id(user["id"], other["id"])
+
+
+async def test_the_migration_gives_earlier_partnerships_their_event(user):
+    import importlib
+
+    other = await f.new_user()
+    await db.execute("INSERT INTO partners (shared_by_id, shared_with_id, in_timeline) VALUES ($1, $2, true)",
+                     user["id"], other["id"])
+    assert await _partner_changes(other["id"]) == []
+    migration = importlib.import_module("migrations.photos_2026_11_29t17_20_00_000000")
+    await db.execute(migration.SQL.replace("FROM partners p", "FROM partners p WHERE p.shared_by_id = $1"), user["id"])
+    got = await _partner_changes(other["id"])
+    assert [(c.entity_id, c.row["in_timeline"]) for c in got] == [(partners.partnership_id(user["id"], other["id"]),
+                                                                   True)]
+
+
+async def test_a_lost_partner_drops_only_assets_in_no_kept_album(user):
+    sharer = await f.new_user()
+    album = await f.new_album(sharer)
+    in_album, alone = await f.new_asset(sharer), await f.new_asset(sharer)
+    await f.new_album_asset(album, in_album)
+    library = [sharer["default_library_id"]]
+    assert [a async for a in sync.dropped_library_assets(library, keep_albums=[album["id"]])] == [alone["id"]]
+    assert sorted([a async for a in sync.dropped_library_assets(library, keep_albums=[])]) == sorted(
+        [in_album["id"], alone["id"]])
+
+
+async def test_a_partners_stacks_come_with_their_primary(user):
+    first, second = await f.new_asset(user), await f.new_asset(user)
+    stack = await f.new_stack(user, [first, second], event="stack_created")
+    got = [r async for r in sync.current("stack", [user["default_library_id"]])]
+    assert [(r["id"], r["effective_primary_id"]) for r in got] == [(stack["id"], first["id"])]
+    walked = await _walk("stack", [user["default_library_id"]])
+    assert [c.row["effective_primary_id"] for c in walked] == [first["id"]]
