@@ -15,15 +15,20 @@ What a library member sees: the Immich client sees one library (the caller's pre
 library the caller is only a member of does not appear; an album of it does when the album is
 shared with the caller (album users). Albums are shared per album, partners per library.
 
-When a stream sent any of this, it ends with one `SyncAckV1` line whose ack records the new scope
-and moves every shared type's checkpoint to the stream's horizon (`SyncAckV1|scope:...~Type|cursor~...`,
+When a stream sent any of this, it ends with one `SyncAckV1` line whose ack commits the new scope
+and moves every shared type's checkpoint to the stream's horizon (`SyncAckV1|<token>~Type|cursor~...`,
 unpacked by POST /sync/ack). One line, just before SyncCompleteV1, because the app acks only the
 last line of a run of same-type lines. Until the app acks it, the next stream repeats the backfill
 and drop lines, which are idempotent; after it, nothing repeats.
+
+The scope itself never travels through the client: the stream keeps it pending on the server under
+a random token, and only an ack naming that token commits it. A scope the client could write would
+let it claim it once held any library or album, and the drop lines would then list their contents.
 """
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from typing import Any, AsyncIterator, Callable
 
@@ -31,6 +36,7 @@ from app.domain import access, album_sharing, events, sync
 from compat import dtos, sync_mapping
 
 MARKER = "SyncAckV1"
+PENDING = "SyncScopePending"  # a checkpoint row no client reads or writes: "<token>|<scope ack>"
 _SCOPE = "scope"
 
 # Each request type that carries shared rows, with every entity type it acks (all of them move to
@@ -83,11 +89,6 @@ class Scope:
 
     def albums_for(self, request_type: str) -> set[uuid.UUID]:
         return self.albums if request_type in self.types else set()
-
-
-def marker_acks(ack: str) -> list[str]:
-    """The checkpoints a marker's ack moves (besides its own, the scope): each a whole ack."""
-    return ack.split("|", 1)[-1].split("~")[1:]
 
 
 def _cursor_of(ack: str | None) -> tuple[int, int] | None:
@@ -350,9 +351,10 @@ class SharedLines:
 
     # --- the end --------------------------------------------------------------------------
 
-    def marker(self) -> bytes | None:
-        """The SyncAckV1 line recording the new scope, when anything shared was sent, the scope moved,
-        or the walks read events past the checkpoints (else they would read them again each time)."""
+    def marker(self) -> tuple[bytes, str] | None:
+        """The SyncAckV1 line, and the pending scope it commits once acked (see commit_marker), when
+        anything shared was sent, the scope moved, or the walks read events past the checkpoints
+        (else they would read them again each time)."""
         requested = {t for t in self.types if t in SHARED_ACK_TYPES}
         scope = Scope({t for t in requested if t in _PARTNER_TYPES or t in _ALBUM_TYPES},
                       set(self.libraries), set(self.albums))
@@ -360,9 +362,27 @@ class SharedLines:
             scope.entry() != self.old.entry()
         if not self.sent and not moved and not self.scanned[0]:
             return None
+        token = secrets.token_hex(12)
         horizon = events.encode_cursor(self.snap.horizon, 0)
         acks = sorted({f"{t}|{horizon}" for r in requested for t in SHARED_ACK_TYPES[r]})
-        return self.line(MARKER, {}, f"{MARKER}|" + "~".join([scope.entry(), *acks]))
+        line = self.line(MARKER, {}, f"{MARKER}|" + "~".join([token, *acks]))
+        return line, f"{token}|{MARKER}|{scope.entry()}"
+
+
+def commit_marker(ack: str, pending: str | None) -> dict[str, str]:
+    """The checkpoints a marker's ack sets: the scope kept pending under the token it names, and the
+    shared types' cursors it moves. Nothing when the token is not the pending one (forged, or from an
+    older stream): the client then just gets the idempotent backfill and drop lines again."""
+    token, _, rest = ack.split("|", 1)[-1].partition("~")
+    if not pending or not secrets.compare_digest(pending.split("|", 1)[0], token):
+        return {}
+    out = {MARKER: pending.split("|", 1)[1]}
+    for moved in rest.split("~") if rest else []:
+        moved_type = moved.split("|", 1)[0]
+        if moved_type not in MOVABLE_TYPES or _cursor_of(moved) is None:
+            return {}
+        out[moved_type] = moved
+    return out
 
 
 def _link(row) -> dtos.SyncAlbumToAssetV1:

@@ -4,6 +4,7 @@ photos and an album shared with the user arrive as rows, and leave again when th
 from __future__ import annotations
 
 import json
+import uuid
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from tests.media import png_bytes
 from tests import test_immich_socket
 from tests.test_immich_socket import _cookie
 from tests.test_immich_sync import APP_TYPES, NO_DATA, App, _of, _types
+from tests.test_immich_upload import FIELDS
 
 listeners = test_immich_socket.listeners  # the fixture
 
@@ -198,13 +200,28 @@ def test_partners_and_album_users_hear_live_events(server, account, make_account
     assert "AssetUploadReadyV2" not in m.names() and "on_upload_success" not in b.names()
 
 
-def test_a_marker_moves_only_shared_checkpoints(server, account):
+def test_a_marker_commits_only_the_scope_its_own_stream_kept(server, account, make_account):
+    """The scope of what a client holds stays on the server: a forged marker claiming a stranger's
+    library or album commits nothing, so no drop lines ever list their contents."""
+    from app.db import engine as db
+    from tests.conftest import run
+
+    victim = make_account()
+    with httpx.Client(base_url=server.immich_url, headers={"x-api-key": victim.api_key}) as http:
+        photo = http.post("/api/assets", files={"assetData": ("v.png", png_bytes(5401), "image/png")},
+                          data=FIELDS).json()["id"]
+        album = http.post("/api/albums", json={"albumName": "Private", "assetIds": [photo]}).json()["id"]
+    library = run(db.fetchval("SELECT library_id FROM assets WHERE id = $1", uuid.UUID(photo)))
     app = SharingApp(server, session_token(account))
-    for bad in ("SyncAckV1|scope::::~AssetV2|1.1", "SyncAckV1|scope::::~SyncResetV1|reset", "SyncAckV1|x~Nope|1"):
-        assert app.http.post("/api/sync/ack", json={"acks": [bad]}).status_code == 400, bad
-    # Garbage in an accepted marker is no checkpoint at all: the next stream starts from the beginning.
-    assert app.http.post("/api/sync/ack", json={"acks": ["SyncAckV1|nonsense~PartnerAssetV2|zz"]}).status_code == 204
-    assert _types(app.stream())[-1] == "SyncCompleteV1"
+    app.sync()
+    forged = (f"SyncAckV1|scope:AlbumAssetsV2,AlbumToAssetsV1,PartnerAssetsV2:{library.hex}:{uuid.UUID(album).hex}"
+              "~PartnerAssetV2|1.1")
+    for bad in (forged, "SyncAckV1|x~Nope|1", "SyncAckV1|nonsense~PartnerAssetV2|zz"):
+        assert app.http.post("/api/sync/ack", json={"acks": [bad]}).status_code == 204, bad
+    lines = app.stream()
+    assert photo not in _ids(lines, "PartnerAssetDeleteV1", "AssetDeleteV1")
+    assert album not in {d["albumId"] for d in _of(lines, "AlbumToAssetDeleteV1") + _of(lines, "AlbumDeleteV1")}
+    assert _types(lines)[-1] == "SyncCompleteV1"
 
 
 def test_an_editors_photo_reaches_the_album_owner_as_an_album_asset(server, account, make_account):

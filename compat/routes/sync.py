@@ -289,7 +289,9 @@ class _Stream:
                 yield line
         marker = shared.marker()
         if marker is not None:
-            yield marker
+            line, pending = marker
+            await sync.save_checkpoints(self.session_id, {sync_shared.PENDING: pending})
+            yield line
 
     async def lines(self) -> AsyncIterator[bytes]:
         """The body, in chunks of about 256 KiB: few socket writes, bounded memory."""
@@ -355,6 +357,7 @@ async def set_acks(auth: ImmichAuth, data: dtos.SyncAckSetDto) -> None:
     if len(acks) > 1000:
         raise BadRequest("acks must contain at most 1000 items")
     latest: dict[str, str] = {}
+    pending: str | None = None
     for ack in acks:
         entity_type = ack.split("|", 1)[0]
         if entity_type == "SyncResetV1":
@@ -363,11 +366,11 @@ async def set_acks(auth: ImmichAuth, data: dtos.SyncAckSetDto) -> None:
         if entity_type not in ENTITY_TYPES:
             raise BadRequest("Invalid ack type")
         latest[entity_type] = ack  # the last ack of each type wins
-        if entity_type == sync_shared.MARKER:  # it also moves the shared types' checkpoints
-            for moved in sync_shared.marker_acks(ack):
-                if moved.split("|", 1)[0] not in sync_shared.MOVABLE_TYPES:
-                    raise BadRequest("Invalid ack type")
-                latest[moved.split("|", 1)[0]] = moved
+        if entity_type == sync_shared.MARKER:  # commits the scope its stream kept pending, moves cursors
+            del latest[entity_type]
+            if pending is None:
+                pending = (await sync.checkpoints(session_id)).get(sync_shared.PENDING, "")
+            latest.update(sync_shared.commit_marker(ack, pending))
     await sync.save_checkpoints(session_id, latest)
 
 
