@@ -15,7 +15,8 @@ import pytest
 from tests.helpers import session_token
 from tests.immich_contract import SPEC_PATH, checked_client
 from tests.media import png_bytes
-from tests.test_immich_sync import App, _of
+from tests.test_immich_sync import _of
+from tests.test_immich_sync_sharing import SharingApp
 
 pytestmark = pytest.mark.skipif(not SPEC_PATH.exists(), reason="the Immich OpenAPI spec is not present")
 PARTNER_ASSETS = ("PartnerAssetV2", "PartnerAssetBackfillV2")
@@ -23,8 +24,9 @@ PARTNER_EXIFS = ("PartnerAssetExifV1", "PartnerAssetExifBackfillV1")
 ALBUM_ASSETS = ("AlbumAssetCreateV2", "AlbumAssetUpdateV2", "AlbumAssetBackfillV2")
 
 
-class Person(App):
-    """One signed-in user: the mobile app's calls (App) with every response checked against the spec."""
+class Person(SharingApp):
+    """One signed-in user: the mobile app's calls (SharingApp checks each sync line), every other
+    response checked against the spec as it arrives."""
 
     def __init__(self, server, account):
         self.account = account

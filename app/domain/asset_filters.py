@@ -133,7 +133,13 @@ def where(f: AssetFilter, sql: Sql) -> str:
     callers elsewhere pass an AssetFilter to those functions, never SQL text.
     """
     f.validate()
-    clauses = [f"a.library_id = {sql.arg(f.library_id)}"]
+    if f.album_id is None:
+        clauses = [f"a.library_id = {sql.arg(f.library_id)}"]
+    else:
+        # An album of the library (check_references) holds assets of other libraries too: those its
+        # album editors added. They are its contents wherever they live, while their library is live.
+        clauses = [f"EXISTS (SELECT 1 FROM album_assets aa WHERE aa.asset_id = a.id AND aa.album_id = {sql.arg(f.album_id)})",
+                   "EXISTS (SELECT 1 FROM libraries own WHERE own.id = a.library_id AND own.trashed_at IS NULL)"]
     if f.state == "live":
         clauses.append("a.trashed_at IS NULL")
     elif f.state == "trashed":
@@ -172,8 +178,6 @@ def where(f: AssetFilter, sql: Sql) -> str:
             f"coalesce(a.effective_rating, {effective.UNRATED:d})"
             f" = ANY({sql.arg(sorted(set(f.ratings)))}::int[])"
         )
-    if f.album_id is not None:
-        clauses.append(f"EXISTS (SELECT 1 FROM album_assets aa WHERE aa.asset_id = a.id AND aa.album_id = {sql.arg(f.album_id)})")
     if f.album_filter == "in_album":
         clauses.append("EXISTS (SELECT 1 FROM album_assets aa WHERE aa.asset_id = a.id)")
     elif f.album_filter == "not_in_album":

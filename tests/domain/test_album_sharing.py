@@ -145,3 +145,19 @@ async def test_refusals(shared):
     assert await _outcome(album_sharing.remove_user(s.p(s.stranger), album, s.stranger["id"])) == "404"
     # a refused request changes nothing: the stranger was never added
     assert await albums.shared_albums(s.p(s.stranger)) == []
+
+
+async def test_an_album_lists_what_its_editors_added_from_their_own_libraries(shared):
+    """An editor's photo stays in the editor's library, yet it is the album's content: listing the
+    album (its library's filter with album_id) finds it, until its own library is trashed."""
+    from app.domain.asset_filters import AssetFilter
+
+    s = shared
+    editors = await f.new_asset(s.editor)
+    await f.new_album_asset(s.album, editors)
+    of_album = AssetFilter(library_id=s.album["library_id"], album_id=s.album["id"])
+    page, _ = await assets.list_assets(of_album)
+    assert {r["id"] for r in page} == {s.in_album["id"], editors["id"]}
+    await db.execute("UPDATE libraries SET trashed_at = now() WHERE id = $1", editors["library_id"])
+    page, _ = await assets.list_assets(of_album)
+    assert {r["id"] for r in page} == {s.in_album["id"]}
