@@ -101,7 +101,7 @@ def album_v2(row: asyncpg.Record) -> dtos.SyncAlbumV2:
         createdAt=_utc(row["created_at"]),
         updatedAt=_utc(row["updated_at"]),
         thumbnailAssetId=None if row["effective_cover_id"] is None else str(row["effective_cover_id"]),
-        isActivityEnabled=False,
+        isActivityEnabled=row["is_activity_enabled"],
         order="desc",
     )
 

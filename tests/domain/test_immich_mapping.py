@@ -13,7 +13,7 @@ import pytest
 from app.db import engine as db
 from app.domain import asset_views, users
 from app.domain.albums import ALBUM_VIEW
-from compat import mapping
+from compat import mapping, sync_mapping
 from tests.domain import factories as f
 from tests.domain.immich import conforms
 
@@ -165,6 +165,16 @@ async def test_albums_empty_and_with_assets(user):
     body = conforms("AlbumResponseDto", mapping.album(await album_row(full["id"]), owner))
     assert (body["assetCount"], body["albumThumbnailAssetId"]) == (2, str(new["id"]))
     assert body["startDate"].startswith("2022-06-01") and body["endDate"].startswith("2022-06-09")
+
+
+async def test_an_albums_activity_flag_reaches_both_its_response_and_its_sync_line(user):
+    owner = await users.user_by_id(user["id"])
+    album = await f.new_album(user, name="Quiet")
+    for enabled in (True, False):
+        await db.execute("UPDATE albums SET is_activity_enabled = $2 WHERE id = $1", album["id"], enabled)
+        row = await album_row(album["id"])
+        assert mapping.album(row, owner).isActivityEnabled is enabled
+        assert conforms("SyncAlbumV2", sync_mapping.album_v2(row))["isActivityEnabled"] is enabled
 
 
 async def test_people_and_faces(user):
