@@ -20,6 +20,7 @@ import asyncpg
 
 from app.db import engine as db
 from app.domain.errors import AccessRefused, BadRequest, Forbidden, NotFound
+from app.domain.asset_filters import LOCKED
 from app.domain.libraries import create_default_library
 from app.domain.principal import ALL_ACTIONS, DELETE, DELETE_PERMANENTLY, READ, WRITE, Principal
 
@@ -249,7 +250,10 @@ def _immich_library_sql(user_column: str) -> str:
 
 
 async def _partner_grant(principal: Principal, row: asyncpg.Record) -> str | None:
-    """PARTNER when the row's library is the Immich library of someone who shares with the caller."""
+    """PARTNER when the row's library is the Immich library of someone who shares with the caller
+    (never for an asset its owner locked: no share reaches those)."""
+    if row.get("visibility") == LOCKED:
+        return None
     shared = await db.fetchval(
         "SELECT EXISTS (SELECT 1 FROM partners p WHERE p.shared_with_id = $1"
         f" AND {_immich_library_sql('p.shared_by_id')} = $2)",
@@ -321,7 +325,8 @@ async def _album_asset_grant(principal: Principal, asset_id: uuid.UUID) -> bool:
         "SELECT EXISTS (SELECT 1 FROM album_assets aa"
         " JOIN albums al ON al.id = aa.album_id JOIN assets a ON a.id = aa.asset_id"
         " JOIN libraries own ON own.id = a.library_id"
-        " WHERE aa.asset_id = $1 AND a.trashed_at IS NULL AND own.trashed_at IS NULL AND ("
+        f" WHERE aa.asset_id = $1 AND a.trashed_at IS NULL AND a.visibility <> '{LOCKED}'"
+        " AND own.trashed_at IS NULL AND ("
         "   EXISTS (SELECT 1 FROM album_users au JOIN libraries l ON l.id = al.library_id"
         "           WHERE au.album_id = al.id AND au.user_id = $2 AND l.trashed_at IS NULL)"
         f"  OR {caller_role_sql('al.library_id', '$2')} IS NOT NULL))",
@@ -346,7 +351,8 @@ async def shared_link_asset_grant(principal: Principal, asset_id: uuid.UUID) -> 
     return await db.fetchval(
         "SELECT EXISTS (SELECT 1 FROM shared_links sl JOIN assets a ON a.id = $2"
         " JOIN libraries own ON own.id = a.library_id"
-        f" WHERE {_LIVE_LINK} AND a.trashed_at IS NULL AND own.trashed_at IS NULL AND ("
+        f" WHERE {_LIVE_LINK} AND a.trashed_at IS NULL AND a.visibility <> '{LOCKED}'"
+        " AND own.trashed_at IS NULL AND ("
         "   EXISTS (SELECT 1 FROM album_assets aa JOIN albums al ON al.id = aa.album_id"
         "           JOIN libraries l ON l.id = al.library_id"
         "           WHERE aa.album_id = sl.album_id AND aa.asset_id = a.id AND l.trashed_at IS NULL)"

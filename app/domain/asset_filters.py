@@ -32,6 +32,9 @@ class BBox:
         return self.west > self.east
 
 
+LOCKED = "locked"  # the visibility of the owner's PIN-protected assets
+
+
 @dataclass
 class AssetFilter:
     library_id: uuid.UUID
@@ -56,6 +59,9 @@ class AssetFilter:
     taken_after: datetime | None = None  # instants (UTC when the file gave no offset)
     taken_before: datetime | None = None
     checksum_sha1: bytes | None = None
+    # Read through a share (a partner's library, an album shared with the caller, a shared link),
+    # not a role in the library: its owner's locked assets never show, whatever else is asked.
+    through_share: bool = False
 
     def validate(self) -> None:
         if self.bbox is not None:
@@ -154,6 +160,8 @@ def where(f: AssetFilter, sql: Sql) -> str:
         clauses.append(f"a.media_type = {sql.arg(f.media_type)}")
     if f.visibility is not None:
         clauses.append(f"a.visibility = {sql.arg(f.visibility)}")
+    if f.through_share:
+        clauses.append(f"a.visibility <> {sql.arg(LOCKED)}")
     if f.exif_equals:
         unknown = set(f.exif_equals) - _EXIF_COLUMNS
         if unknown:

@@ -30,6 +30,8 @@ async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None
         ratings=None if isFavorite is None else ratings_for_favorite(isFavorite),
         # The timeline shows timeline assets unless a visibility is asked for (hidden = live-photo motion parts).
         visibility=visibility or (None if isTrashed else "timeline"),
+        # Someone else's album (shared, by link, or as a library member): never its owner's locked assets.
+        through_share=album is not None and album["caller_role"] != access.OWNER,
     )
 
 
@@ -44,7 +46,7 @@ async def _with_partners(auth: ImmichAuth, own: AssetFilter, albumId: str | None
     if visibility in (None, "archive") or isFavorite is not None or isTrashed:
         raise BadRequest("withPartners is only supported for non-archived, non-trashed, non-favorited assets")
     partner_libraries = await access.partner_timeline_libraries(auth.principal)
-    return [own, *(dataclasses.replace(own, library_id=library) for library in partner_libraries)]
+    return [own, *(dataclasses.replace(own, library_id=library, through_share=True) for library in partner_libraries)]
 
 
 async def _filters(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None, isTrashed: bool | None,
@@ -133,7 +135,7 @@ async def map_markers(auth: ImmichAuth, isArchived: bool | None = None, isFavori
     own = await _filter(auth, None, isFavorite, False, None if isArchived else "timeline")
     filters = [own]
     if withPartners:  # the partners shown in the caller's timeline, as Immich's map does
-        filters += [dataclasses.replace(own, library_id=library)
+        filters += [dataclasses.replace(own, library_id=library, through_share=True)
                     for library in await access.partner_timeline_libraries(auth.principal)]
     rows = [r for f in filters for r in await assets.markers(f)]
     return [dtos.MapMarkerResponseDto(id=str(r["id"]), lat=r["latitude"], lon=r["longitude"], city=r["city"],
