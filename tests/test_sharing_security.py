@@ -48,7 +48,8 @@ class User:
     account: Account
     session: str
     read_key: str
-    scoped_key: str  # every action, limited to a library that is not the shared one
+    scoped_key: str  # every action, limited to a library that is not the shared one...
+    scope: uuid.UUID  # ...this one, of its own
 
     @property
     def id(self) -> str:
@@ -94,18 +95,15 @@ def _default_library(user_id: uuid.UUID) -> uuid.UUID:
 def _second_library(user_id: uuid.UUID) -> uuid.UUID:
     from app.db import engine as db
 
-    return _last_libraries.setdefault(user_id, run(db.fetchval("INSERT INTO libraries (owner_id, name) VALUES ($1, $2) RETURNING id",
-                           user_id, f"Elsewhere {uuid.uuid4().hex[:6]}")))
-
-
-_last_libraries: dict = {}
+    return run(db.fetchval("INSERT INTO libraries (owner_id, name) VALUES ($1, $2) RETURNING id",
+                           user_id, f"Elsewhere {uuid.uuid4().hex[:6]}"))
 
 
 def _user(server, scope_of=None) -> User:
     account = create_account(server)
     scope = scope_of(account.user_id) if scope_of else _default_library(account.user_id)
     read_key, scoped = _keys(account, scope)
-    return User(account, session_token(account), read_key, scoped)
+    return User(account, session_token(account), read_key, scoped, scope)
 
 
 def request(world: World, who: str, listener: str, form: str, method: str, path: str, **kwargs) -> httpx.Response:
@@ -164,7 +162,7 @@ def _build(server) -> World:
                              library, users[name].account.user_id, role)
 
     run(join())
-    elsewhere = _second_library(owner.account.user_id)
+    elsewhere = owner.scope
     hidden = c.assets.create(asset_data=("hidden.png", png_bytes(8804), "image/png"), device_asset_id="hidden",
                              device_id="x", file_created_at=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
                              file_modified_at=dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),

@@ -205,15 +205,18 @@ async def test_nobody_but_the_owner_shares_and_no_limited_credential_shares_at_a
     assert await partners.list_partners(f.principal_for(newcomer), partners.SHARED_WITH) == []
 
 
-async def test_an_album_editor_links_only_what_it_may_see_in_its_own_libraries(world):
+async def test_an_album_editor_links_only_what_it_has_a_role_for_never_what_a_share_lets_it_read(world):
     editor, owner = world.users[ALBUM_EDITOR], world.users[OWNER]
     outside = await f.new_asset(owner)  # the owner's, in the shared library, in no album
-    partners_photo = await f.new_asset(world.users[PARTNER])
+    sharer = await f.new_user()  # shares its photos with the editor as a partner
+    await partners.create(f.principal_for(sharer), editor["id"])
+    partners_photo = await f.new_asset(sharer)
+    assert await _outcome(access.load_asset(f.principal_for(editor), partners_photo["id"], R)) == "ok"
     result = await albums.add_assets(f.principal_for(editor), world.album, [outside["id"], partners_photo["id"]])
     assert (result.added, sorted(result.not_found)) == ([], sorted([outside["id"], partners_photo["id"]]))
-    # a partner is not an album user: it links nothing, even to an album holding photos it may read
+    # a partner is not an album user: it links nothing, not even into an album holding photos it may read
     assert await _outcome(albums.add_assets(f.principal_for(world.users[PARTNER]), world.album,
-                                            [partners_photo["id"]])) == "404"
+                                            [(await f.new_asset(world.users[PARTNER]))["id"]])) == "404"
 
 
 @pytest.mark.xfail(strict=True, reason="bug: access._partner_grant ignores a credential's library limit; the album "
