@@ -40,6 +40,8 @@ FORMS = [("immich", "cookie"), ("immich", "bearer"), ("immich", "api-key"), ("im
          ("native", "scoped-key")]
 # Immich routes that answer a refusal per item with 200 (PersonService.updateAll catches each).
 BULK_PER_ITEM = {("PUT", "/api/people")}
+# Immich's CLI and scripts may pass a key as ?apiKey=; reads check it too.
+READ_FORMS = [*FORMS, ("immich", "api-key-param")]
 IMMICH_OWN_REFUSALS = {"Partner not found"}  # PartnerService.remove's own words
 IMMICH_NO_ACCESS = re.compile(r"Not found or no [a-zA-Z]+\.[a-z]+ access")
 
@@ -114,8 +116,10 @@ def request(world: World, who: str, listener: str, form: str, method: str, path:
         user = world.users[who]
         headers, cookies = {}, {}
         secret = {"bearer": user.session, "cookie": user.session, "api-key": user.account.api_key,
-                  "read-key": user.read_key, "scoped-key": user.scoped_key}[form]
-        if form == "cookie":
+                  "api-key-param": user.account.api_key, "read-key": user.read_key, "scoped-key": user.scoped_key}[form]
+        if form == "api-key-param":
+            pass  # added to each request's query below
+        elif form == "cookie":
             cookies["immich_access_token"] = secret
         elif listener == "immich" and form != "bearer":
             headers["x-api-key"] = secret
@@ -124,6 +128,8 @@ def request(world: World, who: str, listener: str, form: str, method: str, path:
         base = world.server.immich_url if listener == "immich" else world.server.base_url
         client = world.clients[(who, listener, form)] = httpx.Client(base_url=base, headers=headers, cookies=cookies,
                                                                      timeout=60)
+    if form == "api-key-param":
+        path += ("&" if "?" in path else "?") + f"apiKey={world.users[who].account.api_key}"
     return client.request(method, path, **kwargs)
 
 
@@ -215,7 +221,7 @@ def _assert_not_reached(listener: str, r: httpx.Response, what) -> None:
         assert r.status_code == 400 and IMMICH_NO_ACCESS.fullmatch(r.json()["message"]), (what, r.status_code, r.text)
 
 
-@pytest.mark.parametrize("listener,form", FORMS)
+@pytest.mark.parametrize("listener,form", READ_FORMS)
 @pytest.mark.parametrize("source", SOURCES)
 def test_each_source_reads_what_it_was_given_and_nothing_more(world, source, listener, form):
     for where, name, path, readers in _reads(world):
