@@ -69,3 +69,23 @@ def session_token(account: Account, password: str = "session-pw") -> str:
         return token
 
     return run(go())
+
+
+def create_account(server, **key_options) -> Account:
+    """An account with a full API key, as the make_account fixture makes it, for fixtures of a wider scope."""
+    import uuid
+
+    from gumnut import Gumnut
+
+    from app.domain import users
+
+    email = f"user-{uuid.uuid4().hex[:10]}@example.com"
+
+    async def create():
+        user = await users.create_user(email, "secret-pw")
+        _, secret = await users.create_api_key(user["id"], "tests", **key_options)
+        return user["id"], secret
+
+    user_id, secret = run(create())
+    return Account(email, user_id, secret, Gumnut(api_key=secret, base_url=server.base_url, max_retries=0),
+                   server.base_url)
