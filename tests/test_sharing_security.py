@@ -320,9 +320,7 @@ def _writes(w: World) -> list[tuple[str, str, str, dict | None, set[str]]]:
 
 def _known_bug(source: str, form: str, method: str, path: str) -> bool:
     """Refusals that fail today; each has its own xfail test below, so the matrix stays green."""
-    immich_person_write = re.fullmatch(r"/api/people/[0-9a-f-]{36}/(merge|reassign)", path)
-    return bool((source == VIEWER and form in ("cookie", "bearer", "api-key") and immich_person_write)
-                or (form == "scoped-key" and path.startswith("/api/partners/")))
+    return form == "scoped-key" and path.startswith("/api/partners/")
 
 
 def _send(w: World, who: str, listener: str, form: str, method: str, path: str, body) -> httpx.Response:
@@ -401,18 +399,14 @@ def test_no_source_writes_beyond_its_grant_through_any_route(world, source, list
 
 # --- what is known to be wrong (strict: each turns into a failure once fixed) ---------------
 
-@pytest.mark.xfail(strict=True, reason="bug: GET /api/faces?id= answers 404 'Library not found' to an album user or "
-                   "partner who reads the asset; Immich lists its faces (asset.read)")
 @pytest.mark.parametrize("source", SHARE_GRANTEES)
-def test_bug_faces_of_a_shared_asset_are_not_found_for_its_share(world, source):
+def test_the_faces_of_a_shared_asset_are_listed_for_its_share(world, source):
     r = request(world, source, "immich", "api-key", "GET", f"/api/faces?id={world.asset}")
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Immich merge/reassign check the target person for read only, so a library "
-                   "viewer gets 200 (nothing changes) instead of 400 'Not found or no person.update access'")
 @pytest.mark.parametrize("route", ["merge", "reassign"])
-def test_bug_a_library_viewer_is_not_refused_by_immich_merge_and_reassign(world, route):
+def test_a_library_viewer_is_refused_by_immich_merge_and_reassign(world, route):
     P, A = world.person, world.asset
     body = {"ids": [str(uuid.uuid4())]} if route == "merge" else {"data": [{"assetId": str(A), "personId": str(P)}]}
     before = _snapshot(world)
@@ -423,11 +417,8 @@ def test_bug_a_library_viewer_is_not_refused_by_immich_merge_and_reassign(world,
     assert r.json()["message"] == "Not found or no person.update access"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: POST /api/search/metadata with albumIds answers 404 'Album not found' "
-                   "for an album it cannot read (Immich: 400 'Not found or no album.read access') and for one "
-                   "shared with the caller (Immich searches it: album.read)")
 @pytest.mark.parametrize("source", [ALBUM_VIEWER, STRANGER])
-def test_bug_search_in_an_album_follows_album_read_access(world, source):
+def test_search_in_an_album_follows_album_read_access(world, source):
     body = {"albumIds": [str(world.album)]}
     r = request(world, source, "immich", "api-key", "POST", "/api/search/metadata", json=body)
     if source == ALBUM_VIEWER:

@@ -252,7 +252,7 @@ def _immich_library_sql(user_column: str) -> str:
 async def _partner_grant(principal: Principal, row: asyncpg.Record) -> str | None:
     """PARTNER when the row's library is the Immich library of someone who shares with the caller
     (never for an asset its owner locked: no share reaches those)."""
-    if row.get("visibility") == LOCKED:
+    if row.get("visibility") == LOCKED or not _share_allowed(principal):
         return None
     shared = await db.fetchval(
         "SELECT EXISTS (SELECT 1 FROM partners p WHERE p.shared_with_id = $1"

@@ -14,6 +14,7 @@ from piccolo.querystring import QueryString
 from app.db import engine as db
 from app.db.tables import Album
 from app.domain import access, asset_views, events
+from app.domain.asset_filters import AssetFilter
 from app.domain.errors import Conflict, Invalid, NotFound
 
 DEFAULT_NAME = "New Album"
@@ -104,6 +105,15 @@ async def get_album(principal: access.Principal, album_id: uuid.UUID, action: st
     if row is None:
         raise missing
     return row
+
+
+async def contents_filter(principal: access.Principal, album_id: uuid.UUID, **narrowing) -> AssetFilter:
+    """The filter of an album's contents as the caller may read them: in the album's library (another's,
+    when the album is shared with the caller), and without its owner's locked assets unless the caller
+    owns that library. `narrowing` adds the other AssetFilter fields."""
+    album = await get_album(principal, album_id)
+    return AssetFilter(library_id=album["library_id"], album_id=album["id"],
+                       through_share=album["caller_role"] != access.OWNER, **narrowing)
 
 
 async def shared_albums(principal: access.Principal, asset_id: uuid.UUID | None = None) -> list[asyncpg.Record]:

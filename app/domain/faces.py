@@ -75,6 +75,15 @@ def box_of(row: asyncpg.Record) -> Box:
 _LIVE = "JOIN assets a ON a.id = f.asset_id AND a.trashed_at IS NULL"
 
 
+async def faces_of_asset(principal: access.Principal, asset_id: uuid.UUID, *,
+                         limit: int = 200) -> list[asyncpg.Record]:
+    """The faces on one asset the caller reads, however it reads it (a library role, or a share of the
+    asset: partner, album, link); oldest first."""
+    asset = await access.load_asset(principal, asset_id, access.READ)
+    return await db.fetch("SELECT f.* FROM faces f WHERE f.asset_id = $1 AND f.library_id = $2"
+                          " ORDER BY f.created_at, f.id LIMIT $3", asset["id"], asset["library_id"], limit)
+
+
 async def list_faces(
     principal: access.Principal,
     library_id: uuid.UUID | None,

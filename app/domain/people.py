@@ -137,8 +137,10 @@ async def view(person_id: uuid.UUID) -> asyncpg.Record:
     return row
 
 
-async def get_person(principal: access.Principal, person_id: uuid.UUID) -> asyncpg.Record:
-    await access.load_person(principal, person_id, access.READ)
+async def get_person(principal: access.Principal, person_id: uuid.UUID,
+                     action: str = access.READ) -> asyncpg.Record:
+    """One person the caller may act on (`action`) as shown, or 404 (403 when its role forbids it)."""
+    await access.load_person(principal, person_id, action)
     return await view(person_id)
 
 

@@ -114,7 +114,7 @@ async def delete_person(auth: ImmichAuth, shared: Shared, person_id: str) -> Non
 @post("/api/people/{person_id:str}/merge", status_code=200, action=access.WRITE)
 async def merge_person(auth: ImmichAuth, person_id: str, data: dtos.MergePersonDto) -> list[dtos.BulkIdResponseDto]:
     primary = mapping.parse_uuid(person_id)
-    await people.get_person(auth.principal, primary)
+    await people.get_person(auth.principal, primary, access.WRITE)
     return await _bulk([(source, lambda s=source: people.merge(auth.principal, primary, [mapping.parse_uuid(s)]))
                         for source in data.ids])
 
@@ -124,7 +124,7 @@ async def reassign_faces(auth: ImmichAuth, shared: Shared, person_id: str,
                          data: dtos.AssetFaceUpdateDto) -> list[dtos.PersonResponseDto]:
     """Move the faces of each (asset, person) pair to this person."""
     target = mapping.parse_uuid(person_id)
-    await people.get_person(auth.principal, target)
+    await people.get_person(auth.principal, target, access.WRITE)
     library = await _library(auth)
     changed = []
     for item in data.data:
@@ -177,8 +177,7 @@ async def search_person(auth: ImmichAuth, name: str | None = None,
 async def get_faces(auth: ImmichAuth, id: str | None = None) -> list[dtos.AssetFaceResponseDto]:
     if id is None:
         raise BadRequest("id is required")
-    asset = await access.load_asset(auth.principal, mapping.parse_uuid(id), access.READ)
-    rows, _ = await faces.list_faces(auth.principal, asset["library_id"], asset_id=asset["id"], limit=200)
+    rows = await faces.faces_of_asset(auth.principal, mapping.parse_uuid(id))
     persons = {}
     for row in rows:
         if row["person_id"] is not None and row["person_id"] not in persons:

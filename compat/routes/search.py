@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from litestar import get, post
 from litestar.params import QueryParameter
 
-from app.domain import access, asset_views, assets
+from app.domain import access, albums, asset_views, assets
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
@@ -13,7 +15,12 @@ from compat.auth import ImmichAuth
 
 @post("/api/search/metadata", status_code=200, action=access.READ)
 async def search_metadata(auth: ImmichAuth, data: dtos.MetadataSearchDto) -> dtos.SearchResponseDto:
-    f = mapping.metadata_search_filter(data, await access.preferred_library(auth.principal))
+    if data.albumIds:  # one album at most (the mapping refuses more): read as the caller may read it
+        scope = await albums.contents_filter(auth.principal, mapping.parse_uuid(data.albumIds[0]))
+        f = dataclasses.replace(mapping.metadata_search_filter(data, scope.library_id),
+                                through_share=scope.through_share)
+    else:
+        f = mapping.metadata_search_filter(data, await access.preferred_library(auth.principal))
     page, size = data.page or 1, data.size or 250
     if page < 1 or not 1 <= size <= 1000:
         raise BadRequest("page must be >= 1 and size between 1 and 1000")

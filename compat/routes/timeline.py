@@ -20,19 +20,15 @@ async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None
     if auth.principal.shared_link is not None and (isTrashed or not albumId):
         # a link shows its album's live assets, never a library's timeline (Immich's timeline.read)
         raise BadRequest("Not found or no timeline.read access")
-    album = await albums.get_album(auth.principal, mapping.parse_uuid(albumId)) if albumId else None
-    # An album's timeline is read in the album's library, which is another's when it is shared with the caller.
-    library = album["library_id"] if album else await access.preferred_library(auth.principal)
-    return AssetFilter(
-        library_id=library,
+    narrowing = dict(
         state="trashed" if isTrashed else "live",
-        album_id=album["id"] if album else None,
         ratings=None if isFavorite is None else ratings_for_favorite(isFavorite),
         # The timeline shows timeline assets unless a visibility is asked for (hidden = live-photo motion parts).
         visibility=visibility or (None if isTrashed else "timeline"),
-        # Someone else's album (shared, by link, or as a library member): never its owner's locked assets.
-        through_share=album is not None and album["caller_role"] != access.OWNER,
     )
+    if albumId:  # read in the album's library, which is another's when the album is shared with the caller
+        return await albums.contents_filter(auth.principal, mapping.parse_uuid(albumId), **narrowing)
+    return AssetFilter(library_id=await access.preferred_library(auth.principal), **narrowing)
 
 
 async def _with_partners(auth: ImmichAuth, own: AssetFilter, albumId: str | None, isFavorite: bool | None,

@@ -219,10 +219,7 @@ async def test_an_album_editor_links_only_what_it_has_a_role_for_never_what_a_sh
                                             [(await f.new_asset(world.users[PARTNER]))["id"]])) == "404"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: access._partner_grant ignores a credential's library limit; the album "
-                   "grant refuses every limited credential (_share_allowed), the partner grant admits one whose "
-                   "limit names the sharer's library (latent: keys are limited to owned libraries only today)")
-async def test_bug_a_limited_credential_reaches_nothing_through_a_partner_share(world):
+async def test_a_limited_credential_reaches_nothing_through_a_partner_share(world):
     partner = world.users[PARTNER]
     limited = f.principal_for(partner, library_scope=frozenset({world.library}), api_key_id=uuid.uuid4())
     assert await _outcome(access.load_asset(limited, world.asset, R)) == "404"
