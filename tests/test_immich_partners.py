@@ -130,3 +130,29 @@ def test_create_refusals_and_the_older_spelling(server, account, make_account):
         assert (again.status_code, again.json()["message"]) == (400, "Partner already exists")
         assert http.get("/api/partners", params={"direction": "sideways"}).status_code == 400
         assert http.delete(f"/api/partners/{uuid.uuid4()}").status_code == 400
+
+
+@needs_spec
+def test_a_partners_own_timeline_by_user_id(server, account, make_account):
+    """Immich's partner page reads the sharer's timeline with userId: the receiver may, nobody else."""
+    receiver_account, stranger_account = make_account(), make_account()
+    sharer_id = str(account.user_id)
+    with (_session(server, account) as sharer, _session(server, receiver_account) as receiver,
+          _session(server, stranger_account) as stranger):
+        photo = _upload(sharer, account, 9111)
+        assert sharer.post("/api/partners", json={"sharedWithId": str(receiver_account.user_id)}).status_code == 201
+        params = {"userId": sharer_id, "visibility": "timeline"}
+        buckets = receiver.get("/api/timeline/buckets", params=params)
+        assert buckets.status_code == 200, buckets.text
+        validate("/timeline/buckets", "get", 200, buckets.json())
+        assert buckets.json() == [{"timeBucket": MONTH, "count": 1}]  # in_timeline is not needed here
+        bucket = receiver.get("/api/timeline/bucket", params={**params, "timeBucket": MONTH})
+        validate("/timeline/bucket", "get", 200, bucket.json())
+        assert bucket.json()["id"] == [photo]
+        assert sharer.get("/api/timeline/buckets", params=params).json() == [{"timeBucket": MONTH, "count": 1}]
+        for refused in (stranger.get("/api/timeline/buckets", params=params),
+                        sharer.get("/api/timeline/buckets",
+                                   params={"userId": str(receiver_account.user_id), "visibility": "timeline"}),
+                        stranger.get("/api/timeline/buckets", params={"userId": str(uuid.uuid4())})):
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["message"] == "Not found or no timeline.read access"

@@ -57,6 +57,7 @@ __all__ = [
     "require_role",
     "SHARED_LINK",
     "shared_link_asset_grant",
+    "timeline_library_of",
     "shared_album_ids",
 ]
 
@@ -260,6 +261,23 @@ async def _partner_grant(principal: Principal, row: asyncpg.Record) -> str | Non
         principal.user_id, row["library_id"],
     )
     return PARTNER if shared else None
+
+
+async def timeline_library_of(principal: Principal, user_id: uuid.UUID) -> uuid.UUID:
+    """The library whose timeline is the user's, for the caller: its own (preferred) one, or the
+    Immich library of a partner who shares with it. Anyone else's: 404 (kind "timeline")."""
+    if user_id == principal.user_id:
+        return await preferred_library(principal)
+    library = None
+    if _share_allowed(principal):
+        library = await db.fetchval(
+            f"SELECT {_immich_library_sql('p.shared_by_id')} FROM partners p"
+            " WHERE p.shared_by_id = $1 AND p.shared_with_id = $2",
+            user_id, principal.user_id,
+        )
+    if library is None:
+        raise NotFound("Timeline not found", kind="timeline", ids=(user_id,))
+    return library
 
 
 async def partner_timeline_libraries(principal: Principal) -> list[uuid.UUID]:

@@ -16,7 +16,7 @@ from compat.auth import ImmichAuth
 
 
 async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None, isTrashed: bool | None,
-                  visibility: str | None) -> AssetFilter:
+                  visibility: str | None, userId: str | None = None) -> AssetFilter:
     if auth.principal.shared_link is not None and (isTrashed or not albumId):
         # a link shows its album's live assets, never a library's timeline (Immich's timeline.read)
         raise BadRequest("Not found or no timeline.read access")
@@ -28,6 +28,10 @@ async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None
     )
     if albumId:  # read in the album's library, which is another's when the album is shared with the caller
         return await albums.contents_filter(auth.principal, mapping.parse_uuid(albumId), **narrowing)
+    if userId:  # one user's timeline: the caller's own, or a partner's (Immich's partner page)
+        user = mapping.parse_uuid(userId)
+        return AssetFilter(library_id=await access.timeline_library_of(auth.principal, user),
+                           through_share=user != auth.principal.user_id, **narrowing)
     return AssetFilter(library_id=await access.preferred_library(auth.principal), **narrowing)
 
 
@@ -46,8 +50,8 @@ async def _with_partners(auth: ImmichAuth, own: AssetFilter, albumId: str | None
 
 
 async def _filters(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None, isTrashed: bool | None,
-                   visibility: str | None, withPartners: bool) -> list[AssetFilter]:
-    own = await _filter(auth, albumId, isFavorite, isTrashed, visibility)
+                   visibility: str | None, withPartners: bool, userId: str | None) -> list[AssetFilter]:
+    own = await _filter(auth, albumId, isFavorite, isTrashed, visibility, userId)
     if not withPartners:
         return [own]
     return await _with_partners(auth, own, albumId, isFavorite, isTrashed, visibility)
@@ -56,9 +60,10 @@ async def _filters(auth: ImmichAuth, albumId: str | None, isFavorite: bool | Non
 @get("/api/timeline/buckets", action=access.READ, shared_link=True)  # with an ALBUM link's albumId
 async def time_buckets(auth: ImmichAuth, albumId: str | None = None, isFavorite: bool | None = None,
                        isTrashed: bool | None = None, visibility: str | None = None,
-                       order: str = "desc", withPartners: bool = False) -> list[dtos.TimeBucketsResponseDto]:
+                       order: str = "desc", withPartners: bool = False,
+                       userId: str | None = None) -> list[dtos.TimeBucketsResponseDto]:
     totals: dict[datetime, int] = {}
-    for f in await _filters(auth, albumId, isFavorite, isTrashed, visibility, withPartners):
+    for f in await _filters(auth, albumId, isFavorite, isTrashed, visibility, withPartners, userId):
         rows, _ = await assets.counts(f, group_by="month", order="desc", limit=100_000, starting_after_bucket=None)
         for r in rows:
             totals[r["time_bucket"]] = totals.get(r["time_bucket"], 0) + r["count"]
@@ -79,10 +84,10 @@ def _month(value: str) -> tuple[datetime, datetime]:
 @get("/api/timeline/bucket", action=access.READ, shared_link=True)
 async def time_bucket(auth: ImmichAuth, timeBucket: str, albumId: str | None = None, isFavorite: bool | None = None,
                       isTrashed: bool | None = None, visibility: str | None = None, order: str = "desc",
-                      withCoordinates: bool = False, withPartners: bool = False) -> dict:
+                      withCoordinates: bool = False, withPartners: bool = False, userId: str | None = None) -> dict:
     after, before = _month(timeBucket)
     rows = []
-    for f in await _filters(auth, albumId, isFavorite, isTrashed, visibility, withPartners):
+    for f in await _filters(auth, albumId, isFavorite, isTrashed, visibility, withPartners, userId):
         rows += await assets.all_pages(dataclasses.replace(f, after=after, before=before),
                                        order="asc" if order == "asc" else "desc")
     # Each library's rows come in order; merged, they keep the list's order (capture time, then id).
