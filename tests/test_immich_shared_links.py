@@ -138,6 +138,11 @@ def test_an_album_link_by_key_and_slug_then_hiding_metadata_then_deleted(server,
         assert "behind the shed" not in album_body.text
         _refused(visitor.get(f"/api/assets/{photo}/original", params=key), 400, "Not found or no asset.download access")
         assert visitor.get(f"/api/assets/{photo}/thumbnail", params=key).status_code == 200
+        # A PNG has no full-size rendition, its original is shown as it is: not to this link, which gets
+        # the preview (the original's bytes are a download and carry its metadata).
+        full = visitor.get(f"/api/assets/{photo}/thumbnail", params={**key, "size": "fullsize"}, follow_redirects=True)
+        assert full.status_code == 200 and full.content != png_bytes(4100), full.status_code
+        assert alice.get(f"/api/assets/{photo}/thumbnail", params={"size": "fullsize"}).content == png_bytes(4100)
         # The owner still sees everything of its own photo.
         assert alice.get(f"/api/assets/{photo}").json()["exifInfo"]["description"] == "behind the shed"
 

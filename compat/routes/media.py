@@ -63,8 +63,12 @@ async def thumbnail(request: Request, auth: ImmichAuth, shared: Shared, asset_id
             return _redirect(request, f"/api/assets/{asset['id']}/thumbnail", size="preview")
         raise NotFound("Asset media not found")
     _, derived = found
-    if derived is None:
-        return _original(request, shared, asset)  # a browser shows this original as it is
+    if derived is None:  # a browser shows this original as it is
+        link = auth.principal.shared_link
+        if link is not None and not (link.allow_download and link.show_metadata):
+            # the original's bytes are a download and carry its metadata: a link without both sees the preview
+            return _redirect(request, f"/api/assets/{asset['id']}/thumbnail", size="preview")
+        return _original(request, shared, asset)
     name = f"{asset['original_file_name'].rsplit('.', 1)[0]}_{size}.{derived['storage_key'].rsplit('.', 1)[-1]}"
     return send_file(request, shared.store.path(derived["storage_key"]), media_type=derived["mime_type"],
                      etag=derived["checksum_sha1"].hex(), cache_control=CACHE, inline_name=name)
