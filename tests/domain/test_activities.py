@@ -16,7 +16,7 @@ import pytest
 
 from app.db import engine as db
 from app.domain import access, activities, album_sharing, albums, assets, events
-from app.domain.errors import AccessRefused, Forbidden, Invalid, NotFound
+from app.domain.errors import AccessRefused, Invalid
 from tests.domain import factories as f
 
 
@@ -46,16 +46,6 @@ def shared(domain) -> Shared:
         return Shared(owner, viewer, editor, stranger, album, photo, outside)
 
     return domain.run(make())
-
-
-async def _outcome(coro) -> str:
-    try:
-        await coro
-    except NotFound:
-        return "404"
-    except Forbidden:
-        return "403"
-    return "ok"
 
 
 async def _events(album: asyncpg.Record) -> list[asyncpg.Record]:
@@ -94,16 +84,16 @@ async def test_other_users_album_is_not_found(shared):
     album = s.album["id"]
     await activities.create(s.p(s.owner), album, activities.LIKE)
     stranger = s.p(s.stranger)
-    assert await _outcome(activities.list_activities(stranger, album)) == "404"
-    assert await _outcome(activities.statistics(stranger, album)) == "404"
-    assert await _outcome(activities.create(stranger, album, activities.LIKE)) == "404"
+    assert await f.outcome(activities.list_activities(stranger, album)) == "404"
+    assert await f.outcome(activities.statistics(stranger, album)) == "404"
+    assert await f.outcome(activities.create(stranger, album, activities.LIKE)) == "404"
     # a credential limited to the viewer's own libraries reaches nothing through the share
     scoped = s.p(s.viewer, library_scope=frozenset({s.viewer["default_library_id"]}))
-    assert await _outcome(activities.list_activities(scoped, album)) == "404"
+    assert await f.outcome(activities.list_activities(scoped, album)) == "404"
     # a read-only credential reads but adds nothing
     reader = s.p(s.viewer, actions=frozenset({access.READ}))
     assert len(await activities.list_activities(reader, album)) == 1
-    assert await _outcome(activities.create(reader, album, activities.COMMENT, comment="hi")) == "403"
+    assert await f.outcome(activities.create(reader, album, activities.COMMENT, comment="hi")) == "403"
 
 
 async def test_a_second_like_is_the_first_one(shared):
@@ -139,9 +129,9 @@ async def test_what_an_activity_may_say_and_name(shared):
     with pytest.raises(Invalid, match="type"):
         await activities.create(viewer, album, "asset_added")
     # the asset must be live and in this album
-    assert await _outcome(activities.create(viewer, album, activities.LIKE, asset_id=s.outside["id"])) == "404"
+    assert await f.outcome(activities.create(viewer, album, activities.LIKE, asset_id=s.outside["id"])) == "404"
     await assets.set_trashed(s.p(s.owner), None, [s.photo["id"]], True)
-    assert await _outcome(activities.create(viewer, album, activities.LIKE, asset_id=s.photo["id"])) == "404"
+    assert await f.outcome(activities.create(viewer, album, activities.LIKE, asset_id=s.photo["id"])) == "404"
     assert await _events(s.album) == []
 
 
@@ -157,7 +147,7 @@ async def test_an_album_with_activity_turned_off_takes_none(shared):
     # what was said stays readable
     assert [a.row["comment"] for a in await activities.list_activities(s.p(s.viewer), album)] == ["before"]
     # an album user cannot turn it back on; the owner can
-    assert await _outcome(albums.update_album(s.p(s.editor), album, albums.AlbumPatch(is_activity_enabled=True))) \
+    assert await f.outcome(albums.update_album(s.p(s.editor), album, albums.AlbumPatch(is_activity_enabled=True))) \
         == "403"
     await albums.update_album(s.p(s.owner), album, albums.AlbumPatch(is_activity_enabled=True))
     assert (await activities.create(s.p(s.viewer), album, activities.LIKE))[1] is True
@@ -169,14 +159,14 @@ async def test_only_the_author_or_the_album_owner_removes_an_activity(shared):
     owners, _ = await activities.create(s.p(s.owner), album, activities.COMMENT, comment="owner's")
     viewers, _ = await activities.create(s.p(s.viewer), album, activities.COMMENT, comment="viewer's")
     editors, _ = await activities.create(s.p(s.editor), album, activities.LIKE)
-    assert await _outcome(activities.delete(s.p(s.viewer), owners.row["id"])) == "403"
-    assert await _outcome(activities.delete(s.p(s.editor), viewers.row["id"])) == "403"
-    assert await _outcome(activities.delete(s.p(s.stranger), viewers.row["id"])) == "404"
+    assert await f.outcome(activities.delete(s.p(s.viewer), owners.row["id"])) == "403"
+    assert await f.outcome(activities.delete(s.p(s.editor), viewers.row["id"])) == "403"
+    assert await f.outcome(activities.delete(s.p(s.stranger), viewers.row["id"])) == "404"
     await activities.delete(s.p(s.owner), viewers.row["id"])  # the owner moderates
     await activities.delete(s.p(s.editor), editors.row["id"])  # the author takes back its own
     left = await activities.list_activities(s.p(s.owner), album)
     assert [a.row["id"] for a in left] == [owners.row["id"]]
-    assert await _outcome(activities.delete(s.p(s.owner), viewers.row["id"])) == "404"  # gone
+    assert await f.outcome(activities.delete(s.p(s.owner), viewers.row["id"])) == "404"  # gone
     deleted = [e for e in await _events(s.album) if e["event_type"] == "activity_deleted"]
     assert [(e["entity_id"], e["library_id"], e["owner_id"]) for e in deleted] == [
         (viewers.row["id"], s.album["library_id"], s.owner["id"]),

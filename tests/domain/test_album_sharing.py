@@ -15,7 +15,7 @@ import pytest
 
 from app.db import engine as db
 from app.domain import access, album_sharing, albums, assets
-from app.domain.errors import BadRequest, Forbidden, Invalid, NotFound
+from app.domain.errors import BadRequest, Invalid
 from tests.domain import factories as f
 
 
@@ -47,16 +47,6 @@ def shared(domain) -> Album:
     return domain.run(make())
 
 
-async def _outcome(coro) -> str:
-    try:
-        await coro
-    except NotFound:
-        return "404"
-    except Forbidden:
-        return "403"
-    return "ok"
-
-
 async def test_album_users_read_the_album_and_its_assets_and_nothing_else(shared):
     s = shared
     for user in (s.viewer, s.editor):
@@ -64,33 +54,33 @@ async def test_album_users_read_the_album_and_its_assets_and_nothing_else(shared
         row = await albums.get_album(p, s.album["id"])
         assert (row["id"], row["asset_count"], row["caller_role"]) == (s.album["id"], 1, None)
         assert (await access.load_asset(p, s.in_album["id"], access.READ))["id"] == s.in_album["id"]
-        assert await _outcome(access.load_asset(p, s.elsewhere["id"], access.READ)) == "404"
+        assert await f.outcome(access.load_asset(p, s.elsewhere["id"], access.READ)) == "404"
         for action in (access.WRITE, access.DELETE, access.DELETE_PERMANENTLY):
-            assert await _outcome(access.load_asset(p, s.in_album["id"], action)) == "404", action
-            assert await _outcome(albums.get_album(p, s.album["id"], action)) == "403", action
-        assert await _outcome(albums.update_album(p, s.album["id"], albums.AlbumPatch(name="Mine"))) == "403"
-        assert await _outcome(albums.delete_album(p, s.album["id"])) == "403"
-        assert await _outcome(album_sharing.add_users(p, s.album["id"], [(s.stranger["id"], "viewer")])) == "403"
+            assert await f.outcome(access.load_asset(p, s.in_album["id"], action)) == "404", action
+            assert await f.outcome(albums.get_album(p, s.album["id"], action)) == "403", action
+        assert await f.outcome(albums.update_album(p, s.album["id"], albums.AlbumPatch(name="Mine"))) == "403"
+        assert await f.outcome(albums.delete_album(p, s.album["id"])) == "403"
+        assert await f.outcome(album_sharing.add_users(p, s.album["id"], [(s.stranger["id"], "viewer")])) == "403"
     stranger = s.p(s.stranger)
-    assert await _outcome(albums.get_album(stranger, s.album["id"])) == "404"
-    assert await _outcome(access.load_asset(stranger, s.in_album["id"], access.READ)) == "404"
+    assert await f.outcome(albums.get_album(stranger, s.album["id"])) == "404"
+    assert await f.outcome(access.load_asset(stranger, s.in_album["id"], access.READ)) == "404"
     assert await albums.shared_albums(stranger) == []
     # A credential limited to some libraries reaches nothing through a share.
     scoped = s.p(s.viewer, library_scope=frozenset({s.viewer["default_library_id"]}))
-    assert await _outcome(albums.get_album(scoped, s.album["id"])) == "404"
-    assert await _outcome(access.load_asset(scoped, s.in_album["id"], access.READ)) == "404"
+    assert await f.outcome(albums.get_album(scoped, s.album["id"])) == "404"
+    assert await f.outcome(access.load_asset(scoped, s.in_album["id"], access.READ)) == "404"
 
 
 async def test_a_trashed_asset_is_out_of_reach_through_the_album(shared):
     s = shared
     await assets.set_trashed(s.p(s.owner), None, [s.in_album["id"]], True)
-    assert await _outcome(access.load_asset(s.p(s.viewer), s.in_album["id"], access.READ)) == "404"
+    assert await f.outcome(access.load_asset(s.p(s.viewer), s.in_album["id"], access.READ)) == "404"
 
 
 async def test_only_an_editor_adds_and_only_assets_of_its_own_libraries(shared):
     s = shared
     mine = await f.new_asset(s.editor)
-    assert await _outcome(albums.add_assets(s.p(s.viewer), s.album["id"], [mine["id"]])) == "403"
+    assert await f.outcome(albums.add_assets(s.p(s.viewer), s.album["id"], [mine["id"]])) == "403"
     result = await albums.add_assets(s.p(s.editor), s.album["id"], [mine["id"], s.elsewhere["id"], s.in_album["id"]])
     # the owner's asset outside the album is not the editor's to share, so it is as good as missing
     assert (result.added, result.not_found, result.duplicate) == ([mine["id"]], [s.elsewhere["id"]], [s.in_album["id"]])
@@ -98,9 +88,9 @@ async def test_only_an_editor_adds_and_only_assets_of_its_own_libraries(shared):
     assert (await albums.get_album(s.p(s.owner), s.album["id"]))["asset_count"] == 2
     for user in (s.owner, s.viewer):
         assert (await access.load_asset(s.p(user), mine["id"], access.READ))["id"] == mine["id"]
-    assert await _outcome(access.load_asset(s.p(s.owner), mine["id"], access.WRITE)) == "404"
+    assert await f.outcome(access.load_asset(s.p(s.owner), mine["id"], access.WRITE)) == "404"
     # ...and removes only what is its own; a viewer removes nothing
-    assert await _outcome(albums.remove_assets(s.p(s.viewer), s.album["id"], [mine["id"]])) == "403"
+    assert await f.outcome(albums.remove_assets(s.p(s.viewer), s.album["id"], [mine["id"]])) == "403"
     assert await albums.remove_assets(s.p(s.editor), s.album["id"], [s.in_album["id"], mine["id"]]) == [mine["id"]]
     assert (await albums.get_album(s.p(s.owner), s.album["id"]))["asset_count"] == 1
 
@@ -116,8 +106,8 @@ async def test_the_owner_shares_changes_roles_and_removes_users_with_events(shar
     mine = await f.new_asset(s.viewer)
     assert (await albums.add_assets(s.p(s.viewer), s.album["id"], [mine["id"]])).added == [mine["id"]]
     await album_sharing.remove_user(owner, s.album["id"], s.viewer["id"])
-    assert await _outcome(albums.get_album(s.p(s.viewer), s.album["id"])) == "404"
-    assert await _outcome(access.load_asset(s.p(s.viewer), s.in_album["id"], access.READ)) == "404"
+    assert await f.outcome(albums.get_album(s.p(s.viewer), s.album["id"])) == "404"
+    assert await f.outcome(access.load_asset(s.p(s.viewer), s.in_album["id"], access.READ)) == "404"
     # the editor leaves by itself
     await album_sharing.remove_user(s.p(s.editor), s.album["id"], s.editor["id"])
     assert await albums.shared_albums(s.p(s.editor)) == []
@@ -141,8 +131,8 @@ async def test_refusals(shared):
         await album_sharing.update_user(owner, album, s.stranger["id"], "viewer")
     with pytest.raises(BadRequest, match="User is owner"):
         await album_sharing.update_user(owner, album, s.owner["id"], "viewer")
-    assert await _outcome(album_sharing.remove_user(s.p(s.viewer), album, s.editor["id"])) == "403"
-    assert await _outcome(album_sharing.remove_user(s.p(s.stranger), album, s.stranger["id"])) == "404"
+    assert await f.outcome(album_sharing.remove_user(s.p(s.viewer), album, s.editor["id"])) == "403"
+    assert await f.outcome(album_sharing.remove_user(s.p(s.stranger), album, s.stranger["id"])) == "404"
     # a refused request changes nothing: the stranger was never added
     assert await albums.shared_albums(s.p(s.stranger)) == []
 

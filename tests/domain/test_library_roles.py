@@ -74,16 +74,6 @@ def _loaders(s: Shared):
     ]
 
 
-async def _outcome(coro) -> str:
-    try:
-        await coro
-    except NotFound:
-        return "404"
-    except Forbidden:
-        return "403"
-    return "ok"
-
-
 def _expected(role: str | None, action: str) -> str:
     if role is None:
         return "404"
@@ -95,7 +85,7 @@ async def test_every_load_answers_each_role_and_action_by_role_actions(shared):
         principal = shared.as_role(role)
         for name, load in _loaders(shared):
             for action in ACTIONS:
-                got = await _outcome(load(principal, action))
+                got = await f.outcome(load(principal, action))
                 assert got == _expected(role, action), (name, role, action)
 
 
@@ -113,7 +103,7 @@ async def test_a_members_loaded_row_is_the_object_asked_for(shared):
 async def test_library_for_admits_a_named_shared_library_by_role(shared):
     for role in (access.OWNER, access.COLLABORATOR, access.VIEWER, None):
         for action in ACTIONS:
-            got = await _outcome(access.library_for(shared.as_role(role), shared.library["id"], action))
+            got = await f.outcome(access.library_for(shared.as_role(role), shared.library["id"], action))
             assert got == _expected(role, action), (role, action)
 
 
@@ -131,8 +121,8 @@ async def test_a_member_who_left_or_was_removed_loses_access_at_once(shared, sta
                      shared.library["id"], shared.viewer["id"], state)
     assert await access.library_role(viewer, shared.library["id"]) is None
     for name, load in _loaders(shared):
-        assert await _outcome(load(viewer, access.READ)) == "404", name
-    assert await _outcome(access.library_for(viewer, shared.library["id"], access.READ)) == "404"
+        assert await f.outcome(load(viewer, access.READ)) == "404", name
+    assert await f.outcome(access.library_for(viewer, shared.library["id"], access.READ)) == "404"
 
 
 async def test_a_trashed_library_is_reached_by_nobody_but_its_owner_asking_for_trash(shared):
@@ -141,27 +131,27 @@ async def test_a_trashed_library_is_reached_by_nobody_but_its_owner_asking_for_t
         principal = shared.as_role(role)
         assert await access.library_role(principal, shared.library["id"]) is None
         for name, load in _loaders(shared):
-            assert await _outcome(load(principal, access.READ)) == "404", (name, role)
-        assert await _outcome(access.library_for(principal, shared.library["id"], access.READ)) == "404"
+            assert await f.outcome(load(principal, access.READ)) == "404", (name, role)
+        assert await f.outcome(access.library_for(principal, shared.library["id"], access.READ)) == "404"
         trashed = await access.library_role(principal, shared.library["id"], include_trashed=True)
         assert trashed == (access.OWNER if role == access.OWNER else role)
-        outcome = await _outcome(access.owned_library(principal, shared.library["id"], access.WRITE,
+        outcome = await f.outcome(access.owned_library(principal, shared.library["id"], access.WRITE,
                                                       include_trashed=True))
         assert outcome == {access.OWNER: "ok", None: "404"}.get(role, "403"), role
 
 
 async def test_a_scoped_key_of_a_member_reaches_only_its_libraries(shared):
     own_only = f.principal_for(shared.viewer, library_scope=frozenset({shared.viewer["default_library_id"]}))
-    assert await _outcome(access.load_asset(own_only, shared.asset["id"], access.READ)) == "404"
+    assert await f.outcome(access.load_asset(own_only, shared.asset["id"], access.READ)) == "404"
     shared_only = f.principal_for(shared.viewer, library_scope=frozenset({shared.library["id"]}))
-    assert await _outcome(access.load_asset(shared_only, shared.asset["id"], access.READ)) == "ok"
+    assert await f.outcome(access.load_asset(shared_only, shared.asset["id"], access.READ)) == "ok"
 
 
 async def test_a_face_named_with_another_library_is_not_found(shared):
     collaborator = shared.as_role(access.COLLABORATOR)
     own = shared.collaborator["default_library_id"]
-    assert await _outcome(access.load_face(collaborator, shared.face["id"], access.READ, own)) == "404"
-    assert await _outcome(access.load_face(collaborator, shared.face["id"], access.READ,
+    assert await f.outcome(access.load_face(collaborator, shared.face["id"], access.READ, own)) == "404"
+    assert await f.outcome(access.load_face(collaborator, shared.face["id"], access.READ,
                                            shared.library["id"])) == "ok"
 
 
@@ -199,7 +189,7 @@ async def test_a_shared_librarys_tasks_are_read_by_its_members(shared):
     assert await tasks.list_tasks(viewer, None, None, None, 10) == []  # unnamed: its own library
     stranger = shared.as_role(None)
     for coro in (tasks.get_task(stranger, task["id"]), tasks.task_by_job_id(stranger, task["job_id"])):
-        assert await _outcome(coro) == "404"
+        assert await f.outcome(coro) == "404"
 
 
 async def test_a_members_upload_allowance_is_the_library_owners(shared):
@@ -215,4 +205,4 @@ async def test_a_members_upload_allowance_is_the_library_owners(shared):
 
 async def test_a_trashed_asset_in_a_shared_library_still_loads_for_a_member(shared):
     trashed = await f.new_asset(shared.owner, library_id=shared.library["id"], trashed_at=datetime.now(UTC))
-    assert await _outcome(access.load_asset(shared.as_role(access.VIEWER), trashed["id"], access.READ)) == "ok"
+    assert await f.outcome(access.load_asset(shared.as_role(access.VIEWER), trashed["id"], access.READ)) == "ok"

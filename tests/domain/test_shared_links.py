@@ -23,16 +23,6 @@ from tests.domain import factories as f
 SETTINGS = shared_links.LinkSettings()
 
 
-async def _outcome(coro) -> str:
-    try:
-        await coro
-    except NotFound:
-        return "404"
-    except Forbidden:
-        return "403"
-    return "ok"
-
-
 async def _album_link(owner, album, **settings):
     row = await shared_links.create_link(f.principal_for(owner), shared_links.ALBUM,
                                          shared_links.LinkSettings(**settings), album_id=album["id"])
@@ -60,12 +50,12 @@ async def test_an_album_link_reads_its_album_and_live_assets_and_nothing_else():
     assert (await access.load_asset(link, in_album["id"], access.READ))["id"] == in_album["id"]
     assert (await albums.get_album(link, album["id"]))["id"] == album["id"]
     for asset in (elsewhere, trashed, friends_photo):
-        assert await _outcome(access.load_asset(link, asset["id"], access.READ)) == "404"
+        assert await f.outcome(access.load_asset(link, asset["id"], access.READ)) == "404"
     for other in (other_album, friends_album):
-        assert await _outcome(albums.get_album(link, other["id"])) == "404"
+        assert await f.outcome(albums.get_album(link, other["id"])) == "404"
     # Never a write, whatever the object: the credential lacks the action, or the grant is read-only.
-    assert await _outcome(access.load_asset(link, in_album["id"], access.WRITE)) == "403"
-    assert await _outcome(albums.get_album(link, album["id"], access.WRITE)) == "403"
+    assert await f.outcome(access.load_asset(link, in_album["id"], access.WRITE)) == "403"
+    assert await f.outcome(albums.get_album(link, album["id"], access.WRITE)) == "403"
     with pytest.raises(NotFound):
         await access.library_for(link, None, access.READ)
     assert await access.live_library_ids(link) == []
@@ -82,16 +72,16 @@ async def test_an_individual_link_reads_its_listed_assets_only():
                                          asset_ids=[shown["id"]])
     link = await shared_links.authenticate(key=shared_links.encode_key(row["key"]))
     assert link.shared_link.asset_ids == frozenset({shown["id"]}) and link.shared_link.album_id is None
-    assert await _outcome(access.load_asset(link, shown["id"], access.READ)) == "ok"
-    assert await _outcome(access.load_asset(link, hidden["id"], access.READ)) == "404"
-    assert await _outcome(albums.get_album(link, album["id"])) == "404"  # its asset's album is not shown
+    assert await f.outcome(access.load_asset(link, shown["id"], access.READ)) == "ok"
+    assert await f.outcome(access.load_asset(link, hidden["id"], access.READ)) == "404"
+    assert await f.outcome(albums.get_album(link, album["id"])) == "404"  # its asset's album is not shown
 
     results = await shared_links.add_assets(f.principal_for(owner), row["id"], [hidden["id"], shown["id"], uuid.uuid4()])
     assert [r.error for r in results] == [None, shared_links.DUPLICATE, shared_links.NO_PERMISSION]
-    assert await _outcome(access.load_asset(link, hidden["id"], access.READ)) == "ok"  # read live
+    assert await f.outcome(access.load_asset(link, hidden["id"], access.READ)) == "ok"  # read live
     results = await shared_links.remove_assets(f.principal_for(owner), row["id"], [shown["id"], uuid.uuid4()])
     assert [r.error for r in results] == [None, shared_links.NOT_FOUND]
-    assert await _outcome(access.load_asset(link, shown["id"], access.READ)) == "404"
+    assert await f.outcome(access.load_asset(link, shown["id"], access.READ)) == "404"
 
 
 async def test_keys_slugs_expiry_and_deletion():
@@ -123,14 +113,14 @@ async def test_keys_slugs_expiry_and_deletion():
     link = await shared_links.authenticate(key=key)
     await asyncio.sleep(1.2)
     # A principal authenticated before the expiry reaches nothing after it: the grant re-reads the link.
-    assert await _outcome(albums.get_album(link, album["id"])) == "404"
+    assert await f.outcome(albums.get_album(link, album["id"])) == "404"
     with pytest.raises(Unauthorized):
         await shared_links.authenticate(key=key)
 
     await shared_links.update_link(f.principal_for(owner), row["id"], SETTINGS, frozenset({"expires_at"}))
     link = await shared_links.authenticate(key=key)
     await shared_links.delete_link(f.principal_for(owner), row["id"])
-    assert await _outcome(albums.get_album(link, album["id"])) == "404"
+    assert await f.outcome(albums.get_album(link, album["id"])) == "404"
     with pytest.raises(Unauthorized):
         await shared_links.authenticate(key=key)
 
@@ -217,7 +207,7 @@ async def test_uploads_act_as_the_owner_in_the_albums_library_only_when_allowed(
     await shared_links.attach_upload(link, acting, uploaded["id"])
     assert await db.fetchval("SELECT count(*) FROM album_assets WHERE album_id = $1 AND asset_id = $2",
                              album["id"], uploaded["id"]) == 1
-    assert await _outcome(access.load_asset(link, uploaded["id"], access.READ)) == "ok"
+    assert await f.outcome(access.load_asset(link, uploaded["id"], access.READ)) == "ok"
 
 
 async def test_every_change_is_logged_and_hidden_from_the_native_feed():

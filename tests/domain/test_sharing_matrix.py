@@ -20,7 +20,7 @@ import pytest
 
 from app.db import engine as db
 from app.domain import access, album_sharing, albums, library_members, partners
-from app.domain.errors import Forbidden, NotFound
+from app.domain.errors import NotFound
 from tests.domain import factories as f
 
 R, W, D, DP = access.READ, access.WRITE, access.DELETE, access.DELETE_PERMANENTLY
@@ -104,16 +104,6 @@ def _load(w: World, obj: str, principal: access.Principal, action: str, object_i
     return access.library_for(principal, object_id, action)
 
 
-async def _outcome(coro) -> str:
-    try:
-        await coro
-    except NotFound:
-        return "404"
-    except Forbidden:
-        return "403"
-    return "ok"
-
-
 def _expected(source: str, credential: str, obj: str, action: str) -> str:
     if credential == "read key" and action != R:
         return "403"  # the credential lacks the action: refused before anything is looked up
@@ -131,7 +121,7 @@ def _expected(source: str, credential: str, obj: str, action: str) -> str:
 @pytest.mark.parametrize("source", SOURCES)
 async def test_every_source_and_credential_against_every_load_and_action(world, source, credential):
     principal = world.principal(source, credential)
-    got = {(obj, action): await _outcome(_load(world, obj, principal, action)) for obj in OBJECTS for action in ACTIONS}
+    got = {(obj, action): await f.outcome(_load(world, obj, principal, action)) for obj in OBJECTS for action in ACTIONS}
     assert got == {(obj, action): _expected(source, credential, obj, action) for obj in OBJECTS for action in ACTIONS}
 
 
@@ -176,12 +166,12 @@ async def test_revoking_a_grant_ends_it_on_the_next_call(world, kind):
     user, revoke = await _grant(world, kind)
     for credential in ("session", "full key"):
         principal = f.principal_for(user) if credential == "session" else f.principal_for(user, api_key_id=uuid.uuid4())
-        assert await _outcome(access.load_asset(principal, world.asset, R)) == "ok"
+        assert await f.outcome(access.load_asset(principal, world.asset, R)) == "ok"
     await revoke
     for credential in ("session", "full key"):
         principal = f.principal_for(user) if credential == "session" else f.principal_for(user, api_key_id=uuid.uuid4())
-        assert await _outcome(access.load_asset(principal, world.asset, R)) == "404", credential
-        assert await _outcome(albums.get_album(principal, world.album)) == "404", credential
+        assert await f.outcome(access.load_asset(principal, world.asset, R)) == "404", credential
+        assert await f.outcome(albums.get_album(principal, world.album)) == "404", credential
 
 
 # --- widening: a grant never becomes more than it is ------------------------------------------
@@ -193,13 +183,13 @@ async def test_nobody_but_the_owner_shares_and_no_limited_credential_shares_at_a
             if source == OWNER and credential in ("session", "full key"):
                 continue
             principal = world.principal(source, credential)
-            shared = await _outcome(album_sharing.add_users(principal, world.album, [(newcomer["id"], "viewer")]))
+            shared = await f.outcome(album_sharing.add_users(principal, world.album, [(newcomer["id"], "viewer")]))
             assert shared in ("403", "404"), (source, credential)
-            role = await _outcome(album_sharing.update_user(principal, world.album, world.users[ALBUM_VIEWER]["id"],
+            role = await f.outcome(album_sharing.update_user(principal, world.album, world.users[ALBUM_VIEWER]["id"],
                                                             access.ALBUM_EDITOR))
             assert role in ("403", "404"), (source, credential)
         for credential in ("read key", "key limited to its own library"):
-            made = await _outcome(partners.create(world.principal(source, credential), newcomer["id"]))
+            made = await f.outcome(partners.create(world.principal(source, credential), newcomer["id"]))
             assert made == "403", (source, credential)
     assert await albums.shared_albums(f.principal_for(newcomer)) == []
     assert await partners.list_partners(f.principal_for(newcomer), partners.SHARED_WITH) == []
@@ -211,15 +201,15 @@ async def test_an_album_editor_links_only_what_it_has_a_role_for_never_what_a_sh
     sharer = await f.new_user()  # shares its photos with the editor as a partner
     await partners.create(f.principal_for(sharer), editor["id"])
     partners_photo = await f.new_asset(sharer)
-    assert await _outcome(access.load_asset(f.principal_for(editor), partners_photo["id"], R)) == "ok"
+    assert await f.outcome(access.load_asset(f.principal_for(editor), partners_photo["id"], R)) == "ok"
     result = await albums.add_assets(f.principal_for(editor), world.album, [outside["id"], partners_photo["id"]])
     assert (result.added, sorted(result.not_found)) == ([], sorted([outside["id"], partners_photo["id"]]))
     # a partner is not an album user: it links nothing, not even into an album holding photos it may read
-    assert await _outcome(albums.add_assets(f.principal_for(world.users[PARTNER]), world.album,
+    assert await f.outcome(albums.add_assets(f.principal_for(world.users[PARTNER]), world.album,
                                             [(await f.new_asset(world.users[PARTNER]))["id"]])) == "404"
 
 
 async def test_a_limited_credential_reaches_nothing_through_a_partner_share(world):
     partner = world.users[PARTNER]
     limited = f.principal_for(partner, library_scope=frozenset({world.library}), api_key_id=uuid.uuid4())
-    assert await _outcome(access.load_asset(limited, world.asset, R)) == "404"
+    assert await f.outcome(access.load_asset(limited, world.asset, R)) == "404"
