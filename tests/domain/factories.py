@@ -18,6 +18,7 @@ import itertools
 import json
 import os
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -27,7 +28,7 @@ from piccolo.table import Table
 
 from app.db import engine as db
 from app.db import tables as t
-from app.domain import access, events
+from app.domain import access, album_sharing, events
 from app.domain.errors import Forbidden, NotFound
 
 _serial = itertools.count(1)
@@ -306,3 +307,30 @@ async def outcome(coro) -> str:
     except Forbidden:
         return "403"
     return "ok"
+
+
+@dataclass
+class SharedAlbum:
+    """An owner's album shared with a viewer and an editor; a stranger; a photo in the album and one
+    of the owner's outside it."""
+
+    owner: asyncpg.Record
+    viewer: asyncpg.Record
+    editor: asyncpg.Record
+    stranger: asyncpg.Record
+    album: asyncpg.Record
+    in_album: asyncpg.Record
+    elsewhere: asyncpg.Record
+
+    def p(self, user: asyncpg.Record, **kw) -> access.Principal:
+        return principal_for(user, **kw)
+
+
+async def new_shared_album() -> SharedAlbum:
+    owner, viewer, editor, stranger = [await new_user() for _ in range(4)]
+    album = await new_album(owner)
+    in_album, elsewhere = await new_asset(owner), await new_asset(owner)
+    await new_album_asset(album, in_album)
+    await album_sharing.add_users(principal_for(owner), album["id"], [
+        (viewer["id"], access.ALBUM_VIEWER), (editor["id"], access.ALBUM_EDITOR)])
+    return SharedAlbum(owner, viewer, editor, stranger, album, in_album, elsewhere)

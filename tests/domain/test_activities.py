@@ -9,43 +9,19 @@ another user's album is NotFound; every write is logged in its transaction, outs
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 import asyncpg
 import pytest
 
 from app.db import engine as db
-from app.domain import access, activities, album_sharing, albums, assets, events
+from app.domain import access, activities, albums, assets, events
 from app.domain.errors import AccessRefused, Invalid
 from tests.domain import factories as f
 
 
-@dataclass
-class Shared:
-    owner: asyncpg.Record
-    viewer: asyncpg.Record
-    editor: asyncpg.Record
-    stranger: asyncpg.Record
-    album: asyncpg.Record
-    photo: asyncpg.Record  # in the album
-    outside: asyncpg.Record  # the owner's, not in the album
-
-    def p(self, user: asyncpg.Record, **kw) -> access.Principal:
-        return f.principal_for(user, **kw)
-
-
 @pytest.fixture
-def shared(domain) -> Shared:
-    async def make() -> Shared:
-        owner, viewer, editor, stranger = [await f.new_user() for _ in range(4)]
-        album = await f.new_album(owner)
-        photo, outside = await f.new_asset(owner), await f.new_asset(owner)
-        await f.new_album_asset(album, photo)
-        await album_sharing.add_users(f.principal_for(owner), album["id"], [
-            (viewer["id"], access.ALBUM_VIEWER), (editor["id"], access.ALBUM_EDITOR)])
-        return Shared(owner, viewer, editor, stranger, album, photo, outside)
-
-    return domain.run(make())
+def shared(domain) -> f.SharedAlbum:
+    return domain.run(f.new_shared_album())
 
 
 async def _events(album: asyncpg.Record) -> list[asyncpg.Record]:
@@ -57,8 +33,8 @@ async def test_whoever_reads_the_album_reads_and_adds_activities(shared):
     s = shared
     album = s.album["id"]
     said, _ = await activities.create(s.p(s.owner), album, activities.COMMENT, comment="Look at this")
-    liked, created = await activities.create(s.p(s.viewer), album, activities.LIKE, asset_id=s.photo["id"])
-    noted, _ = await activities.create(s.p(s.editor), album, activities.COMMENT, asset_id=s.photo["id"],
+    liked, created = await activities.create(s.p(s.viewer), album, activities.LIKE, asset_id=s.in_album["id"])
+    noted, _ = await activities.create(s.p(s.editor), album, activities.COMMENT, asset_id=s.in_album["id"],
                                        comment="Nice")
     assert created and (liked.kind, liked.row["comment"], liked.author["id"]) == ("like", None, s.viewer["id"])
     for user in (s.owner, s.viewer, s.editor):
@@ -67,13 +43,13 @@ async def test_whoever_reads_the_album_reads_and_adds_activities(shared):
     p = s.p(s.viewer)
     narrow = activities.ActivityFilter
     assert [a.row["id"] for a in await activities.list_activities(p, album, narrow(level="album"))] == [said.row["id"]]
-    on_photo = await activities.list_activities(p, album, narrow(asset_id=s.photo["id"]))
+    on_photo = await activities.list_activities(p, album, narrow(asset_id=s.in_album["id"]))
     assert [a.row["id"] for a in on_photo] == [liked.row["id"], noted.row["id"]]
     assert [a.row["id"] for a in await activities.list_activities(p, album, narrow(kind="like"))] == [liked.row["id"]]
     mine = await activities.list_activities(p, album, narrow(kind="comment", user_id=s.editor["id"]))
     assert [a.row["id"] for a in mine] == [noted.row["id"]]
     assert await activities.statistics(p, album) == (2, 1)
-    assert await activities.statistics(p, album, s.photo["id"]) == (1, 1)
+    assert await activities.statistics(p, album, s.in_album["id"]) == (1, 1)
     # every write is logged with the album's library and owner
     logged = await _events(s.album)
     assert [(e["event_type"], e["owner_id"]) for e in logged] == [("activity_created", s.owner["id"])] * 3
@@ -103,9 +79,9 @@ async def test_a_second_like_is_the_first_one(shared):
     again, created_again = await activities.create(viewer, album, activities.LIKE)
     assert created and not created_again and again.row["id"] == first.row["id"]
     # a like of an asset in the album, and someone else's like, are other likes
-    on_photo, created = await activities.create(viewer, album, activities.LIKE, asset_id=s.photo["id"])
+    on_photo, created = await activities.create(viewer, album, activities.LIKE, asset_id=s.in_album["id"])
     assert created and on_photo.row["id"] != first.row["id"]
-    assert (await activities.create(viewer, album, activities.LIKE, asset_id=s.photo["id"]))[1] is False
+    assert (await activities.create(viewer, album, activities.LIKE, asset_id=s.in_album["id"]))[1] is False
     assert (await activities.create(s.p(s.owner), album, activities.LIKE))[1] is True
     # comments are never merged
     for _ in range(2):
@@ -129,9 +105,9 @@ async def test_what_an_activity_may_say_and_name(shared):
     with pytest.raises(Invalid, match="type"):
         await activities.create(viewer, album, "asset_added")
     # the asset must be live and in this album
-    assert await f.outcome(activities.create(viewer, album, activities.LIKE, asset_id=s.outside["id"])) == "404"
-    await assets.set_trashed(s.p(s.owner), None, [s.photo["id"]], True)
-    assert await f.outcome(activities.create(viewer, album, activities.LIKE, asset_id=s.photo["id"])) == "404"
+    assert await f.outcome(activities.create(viewer, album, activities.LIKE, asset_id=s.elsewhere["id"])) == "404"
+    await assets.set_trashed(s.p(s.owner), None, [s.in_album["id"]], True)
+    assert await f.outcome(activities.create(viewer, album, activities.LIKE, asset_id=s.in_album["id"])) == "404"
     assert await _events(s.album) == []
 
 
@@ -177,13 +153,13 @@ async def test_activities_go_with_their_asset_and_album(shared):
     s = shared
     album, viewer = s.album["id"], s.p(s.viewer)
     await activities.create(viewer, album, activities.LIKE)
-    await activities.create(viewer, album, activities.COMMENT, asset_id=s.photo["id"], comment="on the photo")
+    await activities.create(viewer, album, activities.COMMENT, asset_id=s.in_album["id"], comment="on the photo")
     # an asset that leaves the album (trash) takes its activities out of sight
-    await assets.set_trashed(s.p(s.owner), None, [s.photo["id"]], True)
+    await assets.set_trashed(s.p(s.owner), None, [s.in_album["id"]], True)
     assert await activities.statistics(viewer, album) == (0, 1)
-    await assets.set_trashed(s.p(s.owner), None, [s.photo["id"]], False)
+    await assets.set_trashed(s.p(s.owner), None, [s.in_album["id"]], False)
     assert await activities.statistics(viewer, album) == (1, 1)
-    await db.execute("DELETE FROM assets WHERE id = $1", s.photo["id"])
+    await db.execute("DELETE FROM assets WHERE id = $1", s.in_album["id"])
     assert await db.fetchval("SELECT count(*) FROM activities WHERE album_id = $1", album) == 1
     await albums.delete_album(s.p(s.owner), album)
     assert await db.fetchval("SELECT count(*) FROM activities WHERE album_id = $1", album) == 0

@@ -8,9 +8,7 @@ logged in its transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-import asyncpg
 import pytest
 
 from app.db import engine as db
@@ -19,32 +17,9 @@ from app.domain.errors import BadRequest, Invalid
 from tests.domain import factories as f
 
 
-@dataclass
-class Album:
-    owner: asyncpg.Record
-    viewer: asyncpg.Record
-    editor: asyncpg.Record
-    stranger: asyncpg.Record
-    album: asyncpg.Record
-    in_album: asyncpg.Record
-    elsewhere: asyncpg.Record  # the owner's, in the same library, not in the album
-
-    def p(self, user: asyncpg.Record, **kw) -> access.Principal:
-        return f.principal_for(user, **kw)
-
-
 @pytest.fixture
-def shared(domain) -> Album:
-    async def make() -> Album:
-        owner, viewer, editor, stranger = [await f.new_user() for _ in range(4)]
-        album = await f.new_album(owner)
-        in_album, elsewhere = await f.new_asset(owner), await f.new_asset(owner)
-        await f.new_album_asset(album, in_album)
-        await album_sharing.add_users(f.principal_for(owner), album["id"], [
-            (viewer["id"], access.ALBUM_VIEWER), (editor["id"], access.ALBUM_EDITOR)])
-        return Album(owner, viewer, editor, stranger, album, in_album, elsewhere)
-
-    return domain.run(make())
+def shared(domain) -> f.SharedAlbum:
+    return domain.run(f.new_shared_album())
 
 
 async def test_album_users_read_the_album_and_its_assets_and_nothing_else(shared):
