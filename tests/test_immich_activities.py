@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 
 from tests.immich_contract import SPEC_PATH, validate, validate_component
 from tests.media import png_bytes
+from tests.test_immich_album_sharing import _client, _refused
 from tests.test_immich_media import _upload
 
 needs_spec = pytest.mark.skipif(not SPEC_PATH.exists(), reason="the Immich OpenAPI spec is not present")
-
-
-def _client(server, account) -> httpx.Client:
-    return httpx.Client(base_url=server.immich_url, headers={"x-api-key": account.api_key}, timeout=30)
-
-
-def _refused(response: httpx.Response, message: str) -> None:
-    assert response.status_code == 400, response.text
-    assert response.json()["message"] == message, response.text
 
 
 @needs_spec
