@@ -236,7 +236,18 @@ async def delete_album(principal: access.Principal, album_id: uuid.UUID) -> None
     album = await get_album(principal, album_id, access.DELETE)
     async with db.transaction() as conn:
         await _lock(conn, album["id"])
-        # album_deleted implies its links are gone: no album_asset_removed events for them.
+        # Its links go first, each with its album_asset_removed event (in one statement, however big
+        # the album): a client that saw the album's photos only through this album learns from them
+        # what to drop, once the links themselves are gone (sync.dropped_album_assets). Live
+        # listeners hear album_deleted only.
+        await conn.execute(
+            "WITH gone AS (DELETE FROM album_assets WHERE album_id = $1 RETURNING id, asset_id)"
+            " INSERT INTO events (library_id, owner_id, entity_type, entity_id, event_type, payload)"
+            " SELECT $2, $3, 'album_asset', gone.id, 'album_asset_removed',"
+            "        jsonb_build_object('album_id', $4::text, 'asset_id', gone.asset_id::text)"
+            " FROM gone ORDER BY gone.id",
+            album["id"], album["library_id"], album["owner_id"], str(album["id"]),
+        )
         await Album.delete().where(Album.id == album["id"])
         await _event(conn, album, "album_deleted")
 
