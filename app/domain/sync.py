@@ -349,23 +349,36 @@ _CURRENT_KEY = {"asset": "a.id", "exif": "a.id", "stack": "s.id", "album": "al.i
                 "album_asset_asset": "a.id", "album_asset_exif": "a.id"}
 
 
+# Kinds read per library: one library at a time, so (library_id, id) indexes deliver each page in
+# order (with several libraries in one array the planner walks the primary key past every other
+# library's rows instead).
+_BY_LIBRARY = ("asset", "exif", "stack")
+
+
 async def current(kind: str, ids: list[uuid.UUID], *, exclude_library: uuid.UUID | None = None
                   ) -> AsyncIterator[asyncpg.Record]:
-    """Every row of `kind` in these libraries (asset, exif, stack) or albums (album, album_asset,
-    album_asset_asset, album_asset_exif), in id order, a batch at a time."""
+    """Every row of `kind` in these libraries (asset, exif, stack: library by library, each in id
+    order) or albums (album, album_asset, album_asset_asset, album_asset_exif: in id order), a
+    batch at a time."""
     if not ids:
         return
     key = _CURRENT_KEY[kind]
     extra = [exclude_library] if kind.startswith("album_asset_") else []
-    sql = f"{_CURRENT[kind]} AND {key} > $2 ORDER BY {key} LIMIT {BATCH}"
-    last = uuid.UUID(int=0)
-    while True:
-        rows = await db.fetch(sql, ids, last, *extra)
-        for r in rows:
-            yield r
-        if len(rows) < BATCH:
-            return
-        last = uuid.UUID(str(rows[-1]["id"]))
+    if kind in _BY_LIBRARY:
+        sql = f"{_CURRENT[kind].replace('= ANY($1::uuid[])', '= $1')} AND {key} > $2 ORDER BY {key} LIMIT {BATCH}"
+        groups: list[Any] = sorted(set(ids))
+    else:
+        sql = f"{_CURRENT[kind]} AND {key} > $2 ORDER BY {key} LIMIT {BATCH}"
+        groups = [ids]
+    for group in groups:
+        last = uuid.UUID(int=0)
+        while True:
+            rows = await db.fetch(sql, group, last, *extra)
+            for r in rows:
+                yield r
+            if len(rows) < BATCH:
+                break
+            last = uuid.UUID(str(rows[-1]["id"]))
 
 
 # The assets a lost album held: its links now, or, for an album deleted whole, the links its
@@ -407,22 +420,21 @@ async def dropped_album_assets(album_ids: list[uuid.UUID], *, keep_libraries: li
 async def dropped_library_assets(library_ids: list[uuid.UUID], *, keep_albums: list[uuid.UUID]
                                  ) -> AsyncIterator[uuid.UUID]:
     """The assets of libraries a client lost (a partner who stopped sharing) that it sees no other
-    way: not linked into an album it still has."""
-    if not library_ids:
-        return
-    last = uuid.UUID(int=0)
-    while True:
-        rows = await db.fetch(
-            "SELECT a.id FROM assets a WHERE a.library_id = ANY($1::uuid[]) AND a.id > $3"
-            " AND NOT EXISTS (SELECT 1 FROM album_assets o WHERE o.asset_id = a.id AND o.album_id = ANY($2::uuid[]))"
-            f" ORDER BY a.id LIMIT {BATCH}",
-            library_ids, keep_albums, last,
-        )
-        for r in rows:
-            yield r["id"]
-        if len(rows) < BATCH:
-            return
-        last = rows[-1]["id"]
+    way: not linked into an album it still has. Library by library, each in id order."""
+    for library_id in sorted(set(library_ids)):
+        last = uuid.UUID(int=0)
+        while True:
+            rows = await db.fetch(
+                "SELECT a.id FROM assets a WHERE a.library_id = $1 AND a.id > $3 AND NOT EXISTS"
+                " (SELECT 1 FROM album_assets o WHERE o.asset_id = a.id AND o.album_id = ANY($2::uuid[]))"
+                f" ORDER BY a.id LIMIT {BATCH}",
+                library_id, keep_albums, last,
+            )
+            for r in rows:
+                yield r["id"]
+            if len(rows) < BATCH:
+                break
+            last = rows[-1]["id"]
 
 
 async def libraries_of_linked_assets(album_ids: list[uuid.UUID], own_library: uuid.UUID) -> list[uuid.UUID]:

@@ -254,3 +254,15 @@ async def test_deleting_an_account_ends_its_partnerships_for_the_other_side(user
         assert [(sync.payload_of(c)["shared_by_id"], sync.payload_of(c)["shared_with_id"]) for c in gone] == [
             (str(pair[0]["id"]), str(pair[1]["id"]))]
         assert gone[0].entity_id == partners.partnership_id(pair[0]["id"], pair[1]["id"])
+
+
+async def test_several_libraries_come_library_by_library_each_in_id_order(user, monkeypatch):
+    other = await f.new_user()
+    mine = [await f.new_asset(user) for _ in range(3)]
+    theirs = [await f.new_asset(other) for _ in range(3)]
+    monkeypatch.setattr(sync, "BATCH", 2)
+    libraries = sorted([user["default_library_id"], other["default_library_id"]])
+    by_library = {user["default_library_id"]: mine, other["default_library_id"]: theirs}
+    expected = [str(a["id"]) for lib in libraries for a in sorted(by_library[lib], key=lambda a: a["id"])]
+    assert [r["id"] async for r in sync.current("asset", libraries[::-1])] == expected
+    assert [str(a) async for a in sync.dropped_library_assets(libraries, keep_albums=[])] == expected
