@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator, NamedTuple
 import asyncpg
 
 from app.db import engine as db
-from app.domain.albums import ALBUM_VIEW
+from app.domain.albums import ALBUM_VIEW, DELETED_ALBUM_LINK
 
 BATCH = 2000
 
@@ -383,12 +383,12 @@ async def current(kind: str, ids: list[uuid.UUID], *, exclude_library: uuid.UUID
 
 # The assets a lost album held: its links now, or, for an album deleted whole, the links its
 # deletion removed (recorded in the deletion's transaction, so found by its album_deleted event).
-_LOST_ALBUM_ASSETS = """
+_LOST_ALBUM_ASSETS = f"""
     SELECT aa.asset_id FROM album_assets aa WHERE aa.album_id = ANY($1::uuid[])
     UNION
     SELECT (r.payload->>'asset_id')::uuid FROM events d
-    JOIN events r ON r.library_id = d.library_id AND r.entity_type = 'album_asset' AND r.txid = d.txid
-     AND r.event_type = 'album_asset_removed' AND r.payload->>'album_id' = d.entity_id::text
+    JOIN events r ON r.library_id = d.library_id AND r.entity_type = '{DELETED_ALBUM_LINK}' AND r.txid = d.txid
+     AND r.payload->>'album_id' = d.entity_id::text
     WHERE d.entity_id = ANY($1::uuid[]) AND d.entity_type = 'album' AND d.event_type = 'album_deleted'
 """
 

@@ -228,13 +228,18 @@ async def test_deleting_a_shared_album_leaves_what_its_users_must_drop(user):
     await albums.delete_album(f.principal_for(user), album["id"])
     assert await db.fetchval("SELECT count(*) FROM album_assets WHERE album_id = $1", album["id"]) == 0
     removed = await db.fetch("SELECT e.txid, e.payload->>'asset_id' AS asset_id FROM events e"
-                             " WHERE e.entity_type = 'album_asset' AND e.event_type = 'album_asset_removed'"
-                             " AND e.payload->>'album_id' = $1", str(album["id"]))
+                             " WHERE e.entity_type = $2 AND e.payload->>'album_id' = $1",
+                             str(album["id"]), albums.DELETED_ALBUM_LINK)
     deleted = await db.fetchval("SELECT txid FROM events WHERE entity_id = $1 AND event_type = 'album_deleted'",
                                 album["id"])
     assert sorted(r["asset_id"] for r in removed) == sorted(str(a["id"]) for a in (only_there, also_kept,
                                                                                     partners_photo, own))
     assert {r["txid"] for r in removed} == {deleted}  # in the deletion's transaction
+    # The native feed keeps to album_deleted, which implies the links are gone.
+    async with db.transaction() as conn:
+        feed, _, _ = await events.read_feed(conn, library_id=user["default_library_id"], after=None, horizon=None,
+                                            entity_types=None, created_at_gte=None, limit=1000)
+    assert [r["event_type"] for r in feed if r["txid"] == deleted] == ["album_deleted"]
     dropped = [a async for a in sync.dropped_album_assets(
         [album["id"]], keep_libraries=[member["default_library_id"], sharer["default_library_id"]],
         keep_albums=[kept["id"]])]
