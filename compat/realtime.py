@@ -4,8 +4,8 @@ The app publishes committed change events and "variants ready" notices on Redis
 (app.realtime); each API process listens and turns them into the events Immich clients
 expect, sent to the owner's room, and to everyone the change is shared with: a library's asset
 changes to the partners who receive it, an album's changes to its album users (who those are is
-access's "audiences", read once per notice). Everything here is best effort: a failure is logged,
-never raised into a request or the listener.
+access's "audiences", read once per notice) and to a user just removed from it. Everything here
+is best effort: a failure is logged, never raised into a request or the listener.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ PATH = "/api/socket.io"
 _READY_VISIBILITY = ("timeline", "archive")
 _ALBUM_EVENTS = ("album_created", "album_updated", "album_deleted")
 _ALBUM_ASSET_EVENTS = ("album_asset_added", "album_asset_removed")
+# An album user's removal (album_sharing) names the album and the removed user in its payload: the
+# removed user hears of the album once more, so its client syncs and drops it.
+_ALBUM_USER_REMOVED = "album_user_removed"
 _PERSON_THUMBNAIL_EVENTS = ("person_created", "person_updated")
 # What a partner hears of the sharer's library: its assets (and stacks), nothing else.
 _ASSET_EVENTS = ("asset_updated", "asset_trashed", "asset_restored", "asset_deleted")
@@ -54,7 +57,7 @@ def _album_of(event: dict) -> uuid.UUID | None:
     """The album an album or album-link event is about."""
     if event["event_type"] in _ALBUM_EVENTS:
         return uuid.UUID(event["entity_id"])
-    if event["event_type"] in _ALBUM_ASSET_EVENTS:
+    if event["event_type"] in _ALBUM_ASSET_EVENTS or event["event_type"] == _ALBUM_USER_REMOVED:
         album = (event.get("payload") or {}).get("album_id")
         return None if album is None else uuid.UUID(album)
     return None
@@ -217,6 +220,10 @@ class LiveEvents:
             album = _album_of(event)
             for user in album_users.get(album, []) if album is not None else []:
                 audiences.setdefault(user, []).append(event)
+            if event["event_type"] == _ALBUM_USER_REMOVED:
+                removed = (event.get("payload") or {}).get("user_id")
+                if removed is not None:
+                    audiences.setdefault(uuid.UUID(removed), []).append(event)
         for user, group in audiences.items():
             rooms = [str(user)]
             if self._listening(rooms):
@@ -238,7 +245,7 @@ class LiveEvents:
                 found["deleted"][entity_id] = None
             elif kind in _ALBUM_EVENTS:
                 found["albums"][entity_id] = None
-            elif kind in _ALBUM_ASSET_EVENTS:
+            elif kind in _ALBUM_ASSET_EVENTS or kind == _ALBUM_USER_REMOVED:
                 album = (event.get("payload") or {}).get("album_id")  # a bare UUID
                 if album is not None:
                     found["albums"][album] = None

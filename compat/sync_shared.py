@@ -198,12 +198,21 @@ class SharedLines:
                              self._ack("AlbumToAssetDeleteV1", change.cursor))
 
     async def album_user_deletes(self) -> AsyncIterator[bytes]:
+        """AlbumUserDeleteV1: the caller itself in each lost album, then the users removed from the
+        albums it still has since the checkpoint."""
         request = "AlbumUsersV1"
         if request not in self.types:
             return
         for album in self._lost_albums(request):
             yield self._emit("AlbumUserDeleteV1", {"albumId": str(album), "userId": str(self.user_id)},
                              self._kept("AlbumUserDeleteV1", "AlbumUserV1"))
+        after = self._after("AlbumUserDeleteV1") or self._after("AlbumUserV1")
+        if after is None:
+            return
+        async for change in self._walk("album_user", self.album_libraries, after,
+                                       where=sync.LINKS_OF_ALBUMS, album_ids=self.albums, deletes=True):
+            yield self._emit("AlbumUserDeleteV1", album_user_delete(change),
+                             self._ack("AlbumUserDeleteV1", change.cursor))
 
     async def album_deletes(self, request: str) -> AsyncIterator[bytes]:
         if request not in self.types:
@@ -383,6 +392,12 @@ def commit_marker(ack: str, pending: str | None) -> dict[str, str]:
             return {}
         out[moved_type] = moved
     return out
+
+
+def album_user_delete(change: sync.Change) -> dict[str, str]:
+    """The AlbumUserDeleteV1 data of an album user's removal (its event names both)."""
+    payload = sync.payload_of(change)
+    return {"albumId": payload["album_id"], "userId": payload["user_id"]}
 
 
 def _link(row) -> dtos.SyncAlbumToAssetV1:

@@ -242,3 +242,90 @@ def test_an_editors_photo_reaches_the_album_owner_as_an_album_asset(server, acco
     kinds = _types(got)
     assert kinds.index("AlbumAssetCreateV2") < kinds.index("AlbumToAssetV1")
     assert _quiet(a.sync())
+
+
+def test_a_removed_album_user_leaves_every_remaining_users_album(server, account, make_account):
+    a = SharingApp(server, session_token(account))
+    leaving, staying = make_account(), make_account()
+    b = SharingApp(server, session_token(leaving, "leaving-pw"))
+    c = SharingApp(server, session_token(staying, "staying-pw"))
+    album = a.http.post("/api/albums", json={"albumName": "Three"}).json()["id"]
+    assert a.http.put(f"/api/albums/{album}/users", json={"albumUsers": [
+        {"userId": str(leaving.user_id), "role": "viewer"},
+        {"userId": str(staying.user_id), "role": "editor"}]}).status_code == 200
+    for app in (a, b, c):
+        app.sync()
+
+    # A role change reaches everyone as an album user line.
+    assert a.http.put(f"/api/albums/{album}/user/{staying.user_id}", json={"role": "viewer"}).status_code == 204
+    for app in (a, b, c):
+        users = _of(app.sync(), "AlbumUserV1")
+        assert (str(staying.user_id), "viewer") in {(u["userId"], u["role"]) for u in users}
+
+    # B leaves: the owner and C drop B from the album (and keep the album); B drops the album.
+    assert b.http.delete(f"/api/albums/{album}/user/me").status_code == 204
+    gone = {"albumId": album, "userId": str(leaving.user_id)}
+    for app in (a, c):
+        got = app.sync()
+        assert _of(got, "AlbumUserDeleteV1") == [gone] and "AlbumDeleteV1" not in _types(got)
+        assert _of(app.sync(), "AlbumUserDeleteV1") == []  # once
+    mine = b.sync()
+    assert _of(mine, "AlbumUserDeleteV1") == [gone] and _of(mine, "AlbumDeleteV1") == [{"albumId": album}]
+
+
+def test_a_user_removed_from_an_album_hears_of_it(server, account, make_account, listeners):
+    member = make_account()
+    a = SharingApp(server, session_token(account))
+    album = a.http.post("/api/albums", json={"albumName": "Going"}).json()["id"]
+    assert a.http.put(f"/api/albums/{album}/users",
+                      json={"albumUsers": [{"userId": str(member.user_id), "role": "viewer"}]}).status_code == 200
+    m = listeners(server.immich_url, _cookie(session_token(member, "member-pw")))
+    assert a.http.delete(f"/api/albums/{album}/user/{member.user_id}").status_code == 204
+    assert m.wait_for("on_album_update", lambda d: d == album) == album
+
+
+def test_a_deleted_shared_album_takes_the_photos_seen_only_there(server, account, make_account):
+    a = SharingApp(server, session_token(account))
+    member = make_account()
+    b = SharingApp(server, session_token(member, "member-pw"))
+    only_there = a.upload(account, "gone.png", png_bytes(5501, 40, 30))
+    elsewhere = a.upload(account, "kept.png", png_bytes(5502, 40, 30))
+    album = a.http.post("/api/albums", json={"albumName": "Doomed", "assetIds": [only_there, elsewhere]}).json()["id"]
+    kept = a.http.post("/api/albums", json={"albumName": "Kept", "assetIds": [elsewhere]}).json()["id"]
+    for shared in (album, kept):
+        assert a.http.put(f"/api/albums/{shared}/users",
+                          json={"albumUsers": [{"userId": str(member.user_id), "role": "viewer"}]}).status_code == 200
+    got = b.sync()
+    assert _ids(got, "AlbumAssetCreateV2", "AlbumAssetBackfillV2") == {only_there, elsewhere}
+
+    assert a.http.delete(f"/api/albums/{album}").status_code == 204
+    gone = b.sync()
+    assert _of(gone, "AlbumDeleteV1") == [{"albumId": album}]
+    assert _ids(gone, "AssetDeleteV1") == {only_there}
+    kinds = _types(gone)
+    assert kinds.index("AlbumDeleteV1") < kinds.index("AssetDeleteV1")
+    assert _quiet(b.sync())
+    # The owner keeps its photos.
+    assert "AssetDeleteV1" not in _types(a.sync())
+
+
+def test_a_deleted_account_ends_its_partnerships_on_the_other_side(server, account, make_account):
+    from app.db import engine as db
+    from tests.conftest import run
+
+    admin, receiver, sharer = make_account(), make_account(), make_account()
+    run(db.execute("UPDATE users SET is_admin = true WHERE id = $1", admin.user_id))
+    boss = SharingApp(server, session_token(admin, "admin-pw"))
+    a = SharingApp(server, session_token(account))
+    b = SharingApp(server, session_token(receiver, "receiver-pw"))
+    c = SharingApp(server, session_token(sharer, "sharer-pw"))
+    assert a.http.post("/api/partners", json={"sharedWithId": str(receiver.user_id)}).status_code == 201
+    assert c.http.post("/api/partners", json={"sharedWithId": str(account.user_id)}).status_code == 201
+    b.sync(), c.sync()
+
+    assert boss.http.delete(f"/api/admin/users/{account.user_id}").status_code == 200
+    assert _of(b.sync(), "PartnerDeleteV1") == [{"sharedById": str(account.user_id),
+                                                 "sharedWithId": str(receiver.user_id)}]
+    assert _of(c.sync(), "PartnerDeleteV1") == [{"sharedById": str(sharer.user_id),
+                                                 "sharedWithId": str(account.user_id)}]
+    assert _of(b.sync(), "PartnerDeleteV1") == []

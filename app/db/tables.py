@@ -635,6 +635,8 @@ INDEXES: list[Index] = [
     Index(Asset, "assets_stack_idx", "btree (stack_id) WHERE (stack_id IS NOT NULL)"),
     Index(Asset, "assets_library_geo_idx",
           "btree (library_id, latitude, longitude) WHERE (latitude IS NOT NULL)"),
+    # a library's assets a page at a time in id order (the Immich sync stream's backfills)
+    Index(Asset, "assets_library_id_idx", "btree (library_id, id)"),
     Index(Event, "events_library_feed_idx", "btree (library_id, txid, id)"),
     Index(Event, "events_owner_feed_idx", "btree (owner_id, txid, id)"),
     Index(Event, "events_library_kind_idx", "btree (library_id, entity_type, txid, id)"),

@@ -3,11 +3,15 @@ access.ALBUM_VIEWER). Only the album's owner shares, changes roles and removes u
 user may remove itself (leave). What an album user may then do is decided in app.domain.access.
 
 Every change records `album_updated` for the album in its transaction, so the owner's feed and
-live listeners hear that the album's users changed.
+live listeners hear that the album's users changed. A removal also records `album_user_removed`
+(entity type `album_user`, outside the native feed's types) naming the album and the user, since
+the album_users row is gone: the Immich sync stream tells everyone who still sees the album that
+this user left it, and live events reach the removed user too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 
@@ -18,6 +22,14 @@ from app.domain import access, albums, events
 from app.domain.errors import BadRequest, Forbidden, Invalid
 
 ROLES = (access.ALBUM_EDITOR, access.ALBUM_VIEWER)
+ENTITY_TYPE = "album_user"
+REMOVED = "album_user_removed"
+
+
+def album_user_id(album_id: uuid.UUID, user_id: uuid.UUID) -> uuid.UUID:
+    """The change log's entity id of one album user: the pair names it for good (a user added back
+    continues the same entity, so only its latest removal counts)."""
+    return uuid.UUID(hashlib.md5(f"{album_id}:{user_id}".encode()).hexdigest())
 
 
 @dataclass(frozen=True)
@@ -121,3 +133,6 @@ async def remove_user(principal: access.Principal, album_id: uuid.UUID, user_id:
         if removed is None:
             raise BadRequest("Album not shared with user")
         await _event(conn, album)
+        await events.record(conn, entity_type=ENTITY_TYPE, entity_id=album_user_id(album["id"], user_id),
+                            event_type=REMOVED, library_id=album["library_id"], owner_id=album["owner_id"],
+                            payload={"album_id": str(album["id"]), "user_id": str(user_id)})

@@ -20,6 +20,9 @@ from app.domain.errors import Conflict, Invalid, NotFound
 DEFAULT_NAME = "New Album"
 MAX_IDS = 200
 NOW = QueryString("now()")  # Postgres's transaction time, like the raw-SQL writes here, not Python's clock
+# The change log's entity type of a link removed with its whole album (delete_album); not in the
+# native feed (events.FEED_ENTITY_TYPES), where album_deleted implies its links are gone.
+DELETED_ALBUM_LINK = "deleted_album_link"
 COVER_NOT_IN_ALBUM = "album_cover_asset_id must be a live asset in this album"
 
 # Album rows with what the API shows about them: counts, dates and the cover in effect.
@@ -246,7 +249,19 @@ async def delete_album(principal: access.Principal, album_id: uuid.UUID) -> None
     album = await get_album(principal, album_id, access.DELETE)
     async with db.transaction() as conn:
         await _lock(conn, album["id"])
-        # album_deleted implies its links are gone: no album_asset_removed events for them.
+        # album_deleted implies its links are gone: the native feed has no album_asset_removed for
+        # them. Its links still go first, each with an event of DELETED_ALBUM_LINK (a type the
+        # native feed leaves out), in one statement however big the album: a client that saw the
+        # album's photos only through it learns from them what to drop once the links are gone
+        # (sync.dropped_album_assets). Live listeners hear album_deleted only.
+        await conn.execute(
+            "WITH gone AS (DELETE FROM album_assets WHERE album_id = $1 RETURNING id, asset_id)"
+            " INSERT INTO events (library_id, owner_id, entity_type, entity_id, event_type, payload)"
+            " SELECT $2, $3, $5, gone.id, 'album_asset_removed',"
+            "        jsonb_build_object('album_id', $4::text, 'asset_id', gone.asset_id::text)"
+            " FROM gone ORDER BY gone.id",
+            album["id"], album["library_id"], album["owner_id"], str(album["id"]), DELETED_ALBUM_LINK,
+        )
         await Album.delete().where(Album.id == album["id"])
         await _event(conn, album, "album_deleted")
 

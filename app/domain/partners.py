@@ -120,3 +120,15 @@ async def remove(principal: access.Principal, shared_with_id: uuid.UUID) -> None
         if removed is None:
             raise NotFound("Partner not found", kind="partner")
         await _event(conn, "partner_deleted", principal.user_id, shared_with_id, removed)
+
+
+async def end_all_of(conn, user_id: uuid.UUID) -> None:
+    """End every partnership of an account being deleted, both ways, each with its partner_deleted
+    event (in the caller's transaction): the other side's clients then drop it like any other."""
+    ended = await conn.fetch(
+        "DELETE FROM partners WHERE shared_by_id = $1 OR shared_with_id = $1"
+        " RETURNING shared_by_id, shared_with_id, in_timeline",
+        user_id,
+    )
+    for row in ended:
+        await _event(conn, "partner_deleted", row["shared_by_id"], row["shared_with_id"], row["in_timeline"])

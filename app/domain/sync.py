@@ -21,7 +21,7 @@ from typing import Any, AsyncIterator, NamedTuple
 import asyncpg
 
 from app.db import engine as db
-from app.domain.albums import ALBUM_VIEW
+from app.domain.albums import ALBUM_VIEW, DELETED_ALBUM_LINK
 
 BATCH = 2000
 
@@ -49,6 +49,10 @@ _STATE = {
     "stack": "SELECT s.*, coalesce(s.primary_asset_id, (SELECT m.id FROM assets m WHERE m.stack_id = s.id"
              " ORDER BY m.local_datetime DESC, m.id LIMIT 1)) AS effective_primary_id"
              " FROM stacks s WHERE s.id = c.entity_id AND s.library_id = $1",
+    # An album user named by a removal's payload (album_sharing): gone while it is still removed.
+    "album_user": "SELECT au.album_id AS id FROM album_users au JOIN albums al ON al.id = au.album_id"
+                  " WHERE au.album_id = (c.payload->>'album_id')::uuid"
+                  " AND au.user_id = (c.payload->>'user_id')::uuid AND al.library_id = $1",
     "person": "SELECT p.* FROM people p WHERE p.id = c.entity_id AND p.library_id = $1",
     "face": "SELECT f.* FROM faces f WHERE f.id = c.entity_id AND f.library_id = $1",
 }
@@ -59,6 +63,7 @@ _SOURCES = {
     "exif": "metadata",
     "album": "album",
     "album_asset": "album_asset",
+    "album_user": "album_user",
     "stack": "stack",
     "person": "person",
     "face": "face",
@@ -217,7 +222,8 @@ _SHARED_SOURCES = {**_SOURCES, "link_asset": "album_asset", "link_exif": "album_
 # Which events of the walked libraries count ($7: album ids, $8: the caller's own library).
 EVERY_EVENT = ""
 OF_ALBUMS = " AND e.entity_id = ANY($7::uuid[])"  # album events of these albums
-LINKS_OF_ALBUMS = " AND (e.payload->>'album_id')::uuid = ANY($7::uuid[])"  # link events of these albums
+# link (and album user) events of these albums, which name their album in the payload
+LINKS_OF_ALBUMS = " AND (e.payload->>'album_id')::uuid = ANY($7::uuid[])"
 LINKED_IN_ALBUMS = (" AND e.entity_id IN (SELECT aa.asset_id FROM album_assets aa"
                     " WHERE aa.album_id = ANY($7::uuid[]))")  # events of assets linked into these albums
 
@@ -343,39 +349,65 @@ _CURRENT_KEY = {"asset": "a.id", "exif": "a.id", "stack": "s.id", "album": "al.i
                 "album_asset_asset": "a.id", "album_asset_exif": "a.id"}
 
 
+# Kinds read per library: one library at a time, so (library_id, id) indexes deliver each page in
+# order (with several libraries in one array the planner walks the primary key past every other
+# library's rows instead).
+_BY_LIBRARY = ("asset", "exif", "stack")
+
+
 async def current(kind: str, ids: list[uuid.UUID], *, exclude_library: uuid.UUID | None = None
                   ) -> AsyncIterator[asyncpg.Record]:
-    """Every row of `kind` in these libraries (asset, exif, stack) or albums (album, album_asset,
-    album_asset_asset, album_asset_exif), in id order, a batch at a time."""
+    """Every row of `kind` in these libraries (asset, exif, stack: library by library, each in id
+    order) or albums (album, album_asset, album_asset_asset, album_asset_exif: in id order), a
+    batch at a time."""
     if not ids:
         return
     key = _CURRENT_KEY[kind]
     extra = [exclude_library] if kind.startswith("album_asset_") else []
-    sql = f"{_CURRENT[kind]} AND {key} > $2 ORDER BY {key} LIMIT {BATCH}"
-    last = uuid.UUID(int=0)
-    while True:
-        rows = await db.fetch(sql, ids, last, *extra)
-        for r in rows:
-            yield r
-        if len(rows) < BATCH:
-            return
-        last = uuid.UUID(str(rows[-1]["id"]))
+    if kind in _BY_LIBRARY:
+        sql = f"{_CURRENT[kind].replace('= ANY($1::uuid[])', '= $1')} AND {key} > $2 ORDER BY {key} LIMIT {BATCH}"
+        groups: list[Any] = sorted(set(ids))
+    else:
+        sql = f"{_CURRENT[kind]} AND {key} > $2 ORDER BY {key} LIMIT {BATCH}"
+        groups = [ids]
+    for group in groups:
+        last = uuid.UUID(int=0)
+        while True:
+            rows = await db.fetch(sql, group, last, *extra)
+            for r in rows:
+                yield r
+            if len(rows) < BATCH:
+                break
+            last = uuid.UUID(str(rows[-1]["id"]))
+
+
+# The assets a lost album held: its links now, or, for an album deleted whole, the links its
+# deletion removed (recorded in the deletion's transaction, so found by its album_deleted event).
+_LOST_ALBUM_ASSETS = f"""
+    SELECT aa.asset_id FROM album_assets aa WHERE aa.album_id = ANY($1::uuid[])
+    UNION
+    SELECT (r.payload->>'asset_id')::uuid FROM events d
+    JOIN events r ON r.library_id = d.library_id AND r.entity_type = '{DELETED_ALBUM_LINK}' AND r.txid = d.txid
+     AND r.payload->>'album_id' = d.entity_id::text
+    WHERE d.entity_id = ANY($1::uuid[]) AND d.entity_type = 'album' AND d.event_type = 'album_deleted'
+"""
 
 
 async def dropped_album_assets(album_ids: list[uuid.UUID], *, keep_libraries: list[uuid.UUID],
                                keep_albums: list[uuid.UUID]) -> AsyncIterator[uuid.UUID]:
-    """The assets linked into albums a client lost that it sees no other way: not in one of
-    `keep_libraries` (its own, its partners') nor linked into an album it still has."""
+    """The assets of albums a client lost (its share ended, or the album was deleted) that it sees
+    no other way: not in one of `keep_libraries` (its own, its partners') nor linked into an album
+    it still has."""
     if not album_ids:
         return
     last = uuid.UUID(int=0)
     while True:
         rows = await db.fetch(
-            "SELECT DISTINCT aa.asset_id FROM album_assets aa JOIN assets a ON a.id = aa.asset_id"
-            " WHERE aa.album_id = ANY($1::uuid[]) AND aa.asset_id > $4 AND NOT a.library_id = ANY($2::uuid[])"
-            " AND NOT EXISTS (SELECT 1 FROM album_assets o WHERE o.asset_id = aa.asset_id"
+            f"SELECT DISTINCT lost.asset_id FROM ({_LOST_ALBUM_ASSETS}) lost JOIN assets a ON a.id = lost.asset_id"
+            " WHERE lost.asset_id > $4 AND NOT a.library_id = ANY($2::uuid[])"
+            " AND NOT EXISTS (SELECT 1 FROM album_assets o WHERE o.asset_id = lost.asset_id"
             "                 AND o.album_id = ANY($3::uuid[]))"
-            f" ORDER BY aa.asset_id LIMIT {BATCH}",
+            f" ORDER BY lost.asset_id LIMIT {BATCH}",
             album_ids, keep_libraries, keep_albums, last,
         )
         for r in rows:
@@ -388,22 +420,21 @@ async def dropped_album_assets(album_ids: list[uuid.UUID], *, keep_libraries: li
 async def dropped_library_assets(library_ids: list[uuid.UUID], *, keep_albums: list[uuid.UUID]
                                  ) -> AsyncIterator[uuid.UUID]:
     """The assets of libraries a client lost (a partner who stopped sharing) that it sees no other
-    way: not linked into an album it still has."""
-    if not library_ids:
-        return
-    last = uuid.UUID(int=0)
-    while True:
-        rows = await db.fetch(
-            "SELECT a.id FROM assets a WHERE a.library_id = ANY($1::uuid[]) AND a.id > $3"
-            " AND NOT EXISTS (SELECT 1 FROM album_assets o WHERE o.asset_id = a.id AND o.album_id = ANY($2::uuid[]))"
-            f" ORDER BY a.id LIMIT {BATCH}",
-            library_ids, keep_albums, last,
-        )
-        for r in rows:
-            yield r["id"]
-        if len(rows) < BATCH:
-            return
-        last = rows[-1]["id"]
+    way: not linked into an album it still has. Library by library, each in id order."""
+    for library_id in sorted(set(library_ids)):
+        last = uuid.UUID(int=0)
+        while True:
+            rows = await db.fetch(
+                "SELECT a.id FROM assets a WHERE a.library_id = $1 AND a.id > $3 AND NOT EXISTS"
+                " (SELECT 1 FROM album_assets o WHERE o.asset_id = a.id AND o.album_id = ANY($2::uuid[]))"
+                f" ORDER BY a.id LIMIT {BATCH}",
+                library_id, keep_albums, last,
+            )
+            for r in rows:
+                yield r["id"]
+            if len(rows) < BATCH:
+                break
+            last = rows[-1]["id"]
 
 
 async def libraries_of_linked_assets(album_ids: list[uuid.UUID], own_library: uuid.UUID) -> list[uuid.UUID]:

@@ -191,6 +191,19 @@ class _Stream:
         async for change in snap.changes(kind, self.library, after, deletes=True):
             yield _line(delete_type, _delete_data(delete_type, change), _ack(delete_type, change.cursor))
 
+    async def _own_album_user_deletes(self, snap: sync.Snapshot) -> AsyncIterator[bytes]:
+        """AlbumUserDeleteV1 of the caller's albums: the owner of each deleted album, and each user
+        removed from one. One run in feed order, so the run's last ack is its furthest."""
+        after = _cursor_of(self.saved.get("AlbumUserDeleteV1")) or _cursor_of(self.saved.get("AlbumUserV1"))
+        if after is None:
+            return
+        walks = (snap.changes("album", self.library, after, deletes=True),
+                 snap.changes("album_user", self.library, after, deletes=True))
+        async for kind, change in _in_feed_order(("album", "album_user"), walks):
+            data = (sync_shared.album_user_delete(change) if kind == "album_user"
+                    else _delete_data("AlbumUserDeleteV1", change))
+            yield _line("AlbumUserDeleteV1", data, _ack("AlbumUserDeleteV1", change.cursor))
+
     async def _own_upserts(self, snap: sync.Snapshot, upsert_type: str, kind: str) -> AsyncIterator[bytes]:
         async for change in snap.changes(kind, self.library, _cursor_of(self.saved.get(upsert_type))):
             if upsert_type == "AlbumUserV1":  # one change of the album, a line per user of it
@@ -214,7 +227,8 @@ class _Stream:
         mine("PeopleV1")
         mine("AlbumToAssetsV1")
         steps.append(shared.album_link_deletes())
-        mine("AlbumUsersV1")
+        if "AlbumUsersV1" in self.types:
+            steps.append(self._own_album_user_deletes(snap))
         steps.append(shared.album_user_deletes())
         mine("AlbumsV2")
         steps.append(shared.album_deletes("AlbumsV2"))
@@ -313,6 +327,23 @@ class _Stream:
             return
         buffer.append(_line("SyncCompleteV1", {}, f"SyncCompleteV1|{int(started.timestamp() * 1000)}"))
         yield b"".join(buffer)
+
+
+async def _in_feed_order(names: tuple[str, ...], walks: tuple[AsyncIterator[sync.Change], ...]
+                         ) -> AsyncIterator[tuple[str, sync.Change]]:
+    """Several walks of the change log (each in feed order) as one, each change with its walk's name."""
+    heads: list[sync.Change | None] = [await anext(w, None) for w in walks]
+    try:
+        while True:
+            live = [(c.cursor, i) for i, c in enumerate(heads) if c is not None]
+            if not live:
+                return
+            _, i = min(live)
+            yield names[i], heads[i]
+            heads[i] = await anext(walks[i], None)
+    finally:
+        for w in walks:
+            await w.aclose()
 
 
 def _check_types(types: list[str]) -> set[str]:

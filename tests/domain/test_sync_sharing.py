@@ -5,7 +5,7 @@ current-state backfills, and the assets a client must drop when an album share e
 from __future__ import annotations
 
 from app.db import engine as db
-from app.domain import access, album_sharing, partners, sync
+from app.domain import access, album_sharing, albums, events, partners, sync, users
 from tests.domain import factories as f
 
 
@@ -176,3 +176,98 @@ async def test_a_partners_stacks_come_with_their_primary(user):
     assert [(r["id"], r["effective_primary_id"]) for r in got] == [(stack["id"], first["id"])]
     walked = await _walk("stack", [user["default_library_id"]])
     assert [c.row["effective_primary_id"] for c in walked] == [first["id"]]
+
+
+async def _own_walk(kind, library, after, *, deletes=False):
+    snap = await sync.snapshot()
+    return [c async for c in snap.changes(kind, library, after, deletes=deletes)]
+
+
+async def _horizon():
+    return ((await sync.snapshot()).horizon, 0)
+
+
+async def test_a_removed_album_user_is_a_delete_for_everyone_who_still_sees_the_album(user):
+    leaving, staying = await f.new_user(), await f.new_user()
+    album = await f.new_album(user)
+    owner = f.principal_for(user)
+    await album_sharing.add_users(owner, album["id"], [(leaving["id"], access.ALBUM_VIEWER),
+                                                       (staying["id"], access.ALBUM_EDITOR)])
+    start = await _horizon()
+    library = user["default_library_id"]
+    await album_sharing.update_user(owner, album["id"], staying["id"], access.ALBUM_VIEWER)  # a role change is no delete
+    await album_sharing.remove_user(f.principal_for(leaving), album["id"], leaving["id"])  # it leaves
+    # The owner's library walk and the remaining users' shared walk of the album both name it.
+    own = await _own_walk("album_user", library, start, deletes=True)
+    shared = await _walk("album_user", [library], start, where=sync.LINKS_OF_ALBUMS, album_ids=[album["id"]],
+                         deletes=True)
+    for got in (own, shared):
+        assert [(sync.payload_of(c)["album_id"], sync.payload_of(c)["user_id"]) for c in got] == [
+            (str(album["id"]), str(leaving["id"]))]
+        assert got[0].entity_id == album_sharing.album_user_id(album["id"], leaving["id"])
+    # Another album's users hear nothing of it; the native feed has no album users.
+    assert await _walk("album_user", [library], start, where=sync.LINKS_OF_ALBUMS,
+                       album_ids=[(await f.new_album(user))["id"]], deletes=True) == []
+    async with db.transaction() as conn:
+        feed, _, _ = await events.read_feed(conn, library_id=library, after=start, horizon=None, entity_types=None,
+                                            created_at_gte=None, limit=100)
+    assert {r["entity_type"] for r in feed} == {"album"}
+    # Added back, the user is no delete any more.
+    await album_sharing.add_users(owner, album["id"], [(leaving["id"], access.ALBUM_VIEWER)])
+    assert await _own_walk("album_user", library, start, deletes=True) == []
+
+
+async def test_deleting_a_shared_album_leaves_what_its_users_must_drop(user):
+    member, sharer = await f.new_user(), await f.new_user()
+    album, kept = await f.new_album(user), await f.new_album(user)
+    only_there, also_kept = await f.new_asset(user), await f.new_asset(user)
+    partners_photo, own = await f.new_asset(sharer), await f.new_asset(member)
+    for asset in (only_there, also_kept, partners_photo, own):
+        await f.new_album_asset(album, asset)
+    await f.new_album_asset(kept, also_kept)
+    await albums.delete_album(f.principal_for(user), album["id"])
+    assert await db.fetchval("SELECT count(*) FROM album_assets WHERE album_id = $1", album["id"]) == 0
+    removed = await db.fetch("SELECT e.txid, e.payload->>'asset_id' AS asset_id FROM events e"
+                             " WHERE e.entity_type = $2 AND e.payload->>'album_id' = $1",
+                             str(album["id"]), albums.DELETED_ALBUM_LINK)
+    deleted = await db.fetchval("SELECT txid FROM events WHERE entity_id = $1 AND event_type = 'album_deleted'",
+                                album["id"])
+    assert sorted(r["asset_id"] for r in removed) == sorted(str(a["id"]) for a in (only_there, also_kept,
+                                                                                    partners_photo, own))
+    assert {r["txid"] for r in removed} == {deleted}  # in the deletion's transaction
+    # The native feed keeps to album_deleted, which implies the links are gone.
+    async with db.transaction() as conn:
+        feed, _, _ = await events.read_feed(conn, library_id=user["default_library_id"], after=None, horizon=None,
+                                            entity_types=None, created_at_gte=None, limit=1000)
+    assert [r["event_type"] for r in feed if r["txid"] == deleted] == ["album_deleted"]
+    dropped = [a async for a in sync.dropped_album_assets(
+        [album["id"]], keep_libraries=[member["default_library_id"], sharer["default_library_id"]],
+        keep_albums=[kept["id"]])]
+    assert dropped == [only_there["id"]]
+
+
+async def test_deleting_an_account_ends_its_partnerships_for_the_other_side(user):
+    admin, receiver, sharer = await f.new_user(is_admin=True), await f.new_user(), await f.new_user()
+    await partners.create(f.principal_for(user), receiver["id"])
+    await partners.create(f.principal_for(sharer), user["id"])
+    start = await _horizon()
+    await users.admin_delete_user(f.principal_for(admin), user["id"])
+    assert await db.fetchval("SELECT count(*) FROM partners WHERE $1 IN (shared_by_id, shared_with_id)",
+                             user["id"]) == 0
+    for other, pair in ((receiver, (user, receiver)), (sharer, (sharer, user))):
+        gone = await _partner_changes(other["id"], start, deletes=True)
+        assert [(sync.payload_of(c)["shared_by_id"], sync.payload_of(c)["shared_with_id"]) for c in gone] == [
+            (str(pair[0]["id"]), str(pair[1]["id"]))]
+        assert gone[0].entity_id == partners.partnership_id(pair[0]["id"], pair[1]["id"])
+
+
+async def test_several_libraries_come_library_by_library_each_in_id_order(user, monkeypatch):
+    other = await f.new_user()
+    mine = [await f.new_asset(user) for _ in range(3)]
+    theirs = [await f.new_asset(other) for _ in range(3)]
+    monkeypatch.setattr(sync, "BATCH", 2)
+    libraries = sorted([user["default_library_id"], other["default_library_id"]])
+    by_library = {user["default_library_id"]: mine, other["default_library_id"]: theirs}
+    expected = [str(a["id"]) for lib in libraries for a in sorted(by_library[lib], key=lambda a: a["id"])]
+    assert [r["id"] async for r in sync.current("asset", libraries[::-1])] == expected
+    assert [str(a) async for a in sync.dropped_library_assets(libraries, keep_albums=[])] == expected
