@@ -318,11 +318,6 @@ def _writes(w: World) -> list[tuple[str, str, str, dict | None, set[str]]]:
     ]
 
 
-def _known_bug(source: str, form: str, method: str, path: str) -> bool:
-    """Refusals that fail today; each has its own xfail test below, so the matrix stays green."""
-    return form == "scoped-key" and path.startswith("/api/partners/")
-
-
 def _send(w: World, who: str, listener: str, form: str, method: str, path: str, body) -> httpx.Response:
     if body == "upload":
         lib = w.native(ids.LIBRARY, w.library)
@@ -338,6 +333,8 @@ def _assert_refused(listener: str, form: str, r: httpx.Response, what) -> None:
         assert r.json() and not any(item["success"] for item in r.json()), (what, r.text)
     elif form == "read-key":  # the guard refuses before anything is looked up
         assert r.status_code == 403, (what, r.status_code, r.text)
+    elif form == "scoped-key" and what[1].startswith("/api/partners"):  # user-wide: refused before any lookup
+        assert r.status_code == 403 and "limited to some libraries" in r.json()["message"], (what, r.text)
     elif listener == "native":
         assert r.status_code in (403, 404), (what, r.status_code, r.text)
     else:
@@ -388,7 +385,7 @@ def test_no_source_writes_beyond_its_grant_through_any_route(world, source, list
     for where, method, path, body, allowed in _writes(world):
         if where != listener or (source in allowed and form not in ("read-key", "scoped-key")):
             continue
-        if (form == "cookie" and source == OWNER) or _known_bug(source, form, method, path):
+        if form == "cookie" and source == OWNER:
             continue
         r = _send(world, source, listener, form, method, path, body)
         _assert_refused(listener, form, r, (method, path))
@@ -397,7 +394,7 @@ def test_no_source_writes_beyond_its_grant_through_any_route(world, source, list
     assert driven or (source == OWNER and form in ("cookie", "bearer", "api-key"))
 
 
-# --- what is known to be wrong (strict: each turns into a failure once fixed) ---------------
+# --- fixed once, kept so they stay fixed ----------------------------------------------------
 
 @pytest.mark.parametrize("source", SHARE_GRANTEES)
 def test_the_faces_of_a_shared_asset_are_listed_for_its_share(world, source):
@@ -443,10 +440,8 @@ def _partnership(sharer: User, partner: User):
                            sharer.account.user_id, partner.account.user_id))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a key limited to some libraries may not create a partner share, yet it "
-                   "removes one (DELETE /api/partners/{id}) and turns its timeline on (PUT /api/partners/{id})")
 @pytest.mark.parametrize("change", ["remove", "in-timeline"])
-def test_bug_a_key_limited_to_some_libraries_changes_partner_shares(server, change):
+def test_a_key_limited_to_some_libraries_changes_no_partner_share(server, change):
     sharer, partner = _pair(server)
     if change == "remove":
         r = httpx.delete(f"{server.immich_url}/api/partners/{partner.id}", headers={"x-api-key": sharer.scoped_key})

@@ -54,11 +54,17 @@ async def _event(conn, event_type: str, shared_by_id: uuid.UUID, shared_with_id:
                                  "in_timeline": in_timeline})
 
 
+def _require_whole_user(principal: access.Principal, action: str) -> None:
+    """A partnership is user-wide (all the photos of the sharer's Immich library): a credential limited
+    to some libraries neither makes, changes nor ends one."""
+    principal.require(action)
+    if principal.library_scope is not None:
+        raise Forbidden("A key limited to some libraries cannot change what its user shares")
+
+
 async def create(principal: access.Principal, shared_with_id: uuid.UUID) -> asyncpg.Record:
     """The caller shares its photos with another account; the record carries that account."""
-    principal.require(access.WRITE)
-    if principal.library_scope is not None:
-        raise Forbidden("A key limited to some libraries cannot share all of its user's photos")
+    _require_whole_user(principal, access.WRITE)
     if shared_with_id == principal.user_id:
         raise BadRequest("You cannot be your own partner")
     async with db.transaction() as conn:
@@ -91,7 +97,7 @@ async def list_partners(principal: access.Principal, direction: str) -> list[asy
 async def set_in_timeline(principal: access.Principal, shared_by_id: uuid.UUID, in_timeline: bool) -> asyncpg.Record:
     """The receiver shows (or hides) a sharer's photos in its timeline. 404 when that account does
     not share with the caller: the sharer cannot decide this for the receiver."""
-    principal.require(access.WRITE)
+    _require_whole_user(principal, access.WRITE)
     async with db.transaction() as conn:
         updated = await conn.fetchval(
             "UPDATE partners SET in_timeline = $3, updated_at = now()"
@@ -111,7 +117,7 @@ async def set_in_timeline(principal: access.Principal, shared_by_id: uuid.UUID, 
 async def remove(principal: access.Principal, shared_with_id: uuid.UUID) -> None:
     """The sharer stops sharing with an account. Only the sharer ends a partnership (as in Immich);
     the receiver hides it from its timeline instead."""
-    principal.require(access.DELETE)
+    _require_whole_user(principal, access.DELETE)
     async with db.transaction() as conn:
         removed = await conn.fetchval(
             "DELETE FROM partners WHERE shared_by_id = $1 AND shared_with_id = $2 RETURNING in_timeline",
