@@ -91,6 +91,11 @@ def test_an_album_link_by_key_and_slug_then_hiding_metadata_then_deleted(server,
             _refused(visitor.get(path, params=key), 401, "Authentication required")
         _refused(visitor.put(f"/api/assets/{photo}", params=key, json={"description": "mine now"}), 401,
                  "Authentication required")
+        # Nor the routes that could carry metadata another way: search, map, the sync stream.
+        for method, path, body in (("POST", "/api/search/metadata", {"albumIds": [album]}),
+                                   ("GET", "/api/map/markers", None),
+                                   ("POST", "/api/sync/stream", {"types": ["AlbumAssetExifsV1"]})):
+            _refused(visitor.request(method, path, params=key, json=body), 401, "Authentication required")
         # A guess says nothing; a session caller has no link of its own.
         _refused(visitor.get("/api/shared-links/me", params={"key": "A" * 67}), 401, "Invalid share key")
         _refused(visitor.get("/api/shared-links/me", params={"slug": "cabin-2025"}), 401, "Invalid share slug")
