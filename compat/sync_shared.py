@@ -250,7 +250,7 @@ class SharedLines:
             return
         lost = self._lost_albums("AlbumAssetsV2")
         albums = sorted({*self.albums, *lost})
-        libraries = sorted({self.own, *(await sync.album_library_ids(albums))})
+        libraries = sorted({self.own, *(await sync.album_library_ids(albums, deleted_too=bool(lost)))})
         keep = [self.own, *(await access.partner_libraries_of(self.user_id))]
         async for cursor, asset_id in sync.removed_album_assets(
                 self.snap, libraries, albums, after, own_library=self.own, keep_libraries=keep,

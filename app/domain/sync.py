@@ -466,11 +466,17 @@ async def albums_with_foreign_assets(own_library: uuid.UUID) -> list[uuid.UUID]:
     return [r["album_id"] for r in rows]
 
 
-async def album_library_ids(album_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+async def album_library_ids(album_ids: list[uuid.UUID], *, deleted_too: bool = False) -> list[uuid.UUID]:
+    """The libraries of these albums; `deleted_too`: of deleted ones too, as their events name them."""
     if not album_ids:
         return []
-    rows = await db.fetch("SELECT DISTINCT library_id FROM albums WHERE id = ANY($1::uuid[])", album_ids)
-    return [r["library_id"] for r in rows]
+    rows = await db.fetch(
+        "SELECT library_id FROM albums WHERE id = ANY($1::uuid[])"
+        " UNION SELECT library_id FROM events WHERE $2 AND entity_id = ANY($1::uuid[]) AND entity_type = 'album'"
+        " AND event_type = 'album_deleted' AND library_id IS NOT NULL",
+        album_ids, deleted_too,
+    )
+    return sorted(r["library_id"] for r in rows)
 
 
 async def removed_album_assets(snap: Snapshot, library_ids: list[uuid.UUID], album_ids: list[uuid.UUID],

@@ -275,7 +275,7 @@ async def test_several_libraries_come_library_by_library_each_in_id_order(user, 
 
 async def _removed(user, albums_seen, after, *, keep_libraries, keep_albums):
     snap = await sync.snapshot()
-    libraries = sorted({user["default_library_id"], *(await sync.album_library_ids(albums_seen))})
+    libraries = sorted({user["default_library_id"], *(await sync.album_library_ids(albums_seen, deleted_too=True))})
     return [a async for _, a in sync.removed_album_assets(
         snap, libraries, albums_seen, after, own_library=user["default_library_id"],
         keep_libraries=keep_libraries, keep_albums=keep_albums)]
@@ -384,3 +384,19 @@ async def test_a_purged_librarys_albums_leave_what_their_users_must_drop(user, t
     dropped = [a async for a in sync.dropped_album_assets([album["id"]], keep_libraries=[member["default_library_id"]],
                                                           keep_albums=[elsewhere["id"]])]
     assert sorted(dropped) == sorted([photo["id"], kept["id"]])
+
+
+async def test_a_photo_taken_out_of_an_album_deleted_since_still_drops(user):
+    owner = await f.new_user()
+    album = await f.new_album(owner)
+    out, left = await f.new_asset(owner), await f.new_asset(owner)
+    await f.new_album_asset(album, out)
+    await f.new_album_asset(album, left)
+    start = await _horizon()
+    await albums.remove_assets(f.principal_for(owner), album["id"], [out["id"]])
+    await albums.delete_album(f.principal_for(owner), album["id"])
+    assert await sync.album_library_ids([album["id"]]) == []
+    assert await sync.album_library_ids([album["id"]], deleted_too=True) == [owner["default_library_id"]]
+    # Taken out before the album went: the removal walk names it (the deletion's links name the other).
+    assert await _removed(user, [album["id"]], start, keep_libraries=[user["default_library_id"]],
+                          keep_albums=[]) == [out["id"]]
