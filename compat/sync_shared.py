@@ -53,7 +53,10 @@ SHARED_ACK_TYPES: dict[str, tuple[str, ...]] = {
     "AlbumAssetsV2": ("AlbumAssetUpdateV2", "AlbumAssetCreateV2", "AlbumAssetBackfillV2"),
     "AlbumAssetExifsV1": ("AlbumAssetExifUpdateV1", "AlbumAssetExifCreateV1", "AlbumAssetExifBackfillV1"),
 }
-MOVABLE_TYPES = frozenset(t for types in SHARED_ACK_TYPES.values() for t in types)
+# The caller's own AssetDeleteV1 run also carries the drops of photos taken out of albums
+# (album_removal_drops): the marker moves it past the removals read when the stream walked both.
+OWN_ASSET_DELETES = "AssetDeleteV1"
+MOVABLE_TYPES = frozenset([OWN_ASSET_DELETES, *(t for types in SHARED_ACK_TYPES.values() for t in types)])
 _PARTNER_TYPES = ("PartnerAssetsV2", "PartnerAssetExifsV1", "PartnerStacksV1")
 _ALBUM_TYPES = ("AlbumsV2", "AlbumsV1", "AlbumUsersV1", "AlbumToAssetsV1", "AlbumAssetsV2", "AlbumAssetExifsV1")
 
@@ -235,6 +238,25 @@ class SharedLines:
                                                         keep_albums=await self._kept_albums()):
             yield self._emit("AssetDeleteV1", {"assetId": str(asset_id)}, self._kept("AssetDeleteV1", "AssetV2"))
 
+    async def album_removal_drops(self) -> AsyncIterator[bytes]:
+        """AssetDeleteV1 for the assets taken out of albums the client sees (shared with it, lost in
+        this stream, or its own) since its AssetsV2 checkpoint (else its AlbumToAssetsV1 one) that
+        it sees no other way now; its own photos stay."""
+        if not {"AlbumAssetsV2", "AssetsV2"} <= self.types:
+            return
+        after = (self._after("AssetDeleteV1") or self._after("AssetV2") or self._after("AlbumToAssetDeleteV1")
+                 or self._after("AlbumToAssetV1"))
+        if after is None:
+            return
+        lost = self._lost_albums("AlbumAssetsV2")
+        albums = sorted({*self.albums, *lost})
+        libraries = sorted({self.own, *(await sync.album_library_ids(albums, deleted_too=bool(lost)))})
+        keep = [self.own, *(await access.partner_libraries_of(self.user_id))]
+        async for cursor, asset_id in sync.removed_album_assets(
+                self.snap, libraries, albums, after, own_library=self.own, keep_libraries=keep,
+                keep_albums=await self._kept_albums(), scanned=self.scanned):
+            yield self._emit("AssetDeleteV1", {"assetId": str(asset_id)}, self._ack("AssetDeleteV1", cursor))
+
     async def partner_deletes(self, request: str, kind: str, delete_type: str, upsert_type: str,
                               id_of: Callable[[Any], dict]) -> AsyncIterator[bytes]:
         """Deletes of a lost partner's rows (all of them, and those gone since the checkpoint),
@@ -373,7 +395,10 @@ class SharedLines:
             return None
         token = secrets.token_hex(12)
         horizon = events.encode_cursor(self.snap.horizon, 0)
-        acks = sorted({f"{t}|{horizon}" for r in requested for t in SHARED_ACK_TYPES[r]})
+        moved_types = {t for r in requested for t in SHARED_ACK_TYPES[r]}
+        if {"AlbumAssetsV2", "AssetsV2"} <= self.types:  # every own asset delete up to the horizon went too
+            moved_types.add(OWN_ASSET_DELETES)
+        acks = sorted(f"{t}|{horizon}" for t in moved_types)
         line = self.line(MARKER, {}, f"{MARKER}|" + "~".join([token, *acks]))
         return line, f"{token}|{MARKER}|{scope.entry()}"
 

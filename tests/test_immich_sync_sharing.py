@@ -329,3 +329,81 @@ def test_a_deleted_account_ends_its_partnerships_on_the_other_side(server, accou
     assert _of(c.sync(), "PartnerDeleteV1") == [{"sharedById": str(sharer.user_id),
                                                  "sharedWithId": str(account.user_id)}]
     assert _of(b.sync(), "PartnerDeleteV1") == []
+
+
+def test_a_photo_taken_out_of_a_shared_album_leaves_the_phones_that_saw_it_only_there(server, account, make_account):
+    a = SharingApp(server, session_token(account))
+    member = make_account()
+    b = SharingApp(server, session_token(member, "member-pw"))
+    out, elsewhere = a.upload(account, "out.png", png_bytes(5601, 40, 30)), a.upload(account, "else.png",
+                                                                                   png_bytes(5602, 40, 30))
+    album = a.http.post("/api/albums", json={"albumName": "Thinned", "assetIds": [out, elsewhere]}).json()["id"]
+    kept = a.http.post("/api/albums", json={"albumName": "Keeps", "assetIds": [elsewhere]}).json()["id"]
+    for shared in (album, kept):
+        assert a.http.put(f"/api/albums/{shared}/users",
+                          json={"albumUsers": [{"userId": str(member.user_id), "role": "viewer"}]}).status_code == 200
+    b.sync(), a.sync()
+
+    removed = a.http.request("DELETE", f"/api/albums/{album}/assets", json={"ids": [out, elsewhere]})
+    assert removed.status_code == 200, removed.text
+    got = b.sync()
+    assert sorted(x["assetId"] for x in _of(got, "AlbumToAssetDeleteV1")) == sorted([out, elsewhere])
+    assert _ids(got, "AssetDeleteV1") == {out}  # the other is still in an album shared with B
+    kinds = _types(got)
+    assert kinds.index("AlbumToAssetDeleteV1") < kinds.index("AssetDeleteV1")
+    assert _quiet(b.sync())
+    # The owner keeps its own photos.
+    assert "AssetDeleteV1" not in _types(a.sync())
+
+
+def test_a_deleted_accounts_albums_and_album_places_leave_the_other_phones(server, account, make_account):
+    from app.db import engine as db
+    from tests.conftest import run
+
+    admin, member, host = make_account(), make_account(), make_account()
+    run(db.execute("UPDATE users SET is_admin = true WHERE id = $1", admin.user_id))
+    boss = SharingApp(server, session_token(admin, "admin-pw"))
+    a = SharingApp(server, session_token(account))
+    b = SharingApp(server, session_token(member, "member-pw"))
+    h = SharingApp(server, session_token(host, "host-pw"))
+    photo = a.upload(account, "theirs.png", png_bytes(5701, 40, 30))
+    mine = a.http.post("/api/albums", json={"albumName": "Leaving", "assetIds": [photo]}).json()["id"]
+    hosted = h.http.post("/api/albums", json={"albumName": "Staying"}).json()["id"]
+    assert a.http.put(f"/api/albums/{mine}/users",
+                      json={"albumUsers": [{"userId": str(member.user_id), "role": "viewer"}]}).status_code == 200
+    assert h.http.put(f"/api/albums/{hosted}/users", json={"albumUsers": [
+        {"userId": str(account.user_id), "role": "editor"},
+        {"userId": str(member.user_id), "role": "viewer"}]}).status_code == 200
+    b.sync(), h.sync()
+
+    assert boss.http.delete(f"/api/admin/users/{account.user_id}").status_code == 200
+    gone = {"albumId": hosted, "userId": str(account.user_id)}
+    got = b.sync()
+    assert _of(got, "AlbumDeleteV1") == [{"albumId": mine}]  # its album is shared no more
+    assert _ids(got, "AssetDeleteV1") == {photo}
+    assert gone in _of(got, "AlbumUserDeleteV1")  # and it left the host's album
+    assert _quiet(b.sync())
+    got = h.sync()
+    assert _of(got, "AlbumUserDeleteV1") == [gone] and "AlbumDeleteV1" not in _types(got)
+    assert b.http.get(f"/api/albums/{mine}").status_code == 400
+
+
+def test_a_purged_librarys_shared_albums_leave_the_phones(server, account, make_account):
+    a = SharingApp(server, session_token(account))
+    member = make_account()
+    b = SharingApp(server, session_token(member, "member-pw"))
+    photo = a.upload(account, "purged.png", png_bytes(5801, 40, 30))
+    album = a.http.post("/api/albums", json={"albumName": "Purged", "assetIds": [photo]}).json()["id"]
+    assert a.http.put(f"/api/albums/{album}/users",
+                      json={"albumUsers": [{"userId": str(member.user_id), "role": "viewer"}]}).status_code == 200
+    assert _ids(b.sync(), "AlbumAssetCreateV2", "AlbumAssetBackfillV2") == {photo}
+
+    # The owner moves to another library and purges the first before B syncs again.
+    library = account.client.libraries.list()[0].id
+    account.client.libraries.create(name="Next")
+    account.client.libraries.trash(library)
+    account.client.libraries.delete(library)
+    got = b.sync()
+    assert _of(got, "AlbumDeleteV1") == [{"albumId": album}]
+    assert _ids(got, "AssetDeleteV1") == {photo}
+    assert _quiet(b.sync())

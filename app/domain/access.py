@@ -300,6 +300,10 @@ ALBUM_EDITOR = "editor"
 ALBUM_VIEWER = "viewer"
 
 
+# An album shares only while its owner's account lives: a deleted account's albums are shared no more.
+_SHARING_OWNER = " JOIN users album_owner ON album_owner.id = al.owner_id AND album_owner.deleted_at IS NULL"
+
+
 def _share_allowed(principal: Principal) -> bool:
     """A credential limited to some libraries reaches nothing through a share: it runs only those."""
     return principal.library_scope is None
@@ -311,7 +315,7 @@ async def album_user_role(principal: Principal, album_id: uuid.UUID) -> str | No
         return None
     return await db.fetchval(
         "SELECT au.role FROM album_users au JOIN albums al ON al.id = au.album_id"
-        " JOIN libraries l ON l.id = al.library_id"
+        f" JOIN libraries l ON l.id = al.library_id{_SHARING_OWNER}"
         " WHERE au.album_id = $1 AND au.user_id = $2 AND l.trashed_at IS NULL",
         album_id, principal.user_id,
     )
@@ -345,7 +349,7 @@ async def _album_asset_grant(principal: Principal, asset_id: uuid.UUID) -> bool:
         " JOIN libraries own ON own.id = a.library_id"
         f" WHERE aa.asset_id = $1 AND a.trashed_at IS NULL AND a.visibility <> '{LOCKED}'"
         " AND own.trashed_at IS NULL AND ("
-        "   EXISTS (SELECT 1 FROM album_users au JOIN libraries l ON l.id = al.library_id"
+        f"   EXISTS (SELECT 1 FROM album_users au JOIN libraries l ON l.id = al.library_id{_SHARING_OWNER}"
         "           WHERE au.album_id = al.id AND au.user_id = $2 AND l.trashed_at IS NULL)"
         f"  OR {caller_role_sql('al.library_id', '$2')} IS NOT NULL))",
         asset_id, principal.user_id,
@@ -409,10 +413,11 @@ async def partner_libraries_of(user_id: uuid.UUID) -> list[uuid.UUID]:
 
 
 async def shared_album_ids(user_id: uuid.UUID) -> list[uuid.UUID]:
-    """The albums shared with the user (album_users) whose library is live."""
+    """The albums shared with the user (album_users) whose library is live and whose owner's account
+    is not deleted."""
     rows = await db.fetch(
         "SELECT au.album_id FROM album_users au JOIN albums al ON al.id = au.album_id"
-        " JOIN libraries l ON l.id = al.library_id WHERE au.user_id = $1 AND l.trashed_at IS NULL"
+        f" JOIN libraries l ON l.id = al.library_id{_SHARING_OWNER} WHERE au.user_id = $1 AND l.trashed_at IS NULL"
         " ORDER BY au.album_id",
         user_id,
     )
@@ -435,10 +440,11 @@ async def library_partner_audiences(library_ids: list[uuid.UUID]) -> dict[uuid.U
 
 
 async def album_user_audiences(album_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
-    """For each album, the users it is shared with (album_users)."""
+    """For each album, the users it is shared with (album_users), while its owner's account lives."""
     if not album_ids:
         return {}
-    rows = await db.fetch("SELECT album_id, user_id FROM album_users WHERE album_id = ANY($1::uuid[])", album_ids)
+    rows = await db.fetch("SELECT au.album_id, au.user_id FROM album_users au JOIN albums al ON al.id = au.album_id"
+                          f"{_SHARING_OWNER} WHERE au.album_id = ANY($1::uuid[])", album_ids)
     out: dict[uuid.UUID, list[uuid.UUID]] = {}
     for r in rows:
         out.setdefault(r["album_id"], []).append(r["user_id"])

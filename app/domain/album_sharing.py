@@ -60,6 +60,13 @@ async def _event(conn, album: asyncpg.Record) -> None:
                         library_id=album["library_id"], owner_id=album["owner_id"])
 
 
+async def _record_removal(conn, album: asyncpg.Record, user_id: uuid.UUID) -> None:
+    await _event(conn, album)
+    await events.record(conn, entity_type=ENTITY_TYPE, entity_id=album_user_id(album["id"], user_id),
+                        event_type=REMOVED, library_id=album["library_id"], owner_id=album["owner_id"],
+                        payload={"album_id": str(album["id"]), "user_id": str(user_id)})
+
+
 async def users_of(album_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[AlbumUser]]:
     """The users of each album, by album id, ordered by name: one query for a whole list of albums.
     Deleted accounts are left out."""
@@ -132,7 +139,16 @@ async def remove_user(principal: access.Principal, album_id: uuid.UUID, user_id:
             "DELETE FROM album_users WHERE album_id = $1 AND user_id = $2 RETURNING user_id", album["id"], user_id)
         if removed is None:
             raise BadRequest("Album not shared with user")
-        await _event(conn, album)
-        await events.record(conn, entity_type=ENTITY_TYPE, entity_id=album_user_id(album["id"], user_id),
-                            event_type=REMOVED, library_id=album["library_id"], owner_id=album["owner_id"],
-                            payload={"album_id": str(album["id"]), "user_id": str(user_id)})
+        await _record_removal(conn, album, user_id)
+
+
+async def end_all_of(conn, user_id: uuid.UUID) -> None:
+    """End every album share of an account being deleted (in the caller's transaction), each as a
+    removal is recorded, so the albums' owners and other users drop it from their albums."""
+    ended = await conn.fetch(
+        "WITH gone AS (DELETE FROM album_users WHERE user_id = $1 RETURNING album_id)"
+        " SELECT al.id, al.library_id, al.owner_id FROM gone JOIN albums al ON al.id = gone.album_id ORDER BY al.id",
+        user_id,
+    )
+    for album in ended:
+        await _record_removal(conn, album, user_id)

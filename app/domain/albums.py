@@ -127,6 +127,7 @@ async def shared_albums(principal: access.Principal, asset_id: uuid.UUID | None 
     return await db.fetch(
         ALBUM_VIEW + " JOIN album_users au ON au.album_id = al.id AND au.user_id = $1"
         " JOIN libraries l ON l.id = al.library_id AND l.trashed_at IS NULL"
+        " JOIN users album_owner ON album_owner.id = al.owner_id AND album_owner.deleted_at IS NULL"
         " WHERE ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM album_assets aa WHERE aa.album_id = al.id"
         " AND aa.asset_id = $2)) ORDER BY al.created_at DESC, al.id DESC",
         principal.user_id, asset_id,
@@ -264,6 +265,29 @@ async def delete_album(principal: access.Principal, album_id: uuid.UUID) -> None
         )
         await Album.delete().where(Album.id == album["id"])
         await _event(conn, album, "album_deleted")
+
+
+async def delete_all_in_library(conn, library_id: uuid.UUID) -> None:
+    """Delete every album of a library being purged, recorded as delete_album records one (its
+    links' DELETED_ALBUM_LINK events, then album_deleted), one statement per kind however many
+    albums: the albums would otherwise go by cascade without a trace, and their users' clients
+    could not tell which photos to drop."""
+    await conn.execute(
+        "WITH gone AS (DELETE FROM album_assets aa USING albums al"
+        "              WHERE al.id = aa.album_id AND al.library_id = $1"
+        "              RETURNING aa.id, aa.album_id, aa.asset_id, al.owner_id)"
+        " INSERT INTO events (library_id, owner_id, entity_type, entity_id, event_type, payload)"
+        " SELECT $1, gone.owner_id, $2, gone.id, 'album_asset_removed',"
+        "        jsonb_build_object('album_id', gone.album_id::text, 'asset_id', gone.asset_id::text)"
+        " FROM gone ORDER BY gone.id",
+        library_id, DELETED_ALBUM_LINK,
+    )
+    await conn.execute(
+        "WITH gone AS (DELETE FROM albums WHERE library_id = $1 RETURNING id, owner_id)"
+        " INSERT INTO events (library_id, owner_id, entity_type, entity_id, event_type)"
+        " SELECT $1, gone.owner_id, 'album', gone.id, 'album_deleted' FROM gone ORDER BY gone.id",
+        library_id,
+    )
 
 
 def _distinct(asset_ids: list[uuid.UUID]) -> list[uuid.UUID]:

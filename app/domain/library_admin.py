@@ -14,7 +14,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from app.db import engine as db
-from app.domain import access, assets, events
+from app.domain import access, albums, assets, events
 from app.domain.errors import Conflict, Invalid
 from app.storage.blobstore import BlobStore
 
@@ -96,7 +96,9 @@ async def delete_library(principal: access.Principal, store: BlobStore, library_
     """Purge a trashed library now: its assets (rows and files) in bounded batches, then the library.
 
     There is no background drain of trashed libraries here, so the purge the SDK calls "expedited"
-    runs in the request; a restore that races it keeps whatever assets are not yet gone.
+    runs in the request; a restore that races it keeps whatever assets are not yet gone. Its albums
+    go first, each recorded as an album deletion (albums.delete_all_in_library), while their links
+    still name the photos their users' clients must drop.
     """
     library = await access.owned_library(principal, library_id, access.DELETE_PERMANENTLY, include_trashed=True)
     if library["trashed_at"] is None:
@@ -105,12 +107,13 @@ async def delete_library(principal: access.Principal, store: BlobStore, library_
         async with db.transaction() as conn:
             if await conn.fetchval("SELECT trashed_at FROM libraries WHERE id = $1 FOR UPDATE", library_id) is None:
                 return  # restored meanwhile: stop, keeping what is left
+            await albums.delete_all_in_library(conn, library_id)  # nothing after the first batch
             rows = await conn.fetch("SELECT * FROM assets WHERE library_id = $1 ORDER BY id LIMIT $2 FOR UPDATE",
                                     library_id, _PURGE_BATCH)
             if rows:
                 await assets.hard_delete_rows(conn, rows)
             else:
-                # Its events, members and invitations go with it (ON DELETE CASCADE).
+                # Its members and invitations go with it (ON DELETE CASCADE); its events stay.
                 await conn.execute("DELETE FROM libraries WHERE id = $1", library_id)
         assets.remove_files(store, rows)
         if not rows:

@@ -393,20 +393,26 @@ _LOST_ALBUM_ASSETS = f"""
 """
 
 
+# Whether the asset `a` (LEFT JOINed: NULL when gone for good), `lost.asset_id`, is out of the
+# client's sight: not in one of the libraries in $2, nor linked into one of the albums in $3.
+_SEEN_NO_OTHER_WAY = (
+    "(a.id IS NULL OR NOT a.library_id = ANY($2::uuid[]))"
+    " AND NOT EXISTS (SELECT 1 FROM album_assets o WHERE o.asset_id = lost.asset_id AND o.album_id = ANY($3::uuid[]))"
+)
+
+
 async def dropped_album_assets(album_ids: list[uuid.UUID], *, keep_libraries: list[uuid.UUID],
                                keep_albums: list[uuid.UUID]) -> AsyncIterator[uuid.UUID]:
     """The assets of albums a client lost (its share ended, or the album was deleted) that it sees
     no other way: not in one of `keep_libraries` (its own, its partners') nor linked into an album
-    it still has."""
+    it still has. An asset gone for good (its library purged) is dropped too."""
     if not album_ids:
         return
     last = uuid.UUID(int=0)
     while True:
         rows = await db.fetch(
-            f"SELECT DISTINCT lost.asset_id FROM ({_LOST_ALBUM_ASSETS}) lost JOIN assets a ON a.id = lost.asset_id"
-            " WHERE lost.asset_id > $4 AND NOT a.library_id = ANY($2::uuid[])"
-            " AND NOT EXISTS (SELECT 1 FROM album_assets o WHERE o.asset_id = lost.asset_id"
-            "                 AND o.album_id = ANY($3::uuid[]))"
+            f"SELECT DISTINCT lost.asset_id FROM ({_LOST_ALBUM_ASSETS}) lost"
+            f" LEFT JOIN assets a ON a.id = lost.asset_id WHERE lost.asset_id > $4 AND {_SEEN_NO_OTHER_WAY}"
             f" ORDER BY lost.asset_id LIMIT {BATCH}",
             album_ids, keep_libraries, keep_albums, last,
         )
@@ -460,8 +466,55 @@ async def albums_with_foreign_assets(own_library: uuid.UUID) -> list[uuid.UUID]:
     return [r["album_id"] for r in rows]
 
 
-async def album_library_ids(album_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+async def album_library_ids(album_ids: list[uuid.UUID], *, deleted_too: bool = False) -> list[uuid.UUID]:
+    """The libraries of these albums; `deleted_too`: of deleted ones too, as their events name them."""
     if not album_ids:
         return []
-    rows = await db.fetch("SELECT DISTINCT library_id FROM albums WHERE id = ANY($1::uuid[])", album_ids)
-    return [r["library_id"] for r in rows]
+    rows = await db.fetch(
+        "SELECT library_id FROM albums WHERE id = ANY($1::uuid[])"
+        " UNION SELECT library_id FROM events WHERE $2 AND entity_id = ANY($1::uuid[]) AND entity_type = 'album'"
+        " AND event_type = 'album_deleted' AND library_id IS NOT NULL",
+        album_ids, deleted_too,
+    )
+    return sorted(r["library_id"] for r in rows)
+
+
+async def removed_album_assets(snap: Snapshot, library_ids: list[uuid.UUID], album_ids: list[uuid.UUID],
+                               after: tuple[int, int], *, own_library: uuid.UUID, keep_libraries: list[uuid.UUID],
+                               keep_albums: list[uuid.UUID], scanned: list[int] | None = None
+                               ) -> AsyncIterator[tuple[tuple[int, int], uuid.UUID]]:
+    """The assets removed from albums since the cursor that the client now sees no other way, each
+    with its removal's cursor: removals (`album_asset_removed`) from the albums in `album_ids` and
+    from the client's own library's albums (an album editor's photo taken out), read from the change
+    log in feed order, a batch a query; the keep rules are dropped_album_assets'. `scanned` counts
+    the removals read, kept or not."""
+    if not library_ids:
+        return
+    cursor = after
+    while True:
+        rows = await db.fetch(
+            f"""
+            WITH lost AS (
+                SELECT e.txid, e.id, (e.payload->>'asset_id')::uuid AS asset_id FROM events e
+                WHERE e.library_id = ANY($1::uuid[]) AND e.entity_type = 'album_asset'
+                  AND (e.txid, e.id) > ($4, $5) AND e.txid < $6 AND e.event_type = 'album_asset_removed'
+                  AND (e.library_id = $7 OR (e.payload->>'album_id')::uuid = ANY($8::uuid[]))
+                ORDER BY e.txid, e.id
+                LIMIT {BATCH}
+            )
+            SELECT lost.txid, lost.id, lost.asset_id, {_SEEN_NO_OTHER_WAY} AS dropped
+            FROM lost LEFT JOIN assets a ON a.id = lost.asset_id
+            ORDER BY lost.txid, lost.id
+            """,
+            library_ids, keep_libraries, keep_albums, cursor[0], cursor[1], snap.horizon, own_library, album_ids,
+        )
+        if scanned is not None:
+            scanned[0] += len(rows)
+        if not rows:
+            return
+        cursor = (rows[-1]["txid"], rows[-1]["id"])
+        for r in rows:
+            if r["dropped"]:
+                yield (r["txid"], r["id"]), r["asset_id"]
+        if len(rows) < BATCH:
+            return

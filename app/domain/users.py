@@ -16,7 +16,7 @@ from msgspec import UNSET, UnsetType
 
 from app.db import engine as db
 from app.db.tables import User
-from app.domain import access, partners
+from app.domain import access, album_sharing, partners
 from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from app.domain.libraries import DEFAULT_LIBRARY_NAME, insert_library
 from app.domain.principal import ALL_ACTIONS, WRITE, Principal
@@ -221,7 +221,8 @@ async def admin_update_user(principal: Principal, user_id: uuid.UUID, patch: Use
 
 async def admin_delete_user(principal: Principal, user_id: uuid.UUID) -> asyncpg.Record:
     """Soft delete: the account stops working at once; its data stays until purged. Its partnerships
-    end now (nothing restores an account), so the other side's clients drop them."""
+    and its places in others' albums end now (nothing restores an account), so the other side's
+    clients drop them; its own albums are shared no more (access leaves out a deleted owner's)."""
     principal.require_admin()
     if user_id == principal.user_id:
         raise Invalid("An administrator cannot delete their own account")
@@ -231,6 +232,7 @@ async def admin_delete_user(principal: Principal, user_id: uuid.UUID) -> asyncpg
         await conn.execute("DELETE FROM sessions WHERE user_id = $1", user_id)
         await conn.execute("UPDATE api_keys SET is_active = false WHERE user_id = $1", user_id)
         await partners.end_all_of(conn, user_id)
+        await album_sharing.end_all_of(conn, user_id)
     return await db.fetchrow(
         "SELECT u.*, 0::bigint AS storage_used_bytes FROM users u WHERE u.id = $1", user_id
     )

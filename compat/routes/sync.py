@@ -235,6 +235,7 @@ class _Stream:
         mine("AlbumsV1")
         steps.append(shared.album_deletes("AlbumsV1"))
         steps.append(shared.album_asset_drops())
+        steps.append(shared.album_removal_drops())
         mine("AssetsV2")
         steps.append(shared.partner_deletes("PartnerAssetsV2", "asset", "PartnerAssetDeleteV1", "PartnerAssetV2",
                                             lambda i: {"assetId": i}))

@@ -271,3 +271,132 @@ async def test_several_libraries_come_library_by_library_each_in_id_order(user, 
     expected = [str(a["id"]) for lib in libraries for a in sorted(by_library[lib], key=lambda a: a["id"])]
     assert [r["id"] async for r in sync.current("asset", libraries[::-1])] == expected
     assert [str(a) async for a in sync.dropped_library_assets(libraries, keep_albums=[])] == expected
+
+
+async def _removed(user, albums_seen, after, *, keep_libraries, keep_albums):
+    snap = await sync.snapshot()
+    libraries = sorted({user["default_library_id"], *(await sync.album_library_ids(albums_seen, deleted_too=True))})
+    return [a async for _, a in sync.removed_album_assets(
+        snap, libraries, albums_seen, after, own_library=user["default_library_id"],
+        keep_libraries=keep_libraries, keep_albums=keep_albums)]
+
+
+async def test_photos_taken_out_of_a_shared_album_drop_when_seen_no_other_way(user):
+    owner, sharer = await f.new_user(), await f.new_user()
+    album, kept, private = await f.new_album(owner), await f.new_album(owner), await f.new_album(owner)
+    only_there, also_kept = await f.new_asset(owner), await f.new_asset(owner)
+    partners_photo, own = await f.new_asset(sharer), await f.new_asset(user)
+    for asset in (only_there, also_kept, partners_photo, own):
+        await f.new_album_asset(album, asset)
+    await f.new_album_asset(kept, also_kept)
+    hidden = await f.new_asset(owner)
+    await f.new_album_asset(private, hidden)
+    start = await _horizon()
+    by_owner = f.principal_for(owner)
+    await albums.remove_assets(by_owner, album["id"], [a["id"] for a in (only_there, also_kept, partners_photo, own)])
+    await albums.remove_assets(by_owner, private["id"], [hidden["id"]])  # an album not shared with the user
+    keep = dict(keep_libraries=[user["default_library_id"], sharer["default_library_id"]],
+                keep_albums=[album["id"], kept["id"]])
+    assert await _removed(user, [album["id"], kept["id"]], start, **keep) == [only_there["id"]]
+    # From a later cursor, nothing; put back, it is seen again and stays.
+    assert await _removed(user, [album["id"], kept["id"]], await _horizon(), **keep) == []
+    await f.new_album_asset(album, only_there)
+    assert await _removed(user, [album["id"], kept["id"]], start, **keep) == []
+
+
+async def test_an_editors_photo_taken_out_of_the_owners_album_drops_for_the_owner_not_the_editor(user):
+    editor = await f.new_user()
+    album = await f.new_album(user)
+    await album_sharing.add_users(f.principal_for(user), album["id"], [(editor["id"], access.ALBUM_EDITOR)])
+    theirs, mine = await f.new_asset(editor), await f.new_asset(user)
+    await albums.add_assets(f.principal_for(editor), album["id"], [theirs["id"]])
+    await f.new_album_asset(album, mine)
+    start = await _horizon()
+    await albums.remove_assets(f.principal_for(user), album["id"], [theirs["id"], mine["id"]])
+    # The owner's own library's albums: the editor's photo goes, the owner's own stays.
+    assert await _removed(user, [], start, keep_libraries=[user["default_library_id"]],
+                          keep_albums=[]) == [theirs["id"]]
+    # The editor keeps its own photo and drops the owner's.
+    assert await _removed(editor, [album["id"]], start, keep_libraries=[editor["default_library_id"]],
+                          keep_albums=[album["id"]]) == [mine["id"]]
+
+
+async def test_a_deleted_accounts_albums_are_shared_no_more_and_its_album_places_end(user):
+    admin, member, host = await f.new_user(is_admin=True), await f.new_user(), await f.new_user()
+    mine, hosted = await f.new_album(user), await f.new_album(host)
+    photo = await f.new_asset(user)
+    await f.new_album_asset(mine, photo)
+    await album_sharing.add_users(f.principal_for(user), mine["id"], [(member["id"], access.ALBUM_VIEWER)])
+    await album_sharing.add_users(f.principal_for(host), hosted["id"], [(user["id"], access.ALBUM_EDITOR),
+                                                                        (member["id"], access.ALBUM_VIEWER)])
+    seen_by_member = f.principal_for(member)
+    assert await access.album_user_role(seen_by_member, mine["id"]) == access.ALBUM_VIEWER
+    start = await _horizon()
+    await users.admin_delete_user(f.principal_for(admin), user["id"])
+
+    # Its albums: no album user reaches them, nor their photos, nor hears of them.
+    assert await access.shared_album_ids(member["id"]) == [hosted["id"]]
+    assert await access.album_user_role(seen_by_member, mine["id"]) is None
+    assert await access._album_asset_grant(seen_by_member, photo["id"]) is False
+    assert [a["id"] for a in await albums.shared_albums(seen_by_member)] == [hosted["id"]]
+    assert await access.album_user_audiences([mine["id"]]) == {}
+    # Its place in another's album ends, in the deletion's transaction, as a removal does.
+    assert await db.fetchval("SELECT count(*) FROM album_users WHERE user_id = $1", user["id"]) == 0
+    library = host["default_library_id"]
+    for got in (await _own_walk("album_user", library, start, deletes=True),
+                await _walk("album_user", [library], start, where=sync.LINKS_OF_ALBUMS, album_ids=[hosted["id"]],
+                            deletes=True)):
+        assert [(sync.payload_of(c)["album_id"], sync.payload_of(c)["user_id"]) for c in got] == [
+            (str(hosted["id"]), str(user["id"]))]
+    removed = await db.fetchval("SELECT txid FROM events WHERE entity_id = $1",
+                                album_sharing.album_user_id(hosted["id"], user["id"]))
+    assert removed == await db.fetchval("SELECT txid FROM events WHERE entity_id = $1 AND event_type = $2"
+                                        " ORDER BY id DESC LIMIT 1", hosted["id"], "album_updated")
+
+
+async def test_a_purged_librarys_albums_leave_what_their_users_must_drop(user, tmp_path):
+    from app.domain import library_admin
+    from app.storage.blobstore import BlobStore
+
+    member = await f.new_user()
+    doomed = await f.new_library(user)
+    album, elsewhere = await f.new_album(user, library_id=doomed["id"]), await f.new_album(user)
+    photo, kept = await f.new_asset(user, library_id=doomed["id"]), await f.new_asset(user, library_id=doomed["id"])
+    editors = await f.new_asset(member)
+    for asset in (photo, kept, editors):
+        await f.new_album_asset(album, asset)
+    await f.new_album_asset(elsewhere, kept)
+    owner = f.principal_for(user)
+    await album_sharing.add_users(owner, album["id"], [(member["id"], access.ALBUM_VIEWER)])
+    await album_sharing.add_users(owner, elsewhere["id"], [(member["id"], access.ALBUM_VIEWER)])
+    await library_admin.trash_library(owner, doomed["id"])
+    assert await access.shared_album_ids(member["id"]) == [elsewhere["id"]]  # trashed: shared no more
+    await library_admin.delete_library(owner, BlobStore(tmp_path), doomed["id"])
+    assert await db.fetchval("SELECT count(*) FROM albums WHERE library_id = $1", doomed["id"]) == 0
+    deleted = await db.fetchval("SELECT txid FROM events WHERE entity_id = $1 AND event_type = 'album_deleted'",
+                                album["id"])
+    links = await db.fetch("SELECT txid, payload->>'asset_id' AS asset_id FROM events"
+                           " WHERE entity_type = $1 AND payload->>'album_id' = $2",
+                           albums.DELETED_ALBUM_LINK, str(album["id"]))
+    assert deleted is not None and {r["txid"] for r in links} == {deleted}
+    assert sorted(r["asset_id"] for r in links) == sorted(str(a["id"]) for a in (photo, kept, editors))
+    # The photos are gone for good, yet the member's client still holds them: they drop, its own stays.
+    dropped = [a async for a in sync.dropped_album_assets([album["id"]], keep_libraries=[member["default_library_id"]],
+                                                          keep_albums=[elsewhere["id"]])]
+    assert sorted(dropped) == sorted([photo["id"], kept["id"]])
+
+
+async def test_a_photo_taken_out_of_an_album_deleted_since_still_drops(user):
+    owner = await f.new_user()
+    album = await f.new_album(owner)
+    out, left = await f.new_asset(owner), await f.new_asset(owner)
+    await f.new_album_asset(album, out)
+    await f.new_album_asset(album, left)
+    start = await _horizon()
+    await albums.remove_assets(f.principal_for(owner), album["id"], [out["id"]])
+    await albums.delete_album(f.principal_for(owner), album["id"])
+    assert await sync.album_library_ids([album["id"]]) == []
+    assert await sync.album_library_ids([album["id"]], deleted_too=True) == [owner["default_library_id"]]
+    # Taken out before the album went: the removal walk names it (the deletion's links name the other).
+    assert await _removed(user, [album["id"]], start, keep_libraries=[user["default_library_id"]],
+                          keep_albums=[]) == [out["id"]]
