@@ -105,7 +105,10 @@ async def delete_library(principal: access.Principal, store: BlobStore, library_
         raise Conflict("Only a trashed library can be deleted: trash it first")
     while True:
         async with db.transaction() as conn:
-            if await conn.fetchval("SELECT trashed_at FROM libraries WHERE id = $1 FOR UPDATE", library_id) is None:
+            # NO KEY UPDATE: it holds off a restore, yet lets a worker still writing rows that reference
+            # the library (faces, files) check its key, which FOR UPDATE would block into a deadlock.
+            if await conn.fetchval("SELECT trashed_at FROM libraries WHERE id = $1 FOR NO KEY UPDATE",
+                                   library_id) is None:
                 return  # restored meanwhile: stop, keeping what is left
             await albums.delete_all_in_library(conn, library_id)  # nothing after the first batch
             rows = await conn.fetch("SELECT * FROM assets WHERE library_id = $1 ORDER BY id LIMIT $2 FOR UPDATE",
