@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import asyncpg
@@ -12,7 +14,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFoundException, ValidationException
 
 from app.api.route_access import ACTION
-from app.domain.errors import AccessRefused, DomainError, InsufficientStorage, NotFound
+from app.domain.errors import AccessRefused, BadRequest, DomainError, Forbidden, InsufficientStorage, NotFound
 from app.domain.principal import DELETE, DELETE_PERMANENTLY, READ, WRITE
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,17 @@ def immich_error(status: int, message: str, errors: list | None = None) -> Respo
 _IMMICH_RESOURCE = {"asset": "asset", "album": "album", "album_asset": "album", "person": "person",
                     "face": "face", "stack": "stack", "timeline": "timeline"}
 _IMMICH_PERMISSION = {READ: "read", WRITE: "update", DELETE: "delete", DELETE_PERMANENTLY: "delete"}
+
+
+@contextmanager
+def refused_as(permission: str) -> Iterator[None]:
+    """For routes whose Immich permission is not the one their action names (album.share,
+    albumAsset.create, activity.delete...): a missing object and one the caller may not act on both
+    answer 400 `Not found or no <permission> access`."""
+    try:
+        yield
+    except (NotFound, Forbidden):
+        raise BadRequest(f"Not found or no {permission} access") from None
 
 
 def _no_access(request: Request, kind: str) -> Response:

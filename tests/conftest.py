@@ -147,18 +147,9 @@ class Account:
 @pytest.fixture
 def make_account(server):
     def make(**key_options) -> Account:
-        from app.domain import users
+        from tests.helpers import create_account
 
-        email = f"user-{uuid.uuid4().hex[:10]}@example.com"
-
-        async def create():
-            user = await users.create_user(email, "secret-pw")
-            _, secret = await users.create_api_key(user["id"], "tests", **key_options)
-            return user["id"], secret
-
-        user_id, secret = run(create())
-        client = Gumnut(api_key=secret, base_url=server.base_url, max_retries=0)
-        return Account(email, user_id, secret, client, server.base_url)
+        return create_account(server, **key_options)
 
     return make
 

@@ -8,8 +8,6 @@ naming the permission its check asked for: album.read to list and count, activit
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import msgspec
 from litestar import delete, get, post
@@ -18,17 +16,9 @@ from litestar.params import QueryParameter
 from litestar.response import Response
 
 from app.domain import access, activities
-from app.domain.errors import BadRequest, Forbidden, NotFound
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
-
-
-@contextmanager
-def _refused_as(permission: str) -> Iterator[None]:
-    try:
-        yield
-    except (NotFound, Forbidden):
-        raise BadRequest(f"Not found or no {permission} access") from None
+from compat.errors import refused_as
 
 
 def _invalid(field: str, message: str, source: str = "body") -> ValidationException:
@@ -54,7 +44,7 @@ async def list_activities(auth: ImmichAuth, albumId: str, assetId: str | None = 
     album = _uuid(albumId, "albumId")
     wanted = activities.ActivityFilter(asset_id=_uuid(assetId, "assetId"), level=level, kind=kind,
                                        user_id=_uuid(userId, "userId"))
-    with _refused_as("album.read"):
+    with refused_as("album.read"):
         found = await activities.list_activities(auth.principal, album, wanted)
     return [mapping.activity(a) for a in found]
 
@@ -63,7 +53,7 @@ async def list_activities(auth: ImmichAuth, albumId: str, assetId: str | None = 
 async def activity_statistics(auth: ImmichAuth, albumId: str,
                               assetId: str | None = None) -> dtos.ActivityStatisticsResponseDto:
     album = _uuid(albumId, "albumId")
-    with _refused_as("album.read"):
+    with refused_as("album.read"):
         comments, likes = await activities.statistics(auth.principal, album, _uuid(assetId, "assetId"))
     return dtos.ActivityStatisticsResponseDto(comments=comments, likes=likes)
 
@@ -78,7 +68,7 @@ async def create_activity(auth: ImmichAuth, data: dtos.ActivityCreateDto) -> Res
         raise _invalid("comment", "Comment must not be provided when type is not COMMENT")
     asset = None if data.assetId is msgspec.UNSET else _uuid(data.assetId, "assetId", "body")
     album = _uuid(data.albumId, "albumId", "body")
-    with _refused_as("activity.create"):
+    with refused_as("activity.create"):
         item, created = await activities.create(auth.principal, album, data.type, asset_id=asset,
                                                 comment=comment if data.type == activities.COMMENT else None)
     return Response(mapping.activity(item), status_code=201 if created else 200)
@@ -87,7 +77,7 @@ async def create_activity(auth: ImmichAuth, data: dtos.ActivityCreateDto) -> Res
 @delete("/api/activities/{activity_id:str}", status_code=204, action=access.DELETE)
 async def delete_activity(auth: ImmichAuth, activity_id: str) -> None:
     activity = _uuid(activity_id, "id", "path")
-    with _refused_as("activity.delete"):
+    with refused_as("activity.delete"):
         await activities.delete(auth.principal, activity)
 
 

@@ -5,8 +5,6 @@ are in it); activities are not offered."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import msgspec
 from litestar import delete, get, patch, post, put
@@ -14,21 +12,12 @@ from litestar.params import QueryParameter
 from litestar.response import Response
 
 from app.domain import access, album_sharing, albums, shared_links, users
-from app.domain.errors import BadRequest, Conflict, Forbidden, NotFound
+from app.domain.errors import BadRequest, Conflict
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
+from compat.errors import refused_as
 
 ME = "me"  # Immich's name for the caller in /albums/{id}/user/{userId} (deprecated in v3, still sent)
-
-
-@contextmanager
-def _refused_as(permission: str) -> Iterator[None]:
-    """Immich answers a missing album and one the caller may not act on alike: 400 `Not found or
-    no <permission> access`, naming the permission its access check asked for."""
-    try:
-        yield
-    except (NotFound, Forbidden):
-        raise BadRequest(f"Not found or no {permission} access") from None
 
 
 async def _render(principal: access.Principal, rows: list) -> list[dtos.AlbumResponseDto]:
@@ -109,11 +98,11 @@ async def create_album(auth: ImmichAuth, data: dtos.CreateAlbumDto) -> Response[
 async def add_album_assets(auth: ImmichAuth, album_id: str, data: dtos.BulkIdsDto) -> list[dtos.BulkIdResponseDto]:
     asset_ids = [mapping.parse_uuid(a) for a in data.ids]
     if auth.principal.shared_link is not None:  # after an upload through a link, which put it there already
-        with _refused_as("albumAsset.create"):
+        with refused_as("albumAsset.create"):
             present = await shared_links.uploaded_in_album(auth.principal, mapping.parse_uuid(album_id), asset_ids)
         return [dtos.BulkIdResponseDto(id=str(a), success=False, error="duplicate" if a in present else "no_permission")
                 for a in asset_ids]
-    with _refused_as("albumAsset.create"):  # a viewer, or a stranger
+    with refused_as("albumAsset.create"):  # a viewer, or a stranger
         result = await albums.add_assets(auth.principal, mapping.parse_uuid(album_id), asset_ids)
     added, duplicate = set(result.added), set(result.duplicate)
     out = []
@@ -146,7 +135,7 @@ async def get_album(auth: ImmichAuth, album_id: str) -> dtos.AlbumResponseDto:
 async def update_album(auth: ImmichAuth, album_id: str, data: dtos.UpdateAlbumDto) -> dtos.AlbumResponseDto:
     album = mapping.parse_uuid(album_id)
     try:
-        with _refused_as("album.update"):  # the owner's, as in Immich: an album user's is refused
+        with refused_as("album.update"):  # the owner's, as in Immich: an album user's is refused
             row = await albums.update_album(auth.principal, album, mapping.album_patch(data))
     except Conflict as exc:
         raise BadRequest(exc.detail) from None
@@ -155,14 +144,14 @@ async def update_album(auth: ImmichAuth, album_id: str, data: dtos.UpdateAlbumDt
 
 @delete("/api/albums/{album_id:str}", status_code=204, action=access.DELETE)
 async def delete_album(auth: ImmichAuth, album_id: str) -> None:
-    with _refused_as("album.delete"):
+    with refused_as("album.delete"):
         await albums.delete_album(auth.principal, mapping.parse_uuid(album_id))
 
 
 @delete("/api/albums/{album_id:str}/assets", status_code=200, action=access.DELETE)
 async def remove_album_assets(auth: ImmichAuth, album_id: str, data: dtos.BulkIdsDto) -> list[dtos.BulkIdResponseDto]:
     asset_ids = [mapping.parse_uuid(a) for a in data.ids]
-    with _refused_as("albumAsset.delete"):  # an album user, or a stranger
+    with refused_as("albumAsset.delete"):  # an album user, or a stranger
         removed = set(await albums.remove_assets(auth.principal, mapping.parse_uuid(album_id), asset_ids))
     return [dtos.BulkIdResponseDto(id=str(a), success=True) if a in removed
             else dtos.BulkIdResponseDto(id=str(a), success=False, error="not_found") for a in asset_ids]
@@ -180,21 +169,21 @@ async def add_album_users(auth: ImmichAuth, album_id: str, data: dtos.AddUsersDt
     album = mapping.parse_uuid(album_id)
     additions = [(mapping.parse_uuid(u.userId), access.ALBUM_EDITOR if u.role is msgspec.UNSET else u.role)
                  for u in data.albumUsers]  # Immich's default role is editor
-    with _refused_as("album.share"):
+    with refused_as("album.share"):
         await album_sharing.add_users(auth.principal, album, additions)
     return await _one(auth.principal, album)
 
 
 @put("/api/albums/{album_id:str}/user/{user_id:str}", status_code=204, action=access.WRITE)
 async def update_album_user(auth: ImmichAuth, album_id: str, user_id: str, data: dtos.UpdateAlbumUserDto) -> None:
-    with _refused_as("album.share"):
+    with refused_as("album.share"):
         await album_sharing.update_user(auth.principal, mapping.parse_uuid(album_id), _user_param(auth, user_id),
                                         data.role)
 
 
 @delete("/api/albums/{album_id:str}/user/{user_id:str}", status_code=204, action=access.DELETE)
 async def remove_album_user(auth: ImmichAuth, album_id: str, user_id: str) -> None:
-    with _refused_as("album.share"):
+    with refused_as("album.share"):
         await album_sharing.remove_user(auth.principal, mapping.parse_uuid(album_id), _user_param(auth, user_id))
 
 

@@ -14,9 +14,10 @@ from litestar.datastructures import Cookie
 from litestar.response import Response
 
 from app.domain import access, album_sharing, asset_views, shared_links, users
-from app.domain.errors import BadRequest, Forbidden, NotFound
+from app.domain.errors import BadRequest, NotFound
 from compat import dtos, mapping
 from compat.auth import SHARED_LINK_COOKIE, ImmichAuth, password_tokens
+from compat.errors import refused_as
 
 _COOKIE_AGE = 400 * 24 * 3600
 
@@ -37,14 +38,6 @@ def _link_not_found() -> Iterator[None]:
         if exc.kind is not None:
             raise
         raise BadRequest("Shared link not found") from None
-
-
-@contextmanager
-def _refused_as(permission: str) -> Iterator[None]:
-    try:
-        yield
-    except (NotFound, Forbidden):
-        raise BadRequest(f"Not found or no {permission} access") from None
 
 
 def _set(value) -> bool:
@@ -112,7 +105,7 @@ async def create_link(auth: ImmichAuth, data: dtos.SharedLinkCreateDto) -> Respo
     )
     album_id = mapping.parse_uuid(data.albumId) if _set(data.albumId) and data.albumId else None
     asset_ids = [mapping.parse_uuid(a) for a in data.assetIds] if _set(data.assetIds) else []
-    with _refused_as("album.share" if data.type == shared_links.ALBUM else "asset.share"):
+    with refused_as("album.share" if data.type == shared_links.ALBUM else "asset.share"):
         row = await shared_links.create_link(auth.principal, data.type, settings, album_id=album_id,
                                              asset_ids=asset_ids)
     return Response(await _one(row), status_code=201)
