@@ -1,4 +1,5 @@
-"""Immich's System metadata tag: the administrator's onboarding flag and the reverse-geocoding state."""
+"""Immich's System metadata tag: the administrator's onboarding flag, the reverse-geocoding and
+version-check states."""
 
 from __future__ import annotations
 
@@ -24,4 +25,9 @@ async def get_reverse_geocoding_state(auth: ImmichAuth) -> dtos.ReverseGeocoding
     return dtos.ReverseGeocodingStateResponseDto(**await system_metadata.reverse_geocoding_state())
 
 
-ROUTES = [get_admin_onboarding, update_admin_onboarding, get_reverse_geocoding_state]
+@get("/api/system-metadata/version-check-state", action=access.READ, admin=True)
+async def get_version_check_state(auth: ImmichAuth) -> dtos.VersionCheckStateResponseDto:
+    return dtos.VersionCheckStateResponseDto(**await system_metadata.version_check_state())
+
+
+ROUTES = [get_admin_onboarding, update_admin_onboarding, get_reverse_geocoding_state, get_version_check_state]
