@@ -26,6 +26,7 @@ from compat.routes import activities as activity_routes
 from compat.routes import partners as partner_routes
 from compat.routes import people as people_routes
 from compat.routes import shared_links as shared_link_routes
+from compat.routes import system_metadata as system_metadata_routes
 from compat.routes import sync as sync_routes
 from compat.routes import stacks_keys
 from compat.routes.api_keys import my_api_key
@@ -62,6 +63,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             *people_routes.ROUTES,
             *sync_routes.ROUTES,
             *shared_link_routes.ROUTES,
+            *system_metadata_routes.ROUTES,
             ServerController,
             login,
             logout,
@@ -105,9 +107,6 @@ def create_immich_app(shared: Shared) -> Litestar:
             accounts.admin_get_user,
             accounts.admin_update_user,
             accounts.admin_delete_user,
-            accounts.server_about,
-            accounts.server_storage,
-            accounts.server_statistics,
             time_buckets,
             time_bucket,
             map_markers,

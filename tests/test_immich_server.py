@@ -97,3 +97,101 @@ def test_every_private_immich_route_needs_credentials(server):
             assert r.json() == {"message": "Authentication required"}
             checked += 1
     assert checked >= 40
+
+
+def _signed_in(server, *, admin: bool) -> httpx.Client:
+    """An Immich client with an API key of a new account (an administrator when asked)."""
+    import uuid
+
+    from app.domain import users
+    from tests.conftest import run
+
+    async def create():
+        user = await users.create_user(f"srv-{uuid.uuid4().hex[:10]}@example.com", "pw", is_admin=admin)
+        return (await users.create_api_key(user["id"], "tests"))[1]
+
+    return httpx.Client(base_url=f"{server.immich_url}/api", headers={"x-api-key": run(create())}, timeout=30)
+
+
+@needs_spec
+def test_admin_onboarding_is_stored_and_reported_by_the_server_config(server):
+    def onboarded_in_config() -> bool:
+        config = httpx.get(f"{server.immich_url}/api/server/config").json()
+        validate("/server/config", "get", 200, config)
+        return config["isOnboarded"]
+
+    from app.db import engine as db
+    from tests.conftest import run
+
+    # As on a fresh server: the state was never written.
+    run(db.execute("DELETE FROM system_metadata WHERE key = 'admin-onboarding'"))
+    assert onboarded_in_config() is False
+    with _signed_in(server, admin=True) as admin:
+        state = admin.get("/system-metadata/admin-onboarding")
+        assert state.status_code == 200 and state.json() == {"isOnboarded": False}
+        validate("/system-metadata/admin-onboarding", "get", 200, state.json())
+        for value in (True, False, True):
+            done = admin.post("/system-metadata/admin-onboarding", json={"isOnboarded": value})
+            assert done.status_code == 204 and done.content == b""
+            assert admin.get("/system-metadata/admin-onboarding").json() == {"isOnboarded": value}
+            assert onboarded_in_config() is value
+        bad = admin.post("/system-metadata/admin-onboarding", json={"isOnboarded": "yes"})
+        assert bad.status_code == 400
+        geocoding = admin.get("/system-metadata/reverse-geocoding-state")
+        assert geocoding.status_code == 200 and geocoding.json() == {"lastUpdate": None, "lastImportFileName": None}
+        validate("/system-metadata/reverse-geocoding-state", "get", 200, geocoding.json())
+        checked = admin.get("/system-metadata/version-check-state")
+        assert checked.status_code == 200 and checked.json() == {"checkedAt": None, "releaseVersion": None}
+        validate("/system-metadata/version-check-state", "get", 200, checked.json())
+    with _signed_in(server, admin=False) as member:
+        for method, path in (("GET", "/system-metadata/admin-onboarding"), ("POST", "/system-metadata/admin-onboarding"),
+                             ("GET", "/system-metadata/reverse-geocoding-state"),
+                             ("GET", "/system-metadata/version-check-state")):
+            refused = member.request(method, path, json={"isOnboarded": False} if method == "POST" else None)
+            assert refused.status_code == 403, (method, path)
+        assert onboarded_in_config() is True  # the refused POST changed nothing
+
+
+@needs_spec
+def test_signed_in_server_info_matches_the_spec(server):
+    with _signed_in(server, admin=False) as member:
+        about = member.get("/server/about")
+        assert about.status_code == 200
+        validate("/server/about", "get", 200, about.json())
+        assert about.json()["version"] == "v3.1.0" and about.json()["licensed"] is False
+        assert about.json()["versionUrl"] == "https://github.com/immich-app/immich/releases/tag/v3.1.0"
+        # The test server runs without the build variables: their fields are left out, as Immich does.
+        assert not {"build", "buildUrl", "sourceCommit", "repository"} & set(about.json())
+        check = member.get("/server/version-check")
+        assert check.status_code == 200 and check.json() == {"checkedAt": None, "releaseVersion": None}
+        validate("/server/version-check", "get", 200, check.json())
+        links = member.get("/server/apk-links")
+        assert links.status_code == 200
+        validate("/server/apk-links", "get", 200, links.json())
+        assert links.json()["universal"] == (
+            "https://github.com/immich-app/immich/releases/download/v3.1.0/app-release.apk")
+        storage = member.get("/server/storage")
+        assert storage.status_code == 200
+        validate("/server/storage", "get", 200, storage.json())
+        assert member.get("/server/statistics").status_code == 403
+    with _signed_in(server, admin=True) as admin:
+        stats = admin.get("/server/statistics")
+        assert stats.status_code == 200
+        validate("/server/statistics", "get", 200, stats.json())
+
+
+def test_build_fields_come_from_immichs_variables():
+    from compat.routes.server import build_metadata
+
+    environ = {"IMMICH_BUILD": "1234", "IMMICH_BUILD_URL": "https://ci.example/1234",
+               "IMMICH_BUILD_IMAGE": "v3.1.0", "IMMICH_BUILD_IMAGE_URL": "https://registry.example/photos",
+               "IMMICH_REPOSITORY": "example/photos", "IMMICH_REPOSITORY_URL": "https://git.example/photos",
+               "IMMICH_SOURCE_REF": "main", "IMMICH_SOURCE_COMMIT": "abc123",
+               "IMMICH_SOURCE_URL": "https://git.example/photos/commit/abc123", "PATH": "/usr/bin"}
+    assert build_metadata(environ) == {
+        "build": "1234", "buildUrl": "https://ci.example/1234", "buildImage": "v3.1.0",
+        "buildImageUrl": "https://registry.example/photos", "repository": "example/photos",
+        "repositoryUrl": "https://git.example/photos", "sourceRef": "main", "sourceCommit": "abc123",
+        "sourceUrl": "https://git.example/photos/commit/abc123"}
+    assert build_metadata({"IMMICH_SOURCE_REF": "main"}) == {"sourceRef": "main"}
+    assert build_metadata({}) == {}

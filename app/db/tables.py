@@ -694,3 +694,11 @@ INDEXES += [
     Index(Activity, "activities_one_like_key",
           "UNIQUE btree (user_id, album_id, asset_id) NULLS NOT DISTINCT WHERE is_liked"),
 ]
+
+
+class SystemMetadata(Table, tablename="system_metadata"):
+    """Server-wide state by key (admin onboarding, ...); a missing key reads as Immich's default."""
+
+    key = Text(primary_key=True, default=None)
+    value = JSONB(default=None)
+    updated_at = Timestamptz(default=TimestamptzNow())

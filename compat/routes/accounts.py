@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
 
 import msgspec
-from litestar import Request, Response, delete, get, post, put
+from litestar import Request, delete, get, post, put
 
 from app.api.state import Shared
 from app.domain import access, sessions, users
@@ -105,47 +104,3 @@ async def admin_update_user(auth: ImmichAuth, user_id: str, data: dtos.UserAdmin
 async def admin_delete_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminResponseDto:
     return mapping.user_admin(await users.admin_delete_user(auth.principal, mapping.parse_uuid(user_id)))
 
-
-# --- server information that needs a sign-in ---------------------------------------------------
-
-
-def _human(size: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.1f} {unit}" if unit != "B" else f"{size} B"
-        size /= 1024
-    return f"{size} B"
-
-
-@get("/api/server/about", action=access.READ)
-async def server_about(auth: ImmichAuth) -> dtos.ServerAboutResponseDto:
-    import av
-    import pyvips
-
-    return dtos.ServerAboutResponseDto(
-        version="v3.1.0", versionUrl="", licensed=False,
-        libvips=f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}", ffmpeg=av.__version__,
-    )
-
-
-@get("/api/server/storage", action=access.READ)
-async def server_storage(auth: ImmichAuth, shared: Shared) -> dtos.ServerStorageResponseDto:
-    usage = shutil.disk_usage(shared.settings.data_dir)
-    return dtos.ServerStorageResponseDto(
-        diskSize=_human(usage.total), diskSizeRaw=usage.total, diskUse=_human(usage.used), diskUseRaw=usage.used,
-        diskAvailable=_human(usage.free), diskAvailableRaw=usage.free,
-        diskUsagePercentage=round(usage.used / usage.total * 100, 2) if usage.total else 0.0,
-    )
-
-
-@get("/api/server/statistics", action=access.READ, admin=True)
-async def server_statistics(auth: ImmichAuth) -> Response[dtos.ServerStatsResponseDto]:
-    rows = await users.usage_by_user()
-    by_user = [dtos.UsageByUserDto(userId=str(r["id"]), userName=r["name"], photos=r["photos"], videos=r["videos"],
-                                   usage=r["usage"], usagePhotos=r["usage_photos"], usageVideos=r["usage_videos"],
-                                   quotaSizeInBytes=r["storage_limit_bytes"]) for r in rows]
-    return Response(dtos.ServerStatsResponseDto(
-        photos=sum(r["photos"] for r in rows), videos=sum(r["videos"] for r in rows),
-        usage=sum(r["usage"] for r in rows), usagePhotos=sum(r["usage_photos"] for r in rows),
-        usageVideos=sum(r["usage_videos"] for r in rows), usageByUser=by_user,
-    ))

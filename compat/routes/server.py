@@ -1,15 +1,39 @@
 """Discovery and server information: what an Immich client asks before it logs in."""
 
+import os
+import shutil
+from collections.abc import Mapping
+
 import msgspec
 from litestar import Controller, get, post
 
 from app.api.state import Shared
-from app.domain import access, media_types, sessions
+from app.domain import access, media_types, sessions, system_metadata, users
 from app.domain.errors import BadRequest
 from compat import dtos
 from compat.auth import ImmichAuth
 
 VERSION = dtos.ServerVersionResponseDto(major=3, minor=1, patch=0, prerelease=None)
+VERSION_TAG = f"v{VERSION.major}.{VERSION.minor}.{VERSION.patch}"
+RELEASE_URL = f"https://github.com/immich-app/immich/releases/tag/{VERSION_TAG}"
+APK_DOWNLOAD_URL = f"https://github.com/immich-app/immich/releases/download/{VERSION_TAG}"
+
+# The about fields an image builder sets through the environment, under the variables Immich reads.
+BUILD_ENV = {
+    "build": "IMMICH_BUILD",
+    "buildUrl": "IMMICH_BUILD_URL",
+    "buildImage": "IMMICH_BUILD_IMAGE",
+    "buildImageUrl": "IMMICH_BUILD_IMAGE_URL",
+    "repository": "IMMICH_REPOSITORY",
+    "repositoryUrl": "IMMICH_REPOSITORY_URL",
+    "sourceRef": "IMMICH_SOURCE_REF",
+    "sourceCommit": "IMMICH_SOURCE_COMMIT",
+    "sourceUrl": "IMMICH_SOURCE_URL",
+    "thirdPartySourceUrl": "IMMICH_THIRD_PARTY_SOURCE_URL",
+    "thirdPartyBugFeatureUrl": "IMMICH_THIRD_PARTY_BUG_FEATURE_URL",
+    "thirdPartyDocumentationUrl": "IMMICH_THIRD_PARTY_DOCUMENTATION_URL",
+    "thirdPartySupportUrl": "IMMICH_THIRD_PARTY_SUPPORT_URL",
+}
 
 # Only what this server really does is switched on, so clients hide the rest.
 FEATURES = dtos.ServerFeaturesDto(
@@ -65,7 +89,8 @@ class ServerController(Controller):
             externalDomain="",
             # False until the first admin signs up (clients then show the sign-up screen).
             isInitialized=await sessions.has_admin(),
-            isOnboarded=True,
+            # False until an admin finishes onboarding (POST /api/system-metadata/admin-onboarding).
+            isOnboarded=await system_metadata.admin_onboarded(),
             loginPageMessage="",
             maintenanceMode=False,
             mapDarkStyleUrl="",
@@ -81,6 +106,67 @@ class ServerController(Controller):
     def media_types(self) -> dtos.ServerMediaTypesResponseDto:
         images, videos = media_types.accepted_extensions()
         return dtos.ServerMediaTypesResponseDto(image=images, video=videos, sidecar=[".xmp"])
+
+    @get("/about", action=access.READ)
+    async def about(self, auth: ImmichAuth) -> dtos.ServerAboutResponseDto:
+        import av
+        import pyvips
+
+        return dtos.ServerAboutResponseDto(
+            version=VERSION_TAG, versionUrl=RELEASE_URL, licensed=False,
+            libvips=f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}", ffmpeg=av.__version__,
+            **build_metadata(os.environ),
+        )
+
+    @get("/storage", action=access.READ)
+    async def storage(self, auth: ImmichAuth, shared: Shared) -> dtos.ServerStorageResponseDto:
+        usage = shutil.disk_usage(shared.settings.data_dir)
+        return dtos.ServerStorageResponseDto(
+            diskSize=_human(usage.total), diskSizeRaw=usage.total, diskUse=_human(usage.used),
+            diskUseRaw=usage.used, diskAvailable=_human(usage.free), diskAvailableRaw=usage.free,
+            diskUsagePercentage=round(usage.used / usage.total * 100, 2) if usage.total else 0.0,
+        )
+
+    @get("/statistics", action=access.READ, admin=True)
+    async def statistics(self, auth: ImmichAuth) -> dtos.ServerStatsResponseDto:
+        rows = await users.usage_by_user()
+        by_user = [dtos.UsageByUserDto(userId=str(r["id"]), userName=r["name"], photos=r["photos"],
+                                       videos=r["videos"], usage=r["usage"], usagePhotos=r["usage_photos"],
+                                       usageVideos=r["usage_videos"], quotaSizeInBytes=r["storage_limit_bytes"])
+                   for r in rows]
+        return dtos.ServerStatsResponseDto(
+            photos=sum(r["photos"] for r in rows), videos=sum(r["videos"] for r in rows),
+            usage=sum(r["usage"] for r in rows), usagePhotos=sum(r["usage_photos"] for r in rows),
+            usageVideos=sum(r["usage_videos"] for r in rows), usageByUser=by_user,
+        )
+
+    @get("/version-check", action=access.READ)
+    async def version_check(self, auth: ImmichAuth) -> dtos.VersionCheckStateResponseDto:
+        # Never checked (this server does not phone home): Immich's answer with its check turned off.
+        return dtos.VersionCheckStateResponseDto(**await system_metadata.version_check_state())
+
+    @get("/apk-links", action=access.READ)
+    async def apk_links(self, auth: ImmichAuth) -> dtos.ServerApkLinksDto:
+        # The Immich Android app of the release this server speaks, as Immich links it.
+        return dtos.ServerApkLinksDto(
+            arm64v8a=f"{APK_DOWNLOAD_URL}/app-arm64-v8a-release.apk",
+            armeabiv7a=f"{APK_DOWNLOAD_URL}/app-armeabi-v7a-release.apk",
+            universal=f"{APK_DOWNLOAD_URL}/app-release.apk",
+            x86_64=f"{APK_DOWNLOAD_URL}/app-x86_64-release.apk",
+        )
+
+
+def build_metadata(environ: Mapping[str, str]) -> dict[str, str]:
+    """The about fields whose variables are set; an unset one is left out of the answer, as Immich does."""
+    return {field: environ[name] for field, name in BUILD_ENV.items() if name in environ}
+
+
+def _human(size: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{size} B"
+        size /= 1024
+    return f"{size} B"
 
 
 @post("/api/search/smart", status_code=400, action=access.READ)
