@@ -14,7 +14,7 @@ from compat.routes.users import check_email, save_preferences, unknown_user_is_b
 
 
 class NewUser(dtos.UserAdminCreateDto, kw_only=True):
-    # Immich's own web client sends `notify: null` when the box was never touched: no e-mail.
+    # `notify: null` is taken as no e-mail rather than refused (issue #14).
     notify: bool | None | UnsetType = UNSET
 
 
@@ -29,10 +29,9 @@ async def admin_list_users(auth: ImmichAuth, withDeleted: bool = False) -> list[
 
 @post("/api/admin/users", status_code=201, action=access.WRITE, admin=True)
 async def admin_create_user(auth: ImmichAuth, data: NewUser) -> dtos.UserAdminResponseDto:
+    # `notify` asks for the welcome e-mail. Immich sends it only when SMTP is enabled in its system
+    # config; this server has no SMTP settings, which is Immich with SMTP off: no e-mail, user created.
     check_email(data.email)
-    if data.notify:
-        # No mail is sent by this server, so asking for the welcome e-mail cannot be honoured.
-        raise HTTPException(status_code=501, detail="Sending a welcome e-mail (notify) is not supported by this server")
     try:
         row = await users.create_user(data.email, data.password, name=data.name, is_admin=data.isAdmin is True)
     except Conflict:
