@@ -190,6 +190,8 @@ def test_profile_image(server):
         assert picture.status_code == 200 and picture.content == png_bytes(3)
         assert picture.headers["content-type"].startswith("image/png")
         assert admin.get(f"/api/users/{uuid.uuid4()}/profile-image").json()["message"] == "User not found"
+        nobody = admin.get(f"/api/users/{uuid.uuid4()}")
+        assert nobody.status_code == 400 and nobody.json()["message"] == "User not found"
         assert [u for u in admin.get("/api/users").json() if u["id"] == member_id][0]["profileImagePath"]
     with _as(server, token) as me:
         assert me.delete("/api/users/profile-image").status_code == 204

@@ -134,7 +134,8 @@ async def delete_profile_image(auth: ImmichAuth, shared: Shared) -> None:
 
 @get("/api/users/{user_id:str}", action=access.READ)
 async def get_user(auth: ImmichAuth, user_id: str) -> dtos.UserResponseDto:
-    return mapping.user(await users.user_by_id(mapping.parse_uuid(user_id)))
+    with unknown_user_is_bad_request():
+        return mapping.user(await users.user_by_id(mapping.parse_uuid(user_id)))
 
 
 @get("/api/users/{user_id:str}/profile-image", action=access.READ)
