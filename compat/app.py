@@ -28,6 +28,8 @@ from compat.routes import people as people_routes
 from compat.routes import shared_links as shared_link_routes
 from compat.routes import system_metadata as system_metadata_routes
 from compat.routes import sync as sync_routes
+from compat.routes import users as user_routes
+from compat.routes import users_admin as user_admin_routes
 from compat.routes import stacks_keys
 from compat.routes.api_keys import my_api_key
 from compat.routes.assets import (
@@ -62,6 +64,8 @@ def create_immich_app(shared: Shared) -> Litestar:
             *partner_routes.ROUTES,
             *people_routes.ROUTES,
             *sync_routes.ROUTES,
+            *user_routes.ROUTES,
+            *user_admin_routes.ROUTES,
             *shared_link_routes.ROUTES,
             *system_metadata_routes.ROUTES,
             ServerController,
@@ -94,19 +98,11 @@ def create_immich_app(shared: Shared) -> Litestar:
             delete_album,
             remove_album_assets,
             *ALBUM_USER_HANDLERS,
-            accounts.search_users,
-            accounts.get_user,
-            accounts.update_preferences,
             accounts.change_password,
             accounts.list_sessions,
             accounts.delete_other_sessions,
             accounts.delete_session,
             accounts.update_session,
-            accounts.admin_list_users,
-            accounts.admin_create_user,
-            accounts.admin_get_user,
-            accounts.admin_update_user,
-            accounts.admin_delete_user,
             time_buckets,
             time_bucket,
             map_markers,

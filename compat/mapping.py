@@ -28,13 +28,18 @@ def b64(value: bytes | None) -> str:
     return "" if value is None else base64.b64encode(value).decode()
 
 
-AVATAR_COLORS = ("primary", "pink", "red", "yellow", "blue", "green", "purple", "orange", "gray", "amber")
+AVATAR_COLORS = users.AVATAR_COLORS
 
 
 def avatar_color(row: asyncpg.Record) -> str:
     if row["avatar_color"] in AVATAR_COLORS:
         return row["avatar_color"]
     return AVATAR_COLORS[row["id"].int % len(AVATAR_COLORS)]  # stable per user
+
+
+def profile_image_path(row: asyncpg.Record) -> str:
+    """Immich's clients only test it for emptiness, then fetch /users/{id}/profile-image."""
+    return f"upload/profile/{row['id']}" if row.get("profile_image_key") else ""
 
 
 def user_admin(row: asyncpg.Record) -> dtos.UserAdminResponseDto:
@@ -50,7 +55,7 @@ def user_admin(row: asyncpg.Record) -> dtos.UserAdminResponseDto:
         license=None,
         oauthId="",
         profileChangedAt=row["profile_changed_at"],
-        profileImagePath="",
+        profileImagePath=profile_image_path(row),
         quotaSizeInBytes=row["storage_limit_bytes"],
         quotaUsageInBytes=row["storage_used_bytes"] if "storage_used_bytes" in row.keys() else None,
         shouldChangePassword=row["should_change_password"],
@@ -65,10 +70,10 @@ def login(row: asyncpg.Record, token: str) -> dtos.LoginResponseDto:
         userId=str(row["id"]),
         userEmail=row["email"],
         name=row["name"],
-        profileImagePath="",
+        profileImagePath=profile_image_path(row),
         isAdmin=row["is_admin"],
         shouldChangePassword=row["should_change_password"],
-        isOnboarded=True,
+        isOnboarded=row["is_onboarded"],
     )
 
 
@@ -117,7 +122,7 @@ def sha1_base64(checksum: str) -> str | None:
 def user(row: asyncpg.Record) -> dtos.UserResponseDto:
     return dtos.UserResponseDto(id=str(row["id"]), email=row["email"], name=row["name"],
                                 avatarColor=avatar_color(row), profileChangedAt=row["profile_changed_at"],
-                                profileImagePath="")
+                                profileImagePath=profile_image_path(row))
 
 
 def album(row: asyncpg.Record, owner: asyncpg.Record, shared_with: Sequence[AlbumUser] = (),
@@ -415,10 +420,15 @@ def person_patch(dto: dtos.PersonCreateDto | dtos.PersonUpdateDto | dtos.PeopleU
 # --- users, libraries, keys, sync ---
 
 
+def account_patch(dto: dtos.UserUpdateMeDto) -> users.AccountPatch:
+    return users.AccountPatch(email=dto.email, name=dto.name, avatar_color=dto.avatarColor, password=dto.password)
+
+
 def user_admin_patch(dto: dtos.UserAdminUpdateDto) -> users.UserAdminPatch:
-    """An administrator's account change in the domain's terms. The avatar colour and PIN code
-    are not kept by this server, so they are dropped."""
+    """An administrator's account change in the domain's terms. The PIN code is not kept by this
+    server, so it is dropped."""
     return users.UserAdminPatch(
+        avatar_color=dto.avatarColor,
         email=dto.email,
         name=dto.name,
         password=dto.password,
@@ -432,6 +442,7 @@ def user_admin_patch(dto: dtos.UserAdminUpdateDto) -> users.UserAdminPatch:
 def new_user_settings(dto: dtos.UserAdminCreateDto) -> users.UserAdminPatch:
     """What a new account gets beyond its e-mail, name, password and admin flag (which create it)."""
     return users.UserAdminPatch(
+        avatar_color=dto.avatarColor,
         storage_limit_bytes=dto.quotaSizeInBytes,
         storage_label=dto.storageLabel,
         should_change_password=dto.shouldChangePassword,

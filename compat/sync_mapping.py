@@ -71,7 +71,7 @@ def _user_fields(row: asyncpg.Record) -> dict:
         email=row["email"],
         avatarColor=avatar_color(row),
         deletedAt=_utc(row["deleted_at"]),
-        hasProfileImage=False,
+        hasProfileImage=bool(row.get("profile_image_key")),
         profileChangedAt=_utc(row["profile_changed_at"]),
     )
 

@@ -78,6 +78,8 @@ class User(Table, tablename="users"):
     favorite_display_mode = Text(default="favorite")
     should_change_password = Boolean(default=False)
     face_detection_preference = Boolean(null=True, default=True)
+    is_onboarded = Boolean(default=False)
+    profile_image_key = Text(null=True, default=None)
 
     users_storage_limit_bytes_check = Check("(storage_limit_bytes >= 0)")
     users_favorite_display_mode_check = Check(

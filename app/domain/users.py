@@ -16,10 +16,10 @@ from msgspec import UNSET, UnsetType
 
 from app.db import engine as db
 from app.db.tables import User
-from app.domain import access, album_sharing, partners
+from app.domain import access, album_sharing, effective, partners
 from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from app.domain.libraries import DEFAULT_LIBRARY_NAME, insert_library
-from app.domain.principal import ALL_ACTIONS, WRITE, Principal
+from app.domain.principal import ALL_ACTIONS, DELETE, WRITE, Principal
 
 API_KEY_PREFIX = "apikey_"
 
@@ -187,35 +187,47 @@ class UserAdminPatch(msgspec.Struct, kw_only=True):
     storage_limit_bytes: int | None | UnsetType = UNSET  # None: no cap
     storage_label: str | None | UnsetType = UNSET
     should_change_password: bool | UnsetType = UNSET
+    avatar_color: str | None | UnsetType = UNSET  # None: the colour derived from the id
 
 
 async def admin_update_user(principal: Principal, user_id: uuid.UUID, patch: UserAdminPatch) -> asyncpg.Record:
-    """An administrator changes an account. Admins cannot demote themselves (there must be one)."""
+    """An administrator changes an account. Admins cannot change their own admin rights (so there
+    is always one); e-mails and storage labels belong to one account each."""
     principal.require_admin()
     await user_by_id(user_id)
     values: dict = {}
     if patch.email:
-        values[User.email] = patch.email.strip()
+        email = patch.email.strip()
+        if await db.fetchval("SELECT 1 FROM users WHERE lower(email) = lower($1) AND id <> $2", email, user_id):
+            raise Invalid("Email already in use by another account", "email")
+        values[User.email] = email
     if patch.name is not UNSET:
         values[User.name] = patch.name
     if patch.password:
         values[User.password_hash] = hash_password(patch.password)
     if patch.is_admin is not UNSET:
-        if user_id == principal.user_id and not patch.is_admin:
-            raise Invalid("An administrator cannot remove their own admin rights", "is_admin")
+        if user_id == principal.user_id and patch.is_admin != principal.is_admin:
+            raise Invalid("Admin status can only be changed by another admin", "is_admin")
         values[User.is_admin] = patch.is_admin
     if patch.storage_limit_bytes is not UNSET:
         if patch.storage_limit_bytes is not None and patch.storage_limit_bytes < 0:
             raise Invalid("The storage limit must be a non-negative number of bytes, or none", "storage_limit_bytes")
         values[User.storage_limit_bytes] = patch.storage_limit_bytes
     if patch.storage_label is not UNSET:
-        values[User.storage_label] = patch.storage_label
+        label = patch.storage_label or None  # blank: none
+        if label is not None and await db.fetchval(
+                "SELECT 1 FROM users WHERE storage_label = $1 AND id <> $2", label, user_id):
+            raise Invalid("Storage label already in use by another account", "storage_label")
+        values[User.storage_label] = label
     if patch.should_change_password is not UNSET:
         values[User.should_change_password] = patch.should_change_password
+    if patch.avatar_color is not UNSET:
+        _check_avatar_color(patch.avatar_color)
+        values[User.avatar_color] = patch.avatar_color
     try:
         await _update_user(user_id, values)
     except asyncpg.UniqueViolationError:
-        raise Conflict("Another user already has that email") from None
+        raise Invalid("Email already in use by another account", "email") from None
     return await user_by_id(user_id)
 
 
@@ -225,7 +237,7 @@ async def admin_delete_user(principal: Principal, user_id: uuid.UUID) -> asyncpg
     clients drop them; its own albums are shared no more (access leaves out a deleted owner's)."""
     principal.require_admin()
     if user_id == principal.user_id:
-        raise Invalid("An administrator cannot delete their own account")
+        raise Forbidden("Cannot delete your own account")
     await user_by_id(user_id)
     async with db.transaction() as conn:
         await conn.execute("UPDATE users SET deleted_at = now(), updated_at = now() WHERE id = $1", user_id)
@@ -257,4 +269,120 @@ async def usage_by_user() -> list[asyncpg.Record]:
         FROM users u LEFT JOIN assets a ON a.owner_id = u.id
         WHERE u.deleted_at IS NULL GROUP BY u.id ORDER BY u.created_at
         """
+    )
+
+
+# --- the account's own settings, as Immich's clients change them ----------------------------------
+
+AVATAR_COLORS = ("primary", "pink", "red", "yellow", "blue", "green", "purple", "orange", "gray", "amber")
+
+
+def _check_avatar_color(color: str | None) -> None:
+    if color is not None and color not in AVATAR_COLORS:
+        raise Invalid(f"avatar_color must be one of {', '.join(AVATAR_COLORS)}", "avatar_color")
+
+
+class AccountPatch(msgspec.Struct, kw_only=True):
+    """What a user changes about their own account (Immich's PUT /users/me); UNSET leaves it."""
+
+    email: str | UnsetType = UNSET
+    name: str | UnsetType = UNSET
+    avatar_color: str | None | UnsetType = UNSET  # None: back to the colour derived from the id
+    password: str | UnsetType = UNSET  # blank: unchanged
+
+
+async def update_account(principal: Principal, patch: AccountPatch) -> asyncpg.Record:
+    """A new password also ends a required password change, as a change-password does."""
+    principal.require(WRITE)
+    values: dict = {}
+    if patch.email:
+        email = patch.email.strip()
+        duplicate = await db.fetchval(
+            "SELECT 1 FROM users WHERE lower(email) = lower($1) AND id <> $2", email, principal.user_id)
+        if duplicate:
+            raise Invalid("Email already in use by another account", "email")
+        values[User.email] = email
+    if patch.name is not UNSET:
+        if not patch.name.strip():
+            raise Invalid("name should not be empty", "name")
+        values[User.name] = patch.name
+    if patch.avatar_color is not UNSET:
+        _check_avatar_color(patch.avatar_color)
+        values[User.avatar_color] = patch.avatar_color
+    if patch.password:
+        values[User.password_hash] = hash_password(patch.password)
+        values[User.should_change_password] = False
+    try:
+        await _update_user(principal.user_id, values)
+    except asyncpg.UniqueViolationError:
+        raise Invalid("Email already in use by another account", "email") from None
+    return await user_by_id(principal.user_id)
+
+
+async def is_onboarded(principal: Principal) -> bool:
+    principal.require(access.READ)
+    return bool(await db.fetchval("SELECT is_onboarded FROM users WHERE id = $1", principal.user_id))
+
+
+async def set_onboarded(principal: Principal, onboarded: bool) -> bool:
+    """Whether the user has been through the app's first-run screens."""
+    principal.require(WRITE)
+    await _set_onboarded(principal.user_id, onboarded)
+    return onboarded
+
+
+async def reset_onboarding(principal: Principal) -> None:
+    """The app shows its first-run screens again."""
+    principal.require(DELETE)
+    await _set_onboarded(principal.user_id, False)
+
+
+async def _set_onboarded(user_id: uuid.UUID, onboarded: bool) -> None:
+    await db.execute("UPDATE users SET is_onboarded = $2, updated_at = now() WHERE id = $1", user_id, onboarded)
+
+
+# --- what an administrator reads and restores ------------------------------------------------------
+
+
+async def any_user_by_id(user_id: uuid.UUID) -> asyncpg.Record:
+    """An account, deleted or not (an administrator still sees and restores a deleted one)."""
+    row = await db.fetchrow(
+        """
+        SELECT u.*, (SELECT coalesce(sum(a.file_size_bytes), 0)::bigint FROM assets a WHERE a.owner_id = u.id)
+               AS storage_used_bytes
+        FROM users u WHERE u.id = $1
+        """,
+        user_id,
+    )
+    if row is None:
+        raise NotFound("User not found")
+    return row
+
+
+async def admin_restore_user(principal: Principal, user_id: uuid.UUID) -> asyncpg.Record:
+    """A deleted account works again: it can sign in and its own libraries are its again. What its
+    deletion ended for others (partnerships, places in their albums, sessions and API keys) stays ended."""
+    principal.require_admin()
+    await any_user_by_id(user_id)
+    await db.execute(
+        "UPDATE users SET deleted_at = NULL, updated_at = now() WHERE id = $1 AND deleted_at IS NOT NULL", user_id)
+    return await user_by_id(user_id)
+
+
+async def admin_user_statistics(principal: Principal, user_id: uuid.UUID, *, favorite: bool | None = None,
+                                trashed: bool | None = None, visibility: str | None = None) -> asyncpg.Record:
+    """Photo and video counts of the account's Immich library (the one its Immich clients show)."""
+    principal.require_admin()
+    row = await any_user_by_id(user_id)
+    library = row["immich_library_id"] or row["default_library_id"]
+    return await db.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE media_type = 'image') AS images,
+               count(*) FILTER (WHERE media_type = 'video') AS videos, count(*) AS total
+        FROM assets WHERE library_id = $1
+          AND ((trashed_at IS NOT NULL) = $2)
+          AND ($3::bool IS NULL OR (coalesce(effective_rating, $5) = $6) = $3)
+          AND ($4::text IS NULL OR visibility = $4)
+        """,
+        library, trashed is True, favorite, visibility, effective.UNRATED, effective.FAVORITE_RATING,
     )

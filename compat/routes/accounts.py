@@ -1,4 +1,4 @@
-"""Immich account routes: users, sessions, password change, admin user management, server stats."""
+"""Immich account routes: sessions, password change, server stats (users: users.py, users_admin.py)."""
 
 from __future__ import annotations
 
@@ -19,25 +19,6 @@ def _session(row, current: uuid.UUID | None) -> dtos.SessionResponseDto:
         current=row["id"] == current, deviceOS=row["device_os"], deviceType=row["device_type"],
         appVersion=row["app_version"], isPendingSyncReset=row["is_pending_sync_reset"],
     )
-
-
-@get("/api/users", action=access.READ)
-async def search_users(auth: ImmichAuth) -> list[dtos.UserResponseDto]:
-    return [mapping.user(r) for r in await users.list_users()]
-
-
-@get("/api/users/{user_id:str}", action=access.READ)
-async def get_user(auth: ImmichAuth, user_id: str) -> dtos.UserResponseDto:
-    return mapping.user(await users.user_by_id(mapping.parse_uuid(user_id)))
-
-
-
-@put("/api/users/me/preferences", action=access.WRITE)
-async def update_preferences(auth: ImmichAuth, data: dtos.UserPreferencesUpdateDto) -> dict:
-    current = mapping.preferences(await users.user_by_id(auth.principal.user_id))
-    updated = mapping.preferences_update(current, data)
-    await users.save_preferences(auth.principal.user_id, updated)
-    return updated
 
 
 @post("/api/auth/change-password", status_code=200, action=access.WRITE)
@@ -73,34 +54,3 @@ class _SessionUpdate(msgspec.Struct):
 async def update_session(auth: ImmichAuth, session_id: str, data: _SessionUpdate) -> dtos.SessionResponseDto:
     row = await sessions.set_pending_sync_reset(auth.principal.user_id, mapping.parse_uuid(session_id), data.isPendingSyncReset)
     return _session(row, auth.session_id)
-
-
-# --- administration ----------------------------------------------------------------------------
-
-
-@get("/api/admin/users", action=access.READ, admin=True)
-async def admin_list_users(auth: ImmichAuth, withDeleted: bool = False) -> list[dtos.UserAdminResponseDto]:
-    return [mapping.user_admin(r) for r in await users.list_users(with_deleted=withDeleted)]
-
-
-@post("/api/admin/users", status_code=201, action=access.WRITE, admin=True)
-async def admin_create_user(auth: ImmichAuth, data: dtos.UserAdminCreateDto) -> dtos.UserAdminResponseDto:
-    row = await users.create_user(data.email, data.password, name=data.name, is_admin=data.isAdmin is True)
-    return mapping.user_admin(await users.admin_update_user(auth.principal, row["id"], mapping.new_user_settings(data)))
-
-
-@get("/api/admin/users/{user_id:str}", action=access.READ, admin=True)
-async def admin_get_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminResponseDto:
-    return mapping.user_admin(await users.user_by_id(mapping.parse_uuid(user_id)))
-
-
-@put("/api/admin/users/{user_id:str}", action=access.WRITE, admin=True)
-async def admin_update_user(auth: ImmichAuth, user_id: str, data: dtos.UserAdminUpdateDto) -> dtos.UserAdminResponseDto:
-    patch = mapping.user_admin_patch(data)
-    return mapping.user_admin(await users.admin_update_user(auth.principal, mapping.parse_uuid(user_id), patch))
-
-
-@delete("/api/admin/users/{user_id:str}", status_code=200, action=access.DELETE, admin=True)
-async def admin_delete_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminResponseDto:
-    return mapping.user_admin(await users.admin_delete_user(auth.principal, mapping.parse_uuid(user_id)))
-

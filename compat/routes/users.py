@@ -1,0 +1,163 @@
+"""Immich's Users tag: the directory of accounts, the caller's own account, onboarding and profile image."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from litestar import Request, delete, get, post, put
+from litestar.exceptions import ValidationException
+from litestar.response import Response
+
+from app.api.file_serving import send_file
+from app.api.state import Shared
+from app.domain import access, profile_images, users
+from app.domain.errors import BadRequest, DomainError, NotFound
+from app.storage.multipart import receive_multipart
+from compat import dtos, mapping
+from compat.auth import ImmichAuth
+from compat.errors import EXCEPTION_HANDLERS
+
+# Immich's e-mail rule (the spec's pattern for every e-mail field).
+EMAIL = re.compile(r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+                   r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
+PROFILE_IMAGE_MAX_BYTES = 50 * 1024 * 1024
+
+
+def invalid(*issues: tuple[str, str]) -> ValidationException:
+    """Immich's 400 validation body, one (field, message) per refused value."""
+    return ValidationException(detail="; ".join(m for _, m in issues),
+                               extra=[{"source": "body", "key": f, "message": m} for f, m in issues])
+
+
+def check_email(value: str | None, field: str = "email") -> None:
+    if isinstance(value, str) and not EMAIL.fullmatch(value):
+        raise invalid((field, f"{field} must be an email"))
+
+
+def check_preferences(dto: dtos.UserPreferencesUpdateDto) -> None:
+    """Immich's rules for the numbers and dates in a preferences update (types msgspec checks)."""
+    issues = []
+    for section, field in (("download", "archiveSize"), ("memories", "duration"), ("people", "minimumFaces")):
+        value = getattr(getattr(dto, section), field, None)
+        if isinstance(value, int) and not 1 <= value <= 9007199254740991:
+            issues.append((f"{section}.{field}", f"{section}.{field} must be a positive number"))
+    hide_until = getattr(dto.purchase, "hideBuyButtonUntil", None)
+    if isinstance(hide_until, str):
+        from app.domain.datetimes import parse_iso
+
+        try:
+            parse_iso(hide_until, "hideBuyButtonUntil")
+        except DomainError:
+            issues.append(("purchase.hideBuyButtonUntil", "purchase.hideBuyButtonUntil must be a valid ISO 8601 date string"))
+    if issues:
+        raise invalid(*issues)
+
+
+async def save_preferences(user_id: uuid.UUID, data: dtos.UserPreferencesUpdateDto) -> dict:
+    check_preferences(data)
+    current = mapping.preferences(await users.user_by_id(user_id))
+    updated = mapping.preferences_update(current, data)
+    await users.save_preferences(user_id, updated)
+    return updated
+
+
+@contextmanager
+def unknown_user_is_bad_request() -> Iterator[None]:
+    """Immich answers an unknown user id with 400 `User not found`."""
+    try:
+        yield
+    except NotFound:
+        raise BadRequest("User not found") from None
+
+
+@get("/api/users", action=access.READ)
+async def search_users(auth: ImmichAuth) -> list[dtos.UserResponseDto]:
+    return [mapping.user(r) for r in await users.list_users()]
+
+
+@put("/api/users/me", action=access.WRITE)
+async def update_my_user(auth: ImmichAuth, data: dtos.UserUpdateMeDto) -> dtos.UserAdminResponseDto:
+    check_email(data.email)
+    return mapping.user_admin(await users.update_account(auth.principal, mapping.account_patch(data)))
+
+
+@get("/api/users/me/onboarding", action=access.READ)
+async def my_onboarding(auth: ImmichAuth) -> dtos.OnboardingResponseDto:
+    return dtos.OnboardingResponseDto(isOnboarded=await users.is_onboarded(auth.principal))
+
+
+@put("/api/users/me/onboarding", action=access.WRITE)
+async def set_my_onboarding(auth: ImmichAuth, data: dtos.OnboardingDto) -> dtos.OnboardingResponseDto:
+    return dtos.OnboardingResponseDto(isOnboarded=await users.set_onboarded(auth.principal, data.isOnboarded))
+
+
+@delete("/api/users/me/onboarding", status_code=204, action=access.DELETE)
+async def reset_my_onboarding(auth: ImmichAuth) -> None:
+    await users.reset_onboarding(auth.principal)
+
+
+@put("/api/users/me/preferences", action=access.WRITE)
+async def update_preferences(auth: ImmichAuth, data: dtos.UserPreferencesUpdateDto) -> dict:
+    return await save_preferences(auth.principal.user_id, data)
+
+
+@post("/api/users/profile-image", request_max_body_size=None, action=access.WRITE)
+async def create_profile_image(request: Request, auth: ImmichAuth,
+                               shared: Shared) -> Response[dtos.CreateProfileImageResponseDto]:
+    try:
+        form = await receive_multipart(
+            request.stream(), request.headers.get("content-type"), ("file",), shared.store,
+            content_length=request.headers.get("content-length"), max_bytes=PROFILE_IMAGE_MAX_BYTES,
+            idle_timeout=shared.settings.upload_idle_timeout_seconds,
+        )
+    except DomainError as exc:
+        refused = EXCEPTION_HANDLERS[DomainError](request, exc)
+        refused.headers["connection"] = "close"  # the rest of the body may be unread
+        return refused
+    received = form.files.pop("file", None)
+    form.discard()
+    if received is None:
+        raise invalid(("file", "file is required"))
+    row = await profile_images.set_profile_image(auth.principal, shared.store, received.staged, received.filename)
+    body = dtos.CreateProfileImageResponseDto(userId=str(row["id"]), profileChangedAt=row["profile_changed_at"],
+                                              profileImagePath=mapping.profile_image_path(row))
+    return Response(body, status_code=201)
+
+
+@delete("/api/users/profile-image", status_code=204, action=access.DELETE)
+async def delete_profile_image(auth: ImmichAuth, shared: Shared) -> None:
+    await profile_images.delete_profile_image(auth.principal, shared.store)
+
+
+@get("/api/users/{user_id:str}", action=access.READ)
+async def get_user(auth: ImmichAuth, user_id: str) -> dtos.UserResponseDto:
+    with unknown_user_is_bad_request():
+        return mapping.user(await users.user_by_id(mapping.parse_uuid(user_id)))
+
+
+@get("/api/users/{user_id:str}/profile-image", action=access.READ)
+async def get_profile_image(request: Request, auth: ImmichAuth, shared: Shared, user_id: str) -> Response:
+    target = mapping.parse_uuid(user_id)
+    with unknown_user_is_bad_request():
+        row = await users.user_by_id(target)
+    path, mime = await profile_images.profile_image(auth.principal, shared.store, target)
+    # The key changes with every new image, so it names this one picture.
+    return send_file(request, path, media_type=mime, etag=path.stem, cache_control="private, no-cache",
+                     inline_name=f"{row['id']}{path.suffix}")
+
+
+ROUTES = [
+    search_users,
+    update_my_user,
+    my_onboarding,
+    set_my_onboarding,
+    reset_my_onboarding,
+    update_preferences,
+    create_profile_image,
+    delete_profile_image,
+    get_user,
+    get_profile_image,
+]

@@ -1,0 +1,123 @@
+"""Immich's Users (admin) tag: an administrator creates, changes, deletes and restores accounts."""
+
+from __future__ import annotations
+
+from litestar import delete, get, post, put
+from litestar.exceptions import HTTPException
+from msgspec import UNSET, UnsetType
+
+from app.domain import access, sessions, users
+from app.domain.errors import BadRequest, Conflict
+from compat import dtos, mapping
+from compat.auth import ImmichAuth
+from compat.routes.users import check_email, save_preferences, unknown_user_is_bad_request
+
+
+class NewUser(dtos.UserAdminCreateDto, kw_only=True):
+    # `notify: null` is taken as no e-mail rather than refused (issue #14).
+    notify: bool | None | UnsetType = UNSET
+
+
+class UserDeletion(dtos.UserAdminDeleteDto, kw_only=True):
+    force: bool | None | UnsetType = UNSET
+
+
+@get("/api/admin/users", action=access.READ, admin=True)
+async def admin_list_users(auth: ImmichAuth, withDeleted: bool = False) -> list[dtos.UserAdminResponseDto]:
+    return [mapping.user_admin(r) for r in await users.list_users(with_deleted=withDeleted)]
+
+
+@post("/api/admin/users", status_code=201, action=access.WRITE, admin=True)
+async def admin_create_user(auth: ImmichAuth, data: NewUser) -> dtos.UserAdminResponseDto:
+    # `notify` asks for the welcome e-mail. Immich sends it only when SMTP is enabled in its system
+    # config; this server has no SMTP settings, which is Immich with SMTP off: no e-mail, user created.
+    check_email(data.email)
+    try:
+        row = await users.create_user(data.email, data.password, name=data.name, is_admin=data.isAdmin is True)
+    except Conflict:
+        raise BadRequest("User exists") from None
+    return mapping.user_admin(await users.admin_update_user(auth.principal, row["id"], mapping.new_user_settings(data)))
+
+
+@get("/api/admin/users/{user_id:str}", action=access.READ, admin=True)
+async def admin_get_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminResponseDto:
+    with unknown_user_is_bad_request():
+        return mapping.user_admin(await users.any_user_by_id(mapping.parse_uuid(user_id)))
+
+
+@put("/api/admin/users/{user_id:str}", action=access.WRITE, admin=True)
+async def admin_update_user(auth: ImmichAuth, user_id: str, data: dtos.UserAdminUpdateDto) -> dtos.UserAdminResponseDto:
+    check_email(data.email if data.email else None)
+    patch = mapping.user_admin_patch(data)
+    with unknown_user_is_bad_request():
+        return mapping.user_admin(await users.admin_update_user(auth.principal, mapping.parse_uuid(user_id), patch))
+
+
+@delete("/api/admin/users/{user_id:str}", status_code=200, action=access.DELETE, admin=True)
+async def admin_delete_user(auth: ImmichAuth, user_id: str,
+                            data: UserDeletion | None = None) -> dtos.UserAdminResponseDto:
+    if data is not None and data.force:
+        # There is no removal of an account's photos and libraries here; a deleted account keeps
+        # them until it is restored, so an immediate removal cannot be promised.
+        raise HTTPException(status_code=501, detail="Removing an account's data at once (force) is not supported "
+                                                    "by this server; delete without force")
+    with unknown_user_is_bad_request():
+        return mapping.user_admin(await users.admin_delete_user(auth.principal, mapping.parse_uuid(user_id)))
+
+
+@post("/api/admin/users/{user_id:str}/restore", status_code=200, action=access.WRITE, admin=True)
+async def admin_restore_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminResponseDto:
+    with unknown_user_is_bad_request():
+        return mapping.user_admin(await users.admin_restore_user(auth.principal, mapping.parse_uuid(user_id)))
+
+
+@get("/api/admin/users/{user_id:str}/preferences", action=access.READ, admin=True)
+async def admin_user_preferences(auth: ImmichAuth, user_id: str) -> dict:
+    with unknown_user_is_bad_request():
+        return mapping.preferences(await users.any_user_by_id(mapping.parse_uuid(user_id)))
+
+
+@put("/api/admin/users/{user_id:str}/preferences", action=access.WRITE, admin=True)
+async def admin_update_user_preferences(auth: ImmichAuth, user_id: str,
+                                        data: dtos.UserPreferencesUpdateDto) -> dict:
+    target = mapping.parse_uuid(user_id)
+    with unknown_user_is_bad_request():
+        await users.user_by_id(target)
+        return await save_preferences(target, data)
+
+
+@get("/api/admin/users/{user_id:str}/sessions", action=access.READ, admin=True)
+async def admin_user_sessions(auth: ImmichAuth, user_id: str) -> list[dtos.SessionResponseDto]:
+    target = mapping.parse_uuid(user_id)
+    with unknown_user_is_bad_request():
+        await users.any_user_by_id(target)
+    # Seen by an administrator, none of them is "current" (as in Immich).
+    return [dtos.SessionResponseDto(
+        id=str(r["id"]), createdAt=r["created_at"].isoformat(), updatedAt=r["updated_at"].isoformat(),
+        current=False, deviceOS=r["device_os"], deviceType=r["device_type"], appVersion=r["app_version"],
+        isPendingSyncReset=r["is_pending_sync_reset"],
+    ) for r in await sessions.list_sessions(target)]
+
+
+@get("/api/admin/users/{user_id:str}/statistics", action=access.READ, admin=True)
+async def admin_user_statistics(auth: ImmichAuth, user_id: str, isFavorite: bool | None = None,
+                                isTrashed: bool | None = None,
+                                visibility: dtos.AssetVisibility | None = None) -> dtos.AssetStatsResponseDto:
+    with unknown_user_is_bad_request():
+        row = await users.admin_user_statistics(auth.principal, mapping.parse_uuid(user_id), favorite=isFavorite,
+                                                trashed=isTrashed, visibility=visibility)
+    return dtos.AssetStatsResponseDto(images=row["images"], videos=row["videos"], total=row["total"])
+
+
+ROUTES = [
+    admin_list_users,
+    admin_create_user,
+    admin_get_user,
+    admin_update_user,
+    admin_delete_user,
+    admin_restore_user,
+    admin_user_preferences,
+    admin_update_user_preferences,
+    admin_user_sessions,
+    admin_user_statistics,
+]
