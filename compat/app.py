@@ -27,6 +27,8 @@ from compat.routes import partners as partner_routes
 from compat.routes import people as people_routes
 from compat.routes import shared_links as shared_link_routes
 from compat.routes import sync as sync_routes
+from compat.routes import auth as auth_routes
+from compat.routes import sessions as session_routes
 from compat.routes import stacks_keys
 from compat.routes.api_keys import my_api_key
 from compat.routes.assets import (
@@ -96,10 +98,8 @@ def create_immich_app(shared: Shared) -> Litestar:
             accounts.get_user,
             accounts.update_preferences,
             accounts.change_password,
-            accounts.list_sessions,
-            accounts.delete_other_sessions,
-            accounts.delete_session,
-            accounts.update_session,
+            *session_routes.ROUTES,
+            *auth_routes.PIN_ROUTES,
             accounts.admin_list_users,
             accounts.admin_create_user,
             accounts.admin_get_user,

@@ -19,6 +19,9 @@ ALTER TABLE sessions ADD COLUMN pin_expires_at timestamptz;
 -- A session made by another (POST /api/sessions): it ends with the session that made it.
 ALTER TABLE sessions ADD COLUMN parent_id uuid REFERENCES sessions (id) ON DELETE CASCADE;
 CREATE INDEX sessions_parent_idx ON sessions (parent_id);
+-- Whether a library holds locked assets: timeline counts come from per-day counters that count
+-- them too, so those are used only when there are none (or the caller is unlocked).
+CREATE INDEX assets_locked_idx ON assets (library_id) WHERE visibility = 'locked';
 """
 
 forwards = sql_migration(ID, DESCRIPTION, SQL)

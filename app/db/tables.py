@@ -707,3 +707,4 @@ class PinCode(Table, tablename="pin_codes"):
 
 
 SIMPLE_INDEX_NAMES[("sessions", "parent_id")] = "sessions_parent_idx"
+INDEXES.append(Index(Asset, "assets_locked_idx", "btree (library_id) WHERE (visibility = 'locked'::text)"))

@@ -116,7 +116,7 @@ async def contents_filter(principal: access.Principal, album_id: uuid.UUID, **na
     owns that library. `narrowing` adds the other AssetFilter fields."""
     album = await get_album(principal, album_id)
     return AssetFilter(library_id=album["library_id"], album_id=album["id"],
-                       through_share=album["caller_role"] != access.OWNER, **narrowing)
+                       through_share=album["caller_role"] != access.OWNER, elevated=principal.elevated, **narrowing)
 
 
 async def shared_albums(principal: access.Principal, asset_id: uuid.UUID | None = None) -> list[asyncpg.Record]:
