@@ -394,10 +394,18 @@ def _moved(locked: asyncpg.Record, patch: AssetPatch) -> bool:
     return patch.moves and (locked["user_latitude"], locked["user_longitude"]) != (patch.latitude, patch.longitude)
 
 
+def _require_unlocked_to_lock(principal: access.Principal, patch: AssetPatch) -> None:
+    """Moving an asset into the locked folder needs a session unlocked with the PIN, as taking one
+    out does (access.load_asset refuses a locked asset to any other caller)."""
+    if patch.visibility == LOCKED:
+        principal.require_elevated()
+
+
 async def update_asset(
     principal: access.Principal, asset_id: uuid.UUID, patch: AssetPatch, queue: processing.Queue | None = None,
 ) -> asyncpg.Record:
     check_patch(patch)
+    _require_unlocked_to_lock(principal, patch)
     asset = await access.load_asset(principal, asset_id, access.WRITE)
     async with db.transaction() as conn:
         locked = await conn.fetchrow("SELECT * FROM assets WHERE id = $1 FOR UPDATE", asset["id"])
@@ -419,6 +427,7 @@ async def bulk_update(
     principal.require(access.WRITE)
     for n, (_, patch) in enumerate(items):
         check_patch(patch, ("updates", n, "change"))
+        _require_unlocked_to_lock(principal, patch)
     refresh = []
     async with db.transaction() as conn:
         for asset_id, patch in items:
