@@ -182,3 +182,18 @@ async def test_the_sync_stream_shows_locked_assets_only_to_an_unlocked_owner():
     assert shared == {open_photo["id"]}
     backfill = {row["id"] async for row in sync.current("asset", [library])}
     assert backfill == {str(open_photo["id"])}
+
+
+async def test_an_album_neither_counts_nor_shows_a_locked_cover():
+    from app.domain import albums
+
+    owner = await f.new_user()
+    album = await f.new_album(owner)
+    older = await f.new_asset(owner)
+    photo = await f.new_asset(owner)
+    for asset in (older, photo):
+        await f.new_album_asset(album, asset)
+    await db.execute("UPDATE albums SET cover_asset_id = $2 WHERE id = $1", album["id"], photo["id"])
+    await _lock(photo)
+    row = await albums.get_album(_unlocked(f.principal_for(owner)), album["id"])
+    assert row["asset_count"] == 1 and row["effective_cover_id"] == older["id"]
