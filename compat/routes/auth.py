@@ -85,6 +85,11 @@ def _pin(value, field: str) -> str | None:
     return value
 
 
+def _guard(request: Request, shared: Shared) -> pin_codes.Guard:
+    # The peer address, never a forwarded header (as for sign-in).
+    return pin_codes.Guard(shared.login_throttle, request.client.host if request.client else "unknown")
+
+
 def _session_of(auth: ImmichAuth):
     if auth.session_id is None:
         raise BadRequest("This endpoint can only be used with a session token")
@@ -97,21 +102,22 @@ async def set_up_pin_code(auth: ImmichAuth, data: dtos.PinCodeSetupDto) -> None:
 
 
 @put("/api/auth/pin-code", status_code=204, action=access.WRITE)
-async def change_pin_code(auth: ImmichAuth, data: dtos.PinCodeChangeDto) -> None:
+async def change_pin_code(request: Request, auth: ImmichAuth, shared: Shared, data: dtos.PinCodeChangeDto) -> None:
     new_pin = _pin(data.newPinCode, "newPinCode")
     await pin_codes.change(auth.principal.user_id, new_pin, pin=_pin(data.pinCode, "pinCode"),
-                           password=data.password or None)
+                           password=data.password or None, guard=_guard(request, shared))
 
 
 @delete("/api/auth/pin-code", status_code=204, action=access.DELETE)
-async def reset_pin_code(auth: ImmichAuth, data: dtos.PinCodeResetDto) -> None:
-    await pin_codes.reset(auth.principal.user_id, pin=_pin(data.pinCode, "pinCode"), password=data.password or None)
+async def reset_pin_code(request: Request, auth: ImmichAuth, shared: Shared, data: dtos.PinCodeResetDto) -> None:
+    await pin_codes.reset(auth.principal.user_id, pin=_pin(data.pinCode, "pinCode"), password=data.password or None,
+                          guard=_guard(request, shared))
 
 
 @post("/api/auth/session/unlock", status_code=204, action=access.WRITE)
-async def unlock_session(auth: ImmichAuth, data: dtos.SessionUnlockDto) -> None:
+async def unlock_session(request: Request, auth: ImmichAuth, shared: Shared, data: dtos.SessionUnlockDto) -> None:
     pin = _pin(data.pinCode, "pinCode")
-    await pin_codes.unlock_session(auth.principal.user_id, _session_of(auth), pin=pin)
+    await pin_codes.unlock_session(auth.principal.user_id, _session_of(auth), pin=pin, guard=_guard(request, shared))
 
 
 @post("/api/auth/session/lock", status_code=204, action=access.WRITE)

@@ -197,3 +197,27 @@ async def test_an_album_neither_counts_nor_shows_a_locked_cover():
     await _lock(photo)
     row = await albums.get_album(_unlocked(f.principal_for(owner)), album["id"])
     assert row["asset_count"] == 1 and row["effective_cover_id"] == older["id"]
+
+
+async def test_pin_guesses_are_throttled(domain):
+    from redis.asyncio import Redis
+
+    from app.domain import login_throttle
+
+    owner = await f.new_user(password="pw")
+    session, _ = await f.new_session(owner)
+    await pin_codes.set_up(owner["id"], "123456")
+    redis = Redis.from_url(domain.redis_url)
+    try:
+        throttle = login_throttle.LoginThrottle(redis, login_throttle.Limits(60, per_pair=3, per_address=10,
+                                                                             per_account=10))
+        guard = pin_codes.Guard(throttle, f"10.9.{f._next() % 250}.1")
+        for _ in range(3):
+            with pytest.raises(BadRequest, match="Wrong PIN code"):
+                await pin_codes.unlock_session(owner["id"], session["id"], pin="000000", guard=guard)
+        with pytest.raises(login_throttle.Throttled):  # even the right PIN waits now
+            await pin_codes.unlock_session(owner["id"], session["id"], pin="123456", guard=guard)
+        # Sign-in with the password is not locked out by PIN guesses.
+        await login_throttle.LoginThrottle(redis, throttle.limits).begin(owner["email"], guard.address)
+    finally:
+        await redis.aclose()
