@@ -9,7 +9,6 @@ from app.api.state import Shared
 from app.api.body_limits import CheckedRequest, reject_nul_in_url
 from compat.auth import check_route_access, provide_auth
 from compat.errors import EXCEPTION_HANDLERS
-from compat.routes import accounts
 from compat.routes.albums import (
     ALBUM_USER_HANDLERS,
     add_album_assets,
@@ -30,6 +29,8 @@ from compat.routes import system_metadata as system_metadata_routes
 from compat.routes import sync as sync_routes
 from compat.routes import users as user_routes
 from compat.routes import users_admin as user_admin_routes
+from compat.routes import auth as auth_routes
+from compat.routes import sessions as session_routes
 from compat.routes import stacks_keys
 from compat.routes.api_keys import my_api_key
 from compat.routes.assets import (
@@ -45,7 +46,7 @@ from compat.routes.assets import (
     upload_asset,
 )
 from compat.routes.media import original, thumbnail, video_playback
-from compat.routes.auth import admin_sign_up, login, logout, my_preferences, my_user, validate_token
+from compat.routes.auth import admin_sign_up, change_password, login, logout, my_preferences, my_user, validate_token
 from compat.routes.search import search_cities, search_explore, search_metadata, search_suggestions
 from compat.routes.server import ServerController, smart_search, well_known
 from compat.routes.timeline import map_markers, time_bucket, time_buckets
@@ -98,11 +99,9 @@ def create_immich_app(shared: Shared) -> Litestar:
             delete_album,
             remove_album_assets,
             *ALBUM_USER_HANDLERS,
-            accounts.change_password,
-            accounts.list_sessions,
-            accounts.delete_other_sessions,
-            accounts.delete_session,
-            accounts.update_session,
+            change_password,
+            *session_routes.ROUTES,
+            *auth_routes.PIN_ROUTES,
             time_buckets,
             time_bucket,
             map_markers,

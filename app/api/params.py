@@ -219,6 +219,7 @@ async def asset_filter(principal: Principal, values: Values) -> AssetFilter:
     library_id = await access.library_for(principal, library_uuid(_one(values, "library_id")), access.READ)
     f = AssetFilter(
         library_id=library_id,
+        elevated=principal.elevated,
         state=_choice(values, "state", ("live", "trashed", "all"), "live"),
         ids=None if id_values is None else [ids.decode_filter(ids.ASSET, i, "ids") for i in id_values],
         after=optional_datetime(_one(values, "local_datetime_after"), "local_datetime_after"),

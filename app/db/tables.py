@@ -395,6 +395,8 @@ class Session(Table, tablename="sessions"):
     expires_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    pin_expires_at = Timestamptz(null=True, default=None)  # unlocked (elevated) until then
+    parent_id = fk("self", CASCADE, null=True, index=True)  # the session that made this one
 
 
 class Person(Table, tablename="people"):
@@ -704,3 +706,15 @@ class SystemMetadata(Table, tablename="system_metadata"):
     key = Text(primary_key=True, default=None)
     value = JSONB(default=None)
     updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class PinCode(Table, tablename="pin_codes"):
+    """A user's PIN for Immich's locked folder, hashed like a password."""
+
+    user_id = fk(User, CASCADE, primary_key=True)
+    pin_hash = Text(default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+SIMPLE_INDEX_NAMES[("sessions", "parent_id")] = "sessions_parent_idx"
+INDEXES.append(Index(Asset, "assets_locked_idx", "btree (library_id) WHERE (visibility = 'locked'::text)"))

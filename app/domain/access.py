@@ -198,13 +198,17 @@ async def load_asset(principal: Principal, asset_id: uuid.UUID, action: str, *,
     (_album_asset_grant), or the shared link the caller came with (shared_link_asset_grant)."""
     missing = missing or NotFound("Asset not found", kind="asset", ids=(asset_id,))
     try:
-        return await load_reachable(principal, action, "SELECT a.* FROM assets a", asset_id, missing, lock=lock,
-                                    grant=_partner_grant)
+        row = await load_reachable(principal, action, "SELECT a.* FROM assets a", asset_id, missing, lock=lock,
+                                   grant=_partner_grant)
     except NotFound as exc:
         if exc is not missing or action != READ or not (
                 await _album_asset_grant(principal, asset_id) or await shared_link_asset_grant(principal, asset_id)):
             raise
-    return await db.fetchrow("SELECT a.*, NULL::text AS caller_role FROM assets a WHERE a.id = $1", asset_id)
+        # The grants above never admit a locked asset.
+        return await db.fetchrow("SELECT a.*, NULL::text AS caller_role FROM assets a WHERE a.id = $1", asset_id)
+    if row["visibility"] == LOCKED and not principal.elevated:
+        raise missing  # the locked folder opens only to a session unlocked with the PIN
+    return row
 
 
 async def preferred_library(principal: Principal) -> uuid.UUID:

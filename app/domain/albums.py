@@ -25,20 +25,22 @@ NOW = QueryString("now()")  # Postgres's transaction time, like the raw-SQL writ
 DELETED_ALBUM_LINK = "deleted_album_link"
 COVER_NOT_IN_ALBUM = "album_cover_asset_id must be a live asset in this album"
 
-# Album rows with what the API shows about them: counts, dates and the cover in effect.
+# Album rows with what the API shows about them: counts, dates and the cover in effect. Locked
+# assets (the PIN-protected folder) count for none of them: an album never gives them away.
 ALBUM_VIEW = """
 SELECT al.*, s.asset_count, s.start_date, s.end_date,
        coalesce(
            (SELECT al.cover_asset_id WHERE EXISTS (
                SELECT 1 FROM album_assets m JOIN assets c ON c.id = m.asset_id
-               WHERE m.album_id = al.id AND m.asset_id = al.cover_asset_id AND c.trashed_at IS NULL)),
+               WHERE m.album_id = al.id AND m.asset_id = al.cover_asset_id AND c.trashed_at IS NULL
+                 AND c.visibility <> 'locked')),
            s.newest_asset_id) AS effective_cover_id
 FROM albums al
 CROSS JOIN LATERAL (
     SELECT count(*) AS asset_count, min(a.local_datetime) AS start_date, max(a.local_datetime) AS end_date,
            (array_agg(a.id ORDER BY a.local_datetime DESC, a.id DESC))[1] AS newest_asset_id
     FROM album_assets aa JOIN assets a ON a.id = aa.asset_id
-    WHERE aa.album_id = al.id AND a.trashed_at IS NULL
+    WHERE aa.album_id = al.id AND a.trashed_at IS NULL AND a.visibility <> 'locked'
 ) s
 """
 
@@ -116,7 +118,7 @@ async def contents_filter(principal: access.Principal, album_id: uuid.UUID, **na
     owns that library. `narrowing` adds the other AssetFilter fields."""
     album = await get_album(principal, album_id)
     return AssetFilter(library_id=album["library_id"], album_id=album["id"],
-                       through_share=album["caller_role"] != access.OWNER, **narrowing)
+                       through_share=album["caller_role"] != access.OWNER, elevated=principal.elevated, **narrowing)
 
 
 async def shared_albums(principal: access.Principal, asset_id: uuid.UUID | None = None) -> list[asyncpg.Record]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from app.db import engine as db
 from app.domain import effective
-from app.domain.errors import Invalid, NotFound
+from app.domain.errors import Invalid, NotFound, Unauthorized
 
 EARTH_RADIUS_M = 6_371_008.8
 MAX_RADIUS_M = 50_000
@@ -62,8 +62,17 @@ class AssetFilter:
     # Read through a share (a partner's library, an album shared with the caller, a shared link),
     # not a role in the library: its owner's locked assets never show, whatever else is asked.
     through_share: bool = False
+    # The caller's session is unlocked with its PIN (Principal.elevated): only then do its own
+    # locked assets show, and only then may it ask for them (visibility "locked").
+    elevated: bool = False
+
+    @property
+    def shows_locked(self) -> bool:
+        return self.elevated and not self.through_share
 
     def validate(self) -> None:
+        if self.visibility == LOCKED and not self.elevated:
+            raise Unauthorized("Elevated permission is required")  # Immich's answer, 401
         if self.bbox is not None:
             b = self.bbox
             if not (-180 <= b.west <= 180 and -180 <= b.east <= 180 and -90 <= b.south <= b.north <= 90):
@@ -160,7 +169,7 @@ def where(f: AssetFilter, sql: Sql) -> str:
         clauses.append(f"a.media_type = {sql.arg(f.media_type)}")
     if f.visibility is not None:
         clauses.append(f"a.visibility = {sql.arg(f.visibility)}")
-    if f.through_share:
+    if not f.shows_locked:  # the one place every asset list, search, count and cluster hides them
         clauses.append(f"a.visibility <> {sql.arg(LOCKED)}")
     if f.exif_equals:
         unknown = set(f.exif_equals) - _EXIF_COLUMNS

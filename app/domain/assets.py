@@ -15,7 +15,7 @@ from msgspec import UNSET, UnsetType
 from app.db import engine as db
 from app.domain import access, albums, effective, events, faces, people, processing, stacks
 from app.domain.datetimes import from_instant, split_wall_clock
-from app.domain.asset_filters import AssetFilter, Sql, check_references, where
+from app.domain.asset_filters import LOCKED, AssetFilter, Sql, check_references, where
 from app.domain.errors import Invalid, NotFound
 from app.storage.blobstore import BlobStore
 
@@ -206,7 +206,7 @@ async def counts(
     sql = Sql()
     direction = "DESC" if order == "desc" else "ASC"
     cmp = "<" if order == "desc" else ">"
-    if _rollup_covers(f):
+    if _rollup_covers(f) and (f.shows_locked or not await _holds_locked(f.library_id)):
         # Timeline counts come from per-day counters kept by triggers: no scan of the assets.
         f.validate()
         clauses = [f"library_id = {sql.arg(f.library_id)}"]
@@ -239,6 +239,13 @@ def _rollup_covers(f: AssetFilter) -> bool:
         and not f.description_contains and f.taken_after is None and f.taken_before is None
         and f.checksum_sha1 is None
     )
+
+
+async def _holds_locked(library: uuid.UUID) -> bool:
+    """Whether a library has locked assets, which the per-day counters count but a locked caller
+    must not see (a partial index answers it)."""
+    return await db.fetchval(f"SELECT EXISTS (SELECT 1 FROM assets WHERE library_id = $1 AND visibility = '{LOCKED}')",
+                             library)
 
 
 MAX_CELLS = 1000
@@ -387,10 +394,18 @@ def _moved(locked: asyncpg.Record, patch: AssetPatch) -> bool:
     return patch.moves and (locked["user_latitude"], locked["user_longitude"]) != (patch.latitude, patch.longitude)
 
 
+def _require_unlocked_to_lock(principal: access.Principal, patch: AssetPatch) -> None:
+    """Moving an asset into the locked folder needs a session unlocked with the PIN, as taking one
+    out does (access.load_asset refuses a locked asset to any other caller)."""
+    if patch.visibility == LOCKED:
+        principal.require_elevated()
+
+
 async def update_asset(
     principal: access.Principal, asset_id: uuid.UUID, patch: AssetPatch, queue: processing.Queue | None = None,
 ) -> asyncpg.Record:
     check_patch(patch)
+    _require_unlocked_to_lock(principal, patch)
     asset = await access.load_asset(principal, asset_id, access.WRITE)
     async with db.transaction() as conn:
         locked = await conn.fetchrow("SELECT * FROM assets WHERE id = $1 FOR UPDATE", asset["id"])
@@ -412,6 +427,7 @@ async def bulk_update(
     principal.require(access.WRITE)
     for n, (_, patch) in enumerate(items):
         check_patch(patch, ("updates", n, "change"))
+        _require_unlocked_to_lock(principal, patch)
     refresh = []
     async with db.transaction() as conn:
         for asset_id, patch in items:
@@ -618,6 +634,8 @@ async def statistics(
     visibility: str | None = None,
 ) -> asyncpg.Record:
     principal.require(access.READ)
+    if visibility == LOCKED:
+        principal.require_elevated()
     return await db.fetchrow(
         """
         SELECT count(*) FILTER (WHERE media_type = 'image') AS images,
@@ -626,9 +644,10 @@ async def statistics(
           AND ($2::bool IS NULL OR (trashed_at IS NOT NULL) = $2)
           AND ($3::bool IS NULL OR (coalesce(effective_rating, $5) = $6) = $3)
           AND ($4::text IS NULL OR visibility = $4)
+          AND ($7 OR visibility <> 'locked')
         """,
         library, trashed if trashed is not None else False, favorite, visibility, effective.UNRATED,
-        effective.FAVORITE_RATING,
+        effective.FAVORITE_RATING, principal.elevated,
     )
 
 

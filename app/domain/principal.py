@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from app.domain.errors import Forbidden
+from app.domain.errors import Forbidden, Unauthorized
 
 READ = "read"
 WRITE = "write"
@@ -44,6 +44,9 @@ class Principal:
     # Set only for a shared-link caller, whose library_scope is empty: it reaches nothing through
     # library roles, album shares or partners, only what app.domain.access grants the link.
     shared_link: SharedLinkGrant | None = None
+    # A session unlocked with the user's PIN (Immich's elevated permission): only it reaches the
+    # user's locked folder. An API key or a shared link never is.
+    elevated: bool = False
 
     def require(self, action: str) -> None:
         if action not in self.actions:
@@ -51,6 +54,10 @@ class Principal:
 
     def in_scope(self, library_id: uuid.UUID) -> bool:
         return self.library_scope is None or library_id in self.library_scope
+
+    def require_elevated(self) -> None:
+        if not self.elevated:
+            raise Unauthorized("Elevated permission is required")  # Immich answers 401
 
     def require_admin(self) -> None:
         if not self.is_admin:

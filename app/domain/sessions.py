@@ -46,21 +46,64 @@ async def login(email: str, password: str, *, throttle: LoginThrottle | None = N
     return row, token
 
 
+# How long a PIN unlock lasts, and how far each request made near its end stretches it (Immich's).
+UNLOCK_MINUTES = 15
+UNLOCK_EXTENSION_MINUTES = 5
+
+
 async def principal_for_token(token: str) -> tuple[Principal, uuid.UUID]:
+    # An unlocked session in its last minutes is kept unlocked a few minutes past each request.
     row = await db.fetchrow(
-        """
-        UPDATE sessions s SET updated_at = now() FROM users u
+        f"""
+        UPDATE sessions s SET updated_at = now(),
+            pin_expires_at = CASE
+                WHEN s.pin_expires_at > now()
+                 AND s.pin_expires_at < now() + interval '{UNLOCK_EXTENSION_MINUTES} minutes'
+                THEN now() + interval '{UNLOCK_EXTENSION_MINUTES} minutes' ELSE s.pin_expires_at END
+        FROM users u
         WHERE s.token_hash = $1 AND u.id = s.user_id AND u.deleted_at IS NULL
           AND (s.expires_at IS NULL OR s.expires_at > now())
-        RETURNING s.id, s.user_id, u.is_admin
+        RETURNING s.id, s.user_id, u.is_admin, coalesce(s.pin_expires_at > now(), false) AS elevated
         """,
         _hash(token),
     )
     if row is None:
         raise Unauthorized("Invalid user token")
     # A signed-in session may do everything its user may.
-    principal = Principal(row["user_id"], row["is_admin"], None, ALL_ACTIONS, None)
+    principal = Principal(row["user_id"], row["is_admin"], None, ALL_ACTIONS, None, elevated=row["elevated"])
     return principal, row["id"]
+
+
+async def get_session(session_id: uuid.UUID) -> asyncpg.Record:
+    return await db.fetchrow("SELECT * FROM sessions WHERE id = $1", session_id)
+
+
+async def unlock(session_id: uuid.UUID) -> None:
+    await db.execute(f"UPDATE sessions SET pin_expires_at = now() + interval '{UNLOCK_MINUTES} minutes'"
+                     " WHERE id = $1", session_id)
+
+
+async def lock(user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    """Ends a session's unlock: one of the user's own sessions, else NotFound."""
+    from app.domain.errors import NotFound
+
+    if await db.execute("UPDATE sessions SET pin_expires_at = NULL WHERE id = $1 AND user_id = $2",
+                        session_id, user_id) == "UPDATE 0":
+        raise NotFound("Session not found")
+
+
+async def create_child(user_id: uuid.UUID, parent_id: uuid.UUID, *, duration_seconds: int | None,
+                       device_type: str, device_os: str) -> tuple[asyncpg.Record, str]:
+    """A session made by a signed-in one (a TV cast): it ends after `duration_seconds` (never when
+    None), or with its parent. Never unlocked: the locked folder needs its own PIN unlock."""
+    token = new_token()
+    row = await db.fetchrow(
+        "INSERT INTO sessions (user_id, parent_id, token_hash, device_type, device_os, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5, CASE WHEN $6::bigint IS NULL THEN NULL"
+        " ELSE now() + make_interval(secs => $6::bigint) END) RETURNING *",
+        user_id, parent_id, _hash(token), device_type, device_os, duration_seconds,
+    )
+    return row, token
 
 
 async def logout(session_id: uuid.UUID) -> None:
@@ -80,7 +123,8 @@ async def admin_sign_up(email: str, password: str, name: str) -> asyncpg.Record:
 
 
 async def list_sessions(user_id: uuid.UUID) -> list[asyncpg.Record]:
-    return await db.fetch("SELECT * FROM sessions WHERE user_id = $1 ORDER BY updated_at DESC, id", user_id)
+    return await db.fetch("SELECT * FROM sessions WHERE user_id = $1 AND (expires_at IS NULL OR expires_at > now())"
+                          " ORDER BY updated_at DESC, id", user_id)
 
 
 async def delete_other_sessions(user_id: uuid.UUID, keep: uuid.UUID | None) -> None:
@@ -92,6 +136,15 @@ async def delete_session(user_id: uuid.UUID, session_id: uuid.UUID) -> None:
 
     if await db.execute("DELETE FROM sessions WHERE id = $1 AND user_id = $2", session_id, user_id) == "DELETE 0":
         raise NotFound("Session not found")
+
+
+async def get_own(user_id: uuid.UUID, session_id: uuid.UUID) -> asyncpg.Record:
+    from app.domain.errors import NotFound
+
+    row = await db.fetchrow("SELECT * FROM sessions WHERE id = $1 AND user_id = $2", session_id, user_id)
+    if row is None:
+        raise NotFound("Session not found")
+    return row
 
 
 async def set_pending_sync_reset(user_id: uuid.UUID, session_id: uuid.UUID, pending: bool) -> asyncpg.Record:

@@ -71,6 +71,15 @@ _SOURCES = {
 KINDS = tuple(_STATE)
 
 
+def _unlocked(sql: str) -> str:
+    """An asset or exif state query that treats a locked asset (the PIN-protected folder) as gone:
+    a client holding it drops it, and one without it never hears of it."""
+    return f"{sql} AND a.visibility <> 'locked'"
+
+
+_LOCKED_HIDDEN = ("asset", "exif")
+
+
 class Change(NamedTuple):
     cursor: tuple[int, int]
     entity_id: uuid.UUID
@@ -92,10 +101,13 @@ class Snapshot:
     the bound; the events that made it newer come again in the next stream, harmlessly.
     """
 
-    def __init__(self, horizon: int):
+    def __init__(self, horizon: int, *, shows_locked: bool = False):
         self.horizon = horizon
+        # The caller's session is unlocked with its PIN: its own locked assets come too.
+        self.shows_locked = shows_locked
 
     def _sql(self, kind: str) -> str:
+        state = _STATE[kind] if self.shows_locked or kind not in _LOCKED_HIDDEN else _unlocked(_STATE[kind])
         return f"""
             WITH batch AS (
                 SELECT e.entity_id, e.txid, e.id, e.owner_id, e.payload,
@@ -112,7 +124,7 @@ class Snapshot:
             )
             SELECT c.txid AS ev_txid, c.id AS ev_id, c.entity_id AS ev_entity, c.owner_id AS ev_owner,
                    c.payload AS ev_payload, c.latest AS ev_latest, s.*
-            FROM batch c LEFT JOIN LATERAL ({_STATE[kind]} AND c.latest) s ON true
+            FROM batch c LEFT JOIN LATERAL ({state} AND c.latest) s ON true
             ORDER BY c.txid, c.id
         """
 
@@ -152,8 +164,9 @@ class Snapshot:
                 pending.cancel()
 
 
-async def snapshot() -> Snapshot:
-    return Snapshot(await db.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"))
+async def snapshot(*, shows_locked: bool = False) -> Snapshot:
+    return Snapshot(await db.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"),
+                    shows_locked=shows_locked)
 
 
 # --- per-session checkpoints ---------------------------------------------------------------
@@ -217,6 +230,9 @@ _SHARED_STATE["link_exif"] = (
                            " LEFT JOIN asset_exif x ON x.asset_id = a.id"
                            " WHERE aa.id = c.entity_id AND aa.library_id = ANY($1::uuid[])"
                            " AND a.library_id IS DISTINCT FROM $8"))
+# No share reaches a locked asset, whoever the caller is.
+for _kind in (*_LOCKED_HIDDEN, "link_asset", "link_exif"):
+    _SHARED_STATE[_kind] = _unlocked(_SHARED_STATE[_kind])
 _SHARED_SOURCES = {**_SOURCES, "link_asset": "album_asset", "link_exif": "album_asset"}
 
 # Which events of the walked libraries count ($7: album ids, $8: the caller's own library).
@@ -345,6 +361,8 @@ _CURRENT = {
         " WHERE a.id IN (SELECT aa.asset_id FROM album_assets aa WHERE aa.album_id = ANY($1::uuid[]))"
         " AND a.library_id IS DISTINCT FROM $3"),
 }
+for _kind in ("asset", "exif", "album_asset_asset", "album_asset_exif"):  # backfills of shares only
+    _CURRENT[_kind] = _unlocked(_CURRENT[_kind])
 _CURRENT_KEY = {"asset": "a.id", "exif": "a.id", "stack": "s.id", "album": "al.id", "album_asset": "aa.id",
                 "album_asset_asset": "a.id", "album_asset_exif": "a.id"}
 

@@ -18,9 +18,10 @@ async def search_metadata(auth: ImmichAuth, data: dtos.MetadataSearchDto) -> dto
     if data.albumIds:  # one album at most (the mapping refuses more): read as the caller may read it
         scope = await albums.contents_filter(auth.principal, mapping.parse_uuid(data.albumIds[0]))
         f = dataclasses.replace(mapping.metadata_search_filter(data, scope.library_id),
-                                through_share=scope.through_share)
+                                through_share=scope.through_share, elevated=scope.elevated)
     else:
-        f = mapping.metadata_search_filter(data, await access.preferred_library(auth.principal))
+        f = dataclasses.replace(mapping.metadata_search_filter(data, await access.preferred_library(auth.principal)),
+                                elevated=auth.principal.elevated)
     page, size = data.page or 1, data.size or 250
     if page < 1 or not 1 <= size <= 1000:
         raise BadRequest("page must be >= 1 and size between 1 and 1000")

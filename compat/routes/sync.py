@@ -288,7 +288,7 @@ class _Stream:
     async def _rows(self) -> AsyncIterator[bytes]:
         """Every line but the last, in order: deletes children-first, then upserts parents-first,
         then the marker that records what shared data the client now holds."""
-        snap = await sync.snapshot()
+        snap = await sync.snapshot(shows_locked=self.auth.principal.elevated)
         shared = sync_shared.SharedLines(self.auth.principal.user_id, self.library, self.types, self.saved, snap,
                                          _line)
         await shared.prepare()

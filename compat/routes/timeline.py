@@ -31,8 +31,10 @@ async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None
     if userId:  # one user's timeline: the caller's own, or a partner's (Immich's partner page)
         user = mapping.parse_uuid(userId)
         return AssetFilter(library_id=await access.timeline_library_of(auth.principal, user),
-                           through_share=user != auth.principal.user_id, **narrowing)
-    return AssetFilter(library_id=await access.preferred_library(auth.principal), **narrowing)
+                           through_share=user != auth.principal.user_id, elevated=auth.principal.elevated,
+                           **narrowing)
+    return AssetFilter(library_id=await access.preferred_library(auth.principal), elevated=auth.principal.elevated,
+                       **narrowing)
 
 
 async def _with_partners(auth: ImmichAuth, own: AssetFilter, albumId: str | None, isFavorite: bool | None,
