@@ -485,3 +485,14 @@ def activity(item: Activity) -> dtos.ActivityResponseDto:
         user=user(item.author),
         comment=row["comment"],
     )
+
+
+def session(row, current: uuid.UUID | None) -> dtos.SessionResponseDto:
+    """A session as Immich shows it; `current` is the caller's own session (None: none is, as an
+    administrator sees another user's)."""
+    return dtos.SessionResponseDto(
+        id=str(row["id"]), createdAt=row["created_at"].isoformat(), updatedAt=row["updated_at"].isoformat(),
+        expiresAt=row["expires_at"].isoformat() if row["expires_at"] else msgspec.UNSET,
+        current=current is not None and row["id"] == current, deviceOS=row["device_os"],
+        deviceType=row["device_type"], appVersion=row["app_version"], isPendingSyncReset=row["is_pending_sync_reset"],
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
 from litestar import delete, get, post, put
 from litestar.exceptions import ValidationException
 from msgspec import UNSET
@@ -15,19 +16,6 @@ from compat.auth import ImmichAuth
 from compat.errors import refused_as
 
 
-def _fields(row, current: uuid.UUID | None) -> dict:
-    return dict(
-        id=str(row["id"]), createdAt=row["created_at"].isoformat(), updatedAt=row["updated_at"].isoformat(),
-        expiresAt=row["expires_at"].isoformat() if row["expires_at"] else UNSET,
-        current=row["id"] == current, deviceOS=row["device_os"], deviceType=row["device_type"],
-        appVersion=row["app_version"], isPendingSyncReset=row["is_pending_sync_reset"],
-    )
-
-
-def session_dto(row, current: uuid.UUID | None) -> dtos.SessionResponseDto:
-    return dtos.SessionResponseDto(**_fields(row, current))
-
-
 def _id(session_id: str, permission: str) -> uuid.UUID:
     with refused_as(permission):
         return mapping.parse_uuid(session_id)
@@ -35,7 +23,7 @@ def _id(session_id: str, permission: str) -> uuid.UUID:
 
 @get("/api/sessions", action=access.READ)
 async def list_sessions(auth: ImmichAuth) -> list[dtos.SessionResponseDto]:
-    return [session_dto(r, auth.session_id) for r in await sessions.list_sessions(auth.principal.user_id)]
+    return [mapping.session(r, auth.session_id) for r in await sessions.list_sessions(auth.principal.user_id)]
 
 
 @post("/api/sessions", status_code=201, action=access.WRITE)
@@ -49,7 +37,8 @@ async def create_session(auth: ImmichAuth, data: dtos.SessionCreateDto) -> dtos.
     row, token = await sessions.create_child(
         auth.principal.user_id, auth.session_id, duration_seconds=duration,
         device_type=data.deviceType or "", device_os=data.deviceOS or "")
-    return dtos.SessionCreateResponseDto(**_fields(row, auth.session_id), token=token)
+    shown = msgspec.structs.asdict(mapping.session(row, auth.session_id))
+    return dtos.SessionCreateResponseDto(**shown, token=token)
 
 
 @delete("/api/sessions", status_code=204, action=access.DELETE)
@@ -72,7 +61,7 @@ async def update_session(auth: ImmichAuth, session_id: str, data: dtos.SessionUp
         raise BadRequest("No fields to update")
     with refused_as("session.update"):
         row = await sessions.set_pending_sync_reset(auth.principal.user_id, target, data.isPendingSyncReset)
-    return session_dto(row, auth.session_id)
+    return mapping.session(row, auth.session_id)
 
 
 @post("/api/sessions/{session_id:str}/lock", status_code=204, action=access.WRITE)

@@ -92,11 +92,7 @@ async def admin_user_sessions(auth: ImmichAuth, user_id: str) -> list[dtos.Sessi
     with unknown_user_is_bad_request():
         await users.any_user_by_id(target)
     # Seen by an administrator, none of them is "current" (as in Immich).
-    return [dtos.SessionResponseDto(
-        id=str(r["id"]), createdAt=r["created_at"].isoformat(), updatedAt=r["updated_at"].isoformat(),
-        current=False, deviceOS=r["device_os"], deviceType=r["device_type"], appVersion=r["app_version"],
-        isPendingSyncReset=r["is_pending_sync_reset"],
-    ) for r in await sessions.list_sessions(target)]
+    return [mapping.session(r, None) for r in await sessions.list_sessions(target)]
 
 
 @get("/api/admin/users/{user_id:str}/statistics", action=access.READ, admin=True)
