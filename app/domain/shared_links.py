@@ -145,6 +145,21 @@ async def authenticate(*, key: str | None = None, slug: str | None = None, passw
                      library_scope=frozenset(), shared_link=grant)
 
 
+def require_download(principal: Principal) -> None:
+    """A link caller downloads an original only when its link allows downloads (Immich's asset.download)."""
+    link = principal.shared_link
+    if link is not None and not link.allow_download:
+        raise Forbidden("This shared link does not allow downloads")
+
+
+def may_see_original_bytes(principal: Principal) -> bool:
+    """Whether the caller may be sent an original file where a rendition would do (a browser-ready image
+    with no full-size rendition): its bytes are a download and carry the file's metadata, so a link
+    caller needs both downloads and metadata allowed."""
+    link = principal.shared_link
+    return link is None or (link.allow_download and link.show_metadata)
+
+
 def _link_of(principal: Principal) -> SharedLinkGrant:
     if principal.shared_link is None:  # Immich: these answer only a link caller
         raise Forbidden("Forbidden")

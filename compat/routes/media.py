@@ -11,11 +11,11 @@ from litestar.response import Redirect, Response
 from app.api.file_serving import send_file
 from app.api.routes.media import CACHE
 from app.api.state import Shared
-from app.domain import access, assets
+from app.domain import access, assets, shared_links
 from app.domain.errors import BadRequest, NotFound
-from app.domain.principal import Principal
 from compat import mapping
 from compat.auth import ImmichAuth
+from compat.errors import refused_as
 
 _NATIVE_VARIANT = {
     "image": {"thumbnail": "thumbnail", "preview": "preview", "fullsize": "fullsize"},
@@ -30,12 +30,6 @@ def _redirect(request: Request, path: str, **params: str) -> Redirect:
     """A redirect that carries a shared link's key or slug along, so the link still opens the target."""
     query = {name: request.query_params[name] for name in _LINK_PARAMS if request.query_params.get(name)}
     return Redirect(path, query_params={**params, **query}, status_code=302)
-
-
-def _require_download(principal: Principal) -> None:
-    link = principal.shared_link
-    if link is not None and not link.allow_download:  # Immich's asset.download check for a link
-        raise BadRequest("Not found or no asset.download access")
 
 
 async def _asset(auth: ImmichAuth, asset_id: str):
@@ -64,9 +58,7 @@ async def thumbnail(request: Request, auth: ImmichAuth, shared: Shared, asset_id
         raise NotFound("Asset media not found")
     _, derived = found
     if derived is None:  # a browser shows this original as it is
-        link = auth.principal.shared_link
-        if link is not None and not (link.allow_download and link.show_metadata):
-            # the original's bytes are a download and carry its metadata: a link without both sees the preview
+        if not shared_links.may_see_original_bytes(auth.principal):  # such a link gets the preview
             return _redirect(request, f"/api/assets/{asset['id']}/thumbnail", size="preview")
         return _original(request, shared, asset)
     name = f"{asset['original_file_name'].rsplit('.', 1)[0]}_{size}.{derived['storage_key'].rsplit('.', 1)[-1]}"
@@ -77,7 +69,8 @@ async def thumbnail(request: Request, auth: ImmichAuth, shared: Shared, asset_id
 @get("/api/assets/{asset_id:str}/original", action=access.READ, shared_link=True)
 async def original(request: Request, auth: ImmichAuth, shared: Shared, asset_id: str) -> Response:
     asset = await _asset(auth, asset_id)
-    _require_download(auth.principal)
+    with refused_as("asset.download"):
+        shared_links.require_download(auth.principal)
     return _original(request, shared, asset)
 
 
