@@ -498,6 +498,12 @@ def session(row, current: uuid.UUID | None) -> dtos.SessionResponseDto:
     )
 
 
+def web_address(base_url) -> str:
+    """The address an Immich client reached this listener at (a request's base_url), which the
+    e-mails link to when Immich's external domain is not set."""
+    return str(base_url).rstrip("/")
+
+
 def notification(row: dict) -> dtos.NotificationDto:
     """A notification as Immich shows it: no description, data or readAt when it has none."""
     return dtos.NotificationDto(

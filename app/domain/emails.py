@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import logging
 import re
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
 
 from app import mail
 from app.db import engine as db
-from app.domain import access
+from app.domain import access, system_config
 from app.domain.errors import BadRequest, NotFound
 
 log = logging.getLogger(__name__)
@@ -120,13 +125,20 @@ def render(name: str, values: dict[str, str | None], custom: str | None = None) 
     return Email(subject=subject, html=page, text=_text(page))
 
 
+async def _deliver(smtp: mail.Smtp, to: str, rendered: Email) -> str:
+    return await mail.send(smtp, mail.message(smtp, to=to, subject=rendered.subject, html=rendered.html,
+                                              text=rendered.text))
+
+
 async def preview(principal: access.Principal, name: str, base_url: str, custom: str | None = None) -> str:
     """The HTML of a template as Immich previews it for an administrator, with its sample values;
     empty for a name Immich has no preview of, as Immich answers."""
     principal.require_admin()
     if name not in _PREVIEW_VALUES:
         return ""
-    return render(name, {**_PREVIEW_VALUES[name], "baseUrl": base_url}, custom).html
+    config = await system_config.current()
+    return render(name, {**_PREVIEW_VALUES[name], "baseUrl": _web_address(config, base_url)},
+                  custom or _custom(config, name)).html
 
 
 async def send_test_email(principal: access.Principal, smtp: mail.Smtp, base_url: str) -> str:
@@ -138,10 +150,10 @@ async def send_test_email(principal: access.Principal, smtp: mail.Smtp, base_url
                              principal.user_id)
     if user is None:
         raise NotFound("User not found", kind="user", ids=(principal.user_id,))
-    rendered = render(TEST, {"displayName": user["name"], "baseUrl": base_url})
+    rendered = render(TEST, {"displayName": user["name"],
+                             "baseUrl": _web_address(await system_config.current(), base_url)})
     try:
-        return await mail.send(smtp, mail.message(smtp, to=user["email"], subject=rendered.subject,
-                                                  html=rendered.html, text=rendered.text))
+        return await _deliver(smtp, user["email"], rendered)
     except mail.MailError as exc:
         log.info("test e-mail not sent: %s", exc)
         if exc.connecting:
@@ -153,16 +165,102 @@ async def send_test_email(principal: access.Principal, smtp: mail.Smtp, base_url
 _sending: set[asyncio.Task] = set()
 
 
-def send_later(smtp: mail.Smtp, to: str, rendered: Email) -> asyncio.Task:
-    """Send in the background; a failure is logged, never raised into whatever asked for the mail."""
+def _in_background(work: Coroutine[Any, Any, None], what: str) -> asyncio.Task:
+    """Run `work` apart from the request that asked for it; a failure is logged, never raised."""
     async def run() -> None:
         try:
-            await mail.send(smtp, mail.message(smtp, to=to, subject=rendered.subject, html=rendered.html,
-                                               text=rendered.text))
+            await work
         except Exception:
-            log.exception("could not send %r to %s", rendered.subject, to)
+            log.exception("could not send %s", what)
 
-    task = asyncio.create_task(run(), name=f"mail to {to}")
+    task = asyncio.create_task(run(), name=f"mail: {what}")
     _sending.add(task)
     task.add_done_callback(_sending.discard)
     return task
+
+
+def send_later(smtp: mail.Smtp, to: str, rendered: Email) -> asyncio.Task:
+    """Send one rendered e-mail in the background."""
+    return _in_background(_deliver(smtp, to, rendered), f"{rendered.subject!r} to {to}")
+
+
+async def _configured() -> tuple[mail.Smtp | None, dict[str, Any]]:
+    """The saved SMTP settings when e-mail is enabled (else None), and the whole config."""
+    config = await system_config.current()
+    smtp = config["notifications"]["smtp"]
+    return (mail.Smtp.from_config(smtp) if smtp.get("enabled") else None), config
+
+
+def _web_address(config: dict[str, Any], base_url: str) -> str:
+    """Where the e-mails' links point: Immich's external domain when set, else the address given."""
+    return (config["server"].get("externalDomain") or base_url).rstrip("/")
+
+
+# Where Immich's config keeps an administrator's custom template of each.
+_CONFIG_TEMPLATES = {WELCOME: "welcomeTemplate", ALBUM_INVITE: "albumInviteTemplate",
+                     ALBUM_UPDATE: "albumUpdateTemplate"}
+
+
+def _custom(config: dict[str, Any], name: str) -> str | None:
+    key = _CONFIG_TEMPLATES.get(name)
+    return (config["templates"]["email"].get(key) or None) if key else None
+
+
+def _wants(user: asyncpg.Record, kind: str) -> bool:
+    """Whether the user's Immich preferences take this kind of e-mail (yes unless turned off)."""
+    prefs = user["preferences"]
+    prefs = json.loads(prefs) if isinstance(prefs, str) else (prefs or {})
+    chosen = prefs.get("emailNotifications") or {}
+    return chosen.get("enabled", True) is not False and chosen.get(kind, True) is not False
+
+
+async def _send_welcome(user_id: uuid.UUID, password: str | None, base_url: str) -> None:
+    smtp, config = await _configured()
+    user = await db.fetchrow("SELECT name, email, should_change_password FROM users"
+                             " WHERE id = $1 AND deleted_at IS NULL", user_id)
+    if smtp is None or user is None:
+        return
+    rendered = render(WELCOME, {"displayName": user["name"], "username": user["email"],
+                                "password": password if user["should_change_password"] else None,
+                                "baseUrl": _web_address(config, base_url)}, _custom(config, WELCOME))
+    await _deliver(smtp, user["email"], rendered)
+
+
+def welcome_later(principal: access.Principal, user_id: uuid.UUID, password: str | None,
+                  base_url: str) -> asyncio.Task:
+    """An administrator created the account and asked for Immich's welcome e-mail: sent in the
+    background when e-mail is enabled. As Immich, the password is in it only when the user must
+    change it at first sign-in (a temporary one)."""
+    principal.require_admin()
+    return _in_background(_send_welcome(user_id, password, base_url), f"the welcome e-mail for user {user_id}")
+
+
+async def _send_album_invites(album_id: uuid.UUID, user_ids: list[uuid.UUID], base_url: str) -> None:
+    smtp, config = await _configured()
+    album = await db.fetchrow("SELECT a.id, a.name, u.name AS owner_name FROM albums a"
+                              " JOIN users u ON u.id = a.owner_id WHERE a.id = $1", album_id)
+    if smtp is None or album is None:
+        return
+    recipients = await db.fetch("SELECT u.name, u.email, u.preferences FROM users u JOIN album_users au"
+                                " ON au.user_id = u.id AND au.album_id = $1"
+                                " WHERE u.id = ANY($2::uuid[]) AND u.deleted_at IS NULL", album_id, user_ids)
+    for user in recipients:
+        if not _wants(user, "albumInvite"):
+            continue
+        rendered = render(ALBUM_INVITE, {"albumId": str(album["id"]), "albumName": album["name"],
+                                         "senderName": album["owner_name"], "recipientName": user["name"],
+                                         "baseUrl": _web_address(config, base_url)}, _custom(config, ALBUM_INVITE))
+        try:  # one recipient's refusal keeps none of the others from theirs
+            await _deliver(smtp, user["email"], rendered)
+        except mail.MailError:
+            log.exception("could not send the album invitation to %s", user["email"])
+
+
+def album_invites_later(principal: access.Principal, album_id: uuid.UUID, user_ids: list[uuid.UUID],
+                        base_url: str) -> asyncio.Task | None:
+    """The caller just shared the album with these users: each whose preferences take album
+    invitations gets Immich's album-invite e-mail, in the background, when e-mail is enabled."""
+    principal.require(access.WRITE)
+    if not user_ids:
+        return None
+    return _in_background(_send_album_invites(album_id, list(user_ids), base_url), f"album invitations for {album_id}")

@@ -18,11 +18,6 @@ def _unset_as_none(value):
     return None if value is msgspec.UNSET else value
 
 
-def _web_address(request: Request) -> str:
-    """Where the e-mails' links point: this Immich listener, as the caller reached it."""
-    return str(request.base_url).rstrip("/")
-
-
 @post("/api/admin/notifications", status_code=201, action=access.WRITE, admin=True)
 async def create_notification(auth: ImmichAuth, data: dtos.NotificationCreateDto) -> dtos.NotificationDto:
     """A new, unread notification for the user; readAt in the request is ignored, as by Immich."""
@@ -39,7 +34,7 @@ async def create_notification(auth: ImmichAuth, data: dtos.NotificationCreateDto
 async def template_preview(auth: ImmichAuth, request: Request, name: str,
                            data: dtos.TemplateDto) -> dtos.TemplateResponseDto:
     """The named template with Immich's sample values; `template`, when not empty, is a custom one."""
-    html = await emails.preview(auth.principal, name, _web_address(request), data.template or None)
+    html = await emails.preview(auth.principal, name, mapping.web_address(request.base_url), data.template or None)
     return dtos.TemplateResponseDto(name=name, html=html)
 
 
@@ -52,7 +47,7 @@ async def send_test_email(auth: ImmichAuth, request: Request,
                       else "Too small: expected number to be >=0", "body")
     smtp = mail.Smtp.from_config(msgspec.to_builtins(data))
     return dtos.TestEmailResponseDto(messageId=await emails.send_test_email(auth.principal, smtp,
-                                                                            _web_address(request)))
+                                                                            mapping.web_address(request.base_url)))
 
 
 ROUTES = [create_notification, template_preview, send_test_email]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import uuid
 from datetime import datetime, timezone
@@ -11,7 +13,7 @@ import pytest
 
 from app import mail
 from app.db import engine as db
-from app.domain import emails, notifications
+from app.domain import album_sharing, emails, notifications, system_config
 from app.domain.errors import BadRequest, Forbidden, Invalid, NotFound
 from tests.domain import factories as f
 from tests.smtp import closed_port, loopback_smtp, smtp_config
@@ -148,3 +150,62 @@ async def test_mail_sent_later_delivers_and_a_failure_is_only_logged(caplog):
     with caplog.at_level(logging.ERROR, logger="app.domain.emails"):
         await emails.send_later(mail.Smtp.from_config(smtp_config(closed_port())), "kid@example.com", rendered)
     assert "could not send 'Welcome to Immich'" in caplog.text
+
+
+@contextlib.asynccontextmanager
+async def _saved_config(overrides: dict):
+    """Immich's system config with these overrides stored, for the test's length (the key is
+    server-wide, so it is removed again, and the cache dropped both ways)."""
+    await db.execute("INSERT INTO system_metadata (key, value) VALUES ($1, $2::jsonb) ON CONFLICT (key)"
+                     " DO UPDATE SET value = excluded.value", system_config.KEY, json.dumps(overrides))
+    system_config.invalidate()
+    try:
+        yield
+    finally:
+        await db.execute("DELETE FROM system_metadata WHERE key = $1", system_config.KEY)
+        system_config.invalidate()
+
+
+async def test_the_welcome_email_goes_out_when_smtp_is_enabled_with_a_temporary_password_only():
+    admin = f.principal_for(await f.new_user(is_admin=True))
+    kid = await f.new_user(name="Kid", should_change_password=True)
+    grown = await f.new_user(name="Grown")
+    with loopback_smtp() as inbox:
+        async with _saved_config({"notifications": {"smtp": smtp_config(inbox.port)},
+                                  "server": {"externalDomain": "https://photos.example/"}}):
+            await emails.welcome_later(admin, kid["id"], "temp-pw", "http://ignored")
+            await emails.welcome_later(admin, grown["id"], "own-pw", "http://ignored")
+        received = await asyncio.to_thread(inbox.wait_for, 2)
+    by_address = {to[0]: message for to, message in received}
+    assert set(by_address) == {kid["email"], grown["email"]}
+    kid_text = by_address[kid["email"]].get_body(("plain",)).get_content()
+    assert by_address[kid["email"]]["Subject"] == "Welcome to Immich"
+    assert "temp-pw" in kid_text and kid["email"] in kid_text and "https://photos.example/auth/login" in kid_text
+    assert "own-pw" not in by_address[grown["email"]].get_body(("plain",)).get_content()
+
+
+async def test_no_mail_while_smtp_is_disabled():
+    admin = f.principal_for(await f.new_user(is_admin=True))
+    user = await f.new_user()
+    with loopback_smtp() as inbox:
+        async with _saved_config({"notifications": {"smtp": smtp_config(inbox.port, enabled=False)}}):
+            await emails.welcome_later(admin, user["id"], None, "https://photos.example")
+        assert inbox.messages == []
+
+
+async def test_album_invitations_go_to_new_album_users_who_take_them():
+    owner = await f.new_user(name="Olga")
+    keen, unwilling = await f.new_user(name="Keen"), await f.new_user(
+        preferences={"emailNotifications": {"enabled": True, "albumInvite": False, "albumUpdate": True}})
+    album = await f.new_album(owner, name="Summer <24>")
+    me = f.principal_for(owner)
+    await album_sharing.add_users(me, album["id"], [(keen["id"], "viewer"), (unwilling["id"], "editor")])
+    with loopback_smtp() as inbox:
+        async with _saved_config({"notifications": {"smtp": smtp_config(inbox.port)}}):
+            await emails.album_invites_later(me, album["id"], [keen["id"], unwilling["id"]], "https://photos.example")
+        [(recipients, received)] = await asyncio.to_thread(inbox.wait_for, 1)
+    assert recipients == [keen["email"]]
+    assert received["Subject"] == "You have been added to a shared album - Summer <24>"
+    text = received.get_body(("plain",)).get_content()
+    assert "Olga shared the album Summer <24> with you." in text
+    assert f"https://photos.example/albums/{album['id']}" in text
