@@ -45,7 +45,8 @@ def test_an_admin_notifies_a_user_who_reads_and_removes_it(server, account, make
                                                                                      {"percent": 90}, False)
             live = listener.wait_for("on_notification", lambda data: data["id"] == item["id"])
             validate_component("NotificationDto", live)
-            plain = admin.post("/api/admin/notifications", json={"userId": str(account.user_id), "title": "Hi"})
+            plain = admin.post("/api/admin/notifications", json={"userId": str(account.user_id), "title": "Hi",
+                                                                 "data": None, "description": None})
             assert (plain.json()["level"], plain.json()["type"]) == ("info", "Custom")
 
             assert [n["id"] for n in me.get("/api/notifications").json()] == [plain.json()["id"], item["id"]]

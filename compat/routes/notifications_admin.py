@@ -3,6 +3,8 @@ e-mail templates, and tries SMTP settings with a test e-mail to their own addres
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 from litestar import Request, post
 
@@ -14,12 +16,17 @@ from compat.routes.notifications import invalid, uuid_field
 from compat.routes.users import unknown_user_is_bad_request
 
 
+class NewNotification(dtos.NotificationCreateDto, kw_only=True):
+    # Immich takes `data: null` as no data (its DTO marks it nullable; the spec does not say so).
+    data: dict[str, Any] | None | msgspec.UnsetType = msgspec.UNSET
+
+
 def _unset_as_none(value):
     return None if value is msgspec.UNSET else value
 
 
 @post("/api/admin/notifications", status_code=201, action=access.WRITE, admin=True)
-async def create_notification(auth: ImmichAuth, data: dtos.NotificationCreateDto) -> dtos.NotificationDto:
+async def create_notification(auth: ImmichAuth, data: NewNotification) -> dtos.NotificationDto:
     """A new, unread notification for the user; readAt in the request is ignored, as by Immich."""
     user = uuid_field(data.userId, "userId", "body")
     with unknown_user_is_bad_request():
