@@ -22,6 +22,8 @@ from compat.routes.albums import (
 )
 from compat.realtime import LiveEvents
 from compat.routes import activities as activity_routes
+from compat.routes import notifications as notification_routes
+from compat.routes import notifications_admin as notification_admin_routes
 from compat.routes import partners as partner_routes
 from compat.routes import people as people_routes
 from compat.routes import shared_links as shared_link_routes
@@ -69,6 +71,8 @@ def create_immich_app(shared: Shared) -> Litestar:
             *user_admin_routes.ROUTES,
             *shared_link_routes.ROUTES,
             *system_metadata_routes.ROUTES,
+            *notification_routes.ROUTES,
+            *notification_admin_routes.ROUTES,
             ServerController,
             login,
             logout,

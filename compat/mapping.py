@@ -496,3 +496,19 @@ def session(row, current: uuid.UUID | None) -> dtos.SessionResponseDto:
         current=current is not None and row["id"] == current, deviceOS=row["device_os"],
         deviceType=row["device_type"], appVersion=row["app_version"], isPendingSyncReset=row["is_pending_sync_reset"],
     )
+
+
+def web_address(base_url) -> str:
+    """The address an Immich client reached this listener at (a request's base_url), which the
+    e-mails link to when Immich's external domain is not set."""
+    return str(base_url).rstrip("/")
+
+
+def notification(row: dict) -> dtos.NotificationDto:
+    """A notification as Immich shows it: no description, data or readAt when it has none."""
+    return dtos.NotificationDto(
+        id=str(row["id"]), createdAt=row["created_at"], level=row["level"], type=row["type"], title=row["title"],
+        description=msgspec.UNSET if row["description"] is None else row["description"],
+        data=msgspec.UNSET if row["data"] is None else row["data"],
+        readAt=msgspec.UNSET if row["read_at"] is None else row["read_at"],
+    )

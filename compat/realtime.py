@@ -24,7 +24,7 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from app import realtime
-from app.domain import access, asset_views, faces, users
+from app.domain import access, asset_views, faces, notifications, users
 from compat import mapping, sync_mapping
 from compat.auth import resolve
 
@@ -233,6 +233,7 @@ class LiveEvents:
         found: dict[str, dict[str, None]] = {name: {} for name in
                                              ("updated", "trashed", "restored", "deleted", "albums", "people")}
         stacks = False
+        created_notifications: list[uuid.UUID] = []
         for event in events:
             kind, entity, entity_id = event["event_type"], event["entity_type"], event["entity_id"]
             if kind == "asset_updated":
@@ -253,6 +254,8 @@ class LiveEvents:
                 stacks = True
             elif kind in _PERSON_THUMBNAIL_EVENTS:
                 found["people"][entity_id] = None
+            elif kind == notifications.CREATED:
+                created_notifications.append(uuid.UUID(entity_id))
         if found["updated"]:
             rows = await asset_views.rows_by_id([uuid.UUID(i) for i in found["updated"] if i not in found["deleted"]])
             for dto in await self._asset_dtos(rows) if rows else []:
@@ -269,3 +272,5 @@ class LiveEvents:
             await self._emit("on_asset_stack_update", to=rooms)
         for person_id in found["people"]:
             await self._emit("on_person_thumbnail", person_id, to=rooms)
+        for item in await notifications.for_delivery(created_notifications) if created_notifications else []:
+            await self._emit("on_notification", _builtins(mapping.notification(item)), to=rooms)

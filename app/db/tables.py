@@ -718,3 +718,29 @@ class PinCode(Table, tablename="pin_codes"):
 
 SIMPLE_INDEX_NAMES[("sessions", "parent_id")] = "sessions_parent_idx"
 INDEXES.append(Index(Asset, "assets_locked_idx", "btree (library_id) WHERE (visibility = 'locked'::text)"))
+
+
+class Notification(Table, tablename="notifications"):
+    """A message for one user (Immich's notifications): unread while read_at is null."""
+
+    id = UUID(primary_key=True)
+    user_id = fk(User, CASCADE, index=True)
+    level = Text(default="info")
+    type = Text(default="Custom")
+    title = Text(default=None)
+    description = Text(null=True, default=None)
+    data = JSONB(null=True, default=None)
+    read_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    deleted_at = Timestamptz(null=True, default=None)
+
+    notifications_level_check = Check(
+        "(level = ANY (ARRAY['success'::text, 'error'::text, 'warning'::text, 'info'::text]))")
+    notifications_type_check = Check(
+        "(type = ANY (ARRAY['JobFailed'::text, 'BackupFailed'::text, 'SystemMessage'::text, 'AlbumInvite'::text,"
+        " 'AlbumUpdate'::text, 'Custom'::text]))")
+
+
+SIMPLE_INDEX_NAMES[("notifications", "user_id")] = "notifications_user_all_idx"
+INDEXES.append(Index(Notification, "notifications_user_idx",
+                     "btree (user_id, created_at DESC) WHERE (deleted_at IS NULL)"))

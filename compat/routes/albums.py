@@ -7,11 +7,11 @@ from __future__ import annotations
 import uuid
 
 import msgspec
-from litestar import delete, get, patch, post, put
+from litestar import Request, delete, get, patch, post, put
 from litestar.params import QueryParameter
 from litestar.response import Response
 
-from app.domain import access, album_sharing, albums, shared_links, users
+from app.domain import access, album_sharing, albums, emails, shared_links, users
 from app.domain.errors import BadRequest, Conflict
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
@@ -73,7 +73,7 @@ async def list_albums(auth: ImmichAuth, assetId: str | None = None, name: str | 
 
 
 @post("/api/albums", status_code=201, action=access.WRITE)
-async def create_album(auth: ImmichAuth, data: dtos.CreateAlbumDto) -> Response[dtos.AlbumResponseDto]:
+async def create_album(auth: ImmichAuth, request: Request, data: dtos.CreateAlbumDto) -> Response[dtos.AlbumResponseDto]:
     library = await access.preferred_library(auth.principal)
     asset_ids = [mapping.parse_uuid(a) for a in data.assetIds or ()]
     # Immich leaves the creator out of its own album's users, and checks the rest before creating.
@@ -91,6 +91,8 @@ async def create_album(auth: ImmichAuth, data: dtos.CreateAlbumDto) -> Response[
         await albums.add_assets(auth.principal, row["id"], asset_ids)
     if sharing:
         await album_sharing.add_users(auth.principal, row["id"], sharing)
+        emails.album_invites_later(auth.principal, row["id"], [u for u, _ in sharing],
+                                   mapping.web_address(request.base_url))
     return Response(await _one(auth.principal, row["id"]), status_code=201)
 
 
@@ -165,12 +167,14 @@ def _user_param(auth: ImmichAuth, user_id: str) -> uuid.UUID:
 
 
 @put("/api/albums/{album_id:str}/users", action=access.WRITE)
-async def add_album_users(auth: ImmichAuth, album_id: str, data: dtos.AddUsersDto) -> dtos.AlbumResponseDto:
+async def add_album_users(auth: ImmichAuth, request: Request, album_id: str, data: dtos.AddUsersDto) -> dtos.AlbumResponseDto:
     album = mapping.parse_uuid(album_id)
     additions = [(mapping.parse_uuid(u.userId), access.ALBUM_EDITOR if u.role is msgspec.UNSET else u.role)
                  for u in data.albumUsers]  # Immich's default role is editor
     with refused_as("album.share"):
         await album_sharing.add_users(auth.principal, album, additions)
+    # Immich e-mails each new album user (when e-mail is enabled and their preferences take it).
+    emails.album_invites_later(auth.principal, album, [u for u, _ in additions], mapping.web_address(request.base_url))
     return await _one(auth.principal, album)
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from litestar import delete, get, post, put
+from litestar import Request, delete, get, post, put
 from litestar.exceptions import HTTPException
 from msgspec import UNSET, UnsetType
 
-from app.domain import access, sessions, users
+from app.domain import access, emails, sessions, users
 from app.domain.errors import BadRequest, Conflict
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
@@ -28,15 +28,16 @@ async def admin_list_users(auth: ImmichAuth, withDeleted: bool = False) -> list[
 
 
 @post("/api/admin/users", status_code=201, action=access.WRITE, admin=True)
-async def admin_create_user(auth: ImmichAuth, data: NewUser) -> dtos.UserAdminResponseDto:
-    # `notify` asks for the welcome e-mail. Immich sends it only when SMTP is enabled in its system
-    # config; this server has no SMTP settings, which is Immich with SMTP off: no e-mail, user created.
+async def admin_create_user(auth: ImmichAuth, request: Request, data: NewUser) -> dtos.UserAdminResponseDto:
     check_email(data.email)
     try:
         row = await users.create_user(data.email, data.password, name=data.name, is_admin=data.isAdmin is True)
     except Conflict:
         raise BadRequest("User exists") from None
-    return mapping.user_admin(await users.admin_update_user(auth.principal, row["id"], mapping.new_user_settings(data)))
+    created = await users.admin_update_user(auth.principal, row["id"], mapping.new_user_settings(data))
+    if data.notify is True:  # Immich's welcome e-mail, sent in the background when e-mail is enabled
+        emails.welcome_later(auth.principal, row["id"], data.password, mapping.web_address(request.base_url))
+    return mapping.user_admin(created)
 
 
 @get("/api/admin/users/{user_id:str}", action=access.READ, admin=True)
