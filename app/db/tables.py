@@ -718,3 +718,15 @@ class PinCode(Table, tablename="pin_codes"):
 
 SIMPLE_INDEX_NAMES[("sessions", "parent_id")] = "sessions_parent_idx"
 INDEXES.append(Index(Asset, "assets_locked_idx", "btree (library_id) WHERE (visibility = 'locked'::text)"))
+
+
+class StorageMove(Table, tablename="storage_moves"):
+    """An original being moved by the storage template (the crash-recovery journal)."""
+
+    asset_id = UUID(primary_key=True)
+    old_key = Text(default=None)
+    new_key = Text(default=None, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+INDEXES.append(Index(Asset, "assets_storage_key_key", "UNIQUE btree (storage_key)"))

@@ -1,0 +1,478 @@
+"""Immich's storage template: where originals live on disk, and moving them there safely.
+
+An original is uploaded to its id-named key (library/<library>/originals/...). Once its metadata
+is known (the capture date), and for every asset when the migration job runs, it moves to
+templated/<storage label or owner id>/<rendered template>.<ext>, with Immich's variables,
+sanitising and `+1`, `+2`... suffixes for names already taken.
+
+A move never leaves an asset without its file, nor a file nobody will clean up:
+1. a journal row (storage_moves: old and new key) commits before the new file exists;
+2. the new key is made (hard link, or copy -> fsync -> checksum check), never over a file;
+3. the asset's storage_key switches in one UPDATE, only if it still names the old key;
+4. whichever of the two files no asset names any more is removed, then the journal row.
+A crash anywhere leaves the row; the recovery (at start-up, and before the next move of the
+asset) repeats step 4, so the asset keeps the key its row names and the other file goes.
+The whole move holds the asset's blob lock (ingest.lock_blobs, here at session level), which
+the reconciliation tries before touching an asset's files, so the two never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import posixpath
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from app.db import engine as db
+from app.domain import ingest
+from app.domain.errors import Invalid
+from app.storage.blobstore import TEMPLATED, BlobStore
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {"enabled": False, "hashVerificationEnabled": True, "template": "{{y}}/{{y}}-{{MM}}-{{dd}}/{{filename}}"}
+
+TOKENS = {
+    "secondOptions": ["s", "ss", "SSS"],
+    "minuteOptions": ["m", "mm"],
+    "dayOptions": ["d", "dd"],
+    "weekOptions": ["W", "WW"],
+    "hourOptions": ["h", "hh", "H", "HH"],
+    "yearOptions": ["y", "yy"],
+    "monthOptions": ["M", "MM", "MMM", "MMMM"],
+}
+
+PRESETS = [
+    "{{y}}/{{y}}-{{MM}}-{{dd}}/{{filename}}",
+    "{{y}}/{{MM}}-{{dd}}/{{filename}}",
+    "{{y}}/{{MMMM}}-{{dd}}/{{filename}}",
+    "{{y}}/{{MM}}/{{filename}}",
+    "{{y}}/{{#if album}}{{album}}{{else}}Other/{{MM}}{{/if}}/{{filename}}",
+    "{{#if album}}{{album-startDate-y}}/{{album}}{{else}}{{y}}/Other/{{MM}}{{/if}}/{{filename}}",
+    "{{y}}/{{MMM}}/{{filename}}",
+    "{{y}}/{{MMMM}}/{{filename}}",
+    "{{y}}/{{MM}}/{{dd}}/{{filename}}",
+    "{{y}}/{{MMMM}}/{{dd}}/{{filename}}",
+    "{{y}}/{{y}}-{{MM}}/{{y}}-{{MM}}-{{dd}}/{{filename}}",
+    "{{y}}-{{MM}}-{{dd}}/{{filename}}",
+    "{{y}}-{{MMM}}-{{dd}}/{{filename}}",
+    "{{y}}-{{MMMM}}-{{dd}}/{{filename}}",
+    "{{y}}/{{y}}-{{MM}}/{{filename}}",
+    "{{y}}/{{y}}-{{WW}}/{{filename}}",
+    "{{y}}/{{y}}-{{MM}}-{{dd}}/{{assetId}}",
+    "{{y}}/{{y}}-{{MM}}/{{assetId}}",
+    "{{y}}/{{y}}-{{WW}}/{{assetId}}",
+    "{{album}}/{{filename}}",
+    "{{make}}/{{model}}/{{lensModel}}/{{filename}}",
+]
+
+
+def options() -> dict:
+    """Immich's SystemConfigTemplateStorageOptionDto."""
+    return {**{name: list(tokens) for name, tokens in TOKENS.items()}, "presetOptions": list(PRESETS)}
+
+
+async def settings() -> dict:
+    """The storageTemplate config section; Immich's defaults until the system config is stored."""
+    return dict(DEFAULTS)
+
+
+# --- the template language: the part of Handlebars that templates use ---------------------------
+
+class TemplateError(ValueError):
+    pass
+
+
+_TAG = re.compile(r"\{\{(\{?)(.*?)\}?\}\}", re.S)
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+# Handlebars HTML-escapes every {{value}}; Immich's paths carry the escapes (`&` -> `&amp;`).
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;", "`": "&#x60;", "=": "&#x3D;"}
+
+
+def _parse(template: str) -> list:
+    """Nodes: text, ("value", name, escape), ("if", name, negate, then, otherwise)."""
+    root: list = []
+    stack: list[tuple[list, tuple | None]] = [(root, None)]  # (where nodes go, the open block)
+    pos = 0
+    for match in _TAG.finditer(template):
+        stack[-1][0].append(template[pos:match.start()])
+        pos = match.end()
+        raw, body = match.group(1), match.group(2).strip().strip("~").strip()
+        if body.startswith("!"):
+            continue  # a comment
+        if raw:
+            if not _NAME.fullmatch(body):
+                raise TemplateError(f"unsupported expression {{{{{{{body}}}}}}}")
+            stack[-1][0].append(("value", body, False))
+        elif body.startswith("#"):
+            helper, _, name = body[1:].partition(" ")
+            name = name.strip()
+            if helper not in ("if", "unless") or not _NAME.fullmatch(name):
+                raise TemplateError(f"unsupported block {{{{{body}}}}}")
+            block = ("if", name, helper == "unless", [], [])
+            stack[-1][0].append(block)
+            stack.append((block[3], block))
+        elif body == "else":
+            nodes, block = stack[-1]
+            if block is None or nodes is block[4]:
+                raise TemplateError("{{else}} outside an {{#if}} block")
+            stack[-1] = (block[4], block)
+        elif body.startswith("/"):
+            _, block = stack[-1]
+            expected = None if block is None else ("unless" if block[2] else "if")
+            if body[1:].strip() != expected:
+                raise TemplateError(f"{{{{{body}}}}} does not close an open block")
+            stack.pop()
+        elif _NAME.fullmatch(body):
+            stack[-1][0].append(("value", body, True))
+        else:
+            raise TemplateError(f"unsupported expression {{{{{body}}}}}")
+    rest = template[pos:]
+    if "{{" in rest:
+        raise TemplateError("unclosed {{")
+    stack[-1][0].append(rest)
+    if len(stack) > 1:
+        raise TemplateError("an {{#if}} block is not closed")
+    return root
+
+
+def _evaluate(nodes: list, values: dict[str, str], out: list[str]) -> None:
+    for node in nodes:
+        if isinstance(node, str):
+            out.append(node)
+            continue
+        name = node[1]
+        if name not in values:  # Handlebars' strict mode, as Immich compiles templates
+            raise TemplateError(f'"{name}" is not a template variable')
+        if node[0] == "value":
+            text = values[name]
+            out.append("".join(_ESCAPES.get(c, c) for c in text) if node[2] else text)
+        else:
+            chosen = node[3] if bool(values[name]) != node[2] else node[4]
+            _evaluate(chosen, values, out)
+
+
+def render(template: str, values: dict[str, str]) -> str:
+    out: list[str] = []
+    _evaluate(_parse(template), values, out)
+    return re.sub(r"/{2,}", "/", "".join(out))
+
+
+# --- values --------------------------------------------------------------------------------------
+
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"]
+
+
+def date_values(when: datetime, prefix: str = "") -> dict[str, str]:
+    """Immich's (Luxon's) date tokens, in the server's time zone as Immich renders them."""
+    t = when.astimezone() if when.tzinfo is not None else when
+    hour12 = t.hour % 12 or 12
+    week = t.isocalendar()[1]
+    values = {
+        "y": str(t.year), "yy": f"{t.year % 100:02d}",
+        "M": str(t.month), "MM": f"{t.month:02d}", "MMM": _MONTHS[t.month - 1][:3], "MMMM": _MONTHS[t.month - 1],
+        "W": str(week), "WW": f"{week:02d}",
+        "d": str(t.day), "dd": f"{t.day:02d}",
+        "h": str(hour12), "hh": f"{hour12:02d}", "H": str(t.hour), "HH": f"{t.hour:02d}",
+        "m": str(t.minute), "mm": f"{t.minute:02d}",
+        "s": str(t.second), "ss": f"{t.second:02d}", "SSS": f"{t.microsecond // 1000:03d}",
+    }
+    return {prefix + k: v for k, v in values.items()}
+
+
+_ILLEGAL = re.compile(r'[/?<>\\:*|"\x00-\x1f\x80-\x9f]')
+_RESERVED = re.compile(r"^\.+$")
+_WINDOWS_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.I)
+_WINDOWS_TRAILING = re.compile(r"[. ]+$")
+
+
+def sanitize(name: str) -> str:
+    """A name safe as one path component, as npm's sanitize-filename (Immich's) makes it."""
+    for pattern in (_ILLEGAL, _RESERVED, _WINDOWS_RESERVED, _WINDOWS_TRAILING):
+        name = pattern.sub("", name)
+    return name.encode()[:255].decode(errors="ignore")
+
+
+# Immich stores these extensions under one spelling each.
+_EXTENSION_ALIASES = {"jpeg": "jpg", "jpe": "jpg", "tif": "tiff", "3gpp": "3gp", "mpeg": "mpg", "mpe": "mpg",
+                      "m2ts": "mts", "m2t": "mts"}
+
+
+def _extension(name: str) -> str:
+    base = posixpath.basename(name)
+    return base.rsplit(".", 1)[1] if "." in base.lstrip(".") else ""
+
+
+def _stem(name: str) -> str:
+    ext = _extension(name)
+    return name[: -len(ext) - 1] if ext else name
+
+
+@dataclass
+class Subject:
+    """What a template is rendered from (for a live photo's video: its still photo's)."""
+
+    asset_id: uuid.UUID
+    media_type: str
+    file_name: str  # the original file name, extension included
+    taken_at: datetime
+    album: str | None = None
+    album_start: datetime | None = None
+    album_end: datetime | None = None
+    make: str | None = None
+    model: str | None = None
+    lens_model: str | None = None
+
+
+def values_for(subject: Subject, extension: str) -> dict[str, str]:
+    image = subject.media_type == "image"
+    values = {
+        "filename": sanitize(_stem(posixpath.basename(subject.file_name))),
+        "ext": extension,
+        "filetype": "IMG" if image else "VID",
+        "filetypefull": "IMAGE" if image else "VIDEO",
+        "assetId": str(subject.asset_id),
+        "assetIdShort": str(subject.asset_id)[-12:],
+        # Dots go so that an album cannot name "." or ".."; no album: the template's else branch.
+        "album": sanitize(re.sub(r"\.+", "", subject.album)) if subject.album else "",
+        "make": subject.make or "",
+        "model": subject.model or "",
+        "lensModel": subject.lens_model or "",
+        **date_values(subject.taken_at),
+    }
+    if subject.album:
+        for prefix, when in (("album-startDate-", subject.album_start), ("album-endDate-", subject.album_end)):
+            tokens = date_values(when, prefix) if when else {}
+            values.update({prefix + t: tokens.get(prefix + t, "") for group in TOKENS.values() for t in group})
+    return values
+
+
+def relative_path(template: str, subject: Subject, extension: str) -> str | None:
+    """The rendered path (no extension) inside the owner's folder, or None when it would leave it."""
+    rendered = render(template, values_for(subject, extension)).replace("\x00", "")
+    path = posixpath.normpath(rendered.lstrip("/")) if rendered.strip("/") else "."
+    if path == "." or path == ".." or path.startswith("../"):
+        return None
+    return path
+
+
+_SAMPLE = Subject(uuid.UUID("d587e44b-f8c0-4832-9ba3-43268bbf5d4e"), "image", "IMG_123.jpg", datetime.now(),
+                  album="album", album_start=datetime.now(), album_end=datetime.now(), make="FUJIFILM",
+                  model="X-T50", lens_model="XF27mm F2.8 R WR")
+
+
+def validate(template: str) -> None:
+    """Refuse a template Immich would refuse (rendered against a sample asset), or one whose
+    path leaves the owner's folder or names no file."""
+    try:
+        path = relative_path(template, _SAMPLE, "jpg")
+    except TemplateError as exc:
+        raise Invalid(f"Invalid storage template: {exc}", "template") from exc
+    if path is None:
+        raise Invalid("Invalid storage template: the path must stay inside the user's folder and name a file",
+                      "template")
+
+
+# --- where an asset goes ---------------------------------------------------------------------------
+
+def owner_folder(owner_id: uuid.UUID, storage_label: str | None) -> str:
+    label = sanitize(storage_label or "")
+    return f"{TEMPLATED}/{label or owner_id}"
+
+
+async def _subject(asset: asyncpg.Record) -> tuple[Subject, str]:
+    """The asset's render subject and its file name (a live photo's video takes its still's)."""
+    still = await db.fetchrow("SELECT * FROM assets WHERE live_photo_video_id = $1 ORDER BY created_at LIMIT 1",
+                              asset["id"])
+    source = still or asset
+    exif = await db.fetchrow("SELECT make, model, lens_model FROM asset_exif WHERE asset_id = $1", source["id"])
+    album = await db.fetchrow(
+        "SELECT al.name, min(a.taken_at) AS start, max(a.taken_at) AS end FROM albums al"
+        " JOIN album_assets aa ON aa.album_id = al.id JOIN album_assets other ON other.album_id = al.id"
+        " JOIN assets a ON a.id = other.asset_id"
+        " WHERE aa.asset_id = $1 AND al.owner_id = $2 GROUP BY al.id ORDER BY al.created_at, al.id LIMIT 1",
+        source["id"], source["owner_id"],
+    )
+    file_name = source["original_file_name"] or str(source["id"])
+    if still is not None:  # the motion part is named after its still, with its own extension
+        file_name = f"{_stem(file_name)}.{_extension(asset['storage_key'])}"
+    subject = Subject(
+        # As Immich: a live photo's video is rendered as its still (id and type included), so
+        # both parts land side by side.
+        asset_id=source["id"],
+        media_type=source["media_type"],
+        file_name=file_name,
+        taken_at=source["taken_at"] or source["file_created_at"],
+        album=album["name"] if album else None,
+        album_start=album["start"] if album else None,
+        album_end=album["end"] if album else None,
+        make=exif["make"] if exif else None,
+        model=exif["model"] if exif else None,
+        lens_model=exif["lens_model"] if exif else None,
+    )
+    return subject, file_name
+
+
+async def destination(asset: asyncpg.Record, template: str) -> tuple[str, str] | None:
+    """(path without extension, extension) where the template puts the asset; None: stay."""
+    ext = _extension(asset["storage_key"]).lower()
+    ext = _EXTENSION_ALIASES.get(ext, ext)
+    subject, _ = await _subject(asset)
+    try:
+        path = relative_path(template, subject, ext)
+    except TemplateError as exc:  # e.g. album date tokens used outside an album block
+        log.warning("storage template does not render for asset %s: %s", asset["id"], exc)
+        return None
+    if path is None:
+        log.warning("storage template leaves the owner's folder for asset %s; it stays", asset["id"])
+        return None
+    label = await db.fetchval("SELECT storage_label FROM users WHERE id = $1", asset["owner_id"])
+    return f"{owner_folder(asset['owner_id'], label)}/{path}", ext
+
+
+def already_there(key: str, base: str, ext: str) -> bool:
+    """The key is the rendered one, or it with a `+N` collision suffix."""
+    return key == f"{base}.{ext}" or re.fullmatch(re.escape(base) + r"\+\d+" + re.escape(f".{ext}"), key) is not None
+
+
+# Serialises choosing free keys (one advisory lock of the one-bigint form, apart from the others).
+_CHOOSE_KEY_LOCK = 0x73746F726167  # "storag"
+
+
+async def _free_key(conn: asyncpg.Connection, store: BlobStore, base: str, ext: str) -> str:
+    """The first of base.ext, base+1.ext, ... that no asset, move or file holds. Under
+    _CHOOSE_KEY_LOCK; each check is one statement, so a move completing concurrently (its key
+    passing from the journal to the asset in one commit) is seen in one place or the other."""
+    n = 0
+    while True:
+        key = f"{base}.{ext}" if n == 0 else f"{base}+{n}.{ext}"
+        taken = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM assets WHERE storage_key = $1)"
+            " OR EXISTS (SELECT 1 FROM storage_moves WHERE new_key = $1 OR old_key = $1)", key)
+        if not taken and not await asyncio.to_thread(store.exists, key):
+            return key
+        n += 1
+
+
+# --- moving ------------------------------------------------------------------------------------------
+
+async def _settle(store: BlobStore, asset_id: uuid.UUID) -> None:
+    """Finish or undo an asset's interrupted move (its blob lock held): remove whichever of the
+    two files no asset names, then the journal row."""
+    move = await db.fetchrow("SELECT old_key, new_key FROM storage_moves WHERE asset_id = $1", asset_id)
+    if move is None:
+        return
+    for key in (move["new_key"], move["old_key"]):
+        if not await db.fetchval("SELECT 1 FROM assets WHERE storage_key = $1", key):
+            await asyncio.to_thread(store.delete, key)
+    await db.execute("DELETE FROM storage_moves WHERE asset_id = $1", asset_id)
+
+
+async def move_asset(store: BlobStore, asset_id: uuid.UUID, config: dict) -> bool:
+    """Move one original to where the template puts it. True if it moved."""
+    lock = (ingest._BLOB_LOCK_CLASS, ingest._blob_lock_key(asset_id))
+    async with db.connection() as holder:
+        # At session level: the lock must outlive the several transactions of a move.
+        if not await holder.fetchval("SELECT pg_try_advisory_lock($1, $2)", *lock):
+            log.info("asset %s is busy (an upload or another move); not moved now", asset_id)
+            return False
+        try:
+            await _settle(store, asset_id)
+            asset = await db.fetchrow("SELECT * FROM assets WHERE id = $1", asset_id)
+            if asset is None:
+                return False
+            target = await destination(asset, config["template"])
+            if target is None or already_there(asset["storage_key"], *target):
+                return False
+            old = asset["storage_key"]
+            async with db.transaction() as conn:
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _CHOOSE_KEY_LOCK)
+                new = await _free_key(conn, store, *target)
+                await conn.execute("INSERT INTO storage_moves (asset_id, old_key, new_key) VALUES ($1, $2, $3)",
+                                   asset_id, old, new)
+            try:
+                checksum = asset["checksum_sha256"] if config.get("hashVerificationEnabled", True) else None
+                await asyncio.to_thread(store.place_copy, old, new, checksum)
+                await db.execute("UPDATE assets SET storage_key = $2 WHERE id = $1 AND storage_key = $3",
+                                 asset_id, new, old)
+            finally:
+                await _settle(store, asset_id)
+            return await db.fetchval("SELECT storage_key = $2 FROM assets WHERE id = $1", asset_id, new) or False
+        finally:
+            await holder.execute("SELECT pg_advisory_unlock($1, $2)", *lock)
+
+
+async def apply(store: BlobStore, asset_id: uuid.UUID, config: dict | None = None) -> bool:
+    """After metadata extraction: put a new upload (and its live photo video) where the template
+    says. A failure leaves the files where they are, for the migration job to retry."""
+    config = config or await settings()
+    if not config["enabled"]:
+        return False
+    moved = False
+    try:
+        moved = await move_asset(store, asset_id, config)
+        video = await db.fetchval("SELECT live_photo_video_id FROM assets WHERE id = $1", asset_id)
+        if video is not None:
+            await move_asset(store, video, config)
+    except Exception:
+        log.exception("storage template: could not move asset %s; it stays where it is", asset_id)
+    return moved
+
+
+async def migrate_all(store: BlobStore, config: dict | None = None, batch: int = 500) -> int:
+    """The storageTemplateMigration job: every asset to where the template puts it. The count moved."""
+    config = config or await settings()
+    if not config["enabled"]:
+        log.info("storage template disabled; migration skipped")
+        return 0
+    await recover(store)
+    moved, after = 0, uuid.UUID(int=0)
+    while True:
+        ids = [r["id"] for r in await db.fetch("SELECT id FROM assets WHERE id > $1 ORDER BY id LIMIT $2",
+                                                after, batch)]
+        if not ids:
+            break
+        for asset_id in ids:
+            try:
+                moved += await move_asset(store, asset_id, config)
+            except Exception:
+                log.exception("storage template: could not move asset %s; it stays where it is", asset_id)
+        after = ids[-1]
+    await asyncio.to_thread(store.remove_empty_dirs, TEMPLATED)
+    log.info("storage template migration moved %d originals", moved)
+    return moved
+
+
+async def recover(store: BlobStore, batch: int = 1000) -> int:
+    """Settle the moves a crash interrupted, then remove files under templated/ that no asset
+    or move names (a purge's leftovers). Returns how many files and moves it cleaned.
+
+    Why the sweep cannot take a live move's file: a move's journal row names both keys from
+    before its new file exists until after the file it gives up is gone, and the asset names the
+    key it keeps; so a file listed first and then found unnamed by the database is nobody's. A
+    new move cannot take that key meanwhile: keys are chosen only where no file exists."""
+    cleaned = 0
+    for row in await db.fetch("SELECT asset_id FROM storage_moves"):
+        async with db.transaction() as conn:
+            if await ingest.lock_blobs(conn, row["asset_id"], wait=False):
+                await _settle(store, row["asset_id"])
+                cleaned += 1
+    keys = await asyncio.to_thread(store.templated_keys)
+    for start in range(0, len(keys), batch):
+        chunk = keys[start:start + batch]
+        named = {r["key"] for r in await db.fetch(
+            "SELECT storage_key AS key FROM assets WHERE storage_key = ANY($1::text[])"
+            " UNION SELECT old_key FROM storage_moves WHERE old_key = ANY($1::text[])"
+            " UNION SELECT new_key FROM storage_moves WHERE new_key = ANY($1::text[])", chunk)}
+        for key in chunk:
+            if key not in named:
+                await asyncio.to_thread(store.delete, key)
+                cleaned += 1
+                log.info("removed %s: no asset names it", key)
+    return cleaned
