@@ -723,7 +723,7 @@ INDEXES.append(Index(Asset, "assets_locked_idx", "btree (library_id) WHERE (visi
 class StorageMove(Table, tablename="storage_moves"):
     """An original being moved by the storage template (the crash-recovery journal)."""
 
-    asset_id = UUID(primary_key=True)
+    asset_id = UUID(primary_key=True, default=None)
     old_key = Text(default=None)
     new_key = Text(default=None, unique=True)
     created_at = Timestamptz(default=TimestamptzNow())

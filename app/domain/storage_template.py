@@ -12,7 +12,7 @@ A move never leaves an asset without its file, nor a file nobody will clean up:
 4. whichever of the two files no asset names any more is removed, then the journal row.
 A crash anywhere leaves the row; the recovery (at start-up, and before the next move of the
 asset) repeats step 4, so the asset keeps the key its row names and the other file goes.
-The whole move holds the asset's blob lock (ingest.lock_blobs, here at session level), which
+The whole move holds the asset's blob lock (blob_locks, here at session level), which
 the reconciliation tries before touching an asset's files, so the two never interleave.
 """
 
@@ -29,7 +29,7 @@ from datetime import datetime
 import asyncpg
 
 from app.db import engine as db
-from app.domain import ingest
+from app.domain.blob_locks import blob_lock, lock_blobs
 from app.domain.errors import Invalid
 from app.storage.blobstore import TEMPLATED, BlobStore
 
@@ -336,9 +336,15 @@ async def destination(asset: asyncpg.Record, template: str) -> tuple[str, str] |
     return f"{owner_folder(asset['owner_id'], label)}/{path}", ext
 
 
+def _key(base: str, ext: str, n: int = 0) -> str:
+    """The n-th candidate: base.ext, then Immich's collision suffixes base+1.ext, base+2.ext..."""
+    return f"{base}{f'+{n}' if n else ''}{f'.{ext}' if ext else ''}"
+
+
 def already_there(key: str, base: str, ext: str) -> bool:
     """The key is the rendered one, or it with a `+N` collision suffix."""
-    return key == f"{base}.{ext}" or re.fullmatch(re.escape(base) + r"\+\d+" + re.escape(f".{ext}"), key) is not None
+    return key == _key(base, ext) or re.fullmatch(re.escape(base) + r"\+\d+" + re.escape(_key("", ext)),
+                                                   key) is not None
 
 
 # Serialises choosing free keys (one advisory lock of the one-bigint form, apart from the others).
@@ -351,7 +357,7 @@ async def _free_key(conn: asyncpg.Connection, store: BlobStore, base: str, ext: 
     passing from the journal to the asset in one commit) is seen in one place or the other."""
     n = 0
     while True:
-        key = f"{base}.{ext}" if n == 0 else f"{base}+{n}.{ext}"
+        key = _key(base, ext, n)
         taken = await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM assets WHERE storage_key = $1)"
             " OR EXISTS (SELECT 1 FROM storage_moves WHERE new_key = $1 OR old_key = $1)", key)
@@ -376,7 +382,7 @@ async def _settle(store: BlobStore, asset_id: uuid.UUID) -> None:
 
 async def move_asset(store: BlobStore, asset_id: uuid.UUID, config: dict) -> bool:
     """Move one original to where the template puts it. True if it moved."""
-    lock = (ingest._BLOB_LOCK_CLASS, ingest._blob_lock_key(asset_id))
+    lock = blob_lock(asset_id)
     async with db.connection() as holder:
         # At session level: the lock must outlive the several transactions of a move.
         if not await holder.fetchval("SELECT pg_try_advisory_lock($1, $2)", *lock):
@@ -391,6 +397,9 @@ async def move_asset(store: BlobStore, asset_id: uuid.UUID, config: dict) -> boo
             if target is None or already_there(asset["storage_key"], *target):
                 return False
             old = asset["storage_key"]
+            if not await asyncio.to_thread(store.exists, old):
+                log.warning("asset %s: its original %s is missing; not moved", asset_id, old)
+                return False
             async with db.transaction() as conn:
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _CHOOSE_KEY_LOCK)
                 new = await _free_key(conn, store, *target)
@@ -460,7 +469,7 @@ async def recover(store: BlobStore, batch: int = 1000) -> int:
     cleaned = 0
     for row in await db.fetch("SELECT asset_id FROM storage_moves"):
         async with db.transaction() as conn:
-            if await ingest.lock_blobs(conn, row["asset_id"], wait=False):
+            if await lock_blobs(conn, row["asset_id"], wait=False):
                 await _settle(store, row["asset_id"])
                 cleaned += 1
     keys = await asyncio.to_thread(store.templated_keys)
