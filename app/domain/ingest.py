@@ -219,10 +219,10 @@ async def reconcile_orphans(store: BlobStore, batch: int = 1000) -> int:
     alone; if taken, that upload has ended, its commit (if any) is visible to the next statement
     (read committed), and the row check is final. A file whose row exists is never touched.
     """
-    from app.domain import storage_template
+    from app.domain import storage_moves
 
     # First: moves a crash interrupted end with one file, so the scan below sees no half-move.
-    removed = await storage_template.recover(store)
+    removed = await storage_moves.recover(store)
     candidates = await asyncio.to_thread(store.asset_blobs)
     for start in range(0, len(candidates), batch):
         chunk = candidates[start:start + batch]

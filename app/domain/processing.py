@@ -179,9 +179,9 @@ async def run_metadata(
     if extracted is not None:
         # As Immich: the storage template places a new original once its capture date is known,
         # before the next step reads it.
-        from app.domain import storage_template
+        from app.domain import storage_moves
 
-        await storage_template.apply(store, asset["id"])
+        await storage_moves.apply(store, asset["id"])
     if next_task is not None:
         await _enqueue(queue, VARIANTS_JOB, next_task, tasks.VARIANTS[asset["media_type"]], asset)
     return "ok"

@@ -14,7 +14,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from app.api.state import Shared
-from app.domain import maintenance, processing, recognition, storage_template, tasks
+from app.domain import maintenance, processing, recognition, storage_moves, tasks
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ async def sweep_pending_faces(ctx: dict) -> int:
 
 async def migrate_all(store) -> int:
     """Immich's storageTemplateMigration job: every original to where the template puts it."""
-    return await storage_template.migrate_all(store)
+    return await storage_moves.migrate_all(store)
 
 
 async def storage_template_migration(ctx: dict) -> int:

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from app.db import engine as db
-from app.domain import ingest
+from app.domain import ingest, storage_moves as sm, system_config
 from app.domain import storage_template as st
 from app.domain.blob_locks import blob_lock
 from app.domain.errors import Invalid
@@ -73,9 +73,9 @@ def test_paths_never_leave_the_owners_folder():
     assert st.relative_path("a/../../{{filename}}", subject(), "jpg") is None
     assert st.relative_path("/{{y}}/{{filename}}", subject(), "jpg") == "2024/IMG_0042"  # inside, as Immich
     assert st.relative_path("{{album}}", subject(), "jpg") is None  # names nothing
-    assert st.owner_folder(uuid.UUID(int=1), "../admin") == "templated/..admin"  # one harmless name
-    assert st.owner_folder(uuid.UUID(int=1), "..") == f"templated/{uuid.UUID(int=1)}"
-    assert st.owner_folder(uuid.UUID(int=1), None) == f"templated/{uuid.UUID(int=1)}"
+    assert sm.owner_folder(uuid.UUID(int=1), "../admin") == "templated/..admin"  # one harmless name
+    assert sm.owner_folder(uuid.UUID(int=1), "..") == f"templated/{uuid.UUID(int=1)}"
+    assert sm.owner_folder(uuid.UUID(int=1), None) == f"templated/{uuid.UUID(int=1)}"
 
 
 @pytest.mark.parametrize("template", st.PRESETS + ["{{y}}/{{{album}}}/{{! note }}{{filename}}"])
@@ -94,6 +94,7 @@ def test_bad_templates_are_refused(template):
 
 
 def test_options_are_immichs():
+    assert st.DEFAULTS == system_config.defaults()["storageTemplate"]
     options = st.options()
     assert options["yearOptions"] == ["y", "yy"] and options["monthOptions"] == ["M", "MM", "MMM", "MMMM"]
     assert options["presetOptions"][0] == st.DEFAULTS["template"] == "{{y}}/{{y}}-{{MM}}-{{dd}}/{{filename}}"
@@ -122,13 +123,13 @@ async def key_of(asset) -> str:
 def folder(asset_or_user, when=datetime(2024, 7, 14, 12, 0, tzinfo=timezone.utc), label=None) -> str:
     owner = asset_or_user["owner_id"] if "owner_id" in asset_or_user else asset_or_user["id"]
     local = when.astimezone()  # Immich renders dates in the server's zone
-    return f"{st.owner_folder(owner, label)}/{local:%Y}/{local:%Y-%m-%d}"
+    return f"{sm.owner_folder(owner, label)}/{local:%Y}/{local:%Y-%m-%d}"
 
 
 async def test_migration_moves_originals_and_the_bytes_stay(user, tmp_path):
     store = BlobStore(tmp_path)
     assets = [await stored_asset(store, user, name=f"IMG_{n}.jpeg") for n in range(3)]
-    assert await st.migrate_all(store, ON) >= 3
+    assert await sm.migrate_all(store, ON) >= 3
     for (asset, data), n in zip(assets, range(3)):
         key = await key_of(asset)
         assert key == f"{folder(asset)}/IMG_{n}.jpg"  # .jpeg is stored as .jpg, as Immich does
@@ -136,14 +137,14 @@ async def test_migration_moves_originals_and_the_bytes_stay(user, tmp_path):
         assert not store.exists(asset["storage_key"])
     assert await db.fetchval("SELECT count(*) FROM storage_moves") == 0
     # Run again: everything is where it belongs.
-    assert await st.migrate_all(store, ON) == 0
+    assert await sm.migrate_all(store, ON) == 0
 
 
 async def test_disabled_template_moves_nothing(user, tmp_path):
     store = BlobStore(tmp_path)
     asset, _ = await stored_asset(store, user)
-    assert await st.migrate_all(store, st.DEFAULTS) == 0
-    assert not await st.apply(store, asset["id"], st.DEFAULTS)
+    assert await sm.migrate_all(store, st.DEFAULTS) == 0
+    assert not await sm.apply(store, asset["id"], st.DEFAULTS)
     assert await key_of(asset) == asset["storage_key"]
 
 
@@ -152,12 +153,12 @@ async def test_collisions_get_plus_suffixes_and_stay_put(user, tmp_path):
     await db.execute("UPDATE users SET storage_label = 'ann' WHERE id = $1", user["id"])
     assets = [await stored_asset(store, user, name="IMG.jpg") for _ in range(3)]
     for asset, _ in assets:
-        assert await st.apply(store, asset["id"], ON)
+        assert await sm.apply(store, asset["id"], ON)
     keys = [await key_of(a) for a, _ in assets]
     base = folder(user, label="ann")
     assert keys == [f"{base}/IMG.jpg", f"{base}/IMG+1.jpg", f"{base}/IMG+2.jpg"]
     for asset, _ in assets:  # a suffixed name counts as already in place
-        assert not await st.apply(store, asset["id"], ON)
+        assert not await sm.apply(store, asset["id"], ON)
     assert [await key_of(a) for a, _ in assets] == keys
 
 
@@ -167,7 +168,7 @@ async def test_a_file_nobody_owns_is_not_overwritten(user, tmp_path):
     squatter = store.path(f"{folder(asset)}/X.jpg")
     squatter.parent.mkdir(parents=True)
     squatter.write_bytes(b"someone else's")
-    assert await st.apply(store, asset["id"], ON)
+    assert await sm.apply(store, asset["id"], ON)
     assert await key_of(asset) == f"{folder(asset)}/X+1.jpg"
     assert squatter.read_bytes() == b"someone else's"
 
@@ -179,8 +180,8 @@ async def test_album_and_live_photo(user, tmp_path):
     album = await f.new_album(user, name="Paris/Rome")
     await f.new_album_asset(album, still)
     config = {**ON, "template": "{{#if album}}{{album}}{{else}}none{{/if}}/{{filename}}"}
-    assert await st.apply(store, still["id"], config)
-    owner = st.owner_folder(user["id"], None)
+    assert await sm.apply(store, still["id"], config)
+    owner = sm.owner_folder(user["id"], None)
     assert await key_of(still) == f"{owner}/ParisRome/IMG_7.jpg"
     # The motion part follows its still: same folder, the still's name, its own extension.
     assert await key_of(video) == f"{owner}/ParisRome/IMG_7.mov"
@@ -214,7 +215,7 @@ async def test_an_interrupted_move_leaves_one_readable_file(user, tmp_path, plac
     assert not store.exists(gone)
     assert await db.fetchval("SELECT count(*) FROM storage_moves WHERE asset_id = $1", asset["id"]) == 0
     # And the asset can be moved again afterwards.
-    await st.apply(store, asset["id"], ON)
+    await sm.apply(store, asset["id"], ON)
     assert store.path(await key_of(asset)).read_bytes() == data
 
 
@@ -223,7 +224,7 @@ async def test_a_move_of_a_deleted_asset_leaves_no_file(user, tmp_path):
     asset, _ = await stored_asset(store, user)
     new = await interrupted_move(store, asset, place=True, switch=False)
     await db.execute("DELETE FROM assets WHERE id = $1", asset["id"])
-    await st.recover(store)
+    await sm.recover(store)
     assert not store.exists(new) and not store.exists(asset["storage_key"])
 
 
@@ -234,21 +235,21 @@ async def test_a_live_move_is_left_alone_by_the_reconciliation(user, tmp_path):
     lock = blob_lock(asset["id"])
     async with db.engine().pool.acquire() as mover:  # a live mover holds the asset's blob lock
         await mover.execute("SELECT pg_advisory_lock($1, $2)", *lock)
-        await st.recover(store)
+        await sm.recover(store)
         assert store.exists(new) and store.exists(asset["storage_key"])
         assert await db.fetchval("SELECT 1 FROM storage_moves WHERE asset_id = $1", asset["id"])
         await mover.execute("SELECT pg_advisory_unlock($1, $2)", *lock)
-    await st.recover(store)
+    await sm.recover(store)
     assert not store.exists(new) and store.path(asset["storage_key"]).read_bytes() == data
 
 
 async def test_templated_files_nobody_names_are_removed(user, tmp_path):
     store = BlobStore(tmp_path)
     asset, data = await stored_asset(store, user)
-    assert await st.apply(store, asset["id"], ON)
+    assert await sm.apply(store, asset["id"], ON)
     stray = store.path(f"{folder(asset)}/left-by-a-purge.jpg")
     stray.write_bytes(b"x")
-    assert await st.recover(store) >= 1
+    assert await sm.recover(store) >= 1
     assert not stray.exists()
     assert store.path(await key_of(asset)).read_bytes() == data
 
@@ -257,5 +258,26 @@ async def test_a_missing_original_is_not_moved(user, tmp_path):
     store = BlobStore(tmp_path)
     asset, _ = await stored_asset(store, user)
     store.delete(asset["storage_key"])
-    assert not await st.apply(store, asset["id"], ON)
+    assert not await sm.apply(store, asset["id"], ON)
     assert await key_of(asset) == asset["storage_key"]
+
+
+async def test_metadata_extraction_places_a_new_upload_when_the_config_says_so(user, tmp_path):
+    """The step after metadata reads the stored system config (Immich's storageTemplate section)."""
+    from app.domain import processing
+    from tests.media import png_bytes
+
+    store = BlobStore(tmp_path)
+    data = png_bytes(7)
+    asset, _ = await stored_asset(store, user, name="scan.png", data=data, ext=".png", mime_type="image/png")
+    task = await f.new_task(asset, "metadata_extract")
+    await db.execute("INSERT INTO system_metadata (key, value) VALUES ($1, $2::jsonb)", system_config.KEY,
+                     '{"storageTemplate": {"enabled": true, "template": "{{filetype}}/{{filename}}"}}')
+    system_config.invalidate()
+    try:
+        assert await processing.run_metadata(store, task["id"], None, chain=False) == "ok"
+    finally:
+        await db.execute("DELETE FROM system_metadata WHERE key = $1", system_config.KEY)
+        system_config.invalidate()
+    assert await key_of(asset) == f"{sm.owner_folder(user['id'], None)}/IMG/scan.png"
+    assert store.path(await key_of(asset)).read_bytes() == data
