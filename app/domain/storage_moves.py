@@ -142,6 +142,9 @@ async def _settle(store: BlobStore, asset_id: uuid.UUID) -> None:
 
 async def move_asset(store: BlobStore, asset_id: uuid.UUID, config: dict) -> bool:
     """Move one original to where the template puts it. True if it moved."""
+    if db.engine().current_transaction.get() is not None:
+        # Each step must commit on its own (the journal row before the file exists).
+        raise RuntimeError("a storage template move cannot run inside a transaction")
     lock = blob_lock(asset_id)
     async with db.connection() as holder:
         # At session level: the lock must outlive the several transactions of a move.
@@ -180,11 +183,11 @@ async def move_asset(store: BlobStore, asset_id: uuid.UUID, config: dict) -> boo
 async def apply(store: BlobStore, asset_id: uuid.UUID, config: dict | None = None) -> bool:
     """After metadata extraction: put a new upload (and its live photo video) where the template
     says. A failure leaves the files where they are, for the migration job to retry."""
-    config = config or await settings()
-    if not config["enabled"]:
-        return False
     moved = False
     try:
+        config = config or await settings()
+        if not config["enabled"]:
+            return False
         moved = await move_asset(store, asset_id, config)
         video = await db.fetchval("SELECT live_photo_video_id FROM assets WHERE id = $1", asset_id)
         if video is not None:
