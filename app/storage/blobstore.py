@@ -158,9 +158,8 @@ class BlobStore:
         linked into place. FileExistsError if new_key exists; ValueError if the copy differs.
         """
         source, target = self.path(old_key), self.path(new_key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.link(source, target)
+            _link(source, target)
         except FileExistsError:
             raise
         except OSError:
@@ -172,7 +171,7 @@ class BlobStore:
                 staged.finish()
                 if staged.size != source.stat().st_size or (sha256 is not None and staged.sha256 != sha256):
                     raise ValueError(f"the copy of {old_key} does not match the original")
-                os.link(staged.path, target)
+                _link(staged.path, target)
             finally:
                 staged.discard()
         self._sync_dir(target.parent)
@@ -300,6 +299,19 @@ class BlobStore:
                     if asset_id is not None and entry.is_dir():
                         found.append((asset_id, entry.relative_to(self.root).as_posix(), False))
         return found
+
+
+def _link(source: Path, target: Path) -> None:
+    """Hard-link target to source, making its folder; again once if an empty-folder cleanup
+    (the storage template migration's) removed the folder in between."""
+    for attempt in (1, 2):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+            return
+        except FileNotFoundError:
+            if attempt == 2 or not source.exists():
+                raise
 
 
 def _asset_id(name: str) -> uuid.UUID | None:
