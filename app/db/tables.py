@@ -744,3 +744,15 @@ class Notification(Table, tablename="notifications"):
 SIMPLE_INDEX_NAMES[("notifications", "user_id")] = "notifications_user_all_idx"
 INDEXES.append(Index(Notification, "notifications_user_idx",
                      "btree (user_id, created_at DESC) WHERE (deleted_at IS NULL)"))
+
+
+class StorageMove(Table, tablename="storage_moves"):
+    """An original being moved by the storage template (the crash-recovery journal)."""
+
+    asset_id = UUID(primary_key=True, default=None)
+    old_key = Text(default=None)
+    new_key = Text(default=None, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+INDEXES.append(Index(Asset, "assets_storage_key_key", "UNIQUE btree (storage_key)"))

@@ -12,6 +12,7 @@ import asyncpg
 
 from app.db import engine as db
 from app.domain import access, effective, events, media_types, processing
+from app.domain.blob_locks import lock_blobs
 from app.domain.datetimes import as_utc_instant, split_wall_clock
 from app.domain.errors import InsufficientStorage, Invalid
 from app.storage.blobstore import BlobStore, StagedFile
@@ -189,25 +190,6 @@ async def ingest(
             upload.sidecar.discard()
 
 
-# Advisory locks of the two-int4 form: a key space apart from the one-bigint locks used
-# elsewhere (migrations, clustering). The second int is 32 bits of the asset id; two ids
-# sharing them only make an upload wait for, or the reconciler skip, the other one.
-_BLOB_LOCK_CLASS = 0x626C6F62  # "blob"
-
-
-def _blob_lock_key(asset_id: uuid.UUID) -> int:
-    return int.from_bytes(asset_id.bytes[:4], "big", signed=True)
-
-
-async def lock_blobs(conn: asyncpg.Connection, asset_id: uuid.UUID, *, wait: bool) -> bool:
-    """The lock on an asset's files, until the transaction ends."""
-    if wait:
-        await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _BLOB_LOCK_CLASS, _blob_lock_key(asset_id))
-        return True
-    return await conn.fetchval("SELECT pg_try_advisory_xact_lock($1, $2)", _BLOB_LOCK_CLASS,
-                               _blob_lock_key(asset_id))
-
-
 async def _discard_unless_committed(store: BlobStore, asset_id: uuid.UUID, keys: list[str]) -> None:
     try:
         async with db.transaction() as conn:
@@ -237,8 +219,11 @@ async def reconcile_orphans(store: BlobStore, batch: int = 1000) -> int:
     alone; if taken, that upload has ended, its commit (if any) is visible to the next statement
     (read committed), and the row check is final. A file whose row exists is never touched.
     """
+    from app.domain import storage_moves
+
+    # First: moves a crash interrupted end with one file, so the scan below sees no half-move.
+    removed = await storage_moves.recover(store)
     candidates = await asyncio.to_thread(store.asset_blobs)
-    removed = 0
     for start in range(0, len(candidates), batch):
         chunk = candidates[start:start + batch]
         known = {r["id"] for r in await db.fetch(

@@ -176,6 +176,12 @@ async def run_metadata(
             await _fail(asset, task_id, failure)
         # Pixels may still be readable when the tags were not: the chain goes on either way.
         next_task = await _next_task(asset) if chain else None
+    if extracted is not None:
+        # As Immich: the storage template places a new original once its capture date is known,
+        # before the next step reads it.
+        from app.domain import storage_moves
+
+        await storage_moves.apply(store, asset["id"])
     if next_task is not None:
         await _enqueue(queue, VARIANTS_JOB, next_task, tasks.VARIANTS[asset["media_type"]], asset)
     return "ok"

@@ -14,7 +14,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from app.api.state import Shared
-from app.domain import maintenance, processing, recognition, tasks
+from app.domain import maintenance, processing, recognition, storage_moves, tasks
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,16 @@ async def sweep_pending_faces(ctx: dict) -> int:
     for library_id in libraries:
         await recognition.enqueue_clustering(shared.queue, library_id)
     return len(libraries)
+
+
+async def migrate_all(store) -> int:
+    """Immich's storageTemplateMigration job: every original to where the template puts it."""
+    return await storage_moves.migrate_all(store)
+
+
+async def storage_template_migration(ctx: dict) -> int:
+    shared: Shared = ctx["shared"]
+    return await migrate_all(shared.store)
 
 
 async def purge_expired_trash(ctx: dict) -> int:
@@ -186,6 +196,8 @@ FUNCTIONS = [
     func(purge_expired_trash, keep_result=0),
     func(prune_list_walks, keep_result=0),
     func(requeue_stalled_tasks, keep_result=0),
+    # Walks every asset: far longer than arq's default timeout on a large library.
+    func(storage_template_migration, keep_result=0, max_tries=1, timeout=24 * 3600),
 ]
 CRON_JOBS = [
     cron(purge_expired_trash, minute=17, unique=True, run_at_startup=True, keep_result=0),

@@ -3,7 +3,9 @@
 Keys are relative paths. Originals live at
 library/<library_id>/originals/<asset_id[:2]>/<asset_id>.<ext>, derived files
 at library/<library_id>/derived/<asset_id>/<kind>.<ext>. Asset ids are random
-UUIDs, so keys never collide.
+UUIDs, so keys never collide. With the storage template on, originals move to
+templated/<storage label or owner id>/<rendered path>.<ext> (see
+app/domain/storage_template.py, which picks names that collide with nothing).
 
 Temp files are named DATA_DIR/tmp/upload-<owner>-<random>, where <owner> is one
 BlobStore instance that holds an exclusive flock on DATA_DIR/run/uploads/<owner>.lock
@@ -26,6 +28,11 @@ import uuid
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+
+# Where the storage template puts originals; apart from library/, whose layout the
+# reconciliation reads asset ids from (a rendered name could look like one).
+TEMPLATED = "templated"
 
 
 class StagedFile:
@@ -140,13 +147,68 @@ class BlobStore:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(staged.path, target)
-        if not durable:
-            return
-        dir_fd = os.open(target.parent, os.O_RDONLY)
+        if durable:
+            self._sync_dir(target.parent)
+
+    def place_copy(self, old_key: str, new_key: str, sha256: bytes | None = None) -> None:
+        """Make new_key a second, durable name for old_key's bytes; never replaces a file.
+
+        A hard link when the filesystem allows it (no bytes move, so nothing to verify);
+        otherwise a copy written to tmp, fsynced, checked against sha256 when given, then
+        linked into place. FileExistsError if new_key exists; ValueError if the copy differs.
+        """
+        source, target = self.path(old_key), self.path(new_key)
+        try:
+            _link(source, target)
+        except FileExistsError:
+            raise
+        except OSError:
+            staged = self.stage()
+            try:
+                with open(source, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        staged.write(chunk)
+                staged.finish()
+                if staged.size != source.stat().st_size or (sha256 is not None and staged.sha256 != sha256):
+                    raise ValueError(f"the copy of {old_key} does not match the original")
+                _link(staged.path, target)
+            finally:
+                staged.discard()
+        self._sync_dir(target.parent)
+
+    @staticmethod
+    def _sync_dir(path: Path) -> None:
+        dir_fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+    def sha256(self, key: str) -> bytes:
+        digest = hashlib.sha256()
+        with open(self.path(key), "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        return digest.digest()
+
+    def templated_keys(self) -> list[str]:
+        """Every file under templated/ (originals placed by the storage template)."""
+        base = self.root / TEMPLATED
+        if not base.is_dir():
+            return []
+        return [p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file()]
+
+    def remove_empty_dirs(self, prefix: str) -> None:
+        """Remove the empty folders under prefix (left by files moved away), deepest first."""
+        base = self.path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return
+        for dirpath, _, _ in sorted(os.walk(base), key=lambda entry: entry[0].count(os.sep), reverse=True):
+            if dirpath != str(base):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass  # not empty, or already gone
 
     def put_derived(self, key: str, data: bytes) -> None:
         """Write a derived file (temp -> atomic rename). No fsync: derived files can always
@@ -237,6 +299,19 @@ class BlobStore:
                     if asset_id is not None and entry.is_dir():
                         found.append((asset_id, entry.relative_to(self.root).as_posix(), False))
         return found
+
+
+def _link(source: Path, target: Path) -> None:
+    """Hard-link target to source, making its folder; again once if an empty-folder cleanup
+    (the storage template migration's) removed the folder in between."""
+    for attempt in (1, 2):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+            return
+        except FileNotFoundError:
+            if attempt == 2 or not source.exists():
+                raise
 
 
 def _asset_id(name: str) -> uuid.UUID | None:
