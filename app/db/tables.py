@@ -718,3 +718,7 @@ class PinCode(Table, tablename="pin_codes"):
 
 SIMPLE_INDEX_NAMES[("sessions", "parent_id")] = "sessions_parent_idx"
 INDEXES.append(Index(Asset, "assets_locked_idx", "btree (library_id) WHERE (visibility = 'locked'::text)"))
+
+
+INDEXES.append(Index(Task, "tasks_failed_idx",
+                     "btree (task_type, completed_at) WHERE (status = 'failure'::text)"))

@@ -138,21 +138,25 @@ async def reclaim_interrupted(limit: int = 500) -> list[asyncpg.Record]:
     )
 
 
-async def stalled(older_than_s: int, orphaned_after_s: int, limit: int = 500) -> list[asyncpg.Record]:
+async def stalled(older_than_s: int, orphaned_after_s: int, limit: int = 500,
+                  exclude_types: list[str] | None = None) -> list[asyncpg.Record]:
     """Pending tasks whose job may never have reached the queue (e.g. Redis was down), with
     `orphaned`: pending for orphaned_after_s while no live worker runs the same step of the
-    same asset (whose job would hold the job id), so a mark arq left on the job id is stale."""
+    same asset (whose job would hold the job id), so a mark arq left on the job id is stale.
+    exclude_types: steps whose queue is paused (their tasks wait for resume, not the sweep)."""
     return await db.fetch(
         f"""
         SELECT p.*, p.created_at < now() - make_interval(secs => $2) AND NOT EXISTS (
                    SELECT 1 FROM tasks t WHERE t.task_type = p.task_type AND t.asset_id = p.asset_id
                    AND t.status = 'started' AND NOT ({_INTERRUPTED})) AS orphaned
         FROM tasks p WHERE p.status = 'pending' AND p.created_at < now() - make_interval(secs => $1)
+          AND NOT p.task_type = ANY($4::text[])
         ORDER BY p.created_at LIMIT $3
         """,
         older_than_s,
         orphaned_after_s,
         limit,
+        exclude_types or [],
     )
 
 
