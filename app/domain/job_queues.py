@@ -40,7 +40,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from app.db import engine as db
-from app.domain import events, people, processing, recognition, tasks
+from app.domain import events, people, processing, recognition, system_config, tasks
 from app.domain.errors import BadRequest
 from app.domain.principal import Principal
 
@@ -86,17 +86,17 @@ FUNCTION_QUEUES = {
     MANUAL_JOB: "backgroundTask",
 }
 
-# Immich's default job.<queue>.concurrency; queues Immich runs one job at a time are 1.
-_DEFAULT_CONCURRENCY = {
-    "thumbnailGeneration": 3, "metadataExtraction": 5, "videoConversion": 1, "faceDetection": 2,
-    "smartSearch": 2, "backgroundTask": 5, "search": 5, "sidecar": 5, "library": 5, "migration": 5,
-    "notifications": 5, "ocr": 1, "workflow": 5, "integrityCheck": 1, "editor": 2,
-}
+# Queues Immich runs one job at a time, whatever the config says (they have no concurrency setting).
+_SERIAL_QUEUES = ("facialRecognition", "storageTemplateMigration", "duplicateDetection", "backupDatabase")
 
 
 async def concurrency(queue_name: str) -> int:
-    """How many of the queue's jobs one worker runs at once (Immich's job.<queue>.concurrency)."""
-    return _DEFAULT_CONCURRENCY.get(queue_name, 1)
+    """How many of the queue's jobs one worker runs at once: Immich's job.<queue>.concurrency
+    (system_config.current() is cached for a second, so a change applies without a restart)."""
+    if queue_name in _SERIAL_QUEUES:
+        return 1
+    setting = (await system_config.current())["job"].get(queue_name)
+    return max(1, int(setting["concurrency"])) if setting else 1
 
 
 # --- the registry --------------------------------------------------------------------------------

@@ -237,3 +237,19 @@ async def test_the_worker_limits_each_queue_and_honours_pauses(admin, job_queue)
     async with paused(admin, job_queue, "faceDetection"):
         gates._read_at = float("-inf")  # as after QUEUE_STATE_TTL_S
         assert await job() is False
+
+
+async def test_a_queues_concurrency_follows_the_system_config(admin, job_queue):
+    from app.domain import system_config
+
+    assert await job_queues.concurrency("thumbnailGeneration") == 3  # Immich's default
+    assert await job_queues.concurrency("facialRecognition") == 1
+    await db.execute("INSERT INTO system_metadata (key, value) VALUES ($1, $2::jsonb)"
+                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                     system_config.KEY, '{"job": {"thumbnailGeneration": {"concurrency": 7}}}')
+    try:
+        system_config.invalidate()
+        assert await job_queues.concurrency("thumbnailGeneration") == 7
+    finally:
+        await db.execute("DELETE FROM system_metadata WHERE key = $1", system_config.KEY)
+        system_config.invalidate()
