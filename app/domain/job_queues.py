@@ -347,7 +347,8 @@ async def start(principal: Principal, name: str, force: bool, job_queue) -> None
 
 async def _start_step(job_queue, types: dict[str, str], function: str, force: bool, where: str = "true") -> int:
     """Task rows for every live asset (force) or those without a successful run of the step, minus
-    those already pending or running it; then their jobs, which run this step alone."""
+    those already pending or running it; then their jobs. Each runs its step alone: the worker
+    chains on to the next step only on an asset's first pass through the pipeline."""
     rows = await db.fetch(
         f"""
         INSERT INTO tasks (owner_id, library_id, asset_id, task_type, job_id)
@@ -365,7 +366,7 @@ async def _start_step(job_queue, types: dict[str, str], function: str, force: bo
     paused = await paused_queues()
     if FUNCTION_QUEUES[function] not in paused:  # else resume enqueues them
         for row in rows:
-            await job_queue.enqueue(function, row["id"], row["job_id"], chain=False)
+            await job_queue.enqueue(function, row["id"], row["job_id"])
     return len(rows)
 
 

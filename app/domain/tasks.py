@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from contextvars import ContextVar
 
@@ -87,6 +88,16 @@ async def start(task_id: uuid.UUID, attempt: int) -> asyncpg.Record | None:
             MAX_ATTEMPTS,
         )
     return row
+
+
+async def has_successor(task_id: uuid.UUID, next_step: dict[str, str]) -> bool:
+    """Whether the asset already has a task of the step that follows this task's (next_step: task
+    type -> the next one's). Then this task is a rerun, not the pipeline's first pass."""
+    return await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM tasks me JOIN tasks n ON n.asset_id = me.asset_id"
+        " AND n.task_type = ($2::jsonb ->> me.task_type) WHERE me.id = $1)",
+        task_id, json.dumps(next_step),
+    )
 
 
 async def hand_back(task_id: uuid.UUID) -> None:

@@ -33,10 +33,8 @@ class JobQueue:
     async def connect(cls, redis_url: str) -> "JobQueue":
         return cls(await create_pool(RedisSettings.from_dsn(redis_url)))
 
-    async def enqueue(self, function: str, task_id: uuid.UUID, job_id: str, *, chain: bool = True) -> None:
-        # chain=False: run this step alone (an administrator's queue start), not the steps after it.
-        extra = {} if chain else {"chain": False}
-        job = await self.pool.enqueue_job(function, str(task_id), _job_id=job_id, **extra)
+    async def enqueue(self, function: str, task_id: uuid.UUID, job_id: str) -> None:
+        job = await self.pool.enqueue_job(function, str(task_id), _job_id=job_id)
         if job is None:
             # The same step for the same asset is already queued or running; the
             # stalled-task sweep picks this task up once that one is done.

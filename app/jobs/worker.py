@@ -109,24 +109,38 @@ async def _run_step(ctx: dict, task_id: str, step) -> str:
         return "failed"
 
 
-async def extract_metadata(ctx: dict, task_id: str, chain: bool = True) -> str:
+# Each pipeline step's successor. A step whose successor already has a task for the asset is a
+# rerun (an administrator started its queue): it runs alone, as in Immich, instead of redoing the
+# steps after it. Decided from the rows, so a rerun the sweep re-enqueues after a crash stays alone.
+_NEXT_STEP = {
+    **{tasks.METADATA[kind]: tasks.VARIANTS[kind] for kind in tasks.METADATA},
+    **{t: recognition.DETECTION_TASK for t in tasks.VARIANTS.values()},
+}
+
+
+async def _first_pass(task_id: str) -> bool:
+    return not await tasks.has_successor(uuid.UUID(task_id), _NEXT_STEP)
+
+
+async def extract_metadata(ctx: dict, task_id: str) -> str:
     shared: Shared = ctx["shared"]
-    return await _gated(ctx, "metadataExtraction", lambda: _run_step(
-        ctx, task_id,
-        lambda t, attempt: processing.run_metadata(shared.store, t, shared.queue, attempt, chain=chain),
-    ))
+
+    async def step(t: uuid.UUID, attempt: int) -> str:
+        return await processing.run_metadata(shared.store, t, shared.queue, attempt, chain=await _first_pass(task_id))
+
+    return await _gated(ctx, "metadataExtraction", lambda: _run_step(ctx, task_id, step))
 
 
-async def generate_variants(ctx: dict, task_id: str, chain: bool = True) -> str:
+async def generate_variants(ctx: dict, task_id: str) -> str:
     shared: Shared = ctx["shared"]
-    return await _gated(ctx, "thumbnailGeneration", lambda: _run_step(
-        ctx, task_id,
-        lambda t, attempt: processing.run_variants(shared.store, t, attempt, shared.queue, chain=chain),
-    ))
+
+    async def step(t: uuid.UUID, attempt: int) -> str:
+        return await processing.run_variants(shared.store, t, attempt, shared.queue, chain=await _first_pass(task_id))
+
+    return await _gated(ctx, "thumbnailGeneration", lambda: _run_step(ctx, task_id, step))
 
 
-async def detect_faces(ctx: dict, task_id: str, chain: bool = True) -> str:
-    # chain: accepted like the other steps; detection's only successor (clustering) always follows.
+async def detect_faces(ctx: dict, task_id: str) -> str:
     shared: Shared = ctx["shared"]
     return await _gated(ctx, "faceDetection", lambda: _run_step(
         ctx, task_id,

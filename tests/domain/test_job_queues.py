@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 
 import pytest
 from arq.constants import default_queue_name, in_progress_key_prefix
-from arq.jobs import Job
 
 from app.db import engine as db
 from app.domain import job_queues, processing, tasks
@@ -139,9 +138,6 @@ async def test_start_runs_missing_assets_or_all_with_force(user, admin, job_queu
         assert set(opened) == {missing["id"], video["id"]}
         assert opened[video["id"]]["task_type"] == "video_metadata_extract"
         assert opened[missing["id"]]["job_id"] in await queued_ids(job_queue)
-        # arq holds the job with chain=False: an administrator's start runs this step alone.
-        info = await Job(opened[missing["id"]]["job_id"], job_queue.pool).info()
-        assert info.kwargs == {"chain": False}
         await job_queues.start(admin, META, True, job_queue)
         assert set(await open_tasks()) == set(mine)  # force adds the done asset, never a second open task
         count = await db.fetchval("SELECT count(*) FROM tasks WHERE asset_id = $1 AND status = 'pending'",
@@ -253,3 +249,14 @@ async def test_a_queues_concurrency_follows_the_system_config(admin, job_queue):
     finally:
         await db.execute("DELETE FROM system_metadata WHERE key = $1", system_config.KEY)
         system_config.invalidate()
+
+
+async def test_a_rerun_step_is_told_apart_from_the_first_pass(user):
+    from app.jobs.worker import _first_pass
+
+    asset = await f.new_asset(user)
+    first = await f.new_task(asset, "metadata_extract", status="success")
+    assert await _first_pass(str(first["id"]))  # nothing after it yet: it chains on
+    await f.new_task(asset, "thumbnail_generation", status="success")
+    rerun = await f.new_task(asset, "metadata_extract")
+    assert not await _first_pass(str(rerun["id"]))  # an administrator's start: this step alone
