@@ -116,6 +116,11 @@ def test_queue_commands_refusals_and_manual_jobs(server):
         bad = admin.put("/jobs/notAQueue", json={"command": "start"})
         assert bad.status_code == 400
         assert admin.put("/jobs/library", json={"command": "dance"}).status_code == 400
+        assert admin.put("/jobs/library", json={"command": "start", "force": "yes"}).status_code == 400
+        assert admin.put("/jobs/library", json={}).status_code == 400
+        assert admin.put("/queues/library", json={"isPaused": "no"}).status_code == 400
+        assert admin.get("/queues/library/jobs", params={"status": "sleeping"}).status_code == 400
+        assert admin.get("/queues/nope").status_code == 400
         nope = admin.put("/queues/backgroundTask", json={"isPaused": True})
         assert (nope.status_code, nope.json()["message"]) == (400, "The BackgroundTask queue cannot be paused")
         assert admin.put("/jobs/backgroundTask", json={"command": "start"}).json()["message"] == \
