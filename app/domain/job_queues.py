@@ -50,7 +50,6 @@ QUEUE_NAMES = (
     "smartSearch", "duplicateDetection", "backgroundTask", "storageTemplateMigration", "migration", "search",
     "sidecar", "library", "notifications", "backupDatabase", "ocr", "workflow", "integrityCheck", "editor",
 )
-COMMANDS = ("start", "pause", "resume", "empty", "clear-failed")
 STATUSES = ("active", "failed", "completed", "delayed", "waiting", "paused")
 BACKGROUND_PREFIX = "background:"
 REGISTERED_JOB = "run_registered"
@@ -76,14 +75,6 @@ QUEUES: dict[str, _Queue] = {
     "facialRecognition": _Queue({recognition.CLUSTERING_TASK: (None, "FacialRecognitionQueueAll")}),
     "backgroundTask": _Queue(prefixes={"cron:purge_expired_trash:": "AssetDeleteCheck", BACKGROUND_PREFIX: "PersonCleanup"}),
     "storageTemplateMigration": _Queue(prefixes={"storageTemplateMigration:": "StorageTemplateMigration"}),
-}
-# Which queue an arq function's jobs belong to (the worker's pause and concurrency gates).
-FUNCTION_QUEUES = {
-    processing.METADATA_JOB: "metadataExtraction",
-    processing.VARIANTS_JOB: "thumbnailGeneration",
-    recognition.DETECT_JOB: "faceDetection",
-    recognition.CLUSTER_JOB: "facialRecognition",
-    MANUAL_JOB: "backgroundTask",
 }
 
 # Queues Immich runs one job at a time, whatever the config says (they have no concurrency setting).
@@ -322,15 +313,15 @@ async def start(principal: Principal, name: str, force: bool, job_queue) -> None
     if job_queue is None:
         raise BadRequest("Jobs cannot be queued: this server runs without Redis")
     if name == "metadataExtraction":
-        await _start_step(job_queue, tasks.METADATA, processing.METADATA_JOB, force)
+        await _start_step(job_queue, name, tasks.METADATA, force)
     elif name == "sidecar":
-        await _start_step(job_queue, tasks.METADATA, processing.METADATA_JOB, force,
+        await _start_step(job_queue, "metadataExtraction", tasks.METADATA, force,
                           "EXISTS (SELECT 1 FROM asset_files s WHERE s.asset_id = a.id AND s.kind = 'sidecar')")
     elif name == "thumbnailGeneration":
-        await _start_step(job_queue, tasks.VARIANTS, processing.VARIANTS_JOB, force)
+        await _start_step(job_queue, name, tasks.VARIANTS, force)
     elif name == "faceDetection":
         kinds = {"image": recognition.DETECTION_TASK, "video": recognition.DETECTION_TASK}
-        await _start_step(job_queue, kinds, recognition.DETECT_JOB, force, "a.visibility <> 'hidden'")
+        await _start_step(job_queue, name, kinds, force, "a.visibility <> 'hidden'")
     elif name == "facialRecognition":
         await _start_clustering(job_queue, force)
     elif name == "library":
@@ -345,7 +336,7 @@ async def start(principal: Principal, name: str, force: bool, job_queue) -> None
         raise BadRequest(f"The {name} queue has no work on this server, so it cannot be started")
 
 
-async def _start_step(job_queue, types: dict[str, str], function: str, force: bool, where: str = "true") -> int:
+async def _start_step(job_queue, queue_name: str, types: dict[str, str], force: bool, where: str = "true") -> int:
     """Task rows for every live asset (force) or those without a successful run of the step, minus
     those already pending or running it; then their jobs. Each runs its step alone: the worker
     chains on to the next step only on an asset's first pass through the pipeline."""
@@ -359,14 +350,14 @@ async def _start_step(job_queue, types: dict[str, str], function: str, force: bo
                           AND t.status IN ('pending', 'started'))
           AND ($3 OR NOT EXISTS (SELECT 1 FROM tasks t WHERE t.asset_id = a.id AND t.task_type = k.task_type
                                  AND t.status = 'success'))
-        RETURNING id, job_id
+        RETURNING id, job_id, task_type
         """,
         list(types), list(types.values()), force,
     )
-    paused = await paused_queues()
-    if FUNCTION_QUEUES[function] not in paused:  # else resume enqueues them
+    if queue_name not in await paused_queues():  # else resume enqueues them
+        functions = QUEUES[queue_name].task_types
         for row in rows:
-            await job_queue.enqueue(function, row["id"], row["job_id"])
+            await job_queue.enqueue(functions[row["task_type"]][0], row["id"], row["job_id"])
     return len(rows)
 
 
