@@ -260,3 +260,20 @@ async def test_a_rerun_step_is_told_apart_from_the_first_pass(user):
     await f.new_task(asset, "thumbnail_generation", status="success")
     rerun = await f.new_task(asset, "metadata_extract")
     assert not await _first_pass(str(rerun["id"]))  # an administrator's start: this step alone
+
+
+async def test_the_sweep_leaves_a_paused_queues_tasks_for_resume(user, admin, job_queue):
+    from types import SimpleNamespace
+
+    from app.jobs.worker import requeue_stalled_tasks
+
+    task = await metadata_task(user)
+    await db.execute("UPDATE tasks SET created_at = now() - interval '1 hour' WHERE id = $1", task["id"])
+    ctx = {"shared": SimpleNamespace(queue=job_queue), "gates": QueueGates()}
+    try:
+        async with paused(admin, job_queue):
+            await requeue_stalled_tasks(ctx)
+            assert task["job_id"] not in await queued_ids(job_queue)
+            assert (await db.fetchrow("SELECT status FROM tasks WHERE id = $1", task["id"]))["status"] == "pending"
+    finally:
+        await job_queues.empty(admin, META, job_queue)
