@@ -28,6 +28,8 @@ from compat.routes import partners as partner_routes
 from compat.routes import people as people_routes
 from compat.routes import shared_links as shared_link_routes
 from compat.routes import system_metadata as system_metadata_routes
+from compat.routes import jobs as job_routes
+from compat.routes import queues as queue_routes
 from compat.routes import sync as sync_routes
 from compat.routes import users as user_routes
 from compat.routes import users_admin as user_admin_routes
@@ -73,6 +75,8 @@ def create_immich_app(shared: Shared) -> Litestar:
             *system_metadata_routes.ROUTES,
             *notification_routes.ROUTES,
             *notification_admin_routes.ROUTES,
+            *job_routes.ROUTES,
+            *queue_routes.ROUTES,
             ServerController,
             login,
             logout,

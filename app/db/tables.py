@@ -756,3 +756,7 @@ class StorageMove(Table, tablename="storage_moves"):
 
 
 INDEXES.append(Index(Asset, "assets_storage_key_key", "UNIQUE btree (storage_key)"))
+
+
+INDEXES.append(Index(Task, "tasks_failed_idx",
+                     "btree (task_type, completed_at) WHERE (status = 'failure'::text)"))

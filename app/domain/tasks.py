@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from contextvars import ContextVar
 
@@ -89,6 +90,16 @@ async def start(task_id: uuid.UUID, attempt: int) -> asyncpg.Record | None:
     return row
 
 
+async def has_successor(task_id: uuid.UUID, next_step: dict[str, str]) -> bool:
+    """Whether the asset already has a task of the step that follows this task's (next_step: task
+    type -> the next one's). Then this task is a rerun, not the pipeline's first pass."""
+    return await db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM tasks me JOIN tasks n ON n.asset_id = me.asset_id"
+        " AND n.task_type = ($2::jsonb ->> me.task_type) WHERE me.id = $1)",
+        task_id, json.dumps(next_step),
+    )
+
+
 async def hand_back(task_id: uuid.UUID) -> None:
     """The job was cancelled (shutdown, or arq's job timeout): pending again, for the sweep."""
     await db.execute("UPDATE tasks SET status = 'pending', worker_id = NULL"
@@ -138,21 +149,25 @@ async def reclaim_interrupted(limit: int = 500) -> list[asyncpg.Record]:
     )
 
 
-async def stalled(older_than_s: int, orphaned_after_s: int, limit: int = 500) -> list[asyncpg.Record]:
+async def stalled(older_than_s: int, orphaned_after_s: int, limit: int = 500,
+                  exclude_types: list[str] | None = None) -> list[asyncpg.Record]:
     """Pending tasks whose job may never have reached the queue (e.g. Redis was down), with
     `orphaned`: pending for orphaned_after_s while no live worker runs the same step of the
-    same asset (whose job would hold the job id), so a mark arq left on the job id is stale."""
+    same asset (whose job would hold the job id), so a mark arq left on the job id is stale.
+    exclude_types: steps whose queue is paused (their tasks wait for resume, not the sweep)."""
     return await db.fetch(
         f"""
         SELECT p.*, p.created_at < now() - make_interval(secs => $2) AND NOT EXISTS (
                    SELECT 1 FROM tasks t WHERE t.task_type = p.task_type AND t.asset_id = p.asset_id
                    AND t.status = 'started' AND NOT ({_INTERRUPTED})) AS orphaned
         FROM tasks p WHERE p.status = 'pending' AND p.created_at < now() - make_interval(secs => $1)
+          AND NOT p.task_type = ANY($4::text[])
         ORDER BY p.created_at LIMIT $3
         """,
         older_than_s,
         orphaned_after_s,
         limit,
+        exclude_types or [],
     )
 
 

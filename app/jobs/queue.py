@@ -1,14 +1,28 @@
-"""Enqueueing jobs on arq with deterministic job ids."""
+"""Enqueueing jobs on arq with deterministic job ids, and reading or trimming arq's queue."""
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from dataclasses import dataclass
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import in_progress_key_prefix
+from arq.constants import default_queue_name, in_progress_key_prefix, job_key_prefix
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    job_id: str
+    # arq's score: when the job may run (ms since the epoch): its enqueue time, or a retry's deferral
+    run_at_ms: int
+    running: bool
+
+    @property
+    def delayed(self) -> bool:
+        return not self.running and self.run_at_ms > time.time() * 1000
 
 
 class JobQueue:
@@ -35,6 +49,24 @@ class JobQueue:
         whole job timeout (an hour), so a job whose worker was killed would wait that long;
         call this only once the database says that worker is gone."""
         await self.pool.delete(in_progress_key_prefix + job_id)
+
+    async def snapshot(self) -> list[QueuedJob]:
+        """Every job in arq's queue and whether a worker runs it now: two Redis calls in all."""
+        entries = await self.pool.zrange(default_queue_name, 0, -1, withscores=True)
+        ids = [member.decode() if isinstance(member, bytes) else member for member, _ in entries]
+        marks = await self.pool.mget([in_progress_key_prefix + i for i in ids]) if ids else []
+        return [QueuedJob(i, int(score), mark is not None) for i, (_, score), mark in zip(ids, entries, marks)]
+
+    async def remove(self, job_ids: list[str]) -> int:
+        """Take jobs out of the queue (and their payloads). A worker that took one a moment ago
+        still runs it, so callers end the job's task first, which makes that run a no-op."""
+        if not job_ids:
+            return 0
+        async with self.pool.pipeline(transaction=True) as pipe:
+            pipe.zrem(default_queue_name, *job_ids)
+            pipe.delete(*(job_key_prefix + i for i in job_ids))
+            removed, _ = await pipe.execute()
+        return removed
 
     async def close(self) -> None:
         await self.pool.aclose()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
+from collections import Counter
 from datetime import timedelta
 
 from arq import Retry, cron
@@ -14,7 +17,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from app.api.state import Shared
-from app.domain import maintenance, processing, recognition, storage_moves, tasks
+from app.domain import job_queues, maintenance, processing, recognition, storage_moves, tasks
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,58 @@ STALLED_AFTER_S = 10
 # arq in-progress mark may be left by a worker killed between taking the job and claiming the task.
 ORPHANED_AFTER_S = 60
 HEARTBEAT_S = 5
+# How stale the worker's view of paused queues and concurrency limits may be.
+QUEUE_STATE_TTL_S = 1.0
+
+
+class QueueGates:
+    """Immich's per-queue pause and concurrency inside one worker (arq's max_jobs is global).
+
+    A job of a paused queue ends without running (its task stays pending for resume); otherwise
+    it waits for one of its queue's slots. Pauses and limits are re-read at most every
+    QUEUE_STATE_TTL_S, so a change takes effect without a restart.
+    """
+
+    def __init__(self) -> None:
+        self.running: Counter[str] = Counter()
+        self.changed = asyncio.Condition()
+        self._paused: set[str] = set()
+        self._read_at = float("-inf")
+
+    async def paused(self) -> set[str]:
+        if time.monotonic() - self._read_at > QUEUE_STATE_TTL_S:
+            self._paused = await job_queues.paused_queues()
+            self._read_at = time.monotonic()
+        return self._paused
+
+    @contextlib.asynccontextmanager
+    async def slot(self, queue: str):
+        """Yields whether the job may run: False when its queue is paused."""
+        while True:
+            if queue in await self.paused():
+                yield False
+                return
+            limit = await job_queues.concurrency(queue)
+            async with self.changed:
+                if self.running[queue] < limit:
+                    self.running[queue] += 1
+                    break
+                # Woken by a finished job, or after a while to see a new limit or a pause.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), QUEUE_STATE_TTL_S)
+        try:
+            yield True
+        finally:
+            async with self.changed:
+                self.running[queue] -= 1
+                self.changed.notify_all()
+
+
+async def _gated(ctx: dict, queue: str, run) -> str:
+    async with ctx["gates"].slot(queue) as allowed:
+        if not allowed:
+            return "paused"
+        return await run()
 
 
 async def _run_step(ctx: dict, task_id: str, step) -> str:
@@ -54,27 +109,46 @@ async def _run_step(ctx: dict, task_id: str, step) -> str:
         return "failed"
 
 
+# Each pipeline step's successor. A step whose successor already has a task for the asset is a
+# rerun (an administrator started its queue): it runs alone, as in Immich, instead of redoing the
+# steps after it. Decided from the rows, so a rerun the sweep re-enqueues after a crash stays alone.
+_NEXT_STEP = {
+    **{tasks.METADATA[kind]: tasks.VARIANTS[kind] for kind in tasks.METADATA},
+    **{t: recognition.DETECTION_TASK for t in tasks.VARIANTS.values()},
+}
+
+
+async def _first_pass(task_id: str) -> bool:
+    return not await tasks.has_successor(uuid.UUID(task_id), _NEXT_STEP)
+
+
 async def extract_metadata(ctx: dict, task_id: str) -> str:
     shared: Shared = ctx["shared"]
-    return await _run_step(
-        ctx, task_id, lambda t, attempt: processing.run_metadata(shared.store, t, shared.queue, attempt)
-    )
+
+    async def step(t: uuid.UUID, attempt: int) -> str:
+        return await processing.run_metadata(shared.store, t, shared.queue, attempt, chain=await _first_pass(task_id))
+
+    return await _gated(ctx, "metadataExtraction", lambda: _run_step(ctx, task_id, step))
 
 
 async def generate_variants(ctx: dict, task_id: str) -> str:
     shared: Shared = ctx["shared"]
-    return await _run_step(ctx, task_id, lambda t, attempt: processing.run_variants(shared.store, t, attempt, shared.queue))
+
+    async def step(t: uuid.UUID, attempt: int) -> str:
+        return await processing.run_variants(shared.store, t, attempt, shared.queue, chain=await _first_pass(task_id))
+
+    return await _gated(ctx, "thumbnailGeneration", lambda: _run_step(ctx, task_id, step))
 
 
 async def detect_faces(ctx: dict, task_id: str) -> str:
     shared: Shared = ctx["shared"]
-    return await _run_step(
+    return await _gated(ctx, "faceDetection", lambda: _run_step(
         ctx, task_id,
         lambda t, attempt: recognition.run_detection(shared.settings, shared.store, t, shared.queue, attempt),
-    )
+    ))
 
 
-async def cluster_faces(ctx: dict, library_id: str) -> str:
+async def _cluster(ctx: dict, library_id: str) -> str:
     shared: Shared = ctx["shared"]
     try:
         return await recognition.run_clustering(shared.settings, uuid.UUID(library_id))
@@ -84,9 +158,40 @@ async def cluster_faces(ctx: dict, library_id: str) -> str:
         return "failed"
 
 
+async def cluster_faces(ctx: dict, library_id: str) -> str:
+    return await _gated(ctx, "facialRecognition", lambda: _cluster(ctx, library_id))
+
+
+async def run_registered(ctx: dict, queue_name: str, force: str) -> str:
+    """A queue's work registered by another module (job_queues.register_start)."""
+    fn = job_queues.registered(queue_name)
+    if fn is None:
+        log.error("no work registered for queue %s in this worker process", queue_name)
+        return "failed"
+
+    async def run() -> str:
+        await fn(bool(force))
+        return "ok"
+
+    return await _gated(ctx, queue_name, run)
+
+
+async def run_manual_job(ctx: dict, job_name: str) -> str:
+    """A job an administrator created (POST /api/jobs)."""
+
+    async def run() -> str:
+        done = await job_queues.run_manual_job(job_name)
+        log.info("manual job %s: %d removed", job_name, done)
+        return "ok"
+
+    return await _gated(ctx, "backgroundTask", run)
+
+
 async def sweep_pending_faces(ctx: dict) -> int:
     """Libraries with faces no clustering run has looked at (a run was busy when they arrived)."""
     shared: Shared = ctx["shared"]
+    if "facialRecognition" in await ctx["gates"].paused():
+        return 0  # resume enqueues them
     libraries = await recognition.libraries_with_pending_faces(older_than_s=20)
     for library_id in libraries:
         await recognition.enqueue_clustering(shared.queue, library_id)
@@ -131,11 +236,15 @@ async def requeue_stalled_tasks(ctx: dict) -> int:
     if shared.queue is None:
         return 0
     count = 0
+    # A paused queue's tasks stay pending without a job until resume enqueues them.
+    paused = job_queues.paused_task_types(await ctx["gates"].paused())
     await tasks.forget_old_workers()
     for task in await tasks.reclaim_interrupted():
         function = _STEP_FOR_TYPE.get(task["task_type"])
         if task["status"] != "pending" or function is None:
             log.warning("task %s (%s) ended: %s", task["id"], task["task_type"], task["error_message"])
+            continue
+        if task["task_type"] in paused:
             continue
         # The dead worker's job may still sit in the queue, marked in progress for an hour:
         # unmark it so any worker takes it now (or enqueue it again if Redis lost it).
@@ -143,7 +252,7 @@ async def requeue_stalled_tasks(ctx: dict) -> int:
         await shared.queue.release(task["job_id"])
         await shared.queue.enqueue(function, task["id"], task["job_id"])
         count += 1
-    for task in await tasks.stalled(STALLED_AFTER_S, ORPHANED_AFTER_S):
+    for task in await tasks.stalled(STALLED_AFTER_S, ORPHANED_AFTER_S, exclude_types=paused):
         function = _STEP_FOR_TYPE.get(task["task_type"])
         if function is None:
             continue
@@ -192,6 +301,8 @@ FUNCTIONS = [
     func(generate_variants, keep_result=0, max_tries=MAX_TRIES),
     func(detect_faces, keep_result=0, max_tries=MAX_TRIES),
     func(cluster_faces, keep_result=0, max_tries=1),
+    func(run_registered, keep_result=0, max_tries=1),
+    func(run_manual_job, keep_result=0, max_tries=1),
     func(sweep_pending_faces, keep_result=0),
     func(purge_expired_trash, keep_result=0),
     func(prune_list_walks, keep_result=0),
@@ -220,7 +331,7 @@ def build_worker(shared: Shared, redis_url: str) -> Worker:
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS,
         redis_settings=redis_settings(redis_url),
-        ctx={"shared": shared, "worker_id": uuid.uuid4().hex},
+        ctx={"shared": shared, "worker_id": uuid.uuid4().hex, "gates": QueueGates()},
         on_startup=_on_startup,
         handle_signals=False,
         max_jobs=shared.settings.worker_concurrency,
