@@ -9,7 +9,7 @@ Queues and what they hold here:
 - library: this server has no external (import-path) libraries, so a scan has nothing to look at;
   starting it succeeds and queues nothing, as Immich does with no external library.
 - backgroundTask: the trash purge and the manual jobs of POST /api/jobs (`background:<name>`).
-- storageTemplateMigration: whatever registered itself (below); until then starting it is refused.
+- storageTemplateMigration: one run of the storage template over every original (`storageTemplateMigration:run`).
 - Every other Immich queue has no work here: zero counts, and starting it is refused.
 
 Counts come from arq's queue (one read of the sorted set and of the in-progress marks) and from
@@ -20,13 +20,6 @@ it); while the queue is paused, waiting work is reported as paused. arq keeps no
 Pausing is stored in system_metadata (so it survives restarts) and the worker honours it: a paused
 queue's job ends without running, its task stays pending, and the sweep leaves it alone until
 resume enqueues it again.
-
-Registry for another module's queue work: `register_start(queue_name, fn)` with
-`async def fn(force: bool) -> None`. Starting that queue (PUT /api/jobs/{name} `start`) then
-enqueues one arq job `run_registered` with job id `<queue_name>:run` (so it is counted, paused and
-limited by that queue's concurrency like any other) and the worker awaits `fn(force)`. Register at
-import time of a module that both the API process and the worker process import (e.g. import it
-from app/jobs/worker.py).
 """
 
 from __future__ import annotations
@@ -34,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -52,7 +44,7 @@ QUEUE_NAMES = (
 )
 STATUSES = ("active", "failed", "completed", "delayed", "waiting", "paused")
 BACKGROUND_PREFIX = "background:"
-REGISTERED_JOB = "run_registered"
+STORAGE_MIGRATION_JOB = "storage_template_migration"
 MANUAL_JOB = "run_manual_job"
 CLEANED_UP = "cancelled"  # the outcome of a task an administrator removed from its queue
 
@@ -88,25 +80,6 @@ async def concurrency(queue_name: str) -> int:
         return 1
     setting = (await system_config.current())["job"].get(queue_name)
     return max(1, int(setting["concurrency"])) if setting else 1
-
-
-# --- the registry --------------------------------------------------------------------------------
-
-_REGISTERED: dict[str, Callable[[bool], Awaitable[None]]] = {}
-
-
-def register_start(queue_name: str, fn: Callable[[bool], Awaitable[None]],
-                   job_name: str = "StorageTemplateMigration") -> None:
-    """Plug work into a queue this module does not run itself (see the module docstring);
-    job_name is Immich's JobName its job is listed under."""
-    if queue_name not in QUEUE_NAMES:
-        raise ValueError(f"unknown queue {queue_name}")
-    _REGISTERED[queue_name] = fn
-    QUEUES.setdefault(queue_name, _Queue(prefixes={f"{queue_name}:": job_name}))
-
-
-def registered(queue_name: str) -> Callable[[bool], Awaitable[None]] | None:
-    return _REGISTERED.get(queue_name)
 
 
 # --- state: paused, and when failed jobs were last cleared --------------------------------------
@@ -326,12 +299,11 @@ async def start(principal: Principal, name: str, force: bool, job_queue) -> None
         await _start_clustering(job_queue, force)
     elif name == "library":
         return  # no external libraries here: a scan has nothing to look at (see the module docstring)
-    elif name in _REGISTERED:
-        await job_queue.enqueue_plain(REGISTERED_JOB, name, "1" if force else "", job_id=f"{name}:run")
+    elif name == "storageTemplateMigration":
+        # Immich's migration has no force: it always looks at every original.
+        await job_queue.enqueue_plain(STORAGE_MIGRATION_JOB, job_id=f"{name}:run")
     elif name == "backgroundTask":
         raise BadRequest(f"Invalid job name: {name}")  # Immich's answer: it has no start
-    elif name == "storageTemplateMigration":
-        raise BadRequest("The storage template migration is not available on this server yet")
     else:
         raise BadRequest(f"The {name} queue has no work on this server, so it cannot be started")
 

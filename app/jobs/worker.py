@@ -162,20 +162,6 @@ async def cluster_faces(ctx: dict, library_id: str) -> str:
     return await _gated(ctx, "facialRecognition", lambda: _cluster(ctx, library_id))
 
 
-async def run_registered(ctx: dict, queue_name: str, force: str) -> str:
-    """A queue's work registered by another module (job_queues.register_start)."""
-    fn = job_queues.registered(queue_name)
-    if fn is None:
-        log.error("no work registered for queue %s in this worker process", queue_name)
-        return "failed"
-
-    async def run() -> str:
-        await fn(bool(force))
-        return "ok"
-
-    return await _gated(ctx, queue_name, run)
-
-
 async def run_manual_job(ctx: dict, job_name: str) -> str:
     """A job an administrator created (POST /api/jobs)."""
 
@@ -198,14 +184,16 @@ async def sweep_pending_faces(ctx: dict) -> int:
     return len(libraries)
 
 
-async def migrate_all(store) -> int:
+async def storage_template_migration(ctx: dict) -> str:
     """Immich's storageTemplateMigration job: every original to where the template puts it."""
-    return await storage_moves.migrate_all(store)
-
-
-async def storage_template_migration(ctx: dict) -> int:
     shared: Shared = ctx["shared"]
-    return await migrate_all(shared.store)
+
+    async def run() -> str:
+        moved = await storage_moves.migrate_all(shared.store)
+        log.info("storage template migration moved %d originals", moved)
+        return "ok"
+
+    return await _gated(ctx, "storageTemplateMigration", run)
 
 
 async def purge_expired_trash(ctx: dict) -> int:
@@ -301,7 +289,6 @@ FUNCTIONS = [
     func(generate_variants, keep_result=0, max_tries=MAX_TRIES),
     func(detect_faces, keep_result=0, max_tries=MAX_TRIES),
     func(cluster_faces, keep_result=0, max_tries=1),
-    func(run_registered, keep_result=0, max_tries=1),
     func(run_manual_job, keep_result=0, max_tries=1),
     func(sweep_pending_faces, keep_result=0),
     func(purge_expired_trash, keep_result=0),

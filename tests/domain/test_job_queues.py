@@ -152,8 +152,6 @@ async def test_start_refuses_queues_without_work_and_a_running_queue(user, admin
         await job_queues.start(admin, "backgroundTask", False, job_queue)
     with pytest.raises(BadRequest, match="no work on this server"):
         await job_queues.start(admin, "smartSearch", False, job_queue)
-    with pytest.raises(BadRequest, match="not available"):
-        await job_queues.start(admin, "storageTemplateMigration", False, job_queue)
     await job_queues.start(admin, "library", False, job_queue)  # nothing to scan, as in Immich
     with pytest.raises(BadRequest, match="cannot be paused"):
         await job_queues.update(admin, "backgroundTask", True, job_queue)
@@ -168,21 +166,14 @@ async def test_start_refuses_queues_without_work_and_a_running_queue(user, admin
         await job_queue.pool.zrem(default_queue_name, running["job_id"])
 
 
-async def test_registered_work_is_queued_under_its_queue(admin, job_queue):
-    calls = []
-
-    async def migrate(force: bool) -> None:
-        calls.append(force)
-
-    job_queues.register_start("storageTemplateMigration", migrate)
+async def test_storage_template_migration_is_queued_under_its_queue(admin, job_queue):
+    await job_queues.start(admin, "storageTemplateMigration", True, job_queue)
     try:
-        await job_queues.start(admin, "storageTemplateMigration", True, job_queue)
         status = await job_queues.get_queue(admin, "storageTemplateMigration", job_queue)
         assert status.statistics.waiting == 1
         assert [j.name for j in await job_queues.list_jobs(admin, "storageTemplateMigration", [], job_queue)] == [
             "StorageTemplateMigration"]
     finally:
-        job_queues._REGISTERED.pop("storageTemplateMigration", None)
         await job_queues.empty(admin, "storageTemplateMigration", job_queue)
 
 
