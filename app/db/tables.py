@@ -718,3 +718,19 @@ class PinCode(Table, tablename="pin_codes"):
 
 SIMPLE_INDEX_NAMES[("sessions", "parent_id")] = "sessions_parent_idx"
 INDEXES.append(Index(Asset, "assets_locked_idx", "btree (library_id) WHERE (visibility = 'locked'::text)"))
+
+
+class UserLicense(Table, tablename="user_licenses"):
+    """A user's Immich license: the key and the activation key signed over it."""
+
+    user_id = fk(User, CASCADE, primary_key=True)
+    license_key = Text(default=None)
+    activation_key = Text(default=None)
+    activated_at = Timestamptz(default=TimestamptzNow())
+
+
+class UserRemoval(Table, tablename="user_removals"):
+    """A deleted account whose data is removed now, not after the delete delay."""
+
+    user_id = fk(User, CASCADE, primary_key=True)
+    requested_at = Timestamptz(default=TimestamptzNow())
