@@ -1,0 +1,271 @@
+"""The server's settings as Immich's system config: one JSON document with Immich's field names.
+
+What is stored is only what differs from the defaults (Immich does the same), under the key
+`system-config` of `system_metadata`; the effective config is that partial document deep-merged
+over `defaults()`. With `IMMICH_CONFIG_FILE` set, the file (JSON or YAML, partial or whole) takes
+the place of the stored document and the config cannot be changed through the API.
+
+`current()` is what every reader calls (a request, a job). It is cached per process for
+`CACHE_SECONDS`, and a write drops the writer's cache at once, so a change made by one process
+(the API server) is seen by every other (separate workers) within that time without a restart. A
+re-read is one indexed single-row query, so the cache keeps the cost per call near nothing.
+
+Environment and config: where this server read a setting from the environment before Immich's
+config existed (FACE_MIN_SCORE, FACE_MAX_DISTANCE, FACE_MIN_FACES), the variable, when set, is the
+default of its config field; a value saved through the API wins over it. Immich's own
+IMMICH_MACHINE_LEARNING_ENABLED / IMMICH_MACHINE_LEARNING_URL set defaults the way Immich's do.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from app.db import engine as db
+
+KEY = "system-config"
+CONFIG_FILE_ENV = "IMMICH_CONFIG_FILE"
+CACHE_SECONDS = 1.0
+
+_EVERY_DAY_AT_MIDNIGHT = "0 0 * * *"
+_EVERY_DAY_AT_2AM = "0 02 * * *"
+_EVERY_DAY_AT_3AM = "0 03 * * *"
+
+# Immich 3.1.0's defaults (server/src/config.ts), one entry per field of the spec's SystemConfigDto.
+# Where config.ts was not at hand for a 3.1 field (integrityChecks, ffmpeg.realtime,
+# newVersionCheck.channel, job.integrityCheck) the values are Immich's as its release notes and
+# logs describe them: checks nightly at 03:00, the checksum pass bounded to one hour and 100%.
+_IMMICH_DEFAULTS: dict[str, Any] = {
+    "backup": {"database": {"enabled": True, "cronExpression": _EVERY_DAY_AT_2AM, "keepLastAmount": 14}},
+    "ffmpeg": {
+        "crf": 23,
+        "threads": 0,
+        "preset": "ultrafast",
+        "targetVideoCodec": "h264",
+        "acceptedVideoCodecs": ["h264"],
+        "targetAudioCodec": "aac",
+        "acceptedAudioCodecs": ["aac", "mp3", "opus"],
+        "acceptedContainers": ["mov", "ogg", "webm"],
+        "targetResolution": "720",
+        "maxBitrate": "0",
+        "bframes": -1,
+        "refs": 0,
+        "gopSize": 0,
+        "temporalAQ": False,
+        "cqMode": "auto",
+        "twoPass": False,
+        "preferredHwDevice": "auto",
+        "transcode": "required",
+        "tonemap": "hable",
+        "accel": "disabled",
+        "accelDecode": False,
+        "realtime": {"enabled": False, "resolutions": [480, 720, 1080], "videoCodecs": ["h264"]},
+    },
+    "image": {
+        "thumbnail": {"format": "webp", "size": 250, "quality": 80, "progressive": False},
+        "preview": {"format": "jpeg", "size": 1440, "quality": 80, "progressive": False},
+        "colorspace": "p3",
+        "extractEmbedded": False,
+        "fullsize": {"enabled": False, "format": "jpeg", "quality": 80, "progressive": False},
+    },
+    "integrityChecks": {
+        "missingFiles": {"enabled": True, "cronExpression": _EVERY_DAY_AT_3AM},
+        "untrackedFiles": {"enabled": True, "cronExpression": _EVERY_DAY_AT_3AM},
+        "checksumFiles": {"enabled": True, "cronExpression": _EVERY_DAY_AT_3AM,
+                          "timeLimit": 60 * 60 * 1000, "percentageLimit": 1},
+    },
+    "job": {
+        "backgroundTask": {"concurrency": 5},
+        "smartSearch": {"concurrency": 2},
+        "metadataExtraction": {"concurrency": 5},
+        "faceDetection": {"concurrency": 2},
+        "search": {"concurrency": 5},
+        "sidecar": {"concurrency": 5},
+        "library": {"concurrency": 5},
+        "migration": {"concurrency": 5},
+        "thumbnailGeneration": {"concurrency": 3},
+        "videoConversion": {"concurrency": 1},
+        "notifications": {"concurrency": 5},
+        "ocr": {"concurrency": 1},
+        "workflow": {"concurrency": 5},
+        "editor": {"concurrency": 2},
+        "integrityCheck": {"concurrency": 1},
+    },
+    "library": {"scan": {"enabled": True, "cronExpression": _EVERY_DAY_AT_MIDNIGHT}, "watch": {"enabled": False}},
+    "logging": {"enabled": True, "level": "log"},
+    "machineLearning": {
+        "enabled": True,
+        "urls": ["http://immich-machine-learning:3003"],
+        "availabilityChecks": {"enabled": True, "timeout": 2000, "interval": 30000},
+        "clip": {"enabled": True, "modelName": "ViT-B-32__openai"},
+        "duplicateDetection": {"enabled": True, "maxDistance": 0.01},
+        "facialRecognition": {"enabled": True, "modelName": "buffalo_l", "minScore": 0.7, "maxDistance": 0.5,
+                              "minFaces": 3},
+        "ocr": {"enabled": True, "modelName": "PP-OCRv5_mobile", "minDetectionScore": 0.5,
+                "minRecognitionScore": 0.8, "maxResolution": 736},
+    },
+    "map": {
+        "enabled": True,
+        "lightStyle": "https://tiles.immich.cloud/v1/style/light.json",
+        "darkStyle": "https://tiles.immich.cloud/v1/style/dark.json",
+    },
+    "metadata": {"faces": {"import": False}},
+    "newVersionCheck": {"enabled": True, "channel": "stable"},
+    "nightlyTasks": {"startTime": "00:00", "databaseCleanup": True, "generateMemories": True,
+                     "syncQuotaUsage": True, "missingThumbnails": True, "clusterNewFaces": True},
+    "notifications": {"smtp": {"enabled": False, "from": "", "replyTo": "", "transport": {
+        "ignoreCert": False, "host": "", "port": 587, "secure": False, "username": "", "password": ""}}},
+    "oauth": {
+        "autoLaunch": False,
+        "autoRegister": True,
+        "buttonText": "Login with OAuth",
+        "clientId": "",
+        "clientSecret": "",
+        "defaultStorageQuota": None,
+        "enabled": False,
+        "issuerUrl": "",
+        "endSessionEndpoint": "",
+        "mobileOverrideEnabled": False,
+        "mobileRedirectUri": "",
+        "scope": "openid email profile",
+        "prompt": "",
+        "signingAlgorithm": "RS256",
+        "profileSigningAlgorithm": "none",
+        "storageLabelClaim": "preferred_username",
+        "storageQuotaClaim": "immich_quota",
+        "roleClaim": "immich_role",
+        "tokenEndpointAuthMethod": "client_secret_post",
+        "timeout": 30000,
+        "allowInsecureRequests": False,
+    },
+    "passwordLogin": {"enabled": True},
+    "reverseGeocoding": {"enabled": True},
+    "server": {"externalDomain": "", "loginPageMessage": "", "publicUsers": True},
+    "storageTemplate": {"enabled": False, "hashVerificationEnabled": True,
+                        "template": "{{y}}/{{y}}-{{MM}}-{{dd}}/{{filename}}"},
+    "templates": {"email": {"welcomeTemplate": "", "albumInviteTemplate": "", "albumUpdateTemplate": ""}},
+    "theme": {"customCss": ""},
+    "trash": {"enabled": True, "days": 30},
+    "user": {"deleteDelay": 7},
+}
+
+# Environment variables that set a field's default: (path, variable, parse).
+_ENV_DEFAULTS: tuple[tuple[tuple[str, ...], str, Any], ...] = (
+    (("machineLearning", "facialRecognition", "minScore"), "FACE_MIN_SCORE", float),
+    (("machineLearning", "facialRecognition", "maxDistance"), "FACE_MAX_DISTANCE", float),
+    (("machineLearning", "facialRecognition", "minFaces"), "FACE_MIN_FACES", int),
+    (("machineLearning", "enabled"), "IMMICH_MACHINE_LEARNING_ENABLED", lambda v: v != "false"),
+    (("machineLearning", "urls"), "IMMICH_MACHINE_LEARNING_URL", lambda v: [v]),
+    (("machineLearning", "availabilityChecks", "timeout"), "IMMICH_MACHINE_LEARNING_PING_TIMEOUT", int),
+)
+
+
+def defaults() -> dict[str, Any]:
+    """Immich's defaults, with the environment's values for the fields it sets (a fresh copy)."""
+    config = copy.deepcopy(_IMMICH_DEFAULTS)
+    for path, variable, parse in _ENV_DEFAULTS:
+        raw = os.environ.get(variable)
+        if not raw:
+            continue
+        try:
+            value = parse(raw)
+        except ValueError:
+            continue  # a malformed variable leaves Immich's default in place
+        parent = config
+        for name in path[:-1]:
+            parent = parent[name]
+        parent[path[-1]] = value
+    return config
+
+
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` laid over it, object by object; lists and values replace whole.
+    Keys `base` does not have are dropped, so an old stored field never leaks into the answer."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if key not in merged:
+            continue
+        if isinstance(merged[key], dict) and isinstance(value, dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def difference(config: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The part of `config` that differs from `base`: what gets stored."""
+    changed: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            inner = difference(value, base[key])
+            if inner:
+                changed[key] = inner
+        elif key not in base or base[key] != value:
+            changed[key] = copy.deepcopy(value)
+    return changed
+
+
+def config_file() -> Path | None:
+    """The file the config is read from, when IMMICH_CONFIG_FILE names one."""
+    name = os.environ.get(CONFIG_FILE_ENV)
+    return Path(name) if name else None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The file's document: JSON, or YAML (a superset of JSON) when its name says so."""
+    text = path.read_text()
+    if path.suffix.lower() in (".yml", ".yaml"):
+        import yaml
+
+        document = yaml.safe_load(text)
+    else:
+        document = json.loads(text)
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: the config must be an object")
+    return document
+
+
+async def _stored() -> dict[str, Any]:
+    value = await db.fetchval("SELECT value FROM system_metadata WHERE key = $1", KEY)
+    if value is None:
+        return {}
+    return json.loads(value) if isinstance(value, str) else value
+
+
+async def _load() -> dict[str, Any]:
+    path = config_file()
+    overrides = read_config_file(path) if path is not None else await _stored()
+    return deep_merge(defaults(), overrides)
+
+
+# (engine, expiry on the monotonic clock, config). Keyed by the engine, so a process that points
+# its engine at another database (the domain tests do) never reads the other database's config.
+_cache: tuple[object, float, dict[str, Any]] | None = None
+
+
+def invalidate() -> None:
+    """Forget the cached config: the next `current()` reads it again."""
+    global _cache
+    _cache = None
+
+
+def _cached() -> dict[str, Any] | None:
+    if _cache is not None and _cache[0] is db.engine() and _cache[1] > time.monotonic():
+        return _cache[2]
+    return None
+
+
+async def current() -> dict[str, Any]:
+    """The effective config (camelCase, Immich's shape). Callers must not change what they get;
+    `copy.deepcopy` it first if they need to."""
+    global _cache
+    if (config := _cached()) is not None:
+        return config
+    # Callers that find the cache stale at once each read it; the reads are cheap and agree.
+    config = await _load()
+    _cache = (db.engine(), time.monotonic() + CACHE_SECONDS, config)
+    return config
