@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import secrets
 import uuid
@@ -24,6 +25,8 @@ from app.domain.principal import ALL_ACTIONS, DELETE, WRITE, Principal
 from app.storage.blobstore import BlobStore
 
 API_KEY_PREFIX = "apikey_"
+
+log = logging.getLogger(__name__)
 
 _hasher = PasswordHasher()
 
@@ -294,6 +297,28 @@ async def users_due_for_removal(delete_delay_days: int) -> list[uuid.UUID]:
         """,
         delete_delay_days,
     )]
+
+
+REMOVAL_JOB = "remove_deleted_users"  # the worker's sweep (app.jobs.worker)
+
+
+async def queue_removal(queue, user_id: uuid.UUID) -> None:
+    """Start the removal sweep now for a forced deletion. If the queue cannot take it, the sweep's
+    cron still finds the account (user_removals), so this only makes it sooner."""
+    if queue is None:
+        return
+    try:
+        await queue.enqueue_plain(REMOVAL_JOB, job_id=f"{REMOVAL_JOB}:{user_id}")
+    except Exception:
+        log.exception("could not queue the removal of account %s", user_id)
+
+
+async def remove_deleted_users(store: BlobStore, delete_delay_days: int) -> int:
+    """The sweep: remove every account due (see users_due_for_removal); returns how many went."""
+    removed = 0
+    for user_id in await users_due_for_removal(delete_delay_days):
+        removed += await remove_user(store, user_id)
+    return removed
 
 
 async def remove_user(store: BlobStore, user_id: uuid.UUID) -> bool:

@@ -14,7 +14,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from app.api.state import Shared
-from app.domain import maintenance, processing, recognition, tasks
+from app.domain import maintenance, processing, recognition, system_config, tasks, users
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,17 @@ async def prune_list_walks(ctx: dict) -> int:
     return await maintenance.prune_list_walks()
 
 
+async def remove_deleted_users(ctx: dict) -> int:
+    """Remove accounts deleted longer ago than Immich's user delete delay, and those whose removal
+    an administrator forced (queued at once by the delete; this cron finishes any a crash cut short)."""
+    shared: Shared = ctx["shared"]
+    delay = (await system_config.current())["user"]["deleteDelay"]
+    removed = await users.remove_deleted_users(shared.store, delay)
+    if removed:
+        log.info("removed %d deleted accounts", removed)
+    return removed
+
+
 _STEP_FOR_TYPE = {
     **{t: processing.METADATA_JOB for t in tasks.METADATA.values()},
     **{t: processing.VARIANTS_JOB for t in tasks.VARIANTS.values()},
@@ -186,6 +197,7 @@ FUNCTIONS = [
     func(purge_expired_trash, keep_result=0),
     func(prune_list_walks, keep_result=0),
     func(requeue_stalled_tasks, keep_result=0),
+    func(remove_deleted_users, keep_result=0),
 ]
 CRON_JOBS = [
     cron(purge_expired_trash, minute=17, unique=True, run_at_startup=True, keep_result=0),
@@ -193,6 +205,7 @@ CRON_JOBS = [
     # Often, and at start: a job interrupted by a crash runs again within a minute of restart.
     cron(requeue_stalled_tasks, second={5, 15, 25, 35, 45, 55}, unique=True, run_at_startup=True, keep_result=0),
     cron(sweep_pending_faces, second={0, 20, 40}, unique=True, run_at_startup=True, keep_result=0),
+    cron(remove_deleted_users, minute=47, unique=True, run_at_startup=True, keep_result=0),
 ]
 
 

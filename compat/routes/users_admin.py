@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from litestar import delete, get, post, put
-from litestar.exceptions import HTTPException
+from litestar.params import Parameter
 from msgspec import UNSET, UnsetType
 
-from app.domain import access, sessions, users
+from app.api.state import Shared
+from app.domain import access, calendar_heatmap, sessions, users
 from app.domain.errors import BadRequest, Conflict
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
-from compat.routes.users import check_email, save_preferences, unknown_user_is_bad_request
+from compat.routes.users import check_email, heatmap_query, save_preferences, unknown_user_is_bad_request
 
 
 class NewUser(dtos.UserAdminCreateDto, kw_only=True):
@@ -54,15 +55,15 @@ async def admin_update_user(auth: ImmichAuth, user_id: str, data: dtos.UserAdmin
 
 
 @delete("/api/admin/users/{user_id:str}", status_code=200, action=access.DELETE, admin=True)
-async def admin_delete_user(auth: ImmichAuth, user_id: str,
+async def admin_delete_user(auth: ImmichAuth, shared: Shared, user_id: str,
                             data: UserDeletion | None = None) -> dtos.UserAdminResponseDto:
-    if data is not None and data.force:
-        # There is no removal of an account's photos and libraries here; a deleted account keeps
-        # them until it is restored, so an immediate removal cannot be promised.
-        raise HTTPException(status_code=501, detail="Removing an account's data at once (force) is not supported "
-                                                    "by this server; delete without force")
+    force = data is not None and data.force is True
+    target = mapping.parse_uuid(user_id)
     with unknown_user_is_bad_request():
-        return mapping.user_admin(await users.admin_delete_user(auth.principal, mapping.parse_uuid(user_id)))
+        row = await users.admin_delete_user(auth.principal, target, force=force)
+    if force:
+        await users.queue_removal(shared.queue, target)
+    return mapping.user_admin(row)
 
 
 @post("/api/admin/users/{user_id:str}/restore", status_code=200, action=access.WRITE, admin=True)
@@ -95,6 +96,18 @@ async def admin_user_sessions(auth: ImmichAuth, user_id: str) -> list[dtos.Sessi
     return [mapping.session(r, None) for r in await sessions.list_sessions(target)]
 
 
+@get("/api/admin/users/{user_id:str}/calendar-heatmap", action=access.READ, admin=True)
+async def admin_user_calendar_heatmap(auth: ImmichAuth, user_id: str,
+                                      start: str | None = Parameter(query="from", default=None),
+                                      to: str | None = None,
+                                      type: str | None = None) -> dtos.CalendarHeatmapResponseDto:
+    target = mapping.parse_uuid(user_id)
+    first, last, kind = heatmap_query(start, to, type)
+    with unknown_user_is_bad_request():
+        await users.any_user_by_id(target)
+    return mapping.calendar_heatmap(await calendar_heatmap.user_heatmap(auth.principal, target, kind, first, last))
+
+
 @get("/api/admin/users/{user_id:str}/statistics", action=access.READ, admin=True)
 async def admin_user_statistics(auth: ImmichAuth, user_id: str, isFavorite: bool | None = None,
                                 isTrashed: bool | None = None,
@@ -116,4 +129,5 @@ ROUTES = [
     admin_update_user_preferences,
     admin_user_sessions,
     admin_user_statistics,
+    admin_user_calendar_heatmap,
 ]
