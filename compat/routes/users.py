@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from litestar import Request, delete, get, post, put
 from litestar.exceptions import ValidationException
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Response
 from msgspec import UNSET
 
@@ -158,7 +158,7 @@ async def delete_my_license(auth: ImmichAuth) -> None:
 
 
 @get("/api/users/me/calendar-heatmap", action=access.READ)
-async def my_calendar_heatmap(auth: ImmichAuth, start: str | None = Parameter(query="from", default=None),
+async def my_calendar_heatmap(auth: ImmichAuth, start: str | None = QueryParameter(name="from", default=None),
                               to: str | None = None, type: str | None = None) -> dtos.CalendarHeatmapResponseDto:
     first, last, kind = heatmap_query(start, to, type)
     return mapping.calendar_heatmap(await calendar_heatmap.my_heatmap(auth.principal, kind, first, last))

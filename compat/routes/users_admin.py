@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from litestar import delete, get, post, put
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from msgspec import UNSET, UnsetType
 
 from app.api.state import Shared
@@ -98,7 +98,7 @@ async def admin_user_sessions(auth: ImmichAuth, user_id: str) -> list[dtos.Sessi
 
 @get("/api/admin/users/{user_id:str}/calendar-heatmap", action=access.READ, admin=True)
 async def admin_user_calendar_heatmap(auth: ImmichAuth, user_id: str,
-                                      start: str | None = Parameter(query="from", default=None),
+                                      start: str | None = QueryParameter(name="from", default=None),
                                       to: str | None = None,
                                       type: str | None = None) -> dtos.CalendarHeatmapResponseDto:
     target = mapping.parse_uuid(user_id)
