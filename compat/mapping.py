@@ -60,9 +60,15 @@ def user_admin(row: asyncpg.Record) -> dtos.UserAdminResponseDto:
         quotaSizeInBytes=row["storage_limit_bytes"],
         quotaUsageInBytes=row["storage_used_bytes"] if "storage_used_bytes" in row.keys() else None,
         shouldChangePassword=row["should_change_password"],
-        status="active" if row["deleted_at"] is None else "deleted",
+        status=user_status(row),
         storageLabel=row["storage_label"],
     )
+
+
+def user_status(row: asyncpg.Record) -> str:
+    if row["deleted_at"] is None:
+        return "active"
+    return "removing" if "removal_requested" in row.keys() and row["removal_requested"] else "deleted"
 
 
 def account_license(row: asyncpg.Record) -> dtos.UserLicense | None:

@@ -145,7 +145,7 @@ def test_forced_delete_removes_the_account_and_its_files_and_the_delay_holds_the
     assert forced_file.exists() and waiting_file.exists()
 
     r = admin.request("DELETE", f"/api/admin/users/{forced_id}", json={"force": True})
-    assert r.status_code == 200 and r.json()["status"] == "deleted"
+    assert r.status_code == 200 and r.json()["status"] == "removing"
     deadline = time.time() + 60
     while admin.get(f"/api/admin/users/{forced_id}").status_code != 400:  # the worker removes it
         assert time.time() < deadline, "the forced removal did not run"

@@ -30,11 +30,13 @@ log = logging.getLogger(__name__)
 
 _hasher = PasswordHasher()
 
-# An account as Immich shows it: its row, the bytes its assets take, and its license if it has one.
+# An account as Immich shows it: its row, the bytes its assets take, its license if it has one, and
+# whether its removal was forced (Immich's status `removing`).
 _ACCOUNT = """
     SELECT u.*, (SELECT coalesce(sum(a.file_size_bytes), 0)::bigint FROM assets a WHERE a.owner_id = u.id)
            AS storage_used_bytes,
-           l.license_key, l.activation_key AS license_activation_key, l.activated_at AS license_activated_at
+           l.license_key, l.activation_key AS license_activation_key, l.activated_at AS license_activated_at,
+           EXISTS (SELECT 1 FROM user_removals r WHERE r.user_id = u.id) AS removal_requested
     FROM users u LEFT JOIN user_licenses l ON l.user_id = u.id"""
 
 
@@ -473,8 +475,11 @@ async def admin_restore_user(principal: Principal, user_id: uuid.UUID) -> asyncp
     deletion ended for others (partnerships, places in their albums, sessions and API keys) stays ended."""
     principal.require_admin()
     await any_user_by_id(user_id)
-    await db.execute(
-        "UPDATE users SET deleted_at = NULL, updated_at = now() WHERE id = $1 AND deleted_at IS NOT NULL", user_id)
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE users SET deleted_at = NULL, updated_at = now() WHERE id = $1 AND deleted_at IS NOT NULL", user_id)
+        # A forced removal not yet done is called off (the sweep re-checks deleted_at under a lock).
+        await conn.execute("DELETE FROM user_removals WHERE user_id = $1", user_id)
     return await user_by_id(user_id)
 
 

@@ -82,6 +82,8 @@ async def test_a_restored_account_is_not_removed(store):
     await users.admin_restore_user(admin, victim["id"])
     assert not await users.remove_user(store, victim["id"])
     assert await users.user_by_id(victim["id"])
+    await users.admin_delete_user(admin, victim["id"])  # deleted again, without force: it waits
+    assert victim["id"] not in await _due(7)
 
 
 async def test_force_reaches_an_already_deleted_account_and_self_delete_is_refused():
