@@ -42,7 +42,10 @@ class Heatmap:
 def period(start: date | None, end: date | None, *, today: date | None = None) -> tuple[date, date]:
     """The days asked for, with Immich's defaults: up to today, 52 weeks back from the end."""
     end = end or today or datetime.now(timezone.utc).date()
-    start = start or end - DEFAULT_SPAN
+    try:
+        start = start or end - DEFAULT_SPAN
+    except OverflowError:  # an end in the first year of the calendar
+        start = date.min
     if (end - start).days + 1 > MAX_DAYS:
         raise Invalid(f"A calendar heatmap covers at most {MAX_DAYS} days", "from")
     return start, end

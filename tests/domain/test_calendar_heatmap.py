@@ -48,6 +48,7 @@ def test_the_default_period_is_52_weeks_ending_today():
     assert heatmap.period(date(2025, 1, 1), None, today=date(2025, 1, 31)) == (date(2025, 1, 1), date(2025, 1, 31))
     with pytest.raises(Invalid):
         heatmap.period(date(1900, 1, 1), date(2025, 1, 1))
+    assert heatmap.period(None, date(1, 1, 2)) == (date(1, 1, 1), date(1, 1, 2))
 
 
 async def test_an_empty_or_reversed_period_has_no_days():
