@@ -271,18 +271,17 @@ async def admin_delete_user(principal: Principal, user_id: uuid.UUID, *, force: 
     delete delay (remove_deleted_users), or at the next sweep when `force` asks for it now. Its
     partnerships and its places in others' albums end now (nothing restores an account), so the
     other side's clients drop them; its own albums are shared no more (access leaves out a deleted
-    owner's). Forcing an already deleted account (as Immich allows) only asks for its removal."""
+    owner's). As in Immich, an account already deleted is not found, forced or not."""
     principal.require_admin()
     if user_id == principal.user_id:
         raise Forbidden("Cannot delete your own account")
-    row = await any_user_by_id(user_id) if force else await user_by_id(user_id)
+    await user_by_id(user_id)
     async with db.transaction() as conn:
-        if row["deleted_at"] is None:
-            await conn.execute("UPDATE users SET deleted_at = now(), updated_at = now() WHERE id = $1", user_id)
-            await conn.execute("DELETE FROM sessions WHERE user_id = $1", user_id)
-            await conn.execute("UPDATE api_keys SET is_active = false WHERE user_id = $1", user_id)
-            await partners.end_all_of(conn, user_id)
-            await album_sharing.end_all_of(conn, user_id)
+        await conn.execute("UPDATE users SET deleted_at = now(), updated_at = now() WHERE id = $1", user_id)
+        await conn.execute("DELETE FROM sessions WHERE user_id = $1", user_id)
+        await conn.execute("UPDATE api_keys SET is_active = false WHERE user_id = $1", user_id)
+        await partners.end_all_of(conn, user_id)
+        await album_sharing.end_all_of(conn, user_id)
         if force:
             await conn.execute("INSERT INTO user_removals (user_id) VALUES ($1) ON CONFLICT DO NOTHING", user_id)
     return await any_user_by_id(user_id)
