@@ -124,6 +124,10 @@ def test_calendar_heatmaps_preferences_pin_and_unlink_all(server, admin):
 
         assert member.put("/api/users/me/preferences", json={"avatar": {"color": "blue"}}).status_code == 200
         assert member.get("/api/users/me").json()["avatarColor"] == "blue"
+        for bad in ("12345", "12a456", ""):
+            refused = admin.put(f"/api/admin/users/{member_id}", json={"pinCode": bad})
+            assert refused.status_code == 400 and refused.json()["errors"][0]["path"] == ["pinCode"], bad
+        assert member.get("/api/auth/status").json()["pinCode"] is True
         assert admin.put(f"/api/admin/users/{member_id}", json={"pinCode": None}).status_code == 200
         assert member.get("/api/auth/status").json()["pinCode"] is False
 

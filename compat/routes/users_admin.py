@@ -11,7 +11,7 @@ from app.domain import access, calendar_heatmap, sessions, users
 from app.domain.errors import BadRequest, Conflict
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
-from compat.routes.users import check_email, heatmap_query, save_preferences, unknown_user_is_bad_request
+from compat.routes.users import check_email, heatmap_query, invalid, save_preferences, unknown_user_is_bad_request
 
 
 class NewUser(dtos.UserAdminCreateDto, kw_only=True):
@@ -21,6 +21,12 @@ class NewUser(dtos.UserAdminCreateDto, kw_only=True):
 
 class UserDeletion(dtos.UserAdminDeleteDto, kw_only=True):
     force: bool | None | UnsetType = UNSET
+
+
+def check_pin_code(pin_code: object) -> None:
+    """Immich's rule for `pinCode` on an admin create or update (null clears the PIN)."""
+    if isinstance(pin_code, str) and not (len(pin_code) == 6 and pin_code.isascii() and pin_code.isdigit()):
+        raise invalid(("pinCode", "pinCode must be a 6-digit numeric string"))
 
 
 @get("/api/admin/users", action=access.READ, admin=True)
@@ -33,6 +39,7 @@ async def admin_create_user(auth: ImmichAuth, data: NewUser) -> dtos.UserAdminRe
     # `notify` asks for the welcome e-mail. Immich sends it only when SMTP is enabled in its system
     # config; this server has no SMTP settings, which is Immich with SMTP off: no e-mail, user created.
     check_email(data.email)
+    check_pin_code(data.pinCode)
     try:
         row = await users.create_user(data.email, data.password, name=data.name, is_admin=data.isAdmin is True)
     except Conflict:
@@ -49,6 +56,7 @@ async def admin_get_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminRespon
 @put("/api/admin/users/{user_id:str}", action=access.WRITE, admin=True)
 async def admin_update_user(auth: ImmichAuth, user_id: str, data: dtos.UserAdminUpdateDto) -> dtos.UserAdminResponseDto:
     check_email(data.email if data.email else None)
+    check_pin_code(data.pinCode)
     patch = mapping.user_admin_patch(data)
     with unknown_user_is_bad_request():
         return mapping.user_admin(await users.admin_update_user(auth.principal, mapping.parse_uuid(user_id), patch))
