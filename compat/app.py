@@ -34,6 +34,7 @@ from compat.routes import sync as sync_routes
 from compat.routes import users as user_routes
 from compat.routes import users_admin as user_admin_routes
 from compat.routes import auth as auth_routes
+from compat.routes import auth_admin as auth_admin_routes
 from compat.routes import sessions as session_routes
 from compat.routes import stacks_keys
 from compat.routes.api_keys import my_api_key
@@ -71,6 +72,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             *sync_routes.ROUTES,
             *user_routes.ROUTES,
             *user_admin_routes.ROUTES,
+            *auth_admin_routes.ROUTES,
             *shared_link_routes.ROUTES,
             *system_metadata_routes.ROUTES,
             *notification_routes.ROUTES,

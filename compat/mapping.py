@@ -10,7 +10,8 @@ from datetime import timezone
 import asyncpg
 import msgspec
 
-from app.domain import effective, users
+from app.domain import effective, licenses, users
+from app.domain import calendar_heatmap as calendar_heatmap_domain
 from app.domain.activities import Activity
 from app.domain.album_sharing import AlbumUser
 from app.domain.albums import AlbumPatch
@@ -52,16 +53,41 @@ def user_admin(row: asyncpg.Record) -> dtos.UserAdminResponseDto:
         updatedAt=row["updated_at"],
         deletedAt=row["deleted_at"],
         isAdmin=row["is_admin"],
-        license=None,
+        license=account_license(row),
         oauthId="",
         profileChangedAt=row["profile_changed_at"],
         profileImagePath=profile_image_path(row),
         quotaSizeInBytes=row["storage_limit_bytes"],
         quotaUsageInBytes=row["storage_used_bytes"] if "storage_used_bytes" in row.keys() else None,
         shouldChangePassword=row["should_change_password"],
-        status="active" if row["deleted_at"] is None else "deleted",
+        status=user_status(row),
         storageLabel=row["storage_label"],
     )
+
+
+def user_status(row: asyncpg.Record) -> str:
+    if row["deleted_at"] is None:
+        return "active"
+    return "removing" if "removal_requested" in row.keys() and row["removal_requested"] else "deleted"
+
+
+def account_license(row: asyncpg.Record) -> dtos.UserLicense | None:
+    """The account's license, when the row was read with it (users._ACCOUNT) and it has one."""
+    if "license_key" not in row.keys() or row["license_key"] is None:
+        return None
+    return dtos.UserLicense(licenseKey=row["license_key"], activationKey=row["license_activation_key"],
+                            activatedAt=row["license_activated_at"])
+
+
+def license_response(found: licenses.License) -> dtos.UserLicense:
+    return dtos.UserLicense(licenseKey=found.license_key, activationKey=found.activation_key,
+                            activatedAt=found.activated_at)
+
+
+def calendar_heatmap(heatmap: calendar_heatmap_domain.Heatmap) -> dtos.CalendarHeatmapResponseDto:
+    return dtos.CalendarHeatmapResponseDto(
+        from_=heatmap.start.isoformat(), to=heatmap.end.isoformat(), totalCount=heatmap.total,
+        series=[{"date": day.isoformat(), "count": count} for day, count in heatmap.series])
 
 
 def login(row: asyncpg.Record, token: str) -> dtos.LoginResponseDto:
@@ -425,8 +451,7 @@ def account_patch(dto: dtos.UserUpdateMeDto) -> users.AccountPatch:
 
 
 def user_admin_patch(dto: dtos.UserAdminUpdateDto) -> users.UserAdminPatch:
-    """An administrator's account change in the domain's terms. The PIN code is not kept by this
-    server, so it is dropped."""
+    """An administrator's account change in the domain's terms."""
     return users.UserAdminPatch(
         avatar_color=dto.avatarColor,
         email=dto.email,
@@ -436,6 +461,7 @@ def user_admin_patch(dto: dtos.UserAdminUpdateDto) -> users.UserAdminPatch:
         storage_limit_bytes=dto.quotaSizeInBytes,
         storage_label=dto.storageLabel,
         should_change_password=dto.shouldChangePassword,
+        pin_code=dto.pinCode,
     )
 
 
@@ -446,6 +472,7 @@ def new_user_settings(dto: dtos.UserAdminCreateDto) -> users.UserAdminPatch:
         storage_limit_bytes=dto.quotaSizeInBytes,
         storage_label=dto.storageLabel,
         should_change_password=dto.shouldChangePassword,
+        pin_code=dto.pinCode,
     )
 
 

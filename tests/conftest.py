@@ -111,7 +111,9 @@ def face_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def server(workdir, face_model_dir):
-    srv = ServerProcess(workdir / "data", extra_env={"MODEL_DIR": str(face_model_dir)}).start()
+    # IMMICH_ENV as on Immich's own test servers: its staging license keys are accepted there.
+    srv = ServerProcess(workdir / "data", extra_env={"MODEL_DIR": str(face_model_dir),
+                                                     "IMMICH_ENV": "testing"}).start()
     # Let this process reach the same database for direct checks and fixtures.
     os.environ["DATABASE_URL"] = srv.services()["database_url"]
     yield srv

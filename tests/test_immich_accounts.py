@@ -241,8 +241,6 @@ def test_admin_user_lifecycle(server):
         assert refused.status_code == 400
         assert member.get(f"/api/admin/users/{member_id}/sessions").status_code == 403
     with _as(server, admin_token) as admin:
-        forced = admin.request("DELETE", f"/api/admin/users/{member_id}", json={"force": True})
-        assert forced.status_code == 501 and admin.get(f"/api/admin/users/{member_id}").json()["status"] == "active"
         deleted = admin.request("DELETE", f"/api/admin/users/{member_id}", json={"force": False})
         validate("/admin/users/{id}", "delete", 200, deleted.json())
         assert deleted.json()["status"] == "deleted"

@@ -760,3 +760,19 @@ INDEXES.append(Index(Asset, "assets_storage_key_key", "UNIQUE btree (storage_key
 
 INDEXES.append(Index(Task, "tasks_failed_idx",
                      "btree (task_type, completed_at) WHERE (status = 'failure'::text)"))
+
+
+class UserLicense(Table, tablename="user_licenses"):
+    """A user's Immich license: the key and the activation key signed over it."""
+
+    user_id = fk(User, CASCADE, primary_key=True)
+    license_key = Text(default=None)
+    activation_key = Text(default=None)
+    activated_at = Timestamptz(default=TimestamptzNow())
+
+
+class UserRemoval(Table, tablename="user_removals"):
+    """A deleted account whose data is removed now, not after the delete delay."""
+
+    user_id = fk(User, CASCADE, primary_key=True)
+    requested_at = Timestamptz(default=TimestamptzNow())

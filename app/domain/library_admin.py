@@ -18,7 +18,7 @@ from app.domain import access, albums, assets, events
 from app.domain.errors import Conflict, Invalid
 from app.storage.blobstore import BlobStore
 
-_PURGE_BATCH = 200
+PURGE_BATCH = 200
 
 
 class LibraryPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -110,14 +110,22 @@ async def delete_library(principal: access.Principal, store: BlobStore, library_
             if await conn.fetchval("SELECT trashed_at FROM libraries WHERE id = $1 FOR NO KEY UPDATE",
                                    library_id) is None:
                 return  # restored meanwhile: stop, keeping what is left
-            await albums.delete_all_in_library(conn, library_id)  # nothing after the first batch
-            rows = await conn.fetch("SELECT * FROM assets WHERE library_id = $1 ORDER BY id LIMIT $2 FOR UPDATE",
-                                    library_id, _PURGE_BATCH)
-            if rows:
-                await assets.hard_delete_rows(conn, rows)
-            else:
-                # Its members and invitations go with it (ON DELETE CASCADE); its events stay.
-                await conn.execute("DELETE FROM libraries WHERE id = $1", library_id)
+            rows = await purge_batch(conn, library_id)
         assets.remove_files(store, rows)
         if not rows:
             return
+
+
+async def purge_batch(conn: asyncpg.Connection, library_id: uuid.UUID) -> list[asyncpg.Record]:
+    """One step of purging a library, in the caller's transaction: its albums, then a batch of its
+    assets (returned, so the caller removes their files once committed); when none are left, the
+    library itself. An empty answer means the library is gone."""
+    await albums.delete_all_in_library(conn, library_id)  # nothing after the first batch
+    rows = await conn.fetch("SELECT * FROM assets WHERE library_id = $1 ORDER BY id LIMIT $2 FOR UPDATE",
+                            library_id, PURGE_BATCH)
+    if rows:
+        await assets.hard_delete_rows(conn, rows)
+    else:
+        # Its members and invitations go with it (ON DELETE CASCADE); its events stay.
+        await conn.execute("DELETE FROM libraries WHERE id = $1", library_id)
+    return rows

@@ -72,3 +72,24 @@ async def reverse_geocoding_state() -> dict[str, Any]:
 
 async def version_check_state() -> dict[str, Any]:
     return await read(VERSION_CHECK_STATE)
+
+
+async def read_stored(key: str) -> dict[str, Any] | None:
+    """What is stored under a key that has no default (absent: None)."""
+    stored = await db.fetchval("SELECT value FROM system_metadata WHERE key = $1", key)
+    if stored is None:
+        return None
+    return json.loads(stored) if isinstance(stored, str) else stored
+
+
+async def write(principal: Principal, key: str, value: dict[str, Any]) -> None:
+    await _write(principal, key, value)
+
+
+async def forget(principal: Principal, key: str) -> None:
+    async with db.transaction() as conn:
+        removed = await conn.fetchval("DELETE FROM system_metadata WHERE key = $1 RETURNING key", key)
+        if removed is not None:
+            await events.record(conn, entity_type=ENTITY, entity_id=_entity_id(key),
+                                event_type="system_metadata_deleted", library_id=None,
+                                owner_id=principal.user_id, payload={"key": key})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
 import secrets
 import uuid
 from datetime import datetime, timezone
@@ -16,14 +18,26 @@ from msgspec import UNSET, UnsetType
 
 from app.db import engine as db
 from app.db.tables import User
-from app.domain import access, album_sharing, effective, partners
+from app.domain import access, album_sharing, assets, effective, library_admin, partners
 from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from app.domain.libraries import DEFAULT_LIBRARY_NAME, insert_library
 from app.domain.principal import ALL_ACTIONS, DELETE, WRITE, Principal
+from app.storage.blobstore import BlobStore
 
 API_KEY_PREFIX = "apikey_"
 
+log = logging.getLogger(__name__)
+
 _hasher = PasswordHasher()
+
+# An account as Immich shows it: its row, the bytes its assets take, its license if it has one, and
+# whether its removal was forced (Immich's status `removing`).
+_ACCOUNT = """
+    SELECT u.*, (SELECT coalesce(sum(a.file_size_bytes), 0)::bigint FROM assets a WHERE a.owner_id = u.id)
+           AS storage_used_bytes,
+           l.license_key, l.activation_key AS license_activation_key, l.activated_at AS license_activated_at,
+           EXISTS (SELECT 1 FROM user_removals r WHERE r.user_id = u.id) AS removal_requested
+    FROM users u LEFT JOIN user_licenses l ON l.user_id = u.id"""
 
 
 # Verified when the email is unknown, so a failed login costs the same either way.
@@ -75,10 +89,9 @@ async def user_by_email(email: str) -> asyncpg.Record:
 
 async def user_by_id(user_id: uuid.UUID) -> asyncpg.Record:
     row = await db.fetchrow(
-        """
-        SELECT u.*, (SELECT coalesce(sum(a.file_size_bytes), 0)::bigint FROM assets a WHERE a.owner_id = u.id)
-               AS storage_used_bytes
-        FROM users u WHERE u.id = $1 AND u.deleted_at IS NULL
+        f"""
+        {_ACCOUNT}
+        WHERE u.id = $1 AND u.deleted_at IS NULL
         """,
         user_id,
     )
@@ -168,10 +181,9 @@ async def update_me(principal: Principal, patch: UserPatch) -> asyncpg.Record:
 
 async def list_users(*, with_deleted: bool = False) -> list[asyncpg.Record]:
     return await db.fetch(
-        """
-        SELECT u.*, (SELECT coalesce(sum(a.file_size_bytes), 0)::bigint FROM assets a WHERE a.owner_id = u.id)
-               AS storage_used_bytes
-        FROM users u WHERE $1 OR u.deleted_at IS NULL ORDER BY u.created_at, u.id
+        f"""
+        {_ACCOUNT}
+        WHERE $1 OR u.deleted_at IS NULL ORDER BY u.created_at, u.id
         """,
         with_deleted,
     )
@@ -188,6 +200,7 @@ class UserAdminPatch(msgspec.Struct, kw_only=True):
     storage_label: str | None | UnsetType = UNSET
     should_change_password: bool | UnsetType = UNSET
     avatar_color: str | None | UnsetType = UNSET  # None: the colour derived from the id
+    pin_code: str | None | UnsetType = UNSET  # None or blank: the PIN is removed
 
 
 async def admin_update_user(principal: Principal, user_id: uuid.UUID, patch: UserAdminPatch) -> asyncpg.Record:
@@ -224,17 +237,41 @@ async def admin_update_user(principal: Principal, user_id: uuid.UUID, patch: Use
     if patch.avatar_color is not UNSET:
         _check_avatar_color(patch.avatar_color)
         values[User.avatar_color] = patch.avatar_color
+    if patch.pin_code:
+        if not PIN_PATTERN.fullmatch(patch.pin_code):
+            raise Invalid("pinCode must be a 6-digit numeric string", "pin_code")
     try:
         await _update_user(user_id, values)
     except asyncpg.UniqueViolationError:
         raise Invalid("Email already in use by another account", "email") from None
+    if patch.pin_code is not UNSET:
+        await _set_pin(user_id, patch.pin_code or None)
     return await user_by_id(user_id)
 
 
-async def admin_delete_user(principal: Principal, user_id: uuid.UUID) -> asyncpg.Record:
-    """Soft delete: the account stops working at once; its data stays until purged. Its partnerships
-    and its places in others' albums end now (nothing restores an account), so the other side's
-    clients drop them; its own albums are shared no more (access leaves out a deleted owner's)."""
+PIN_PATTERN = re.compile(r"\d{6}")
+
+
+async def _set_pin(user_id: uuid.UUID, pin: str | None) -> None:
+    """An administrator sets a user's PIN, or removes it (as Immich does); either way the user's
+    unlocked sessions lock again, since the PIN that unlocked them is no longer the one."""
+    async with db.transaction() as conn:
+        if pin is None:
+            await conn.execute("DELETE FROM pin_codes WHERE user_id = $1", user_id)
+        else:
+            await conn.execute(
+                "INSERT INTO pin_codes (user_id, pin_hash) VALUES ($1, $2)"
+                " ON CONFLICT (user_id) DO UPDATE SET pin_hash = excluded.pin_hash, created_at = now()",
+                user_id, hash_password(pin))
+        await conn.execute("UPDATE sessions SET pin_expires_at = NULL WHERE user_id = $1", user_id)
+
+
+async def admin_delete_user(principal: Principal, user_id: uuid.UUID, *, force: bool = False) -> asyncpg.Record:
+    """Soft delete: the account stops working at once; its data stays until removed, after the
+    delete delay (remove_deleted_users), or at the next sweep when `force` asks for it now. Its
+    partnerships and its places in others' albums end now (nothing restores an account), so the
+    other side's clients drop them; its own albums are shared no more (access leaves out a deleted
+    owner's). As in Immich, an account already deleted is not found, forced or not."""
     principal.require_admin()
     if user_id == principal.user_id:
         raise Forbidden("Cannot delete your own account")
@@ -245,15 +282,89 @@ async def admin_delete_user(principal: Principal, user_id: uuid.UUID) -> asyncpg
         await conn.execute("UPDATE api_keys SET is_active = false WHERE user_id = $1", user_id)
         await partners.end_all_of(conn, user_id)
         await album_sharing.end_all_of(conn, user_id)
-    return await db.fetchrow(
-        "SELECT u.*, 0::bigint AS storage_used_bytes FROM users u WHERE u.id = $1", user_id
-    )
+        if force:
+            await conn.execute("INSERT INTO user_removals (user_id) VALUES ($1) ON CONFLICT DO NOTHING", user_id)
+    return await any_user_by_id(user_id)
 
 
-async def save_preferences(user_id: uuid.UUID, preferences: dict) -> None:
-    """A client's own settings document, stored as it gives it (only that client reads it)."""
-    await db.execute("UPDATE users SET preferences = $2::jsonb, updated_at = now() WHERE id = $1",
-                     user_id, json.dumps(preferences))
+async def users_due_for_removal(delete_delay_days: int) -> list[uuid.UUID]:
+    """Deleted accounts whose removal was forced, or whose deletion is older than the delay."""
+    return [r["id"] for r in await db.fetch(
+        """
+        SELECT u.id FROM users u LEFT JOIN user_removals r ON r.user_id = u.id
+        WHERE u.deleted_at IS NOT NULL
+          AND (r.user_id IS NOT NULL OR u.deleted_at < now() - make_interval(days => $1))
+        ORDER BY u.deleted_at
+        """,
+        delete_delay_days,
+    )]
+
+
+REMOVAL_JOB = "remove_deleted_users"  # the worker's sweep (app.jobs.worker)
+
+
+async def queue_removal(queue, user_id: uuid.UUID) -> None:
+    """Start the removal sweep now for a forced deletion. If the queue cannot take it, the sweep's
+    cron still finds the account (user_removals), so this only makes it sooner."""
+    if queue is None:
+        return
+    try:
+        await queue.enqueue_plain(REMOVAL_JOB, job_id=f"{REMOVAL_JOB}:{user_id}")
+    except Exception:
+        log.exception("could not queue the removal of account %s", user_id)
+
+
+async def remove_deleted_users(store: BlobStore, delete_delay_days: int) -> int:
+    """The sweep: remove every account due (see users_due_for_removal); returns how many went."""
+    removed = 0
+    for user_id in await users_due_for_removal(delete_delay_days):
+        removed += await remove_user(store, user_id)
+    return removed
+
+
+async def remove_user(store: BlobStore, user_id: uuid.UUID) -> bool:
+    """Remove a deleted account for good: its libraries (their albums, assets and files, as a
+    library purge does), its assets in others' libraries, its profile image, then the account row,
+    which takes with it its sessions, keys, partnerships, PIN, license and the rest (foreign keys).
+
+    Each step is its own transaction and files go only after the rows naming them are gone, so a
+    crash leaves at worst an orphan file, and the next sweep finishes the work (the account stays
+    deleted until its row goes). A restore that races it stops the removal, keeping what is left.
+    Returns whether the account is gone."""
+    while True:
+        async with db.transaction() as conn:
+            account = await conn.fetchrow("SELECT * FROM users WHERE id = $1 FOR NO KEY UPDATE", user_id)
+            if account is None or account["deleted_at"] is None:
+                return account is None
+            library = await conn.fetchval("SELECT id FROM libraries WHERE owner_id = $1 ORDER BY id LIMIT 1", user_id)
+            if library is not None:
+                rows = await library_admin.purge_batch(conn, library)
+            else:
+                rows = await conn.fetch(
+                    "SELECT * FROM assets WHERE owner_id = $1 ORDER BY id LIMIT $2 FOR UPDATE",
+                    user_id, library_admin.PURGE_BATCH)
+                if rows:
+                    await assets.hard_delete_rows(conn, rows)
+                else:
+                    await conn.execute("DELETE FROM users WHERE id = $1", user_id)
+        assets.remove_files(store, rows)
+        if library is None and not rows:
+            if account["profile_image_key"]:
+                store.delete(account["profile_image_key"])
+            return True
+
+
+async def save_preferences(user_id: uuid.UUID, preferences: dict, *,
+                           avatar_color: str | UnsetType = UNSET) -> None:
+    """A client's own settings document, stored as it gives it (only that client reads it). Immich's
+    preferences also carry the avatar colour, which is the account's own (users.avatar_color)."""
+    if avatar_color is UNSET:
+        await db.execute("UPDATE users SET preferences = $2::jsonb, updated_at = now() WHERE id = $1",
+                         user_id, json.dumps(preferences))
+        return
+    _check_avatar_color(avatar_color)
+    await db.execute("UPDATE users SET preferences = $2::jsonb, avatar_color = $3, updated_at = now() WHERE id = $1",
+                     user_id, json.dumps(preferences), avatar_color)
 
 
 async def usage_by_user() -> list[asyncpg.Record]:
@@ -347,10 +458,9 @@ async def _set_onboarded(user_id: uuid.UUID, onboarded: bool) -> None:
 async def any_user_by_id(user_id: uuid.UUID) -> asyncpg.Record:
     """An account, deleted or not (an administrator still sees and restores a deleted one)."""
     row = await db.fetchrow(
-        """
-        SELECT u.*, (SELECT coalesce(sum(a.file_size_bytes), 0)::bigint FROM assets a WHERE a.owner_id = u.id)
-               AS storage_used_bytes
-        FROM users u WHERE u.id = $1
+        f"""
+        {_ACCOUNT}
+        WHERE u.id = $1
         """,
         user_id,
     )
@@ -364,8 +474,11 @@ async def admin_restore_user(principal: Principal, user_id: uuid.UUID) -> asyncp
     deletion ended for others (partnerships, places in their albums, sessions and API keys) stays ended."""
     principal.require_admin()
     await any_user_by_id(user_id)
-    await db.execute(
-        "UPDATE users SET deleted_at = NULL, updated_at = now() WHERE id = $1 AND deleted_at IS NOT NULL", user_id)
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE users SET deleted_at = NULL, updated_at = now() WHERE id = $1 AND deleted_at IS NOT NULL", user_id)
+        # A forced removal not yet done is called off (the sweep re-checks deleted_at under a lock).
+        await conn.execute("DELETE FROM user_removals WHERE user_id = $1", user_id)
     return await user_by_id(user_id)
 
 

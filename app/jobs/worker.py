@@ -17,7 +17,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from app.api.state import Shared
-from app.domain import job_queues, maintenance, processing, recognition, storage_moves, tasks
+from app.domain import job_queues, maintenance, processing, recognition, storage_moves, system_config, tasks, users
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,17 @@ async def prune_list_walks(ctx: dict) -> int:
     return await maintenance.prune_list_walks()
 
 
+async def remove_deleted_users(ctx: dict) -> int:
+    """Remove accounts deleted longer ago than Immich's user delete delay, and those whose removal
+    an administrator forced (queued at once by the delete; this cron finishes any a crash cut short)."""
+    shared: Shared = ctx["shared"]
+    delay = (await system_config.current())["user"]["deleteDelay"]
+    removed = await users.remove_deleted_users(shared.store, delay)
+    if removed:
+        log.info("removed %d deleted accounts", removed)
+    return removed
+
+
 _STEP_FOR_TYPE = {
     **{t: processing.METADATA_JOB for t in tasks.METADATA.values()},
     **{t: processing.VARIANTS_JOB for t in tasks.VARIANTS.values()},
@@ -296,6 +307,7 @@ FUNCTIONS = [
     func(requeue_stalled_tasks, keep_result=0),
     # Walks every asset: far longer than arq's default timeout on a large library.
     func(storage_template_migration, keep_result=0, max_tries=1, timeout=24 * 3600),
+    func(remove_deleted_users, keep_result=0),
 ]
 CRON_JOBS = [
     cron(purge_expired_trash, minute=17, unique=True, run_at_startup=True, keep_result=0),
@@ -303,6 +315,7 @@ CRON_JOBS = [
     # Often, and at start: a job interrupted by a crash runs again within a minute of restart.
     cron(requeue_stalled_tasks, second={5, 15, 25, 35, 45, 55}, unique=True, run_at_startup=True, keep_result=0),
     cron(sweep_pending_faces, second={0, 20, 40}, unique=True, run_at_startup=True, keep_result=0),
+    cron(remove_deleted_users, minute=47, unique=True, run_at_startup=True, keep_result=0),
 ]
 
 

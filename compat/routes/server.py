@@ -5,13 +5,14 @@ import shutil
 from collections.abc import Mapping
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, delete, get, post, put
 
 from app.api.state import Shared
-from app.domain import access, media_types, sessions, system_metadata, users
+from app.domain import access, licenses, media_types, sessions, system_metadata, users
 from app.domain.errors import BadRequest
-from compat import dtos
+from compat import dtos, mapping
 from compat.auth import ImmichAuth
+from compat.routes.users import check_license_key
 
 VERSION = dtos.ServerVersionResponseDto(major=3, minor=1, patch=0, prerelease=None)
 VERSION_TAG = f"v{VERSION.major}.{VERSION.minor}.{VERSION.patch}"
@@ -113,7 +114,7 @@ class ServerController(Controller):
         import pyvips
 
         return dtos.ServerAboutResponseDto(
-            version=VERSION_TAG, versionUrl=RELEASE_URL, licensed=False,
+            version=VERSION_TAG, versionUrl=RELEASE_URL, licensed=await licenses.is_server_licensed(),
             libvips=f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}", ffmpeg=av.__version__,
             **build_metadata(os.environ),
         )
@@ -144,6 +145,20 @@ class ServerController(Controller):
     async def version_check(self, auth: ImmichAuth) -> dtos.VersionCheckStateResponseDto:
         # Never checked (this server does not phone home): Immich's answer with its check turned off.
         return dtos.VersionCheckStateResponseDto(**await system_metadata.version_check_state())
+
+    @get("/license", action=access.READ, admin=True)
+    async def license(self, auth: ImmichAuth) -> dtos.UserLicense:
+        return mapping.license_response(await licenses.server_license(auth.principal))
+
+    @put("/license", action=access.WRITE, admin=True)
+    async def set_license(self, auth: ImmichAuth, data: dtos.LicenseKeyDto) -> dtos.UserLicense:
+        check_license_key(data)
+        return mapping.license_response(
+            await licenses.set_server_license(auth.principal, data.licenseKey, data.activationKey))
+
+    @delete("/license", status_code=204, action=access.DELETE, admin=True)
+    async def delete_license(self, auth: ImmichAuth) -> None:
+        await licenses.delete_server_license(auth.principal)
 
     @get("/apk-links", action=access.READ)
     async def apk_links(self, auth: ImmichAuth) -> dtos.ServerApkLinksDto:

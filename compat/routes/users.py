@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import date
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from litestar import Request, delete, get, post, put
 from litestar.exceptions import ValidationException
+from litestar.params import QueryParameter
 from litestar.response import Response
+from msgspec import UNSET
 
 from app.api.file_serving import send_file
 from app.api.state import Shared
-from app.domain import access, profile_images, users
+from app.domain import access, calendar_heatmap, licenses, profile_images, users
 from app.domain.errors import BadRequest, DomainError, NotFound
 from app.storage.multipart import receive_multipart
 from compat import dtos, mapping
@@ -60,8 +63,41 @@ async def save_preferences(user_id: uuid.UUID, data: dtos.UserPreferencesUpdateD
     check_preferences(data)
     current = mapping.preferences(await users.user_by_id(user_id))
     updated = mapping.preferences_update(current, data)
-    await users.save_preferences(user_id, updated)
+    avatar = data.avatar.color if isinstance(data.avatar, dtos.AvatarUpdate) else UNSET
+    await users.save_preferences(user_id, updated, avatar_color=avatar)
     return updated
+
+
+LICENSE_KEY = re.compile(r"^IM(SV|CL)(-[\dA-Za-z]{4}){8}$")
+
+
+def check_license_key(data: dtos.LicenseKeyDto) -> None:
+    """Immich's rules for a license body (before the signature is checked)."""
+    issues = []
+    if not LICENSE_KEY.fullmatch(data.licenseKey):
+        issues.append(("licenseKey", f"licenseKey must match /{LICENSE_KEY.pattern}/ regular expression"))
+    if not data.activationKey:
+        issues.append(("activationKey", "activationKey should not be empty"))
+    if issues:
+        raise invalid(*issues)
+
+
+def heatmap_query(start: str | None, end: str | None, kind: str | None) -> tuple[date | None, date | None, str]:
+    """A calendar heatmap's query as Immich's validation reads it."""
+    issues = []
+    days = []
+    for field, value in (("from", start), ("to", end)):
+        try:
+            days.append(date.fromisoformat(value) if value is not None else None)
+        except ValueError:
+            days.append(None)
+            issues.append((field, f"{field} must be a valid ISO 8601 date string"))
+    kind = calendar_heatmap.UPLOAD if kind is None else kind
+    if kind not in (calendar_heatmap.UPLOAD, calendar_heatmap.TAKEN):
+        issues.append(("type", "type must be one of the following values: Upload, Taken"))
+    if issues:
+        raise invalid(*issues)
+    return days[0], days[1], kind
 
 
 @contextmanager
@@ -102,6 +138,30 @@ async def reset_my_onboarding(auth: ImmichAuth) -> None:
 @put("/api/users/me/preferences", action=access.WRITE)
 async def update_preferences(auth: ImmichAuth, data: dtos.UserPreferencesUpdateDto) -> dict:
     return await save_preferences(auth.principal.user_id, data)
+
+
+@get("/api/users/me/license", action=access.READ)
+async def my_license(auth: ImmichAuth) -> dtos.UserLicense:
+    return mapping.license_response(await licenses.user_license(auth.principal))
+
+
+@put("/api/users/me/license", action=access.WRITE)
+async def set_my_license(auth: ImmichAuth, data: dtos.LicenseKeyDto) -> dtos.UserLicense:
+    check_license_key(data)
+    return mapping.license_response(
+        await licenses.set_user_license(auth.principal, data.licenseKey, data.activationKey))
+
+
+@delete("/api/users/me/license", status_code=204, action=access.DELETE)
+async def delete_my_license(auth: ImmichAuth) -> None:
+    await licenses.delete_user_license(auth.principal)
+
+
+@get("/api/users/me/calendar-heatmap", action=access.READ)
+async def my_calendar_heatmap(auth: ImmichAuth, start: str | None = QueryParameter(name="from", default=None),
+                              to: str | None = None, type: str | None = None) -> dtos.CalendarHeatmapResponseDto:
+    first, last, kind = heatmap_query(start, to, type)
+    return mapping.calendar_heatmap(await calendar_heatmap.my_heatmap(auth.principal, kind, first, last))
 
 
 @post("/api/users/profile-image", request_max_body_size=None, action=access.WRITE)
@@ -156,6 +216,10 @@ ROUTES = [
     set_my_onboarding,
     reset_my_onboarding,
     update_preferences,
+    my_license,
+    set_my_license,
+    delete_my_license,
+    my_calendar_heatmap,
     create_profile_image,
     delete_profile_image,
     get_user,

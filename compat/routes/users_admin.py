@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from litestar import Request, delete, get, post, put
-from litestar.exceptions import HTTPException
+from litestar.params import QueryParameter
 from msgspec import UNSET, UnsetType
 
-from app.domain import access, emails, sessions, users
+from app.api.state import Shared
+from app.domain import access, calendar_heatmap, emails, sessions, users
 from app.domain.errors import BadRequest, Conflict
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
-from compat.routes.users import check_email, save_preferences, unknown_user_is_bad_request
+from compat.routes.users import check_email, heatmap_query, invalid, save_preferences, unknown_user_is_bad_request
 
 
 class NewUser(dtos.UserAdminCreateDto, kw_only=True):
@@ -22,6 +23,12 @@ class UserDeletion(dtos.UserAdminDeleteDto, kw_only=True):
     force: bool | None | UnsetType = UNSET
 
 
+def check_pin_code(pin_code: object) -> None:
+    """Immich's rule for `pinCode` on an admin create or update (null clears the PIN)."""
+    if isinstance(pin_code, str) and not (len(pin_code) == 6 and pin_code.isascii() and pin_code.isdigit()):
+        raise invalid(("pinCode", "pinCode must be a 6-digit numeric string"))
+
+
 @get("/api/admin/users", action=access.READ, admin=True)
 async def admin_list_users(auth: ImmichAuth, withDeleted: bool = False) -> list[dtos.UserAdminResponseDto]:
     return [mapping.user_admin(r) for r in await users.list_users(with_deleted=withDeleted)]
@@ -30,6 +37,7 @@ async def admin_list_users(auth: ImmichAuth, withDeleted: bool = False) -> list[
 @post("/api/admin/users", status_code=201, action=access.WRITE, admin=True)
 async def admin_create_user(auth: ImmichAuth, request: Request, data: NewUser) -> dtos.UserAdminResponseDto:
     check_email(data.email)
+    check_pin_code(data.pinCode)
     try:
         row = await users.create_user(data.email, data.password, name=data.name, is_admin=data.isAdmin is True)
     except Conflict:
@@ -49,21 +57,22 @@ async def admin_get_user(auth: ImmichAuth, user_id: str) -> dtos.UserAdminRespon
 @put("/api/admin/users/{user_id:str}", action=access.WRITE, admin=True)
 async def admin_update_user(auth: ImmichAuth, user_id: str, data: dtos.UserAdminUpdateDto) -> dtos.UserAdminResponseDto:
     check_email(data.email if data.email else None)
+    check_pin_code(data.pinCode)
     patch = mapping.user_admin_patch(data)
     with unknown_user_is_bad_request():
         return mapping.user_admin(await users.admin_update_user(auth.principal, mapping.parse_uuid(user_id), patch))
 
 
 @delete("/api/admin/users/{user_id:str}", status_code=200, action=access.DELETE, admin=True)
-async def admin_delete_user(auth: ImmichAuth, user_id: str,
+async def admin_delete_user(auth: ImmichAuth, shared: Shared, user_id: str,
                             data: UserDeletion | None = None) -> dtos.UserAdminResponseDto:
-    if data is not None and data.force:
-        # There is no removal of an account's photos and libraries here; a deleted account keeps
-        # them until it is restored, so an immediate removal cannot be promised.
-        raise HTTPException(status_code=501, detail="Removing an account's data at once (force) is not supported "
-                                                    "by this server; delete without force")
+    force = data is not None and data.force is True
+    target = mapping.parse_uuid(user_id)
     with unknown_user_is_bad_request():
-        return mapping.user_admin(await users.admin_delete_user(auth.principal, mapping.parse_uuid(user_id)))
+        row = await users.admin_delete_user(auth.principal, target, force=force)
+    if force:
+        await users.queue_removal(shared.queue, target)
+    return mapping.user_admin(row)
 
 
 @post("/api/admin/users/{user_id:str}/restore", status_code=200, action=access.WRITE, admin=True)
@@ -96,6 +105,18 @@ async def admin_user_sessions(auth: ImmichAuth, user_id: str) -> list[dtos.Sessi
     return [mapping.session(r, None) for r in await sessions.list_sessions(target)]
 
 
+@get("/api/admin/users/{user_id:str}/calendar-heatmap", action=access.READ, admin=True)
+async def admin_user_calendar_heatmap(auth: ImmichAuth, user_id: str,
+                                      start: str | None = QueryParameter(name="from", default=None),
+                                      to: str | None = None,
+                                      type: str | None = None) -> dtos.CalendarHeatmapResponseDto:
+    target = mapping.parse_uuid(user_id)
+    first, last, kind = heatmap_query(start, to, type)
+    with unknown_user_is_bad_request():
+        await users.any_user_by_id(target)
+    return mapping.calendar_heatmap(await calendar_heatmap.user_heatmap(auth.principal, target, kind, first, last))
+
+
 @get("/api/admin/users/{user_id:str}/statistics", action=access.READ, admin=True)
 async def admin_user_statistics(auth: ImmichAuth, user_id: str, isFavorite: bool | None = None,
                                 isTrashed: bool | None = None,
@@ -117,4 +138,5 @@ ROUTES = [
     admin_update_user_preferences,
     admin_user_sessions,
     admin_user_statistics,
+    admin_user_calendar_heatmap,
 ]
