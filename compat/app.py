@@ -25,6 +25,7 @@ from compat.routes import activities as activity_routes
 from compat.routes import partners as partner_routes
 from compat.routes import people as people_routes
 from compat.routes import shared_links as shared_link_routes
+from compat.routes import system_config as system_config_routes
 from compat.routes import system_metadata as system_metadata_routes
 from compat.routes import sync as sync_routes
 from compat.routes import users as user_routes
@@ -69,6 +70,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             *user_admin_routes.ROUTES,
             *shared_link_routes.ROUTES,
             *system_metadata_routes.ROUTES,
+            *system_config_routes.ROUTES,
             ServerController,
             login,
             logout,

@@ -220,12 +220,15 @@ def config_file() -> Path | None:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """The file's document: JSON, or YAML (a superset of JSON) when its name says so."""
+    """The file's document: JSON, or YAML when its name says so (as Immich reads it)."""
     text = path.read_text()
     if path.suffix.lower() in (".yml", ".yaml"):
         import yaml
 
-        document = yaml.safe_load(text)
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"not YAML: {exc}") from None
     else:
         document = json.loads(text)
     if not isinstance(document, dict):
@@ -240,10 +243,26 @@ async def _stored() -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else value
 
 
+class ConfigFileInvalid(RuntimeError):
+    """IMMICH_CONFIG_FILE names a file that cannot be read or that Immich's rules refuse: the
+    server does not start with it (as Immich does not)."""
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        return system_config_schema.parse(deep_merge(defaults(), read_config_file(path)))
+    except system_config_schema.InvalidConfig as invalid:
+        problems = "; ".join(f"{'.'.join(map(str, i['path']))}: {i['message']}" for i in invalid.issues)
+        raise ConfigFileInvalid(f"{CONFIG_FILE_ENV} {path}: {problems}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigFileInvalid(f"{CONFIG_FILE_ENV} {path}: {exc}") from None
+
+
 async def _load() -> dict[str, Any]:
     path = config_file()
-    overrides = read_config_file(path) if path is not None else await _stored()
-    return deep_merge(defaults(), overrides)
+    if path is not None:
+        return _from_file(path)
+    return deep_merge(defaults(), await _stored())
 
 
 # (engine, expiry on the monotonic clock, config). Keyed by the engine, so a process that points

@@ -154,3 +154,16 @@ async def test_a_config_file_replaces_the_stored_config_and_refuses_changes(tmp_
         assert refused.value.detail == system_config.CONFIG_FILE_IN_USE
         monkeypatch.delenv(system_config.CONFIG_FILE_ENV)
         system_config.invalidate()
+
+
+async def test_a_config_file_immich_would_refuse_stops_the_config_from_loading(tmp_path, monkeypatch):
+    path = tmp_path / "immich.json"
+    path.write_text(json.dumps({"trash": {"days": -1}}))
+    monkeypatch.setenv(system_config.CONFIG_FILE_ENV, str(path))
+    system_config.invalidate()
+    try:
+        with pytest.raises(system_config.ConfigFileInvalid, match="trash.days: Too small"):
+            await system_config.current()
+    finally:
+        monkeypatch.delenv(system_config.CONFIG_FILE_ENV)
+        system_config.invalidate()
