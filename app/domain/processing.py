@@ -21,7 +21,7 @@ from app.domain import events, system_config, tasks
 from app.domain.datetimes import join_wall_clock
 from app.media import memory
 from app.media.extract import Extracted, extract
-from app.media.images import Encoding, UndecodableImage, VariantOptions, render_frame, render_image
+from app.media.images import DEFAULT_VARIANTS, Encoding, UndecodableImage, VariantOptions, render_frame, render_image
 from app.media.video import NoVideoStream, poster_frame
 from app.storage.blobstore import BlobStore
 
@@ -215,7 +215,7 @@ def variant_options(image: dict[str, Any]) -> VariantOptions:
                           fullsize=encoding(image["fullsize"]))
 
 
-def _render(asset: asyncpg.Record, path, options: VariantOptions) -> Any:
+def _render(asset: asyncpg.Record, path, options: VariantOptions = DEFAULT_VARIANTS) -> Any:
     try:
         if asset["media_type"] == "video":
             return render_frame(poster_frame(path, options.decode_side), options)
