@@ -167,3 +167,17 @@ async def test_a_config_file_immich_would_refuse_stops_the_config_from_loading(t
     finally:
         monkeypatch.delenv(system_config.CONFIG_FILE_ENV)
         system_config.invalidate()
+
+
+async def test_public_users_off_leaves_a_member_listing_only_itself():
+    from app.domain import users
+
+    async with _fresh_server() as admin:
+        member_row = await f.new_user()
+        member = f.principal_for(member_row)
+        assert len(await users.users_visible_to(member)) > 1  # Immich's default: everyone is listed
+        config = system_config.defaults()
+        config["server"]["publicUsers"] = False
+        await system_config.update(admin, config)
+        assert [row["id"] for row in await users.users_visible_to(member)] == [member_row["id"]]
+        assert len(await users.users_visible_to(admin)) > 1
