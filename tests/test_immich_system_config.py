@@ -19,6 +19,7 @@ from app.domain.system_config import CACHE_SECONDS
 from tests.conftest import ServerProcess, run
 from tests.immich_contract import SPEC_PATH, checked_client
 from tests.test_immich_media import _upload
+from tests.test_immich_socket import Listener
 
 needs_spec = pytest.mark.skipif(not SPEC_PATH.exists(), reason="the Immich OpenAPI spec is not present")
 
@@ -60,7 +61,12 @@ def test_round_trip_and_immich_validation(server):
         wanted["trash"]["days"] = 12
         wanted["server"]["loginPageMessage"] = "Welcome home"
         wanted["map"]["darkStyle"] = "https://tiles.example.com/dark.json"
-        saved = admin.put("/system-config", json=wanted)
+        listener = Listener(server.immich_url, headers={"Authorization": admin.headers["Authorization"]})
+        try:
+            saved = admin.put("/system-config", json=wanted)
+            listener.wait_for("on_config_update")  # Immich clients reload the server config
+        finally:
+            listener.client.disconnect()
         assert saved.status_code == 200 and saved.json() == wanted
         assert admin.get("/system-config").json() == wanted
         config = httpx.get(f"{server.immich_url}/api/server/config").json()

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app import realtime
 from app.db import engine as db
 from app.domain import system_config_schema, system_metadata
 from app.domain.errors import BadRequest
@@ -311,6 +312,7 @@ async def update(principal: Principal, document: Any) -> dict[str, Any]:
     _check_rules(config, await current())
     await system_metadata.write(principal, KEY, difference(config, defaults()), payload={"key": KEY})
     invalidate()
+    realtime.publish({"kind": "config_updated"})  # Immich clients reload the server config
     return await current()
 
 
