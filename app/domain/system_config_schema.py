@@ -265,7 +265,9 @@ def parse(document: Any) -> dict[str, Any]:
 # --- Immich's schema --------------------------------------------------------------------------
 
 _CRON = Pattern(r"(((\d+,)+\d+|(\d+(\/|-)\d+)|\d+|\*) ?){5,7}", "Invalid cron expression")
-_TIME = Pattern(r"(?:[01]\d|2[0-3]):[0-5]\d", "Invalid time format, expected HH:mm", anchored=True)
+# The spec's pattern for nightlyTasks.startTime, with zod's own message for a pattern.
+_TIME = Pattern(r"(?:[01]\d|2[0-3]):[0-5]\d", "Invalid string: must match pattern /^(?:[01]\d|2[0-3]):[0-5]\d$/",
+                anchored=True)
 _BOOL = Bool()
 _STR = Str()
 
