@@ -266,7 +266,7 @@ def parse(document: Any) -> dict[str, Any]:
 
 _CRON = Pattern(r"(((\d+,)+\d+|(\d+(\/|-)\d+)|\d+|\*) ?){5,7}", "Invalid cron expression")
 # The spec's pattern for nightlyTasks.startTime, with zod's own message for a pattern.
-_TIME = Pattern(r"(?:[01]\d|2[0-3]):[0-5]\d", "Invalid string: must match pattern /^(?:[01]\d|2[0-3]):[0-5]\d$/",
+_TIME = Pattern(r"(?:[01]\d|2[0-3]):[0-5]\d", r"Invalid string: must match pattern /^(?:[01]\d|2[0-3]):[0-5]\d$/",
                 anchored=True)
 _BOOL = Bool()
 _STR = Str()
