@@ -41,9 +41,12 @@ class _Listener(uvicorn.Server):
 async def _prepare(services: Services) -> None:
     from app.db import engine as db
     from app.db.migrate import apply_migrations
+    from app.domain import system_config
 
     await apply_migrations(services.database_url)
     await db.open_pool()
+    # A config file Immich's rules refuse stops the start here (ConfigFileInvalid), not each request.
+    await system_config.current()
 
 
 async def _reconcile(shared: Shared) -> None:

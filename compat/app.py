@@ -27,6 +27,7 @@ from compat.routes import notifications_admin as notification_admin_routes
 from compat.routes import partners as partner_routes
 from compat.routes import people as people_routes
 from compat.routes import shared_links as shared_link_routes
+from compat.routes import system_config as system_config_routes
 from compat.routes import system_metadata as system_metadata_routes
 from compat.routes import jobs as job_routes
 from compat.routes import queues as queue_routes
@@ -79,6 +80,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             *notification_admin_routes.ROUTES,
             *job_routes.ROUTES,
             *queue_routes.ROUTES,
+            *system_config_routes.ROUTES,
             ServerController,
             login,
             logout,

@@ -61,7 +61,8 @@ def _domain(request: Request, exc: DomainError) -> Response:
         # Nothing in the answer says whether the object exists: the id is not echoed either.
         return _no_access(request, kind)
     status = 400 if exc.status == 422 else exc.status
-    response = immich_error(status, exc.detail)
+    # A document checked field by field (the system config) carries zod's issues, one per value.
+    response = immich_error(status, exc.detail, getattr(exc, "issues", None))
     retry_after = getattr(exc, "retry_after", None)  # a throttled password guess says when to retry
     if retry_after is not None:
         response.headers["retry-after"] = str(retry_after)

@@ -145,7 +145,7 @@ class LiveEvents:
             await self.config_updated()
 
     async def config_updated(self) -> None:
-        """Tell every client to reload the server config (nothing publishes this yet)."""
+        """Tell every client to reload the server config (a system config change)."""
         await self._emit("on_config_update")
 
     # --- translations --------------------------------------------------------------------

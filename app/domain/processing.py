@@ -17,11 +17,11 @@ import asyncpg
 
 from app import realtime
 from app.db import engine as db
-from app.domain import events, tasks
+from app.domain import events, system_config, tasks
 from app.domain.datetimes import join_wall_clock
 from app.media import memory
 from app.media.extract import Extracted, extract
-from app.media.images import UndecodableImage, render_frame, render_image
+from app.media.images import DEFAULT_VARIANTS, Encoding, UndecodableImage, VariantOptions, render_frame, render_image
 from app.media.video import NoVideoStream, poster_frame
 from app.storage.blobstore import BlobStore
 
@@ -211,11 +211,21 @@ async def _fail(asset: asyncpg.Record, task_id: uuid.UUID, message: str) -> None
         await tasks.finish(task_id, ok=False, error=message[:2000])
 
 
-def _render(asset: asyncpg.Record, path) -> Any:
+def variant_options(image: dict[str, Any]) -> VariantOptions:
+    """The renditions the system config's `image` section asks for."""
+    def encoding(section: dict[str, Any]) -> Encoding:
+        return Encoding(section["format"], section["quality"], section.get("progressive", False))
+
+    return VariantOptions(thumbnail_side=image["thumbnail"]["size"], thumbnail=encoding(image["thumbnail"]),
+                          preview_side=image["preview"]["size"], preview=encoding(image["preview"]),
+                          fullsize=encoding(image["fullsize"]))
+
+
+def _render(asset: asyncpg.Record, path, options: VariantOptions = DEFAULT_VARIANTS) -> Any:
     try:
         if asset["media_type"] == "video":
-            return render_frame(poster_frame(path))
-        return render_image(path, asset["mime_type"])
+            return render_frame(poster_frame(path, options.decode_side), options)
+        return render_image(path, asset["mime_type"], options)
     finally:
         memory.release()
 
@@ -229,7 +239,9 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
     if await tasks.start(task_id, attempt) is None:
         return "not run: the task has ended, or a live worker runs it"
     try:
-        rendered = await asyncio.to_thread(_render, asset, store.path(asset["storage_key"]))
+        # Read per run, so a config change applies from the next rendition on, without a restart.
+        options = variant_options((await system_config.current())["image"])
+        rendered = await asyncio.to_thread(_render, asset, store.path(asset["storage_key"]), options)
     except Exception as exc:
         if is_transient(exc):
             raise
@@ -249,6 +261,11 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
             store.delete_tree(prefix)
             return "asset no longer exists"
         kinds = [r.kind for r, _ in written]
+        # Files of renditions now written under another name (the config changed their format) or
+        # no longer made: removed once the rows stop naming them.
+        replaced = {row["storage_key"] for row in await conn.fetch(
+            "SELECT storage_key FROM asset_files WHERE asset_id = $1 AND kind <> 'sidecar'", asset["id"])}
+        replaced -= {key for _, key in written}
         await conn.execute(
             "DELETE FROM asset_files WHERE asset_id = $1 AND kind <> 'sidecar' AND NOT kind = ANY($2::text[])",
             asset["id"], kinds,
@@ -285,6 +302,8 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
         # Warnings (a thumbhash that could not be made) travel with the result.
         await tasks.finish(task_id, ok=True,
                            result="; ".join([", ".join(r.kind for r, _ in written), *rendered.warnings]))
+    for key in replaced:
+        store.delete(key)
     realtime.publish({"kind": "upload_ready", "asset_id": str(asset["id"]), "owner_id": str(asset["owner_id"]),
                       "library_id": str(asset["library_id"])})
     if detection is not None:

@@ -21,7 +21,7 @@ import asyncpg
 import numpy as np
 
 from app.db import engine as db
-from app.domain import faces, people, tasks
+from app.domain import faces, people, system_config, tasks
 from app.domain.faces import Box, Detection
 from app.domain.people import event as person_event
 from app.domain.people import face_event, refresh_people
@@ -107,7 +107,12 @@ async def run_detection(settings, store, task_id: uuid.UUID, queue, attempt: int
         await tasks.finish(task_id, ok=True, result="face detection is off for this account",
                            outcome="skipped_owner_off")
         return "skipped"
-    models = await runtime.face_models(settings.model_dir, settings.face_min_score)
+    face_settings = await facial_recognition()
+    if face_settings is None:
+        await tasks.finish(task_id, ok=True, result="facial recognition is off in the system config",
+                           outcome="skipped_config_off")
+        return "skipped"
+    models = await runtime.face_models(settings.model_dir, face_settings["minScore"])
     if models is None:
         from app.faces.models import missing_models_reason
 
@@ -310,10 +315,21 @@ async def _commit(library_id: uuid.UUID, owner_id: uuid.UUID, pending: list[_Pen
     return assigned, created
 
 
+async def facial_recognition() -> dict | None:
+    """The system config's facial recognition settings (minScore, maxDistance, minFaces), or None
+    while it, or machine learning as a whole, is switched off."""
+    learning = (await system_config.current())["machineLearning"]
+    settings = learning["facialRecognition"]
+    return settings if learning["enabled"] and settings["enabled"] else None
+
+
 async def run_clustering(settings, library_id: uuid.UUID) -> str:
     library = await db.fetchrow("SELECT id, owner_id FROM libraries WHERE id = $1", library_id)
     if library is None:
         return "library no longer exists"
+    face_settings = await facial_recognition()
+    if face_settings is None:  # the faces wait, pending, until it is switched back on
+        return "facial recognition is off in the system config"
     async with db.transaction() as conn:
         task_id = await conn.fetchval(
             "INSERT INTO tasks (owner_id, library_id, task_type, job_id, status, started_at)"
@@ -339,7 +355,7 @@ async def run_clustering(settings, library_id: uuid.UUID) -> str:
         missing = [p for p in batch if p.seq not in index]
         if missing:
             index.add(np.array([p.seq for p in missing]), np.stack([p.vector for p in missing]))
-        plan = await plan_batch(library_id, index, batch, settings.face_max_distance, settings.face_min_faces)
+        plan = await plan_batch(library_id, index, batch, face_settings["maxDistance"], face_settings["minFaces"])
         a, c = await _commit(library_id, library["owner_id"], batch, plan)
         assigned, created, considered = assigned + a, created + c, considered + len(batch)
     await tasks.finish(task_id, ok=True, result=f"{considered} faces considered, {assigned} joined a person,"

@@ -10,7 +10,7 @@ import uuid
 import asyncpg
 
 from app.db import engine as db
-from app.domain import users
+from app.domain import system_config, users
 from app.domain.errors import BadRequest, Unauthorized
 from app.domain.login_throttle import LoginThrottle
 from app.domain.principal import ALL_ACTIONS, Principal
@@ -29,7 +29,10 @@ async def login(email: str, password: str, *, throttle: LoginThrottle | None = N
                 device_type: str = "", device_os: str = "",
                 app_version: str | None = None) -> tuple[asyncpg.Record, str]:
     """Password sign-in from a client address; raises Throttled (before any password check) when
-    that address must wait. Without a throttle (admin tools and test fixtures in-process) nothing counts."""
+    that address must wait. Without a throttle (admin tools and test fixtures in-process) nothing counts.
+    Refused outright while the system config turns password sign-in off, as Immich does."""
+    if not (await system_config.current())["passwordLogin"]["enabled"]:
+        raise Unauthorized("Password login has been disabled")
     attempt = await throttle.begin(email, address) if throttle is not None else None
     row = await db.fetchrow("SELECT * FROM users WHERE lower(email) = lower($1) AND deleted_at IS NULL", email.strip())
     # Verify against a dummy hash for unknown users too, so timing does not reveal accounts.

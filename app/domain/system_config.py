@@ -21,11 +21,16 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
 
+from app import realtime
 from app.db import engine as db
+from app.domain import system_config_schema, system_metadata
+from app.domain.errors import BadRequest
+from app.domain.principal import Principal
 
 KEY = "system-config"
 CONFIG_FILE_ENV = "IMMICH_CONFIG_FILE"
@@ -216,12 +221,15 @@ def config_file() -> Path | None:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """The file's document: JSON, or YAML (a superset of JSON) when its name says so."""
+    """The file's document: JSON, or YAML when its name says so (as Immich reads it)."""
     text = path.read_text()
     if path.suffix.lower() in (".yml", ".yaml"):
         import yaml
 
-        document = yaml.safe_load(text)
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"not YAML: {exc}") from None
     else:
         document = json.loads(text)
     if not isinstance(document, dict):
@@ -236,10 +244,26 @@ async def _stored() -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else value
 
 
+class ConfigFileInvalid(RuntimeError):
+    """IMMICH_CONFIG_FILE names a file that cannot be read or that Immich's rules refuse: the
+    server does not start with it (as Immich does not)."""
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        return system_config_schema.parse(deep_merge(defaults(), read_config_file(path)))
+    except system_config_schema.InvalidConfig as invalid:
+        problems = "; ".join(f"{'.'.join(map(str, i['path']))}: {i['message']}" for i in invalid.issues)
+        raise ConfigFileInvalid(f"{CONFIG_FILE_ENV} {path}: {problems}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigFileInvalid(f"{CONFIG_FILE_ENV} {path}: {exc}") from None
+
+
 async def _load() -> dict[str, Any]:
     path = config_file()
-    overrides = read_config_file(path) if path is not None else await _stored()
-    return deep_merge(defaults(), overrides)
+    if path is not None:
+        return _from_file(path)
+    return deep_merge(defaults(), await _stored())
 
 
 # (engine, expiry on the monotonic clock, config). Keyed by the engine, so a process that points
@@ -269,3 +293,139 @@ async def current() -> dict[str, Any]:
     config = await _load()
     _cache = (db.engine(), time.monotonic() + CACHE_SECONDS, config)
     return config
+
+
+# --- changing the config ----------------------------------------------------------------------
+
+CONFIG_FILE_IN_USE = "Cannot update configuration while IMMICH_CONFIG_FILE is in use"
+LOG_LEVEL_ENV = "IMMICH_LOG_LEVEL"
+
+
+async def update(principal: Principal, document: Any) -> dict[str, Any]:
+    """Replace the config with `document` (a whole SystemConfigDto), after Immich's checks: the
+    schema's (InvalidConfig), then the file in use, then the rules that span fields (BadRequest
+    with Immich's message). Stores only what differs from the defaults; answers the new config."""
+    principal.require_admin()
+    config = system_config_schema.parse(document)
+    if config_file() is not None:
+        raise BadRequest(CONFIG_FILE_IN_USE)
+    _check_rules(config, await current())
+    await system_metadata.write(principal, KEY, difference(config, defaults()), payload={"key": KEY})
+    invalidate()
+    realtime.publish({"kind": "config_updated"})  # Immich clients reload the server config
+    return await current()
+
+
+def _check_rules(new: dict[str, Any], old: dict[str, Any]) -> None:
+    """The checks Immich's services make when a config is about to change (its config.validate)."""
+    if os.environ.get(LOG_LEVEL_ENV) and new["logging"] != old["logging"]:
+        raise BadRequest("Logging cannot be changed while the environment variable IMMICH_LOG_LEVEL is set.")
+    schedules = [new["library"]["scan"], new["backup"]["database"], *new["integrityChecks"].values()]
+    for schedule in schedules:
+        if not valid_cron(schedule["cronExpression"]):
+            raise BadRequest(f"Invalid cron expression {schedule['cronExpression']}")
+    if not storage_template_renders(new["storageTemplate"]["template"]):
+        raise BadRequest("Invalid storage template")
+
+
+_CRON_FIELDS = ((0, 59, {}), (0, 23, {}), (1, 31, {}),
+                (1, 12, {m: i + 1 for i, m in enumerate(
+                    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}),
+                (0, 7, {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}))
+
+
+def valid_cron(expression: str) -> bool:
+    """Whether a cron schedule parses: five fields (minute to weekday), or six with seconds first;
+    each a list of `*`, values, ranges and steps, with month and weekday names."""
+    fields = expression.split()
+    if len(fields) == 6:
+        fields, ranges = fields, ((0, 59, {}), *_CRON_FIELDS)
+    elif len(fields) == 5:
+        ranges = _CRON_FIELDS
+    else:
+        return False
+    return all(_valid_cron_field(text, *limits) for text, limits in zip(fields, ranges))
+
+
+def _valid_cron_field(text: str, low: int, high: int, names: dict[str, int]) -> bool:
+    def value(token: str) -> int | None:
+        number = names.get(token.lower()) if not token.isdigit() else int(token)
+        return number if number is not None and low <= number <= high else None
+
+    for part in text.split(","):
+        span, _, step = part.partition("/")
+        if step and not (step.isdigit() and int(step) > 0):
+            return False
+        if span == "*":
+            continue
+        start, dash, end = span.partition("-")
+        first, last = value(start), value(end) if dash else None
+        if first is None or (dash and (last is None or last < first)):
+            return False
+    return True
+
+
+# Immich's storage template tokens and presets (its storage-template-options answer).
+STORAGE_TEMPLATE_OPTIONS: dict[str, list[str]] = {
+    "yearOptions": ["y", "yy"],
+    "monthOptions": ["M", "MM", "MMM", "MMMM"],
+    "weekOptions": ["W", "WW"],
+    "dayOptions": ["d", "dd"],
+    "hourOptions": ["h", "hh", "H", "HH"],
+    "minuteOptions": ["m", "mm"],
+    "secondOptions": ["s", "ss", "SSS"],
+    "presetOptions": [
+        "{{y}}/{{y}}-{{MM}}-{{dd}}/{{filename}}",
+        "{{y}}/{{MM}}-{{dd}}/{{filename}}",
+        "{{y}}/{{MMMM}}-{{dd}}/{{filename}}",
+        "{{y}}/{{MM}}/{{filename}}",
+        "{{y}}/{{#if album}}{{album}}{{else}}Other/{{MM}}{{/if}}/{{filename}}",
+        "{{#if album}}{{album-startDate-y}}/{{album}}{{else}}{{y}}/Other/{{MM}}{{/if}}/{{filename}}",
+        "{{y}}/{{MMM}}/{{filename}}",
+        "{{y}}/{{MMMM}}/{{filename}}",
+        "{{y}}/{{MM}}/{{dd}}/{{filename}}",
+        "{{y}}/{{MMMM}}/{{dd}}/{{filename}}",
+        "{{y}}/{{y}}-{{MM}}/{{y}}-{{MM}}-{{dd}}/{{filename}}",
+        "{{y}}-{{MM}}-{{dd}}/{{filename}}",
+        "{{y}}-{{MMM}}-{{dd}}/{{filename}}",
+        "{{y}}-{{MMMM}}-{{dd}}/{{filename}}",
+        "{{y}}/{{y}}-{{MM}}/{{filename}}",
+        "{{y}}/{{y}}-{{WW}}/{{filename}}",
+        "{{y}}/{{y}}-{{MM}}-{{dd}}/{{assetId}}",
+        "{{y}}/{{y}}-{{MM}}/{{assetId}}",
+        "{{y}}/{{y}}-{{WW}}/{{assetId}}",
+        "{{album}}/{{filename}}",
+        "{{make}}/{{model}}/{{lensModel}}/{{filename}}",
+    ],
+}
+
+_DATE_TOKENS = frozenset(token for name, tokens in STORAGE_TEMPLATE_OPTIONS.items()
+                         if name != "presetOptions" for token in tokens)
+_TEMPLATE_VARIABLES = _DATE_TOKENS | {"filename", "ext", "filetype", "filetypefull", "assetId", "assetIdShort",
+                                      "album", "make", "model", "lensModel"} | {
+    f"album-{edge}-{token}" for edge in ("startDate", "endDate") for token in _DATE_TOKENS}
+_MUSTACHE = re.compile(r"{{~?\s*(.*?)\s*~?}}", re.S)
+
+
+def storage_template_renders(template: str) -> bool:
+    """Whether the template renders for a sample asset: every `{{...}}` names one of Immich's
+    variables, and the `#if` / `#unless` blocks close. (The storage template module renders for real;
+    this is the config's check.)"""
+    blocks: list[str] = []
+    for expression in _MUSTACHE.findall(template):
+        if expression == "else":
+            if not blocks:
+                return False
+            continue
+        if expression.startswith("/"):
+            if not blocks or blocks.pop() != expression[1:]:
+                return False
+            continue
+        helper, _, argument = expression.partition(" ")
+        if helper in ("#if", "#unless"):
+            if argument.strip() not in _TEMPLATE_VARIABLES:
+                return False
+            blocks.append(helper[1:])
+        elif expression not in _TEMPLATE_VARIABLES:
+            return False
+    return not blocks and "{{" not in _MUSTACHE.sub("", template)

@@ -45,7 +45,10 @@ async def read(key: str) -> dict[str, Any]:
     return value
 
 
-async def _write(principal: Principal, key: str, value: dict[str, Any]) -> None:
+async def write(principal: Principal, key: str, value: dict[str, Any], *,
+                payload: dict[str, Any] | None = None) -> None:
+    """Store the key's value with its change-log event; `payload` replaces the default one (the key
+    and value) when the value should not be copied into the log."""
     async with db.transaction() as conn:
         await conn.execute(
             "INSERT INTO system_metadata (key, value) VALUES ($1, $2::jsonb)"
@@ -53,7 +56,8 @@ async def _write(principal: Principal, key: str, value: dict[str, Any]) -> None:
             key, json.dumps(value),
         )
         await events.record(conn, entity_type=ENTITY, entity_id=_entity_id(key), event_type="system_metadata_set",
-                            library_id=None, owner_id=principal.user_id, payload={"key": key, "value": value})
+                            library_id=None, owner_id=principal.user_id,
+                            payload=payload if payload is not None else {"key": key, "value": value})
 
 
 async def admin_onboarded() -> bool:
@@ -63,7 +67,7 @@ async def admin_onboarded() -> bool:
 async def set_admin_onboarding(principal: Principal, is_onboarded: bool) -> None:
     """Only an administrator finishes (or reopens) the server's first-run onboarding."""
     principal.require_admin()
-    await _write(principal, ADMIN_ONBOARDING, {"isOnboarded": is_onboarded})
+    await write(principal, ADMIN_ONBOARDING, {"isOnboarded": is_onboarded})
 
 
 async def reverse_geocoding_state() -> dict[str, Any]:
@@ -80,10 +84,6 @@ async def read_stored(key: str) -> dict[str, Any] | None:
     if stored is None:
         return None
     return json.loads(stored) if isinstance(stored, str) else stored
-
-
-async def write(principal: Principal, key: str, value: dict[str, Any]) -> None:
-    await _write(principal, key, value)
 
 
 async def forget(principal: Principal, key: str) -> None:

@@ -18,7 +18,7 @@ from msgspec import UNSET, UnsetType
 
 from app.db import engine as db
 from app.db.tables import User
-from app.domain import access, album_sharing, assets, effective, library_admin, partners
+from app.domain import access, album_sharing, assets, effective, library_admin, partners, system_config
 from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from app.domain.libraries import DEFAULT_LIBRARY_NAME, insert_library
 from app.domain.principal import ALL_ACTIONS, DELETE, WRITE, Principal
@@ -187,6 +187,15 @@ async def list_users(*, with_deleted: bool = False) -> list[asyncpg.Record]:
         """,
         with_deleted,
     )
+
+
+async def users_visible_to(principal: Principal) -> list[asyncpg.Record]:
+    """The accounts a user may list: all of them for an administrator or while the system config's
+    server.publicUsers is on (Immich's default), else only the caller's own."""
+    everyone = await list_users()
+    if principal.is_admin or (await system_config.current())["server"]["publicUsers"]:
+        return everyone
+    return [row for row in everyone if row["id"] == principal.user_id]
 
 
 class UserAdminPatch(msgspec.Struct, kw_only=True):

@@ -25,7 +25,8 @@ _MISSING = object()
 
 
 async def face_models(model_dir: Path, min_score: float):
-    """The process's models, loaded once; None (with the reason logged once) when absent."""
+    """The process's models, loaded once; None (with the reason logged once) when absent.
+    `min_score` is the detector's threshold from now on (the config may have changed it)."""
     from app.faces.models import load_face_models, missing_models_reason
 
     async with _models_lock:
@@ -35,7 +36,10 @@ async def face_models(model_dir: Path, min_score: float):
             if loaded is None:
                 log.warning("face recognition is off: %s", missing_models_reason(model_dir))
             found = _models[model_dir] = loaded if loaded is not None else _MISSING
-    return None if found is _MISSING else found
+    if found is _MISSING:
+        return None
+    found.min_score = float(min_score)
+    return found
 
 
 # Rebuild a library's index once this share of its entries points at deleted faces.

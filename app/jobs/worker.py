@@ -21,7 +21,6 @@ from app.domain import job_queues, maintenance, processing, recognition, storage
 
 log = logging.getLogger(__name__)
 
-TRASH_RETENTION = timedelta(days=90)
 MAX_TRIES = 5
 # Pending this long: the job may never have reached the queue (enqueueing again is a no-op
 # while it is queued, so this can be short).
@@ -197,9 +196,12 @@ async def storage_template_migration(ctx: dict) -> str:
 
 
 async def purge_expired_trash(ctx: dict) -> int:
-    """Hard-delete assets that have sat in the trash longer than the retention window."""
+    """Hard-delete assets that have sat in the trash longer than the system config's trash.days;
+    with the trash switched off nothing waits there (Immich's rule)."""
     shared: Shared = ctx["shared"]
-    removed = await maintenance.purge_trash_older_than(shared.store, TRASH_RETENTION)
+    trash = (await system_config.current())["trash"]
+    kept_for = timedelta(days=trash["days"] if trash["enabled"] else 0)
+    removed = await maintenance.purge_trash_older_than(shared.store, kept_for)
     if removed:
         log.info("purged %d assets past the trash retention window", removed)
     return removed

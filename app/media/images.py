@@ -63,6 +63,39 @@ class Rendition:
     height: int
 
 
+@dataclass(frozen=True)
+class Encoding:
+    """How one rendition is written: Immich's image format (jpeg | webp), quality and, for JPEG,
+    progressive scan."""
+
+    format: str = "jpeg"
+    quality: int = QUALITY
+    progressive: bool = False
+
+    @property
+    def mime_type(self) -> str:
+        return f"image/{self.format}"
+
+
+@dataclass(frozen=True)
+class VariantOptions:
+    """The sizes (short side, in pixels) and encodings of the renditions; the defaults are Immich's."""
+
+    thumbnail_side: int = THUMBNAIL_SHORT_SIDE
+    thumbnail: Encoding = Encoding("webp")
+    preview_side: int = PREVIEW_SHORT_SIDE
+    preview: Encoding = Encoding("jpeg")
+    fullsize: Encoding = Encoding("jpeg")
+
+    @property
+    def decode_side(self) -> int:
+        """The short side a decode needs to serve every rendition."""
+        return max(self.thumbnail_side, self.preview_side)
+
+
+DEFAULT_VARIANTS = VariantOptions()
+
+
 @dataclass
 class Rendered:
     renditions: list[Rendition]
@@ -221,7 +254,17 @@ def _thumbhash(image: pyvips.Image) -> bytes:
     return rgba_to_thumbhash(pixels)
 
 
-def _encode(base: pyvips.Image, with_fullsize: bool, in_memory: bool = False) -> Rendered:
+def _save(kind: str, image: pyvips.Image, encoding: Encoding) -> Rendition:
+    if encoding.format == "webp":
+        data = image.webpsave_buffer(Q=encoding.quality, strip=True)
+    else:  # JPEG has no alpha: flattened onto white
+        image = _flatten(image)
+        data = image.jpegsave_buffer(Q=encoding.quality, strip=True, interlace=encoding.progressive)
+    return Rendition(kind, data, encoding.mime_type, image.width, image.height)
+
+
+def _encode(base: pyvips.Image, with_fullsize: bool, options: VariantOptions,
+            in_memory: bool = False) -> Rendered:
     """in_memory: base already wraps a decoded array; a second full-size copy would only
     save re-running the (lazy) sRGB conversion for each size, at the cost of RSS."""
     base = _to_srgb(base)
@@ -229,16 +272,12 @@ def _encode(base: pyvips.Image, with_fullsize: bool, in_memory: bool = False) ->
         base = base.copy_memory()  # decoded once; every size comes from this buffer
     renditions = []
     if with_fullsize:
-        full = _flatten(base)
-        renditions.append(Rendition("fullsize", full.jpegsave_buffer(Q=QUALITY, strip=True), "image/jpeg",
-                                    full.width, full.height))
-    preview = _shrink(base, PREVIEW_SHORT_SIDE).copy_memory()
-    flat_preview = _flatten(preview)
-    renditions.append(Rendition("preview", flat_preview.jpegsave_buffer(Q=QUALITY, strip=True), "image/jpeg",
-                                flat_preview.width, flat_preview.height))
-    thumb = _shrink(preview, THUMBNAIL_SHORT_SIDE)
-    renditions.append(Rendition("thumbnail", thumb.webpsave_buffer(Q=QUALITY, strip=True), "image/webp",
-                                thumb.width, thumb.height))
+        renditions.append(_save("fullsize", base, options.fullsize))
+    preview = _shrink(base, options.preview_side).copy_memory()
+    renditions.append(_save("preview", preview, options.preview))
+    # The thumbnail comes from the preview when that is big enough, which is cheaper.
+    thumb = _shrink(preview if options.thumbnail_side <= options.preview_side else base, options.thumbnail_side)
+    renditions.append(_save("thumbnail", thumb, options.thumbnail))
     warnings = []
     try:
         thumbhash = _thumbhash(thumb)
@@ -265,8 +304,8 @@ def header_size(path: Path, mime: str) -> tuple[int, int] | None:
         return None
 
 
-def _load_shrunk(path: Path, header: pyvips.Image) -> pyvips.Image:
-    """Decode at about the preview size: the JPEG/WebP decoders scale while decoding.
+def _load_shrunk(path: Path, header: pyvips.Image, side: int) -> pyvips.Image:
+    """Decode at about `side` (short side): the JPEG/WebP decoders scale while decoding.
 
     Loading through the format's own loader (not thumbnail()) lets fail_on reject
     truncated files instead of returning a half-grey picture.
@@ -276,14 +315,14 @@ def _load_shrunk(path: Path, header: pyvips.Image) -> pyvips.Image:
     options: dict = {"access": "sequential", "fail_on": "truncated"}
     if loader.startswith("jpegload"):
         shrink = 1
-        while shrink < 8 and short / (shrink * 2) >= PREVIEW_SHORT_SIDE:
+        while shrink < 8 and short / (shrink * 2) >= side:
             shrink *= 2
         options["shrink"] = shrink
-    elif loader.startswith("webpload") and short > PREVIEW_SHORT_SIDE:
-        options["scale"] = PREVIEW_SHORT_SIDE / short
+    elif loader.startswith("webpload") and short > side:
+        options["scale"] = side / short
     image = pyvips.Image.new_from_file(str(path), **options)
     # Shrink first (the short side is the same either way up), then turn the small copy.
-    return _upright(_shrink(image, PREVIEW_SHORT_SIDE))
+    return _upright(_shrink(image, side))
 
 
 def _upright(image: pyvips.Image) -> pyvips.Image:
@@ -295,7 +334,7 @@ def _upright(image: pyvips.Image) -> pyvips.Image:
     return image.copy_memory().autorot()
 
 
-def render_image(path: Path, mime: str) -> Rendered:
+def render_image(path: Path, mime: str, options: VariantOptions = DEFAULT_VARIANTS) -> Rendered:
     fullsize = needs_fullsize(mime)
     try:
         if is_raw(mime) or mime == "image/jxl":
@@ -307,8 +346,8 @@ def render_image(path: Path, mime: str) -> Rendered:
             # assuming alpha (the header reader stops before the extra channels).
             _check_size(*size, peak_bytes_per_pixel=None if is_raw(mime) else 5 * 4)
             with _big_decode(size[0] * size[1]):
-                base = _load_raw(path, PREVIEW_SHORT_SIDE) if is_raw(mime) else _load_with_pillow(path)
-                return _encode(base, True, in_memory=True)
+                base = _load_raw(path, options.decode_side) if is_raw(mime) else _load_with_pillow(path)
+                return _encode(base, True, options, in_memory=True)
         header = pyvips.Image.new_from_file(str(path))
         loader = header.get("vips-loader")
         streams = _streams(header) and not fullsize
@@ -319,12 +358,12 @@ def render_image(path: Path, mime: str) -> Rendered:
         via_pillow = loader == "heifload" and (compression == "hevc" or (compression == "av1" and _pillow_avif()))
         with _big_decode(0 if streams else header.width * header.height):
             if via_pillow:
-                return _encode(_load_with_pillow(path), fullsize, in_memory=True)
+                return _encode(_load_with_pillow(path), fullsize, options, in_memory=True)
             if fullsize:
                 base = _upright(pyvips.Image.new_from_file(str(path), access="sequential", fail_on="truncated"))
             else:
-                base = _load_shrunk(path, header)
-            return _encode(base, fullsize)
+                base = _load_shrunk(path, header, options.decode_side)
+            return _encode(base, fullsize, options)
     except UndecodableImage:
         raise
     except pyvips.Error as exc:
@@ -353,5 +392,5 @@ def _big_decode(pixels: int):
         yield
 
 
-def render_frame(rgb: np.ndarray) -> Rendered:
-    return _encode(_from_array(rgb), with_fullsize=False, in_memory=True)
+def render_frame(rgb: np.ndarray, options: VariantOptions = DEFAULT_VARIANTS) -> Rendered:
+    return _encode(_from_array(rgb), with_fullsize=False, options=options, in_memory=True)

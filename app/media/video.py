@@ -102,8 +102,9 @@ def _frame_peak_bytes_per_pixel(context) -> float:
     return max(3.0, 2 * bits / 8)
 
 
-def poster_frame(path: Path) -> np.ndarray:
-    """The first decodable frame as an RGB array at about preview size, rotated for display.
+def poster_frame(path: Path, short_side: int | None = None) -> np.ndarray:
+    """The first decodable frame as an RGB array at about `short_side` (the preview's size by
+    default), rotated for display.
 
     The same pixel limits as images: the coded size is checked before decoding, and the
     frame is scaled while converting to RGB, so a huge frame never exists twice.
@@ -123,7 +124,7 @@ def poster_frame(path: Path) -> np.ndarray:
         context.options = {**context.options, "max_pixels": _ffmpeg_max_pixels(MAX_PIXELS)}
         frame = _first_frame(container, stream)
         _check_size(frame.width, frame.height, peak)  # the header may not have said
-        width, height = _short_side_size(frame.width, frame.height, PREVIEW_SHORT_SIDE)
+        width, height = _short_side_size(frame.width, frame.height, short_side or PREVIEW_SHORT_SIDE)
         image = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()
         turns = (int(frame.rotation or 0) // 90) % 4
     if turns:

@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, delete, get, post, put
 
 from app.api.state import Shared
-from app.domain import access, licenses, media_types, sessions, system_metadata, users
+from app.domain import access, licenses, media_types, sessions, system_config, system_metadata, users
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
@@ -36,7 +36,8 @@ BUILD_ENV = {
     "thirdPartySupportUrl": "IMMICH_THIRD_PARTY_SUPPORT_URL",
 }
 
-# Only what this server really does is switched on, so clients hide the rest.
+# Only what this server really does is switched on, so clients hide the rest; the flags the system
+# config turns on and off are set per request in `features`.
 FEATURES = dtos.ServerFeaturesDto(
     configFile=False,
     duplicateDetection=False,
@@ -77,30 +78,41 @@ class ServerController(Controller):
     def version_history(self) -> list[dtos.ServerVersionHistoryResponseDto]:
         return []
 
-    @get("/features", sync_to_thread=False, public=True)
-    def features(self, shared: Shared) -> dtos.ServerFeaturesDto:
+    @get("/features", public=True)
+    async def features(self, shared: Shared) -> dtos.ServerFeaturesDto:
         from app.faces.runtime import models_available
 
-        # Faces are on when the workers have models to run (MODEL_DIR), so clients show People.
-        return msgspec.structs.replace(FEATURES, facialRecognition=models_available(shared.settings.model_dir))
+        config = await system_config.current()
+        learning = config["machineLearning"]
+        return msgspec.structs.replace(
+            FEATURES,
+            configFile=system_config.config_file() is not None,
+            # Faces run when the config allows them and the workers have models (MODEL_DIR).
+            facialRecognition=learning["enabled"] and learning["facialRecognition"]["enabled"]
+            and models_available(shared.settings.model_dir),
+            map=config["map"]["enabled"],
+            passwordLogin=config["passwordLogin"]["enabled"],
+            trash=config["trash"]["enabled"],
+        )
 
     @get("/config", public=True)
-    async def config(self, shared: Shared) -> dtos.ServerConfigDto:
+    async def config(self) -> dtos.ServerConfigDto:
+        config = await system_config.current()
         return dtos.ServerConfigDto(
-            externalDomain="",
+            externalDomain=config["server"]["externalDomain"],
             # False until the first admin signs up (clients then show the sign-up screen).
             isInitialized=await sessions.has_admin(),
             # False until an admin finishes onboarding (POST /api/system-metadata/admin-onboarding).
             isOnboarded=await system_metadata.admin_onboarded(),
-            loginPageMessage="",
+            loginPageMessage=config["server"]["loginPageMessage"],
             maintenanceMode=False,
-            mapDarkStyleUrl="",
-            mapLightStyleUrl="",
-            minFaces=shared.settings.face_min_faces,
-            oauthButtonText="",
-            publicUsers=False,
-            trashDays=90,
-            userDeleteDelay=7,
+            mapDarkStyleUrl=config["map"]["darkStyle"],
+            mapLightStyleUrl=config["map"]["lightStyle"],
+            minFaces=config["machineLearning"]["facialRecognition"]["minFaces"],
+            oauthButtonText=config["oauth"]["buttonText"],
+            publicUsers=config["server"]["publicUsers"],
+            trashDays=config["trash"]["days"],
+            userDeleteDelay=config["user"]["deleteDelay"],
         )
 
     @get("/media-types", sync_to_thread=False, public=True)

@@ -111,7 +111,7 @@ def unknown_user_is_bad_request() -> Iterator[None]:
 
 @get("/api/users", action=access.READ)
 async def search_users(auth: ImmichAuth) -> list[dtos.UserResponseDto]:
-    return [mapping.user(r) for r in await users.list_users()]
+    return [mapping.user(r) for r in await users.users_visible_to(auth.principal)]
 
 
 @put("/api/users/me", action=access.WRITE)
