@@ -90,7 +90,8 @@ def test_round_trip_and_immich_validation(server):
         assert not_an_object.status_code == 400 and not_an_object.json()["errors"][0]["path"] == []
         template = copy.deepcopy(wanted)
         template["storageTemplate"]["template"] = "{{foo}}"
-        assert admin.put("/system-config", json=template).json() == {"message": "Invalid storage template"}
+        refused = admin.put("/system-config", json=template)
+        assert refused.status_code == 400 and refused.json()["message"].startswith("Invalid storage template: ")
         assert admin.get("/system-config").json() == wanted  # nothing refused was kept
 
 

@@ -21,15 +21,14 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 from app import realtime
 from app.db import engine as db
-from app.domain import system_config_schema, system_metadata
-from app.domain.errors import BadRequest
+from app.domain import storage_template, system_config_schema, system_metadata
+from app.domain.errors import BadRequest, Invalid
 from app.domain.principal import Principal
 
 KEY = "system-config"
@@ -324,8 +323,10 @@ def _check_rules(new: dict[str, Any], old: dict[str, Any]) -> None:
     for schedule in schedules:
         if not valid_cron(schedule["cronExpression"]):
             raise BadRequest(f"Invalid cron expression {schedule['cronExpression']}")
-    if not storage_template_renders(new["storageTemplate"]["template"]):
-        raise BadRequest("Invalid storage template")
+    try:
+        storage_template.validate(new["storageTemplate"]["template"])
+    except Invalid as exc:
+        raise BadRequest(exc.detail) from exc
 
 
 _CRON_FIELDS = ((0, 59, {}), (0, 23, {}), (1, 31, {}),
@@ -363,69 +364,3 @@ def _valid_cron_field(text: str, low: int, high: int, names: dict[str, int]) -> 
         if first is None or (dash and (last is None or last < first)):
             return False
     return True
-
-
-# Immich's storage template tokens and presets (its storage-template-options answer).
-STORAGE_TEMPLATE_OPTIONS: dict[str, list[str]] = {
-    "yearOptions": ["y", "yy"],
-    "monthOptions": ["M", "MM", "MMM", "MMMM"],
-    "weekOptions": ["W", "WW"],
-    "dayOptions": ["d", "dd"],
-    "hourOptions": ["h", "hh", "H", "HH"],
-    "minuteOptions": ["m", "mm"],
-    "secondOptions": ["s", "ss", "SSS"],
-    "presetOptions": [
-        "{{y}}/{{y}}-{{MM}}-{{dd}}/{{filename}}",
-        "{{y}}/{{MM}}-{{dd}}/{{filename}}",
-        "{{y}}/{{MMMM}}-{{dd}}/{{filename}}",
-        "{{y}}/{{MM}}/{{filename}}",
-        "{{y}}/{{#if album}}{{album}}{{else}}Other/{{MM}}{{/if}}/{{filename}}",
-        "{{#if album}}{{album-startDate-y}}/{{album}}{{else}}{{y}}/Other/{{MM}}{{/if}}/{{filename}}",
-        "{{y}}/{{MMM}}/{{filename}}",
-        "{{y}}/{{MMMM}}/{{filename}}",
-        "{{y}}/{{MM}}/{{dd}}/{{filename}}",
-        "{{y}}/{{MMMM}}/{{dd}}/{{filename}}",
-        "{{y}}/{{y}}-{{MM}}/{{y}}-{{MM}}-{{dd}}/{{filename}}",
-        "{{y}}-{{MM}}-{{dd}}/{{filename}}",
-        "{{y}}-{{MMM}}-{{dd}}/{{filename}}",
-        "{{y}}-{{MMMM}}-{{dd}}/{{filename}}",
-        "{{y}}/{{y}}-{{MM}}/{{filename}}",
-        "{{y}}/{{y}}-{{WW}}/{{filename}}",
-        "{{y}}/{{y}}-{{MM}}-{{dd}}/{{assetId}}",
-        "{{y}}/{{y}}-{{MM}}/{{assetId}}",
-        "{{y}}/{{y}}-{{WW}}/{{assetId}}",
-        "{{album}}/{{filename}}",
-        "{{make}}/{{model}}/{{lensModel}}/{{filename}}",
-    ],
-}
-
-_DATE_TOKENS = frozenset(token for name, tokens in STORAGE_TEMPLATE_OPTIONS.items()
-                         if name != "presetOptions" for token in tokens)
-_TEMPLATE_VARIABLES = _DATE_TOKENS | {"filename", "ext", "filetype", "filetypefull", "assetId", "assetIdShort",
-                                      "album", "make", "model", "lensModel"} | {
-    f"album-{edge}-{token}" for edge in ("startDate", "endDate") for token in _DATE_TOKENS}
-_MUSTACHE = re.compile(r"{{~?\s*(.*?)\s*~?}}", re.S)
-
-
-def storage_template_renders(template: str) -> bool:
-    """Whether the template renders for a sample asset: every `{{...}}` names one of Immich's
-    variables, and the `#if` / `#unless` blocks close. (The storage template module renders for real;
-    this is the config's check.)"""
-    blocks: list[str] = []
-    for expression in _MUSTACHE.findall(template):
-        if expression == "else":
-            if not blocks:
-                return False
-            continue
-        if expression.startswith("/"):
-            if not blocks or blocks.pop() != expression[1:]:
-                return False
-            continue
-        helper, _, argument = expression.partition(" ")
-        if helper in ("#if", "#unless"):
-            if argument.strip() not in _TEMPLATE_VARIABLES:
-                return False
-            blocks.append(helper[1:])
-        elif expression not in _TEMPLATE_VARIABLES:
-            return False
-    return not blocks and "{{" not in _MUSTACHE.sub("", template)

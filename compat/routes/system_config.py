@@ -7,7 +7,7 @@ from typing import Any
 
 from litestar import get, put
 
-from app.domain import access, system_config
+from app.domain import access, storage_template, system_config
 from compat import dtos
 from compat.auth import ImmichAuth
 
@@ -31,7 +31,7 @@ async def get_defaults(auth: ImmichAuth) -> dict[str, Any]:
 
 @get("/api/system-config/storage-template-options", action=access.READ, admin=True)
 async def get_storage_template_options(auth: ImmichAuth) -> dtos.SystemConfigTemplateStorageOptionDto:
-    return dtos.SystemConfigTemplateStorageOptionDto(**system_config.STORAGE_TEMPLATE_OPTIONS)
+    return dtos.SystemConfigTemplateStorageOptionDto(**storage_template.options())
 
 
 ROUTES = [get_config, update_config, get_defaults, get_storage_template_options]
