@@ -125,7 +125,7 @@ def test_a_fresh_server_set_up_and_run_through_the_immich_api(fresh):
         assert created.status_code == 201, created.text
         member_id = created.json()["id"]
         assert admin.put(f"/api/admin/users/{member_id}", json={"name": "Renamed"}).json()["name"] == "Renamed"
-        assert admin.delete(f"/api/admin/users/{member_id}", json={}).json()["status"] == "deleted"
+        assert admin.request("DELETE", f"/api/admin/users/{member_id}", json={}).json()["status"] == "deleted"
         assert admin.post(f"/api/admin/users/{member_id}/restore").json()["status"] == "active"
 
         with _signed_in(base, "member@example.com", "member-password") as member:
@@ -163,7 +163,7 @@ def test_a_fresh_server_set_up_and_run_through_the_immich_api(fresh):
                 [(recipients, message)] = inbox.wait_for(1)
                 assert recipients == ["admin@example.com"] and message["Message-ID"] == mailed.json()["messageId"]
 
-        forced = admin.delete(f"/api/admin/users/{member_id}", json={"force": True})
+        forced = admin.request("DELETE", f"/api/admin/users/{member_id}", json={"force": True})
         assert forced.status_code == 200, forced.text
         _wait("the account's removal", lambda: admin.get(f"/api/admin/users/{member_id}").status_code == 400)
         assert httpx.post(f"{base}/api/auth/login", json={"email": "member@example.com",

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 import socket
-import time
 import uuid
 from collections import Counter
 from datetime import timedelta
@@ -29,7 +28,7 @@ STALLED_AFTER_S = 10
 # arq in-progress mark may be left by a worker killed between taking the job and claiming the task.
 ORPHANED_AFTER_S = 60
 HEARTBEAT_S = 5
-# How stale the worker's view of paused queues and concurrency limits may be.
+# How often a job waiting for its queue's slot looks again for a new limit or a pause.
 QUEUE_STATE_TTL_S = 1.0
 
 
@@ -37,21 +36,17 @@ class QueueGates:
     """Immich's per-queue pause and concurrency inside one worker (arq's max_jobs is global).
 
     A job of a paused queue ends without running (its task stays pending for resume); otherwise
-    it waits for one of its queue's slots. Pauses and limits are re-read at most every
-    QUEUE_STATE_TTL_S, so a change takes effect without a restart.
+    it waits for one of its queue's slots. Pauses are read for every job (one primary-key read), so
+    a pause holds from the moment it is answered; limits come from the system config (cached for a
+    second), so a change takes effect without a restart.
     """
 
     def __init__(self) -> None:
         self.running: Counter[str] = Counter()
         self.changed = asyncio.Condition()
-        self._paused: set[str] = set()
-        self._read_at = float("-inf")
 
     async def paused(self) -> set[str]:
-        if time.monotonic() - self._read_at > QUEUE_STATE_TTL_S:
-            self._paused = await job_queues.paused_queues()
-            self._read_at = time.monotonic()
-        return self._paused
+        return await job_queues.paused_queues()
 
     @contextlib.asynccontextmanager
     async def slot(self, queue: str):
