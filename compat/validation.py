@@ -26,6 +26,9 @@ from app.api.body_limits import CheckedRequest, type_error
 
 # The pattern the spec (and Immich's z.uuidv4()) gives every id.
 UUID_PATTERN = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$"
+# The spec's email pattern (zod's HTML5 one, which Immich's toEmail uses).
+EMAIL_PATTERN = (r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+                 r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
 MISSING = object()  # a field absent from the body: zod says it received `undefined`
 
 Path = list[str | int]
@@ -66,17 +69,19 @@ def invalid_uuid(path: Path) -> dict:
             "path": path, "message": "Invalid UUID"}
 
 
+def _typeof(value: Any) -> str:
+    """JavaScript's typeof, which Immich's date helpers name in their messages."""
+    return {"null": "object", "array": "object", "NaN": "number"}.get(received(value), received(value))
+
+
 def invalid_datetime(value: Any, path: Path) -> dict:
-    # Immich's isoDatetimeToDate names the JavaScript typeof of the input.
-    kind = {"null": "object", "array": "object", "NaN": "number"}.get(received(value), received(value))
     return {"origin": "string", "code": "invalid_format", "format": "datetime", "path": path,
-            "message": f"Invalid input: expected ISO 8601 datetime string, received {kind}"}
+            "message": f"Invalid input: expected ISO 8601 datetime string, received {_typeof(value)}"}
 
 
 def invalid_date(value: Any, path: Path) -> dict:
-    kind = {"null": "object", "array": "object", "NaN": "number"}.get(received(value), received(value))
     return {"origin": "string", "code": "invalid_format", "format": "date", "path": path,
-            "message": f"Invalid input: expected ISO date string (YYYY-MM-DD), received {kind}"}
+            "message": f"Invalid input: expected ISO date string (YYYY-MM-DD), received {_typeof(value)}"}
 
 
 def out_of_range(origin: str, bound: float, too_big: bool, path: Path) -> dict:
@@ -156,6 +161,8 @@ def _spec_order(values: tuple) -> list:
 
 _EXPECTED = {mi.StrType: "string", mi.IntType: "number", mi.FloatType: "number", mi.BoolType: "boolean",
              mi.ListType: "array", mi.StructType: "object", mi.DictType: "record"}
+_JSON_KIND = {"string": "string", "number": "number", "boolean": "boolean", "array": "array",
+              "object": "object", "record": "object"}  # what `received` says of a value of that type
 _ORIGIN = {mi.StrType: "string", mi.IntType: "number", mi.FloatType: "number", mi.ListType: "array"}
 
 
@@ -172,14 +179,9 @@ def _leaf_issue(node: mi.Type, value: Any, path: Path) -> dict:
     expected = _EXPECTED.get(type(kind), "unknown")
     if isinstance(kind, mi.IntType) and isinstance(value, float) and not value.is_integer():
         return {**invalid_type("int", value, path), "format": "safeint"}
-    if value is MISSING or (value is None and not nullable) or received(value) not in _fits(kind):
+    if value is MISSING or (value is None and not nullable) or received(value) != _JSON_KIND.get(expected):
         return invalid_type(expected, value, path)
     return _rule_issue(kind, value, path)
-
-
-def _fits(kind: mi.Type) -> tuple[str, ...]:
-    return {"string": ("string",), "number": ("number",), "boolean": ("boolean",), "array": ("array",),
-            "object": ("object",), "record": ("object",)}.get(_EXPECTED.get(type(kind), ""), ())
 
 
 def _rule_issue(kind: mi.Type, value: Any, path: Path) -> dict:
@@ -195,6 +197,9 @@ def _rule_issue(kind: mi.Type, value: Any, path: Path) -> dict:
     pattern = getattr(kind, "pattern", None)
     if pattern == UUID_PATTERN:
         return invalid_uuid(path)
+    if pattern == EMAIL_PATTERN:
+        return {"origin": "string", "code": "invalid_format", "format": "email", "path": path,
+                "message": "Invalid input: expected email, received string"}
     if pattern is not None:
         return {"origin": "string", "code": "invalid_format", "format": "regex", "pattern": pattern, "path": path,
                 "message": f"Invalid string: must match pattern /{pattern}/"}

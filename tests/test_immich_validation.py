@@ -41,13 +41,15 @@ class Case:
     params: dict | None = None
     status: int = 400
     errors: list[tuple[list, str]] = field(default_factory=list)  # (path, message) each present
+    admin: bool = False  # asked by an administrator
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} {self.body if self.body is not None else self.params or ''}"
 
 
-def bad(method: str, path: str, *errors: tuple[list, str], body: Any = None, params: dict | None = None) -> Case:
-    return Case(method, path, body, params, 400, list(errors))
+def bad(method: str, path: str, *errors: tuple[list, str], body: Any = None, params: dict | None = None,
+        admin: bool = False) -> Case:
+    return Case(method, path, body, params, 400, list(errors), admin)
 
 
 def ok(method: str, path: str, status: int, body: Any = None, params: dict | None = None) -> Case:
@@ -193,6 +195,27 @@ CASES = [
         params={"order": "up"}),
     bad("GET", "/api/timeline/bucket", (["timeBucket"], expected("string", "undefined"))),
     bad("GET", "/api/map/markers", (["isFavorite"], BOOL_QUERY), params={"isFavorite": "maybe"}),
+    # --- users, admin users, sign-in ---
+    bad("GET", "/api/users/nope", (["id"], "Invalid UUID")),
+    bad("PUT", "/api/users/me", (["avatarColor"], 'Invalid option: expected one of "primary"|"pink"|"red"|"yellow"|'
+                                                  '"blue"|"green"|"purple"|"orange"|"gray"|"amber"'),
+        body={"avatarColor": "teal"}),
+    bad("PUT", "/api/users/me", (["email"], "Invalid input: expected email, received string"), body={"email": "nope"}),
+    bad("PUT", "/api/users/me", (["name"], expected("string", "boolean")), body={"name": True}),
+    bad("POST", "/api/auth/login", (["password"], expected("string", "undefined")), body={"email": "a@b.c"}),
+    bad("POST", "/api/auth/login", (["email"], "Invalid input: expected email, received string"),
+        body={"email": "nope", "password": "x"}),
+    bad("POST", "/api/admin/users", (["email"], expected("string", "undefined")), body={"name": "n", "password": "p"},
+        admin=True),
+    bad("POST", "/api/admin/users", (["quotaSizeInBytes"], "Too small: expected number to be >=0"),
+        body={"email": "q@example.com", "name": "n", "password": "p", "quotaSizeInBytes": -1}, admin=True),
+    bad("POST", "/api/admin/users", (["pinCode"], None),
+        body={"email": "q@example.com", "name": "n", "password": "p", "pinCode": "12"}, admin=True),
+    bad("GET", "/api/admin/users/nope", (["id"], "Invalid UUID"), admin=True),
+    bad("PUT", "/api/admin/users/{user}", (["isAdmin"], expected("boolean", "string")), body={"isAdmin": "no"},
+        admin=True),
+    bad("DELETE", "/api/admin/users/{user}", (["force"], expected("boolean", "string")), body={"force": "yes"},
+        admin=True),
     # --- sync (a session, not an API key) ---
     bad("POST", "/api/sync/stream", (["types", 0], None), body={"types": ["EverythingV9"]}),
     bad("POST", "/api/sync/stream", (["types"], expected("array", "undefined")), body={}),
@@ -201,27 +224,36 @@ CASES = [
 ]
 
 
+def _signed_in(server, account) -> httpx.Client:
+    return httpx.Client(base_url=server.immich_url, timeout=60,
+                        headers={"authorization": f"Bearer {session_token(account)}"})
+
+
 @pytest.fixture(scope="module")
 def world(server):
-    """One account signed in with a session (sync refuses API keys), one asset, album and person."""
+    """One account signed in with a session (sync refuses API keys), one asset, album and person;
+    and an administrator."""
+    from app.db import engine as db
+    from tests.conftest import run
     from tests.helpers import create_account
 
-    account = create_account(server)
-    http = httpx.Client(base_url=server.immich_url, timeout=60,
-                        headers={"authorization": f"Bearer {session_token(account)}"})
+    account, admin = create_account(server), create_account(server)
+    run(db.execute("UPDATE users SET is_admin = true WHERE id = $1", admin.user_id))
+    http, admin_http = _signed_in(server, account), _signed_in(server, admin)
     asset = http.post("/api/assets", files={"assetData": ("v.png", png_bytes(9100), "image/png")}, data=FIELDS)
     album = http.post("/api/albums", json={"albumName": "Validation"})
     person = http.post("/api/people", json={"name": "Val"})
     assert (asset.status_code, album.status_code, person.status_code) == (201, 201, 201)
     ids = {"asset": asset.json()["id"], "album": album.json()["id"], "person": person.json()["id"],
            "user": str(account.user_id)}
-    yield http, ids
+    yield {False: http, True: admin_http}, ids
     http.close()
+    admin_http.close()
 
 
-def _answer(http: httpx.Client, ids: dict, case: Case) -> httpx.Response:
+def _answer(clients: dict, ids: dict, case: Case) -> httpx.Response:
     extra = {"json": case.body} if case.body is not None else {}
-    return http.request(case.method, case.path.format(**ids), params=case.params, **extra)
+    return clients[case.admin].request(case.method, case.path.format(**ids), params=case.params, **extra)
 
 
 def _mismatch(case: Case, r: httpx.Response) -> str | None:
@@ -240,6 +272,6 @@ def _mismatch(case: Case, r: httpx.Response) -> str | None:
 
 
 def test_malformed_input_answers_as_immich(world):
-    http, ids = world
-    mismatches = [m for case in CASES if (m := _mismatch(case, _answer(http, ids, case)))]
+    clients, ids = world
+    mismatches = [m for case in CASES if (m := _mismatch(case, _answer(clients, ids, case)))]
     assert not mismatches, "\n".join(mismatches)
