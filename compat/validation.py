@@ -250,8 +250,9 @@ class ImmichRequest(CheckedRequest):
 _NO_VALUE = object()
 
 
-def _query_issue(annotation: Any, value: Any, key: str) -> dict | None:
-    """zod's issue for one query parameter, held to Immich's rules for its declared type."""
+def _query_issue(annotation: Any, value: Any, key: str, kwarg: Any = None) -> dict | None:
+    """zod's issue for one query parameter, held to Immich's rules for its declared type (and the
+    range its Parameter(ge=..., le=...) declares)."""
     kinds = [a for a in (get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,))
              if a is not type(None)]
     if len(kinds) != 1:
@@ -266,9 +267,14 @@ def _query_issue(annotation: Any, value: Any, key: str) -> dict | None:
         return invalid_option(list(get_args(kind)), [key])
     if kind in (int, float):
         try:
-            float(value)
+            number = float(value)
         except ValueError:
             return invalid_type("number", math.nan, [key])
+        low, high = getattr(kwarg, "ge", None), getattr(kwarg, "le", None)
+        if low is not None and number < low:
+            return out_of_range("number", low, False, [key])
+        if high is not None and number > high:
+            return out_of_range("number", high, True, [key])
     return None
 
 
@@ -288,7 +294,7 @@ async def check_query(request: Request) -> None:
         value = request.query_params.get(key, _NO_VALUE)
         if value is _NO_VALUE and definition.has_default:
             continue
-        issue = _query_issue(definition.annotation, value, key)
+        issue = _query_issue(definition.annotation, value, key, kwarg)
         if issue is not None:
             issues.append(issue)
     if issues:
