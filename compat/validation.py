@@ -14,7 +14,7 @@ import re
 import uuid
 from functools import lru_cache
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import msgspec
 from litestar import Request
@@ -244,7 +244,48 @@ class ImmichRequest(CheckedRequest):
     def check_declared_type(value: Any, declared: Any) -> None:
         error = type_error(value, declared)
         if error is not None:
-            raise failed(from_msgspec(declared, value, error[1], error[0]))
+            issues: list[dict] = []
+            _collect(declared, declared, value, value, [], issues)
+            raise failed(*(issues or [from_msgspec(declared, value, error[1], error[0])]))
+
+
+def _collect(root: Any, declared: Any, root_body: Any, value: Any, path: Path, out: list[dict]) -> None:
+    """Every issue in `value` (at `path` of the body), as zod lists them all where msgspec stops at the first."""
+    error = type_error(value, declared)
+    if error is None:
+        return
+    found = len(out)
+    struct, item = _inner(declared)
+    if struct is not None and isinstance(value, dict):
+        for f in msgspec.structs.fields(struct):
+            if f.encode_name in value:
+                _collect(root, f.type, root_body, value[f.encode_name], [*path, f.encode_name], out)
+            elif f.required:
+                out.append(body_issue(root, root_body, path, f.encode_name) or
+                           invalid_type("value", MISSING, [*path, f.encode_name]))
+    elif item is not None and isinstance(value, list):
+        for i, element in enumerate(value):
+            _collect(root, item, root_body, element, [*path, i], out)
+    if len(out) == found:  # the value itself, not something inside it
+        out.append(from_msgspec(root, root_body, error[1], _where(path, error[0])))
+
+
+def _where(path: Path, inner: str) -> str:
+    """msgspec's location of an error found in the value at `path`."""
+    prefix = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return prefix + (("." if inner and not inner.startswith("[") and prefix else "") + inner)
+
+
+def _inner(declared: Any) -> tuple[Any, Any]:
+    """The struct class, or the list item type, that a (possibly optional, constrained) type declares."""
+    for option in get_args(declared) if get_origin(declared) in (Union, UnionType) else (declared,):
+        if get_origin(option) is Annotated:
+            option = get_args(option)[0]
+        if isinstance(option, type) and issubclass(option, msgspec.Struct):
+            return option, None
+        if get_origin(option) is list:
+            return None, get_args(option)[0]
+    return None, None
 
 
 _NO_VALUE = object()

@@ -27,6 +27,10 @@ ROLES = 'Invalid option: expected one of "editor"|"owner"|"viewer"'
 VISIBILITY = 'Invalid option: expected one of "archive"|"timeline"|"hidden"|"locked"'
 BOOL_QUERY = 'Invalid option: expected one of "true"|"false"'
 DATETIME = "Invalid input: expected ISO 8601 datetime string, received string"
+AVATAR_COLORS = ('Invalid option: expected one of "primary"|"pink"|"red"|"yellow"|"blue"|"green"|"purple"|"orange"|'
+                 '"gray"|"amber"')
+SUGGESTION_TYPES = ('Invalid option: expected one of "country"|"state"|"city"|"camera-make"|"camera-model"|'
+                    '"camera-lens-model"')
 
 
 def expected(kind: str, received: str) -> str:
@@ -98,6 +102,9 @@ CASES = [
         body={"longitude": -181}),
     bad("PUT", "/api/assets/{asset}", (["visibility"], VISIBILITY), body={"visibility": "secret"}),
     bad("PUT", "/api/assets/{asset}", (["isFavorite"], expected("boolean", "null")), body={"isFavorite": None}),
+    bad("PUT", "/api/assets/{asset}", (["isFavorite"], expected("boolean", "null")),  # every issue, as zod lists them
+        (["rating"], expected("int", "number")), (["visibility"], VISIBILITY),
+        body={"isFavorite": None, "rating": 0.5, "visibility": 1}),
     bad("PUT", "/api/assets/{asset}", (["livePhotoVideoId"], "Invalid UUID"), body={"livePhotoVideoId": "v"}),
     bad("PUT", "/api/assets/{asset}", (["dateTimeOriginal"], expected("string", "number")),
         body={"dateTimeOriginal": 5}),
@@ -121,9 +128,7 @@ CASES = [
     bad("POST", "/api/search/metadata", (["personIds", 0], "Invalid UUID"), body={"personIds": ["p"]}),
     bad("POST", "/api/search/metadata", (["withDeleted"], expected("boolean", "number")), body={"withDeleted": 1}),
     ok("POST", "/api/search/metadata", 200, body={"size": 1, "whatever": 1}),
-    bad("GET", "/api/search/suggestions", (["type"], 'Invalid option: expected one of "country"|"state"|"city"|'
-                                                    '"camera-make"|"camera-model"|"camera-lens-model"'),
-        params={"type": "colour"}),
+    bad("GET", "/api/search/suggestions", (["type"], SUGGESTION_TYPES), params={"type": "colour"}),
     bad("GET", "/api/search/suggestions", (["includeNull"], BOOL_QUERY), params={"type": "country", "includeNull": "1"}),
     # --- people and faces ---
     bad("POST", "/api/people", (["name"], expected("string", "array")), body={"name": ["x"]}),
@@ -147,6 +152,7 @@ CASES = [
     bad("POST", "/api/faces", (["assetId"], expected("string", "undefined")),
         body={"personId": UNKNOWN, "x": 1, "y": 0, "width": 1, "height": 1, "imageWidth": 1, "imageHeight": 1}),
     bad("POST", "/api/faces", (["x"], expected("number", "string")),
+        (["assetId"], expected("string", "undefined")),
         body={"personId": UNKNOWN, "x": "1", "y": 0, "width": 1, "height": 1, "imageWidth": 1, "imageHeight": 1}),
     bad("PUT", "/api/faces/nope", (["id"], "Invalid UUID"), body={"id": UNKNOWN}),
     bad("PUT", "/api/faces/{person}", (["id"], "Invalid UUID"), body={"id": "x"}),
@@ -209,9 +215,7 @@ CASES = [
     bad("GET", "/api/map/markers", (["isFavorite"], BOOL_QUERY), params={"isFavorite": "maybe"}),
     # --- users, admin users, sign-in ---
     bad("GET", "/api/users/nope", (["id"], "Invalid UUID")),
-    bad("PUT", "/api/users/me", (["avatarColor"], 'Invalid option: expected one of "primary"|"pink"|"red"|"yellow"|'
-                                                  '"blue"|"green"|"purple"|"orange"|"gray"|"amber"'),
-        body={"avatarColor": "teal"}),
+    bad("PUT", "/api/users/me", (["avatarColor"], AVATAR_COLORS), body={"avatarColor": "teal"}),
     bad("PUT", "/api/users/me", (["email"], "Invalid input: expected email, received string"), body={"email": "nope"}),
     bad("PUT", "/api/users/me", (["name"], expected("string", "boolean")), body={"name": True}),
     bad("POST", "/api/auth/login", (["password"], expected("string", "undefined")), body={"email": "a@b.c"}),

@@ -85,7 +85,8 @@ def _month(value: str) -> tuple[datetime, datetime]:
 
 @get("/api/timeline/bucket", action=access.READ, shared_link=True)
 async def time_bucket(auth: ImmichAuth, timeBucket: str, albumId: str | None = None, isFavorite: bool | None = None,
-                      isTrashed: bool | None = None, visibility: dtos.AssetVisibility | None = None, order: dtos.AssetOrder = "desc",
+                      isTrashed: bool | None = None, visibility: dtos.AssetVisibility | None = None,
+                      order: dtos.AssetOrder = "desc",
                       withCoordinates: bool = False, withPartners: bool = False, userId: str | None = None) -> dict:
     after, before = _month(timeBucket)
     rows = []
