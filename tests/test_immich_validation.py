@@ -46,6 +46,7 @@ class Case:
     status: int = 400
     errors: list[tuple[list, str]] = field(default_factory=list)  # (path, message) each present
     admin: bool = False  # asked by an administrator
+    form: dict | None = None  # an upload: these form fields with a small PNG as assetData
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} {self.body if self.body is not None else self.params or ''}"
@@ -58,6 +59,10 @@ def bad(method: str, path: str, *errors: tuple[list, str], body: Any = None, par
 
 def ok(method: str, path: str, status: int, body: Any = None, params: dict | None = None) -> Case:
     return Case(method, path, body, params, status)
+
+
+def bad_upload(form: dict, *errors: tuple[list, str]) -> Case:
+    return Case("POST", "/api/assets", None, None, 400, list(errors), form={**FIELDS, **form})
 
 
 CASES = [
@@ -116,6 +121,9 @@ CASES = [
     bad("DELETE", "/api/assets", (["force"], expected("boolean", "string")), body={"ids": [UNKNOWN], "force": "1"}),
     bad("POST", "/api/assets/bulk-upload-check", (["assets"], expected("array", "undefined")), body={}),
     bad("POST", "/api/trash/restore/assets", (["ids", 0], expected("string", "number")), body={"ids": [1]}),
+    bad_upload({"fileCreatedAt": "sometime"}, (["fileCreatedAt"], DATETIME)),
+    bad_upload({"livePhotoVideoId": "v"}, (["livePhotoVideoId"], "Invalid UUID")),
+    bad_upload({"visibility": "secret"}, (["visibility"], VISIBILITY)),
     bad("GET", "/api/assets/nope/thumbnail", (["id"], "Invalid UUID")),
     bad("GET", "/api/assets/nope/original", (["id"], "Invalid UUID")),
     # --- search ---
@@ -269,6 +277,8 @@ def world(server):
 
 def _answer(clients: dict, ids: dict, case: Case) -> httpx.Response:
     extra = {"json": case.body} if case.body is not None else {}
+    if case.form is not None:
+        extra = {"data": case.form, "files": {"assetData": ("bad.png", png_bytes(9101), "image/png")}}
     return clients[case.admin].request(case.method, case.path.format(**ids), params=case.params, **extra)
 
 
