@@ -6,9 +6,10 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from app.api.state import Shared
-from app.api.body_limits import CheckedRequest, reject_nul_in_url
+from app.api.body_limits import reject_nul_in_url
 from compat.auth import check_route_access, provide_auth
 from compat.errors import EXCEPTION_HANDLERS
+from compat.validation import ImmichRequest, check_query
 from compat.routes.albums import (
     ALBUM_USER_HANDLERS,
     add_album_assets,
@@ -140,7 +141,8 @@ def create_immich_app(shared: Shared) -> Litestar:
         # Every route's declared action (and admin flag) is checked here, before the body is read.
         guards=[check_route_access],
         exception_handlers=EXCEPTION_HANDLERS,
-        request_class=CheckedRequest,  # JSON depth and NUL limits, before any route sees a body
+        request_class=ImmichRequest,  # JSON depth, NUL and DTO rules, before any route sees a body
+        before_request=check_query,  # query parameters held to Immich's rules before Litestar parses them
         middleware=[reject_nul_in_url],
         lifespan=[live.lifespan],
         openapi_config=None,

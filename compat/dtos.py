@@ -8,7 +8,7 @@ sha256 342c8f9278cd415607e1fe5edae41e779c32f9b534010e1ed18071197feeb7ac.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -125,28 +125,28 @@ WorkflowType = Literal["AssetV1"]
 
 
 class ActivityCreateDto(msgspec.Struct, kw_only=True):
-    albumId: str
+    albumId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     type: ReactionType
-    assetId: str | UnsetType = UNSET
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | UnsetType = UNSET
     comment: str | UnsetType = UNSET
 
 
 class ActivityResponseDto(msgspec.Struct, kw_only=True):
-    assetId: str | None
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | None
     createdAt: datetime
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     type: ReactionType
     user: UserResponseDto
     comment: str | None | UnsetType = UNSET
 
 
 class ActivityStatisticsResponseDto(msgspec.Struct, kw_only=True):
-    comments: int
-    likes: int
+    comments: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
+    likes: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
 
 
 class AddUsersDto(msgspec.Struct, kw_only=True):
-    albumUsers: list[AlbumUserAddDto]
+    albumUsers: Annotated[list[AlbumUserAddDto], msgspec.Meta(min_length=1)]
 
 
 class AdminOnboardingUpdateDto(msgspec.Struct, kw_only=True):
@@ -155,13 +155,13 @@ class AdminOnboardingUpdateDto(msgspec.Struct, kw_only=True):
 
 class AlbumResponseDto(msgspec.Struct, kw_only=True):
     albumName: str
-    albumThumbnailAssetId: str | None
-    albumUsers: list[AlbumUserResponseDto]
-    assetCount: int
+    albumThumbnailAssetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | None
+    albumUsers: Annotated[list[AlbumUserResponseDto], msgspec.Meta(min_length=1)]
+    assetCount: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
     createdAt: datetime
     description: str
     hasSharedLink: bool
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     isActivityEnabled: bool
     shared: bool
     updatedAt: datetime
@@ -173,19 +173,19 @@ class AlbumResponseDto(msgspec.Struct, kw_only=True):
 
 
 class AlbumStatisticsResponseDto(msgspec.Struct, kw_only=True):
-    notShared: int
-    owned: int
-    shared: int
+    notShared: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
+    owned: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
+    shared: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
 
 
 class AlbumUserAddDto(msgspec.Struct, kw_only=True):
-    userId: str
+    userId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     role: AlbumUserRole | UnsetType = UNSET
 
 
 class AlbumUserCreateDto(msgspec.Struct, kw_only=True):
     role: AlbumUserRole
-    userId: str
+    userId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class AlbumUserResponseDto(msgspec.Struct, kw_only=True):
@@ -194,8 +194,8 @@ class AlbumUserResponseDto(msgspec.Struct, kw_only=True):
 
 
 class AlbumsAddAssetsDto(msgspec.Struct, kw_only=True):
-    albumIds: list[str]
-    assetIds: list[str]
+    albumIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]]
+    assetIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]]
 
 
 class AlbumsAddAssetsResponseDto(msgspec.Struct, kw_only=True):
@@ -212,7 +212,7 @@ class AlbumsUpdate(msgspec.Struct, kw_only=True):
 
 
 class ApiKeyCreateDto(msgspec.Struct, kw_only=True):
-    permissions: list[Permission]
+    permissions: Annotated[list[Permission], msgspec.Meta(min_length=1)]
     name: str | UnsetType = UNSET
 
 
@@ -223,7 +223,7 @@ class ApiKeyCreateResponseDto(msgspec.Struct, kw_only=True):
 
 class ApiKeyResponseDto(msgspec.Struct, kw_only=True):
     createdAt: datetime
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     name: str
     permissions: list[Permission]
     updatedAt: datetime
@@ -231,24 +231,24 @@ class ApiKeyResponseDto(msgspec.Struct, kw_only=True):
 
 class ApiKeyUpdateDto(msgspec.Struct, kw_only=True):
     name: str | UnsetType = UNSET
-    permissions: list[Permission] | UnsetType = UNSET
+    permissions: Annotated[list[Permission], msgspec.Meta(min_length=1)] | UnsetType = UNSET
 
 
 class AssetBulkDeleteDto(msgspec.Struct, kw_only=True):
-    ids: list[str]
+    ids: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]]
     force: bool | UnsetType = UNSET
 
 
 class AssetBulkUpdateDto(msgspec.Struct, kw_only=True):
-    ids: list[str]
+    ids: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]]
     dateTimeOriginal: str | UnsetType = UNSET
-    dateTimeRelative: int | UnsetType = UNSET
+    dateTimeRelative: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)] | UnsetType = UNSET
     description: str | UnsetType = UNSET
     duplicateId: str | None | UnsetType = UNSET
     isFavorite: bool | UnsetType = UNSET
-    latitude: float | UnsetType = UNSET
-    longitude: float | UnsetType = UNSET
-    rating: int | None | UnsetType = UNSET
+    latitude: Annotated[float, msgspec.Meta(le=90, ge=-90)] | UnsetType = UNSET
+    longitude: Annotated[float, msgspec.Meta(le=180, ge=-180)] | UnsetType = UNSET
+    rating: Annotated[int, msgspec.Meta(le=5, ge=-1)] | None | UnsetType = UNSET
     timeZone: str | UnsetType = UNSET
     visibility: AssetVisibility | UnsetType = UNSET
 
@@ -269,14 +269,14 @@ class AssetBulkUploadCheckResponseDto(msgspec.Struct, kw_only=True):
 class AssetBulkUploadCheckResult(msgspec.Struct, kw_only=True):
     action: AssetUploadAction
     id: str
-    assetId: str | UnsetType = UNSET
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | UnsetType = UNSET
     isTrashed: bool | UnsetType = UNSET
     reason: AssetRejectReason | UnsetType = UNSET
 
 
 class AssetCopyDto(msgspec.Struct, kw_only=True):
-    sourceId: str
-    targetId: str
+    sourceId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    targetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     albums: bool | UnsetType = UNSET
     favorite: bool | UnsetType = UNSET
     sharedLinks: bool | UnsetType = UNSET
@@ -291,28 +291,28 @@ class AssetEditActionItemDto(msgspec.Struct, kw_only=True):
 
 class AssetEditActionItemResponseDto(msgspec.Struct, kw_only=True):
     action: AssetEditAction
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     parameters: CropParameters | RotateParameters | MirrorParameters
 
 
 class AssetEditsCreateDto(msgspec.Struct, kw_only=True):
-    edits: list[AssetEditActionItemDto]
+    edits: Annotated[list[AssetEditActionItemDto], msgspec.Meta(min_length=1)]
 
 
 class AssetEditsResponseDto(msgspec.Struct, kw_only=True):
-    assetId: str
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     edits: list[AssetEditActionItemResponseDto]
 
 
 class AssetFaceCreateDto(msgspec.Struct, kw_only=True):
-    assetId: str
-    height: int
-    imageHeight: int
-    imageWidth: int
-    personId: str
-    width: int
-    x: int
-    y: int
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    height: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    imageHeight: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    imageWidth: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    personId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    width: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    x: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    y: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class AssetFaceDeleteDto(msgspec.Struct, kw_only=True):
@@ -320,13 +320,13 @@ class AssetFaceDeleteDto(msgspec.Struct, kw_only=True):
 
 
 class AssetFaceResponseDto(msgspec.Struct, kw_only=True):
-    boundingBoxX1: int
-    boundingBoxX2: int
-    boundingBoxY1: int
-    boundingBoxY2: int
-    id: str
-    imageHeight: int
-    imageWidth: int
+    boundingBoxX1: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    boundingBoxX2: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    boundingBoxY1: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    boundingBoxY2: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    imageHeight: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
+    imageWidth: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
     person: PersonResponseDto | None
     sourceType: SourceType | UnsetType = UNSET
 
@@ -336,22 +336,22 @@ class AssetFaceUpdateDto(msgspec.Struct, kw_only=True):
 
 
 class AssetFaceUpdateItem(msgspec.Struct, kw_only=True):
-    assetId: str
-    personId: str
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    personId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class AssetIdsDto(msgspec.Struct, kw_only=True):
-    assetIds: list[str]
+    assetIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]]
 
 
 class AssetIdsResponseDto(msgspec.Struct, kw_only=True):
-    assetId: str
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     success: bool
     error: AssetIdErrorReason | UnsetType = UNSET
 
 
 class AssetJobsDto(msgspec.Struct, kw_only=True):
-    assetIds: list[str]
+    assetIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]]
     name: AssetJobName
 
 
@@ -359,17 +359,17 @@ class AssetMediaCreateDto(msgspec.Struct, kw_only=True):
     assetData: bytes
     fileCreatedAt: datetime
     fileModifiedAt: datetime
-    duration: int | UnsetType = UNSET
+    duration: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)] | UnsetType = UNSET
     filename: str | UnsetType = UNSET
     isFavorite: bool | UnsetType = UNSET
-    livePhotoVideoId: str | UnsetType = UNSET
+    livePhotoVideoId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | UnsetType = UNSET
     metadata: list[AssetMetadataUpsertItemDto] | UnsetType = UNSET
     sidecarData: bytes | UnsetType = UNSET
     visibility: AssetVisibility | UnsetType = UNSET
 
 
 class AssetMediaResponseDto(msgspec.Struct, kw_only=True):
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     status: AssetMediaStatus
 
 
@@ -378,12 +378,12 @@ class AssetMetadataBulkDeleteDto(msgspec.Struct, kw_only=True):
 
 
 class AssetMetadataBulkDeleteItemDto(msgspec.Struct, kw_only=True):
-    assetId: str
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     key: str
 
 
 class AssetMetadataBulkResponseDto(msgspec.Struct, kw_only=True):
-    assetId: str
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     key: str
     updatedAt: datetime
     value: dict[str, Any]
@@ -394,7 +394,7 @@ class AssetMetadataBulkUpsertDto(msgspec.Struct, kw_only=True):
 
 
 class AssetMetadataBulkUpsertItemDto(msgspec.Struct, kw_only=True):
-    assetId: str
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     key: str
     value: dict[str, Any]
 
@@ -415,9 +415,9 @@ class AssetMetadataUpsertItemDto(msgspec.Struct, kw_only=True):
 
 
 class AssetOcrResponseDto(msgspec.Struct, kw_only=True):
-    assetId: str
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     boxScore: float
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     text: str
     textScore: float
     x1: float
@@ -433,12 +433,12 @@ class AssetOcrResponseDto(msgspec.Struct, kw_only=True):
 class AssetResponseDto(msgspec.Struct, kw_only=True):
     checksum: str
     createdAt: datetime
-    duration: int | None
+    duration: Annotated[int, msgspec.Meta(le=2147483647, ge=0)] | None
     fileCreatedAt: datetime
     fileModifiedAt: datetime
     hasMetadata: bool
-    height: int | None
-    id: str
+    height: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)] | None
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     isArchived: bool
     isEdited: bool
     isFavorite: bool
@@ -447,15 +447,15 @@ class AssetResponseDto(msgspec.Struct, kw_only=True):
     localDateTime: datetime
     originalFileName: str
     originalPath: str
-    ownerId: str
+    ownerId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     thumbhash: str | None
     type: AssetTypeEnum
     updatedAt: datetime
     visibility: AssetVisibility
-    width: int | None
-    duplicateId: str | None | UnsetType = UNSET
+    width: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)] | None
+    duplicateId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | None | UnsetType = UNSET
     exifInfo: ExifResponseDto | UnsetType = UNSET
-    libraryId: str | None | UnsetType = UNSET
+    libraryId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | None | UnsetType = UNSET
     livePhotoVideoId: str | None | UnsetType = UNSET
     originalMimeType: str | UnsetType = UNSET
     owner: UserResponseDto | UnsetType = UNSET
@@ -466,15 +466,15 @@ class AssetResponseDto(msgspec.Struct, kw_only=True):
 
 
 class AssetStackResponseDto(msgspec.Struct, kw_only=True):
-    assetCount: int
-    id: str
-    primaryAssetId: str
+    assetCount: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    primaryAssetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class AssetStatsResponseDto(msgspec.Struct, kw_only=True):
-    images: int
-    total: int
-    videos: int
+    images: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    total: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    videos: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class AuthStatusResponseDto(msgspec.Struct, kw_only=True):
@@ -490,14 +490,14 @@ class AvatarUpdate(msgspec.Struct, kw_only=True):
 
 
 class BulkIdResponseDto(msgspec.Struct, kw_only=True):
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     success: bool
     error: BulkIdErrorReason | UnsetType = UNSET
     errorMessage: str | UnsetType = UNSET
 
 
 class BulkIdsDto(msgspec.Struct, kw_only=True):
-    ids: list[str]
+    ids: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]]
 
 
 class CLIPConfig(msgspec.Struct, kw_only=True):
@@ -509,7 +509,7 @@ class CalendarHeatmapResponseDto(msgspec.Struct, kw_only=True):
     from_: str = msgspec.field(name="from")
     series: list[dict[str, Any]]
     to: str
-    totalCount: int
+    totalCount: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
 
 
 class CastResponse(msgspec.Struct, kw_only=True):
@@ -521,28 +521,28 @@ class CastUpdate(msgspec.Struct, kw_only=True):
 
 
 class ChangePasswordDto(msgspec.Struct, kw_only=True):
-    newPassword: str
+    newPassword: Annotated[str, msgspec.Meta(min_length=8)]
     password: str
     invalidateSessions: bool | UnsetType = UNSET
 
 
 class ContributorCountResponseDto(msgspec.Struct, kw_only=True):
-    assetCount: int
-    userId: str
+    assetCount: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
+    userId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class CreateAlbumDto(msgspec.Struct, kw_only=True):
     albumName: str
     albumUsers: list[AlbumUserCreateDto] | UnsetType = UNSET
-    assetIds: list[str] | UnsetType = UNSET
+    assetIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | UnsetType = UNSET
     description: str | None | UnsetType = UNSET
 
 
 class CreateLibraryDto(msgspec.Struct, kw_only=True):
-    ownerId: str
-    exclusionPatterns: list[str] | UnsetType = UNSET
-    importPaths: list[str] | UnsetType = UNSET
-    name: str | UnsetType = UNSET
+    ownerId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    exclusionPatterns: Annotated[list[str], msgspec.Meta(max_length=128)] | UnsetType = UNSET
+    importPaths: Annotated[list[str], msgspec.Meta(max_length=128)] | UnsetType = UNSET
+    name: Annotated[str, msgspec.Meta(min_length=1)] | UnsetType = UNSET
 
 
 class CreateProfileImageDto(msgspec.Struct, kw_only=True):
@@ -552,20 +552,20 @@ class CreateProfileImageDto(msgspec.Struct, kw_only=True):
 class CreateProfileImageResponseDto(msgspec.Struct, kw_only=True):
     profileChangedAt: datetime
     profileImagePath: str
-    userId: str
+    userId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class CropParameters(msgspec.Struct, kw_only=True):
-    height: int
-    width: int
-    x: int
-    y: int
+    height: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)]
+    width: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)]
+    x: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
+    y: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
 
 
 class DatabaseBackupConfig(msgspec.Struct, kw_only=True):
     cronExpression: str
     enabled: bool
-    keepLastAmount: int
+    keepLastAmount: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)]
 
 
 class DatabaseBackupDeleteDto(msgspec.Struct, kw_only=True):
@@ -574,7 +574,7 @@ class DatabaseBackupDeleteDto(msgspec.Struct, kw_only=True):
 
 class DatabaseBackupDto(msgspec.Struct, kw_only=True):
     filename: str
-    filesize: int
+    filesize: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
     timezone: str
 
 
@@ -587,56 +587,56 @@ class DatabaseBackupUploadDto(msgspec.Struct, kw_only=True):
 
 
 class DownloadArchiveDto(msgspec.Struct, kw_only=True):
-    assetIds: list[str]
+    assetIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]]
     edited: bool | UnsetType = UNSET
 
 
 class DownloadArchiveInfo(msgspec.Struct, kw_only=True):
-    assetIds: list[str]
-    size: int
+    assetIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]]
+    size: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class DownloadInfoDto(msgspec.Struct, kw_only=True):
-    albumId: str | UnsetType = UNSET
-    archiveSize: int | UnsetType = UNSET
-    assetIds: list[str] | UnsetType = UNSET
-    userId: str | UnsetType = UNSET
+    albumId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | UnsetType = UNSET
+    archiveSize: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)] | UnsetType = UNSET
+    assetIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | UnsetType = UNSET
+    userId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | UnsetType = UNSET
 
 
 class DownloadResponse(msgspec.Struct, kw_only=True):
-    archiveSize: int
+    archiveSize: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
     includeEmbeddedVideos: bool
 
 
 class DownloadResponseDto(msgspec.Struct, kw_only=True):
     archives: list[DownloadArchiveInfo]
-    totalSize: int
+    totalSize: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class DownloadUpdate(msgspec.Struct, kw_only=True):
-    archiveSize: int | UnsetType = UNSET
+    archiveSize: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)] | UnsetType = UNSET
     includeEmbeddedVideos: bool | UnsetType = UNSET
 
 
 class DuplicateDetectionConfig(msgspec.Struct, kw_only=True):
     enabled: bool
-    maxDistance: float
+    maxDistance: Annotated[float, msgspec.Meta(le=0.1, ge=0.001)]
 
 
 class DuplicateResolveDto(msgspec.Struct, kw_only=True):
-    groups: list[DuplicateResolveGroupDto]
+    groups: Annotated[list[DuplicateResolveGroupDto], msgspec.Meta(min_length=1)]
 
 
 class DuplicateResolveGroupDto(msgspec.Struct, kw_only=True):
-    duplicateId: str
-    keepAssetIds: list[str]
-    trashAssetIds: list[str]
+    duplicateId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    keepAssetIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]]
+    trashAssetIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]]
 
 
 class DuplicateResponseDto(msgspec.Struct, kw_only=True):
     assets: list[AssetResponseDto]
-    duplicateId: str
-    suggestedKeepAssetIds: list[str]
+    duplicateId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    suggestedKeepAssetIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]]
 
 
 class EmailNotificationsResponse(msgspec.Struct, kw_only=True):
@@ -656,13 +656,13 @@ class ExifResponseDto(msgspec.Struct, kw_only=True):
     country: str | None | UnsetType = UNSET
     dateTimeOriginal: datetime | None | UnsetType = UNSET
     description: str | None | UnsetType = UNSET
-    exifImageHeight: int | None | UnsetType = UNSET
-    exifImageWidth: int | None | UnsetType = UNSET
+    exifImageHeight: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)] | None | UnsetType = UNSET
+    exifImageWidth: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)] | None | UnsetType = UNSET
     exposureTime: str | None | UnsetType = UNSET
     fNumber: float | None | UnsetType = UNSET
-    fileSizeInByte: int | None | UnsetType = UNSET
+    fileSizeInByte: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)] | None | UnsetType = UNSET
     focalLength: float | None | UnsetType = UNSET
-    iso: int | None | UnsetType = UNSET
+    iso: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)] | None | UnsetType = UNSET
     latitude: float | None | UnsetType = UNSET
     lensModel: str | None | UnsetType = UNSET
     longitude: float | None | UnsetType = UNSET
@@ -671,20 +671,20 @@ class ExifResponseDto(msgspec.Struct, kw_only=True):
     modifyDate: datetime | None | UnsetType = UNSET
     orientation: str | None | UnsetType = UNSET
     projectionType: str | None | UnsetType = UNSET
-    rating: int | None | UnsetType = UNSET
+    rating: Annotated[int, msgspec.Meta(le=5, ge=1)] | None | UnsetType = UNSET
     state: str | None | UnsetType = UNSET
     timeZone: str | None | UnsetType = UNSET
 
 
 class FaceDto(msgspec.Struct, kw_only=True):
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class FacialRecognitionConfig(msgspec.Struct, kw_only=True):
     enabled: bool
-    maxDistance: float
-    minFaces: int
-    minScore: float
+    maxDistance: Annotated[float, msgspec.Meta(le=2, ge=0.1)]
+    minFaces: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)]
+    minScore: Annotated[float, msgspec.Meta(le=1, ge=0.1)]
     modelName: str
 
 
@@ -704,9 +704,9 @@ class IntegrityReportResponseDto(msgspec.Struct, kw_only=True):
 
 
 class IntegrityReportSummaryResponseDto(msgspec.Struct, kw_only=True):
-    checksum_mismatch: int
-    missing_file: int
-    untracked_file: int
+    checksum_mismatch: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
+    missing_file: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
+    untracked_file: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
 
 
 class JobCreateDto(msgspec.Struct, kw_only=True):
@@ -714,35 +714,35 @@ class JobCreateDto(msgspec.Struct, kw_only=True):
 
 
 class JobSettingsDto(msgspec.Struct, kw_only=True):
-    concurrency: int
+    concurrency: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)]
 
 
 class LibraryResponseDto(msgspec.Struct, kw_only=True):
-    assetCount: int
+    assetCount: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
     createdAt: datetime
     exclusionPatterns: list[str]
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     importPaths: list[str]
     name: str
-    ownerId: str
+    ownerId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     refreshedAt: datetime | None
     updatedAt: datetime
 
 
 class LibraryStatsResponseDto(msgspec.Struct, kw_only=True):
-    photos: int
-    total: int
-    usage: int
-    videos: int
+    photos: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    total: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    usage: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    videos: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class LicenseKeyDto(msgspec.Struct, kw_only=True):
     activationKey: str
-    licenseKey: str
+    licenseKey: Annotated[str, msgspec.Meta(pattern='^IM(SV|CL)(-[\\dA-Za-z]{4}){8}$')]
 
 
 class LoginCredentialDto(msgspec.Struct, kw_only=True):
-    email: str
+    email: Annotated[str, msgspec.Meta(pattern="^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")]
     password: str
 
 
@@ -753,8 +753,8 @@ class LoginResponseDto(msgspec.Struct, kw_only=True):
     name: str
     profileImagePath: str
     shouldChangePassword: bool
-    userEmail: str
-    userId: str
+    userEmail: Annotated[str, msgspec.Meta(pattern="^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")]
+    userId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class LogoutResponseDto(msgspec.Struct, kw_only=True):
@@ -764,8 +764,8 @@ class LogoutResponseDto(msgspec.Struct, kw_only=True):
 
 class MachineLearningAvailabilityChecksDto(msgspec.Struct, kw_only=True):
     enabled: bool
-    interval: int
-    timeout: int
+    interval: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    timeout: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class MaintenanceAuthDto(msgspec.Struct, kw_only=True):
@@ -777,7 +777,7 @@ class MaintenanceDetectInstallResponseDto(msgspec.Struct, kw_only=True):
 
 
 class MaintenanceDetectInstallStorageFolderDto(msgspec.Struct, kw_only=True):
-    files: int
+    files: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
     folder: StorageFolder
     readable: bool
     writable: bool
@@ -791,14 +791,14 @@ class MaintenanceStatusResponseDto(msgspec.Struct, kw_only=True):
     action: MaintenanceAction
     active: bool
     error: str | UnsetType = UNSET
-    progress: int | UnsetType = UNSET
+    progress: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)] | UnsetType = UNSET
     task: str | UnsetType = UNSET
 
 
 class MapMarkerResponseDto(msgspec.Struct, kw_only=True):
     city: str | None
     country: str | None
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     lat: float
     lon: float
     state: str | None
@@ -811,12 +811,12 @@ class MapReverseGeocodeResponseDto(msgspec.Struct, kw_only=True):
 
 
 class MemoriesResponse(msgspec.Struct, kw_only=True):
-    duration: int
+    duration: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
     enabled: bool
 
 
 class MemoriesUpdate(msgspec.Struct, kw_only=True):
-    duration: int | UnsetType = UNSET
+    duration: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)] | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
 
 
@@ -824,7 +824,7 @@ class MemoryCreateDto(msgspec.Struct, kw_only=True):
     data: OnThisDayDto
     memoryAt: datetime
     type: MemoryType
-    assetIds: list[str] | UnsetType = UNSET
+    assetIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | UnsetType = UNSET
     hideAt: datetime | UnsetType = UNSET
     isSaved: bool | UnsetType = UNSET
     seenAt: datetime | UnsetType = UNSET
@@ -835,10 +835,10 @@ class MemoryResponseDto(msgspec.Struct, kw_only=True):
     assets: list[AssetResponseDto]
     createdAt: datetime
     data: OnThisDayDto
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     isSaved: bool
     memoryAt: datetime
-    ownerId: str
+    ownerId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     type: MemoryType
     updatedAt: datetime
     deletedAt: datetime | UnsetType = UNSET
@@ -848,7 +848,7 @@ class MemoryResponseDto(msgspec.Struct, kw_only=True):
 
 
 class MemoryStatisticsResponseDto(msgspec.Struct, kw_only=True):
-    total: int
+    total: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class MemoryUpdateDto(msgspec.Struct, kw_only=True):
@@ -858,11 +858,11 @@ class MemoryUpdateDto(msgspec.Struct, kw_only=True):
 
 
 class MergePersonDto(msgspec.Struct, kw_only=True):
-    ids: list[str]
+    ids: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]]
 
 
 class MetadataSearchDto(msgspec.Struct, kw_only=True):
-    albumIds: list[str] | UnsetType = UNSET
+    albumIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | UnsetType = UNSET
     checksum: str | UnsetType = UNSET
     city: str | None | UnsetType = UNSET
     country: str | None | UnsetType = UNSET
@@ -870,27 +870,27 @@ class MetadataSearchDto(msgspec.Struct, kw_only=True):
     createdBefore: datetime | UnsetType = UNSET
     description: str | UnsetType = UNSET
     encodedVideoPath: str | UnsetType = UNSET
-    id: str | UnsetType = UNSET
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | UnsetType = UNSET
     isEncoded: bool | UnsetType = UNSET
     isFavorite: bool | UnsetType = UNSET
     isMotion: bool | UnsetType = UNSET
     isNotInAlbum: bool | UnsetType = UNSET
     isOffline: bool | UnsetType = UNSET
     lensModel: str | None | UnsetType = UNSET
-    libraryId: str | None | UnsetType = UNSET
+    libraryId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | None | UnsetType = UNSET
     make: str | None | UnsetType = UNSET
     model: str | None | UnsetType = UNSET
     ocr: str | UnsetType = UNSET
     order: AssetOrder | UnsetType = UNSET
     originalFileName: str | UnsetType = UNSET
     originalPath: str | UnsetType = UNSET
-    page: int | UnsetType = UNSET
-    personIds: list[str] | UnsetType = UNSET
+    page: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)] | UnsetType = UNSET
+    personIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | UnsetType = UNSET
     previewPath: str | UnsetType = UNSET
-    rating: int | None | UnsetType = UNSET
-    size: int | UnsetType = UNSET
+    rating: Annotated[int, msgspec.Meta(le=5, ge=1)] | None | UnsetType = UNSET
+    size: Annotated[int, msgspec.Meta(le=1000, ge=1)] | UnsetType = UNSET
     state: str | None | UnsetType = UNSET
-    tagIds: list[str] | None | UnsetType = UNSET
+    tagIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | None | UnsetType = UNSET
     takenAfter: datetime | UnsetType = UNSET
     takenBefore: datetime | UnsetType = UNSET
     thumbnailPath: str | UnsetType = UNSET
@@ -912,7 +912,7 @@ class MirrorParameters(msgspec.Struct, kw_only=True):
 
 class NotificationCreateDto(msgspec.Struct, kw_only=True):
     title: str
-    userId: str
+    userId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     data: dict[str, Any] | UnsetType = UNSET
     description: str | None | UnsetType = UNSET
     level: NotificationLevel | UnsetType = UNSET
@@ -921,12 +921,12 @@ class NotificationCreateDto(msgspec.Struct, kw_only=True):
 
 
 class NotificationDeleteAllDto(msgspec.Struct, kw_only=True):
-    ids: list[str]
+    ids: Annotated[list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]], msgspec.Meta(min_length=1)]
 
 
 class NotificationDto(msgspec.Struct, kw_only=True):
     createdAt: datetime
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     level: NotificationLevel
     title: str
     type: NotificationType
@@ -936,7 +936,7 @@ class NotificationDto(msgspec.Struct, kw_only=True):
 
 
 class NotificationUpdateAllDto(msgspec.Struct, kw_only=True):
-    ids: list[str]
+    ids: Annotated[list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]], msgspec.Meta(min_length=1)]
     readAt: datetime | None | UnsetType = UNSET
 
 
@@ -953,7 +953,7 @@ class OAuthBackchannelLogoutDto(msgspec.Struct, kw_only=True):
 
 
 class OAuthCallbackDto(msgspec.Struct, kw_only=True):
-    url: str
+    url: Annotated[str, msgspec.Meta(min_length=1)]
     codeVerifier: str | UnsetType = UNSET
     state: str | UnsetType = UNSET
 
@@ -966,14 +966,14 @@ class OAuthConfigDto(msgspec.Struct, kw_only=True):
 
 class OcrConfig(msgspec.Struct, kw_only=True):
     enabled: bool
-    maxResolution: int
-    minDetectionScore: float
-    minRecognitionScore: float
+    maxResolution: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)]
+    minDetectionScore: Annotated[float, msgspec.Meta(le=1, ge=0.1)]
+    minRecognitionScore: Annotated[float, msgspec.Meta(le=1, ge=0.1)]
     modelName: str
 
 
 class OnThisDayDto(msgspec.Struct, kw_only=True):
-    year: int
+    year: Annotated[int, msgspec.Meta(le=9999, ge=1000)]
 
 
 class OnboardingDto(msgspec.Struct, kw_only=True):
@@ -985,13 +985,13 @@ class OnboardingResponseDto(msgspec.Struct, kw_only=True):
 
 
 class PartnerCreateDto(msgspec.Struct, kw_only=True):
-    sharedWithId: str
+    sharedWithId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class PartnerResponseDto(msgspec.Struct, kw_only=True):
     avatarColor: UserAvatarColor
-    email: str
-    id: str
+    email: Annotated[str, msgspec.Meta(pattern="^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")]
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     name: str
     profileChangedAt: datetime
     profileImagePath: str
@@ -1005,19 +1005,19 @@ class PartnerUpdateDto(msgspec.Struct, kw_only=True):
 class PeopleResponse(msgspec.Struct, kw_only=True):
     enabled: bool
     sidebarWeb: bool
-    minimumFaces: int | UnsetType = UNSET
+    minimumFaces: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)] | UnsetType = UNSET
 
 
 class PeopleResponseDto(msgspec.Struct, kw_only=True):
-    hidden: int
+    hidden: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
     people: list[PersonResponseDto]
-    total: int
+    total: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
     hasNextPage: bool | UnsetType = UNSET
 
 
 class PeopleUpdate(msgspec.Struct, kw_only=True):
     enabled: bool | UnsetType = UNSET
-    minimumFaces: int | UnsetType = UNSET
+    minimumFaces: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)] | UnsetType = UNSET
     sidebarWeb: bool | UnsetType = UNSET
 
 
@@ -1026,10 +1026,10 @@ class PeopleUpdateDto(msgspec.Struct, kw_only=True):
 
 
 class PeopleUpdateItem(msgspec.Struct, kw_only=True):
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     birthDate: date | None | UnsetType = UNSET
-    color: str | None | UnsetType = UNSET
-    featureFaceAssetId: str | UnsetType = UNSET
+    color: Annotated[str, msgspec.Meta(pattern='^#?([0-9A-Fa-f]{3}|[0-9A-Fa-f]{4}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$')] | None | UnsetType = UNSET
+    featureFaceAssetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | UnsetType = UNSET
     isFavorite: bool | UnsetType = UNSET
     isHidden: bool | UnsetType = UNSET
     name: str | UnsetType = UNSET
@@ -1037,7 +1037,7 @@ class PeopleUpdateItem(msgspec.Struct, kw_only=True):
 
 class PersonCreateDto(msgspec.Struct, kw_only=True):
     birthDate: date | None | UnsetType = UNSET
-    color: str | None | UnsetType = UNSET
+    color: Annotated[str, msgspec.Meta(pattern='^#?([0-9A-Fa-f]{3}|[0-9A-Fa-f]{4}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$')] | None | UnsetType = UNSET
     isFavorite: bool | UnsetType = UNSET
     isHidden: bool | UnsetType = UNSET
     name: str | UnsetType = UNSET
@@ -1045,7 +1045,7 @@ class PersonCreateDto(msgspec.Struct, kw_only=True):
 
 class PersonResponseDto(msgspec.Struct, kw_only=True):
     birthDate: date | None
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     isHidden: bool
     name: str
     thumbnailPath: str
@@ -1055,31 +1055,31 @@ class PersonResponseDto(msgspec.Struct, kw_only=True):
 
 
 class PersonStatisticsResponseDto(msgspec.Struct, kw_only=True):
-    assets: int
+    assets: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class PersonUpdateDto(msgspec.Struct, kw_only=True):
     birthDate: date | None | UnsetType = UNSET
-    color: str | None | UnsetType = UNSET
-    featureFaceAssetId: str | UnsetType = UNSET
+    color: Annotated[str, msgspec.Meta(pattern='^#?([0-9A-Fa-f]{3}|[0-9A-Fa-f]{4}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$')] | None | UnsetType = UNSET
+    featureFaceAssetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | UnsetType = UNSET
     isFavorite: bool | UnsetType = UNSET
     isHidden: bool | UnsetType = UNSET
     name: str | UnsetType = UNSET
 
 
 class PinCodeChangeDto(msgspec.Struct, kw_only=True):
-    newPinCode: str
+    newPinCode: Annotated[str, msgspec.Meta(pattern='^\\d{6}$')]
     password: str | UnsetType = UNSET
-    pinCode: str | UnsetType = UNSET
+    pinCode: Annotated[str, msgspec.Meta(pattern='^\\d{6}$')] | UnsetType = UNSET
 
 
 class PinCodeResetDto(msgspec.Struct, kw_only=True):
     password: str | UnsetType = UNSET
-    pinCode: str | UnsetType = UNSET
+    pinCode: Annotated[str, msgspec.Meta(pattern='^\\d{6}$')] | UnsetType = UNSET
 
 
 class PinCodeSetupDto(msgspec.Struct, kw_only=True):
-    pinCode: str
+    pinCode: Annotated[str, msgspec.Meta(pattern='^\\d{6}$')]
 
 
 class PlacesResponseDto(msgspec.Struct, kw_only=True):
@@ -1105,7 +1105,7 @@ class PluginResponseDto(msgspec.Struct, kw_only=True):
     author: str
     createdAt: str
     description: str
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     methods: list[PluginMethodResponseDto]
     name: str
     title: str
@@ -1150,7 +1150,7 @@ class QueueDeleteDto(msgspec.Struct, kw_only=True):
 class QueueJobResponseDto(msgspec.Struct, kw_only=True):
     data: dict[str, Any]
     name: JobName
-    timestamp: int
+    timestamp: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
     id: str | UnsetType = UNSET
 
 
@@ -1166,12 +1166,12 @@ class QueueResponseLegacyDto(msgspec.Struct, kw_only=True):
 
 
 class QueueStatisticsDto(msgspec.Struct, kw_only=True):
-    active: int
-    completed: int
-    delayed: int
-    failed: int
-    paused: int
-    waiting: int
+    active: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    completed: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    delayed: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    failed: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    paused: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    waiting: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class QueueStatusLegacyDto(msgspec.Struct, kw_only=True):
@@ -1206,7 +1206,7 @@ class QueuesResponseLegacyDto(msgspec.Struct, kw_only=True):
 
 
 class RandomSearchDto(msgspec.Struct, kw_only=True):
-    albumIds: list[str] | UnsetType = UNSET
+    albumIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | UnsetType = UNSET
     city: str | None | UnsetType = UNSET
     country: str | None | UnsetType = UNSET
     createdAfter: datetime | UnsetType = UNSET
@@ -1217,15 +1217,15 @@ class RandomSearchDto(msgspec.Struct, kw_only=True):
     isNotInAlbum: bool | UnsetType = UNSET
     isOffline: bool | UnsetType = UNSET
     lensModel: str | None | UnsetType = UNSET
-    libraryId: str | None | UnsetType = UNSET
+    libraryId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | None | UnsetType = UNSET
     make: str | None | UnsetType = UNSET
     model: str | None | UnsetType = UNSET
     ocr: str | UnsetType = UNSET
-    personIds: list[str] | UnsetType = UNSET
-    rating: int | None | UnsetType = UNSET
-    size: int | UnsetType = UNSET
+    personIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | UnsetType = UNSET
+    rating: Annotated[int, msgspec.Meta(le=5, ge=1)] | None | UnsetType = UNSET
+    size: Annotated[int, msgspec.Meta(le=1000, ge=1)] | UnsetType = UNSET
     state: str | None | UnsetType = UNSET
-    tagIds: list[str] | None | UnsetType = UNSET
+    tagIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | None | UnsetType = UNSET
     takenAfter: datetime | UnsetType = UNSET
     takenBefore: datetime | UnsetType = UNSET
     trashedAfter: datetime | UnsetType = UNSET
@@ -1274,18 +1274,18 @@ class RotateParameters(msgspec.Struct, kw_only=True):
 
 
 class SearchAlbumResponseDto(msgspec.Struct, kw_only=True):
-    count: int
+    count: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
     facets: list[SearchFacetResponseDto]
     items: list[AlbumResponseDto]
-    total: int
+    total: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
 
 
 class SearchAssetResponseDto(msgspec.Struct, kw_only=True):
-    count: int
+    count: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
     facets: list[SearchFacetResponseDto]
     items: list[AssetResponseDto]
     nextPage: str | None
-    total: int
+    total: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
 
 
 class SearchExploreItem(msgspec.Struct, kw_only=True):
@@ -1299,7 +1299,7 @@ class SearchExploreResponseDto(msgspec.Struct, kw_only=True):
 
 
 class SearchFacetCountResponseDto(msgspec.Struct, kw_only=True):
-    count: int
+    count: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
     value: str
 
 
@@ -1314,7 +1314,7 @@ class SearchResponseDto(msgspec.Struct, kw_only=True):
 
 
 class SearchStatisticsResponseDto(msgspec.Struct, kw_only=True):
-    total: int
+    total: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class ServerAboutResponseDto(msgspec.Struct, kw_only=True):
@@ -1356,11 +1356,11 @@ class ServerConfigDto(msgspec.Struct, kw_only=True):
     maintenanceMode: bool
     mapDarkStyleUrl: str
     mapLightStyleUrl: str
-    minFaces: int
+    minFaces: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
     oauthButtonText: str
     publicUsers: bool
-    trashDays: int
-    userDeleteDelay: int
+    trashDays: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    userDeleteDelay: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class ServerFeaturesDto(msgspec.Struct, kw_only=True):
@@ -1393,41 +1393,41 @@ class ServerPingResponse(msgspec.Struct, kw_only=True):
 
 
 class ServerStatsResponseDto(msgspec.Struct, kw_only=True):
-    photos: int
-    usage: int
+    photos: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    usage: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
     usageByUser: list[UsageByUserDto]
-    usagePhotos: int
-    usageVideos: int
-    videos: int
+    usagePhotos: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    usageVideos: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    videos: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class ServerStorageResponseDto(msgspec.Struct, kw_only=True):
     diskAvailable: str
-    diskAvailableRaw: int
+    diskAvailableRaw: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
     diskSize: str
-    diskSizeRaw: int
+    diskSizeRaw: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
     diskUsagePercentage: float
     diskUse: str
-    diskUseRaw: int
+    diskUseRaw: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class ServerVersionHistoryResponseDto(msgspec.Struct, kw_only=True):
     createdAt: datetime
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     version: str
 
 
 class ServerVersionResponseDto(msgspec.Struct, kw_only=True):
-    major: int
-    minor: int
-    patch: int
-    prerelease: int | None
+    major: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
+    minor: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
+    patch: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
+    prerelease: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)] | None
 
 
 class SessionCreateDto(msgspec.Struct, kw_only=True):
     deviceOS: str | UnsetType = UNSET
     deviceType: str | UnsetType = UNSET
-    duration: int | UnsetType = UNSET
+    duration: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)] | UnsetType = UNSET
 
 
 class SessionCreateResponseDto(msgspec.Struct, kw_only=True):
@@ -1436,7 +1436,7 @@ class SessionCreateResponseDto(msgspec.Struct, kw_only=True):
     current: bool
     deviceOS: str
     deviceType: str
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     isPendingSyncReset: bool
     token: str
     updatedAt: str
@@ -1449,7 +1449,7 @@ class SessionResponseDto(msgspec.Struct, kw_only=True):
     current: bool
     deviceOS: str
     deviceType: str
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     isPendingSyncReset: bool
     updatedAt: str
     expiresAt: str | UnsetType = UNSET
@@ -1457,7 +1457,7 @@ class SessionResponseDto(msgspec.Struct, kw_only=True):
 
 class SessionUnlockDto(msgspec.Struct, kw_only=True):
     password: str | UnsetType = UNSET
-    pinCode: str | UnsetType = UNSET
+    pinCode: Annotated[str, msgspec.Meta(pattern='^\\d{6}$')] | UnsetType = UNSET
 
 
 class SessionUpdateDto(msgspec.Struct, kw_only=True):
@@ -1471,10 +1471,10 @@ class SetMaintenanceModeDto(msgspec.Struct, kw_only=True):
 
 class SharedLinkCreateDto(msgspec.Struct, kw_only=True):
     type: SharedLinkType
-    albumId: str | UnsetType = UNSET
+    albumId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | UnsetType = UNSET
     allowDownload: bool | UnsetType = UNSET
     allowUpload: bool | UnsetType = UNSET
-    assetIds: list[str] | UnsetType = UNSET
+    assetIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | UnsetType = UNSET
     description: str | None | UnsetType = UNSET
     expiresAt: datetime | None | UnsetType = UNSET
     password: str | None | UnsetType = UNSET
@@ -1503,13 +1503,13 @@ class SharedLinkResponseDto(msgspec.Struct, kw_only=True):
     createdAt: datetime
     description: str | None
     expiresAt: datetime | None
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     key: str
     password: str | None
     showMetadata: bool
     slug: str | None
     type: SharedLinkType
-    userId: str
+    userId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     album: AlbumResponseDto | UnsetType = UNSET
 
 
@@ -1524,13 +1524,13 @@ class SharedLinksUpdate(msgspec.Struct, kw_only=True):
 
 
 class SignUpDto(msgspec.Struct, kw_only=True):
-    email: str
+    email: Annotated[str, msgspec.Meta(pattern="^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")]
     name: str
     password: str
 
 
 class SmartSearchDto(msgspec.Struct, kw_only=True):
-    albumIds: list[str] | UnsetType = UNSET
+    albumIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | UnsetType = UNSET
     city: str | None | UnsetType = UNSET
     country: str | None | UnsetType = UNSET
     createdAfter: datetime | UnsetType = UNSET
@@ -1542,18 +1542,18 @@ class SmartSearchDto(msgspec.Struct, kw_only=True):
     isOffline: bool | UnsetType = UNSET
     language: str | UnsetType = UNSET
     lensModel: str | None | UnsetType = UNSET
-    libraryId: str | None | UnsetType = UNSET
+    libraryId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | None | UnsetType = UNSET
     make: str | None | UnsetType = UNSET
     model: str | None | UnsetType = UNSET
     ocr: str | UnsetType = UNSET
-    page: int | UnsetType = UNSET
-    personIds: list[str] | UnsetType = UNSET
+    page: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)] | UnsetType = UNSET
+    personIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | UnsetType = UNSET
     query: str | UnsetType = UNSET
-    queryAssetId: str | UnsetType = UNSET
-    rating: int | None | UnsetType = UNSET
-    size: int | UnsetType = UNSET
+    queryAssetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | UnsetType = UNSET
+    rating: Annotated[int, msgspec.Meta(le=5, ge=1)] | None | UnsetType = UNSET
+    size: Annotated[int, msgspec.Meta(le=1000, ge=1)] | UnsetType = UNSET
     state: str | None | UnsetType = UNSET
-    tagIds: list[str] | None | UnsetType = UNSET
+    tagIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | None | UnsetType = UNSET
     takenAfter: datetime | UnsetType = UNSET
     takenBefore: datetime | UnsetType = UNSET
     trashedAfter: datetime | UnsetType = UNSET
@@ -1567,21 +1567,21 @@ class SmartSearchDto(msgspec.Struct, kw_only=True):
 
 
 class StackCreateDto(msgspec.Struct, kw_only=True):
-    assetIds: list[str]
+    assetIds: Annotated[list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]], msgspec.Meta(min_length=2)]
 
 
 class StackResponseDto(msgspec.Struct, kw_only=True):
     assets: list[AssetResponseDto]
-    id: str
-    primaryAssetId: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    primaryAssetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class StackUpdateDto(msgspec.Struct, kw_only=True):
-    primaryAssetId: str | UnsetType = UNSET
+    primaryAssetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | UnsetType = UNSET
 
 
 class StatisticsSearchDto(msgspec.Struct, kw_only=True):
-    albumIds: list[str] | UnsetType = UNSET
+    albumIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | UnsetType = UNSET
     city: str | None | UnsetType = UNSET
     country: str | None | UnsetType = UNSET
     createdAfter: datetime | UnsetType = UNSET
@@ -1593,14 +1593,14 @@ class StatisticsSearchDto(msgspec.Struct, kw_only=True):
     isNotInAlbum: bool | UnsetType = UNSET
     isOffline: bool | UnsetType = UNSET
     lensModel: str | None | UnsetType = UNSET
-    libraryId: str | None | UnsetType = UNSET
+    libraryId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | None | UnsetType = UNSET
     make: str | None | UnsetType = UNSET
     model: str | None | UnsetType = UNSET
     ocr: str | UnsetType = UNSET
-    personIds: list[str] | UnsetType = UNSET
-    rating: int | None | UnsetType = UNSET
+    personIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | UnsetType = UNSET
+    rating: Annotated[int, msgspec.Meta(le=5, ge=1)] | None | UnsetType = UNSET
     state: str | None | UnsetType = UNSET
-    tagIds: list[str] | None | UnsetType = UNSET
+    tagIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]] | None | UnsetType = UNSET
     takenAfter: datetime | UnsetType = UNSET
     takenBefore: datetime | UnsetType = UNSET
     trashedAfter: datetime | UnsetType = UNSET
@@ -1621,7 +1621,7 @@ class SyncAckDto(msgspec.Struct, kw_only=True):
 
 
 class SyncAckSetDto(msgspec.Struct, kw_only=True):
-    acks: list[str]
+    acks: Annotated[list[str], msgspec.Meta(max_length=1000)]
 
 
 class SyncAckV1(msgspec.Struct, kw_only=True):
@@ -1629,38 +1629,38 @@ class SyncAckV1(msgspec.Struct, kw_only=True):
 
 
 class SyncAlbumDeleteV1(msgspec.Struct, kw_only=True):
-    albumId: str
+    albumId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncAlbumToAssetDeleteV1(msgspec.Struct, kw_only=True):
-    albumId: str
-    assetId: str
+    albumId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncAlbumToAssetV1(msgspec.Struct, kw_only=True):
-    albumId: str
-    assetId: str
+    albumId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncAlbumUserDeleteV1(msgspec.Struct, kw_only=True):
-    albumId: str
-    userId: str
+    albumId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    userId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncAlbumUserV1(msgspec.Struct, kw_only=True):
-    albumId: str
+    albumId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     role: AlbumUserRole
-    userId: str
+    userId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncAlbumV1(msgspec.Struct, kw_only=True):
     createdAt: datetime
     description: str
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     isActivityEnabled: bool
     name: str
     order: AssetOrder
-    ownerId: str
+    ownerId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     thumbnailAssetId: str | None
     updatedAt: datetime
 
@@ -1668,7 +1668,7 @@ class SyncAlbumV1(msgspec.Struct, kw_only=True):
 class SyncAlbumV2(msgspec.Struct, kw_only=True):
     createdAt: datetime
     description: str
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     isActivityEnabled: bool
     name: str
     order: AssetOrder
@@ -1677,35 +1677,35 @@ class SyncAlbumV2(msgspec.Struct, kw_only=True):
 
 
 class SyncAssetDeleteV1(msgspec.Struct, kw_only=True):
-    assetId: str
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncAssetEditDeleteV1(msgspec.Struct, kw_only=True):
-    editId: str
+    editId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncAssetEditV1(msgspec.Struct, kw_only=True):
     action: AssetEditAction
-    assetId: str
-    id: str
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     parameters: dict[str, Any]
-    sequence: int
+    sequence: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class SyncAssetExifV1(msgspec.Struct, kw_only=True):
-    assetId: str
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     city: str | None
     country: str | None
     dateTimeOriginal: datetime | None
     description: str | None
-    exifImageHeight: int | None
-    exifImageWidth: int | None
+    exifImageHeight: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)] | None
+    exifImageWidth: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)] | None
     exposureTime: str | None
     fNumber: float | None
-    fileSizeInByte: int | None
+    fileSizeInByte: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)] | None
     focalLength: float | None
     fps: float | None
-    iso: int | None
+    iso: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)] | None
     latitude: float | None
     lensModel: str | None
     longitude: float | None
@@ -1715,50 +1715,50 @@ class SyncAssetExifV1(msgspec.Struct, kw_only=True):
     orientation: str | None
     profileDescription: str | None
     projectionType: str | None
-    rating: int | None
+    rating: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)] | None
     state: str | None
     timeZone: str | None
 
 
 class SyncAssetFaceDeleteV1(msgspec.Struct, kw_only=True):
-    assetFaceId: str
+    assetFaceId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncAssetFaceV1(msgspec.Struct, kw_only=True):
-    assetId: str
-    boundingBoxX1: int
-    boundingBoxX2: int
-    boundingBoxY1: int
-    boundingBoxY2: int
-    id: str
-    imageHeight: int
-    imageWidth: int
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    boundingBoxX1: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    boundingBoxX2: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    boundingBoxY1: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    boundingBoxY2: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    imageHeight: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    imageWidth: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
     personId: str | None
     sourceType: str
 
 
 class SyncAssetFaceV2(msgspec.Struct, kw_only=True):
-    assetId: str
-    boundingBoxX1: int
-    boundingBoxX2: int
-    boundingBoxY1: int
-    boundingBoxY2: int
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    boundingBoxX1: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    boundingBoxX2: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    boundingBoxY1: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    boundingBoxY2: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
     deletedAt: datetime | None
-    id: str
-    imageHeight: int
-    imageWidth: int
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    imageHeight: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    imageWidth: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
     isVisible: bool
     personId: str | None
     sourceType: str
 
 
 class SyncAssetMetadataDeleteV1(msgspec.Struct, kw_only=True):
-    assetId: str
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     key: str
 
 
 class SyncAssetMetadataV1(msgspec.Struct, kw_only=True):
-    assetId: str
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     key: str
     value: dict[str, Any]
 
@@ -1770,9 +1770,9 @@ class SyncAssetOcrDeleteV1(msgspec.Struct, kw_only=True):
 
 
 class SyncAssetOcrV1(msgspec.Struct, kw_only=True):
-    assetId: str
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     boxScore: float
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     isVisible: bool
     text: str
     textScore: float
@@ -1793,57 +1793,57 @@ class SyncAssetV1(msgspec.Struct, kw_only=True):
     duration: str | None
     fileCreatedAt: datetime | None
     fileModifiedAt: datetime | None
-    height: int | None
-    id: str
+    height: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)] | None
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     isEdited: bool
     isFavorite: bool
     libraryId: str | None
     livePhotoVideoId: str | None
     localDateTime: datetime | None
     originalFileName: str
-    ownerId: str
+    ownerId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     stackId: str | None
     thumbhash: str | None
     type: AssetTypeEnum
     visibility: AssetVisibility
-    width: int | None
+    width: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)] | None
 
 
 class SyncAssetV2(msgspec.Struct, kw_only=True):
     checksum: str
     createdAt: datetime | None
     deletedAt: datetime | None
-    duration: int | None
+    duration: Annotated[int, msgspec.Meta(le=2147483647, ge=0)] | None
     fileCreatedAt: datetime | None
     fileModifiedAt: datetime | None
-    height: int | None
-    id: str
+    height: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)] | None
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     isEdited: bool
     isFavorite: bool
     libraryId: str | None
     livePhotoVideoId: str | None
     localDateTime: datetime | None
     originalFileName: str
-    ownerId: str
+    ownerId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     stackId: str | None
     thumbhash: str | None
     type: AssetTypeEnum
     visibility: AssetVisibility
-    width: int | None
+    width: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)] | None
 
 
 class SyncAuthUserV1(msgspec.Struct, kw_only=True):
     deletedAt: datetime | None
     email: str
     hasProfileImage: bool
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     isAdmin: bool
     name: str
     oauthId: str
     pinCode: str | None
     profileChangedAt: datetime
-    quotaSizeInBytes: int | None
-    quotaUsageInBytes: int
+    quotaSizeInBytes: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)] | None
+    quotaUsageInBytes: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
     storageLabel: str | None
     avatarColor: UserAvatarColor | None | UnsetType = UNSET
 
@@ -1853,17 +1853,17 @@ class SyncCompleteV1(msgspec.Struct, kw_only=True):
 
 
 class SyncMemoryAssetDeleteV1(msgspec.Struct, kw_only=True):
-    assetId: str
-    memoryId: str
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    memoryId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncMemoryAssetV1(msgspec.Struct, kw_only=True):
-    assetId: str
-    memoryId: str
+    assetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    memoryId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncMemoryDeleteV1(msgspec.Struct, kw_only=True):
-    memoryId: str
+    memoryId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncMemoryV1(msgspec.Struct, kw_only=True):
@@ -1871,10 +1871,10 @@ class SyncMemoryV1(msgspec.Struct, kw_only=True):
     data: dict[str, Any]
     deletedAt: datetime | None
     hideAt: datetime | None
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     isSaved: bool
     memoryAt: datetime
-    ownerId: str
+    ownerId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     seenAt: datetime | None
     showAt: datetime | None
     type: MemoryType
@@ -1882,18 +1882,18 @@ class SyncMemoryV1(msgspec.Struct, kw_only=True):
 
 
 class SyncPartnerDeleteV1(msgspec.Struct, kw_only=True):
-    sharedById: str
-    sharedWithId: str
+    sharedById: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    sharedWithId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncPartnerV1(msgspec.Struct, kw_only=True):
     inTimeline: bool
-    sharedById: str
-    sharedWithId: str
+    sharedById: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    sharedWithId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncPersonDeleteV1(msgspec.Struct, kw_only=True):
-    personId: str
+    personId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncPersonV1(msgspec.Struct, kw_only=True):
@@ -1901,11 +1901,11 @@ class SyncPersonV1(msgspec.Struct, kw_only=True):
     color: str | None
     createdAt: datetime
     faceAssetId: str | None
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     isFavorite: bool
     isHidden: bool
     name: str
-    ownerId: str
+    ownerId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     updatedAt: datetime
 
 
@@ -1914,14 +1914,14 @@ class SyncResetV1(msgspec.Struct, kw_only=True):
 
 
 class SyncStackDeleteV1(msgspec.Struct, kw_only=True):
-    stackId: str
+    stackId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncStackV1(msgspec.Struct, kw_only=True):
     createdAt: datetime
-    id: str
-    ownerId: str
-    primaryAssetId: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    ownerId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
+    primaryAssetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     updatedAt: datetime
 
 
@@ -1931,17 +1931,17 @@ class SyncStreamDto(msgspec.Struct, kw_only=True):
 
 
 class SyncUserDeleteV1(msgspec.Struct, kw_only=True):
-    userId: str
+    userId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncUserMetadataDeleteV1(msgspec.Struct, kw_only=True):
     key: UserMetadataKey
-    userId: str
+    userId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
 
 
 class SyncUserMetadataV1(msgspec.Struct, kw_only=True):
     key: UserMetadataKey
-    userId: str
+    userId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     value: dict[str, Any]
 
 
@@ -1949,7 +1949,7 @@ class SyncUserV1(msgspec.Struct, kw_only=True):
     deletedAt: datetime | None
     email: str
     hasProfileImage: bool
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     name: str
     profileChangedAt: datetime
     avatarColor: UserAvatarColor | None | UnsetType = UNSET
@@ -1990,20 +1990,20 @@ class SystemConfigFFmpegDto(msgspec.Struct, kw_only=True):
     acceptedAudioCodecs: list[AudioCodec]
     acceptedContainers: list[VideoContainer]
     acceptedVideoCodecs: list[VideoCodec]
-    bframes: int
+    bframes: Annotated[int, msgspec.Meta(le=16, ge=-1)]
     cqMode: CQMode
-    crf: int
-    gopSize: int
+    crf: Annotated[int, msgspec.Meta(le=51, ge=0)]
+    gopSize: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
     maxBitrate: str
     preferredHwDevice: str
     preset: str
     realtime: SystemConfigFFmpegRealtimeDto
-    refs: int
+    refs: Annotated[int, msgspec.Meta(le=6, ge=0)]
     targetAudioCodec: AudioCodec
     targetResolution: str
     targetVideoCodec: VideoCodec
     temporalAQ: bool
-    threads: int
+    threads: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
     tonemap: ToneMapping
     transcode: TranscodePolicy
     twoPass: bool
@@ -2022,14 +2022,14 @@ class SystemConfigFacesDto(msgspec.Struct, kw_only=True):
 class SystemConfigGeneratedFullsizeImageDto(msgspec.Struct, kw_only=True):
     enabled: bool
     format: ImageFormat
-    quality: int
+    quality: Annotated[int, msgspec.Meta(le=100, ge=1)]
     progressive: bool | UnsetType = UNSET
 
 
 class SystemConfigGeneratedImageDto(msgspec.Struct, kw_only=True):
     format: ImageFormat
-    quality: int
-    size: int
+    quality: Annotated[int, msgspec.Meta(le=100, ge=1)]
+    size: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)]
     progressive: bool | UnsetType = UNSET
 
 
@@ -2050,8 +2050,8 @@ class SystemConfigIntegrityChecks(msgspec.Struct, kw_only=True):
 class SystemConfigIntegrityChecksumJob(msgspec.Struct, kw_only=True):
     cronExpression: str
     enabled: bool
-    percentageLimit: float
-    timeLimit: int
+    percentageLimit: Annotated[float, msgspec.Meta(le=1, ge=0)]
+    timeLimit: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
 
 
 class SystemConfigIntegrityJob(msgspec.Struct, kw_only=True):
@@ -2103,7 +2103,7 @@ class SystemConfigMachineLearningDto(msgspec.Struct, kw_only=True):
     enabled: bool
     facialRecognition: FacialRecognitionConfig
     ocr: OcrConfig
-    urls: list[str]
+    urls: Annotated[list[str], msgspec.Meta(min_length=1)]
 
 
 class SystemConfigMapDto(msgspec.Struct, kw_only=True):
@@ -2126,7 +2126,7 @@ class SystemConfigNightlyTasksDto(msgspec.Struct, kw_only=True):
     databaseCleanup: bool
     generateMemories: bool
     missingThumbnails: bool
-    startTime: str
+    startTime: Annotated[str, msgspec.Meta(pattern='^(?:[01]\\d|2[0-3]):[0-5]\\d$')]
     syncQuotaUsage: bool
 
 
@@ -2141,7 +2141,7 @@ class SystemConfigOAuthDto(msgspec.Struct, kw_only=True):
     buttonText: str
     clientId: str
     clientSecret: str
-    defaultStorageQuota: int | None
+    defaultStorageQuota: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)] | None
     enabled: bool
     endSessionEndpoint: str
     issuerUrl: str
@@ -2154,7 +2154,7 @@ class SystemConfigOAuthDto(msgspec.Struct, kw_only=True):
     signingAlgorithm: str
     storageLabelClaim: str
     storageQuotaClaim: str
-    timeout: int
+    timeout: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)]
     tokenEndpointAuthMethod: OAuthTokenEndpointAuthMethod
 
 
@@ -2183,7 +2183,7 @@ class SystemConfigSmtpTransportDto(msgspec.Struct, kw_only=True):
     host: str
     ignoreCert: bool
     password: str
-    port: int
+    port: Annotated[int, msgspec.Meta(le=65535, ge=0)]
     secure: bool
     username: str
 
@@ -2220,32 +2220,32 @@ class SystemConfigThemeDto(msgspec.Struct, kw_only=True):
 
 
 class SystemConfigTrashDto(msgspec.Struct, kw_only=True):
-    days: int
+    days: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)]
     enabled: bool
 
 
 class SystemConfigUserDto(msgspec.Struct, kw_only=True):
-    deleteDelay: int
+    deleteDelay: Annotated[int, msgspec.Meta(le=9007199254740991, ge=1)]
 
 
 class TagBulkAssetsDto(msgspec.Struct, kw_only=True):
-    assetIds: list[str]
-    tagIds: list[str]
+    assetIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]]
+    tagIds: list[Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]]
 
 
 class TagBulkAssetsResponseDto(msgspec.Struct, kw_only=True):
-    count: int
+    count: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class TagCreateDto(msgspec.Struct, kw_only=True):
     name: str
-    color: str | None | UnsetType = UNSET
-    parentId: str | None | UnsetType = UNSET
+    color: Annotated[str, msgspec.Meta(pattern='^#?([0-9A-Fa-f]{3}|[0-9A-Fa-f]{4}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$')] | None | UnsetType = UNSET
+    parentId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | None | UnsetType = UNSET
 
 
 class TagResponseDto(msgspec.Struct, kw_only=True):
     createdAt: datetime
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     name: str
     updatedAt: datetime
     value: str
@@ -2254,7 +2254,7 @@ class TagResponseDto(msgspec.Struct, kw_only=True):
 
 
 class TagUpdateDto(msgspec.Struct, kw_only=True):
-    color: str | None | UnsetType = UNSET
+    color: Annotated[str, msgspec.Meta(pattern='^#?([0-9A-Fa-f]{3}|[0-9A-Fa-f]{4}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$')] | None | UnsetType = UNSET
 
 
 class TagUpsertDto(msgspec.Struct, kw_only=True):
@@ -2286,7 +2286,7 @@ class TestEmailResponseDto(msgspec.Struct, kw_only=True):
 
 class TimeBucketAssetResponseDto(msgspec.Struct, kw_only=True):
     createdAt: list[str]
-    duration: list[int | None]
+    duration: list[Annotated[int, msgspec.Meta(le=2147483647, ge=0)] | None]
     fileCreatedAt: list[str]
     id: list[str]
     isFavorite: list[bool]
@@ -2303,21 +2303,21 @@ class TimeBucketAssetResponseDto(msgspec.Struct, kw_only=True):
     country: list[str | None] | UnsetType = UNSET
     latitude: list[float | None] | UnsetType = UNSET
     longitude: list[float | None] | UnsetType = UNSET
-    stack: list[list[str] | None] | UnsetType = UNSET
+    stack: list[Annotated[list[str], msgspec.Meta(max_length=2, min_length=2)] | None] | UnsetType = UNSET
 
 
 class TimeBucketsResponseDto(msgspec.Struct, kw_only=True):
-    count: int
+    count: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
     timeBucket: str
 
 
 class TrashResponseDto(msgspec.Struct, kw_only=True):
-    count: int
+    count: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class UpdateAlbumDto(msgspec.Struct, kw_only=True):
     albumName: str | UnsetType = UNSET
-    albumThumbnailAssetId: str | UnsetType = UNSET
+    albumThumbnailAssetId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | UnsetType = UNSET
     description: str | None | UnsetType = UNSET
     isActivityEnabled: bool | UnsetType = UNSET
     order: AssetOrder | UnsetType = UNSET
@@ -2331,39 +2331,39 @@ class UpdateAssetDto(msgspec.Struct, kw_only=True):
     dateTimeOriginal: str | UnsetType = UNSET
     description: str | UnsetType = UNSET
     isFavorite: bool | UnsetType = UNSET
-    latitude: float | UnsetType = UNSET
-    livePhotoVideoId: str | None | UnsetType = UNSET
-    longitude: float | UnsetType = UNSET
-    rating: int | None | UnsetType = UNSET
+    latitude: Annotated[float, msgspec.Meta(le=90, ge=-90)] | UnsetType = UNSET
+    livePhotoVideoId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')] | None | UnsetType = UNSET
+    longitude: Annotated[float, msgspec.Meta(le=180, ge=-180)] | UnsetType = UNSET
+    rating: Annotated[int, msgspec.Meta(le=5, ge=-1)] | None | UnsetType = UNSET
     visibility: AssetVisibility | UnsetType = UNSET
 
 
 class UpdateLibraryDto(msgspec.Struct, kw_only=True):
-    exclusionPatterns: list[str] | UnsetType = UNSET
-    importPaths: list[str] | UnsetType = UNSET
-    name: str | UnsetType = UNSET
+    exclusionPatterns: Annotated[list[str], msgspec.Meta(max_length=128)] | UnsetType = UNSET
+    importPaths: Annotated[list[str], msgspec.Meta(max_length=128)] | UnsetType = UNSET
+    name: Annotated[str, msgspec.Meta(min_length=1)] | UnsetType = UNSET
 
 
 class UsageByUserDto(msgspec.Struct, kw_only=True):
-    photos: int
-    quotaSizeInBytes: int | None
-    usage: int
-    usagePhotos: int
-    usageVideos: int
-    userId: str
+    photos: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    quotaSizeInBytes: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)] | None
+    usage: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    usagePhotos: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    usageVideos: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
+    userId: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     userName: str
-    videos: int
+    videos: Annotated[int, msgspec.Meta(le=9007199254740991, ge=-9007199254740991)]
 
 
 class UserAdminCreateDto(msgspec.Struct, kw_only=True):
-    email: str
+    email: Annotated[str, msgspec.Meta(pattern="^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")]
     name: str
     password: str
     avatarColor: UserAvatarColor | None | UnsetType = UNSET
     isAdmin: bool | UnsetType = UNSET
     notify: bool | UnsetType = UNSET
-    pinCode: str | None | UnsetType = UNSET
-    quotaSizeInBytes: int | None | UnsetType = UNSET
+    pinCode: Annotated[str, msgspec.Meta(pattern='^\\d{6}$')] | None | UnsetType = UNSET
+    quotaSizeInBytes: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)] | None | UnsetType = UNSET
     shouldChangePassword: bool | UnsetType = UNSET
     storageLabel: str | None | UnsetType = UNSET
 
@@ -2376,16 +2376,16 @@ class UserAdminResponseDto(msgspec.Struct, kw_only=True):
     avatarColor: UserAvatarColor
     createdAt: datetime
     deletedAt: datetime | None
-    email: str
-    id: str
+    email: Annotated[str, msgspec.Meta(pattern="^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")]
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     isAdmin: bool
     license: UserLicense | None
     name: str
     oauthId: str
     profileChangedAt: datetime
     profileImagePath: str
-    quotaSizeInBytes: int | None
-    quotaUsageInBytes: int | None
+    quotaSizeInBytes: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)] | None
+    quotaUsageInBytes: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)] | None
     shouldChangePassword: bool
     status: UserStatus
     storageLabel: str | None
@@ -2394,12 +2394,12 @@ class UserAdminResponseDto(msgspec.Struct, kw_only=True):
 
 class UserAdminUpdateDto(msgspec.Struct, kw_only=True):
     avatarColor: UserAvatarColor | None | UnsetType = UNSET
-    email: str | UnsetType = UNSET
+    email: Annotated[str, msgspec.Meta(pattern="^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")] | UnsetType = UNSET
     isAdmin: bool | UnsetType = UNSET
     name: str | UnsetType = UNSET
     password: str | UnsetType = UNSET
-    pinCode: str | None | UnsetType = UNSET
-    quotaSizeInBytes: int | None | UnsetType = UNSET
+    pinCode: Annotated[str, msgspec.Meta(pattern='^\\d{6}$')] | None | UnsetType = UNSET
+    quotaSizeInBytes: Annotated[int, msgspec.Meta(le=9007199254740991, ge=0)] | None | UnsetType = UNSET
     shouldChangePassword: bool | UnsetType = UNSET
     storageLabel: str | None | UnsetType = UNSET
 
@@ -2407,7 +2407,7 @@ class UserAdminUpdateDto(msgspec.Struct, kw_only=True):
 class UserLicense(msgspec.Struct, kw_only=True):
     activatedAt: datetime
     activationKey: str
-    licenseKey: str
+    licenseKey: Annotated[str, msgspec.Meta(pattern='^IM(SV|CL)(-[\\dA-Za-z]{4}){8}$')]
 
 
 class UserPreferencesResponseDto(msgspec.Struct, kw_only=True):
@@ -2443,8 +2443,8 @@ class UserPreferencesUpdateDto(msgspec.Struct, kw_only=True):
 
 class UserResponseDto(msgspec.Struct, kw_only=True):
     avatarColor: UserAvatarColor
-    email: str
-    id: str
+    email: Annotated[str, msgspec.Meta(pattern="^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")]
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     name: str
     profileChangedAt: datetime
     profileImagePath: str
@@ -2452,7 +2452,7 @@ class UserResponseDto(msgspec.Struct, kw_only=True):
 
 class UserUpdateMeDto(msgspec.Struct, kw_only=True):
     avatarColor: UserAvatarColor | None | UnsetType = UNSET
-    email: str | UnsetType = UNSET
+    email: Annotated[str, msgspec.Meta(pattern="^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")] | UnsetType = UNSET
     name: str | UnsetType = UNSET
     password: str | UnsetType = UNSET
 
@@ -2462,8 +2462,8 @@ class ValidateAccessTokenResponseDto(msgspec.Struct, kw_only=True):
 
 
 class ValidateLibraryDto(msgspec.Struct, kw_only=True):
-    exclusionPatterns: list[str] | UnsetType = UNSET
-    importPaths: list[str] | UnsetType = UNSET
+    exclusionPatterns: Annotated[list[str], msgspec.Meta(max_length=128)] | UnsetType = UNSET
+    importPaths: Annotated[list[str], msgspec.Meta(max_length=128)] | UnsetType = UNSET
 
 
 class ValidateLibraryImportPathResponseDto(msgspec.Struct, kw_only=True):
@@ -2493,7 +2493,7 @@ class WorkflowResponseDto(msgspec.Struct, kw_only=True):
     createdAt: str
     description: str | None
     enabled: bool
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern='^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$')]
     name: str | None
     steps: list[WorkflowStepDto]
     trigger: WorkflowTrigger

@@ -16,6 +16,7 @@ from litestar.exceptions import HTTPException, MethodNotAllowedException, NotFou
 from app.api.route_access import ACTION
 from app.domain.errors import AccessRefused, BadRequest, DomainError, Forbidden, InsufficientStorage, NotFound
 from app.domain.principal import DELETE, DELETE_PERMANENTLY, READ, WRITE
+from compat.validation import parse_path
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,16 @@ def _domain(request: Request, exc: DomainError) -> Response:
 
 
 def _validation(request: Request, exc: ValidationException) -> Response:
-    issues = [
-        {"message": e.get("message", exc.detail), "path": [p for p in (e.get("key"),) if p]}
-        for e in (exc.extra or []) if isinstance(e, dict)
-    ]
+    # Issues made in Immich's words (compat/validation.py) pass as they are; the limits both apps
+    # share (NUL, depth) and Litestar's own parameter checks become zod "custom" issues naming the field.
+    issues = [e if "code" in e else {"code": "custom", "path": _issue_path(e), "message": e.get("message", exc.detail)}
+              for e in (exc.extra or []) if isinstance(e, dict)]
     return immich_error(400, "Validation failed", issues)
+
+
+def _issue_path(error: dict) -> list:
+    key = error.get("key")
+    return parse_path(key) if isinstance(key, str) and error.get("source") == "body" else [p for p in (key,) if p]
 
 
 def _unsupported(method: str, path: str) -> str | None:

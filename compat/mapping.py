@@ -20,6 +20,7 @@ from app.domain.assets import AssetPatch
 from app.domain.datetimes import join_wall_clock
 from app.domain.people import PersonPatch
 from compat import dtos
+from compat.validation import parse_uuid  # noqa: F401  (the routes call it as mapping.parse_uuid)
 
 
 def b64(value: bytes | None) -> str:
@@ -291,16 +292,6 @@ def face_box(row: asyncpg.Record) -> dict:
         boundingBoxY2=row["box_y"] + row["box_h"],
         sourceType="machine-learning" if row["source"] == "automatic" else "manual",
     )
-
-
-def parse_uuid(value: str) -> uuid.UUID:
-    """Immich ids are bare UUIDs; anything else is a bad request."""
-    from app.domain.errors import BadRequest
-
-    try:
-        return uuid.UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        raise BadRequest("id must be a UUID") from None
 
 
 def person(row: asyncpg.Record) -> dtos.PersonResponseDto:

@@ -85,9 +85,9 @@ def test_sessions_password_and_preferences(server, account):
         assert updated.json()["isPendingSyncReset"] is True
         assert app.delete("/api/sessions").status_code == 204  # every other session
         assert [s["id"] for s in app.get("/api/sessions").json()] == [current[0]["id"]]
-        wrong = app.post("/api/auth/change-password", json={"password": "nope", "newPassword": "new"})
+        wrong = app.post("/api/auth/change-password", json={"password": "nope", "newPassword": "new-password"})
         assert wrong.status_code == 400
-        ok = app.post("/api/auth/change-password", json={"password": "old", "newPassword": "new"})
+        ok = app.post("/api/auth/change-password", json={"password": "old", "newPassword": "new-password"})
         validate("/auth/change-password", "post", 200, ok.json())
         prefs = app.put("/api/users/me/preferences", json={"ratings": {"enabled": True}, "bogus": {"x": 1}})
         assert prefs.status_code == 200 and prefs.json()["ratings"]["enabled"] is True
@@ -101,7 +101,7 @@ def test_sessions_password_and_preferences(server, account):
             assert r.status_code == 200
             validate(path, "get", 200, r.json())
     assert httpx.get(f"{server.immich_url}/api/users/me", cookies={"immich_access_token": laptop}).status_code == 401
-    _login(server, account.email, "new")
+    _login(server, account.email, "new-password")
 
 
 def _member(server, admin: httpx.Client, **fields) -> tuple[str, str]:

@@ -97,7 +97,8 @@ def test_errors_in_immichs_shape(server, account):
         assert empty.status_code == 400 and empty.json() == {"message": "File is empty"}
         missing = http.post("/api/assets", files={"assetData": ("e.png", png_bytes(506), "image/png")},
                             data={"fileCreatedAt": FIELDS["fileCreatedAt"]})
-        assert missing.status_code == 400 and "fileModifiedAt" in missing.json()["message"]
+        assert missing.status_code == 400 and missing.json()["message"] == "Validation failed"
+        assert [e["path"] for e in missing.json()["errors"]] == [["fileModifiedAt"]]
         run(db.execute("UPDATE users SET storage_limit_bytes = 1 WHERE id = $1", account.user_id))
         full = http.post("/api/assets", files={"assetData": ("q.png", png_bytes(507), "image/png")}, data=FIELDS)
         assert full.status_code == 400 and full.json() == {"message": "Quota has been exceeded!"}

@@ -56,9 +56,25 @@ def _py_type(schema: dict, schemas: dict) -> str:
             base = f"dict[str, {value}]"
         else:
             base = "Any"
+    base = _constrained(base, schema)
     if schema.get("nullable") and base != "Any":
         base = f"{base} | None"
     return base
+
+
+# The spec's value rules become msgspec constraints, so a request body is held to them where it is
+# converted (app/api/body_limits.py), as Immich's validators hold it.
+_META = {"minimum": "ge", "maximum": "le", "minLength": "min_length", "maxLength": "max_length",
+         "minItems": "min_length", "maxItems": "max_length", "pattern": "pattern"}
+
+
+def _constrained(base: str, schema: dict) -> str:
+    if base not in ("str", "int", "float") and not base.startswith("list["):
+        return base  # a datetime's pattern is its parser's; references carry their own rules
+    rules = {_META[k]: v for k, v in sorted(schema.items()) if k in _META and (k != "pattern" or base == "str")}
+    if not rules:
+        return base
+    return f"Annotated[{base}, msgspec.Meta({', '.join(f'{k}={v!r}' for k, v in rules.items())})]"
 
 
 def _attr(name: str) -> str:
@@ -85,7 +101,7 @@ def generate(spec_path: Path) -> str:
         "from __future__ import annotations",
         "",
         "from datetime import date, datetime",
-        "from typing import Any, Literal",
+        "from typing import Annotated, Any, Literal",
         "",
         "import msgspec",
         "from msgspec import UNSET, UnsetType",

@@ -103,23 +103,32 @@ def _declared_body(request: Request) -> Any:
     return field.annotation
 
 
-def check_declared_type(value: Any, declared: Any) -> None:
-    """Raise ValidationException, naming the field, for a value not of its declared JSON type."""
+def type_error(value: Any, declared: Any) -> tuple[str, str] | None:
+    """Where and why a JSON value is not of its declared type (msgspec's `a[0].b` location, "" for
+    the whole value, and its message), or None when it is."""
     try:
         msgspec.convert(value, declared)  # strict: JSON types only, as a JSON decoder would
     except msgspec.ValidationError as exc:
         text = str(exc)
         found = _ERROR_AT.search(text)
-        message = text[: found.start()] if found else text
-        key = found.group(1) if found and found.group(1) else "data"
-        raise ValidationException(detail=f"{key}: {message}",
-                                  extra=[{"source": "body", "key": key, "message": message}]) from None
+        return (found.group(1) if found else ""), (text[: found.start()] if found else text)
+    return None
+
+
+def check_declared_type(value: Any, declared: Any) -> None:
+    """Raise ValidationException, naming the field, for a value not of its declared JSON type."""
+    error = type_error(value, declared)
+    if error is not None:
+        key = error[0] or "data"
+        raise ValidationException(detail=f"{key}: {error[1]}",
+                                  extra=[{"source": "body", "key": key, "message": error[1]}])
 
 
 class CheckedRequest(Request):
     """The request class of both apps: its JSON body is checked as soon as it is decoded."""
 
     __slots__ = ()
+    check_declared_type = staticmethod(check_declared_type)  # the Immich app words its errors its own way
 
     async def json(self) -> Any:
         try:
@@ -129,7 +138,7 @@ class CheckedRequest(Request):
         check_json(value)
         declared = _declared_body(self)
         if declared is not None:
-            check_declared_type(value, declared)
+            self.check_declared_type(value, declared)
         return value
 
 

@@ -26,13 +26,8 @@ def _invalid(field: str, message: str, source: str = "body") -> ValidationExcept
                                                                     "message": message}])
 
 
-def _uuid(value: str | None, field: str, source: str = "query") -> uuid.UUID | None:
-    if value is None:
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise _invalid(field, "Invalid UUID", source) from None
+def _uuid(value: str | None, field: str) -> uuid.UUID | None:
+    return None if value is None else mapping.parse_uuid(value, field)
 
 
 @get("/api/activities", action=access.READ)
@@ -66,8 +61,8 @@ async def create_activity(auth: ImmichAuth, data: dtos.ActivityCreateDto) -> Res
         raise _invalid("comment", "Comment is required when type is COMMENT")
     if data.type != activities.COMMENT and comment:  # Immich lets a like carry an empty one
         raise _invalid("comment", "Comment must not be provided when type is not COMMENT")
-    asset = None if data.assetId is msgspec.UNSET else _uuid(data.assetId, "assetId", "body")
-    album = _uuid(data.albumId, "albumId", "body")
+    asset = None if data.assetId is msgspec.UNSET else _uuid(data.assetId, "assetId")
+    album = _uuid(data.albumId, "albumId")
     with refused_as("activity.create"):
         item, created = await activities.create(auth.principal, album, data.type, asset_id=asset,
                                                 comment=comment if data.type == activities.COMMENT else None)
@@ -76,7 +71,7 @@ async def create_activity(auth: ImmichAuth, data: dtos.ActivityCreateDto) -> Res
 
 @delete("/api/activities/{activity_id:str}", status_code=204, action=access.DELETE)
 async def delete_activity(auth: ImmichAuth, activity_id: str) -> None:
-    activity = _uuid(activity_id, "id", "path")
+    activity = _uuid(activity_id, "id")
     with refused_as("activity.delete"):
         await activities.delete(auth.principal, activity)
 

@@ -13,7 +13,7 @@ from litestar.response import Response
 
 from app.domain import access, album_sharing, albums, emails, shared_links, users
 from app.domain.errors import BadRequest, Conflict
-from compat import dtos, mapping
+from compat import dtos, mapping, validation
 from compat.auth import ImmichAuth
 from compat.errors import refused_as
 
@@ -57,7 +57,7 @@ async def list_albums(auth: ImmichAuth, assetId: str | None = None, name: str | 
     name differs because `shared` names the app state dependency)."""
     if isShared is None:
         isShared = legacy_shared
-    asset = mapping.parse_uuid(assetId) if assetId else None
+    asset = mapping.parse_uuid(assetId, "assetId") if assetId else None
     if asset is not None:
         isShared = isOwned = None
     rows = []
@@ -163,7 +163,11 @@ async def remove_album_assets(auth: ImmichAuth, album_id: str, data: dtos.BulkId
 
 
 def _user_param(auth: ImmichAuth, user_id: str) -> uuid.UUID:
-    return auth.principal.user_id if user_id == ME else mapping.parse_uuid(user_id)
+    if user_id == ME:
+        return auth.principal.user_id
+    if not validation.is_uuid(user_id):
+        raise validation.failed({"code": "custom", "path": ["userId"], "message": 'Must be a UUID v4 or "me"'})
+    return uuid.UUID(user_id)
 
 
 @put("/api/albums/{album_id:str}/users", action=access.WRITE)

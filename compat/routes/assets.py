@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from typing import get_args
 
 from litestar import Request, delete, get, post, put
 from litestar.response import Response
@@ -14,7 +15,7 @@ from app.domain import access, asset_views, assets, ingest, quotas, shared_links
 from app.domain.datetimes import parse_iso
 from app.domain.errors import BadRequest, DomainError, Invalid
 from app.storage.multipart import receive_multipart
-from compat import dtos, mapping
+from compat import dtos, mapping, validation
 from compat.auth import ImmichAuth
 from compat.errors import EXCEPTION_HANDLERS
 
@@ -30,6 +31,14 @@ async def _existing_by_sha1(principal, library: uuid.UUID, checksums: list[str])
 
 def _flag(fields: dict, name: str) -> bool:
     return fields.get(name, "").strip().lower() == "true"
+
+
+def _form_datetime(fields: dict, name: str):
+    """A date field of the upload form, refused as Immich's isoDatetimeToDate refuses it."""
+    try:
+        return parse_iso(fields[name], name)
+    except (KeyError, Invalid):
+        raise validation.failed(validation.invalid_datetime(fields.get(name, validation.MISSING), [name])) from None
 
 
 @post("/api/assets", request_max_body_size=None, action=access.WRITE, shared_link=True)
@@ -64,14 +73,12 @@ async def upload_asset(request: Request, auth: ImmichAuth, shared: Shared) -> Re
         if asset_file is None:
             raise BadRequest("assetData is required")
         fields = form.fields
-        for name in ("fileCreatedAt", "fileModifiedAt"):
-            if not fields.get(name):
-                raise BadRequest(f"{name} is required")
+        created_at, modified_at = (_form_datetime(fields, name) for name in ("fileCreatedAt", "fileModifiedAt"))
         live = fields.get("livePhotoVideoId") or None
-        try:
-            live_id = uuid.UUID(live) if live else None
-        except ValueError:
-            raise BadRequest("livePhotoVideoId must be a UUID") from None
+        live_id = mapping.parse_uuid(live, "livePhotoVideoId") if live else None
+        visibility = fields.get("visibility") or "timeline"
+        if visibility not in get_args(dtos.AssetVisibility):
+            raise validation.failed(validation.invalid_option(list(get_args(dtos.AssetVisibility)), ["visibility"]))
         sidecar = form.files.get("sidecarData")
         upload = ingest.Upload(
             staged=asset_file.staged,
@@ -79,12 +86,12 @@ async def upload_asset(request: Request, auth: ImmichAuth, shared: Shared) -> Re
             # v3 clients no longer send device ids; they only matter to native existence checks.
             device_asset_id=fields.get("deviceAssetId") or str(uuid.uuid4()),
             device_id=fields.get("deviceId") or "immich",
-            file_created_at=parse_iso(fields["fileCreatedAt"], "fileCreatedAt"),
-            file_modified_at=parse_iso(fields["fileModifiedAt"], "fileModifiedAt"),
+            file_created_at=created_at,
+            file_modified_at=modified_at,
             library_id=library,
             sidecar=sidecar.staged if sidecar else None,
             is_favorite=_flag(fields, "isFavorite"),
-            visibility=fields.get("visibility") or "timeline",
+            visibility=visibility,
             live_photo_video_id=live_id,
         )
     except BaseException:

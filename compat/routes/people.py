@@ -10,6 +10,7 @@ import uuid
 
 import msgspec
 from litestar import Request, delete, get, post, put
+from litestar.params import Parameter
 from litestar.response import Response
 
 from app.api.file_serving import send_file
@@ -45,10 +46,12 @@ async def _update(auth: ImmichAuth, person_id: uuid.UUID, data: dtos.PersonUpdat
 
 
 @get("/api/people", action=access.READ)
-async def list_people(auth: ImmichAuth, withHidden: bool = False, page: int = 1, size: int = 500,
+async def list_people(auth: ImmichAuth, withHidden: bool = False, page: int = Parameter(default=1, ge=1),
+                      size: int = Parameter(default=500, ge=1, le=1000),
                       closestPersonId: str | None = None, closestAssetId: str | None = None) -> dtos.PeopleResponseDto:
-    if page < 1 or not 1 <= size <= 1000:
-        raise BadRequest("page must be >= 1 and size between 1 and 1000")
+    for name, value in (("closestPersonId", closestPersonId), ("closestAssetId", closestAssetId)):
+        if value is not None:
+            mapping.parse_uuid(value, name)
     if closestPersonId or closestAssetId:
         raise BadRequest("Ordering people by similarity is not supported by this server")
     library = await _library(auth)
@@ -174,9 +177,7 @@ async def search_person(auth: ImmichAuth, name: str | None = None,
 
 
 @get("/api/faces", action=access.READ)
-async def get_faces(auth: ImmichAuth, id: str | None = None) -> list[dtos.AssetFaceResponseDto]:
-    if id is None:
-        raise BadRequest("id is required")
+async def get_faces(auth: ImmichAuth, id: str) -> list[dtos.AssetFaceResponseDto]:
     rows = await faces.faces_of_asset(auth.principal, mapping.parse_uuid(id))
     persons = {}
     for row in rows:

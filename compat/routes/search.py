@@ -35,7 +35,7 @@ async def search_metadata(auth: ImmichAuth, data: dtos.MetadataSearchDto) -> dto
 
 
 @get("/api/search/suggestions", action=access.READ)
-async def search_suggestions(auth: ImmichAuth, type: str, country: str | None = None,
+async def search_suggestions(auth: ImmichAuth, type: dtos.SearchSuggestionType, country: str | None = None,
                              region: str | None = QueryParameter(name="state", default=None),
                              make: str | None = None, model: str | None = None,
                              includeNull: bool = False) -> list[str | None]:

@@ -86,7 +86,7 @@ async def list_links(auth: ImmichAuth, albumId: str | None = None, id: str | Non
                      ) -> list[dtos.SharedLinkResponseDto]:
     rows = await shared_links.list_links(
         auth.principal, link_id=mapping.parse_uuid(id) if id is not None else None,
-        album_id=mapping.parse_uuid(albumId) if albumId is not None else None)
+        album_id=mapping.parse_uuid(albumId, "albumId") if albumId is not None else None)
     return await _render(rows)
 
 

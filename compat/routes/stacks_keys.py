@@ -38,14 +38,12 @@ async def get_stack(auth: ImmichAuth, stack_id: str) -> dtos.StackResponseDto:
     return await _stack_dto(await stacks.get_stack(auth.principal, mapping.parse_uuid(stack_id)))
 
 
-class _StackUpdate(msgspec.Struct):
-    primaryAssetId: str
-
-
 @put("/api/stacks/{stack_id:str}", action=access.WRITE)
-async def update_stack(auth: ImmichAuth, stack_id: str, data: _StackUpdate) -> dtos.StackResponseDto:
-    row = await stacks.set_cover(auth.principal, mapping.parse_uuid(stack_id), mapping.parse_uuid(data.primaryAssetId))
-    return await _stack_dto(row)
+async def update_stack(auth: ImmichAuth, stack_id: str, data: dtos.StackUpdateDto) -> dtos.StackResponseDto:
+    stack = mapping.parse_uuid(stack_id)
+    if data.primaryAssetId is msgspec.UNSET:  # nothing to change
+        return await _stack_dto(await stacks.get_stack(auth.principal, stack))
+    return await _stack_dto(await stacks.set_cover(auth.principal, stack, mapping.parse_uuid(data.primaryAssetId)))
 
 
 @delete("/api/stacks/{stack_id:str}", status_code=204, action=access.DELETE)
@@ -86,14 +84,10 @@ async def list_keys(auth: ImmichAuth) -> list[dtos.ApiKeyResponseDto]:
     return [_key_dto(r) for r in await api_keys.list_keys(auth.principal) if r["is_active"]]
 
 
-class _KeyCreate(msgspec.Struct):
-    permissions: list[str]
-    name: str = "API Key"
-
-
 @post("/api/api-keys", status_code=201, action=access.WRITE)
-async def create_key(auth: ImmichAuth, data: _KeyCreate) -> dtos.ApiKeyCreateResponseDto:
-    row, secret = await api_keys.create_key(auth.principal, data.name, _actions(data.permissions),
+async def create_key(auth: ImmichAuth, data: dtos.ApiKeyCreateDto) -> dtos.ApiKeyCreateResponseDto:
+    name = "API Key" if data.name is msgspec.UNSET else data.name
+    row, secret = await api_keys.create_key(auth.principal, name, _actions(data.permissions),
                                             "all_libraries", None)
     return dtos.ApiKeyCreateResponseDto(secret=secret, apiKey=_key_dto(row))
 
@@ -108,13 +102,9 @@ async def get_key(auth: ImmichAuth, key_id: str) -> dtos.ApiKeyResponseDto:
     raise NotFound("API key not found")
 
 
-class _KeyUpdate(msgspec.Struct):
-    name: str | None = None
-
-
 @put("/api/api-keys/{key_id:str}", action=access.WRITE)
-async def rename_key(auth: ImmichAuth, key_id: str, data: _KeyUpdate) -> dtos.ApiKeyResponseDto:
-    if data.name is None:
+async def rename_key(auth: ImmichAuth, key_id: str, data: dtos.ApiKeyUpdateDto) -> dtos.ApiKeyResponseDto:
+    if data.name is msgspec.UNSET:
         raise BadRequest("Only the name of a key can be changed here")
     return _key_dto(await api_keys.rename_key(auth.principal, mapping.parse_uuid(key_id), data.name))
 

@@ -27,9 +27,9 @@ async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None
         visibility=visibility or (None if isTrashed else "timeline"),
     )
     if albumId:  # read in the album's library, which is another's when the album is shared with the caller
-        return await albums.contents_filter(auth.principal, mapping.parse_uuid(albumId), **narrowing)
+        return await albums.contents_filter(auth.principal, mapping.parse_uuid(albumId, "albumId"), **narrowing)
     if userId:  # one user's timeline: the caller's own, or a partner's (Immich's partner page)
-        user = mapping.parse_uuid(userId)
+        user = mapping.parse_uuid(userId, "userId")
         return AssetFilter(library_id=await access.timeline_library_of(auth.principal, user),
                            through_share=user != auth.principal.user_id, elevated=auth.principal.elevated,
                            **narrowing)
@@ -61,8 +61,8 @@ async def _filters(auth: ImmichAuth, albumId: str | None, isFavorite: bool | Non
 
 @get("/api/timeline/buckets", action=access.READ, shared_link=True)  # with an ALBUM link's albumId
 async def time_buckets(auth: ImmichAuth, albumId: str | None = None, isFavorite: bool | None = None,
-                       isTrashed: bool | None = None, visibility: str | None = None,
-                       order: str = "desc", withPartners: bool = False,
+                       isTrashed: bool | None = None, visibility: dtos.AssetVisibility | None = None,
+                       order: dtos.AssetOrder = "desc", withPartners: bool = False,
                        userId: str | None = None) -> list[dtos.TimeBucketsResponseDto]:
     totals: dict[datetime, int] = {}
     for f in await _filters(auth, albumId, isFavorite, isTrashed, visibility, withPartners, userId):
@@ -85,7 +85,8 @@ def _month(value: str) -> tuple[datetime, datetime]:
 
 @get("/api/timeline/bucket", action=access.READ, shared_link=True)
 async def time_bucket(auth: ImmichAuth, timeBucket: str, albumId: str | None = None, isFavorite: bool | None = None,
-                      isTrashed: bool | None = None, visibility: str | None = None, order: str = "desc",
+                      isTrashed: bool | None = None, visibility: dtos.AssetVisibility | None = None,
+                      order: dtos.AssetOrder = "desc",
                       withCoordinates: bool = False, withPartners: bool = False, userId: str | None = None) -> dict:
     after, before = _month(timeBucket)
     rows = []
