@@ -12,7 +12,6 @@ from app.domain import access, licenses, media_types, sessions, system_config, s
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
-from compat.routes.users import check_license_key
 
 VERSION = dtos.ServerVersionResponseDto(major=3, minor=1, patch=0, prerelease=None)
 VERSION_TAG = f"v{VERSION.major}.{VERSION.minor}.{VERSION.patch}"
@@ -164,7 +163,6 @@ class ServerController(Controller):
 
     @put("/license", action=access.WRITE, admin=True)
     async def set_license(self, auth: ImmichAuth, data: dtos.LicenseKeyDto) -> dtos.UserLicense:
-        check_license_key(data)
         return mapping.license_response(
             await licenses.set_server_license(auth.principal, data.licenseKey, data.activationKey))
 
