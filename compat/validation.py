@@ -319,6 +319,19 @@ def _query_issue(annotation: Any, value: Any, key: str, kwarg: Any = None) -> di
     return None
 
 
+def _listed_options(annotation: Any) -> tuple | None:
+    """The options of a query parameter that is a list of an enum (Immich: one value or many)."""
+    for kind in get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,):
+        if get_origin(kind) is list and get_origin(get_args(kind)[0]) is Literal:
+            return get_args(get_args(kind)[0])
+    return None
+
+
+def invalid_union(path: Path) -> dict:
+    """zod's issue when a value fits none of a union's options (Immich's `one value or a list of them`)."""
+    return {"code": "invalid_union", "errors": [], "path": path, "message": "Invalid input"}
+
+
 async def check_query(request: Request) -> None:
     """before_request: the route's query parameters (bool, number, enum, required) fail as Immich's
     query DTOs fail, before Litestar's laxer parsing ("1" and "yes" as true) sees them."""
@@ -326,6 +339,11 @@ async def check_query(request: Request) -> None:
     skip = set(request.path_params) | set(handler.resolve_dependencies())
     issues = []
     for name, definition in handler.parsed_fn_signature.parameters.items():
+        if name in request.path_params:
+            if get_origin(definition.annotation) is Literal and request.path_params[name] not in get_args(
+                    definition.annotation):  # a path enum, such as a queue's name
+                issues.append(invalid_option(list(get_args(definition.annotation)), [name]))
+            continue
         kwarg = definition.kwarg_definition
         if name in skip or name in _RESERVED or (kwarg is not None and not isinstance(kwarg, ParameterKwarg)):
             continue
@@ -334,6 +352,11 @@ async def check_query(request: Request) -> None:
         key = (kwarg and (getattr(kwarg, "name", None) or kwarg.query)) or name  # its alias, if it has one
         value = request.query_params.get(key, _NO_VALUE)
         if value is _NO_VALUE and definition.has_default:
+            continue
+        listed = _listed_options(definition.annotation)
+        if listed is not None:
+            if any(v not in listed for v in request.query_params.getall(key)):
+                issues.append(invalid_union([key]))
             continue
         issue = _query_issue(definition.annotation, value, key, kwarg)
         if issue is not None:

@@ -19,7 +19,7 @@ from app.api.state import Shared
 from app.domain import access, calendar_heatmap, licenses, profile_images, users
 from app.domain.errors import BadRequest, DomainError, NotFound
 from app.storage.multipart import receive_multipart
-from compat import dtos, mapping
+from compat import dtos, mapping, validation
 from compat.auth import ImmichAuth
 from compat.errors import EXCEPTION_HANDLERS
 
@@ -69,20 +69,24 @@ async def save_preferences(user_id: uuid.UUID, data: dtos.UserPreferencesUpdateD
 
 
 def heatmap_query(start: str | None, end: str | None, kind: str | None) -> tuple[date | None, date | None, str]:
-    """A calendar heatmap's query as Immich's validation reads it."""
+    """A calendar heatmap's query as Immich's zod schema reads it: days as YYYY-MM-DD, a known type."""
     issues = []
     days = []
     for field, value in (("from", start), ("to", end)):
-        try:
-            days.append(date.fromisoformat(value) if value is not None else None)
-        except ValueError:
-            days.append(None)
-            issues.append((field, f"{field} must be a valid ISO 8601 date string"))
+        day = None
+        if value is not None and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            try:
+                day = date.fromisoformat(value)
+            except ValueError:  # a day the calendar lacks, such as 2024-02-30
+                pass
+        if value is not None and day is None:
+            issues.append(validation.invalid_date(value, [field]))
+        days.append(day)
     kind = calendar_heatmap.UPLOAD if kind is None else kind
     if kind not in (calendar_heatmap.UPLOAD, calendar_heatmap.TAKEN):
-        issues.append(("type", "type must be one of the following values: Upload, Taken"))
+        issues.append(validation.invalid_option([calendar_heatmap.UPLOAD, calendar_heatmap.TAKEN], ["type"]))
     if issues:
-        raise invalid(*issues)
+        raise validation.failed(*issues)
     return days[0], days[1], kind
 
 
