@@ -195,15 +195,26 @@ def _rule_issue(kind: mi.Type, value: Any, path: Path) -> dict:
     if high is not None and size > high:
         return out_of_range(origin, high, True, path)
     pattern = getattr(kind, "pattern", None)
+    if pattern is not None:
+        return pattern_issue(pattern, path)
+    return {"code": "custom", "path": path, "message": "Invalid input"}
+
+
+def pattern_issue(pattern: str, path: Path) -> dict:
+    """zod's issue for a string not matching the spec's pattern (an id, an e-mail or a plain regex)."""
     if pattern == UUID_PATTERN:
         return invalid_uuid(path)
     if pattern == EMAIL_PATTERN:
         return {"origin": "string", "code": "invalid_format", "format": "email", "path": path,
                 "message": "Invalid input: expected email, received string"}
-    if pattern is not None:
-        return {"origin": "string", "code": "invalid_format", "format": "regex", "pattern": pattern, "path": path,
-                "message": f"Invalid string: must match pattern /{pattern}/"}
-    return {"code": "custom", "path": path, "message": "Invalid input"}
+    return {"origin": "string", "code": "invalid_format", "format": "regex", "pattern": pattern, "path": path,
+            "message": f"Invalid string: must match pattern /{pattern}/"}
+
+
+def matches(pattern: str, value: str) -> bool:
+    """JavaScript's test of a spec pattern: ASCII \\d, and `$` only at the very end (Python's `$` also
+    matches before a final newline, so msgspec's pattern check lets "a@b.c\\n" through)."""
+    return re.fullmatch(pattern, value, re.ASCII) is not None
 
 
 def from_msgspec(declared: Any, body: Any, error: msgspec.ValidationError | str, where: str) -> dict:
