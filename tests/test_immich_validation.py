@@ -331,7 +331,8 @@ CASES = [
     bad("POST", "/api/admin/notifications/templates/welcome", (["template"], expected("string", "undefined")),
         body={}, admin=True),
     ok("POST", "/api/admin/notifications/templates/nope", 200, body={"template": ""}, admin=True),  # an empty preview
-    bad("POST", "/api/admin/notifications/test-email", (["transport", "port"], "Too big: expected number to be <=65535"),
+    bad("POST", "/api/admin/notifications/test-email",
+        (["transport", "port"], "Too big: expected number to be <=65535"),
         body=SMTP, admin=True),
     bad("POST", "/api/admin/notifications/test-email", (["transport"], expected("object", "undefined")),
         body={k: v for k, v in SMTP.items() if k != "transport"}, admin=True),
