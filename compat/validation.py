@@ -195,15 +195,26 @@ def _rule_issue(kind: mi.Type, value: Any, path: Path) -> dict:
     if high is not None and size > high:
         return out_of_range(origin, high, True, path)
     pattern = getattr(kind, "pattern", None)
+    if pattern is not None:
+        return pattern_issue(pattern, path)
+    return {"code": "custom", "path": path, "message": "Invalid input"}
+
+
+def pattern_issue(pattern: str, path: Path) -> dict:
+    """zod's issue for a string not matching the spec's pattern (an id, an e-mail or a plain regex)."""
     if pattern == UUID_PATTERN:
         return invalid_uuid(path)
     if pattern == EMAIL_PATTERN:
         return {"origin": "string", "code": "invalid_format", "format": "email", "path": path,
                 "message": "Invalid input: expected email, received string"}
-    if pattern is not None:
-        return {"origin": "string", "code": "invalid_format", "format": "regex", "pattern": pattern, "path": path,
-                "message": f"Invalid string: must match pattern /{pattern}/"}
-    return {"code": "custom", "path": path, "message": "Invalid input"}
+    return {"origin": "string", "code": "invalid_format", "format": "regex", "pattern": pattern, "path": path,
+            "message": f"Invalid string: must match pattern /{pattern}/"}
+
+
+def matches(pattern: str, value: str) -> bool:
+    """JavaScript's test of a spec pattern: ASCII \\d, and `$` only at the very end (Python's `$` also
+    matches before a final newline, so msgspec's pattern check lets "a@b.c\\n" through)."""
+    return re.fullmatch(pattern, value, re.ASCII) is not None
 
 
 def from_msgspec(declared: Any, body: Any, error: msgspec.ValidationError | str, where: str) -> dict:
@@ -319,6 +330,19 @@ def _query_issue(annotation: Any, value: Any, key: str, kwarg: Any = None) -> di
     return None
 
 
+def _listed_options(annotation: Any) -> tuple | None:
+    """The options of a query parameter that is a list of an enum (Immich: one value or many)."""
+    for kind in get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,):
+        if get_origin(kind) is list and get_origin(get_args(kind)[0]) is Literal:
+            return get_args(get_args(kind)[0])
+    return None
+
+
+def invalid_union(path: Path) -> dict:
+    """zod's issue when a value fits none of a union's options (Immich's `one value or a list of them`)."""
+    return {"code": "invalid_union", "errors": [], "path": path, "message": "Invalid input"}
+
+
 async def check_query(request: Request) -> None:
     """before_request: the route's query parameters (bool, number, enum, required) fail as Immich's
     query DTOs fail, before Litestar's laxer parsing ("1" and "yes" as true) sees them."""
@@ -326,6 +350,11 @@ async def check_query(request: Request) -> None:
     skip = set(request.path_params) | set(handler.resolve_dependencies())
     issues = []
     for name, definition in handler.parsed_fn_signature.parameters.items():
+        if name in request.path_params:
+            if get_origin(definition.annotation) is Literal and request.path_params[name] not in get_args(
+                    definition.annotation):  # a path enum, such as a queue's name
+                issues.append(invalid_option(list(get_args(definition.annotation)), [name]))
+            continue
         kwarg = definition.kwarg_definition
         if name in skip or name in _RESERVED or (kwarg is not None and not isinstance(kwarg, ParameterKwarg)):
             continue
@@ -334,6 +363,11 @@ async def check_query(request: Request) -> None:
         key = (kwarg and (getattr(kwarg, "name", None) or kwarg.query)) or name  # its alias, if it has one
         value = request.query_params.get(key, _NO_VALUE)
         if value is _NO_VALUE and definition.has_default:
+            continue
+        listed = _listed_options(definition.annotation)
+        if listed is not None:
+            if any(v not in listed for v in request.query_params.getall(key)):
+                issues.append(invalid_union([key]))
             continue
         issue = _query_issue(definition.annotation, value, key, kwarg)
         if issue is not None:

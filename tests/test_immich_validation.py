@@ -10,7 +10,9 @@ One table, one account, objects created once. To cover a new route, add rows to 
 
 from __future__ import annotations
 
+import copy
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,9 @@ BOOL_QUERY = 'Invalid option: expected one of "true"|"false"'
 DATETIME = "Invalid input: expected ISO 8601 datetime string, received string"
 AVATAR_COLORS = ('Invalid option: expected one of "primary"|"pink"|"red"|"yellow"|"blue"|"green"|"purple"|"orange"|'
                  '"gray"|"amber"')
+DATE = "Invalid input: expected ISO date string (YYYY-MM-DD), received string"
+LICENSE = r"Invalid string: must match pattern /^IM(SV|CL)(-[\dA-Za-z]{4}){8}$/"
+NOT_EMPTY = "Too small: expected array to have >=1 items"
 SUGGESTION_TYPES = ('Invalid option: expected one of "country"|"state"|"city"|"camera-make"|"camera-model"|'
                     '"camera-lens-model"')
 
@@ -37,11 +42,51 @@ def expected(kind: str, received: str) -> str:
     return f"Invalid input: expected {kind}, received {received}"
 
 
+def one_of(*values: str) -> str:
+    return "Invalid option: expected one of " + "|".join(f'"{v}"' for v in values)
+
+
+QUEUES = one_of("thumbnailGeneration", "metadataExtraction", "videoConversion", "faceDetection", "facialRecognition",
+                "smartSearch", "duplicateDetection", "backgroundTask", "storageTemplateMigration", "migration",
+                "search", "sidecar", "library", "notifications", "backupDatabase", "ocr", "workflow",
+                "integrityCheck", "editor")
+COMMANDS = one_of("start", "pause", "resume", "empty", "clear-failed")
+MANUAL_JOBS = one_of("person-cleanup", "tag-cleanup", "user-cleanup", "memory-cleanup", "memory-create",
+                     "backup-database", "integrity-missing-files", "integrity-untracked-files",
+                     "integrity-checksum-mismatch", "integrity-missing-files-refresh",
+                     "integrity-untracked-files-refresh", "integrity-checksum-mismatch-refresh",
+                     "integrity-missing-files-delete-all", "integrity-untracked-files-delete-all",
+                     "integrity-checksum-mismatch-delete-all")
+LEVELS = one_of("success", "error", "warning", "info")
+NOTIFICATION_TYPES = one_of("JobFailed", "BackupFailed", "SystemMessage", "AlbumInvite", "AlbumUpdate", "Custom")
+SMTP = {"enabled": True, "from": "a@example.com", "replyTo": "a@example.com",
+        "transport": {"host": "smtp.example.com", "ignoreCert": False, "password": "", "port": 70000,
+                      "secure": False, "username": ""}}
+
+
+def config_with(path: str, value: Any = None, *, drop: bool = False) -> Callable[[dict], dict]:
+    """The current system config with one field at a dotted path changed (or removed)."""
+    *parents, leaf = path.split(".")
+
+    def edit(config: dict) -> dict:
+        changed = copy.deepcopy(config)
+        node = changed
+        for part in parents:
+            node = node[part]
+        if drop:
+            del node[leaf]
+        else:
+            node[leaf] = value
+        return changed
+    edit.__qualname__ = f"config_with({path!r}, {'drop' if drop else repr(value)})"  # names the row when it fails
+    return edit
+
+
 @dataclass
 class Case:
     method: str
     path: str  # {asset}, {album}, {person}, {user} are filled in
-    body: Any = None
+    body: Any = None  # or a function of the current system config giving the body
     params: dict | None = None
     status: int = 400
     errors: list[tuple[list, str]] = field(default_factory=list)  # (path, message) each present
@@ -57,8 +102,9 @@ def bad(method: str, path: str, *errors: tuple[list, str], body: Any = None, par
     return Case(method, path, body, params, 400, list(errors), admin)
 
 
-def ok(method: str, path: str, status: int, body: Any = None, params: dict | None = None) -> Case:
-    return Case(method, path, body, params, status)
+def ok(method: str, path: str, status: int, body: Any = None, params: dict | None = None,
+       admin: bool = False) -> Case:
+    return Case(method, path, body, params, status, admin=admin)
 
 
 def bad_upload(form: dict, *errors: tuple[list, str]) -> Case:
@@ -206,6 +252,10 @@ CASES = [
     bad("DELETE", "/api/sessions/nope", (["id"], "Invalid UUID")),
     bad("POST", "/api/sessions/nope/lock", (["id"], "Invalid UUID")),
     bad("POST", "/api/sessions", (["duration"], "Too small: expected number to be >=1"), body={"duration": 0}),
+    bad("POST", "/api/sessions", (["duration"], "Too big: expected number to be <=9007199254740991"),
+        body={"duration": 9007199254740992}),
+    bad("POST", "/api/sessions", (["duration"], expected("int", "number")), body={"duration": 1.5}),
+    bad("POST", "/api/sessions", (["deviceOS"], expected("string", "number")), body={"deviceOS": 1}),
     bad("POST", "/api/auth/pin-code", (["pinCode"], None), body={"pinCode": "12ab"}),
     bad("POST", "/api/auth/pin-code", (["pinCode"], expected("string", "number")), body={"pinCode": 123456}),
     bad("POST", "/api/auth/session/unlock", (["pinCode"], None), body={"pinCode": "1"}),
@@ -221,11 +271,97 @@ CASES = [
         params={"order": "up"}),
     bad("GET", "/api/timeline/bucket", (["timeBucket"], expected("string", "undefined"))),
     bad("GET", "/api/map/markers", (["isFavorite"], BOOL_QUERY), params={"isFavorite": "maybe"}),
+    # --- system config (the body is the whole document) ---
+    bad("PUT", "/api/system-config", (["ffmpeg", "crf"], expected("number", "NaN")),  # z.coerce.number()
+        body=config_with("ffmpeg.crf", "high"), admin=True),
+    ok("PUT", "/api/system-config", 200, body=config_with("ffmpeg.crf", "23"), admin=True),
+    bad("PUT", "/api/system-config", (["ffmpeg", "preset"], expected("string", "number")),
+        body=config_with("ffmpeg.preset", 5), admin=True),
+    bad("PUT", "/api/system-config", (["ffmpeg", "temporalAQ"], expected("boolean", "string")),
+        body=config_with("ffmpeg.temporalAQ", "yes"), admin=True),
+    bad("PUT", "/api/system-config", (["image", "thumbnail", "quality"], "Too big: expected number to be <=100"),
+        body=config_with("image.thumbnail.quality", 101), admin=True),
+    bad("PUT", "/api/system-config", (["image", "preview", "quality"], "Too small: expected number to be >=1"),
+        body=config_with("image.preview.quality", 0), admin=True),
+    bad("PUT", "/api/system-config", (["image", "thumbnail", "format"], one_of("jpeg", "webp")),
+        body=config_with("image.thumbnail.format", "png"), admin=True),
+    bad("PUT", "/api/system-config", (["image"], expected("object", "undefined")),
+        body=config_with("image", drop=True), admin=True),
+    bad("PUT", "/api/system-config", (["trash", "enabled"], expected("boolean", "undefined")),
+        body=config_with("trash.enabled", drop=True), admin=True),
+    # --- jobs and queues ---
+    bad("PUT", "/api/jobs/nope", (["name"], QUEUES), body={"command": "start"}, admin=True),
+    bad("PUT", "/api/jobs/thumbnailGeneration", (["command"], COMMANDS), body={"command": "go"}, admin=True),
+    bad("PUT", "/api/jobs/thumbnailGeneration", (["command"], COMMANDS), body={}, admin=True),
+    bad("PUT", "/api/jobs/thumbnailGeneration", (["force"], expected("boolean", "string")),
+        body={"command": "empty", "force": "yes"}, admin=True),
+    bad("POST", "/api/jobs", (["name"], MANUAL_JOBS), body={"name": "everything"}, admin=True),
+    bad("POST", "/api/jobs", (["name"], MANUAL_JOBS), body={}, admin=True),
+    bad("GET", "/api/queues/nope", (["name"], QUEUES), admin=True),
+    bad("PUT", "/api/queues/nope", (["name"], QUEUES), body={"isPaused": True}, admin=True),
+    bad("PUT", "/api/queues/thumbnailGeneration", (["isPaused"], expected("boolean", "string")),
+        body={"isPaused": "yes"}, admin=True),
+    bad("GET", "/api/queues/thumbnailGeneration/jobs", (["status"], "Invalid input"), params={"status": "running"},
+        admin=True),
+    bad("GET", "/api/queues/thumbnailGeneration/jobs", (["status"], "Invalid input"),
+        params={"status": ["active", "running"]}, admin=True),
+    ok("GET", "/api/queues/thumbnailGeneration/jobs", 200, params={"status": ["active", "failed"]}, admin=True),
+    bad("DELETE", "/api/queues/thumbnailGeneration/jobs", (["failed"], expected("boolean", "string")),
+        body={"failed": "yes"}, admin=True),
+    # --- notifications ---
+    bad("GET", "/api/notifications", (["id"], "Invalid UUID"), params={"id": "n"}),
+    bad("GET", "/api/notifications", (["level"], LEVELS), params={"level": "loud"}),
+    bad("GET", "/api/notifications", (["type"], NOTIFICATION_TYPES), params={"type": "Gossip"}),
+    bad("GET", "/api/notifications", (["unread"], BOOL_QUERY), params={"unread": "1"}),
+    bad("PUT", "/api/notifications", (["ids"], expected("array", "string")), body={"ids": "n"}),
+    bad("PUT", "/api/notifications", (["ids"], NOT_EMPTY), body={"ids": []}),
+    bad("PUT", "/api/notifications", (["ids", 0], "Invalid UUID"), body={"ids": ["n"]}),
+    bad("PUT", "/api/notifications", (["readAt"], DATETIME), body={"ids": [UNKNOWN], "readAt": "now"}),
+    bad("DELETE", "/api/notifications", (["ids"], expected("array", "undefined")), body={}),
+    bad("DELETE", "/api/notifications", (["ids", 0], "Invalid UUID"), body={"ids": ["n"]}),
+    bad("GET", "/api/notifications/nope", (["id"], "Invalid UUID")),
+    bad("PUT", "/api/notifications/nope", (["id"], "Invalid UUID"), body={"readAt": None}),
+    bad("DELETE", "/api/notifications/nope", (["id"], "Invalid UUID")),
+    bad("POST", "/api/admin/notifications", (["userId"], expected("string", "undefined")), body={"title": "t"},
+        admin=True),
+    bad("POST", "/api/admin/notifications", (["level"], LEVELS),
+        body={"title": "t", "userId": "{user}", "level": "loud"}, admin=True),
+    bad("POST", "/api/admin/notifications", (["type"], NOTIFICATION_TYPES),
+        body={"title": "t", "userId": "{user}", "type": "Gossip"}, admin=True),
+    bad("POST", "/api/admin/notifications/templates/welcome", (["template"], expected("string", "undefined")),
+        body={}, admin=True),
+    ok("POST", "/api/admin/notifications/templates/nope", 200, body={"template": ""}, admin=True),  # an empty preview
+    bad("POST", "/api/admin/notifications/test-email",
+        (["transport", "port"], "Too big: expected number to be <=65535"),
+        body=SMTP, admin=True),
+    bad("POST", "/api/admin/notifications/test-email", (["transport"], expected("object", "undefined")),
+        body={k: v for k, v in SMTP.items() if k != "transport"}, admin=True),
+    # --- licenses ---
+    bad("PUT", "/api/users/me/license", (["licenseKey"], LICENSE), body={"licenseKey": "IMSV-1", "activationKey": "a"}),
+    bad("PUT", "/api/users/me/license", (["activationKey"], expected("string", "undefined")),
+        body={"licenseKey": "IMCL" + "-AAAA" * 8}),
+    bad("PUT", "/api/server/license", (["licenseKey"], LICENSE), body={"licenseKey": "x", "activationKey": "a"},
+        admin=True),
+    # --- calendar heatmaps ---
+    bad("GET", "/api/users/me/calendar-heatmap", (["from"], DATE), params={"from": "yesterday"}),
+    bad("GET", "/api/users/me/calendar-heatmap", (["to"], DATE), params={"to": "2024-02-30"}),
+    bad("GET", "/api/users/me/calendar-heatmap", (["type"], one_of("Upload", "Taken")), params={"type": "Edited"}),
+    bad("GET", "/api/admin/users/{user}/calendar-heatmap", (["from"], DATE), params={"from": "2024-1-1"}, admin=True),
+    bad("GET", "/api/admin/users/nope/calendar-heatmap", (["id"], "Invalid UUID"), admin=True),
     # --- users, admin users, sign-in ---
     bad("GET", "/api/users/nope", (["id"], "Invalid UUID")),
     bad("PUT", "/api/users/me", (["avatarColor"], AVATAR_COLORS), body={"avatarColor": "teal"}),
     bad("PUT", "/api/users/me", (["email"], "Invalid input: expected email, received string"), body={"email": "nope"}),
     bad("PUT", "/api/users/me", (["name"], expected("string", "boolean")), body={"name": True}),
+    bad("PUT", "/api/users/me", (["email"], "Invalid input: expected email, received string"),
+        body={"email": "a@example.com\n"}),  # JavaScript's `$` is the very end
+    bad("PUT", "/api/users/me/preferences", (["download", "archiveSize"], "Too small: expected number to be >=1"),
+        body={"download": {"archiveSize": 0}}),
+    bad("PUT", "/api/users/me/preferences", (["memories", "duration"], expected("int", "number")),
+        body={"memories": {"duration": 1.5}}),
+    bad("PUT", "/api/users/me/preferences", (["purchase", "hideBuyButtonUntil"], DATETIME),
+        body={"purchase": {"hideBuyButtonUntil": "later"}}),  # stricter than Immich 3.1's any string
+    Case("POST", "/api/users/profile-image", status=400, errors=[(["file"], expected("file", "undefined"))], form={}),
     bad("POST", "/api/auth/login", (["password"], expected("string", "undefined")), body={"email": "a@b.c"}),
     bad("POST", "/api/auth/login", (["email"], "Invalid input: expected email, received string"),
         body={"email": "nope", "password": "x"}),
@@ -235,11 +371,19 @@ CASES = [
         body={"email": "q@example.com", "name": "n", "password": "p", "quotaSizeInBytes": -1}, admin=True),
     bad("POST", "/api/admin/users", (["pinCode"], None),
         body={"email": "q@example.com", "name": "n", "password": "p", "pinCode": "12"}, admin=True),
+    bad("POST", "/api/admin/users", (["pinCode"], r"Invalid string: must match pattern /^\d{6}$/"),
+        body={"email": "q@example.com", "name": "n", "password": "p", "pinCode": "١٢٣٤٥٦"}, admin=True),
+    bad("PUT", "/api/admin/users/{user}", (["email"], "Invalid input: expected email, received string"),
+        body={"email": "x"}, admin=True),
     bad("GET", "/api/admin/users/nope", (["id"], "Invalid UUID"), admin=True),
     bad("PUT", "/api/admin/users/{user}", (["isAdmin"], expected("boolean", "string")), body={"isAdmin": "no"},
         admin=True),
     bad("DELETE", "/api/admin/users/{user}", (["force"], expected("boolean", "string")), body={"force": "yes"},
         admin=True),
+    bad("DELETE", "/api/admin/users/nope", (["id"], "Invalid UUID"), body={}, admin=True),
+    bad("POST", "/api/admin/users/nope/restore", (["id"], "Invalid UUID"), admin=True),
+    ok("POST", "/api/admin/auth/unlink-all", 403),
+    ok("POST", "/api/admin/auth/unlink-all", 204, body={"ignored": True}, admin=True),
     # --- sync (a session, not an API key) ---
     bad("POST", "/api/sync/stream", (["types", 0], None), body={"types": ["EverythingV9"]}),
     bad("POST", "/api/sync/stream", (["types"], expected("array", "undefined")), body={}),
@@ -275,8 +419,17 @@ def world(server):
     admin_http.close()
 
 
+def _filled(value: Any, ids: dict) -> Any:
+    return value.format(**ids) if isinstance(value, str) and value.startswith("{") else value
+
+
 def _answer(clients: dict, ids: dict, case: Case) -> httpx.Response:
-    extra = {"json": case.body} if case.body is not None else {}
+    body = case.body
+    if callable(body):
+        body = body(clients[True].get("/api/system-config").json())
+    elif isinstance(body, dict):
+        body = {key: _filled(value, ids) for key, value in body.items()}
+    extra = {"json": body} if body is not None else {}
     if case.form is not None:
         extra = {"data": case.form, "files": {"assetData": ("bad.png", png_bytes(9101), "image/png")}}
     return clients[case.admin].request(case.method, case.path.format(**ids), params=case.params, **extra)

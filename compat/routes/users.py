@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from litestar import Request, delete, get, post, put
-from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 from litestar.response import Response
 from msgspec import UNSET
@@ -19,34 +18,22 @@ from app.api.state import Shared
 from app.domain import access, calendar_heatmap, licenses, profile_images, users
 from app.domain.errors import BadRequest, DomainError, NotFound
 from app.storage.multipart import receive_multipart
-from compat import dtos, mapping
+from compat import dtos, mapping, validation
 from compat.auth import ImmichAuth
 from compat.errors import EXCEPTION_HANDLERS
 
-# Immich's e-mail rule (the spec's pattern for every e-mail field).
-EMAIL = re.compile(r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
-                   r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
 PROFILE_IMAGE_MAX_BYTES = 50 * 1024 * 1024
 
 
-def invalid(*issues: tuple[str, str]) -> ValidationException:
-    """Immich's 400 validation body, one (field, message) per refused value."""
-    return ValidationException(detail="; ".join(m for _, m in issues),
-                               extra=[{"source": "body", "key": f, "message": m} for f, m in issues])
-
-
 def check_email(value: str | None, field: str = "email") -> None:
-    if isinstance(value, str) and not EMAIL.fullmatch(value):
-        raise invalid((field, f"{field} must be an email"))
+    """The spec's e-mail pattern as Immich tests it (msgspec's check lets a final newline through)."""
+    if isinstance(value, str) and not validation.matches(validation.EMAIL_PATTERN, value):
+        raise validation.failed(validation.pattern_issue(validation.EMAIL_PATTERN, [field]))
 
 
 def check_preferences(dto: dtos.UserPreferencesUpdateDto) -> None:
-    """Immich's rules for the numbers and dates in a preferences update (types msgspec checks)."""
-    issues = []
-    for section, field in (("download", "archiveSize"), ("memories", "duration"), ("people", "minimumFaces")):
-        value = getattr(getattr(dto, section), field, None)
-        if isinstance(value, int) and not 1 <= value <= 9007199254740991:
-            issues.append((f"{section}.{field}", f"{section}.{field} must be a positive number"))
+    """The spec checks the numbers; this server also holds the date the buy button hides until to a
+    date-time (Immich 3.1 takes any string there; tests/test_immich_accounts.py expects the refusal)."""
     hide_until = getattr(dto.purchase, "hideBuyButtonUntil", None)
     if isinstance(hide_until, str):
         from app.domain.datetimes import parse_iso
@@ -54,9 +41,8 @@ def check_preferences(dto: dtos.UserPreferencesUpdateDto) -> None:
         try:
             parse_iso(hide_until, "hideBuyButtonUntil")
         except DomainError:
-            issues.append(("purchase.hideBuyButtonUntil", "purchase.hideBuyButtonUntil must be a valid ISO 8601 date string"))
-    if issues:
-        raise invalid(*issues)
+            raise validation.failed(validation.invalid_datetime(hide_until, ["purchase", "hideBuyButtonUntil"])
+                                    ) from None
 
 
 async def save_preferences(user_id: uuid.UUID, data: dtos.UserPreferencesUpdateDto) -> dict:
@@ -69,20 +55,24 @@ async def save_preferences(user_id: uuid.UUID, data: dtos.UserPreferencesUpdateD
 
 
 def heatmap_query(start: str | None, end: str | None, kind: str | None) -> tuple[date | None, date | None, str]:
-    """A calendar heatmap's query as Immich's validation reads it."""
+    """A calendar heatmap's query as Immich's zod schema reads it: days as YYYY-MM-DD, a known type."""
     issues = []
     days = []
     for field, value in (("from", start), ("to", end)):
-        try:
-            days.append(date.fromisoformat(value) if value is not None else None)
-        except ValueError:
-            days.append(None)
-            issues.append((field, f"{field} must be a valid ISO 8601 date string"))
+        day = None
+        if value is not None and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            try:
+                day = date.fromisoformat(value)
+            except ValueError:  # a day the calendar lacks, such as 2024-02-30
+                pass
+        if value is not None and day is None:
+            issues.append(validation.invalid_date(value, [field]))
+        days.append(day)
     kind = calendar_heatmap.UPLOAD if kind is None else kind
     if kind not in (calendar_heatmap.UPLOAD, calendar_heatmap.TAKEN):
-        issues.append(("type", "type must be one of the following values: Upload, Taken"))
+        issues.append(validation.invalid_option([calendar_heatmap.UPLOAD, calendar_heatmap.TAKEN], ["type"]))
     if issues:
-        raise invalid(*issues)
+        raise validation.failed(*issues)
     return days[0], days[1], kind
 
 
@@ -165,7 +155,8 @@ async def create_profile_image(request: Request, auth: ImmichAuth,
     received = form.files.pop("file", None)
     form.discard()
     if received is None:
-        raise invalid(("file", "file is required"))
+        # Immich reads the file without checking it is there (a 500); a missing field is zod's 400 here
+        raise validation.failed(validation.invalid_type("file", validation.MISSING, ["file"]))
     row = await profile_images.set_profile_image(auth.principal, shared.store, received.staged, received.filename)
     body = dtos.CreateProfileImageResponseDto(userId=str(row["id"]), profileChangedAt=row["profile_changed_at"],
                                               profileImagePath=mapping.profile_image_path(row))

@@ -9,9 +9,9 @@ from msgspec import UNSET, UnsetType
 from app.api.state import Shared
 from app.domain import access, calendar_heatmap, emails, sessions, users
 from app.domain.errors import BadRequest, Conflict
-from compat import dtos, mapping
+from compat import dtos, mapping, validation
 from compat.auth import ImmichAuth
-from compat.routes.users import check_email, heatmap_query, invalid, save_preferences, unknown_user_is_bad_request
+from compat.routes.users import check_email, heatmap_query, save_preferences, unknown_user_is_bad_request
 
 
 class NewUser(dtos.UserAdminCreateDto, kw_only=True):
@@ -23,10 +23,13 @@ class UserDeletion(dtos.UserAdminDeleteDto, kw_only=True):
     force: bool | None | UnsetType = UNSET
 
 
+PIN_CODE = r"^\d{6}$"  # the spec's pattern for a PIN
+
+
 def check_pin_code(pin_code: object) -> None:
     """Immich's rule for `pinCode` on an admin create or update (null clears the PIN)."""
-    if isinstance(pin_code, str) and not (len(pin_code) == 6 and pin_code.isascii() and pin_code.isdigit()):
-        raise invalid(("pinCode", "pinCode must be a 6-digit numeric string"))
+    if isinstance(pin_code, str) and not validation.matches(PIN_CODE, pin_code):  # JavaScript's \d is ASCII
+        raise validation.failed(validation.pattern_issue(PIN_CODE, ["pinCode"]))
 
 
 @get("/api/admin/users", action=access.READ, admin=True)
