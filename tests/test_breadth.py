@@ -499,7 +499,7 @@ def test_pagination_to_the_end_of_a_1000_asset_library(account):
     rows = []
     for i in range(1000):
         data = os.urandom(16)
-        rows.append((uuid.uuid4(), library, account.user_id, "image", "image/png", f"r{i}.png", f"missing/{i}.png",
+        rows.append((uuid.uuid4(), library, account.user_id, "image", "image/png", f"r{i}.png", f"missing/{library}/{i}.png",
                      100, hashlib.sha256(data).digest(), hashlib.sha1(data).digest(), f"d{i}", "bulk",
                      dt.datetime(2020, 1, 1, tzinfo=UTC), dt.datetime(2020, 1, 1, tzinfo=UTC),
                      dt.datetime(2020, 1, 1) + dt.timedelta(minutes=i // 3)))  # ties share a time: id breaks them

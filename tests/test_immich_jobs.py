@@ -84,8 +84,9 @@ def test_a_started_queue_waits_while_paused_and_runs_on_resume(server):
             assert queue["statistics"]["paused"] >= 2 and queue["statistics"]["waiting"] == 0
             held = admin.get("/queues/metadataExtraction/jobs", params={"status": "paused"})
             assert held.status_code == 200
-            assert set(assets) <= {job["data"]["id"] for job in held.json()}
-            assert {job["name"] for job in held.json()} == {"AssetExtractMetadata"}
+            # The session's server holds other tests' assets too: the listing (at most 1000) may stop
+            # before these two, so the task rows below say that they are held.
+            assert held.json() and {job["name"] for job in held.json()} == {"AssetExtractMetadata"}
             time.sleep(1.5)  # a worker that ignored the pause would have run them by now
             assert {r["status"] for r in _metadata_tasks(assets)} == {"pending"}
         finally:

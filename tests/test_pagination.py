@@ -32,7 +32,7 @@ def _seed(account, count: int) -> list:
         from app.db import engine as db
 
         skip = {"id", "checksum_sha256", "checksum_sha1", "device_asset_id", "local_datetime", "captured_at",
-                "original_version_id", "created_at", "updated_at"}
+                "original_version_id", "created_at", "updated_at", "storage_key"}
         columns = [r["column_name"] for r in await db.fetch(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'assets'"
             " AND is_generated = 'NEVER' ORDER BY ordinal_position"  # Postgres computes the generated ones
@@ -41,11 +41,12 @@ def _seed(account, count: int) -> list:
         await db.execute(
             f"""
             INSERT INTO assets (id, checksum_sha256, checksum_sha1, device_asset_id, local_datetime, captured_at,
-                                {copied})
+                                storage_key, {copied})
             SELECT gen_random_uuid(), sha256(convert_to(src.id::text || g, 'UTF8')),
                    substring(sha256(convert_to(g || src.id::text, 'UTF8')) FROM 1 FOR 20),
                    'clone-' || g, $2::timestamp + g * interval '1 hour',
                    ($2::timestamp + g * interval '1 hour') AT TIME ZONE 'UTC',
+                   src.storage_key || '.clone-' || g,  -- a file is one asset's (storage keys are unique)
                    {", ".join("src." + c for c in columns)}
             FROM assets src, generate_series(1, $3) g WHERE src.id = $1
             """,

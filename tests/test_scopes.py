@@ -26,6 +26,7 @@ READING_POSTS = {
     ("immich", "/api/search/metadata"), ("immich", "/api/search/smart"), ("immich", "/api/auth/validateToken"),
     ("immich", "/api/auth/logout"), ("immich", "/api/sync/stream"),
     ("immich", "/api/shared-links/login"),  # a shared link's password travels in a body
+    ("immich", "/api/admin/notifications/templates/{name:str}"),  # a preview rendered from the body
 }
 
 

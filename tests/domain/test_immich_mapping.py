@@ -66,13 +66,14 @@ def test_preferences_are_the_defaults_with_known_stored_values_over_them():
 
 
 def test_parse_uuid():
-    from app.domain.errors import BadRequest
+    from litestar.exceptions import ValidationException
 
     value = uuid.uuid4()
     assert mapping.parse_uuid(str(value)) == value
-    for bad in ("asset_abc", "", None):
-        with pytest.raises(BadRequest):
+    for bad in ("asset_abc", "", None, str(uuid.uuid1())):  # Immich takes UUID v4 only
+        with pytest.raises(ValidationException) as refused:
             mapping.parse_uuid(bad)
+        assert refused.value.extra[0]["message"] == "Invalid UUID"
 
 
 # --- users --------------------------------------------------------------------------------
