@@ -6,9 +6,10 @@ Immich order, payloads and ack strings, and compat.sync_shared adds what is shar
 the caller (partnerships, partners' photos, albums shared with it):
 
 - deletes first, children before parents (faces, people, album links, album users,
-  albums, assets, partners' assets and stacks, partnerships), then upserts, parents
-  before children (users, partnerships, stacks, assets, partners' stacks and assets,
-  album assets, albums, album users, album links, exif, people, faces, user metadata),
+  albums, memory links, memories, assets, partners' assets and stacks, partnerships), then
+  upserts, parents before children (users, partnerships, stacks, assets, partners' stacks and
+  assets, album assets, albums, album users, album links, exif, memories, memory links, people,
+  faces, user metadata),
   so the app's local foreign keys always hold;
 - an ack is `<EntityType>|<feed cursor>` for rows read from the change log, and
   `<EntityType>|v<digest>` for the few rows compared whole (the user, all users,

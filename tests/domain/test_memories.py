@@ -10,9 +10,10 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from app.db import engine as db
-from app.domain import memories, partners
+from app.domain import job_queues, memories, partners
 from app.domain.errors import Forbidden, NotFound
 from app.domain.memories import MemoryFilter, MemoryPatch, NewMemory
+from app.jobs.queue import JobQueue
 from tests.domain import factories as f
 
 TODAY = date(2026, 7, 15)
@@ -148,6 +149,8 @@ async def test_the_owner_creates_reads_changes_and_deletes_its_memories(user, pr
 
 async def test_the_job_does_each_day_once_and_the_cleanup_keeps_what_was_saved(user, principal, library_id):
     photo = await _photo(user)
+    # The job's state is server-wide: start from a server whose job never ran.
+    await db.execute("DELETE FROM system_metadata WHERE key = $1", memories.STATE_KEY)
     made = await memories.generate(TODAY)
     assert made >= 1 and await memories.generate(TODAY) == 0
     state = await db.fetchval("SELECT value FROM system_metadata WHERE key = $1", memories.STATE_KEY)
@@ -166,3 +169,22 @@ async def test_the_job_does_each_day_once_and_the_cleanup_keeps_what_was_saved(u
     gone = await db.fetchval("SELECT count(*) FROM events WHERE entity_id = $1 AND event_type = 'memory_deleted'",
                              memory.row["id"])
     assert gone == 1
+
+
+async def test_an_administrator_runs_both_jobs_on_demand(domain, user):
+    admin = f.principal_for(await f.new_user(is_admin=True))
+    queue = await JobQueue.connect(domain.redis_url)
+    try:
+        for name in ("memory-create", "memory-cleanup"):
+            with pytest.raises(Forbidden):
+                await job_queues.create_manual_job(f.principal_for(user), name, queue)
+            await job_queues.create_manual_job(admin, name, queue)
+        queued = {j.job_id for j in await queue.snapshot()}
+        assert {"background:memory-create", "background:memory-cleanup"} <= queued
+        views = await job_queues.list_jobs(admin, "backgroundTask", [], queue)
+        assert {"MemoryGenerate", "MemoryCleanup"} <= {v.name for v in views}
+        await queue.remove(["background:memory-create", "background:memory-cleanup"])
+    finally:
+        await queue.close()
+    assert await job_queues.run_manual_job("memory-cleanup") >= 0
+    assert await job_queues.run_manual_job("memory-create") >= 0
