@@ -31,6 +31,7 @@ from compat.routes import shared_links as shared_link_routes
 from compat.routes import system_config as system_config_routes
 from compat.routes import system_metadata as system_metadata_routes
 from compat.routes import jobs as job_routes
+from compat.routes import memories as memory_routes
 from compat.routes import queues as queue_routes
 from compat.routes import sync as sync_routes
 from compat.routes import users as user_routes
@@ -80,6 +81,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             *notification_routes.ROUTES,
             *notification_admin_routes.ROUTES,
             *job_routes.ROUTES,
+            *memory_routes.ROUTES,
             *queue_routes.ROUTES,
             *system_config_routes.ROUTES,
             ServerController,

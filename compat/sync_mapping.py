@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 
 from app.domain import effective
@@ -142,3 +144,28 @@ def asset_face_v2(row: asyncpg.Record) -> dtos.SyncAssetFaceV2:
         deletedAt=None,
         isVisible=True,
     )
+
+
+# --- memories ---
+
+
+def memory_v1(row: asyncpg.Record) -> dtos.SyncMemoryV1:
+    data = row["data"]
+    return dtos.SyncMemoryV1(
+        id=str(row["id"]),
+        createdAt=_utc(row["created_at"]),
+        updatedAt=_utc(row["updated_at"]),
+        deletedAt=_utc(row["deleted_at"]),
+        ownerId=str(row["owner_id"]),
+        type=row["type"],
+        data=data if isinstance(data, dict) else json.loads(data),
+        isSaved=row["is_saved"],
+        memoryAt=_utc(row["memory_at"]),
+        seenAt=_utc(row["seen_at"]),
+        showAt=_utc(row["show_at"]),
+        hideAt=_utc(row["hide_at"]),
+    )
+
+
+def memory_asset_v1(row: asyncpg.Record) -> dtos.SyncMemoryAssetV1:
+    return dtos.SyncMemoryAssetV1(memoryId=str(row["memory_id"]), assetId=str(row["asset_id"]))

@@ -776,3 +776,39 @@ class UserRemoval(Table, tablename="user_removals"):
 
     user_id = fk(User, CASCADE, primary_key=True)
     requested_at = Timestamptz(default=TimestamptzNow())
+
+
+class Memory(Table, tablename="memories"):
+    """An Immich memory ("on this day"): its owner's, showing photos of one library."""
+
+    id = UUID(primary_key=True)
+    owner_id = fk(User, CASCADE)
+    library_id = fk(Library, CASCADE, index=True)
+    type = Text(default=None)
+    data = JSONB(default=None)
+    is_saved = Boolean(default=False)
+    memory_at = Timestamptz(default=None)
+    seen_at = Timestamptz(null=True, default=None)
+    show_at = Timestamptz(null=True, default=None)
+    hide_at = Timestamptz(null=True, default=None)
+    deleted_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+    memories_type_check = Check("(type = 'on_this_day'::text)")
+
+
+class MemoryAsset(Table, tablename="memory_assets"):
+    """A photo in a memory; its id names the link in the change log."""
+
+    id = UUID(primary_key=True)
+    memory_id = fk(Memory, CASCADE)
+    asset_id = fk(Asset, CASCADE, index=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    memory_assets_memory_id_asset_id_key = Unique(["memory_id", "asset_id"])
+
+
+SIMPLE_INDEX_NAMES[("memories", "library_id")] = "memories_library_idx"
+SIMPLE_INDEX_NAMES[("memory_assets", "asset_id")] = "memory_assets_asset_idx"
+INDEXES.append(Index(Memory, "memories_owner_idx", "btree (owner_id, library_id, memory_at DESC)"))

@@ -8,7 +8,8 @@ Queues and what they hold here:
   assets that have one (those jobs are counted under metadataExtraction).
 - library: this server has no external (import-path) libraries, so a scan has nothing to look at;
   starting it succeeds and queues nothing, as Immich does with no external library.
-- backgroundTask: the trash purge and the manual jobs of POST /api/jobs (`background:<name>`).
+- backgroundTask: the trash purge, the daily memories run, and the manual jobs of POST /api/jobs
+  (`background:<name>`: person cleanup, memory cleanup and memory creation).
 - storageTemplateMigration: one run of the storage template over every original (`storageTemplateMigration:run`).
 - Every other Immich queue has no work here: zero counts, and starting it is refused.
 
@@ -32,7 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from app.db import engine as db
-from app.domain import events, people, processing, recognition, system_config, tasks
+from app.domain import events, memories, people, processing, recognition, system_config, tasks
 from app.domain.errors import BadRequest
 from app.domain.principal import Principal
 
@@ -65,7 +66,8 @@ QUEUES: dict[str, _Queue] = {
     "faceDetection": _Queue({recognition.DETECTION_TASK: (recognition.DETECT_JOB, "AssetDetectFaces")}),
     # A clustering run is queued by library, not by task: no function re-enqueues its rows.
     "facialRecognition": _Queue({recognition.CLUSTERING_TASK: (None, "FacialRecognitionQueueAll")}),
-    "backgroundTask": _Queue(prefixes={"cron:purge_expired_trash:": "AssetDeleteCheck", BACKGROUND_PREFIX: "PersonCleanup"}),
+    "backgroundTask": _Queue(prefixes={"cron:purge_expired_trash:": "AssetDeleteCheck",
+                                       "cron:memories_daily:": "MemoryGenerate", BACKGROUND_PREFIX: "PersonCleanup"}),
     "storageTemplateMigration": _Queue(prefixes={"storageTemplateMigration:": "StorageTemplateMigration"}),
 }
 
@@ -403,12 +405,11 @@ async def list_jobs(principal: Principal, name: str, statuses: list[str], job_qu
 
 # --- manual jobs (POST /api/jobs) ---------------------------------------------------------------
 
-MANUAL_JOB_NAMES = {"person-cleanup": "PersonCleanup"}
+MANUAL_JOB_NAMES = {"person-cleanup": "PersonCleanup", "memory-cleanup": "MemoryCleanup",
+                    "memory-create": "MemoryGenerate"}
 _UNSUPPORTED_MANUAL = {
     "tag-cleanup": "this server has no tags",
     "user-cleanup": "accounts are removed when deleted, so there are none waiting for removal",
-    "memory-cleanup": "this server has no memories",
-    "memory-create": "this server has no memories",
     "backup-database": "database backups are not made by this server",
 }
 
@@ -428,6 +429,10 @@ async def run_manual_job(job_name: str) -> int:
     """The worker's body of a manual job; what it removed."""
     if job_name == "person-cleanup":
         return await remove_people_without_faces()
+    if job_name == "memory-cleanup":
+        return sum(await memories.cleanup())
+    if job_name == "memory-create":
+        return await memories.generate()
     raise ValueError(f"unknown manual job {job_name}")
 
 

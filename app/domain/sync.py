@@ -68,6 +68,17 @@ _SOURCES = {
     "person": "person",
     "face": "face",
 }
+# --- memories (Immich MemoriesV1 and MemoryToAssetsV1) ---
+# A memory and its photo links are in the change log of the memory's library. A link to a locked
+# asset reads as gone (see _LOCKED_HIDDEN): a client that does not hold the asset never hears of it.
+_STATE["memory"] = "SELECT m.* FROM memories m WHERE m.id = c.entity_id AND m.library_id = $1"
+_STATE["memory_asset"] = ("SELECT ma.id, ma.memory_id, ma.asset_id FROM memory_assets ma"
+                          " JOIN memories m ON m.id = ma.memory_id JOIN assets a ON a.id = ma.asset_id"
+                          " WHERE ma.id = c.entity_id AND m.library_id = $1")
+_SOURCES["memory"] = "memory"
+_SOURCES["memory_asset"] = "memory_asset"
+# --- end memories ---
+
 KINDS = tuple(_STATE)
 
 
@@ -77,7 +88,7 @@ def _unlocked(sql: str) -> str:
     return f"{sql} AND a.visibility <> 'locked'"
 
 
-_LOCKED_HIDDEN = ("asset", "exif")
+_LOCKED_HIDDEN = ("asset", "exif", "memory_asset")
 
 
 class Change(NamedTuple):

@@ -16,7 +16,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from app.api.state import Shared
-from app.domain import job_queues, maintenance, processing, recognition, storage_moves, system_config, tasks, users
+from app.domain import job_queues, maintenance, memories, processing, recognition, storage_moves, system_config, tasks, users
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +218,19 @@ async def remove_deleted_users(ctx: dict) -> int:
     return removed
 
 
+async def memories_daily(ctx: dict) -> str:
+    """Immich's nightly MemoryCleanup then MemoryGenerate (app.domain.memories): the days of the
+    window the job has not done yet get their "on this day" memories."""
+
+    async def run() -> str:
+        unlinked, removed = await memories.cleanup()
+        made = await memories.generate()
+        log.info("memories: %d made, %d removed, %d photos unlinked", made, removed, unlinked)
+        return "ok"
+
+    return await _gated(ctx, "backgroundTask", run)
+
+
 _STEP_FOR_TYPE = {
     **{t: processing.METADATA_JOB for t in tasks.METADATA.values()},
     **{t: processing.VARIANTS_JOB for t in tasks.VARIANTS.values()},
@@ -313,6 +326,8 @@ CRON_JOBS = [
     cron(requeue_stalled_tasks, second={5, 15, 25, 35, 45, 55}, unique=True, run_at_startup=True, keep_result=0),
     cron(sweep_pending_faces, second={0, 20, 40}, unique=True, run_at_startup=True, keep_result=0),
     cron(remove_deleted_users, minute=47, unique=True, run_at_startup=True, keep_result=0),
+    # Days are UTC days: just after midnight UTC, and at start for a server that was down then.
+    cron(memories_daily, hour=0, minute=5, unique=True, run_at_startup=True, keep_result=0),
 ]
 
 

@@ -6,9 +6,10 @@ Immich order, payloads and ack strings, and compat.sync_shared adds what is shar
 the caller (partnerships, partners' photos, albums shared with it):
 
 - deletes first, children before parents (faces, people, album links, album users,
-  albums, assets, partners' assets and stacks, partnerships), then upserts, parents
-  before children (users, partnerships, stacks, assets, partners' stacks and assets,
-  album assets, albums, album users, album links, exif, people, faces, user metadata),
+  albums, memory links, memories, assets, partners' assets and stacks, partnerships), then
+  upserts, parents before children (users, partnerships, stacks, assets, partners' stacks and
+  assets, album assets, albums, album users, album links, exif, memories, memory links, people,
+  faces, user metadata),
   so the app's local foreign keys always hold;
 - an ack is `<EntityType>|<feed cursor>` for rows read from the change log, and
   `<EntityType>|v<digest>` for the few rows compared whole (the user, all users,
@@ -57,6 +58,9 @@ DELETES = [
     ("AlbumsV1", "AlbumDeleteV1", "AlbumV1", "album"),
     ("AssetsV2", "AssetDeleteV1", "AssetV2", "asset"),
     ("StacksV1", "StackDeleteV1", "StackV1", "stack"),
+    # memories: their links before them, both before the assets they name
+    ("MemoryToAssetsV1", "MemoryToAssetDeleteV1", "MemoryToAssetV1", "memory_asset"),
+    ("MemoriesV1", "MemoryDeleteV1", "MemoryV1", "memory"),
 ]
 # (request type, upsert entity type, change-log kind or None for rows compared whole), parents first.
 UPSERTS = [
@@ -72,6 +76,9 @@ UPSERTS = [
     ("PeopleV1", "PersonV1", "person"),
     ("AssetFacesV2", "AssetFaceV2", "face"),
     ("UserMetadataV1", "UserMetadataV1", None),
+    # memories: after every kind of asset their links may name (Immich's order: after the exifs)
+    ("MemoriesV1", "MemoryV1", "memory"),
+    ("MemoryToAssetsV1", "MemoryToAssetV1", "memory_asset"),
 ]
 
 _encoder = msgspec.json.Encoder()
@@ -130,7 +137,20 @@ def _delete_data(entity_type: str, change: sync.Change) -> Any:
         return {"albumId": entity}
     if entity_type == "AssetDeleteV1":
         return {"assetId": entity}
+    if entity_type in _MEMORY_DELETES:
+        return _MEMORY_DELETES[entity_type](change)
     return {"stackId": entity}
+
+
+# --- memories ---
+_MEMORY_DELETES = {
+    "MemoryDeleteV1": lambda change: {"memoryId": str(change.entity_id)},
+    # the link's events carry both ids (bare UUIDs): its row is gone
+    "MemoryToAssetDeleteV1": lambda change: {"memoryId": sync.payload_of(change)["memory_id"],
+                                             "assetId": sync.payload_of(change)["asset_id"]},
+}
+_MEMORY_UPSERTS = {"MemoryV1": sync_mapping.memory_v1, "MemoryToAssetV1": sync_mapping.memory_asset_v1}
+# --- end memories ---
 
 
 def _upsert_data(entity_type: str, row) -> Any:
@@ -150,6 +170,8 @@ def _upsert_data(entity_type: str, row) -> Any:
         return sync_mapping.stack_v1(row)
     if entity_type == "PersonV1":
         return sync_mapping.person_v1(row)
+    if entity_type in _MEMORY_UPSERTS:
+        return _MEMORY_UPSERTS[entity_type](row)
     return sync_mapping.asset_face_v2(row)
 
 
@@ -236,6 +258,8 @@ class _Stream:
         steps.append(shared.album_deletes("AlbumsV1"))
         steps.append(shared.album_asset_drops())
         steps.append(shared.album_removal_drops())
+        mine("MemoryToAssetsV1")
+        mine("MemoriesV1")
         mine("AssetsV2")
         steps.append(shared.partner_deletes("PartnerAssetsV2", "asset", "PartnerAssetDeleteV1", "PartnerAssetV2",
                                             lambda i: {"assetId": i}))
@@ -280,6 +304,8 @@ class _Stream:
                                          "PartnerAssetExifV1", exif))
         steps.append(shared.album_assets("AlbumAssetExifsV1", "exif", "AlbumAssetExifUpdateV1",
                                          "AlbumAssetExifCreateV1", "AlbumAssetExifBackfillV1", exif))
+        mine("MemoriesV1")
+        mine("MemoryToAssetsV1")
         mine("PeopleV1")
         mine("AssetFacesV2")
         mine("UserMetadataV1")
