@@ -72,7 +72,8 @@ _LARGE_UNSUPPORTED = ("createdAfter", "createdBefore", "isEncoded", "isMotion", 
 @post("/api/search/large-assets", status_code=200, action=access.READ)
 async def search_large_assets(
     auth: ImmichAuth, request: Request, albumIds: list[str] | None = None, city: str | None = None,
-    country: str | None = None, state: str | None = None, make: str | None = None, model: str | None = None,
+    country: str | None = None, region: str | None = QueryParameter(name="state", default=None),
+    make: str | None = None, model: str | None = None,
     lensModel: str | None = None, isFavorite: bool | None = None, isNotInAlbum: bool | None = None,
     kind: dtos.AssetTypeEnum | None = QueryParameter(name="type", default=None),
     visibility: dtos.AssetVisibility | None = None, takenAfter: datetime | None = None,
@@ -84,7 +85,7 @@ async def search_large_assets(
     asked = sorted(name for name in _LARGE_UNSUPPORTED if name in request.query_params)
     if asked:
         raise BadRequest(f"Search by {', '.join(asked)} is not supported by this server")
-    given = dict(albumIds=albumIds, city=city, country=country, state=state, make=make, model=model,
+    given = dict(albumIds=albumIds, city=city, country=country, state=region, make=make, model=model,
                  lensModel=lensModel, isFavorite=isFavorite, isNotInAlbum=isNotInAlbum, type=kind,
                  visibility=visibility, takenAfter=takenAfter, takenBefore=takenBefore, withDeleted=withDeleted,
                  withExif=withExif, personIds=personIds, rating=rating)
