@@ -85,6 +85,9 @@ def test_search_map_and_folder_extras(server, account):
         markers = http.get(f"/api/albums/{album['id']}/map-markers").json()
         assert [(m["id"], m["city"], m["state"]) for m in markers] == [(gps, "Cedaredge", "Colorado")]
         assert http.get(f"/api/albums/{uuid.uuid4()}/map-markers").status_code == 400
+        in_album = http.post("/api/search/large-assets", params={"albumIds": album["id"]}).json()
+        assert {a["id"] for a in in_album} == {gps, plain}
+        assert http.post("/api/search/statistics", json={"albumIds": [album["id"]]}).json() == {"total": 2}
 
         paths = http.get("/api/view/folder/unique-paths").json()
         assert paths == sorted(paths) and all(not p.endswith("/") for p in paths)
