@@ -85,6 +85,12 @@ def test_search_map_and_folder_extras(server, account):
         markers = http.get(f"/api/albums/{album['id']}/map-markers").json()
         assert [(m["id"], m["city"], m["state"]) for m in markers] == [(gps, "Cedaredge", "Colorado")]
         assert http.get(f"/api/albums/{uuid.uuid4()}/map-markers").status_code == 400
+        with checked_client(base_url=server.immich_url, timeout=60) as visitor:  # album links
+            for show, expected in ((True, [gps]), (False, [])):  # a link hiding metadata hides places
+                link = http.post("/api/shared-links", json={"type": "ALBUM", "albumId": album["id"],
+                                                            "showMetadata": show}).json()
+                seen = visitor.get(f"/api/albums/{album['id']}/map-markers", params={"key": link["key"]})
+                assert seen.status_code == 200 and [m["id"] for m in seen.json()] == expected
         in_album = http.post("/api/search/large-assets", params={"albumIds": album["id"]}).json()
         assert {a["id"] for a in in_album} == {gps, plain}
         assert http.post("/api/search/statistics", json={"albumIds": [album["id"]]}).json() == {"total": 2}
