@@ -13,6 +13,7 @@ from compat.validation import ImmichRequest, check_query
 from compat.routes.albums import (
     ALBUM_USER_HANDLERS,
     add_album_assets,
+    album_map_markers,
     album_statistics,
     create_album,
     delete_album,
@@ -32,6 +33,9 @@ from compat.routes import system_config as system_config_routes
 from compat.routes import system_metadata as system_metadata_routes
 from compat.routes import jobs as job_routes
 from compat.routes import memories as memory_routes
+from compat.routes import map as map_routes
+from compat.routes import search as search_routes
+from compat.routes import views as view_routes
 from compat.routes import queues as queue_routes
 from compat.routes import sync as sync_routes
 from compat.routes import users as user_routes
@@ -55,7 +59,6 @@ from compat.routes.assets import (
 )
 from compat.routes.media import original, thumbnail, video_playback
 from compat.routes.auth import admin_sign_up, change_password, login, logout, my_preferences, my_user, validate_token
-from compat.routes.search import search_cities, search_explore, search_metadata, search_suggestions
 from compat.routes.server import ServerController, smart_search, well_known
 from compat.routes.timeline import map_markers, time_bucket, time_buckets
 
@@ -109,6 +112,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             create_album,
             add_album_assets,
             album_statistics,
+            album_map_markers,
             get_album,
             update_album,
             delete_album,
@@ -121,10 +125,9 @@ def create_immich_app(shared: Shared) -> Litestar:
             time_bucket,
             map_markers,
             smart_search,
-            search_metadata,
-            search_suggestions,
-            search_cities,
-            search_explore,
+            *search_routes.ROUTES,
+            *map_routes.ROUTES,
+            *view_routes.ROUTES,
             stacks_keys.create_stack,
             stacks_keys.get_stack,
             stacks_keys.update_stack,

@@ -358,46 +358,51 @@ _SEARCH_FIELDS = {*_SEARCH_EXIF_FIELDS, "albumIds", "isFavorite", "isNotInAlbum"
 _MEDIA_TYPES = {"IMAGE": "image", "VIDEO": "video"}
 
 
-def metadata_search_filter(dto: dtos.MetadataSearchDto, library: uuid.UUID) -> AssetFilter:
-    """An Immich metadata search as the domain's asset filter (paging stays with the caller)."""
+def metadata_search_filter(dto: dtos.MetadataSearchDto | dtos.RandomSearchDto | dtos.StatisticsSearchDto,
+                           library: uuid.UUID) -> AssetFilter:
+    """An Immich search body (metadata, random, statistics: one family of filter fields, each DTO a
+    subset) as the domain's asset filter (paging stays with the caller)."""
     import base64
 
     from msgspec import UNSET
 
     from app.domain.errors import BadRequest
 
+    def field(name: str):
+        return getattr(dto, name, UNSET)  # a field this DTO lacks reads as unset
+
     unsupported = sorted(name for name in dto.__struct_fields__ if name not in _SEARCH_FIELDS
                          and getattr(dto, name) not in (UNSET, None, False, [], ""))
     if unsupported:
         raise BadRequest(f"Search by {', '.join(unsupported)} is not supported by this server")
-    album_ids = dto.albumIds or []
+    album_ids = field("albumIds") or []
     if len(album_ids) > 1:
         raise BadRequest("Search by more than one album is not supported by this server")
-    if dto.type and dto.type not in _MEDIA_TYPES:
+    if field("type") and field("type") not in _MEDIA_TYPES:
         raise BadRequest("type must be IMAGE or VIDEO")
     f = AssetFilter(
         library_id=library,
-        state="all" if dto.withDeleted else "live",
+        state="all" if field("withDeleted") else "live",
         album_id=parse_uuid(album_ids[0]) if album_ids else None,
-        album_filter="not_in_album" if dto.isNotInAlbum else "all",
-        media_type=_MEDIA_TYPES.get(dto.type) if dto.type else None,
-        visibility=dto.visibility or None,
-        exif_equals={column: getattr(dto, key) for key, column in _SEARCH_EXIF_FIELDS.items() if getattr(dto, key)},
-        file_name_contains=dto.originalFileName or None,
-        description_contains=dto.description or None,
-        taken_after=dto.takenAfter or None,
-        taken_before=dto.takenBefore or None,
+        album_filter="not_in_album" if field("isNotInAlbum") else "all",
+        media_type=_MEDIA_TYPES.get(field("type")) if field("type") else None,
+        visibility=field("visibility") or None,
+        exif_equals={column: field(key) for key, column in _SEARCH_EXIF_FIELDS.items() if field(key)},
+        file_name_contains=field("originalFileName") or None,
+        description_contains=field("description") or None,
+        taken_after=field("takenAfter") or None,
+        taken_before=field("takenBefore") or None,
     )
-    if dto.isFavorite is not UNSET:
-        f.ratings = effective.ratings_for_favorite(dto.isFavorite)
-    if dto.rating not in (UNSET, None):
-        f.ratings = [dto.rating]
-    if dto.personIds:
-        f.person_ids = [parse_uuid(p) for p in dto.personIds]
-    if dto.id:
-        f.ids = [parse_uuid(dto.id)]
-    if dto.checksum:
-        sha1 = sha1_base64(dto.checksum)
+    if field("isFavorite") is not UNSET:
+        f.ratings = effective.ratings_for_favorite(field("isFavorite"))
+    if field("rating") not in (UNSET, None):
+        f.ratings = [field("rating")]
+    if field("personIds"):
+        f.person_ids = [parse_uuid(p) for p in field("personIds")]
+    if field("id"):
+        f.ids = [parse_uuid(field("id"))]
+    if field("checksum"):
+        sha1 = sha1_base64(field("checksum"))
         if sha1 is None:
             raise BadRequest("checksum must be a SHA-1 in hex or base64")
         f.checksum_sha1 = base64.b64decode(sha1)

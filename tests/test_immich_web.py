@@ -130,5 +130,6 @@ def test_suggestions_cities_and_explore(server, account):
         assert [c["exifInfo"]["city"] for c in cities] == ["Cedaredge"]
         explore = http.get("/api/search/explore").json()
         validate("/search/explore", "get", 200, explore)
-        assert explore[0]["items"][0]["value"] == "Cedaredge"
+        # Immich's explore strip names a city once it holds 5 photos (tests/test_immich_search_extras.py)
+        assert explore == [{"fieldName": "exifInfo.city", "items": []}]
         assert http.get("/api/search/suggestions", params={"type": "planet"}).status_code == 400

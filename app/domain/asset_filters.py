@@ -33,6 +33,9 @@ class BBox:
 
 
 LOCKED = "locked"  # the visibility of the owner's PIN-protected assets
+# What Immich's lists show when no visibility is asked for: not the motion parts of live photos
+# ("hidden"), not the locked folder.
+SHOWN = ("timeline", "archive")
 
 
 @dataclass
@@ -52,6 +55,7 @@ class AssetFilter:
     center: tuple[float, float] | None = None  # (lon, lat)
     radius_m: float | None = None
     visibility: str | None = None  # timeline | archive | hidden | locked (the Immich surface filters by it)
+    visibilities: tuple[str, ...] | None = None  # any of these (e.g. SHOWN: what a list shows unless asked)
     # What the file says, matched exactly (make, model, lens_model, city, state, country).
     exif_equals: dict[str, str] = field(default_factory=dict)
     file_name_contains: str | None = None
@@ -169,6 +173,8 @@ def where(f: AssetFilter, sql: Sql) -> str:
         clauses.append(f"a.media_type = {sql.arg(f.media_type)}")
     if f.visibility is not None:
         clauses.append(f"a.visibility = {sql.arg(f.visibility)}")
+    if f.visibilities is not None:
+        clauses.append(f"a.visibility = ANY({sql.arg(list(f.visibilities))}::text[])")
     if not f.shows_locked:  # the one place every asset list, search, count and cluster hides them
         clauses.append(f"a.visibility <> {sql.arg(LOCKED)}")
     if f.exif_equals:

@@ -13,6 +13,7 @@ import csv
 import gzip
 import math
 import threading
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,6 +41,14 @@ class Place:
     state: str | None
     country: str | None
     country_code: str
+    latitude: float | None = None  # the town's own position (set by search_places)
+    longitude: float | None = None
+
+
+def fold(text: str) -> str:
+    """Case- and accent-blind form of a name, so "zurich" finds Zürich."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def _unit_vectors(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
@@ -63,7 +72,9 @@ class _Gazetteer:
         self.names = [r.city for r in rows]
         self.states = [r.state or None for r in rows]
         self.codes = [r.country_code for r in rows]
+        self.latitudes, self.longitudes = lat, lon
         self.tree = cKDTree(_unit_vectors(lat, lon))
+        self._folded: tuple[list[str], list[str]] | None = None  # built on the first name search
         del rows
         from app.media import memory
 
@@ -75,8 +86,36 @@ class _Gazetteer:
         km = 2 * _EARTH_RADIUS_KM * math.asin(min(1.0, chord / 2))
         if km > MAX_DISTANCE_KM:
             return None
+        return self._place(index)
+
+    def _place(self, index: int) -> Place:
         code = self.codes[index]
-        return Place(self.names[index], self.states[index], self.countries.get(code), code)
+        return Place(self.names[index], self.states[index], self.countries.get(code), code,
+                     float(self.latitudes[index]), float(self.longitudes[index]))
+
+    def search(self, text: str, limit: int) -> list[Place]:
+        """Towns whose name (or, less closely, whose state's name) matches `text`, best first:
+        the exact name, then names starting with it, then a later word starting with it, then
+        names containing it, then towns of a state whose name starts with it. Shorter names first
+        within a rank (the closer match), then alphabetically."""
+        query = fold(text.strip())
+        if not query:
+            return []
+        if self._folded is None:
+            self._folded = ([fold(n) for n in self.names], [fold(s or "") for s in self.states])
+        names, states = self._folded
+        word = " " + query
+        ranked = []
+        for index, name in enumerate(names):
+            if query in name:
+                rank = 0 if name == query else 1 if name.startswith(query) else 2 if word in name else 3
+            elif states[index].startswith(query):
+                rank = 4
+            else:
+                continue
+            ranked.append((rank, len(name), name, index))
+        ranked.sort()
+        return [self._place(index) for *_, index in ranked[:limit]]
 
 
 _lock = threading.Lock()
@@ -84,12 +123,23 @@ _gazetteer: _Gazetteer | None = None
 _tz_finder = None
 
 
-def place_for(latitude: float, longitude: float) -> Place | None:
+def _loaded() -> _Gazetteer:
     global _gazetteer
     with _lock:
         if _gazetteer is None:
             _gazetteer = _Gazetteer()
-    return _gazetteer.nearest(latitude, longitude)
+        return _gazetteer
+
+
+def place_for(latitude: float, longitude: float) -> Place | None:
+    return _loaded().nearest(latitude, longitude)
+
+
+def search_places(text: str, limit: int = 20) -> list[Place]:
+    """Towns matching a typed place name (Immich's place search answers 20 at most)."""
+    gazetteer = _loaded()
+    with _lock:  # the folded names are built once, by one caller
+        return gazetteer.search(text, limit)
 
 
 def timezone_for(latitude: float, longitude: float) -> str | None:

@@ -11,7 +11,8 @@ from litestar import Request, delete, get, patch, post, put
 from litestar.params import QueryParameter
 from litestar.response import Response
 
-from app.domain import access, album_sharing, albums, emails, shared_links, users
+from app.domain import access, album_sharing, albums, emails, search, shared_links, users
+from app.domain.asset_filters import SHOWN
 from app.domain.errors import BadRequest, Conflict
 from compat import dtos, mapping, validation
 from compat.auth import ImmichAuth
@@ -131,6 +132,19 @@ async def album_statistics(auth: ImmichAuth) -> dtos.AlbumStatisticsResponseDto:
 @get("/api/albums/{album_id:str}", action=access.READ, shared_link=True)  # an ALBUM link's album
 async def get_album(auth: ImmichAuth, album_id: str) -> dtos.AlbumResponseDto:
     return await _one(auth.principal, mapping.parse_uuid(album_id))
+
+
+@get("/api/albums/{album_id:str}/map-markers", action=access.READ, shared_link=True)
+async def album_map_markers(auth: ImmichAuth, album_id: str) -> list[dtos.MapMarkerResponseDto]:
+    """The album's geotagged live photos as the caller may read the album; a link that hides
+    metadata hides where they were taken."""
+    f = await albums.contents_filter(auth.principal, mapping.parse_uuid(album_id), visibilities=SHOWN)
+    link = auth.principal.shared_link
+    if link is not None and not link.show_metadata:
+        return []
+    return [dtos.MapMarkerResponseDto(id=str(r["id"]), lat=r["latitude"], lon=r["longitude"], city=r["city"],
+                                      state=r["state"], country=r["country"])
+            for r in await search.album_markers(auth.principal, f)]
 
 
 @patch("/api/albums/{album_id:str}", action=access.WRITE)

@@ -1,0 +1,160 @@
+"""Search beyond paging through a filter: random picks, the largest files, counts, place names,
+the explore strip and the folder view.
+
+Filters come from the caller's readable scope (its library, partners' libraries, an album it may
+read), so these functions only check the credential's action; the shared filters hide trashed and
+locked assets as they do everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from app.db import engine as db
+from app.domain import access
+from app.domain.asset_filters import AssetFilter, Sql, check_references, where
+from app.domain.errors import Invalid
+from app.media import places as gazetteer
+
+MAX_RESULTS = 1000
+# Immich's explore strip: at most 12 cities, each with at least 5 photos.
+EXPLORE_CITIES = 12
+EXPLORE_MIN_ASSETS = 5
+
+
+async def _where_any(filters: list[AssetFilter], sql: Sql) -> str:
+    """Assets any of the filters selects (one per library read: the caller's, its partners')."""
+    if not filters:
+        raise Invalid("at least one filter is needed", "filters")
+    for f in filters:
+        await check_references(f)
+    return " OR ".join(f"({where(f, sql)})" for f in filters)
+
+
+def _check_size(size: int) -> None:
+    if not 1 <= size <= MAX_RESULTS:
+        raise Invalid(f"size must be between 1 and {MAX_RESULTS}", "size")
+
+
+async def random_assets(principal: access.Principal, filters: list[AssetFilter], size: int) -> list[asyncpg.Record]:
+    principal.require(access.READ)
+    _check_size(size)
+    sql = Sql()
+    clause = await _where_any(filters, sql)
+    return await db.fetch(f"SELECT a.* FROM assets a WHERE {clause} ORDER BY random() LIMIT {sql.arg(size)}",
+                          *sql.args)
+
+
+async def largest_assets(principal: access.Principal, filters: list[AssetFilter], size: int,
+                         min_size_bytes: int = 0) -> list[asyncpg.Record]:
+    """The biggest originals first, each larger than `min_size_bytes`."""
+    principal.require(access.READ)
+    _check_size(size)
+    if min_size_bytes < 0:
+        raise Invalid("the minimum file size cannot be negative", "min_size_bytes")
+    sql = Sql()
+    clause = await _where_any(filters, sql)
+    return await db.fetch(
+        f"SELECT a.* FROM assets a WHERE {clause} AND a.file_size_bytes > {sql.arg(min_size_bytes)}"
+        f" ORDER BY a.file_size_bytes DESC, a.id DESC LIMIT {sql.arg(size)}",
+        *sql.args,
+    )
+
+
+async def count(principal: access.Principal, filters: list[AssetFilter]) -> int:
+    principal.require(access.READ)
+    sql = Sql()
+    clause = await _where_any(filters, sql)
+    return await db.fetchval(f"SELECT count(*) FROM assets a WHERE {clause}", *sql.args)
+
+
+async def album_markers(principal: access.Principal, album_filter: AssetFilter) -> list[asyncpg.Record]:
+    """The geotagged assets of an album (a filter from albums.contents_filter) with their place names."""
+    principal.require(access.READ)
+    sql = Sql()
+    clause = await _where_any([album_filter], sql)
+    return await db.fetch(
+        f"SELECT a.id, a.latitude, a.longitude, e.city, e.state, e.country FROM assets a"
+        f" LEFT JOIN asset_exif e ON e.asset_id = a.id WHERE {clause} AND a.latitude IS NOT NULL"
+        f" ORDER BY a.local_datetime DESC, a.id DESC",
+        *sql.args,
+    )
+
+
+# --- places --------------------------------------------------------------------------------------
+
+
+async def places(principal: access.Principal, name: str) -> list[gazetteer.Place]:
+    """Towns of the offline gazetteer matching a typed name (not the caller's photos)."""
+    principal.require(access.READ)
+    return await asyncio.to_thread(gazetteer.search_places, name)
+
+
+async def place_at(principal: access.Principal, latitude: float, longitude: float) -> gazetteer.Place | None:
+    """The nearest town to a point, if one is near enough to name it."""
+    principal.require(access.READ)
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        raise Invalid("latitude must be in [-90, 90] and longitude in [-180, 180]", "latitude")
+    return await asyncio.to_thread(gazetteer.place_for, latitude, longitude)
+
+
+async def explore_cities(principal: access.Principal, f: AssetFilter) -> list[asyncpg.Record]:
+    """One photo for each of the cities (most EXPLORE_CITIES, by name) where the filter holds at
+    least EXPLORE_MIN_ASSETS photos: the newest of each."""
+    principal.require(access.READ)
+    sql = Sql()
+    clause = await _where_any([f], sql)
+    return await db.fetch(
+        f"""
+        WITH shown AS (
+            SELECT a.*, e.city AS explore_city FROM assets a JOIN asset_exif e ON e.asset_id = a.id
+            WHERE ({clause}) AND a.media_type = 'image' AND e.city IS NOT NULL
+        ), cities AS (
+            SELECT explore_city FROM shown GROUP BY explore_city HAVING count(*) >= {sql.arg(EXPLORE_MIN_ASSETS)}
+            ORDER BY explore_city LIMIT {sql.arg(EXPLORE_CITIES)}
+        )
+        SELECT DISTINCT ON (s.explore_city) s.* FROM shown s JOIN cities USING (explore_city)
+        ORDER BY s.explore_city, s.local_datetime DESC, s.id DESC
+        """,
+        *sql.args,
+    )
+
+
+# --- folders ---------------------------------------------------------------------------------------
+#
+# Immich's folder view lists the folders of its originals' paths on the server. Uploads report no
+# folder of their own (a file name only), so the path an original has here is where the store keeps
+# it: its storage key, under the storage template's folders when the template is on.
+
+
+async def folders(principal: access.Principal, f: AssetFilter) -> list[str]:
+    """The distinct folders (no trailing slash) holding the filter's originals, sorted."""
+    principal.require(access.READ)
+    sql = Sql()
+    clause = await _where_any([f], sql)
+    rows = await db.fetch(
+        f"SELECT DISTINCT regexp_replace(a.storage_key, '/[^/]*$', '') AS folder FROM assets a"
+        f" WHERE {clause} AND a.storage_key LIKE '%/%' ORDER BY 1",
+        *sql.args,
+    )
+    return [r["folder"] for r in rows]
+
+
+async def folder_assets(principal: access.Principal, f: AssetFilter, folder: str) -> list[asyncpg.Record]:
+    """The filter's originals directly in `folder` (not in its subfolders), by file name."""
+    principal.require(access.READ)
+    folder = folder.rstrip("/")
+    if not folder:
+        return []
+    sql = Sql()
+    clause = await _where_any([f], sql)
+    escaped = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return await db.fetch(
+        f"SELECT a.* FROM assets a WHERE {clause} AND a.storage_key LIKE {sql.arg(escaped + '/%')}"
+        f" AND position('/' IN substr(a.storage_key, {sql.arg(len(folder) + 2)})) = 0"
+        f" ORDER BY a.original_file_name, a.id",
+        *sql.args,
+    )
+
