@@ -776,3 +776,38 @@ class UserRemoval(Table, tablename="user_removals"):
 
     user_id = fk(User, CASCADE, primary_key=True)
     requested_at = Timestamptz(default=TimestamptzNow())
+
+
+class Tag(Table, tablename="tags"):
+    """A user's tag: value is its full path ("Travel/2024"), parent_id the tag one level up."""
+
+    id = UUID(primary_key=True)
+    user_id = fk(User, CASCADE)
+    value = Text(default=None)
+    color = Text(null=True, default=None)
+    parent_id = fk("self", CASCADE, null=True, index=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class TagClosure(Table, tablename="tag_closure"):
+    """Every (ancestor, descendant) pair of the tag tree, a tag being its own. Key: both columns."""
+
+    ancestor_id = fk(Tag, CASCADE, primary_key=True)
+    descendant_id = fk(Tag, CASCADE, index=True)
+
+
+class TagAsset(Table, tablename="tag_assets"):
+    """An asset carrying a tag. Key: (tag_id, asset_id)."""
+
+    tag_id = fk(Tag, CASCADE, primary_key=True)
+    asset_id = fk(Asset, CASCADE, index=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+COMPOSITE_PRIMARY_KEYS[TagClosure] = ("ancestor_id", "descendant_id")
+COMPOSITE_PRIMARY_KEYS[TagAsset] = ("tag_id", "asset_id")
+SIMPLE_INDEX_NAMES[("tags", "parent_id")] = "tags_parent_idx"
+SIMPLE_INDEX_NAMES[("tag_closure", "descendant_id")] = "tag_closure_descendant_idx"
+SIMPLE_INDEX_NAMES[("tag_assets", "asset_id")] = "tag_assets_asset_idx"
+INDEXES.append(Index(Tag, "tags_user_value_key", "UNIQUE btree (user_id, value)"))
