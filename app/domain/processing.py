@@ -17,7 +17,7 @@ import asyncpg
 
 from app import realtime
 from app.db import engine as db
-from app.domain import events, system_config, tasks
+from app.domain import events, system_config, tags, tasks
 from app.domain.datetimes import join_wall_clock
 from app.media import memory
 from app.media.extract import Extracted, extract
@@ -114,6 +114,7 @@ async def _save_metadata(asset: asyncpg.Record, ex: Extracted) -> None:
             m.description, m.projection_type, m.fps, m.live_photo_cid, m.auto_stack_id,
             m.raw_width, m.raw_height, m.video_codec, original.source if original else None,
         )
+        await tags.replace_from_file(conn, asset, m.tags or [])
         # The file's rating is kept on the asset only (file_rating), where the effective rating reads it.
         sets = [
             "width = $2", "height = $3", "duration_ms = $4", "file_rating = $5", "updated_at = now()",
