@@ -137,7 +137,7 @@ async def _ensure_path(conn, user_id: uuid.UUID, levels: list[str],
         if created:
             await conn.execute(
                 "INSERT INTO tag_closure (ancestor_id, descendant_id)"
-                " SELECT $1, $1 UNION ALL SELECT ancestor_id, $1 FROM tag_closure WHERE descendant_id = $2",
+                " SELECT $1::uuid, $1::uuid UNION ALL SELECT ancestor_id, $1::uuid FROM tag_closure WHERE descendant_id = $2",
                 row["id"], None if parent is None else parent["id"],
             )
             await _event(conn, row, "tag_created")
