@@ -7,7 +7,7 @@ import dataclasses
 from litestar import get, post
 from litestar.params import QueryParameter
 
-from app.domain import access, albums, asset_views, assets
+from app.domain import access, albums, asset_views, assets, tags
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
@@ -22,6 +22,8 @@ async def search_metadata(auth: ImmichAuth, data: dtos.MetadataSearchDto) -> dto
     else:
         f = dataclasses.replace(mapping.metadata_search_filter(data, await access.preferred_library(auth.principal)),
                                 elevated=auth.principal.elevated)
+    if f.tag_ids:  # the caller's own tags only (another user's tag answers like a missing one)
+        await tags.require_tags(auth.principal, f.tag_ids)
     page, size = data.page or 1, data.size or 250
     if page < 1 or not 1 <= size <= 1000:
         raise BadRequest("page must be >= 1 and size between 1 and 1000")
