@@ -40,6 +40,15 @@ def test_tags_end_to_end(server, account, make_account):
         wait_processed(account, "asset_" + shortuuid.encode(uuid.UUID(keyworded)))
         assert [t["value"] for t in http.get(f"/api/assets/{keyworded}").json()["tags"]] == ["Frost", "Yard"]
 
+        # and so do a sidecar's XMP HierarchicalSubject levels
+        from tests.domain.test_tags import HIERARCHICAL
+
+        with_sidecar = http.post("/api/assets", data=FIELDS, files={
+            "assetData": ("s.png", png_bytes(2025), "image/png"),
+            "sidecarData": ("s.png.xmp", HIERARCHICAL, "application/xml")}).json()["id"]
+        wait_processed(account, "asset_" + shortuuid.encode(uuid.UUID(with_sidecar)))
+        assert [t["value"] for t in http.get(f"/api/assets/{with_sidecar}").json()["tags"]] == ["AC|DC", "Places/Rome"]
+
         photo = http.post("/api/assets", files={"assetData": ("t.png", png_bytes(2024), "image/png")},
                           data=FIELDS).json()["id"]
         wait_processed(account, "asset_" + shortuuid.encode(uuid.UUID(photo)))  # its file read: no tags
@@ -61,7 +70,7 @@ def test_tags_end_to_end(server, account, make_account):
         found = http.post("/api/search/metadata", json={"tagIds": [travel["id"]]}).json()["assets"]["items"]
         assert [a["id"] for a in found] == [photo]
         untagged = http.post("/api/search/metadata", json={"tagIds": None}).json()["assets"]["items"]
-        assert photo not in {a["id"] for a in untagged} and keyworded not in {a["id"] for a in untagged}
+        assert not {photo, keyworded, with_sidecar} & {a["id"] for a in untagged}
         buckets = http.get("/api/timeline/buckets", params={"tagId": travel["id"]}).json()
         assert buckets == [{"timeBucket": "2024-03-01", "count": 1}]
         bucket = http.get("/api/timeline/bucket", params={"tagId": travel["id"], "timeBucket": "2024-03-01"}).json()
@@ -94,6 +103,6 @@ def test_tags_end_to_end(server, account, make_account):
         removed = http.request("DELETE", f"/api/tags/{leaf['id']}/assets", json={"ids": [photo]}).json()
         assert removed == [{"id": photo, "success": True}]
         assert http.delete(f"/api/tags/{travel['id']}").status_code == 204
-        assert [t["value"] for t in http.get("/api/tags").json()] == ["Frost", "Yard"]
+        assert [t["value"] for t in http.get("/api/tags").json()] == ["AC|DC", "Frost", "Places", "Places/Rome", "Yard"]
         assert http.get(f"/api/assets/{photo}").json()["tags"] == []
         assert _sidecar_tags(server, photo) == []

@@ -148,3 +148,35 @@ async def test_a_files_tags_replace_the_owners_tags_on_the_asset(user, principal
     values = [r["value"] for r in (await tags.tags_of_assets([asset["id"]]))[asset["id"]]]
     assert values == ["Frost", "Places/Yard"]
     assert "Places" in await _by_value(principal)
+
+
+HIERARCHICAL = b"""<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+<rdf:Description rdf:about="" xmlns:lr="http://ns.adobe.com/lightroom/1.0/"
+  xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title><rdf:Alt><rdf:li xml:lang="x-default">Kept</rdf:li></rdf:Alt>
+</dc:title><lr:hierarchicalSubject><rdf:Bag><rdf:li>Places|Rome</rdf:li><rdf:li>AC/DC</rdf:li></rdf:Bag>
+</lr:hierarchicalSubject></rdf:Description></rdf:RDF></x:xmpmeta>"""
+
+
+def test_a_files_tags_in_immichs_order():
+    from app.media.metadata import parse_tags, read_sidecar
+
+    sidecar = read_sidecar(HIERARCHICAL)
+    # HierarchicalSubject levels are "|"-separated; a "/" inside a level would split it, so it becomes "|"
+    assert parse_tags({}, sidecar).tags == ["Places/Rome", "AC|DC"]
+    keywords = {"Iptc.Application2.Keywords": ["Frost", "Yard"]}
+    assert parse_tags(keywords).tags == ["Frost", "Yard"]
+    assert parse_tags(keywords, sidecar).tags == ["Places/Rome", "AC|DC"]  # XMP before IPTC
+    listed = {**sidecar, "Xmp.digiKam.TagsList": ["Travel/2024"]}
+    assert parse_tags(keywords, listed).tags == ["Travel/2024"]  # TagsList first of all
+    assert parse_tags({}).tags is None
+
+
+def test_the_sidecar_gets_the_tags_list_and_keeps_the_rest():
+    from app.media.metadata import RefusedSidecar, read_sidecar, with_tags_list
+
+    written = read_sidecar(with_tags_list(HIERARCHICAL, ["Travel/2024", "Work"]))
+    assert written["Xmp.digiKam.TagsList"] == ["Travel/2024", "Work"]
+    assert written["Xmp.dc.title"] == {'lang="x-default"': "Kept"}
+    assert read_sidecar(with_tags_list(None, ["A"]))["Xmp.digiKam.TagsList"] == ["A"]
+    with pytest.raises(RefusedSidecar):
+        with_tags_list(b"<!DOCTYPE x [<!ENTITY a 'b'>]><x/>", ["A"])
