@@ -31,6 +31,8 @@ TAG = "tag"
 ASSET_TAG = "asset_tag"
 MAX_IDS = 1000
 SEPARATOR = "/"
+# A tag's full path, in UTF-8 bytes: well under what one entry of the (user, value) index may hold.
+MAX_VALUE_BYTES = 2000
 
 
 @dataclass
@@ -48,12 +50,17 @@ def name_of(value: str) -> str:
     return value.rsplit(SEPARATOR, 1)[-1]
 
 
-def _levels(path: str, field_name: str) -> list[str]:
+def _clean(path: str) -> list[str]:
     """A path's levels, trimmed, empty ones ("a//b", a trailing "/") dropped."""
-    levels = [level.strip() for level in path.split(SEPARATOR)]
-    levels = [level for level in levels if level]
+    return [level for level in (level.strip() for level in path.split(SEPARATOR)) if level]
+
+
+def _levels(path: str, field_name: str, parent: str = "") -> list[str]:
+    levels = _clean(path)
     if not levels:
         raise Invalid("A tag needs a name", field_name)
+    if len(SEPARATOR.join([parent, *levels]).encode()) > MAX_VALUE_BYTES:
+        raise Invalid(f"A tag's full path is at most {MAX_VALUE_BYTES} bytes long", field_name)
     return levels
 
 
@@ -142,7 +149,9 @@ async def _ensure_path(conn, user_id: uuid.UUID, levels: list[str],
             )
             await _event(conn, row, "tag_created")
         else:  # made by an earlier level or request, or concurrently (the unique index decided)
-            row = await conn.fetchrow("SELECT * FROM tags WHERE user_id = $1 AND value = $2", user_id, value)
+            # FOR SHARE: a delete of it waits for this transaction, which may link assets to it
+            row = await conn.fetchrow("SELECT * FROM tags WHERE user_id = $1 AND value = $2 FOR SHARE",
+                                      user_id, value)
         parent = row
     return parent, created
 
@@ -152,11 +161,13 @@ async def create_tag(principal: access.Principal, name: str, *, parent_id: uuid.
     """A new tag named `name` below `parent_id` (one of the caller's), or at the top. A name with
     "/" creates the levels it names that are missing. Conflict when the tag exists already."""
     principal.require(access.WRITE)
-    levels = _levels(name, "name")
+    _levels(name, "name")  # refused before the parent is looked up
     async with db.transaction() as conn:
         parent = None
         if parent_id is not None:
             parent = await get_tag(principal, parent_id, access.WRITE)
+            await _hold(conn, principal, parent_id)
+        levels = _levels(name, "name", parent["value"] if parent else "")
         row, created = await _ensure_path(conn, principal.user_id, levels, parent)
         if not created:
             raise Conflict("A tag with that name already exists")
@@ -209,6 +220,13 @@ async def delete_tag(principal: access.Principal, tag_id: uuid.UUID) -> list[uui
 # --- tagging assets ------------------------------------------------------------------------
 
 
+async def _hold(conn, principal: access.Principal, tag_id: uuid.UUID) -> None:
+    """Keep the caller's tag from being deleted until this transaction ends (404 if it just was)."""
+    if await conn.fetchval("SELECT 1 FROM tags WHERE id = $1 AND user_id = $2 FOR SHARE",
+                           tag_id, principal.user_id) is None:
+        raise NotFound("Tag not found", kind=TAG, ids=(tag_id,))
+
+
 def _distinct(ids: list[uuid.UUID], field_name: str) -> list[uuid.UUID]:
     if len(ids) > MAX_IDS:
         raise Invalid(f"At most {MAX_IDS} ids", field_name)
@@ -247,7 +265,7 @@ async def tag_assets_bulk(principal: access.Principal, tag_ids: list[uuid.UUID],
     wanted = _distinct(asset_ids, "asset_ids")
     async with db.transaction() as conn:
         own = [r["id"] for r in await conn.fetch(
-            "SELECT id FROM tags WHERE id = ANY($1::uuid[]) AND user_id = $2", tags, principal.user_id)]
+            "SELECT id FROM tags WHERE id = ANY($1::uuid[]) AND user_id = $2 FOR SHARE", tags, principal.user_id)]
         writable = await _writable_assets(conn, principal, wanted)
         made = await _link(conn, principal.user_id, own, [a for a in wanted if a in writable])
     return len(made), sorted({r["asset_id"] for r in made})
@@ -259,6 +277,7 @@ async def add_assets(principal: access.Principal, tag_id: uuid.UUID, asset_ids: 
     wanted = _distinct(asset_ids, "asset_ids")
     result = LinkResults()
     async with db.transaction() as conn:
+        await _hold(conn, principal, tag_id)
         present = {r["asset_id"] for r in await conn.fetch(
             "SELECT asset_id FROM tag_assets WHERE tag_id = $1 AND asset_id = ANY($2::uuid[])", tag_id, wanted)}
         writable = await _writable_assets(conn, principal, [a for a in wanted if a not in present])
@@ -291,8 +310,8 @@ async def replace_from_file(conn, asset: asyncpg.Record, paths: list[str]) -> No
     job replaces them (its sidecar, which this server writes, says what the user tagged since)."""
     tag_ids = []
     for path in dict.fromkeys(paths):
-        levels = [level.strip() for level in path.split(SEPARATOR) if level.strip()]
-        if levels:
+        levels = _clean(path)
+        if levels and len(SEPARATOR.join(levels).encode()) <= MAX_VALUE_BYTES:  # others are passed over
             tag_ids.append((await _ensure_path(conn, asset["owner_id"], levels))[0]["id"])
     removed = await conn.fetch(
         "DELETE FROM tag_assets ta USING tags t WHERE ta.asset_id = $1 AND t.id = ta.tag_id AND t.user_id = $2"

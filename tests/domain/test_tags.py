@@ -180,3 +180,15 @@ def test_the_sidecar_gets_the_tags_list_and_keeps_the_rest():
     assert read_sidecar(with_tags_list(None, ["A"]))["Xmp.digiKam.TagsList"] == ["A"]
     with pytest.raises(RefusedSidecar):
         with_tags_list(b"<!DOCTYPE x [<!ENTITY a 'b'>]><x/>", ["A"])
+
+
+async def test_an_over_long_path_is_refused_and_passed_over_on_import(user, principal):
+    with pytest.raises(Invalid):
+        await tags.upsert_tags(principal, ["é" * 1001])
+    parent = await tags.create_tag(principal, "p" * 1500)
+    with pytest.raises(Invalid):
+        await tags.create_tag(principal, "c" * 600, parent_id=parent["id"])
+    asset = await f.new_asset(user)
+    async with db.transaction() as conn:
+        await tags.replace_from_file(conn, asset, ["é" * 1001, "Fine"])
+    assert [r["value"] for r in (await tags.tags_of_assets([asset["id"]]))[asset["id"]]] == ["Fine"]
