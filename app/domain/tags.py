@@ -16,6 +16,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 
@@ -305,9 +306,11 @@ async def remove_assets(principal: access.Principal, tag_id: uuid.UUID, asset_id
     return LinkResults(done=[a for a in wanted if a in removed], not_found=[a for a in wanted if a not in removed])
 
 
-async def replace_from_file(conn, asset: asyncpg.Record, paths: list[str]) -> None:
+async def replace_from_file(conn, asset: asyncpg.Record, paths: list[str], read_at: datetime | None = None) -> None:
     """On (re)reading a file: its tags become the asset's owner's tags on it, as Immich's metadata
-    job replaces them (its sidecar, which this server writes, says what the user tagged since)."""
+    job replaces them (its sidecar, which this server writes, says what the user tagged since).
+    Links made after `read_at`, when the file and sidecar were read, are newer than what they
+    say and stay."""
     tag_ids = []
     for path in dict.fromkeys(paths):
         levels = _clean(path)
@@ -315,8 +318,9 @@ async def replace_from_file(conn, asset: asyncpg.Record, paths: list[str]) -> No
             tag_ids.append((await _ensure_path(conn, asset["owner_id"], levels))[0]["id"])
     removed = await conn.fetch(
         "DELETE FROM tag_assets ta USING tags t WHERE ta.asset_id = $1 AND t.id = ta.tag_id AND t.user_id = $2"
-        " AND NOT ta.tag_id = ANY($3::uuid[]) RETURNING ta.tag_id",
-        asset["id"], asset["owner_id"], tag_ids,
+        " AND NOT ta.tag_id = ANY($3::uuid[]) AND ($4::timestamptz IS NULL OR ta.created_at < $4)"
+        " RETURNING ta.tag_id",
+        asset["id"], asset["owner_id"], tag_ids, read_at,
     )
     await _link_events(conn, asset["owner_id"], "asset_untagged", [(r["tag_id"], asset["id"]) for r in removed])
     await _link(conn, asset["owner_id"], tag_ids, [asset["id"]])

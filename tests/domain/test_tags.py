@@ -192,3 +192,13 @@ async def test_an_over_long_path_is_refused_and_passed_over_on_import(user, prin
     async with db.transaction() as conn:
         await tags.replace_from_file(conn, asset, ["é" * 1001, "Fine"])
     assert [r["value"] for r in (await tags.tags_of_assets([asset["id"]]))[asset["id"]]] == ["Fine"]
+
+
+async def test_a_link_made_after_the_file_was_read_outlives_the_files_tags(user, principal):
+    asset = await f.new_asset(user)
+    read_at = await db.fetchval("SELECT clock_timestamp()")
+    [late] = await tags.upsert_tags(principal, ["Late"])
+    await tags.add_assets(principal, late["id"], [asset["id"]])
+    async with db.transaction() as conn:
+        await tags.replace_from_file(conn, asset, ["FromFile"], read_at)
+    assert [r["value"] for r in (await tags.tags_of_assets([asset["id"]]))[asset["id"]]] == ["FromFile", "Late"]
