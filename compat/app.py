@@ -31,6 +31,7 @@ from compat.routes import people as people_routes
 from compat.routes import shared_links as shared_link_routes
 from compat.routes import system_config as system_config_routes
 from compat.routes import system_metadata as system_metadata_routes
+from compat.routes import tags as tag_routes
 from compat.routes import jobs as job_routes
 from compat.routes import memories as memory_routes
 from compat.routes import map as map_routes
@@ -81,6 +82,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             *auth_admin_routes.ROUTES,
             *shared_link_routes.ROUTES,
             *system_metadata_routes.ROUTES,
+            *tag_routes.ROUTES,
             *notification_routes.ROUTES,
             *notification_admin_routes.ROUTES,
             *job_routes.ROUTES,

@@ -33,7 +33,8 @@ def immich_error(status: int, message: str, errors: list | None = None) -> Respo
 # 400 "Not found or no <resource>.<permission> access" (its requireAccess). The resource each
 # domain kind is, and the permission each route action asks for.
 _IMMICH_RESOURCE = {"asset": "asset", "album": "album", "album_asset": "album", "person": "person",
-                    "face": "face", "stack": "stack", "timeline": "timeline", "memory": "memory"}
+                    "face": "face", "stack": "stack", "timeline": "timeline", "memory": "memory",
+                    "tag": "tag"}
 _IMMICH_PERMISSION = {READ: "read", WRITE: "update", DELETE: "delete", DELETE_PERMANENTLY: "delete"}
 
 

@@ -196,6 +196,19 @@ def _exposure(seconds: float | None) -> str | None:
     return f"1/{round(1 / seconds)}"
 
 
+def tag(row: asyncpg.Record) -> dtos.TagResponseDto:
+    """A tag as Immich's TagResponseDto: its name is the last level of its value (the full path)."""
+    from app.domain.tags import name_of
+
+    dto = dtos.TagResponseDto(id=str(row["id"]), name=name_of(row["value"]), value=row["value"],
+                              createdAt=_utc(row["created_at"]), updatedAt=_utc(row["updated_at"]))
+    if row["color"] is not None:
+        dto.color = row["color"]
+    if row["parent_id"] is not None:
+        dto.parentId = str(row["parent_id"])
+    return dto
+
+
 def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
     """An AssetView (row + file metadata + files) as Immich's AssetResponseDto."""
 
@@ -354,7 +367,7 @@ _SEARCH_EXIF_FIELDS = {"make": "make", "model": "model", "lensModel": "lens_mode
 # Applied to the search; a field outside these that carries a value is refused rather than ignored.
 _SEARCH_FIELDS = {*_SEARCH_EXIF_FIELDS, "albumIds", "isFavorite", "isNotInAlbum", "visibility", "type",
                   "originalFileName", "description", "takenAfter", "takenBefore", "withDeleted", "order", "page",
-                  "size", "rating", "withExif", "withStacked", "withPeople", "checksum", "id", "personIds"}
+                  "size", "rating", "withExif", "withStacked", "withPeople", "checksum", "id", "personIds", "tagIds"}
 _MEDIA_TYPES = {"IMAGE": "image", "VIDEO": "video"}
 
 
@@ -399,6 +412,10 @@ def metadata_search_filter(dto: dtos.MetadataSearchDto | dtos.RandomSearchDto | 
         f.ratings = [field("rating")]
     if field("personIds"):
         f.person_ids = [parse_uuid(p) for p in field("personIds")]
+    if field("tagIds") is None:  # null, unlike leaving it out, asks for the assets with no tag (Immich)
+        f.untagged = True
+    elif field("tagIds"):
+        f.tag_ids = [parse_uuid(t, "tagIds", i) for i, t in enumerate(field("tagIds"))]
     if field("id"):
         f.ids = [parse_uuid(field("id"))]
     if field("checksum"):

@@ -233,6 +233,13 @@ CASES = [
         body={"personId": UNKNOWN, "x": "1", "y": 0, "width": 1, "height": 1, "imageWidth": 1, "imageHeight": 1}),
     bad("PUT", "/api/faces/nope", (["id"], "Invalid UUID"), body={"id": UNKNOWN}),
     bad("PUT", "/api/faces/{person}", (["id"], "Invalid UUID"), body={"id": "x"}),
+    # --- tags ---
+    bad("GET", "/api/tags/nope", (["id"], "Invalid UUID")),
+    bad("POST", "/api/tags", (["name"], expected("string", "undefined")), body={}),
+    bad("POST", "/api/tags", (["parentId"], "Invalid UUID"), body={"name": "t", "parentId": "p"}),
+    bad("PUT", "/api/tags", (["tags"], expected("array", "undefined")), body={}),
+    bad("PUT", "/api/tags/assets", (["tagIds", 0], "Invalid UUID"), body={"tagIds": ["t"], "assetIds": []}),
+    bad("PUT", "/api/tags/{album}/assets", (["ids"], expected("array", "undefined")), body={}),
     # --- stacks, api keys, partners, activities ---
     bad("POST", "/api/stacks", (["assetIds"], "Too small: expected array to have >=2 items"),
         body={"assetIds": [UNKNOWN]}),

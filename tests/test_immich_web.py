@@ -99,8 +99,8 @@ def test_metadata_search(server, account):
         assert [x["id"] for x in taken["assets"]["items"]] == [b]
         paged = http.post("/api/search/metadata", json={"size": 1, "order": "asc"}).json()["assets"]
         assert paged["count"] == 1 and paged["nextPage"] == "2"
-        refused = http.post("/api/search/metadata", json={"tagIds": ["00000000-0000-4000-8000-000000000000"]})
-        assert refused.status_code == 400 and "tagIds" in refused.json()["message"]
+        refused = http.post("/api/search/metadata", json={"ocr": "text"})  # no OCR model: refused, not ignored
+        assert refused.status_code == 400 and "ocr" in refused.json()["message"]
 
 
 @needs_spec

@@ -812,3 +812,38 @@ class MemoryAsset(Table, tablename="memory_assets"):
 SIMPLE_INDEX_NAMES[("memories", "library_id")] = "memories_library_idx"
 SIMPLE_INDEX_NAMES[("memory_assets", "asset_id")] = "memory_assets_asset_idx"
 INDEXES.append(Index(Memory, "memories_owner_idx", "btree (owner_id, library_id, memory_at DESC)"))
+
+
+class Tag(Table, tablename="tags"):
+    """A user's tag: value is its full path ("Travel/2024"), parent_id the tag one level up."""
+
+    id = UUID(primary_key=True)
+    user_id = fk(User, CASCADE)
+    value = Text(default=None)
+    color = Text(null=True, default=None)
+    parent_id = fk("self", CASCADE, null=True, index=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class TagClosure(Table, tablename="tag_closure"):
+    """Every (ancestor, descendant) pair of the tag tree, a tag being its own. Key: both columns."""
+
+    ancestor_id = fk(Tag, CASCADE, primary_key=True)
+    descendant_id = fk(Tag, CASCADE, index=True)
+
+
+class TagAsset(Table, tablename="tag_assets"):
+    """An asset carrying a tag. Key: (tag_id, asset_id)."""
+
+    tag_id = fk(Tag, CASCADE, primary_key=True)
+    asset_id = fk(Asset, CASCADE, index=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+COMPOSITE_PRIMARY_KEYS[TagClosure] = ("ancestor_id", "descendant_id")
+COMPOSITE_PRIMARY_KEYS[TagAsset] = ("tag_id", "asset_id")
+SIMPLE_INDEX_NAMES[("tags", "parent_id")] = "tags_parent_idx"
+SIMPLE_INDEX_NAMES[("tag_closure", "descendant_id")] = "tag_closure_descendant_idx"
+SIMPLE_INDEX_NAMES[("tag_assets", "asset_id")] = "tag_assets_asset_idx"
+INDEXES.append(Index(Tag, "tags_user_value_key", "UNIQUE btree (user_id, value)"))

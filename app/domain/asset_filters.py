@@ -50,6 +50,10 @@ class AssetFilter:
     album_id: uuid.UUID | None = None
     album_filter: str = "all"  # all | in_album | not_in_album
     person_ids: list[uuid.UUID] | None = None
+    # Assets carrying every one of these tags, or a tag below it (app/domain/tags.py); the ids are
+    # the caller's own tags, checked by tags.require_tags before the filter is built.
+    tag_ids: list[uuid.UUID] | None = None
+    untagged: bool = False  # only assets with no tag at all (Immich's tagIds: null)
     stack_id: uuid.UUID | None = None
     bbox: BBox | None = None
     center: tuple[float, float] | None = None  # (lon, lat)
@@ -209,6 +213,11 @@ def where(f: AssetFilter, sql: Sql) -> str:
         clauses.append(f"a.stack_id = {sql.arg(f.stack_id)}")
     for person in dict.fromkeys(f.person_ids or ()):  # every named person appears (AND)
         clauses.append(f"EXISTS (SELECT 1 FROM faces fp WHERE fp.asset_id = a.id AND fp.person_id = {sql.arg(person)})")
+    for tag in dict.fromkeys(f.tag_ids or ()):  # every named tag, or one below it (AND)
+        clauses.append("EXISTS (SELECT 1 FROM tag_assets ta JOIN tag_closure tc ON tc.descendant_id = ta.tag_id"
+                       f" WHERE ta.asset_id = a.id AND tc.ancestor_id = {sql.arg(tag)})")
+    if f.untagged:
+        clauses.append("NOT EXISTS (SELECT 1 FROM tag_assets ta WHERE ta.asset_id = a.id)")
     if f.bbox is not None:
         b = f.bbox
         clauses.append(f"a.latitude BETWEEN {sql.arg(b.south)} AND {sql.arg(b.north)}")

@@ -234,7 +234,7 @@ async def counts(
 def _rollup_covers(f: AssetFilter) -> bool:
     return (
         f.ids is None and f.after is None and f.before is None and not f.ratings and f.album_id is None
-        and f.album_filter == "all" and not f.person_ids and f.stack_id is None and f.bbox is None
+        and f.album_filter == "all" and not f.person_ids and not f.tag_ids and not f.untagged and f.stack_id is None and f.bbox is None
         and f.center is None and f.visibility is None and not f.exif_equals and not f.file_name_contains
         and not f.description_contains and f.taken_after is None and f.taken_before is None
         and f.checksum_sha1 is None

@@ -11,13 +11,14 @@ import asyncio
 import hashlib
 import logging
 import uuid
+from datetime import datetime
 from typing import Any, Protocol
 
 import asyncpg
 
 from app import realtime
 from app.db import engine as db
-from app.domain import events, system_config, tasks
+from app.domain import events, system_config, tags, tasks
 from app.domain.datetimes import join_wall_clock
 from app.media import memory
 from app.media.extract import Extracted, extract
@@ -70,7 +71,7 @@ async def _asset_for(task_id: uuid.UUID) -> tuple[asyncpg.Record, asyncpg.Record
     return row, sidecar
 
 
-async def _save_metadata(asset: asyncpg.Record, ex: Extracted) -> None:
+async def _save_metadata(asset: asyncpg.Record, ex: Extracted, read_at: datetime) -> None:
     m = ex.meta
     original, digitized, modified = m.original, m.digitized, m.modified
     place = ex.place
@@ -114,6 +115,7 @@ async def _save_metadata(asset: asyncpg.Record, ex: Extracted) -> None:
             m.description, m.projection_type, m.fps, m.live_photo_cid, m.auto_stack_id,
             m.raw_width, m.raw_height, m.video_codec, original.source if original else None,
         )
+        await tags.replace_from_file(conn, asset, m.tags or [], read_at)
         # The file's rating is kept on the asset only (file_rating), where the effective rating reads it.
         sets = [
             "width = $2", "height = $3", "duration_ms = $4", "file_rating = $5", "updated_at = now()",
@@ -141,6 +143,7 @@ async def _save_metadata(asset: asyncpg.Record, ex: Extracted) -> None:
 async def run_metadata(
     store: BlobStore, task_id: uuid.UUID, queue: Queue | None, attempt: int = 1, chain: bool = True
 ) -> str:
+    read_at = await db.fetchval("SELECT clock_timestamp()")  # before the sidecar is read
     found = await _asset_for(task_id)
     if found is None:
         return "asset no longer exists"
@@ -167,7 +170,7 @@ async def run_metadata(
     # can never leave a finished step whose successor does not exist.
     async with db.transaction():
         if extracted is not None:
-            await _save_metadata(asset, extracted)
+            await _save_metadata(asset, extracted, read_at)
             result = (f"capture time from {extracted.meta.original.source}" if extracted.meta.original
                       else "no capture time in the file")
             # Warnings (e.g. a refused sidecar) travel with the result.

@@ -66,7 +66,7 @@ def extract(
     if media_type == "video":
         meta = probe(path)
         tags = parse_tags(read_tags(path), sidecar_tags)  # MOV/MP4 rarely carry XMP, but some do
-        for name in ("make", "model", "description", "rating", "latitude", "longitude", "altitude"):
+        for name in ("make", "model", "description", "rating", "latitude", "longitude", "altitude", "tags"):
             if getattr(meta, name) is None and getattr(tags, name) is not None:
                 setattr(meta, name, getattr(tags, name))
         if sidecar_tags and tags.original is not None:

@@ -60,6 +60,7 @@ class FileMetadata:
     duration_ms: int | None = None
     video_codec: str | None = None
     rotation: int | None = None
+    tags: list[str] | None = None  # tag paths ("Travel/2024"), as Immich reads them (_tag_values)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -364,6 +365,7 @@ def parse_tags(embedded: dict[str, Any], sidecar: dict[str, Any] | None = None) 
         if alt is not None:
             below = _text(t.get("Exif.GPSInfo.GPSAltitudeRef", "Xmp.exif.GPSAltitudeRef")) == "1"
             meta.altitude = -alt if below else alt
+    meta.tags = _tag_values(t) or None
     stamps = _stamps(t)
     meta.original = stamps[0] if stamps else None
     meta.digitized = next((s for s in stamps if s.source == "CreateDate"), None)
@@ -375,6 +377,46 @@ def parse_tags(embedded: dict[str, Any], sidecar: dict[str, Any] | None = None) 
         if parsed:
             meta.modified = Stamp(parsed[0], parsed[1], "ModifyDate")
     return meta
+
+
+def _texts(value: Any) -> list[str]:
+    """A list-valued tag (XMP bag or seq, repeated IPTC dataset) as its non-empty strings."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [text for text in (_text(item) for item in items) if text]
+
+
+def _tag_values(t: _Tags) -> list[str]:
+    """The file's tags as paths, from the first of these that has any (Immich's order): XMP
+    TagsList (paths already), Lightroom's HierarchicalSubject ("a|b", a "/" inside a level kept as
+    "|"), IPTC Keywords (flat)."""
+    listed = _texts(t.get("Xmp.digiKam.TagsList"))
+    if listed:
+        return listed
+    hierarchical = _texts(t.get("Xmp.lr.hierarchicalSubject"))
+    if hierarchical:
+        return ["/".join(level.replace("/", "|") for level in value.split("|")) for value in hierarchical]
+    return _texts(t.get("Iptc.Application2.Keywords"))
+
+
+# An empty XMP packet: what a sidecar starts from when the asset has none yet.
+_EMPTY_XMP = (b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+              b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/>'
+              b'</x:xmpmeta>\n<?xpacket end="w"?>')
+
+
+def with_tags_list(sidecar: bytes | None, values: list[str]) -> bytes:
+    """The XMP sidecar with its TagsList set to `values` (the rest of it kept), or a new one.
+    RefusedSidecar when the existing one cannot be read: it is left as it is rather than lost."""
+    if sidecar:
+        read_sidecar(sidecar)  # the same checks as on import (no DTD, well-formed, exiv2 reads it)
+    image = pyexiv2.ImageData(sidecar or _EMPTY_XMP)
+    try:
+        image.modify_xmp({"Xmp.digiKam.TagsList": values})
+        return image.get_bytes()
+    finally:
+        image.close()
 
 
 def aware(stamp: Stamp) -> datetime:

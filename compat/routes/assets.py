@@ -135,10 +135,11 @@ async def asset_statistics(
 
 
 async def _render(principal, row) -> dtos.AssetResponseDto:
-    from app.domain import faces, users
+    from app.domain import faces, tags, users
 
     shown = (await faces.people_of_assets([row["id"]]))[row["id"]]
     dto = mapping.asset(await asset_views.view(row), await users.user_by_id(row["owner_id"]), shown)
+    dto.tags = [mapping.tag(t) for t in (await tags.tags_of_assets([row["id"]])).get(row["id"], [])]
     if principal.shared_link is not None and not principal.shared_link.show_metadata:
         return mapping.strip_metadata(dto)
     return dto

@@ -9,7 +9,7 @@ from litestar import Request, get, post
 from litestar.params import Parameter, QueryParameter
 from msgspec import UNSET
 
-from app.domain import access, albums, asset_views, assets, search
+from app.domain import access, albums, asset_views, assets, search, tags
 from app.domain.asset_filters import SHOWN, AssetFilter
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
@@ -31,6 +31,8 @@ async def _scopes(auth: ImmichAuth, dto, *, with_partners: bool = True,
     else:
         own = dataclasses.replace(mapping.metadata_search_filter(dto, await access.preferred_library(auth.principal)),
                                   elevated=auth.principal.elevated)
+    if own.tag_ids:  # the caller's own tags only (another user's tag answers like a missing one)
+        await tags.require_tags(auth.principal, own.tag_ids)
     if shown_by_default and own.visibility is None:
         own.visibilities = SHOWN
     if not with_partners:

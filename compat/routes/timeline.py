@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from litestar import get
 
-from app.domain import access, albums, asset_views, assets, stacks
+from app.domain import access, albums, asset_views, assets, stacks, tags
 from app.domain.asset_filters import AssetFilter
 from app.domain.effective import ratings_for_favorite
 from app.domain.errors import BadRequest
@@ -16,11 +16,16 @@ from compat.auth import ImmichAuth
 
 
 async def _filter(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None, isTrashed: bool | None,
-                  visibility: str | None, userId: str | None = None) -> AssetFilter:
-    if auth.principal.shared_link is not None and (isTrashed or not albumId):
+                  visibility: str | None, userId: str | None = None, tagId: str | None = None) -> AssetFilter:
+    if auth.principal.shared_link is not None and (isTrashed or not albumId or tagId):
         # a link shows its album's live assets, never a library's timeline (Immich's timeline.read)
         raise BadRequest("Not found or no timeline.read access")
+    tag_ids = None
+    if tagId:  # one of the caller's tags (Immich's tag.read access), matching the tags below it too
+        tag_ids = [mapping.parse_uuid(tagId, "tagId")]
+        await tags.require_tags(auth.principal, tag_ids)
     narrowing = dict(
+        tag_ids=tag_ids,
         state="trashed" if isTrashed else "live",
         ratings=None if isFavorite is None else ratings_for_favorite(isFavorite),
         # The timeline shows timeline assets unless a visibility is asked for (hidden = live-photo motion parts).
@@ -52,8 +57,9 @@ async def _with_partners(auth: ImmichAuth, own: AssetFilter, albumId: str | None
 
 
 async def _filters(auth: ImmichAuth, albumId: str | None, isFavorite: bool | None, isTrashed: bool | None,
-                   visibility: str | None, withPartners: bool, userId: str | None) -> list[AssetFilter]:
-    own = await _filter(auth, albumId, isFavorite, isTrashed, visibility, userId)
+                   visibility: str | None, withPartners: bool, userId: str | None,
+                   tagId: str | None) -> list[AssetFilter]:
+    own = await _filter(auth, albumId, isFavorite, isTrashed, visibility, userId, tagId)
     if not withPartners:
         return [own]
     return await _with_partners(auth, own, albumId, isFavorite, isTrashed, visibility)
@@ -63,9 +69,9 @@ async def _filters(auth: ImmichAuth, albumId: str | None, isFavorite: bool | Non
 async def time_buckets(auth: ImmichAuth, albumId: str | None = None, isFavorite: bool | None = None,
                        isTrashed: bool | None = None, visibility: dtos.AssetVisibility | None = None,
                        order: dtos.AssetOrder = "desc", withPartners: bool = False,
-                       userId: str | None = None) -> list[dtos.TimeBucketsResponseDto]:
+                       userId: str | None = None, tagId: str | None = None) -> list[dtos.TimeBucketsResponseDto]:
     totals: dict[datetime, int] = {}
-    for f in await _filters(auth, albumId, isFavorite, isTrashed, visibility, withPartners, userId):
+    for f in await _filters(auth, albumId, isFavorite, isTrashed, visibility, withPartners, userId, tagId):
         rows, _ = await assets.counts(f, group_by="month", order="desc", limit=100_000, starting_after_bucket=None)
         for r in rows:
             totals[r["time_bucket"]] = totals.get(r["time_bucket"], 0) + r["count"]
@@ -87,10 +93,11 @@ def _month(value: str) -> tuple[datetime, datetime]:
 async def time_bucket(auth: ImmichAuth, timeBucket: str, albumId: str | None = None, isFavorite: bool | None = None,
                       isTrashed: bool | None = None, visibility: dtos.AssetVisibility | None = None,
                       order: dtos.AssetOrder = "desc",
-                      withCoordinates: bool = False, withPartners: bool = False, userId: str | None = None) -> dict:
+                      withCoordinates: bool = False, withPartners: bool = False, userId: str | None = None,
+                      tagId: str | None = None) -> dict:
     after, before = _month(timeBucket)
     rows = []
-    for f in await _filters(auth, albumId, isFavorite, isTrashed, visibility, withPartners, userId):
+    for f in await _filters(auth, albumId, isFavorite, isTrashed, visibility, withPartners, userId, tagId):
         rows += await assets.all_pages(dataclasses.replace(f, after=after, before=before),
                                        order="asc" if order == "asc" else "desc")
     # Each library's rows come in order; merged, they keep the list's order (capture time, then id).
