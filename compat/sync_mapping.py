@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 
 from app.domain import effective
@@ -142,3 +144,10 @@ def asset_face_v2(row: asyncpg.Record) -> dtos.SyncAssetFaceV2:
         deletedAt=None,
         isVisible=True,
     )
+
+
+# --- asset metadata ---------------------------------------------------------------------------
+
+
+def asset_metadata_v1(row: asyncpg.Record) -> dtos.SyncAssetMetadataV1:
+    return dtos.SyncAssetMetadataV1(assetId=row["id"], key=row["key"], value=json.loads(row["value"]))

@@ -776,3 +776,15 @@ class UserRemoval(Table, tablename="user_removals"):
 
     user_id = fk(User, CASCADE, primary_key=True)
     requested_at = Timestamptz(default=TimestamptzNow())
+
+
+class AssetMetadata(Table, tablename="asset_metadata"):
+    """Immich's key/value metadata of an asset: one JSON object per key. Key: (asset_id, key)."""
+
+    asset_id = fk(Asset, CASCADE, primary_key=True)
+    key = Text(default=None)
+    value = JSONB(default=None)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+COMPOSITE_PRIMARY_KEYS[AssetMetadata] = ("asset_id", "key")

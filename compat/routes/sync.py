@@ -57,6 +57,8 @@ DELETES = [
     ("AlbumsV1", "AlbumDeleteV1", "AlbumV1", "album"),
     ("AssetsV2", "AssetDeleteV1", "AssetV2", "asset"),
     ("StacksV1", "StackDeleteV1", "StackV1", "stack"),
+    # asset metadata (app.domain.asset_metadata)
+    ("AssetMetadataV1", "AssetMetadataDeleteV1", "AssetMetadataV1", "asset_metadata"),
 ]
 # (request type, upsert entity type, change-log kind or None for rows compared whole), parents first.
 UPSERTS = [
@@ -72,6 +74,8 @@ UPSERTS = [
     ("PeopleV1", "PersonV1", "person"),
     ("AssetFacesV2", "AssetFaceV2", "face"),
     ("UserMetadataV1", "UserMetadataV1", None),
+    # asset metadata (app.domain.asset_metadata)
+    ("AssetMetadataV1", "AssetMetadataV1", "asset_metadata"),
 ]
 
 _encoder = msgspec.json.Encoder()
@@ -130,6 +134,9 @@ def _delete_data(entity_type: str, change: sync.Change) -> Any:
         return {"albumId": entity}
     if entity_type == "AssetDeleteV1":
         return {"assetId": entity}
+    if entity_type == "AssetMetadataDeleteV1":
+        payload = sync.payload_of(change)
+        return {"assetId": payload["asset_id"], "key": payload["key"]}
     return {"stackId": entity}
 
 
@@ -150,6 +157,8 @@ def _upsert_data(entity_type: str, row) -> Any:
         return sync_mapping.stack_v1(row)
     if entity_type == "PersonV1":
         return sync_mapping.person_v1(row)
+    if entity_type == "AssetMetadataV1":
+        return sync_mapping.asset_metadata_v1(row)
     return sync_mapping.asset_face_v2(row)
 
 
@@ -236,6 +245,7 @@ class _Stream:
         steps.append(shared.album_deletes("AlbumsV1"))
         steps.append(shared.album_asset_drops())
         steps.append(shared.album_removal_drops())
+        mine("AssetMetadataV1")  # a child of the asset
         mine("AssetsV2")
         steps.append(shared.partner_deletes("PartnerAssetsV2", "asset", "PartnerAssetDeleteV1", "PartnerAssetV2",
                                             lambda i: {"assetId": i}))
@@ -283,6 +293,7 @@ class _Stream:
         mine("PeopleV1")
         mine("AssetFacesV2")
         mine("UserMetadataV1")
+        mine("AssetMetadataV1")
         return steps
 
     async def _rows(self) -> AsyncIterator[bytes]:
