@@ -81,6 +81,8 @@ def test_copy_with_a_sidecar_and_asset_jobs(server, account):
         wait_processed(account, "asset_" + shortuuid.encode(uuid.UUID(target)))
         assert http.get(f"/api/assets/{target}").json()["exifInfo"]["description"] == "from the sidecar"
 
+        foreign = http.put("/api/assets/copy", json={"sourceId": source, "targetId": str(uuid.uuid4())})
+        assert foreign.status_code == 400 and foreign.json()["message"] == "Not found or no asset.copy access"
         same = http.put("/api/assets/copy", json={"sourceId": source, "targetId": source})
         assert same.status_code == 400 and same.json()["message"] == "Source and target id must be distinct"
 

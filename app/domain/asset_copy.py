@@ -15,6 +15,8 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
+import asyncpg
+
 from app.db import engine as db
 from app.domain import access, albums, assets, effective, job_queues, shared_links, stacks
 from app.domain.blob_locks import lock_blobs
@@ -31,10 +33,16 @@ class CopyParts:
     sidecar: bool = True
 
 
+async def check_access(principal: access.Principal, source_id: uuid.UUID,
+                       target_id: uuid.UUID) -> tuple[asyncpg.Record, asyncpg.Record]:
+    """Both assets, if the caller may change both (404 or 403 otherwise)."""
+    return (await access.load_asset(principal, source_id, access.WRITE),
+            await access.load_asset(principal, target_id, access.WRITE))
+
+
 async def copy(principal: access.Principal, store: BlobStore, job_queue, source_id: uuid.UUID,
                target_id: uuid.UUID, parts: CopyParts) -> None:
-    source = await access.load_asset(principal, source_id, access.WRITE)
-    target = await access.load_asset(principal, target_id, access.WRITE)
+    source, target = await check_access(principal, source_id, target_id)
     if source["id"] == target["id"]:
         raise BadRequest("Source and target id must be distinct")
     if parts.albums:

@@ -11,6 +11,7 @@ from app.domain import access, asset_copy, asset_metadata, job_queues, stacks
 from app.domain.errors import BadRequest, NotFound
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
+from compat.errors import refused_as
 from compat.routes.stacks_keys import _stack_dto
 
 
@@ -22,8 +23,10 @@ def _flag(value) -> bool:
 async def copy_asset(auth: ImmichAuth, shared: Shared, data: dtos.AssetCopyDto) -> None:
     parts = asset_copy.CopyParts(albums=_flag(data.albums), shared_links=_flag(data.sharedLinks),
                                  stack=_flag(data.stack), favorite=_flag(data.favorite), sidecar=_flag(data.sidecar))
-    await asset_copy.copy(auth.principal, shared.store, shared.queue, mapping.parse_uuid(data.sourceId),
-                          mapping.parse_uuid(data.targetId), parts)
+    source, target = mapping.parse_uuid(data.sourceId), mapping.parse_uuid(data.targetId)
+    with refused_as("asset.copy"):  # Immich's permission for both ids
+        await asset_copy.check_access(auth.principal, source, target)
+    await asset_copy.copy(auth.principal, shared.store, shared.queue, source, target, parts)
 
 
 # Immich's asset job -> the step it runs here. Videos are played from their originals: there is no
