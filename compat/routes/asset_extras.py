@@ -99,14 +99,14 @@ async def get_ocr(auth: ImmichAuth, asset_id: str) -> list[dtos.AssetOcrResponse
 
 @get("/api/stacks", action=access.READ)
 async def search_stacks(auth: ImmichAuth, primaryAssetId: str | None = None) -> list[dtos.StackResponseDto]:
-    cover = None if primaryAssetId is None else mapping.parse_uuid(primaryAssetId)
+    cover = None if primaryAssetId is None else mapping.parse_uuid(primaryAssetId, "primaryAssetId")
     library = await access.preferred_library(auth.principal)
     return [await _stack_dto(s) for s in await stacks.all_stacks(auth.principal, library, cover_id=cover)]
 
 
 @delete("/api/stacks/{stack_id:str}/assets/{asset_id:str}", status_code=204, action=access.WRITE)
 async def remove_stack_asset(auth: ImmichAuth, stack_id: str, asset_id: str) -> None:
-    await stacks.remove_member(auth.principal, mapping.parse_uuid(stack_id), mapping.parse_uuid(asset_id))
+    await stacks.remove_member(auth.principal, mapping.parse_uuid(stack_id), mapping.parse_uuid(asset_id, "assetId"))
 
 
 ROUTES = [copy_asset, run_asset_jobs, get_metadata, update_metadata, get_metadata_key, delete_metadata_key,
