@@ -79,7 +79,8 @@ async def move_assets(principal: access.Principal, store: BlobStore, job_queue, 
                     continue
                 verdict, row = await _verdict(conn, principal, asset_id, source_id, destination_id)
                 if verdict is None:
-                    group = await _with_motion_part(conn, row, source_id)
+                    group = [r for r in await _with_motion_part(conn, row, source_id)
+                             if not any(m["id"] == r["id"] for m in moving)]  # a part asked for first
                     size = sum(r["file_size_bytes"] or 0 for r in group)
                     verdict = await _room_and_uniqueness(conn, group, destination_id, allowance, size)
                     if verdict is None:

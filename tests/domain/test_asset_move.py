@@ -117,6 +117,14 @@ async def test_a_live_photos_motion_part_moves_with_it(user, store):
     results = await asset_move.move_assets(me, store, None, source["id"], destination["id"], [still["id"]])
     assert await _outcomes(results) == [(asset_move.MOVED, None)]
     assert await db.fetchval("SELECT library_id FROM assets WHERE id = $1", motion["id"]) == destination["id"]
+    # Both named, the motion part first: each moves once.
+    motion = await f.new_asset(user, media_type="video", visibility="hidden")
+    still = await f.new_asset(user, live_photo_video_id=motion["id"])
+    results = await asset_move.move_assets(me, store, None, source["id"], destination["id"],
+                                           [motion["id"], still["id"]])
+    assert await _outcomes(results) == [(asset_move.MOVED, None)] * 2
+    assert await db.fetchval("SELECT count(*) FROM events WHERE entity_id = $1 AND event_type = 'asset_created'",
+                             motion["id"]) == 1
 
 
 async def test_who_may_move(user, store):
@@ -143,3 +151,20 @@ async def test_who_may_move(user, store):
     scoped = f.principal_for(user, library_scope=frozenset({source["id"]}))
     with pytest.raises(NotFound):
         await asset_move.move_assets(scoped, store, None, source["id"], destination["id"], [asset["id"]])
+
+
+async def test_two_moves_of_one_asset_at_once_move_it_once(user, store):
+    import asyncio
+
+    me = f.principal_for(user)
+    source, first = await _two_libraries(user)
+    second = await f.new_library(user)
+    asset = await f.new_asset(user)
+    results = await asyncio.gather(
+        asset_move.move_assets(me, store, None, source["id"], first["id"], [asset["id"]]),
+        asset_move.move_assets(me, store, None, source["id"], second["id"], [asset["id"]]))
+    outcomes = sorted(r[0].outcome for r in results)
+    assert outcomes == [asset_move.FAILED, asset_move.MOVED]
+    assert {r[0].failure for r in results} - {None} <= {asset_move.BUSY, asset_move.CHANGED_SOURCE}
+    winner = first if results[0][0].outcome == asset_move.MOVED else second
+    assert await db.fetchval("SELECT library_id FROM assets WHERE id = $1", asset["id"]) == winner["id"]
