@@ -19,7 +19,8 @@ pytestmark = pytest.mark.skipif(not SPEC_PATH.exists(), reason="the Immich OpenA
 
 XMP = b"""<?xml version="1.0"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF
  xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about=""
- xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:description><rdf:Alt><rdf:li xml:lang="x-default">from the sidecar</rdf:li>
+ xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:description><rdf:Alt>
+<rdf:li xml:lang="x-default">from the sidecar</rdf:li>
 </rdf:Alt></dc:description></rdf:Description></rdf:RDF></x:xmpmeta>"""
 
 

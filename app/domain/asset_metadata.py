@@ -119,3 +119,12 @@ async def delete_many(principal: access.Principal, items: list[tuple[uuid.UUID, 
 async def delete_entry(principal: access.Principal, asset_id: uuid.UUID, key: str) -> None:
     await delete_many(principal, [(asset_id, key)])
 
+
+async def announce(conn: asyncpg.Connection, asset_ids: list[uuid.UUID], library_id: uuid.UUID,
+                   owner_id: uuid.UUID) -> None:
+    """Every pair of these assets as new to `library_id`'s readers (the assets just arrived there)."""
+    for pair in await conn.fetch("SELECT asset_id, key FROM asset_metadata WHERE asset_id = ANY($1::uuid[])"
+                                 " ORDER BY asset_id, key", asset_ids):
+        await events.record(conn, entity_type=ENTITY, entity_id=entity_id(pair["asset_id"], pair["key"]),
+                            event_type="asset_metadata_updated", library_id=library_id, owner_id=owner_id,
+                            payload={"asset_id": str(pair["asset_id"]), "key": pair["key"]})

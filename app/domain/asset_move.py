@@ -30,8 +30,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access, albums, events, people, quotas, recognition, stacks
-from app.domain.asset_metadata import ENTITY as METADATA_ENTITY, entity_id as metadata_entity_id
+from app.domain import access, albums, asset_metadata, events, people, quotas, recognition, stacks
 from app.domain.blob_locks import lock_blobs
 from app.domain.errors import Conflict, Invalid, NotFound
 from app.domain.people import face_event
@@ -79,8 +78,11 @@ async def move_assets(principal: access.Principal, store: BlobStore, job_queue, 
                     continue
                 verdict, row = await _verdict(conn, principal, asset_id, source_id, destination_id)
                 if verdict is None:
-                    group = [r for r in await _with_motion_part(conn, row, source_id)
-                             if not any(m["id"] == r["id"] for m in moving)]  # a part asked for first
+                    group = await _with_motion_part(conn, row, source_id)
+                    if group is None:
+                        verdict = MoveResult(asset_id, FAILED, BUSY)
+                if verdict is None:
+                    group = [r for r in group if not any(m["id"] == r["id"] for m in moving)]  # a part asked for first
                     size = sum(r["file_size_bytes"] or 0 for r in group)
                     verdict = await _room_and_uniqueness(conn, group, destination_id, allowance, size)
                     if verdict is None:
@@ -143,15 +145,20 @@ async def _files_free(conn, asset_id: uuid.UUID) -> bool:
         "SELECT 1 FROM tasks WHERE asset_id = $1 AND status IN ('pending', 'started') LIMIT 1", asset_id)
 
 
-async def _with_motion_part(conn, row: asyncpg.Record, source_id: uuid.UUID) -> list[asyncpg.Record]:
+async def _with_motion_part(conn, row: asyncpg.Record, source_id: uuid.UUID) -> list[asyncpg.Record] | None:
     """The asset, and its live photo's motion part when that is in the same library (it has no life
-    of its own: the app shows it only through the still)."""
-    group = [row]
-    if row["live_photo_video_id"] is not None:
-        motion = await _hold(conn, row["live_photo_video_id"])
-        if motion is not None and motion["library_id"] == source_id and await _files_free(conn, motion["id"]):
-            group.append(motion)
-    return group
+    of its own: the app shows it only through the still). None when the part is busy: the two move
+    together or not at all."""
+    motion_id = row["live_photo_video_id"]
+    if motion_id is None:
+        return [row]
+    motion = await _hold(conn, motion_id)
+    if motion is None:
+        elsewhere = await conn.fetchval("SELECT library_id FROM assets WHERE id = $1", motion_id)
+        return None if elsewhere == source_id else [row]
+    if motion["library_id"] != source_id:
+        return [row]
+    return [row, motion] if await _files_free(conn, motion_id) else None
 
 
 async def _room_and_uniqueness(conn, group: list[asyncpg.Record], destination_id: uuid.UUID,
@@ -238,11 +245,7 @@ async def _move_rows(conn, store: BlobStore, rows: list[asyncpg.Record], destina
                              rows=[(r["id"], source_id, r["owner_id"]) for r in rows])
     await events.record_many(conn, entity_type=events.ASSET, event_type="asset_created",
                              rows=[(r["id"], destination["id"], destination["owner_id"]) for r in rows])
-    for pair in await conn.fetch("SELECT asset_id, key FROM asset_metadata WHERE asset_id = ANY($1::uuid[])", ids_):
-        await events.record(conn, entity_type=METADATA_ENTITY, entity_id=metadata_entity_id(pair["asset_id"], pair["key"]),
-                            event_type="asset_metadata_updated", library_id=destination["id"],
-                            owner_id=destination["owner_id"],
-                            payload={"asset_id": str(pair["asset_id"]), "key": pair["key"]})
+    await asset_metadata.announce(conn, ids_, destination["id"], destination["owner_id"])
 
 
 # --- derived files ------------------------------------------------------------------------------

@@ -53,9 +53,12 @@ async def test_an_asset_moves_with_its_id_faces_metadata_and_derived_files(user,
     assert key == f"{store.derived_prefix(destination['id'], asset['id'])}/thumbnail.webp"
     assert store.path(key).read_bytes() == b"thumb" and not store.path(old_prefix).exists()
     assert await db.fetchval("SELECT count(*) FROM asset_metadata WHERE asset_id = $1", asset["id"]) == 1
+    assert await db.fetchval("SELECT count(*) FROM events WHERE entity_type = 'asset_metadata' AND library_id = $1",
+                             destination["id"]) == 1
     events = [(e["library_id"], e["entity_type"], e["event_type"]) for e in await db.fetch(
         "SELECT * FROM events WHERE entity_id = ANY($1::uuid[]) ORDER BY id", [asset["id"], face["id"]])]
-    assert (source["id"], "asset", "asset_deleted") in events and (destination["id"], "asset", "asset_created") in events
+    assert (source["id"], "asset", "asset_deleted") in events
+    assert (destination["id"], "asset", "asset_created") in events
     assert (source["id"], "face", "face_deleted") in events and (destination["id"], "face", "face_created") in events
     # Repeating the request is safe.
     again = await asset_move.move_assets(me, store, None, source["id"], destination["id"], [asset["id"]])
@@ -117,6 +120,12 @@ async def test_a_live_photos_motion_part_moves_with_it(user, store):
     results = await asset_move.move_assets(me, store, None, source["id"], destination["id"], [still["id"]])
     assert await _outcomes(results) == [(asset_move.MOVED, None)]
     assert await db.fetchval("SELECT library_id FROM assets WHERE id = $1", motion["id"]) == destination["id"]
+    # A motion part a job is still working on holds its still back.
+    motion = await f.new_asset(user, media_type="video", visibility="hidden")
+    still = await f.new_asset(user, live_photo_video_id=motion["id"])
+    await f.new_task(motion, status="started")
+    results = await asset_move.move_assets(me, store, None, source["id"], destination["id"], [still["id"]])
+    assert await _outcomes(results) == [(asset_move.FAILED, asset_move.BUSY)]
     # Both named, the motion part first: each moves once.
     motion = await f.new_asset(user, media_type="video", visibility="hidden")
     still = await f.new_asset(user, live_photo_video_id=motion["id"])
