@@ -243,8 +243,10 @@ async def _move_rows(conn, store: BlobStore, rows: list[asyncpg.Record], destina
     # Each library's readers: gone from the source, new in the destination (with its metadata).
     await events.record_many(conn, entity_type=events.ASSET, event_type="asset_deleted",
                              rows=[(r["id"], source_id, r["owner_id"]) for r in rows])
-    await events.record_many(conn, entity_type=events.ASSET, event_type="asset_created",
-                             rows=[(r["id"], destination["id"], destination["owner_id"]) for r in rows])
+    arrived = [(r["id"], destination["id"], destination["owner_id"]) for r in rows]
+    await events.record_many(conn, entity_type=events.ASSET, event_type="asset_created", rows=arrived)
+    # Its EXIF too: a reader of the destination has never seen it.
+    await events.record_many(conn, entity_type="metadata", event_type="metadata_updated", rows=arrived)
     await asset_metadata.announce(conn, ids_, destination["id"], destination["owner_id"])
 
 

@@ -59,6 +59,7 @@ async def test_an_asset_moves_with_its_id_faces_metadata_and_derived_files(user,
         "SELECT * FROM events WHERE entity_id = ANY($1::uuid[]) ORDER BY id", [asset["id"], face["id"]])]
     assert (source["id"], "asset", "asset_deleted") in events
     assert (destination["id"], "asset", "asset_created") in events
+    assert (destination["id"], "metadata", "metadata_updated") in events
     assert (source["id"], "face", "face_deleted") in events and (destination["id"], "face", "face_created") in events
     # Repeating the request is safe.
     again = await asset_move.move_assets(me, store, None, source["id"], destination["id"], [asset["id"]])
