@@ -169,3 +169,10 @@ def memory_v1(row: asyncpg.Record) -> dtos.SyncMemoryV1:
 
 def memory_asset_v1(row: asyncpg.Record) -> dtos.SyncMemoryAssetV1:
     return dtos.SyncMemoryAssetV1(memoryId=str(row["memory_id"]), assetId=str(row["asset_id"]))
+
+
+# --- asset metadata ---------------------------------------------------------------------------
+
+
+def asset_metadata_v1(row: asyncpg.Record) -> dtos.SyncAssetMetadataV1:
+    return dtos.SyncAssetMetadataV1(assetId=row["id"], key=row["key"], value=json.loads(row["value"]))

@@ -47,8 +47,6 @@ NOT_IMPLEMENTED = {
     "GET /api/assets/{}/versions", "POST /api/assets/{}/versions",
     "DELETE /api/assets/{}/versions/{}", "POST /api/assets/{}/versions/{}/replace",
     "POST /api/assets/{}/versions/{}/revert",
-    # Moving assets between libraries.
-    "POST /api/assets/move",
     # Gumnut's hosted services: product feedback and OAuth sign-in.
     "POST /api/feedback",
     "GET /api/oauth/auth-url", "POST /api/oauth/exchange", "GET /api/oauth/logout-endpoint",

@@ -12,6 +12,7 @@ from app.api.openapi import openapi_config, openapi_document
 from app.api.routes.albums import AlbumAssetController, AlbumController
 from app.api.routes.api_keys import ApiKeyController
 from app.api.routes.assets import AssetController
+from app.api.routes.asset_moves import move_assets
 from app.api.routes.events import get_events
 from app.api.routes.search import search_get, search_post
 from app.api.routes.stacks import StackController
@@ -36,6 +37,7 @@ def create_native_app(shared: Shared, *, lifespan: list | None = None) -> Litest
             UserController,
             LibraryController,
             InvitationController,
+            move_assets,
             AssetController,
             TaskController,
             AlbumController,

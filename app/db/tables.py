@@ -847,3 +847,15 @@ SIMPLE_INDEX_NAMES[("tags", "parent_id")] = "tags_parent_idx"
 SIMPLE_INDEX_NAMES[("tag_closure", "descendant_id")] = "tag_closure_descendant_idx"
 SIMPLE_INDEX_NAMES[("tag_assets", "asset_id")] = "tag_assets_asset_idx"
 INDEXES.append(Index(Tag, "tags_user_value_key", "UNIQUE btree (user_id, value)"))
+
+
+class AssetMetadata(Table, tablename="asset_metadata"):
+    """Immich's key/value metadata of an asset: one JSON object per key. Key: (asset_id, key)."""
+
+    asset_id = fk(Asset, CASCADE, primary_key=True)
+    key = Text(default=None)
+    value = JSONB(default=None)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+COMPOSITE_PRIMARY_KEYS[AssetMetadata] = ("asset_id", "key")

@@ -33,8 +33,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from app.db import engine as db
-from app.domain import events, memories, people, processing, recognition, system_config, tasks
-from app.domain.errors import BadRequest
+from app.domain import access, events, memories, people, processing, recognition, system_config, tasks
+from app.domain.errors import BadRequest, Invalid
 from app.domain.principal import Principal
 
 # Immich 3.1's QueueName, in its order.
@@ -310,29 +310,62 @@ async def start(principal: Principal, name: str, force: bool, job_queue) -> None
         raise BadRequest(f"The {name} queue has no work on this server, so it cannot be started")
 
 
-async def _start_step(job_queue, queue_name: str, types: dict[str, str], force: bool, where: str = "true") -> int:
-    """Task rows for every live asset (force) or those without a successful run of the step, minus
-    those already pending or running it; then their jobs. Each runs its step alone: the worker
-    chains on to the next step only on an asset's first pass through the pipeline."""
+async def _start_step(job_queue, queue_name: str, types: dict[str, str], force: bool, where: str = "true",
+                      asset_ids: list[uuid.UUID] | None = None) -> int:
+    """Task rows for every live asset (or those of `asset_ids`), all of them (force) or those without
+    a successful run of the step, minus those already pending or running it; then their jobs. Each
+    runs its step alone: the worker chains on to the next step only on an asset's first pass through
+    the pipeline."""
     rows = await db.fetch(
         f"""
         INSERT INTO tasks (owner_id, library_id, asset_id, task_type, job_id)
         SELECT a.owner_id, a.library_id, a.id, k.task_type, k.task_type || ':' || a.id
         FROM assets a JOIN unnest($1::text[], $2::text[]) AS k(media_type, task_type) ON k.media_type = a.media_type
-        WHERE a.trashed_at IS NULL AND {where}
+        WHERE a.trashed_at IS NULL AND {where} AND ($4::uuid[] IS NULL OR a.id = ANY($4::uuid[]))
           AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_type = k.task_type AND t.asset_id = a.id
                           AND t.status IN ('pending', 'started'))
           AND ($3 OR NOT EXISTS (SELECT 1 FROM tasks t WHERE t.asset_id = a.id AND t.task_type = k.task_type
                                  AND t.status = 'success'))
         RETURNING id, job_id, task_type
         """,
-        list(types), list(types.values()), force,
+        list(types), list(types.values()), force, asset_ids,
     )
     if queue_name not in await paused_queues():  # else resume enqueues them
         functions = QUEUES[queue_name].task_types
         for row in rows:
             await job_queue.enqueue(functions[row["task_type"]][0], row["id"], row["job_id"])
     return len(rows)
+
+
+# What one asset's jobs run (Immich's asset jobs): its queue, its step per media type, and which assets.
+ASSET_STEPS = {
+    "metadata": ("metadataExtraction", tasks.METADATA, "true"),
+    "thumbnails": ("thumbnailGeneration", tasks.VARIANTS, "true"),
+    "faces": ("faceDetection", {"image": recognition.DETECTION_TASK, "video": recognition.DETECTION_TASK},
+              "a.visibility <> 'hidden'"),
+}
+
+
+async def run_for_assets(job_queue, step: str, asset_ids: list[uuid.UUID]) -> int:
+    """Runs one step again for these assets (their access already checked); an asset with the step
+    pending or running is left to that run. The number of jobs queued."""
+    if job_queue is None:
+        raise BadRequest("Jobs cannot be queued: this server runs without Redis")
+    queue_name, types, where = ASSET_STEPS[step]
+    return await _start_step(job_queue, queue_name, types, True, where, asset_ids)
+
+
+async def run_asset_step(principal: Principal, job_queue, step: str, asset_ids: list[uuid.UUID]) -> int:
+    """Immich's asset jobs: the caller must be able to change every asset named."""
+    if len(asset_ids) > MAX_ASSET_JOB_IDS:
+        raise Invalid(f"At most {MAX_ASSET_JOB_IDS} asset ids", "asset_ids")
+    wanted = list(dict.fromkeys(asset_ids))
+    for asset_id in wanted:
+        await access.load_asset(principal, asset_id, access.WRITE)
+    return await run_for_assets(job_queue, step, wanted)
+
+
+MAX_ASSET_JOB_IDS = 1000
 
 
 async def _start_clustering(job_queue, force: bool) -> None:

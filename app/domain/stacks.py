@@ -266,3 +266,37 @@ async def live_members(stack_id: uuid.UUID) -> list[asyncpg.Record]:
     return await db.fetch(
         "SELECT * FROM assets WHERE stack_id = $1 AND trashed_at IS NULL ORDER BY local_datetime, id", stack_id
     )
+
+
+# --- one member out, and every stack of a library (Immich's stack search and member removal) -----
+
+
+async def remove_member(principal: access.Principal, stack_id: uuid.UUID, asset_id: uuid.UUID) -> None:
+    """Takes one asset out of its stack. It must be a member, and not the cover in effect (the pinned
+    one, else the first live member): a stack's cover is changed first, then the old one removed."""
+    stack = await get_stack(principal, stack_id, access.WRITE)
+    member = await db.fetchval("SELECT 1 FROM assets WHERE id = $1 AND stack_id = $2", asset_id, stack["id"])
+    if not member:
+        raise Invalid("Asset not in stack", "asset_id")
+    live = await live_members(stack["id"])
+    cover = stack["primary_asset_id"] or (live[0]["id"] if live else None)
+    if asset_id == cover:
+        raise Invalid("Cannot remove stack's primary asset", "asset_id")
+    await remove_assets(principal, stack["id"], [asset_id])
+
+
+async def all_stacks(principal: access.Principal, library_id: uuid.UUID | None, *,
+                     cover_id: uuid.UUID | None = None) -> list[asyncpg.Record]:
+    """Every stack of the library (read page by page), or those whose cover in effect is `cover_id`."""
+    out: list[asyncpg.Record] = []
+    after = None
+    while True:
+        page, more = await list_stacks(principal, library_id, limit=500, starting_after=after)
+        out.extend(page)
+        if not more:
+            break
+        after = page[-1]["id"]
+    if cover_id is None:
+        return out
+    members = await member_ids([s["id"] for s in out])
+    return [s for s in out if (s["primary_asset_id"] or next(iter(members.get(s["id"], [])), None)) == cover_id]

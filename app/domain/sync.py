@@ -79,6 +79,14 @@ _SOURCES["memory"] = "memory"
 _SOURCES["memory_asset"] = "memory_asset"
 # --- end memories ---
 
+# --- asset metadata (app.domain.asset_metadata): a pair is looked up by its event's payload, so a
+# pair deleted and set again is an upsert, never a delete sent after it.
+_STATE["asset_metadata"] = (
+    "SELECT m.asset_id::text AS id, m.key, m.value FROM asset_metadata m JOIN assets a ON a.id = m.asset_id"
+    " WHERE m.asset_id = (c.payload->>'asset_id')::uuid AND m.key = c.payload->>'key' AND a.library_id = $1"
+)
+_SOURCES["asset_metadata"] = "asset_metadata"
+
 KINDS = tuple(_STATE)
 
 
@@ -88,7 +96,7 @@ def _unlocked(sql: str) -> str:
     return f"{sql} AND a.visibility <> 'locked'"
 
 
-_LOCKED_HIDDEN = ("asset", "exif", "memory_asset")
+_LOCKED_HIDDEN = ("asset", "exif", "memory_asset", "asset_metadata")
 
 
 class Change(NamedTuple):

@@ -61,6 +61,8 @@ DELETES = [
     # memories: their links before them, both before the assets they name
     ("MemoryToAssetsV1", "MemoryToAssetDeleteV1", "MemoryToAssetV1", "memory_asset"),
     ("MemoriesV1", "MemoryDeleteV1", "MemoryV1", "memory"),
+    # asset metadata (app.domain.asset_metadata)
+    ("AssetMetadataV1", "AssetMetadataDeleteV1", "AssetMetadataV1", "asset_metadata"),
 ]
 # (request type, upsert entity type, change-log kind or None for rows compared whole), parents first.
 UPSERTS = [
@@ -79,6 +81,8 @@ UPSERTS = [
     # memories: after every kind of asset their links may name (Immich's order: after the exifs)
     ("MemoriesV1", "MemoryV1", "memory"),
     ("MemoryToAssetsV1", "MemoryToAssetV1", "memory_asset"),
+    # asset metadata (app.domain.asset_metadata)
+    ("AssetMetadataV1", "AssetMetadataV1", "asset_metadata"),
 ]
 
 _encoder = msgspec.json.Encoder()
@@ -139,6 +143,9 @@ def _delete_data(entity_type: str, change: sync.Change) -> Any:
         return {"assetId": entity}
     if entity_type in _MEMORY_DELETES:
         return _MEMORY_DELETES[entity_type](change)
+    if entity_type == "AssetMetadataDeleteV1":
+        payload = sync.payload_of(change)
+        return {"assetId": payload["asset_id"], "key": payload["key"]}
     return {"stackId": entity}
 
 
@@ -172,6 +179,8 @@ def _upsert_data(entity_type: str, row) -> Any:
         return sync_mapping.person_v1(row)
     if entity_type in _MEMORY_UPSERTS:
         return _MEMORY_UPSERTS[entity_type](row)
+    if entity_type == "AssetMetadataV1":
+        return sync_mapping.asset_metadata_v1(row)
     return sync_mapping.asset_face_v2(row)
 
 
@@ -260,6 +269,7 @@ class _Stream:
         steps.append(shared.album_removal_drops())
         mine("MemoryToAssetsV1")
         mine("MemoriesV1")
+        mine("AssetMetadataV1")  # a child of the asset
         mine("AssetsV2")
         steps.append(shared.partner_deletes("PartnerAssetsV2", "asset", "PartnerAssetDeleteV1", "PartnerAssetV2",
                                             lambda i: {"assetId": i}))
@@ -309,6 +319,7 @@ class _Stream:
         mine("PeopleV1")
         mine("AssetFacesV2")
         mine("UserMetadataV1")
+        mine("AssetMetadataV1")
         return steps
 
     async def _rows(self) -> AsyncIterator[bytes]:
