@@ -2,17 +2,17 @@
 is already compressed), ZIP64 is used where sizes need it, and nothing is built in memory or on disk.
 
 The archive's generator reads the files; it runs in a worker thread a batch at a time, so the event
-loop never waits on the disk or on CRC-32, and the next batch is only read once the previous one was
-sent (the ASGI send waits while the client is slow: backpressure). At most one batch is held.
+loop never waits on the disk or on CRC-32. One batch is read ahead while the previous one is sent,
+and no further (the ASGI send waits while the client is slow: backpressure).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 
-import anyio
 from litestar.response import Stream
 from zipstream import ZIP_STORED, ZipStream
 
@@ -46,5 +46,14 @@ def _next_batch(parts: Iterator[bytes]) -> bytes:
 
 
 async def _batches(parts: Iterator[bytes]) -> AsyncIterator[bytes]:
-    while batch := await anyio.to_thread.run_sync(_next_batch, parts):
-        yield batch
+    """The archive in batches, the next one read (in a thread) while the current one is being sent:
+    disk and CRC-32 overlap the socket, and at most two batches are ever held."""
+    loop = asyncio.get_running_loop()
+    upcoming = loop.run_in_executor(None, _next_batch, parts)
+    try:
+        while batch := await upcoming:
+            upcoming = loop.run_in_executor(None, _next_batch, parts)
+            yield batch
+    finally:
+        # A client gone mid-download: the thread still holds the generator; let it finish first.
+        await asyncio.wait([upcoming])
