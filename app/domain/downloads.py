@@ -149,8 +149,8 @@ async def _downloadable(principal: Principal, asset_ids: list[uuid.UUID], *,
     """The live assets among `asset_ids` (once each, in the order given), when the caller may download
     every one of them; otherwise NotFound of kind asset naming them all.
 
-    The caller's own libraries are checked in one query (any library role reads); whatever is left
-    goes through access.load_asset one by one (partners, album shares, the caller's shared link),
+    The caller's libraries (any library role reads) and its partners' are checked in bulk; whatever
+    is left goes through access.load_asset one by one (album shares, the caller's shared link),
     and a live photo's motion part is reachable wherever its photo is, since it downloads with it."""
     shared_links.require_download(principal)
     wanted = list(dict.fromkeys(asset_ids))
@@ -165,9 +165,16 @@ async def _downloadable(principal: Principal, asset_ids: list[uuid.UUID], *,
     )
     if len(rows) != len(wanted):
         raise refused
+    # Partners read every asset of the sharer's Immich library but locked ones (access._partner_grant);
+    # known up front, so a partner's whole timeline is not checked asset by asset.
+    partner_libraries = set() if principal.library_scope is not None else set(
+        await access.partner_libraries_of(principal.user_id))
     for row in rows:
-        if row["caller_role"] is not None and principal.in_scope(row["library_id"]) and (
-                row["visibility"] != LOCKED or principal.elevated):
+        if row["visibility"] == LOCKED:
+            if row["caller_role"] is not None and principal.in_scope(row["library_id"]) and principal.elevated:
+                continue
+        elif (row["caller_role"] is not None and principal.in_scope(row["library_id"])) or (
+                row["library_id"] in partner_libraries):
             continue
         if not await _reachable(principal, row["id"]):
             raise refused
