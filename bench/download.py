@@ -10,7 +10,9 @@ alongside), uploads `--total-mib` of originals in files of `--file-mib`, then:
           one archive over the Immich listener, the client reading the zip to the end.
 "From disk": the files' pages are dropped from the page cache (posix_fadvise DONTNEED on these
 files only) before each floor and download pass; that pair is the target's. The same pair from the
-page cache is printed too: it shows the cost of the server itself (HTTP, CRC-32) against memcpy.
+page cache is printed too: it shows the cost of the server itself (HTTP, CRC-32) against memcpy,
+and so is a plain loopback socket carrying the same bytes, the transport's own ceiling on this
+machine (client and server share its cores).
 The server's RSS (VmRSS of its process) is sampled during the download; growth is peak minus the
 reading just before it. Targets (issue 15): ours / floor >= 0.80, RSS growth < 50 MB.
 """
@@ -22,6 +24,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -55,6 +58,29 @@ def read_all(paths: list[Path]) -> float:
             while f.readinto(buffer):
                 pass
     return time.perf_counter() - t0
+
+
+def loopback(size: int) -> float:
+    """Seconds to push `size` bytes through a plain loopback TCP socket (a thread sends 1 MiB blocks,
+    this one receives): what the machine's loopback gives, with no HTTP, zip or files at all."""
+    block = os.urandom(CHUNK)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        def send():
+            conn, _ = listener.accept()
+            with conn:
+                for offset in range(0, size, CHUNK):
+                    conn.sendall(block[: min(CHUNK, size - offset)])
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        buffer, received = bytearray(CHUNK), 0
+        t0 = time.perf_counter()
+        with socket.create_connection(listener.getsockname()) as s:
+            while n := s.recv_into(buffer):
+                received += n
+        elapsed = time.perf_counter() - t0
+        sender.join()
+    return elapsed
 
 
 def download(port: int, key: str, asset_ids: list[str]) -> tuple[int, int]:
@@ -142,6 +168,7 @@ def main() -> None:
         # From the page cache, for the record: the cost of the server itself.
         warm_floor_s = read_all(stored)
         warm_s, warm_growth = measured_download()
+        loopback_s = loopback(size)
 
         print(f"server RSS idle: {rss_kib(server.pid) / 1024:.0f} MiB")
         print(f"from disk:  floor (read the files) {mib / floor_before:.0f} MiB/s before, {mib / floor_after:.0f} MiB/s "
@@ -149,6 +176,7 @@ def main() -> None:
         print(f"from disk:  zip download / floor: {floor_s / cold_s:.2f} (target >= 0.80)")
         print(f"from cache: floor {mib / warm_floor_s:.0f} MiB/s; zip download {mib / warm_s:.0f} MiB/s; "
               f"ratio {warm_floor_s / warm_s:.2f}")
+        print(f"plain loopback socket, same bytes: {mib / loopback_s:.0f} MiB/s (the transport's own ceiling here)")
         print(f"server RSS growth during the download: +{cold_growth / 1024:.1f} MiB from disk, "
               f"+{warm_growth / 1024:.1f} MiB from cache (target < +50 MB)")
     finally:
