@@ -1,0 +1,78 @@
+"""Zip archives streamed as they are written (zipstream-ng): files are stored, not compressed (media
+is already compressed), ZIP64 is used where sizes need it, and nothing is built in memory or on disk.
+
+The archive's generator reads the files in large sequential reads; it runs in a worker thread a
+batch at a time, so the event loop never waits on the disk or on CRC-32. One batch is read ahead
+while the previous one is sent, and no further (the ASGI send waits while the client is slow:
+backpressure), so a download holds at most two batches whatever its size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
+
+import zipstream.ng
+from isal import isal_zlib
+from litestar.response import Stream
+from zipstream import ZIP_STORED, ZipStream
+
+log = logging.getLogger(__name__)
+
+# zipstream-ng takes each entry's CRC-32 from zlib, about 1.5 GB/s on this hardware: the costliest
+# step of a stored zip. ISA-L computes the same values several times faster (SIMD).
+zipstream.ng.crc32 = isal_zlib.crc32
+
+READ_BYTES = 1 << 20  # one read(); cold files read about twice as fast as with zipstream's own 64 KiB
+BATCH_BYTES = 4 << 20  # what one thread hop reads ahead
+
+
+def zip_stream(files: Iterable[tuple[str, Path]]) -> Stream:
+    """A 200 response streaming a zip of `files` (name inside the archive, path on disk), with its
+    exact Content-Length, known in advance since every entry is stored. A file missing on disk is
+    left out (and logged): the archive stays valid. Entries are dated when the archive is made."""
+    archive = ZipStream(compress_type=ZIP_STORED, sized=True)
+    for name, path in files:
+        try:
+            size = os.stat(path).st_size
+        except FileNotFoundError:
+            log.warning("zip download: %s (%s) is missing on disk; left out", name, path)
+            continue
+        archive.add(_read(path), name, size=size)
+    return Stream(_batches(iter(archive)), media_type="application/zip",
+                  headers={"content-length": str(len(archive))})
+
+
+def _read(path: Path) -> Iterator[bytes]:
+    with open(path, "rb", buffering=0) as f:
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)  # a larger kernel read-ahead
+        while chunk := f.read(READ_BYTES):
+            yield chunk
+
+
+def _next_batch(parts: Iterator[bytes]) -> list[bytes]:
+    batch, size = [], 0
+    for part in parts:
+        batch.append(part)
+        size += len(part)
+        if size >= BATCH_BYTES:
+            break
+    return batch
+
+
+async def _batches(parts: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """The archive in batches, the next one read (in a thread) while the current one is being sent:
+    disk and CRC-32 overlap the socket, and at most two batches are ever held."""
+    loop = asyncio.get_running_loop()
+    upcoming = loop.run_in_executor(None, _next_batch, parts)
+    try:
+        while batch := await upcoming:
+            upcoming = loop.run_in_executor(None, _next_batch, parts)
+            for part in batch:  # sent as read: joining them would copy every byte once more
+                yield part
+    finally:
+        # A client gone mid-download: the thread still holds the generator; let it finish first.
+        await asyncio.wait([upcoming])

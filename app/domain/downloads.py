@@ -1,0 +1,220 @@
+"""Downloads as zip archives (Immich's download tag): which originals go into an archive, split into
+parts of a target size, and the names they carry inside it.
+
+`plan` answers what a selection (some assets, an album, a user's timeline) downloads as: live
+assets plus the motion parts of their live photos, cut into archives the way Immich cuts them (an
+archive closes as soon as it grows past the target size, so a part may exceed it by one file).
+`archive_entries` names the files of one archive; the bytes are streamed by the HTTP layer. Both
+check access first: the caller must reach every asset (own library role, partner, album share, or
+the shared link it came with, which must allow downloads).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from app.db import engine as db
+from app.domain import access, albums, shared_links
+from app.domain.asset_filters import LOCKED
+from app.domain.errors import BadRequest, Forbidden, NotFound
+from app.domain.principal import READ, Principal
+
+DEFAULT_ARCHIVE_SIZE = 4 * 1024**3  # Immich's default part size: 4 GiB
+
+# A live photo's motion part is its own asset, hidden from the timeline; a timeline download leaves
+# hidden and locked assets out (the motion parts then come along with their photos).
+_HIDDEN = "hidden"
+
+
+@dataclass(frozen=True)
+class Archive:
+    asset_ids: list[uuid.UUID]
+    size: int
+
+
+@dataclass(frozen=True)
+class DownloadPlan:
+    archives: list[Archive]
+    total_size: int
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    asset_id: uuid.UUID
+    name: str  # the file's name inside the zip, unique within it
+    storage_key: str
+
+
+def split(sizes: list[tuple[uuid.UUID, int]], target: int) -> list[Archive]:
+    """Immich's cut: assets are added in order, and an archive closes once its size exceeds `target`."""
+    archives: list[Archive] = []
+    ids: list[uuid.UUID] = []
+    size = 0
+    for asset_id, asset_size in sizes:
+        ids.append(asset_id)
+        size += asset_size
+        if size > target:
+            archives.append(Archive(ids, size))
+            ids, size = [], 0
+    if ids:
+        archives.append(Archive(ids, size))
+    return archives
+
+
+_ASSET_COLUMNS = "a.id, a.file_size_bytes, a.live_photo_video_id"
+_LIVE_ASSET = "a.trashed_at IS NULL"
+
+
+async def plan(principal: Principal, *, asset_ids: list[uuid.UUID] | None = None, album_id: uuid.UUID | None = None,
+               user_id: uuid.UUID | None = None, archive_size: int | None = None) -> DownloadPlan:
+    """What a selection downloads as. Exactly one source counts, in Immich's order of precedence:
+    `asset_ids` (an empty list is an empty download), else `album_id`, else `user_id`'s timeline.
+    An asset, album or timeline the caller may not download: NotFound of kind asset, album or timeline."""
+    principal.require(READ)
+    if asset_ids is not None:
+        rows = await _downloadable(principal, asset_ids)
+    elif album_id is not None:
+        rows = await _album_assets(principal, album_id)
+    elif user_id is not None:
+        rows = await _timeline_assets(principal, user_id)
+    else:
+        raise BadRequest("assetIds, albumId, or userId is required")
+    sizes = [(r["id"], r["file_size_bytes"]) for r in rows]
+    # The motion parts of live photos follow all the selected assets, as in Immich.
+    motion_ids = list(dict.fromkeys(r["live_photo_video_id"] for r in rows if r["live_photo_video_id"] is not None))
+    if motion_ids:
+        motion = await db.fetch(f"SELECT {_ASSET_COLUMNS} FROM assets a WHERE a.id = ANY($1::uuid[]) AND {_LIVE_ASSET}"
+                                " ORDER BY array_position($1::uuid[], a.id)", motion_ids)
+        sizes += [(r["id"], r["file_size_bytes"]) for r in motion]
+    archives = split(sizes, archive_size or DEFAULT_ARCHIVE_SIZE)
+    return DownloadPlan(archives, sum(a.size for a in archives))
+
+
+async def archive_entries(principal: Principal, asset_ids: list[uuid.UUID]) -> list[ArchiveEntry]:
+    """The files of one archive, in the order asked, each under its sanitised original file name;
+    a name already taken gets `+1`, `+2`... before its extension (Immich's `IMG_1.jpg`, `IMG_1+1.jpg`).
+    Any asset the caller may not download: NotFound of kind asset. Trashed ones are left out.
+
+    There are no rendered edits yet (Immich 3.1's `edited` archives use an asset's edited file
+    when it has one), so every entry is the original: what Immich sends for an unedited asset."""
+    principal.require(READ)
+    rows = await _downloadable(principal, asset_ids, columns="a.id, a.original_file_name, a.storage_key")
+    taken: set[str] = set()
+    counts: dict[str, int] = {}
+    entries = []
+    for row in rows:
+        name = safe_file_name(row["original_file_name"])
+        stem, ext = os.path.splitext(name)
+        count = counts.get(name, 0)
+        counts[name] = count + 1
+        unique = name if count == 0 else f"{stem}+{count}{ext}"
+        while unique in taken:  # `a.jpg`, `a.jpg`, `a+1.jpg`: the third would repeat the second's name
+            count += 1
+            unique = f"{stem}+{count}{ext}"
+        taken.add(unique)
+        entries.append(ArchiveEntry(row["id"], unique, row["storage_key"]))
+    return entries
+
+
+# What the `sanitize-filename` package Immich uses removes: path separators and characters Windows
+# forbids, control characters, names that are only dots, Windows' reserved device names, and
+# trailing dots and spaces.
+_ILLEGAL = re.compile(r'[/?<>\\:*|"\x00-\x1f\x80-\x9f]')
+_ONLY_DOTS = re.compile(r"^\.+$")
+_RESERVED = re.compile(r"^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$", re.IGNORECASE)
+_TRAILING = re.compile(r"[. ]+$")
+_MAX_NAME_BYTES = 255
+
+
+def safe_file_name(name: str | None) -> str:
+    """An original file name made safe to unpack on any system, or `unnamed` when nothing is left."""
+    clean = _ILLEGAL.sub("", name or "")
+    clean = _ONLY_DOTS.sub("", clean)
+    clean = _RESERVED.sub("", clean)
+    clean = _TRAILING.sub("", clean)
+    clean = clean.encode()[:_MAX_NAME_BYTES].decode(errors="ignore")
+    return clean or "unnamed"
+
+
+# --- access -----------------------------------------------------------------------------------
+
+
+async def _downloadable(principal: Principal, asset_ids: list[uuid.UUID], *,
+                        columns: str = _ASSET_COLUMNS) -> list[asyncpg.Record]:
+    """The live assets among `asset_ids` (once each, in the order given), when the caller may download
+    every one of them; otherwise NotFound of kind asset naming them all.
+
+    The caller's libraries (any library role reads) and its partners' are checked in bulk; whatever
+    is left goes through access.load_asset one by one (album shares, the caller's shared link),
+    and a live photo's motion part is reachable wherever its photo is, since it downloads with it."""
+    shared_links.require_download(principal)
+    wanted = list(dict.fromkeys(asset_ids))
+    if not wanted:
+        return []
+    refused = NotFound("Asset not found", kind="asset", ids=tuple(wanted))
+    rows = await db.fetch(
+        f"SELECT {columns}, a.library_id, a.visibility, a.trashed_at,"
+        f" {access.caller_role_sql('a.library_id', '$2')} AS caller_role"
+        " FROM assets a WHERE a.id = ANY($1::uuid[]) ORDER BY array_position($1::uuid[], a.id)",
+        wanted, principal.user_id,
+    )
+    if len(rows) != len(wanted):
+        raise refused
+    # Partners read every asset of the sharer's Immich library but locked ones (access._partner_grant);
+    # known up front, so a partner's whole timeline is not checked asset by asset.
+    partner_libraries = set() if principal.library_scope is not None else set(
+        await access.partner_libraries_of(principal.user_id))
+    for row in rows:
+        if row["visibility"] == LOCKED:
+            if row["caller_role"] is not None and principal.in_scope(row["library_id"]) and principal.elevated:
+                continue
+        elif (row["caller_role"] is not None and principal.in_scope(row["library_id"])) or (
+                row["library_id"] in partner_libraries):
+            continue
+        if not await _reachable(principal, row["id"]):
+            raise refused
+    return [row for row in rows if row["trashed_at"] is None]
+
+
+async def _reachable(principal: Principal, asset_id: uuid.UUID) -> bool:
+    """Whether the caller reads the asset through a grant, or reads a live photo it is the motion part of."""
+    photos = await db.fetch(f"SELECT a.id FROM assets a WHERE a.live_photo_video_id = $1 AND {_LIVE_ASSET}", asset_id)
+    for candidate in (asset_id, *(p["id"] for p in photos)):
+        try:
+            await access.load_asset(principal, candidate, READ)
+            return True
+        except (NotFound, Forbidden):
+            continue
+    return False
+
+
+async def _album_assets(principal: Principal, album_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The live assets of an album the caller reads (its library's, shared with it, or its link's album)."""
+    await albums.get_album(principal, album_id, READ)
+    shared_links.require_download(principal)
+    return await db.fetch(
+        f"SELECT {_ASSET_COLUMNS} FROM album_assets aa JOIN assets a ON a.id = aa.asset_id"
+        " JOIN libraries own ON own.id = a.library_id"
+        f" WHERE aa.album_id = $1 AND {_LIVE_ASSET} AND a.visibility <> '{LOCKED}' AND own.trashed_at IS NULL"
+        " ORDER BY a.local_datetime, a.id",
+        album_id,
+    )
+
+
+async def _timeline_assets(principal: Principal, user_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The live timeline and archived assets of a user whose timeline the caller sees (its own or a
+    partner's). A shared link never reaches a timeline."""
+    if principal.shared_link is not None:
+        raise NotFound("Timeline not found", kind="timeline", ids=(user_id,))
+    library_id = await access.timeline_library_of(principal, user_id)
+    return await db.fetch(
+        f"SELECT {_ASSET_COLUMNS} FROM assets a"
+        f" WHERE a.library_id = $1 AND {_LIVE_ASSET} AND a.visibility NOT IN ('{_HIDDEN}', '{LOCKED}')"
+        " ORDER BY a.local_datetime, a.id",
+        library_id,
+    )
