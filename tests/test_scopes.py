@@ -28,6 +28,7 @@ READING_POSTS = {
     ("immich", "/api/shared-links/login"),  # a shared link's password travels in a body
     ("immich", "/api/admin/notifications/templates/{name:str}"),  # a preview rendered from the body
     ("immich", "/api/search/random"), ("immich", "/api/search/large-assets"), ("immich", "/api/search/statistics"),
+    ("immich", "/api/download/info"), ("immich", "/api/download/archive"),  # the selection travels in a body
 }
 
 
@@ -88,7 +89,8 @@ def test_routes_that_accept_a_shared_link_are_the_known_few():
         ("POST", "/api/assets"), ("GET", "/api/albums/{album_id:str}"), ("PUT", "/api/albums/{album_id:str}/assets"),
         ("GET", "/api/timeline/buckets"), ("GET", "/api/timeline/bucket"),
         ("GET", "/api/shared-links/me"), ("POST", "/api/shared-links/login"),
-        ("GET", "/api/albums/{album_id:str}/map-markers"),
+        ("GET", "/api/albums/{album_id:str}/map-markers"), ("POST", "/api/download/info"),
+        ("POST", "/api/download/archive"),
     }
 
 
