@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import BenchServer, rss_kib  # noqa: E402
+from harness import BenchServer, PeakRss, rss_kib  # noqa: E402
 from upload import CHUNK, make_file, upload  # noqa: E402
 
 
@@ -138,24 +138,12 @@ def main() -> None:
 
         def measured_download() -> tuple[float, int]:
             """Seconds for one download, and the server's RSS growth over it (KiB)."""
-            before = rss_kib(server.pid)
-            peak = [before]
-            stop = threading.Event()
-
-            def sample():
-                while not stop.is_set():
-                    peak[0] = max(peak[0], rss_kib(server.pid))
-                    time.sleep(0.02)
-
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            t0 = time.perf_counter()
-            read, length = download(port, bench.key, archive["assetIds"])
-            elapsed = time.perf_counter() - t0
-            stop.set()
-            sampler.join()
+            with PeakRss(server.pid) as rss:
+                t0 = time.perf_counter()
+                read, length = download(port, bench.key, archive["assetIds"])
+                elapsed = time.perf_counter() - t0
             assert read == length > size, (read, length, size)  # plus headers and the central directory
-            return elapsed, peak[0] - before
+            return elapsed, rss.growth_kib
 
         # From disk: every pass starts with the files out of the page cache.
         evict(stored)

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,33 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise RuntimeError(field)
+
+
+class PeakRss:
+    """The highest RSS of a process while the `with` block runs, sampled every 20 ms in a thread."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.start_kib = self.peak_kib = rss_kib(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kib = max(self.peak_kib, rss_kib(self.pid))
+            time.sleep(0.02)
+
+    def __enter__(self) -> "PeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def growth_kib(self) -> int:
+        return self.peak_kib - self.start_kib
 
 
 class BenchServer:

@@ -19,7 +19,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import BenchServer, rss_kib  # noqa: E402
+from harness import BenchServer, PeakRss, rss_kib  # noqa: E402
 
 PNG_HEAD = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00\x00\x00\x01\x00\x08\x02\x00\x00\x00"
 CHUNK = 1 << 20
@@ -119,29 +118,18 @@ def main() -> None:
         size = big.stat().st_size
         hash_s, copy_s = floor_parts(big, work / "copy.tmp")
         floor_s = hash_s + copy_s
-        idle_kib = rss_kib(server.pid)
-        peak = [idle_kib]
-        stop = threading.Event()
-
-        def sample():
-            while not stop.is_set():
-                peak[0] = max(peak[0], rss_kib(server.pid))
-                time.sleep(0.02)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        t0 = time.perf_counter()
-        upload(client, big, "big.png")
-        elapsed = time.perf_counter() - t0
-        stop.set()
-        sampler.join()
+        with PeakRss(server.pid) as rss:
+            t0 = time.perf_counter()
+            upload(client, big, "big.png")
+            elapsed = time.perf_counter() - t0
+        idle_kib = rss.start_kib
         mib = size / CHUNK
         print(f"large upload: {mib:.0f} MiB in {elapsed:.2f} s = {mib / elapsed:.0f} MiB/s")
         print(f"large floor: sha256+sha1 pass {mib / hash_s:.0f} MiB/s, file copy+fsync {mib / copy_s:.0f} MiB/s, "
               f"together {mib / floor_s:.0f} MiB/s")
         print(f"large upload / floor: {floor_s / elapsed:.2f} (target >= 0.60)")
         print(f"server RSS idle: {idle_kib / 1024:.0f} MiB")
-        print(f"server RSS peak during large upload: {peak[0] / 1024:.0f} MiB (+{(peak[0] - idle_kib) / 1024:.0f} MiB over idle, target <= +100)")
+        print(f"server RSS peak during large upload: {rss.peak_kib / 1024:.0f} MiB (+{(rss.peak_kib - idle_kib) / 1024:.0f} MiB over idle, target <= +100)")
         big.unlink()
 
         # (b) many small uploads
