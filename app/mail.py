@@ -61,8 +61,8 @@ def message(smtp: Smtp, *, to: str, subject: str, html: str, text: str) -> Email
     return msg
 
 
-async def send(smtp: Smtp, msg: EmailMessage) -> str:
-    """Deliver the message to the SMTP server; its Message-ID."""
+async def _connect(smtp: Smtp) -> aiosmtplib.SMTP:
+    """A connection, logged in when the settings name a user or a password."""
     client = aiosmtplib.SMTP(hostname=smtp.host, port=smtp.port, use_tls=smtp.secure,
                              start_tls=False if smtp.secure else None, validate_certs=not smtp.ignore_cert,
                              timeout=TIMEOUT_SECONDS)
@@ -73,13 +73,28 @@ async def send(smtp: Smtp, msg: EmailMessage) -> str:
     except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
         client.close()
         raise MailError(f"Could not connect to {smtp.host}:{smtp.port}: {exc}", connecting=True) from exc
+    return client
+
+
+async def _close(client: aiosmtplib.SMTP) -> None:
+    try:
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        client.close()
+
+
+async def verify(smtp: Smtp) -> None:
+    """Reach the SMTP server and log in, sending nothing (MailError when that fails)."""
+    await _close(await _connect(smtp))
+
+
+async def send(smtp: Smtp, msg: EmailMessage) -> str:
+    """Deliver the message to the SMTP server; its Message-ID."""
+    client = await _connect(smtp)
     try:
         await client.send_message(msg)
     except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
         raise MailError(f"The SMTP server refused the message: {exc}", connecting=False) from exc
     finally:
-        try:
-            await client.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            client.close()
+        await _close(client)
     return msg["Message-ID"]

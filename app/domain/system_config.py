@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app import realtime
+from app import mail, realtime
 from app.db import engine as db
 from app.domain import storage_template, system_config_schema, system_metadata
 from app.domain.errors import BadRequest, Invalid
@@ -308,11 +308,23 @@ async def update(principal: Principal, document: Any) -> dict[str, Any]:
     config = system_config_schema.parse(document)
     if config_file() is not None:
         raise BadRequest(CONFIG_FILE_IN_USE)
-    _check_rules(config, await current())
+    old = await current()
+    _check_rules(config, old)
+    await _check_smtp(config["notifications"]["smtp"], old["notifications"]["smtp"])
     await system_metadata.write(principal, KEY, difference(config, defaults()), payload={"key": KEY})
     invalidate()
     realtime.publish({"kind": "config_updated"})  # Immich clients reload the server config
     return await current()
+
+
+async def _check_smtp(new: dict[str, Any], old: dict[str, Any]) -> None:
+    """Immich reaches the SMTP server (and logs in) before it keeps enabled mail settings that changed."""
+    if not new["enabled"] or new == old:
+        return
+    try:
+        await mail.verify(mail.Smtp.from_config(new))
+    except mail.MailError as exc:
+        raise BadRequest(f"Invalid SMTP configuration: {exc}") from None
 
 
 def _check_rules(new: dict[str, Any], old: dict[str, Any]) -> None:

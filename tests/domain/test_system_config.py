@@ -181,3 +181,21 @@ async def test_public_users_off_leaves_a_member_listing_only_itself():
         await system_config.update(admin, config)
         assert [row["id"] for row in await users.users_visible_to(member)] == [member_row["id"]]
         assert len(await users.users_visible_to(admin)) > 1
+
+
+async def test_enabled_mail_settings_are_kept_only_when_the_smtp_server_answers():
+    from tests.smtp import closed_port, loopback_smtp, smtp_config
+
+    async with _fresh_server() as admin:
+        document = system_config.defaults()
+        document["notifications"]["smtp"] = smtp_config(closed_port())
+        with pytest.raises(BadRequest) as refused:
+            await system_config.update(admin, document)
+        assert refused.value.detail.startswith("Invalid SMTP configuration: ")
+        assert not (await system_config.current())["notifications"]["smtp"]["enabled"]
+        with loopback_smtp() as inbox:
+            document["notifications"]["smtp"] = smtp_config(inbox.port)
+            saved = await system_config.update(admin, document)
+        assert saved["notifications"]["smtp"]["enabled"] is True and not inbox.messages  # reached, nothing sent
+        # Unchanged settings are not checked again (the server may be away for a moment).
+        await system_config.update(admin, saved)
