@@ -249,8 +249,7 @@ async def resume(principal: Principal, name: str, job_queue) -> None:
     if steps:
         rows = await db.fetch("SELECT id, task_type, job_id FROM tasks WHERE status = 'pending'"
                               " AND task_type = ANY($1::text[]) ORDER BY created_at", list(steps))
-        for row in rows:
-            await job_queue.enqueue(steps[row["task_type"]], row["id"], row["job_id"])
+        await job_queue.enqueue_many([(steps[r["task_type"]], r["id"], r["job_id"]) for r in rows])
     if name == "facialRecognition":
         for library_id in await recognition.libraries_with_pending_faces(older_than_s=0):
             await recognition.enqueue_clustering(job_queue, library_id)
@@ -332,8 +331,7 @@ async def _start_step(job_queue, queue_name: str, types: dict[str, str], force: 
     )
     if queue_name not in await paused_queues():  # else resume enqueues them
         functions = QUEUES[queue_name].task_types
-        for row in rows:
-            await job_queue.enqueue(functions[row["task_type"]][0], row["id"], row["job_id"])
+        await job_queue.enqueue_many([(functions[r["task_type"]][0], r["id"], r["job_id"]) for r in rows])
     return len(rows)
 
 

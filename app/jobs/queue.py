@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import default_queue_name, in_progress_key_prefix, job_key_prefix
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +27,23 @@ class QueuedJob:
         return not self.running and self.run_at_ms > time.time() * 1000
 
 
+# KEYS: the queue, then each job's key; ARGV: score, expiry (ms), then job id and serialized job per job.
+_ENQUEUE_MANY = """
+local added = 0
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], ARGV[2 * i], 'NX', 'PX', ARGV[2]) then
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2 * i - 1])
+    added = added + 1
+  end
+end
+return added
+"""
+
+
 class JobQueue:
     def __init__(self, pool: ArqRedis):
         self.pool = pool
+        self._enqueue_script = pool.register_script(_ENQUEUE_MANY)
 
     @classmethod
     async def connect(cls, redis_url: str) -> "JobQueue":
@@ -39,6 +55,22 @@ class JobQueue:
             # The same step for the same asset is already queued or running; the
             # stalled-task sweep picks this task up once that one is done.
             log.info("job %s already queued; task %s waits for the sweep", job_id, task_id)
+
+    async def enqueue_many(self, jobs: list[tuple[str, uuid.UUID, str]], batch: int = 1000) -> int:
+        """Enqueue (function, task_id, job_id) jobs, a batch per round trip (an administrator's start
+        can name every asset). Each job is added as arq's enqueue_job adds it (the job's key, then its
+        place in the queue), atomically in one script, and skipped when its job id is already queued
+        or running, as there; answers how many were added."""
+        added = 0
+        for start in range(0, len(jobs), batch):
+            chunk = jobs[start:start + batch]
+            now = timestamp_ms()
+            keys = [job_key_prefix + job_id for _, _, job_id in chunk]
+            values = [item for function, task_id, job_id in chunk for item in (
+                job_id, serialize_job(function, (str(task_id),), {}, None, now, serializer=self.pool.job_serializer))]
+            added += await self._enqueue_script(keys=[default_queue_name, *keys],
+                                                args=[now, self.pool.expires_extra_ms, *values])
+        return added
 
     async def enqueue_plain(self, function: str, *args: str, job_id: str) -> bool:
         """A job keyed by job_id alone: while one is queued or running, another is not added."""

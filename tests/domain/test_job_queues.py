@@ -8,6 +8,7 @@ tests compare counts before and after, and put back every pause they make.
 from __future__ import annotations
 
 import asyncio
+import uuid
 import contextlib
 from datetime import datetime, timezone
 
@@ -268,3 +269,20 @@ async def test_the_sweep_leaves_a_paused_queues_tasks_for_resume(user, admin, jo
             assert (await db.fetchrow("SELECT status FROM tasks WHERE id = $1", task["id"]))["status"] == "pending"
     finally:
         await job_queues.empty(admin, META, job_queue)
+
+
+async def test_many_jobs_enqueue_in_batches_as_arq_would_and_skip_the_queued(job_queue):
+    from arq.jobs import Job, JobStatus
+
+    ids = [uuid.uuid4() for _ in range(5)]
+    jobs = [(processing.METADATA_JOB, task_id, f"metadata_extract:{task_id}") for task_id in ids]
+    try:
+        assert await job_queue.enqueue(*jobs[0]) is None  # one already queued the usual way
+        assert await job_queue.enqueue_many(jobs, batch=2) == 4
+        assert {job_id for _, _, job_id in jobs} <= await queued_ids(job_queue)
+        info = await Job(jobs[3][2], job_queue.pool).info()  # what a worker would read back
+        assert info.function == processing.METADATA_JOB and info.args == (str(ids[3]),)
+        assert await Job(jobs[3][2], job_queue.pool).status() == JobStatus.queued
+        assert await job_queue.enqueue_many(jobs) == 0
+    finally:
+        await job_queue.remove([job_id for _, _, job_id in jobs])
