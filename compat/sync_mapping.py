@@ -30,7 +30,7 @@ def asset_v2(row: asyncpg.Record) -> dtos.SyncAssetV2:
         libraryId=None,
         width=row["width"],
         height=row["height"],
-        isEdited=False,
+        isEdited=row["current_version_id"] is not None,
     )
 
 
