@@ -243,6 +243,11 @@ async def _rendering_source(asset: asyncpg.Record) -> tuple[str, str]:
     return asset["storage_key"], asset["mime_type"]
 
 
+async def _superseded(asset_id: uuid.UUID, source: tuple[str, str]) -> bool:
+    now = await db.fetchrow("SELECT * FROM assets WHERE id = $1", asset_id)
+    return now is None or await _rendering_source(now) != source
+
+
 async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, queue: Queue | None = None,
                        chain: bool = True) -> str:
     found = await _asset_for(task_id)
@@ -251,12 +256,18 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
     asset, _ = found
     if await tasks.start(task_id, attempt) is None:
         return "not run: the task has ended, or a live worker runs it"
+    source = None
     try:
         # Read per run, so a config change applies from the next rendition on, without a restart.
         options = variant_options((await system_config.current())["image"])
-        source_key, source_mime = await _rendering_source(asset)
+        source = source_key, source_mime = await _rendering_source(asset)
         rendered = await asyncio.to_thread(_render, asset, store.path(source_key), source_mime, options)
     except Exception as exc:
+        if source is not None and not store.path(source[0]).exists() and await _superseded(asset["id"], source):
+            # The rendering changed while this run read it (its file is gone): the change's own
+            # task renders the new one.
+            await tasks.finish(task_id, ok=True, result="superseded by a newer rendering")
+            return "superseded"
         if is_transient(exc):
             raise
         await _fail(asset, task_id, str(exc) if isinstance(exc, (UndecodableImage, NoVideoStream))

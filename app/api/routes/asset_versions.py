@@ -104,25 +104,25 @@ class AssetVersionController(Controller):
 
     @post("/", status_code=200, request_max_body_size=None, action=access.WRITE)
     async def append(self, request: Request, principal: Principal, shared: Shared, asset_id: str,
-                     listed_include: list[str] | None = _INCLUDE) -> Any:
+                     listed_include: list[str] | None = _INCLUDE) -> Response[AssetVersionResponse]:
         check_includes(list_param(request, "include"), VERSION_INCLUDES)
         asset_uuid = ids.decode(ids.ASSET, asset_id)
         new = await self._rendering(request, shared)
         if isinstance(new, Response):
             return new
         version = await asset_versions.append(principal, shared.store, shared.queue, asset_uuid, new)
-        return (await _responses(request, shared, asset_uuid, [version]))[0]
+        return Response((await _responses(request, shared, asset_uuid, [version]))[0])
 
     @post("/{version_id:str}/replace", status_code=200, request_max_body_size=None, action=access.WRITE)
     async def replace(self, request: Request, principal: Principal, shared: Shared, asset_id: str, version_id: str,
-                      listed_include: list[str] | None = _INCLUDE) -> Any:
+                      listed_include: list[str] | None = _INCLUDE) -> Response[AssetVersionResponse]:
         check_includes(list_param(request, "include"), VERSION_INCLUDES)
         asset_uuid, version_uuid = ids.decode(ids.ASSET, asset_id), ids.decode(ids.VERSION, version_id)
         new = await self._rendering(request, shared)
         if isinstance(new, Response):
             return new
         version = await asset_versions.replace(principal, shared.store, shared.queue, asset_uuid, version_uuid, new)
-        return (await _responses(request, shared, asset_uuid, [version]))[0]
+        return Response((await _responses(request, shared, asset_uuid, [version]))[0])
 
     @post("/{version_id:str}/revert", status_code=200, action=access.WRITE)
     async def revert(self, request: Request, principal: Principal, shared: Shared, asset_id: str,
