@@ -33,6 +33,7 @@ from app.db import engine as db
 from app.domain import access, events, processing, tasks
 from app.domain.errors import BadRequest, Conflict, Invalid, NotFound
 from app.media import edits as edit_media
+from app.media.images import UndecodableImage
 from app.storage.blobstore import BlobStore, StagedFile
 
 ORIGINAL = "original"
@@ -358,8 +359,11 @@ async def set_edits(principal: access.Principal, store: BlobStore, queue: proces
     checked = _checked_edits(items, *(size or (0, 0)))
     staged = store.stage()
     try:
-        mime = await asyncio.to_thread(edit_media.render_edited, store.path(asset["storage_key"]),
-                                       asset["mime_type"], checked, staged)
+        try:
+            mime = await asyncio.to_thread(edit_media.render_edited, store.path(asset["storage_key"]),
+                                           asset["mime_type"], checked, staged)
+        except UndecodableImage as exc:  # a file the thumbnails could not read either
+            raise BadRequest(f"The asset cannot be edited: {exc}") from None
         new = NewRendering(staged, IMMICH_KIND, {"edits": checked}, mime)
         mime, width, height = await asyncio.to_thread(_probe, new)
         async with db.transaction() as conn:

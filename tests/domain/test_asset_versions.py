@@ -158,3 +158,12 @@ async def test_bad_renderings_and_readers(user, principal, tmp_path):
     with pytest.raises(AccessRefused):
         await av.append(reader, store, None, asset["id"], rendering(store, _jpeg(10, 10)))
     assert await db.fetchval("SELECT count(*) FROM asset_versions WHERE asset_id = $1", asset["id"]) == 0
+
+
+async def test_an_unreadable_original_is_refused_not_crashed_on(user, principal, tmp_path):
+    store = BlobStore(tmp_path)
+    asset, _ = await stored_photo(store, user)
+    store.path(asset["storage_key"]).write_bytes(b"\xff\xd8\xff" + bytes(100))  # a JPEG in name only
+    with pytest.raises(BadRequest):
+        await av.set_edits(principal, store, None, asset["id"], [{"action": "rotate", "parameters": {"angle": 90}}])
+    assert (await _asset(asset["id"]))["current_version_id"] is None
