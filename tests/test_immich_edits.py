@@ -115,3 +115,28 @@ def test_edits_are_checked_as_immich_checks_them(server, account):
         missing = str(uuid.uuid4())
         assert http.get(f"/api/assets/{missing}/edits").status_code == 400
         assert http.get(f"/api/assets/{asset_id}/edits").json()["edits"] == []
+
+
+def test_edits_reach_the_app_through_sync(server, account):
+    from tests.helpers import session_token
+    from tests.test_immich_sync import App
+
+    app = App(server, session_token(account))
+    asset_id = app.upload(account, "rocks3.jpg", PHOTO.read_bytes())
+    app.sync()
+    edits = [{"action": "rotate", "parameters": {"angle": 180}}, {"action": "mirror", "parameters": {"axis": "vertical"}}]
+    applied = app.http.put(f"/api/assets/{asset_id}/edits", json={"edits": edits}).json()["edits"]
+    lines = app.sync()
+    asset_lines = [line["data"] for line in lines if line["type"] == "AssetV2"]
+    assert asset_lines and asset_lines[-1]["isEdited"] is True and asset_lines[-1]["width"] == 512
+    edit_lines = [line["data"] for line in lines if line["type"] == "AssetEditV1"]
+    assert [(e["id"], e["assetId"], e["action"], e["parameters"], e["sequence"]) for e in edit_lines] == [
+        (e["id"], asset_id, e["action"], e["parameters"], n) for n, e in enumerate(applied)]
+    assert [line["type"] for line in lines].index("AssetV2") < [line["type"] for line in lines].index("AssetEditV1")
+
+    # Undone: each edit is deleted (before any asset line), and the asset is no longer edited.
+    assert app.http.delete(f"/api/assets/{asset_id}/edits").status_code == 204
+    lines = app.sync()
+    assert sorted(line["data"]["editId"] for line in lines if line["type"] == "AssetEditDeleteV1") == sorted(
+        e["id"] for e in applied)
+    assert [line["data"]["isEdited"] for line in lines if line["type"] == "AssetV2"] == [False]

@@ -38,6 +38,7 @@ from app.storage.blobstore import BlobStore, StagedFile
 
 ORIGINAL = "original"
 IMMICH_KIND = "external:immich"  # rendered by this server from an Immich client's edit list
+EDIT_ENTITY = "asset_edit"  # the change log's entity type for one of those edits (by its id)
 _KIND = re.compile(r"^(edit|external:[A-Za-z0-9._-]{1,64})$")
 MAX_PARAMS_BYTES = 64 * 1024
 MAX_VERSION_BYTES = 100 * 1024 * 1024
@@ -197,10 +198,24 @@ async def _store(conn: asyncpg.Connection, store: BlobStore, asset: asyncpg.Reco
     return _from_row(row)
 
 
-async def _drop_above(conn: asyncpg.Connection, asset_id: uuid.UUID, position: int) -> list[str]:
+def _edit_events(asset: asyncpg.Record, versions: list[asyncpg.Record]) -> list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]:
+    """(edit id, library, owner) of the Immich edits these versions carry: an Immich client syncs
+    each edit as its own row (AssetEditV1), so each comes and goes with its version."""
+    out = []
+    for v in versions:
+        if v["kind"] == IMMICH_KIND:
+            params = json.loads(v["params"]) if isinstance(v["params"], str) else v["params"]
+            out += [(uuid.UUID(e["id"]), asset["library_id"], asset["owner_id"]) for e in params["edits"]]
+    return out
+
+
+async def _drop_above(conn: asyncpg.Connection, asset: asyncpg.Record, position: int) -> list[str]:
     """Deletes the versions above `position`; their files go once the transaction has committed."""
     rows = await conn.fetch(
-        "DELETE FROM asset_versions WHERE asset_id = $1 AND position > $2 RETURNING storage_key", asset_id, position)
+        "DELETE FROM asset_versions WHERE asset_id = $1 AND position > $2 RETURNING storage_key, kind, params",
+        asset["id"], position)
+    await events.record_many(conn, entity_type=EDIT_ENTITY, event_type="asset_edit_deleted",
+                             rows=_edit_events(asset, rows))
     return [r["storage_key"] for r in rows]
 
 
@@ -214,6 +229,9 @@ async def _make_current(conn: asyncpg.Connection, asset: asyncpg.Record, version
         " WHERE id = $1", asset["id"], None if version is None else version.id, width, height)
     await events.record(conn, entity_type=events.ASSET, entity_id=asset["id"], event_type="asset_updated",
                         library_id=asset["library_id"], owner_id=asset["owner_id"])
+    if version is not None and version.kind == IMMICH_KIND:
+        await events.record_many(conn, entity_type=EDIT_ENTITY, event_type="asset_edit_created", rows=_edit_events(
+            asset, [{"kind": version.kind, "params": version.params}]))
     return await tasks.create(conn, asset, tasks.VARIANTS["image"])
 
 
@@ -266,7 +284,7 @@ async def replace(principal: access.Principal, store: BlobStore, queue: processi
             asset = await _load_for_change(principal, asset_id)
             await _require_current(asset, version_id)
             position = await conn.fetchval("SELECT position FROM asset_versions WHERE id = $1", version_id)
-            dropped = await _drop_above(conn, asset["id"], position - 1)
+            dropped = await _drop_above(conn, asset, position - 1)
             version = await _store(conn, store, asset, position, new, mime, width, height)
             task_id = await _make_current(conn, asset, version)
     finally:
@@ -278,7 +296,7 @@ async def replace(principal: access.Principal, store: BlobStore, queue: processi
 async def _back_to(conn: asyncpg.Connection, store: BlobStore, asset: asyncpg.Record,
                    position: int) -> tuple[uuid.UUID, list[str]]:
     """Makes the version at `position` current, deleting every later one."""
-    dropped = await _drop_above(conn, asset["id"], position)
+    dropped = await _drop_above(conn, asset, position)
     if position == 0:
         task_id = await _make_current(conn, asset, None, await _original_display_size(store, asset))
     else:
@@ -372,7 +390,7 @@ async def set_edits(principal: access.Principal, store: BlobStore, queue: proces
                                            asset["id"])
             # Above the original, or in place of the current rendering (its parent is kept).
             position = 1 if position is None else position
-            dropped = await _drop_above(conn, asset["id"], position - 1)
+            dropped = await _drop_above(conn, asset, position - 1)
             version = await _store(conn, store, asset, position, new, mime, width, height)
             task_id = await _make_current(conn, asset, version)
     finally:

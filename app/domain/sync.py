@@ -55,6 +55,13 @@ _STATE = {
                   " AND au.user_id = (c.payload->>'user_id')::uuid AND al.library_id = $1",
     "person": "SELECT p.* FROM people p WHERE p.id = c.entity_id AND p.library_id = $1",
     "face": "SELECT f.* FROM faces f WHERE f.id = c.entity_id AND f.library_id = $1",
+    # One Immich edit: an item of the edit list of the asset's current Immich rendering
+    # (app/domain/asset_versions.py); gone once that rendering is no longer current.
+    "asset_edit": "SELECT e.item->>'id' AS id, a.id::text AS asset_id, e.item->>'action' AS action,"
+                  " e.item->'parameters' AS parameters, (e.seq - 1)::int AS sequence"
+                  " FROM assets a JOIN asset_versions v ON v.id = a.current_version_id AND v.kind = 'external:immich'"
+                  " CROSS JOIN LATERAL jsonb_array_elements(v.params->'edits') WITH ORDINALITY e(item, seq)"
+                  " WHERE (e.item->>'id')::uuid = c.entity_id AND a.library_id = $1",
 }
 # Which change-log entity type moves each kind (one each: a scalar lets the
 # (library_id, entity_type, txid, id) index deliver a batch in order without sorting).
@@ -67,6 +74,7 @@ _SOURCES = {
     "stack": "stack",
     "person": "person",
     "face": "face",
+    "asset_edit": "asset_edit",
 }
 KINDS = tuple(_STATE)
 
@@ -77,7 +85,7 @@ def _unlocked(sql: str) -> str:
     return f"{sql} AND a.visibility <> 'locked'"
 
 
-_LOCKED_HIDDEN = ("asset", "exif")
+_LOCKED_HIDDEN = ("asset", "exif", "asset_edit")
 
 
 class Change(NamedTuple):

@@ -55,6 +55,7 @@ DELETES = [
     ("AlbumUsersV1", "AlbumUserDeleteV1", "AlbumUserV1", "album"),
     ("AlbumsV2", "AlbumDeleteV1", "AlbumV2", "album"),
     ("AlbumsV1", "AlbumDeleteV1", "AlbumV1", "album"),
+    ("AssetEditsV1", "AssetEditDeleteV1", "AssetEditV1", "asset_edit"),
     ("AssetsV2", "AssetDeleteV1", "AssetV2", "asset"),
     ("StacksV1", "StackDeleteV1", "StackV1", "stack"),
 ]
@@ -64,6 +65,7 @@ UPSERTS = [
     ("UsersV1", "UserV1", None),
     ("StacksV1", "StackV1", "stack"),
     ("AssetsV2", "AssetV2", "asset"),
+    ("AssetEditsV1", "AssetEditV1", "asset_edit"),
     ("AlbumsV2", "AlbumV2", "album"),
     ("AlbumsV1", "AlbumV1", "album"),
     ("AlbumUsersV1", "AlbumUserV1", "album"),
@@ -130,6 +132,8 @@ def _delete_data(entity_type: str, change: sync.Change) -> Any:
         return {"albumId": entity}
     if entity_type == "AssetDeleteV1":
         return {"assetId": entity}
+    if entity_type == "AssetEditDeleteV1":
+        return {"editId": entity}
     return {"stackId": entity}
 
 
@@ -150,6 +154,8 @@ def _upsert_data(entity_type: str, row) -> Any:
         return sync_mapping.stack_v1(row)
     if entity_type == "PersonV1":
         return sync_mapping.person_v1(row)
+    if entity_type == "AssetEditV1":
+        return sync_mapping.asset_edit_v1(row)
     return sync_mapping.asset_face_v2(row)
 
 
@@ -236,6 +242,7 @@ class _Stream:
         steps.append(shared.album_deletes("AlbumsV1"))
         steps.append(shared.album_asset_drops())
         steps.append(shared.album_removal_drops())
+        mine("AssetEditsV1")
         mine("AssetsV2")
         steps.append(shared.partner_deletes("PartnerAssetsV2", "asset", "PartnerAssetDeleteV1", "PartnerAssetV2",
                                             lambda i: {"assetId": i}))
@@ -261,6 +268,7 @@ class _Stream:
         steps.append(shared.partnerships())
         mine("StacksV1")
         mine("AssetsV2")
+        mine("AssetEditsV1")
         steps.append(shared.partner_rows("PartnerStacksV1", "stack", "PartnerStackBackfillV1", "PartnerStackV1",
                                          sync_mapping.stack_v1))
         steps.append(shared.partner_rows("PartnerAssetsV2", "asset", "PartnerAssetBackfillV2", "PartnerAssetV2",
