@@ -68,6 +68,9 @@ def test_crop_and_rotate_rerender_the_preview_and_keep_the_original(server, acco
         assert (asset["width"], asset["height"], asset["isEdited"]) == (200, 300, True)
         edited = http.get(f"/api/assets/{asset_id}/original", params={"edited": "true"})
         assert edited.status_code == 200 and _size(edited.content) == (200, 300)
+        full = http.get(f"/api/assets/{asset_id}/thumbnail", params={"size": "fullsize", "edited": "true"})
+        assert full.content == edited.content
+        assert http.get(f"/api/assets/{asset_id}/thumbnail", params={"size": "fullsize"}).content == original
         # The crop's top-left corner, turned and mirrored, is the edited picture's top-left corner.
         source = pyvips.Image.new_from_buffer(original, "")
         corner = pyvips.Image.new_from_buffer(edited.content, "")(2, 2)

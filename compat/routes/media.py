@@ -49,7 +49,7 @@ def _original(request: Request, shared: Shared, asset, shown=None) -> Response:
 
 @get("/api/assets/{asset_id:str}/thumbnail", action=access.READ, shared_link=True)
 async def thumbnail(request: Request, auth: ImmichAuth, shared: Shared, asset_id: str,
-                    size: str = "thumbnail") -> Response:
+                    size: str = "thumbnail", edited: bool = False) -> Response:
     asset = await _asset(auth, asset_id)
     if size == "original":  # deprecated spelling: the original endpoint serves it
         return _redirect(request, f"/api/assets/{asset['id']}/original")
@@ -65,7 +65,10 @@ async def thumbnail(request: Request, auth: ImmichAuth, shared: Shared, asset_id
     if derived is None:  # a browser shows this original as it is
         if not shared_links.may_see_original_bytes(auth.principal):  # such a link gets the preview
             return _redirect(request, f"/api/assets/{asset['id']}/thumbnail", size="preview")
-        return _original(request, shared, asset)
+        # As Immich: the edited rendering when asked for, else the upload. (Thumbnails and previews
+        # are always the current rendering's: the upload's are not kept beside an edit's.)
+        shown = await asset_versions.current_file(asset) if edited and asset["current_version_id"] else None
+        return _original(request, shared, asset, shown)
     name = f"{asset['original_file_name'].rsplit('.', 1)[0]}_{size}.{derived['storage_key'].rsplit('.', 1)[-1]}"
     return send_file(request, shared.store.path(derived["storage_key"]), media_type=derived["mime_type"],
                      etag=derived["checksum_sha1"].hex(), cache_control=CACHE, inline_name=name)
