@@ -157,6 +157,8 @@ def parse_params(text: str) -> dict[str, Any]:
 def check_kind(kind: str) -> str:
     if kind == ORIGINAL:
         raise Invalid("kind 'original' is reserved for the uploaded version", "kind")
+    if kind == IMMICH_KIND:  # its params are this server's edit list, read back for Immich clients
+        raise Invalid(f"kind '{IMMICH_KIND}' is reserved for edits made through the Immich API", "kind")
     if not _KIND.match(kind):
         raise Invalid("kind must be 'edit' or 'external:<service>'", "kind")
     return kind

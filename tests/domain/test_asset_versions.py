@@ -146,8 +146,9 @@ async def test_bad_renderings_and_readers(user, principal, tmp_path):
         await av.append(principal, store, None, asset["id"], rendering(store, b"GIF89a" + bytes(64)))
     with pytest.raises(Invalid):
         av.parse_params("[]")
-    with pytest.raises(Invalid):
-        av.check_kind("original")
+    for reserved in ("original", av.IMMICH_KIND):
+        with pytest.raises(Invalid):
+            av.check_kind(reserved)
     assert av.check_kind("external:lightroom") == "external:lightroom"
 
     viewer = await factories.new_user()
