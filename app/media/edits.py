@@ -38,7 +38,7 @@ def original_display_size(path: Path, mime: str) -> tuple[int, int] | None:
     return display_size(path)
 
 
-def _load_upright(path: Path, mime: str) -> pyvips.Image:
+def upright(path: Path, mime: str) -> pyvips.Image:
     """The whole picture, the right way up, for editing at full resolution."""
     if images.is_raw(mime):
         return images._load_raw(path, images.MAX_SIDE)
@@ -68,7 +68,7 @@ def render_edited(path: Path, mime: str, edits: list[dict[str, Any]], staged: St
     """Writes the edited original into `staged` (JPEG, or PNG where the picture has alpha); its mime type."""
     try:
         with images._big_decode(images.BIG_DECODE_PIXELS + 1):
-            image = images._to_srgb(apply(_load_upright(path, mime), edits))
+            image = images._to_srgb(apply(upright(path, mime), edits))
             if image.hasalpha():
                 data, out = image.pngsave_buffer(strip=True), "image/png"
             else:

@@ -168,3 +168,29 @@ async def test_an_unreadable_original_is_refused_not_crashed_on(user, principal,
     with pytest.raises(BadRequest):
         await av.set_edits(principal, store, None, asset["id"], [{"action": "rotate", "parameters": {"angle": 90}}])
     assert (await _asset(asset["id"]))["current_version_id"] is None
+
+
+def _solid(width: int, height: int, rgb: list[int]) -> pyvips.Image:
+    return pyvips.Image.black(width, height).add(rgb).cast("uchar").copy(interpretation="srgb")
+
+
+async def test_face_crops_of_an_edited_asset_come_from_the_upload(user, principal, tmp_path):
+    from app.domain import faces
+
+    store = BlobStore(tmp_path)
+    # The upload: red on the left, blue on the right; its boxes are in this picture's pixels.
+    upload = _solid(200, 300, [220, 20, 20]).join(_solid(200, 300, [20, 20, 220]), "horizontal").jpegsave_buffer()
+    asset, _ = await stored_photo(store, user)
+    store.path(asset["storage_key"]).write_bytes(upload)
+    preview_key = f"tests/{uuid.uuid4().hex}.jpg"
+    store.path(preview_key).write_bytes(_solid(400, 300, [220, 20, 20]).jpegsave_buffer())
+    await factories.new_asset_file(asset, "preview", storage_key=preview_key, width=400, height=300)
+    face = await factories.new_face(asset, box_x=250, box_y=100, box_w=60, box_h=60, image_width=400, image_height=300)
+    # Edited: the preview now shows the edit (all green here), so it cannot be the crop's source.
+    await av.append(principal, store, None, asset["id"], rendering(store, _jpeg(50, 50)))
+    store.path(preview_key).write_bytes(_solid(400, 300, [20, 220, 20]).jpegsave_buffer())
+
+    key = await faces.thumbnail_file(store, face["id"])
+    stats = pyvips.Image.new_from_file(str(store.path(key))).stats()
+    red, green, blue = (stats(4, band)[0] for band in (1, 2, 3))  # each band's mean
+    assert blue > 150 and red < 80 and green < 80  # the face's part of the upload
