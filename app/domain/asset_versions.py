@@ -285,9 +285,11 @@ async def replace(principal: access.Principal, store: BlobStore, queue: processi
         async with db.transaction() as conn:
             asset = await _load_for_change(principal, asset_id)
             await _require_current(asset, version_id)
-            position = await conn.fetchval("SELECT position FROM asset_versions WHERE id = $1", version_id)
-            dropped = await _drop_above(conn, asset, position - 1)
-            version = await _store(conn, store, asset, position, new, mime, width, height)
+            current = _from_row(await conn.fetchrow("SELECT * FROM asset_versions WHERE id = $1", version_id))
+            if (current.checksum_sha256, current.kind, current.params) == (new.staged.sha256, new.kind, new.params):
+                return current  # an exact duplicate stores nothing
+            dropped = await _drop_above(conn, asset, current.position - 1)
+            version = await _store(conn, store, asset, current.position, new, mime, width, height)
             task_id = await _make_current(conn, asset, version)
     finally:
         new.staged.discard()

@@ -114,6 +114,8 @@ async def test_the_chain_append_replace_revert_delete(user, principal, tmp_path)
     with pytest.raises(Invalid):
         await av.replace(principal, store, None, asset["id"], asset["original_version_id"],
                          rendering(store, _jpeg(10, 10)))
+    same = await av.replace(principal, store, None, asset["id"], first.id, rendering(store, _jpeg(120, 80), params={"a": 1}))
+    assert same.id == first.id  # an exact duplicate stores nothing
     second = await av.replace(principal, store, None, asset["id"], first.id, rendering(store, _jpeg(60, 90)))
     assert second.position == 1 and not store.path(first.storage_key).exists()
     chain = await av.list_versions(principal, asset["id"])
