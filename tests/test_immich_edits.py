@@ -113,6 +113,8 @@ def test_edits_are_checked_as_immich_checks_them(server, account):
         assert r.status_code == 400 and r.json()["errors"][0]["path"] == ["edits", 0, "parameters", "width"]
         r = put([])
         assert r.status_code == 400 and r.json()["errors"][0]["code"] == "too_small"
+        r = http.put(f"/api/assets/{asset_id}/edits")
+        assert r.status_code == 400 and r.json()["errors"][0]["message"] == "Invalid input: expected object, received undefined"
         r = put([{"action": "rotate", "parameters": {"angle": 45}}])
         assert r.status_code == 400
         missing = str(uuid.uuid4())

@@ -41,9 +41,9 @@ def _parameters(item: dict, index: int) -> dict[str, Any]:
 
 def parse_edits(body: Any) -> list[dict[str, Any]]:
     """AssetEditsCreateDto, checked as Immich checks it, as plain {action, parameters} items."""
-    edits = body.get("edits", validation.MISSING) if isinstance(body, dict) else validation.MISSING
     if not isinstance(body, dict):
         raise validation.failed(validation.invalid_type("object", body, []))
+    edits = body.get("edits", validation.MISSING)
     if not isinstance(edits, list):
         raise validation.failed(validation.invalid_type("array", edits, ["edits"]))
     if not edits:
@@ -73,9 +73,9 @@ async def get_asset_edits(auth: ImmichAuth, asset_id: str) -> dtos.AssetEditsRes
 
 @put("/api/assets/{asset_id:str}/edits", status_code=200, action=access.WRITE)
 async def edit_asset(auth: ImmichAuth, shared: Shared, asset_id: str,
-                     data: Any) -> dtos.AssetEditsResponseDto:
+                     data: Any = None) -> dtos.AssetEditsResponseDto:
     asset_uuid = validation.parse_uuid(asset_id)
-    items = parse_edits(data)
+    items = parse_edits(validation.MISSING if data is None else data)  # no body: zod's `undefined`
     applied = await asset_versions.set_edits(auth.principal, shared.store, shared.queue, asset_uuid, items)
     return _response(asset_uuid, applied)
 
