@@ -25,6 +25,7 @@ from compat.routes.albums import (
 from compat.realtime import LiveEvents
 from compat.routes import activities as activity_routes
 from compat.routes import download as download_routes
+from compat.routes import asset_edits as asset_edit_routes
 from compat.routes import notifications as notification_routes
 from compat.routes import notifications_admin as notification_admin_routes
 from compat.routes import partners as partner_routes
@@ -77,6 +78,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             live.route,
             *activity_routes.ROUTES,
             *download_routes.ROUTES,
+            *asset_edit_routes.ROUTES,
             *partner_routes.ROUTES,
             *people_routes.ROUTES,
             *sync_routes.ROUTES,

@@ -234,7 +234,7 @@ def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
         isArchived=row["visibility"] == "archive",
         isTrashed=row["trashed_at"] is not None,
         isOffline=False,
-        isEdited=False,
+        isEdited=row["current_version_id"] is not None,
         hasMetadata=exif is not None,
         visibility=row["visibility"],
         livePhotoVideoId=None if row["live_photo_video_id"] is None else str(row["live_photo_video_id"]),

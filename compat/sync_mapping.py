@@ -32,8 +32,15 @@ def asset_v2(row: asyncpg.Record) -> dtos.SyncAssetV2:
         libraryId=None,
         width=row["width"],
         height=row["height"],
-        isEdited=False,
+        isEdited=row["current_version_id"] is not None,
     )
+
+
+def asset_edit_v1(row: asyncpg.Record) -> dtos.SyncAssetEditV1:
+    parameters = row["parameters"]
+    return dtos.SyncAssetEditV1(id=row["id"], assetId=row["asset_id"], action=row["action"],
+                                parameters=json.loads(parameters) if isinstance(parameters, str) else parameters,
+                                sequence=row["sequence"])
 
 
 class _AssetColumns:

@@ -43,10 +43,6 @@ SDK_VERSION = "0.178"
 
 # Operations the SDK offers that this server does not serve yet, by "METHOD /path".
 NOT_IMPLEMENTED = {
-    # Asset versions (edits kept beside the original).
-    "GET /api/assets/{}/versions", "POST /api/assets/{}/versions",
-    "DELETE /api/assets/{}/versions/{}", "POST /api/assets/{}/versions/{}/replace",
-    "POST /api/assets/{}/versions/{}/revert",
     # Gumnut's hosted services: product feedback and OAuth sign-in.
     "POST /api/feedback",
     "GET /api/oauth/auth-url", "POST /api/oauth/exchange", "GET /api/oauth/logout-endpoint",
@@ -66,6 +62,9 @@ KNOWN_GAPS: dict[str, set[str]] = {
     "POST /api/assets": {"body"},
     # Multipart (an optional image) parsed by hand, like the upload.
     "POST /api/search": {"body"},
+    # Version renderings are multipart uploads, parsed by hand like the upload.
+    "POST /api/assets/{}/versions": {"body"},
+    "POST /api/assets/{}/versions/{}/replace": {"body"},
 }
 
 

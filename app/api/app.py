@@ -11,6 +11,7 @@ from app.api.errors import EXCEPTION_HANDLERS
 from app.api.openapi import openapi_config, openapi_document
 from app.api.routes.albums import AlbumAssetController, AlbumController
 from app.api.routes.api_keys import ApiKeyController
+from app.api.routes.asset_versions import AssetVersionController, version_media
 from app.api.routes.assets import AssetController
 from app.api.routes.asset_moves import move_assets
 from app.api.routes.events import get_events
@@ -39,6 +40,8 @@ def create_native_app(shared: Shared, *, lifespan: list | None = None) -> Litest
             InvitationController,
             move_assets,
             AssetController,
+            AssetVersionController,
+            version_media,
             TaskController,
             AlbumController,
             AlbumAssetController,

@@ -175,14 +175,15 @@ def _signed(row: asyncpg.Record, variant: str, signer: UrlSigner, base_url: str)
 def asset_urls(v: AssetView, signer: UrlSigner, base_url: str) -> dict[str, AssetVariant]:
     """Signed URLs for the variants that exist now; one not generated yet is simply absent."""
     row = v.row
-    urls = {"original": AssetVariant(_signed(row, "original", signer, base_url), row["mime_type"], row["width"])}
+    mime = row["mime_type"] if v.version is None else v.version["mime_type"]  # of the current rendering
+    urls = {"original": AssetVariant(_signed(row, "original", signer, base_url), mime, row["width"])}
     table = VIDEO_VARIANTS if row["media_type"] == "video" else IMAGE_VARIANTS
     for name, kind in table.items():
         f = v.files.get(kind)
         if f is not None:
             urls[name] = AssetVariant(_signed(row, name, signer, base_url), f["mime_type"], f["width"])
-        elif name == "fullsize" and row["mime_type"] in BROWSER_IMAGES:
-            urls[name] = AssetVariant(_signed(row, name, signer, base_url), row["mime_type"], row["width"])
+        elif name == "fullsize" and mime in BROWSER_IMAGES:
+            urls[name] = AssetVariant(_signed(row, name, signer, base_url), mime, row["width"])
     return urls
 
 
@@ -248,7 +249,7 @@ def _metadata(v: AssetView) -> Metadata | None:
 
 def asset_response(v: AssetView, signer: UrlSigner, base_url: str, faces: list | None = None,
                    people: list | None = None) -> AssetResponse:
-    row = v.row
+    row, shown = v.row, v.version  # top-level fields describe the current rendering
     file_created = from_instant(row["file_created_at"], row["file_created_offset_minutes"])
     file_modified = row["file_modified_at"]
     checksum = b64(row["checksum_sha256"])
@@ -266,11 +267,11 @@ def asset_response(v: AssetView, signer: UrlSigner, base_url: str, faces: list |
         id=ids.encode(ids.ASSET, row["id"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
-        current_version_id=ids.encode(ids.VERSION, row["original_version_id"]),
-        kind="original",
-        mime_type=row["mime_type"],
+        current_version_id=ids.encode(ids.VERSION, row["original_version_id"] if shown is None else shown["id"]),
+        kind="original" if shown is None else shown["kind"],
+        mime_type=row["mime_type"] if shown is None else shown["mime_type"],
         original_file_name=row["original_file_name"],
-        file_size_bytes=row["file_size_bytes"],
+        file_size_bytes=row["file_size_bytes"] if shown is None else shown["size_bytes"],
         local_datetime=join_wall_clock(row["local_datetime"], row["local_offset_minutes"]),
         width=row["width"],
         height=row["height"],

@@ -209,6 +209,7 @@ class Asset(Table, tablename="assets"):
     # named assets_stack_fkey in the database
     stack_id = fk(Stack, SET_NULL, null=True)
     original_version_id = UUID()
+    current_version_id = UUID(null=True, default=None)
     trashed_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
@@ -859,3 +860,24 @@ class AssetMetadata(Table, tablename="asset_metadata"):
 
 
 COMPOSITE_PRIMARY_KEYS[AssetMetadata] = ("asset_id", "key")
+
+
+class AssetVersion(Table, tablename="asset_versions"):
+    """A rendering above an asset's uploaded original (position 0 is the assets row itself)."""
+
+    id = UUID(primary_key=True)
+    asset_id = fk(Asset, CASCADE)
+    position = Integer(default=None)
+    kind = Text(default=None)
+    params = JSONB(default=None)
+    storage_key = Text(default=None, unique=True)
+    mime_type = Text(default=None)
+    width = Integer(default=None)
+    height = Integer(default=None)
+    size_bytes = BigInt(default=None)
+    checksum_sha256 = Bytea(default=None)
+    checksum_sha1 = Bytea(default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    asset_versions_asset_id_position_key = Unique(["asset_id", "position"])
+    asset_versions_position_check = Check("(\"position\" > 0)")

@@ -21,6 +21,8 @@ class AssetView:
     row: asyncpg.Record
     exif: asyncpg.Record | None
     files: dict[str, asyncpg.Record]
+    # The asset_versions row it shows instead of its uploaded original (None: the original).
+    version: asyncpg.Record | None = None
 
 
 async def views(rows: list[asyncpg.Record]) -> list[AssetView]:
@@ -38,7 +40,14 @@ async def views(rows: list[asyncpg.Record]) -> list[AssetView]:
         asset_ids,
     ):
         files.setdefault(f["asset_id"], {})[f["kind"]] = f
-    return [AssetView(r, exif.get(r["id"]), files.get(r["id"], {})) for r in rows]
+    edited = [r["id"] for r in rows if r["current_version_id"] is not None]
+    versions = {
+        v["asset_id"]: v
+        for v in await db.fetch(
+            "SELECT v.* FROM asset_versions v JOIN assets a ON a.current_version_id = v.id"
+            " WHERE a.id = ANY($1::uuid[])", edited)
+    } if edited else {}
+    return [AssetView(r, exif.get(r["id"]), files.get(r["id"], {}), versions.get(r["id"])) for r in rows]
 
 
 async def view(row: asyncpg.Record) -> AssetView:

@@ -672,7 +672,9 @@ async def media_file(asset_id: uuid.UUID, variant: str) -> tuple[asyncpg.Record,
     if kind is None:
         return None
     derived = await db.fetchrow("SELECT * FROM asset_files WHERE asset_id = $1 AND kind = $2", asset_id, kind)
-    if derived is None and variant == "fullsize" and asset["mime_type"] in BROWSER_IMAGES:
+    # (A current derived version is always a JPEG or PNG.)
+    shown_mime = asset["mime_type"] if asset["current_version_id"] is None else "image/jpeg"
+    if derived is None and variant == "fullsize" and shown_mime in BROWSER_IMAGES:
         return asset, None  # a browser shows this original as it is
     return (asset, derived) if derived is not None else None
 

@@ -396,14 +396,26 @@ async def save_detections(asset: asyncpg.Record, image_size: tuple[int, int], mo
     return new
 
 
+def _crop_face(row: asyncpg.Record, source) -> bytes:
+    """Boxes are in the upload's display space: an edited asset's crop comes from the upload itself."""
+    from app.media import crops, edits, memory
+
+    try:
+        if row["current_version_id"] is not None:
+            source = edits.upright(source, row["upload_mime"])
+        return crops.face_crop(source, (row["box_x"], row["box_y"], row["box_w"], row["box_h"]),
+                               (row["image_width"], row["image_height"]))
+    finally:
+        memory.release()
+
+
 async def thumbnail_file(store, face_id: uuid.UUID) -> str | None:
     """Storage key of the face's crop, rendered on first use from the asset's preview; None if it can't be."""
     import asyncio
 
-    from app.media.crops import face_crop
-
     row = await db.fetchrow(
-        "SELECT f.*, pf.storage_key AS preview_key FROM faces f"
+        "SELECT f.*, pf.storage_key AS preview_key, a.current_version_id, a.storage_key AS upload_key,"
+        " a.mime_type AS upload_mime FROM faces f JOIN assets a ON a.id = f.asset_id"
         " JOIN asset_files pf ON pf.asset_id = f.asset_id AND pf.kind = 'preview' WHERE f.id = $1",
         face_id,
     )
@@ -414,8 +426,7 @@ async def thumbnail_file(store, face_id: uuid.UUID) -> str | None:
            f"{face_id}-{row['box_x']}-{row['box_y']}-{row['box_w']}-{row['box_h']}.jpeg")
     if not store.exists(key):
         data = await asyncio.to_thread(
-            face_crop, store.path(row["preview_key"]),
-            (row["box_x"], row["box_y"], row["box_w"], row["box_h"]), (row["image_width"], row["image_height"]),
+            _crop_face, row, store.path(row["preview_key"] if row["current_version_id"] is None else row["upload_key"]),
         )
         await asyncio.to_thread(store.put_derived, key, data)
     return key

@@ -118,7 +118,9 @@ async def _save_metadata(asset: asyncpg.Record, ex: Extracted, read_at: datetime
         await tags.replace_from_file(conn, asset, m.tags or [], read_at)
         # The file's rating is kept on the asset only (file_rating), where the effective rating reads it.
         sets = [
-            "width = $2", "height = $3", "duration_ms = $4", "file_rating = $5", "updated_at = now()",
+            # The shown size is the current rendering's: an edited asset keeps its version's.
+            "width = CASE WHEN current_version_id IS NULL THEN $2 ELSE width END",
+            "height = CASE WHEN current_version_id IS NULL THEN $3 ELSE height END", "duration_ms = $4", "file_rating = $5", "updated_at = now()",
             # Searchable coordinates: the user's when set, else the file's.
             "latitude = coalesce(user_latitude, $6)", "longitude = coalesce(user_longitude, $7)",
         ]
@@ -224,13 +226,29 @@ def variant_options(image: dict[str, Any]) -> VariantOptions:
                           fullsize=encoding(image["fullsize"]))
 
 
-def _render(asset: asyncpg.Record, path, options: VariantOptions = DEFAULT_VARIANTS) -> Any:
+def _render(asset: asyncpg.Record, path, mime: str, options: VariantOptions = DEFAULT_VARIANTS) -> Any:
     try:
         if asset["media_type"] == "video":
             return render_frame(poster_frame(path, options.decode_side), options)
-        return render_image(path, asset["mime_type"], options)
+        return render_image(path, mime, options)
     finally:
         memory.release()
+
+
+async def _rendering_source(asset: asyncpg.Record) -> tuple[str, str]:
+    """The file the variants show: the current rendering (app/domain/asset_versions.py), not
+    necessarily the upload."""
+    if asset["current_version_id"] is not None:
+        version = await db.fetchrow("SELECT storage_key, mime_type FROM asset_versions WHERE id = $1",
+                                    asset["current_version_id"])
+        if version is not None:
+            return version["storage_key"], version["mime_type"]
+    return asset["storage_key"], asset["mime_type"]
+
+
+async def _superseded(asset_id: uuid.UUID, source: tuple[str, str]) -> bool:
+    now = await db.fetchrow("SELECT * FROM assets WHERE id = $1", asset_id)
+    return now is None or await _rendering_source(now) != source
 
 
 async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, queue: Queue | None = None,
@@ -241,11 +259,18 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
     asset, _ = found
     if await tasks.start(task_id, attempt) is None:
         return "not run: the task has ended, or a live worker runs it"
+    source = None
     try:
         # Read per run, so a config change applies from the next rendition on, without a restart.
         options = variant_options((await system_config.current())["image"])
-        rendered = await asyncio.to_thread(_render, asset, store.path(asset["storage_key"]), options)
+        source = source_key, source_mime = await _rendering_source(asset)
+        rendered = await asyncio.to_thread(_render, asset, store.path(source_key), source_mime, options)
     except Exception as exc:
+        if source is not None and not store.path(source[0]).exists() and await _superseded(asset["id"], source):
+            # The rendering changed while this run read it (its file is gone): the change's own
+            # task renders the new one.
+            await tasks.finish(task_id, ok=True, result="superseded by a newer rendering")
+            return "superseded"
         if is_transient(exc):
             raise
         await _fail(asset, task_id, str(exc) if isinstance(exc, (UndecodableImage, NoVideoStream))
@@ -314,6 +339,11 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
 
         await _enqueue(queue, recognition.DETECT_JOB, detection, recognition.DETECTION_TASK, asset)
     return "ok"
+
+
+async def enqueue_variants(queue: Queue | None, asset: asyncpg.Record, task_id: uuid.UUID) -> None:
+    """After the commit that created a variants task outside the upload chain (a new rendering)."""
+    await _enqueue(queue, VARIANTS_JOB, task_id, tasks.VARIANTS[asset["media_type"]], asset)
 
 
 async def new_task(asset: asyncpg.Record, step: str) -> uuid.UUID:

@@ -33,7 +33,7 @@ _STATE = {
     "asset": "SELECT a.id::text AS id, a.owner_id::text AS owner_id, a.original_file_name, a.thumbhash,"
              " a.checksum_sha1, a.taken_at, a.local_datetime, a.file_modified_at, a.created_at, a.duration_ms,"
              " a.media_type, a.trashed_at, a.visibility, a.live_photo_video_id::text AS live_photo_video_id,"
-             " a.stack_id::text AS stack_id, a.width, a.height, a.effective_rating"
+             " a.stack_id::text AS stack_id, a.width, a.height, a.effective_rating, a.current_version_id"
              " FROM assets a WHERE a.id = c.entity_id AND a.library_id = $1",
     # Flat columns (whole-row records decode at half the speed); the asset's own are prefixed.
     "exif": "SELECT a.id::text AS id, a.file_size_bytes AS asset_file_size_bytes,"
@@ -55,6 +55,13 @@ _STATE = {
                   " AND au.user_id = (c.payload->>'user_id')::uuid AND al.library_id = $1",
     "person": "SELECT p.* FROM people p WHERE p.id = c.entity_id AND p.library_id = $1",
     "face": "SELECT f.* FROM faces f WHERE f.id = c.entity_id AND f.library_id = $1",
+    # One Immich edit: an item of the edit list of the asset's current Immich rendering
+    # (app/domain/asset_versions.py); gone once that rendering is no longer current.
+    "asset_edit": "SELECT e.item->>'id' AS id, a.id::text AS asset_id, e.item->>'action' AS action,"
+                  " e.item->'parameters' AS parameters, (e.seq - 1)::int AS sequence"
+                  " FROM assets a JOIN asset_versions v ON v.id = a.current_version_id AND v.kind = 'external:immich'"
+                  " CROSS JOIN LATERAL jsonb_array_elements(v.params->'edits') WITH ORDINALITY e(item, seq)"
+                  " WHERE (e.item->>'id')::uuid = c.entity_id AND a.library_id = $1",
 }
 # Which change-log entity type moves each kind (one each: a scalar lets the
 # (library_id, entity_type, txid, id) index deliver a batch in order without sorting).
@@ -67,6 +74,7 @@ _SOURCES = {
     "stack": "stack",
     "person": "person",
     "face": "face",
+    "asset_edit": "asset_edit",
 }
 # --- memories (Immich MemoriesV1 and MemoryToAssetsV1) ---
 # A memory and its photo links are in the change log of the memory's library. A link to a locked
@@ -96,7 +104,7 @@ def _unlocked(sql: str) -> str:
     return f"{sql} AND a.visibility <> 'locked'"
 
 
-_LOCKED_HIDDEN = ("asset", "exif", "memory_asset", "asset_metadata")
+_LOCKED_HIDDEN = ("asset", "exif", "memory_asset", "asset_metadata", "asset_edit")
 
 
 class Change(NamedTuple):

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 FACE_THUMBNAIL_SIZE = 250  # Immich's person thumbnail size
 # Room around the face so hair and chin show, as people pickers expect.
 MARGIN = 1.6
 
 
-def face_crop(source: Path, box: tuple[int, int, int, int], display: tuple[int, int]) -> bytes:
+def face_crop(source, box: tuple[int, int, int, int], display: tuple[int, int]) -> bytes:
     """A square JPEG around `box` (display-space x, y, w, h of an image display[0] x display[1]).
 
-    `source` is an upright rendering of the asset (the preview), at any scale.
+    `source` is an upright rendering of the asset's upload at any scale: the preview's path, or a
+    decoded image (an edited asset's preview shows the edit, not the upload the boxes are in).
     """
     import pyvips
 
-    image = pyvips.Image.new_from_file(str(source))
+    image = source if isinstance(source, pyvips.Image) else pyvips.Image.new_from_file(str(source))
     scale = image.width / display[0]
     x, y, w, h = (v * scale for v in box)
     side = min(max(w, h) * MARGIN, image.width, image.height)

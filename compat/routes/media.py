@@ -11,7 +11,7 @@ from litestar.response import Redirect, Response
 from app.api.file_serving import send_file
 from app.api.routes.media import CACHE
 from app.api.state import Shared
-from app.domain import access, assets, shared_links
+from app.domain import access, asset_versions, assets, shared_links
 from app.domain.errors import BadRequest, NotFound
 from compat import mapping
 from compat.auth import ImmichAuth
@@ -36,7 +36,12 @@ async def _asset(auth: ImmichAuth, asset_id: str):
     return await access.load_asset(auth.principal, mapping.parse_uuid(asset_id), access.READ)
 
 
-def _original(request: Request, shared: Shared, asset) -> Response:
+def _original(request: Request, shared: Shared, asset, shown=None) -> Response:
+    """The uploaded file, or `shown` (the current rendering of an edited asset) when given."""
+    if shown is not None:
+        name = asset["original_file_name"].rsplit(".", 1)[0] + shown.storage_key[shown.storage_key.rfind("."):]
+        return send_file(request, shared.store.path(shown.storage_key), media_type=shown.mime_type,
+                         etag=shown.checksum_sha256.hex(), cache_control=CACHE, inline_name=name)
     return send_file(request, shared.store.path(asset["storage_key"]), media_type=asset["mime_type"],
                      etag=asset["checksum_sha256"].hex(), cache_control=CACHE,
                      inline_name=asset["original_file_name"])
@@ -44,7 +49,7 @@ def _original(request: Request, shared: Shared, asset) -> Response:
 
 @get("/api/assets/{asset_id:str}/thumbnail", action=access.READ, shared_link=True)
 async def thumbnail(request: Request, auth: ImmichAuth, shared: Shared, asset_id: str,
-                    size: str = "thumbnail") -> Response:
+                    size: str = "thumbnail", edited: bool = False) -> Response:
     asset = await _asset(auth, asset_id)
     if size == "original":  # deprecated spelling: the original endpoint serves it
         return _redirect(request, f"/api/assets/{asset['id']}/original")
@@ -60,18 +65,23 @@ async def thumbnail(request: Request, auth: ImmichAuth, shared: Shared, asset_id
     if derived is None:  # a browser shows this original as it is
         if not shared_links.may_see_original_bytes(auth.principal):  # such a link gets the preview
             return _redirect(request, f"/api/assets/{asset['id']}/thumbnail", size="preview")
-        return _original(request, shared, asset)
+        # As Immich: the edited rendering when asked for, else the upload. (Thumbnails and previews
+        # are always the current rendering's: the upload's are not kept beside an edit's.)
+        shown = await asset_versions.current_file(asset) if edited and asset["current_version_id"] else None
+        return _original(request, shared, asset, shown)
     name = f"{asset['original_file_name'].rsplit('.', 1)[0]}_{size}.{derived['storage_key'].rsplit('.', 1)[-1]}"
     return send_file(request, shared.store.path(derived["storage_key"]), media_type=derived["mime_type"],
                      etag=derived["checksum_sha1"].hex(), cache_control=CACHE, inline_name=name)
 
 
 @get("/api/assets/{asset_id:str}/original", action=access.READ, shared_link=True)
-async def original(request: Request, auth: ImmichAuth, shared: Shared, asset_id: str) -> Response:
+async def original(request: Request, auth: ImmichAuth, shared: Shared, asset_id: str,
+                   edited: bool = False) -> Response:
     asset = await _asset(auth, asset_id)
     with refused_as("asset.download"):
         shared_links.require_download(auth.principal)
-    return _original(request, shared, asset)
+    shown = await asset_versions.current_file(asset) if edited and asset["current_version_id"] else None
+    return _original(request, shared, asset, shown)
 
 
 @get("/api/assets/{asset_id:str}/video/playback", action=access.READ, shared_link=True)

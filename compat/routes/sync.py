@@ -56,6 +56,7 @@ DELETES = [
     ("AlbumUsersV1", "AlbumUserDeleteV1", "AlbumUserV1", "album"),
     ("AlbumsV2", "AlbumDeleteV1", "AlbumV2", "album"),
     ("AlbumsV1", "AlbumDeleteV1", "AlbumV1", "album"),
+    ("AssetEditsV1", "AssetEditDeleteV1", "AssetEditV1", "asset_edit"),
     ("AssetsV2", "AssetDeleteV1", "AssetV2", "asset"),
     ("StacksV1", "StackDeleteV1", "StackV1", "stack"),
     # memories: their links before them, both before the assets they name
@@ -70,6 +71,7 @@ UPSERTS = [
     ("UsersV1", "UserV1", None),
     ("StacksV1", "StackV1", "stack"),
     ("AssetsV2", "AssetV2", "asset"),
+    ("AssetEditsV1", "AssetEditV1", "asset_edit"),
     ("AlbumsV2", "AlbumV2", "album"),
     ("AlbumsV1", "AlbumV1", "album"),
     ("AlbumUsersV1", "AlbumUserV1", "album"),
@@ -146,6 +148,8 @@ def _delete_data(entity_type: str, change: sync.Change) -> Any:
     if entity_type == "AssetMetadataDeleteV1":
         payload = sync.payload_of(change)
         return {"assetId": payload["asset_id"], "key": payload["key"]}
+    if entity_type == "AssetEditDeleteV1":
+        return {"editId": entity}
     return {"stackId": entity}
 
 
@@ -181,6 +185,8 @@ def _upsert_data(entity_type: str, row) -> Any:
         return _MEMORY_UPSERTS[entity_type](row)
     if entity_type == "AssetMetadataV1":
         return sync_mapping.asset_metadata_v1(row)
+    if entity_type == "AssetEditV1":
+        return sync_mapping.asset_edit_v1(row)
     return sync_mapping.asset_face_v2(row)
 
 
@@ -270,6 +276,7 @@ class _Stream:
         mine("MemoryToAssetsV1")
         mine("MemoriesV1")
         mine("AssetMetadataV1")  # a child of the asset
+        mine("AssetEditsV1")
         mine("AssetsV2")
         steps.append(shared.partner_deletes("PartnerAssetsV2", "asset", "PartnerAssetDeleteV1", "PartnerAssetV2",
                                             lambda i: {"assetId": i}))
@@ -295,6 +302,7 @@ class _Stream:
         steps.append(shared.partnerships())
         mine("StacksV1")
         mine("AssetsV2")
+        mine("AssetEditsV1")
         steps.append(shared.partner_rows("PartnerStacksV1", "stack", "PartnerStackBackfillV1", "PartnerStackV1",
                                          sync_mapping.stack_v1))
         steps.append(shared.partner_rows("PartnerAssetsV2", "asset", "PartnerAssetBackfillV2", "PartnerAssetV2",

@@ -6,7 +6,7 @@ from litestar.response import Response
 from app.api.file_serving import send_file
 from app.api.state import Shared
 from app.api import ids
-from app.domain import assets, faces
+from app.domain import asset_versions, assets, faces
 from app.storage.signing import media_state
 
 # Immich's caching for asset media: private, a day fresh, long stale windows.
@@ -26,12 +26,13 @@ async def asset_media(request: Request, shared: Shared, asset_id: str, variant: 
     if found is None:
         return Response({"detail": f"Asset media '{variant}' not found"}, status_code=404)
     asset, derived = found
-    if derived is None:  # the original bytes
+    if derived is None:  # the bytes of the current rendering: the upload, or the version above it
+        shown = await asset_versions.current_file(asset)
         return send_file(
             request,
-            shared.store.path(asset["storage_key"]),
-            media_type=asset["mime_type"],
-            etag=asset["checksum_sha256"].hex(),
+            shared.store.path(shown.storage_key),
+            media_type=shown.mime_type,
+            etag=shown.checksum_sha256.hex(),
             cache_control=CACHE,
             download_name=asset["original_file_name"] if variant == "original" else None,
         )
