@@ -69,6 +69,7 @@ def test_public_routes_are_the_known_few():
     assert public == {
         ("native", "/api/server/ping"), ("native", "/media/assets/{asset_id:str}/{variant:str}"),
         ("native", "/media/faces/{face_id:str}/thumbnail"),
+        ("native", "/media/assets/{asset_id:str}/versions/{version_id:str}/original"),  # signed URLs
         # The OpenAPI document and its page (Litestar's docs router adds a not-found page and a copy).
         ("native", "/api/openapi.json"), ("native", "/api/docs"), ("native", "/api/docs/openapi.json"),
         ("native", "/api/docs/{path:str}"),
