@@ -57,7 +57,7 @@ INSERT INTO assets (id, library_id, owner_id, media_type, mime_type, original_fi
 SELECT gen_random_uuid(), $1, $2,
        CASE WHEN g % 10 = 0 THEN 'video' ELSE 'image' END,
        CASE WHEN g % 10 = 0 THEN 'video/mp4' ELSE 'image/jpeg' END,
-       'IMG_' || g || '.jpg', 'bench/' || $1 || '/' || g, 3000000,
+       'IMG_' || g || '.jpg', 'bench/' || $1::uuid::text || '/' || g, 3000000,
        sha256(int8send(g)), substring(sha256(int8send(-g)) from 1 for 20), 'd' || g, 'bench',
        ts, ts, ts AT TIME ZONE 'UTC', CASE WHEN g % 3 = 0 THEN NULL ELSE 60 END, ts,
        CASE WHEN g % 4 = 0 THEN 3000 ELSE 4000 END, CASE WHEN g % 4 = 0 THEN 4000 ELSE 3000 END,
