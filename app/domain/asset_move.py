@@ -235,9 +235,12 @@ async def _move_rows(conn, store: BlobStore, rows: list[asyncpg.Record], destina
         " WHERE id = ANY($1::uuid[])", ids_, destination["id"], destination["owner_id"])
     for row in rows:
         old, new = store.derived_prefix(source_id, row["id"]), store.derived_prefix(destination["id"], row["id"])
-        await conn.execute(
-            "UPDATE asset_files SET storage_key = $3 || substr(storage_key, length($2) + 1)"
-            " WHERE asset_id = $1 AND starts_with(storage_key, $2 || '/')", row["id"], old, new)
+        # Every row naming a file under the old derived folder (which goes after commit): the asset's
+        # derived files and the renderings of its version chain.
+        for table in ("asset_files", "asset_versions"):
+            await conn.execute(
+                f"UPDATE {table} SET storage_key = $3 || substr(storage_key, length($2) + 1)"
+                " WHERE asset_id = $1 AND starts_with(storage_key, $2 || '/')", row["id"], old, new)
     await stacks.dissolve_if_too_small(conn, stack_ids)
     await people.refresh_people(conn, people_left)
     # Each library's readers: gone from the source, new in the destination (with its metadata).

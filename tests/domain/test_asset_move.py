@@ -178,3 +178,19 @@ async def test_two_moves_of_one_asset_at_once_move_it_once(user, store):
     assert {r[0].failure for r in results} - {None} <= {asset_move.BUSY, asset_move.CHANGED_SOURCE}
     winner = first if results[0][0].outcome == asset_move.MOVED else second
     assert await db.fetchval("SELECT library_id FROM assets WHERE id = $1", asset["id"]) == winner["id"]
+
+
+async def test_a_moved_asset_keeps_its_versions(user, store):
+    from app.domain import asset_versions as av
+    from tests.domain.test_asset_versions import _jpeg, rendering, stored_photo
+
+    me = f.principal_for(user)
+    source, destination = await _two_libraries(user)
+    asset, _ = await stored_photo(store, user)
+    version = await av.append(me, store, None, asset["id"], rendering(store, _jpeg(120, 80)))
+    await db.execute("UPDATE tasks SET status = 'success' WHERE asset_id = $1", asset["id"])  # not busy
+    results = await asset_move.move_assets(me, store, None, source["id"], destination["id"], [asset["id"]])
+    assert await _outcomes(results) == [(asset_move.MOVED, None)]
+    key = await db.fetchval("SELECT storage_key FROM asset_versions WHERE asset_id = $1", asset["id"])
+    assert key.startswith(store.derived_prefix(destination["id"], asset["id"]) + "/")
+    assert store.path(key).exists() and version is not None
