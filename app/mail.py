@@ -52,7 +52,7 @@ def message(smtp: Smtp, *, to: str, subject: str, html: str, text: str) -> Email
     msg["From"] = smtp.sender
     msg["To"] = to
     msg["Reply-To"] = smtp.reply_to or smtp.sender
-    msg["Subject"] = subject
+    msg["Subject"] = " ".join(subject.split())  # a header is one line: an album name may hold line breaks
     msg["Date"] = email.utils.formatdate(localtime=False)
     domain = email.utils.parseaddr(smtp.sender)[1].rpartition("@")[2] or None
     msg["Message-ID"] = email.utils.make_msgid(domain=domain)
