@@ -51,7 +51,8 @@ def period(start: date | None, end: date | None, *, today: date | None = None) -
     return start, end
 
 
-async def _count(user_id: uuid.UUID, kind: str, start: date, end: date, *, with_locked: bool) -> Heatmap:
+async def _count(user_id: uuid.UUID, kind: str, start: date, end: date, *, with_locked: bool,
+                 libraries: frozenset[uuid.UUID] | None = None) -> Heatmap:
     if kind not in _DAY_OF:
         raise Invalid("type must be one of the following values: Upload, Taken", "type")
     day = _DAY_OF[kind]
@@ -60,6 +61,7 @@ async def _count(user_id: uuid.UUID, kind: str, start: date, end: date, *, with_
         WITH counts AS (
             SELECT {day}::date AS day, count(*) AS n FROM assets a
             WHERE a.owner_id = $1 AND a.trashed_at IS NULL AND ($4 OR a.visibility <> '{LOCKED}')
+              AND ($5::uuid[] IS NULL OR a.library_id = ANY($5::uuid[]))
               AND {day} >= $2::date AND {day} < $3::date + 1
             GROUP BY 1
         )
@@ -67,14 +69,16 @@ async def _count(user_id: uuid.UUID, kind: str, start: date, end: date, *, with_
         FROM generate_series($2::date, $3::date, interval '1 day') d LEFT JOIN counts c ON c.day = d::date
         ORDER BY d
         """,
-        user_id, start, end, with_locked,
+        user_id, start, end, with_locked, None if libraries is None else list(libraries),
     )
     return Heatmap(start, end, [(r["day"], r["n"]) for r in rows])
 
 
 async def my_heatmap(principal: Principal, kind: str, start: date | None, end: date | None) -> Heatmap:
     principal.require(READ)
-    return await _count(principal.user_id, kind, *period(start, end), with_locked=principal.elevated)
+    # A credential limited to some libraries counts only their photos.
+    return await _count(principal.user_id, kind, *period(start, end), with_locked=principal.elevated,
+                        libraries=principal.library_scope)
 
 
 async def user_heatmap(principal: Principal, user_id: uuid.UUID, kind: str, start: date | None,

@@ -115,13 +115,18 @@ async def _load(principal: access.Principal, memory_id: uuid.UUID, action: str) 
     )
 
 
-async def _shown_assets(owner_id: uuid.UUID, memory_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[asyncpg.Record]]:
+async def _shown_assets(principal: access.Principal, owner_id: uuid.UUID,
+                        memory_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[asyncpg.Record]]:
+    """The photos each memory shows its owner now, within the libraries the caller's credential
+    reaches (a key limited to one library sees none of a memory's photos from another)."""
     if not memory_ids:
         return {}
+    scope = None if principal.library_scope is None else list(principal.library_scope)
     rows = await db.fetch(
         "SELECT ma.memory_id AS in_memory, a.* FROM memory_assets ma JOIN assets a ON a.id = ma.asset_id"
-        f" WHERE ma.memory_id = ANY($3::uuid[]) AND {_SHOWN} ORDER BY a.taken_at, a.id",
-        owner_id, await access.partner_libraries_of(owner_id), memory_ids,
+        f" WHERE ma.memory_id = ANY($3::uuid[]) AND {_SHOWN}"
+        " AND ($4::uuid[] IS NULL OR a.library_id = ANY($4::uuid[])) ORDER BY a.taken_at, a.id",
+        owner_id, await access.partner_libraries_of(owner_id), memory_ids, scope,
     )
     out: dict[uuid.UUID, list[asyncpg.Record]] = {}
     for r in rows:
@@ -129,15 +134,15 @@ async def _shown_assets(owner_id: uuid.UUID, memory_ids: list[uuid.UUID]) -> dic
     return out
 
 
-async def _views(rows: list[asyncpg.Record]) -> list[MemoryView]:
+async def _views(principal: access.Principal, rows: list[asyncpg.Record]) -> list[MemoryView]:
     if not rows:
         return []
-    shown = await _shown_assets(rows[0]["owner_id"], [r["id"] for r in rows])
+    shown = await _shown_assets(principal, rows[0]["owner_id"], [r["id"] for r in rows])
     return [MemoryView(r, shown.get(r["id"], [])) for r in rows]
 
 
 async def get_memory(principal: access.Principal, memory_id: uuid.UUID) -> MemoryView:
-    [view] = await _views([await _load(principal, memory_id, access.READ)])
+    [view] = await _views(principal, [await _load(principal, memory_id, access.READ)])
     return view
 
 
@@ -181,7 +186,7 @@ async def search(principal: access.Principal, library_id: uuid.UUID, flt: Memory
         limit = f" LIMIT ${len(args) + 2}"
     rows = await db.fetch(f"SELECT m.* FROM memories m WHERE {where} ORDER BY {order}{limit}",
                           principal.user_id, library, *args)
-    return await _views(rows)
+    return await _views(principal, rows)
 
 
 async def statistics(principal: access.Principal, library_id: uuid.UUID, flt: MemoryFilter) -> int:

@@ -54,3 +54,13 @@ def test_the_default_period_is_52_weeks_ending_today():
 async def test_an_empty_or_reversed_period_has_no_days():
     me = f.principal_for(await f.new_user())
     assert (await heatmap.my_heatmap(me, heatmap.UPLOAD, DAY, date(2024, 3, 1))).series == []
+
+
+async def test_a_key_limited_to_one_library_counts_only_its_photos():
+    row = await f.new_user()
+    other = await f.new_library(row)
+    await f.new_asset(row, taken=datetime(2024, 3, 10, 8, 0), created_at=utc(DAY, 9))
+    await f.new_asset(row, taken=datetime(2024, 3, 10, 8, 0), created_at=utc(DAY, 9), library_id=other["id"])
+    assert (await heatmap.my_heatmap(f.principal_for(row), heatmap.UPLOAD, DAY, DAY)).total == 2
+    keyed = f.principal_for(row, library_scope=frozenset({row["default_library_id"]}))
+    assert (await heatmap.my_heatmap(keyed, heatmap.UPLOAD, DAY, DAY)).total == 1

@@ -188,3 +188,14 @@ async def test_an_administrator_runs_both_jobs_on_demand(domain, user):
         await queue.close()
     assert await job_queues.run_manual_job("memory-cleanup") >= 0
     assert await job_queues.run_manual_job("memory-create") >= 0
+
+
+async def test_a_key_limited_to_one_library_sees_only_that_librarys_photos_in_a_memory(user, principal, library_id):
+    other_library = await f.new_library(user)
+    here, elsewhere = await _photo(user), await _photo(user, library_id=other_library["id"])
+    created = await memories.create_memory(principal, library_id, NewMemory(
+        type="on_this_day", data={"year": 2023}, memory_at=datetime(2023, 7, 15, tzinfo=timezone.utc),
+        asset_ids=(here["id"], elsewhere["id"])))
+    assert {a["id"] for a in created.assets} == {here["id"], elsewhere["id"]}
+    keyed = f.principal_for(user, library_scope=frozenset({library_id}))
+    assert [a["id"] for a in (await memories.get_memory(keyed, created.row["id"])).assets] == [here["id"]]
