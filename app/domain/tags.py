@@ -23,6 +23,7 @@ import asyncpg
 from app.db import engine as db
 from app.domain import access, events
 from app.domain.asset_filters import LOCKED
+from app.domain.blob_locks import lock_blobs
 from app.domain.errors import Conflict, Invalid, NotFound
 from app.media.metadata import RefusedSidecar, with_tags_list
 
@@ -333,28 +334,32 @@ async def write_sidecars(store, asset_ids: list[uuid.UUID]) -> None:
     """Write each asset's tag paths to its XMP sidecar's TagsList (a new sidecar when it has none),
     as Immich's sidecar job does after a tagging: tools reading the file see the tags too. A sidecar
     this server cannot read is left as it is (logged): rewriting it would lose what it says."""
-    if not asset_ids:
-        return
-    rows = await db.fetch(
-        "SELECT a.id, a.library_id, s.storage_key,"
-        " coalesce((SELECT array_agg(t.value ORDER BY t.value) FROM tag_assets ta JOIN tags t ON t.id = ta.tag_id"
-        "           WHERE ta.asset_id = a.id), '{}') AS paths"
-        " FROM assets a LEFT JOIN asset_files s ON s.asset_id = a.id AND s.kind = 'sidecar'"
-        " WHERE a.id = ANY($1::uuid[])", asset_ids,
-    )
-    for r in rows:
-        key = r["storage_key"] or f"{store.derived_prefix(r['library_id'], r['id'])}/sidecar.xmp"
-        try:
-            data = await asyncio.to_thread(_rewrite, store, key, r["storage_key"] is not None, list(r["paths"]))
-        except RefusedSidecar as exc:
-            log.warning("asset %s: sidecar not rewritten with its tags: %s", r["id"], exc)
-            continue
-        await db.execute(
-            "INSERT INTO asset_files (asset_id, kind, storage_key, mime_type, size_bytes)"
-            " VALUES ($1, 'sidecar', $2, 'application/xml', $3)"
-            " ON CONFLICT (asset_id, kind) DO UPDATE SET size_bytes = EXCLUDED.size_bytes",
-            r["id"], key, len(data),
-        )
+    for asset_id in dict.fromkeys(asset_ids):
+        # Under the asset's file lock, as every writer of its files: a delete or a move that commits
+        # first leaves nothing to write (the row is gone, or names the new folder).
+        async with db.transaction() as conn:
+            await lock_blobs(conn, asset_id, wait=True)
+            r = await conn.fetchrow(
+                "SELECT a.id, a.library_id, s.storage_key,"
+                " coalesce((SELECT array_agg(t.value ORDER BY t.value) FROM tag_assets ta"
+                "           JOIN tags t ON t.id = ta.tag_id WHERE ta.asset_id = a.id), '{}') AS paths"
+                " FROM assets a LEFT JOIN asset_files s ON s.asset_id = a.id AND s.kind = 'sidecar'"
+                " WHERE a.id = $1", asset_id,
+            )
+            if r is None:
+                continue
+            key = r["storage_key"] or f"{store.derived_prefix(r['library_id'], r['id'])}/sidecar.xmp"
+            try:
+                data = await asyncio.to_thread(_rewrite, store, key, r["storage_key"] is not None, list(r["paths"]))
+            except RefusedSidecar as exc:
+                log.warning("asset %s: sidecar not rewritten with its tags: %s", r["id"], exc)
+                continue
+            await conn.execute(
+                "INSERT INTO asset_files (asset_id, kind, storage_key, mime_type, size_bytes)"
+                " VALUES ($1, 'sidecar', $2, 'application/xml', $3)"
+                " ON CONFLICT (asset_id, kind) DO UPDATE SET size_bytes = EXCLUDED.size_bytes",
+                r["id"], key, len(data),
+            )
 
 
 def _rewrite(store, key: str, exists: bool, paths: list[str]) -> bytes:
