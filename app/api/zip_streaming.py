@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 
 import zipstream.ng
@@ -30,24 +30,43 @@ READ_BYTES = 1 << 20  # one read(); cold files read about twice as fast as with 
 BATCH_BYTES = 4 << 20  # what one thread hop reads ahead
 
 
-def zip_stream(files: Iterable[tuple[str, Path]]) -> Stream:
+def zip_stream(files: Iterable[tuple[str, Path]], relocate: Relocate | None = None) -> Stream:
     """A 200 response streaming a zip of `files` (name inside the archive, path on disk), with its
     exact Content-Length, known in advance since every entry is stored. A file missing on disk is
-    left out (and logged): the archive stays valid. Entries are dated when the archive is made."""
+    left out (and logged): the archive stays valid. Entries are dated when the archive is made.
+
+    A file can move after the archive is planned and before the stream reaches it (the storage
+    template moves originals): `relocate(name)` then answers where it is now, or None."""
     archive = ZipStream(compress_type=ZIP_STORED, sized=True)
+    find = _finder(relocate, asyncio.get_running_loop()) if relocate is not None else None
     for name, path in files:
         try:
             size = os.stat(path).st_size
         except FileNotFoundError:
             log.warning("zip download: %s (%s) is missing on disk; left out", name, path)
             continue
-        archive.add(_read(path), name, size=size)
+        archive.add(_read(path, name, find), name, size=size)
     return Stream(_batches(iter(archive)), media_type="application/zip",
                   headers={"content-length": str(len(archive))})
 
 
-def _read(path: Path) -> Iterator[bytes]:
-    with open(path, "rb", buffering=0) as f:
+Relocate = Callable[[str], Awaitable[Path | None]]
+
+
+def _finder(relocate: Relocate, loop: asyncio.AbstractEventLoop) -> Callable[[str], Path | None]:
+    # The archive is read in worker threads; the lookup is a coroutine of the server's loop.
+    return lambda name: asyncio.run_coroutine_threadsafe(relocate(name), loop).result(timeout=60)
+
+
+def _read(path: Path, name: str, find: Callable[[str], Path | None] | None) -> Iterator[bytes]:
+    try:
+        f = open(path, "rb", buffering=0)
+    except FileNotFoundError:
+        moved = find(name) if find is not None else None
+        if moved is None:
+            raise
+        f = open(moved, "rb", buffering=0)
+    with f:
         os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)  # a larger kernel read-ahead
         while chunk := f.read(READ_BYTES):
             yield chunk
