@@ -132,6 +132,7 @@ def test_queue_commands_refusals_and_manual_jobs(server):
         assert admin.put("/jobs/sidecar", json={"command": "clear-failed"}).status_code == 200
         assert admin.request("DELETE", "/queues/sidecar/jobs", json={"failed": True}).status_code == 204
         assert admin.post("/jobs", json={"name": "person-cleanup"}).status_code == 204
-        unsupported = admin.post("/jobs", json={"name": "tag-cleanup"})
-        assert unsupported.status_code == 400 and "no tags" in unsupported.json()["message"]
+        assert admin.post("/jobs", json={"name": "tag-cleanup"}).status_code == 204
+        unsupported = admin.post("/jobs", json={"name": "backup-database"})
+        assert unsupported.status_code == 400 and "backups" in unsupported.json()["message"]
         assert admin.post("/jobs", json={"name": "nonsense"}).status_code == 400

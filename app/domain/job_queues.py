@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from app.db import engine as db
-from app.domain import access, events, memories, people, processing, recognition, system_config, tasks
+from app.domain import access, events, memories, people, processing, recognition, system_config, tags, tasks, users
 from app.domain.errors import BadRequest, Invalid
 from app.domain.principal import Principal
 
@@ -437,10 +437,8 @@ async def list_jobs(principal: Principal, name: str, statuses: list[str], job_qu
 # --- manual jobs (POST /api/jobs) ---------------------------------------------------------------
 
 MANUAL_JOB_NAMES = {"person-cleanup": "PersonCleanup", "memory-cleanup": "MemoryCleanup",
-                    "memory-create": "MemoryGenerate"}
+                    "memory-create": "MemoryGenerate", "tag-cleanup": "TagCleanup", "user-cleanup": "UserDeleteCheck"}
 _UNSUPPORTED_MANUAL = {
-    "tag-cleanup": "this server has no tags",
-    "user-cleanup": "accounts are removed when deleted, so there are none waiting for removal",
     "backup-database": "database backups are not made by this server",
 }
 
@@ -456,8 +454,12 @@ async def create_manual_job(principal: Principal, job_name: str, job_queue) -> N
     raise BadRequest(f"The {job_name} job cannot run: {reason}")
 
 
-async def run_manual_job(job_name: str) -> int:
-    """The worker's body of a manual job; what it removed."""
+async def run_manual_job(job_name: str, store) -> int:
+    """The worker's body of a manual job; what it removed (or made)."""
+    if job_name == "tag-cleanup":
+        return await tags.delete_empty_tags()
+    if job_name == "user-cleanup":  # accounts past the delete delay (the hourly sweep's work, now)
+        return await users.remove_deleted_users(store, (await system_config.current())["user"]["deleteDelay"])
     if job_name == "person-cleanup":
         return await remove_people_without_faces()
     if job_name == "memory-cleanup":

@@ -219,6 +219,17 @@ async def delete_tag(principal: access.Principal, tag_id: uuid.UUID) -> list[uui
     return sorted({r["asset_id"] for r in links})
 
 
+async def delete_empty_tags() -> int:
+    """Immich's TagCleanup: every tag with no photo on it or on any tag below it goes."""
+    async with db.transaction() as conn:
+        gone = await conn.fetch(
+            "DELETE FROM tags t WHERE NOT EXISTS (SELECT 1 FROM tag_closure c JOIN tag_assets ta"
+            " ON ta.tag_id = c.descendant_id WHERE c.ancestor_id = t.id) RETURNING *")
+        for row in gone:
+            await _event(conn, row, "tag_deleted")
+    return len(gone)
+
+
 # --- tagging assets ------------------------------------------------------------------------
 
 

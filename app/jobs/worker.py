@@ -160,7 +160,7 @@ async def run_manual_job(ctx: dict, job_name: str) -> str:
     """A job an administrator created (POST /api/jobs)."""
 
     async def run() -> str:
-        done = await job_queues.run_manual_job(job_name)
+        done = await job_queues.run_manual_job(job_name, ctx["shared"].store)
         log.info("manual job %s: %d removed", job_name, done)
         return "ok"
 

@@ -195,14 +195,14 @@ async def test_person_cleanup_removes_people_without_faces(user, admin, job_queu
     assert "background:person-cleanup" in await queued_ids(job_queue)
     assert (await stats(admin, job_queue, "backgroundTask")).waiting >= 1
     await job_queue.remove(["background:person-cleanup"])
-    assert await job_queues.run_manual_job("person-cleanup") >= 1
+    assert await job_queues.run_manual_job("person-cleanup", None) >= 1
     left = {r["id"] for r in await db.fetch("SELECT id FROM people WHERE id = ANY($1::uuid[])",
                                             [lonely["id"], kept["id"]])}
     assert left == {kept["id"]}
     assert await db.fetchval("SELECT count(*) FROM events WHERE entity_id = $1 AND event_type = 'person_deleted'",
                              lonely["id"]) == 1
-    with pytest.raises(BadRequest, match="no tags"):
-        await job_queues.create_manual_job(admin, "tag-cleanup", job_queue)
+    with pytest.raises(BadRequest, match="backups"):
+        await job_queues.create_manual_job(admin, "backup-database", job_queue)
 
 
 async def test_the_worker_limits_each_queue_and_honours_pauses(admin, job_queue):

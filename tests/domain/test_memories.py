@@ -186,8 +186,8 @@ async def test_an_administrator_runs_both_jobs_on_demand(domain, user):
         await queue.remove(["background:memory-create", "background:memory-cleanup"])
     finally:
         await queue.close()
-    assert await job_queues.run_manual_job("memory-cleanup") >= 0
-    assert await job_queues.run_manual_job("memory-create") >= 0
+    assert await job_queues.run_manual_job("memory-cleanup", None) >= 0
+    assert await job_queues.run_manual_job("memory-create", None) >= 0
 
 
 async def test_a_key_limited_to_one_library_sees_only_that_librarys_photos_in_a_memory(user, principal, library_id):

@@ -202,3 +202,15 @@ async def test_a_link_made_after_the_file_was_read_outlives_the_files_tags(user,
     async with db.transaction() as conn:
         await tags.replace_from_file(conn, asset, ["FromFile"], read_at)
     assert [r["value"] for r in (await tags.tags_of_assets([asset["id"]]))[asset["id"]]] == ["FromFile", "Late"]
+
+
+async def test_tag_cleanup_removes_tags_with_no_photo_on_them_or_below():
+    from app.domain import job_queues
+
+    owner = await f.new_user()
+    me = f.principal_for(owner)
+    photo = await f.new_asset(owner)
+    made = {t["value"]: t["id"] for t in await tags.upsert_tags(me, ["Trip/Day1", "Empty/Leaf"])}
+    await tags.add_assets(me, made["Trip/Day1"], [photo["id"]])
+    assert await job_queues.run_manual_job("tag-cleanup", None) >= 2
+    assert {t["value"] for t in await tags.list_tags(me)} == {"Trip", "Trip/Day1"}
