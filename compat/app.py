@@ -13,6 +13,7 @@ from compat.validation import ImmichRequest, check_query
 from compat.routes.albums import (
     ALBUM_USER_HANDLERS,
     add_album_assets,
+    add_assets_to_albums,
     album_map_markers,
     album_statistics,
     create_album,
@@ -119,6 +120,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             list_albums,
             create_album,
             add_album_assets,
+            add_assets_to_albums,
             album_statistics,
             album_map_markers,
             get_album,

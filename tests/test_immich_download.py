@@ -10,8 +10,10 @@ import zipfile
 
 import pytest
 
+from tests.helpers import wait_processed
 from tests.immich_contract import SPEC_PATH, checked_client
 from tests.media import mp4_bytes, png_bytes
+from tests.test_immich_edits import PHOTO, _native, _size
 from tests.test_immich_upload import FIELDS
 
 needs_spec = pytest.mark.skipif(not SPEC_PATH.exists(), reason="the Immich OpenAPI spec is not present")
@@ -128,3 +130,25 @@ def test_shared_links_download_only_when_allowed_and_strangers_are_refused(serve
                  "Not found or no timeline.download access")
         bad = s.post("/api/download/archive", json={"assetIds": ["not-a-uuid"]})
         assert bad.status_code == 400 and bad.json()["message"] == "Validation failed"
+
+
+@needs_spec
+def test_an_edited_archive_holds_the_current_rendering_under_the_original_name(server, account):
+    original = PHOTO.read_bytes()
+    with _client(server, account) as http:
+        photo = _upload(http, "rocks.jpg", original)
+        plain = _upload(http, "plain.png", png_bytes(7300))
+        wait_processed(account, _native(photo))
+        crop = [{"action": "crop", "parameters": {"x": 12, "y": 21, "width": 300, "height": 200}}]
+        r = http.put(f"/api/assets/{photo}/edits", json={"edits": crop})
+        assert r.status_code == 200, r.text
+
+        edited = _unzip(http.post("/api/download/archive", json={"assetIds": [photo, plain], "edited": True}))
+        assert sorted(edited) == ["plain.png", "rocks.jpg"]
+        assert edited["rocks.jpg"] != original and _size(edited["rocks.jpg"]) == (300, 200)
+        assert edited["plain.png"] == png_bytes(7300)  # an unedited asset: its original
+        for body in ({"assetIds": [photo]}, {"assetIds": [photo], "edited": False}):
+            assert _unzip(http.post("/api/download/archive", json=body)) == {"rocks.jpg": original}
+        # Immich's download info has no `edited`: it sizes the originals.
+        info = http.post("/api/download/info", json={"assetIds": [photo]})
+        assert info.status_code == 201 and info.json()["totalSize"] == len(original)

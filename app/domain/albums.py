@@ -15,7 +15,7 @@ from app.db import engine as db
 from app.db.tables import Album
 from app.domain import access, asset_views, events
 from app.domain.asset_filters import AssetFilter
-from app.domain.errors import Conflict, Invalid, NotFound
+from app.domain.errors import Conflict, Forbidden, Invalid, NotFound
 
 DEFAULT_NAME = "New Album"
 MAX_IDS = 200
@@ -303,38 +303,64 @@ async def add_assets(principal: access.Principal, album_id: uuid.UUID, asset_ids
     An album editor (no role in the album's library) adds live assets of libraries it has a role in."""
     album = await get_album(principal, album_id, access.WRITE, linking_assets=True)
     wanted = _distinct(asset_ids)
-    result = AddedAssets()
     async with db.transaction() as conn:
-        await _lock(conn, album["id"])
-        if album["caller_role"] is not None:
-            valid_sql, args = "a.library_id = $2", [album["library_id"]]
-        else:  # an editor shares what it may see in its own libraries, never the owner's other assets
-            # (those already in the album count as there, so they come back as duplicates)
-            valid_sql = (f"({access.caller_role_sql('a.library_id', '$2')} IS NOT NULL"
-                         " OR a.id IN (SELECT asset_id FROM album_assets WHERE album_id = $3))")
-            args = [principal.user_id, album["id"]]
-        valid = {r["id"] for r in await conn.fetch(
-            f"SELECT a.id FROM assets a WHERE a.id = ANY($1::uuid[]) AND a.trashed_at IS NULL AND {valid_sql}",
-            wanted, *args,
-        )}
-        for asset_id in wanted:
-            if asset_id not in valid:
-                result.not_found.append(asset_id)
-                continue
-            link = await conn.fetchrow(
-                "INSERT INTO album_assets (album_id, asset_id, library_id) VALUES ($1, $2, $3)"
-                " ON CONFLICT (album_id, asset_id) DO NOTHING RETURNING id",
-                album["id"], asset_id, album["library_id"],
-            )
-            if link is None:
-                result.duplicate.append(asset_id)
-                continue
+        return await _link(conn, principal, album, wanted)
+
+
+async def add_assets_to_albums(principal: access.Principal, album_ids: list[uuid.UUID],
+                               asset_ids: list[uuid.UUID]) -> dict[uuid.UUID, AddedAssets]:
+    """Link the assets to each album the caller may add to (albums it may not, or that do not exist,
+    are left out of the result), under the rules of add_assets, in one transaction."""
+    principal.require(access.WRITE)
+    wanted = _distinct(asset_ids)
+    if len(album_ids) > MAX_IDS:
+        raise Invalid(f"At most {MAX_IDS} album ids", "album_ids")
+    allowed = []
+    for album_id in sorted(set(album_ids)):  # one lock order, whoever calls
+        try:
+            allowed.append(await get_album(principal, album_id, access.WRITE, linking_assets=True))
+        except (NotFound, Forbidden):
+            continue
+    async with db.transaction() as conn:
+        return {album["id"]: await _link(conn, principal, album, wanted) for album in allowed}
+
+
+async def _link(conn, principal: access.Principal, album: asyncpg.Record, wanted: list[uuid.UUID]) -> AddedAssets:
+    """Link those of `wanted` (distinct ids) the caller may put in the album, in one statement."""
+    await _lock(conn, album["id"])
+    if album["caller_role"] is not None:
+        valid_sql, args = "a.library_id = $2", [album["library_id"]]
+    else:  # an editor shares what it may see in its own libraries, never the owner's other assets
+        # (those already in the album count as there, so they come back as duplicates)
+        valid_sql = (f"({access.caller_role_sql('a.library_id', '$2')} IS NOT NULL"
+                     " OR a.id IN (SELECT asset_id FROM album_assets WHERE album_id = $3))")
+        args = [principal.user_id, album["id"]]
+    valid = {r["id"] for r in await conn.fetch(
+        f"SELECT a.id FROM assets a WHERE a.id = ANY($1::uuid[]) AND a.trashed_at IS NULL AND {valid_sql}",
+        wanted, *args,
+    )}
+    candidates = [a for a in wanted if a in valid]
+    links = {r["asset_id"]: r["id"] for r in await conn.fetch(
+        "INSERT INTO album_assets (album_id, asset_id, library_id)"
+        " SELECT $1, u.asset_id, $3 FROM unnest($2::uuid[]) WITH ORDINALITY AS u(asset_id, n) ORDER BY u.n"
+        " ON CONFLICT (album_id, asset_id) DO NOTHING RETURNING id, asset_id",
+        album["id"], candidates, album["library_id"],
+    )} if candidates else {}
+    result = AddedAssets()
+    for asset_id in wanted:
+        if asset_id not in valid:
+            result.not_found.append(asset_id)
+        elif asset_id in links:
             result.added.append(asset_id)
-            await events.record(conn, entity_type="album_asset", entity_id=link["id"], event_type="album_asset_added",
-                                library_id=album["library_id"], owner_id=album["owner_id"],
-                                payload={"album_id": str(album["id"]), "asset_id": str(asset_id)})
-        if result.added:
-            await conn.execute("UPDATE albums SET updated_at = now() WHERE id = $1", album["id"])
+        else:
+            result.duplicate.append(asset_id)
+    await events.record_many(
+        conn, entity_type="album_asset", event_type="album_asset_added",
+        rows=[(links[a], album["library_id"], album["owner_id"]) for a in result.added],
+        payloads=[{"album_id": str(album["id"]), "asset_id": str(a)} for a in result.added],
+    )
+    if result.added:
+        await conn.execute("UPDATE albums SET updated_at = now() WHERE id = $1", album["id"])
     return result
 
 

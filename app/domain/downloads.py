@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access, albums, shared_links
+from app.domain import access, albums, asset_versions, shared_links
 from app.domain.asset_filters import LOCKED
 from app.domain.errors import BadRequest, Forbidden, NotFound
 from app.domain.principal import READ, Principal
@@ -95,15 +95,17 @@ async def plan(principal: Principal, *, asset_ids: list[uuid.UUID] | None = None
     return DownloadPlan(archives, sum(a.size for a in archives))
 
 
-async def archive_entries(principal: Principal, asset_ids: list[uuid.UUID]) -> list[ArchiveEntry]:
+async def archive_entries(principal: Principal, asset_ids: list[uuid.UUID], *,
+                          edited: bool = False) -> list[ArchiveEntry]:
     """The files of one archive, in the order asked, each under its sanitised original file name;
     a name already taken gets `+1`, `+2`... before its extension (Immich's `IMG_1.jpg`, `IMG_1+1.jpg`).
     Any asset the caller may not download: NotFound of kind asset. Trashed ones are left out.
 
-    There are no rendered edits yet (Immich 3.1's `edited` archives use an asset's edited file
-    when it has one), so every entry is the original: what Immich sends for an unedited asset."""
+    `edited` takes each asset's current rendering (asset_versions) where it has one, under the same
+    name, as Immich does with its edited files; otherwise every entry is the uploaded original."""
     principal.require(READ)
     rows = await _downloadable(principal, asset_ids, columns="a.id, a.original_file_name, a.storage_key")
+    current = await asset_versions.current_versions([r["id"] for r in rows]) if edited and rows else {}
     taken: set[str] = set()
     counts: dict[str, int] = {}
     entries = []
@@ -117,7 +119,8 @@ async def archive_entries(principal: Principal, asset_ids: list[uuid.UUID]) -> l
             count += 1
             unique = f"{stem}+{count}{ext}"
         taken.add(unique)
-        entries.append(ArchiveEntry(row["id"], unique, row["storage_key"]))
+        rendering = current.get(row["id"])
+        entries.append(ArchiveEntry(row["id"], unique, row["storage_key"] if rendering is None else rendering.storage_key))
     return entries
 
 

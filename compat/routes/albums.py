@@ -119,6 +119,20 @@ async def add_album_assets(auth: ImmichAuth, album_id: str, data: dtos.BulkIdsDt
     return out
 
 
+@put("/api/albums/assets", action=access.WRITE)
+async def add_assets_to_albums(auth: ImmichAuth, data: dtos.AlbumsAddAssetsDto) -> dtos.AlbumsAddAssetsResponseDto:
+    """Every asset into every album, one verdict for the lot as Immich gives it: success once any
+    link was made; otherwise no_permission when no album (or no asset) could take part, else
+    duplicate (all were there already)."""
+    results = await albums.add_assets_to_albums(auth.principal, [mapping.parse_uuid(a) for a in data.albumIds],
+                                                [mapping.parse_uuid(a) for a in data.assetIds])
+    if any(r.added for r in results.values()):
+        return dtos.AlbumsAddAssetsResponseDto(success=True)
+    if not any(r.duplicate for r in results.values()):
+        return dtos.AlbumsAddAssetsResponseDto(success=False, error="no_permission")
+    return dtos.AlbumsAddAssetsResponseDto(success=False, error="duplicate")
+
+
 @get("/api/albums/statistics", action=access.READ)
 async def album_statistics(auth: ImmichAuth) -> dtos.AlbumStatisticsResponseDto:
     own = await _render(auth.principal, await _all_albums(auth.principal, await access.preferred_library(auth.principal), None))

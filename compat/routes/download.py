@@ -44,7 +44,8 @@ async def get_download_info(auth: ImmichAuth, data: dtos.DownloadInfoDto) -> dto
 @post("/api/download/archive", status_code=200, action=access.READ, shared_link=True)
 async def download_archive(auth: ImmichAuth, shared: Shared, data: dtos.DownloadArchiveDto) -> Stream:
     with refused_as("asset.download"):
-        entries = await downloads.archive_entries(auth.principal, [mapping.parse_uuid(i) for i in data.assetIds])
+        entries = await downloads.archive_entries(auth.principal, [mapping.parse_uuid(i) for i in data.assetIds],
+                                                  edited=_given(data.edited) is True)
     return zip_stream((e.name, shared.store.path(e.storage_key)) for e in entries)
 
 
