@@ -48,6 +48,7 @@ class ArchiveEntry:
     asset_id: uuid.UUID
     name: str  # the file's name inside the zip, unique within it
     storage_key: str
+    original: bool = True  # the uploaded file, not a rendering of the asset's version chain
 
 
 def split(sizes: list[tuple[uuid.UUID, int]], target: int) -> list[Archive]:
@@ -120,8 +121,20 @@ async def archive_entries(principal: Principal, asset_ids: list[uuid.UUID], *,
             unique = f"{stem}+{count}{ext}"
         taken.add(unique)
         rendering = current.get(row["id"])
-        entries.append(ArchiveEntry(row["id"], unique, row["storage_key"] if rendering is None else rendering.storage_key))
+        entries.append(ArchiveEntry(row["id"], unique, row["storage_key"]) if rendering is None
+                       else ArchiveEntry(row["id"], unique, rendering.storage_key, original=False))
     return entries
+
+
+async def moved_key(entry: ArchiveEntry) -> str | None:
+    """Where an entry's file is now, when it moved after the archive was planned (the storage
+    template moves originals; a library move, derived files): the same rendering, looked up again."""
+    row = await db.fetchrow(
+        "SELECT a.storage_key AS original, v.storage_key AS current FROM assets a"
+        " LEFT JOIN asset_versions v ON v.id = a.current_version_id WHERE a.id = $1", entry.asset_id)
+    if row is None:
+        return None
+    return row["original"] if entry.original else row["current"]
 
 
 # What the `sanitize-filename` package Immich uses removes: path separators and characters Windows

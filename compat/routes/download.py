@@ -46,7 +46,13 @@ async def download_archive(auth: ImmichAuth, shared: Shared, data: dtos.Download
     with refused_as("asset.download"):
         entries = await downloads.archive_entries(auth.principal, [mapping.parse_uuid(i) for i in data.assetIds],
                                                   edited=_given(data.edited) is True)
-    return zip_stream((e.name, shared.store.path(e.storage_key)) for e in entries)
+    by_name = {e.name: e for e in entries}
+
+    async def relocate(name: str):
+        key = await downloads.moved_key(by_name[name])
+        return None if key is None else shared.store.path(key)
+
+    return zip_stream(((e.name, shared.store.path(e.storage_key)) for e in entries), relocate)
 
 
 ROUTES = [get_download_info, download_archive]

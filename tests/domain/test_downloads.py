@@ -128,3 +128,14 @@ async def test_a_shared_link_downloads_what_it_shows_only_when_it_allows_downloa
     assert await f.outcome(downloads.plan(open_link, user_id=owner["id"])) == "404"
     assert await f.outcome(downloads.archive_entries(closed_link, wanted)) == "403"
     assert await f.outcome(downloads.plan(closed_link, album_id=shared.album["id"])) == "403"
+
+
+async def test_an_entry_whose_file_moved_after_planning_is_found_again():
+    owner = await f.new_user()
+    asset = await f.new_asset(owner, original_file_name="IMG_1.jpg")
+    [entry] = await downloads.archive_entries(f.principal_for(owner), [asset["id"]])
+    moved = f"templated/{owner['id']}/2024/IMG_1.jpg"
+    await db.execute("UPDATE assets SET storage_key = $2 WHERE id = $1", asset["id"], moved)
+    assert await downloads.moved_key(entry) == moved
+    await db.execute("DELETE FROM assets WHERE id = $1", asset["id"])
+    assert await downloads.moved_key(entry) is None
