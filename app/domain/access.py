@@ -235,7 +235,7 @@ async def asset_outcomes(principal: Principal, asset_ids: list[uuid.UUID],
         " FROM assets a WHERE a.id = ANY($1::uuid[])",
         list(asset_ids), principal.user_id,
         None if principal.library_scope is None else list(principal.library_scope),
-        principal.shared_link.id if principal.shared_link is not None else None,
+        *([principal.shared_link.id if principal.shared_link is not None else None] if reading else []),
     )
     found = {r["id"]: r for r in rows}
     out: dict[uuid.UUID, asyncpg.Record | Forbidden | NotFound] = {}
