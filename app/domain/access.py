@@ -40,12 +40,14 @@ __all__ = [
     "Principal",
     "album_user_audiences",
     "album_user_role",
+    "asset_outcomes",
     "caller_role_sql",
     "library_for",
     "library_partner_audiences",
     "library_role",
     "live_library_ids",
     "load_asset",
+    "load_assets",
     "load_face",
     "load_person",
     "load_reachable",
@@ -211,6 +213,66 @@ async def load_asset(principal: Principal, asset_id: uuid.UUID, action: str, *,
     return row
 
 
+async def asset_outcomes(principal: Principal, asset_ids: list[uuid.UUID],
+                         action: str) -> dict[uuid.UUID, asyncpg.Record | Forbidden | NotFound]:
+    """load_asset for many ids in one query: per id, the asset or the refusal load_asset would raise.
+
+    The same rules in the same order: the caller's role (within the credential's scope), else a
+    partner share; a role that forbids the action refuses (403); for READ only, an album or the
+    caller's shared link may admit a live unlocked asset; a locked asset reached through a role
+    needs an unlocked session. Rows are load_asset's (caller_role NULL when only a grant admits
+    them) plus the grant columns the decision read. No ids: nothing is checked, as no load_asset ran."""
+    if not asset_ids:
+        return {}
+    principal.require(action)
+    reading = action == READ
+    rows = await db.fetch(
+        f"SELECT a.*, CASE WHEN $3::uuid[] IS NULL OR a.library_id = ANY($3::uuid[])"
+        f" THEN {caller_role_sql('a.library_id', '$2')} END AS caller_role,"
+        f" {_partner_sql('a', '$2')} AS partner_granted,"
+        f" {_album_grant_sql('a', '$2') if reading else 'false'} AS album_granted,"
+        f" {_shared_link_grant_sql('a', '$4') if reading else 'false'} AS link_granted"
+        " FROM assets a WHERE a.id = ANY($1::uuid[])",
+        list(asset_ids), principal.user_id,
+        None if principal.library_scope is None else list(principal.library_scope),
+        *([principal.shared_link.id if principal.shared_link is not None else None] if reading else []),
+    )
+    found = {r["id"]: r for r in rows}
+    out: dict[uuid.UUID, asyncpg.Record | Forbidden | NotFound] = {}
+    for asset_id in asset_ids:
+        missing = NotFound("Asset not found", kind="asset", ids=(asset_id,))
+        row = found.get(asset_id)
+        out[asset_id] = missing if row is None else _asset_outcome(principal, row, action, missing)
+    return out
+
+
+def _asset_outcome(principal: Principal, row: asyncpg.Record, action: str,
+                   missing: NotFound) -> asyncpg.Record | Forbidden | NotFound:
+    """load_asset's decision on a row of asset_outcomes' query."""
+    role = row["caller_role"]
+    if role is None and row["partner_granted"] and _share_allowed(principal):
+        role = PARTNER
+    try:
+        _decide(principal, row["library_id"], role, action, missing)
+    except AccessRefused as refused:
+        return refused
+    except NotFound:
+        granted = (_share_allowed(principal) and row["album_granted"]) or (
+            principal.shared_link is not None and row["link_granted"])
+        return row if action == READ and granted else missing
+    return missing if row["visibility"] == LOCKED and not principal.elevated else row
+
+
+async def load_assets(principal: Principal, asset_ids: list[uuid.UUID], action: str) -> dict[uuid.UUID, asyncpg.Record]:
+    """Every asset named, when the caller may act on all of them; else the refusal of the first one
+    (in the order given) that it may not, as a loop over load_asset would raise."""
+    outcomes = await asset_outcomes(principal, asset_ids, action)
+    for outcome in outcomes.values():
+        if isinstance(outcome, Exception):
+            raise outcome
+    return outcomes
+
+
 async def preferred_library(principal: Principal) -> uuid.UUID:
     """The one library a single-library client (Immich) sees: the chosen one, else the default."""
     row = await db.fetchrow("SELECT immich_library_id, default_library_id FROM users WHERE id = $1", principal.user_id)
@@ -259,12 +321,20 @@ async def _partner_grant(principal: Principal, row: asyncpg.Record) -> str | Non
     (never for an asset its owner locked: no share reaches those)."""
     if row.get("visibility") == LOCKED or not _share_allowed(principal):
         return None
-    shared = await db.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM partners p WHERE p.shared_with_id = $1"
-        f" AND {_immich_library_sql('p.shared_by_id')} = $2)",
-        principal.user_id, row["library_id"],
-    )
+    shared = await db.fetchval(f"SELECT {_partner_library_sql('$2', '$1')}", principal.user_id, row["library_id"])
     return PARTNER if shared else None
+
+
+def _partner_library_sql(library_expr: str, user_param: str) -> str:
+    """An SQL condition: the library in `library_expr` is the Immich library of someone who shares
+    with the user in `user_param`."""
+    return (f"EXISTS (SELECT 1 FROM partners p WHERE p.shared_with_id = {user_param}"
+            f" AND {_immich_library_sql('p.shared_by_id')} = {library_expr})")
+
+
+def _partner_sql(asset: str, user_param: str) -> str:
+    """_partner_grant as an SQL condition on the assets row aliased `asset` (share_allowed aside)."""
+    return f"({asset}.visibility <> '{LOCKED}' AND {_partner_library_sql(f'{asset}.library_id', user_param)})"
 
 
 async def timeline_library_of(principal: Principal, user_id: uuid.UUID) -> uuid.UUID:
@@ -347,17 +417,23 @@ async def _album_asset_grant(principal: Principal, asset_id: uuid.UUID) -> bool:
     shared with it, or one in a live library it has a role in (an editor's asset in the owner's album)."""
     if not _share_allowed(principal):
         return False
-    return await db.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM album_assets aa"
-        " JOIN albums al ON al.id = aa.album_id JOIN assets a ON a.id = aa.asset_id"
-        " JOIN libraries own ON own.id = a.library_id"
-        f" WHERE aa.asset_id = $1 AND a.trashed_at IS NULL AND a.visibility <> '{LOCKED}'"
-        " AND own.trashed_at IS NULL AND ("
-        f"   EXISTS (SELECT 1 FROM album_users au JOIN libraries l ON l.id = al.library_id{_SHARING_OWNER}"
-        "           WHERE au.album_id = al.id AND au.user_id = $2 AND l.trashed_at IS NULL)"
-        f"  OR {caller_role_sql('al.library_id', '$2')} IS NOT NULL))",
-        asset_id, principal.user_id,
-    )
+    return await db.fetchval(f"SELECT EXISTS (SELECT 1 FROM assets a WHERE a.id = $1 AND {_album_grant_sql('a', '$2')})",
+                             asset_id, principal.user_id)
+
+
+def _live_asset_sql(asset: str) -> str:
+    """An SQL condition: the assets row aliased `asset` is live, not locked, in a live library."""
+    return (f"{asset}.trashed_at IS NULL AND {asset}.visibility <> '{LOCKED}' AND EXISTS"
+            f" (SELECT 1 FROM libraries own WHERE own.id = {asset}.library_id AND own.trashed_at IS NULL)")
+
+
+def _album_grant_sql(asset: str, user_param: str) -> str:
+    """_album_asset_grant as an SQL condition on the assets row aliased `asset` (share_allowed aside)."""
+    return (f"({_live_asset_sql(asset)} AND EXISTS (SELECT 1 FROM album_assets aa JOIN albums al ON al.id = aa.album_id"
+            f" WHERE aa.asset_id = {asset}.id AND ("
+            f"   EXISTS (SELECT 1 FROM album_users au JOIN libraries l ON l.id = al.library_id{_SHARING_OWNER}"
+            f"           WHERE au.album_id = al.id AND au.user_id = {user_param} AND l.trashed_at IS NULL)"
+            f"  OR {caller_role_sql('al.library_id', user_param)} IS NOT NULL)))")
 
 
 # --- shared links ---------------------------------------------------------------------------
@@ -366,7 +442,11 @@ async def _album_asset_grant(principal: Principal, asset_id: uuid.UUID) -> bool:
 # expired (both checked here, in the same query, on every load): the live album the link names
 # and that album's live assets, or the assets listed for an INDIVIDUAL link.
 SHARED_LINK = "shared_link"
-_LIVE_LINK = "sl.id = $1 AND (sl.expires_at IS NULL OR sl.expires_at > now())"
+
+
+def _live_link(link_param: str) -> str:
+    """An SQL condition: the shared link aliased `sl` is the one in `link_param` and has not expired."""
+    return f"sl.id = {link_param} AND (sl.expires_at IS NULL OR sl.expires_at > now())"
 
 
 async def shared_link_asset_grant(principal: Principal, asset_id: uuid.UUID) -> bool:
@@ -374,17 +454,19 @@ async def shared_link_asset_grant(principal: Principal, asset_id: uuid.UUID) -> 
     for the link."""
     if principal.shared_link is None:
         return False
-    return await db.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM shared_links sl JOIN assets a ON a.id = $2"
-        " JOIN libraries own ON own.id = a.library_id"
-        f" WHERE {_LIVE_LINK} AND a.trashed_at IS NULL AND a.visibility <> '{LOCKED}'"
-        " AND own.trashed_at IS NULL AND ("
-        "   EXISTS (SELECT 1 FROM album_assets aa JOIN albums al ON al.id = aa.album_id"
-        "           JOIN libraries l ON l.id = al.library_id"
-        "           WHERE aa.album_id = sl.album_id AND aa.asset_id = a.id AND l.trashed_at IS NULL)"
-        "   OR EXISTS (SELECT 1 FROM shared_link_assets sla WHERE sla.shared_link_id = sl.id AND sla.asset_id = a.id)))",
-        principal.shared_link.id, asset_id,
-    )
+    return await db.fetchval(f"SELECT EXISTS (SELECT 1 FROM assets a WHERE a.id = $2 AND {_shared_link_grant_sql('a', '$1')})",
+                             principal.shared_link.id, asset_id)
+
+
+def _shared_link_grant_sql(asset: str, link_param: str) -> str:
+    """shared_link_asset_grant as an SQL condition on the assets row aliased `asset`."""
+    return (f"({_live_asset_sql(asset)} AND EXISTS (SELECT 1 FROM shared_links sl"
+            f" WHERE {_live_link(link_param)} AND ("
+            "   EXISTS (SELECT 1 FROM album_assets aa JOIN albums al ON al.id = aa.album_id"
+            "           JOIN libraries l ON l.id = al.library_id"
+            f"           WHERE aa.album_id = sl.album_id AND aa.asset_id = {asset}.id AND l.trashed_at IS NULL)"
+            "   OR EXISTS (SELECT 1 FROM shared_link_assets sla"
+            f"              WHERE sla.shared_link_id = sl.id AND sla.asset_id = {asset}.id))))")
 
 
 async def _shared_link_album_role(principal: Principal, album_id: uuid.UUID, action: str, missing: NotFound) -> str:
@@ -393,7 +475,7 @@ async def _shared_link_album_role(principal: Principal, album_id: uuid.UUID, act
     link = principal.shared_link
     if action != READ or link.album_id != album_id or not await db.fetchval(
         "SELECT EXISTS (SELECT 1 FROM shared_links sl JOIN albums al ON al.id = sl.album_id"
-        f" JOIN libraries l ON l.id = al.library_id WHERE {_LIVE_LINK} AND sl.album_id = $2 AND l.trashed_at IS NULL)",
+        f" JOIN libraries l ON l.id = al.library_id WHERE {_live_link('$1')} AND sl.album_id = $2 AND l.trashed_at IS NULL)",
         link.id, album_id,
     ):
         raise missing

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -40,10 +41,18 @@ def _entry(row: asyncpg.Record) -> Entry:
     return Entry(row["asset_id"], row["key"], json.loads(row["value"]), row["updated_at"])
 
 
-async def _event(conn, asset: asyncpg.Record, key: str, event_type: str) -> None:
-    await events.record(conn, entity_type=ENTITY, entity_id=entity_id(asset["id"], key), event_type=event_type,
-                        library_id=asset["library_id"], owner_id=asset["owner_id"],
-                        payload={"asset_id": str(asset["id"]), "key": key})
+async def _events(conn, pairs: list[tuple[uuid.UUID, str]], event_type: str,
+                  place: Callable[[uuid.UUID], tuple[uuid.UUID, uuid.UUID]]) -> None:
+    """One event per (asset, key) pair, in one round trip; `place` gives an asset's library and owner."""
+    await events.record_many(
+        conn, entity_type=ENTITY, event_type=event_type,
+        rows=[(entity_id(a, key), *place(a)) for a, key in pairs],
+        payloads=[{"asset_id": str(a), "key": key} for a, key in pairs],
+    )
+
+
+def _place_of(assets: dict[uuid.UUID, asyncpg.Record]) -> Callable[[uuid.UUID], tuple[uuid.UUID, uuid.UUID]]:
+    return lambda a: (assets[a]["library_id"], assets[a]["owner_id"])
 
 
 async def list_entries(principal: access.Principal, asset_id: uuid.UUID) -> list[Entry]:
@@ -71,23 +80,23 @@ def _check_items(items: list[tuple[uuid.UUID, str, Any]], label) -> None:
 
 
 async def _writable_assets(principal: access.Principal, asset_ids: list[uuid.UUID]) -> dict[uuid.UUID, asyncpg.Record]:
-    return {a: await access.load_asset(principal, a, access.WRITE) for a in dict.fromkeys(asset_ids)}
+    return await access.load_assets(principal, list(dict.fromkeys(asset_ids)), access.WRITE)
 
 
 async def _upsert(principal: access.Principal, items: list[tuple[uuid.UUID, str, dict[str, Any]]]) -> list[Entry]:
+    """The pairs are distinct (_check_items), so one statement writes them all."""
     assets = await _writable_assets(principal, [i[0] for i in items])
-    out = []
     async with db.transaction() as conn:
-        for asset_id, key, value in items:
-            row = await conn.fetchrow(
-                "INSERT INTO asset_metadata (asset_id, key, value) VALUES ($1, $2, $3::jsonb)"
-                " ON CONFLICT (asset_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()"
-                " RETURNING *",
-                asset_id, key, json.dumps(value),
-            )
-            await _event(conn, assets[asset_id], key, "asset_metadata_updated")
-            out.append(_entry(row))
-    return out
+        rows = await conn.fetch(
+            "INSERT INTO asset_metadata (asset_id, key, value)"
+            " SELECT i.asset_id, i.key, i.value::jsonb FROM unnest($1::uuid[], $2::text[], $3::text[]) AS i(asset_id, key, value)"
+            " ON CONFLICT (asset_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()"
+            " RETURNING *",
+            [a for a, _, _ in items], [k for _, k, _ in items], [json.dumps(v) for _, _, v in items],
+        )
+        await _events(conn, [(a, k) for a, k, _ in items], "asset_metadata_updated", _place_of(assets))
+    written = {(r["asset_id"], r["key"]): _entry(r) for r in rows}
+    return [written[(a, k)] for a, k, _ in items]
 
 
 async def set_entries(principal: access.Principal, asset_id: uuid.UUID,
@@ -108,12 +117,13 @@ async def delete_many(principal: access.Principal, items: list[tuple[uuid.UUID, 
     if len(items) > MAX_ITEMS:
         raise Invalid(f"At most {MAX_ITEMS} items", "items")
     assets = await _writable_assets(principal, [a for a, _ in items])
+    pairs = list(dict.fromkeys(items))
     async with db.transaction() as conn:
-        for asset_id, key in dict.fromkeys(items):
-            gone = await conn.fetchval("DELETE FROM asset_metadata WHERE asset_id = $1 AND key = $2 RETURNING key",
-                                       asset_id, key)
-            if gone is not None:
-                await _event(conn, assets[asset_id], key, "asset_metadata_deleted")
+        gone = {(r["asset_id"], r["key"]) for r in await conn.fetch(
+            "DELETE FROM asset_metadata m USING unnest($1::uuid[], $2::text[]) AS d(asset_id, key)"
+            " WHERE m.asset_id = d.asset_id AND m.key = d.key RETURNING m.asset_id, m.key",
+            [a for a, _ in pairs], [k for _, k in pairs])}
+        await _events(conn, [p for p in pairs if p in gone], "asset_metadata_deleted", _place_of(assets))
 
 
 async def delete_entry(principal: access.Principal, asset_id: uuid.UUID, key: str) -> None:
@@ -123,8 +133,7 @@ async def delete_entry(principal: access.Principal, asset_id: uuid.UUID, key: st
 async def announce(conn: asyncpg.Connection, asset_ids: list[uuid.UUID], library_id: uuid.UUID,
                    owner_id: uuid.UUID) -> None:
     """Every pair of these assets as new to `library_id`'s readers (the assets just arrived there)."""
-    for pair in await conn.fetch("SELECT asset_id, key FROM asset_metadata WHERE asset_id = ANY($1::uuid[])"
-                                 " ORDER BY asset_id, key", asset_ids):
-        await events.record(conn, entity_type=ENTITY, entity_id=entity_id(pair["asset_id"], pair["key"]),
-                            event_type="asset_metadata_updated", library_id=library_id, owner_id=owner_id,
-                            payload={"asset_id": str(pair["asset_id"]), "key": pair["key"]})
+    pairs = await conn.fetch("SELECT asset_id, key FROM asset_metadata WHERE asset_id = ANY($1::uuid[])"
+                             " ORDER BY asset_id, key", asset_ids)
+    await _events(conn, [(p["asset_id"], p["key"]) for p in pairs], "asset_metadata_updated",
+                  lambda _asset: (library_id, owner_id))

@@ -44,21 +44,21 @@ async def record_many(
     entity_type: str,
     event_type: str,
     rows: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]],
-    payloads: list[dict[str, Any]] | None = None,
+    payloads: list[dict[str, Any] | None] | None = None,
 ) -> None:
     """rows: (entity_id, library_id, owner_id) for one event type, in one round trip; `payloads`,
     when given, one per row."""
     if not rows:
         return
-    bodies = payloads if payloads is not None else [None] * len(rows)
+    payloads = payloads or [None] * len(rows)
     await conn.executemany(
         "INSERT INTO events (entity_id, library_id, owner_id, entity_type, event_type, payload)"
         " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
-        [(e, lib, owner, entity_type, event_type, None if body is None else json.dumps(body))
-         for (e, lib, owner), body in zip(rows, bodies, strict=True)],
+        [(e, lib, owner, entity_type, event_type, None if p is None else json.dumps(p))
+         for (e, lib, owner), p in zip(rows, payloads, strict=True)],
     )
-    for (e, lib, owner), body in zip(rows, bodies, strict=True):
-        db.note_change(_notice(entity_type, e, event_type, lib, owner, body))
+    for (e, lib, owner), p in zip(rows, payloads, strict=True):
+        db.note_change(_notice(entity_type, e, event_type, lib, owner, p))
 
 
 def _notice(entity_type, entity_id, event_type, library_id, owner_id, payload) -> dict[str, Any]:

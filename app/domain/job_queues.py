@@ -358,8 +358,7 @@ async def run_asset_step(principal: Principal, job_queue, step: str, asset_ids: 
     if len(asset_ids) > MAX_ASSET_JOB_IDS:
         raise Invalid(f"At most {MAX_ASSET_JOB_IDS} asset ids", "asset_ids")
     wanted = list(dict.fromkeys(asset_ids))
-    for asset_id in wanted:
-        await access.load_asset(principal, asset_id, access.WRITE)
+    await access.load_assets(principal, wanted, access.WRITE)
     return await run_for_assets(job_queue, step, wanted)
 
 

@@ -233,17 +233,14 @@ async def _shareable(principal: access.Principal, asset_ids: list[uuid.UUID]) ->
     """The assets the caller may put in a memory (Immich's asset.share): those of a library it has
     a role in, or of a partner who shares with it; never one it sees only through an album or a link."""
     partner_libraries = set(await access.partner_libraries_of(principal.user_id))
-    allowed = set()
-    for asset_id in asset_ids:
-        try:
-            row = await access.load_asset(principal, asset_id, access.READ)
-        except (NotFound, Forbidden):
-            continue
-        # load_asset also admits album and link grants: those leave caller_role unset and are
-        # not a partner's library.
-        if row["caller_role"] is not None or row["library_id"] in partner_libraries:
-            allowed.add(asset_id)
-    return allowed
+    try:
+        outcomes = await access.asset_outcomes(principal, asset_ids, access.READ)
+    except Forbidden:  # a credential that may not read shares nothing
+        return set()
+    # load_asset's rules also admit album and link grants: those leave caller_role unset and are
+    # not a partner's library.
+    return {asset_id for asset_id, row in outcomes.items() if not isinstance(row, Exception)
+            and (row["caller_role"] is not None or row["library_id"] in partner_libraries)}
 
 
 def _check_new(memory: NewMemory) -> None:

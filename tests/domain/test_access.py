@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime, timezone
 
@@ -81,3 +82,77 @@ async def test_faces_hide_with_their_trashed_asset_and_may_be_pinned_to_a_librar
     with pytest.raises(NotFound):
         await access.load_face(principal, (await f.new_face(await f.new_asset(await f.new_user())))["id"],
                                access.READ)
+
+
+async def _one_by_one(principal, asset_ids, action):
+    """What load_asset answers for each id: the row's id and caller_role, or the refusal."""
+    out = {}
+    for asset_id in asset_ids:
+        try:
+            row = await access.load_asset(principal, asset_id, action)
+            out[asset_id] = (row["id"], row["caller_role"])
+        except Forbidden as exc:  # AccessRefused included
+            out[asset_id] = (type(exc), str(exc), getattr(exc, "kind", None))
+        except NotFound as exc:
+            out[asset_id] = (type(exc), str(exc), exc.kind, exc.ids)
+    return out
+
+
+def _bulk_view(outcomes):
+    return {a: (o["id"], o["caller_role"]) if not isinstance(o, Exception)
+            else (type(o), str(o), getattr(o, "kind", None)) + ((o.ids,) if isinstance(o, NotFound) else ())
+            for a, o in outcomes.items()}
+
+
+async def test_asset_outcomes_answer_each_id_as_load_asset_does():
+    from app.domain import album_sharing, partners, shared_links
+    me, stranger, sharer, album_owner = [await f.new_user() for _ in range(4)]
+    mine, my_locked = await f.new_asset(me), await f.new_asset(me, visibility="locked")
+    theirs = await f.new_asset(stranger)
+    # A library where `me` is a viewer: it reads there, may not change anything (403).
+    shared_library = await f.new_library(stranger)
+    await f.new_member(shared_library, me, "viewer", state="active")
+    viewed, viewed_locked = (await f.new_asset(stranger, library_id=shared_library["id"]),
+                             await f.new_asset(stranger, library_id=shared_library["id"], visibility="locked"))
+    # A partner's photos (its locked one is never shared), and an album shared with `me`.
+    await partners.create(f.principal_for(sharer), me["id"])
+    partners_photo, partners_locked = await f.new_asset(sharer), await f.new_asset(sharer, visibility="locked")
+    album = await f.new_album(album_owner)
+    in_album = await f.new_asset(album_owner)
+    await f.new_album_asset(album, in_album)
+    await album_sharing.add_users(f.principal_for(album_owner), album["id"], [(me["id"], access.ALBUM_VIEWER)])
+    link_row = await shared_links.create_link(f.principal_for(album_owner), shared_links.ALBUM,
+                                              shared_links.LinkSettings(), album_id=album["id"])
+    link = await shared_links.authenticate(key=shared_links.encode_key(link_row["key"]))
+    ids = [mine["id"], theirs["id"], uuid.uuid4(), my_locked["id"], viewed["id"], viewed_locked["id"],
+           partners_photo["id"], partners_locked["id"], in_album["id"]]
+    me_p = f.principal_for(me)
+    callers = [me_p, dataclasses.replace(me_p, elevated=True), f.principal_for(me, library_scope=frozenset()),
+               f.principal_for(me, library_scope=frozenset({me["default_library_id"]})),
+               f.principal_for(me, actions=frozenset({access.READ})), link]
+    for caller in callers:
+        for action in (access.READ, access.WRITE, access.DELETE_PERMANENTLY):
+            try:
+                bulk = _bulk_view(await access.asset_outcomes(caller, ids, action))
+            except Forbidden as exc:  # the credential's action scope: load_asset refuses every id alike
+                with pytest.raises(Forbidden, match=str(exc)):
+                    await access.load_asset(caller, ids[0], action)
+                continue
+            assert bulk == await _one_by_one(caller, ids, action), (caller, action)
+    # The spread the cases are meant to cover, for a plain session.
+    read = await access.asset_outcomes(me_p, ids, access.READ)
+    assert {a for a, o in read.items() if not isinstance(o, Exception)} == {
+        mine["id"], viewed["id"], partners_photo["id"], in_album["id"]}
+    assert isinstance((await access.asset_outcomes(me_p, ids, access.WRITE))[viewed["id"]], Forbidden)
+
+
+async def test_load_assets_refuses_with_the_first_refusal_in_the_order_given(user, principal):
+    mine, theirs = await f.new_asset(user), await f.new_asset(await f.new_user())
+    gone = uuid.uuid4()
+    assert list(await access.load_assets(principal, [mine["id"]], access.WRITE)) == [mine["id"]]
+    for first in (theirs["id"], gone):
+        with pytest.raises(NotFound) as refused:
+            await access.load_assets(principal, [mine["id"], first, theirs["id"] if first == gone else gone], access.WRITE)
+        assert refused.value.ids == (first,)
+    # No ids: nothing checked, not even the credential's actions (as a loop of load_asset).
+    assert await access.load_assets(f.principal_for(user, actions=frozenset()), [], access.WRITE) == {}

@@ -4,6 +4,8 @@ and the stack search and member removal (app/domain/stacks.py)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import uuid
 
 import pytest
@@ -65,6 +67,46 @@ async def test_metadata_of_assets_the_caller_cannot_change_is_refused_whole(user
         await asset_metadata.set_entries(f.principal_for(viewer), mine["id"], [("k", {})])
     assert await asset_metadata.list_entries(f.principal_for(viewer), mine["id"]) == []
     assert await db.fetchval("SELECT count(*) FROM asset_metadata WHERE asset_id = $1", mine["id"]) == 0
+
+
+async def _mixed(user):
+    """Own, a stranger's, a locked own and a missing asset id, in that order."""
+    return [(await f.new_asset(user))["id"], (await f.new_asset(await f.new_user()))["id"],
+            (await f.new_asset(user, visibility="locked"))["id"], uuid.uuid4()]
+
+
+async def _first_refusal(call, asset_ids):
+    with pytest.raises(NotFound) as refused:
+        await call(asset_ids)
+    return refused.value.ids
+
+
+async def test_metadata_of_a_mixed_list_is_refused_for_its_first_unreachable_asset(user, library_id):
+    me = f.principal_for(user)
+    mine, theirs, locked, missing = await _mixed(user)
+    set_many = lambda ids: asset_metadata.set_many(me, [(a, "k", {"v": 1}) for a in ids])  # noqa: E731
+    delete_many = lambda ids: asset_metadata.delete_many(me, [(a, "k") for a in ids])  # noqa: E731
+    for call in (set_many, delete_many):
+        assert await _first_refusal(call, [mine, theirs, locked, missing]) == (theirs,)
+        assert await _first_refusal(call, [mine, locked, missing, theirs]) == (locked,)
+        assert await _first_refusal(call, [missing, mine]) == (missing,)
+    assert await db.fetchval("SELECT count(*) FROM asset_metadata WHERE asset_id = $1", mine) == 0
+    # An unlocked session reaches the locked one: every pair written, answered and logged in order.
+    unlocked = dataclasses.replace(me, elevated=True)
+    written = await asset_metadata.set_many(unlocked, [(locked, "b", {"v": 2}), (mine, "a", {}), (locked, "a", {})])
+    assert [(e.asset_id, e.key, e.value) for e in written] == [(locked, "b", {"v": 2}), (mine, "a", {}), (locked, "a", {})]
+    await asset_metadata.delete_many(unlocked, [(mine, "a"), (locked, "never-set"), (mine, "a"), (locked, "b")])
+    logged = await db.fetch("SELECT event_type, payload, library_id, owner_id FROM events WHERE entity_type = $1"
+                            " AND payload->>'asset_id' = ANY($2::text[]) ORDER BY id", asset_metadata.ENTITY,
+                            [str(mine), str(locked)])
+    assert [(r["event_type"], json.loads(r["payload"])) for r in logged] == [
+        ("asset_metadata_updated", {"asset_id": str(locked), "key": "b"}),
+        ("asset_metadata_updated", {"asset_id": str(mine), "key": "a"}),
+        ("asset_metadata_updated", {"asset_id": str(locked), "key": "a"}),
+        ("asset_metadata_deleted", {"asset_id": str(mine), "key": "a"}),
+        ("asset_metadata_deleted", {"asset_id": str(locked), "key": "b"})]
+    assert {(r["library_id"], r["owner_id"]) for r in logged} == {(library_id, user["id"])}
+    assert [e.key for e in await asset_metadata.list_entries(unlocked, locked)] == ["a"]
 
 
 async def test_metadata_syncs_as_upserts_and_deletes_by_pair(user, library_id):
@@ -214,6 +256,10 @@ class _Queue:
     async def enqueue(self, function, task_id, job_id):
         self.jobs.append((function, job_id))
 
+    async def enqueue_many(self, jobs):
+        self.jobs += [(function, job_id) for function, _, job_id in jobs]
+        return len(jobs)
+
 
 async def test_asset_jobs_queue_the_real_step_for_writable_assets_only(user):
     me = f.principal_for(user)
@@ -229,3 +275,16 @@ async def test_asset_jobs_queue_the_real_step_for_writable_assets_only(user):
         await job_queues.run_asset_step(me, queue, "faces", [(await f.new_asset(await f.new_user()))["id"]])
     with pytest.raises(BadRequest):
         await job_queues.run_asset_step(me, None, "faces", [photo["id"]])
+
+
+async def test_asset_jobs_of_a_mixed_list_are_refused_for_its_first_unreachable_asset(user):
+    me = f.principal_for(user)
+    mine, theirs, locked, missing = await _mixed(user)
+    queue = _Queue()
+    run = lambda ids: job_queues.run_asset_step(me, queue, "metadata", ids)  # noqa: E731
+    assert await _first_refusal(run, [mine, theirs, locked, missing]) == (theirs,)
+    assert await _first_refusal(run, [mine, mine, locked, theirs]) == (locked,)
+    assert await _first_refusal(run, [missing, theirs]) == (missing,)
+    assert queue.jobs == []
+    assert await job_queues.run_asset_step(dataclasses.replace(me, elevated=True), queue, "metadata",
+                                           [locked, mine, locked]) == 2

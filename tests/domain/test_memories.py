@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -199,3 +200,36 @@ async def test_a_key_limited_to_one_library_sees_only_that_librarys_photos_in_a_
     assert {a["id"] for a in created.assets} == {here["id"], elsewhere["id"]}
     keyed = f.principal_for(user, library_scope=frozenset({library_id}))
     assert [a["id"] for a in (await memories.get_memory(keyed, created.row["id"])).assets] == [here["id"]]
+
+
+async def test_a_mixed_list_adds_just_what_the_caller_may_share(user, principal, library_id):
+    from app.domain import access, album_sharing
+    mine, locked = await _photo(user), await _photo(user, visibility="locked")
+    theirs = await f.new_asset(stranger := await f.new_user())
+    sharer = await f.new_user()
+    await partners.create(f.principal_for(sharer), user["id"])
+    partners_photo, partners_locked = await f.new_asset(sharer), await f.new_asset(sharer, visibility="locked")
+    viewed_library = await f.new_library(stranger)
+    await f.new_member(viewed_library, user, "viewer", state="active")
+    viewed = await f.new_asset(stranger, library_id=viewed_library["id"])
+    album = await f.new_album(stranger)
+    in_album = await f.new_asset(stranger)  # readable through the album, not shareable
+    await f.new_album_asset(album, in_album)
+    await album_sharing.add_users(f.principal_for(stranger), album["id"], [(user["id"], access.ALBUM_VIEWER)])
+    ids = [mine["id"], theirs["id"], locked["id"], uuid.uuid4(), partners_photo["id"], partners_locked["id"],
+           in_album["id"], viewed["id"]]
+
+    async def outcomes(caller):
+        memory = await memories.create_memory(principal, library_id, NewMemory(
+            type="on_this_day", data={"year": 2023}, memory_at=datetime(2023, 7, 15, tzinfo=timezone.utc)))
+        return [o.error for o in await memories.add_assets(caller, memory.row["id"], ids)]
+
+    no = "no_permission"
+    assert await outcomes(principal) == [None, no, no, no, None, no, no, None]
+    assert await outcomes(dataclasses.replace(principal, elevated=True)) == [None, no, None, no, None, no, no, None]
+    # A credential that may change the memory but not read photos shares none of them.
+    assert await outcomes(f.principal_for(user, actions=frozenset({access.WRITE}))) == [no] * len(ids)
+    created = await memories.create_memory(principal, library_id, NewMemory(
+        type="on_this_day", data={"year": 2023}, memory_at=datetime(2023, 7, 15, tzinfo=timezone.utc),
+        asset_ids=tuple(ids)))
+    assert {a["id"] for a in created.assets} == {mine["id"], partners_photo["id"], viewed["id"]}
