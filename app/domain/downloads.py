@@ -21,7 +21,7 @@ import asyncpg
 from app.db import engine as db
 from app.domain import access, albums, asset_versions, shared_links
 from app.domain.asset_filters import LOCKED
-from app.domain.errors import BadRequest, Forbidden, NotFound
+from app.domain.errors import BadRequest, NotFound
 from app.domain.principal import READ, Principal
 
 DEFAULT_ARCHIVE_SIZE = 4 * 1024**3  # Immich's default part size: 4 GiB
@@ -165,48 +165,29 @@ async def _downloadable(principal: Principal, asset_ids: list[uuid.UUID], *,
     """The live assets among `asset_ids` (once each, in the order given), when the caller may download
     every one of them; otherwise NotFound of kind asset naming them all.
 
-    The caller's libraries (any library role reads) and its partners' are checked in bulk; whatever
-    is left goes through access.load_asset one by one (album shares, the caller's shared link),
-    and a live photo's motion part is reachable wherever its photo is, since it downloads with it."""
+    One access query decides for all of them (access.asset_outcomes: load_asset's rules), and a
+    live photo's motion part is reachable wherever its photo is, since it downloads with it."""
     shared_links.require_download(principal)
     wanted = list(dict.fromkeys(asset_ids))
     if not wanted:
         return []
     refused = NotFound("Asset not found", kind="asset", ids=tuple(wanted))
     rows = await db.fetch(
-        f"SELECT {columns}, a.library_id, a.visibility, a.trashed_at,"
-        f" {access.caller_role_sql('a.library_id', '$2')} AS caller_role"
-        " FROM assets a WHERE a.id = ANY($1::uuid[]) ORDER BY array_position($1::uuid[], a.id)",
-        wanted, principal.user_id,
+        f"SELECT {columns}, a.trashed_at FROM assets a WHERE a.id = ANY($1::uuid[])"
+        " ORDER BY array_position($1::uuid[], a.id)", wanted,
     )
     if len(rows) != len(wanted):
         raise refused
-    # Partners read every asset of the sharer's Immich library but locked ones (access._partner_grant);
-    # known up front, so a partner's whole timeline is not checked asset by asset.
-    partner_libraries = set() if principal.library_scope is not None else set(
-        await access.partner_libraries_of(principal.user_id))
-    for row in rows:
-        if row["visibility"] == LOCKED:
-            if row["caller_role"] is not None and principal.in_scope(row["library_id"]) and principal.elevated:
-                continue
-        elif (row["caller_role"] is not None and principal.in_scope(row["library_id"])) or (
-                row["library_id"] in partner_libraries):
-            continue
-        if not await _reachable(principal, row["id"]):
+    outcomes = await access.asset_outcomes(principal, wanted, READ)
+    left = [i for i in wanted if isinstance(outcomes[i], Exception)]
+    if left:
+        photos = await db.fetch(f"SELECT a.id, a.live_photo_video_id FROM assets a"
+                                f" WHERE a.live_photo_video_id = ANY($1::uuid[]) AND {_LIVE_ASSET}", left)
+        through = await access.asset_outcomes(principal, [p["id"] for p in photos], READ)
+        carried = {p["live_photo_video_id"] for p in photos if not isinstance(through[p["id"]], Exception)}
+        if any(i not in carried for i in left):
             raise refused
     return [row for row in rows if row["trashed_at"] is None]
-
-
-async def _reachable(principal: Principal, asset_id: uuid.UUID) -> bool:
-    """Whether the caller reads the asset through a grant, or reads a live photo it is the motion part of."""
-    photos = await db.fetch(f"SELECT a.id FROM assets a WHERE a.live_photo_video_id = $1 AND {_LIVE_ASSET}", asset_id)
-    for candidate in (asset_id, *(p["id"] for p in photos)):
-        try:
-            await access.load_asset(principal, candidate, READ)
-            return True
-        except (NotFound, Forbidden):
-            continue
-    return False
 
 
 async def _album_assets(principal: Principal, album_id: uuid.UUID) -> list[asyncpg.Record]:
