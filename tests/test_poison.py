@@ -245,7 +245,7 @@ memory.limit_arenas()  # as app/jobs/worker.py does
 from app.domain.processing import _render
 started = time.monotonic()
 try:
-    rendered = _render({"media_type": sys.argv[3], "mime_type": sys.argv[2]}, Path(sys.argv[1]))
+    rendered = _render({"media_type": sys.argv[3], "mime_type": sys.argv[2]}, Path(sys.argv[1]), sys.argv[2])
     out = {"kinds": [r.kind for r in rendered.renditions], "error": None}
 except Exception as exc:
     out = {"kinds": [], "error": f"{type(exc).__name__}: {exc}"}
