@@ -23,6 +23,7 @@ from litestar.params import ParameterKwarg
 from msgspec import inspect as mi
 
 from app.api.body_limits import CheckedRequest, type_error
+from app.domain.system_config_schema import received as zod_received
 
 # The pattern the spec (and Immich's z.uuidv4()) gives every id.
 UUID_PATTERN = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-4[0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12})$"
@@ -35,20 +36,8 @@ Path = list[str | int]
 
 
 def received(value: Any) -> str:
-    """zod's name for what it was given."""
-    if value is MISSING:
-        return "undefined"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "NaN" if isinstance(value, float) and math.isnan(value) else "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+    """zod's name for what it was given; an absent field is `undefined`."""
+    return "undefined" if value is MISSING else zod_received(value)
 
 
 def invalid_type(expected: str, value: Any, path: Path) -> dict:

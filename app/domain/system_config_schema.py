@@ -9,6 +9,7 @@ with unknown keys dropped, or raises `InvalidConfig` carrying every issue: {code
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -32,8 +33,8 @@ class _Fail(Exception):
         self.issue = {"code": code, "message": message, **extra}
 
 
-def _received(value: Any) -> str:
-    """zod's name for what it was given."""
+def received(value: Any) -> str:
+    """zod's name for what it was given (compat/validation.py names request values with it too)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -48,16 +49,18 @@ def _received(value: Any) -> str:
 
 
 def _missing_or_wrong(expected: str, value: Any) -> _Fail:
-    received = "undefined" if value is _ABSENT else _received(value)
-    return _Fail("invalid_type", f"Invalid input: expected {expected}, received {received}", expected=expected)
+    given = "undefined" if value is _ABSENT else received(value)
+    return _Fail("invalid_type", f"Invalid input: expected {expected}, received {given}", expected=expected)
 
 
 _ABSENT = object()
 
 
-class Rule:
-    def check(self, value: Any) -> Any:
-        raise NotImplementedError
+class Rule(ABC):
+    """One node of the config schema: checks a value and answers it as stored (or raises _Fail)."""
+
+    @abstractmethod
+    def check(self, value: Any) -> Any: ...
 
 
 class Bool(Rule):
