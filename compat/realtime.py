@@ -24,7 +24,7 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from app import realtime
-from app.domain import access, asset_views, faces, notifications, users
+from app.domain import access, asset_versions, asset_views, faces, notifications, tags, users
 from compat import mapping, sync_mapping
 from compat.auth import resolve
 
@@ -141,6 +141,8 @@ class LiveEvents:
             await self._changes(message.get("events") or [])
         elif kind == "upload_ready":
             await self._upload_ready(message)
+        elif kind == "edit_ready":
+            await self._edit_ready(message)
         elif kind == "config_updated":
             await self.config_updated()
 
@@ -166,6 +168,21 @@ class LiveEvents:
             ready = {"asset": _builtins(sync_mapping.asset_v2(row)),
                      "exif": _builtins(sync_mapping.asset_exif_v1(row, view.exif))}
             await self._emit("AssetUploadReadyV2", ready, to=rooms + partners)
+
+    async def _edit_ready(self, message: dict) -> None:
+        """A new rendering's variants exist (an edit, its removal, or a native version change):
+        Immich's AssetEditReadyV2, to the owner only as Immich sends it, with the edits now in
+        force ([] once back to the original or on a rendering that is not an Immich edit)."""
+        rooms = _targets(message["owner_id"], message.get("library_id"))
+        if not self._listening(rooms):
+            return
+        asset_id = uuid.UUID(message["asset_id"])
+        rows = await asset_views.rows_by_id([asset_id])
+        if not rows:  # deleted meanwhile
+            return
+        edits = [sync_mapping.asset_edit_v1(e) for e in await asset_versions.edit_rows(asset_id)]
+        await self._emit("AssetEditReadyV2", {"asset": _builtins(sync_mapping.asset_v2(rows[0])),
+                                              "edit": _builtins(edits)}, to=rooms)
 
     async def _partner_rooms(self, library_id: str | None) -> list[str]:
         if library_id is None:
@@ -236,7 +253,9 @@ class LiveEvents:
         created_notifications: list[uuid.UUID] = []
         for event in events:
             kind, entity, entity_id = event["event_type"], event["entity_type"], event["entity_id"]
-            if kind == "asset_updated":
+            if kind == "asset_updated" or entity == tags.ASSET_TAG:
+                # Immich answers a tagging with on_asset_update to the owner (once the tags are
+                # written to the sidecar); a tag link's event names the asset and the tagging user.
                 found["updated"][entity_id] = None
             elif kind == "asset_trashed":
                 found["trashed"][entity_id] = None

@@ -210,3 +210,68 @@ def test_publishing_never_blocks_or_fails_a_request_when_redis_is_down(server, a
     run_started = time.monotonic()
     asyncio.run(go())
     assert time.monotonic() - run_started < 15.0
+
+
+@needs_spec
+def test_an_edit_is_announced_as_edit_ready_once_its_thumbnail_exists(server, account, listeners):
+    """Immich sends AssetEditReadyV2 {asset, edit} to the owner after the edited thumbnails exist
+    (and again, with no edits, after they are removed); not an upload ready."""
+    sock = listeners(server.immich_url, _cookie(session_token(account)))
+    with httpx.Client(base_url=server.immich_url, headers={"x-api-key": account.api_key}, timeout=60) as http:
+        r = http.post("/api/assets", files={"assetData": ("edit.png", png_bytes(7202, 64, 48), "image/png")},
+                      data=FIELDS)
+        asset_id = r.json()["id"]
+        sock.wait_for("AssetUploadReadyV2", lambda d: d["asset"]["id"] == asset_id)
+        before = http.get(f"/api/assets/{asset_id}/thumbnail").content
+
+        edits = [{"action": "rotate", "parameters": {"angle": 90}}]
+        assert http.put(f"/api/assets/{asset_id}/edits", json={"edits": edits}).status_code == 200
+        ready = sock.wait_for("AssetEditReadyV2", lambda d: d["asset"]["id"] == asset_id)
+        # the thumbnail the event promises is there already: the rotated one
+        assert http.get(f"/api/assets/{asset_id}/thumbnail").content != before
+        validate_component("SyncAssetV2", ready["asset"])
+        assert ready["asset"]["isEdited"] and (ready["asset"]["width"], ready["asset"]["height"]) == (48, 64)
+        [edit] = ready["edit"]
+        validate_component("SyncAssetEditV1", edit)
+        assert (edit["assetId"], edit["action"], edit["parameters"], edit["sequence"]) == \
+            (asset_id, "rotate", {"angle": 90}, 0)
+
+        assert http.delete(f"/api/assets/{asset_id}/edits").status_code == 204
+        undone = sock.wait_for("AssetEditReadyV2", lambda d: d["asset"]["id"] == asset_id and not d["asset"]["isEdited"])
+        assert undone["edit"] == []
+    # the re-renders are not announced as uploads
+    assert sock.names().count("AssetUploadReadyV2") == 1 and sock.names().count("on_upload_success") == 1
+
+
+@needs_spec
+def test_tagging_is_an_asset_update_and_metadata_and_memories_send_nothing(server, account, listeners):
+    """Immich: tagging/untagging ends in on_asset_update to the owner; asset metadata and
+    memories send no live event (the sync stream carries them)."""
+    sock = listeners(server.immich_url, _cookie(session_token(account)))
+    with httpx.Client(base_url=server.immich_url, headers={"x-api-key": account.api_key}, timeout=60) as http:
+        r = http.post("/api/assets", files={"assetData": ("tag.png", png_bytes(7303, 32, 32), "image/png")},
+                      data=FIELDS)
+        asset_id = r.json()["id"]
+        sock.wait_for("AssetUploadReadyV2", lambda d: d["asset"]["id"] == asset_id)
+        [tag] = http.put("/api/tags", json={"tags": ["Live/Tag"]}).json()
+
+        updates = sock.names().count("on_asset_update")
+        assert http.put(f"/api/tags/{tag['id']}/assets", json={"ids": [asset_id]}).status_code == 200
+        tagged = sock.wait_for("on_asset_update", lambda d: d["id"] == asset_id and
+                               sock.names().count("on_asset_update") > updates)
+        validate_component("AssetResponseDto", tagged)
+        updates = sock.names().count("on_asset_update")
+        assert http.request("DELETE", f"/api/tags/{tag['id']}/assets", json={"ids": [asset_id]}).status_code == 200
+        sock.wait_for("on_asset_update", lambda d: d["id"] == asset_id and
+                      sock.names().count("on_asset_update") > updates)
+
+        seen = len(sock.names())
+        put = http.put(f"/api/assets/{asset_id}/metadata", json={"items": [{"key": "mobile-app", "value": {"a": 1}}]})
+        assert put.status_code == 200, put.text
+        memory = http.post("/api/memories", json={"type": "on_this_day", "data": {"year": 2020},
+                                                 "memoryAt": "2020-01-01T00:00:00Z", "assetIds": [asset_id]})
+        assert memory.status_code == 201, memory.text
+        # a change that does send something, after the two: by then theirs would have arrived
+        assert http.put(f"/api/assets/{asset_id}", json={"isFavorite": True}).status_code == 200
+        sock.wait_for("on_asset_update", lambda d: d["id"] == asset_id and d["isFavorite"])
+    assert sock.names()[seen:] == ["on_asset_update"]

@@ -229,12 +229,16 @@ async def _make_current(conn: asyncpg.Connection, asset: asyncpg.Record, version
     await conn.execute(
         "UPDATE assets SET current_version_id = $2, width = $3, height = $4, thumbhash = NULL, updated_at = now()"
         " WHERE id = $1", asset["id"], None if version is None else version.id, width, height)
+    task_id = await tasks.create(conn, asset, tasks.VARIANTS["image"])
+    # The event names the re-render it starts: when that task's variants exist, the worker
+    # announces an edit ready (Immich's AssetEditReadyV2), not an upload ready.
     await events.record(conn, entity_type=events.ASSET, entity_id=asset["id"], event_type="asset_updated",
-                        library_id=asset["library_id"], owner_id=asset["owner_id"])
+                        library_id=asset["library_id"], owner_id=asset["owner_id"],
+                        payload={processing.RENDERING_TASK: str(task_id)})
     if version is not None and version.kind == IMMICH_KIND:
         await events.record_many(conn, entity_type=EDIT_ENTITY, event_type="asset_edit_created", rows=_edit_events(
             asset, [{"kind": version.kind, "params": version.params}]))
-    return await tasks.create(conn, asset, tasks.VARIANTS["image"])
+    return task_id
 
 
 async def _after_commit(store: BlobStore, queue: processing.Queue | None, asset: asyncpg.Record,
@@ -413,3 +417,16 @@ async def remove_edits(principal: access.Principal, store: BlobStore, queue: pro
         if current.kind == IMMICH_KIND:
             task_id, dropped = await _back_to(conn, store, asset, current.position - 1)
     await _after_commit(store, queue, asset, task_id, dropped)
+
+
+async def edit_rows(asset_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The Immich edits of the asset's current rendering, as the sync stream's AssetEditV1 rows
+    (id, asset_id, action, parameters, sequence); [] when it has none. For live notices, which
+    reach only those the asset's events reach, so no access check here."""
+    row = await db.fetchrow("SELECT v.kind, v.params FROM assets a JOIN asset_versions v ON v.id = a.current_version_id"
+                            " WHERE a.id = $1", asset_id)
+    if row is None or row["kind"] != IMMICH_KIND:
+        return []
+    params = json.loads(row["params"]) if isinstance(row["params"], str) else row["params"]
+    return [{"id": item["id"], "asset_id": str(asset_id), "action": item["action"], "parameters": item["parameters"],
+             "sequence": seq} for seq, item in enumerate(params["edits"])]

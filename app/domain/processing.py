@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 METADATA_JOB = "extract_metadata"
 VARIANTS_JOB = "generate_variants"
+# The payload key of the asset_updated event by which a new rendering (app/domain/asset_versions.py)
+# names the variants task it starts; that task's end is announced as an edit ready.
+RENDERING_TASK = "rendering_task"
 _EXT = {"image/jpeg": ".jpeg", "image/webp": ".webp"}
 
 
@@ -320,6 +323,9 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
         )
         await events.record(conn, entity_type=events.ASSET, entity_id=asset["id"], event_type="asset_updated",
                             library_id=asset["library_id"], owner_id=asset["owner_id"])
+        edited = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE entity_id = $1 AND event_type = 'asset_updated'"
+            " AND payload ->> $2 = $3)", asset["id"], RENDERING_TASK, str(task_id))
         # The next step's task and this one's end commit with the files' rows: a crash leaves
         # either all (the chain goes on) or none (this task is run again, rewriting the same keys).
         detection = None
@@ -332,7 +338,9 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
                            result="; ".join([", ".join(r.kind for r, _ in written), *rendered.warnings]))
     for key in replaced:
         store.delete(key)
-    realtime.publish({"kind": "upload_ready", "asset_id": str(asset["id"]), "owner_id": str(asset["owner_id"]),
+    # Immich tells an edit's end apart from an upload's: AssetEditReadyV2 vs AssetUploadReadyV2.
+    realtime.publish({"kind": "edit_ready" if edited else "upload_ready", "asset_id": str(asset["id"]),
+                      "owner_id": str(asset["owner_id"]),
                       "library_id": str(asset["library_id"])})
     if detection is not None:
         from app.domain import recognition
