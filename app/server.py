@@ -10,7 +10,7 @@ import signal
 
 import uvicorn
 
-from app import realtime
+from app import malloc_tuning, realtime
 from app.api.state import Shared
 from app.runtime import Services, acquire_services
 from app.settings import Settings
@@ -137,6 +137,7 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
 
 
 def serve(settings: Settings, *, with_worker: bool = True) -> None:
+    malloc_tuning.tune()
     # Redis even without an in-process worker: the API enqueues jobs for workers elsewhere.
     services = acquire_services(settings, need_redis=True, record=True)
     try:
@@ -147,6 +148,7 @@ def serve(settings: Settings, *, with_worker: bool = True) -> None:
 
 
 def run_worker(settings: Settings) -> None:
+    malloc_tuning.tune()
     services = acquire_services(settings, need_redis=True)
     try:
         services.export_env()
