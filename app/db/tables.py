@@ -172,6 +172,24 @@ class Stack(Table, tablename="stacks"):
     stacks_origin_check = Check("(origin = ANY (ARRAY['auto_burst'::text, 'user'::text]))")
 
 
+class ExternalLibrary(Table, tablename="external_libraries"):
+    """Immich's external library: import paths scanned in place into the owner's library (library_id),
+    whose assets point back here (assets.external_library_id)."""
+
+    id = UUID(primary_key=True)
+    owner_id = fk(User, CASCADE, index=True)
+    library_id = fk(Library, CASCADE, index=True)
+    name = Text(default=None)
+    import_paths = Array(Text(), default=list)
+    exclusion_patterns = Array(Text(), default=list)
+    refreshed_at = Timestamptz(null=True, default=None)
+    deleted_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+    external_libraries_name_check = Check("(length(name) > 0)")
+
+
 class Asset(Table, tablename="assets"):
     id = UUID(primary_key=True)
     library_id = fk(Library, CASCADE)
@@ -222,12 +240,22 @@ class Asset(Table, tablename="assets"):
     # and capture instant. Inserts and updates must leave them out.
     effective_rating = SmallInt(null=True, default=None)
     taken_at = Timestamptz(null=True, default=None)
+    # External libraries (see ExternalLibrary): the file in place, what the last scan saw of it,
+    # whether it is gone, whose checksums these are, and its sidecar in place.
+    external_library_id = fk(ExternalLibrary, CASCADE, null=True)
+    original_path = Text(null=True, default=None)
+    file_mtime_ns = BigInt(null=True, default=None)
+    is_offline = Boolean(default=False)
+    checksum_source = Text(default="content")
+    sidecar_path = Text(null=True, default=None)
 
     assets_media_type_check = Check("(media_type = ANY (ARRAY['image'::text, 'video'::text]))")
     assets_original_file_name_check = Check("(length(original_file_name) <= 1024)")
     assets_file_size_bytes_check = Check("(file_size_bytes > 0)")
     assets_checksum_sha256_check = Check("(length(checksum_sha256) = 32)")
     assets_checksum_sha1_check = Check("(length(checksum_sha1) = 20)")
+    assets_checksum_source_check = Check("(checksum_source = ANY (ARRAY['content'::text, 'path'::text]))")
+    assets_external_path_check = Check("((external_library_id IS NULL) = (original_path IS NULL))")
     assets_local_offset_minutes_check = Check(
         "((local_offset_minutes >= '-1080'::integer) AND (local_offset_minutes <= 1080))"
     )
@@ -631,7 +659,8 @@ INDEXES: list[Index] = [
     Index(User, "users_email_key", "UNIQUE btree (lower(email))"),
     Index(Library, "libraries_owner_name_key", "UNIQUE btree (owner_id, lower(btrim(name)))"),
     # dedupe is per library by SHA-256, trashed rows included
-    Index(Asset, "assets_library_sha256_key", "UNIQUE btree (library_id, checksum_sha256)"),
+    Index(Asset, "assets_library_sha256_key",
+          "UNIQUE btree (library_id, checksum_sha256) WHERE (external_library_id IS NULL)"),
     Index(Asset, "assets_library_sha1_idx", "btree (library_id, checksum_sha1)"),
     Index(Asset, "assets_library_timeline_idx", "btree (library_id, local_datetime DESC, id DESC)"),
     Index(Asset, "assets_library_trash_idx",
@@ -881,3 +910,13 @@ class AssetVersion(Table, tablename="asset_versions"):
 
     asset_versions_asset_id_position_key = Unique(["asset_id", "position"])
     asset_versions_position_check = Check("(\"position\" > 0)")
+
+
+SIMPLE_INDEX_NAMES[("external_libraries", "owner_id")] = "external_libraries_owner_idx"
+SIMPLE_INDEX_NAMES[("external_libraries", "library_id")] = "external_libraries_library_idx"
+INDEXES += [
+    Index(Asset, "assets_external_path_key",
+          "UNIQUE btree (external_library_id, original_path) WHERE (external_library_id IS NOT NULL)"),
+    Index(Asset, "assets_external_sha256_idx",
+          "btree (external_library_id, checksum_sha256) WHERE (external_library_id IS NOT NULL)"),
+]

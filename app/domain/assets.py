@@ -615,11 +615,13 @@ async def existing_assets(
     library = await access.library_for(principal, library_id, access.READ)
     if sha256s is not None:
         return await db.fetch(
-            "SELECT * FROM assets WHERE library_id = $1 AND checksum_sha256 = ANY($2::bytea[])", library, sha256s
+            "SELECT * FROM assets WHERE library_id = $1 AND checksum_sha256 = ANY($2::bytea[])"
+            " AND external_library_id IS NULL", library, sha256s
         )
     if sha1s is not None:
         return await db.fetch(
-            "SELECT * FROM assets WHERE library_id = $1 AND checksum_sha1 = ANY($2::bytea[])", library, sha1s
+            "SELECT * FROM assets WHERE library_id = $1 AND checksum_sha1 = ANY($2::bytea[])"
+            " AND external_library_id IS NULL", library, sha1s
         )
     return await db.fetch(
         "SELECT * FROM assets WHERE library_id = $1 AND device_id = $2 AND device_asset_id = ANY($3::text[])",

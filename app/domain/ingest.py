@@ -57,7 +57,9 @@ async def _check_storage_caps(library_id: uuid.UUID, size: int) -> None:
 
 
 async def _existing(library_id: uuid.UUID, sha256: bytes) -> asyncpg.Record | None:
-    return await db.fetchrow("SELECT * FROM assets WHERE library_id = $1 AND checksum_sha256 = $2", library_id, sha256)
+    # An upload duplicates uploads only: the same photo in an external library's folders is not one.
+    return await db.fetchrow("SELECT * FROM assets WHERE library_id = $1 AND checksum_sha256 = $2"
+                             " AND external_library_id IS NULL", library_id, sha256)
 
 
 MAX_SIDECAR_BYTES = 4 << 20
@@ -124,7 +126,7 @@ async def ingest(
                     local_datetime, local_offset_minutes, captured_at, rating, visibility, live_photo_video_id)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
                         $19, $20, $21)
-                ON CONFLICT (library_id, checksum_sha256) DO NOTHING
+                ON CONFLICT (library_id, checksum_sha256) WHERE external_library_id IS NULL DO NOTHING
                 RETURNING *
                 """,
                 asset_id,
