@@ -112,7 +112,8 @@ async def _copy_sidecar(store: BlobStore, job_queue, source, target) -> None:
     staged = store.stage()
     try:
         try:
-            await asyncio.to_thread(_fill, staged, store.path(row["storage_key"]) if row is not None else Path(in_place))
+            from_path = store.path(row["storage_key"]) if row is not None else Path(in_place)
+            await asyncio.to_thread(_fill, staged, from_path)
         except FileNotFoundError:  # an external sidecar deleted since the last scan: nothing to copy
             return
         async with db.transaction() as conn:

@@ -115,7 +115,8 @@ async def archive_entries(principal: Principal, asset_ids: list[uuid.UUID], *,
     `edited` takes each asset's current rendering (asset_versions) where it has one, under the same
     name, as Immich does with its edited files; otherwise every entry is the uploaded original."""
     principal.require(READ)
-    rows = await _downloadable(principal, asset_ids, columns="a.id, a.original_file_name, a.storage_key, a.original_path")
+    rows = await _downloadable(principal, asset_ids,
+                               columns="a.id, a.original_file_name, a.storage_key, a.original_path")
     current = await asset_versions.current_versions([r["id"] for r in rows]) if edited and rows else {}
     taken: set[str] = set()
     counts: dict[str, int] = {}
