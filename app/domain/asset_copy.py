@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 
@@ -103,12 +104,18 @@ async def _copy_favorite(principal, source, target) -> None:
 async def _copy_sidecar(store: BlobStore, job_queue, source, target) -> None:
     """The source's sidecar becomes the target's (replacing any), and the target's metadata is read again."""
     row = await db.fetchrow("SELECT * FROM asset_files WHERE asset_id = $1 AND kind = 'sidecar'", source["id"])
-    if row is None:
+    # An external asset's sidecar may be only the one beside its file (read, never written).
+    in_place = source.get("sidecar_path") if row is None else None
+    if row is None and in_place is None:
         return
     key = f"{store.derived_prefix(target['library_id'], target['id'])}/sidecar.xmp"
     staged = store.stage()
     try:
-        await asyncio.to_thread(_fill, store, staged, row["storage_key"])
+        try:
+            from_path = store.path(row["storage_key"]) if row is not None else Path(in_place)
+            await asyncio.to_thread(_fill, staged, from_path)
+        except FileNotFoundError:  # an external sidecar deleted since the last scan: nothing to copy
+            return
         async with db.transaction() as conn:
             await lock_blobs(conn, target["id"], wait=True)
             await asyncio.to_thread(store.commit, staged, key)
@@ -116,7 +123,7 @@ async def _copy_sidecar(store: BlobStore, job_queue, source, target) -> None:
                 "INSERT INTO asset_files (asset_id, kind, storage_key, mime_type, size_bytes)"
                 " VALUES ($1, 'sidecar', $2, $3, $4) ON CONFLICT (asset_id, kind) DO UPDATE"
                 " SET storage_key = EXCLUDED.storage_key, size_bytes = EXCLUDED.size_bytes",
-                target["id"], key, row["mime_type"], staged.size,
+                target["id"], key, "application/xml" if row is None else row["mime_type"], staged.size,
             )
     finally:
         staged.discard()
@@ -124,8 +131,8 @@ async def _copy_sidecar(store: BlobStore, job_queue, source, target) -> None:
         await job_queues.run_for_assets(job_queue, "metadata", [target["id"]])
 
 
-def _fill(store: BlobStore, staged, key: str) -> None:
-    with open(store.path(key), "rb") as f:
+def _fill(staged, path: Path) -> None:
+    with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             staged.write(chunk)
     staged.finish()

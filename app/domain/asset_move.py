@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 MAX_IDS = 200
 MOVED, ALREADY_THERE, FAILED = "moved", "already_in_destination", "failed"
 UNAVAILABLE, CHANGED_SOURCE, DUPLICATE, QUOTA, BUSY = "unavailable", "changed_source", "duplicate", "quota", "busy"
+# An external library's asset belongs with its library's folders (its owner's library): it stays.
+EXTERNAL = "external_library"
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ async def _verdict(conn, principal: access.Principal, asset_id: uuid.UUID, sourc
         return MoveResult(asset_id, FAILED, CHANGED_SOURCE if seen else UNAVAILABLE), None
     if row["trashed_at"] is not None or (row["visibility"] == "locked" and not principal.elevated):
         return MoveResult(asset_id, FAILED, UNAVAILABLE), None
+    if row["external_library_id"] is not None:
+        return MoveResult(asset_id, FAILED, EXTERNAL), None
     if not await _files_free(conn, asset_id):
         return MoveResult(asset_id, FAILED, BUSY), None
     return None, row
@@ -156,7 +160,7 @@ async def _with_motion_part(conn, row: asyncpg.Record, source_id: uuid.UUID) -> 
     if motion is None:
         elsewhere = await conn.fetchval("SELECT library_id FROM assets WHERE id = $1", motion_id)
         return None if elsewhere == source_id else [row]
-    if motion["library_id"] != source_id:
+    if motion["library_id"] != source_id or motion["external_library_id"] is not None:
         return [row]
     return [row, motion] if await _files_free(conn, motion_id) else None
 

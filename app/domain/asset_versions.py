@@ -25,12 +25,13 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access, events, processing, tasks
+from app.domain import access, events, originals, processing, tasks
 from app.domain.errors import BadRequest, Conflict, Invalid, NotFound
 from app.media import edits as edit_media
 from app.media.images import UndecodableImage
@@ -60,6 +61,12 @@ class Version:
     checksum_sha1: bytes | None
     storage_key: str
     created_at: datetime
+    original_path: str | None = None  # position 0 of an external asset: its file in place, read-only
+
+
+def file_path(store: BlobStore, version: Version) -> Path:
+    """Where a version's bytes are: position 0 of an external asset is its file in its folder."""
+    return originals.original_file(store, {"original_path": version.original_path, "storage_key": version.storage_key})
 
 
 def _from_row(row: asyncpg.Record) -> Version:
@@ -83,7 +90,7 @@ def _original(asset: asyncpg.Record, exif: asyncpg.Record | None) -> Version:
     width, height = _original_size(asset, exif)
     return Version(asset["original_version_id"], 0, ORIGINAL, None, asset["mime_type"], width, height,
                    asset["file_size_bytes"], asset["checksum_sha256"], asset["checksum_sha1"], asset["storage_key"],
-                   asset["created_at"])
+                   asset["created_at"], asset.get("original_path"))
 
 
 async def _derived(asset_id: uuid.UUID) -> list[Version]:
@@ -250,7 +257,7 @@ async def _after_commit(store: BlobStore, queue: processing.Queue | None, asset:
 
 
 async def _original_display_size(store: BlobStore, asset: asyncpg.Record) -> tuple[int, int] | None:
-    return await asyncio.to_thread(edit_media.original_display_size, store.path(asset["storage_key"]),
+    return await asyncio.to_thread(edit_media.original_display_size, originals.original_file(store, asset),
                                    asset["mime_type"])
 
 
@@ -386,7 +393,7 @@ async def set_edits(principal: access.Principal, store: BlobStore, queue: proces
     staged = store.stage()
     try:
         try:
-            mime = await asyncio.to_thread(edit_media.render_edited, store.path(asset["storage_key"]),
+            mime = await asyncio.to_thread(edit_media.render_edited, originals.original_file(store, asset),
                                            asset["mime_type"], checked, staged)
         except UndecodableImage as exc:  # a file the thumbnails could not read either
             raise BadRequest(f"The asset cannot be edited: {exc}") from None

@@ -15,6 +15,7 @@ import os
 import re
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 
@@ -23,6 +24,7 @@ from app.domain import access, albums, asset_versions, shared_links
 from app.domain.asset_filters import LOCKED
 from app.domain.errors import BadRequest, NotFound
 from app.domain.principal import READ, Principal
+from app.storage.blobstore import BlobStore
 
 DEFAULT_ARCHIVE_SIZE = 4 * 1024**3  # Immich's default part size: 4 GiB
 
@@ -49,6 +51,14 @@ class ArchiveEntry:
     name: str  # the file's name inside the zip, unique within it
     storage_key: str
     original: bool = True  # the uploaded file, not a rendering of the asset's version chain
+    original_path: str | None = None  # an external asset's file in place (read, never written)
+
+
+def entry_file(store: BlobStore, entry: ArchiveEntry) -> Path:
+    """Where an entry's bytes are on disk: an external original in its folder, else the store."""
+    if entry.original and entry.original_path is not None:
+        return Path(entry.original_path)
+    return store.path(entry.storage_key)
 
 
 def split(sizes: list[tuple[uuid.UUID, int]], target: int) -> list[Archive]:
@@ -105,7 +115,8 @@ async def archive_entries(principal: Principal, asset_ids: list[uuid.UUID], *,
     `edited` takes each asset's current rendering (asset_versions) where it has one, under the same
     name, as Immich does with its edited files; otherwise every entry is the uploaded original."""
     principal.require(READ)
-    rows = await _downloadable(principal, asset_ids, columns="a.id, a.original_file_name, a.storage_key")
+    rows = await _downloadable(principal, asset_ids,
+                               columns="a.id, a.original_file_name, a.storage_key, a.original_path")
     current = await asset_versions.current_versions([r["id"] for r in rows]) if edited and rows else {}
     taken: set[str] = set()
     counts: dict[str, int] = {}
@@ -121,14 +132,18 @@ async def archive_entries(principal: Principal, asset_ids: list[uuid.UUID], *,
             unique = f"{stem}+{count}{ext}"
         taken.add(unique)
         rendering = current.get(row["id"])
-        entries.append(ArchiveEntry(row["id"], unique, row["storage_key"]) if rendering is None
+        entries.append(ArchiveEntry(row["id"], unique, row["storage_key"], original_path=row["original_path"])
+                       if rendering is None
                        else ArchiveEntry(row["id"], unique, rendering.storage_key, original=False))
     return entries
 
 
 async def moved_key(entry: ArchiveEntry) -> str | None:
     """Where an entry's file is now, when it moved after the archive was planned (the storage
-    template moves originals; a library move, derived files): the same rendering, looked up again."""
+    template moves originals; a library move, derived files): the same rendering, looked up again.
+    An external original is never moved by us, so a missing one has no new place: None."""
+    if entry.original and entry.original_path is not None:
+        return None
     row = await db.fetchrow(
         "SELECT a.storage_key AS original, v.storage_key AS current FROM assets a"
         " LEFT JOIN asset_versions v ON v.id = a.current_version_id WHERE a.id = $1", entry.asset_id)

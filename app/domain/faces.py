@@ -17,7 +17,7 @@ import numpy as np
 from msgspec import UNSET, UnsetType
 
 from app.db import engine as db
-from app.domain import access, people
+from app.domain import access, originals, people
 from app.domain.errors import Invalid, NotFound
 from app.domain.people import face_event, refresh_people
 
@@ -415,7 +415,7 @@ async def thumbnail_file(store, face_id: uuid.UUID) -> str | None:
 
     row = await db.fetchrow(
         "SELECT f.*, pf.storage_key AS preview_key, a.current_version_id, a.storage_key AS upload_key,"
-        " a.mime_type AS upload_mime FROM faces f JOIN assets a ON a.id = f.asset_id"
+        " a.original_path, a.mime_type AS upload_mime FROM faces f JOIN assets a ON a.id = f.asset_id"
         " JOIN asset_files pf ON pf.asset_id = f.asset_id AND pf.kind = 'preview' WHERE f.id = $1",
         face_id,
     )
@@ -425,8 +425,13 @@ async def thumbnail_file(store, face_id: uuid.UUID) -> str | None:
     key = (f"{store.derived_prefix(row['library_id'], row['asset_id'])}/faces/"
            f"{face_id}-{row['box_x']}-{row['box_y']}-{row['box_w']}-{row['box_h']}.jpeg")
     if not store.exists(key):
-        data = await asyncio.to_thread(
-            _crop_face, row, store.path(row["preview_key"] if row["current_version_id"] is None else row["upload_key"]),
-        )
+        # An edited asset's boxes are in its original's pixels: the crop comes from the original,
+        # which for an external asset is its file in place (read only, and perhaps gone).
+        source = (store.path(row["preview_key"]) if row["current_version_id"] is None
+                  else originals.original_file(store, {"original_path": row["original_path"],
+                                                       "storage_key": row["upload_key"]}))
+        if not source.is_file():
+            return None
+        data = await asyncio.to_thread(_crop_face, row, source)
         await asyncio.to_thread(store.put_derived, key, data)
     return key

@@ -126,7 +126,10 @@ async def explore_cities(principal: access.Principal, f: AssetFilter) -> list[as
 #
 # Immich's folder view lists the folders of its originals' paths on the server. Uploads report no
 # folder of their own (a file name only), so the path an original has here is where the store keeps
-# it: its storage key, under the storage template's folders when the template is on.
+# it: its storage key, under the storage template's folders when the template is on. An external
+# library's asset is in the folder its file is in (original_path, absolute), as Immich shows it.
+
+_PATH = "coalesce(a.original_path, a.storage_key)"
 
 
 async def folders(principal: access.Principal, f: AssetFilter) -> list[str]:
@@ -135,8 +138,8 @@ async def folders(principal: access.Principal, f: AssetFilter) -> list[str]:
     sql = Sql()
     clause = await _where_any([f], sql)
     rows = await db.fetch(
-        f"SELECT DISTINCT regexp_replace(a.storage_key, '/[^/]*$', '') AS folder FROM assets a"
-        f" WHERE {clause} AND a.storage_key LIKE '%/%' ORDER BY 1",
+        f"SELECT DISTINCT regexp_replace({_PATH}, '/[^/]*$', '') AS folder FROM assets a"
+        f" WHERE {clause} AND {_PATH} LIKE '%/%' ORDER BY 1",
         *sql.args,
     )
     return [r["folder"] for r in rows]
@@ -152,8 +155,8 @@ async def folder_assets(principal: access.Principal, f: AssetFilter, folder: str
     clause = await _where_any([f], sql)
     escaped = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return await db.fetch(
-        f"SELECT a.* FROM assets a WHERE {clause} AND a.storage_key LIKE {sql.arg(escaped + '/%')}"
-        f" AND position('/' IN substr(a.storage_key, {sql.arg(len(folder) + 2)})) = 0"
+        f"SELECT a.* FROM assets a WHERE {clause} AND {_PATH} LIKE {sql.arg(escaped + '/%')}"
+        f" AND position('/' IN substr({_PATH}, {sql.arg(len(folder) + 2)})) = 0"
         f" ORDER BY a.original_file_name, a.id",
         *sql.args,
     )

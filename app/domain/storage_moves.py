@@ -26,7 +26,7 @@ import uuid
 import asyncpg
 
 from app.db import engine as db
-from app.domain import system_config
+from app.domain import originals, system_config
 from app.domain.blob_locks import blob_lock, lock_blobs
 from app.domain.storage_template import (
     Subject, TemplateError, file_extension, file_stem, relative_path, sanitize, stored_extension)
@@ -154,7 +154,8 @@ async def move_asset(store: BlobStore, asset_id: uuid.UUID, config: dict) -> boo
         try:
             await _settle(store, asset_id)
             asset = await db.fetchrow("SELECT * FROM assets WHERE id = $1", asset_id)
-            if asset is None:
+            # An external library's file stays where its owner keeps it: the template is for uploads.
+            if asset is None or originals.is_external(asset):
                 return False
             target = await destination(asset, config["template"])
             if target is None or already_there(asset["storage_key"], *target):
@@ -206,7 +207,8 @@ async def migrate_all(store: BlobStore, config: dict | None = None, batch: int =
     await recover(store)
     moved, after = 0, uuid.UUID(int=0)
     while True:
-        ids = [r["id"] for r in await db.fetch("SELECT id FROM assets WHERE id > $1 ORDER BY id LIMIT $2",
+        ids = [r["id"] for r in await db.fetch("SELECT id FROM assets WHERE id > $1 AND original_path IS NULL"
+                                                " ORDER BY id LIMIT $2",
                                                 after, batch)]
         if not ids:
             break

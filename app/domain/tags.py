@@ -17,6 +17,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import asyncpg
 
@@ -351,7 +352,7 @@ async def write_sidecars(store, asset_ids: list[uuid.UUID]) -> None:
         async with db.transaction() as conn:
             await lock_blobs(conn, asset_id, wait=True)
             r = await conn.fetchrow(
-                "SELECT a.id, a.library_id, s.storage_key,"
+                "SELECT a.id, a.library_id, s.storage_key, a.sidecar_path,"
                 " coalesce((SELECT array_agg(t.value ORDER BY t.value) FROM tag_assets ta"
                 "           JOIN tags t ON t.id = ta.tag_id WHERE ta.asset_id = a.id), '{}') AS paths"
                 " FROM assets a LEFT JOIN asset_files s ON s.asset_id = a.id AND s.kind = 'sidecar'"
@@ -360,8 +361,13 @@ async def write_sidecars(store, asset_ids: list[uuid.UUID]) -> None:
             if r is None:
                 continue
             key = r["storage_key"] or f"{store.derived_prefix(r['library_id'], r['id'])}/sidecar.xmp"
+            # The sidecar written is always the store's copy. An external asset's sidecar beside its
+            # file is the user's and stays untouched (external originals are read-only, unlike
+            # Immich, which writes there): the first store copy starts from what it says.
+            source = store.path(key) if r["storage_key"] is not None else (
+                Path(r["sidecar_path"]) if r["sidecar_path"] is not None else None)
             try:
-                data = await asyncio.to_thread(_rewrite, store, key, r["storage_key"] is not None, list(r["paths"]))
+                data = await asyncio.to_thread(_rewrite, store, key, source, list(r["paths"]))
             except RefusedSidecar as exc:
                 log.warning("asset %s: sidecar not rewritten with its tags: %s", r["id"], exc)
                 continue
@@ -373,9 +379,8 @@ async def write_sidecars(store, asset_ids: list[uuid.UUID]) -> None:
             )
 
 
-def _rewrite(store, key: str, exists: bool, paths: list[str]) -> bytes:
-    path = store.path(key)
-    old = path.read_bytes() if exists and path.exists() else None
+def _rewrite(store, key: str, source: Path | None, paths: list[str]) -> bytes:
+    old = source.read_bytes() if source is not None and source.is_file() else None
     data = with_tags_list(old, paths)
     store.put_derived(key, data)
     return data

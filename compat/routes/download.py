@@ -52,7 +52,7 @@ async def download_archive(auth: ImmichAuth, shared: Shared, data: dtos.Download
         key = await downloads.moved_key(by_name[name])
         return None if key is None else shared.store.path(key)
 
-    return zip_stream(((e.name, shared.store.path(e.storage_key)) for e in entries), relocate)
+    return zip_stream(((e.name, downloads.entry_file(shared.store, e)) for e in entries), relocate)
 
 
 ROUTES = [get_download_info, download_archive]

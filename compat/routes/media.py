@@ -11,7 +11,7 @@ from litestar.response import Redirect, Response
 from app.api.file_serving import send_file
 from app.api.routes.media import CACHE
 from app.api.state import Shared
-from app.domain import access, asset_versions, assets, shared_links
+from app.domain import access, asset_versions, assets, originals, shared_links
 from app.domain.errors import BadRequest, NotFound
 from compat import mapping
 from compat.auth import ImmichAuth
@@ -39,10 +39,14 @@ async def _asset(auth: ImmichAuth, asset_id: str):
 def _original(request: Request, shared: Shared, asset, shown=None) -> Response:
     """The uploaded file, or `shown` (the current rendering of an edited asset) when given."""
     if shown is not None:
-        name = asset["original_file_name"].rsplit(".", 1)[0] + shown.storage_key[shown.storage_key.rfind("."):]
-        return send_file(request, shared.store.path(shown.storage_key), media_type=shown.mime_type,
+        path = asset_versions.file_path(shared.store, shown)
+        name = asset["original_file_name"].rsplit(".", 1)[0] + path.suffix
+        return send_file(request, path, media_type=shown.mime_type,
                          etag=shown.checksum_sha256.hex(), cache_control=CACHE, inline_name=name)
-    return send_file(request, shared.store.path(asset["storage_key"]), media_type=asset["mime_type"],
+    path = originals.original_file(shared.store, asset)  # an external asset's file in its folder
+    if not path.is_file():  # an external file gone since the last scan (or a lost upload)
+        raise NotFound("Asset media not found")
+    return send_file(request, path, media_type=asset["mime_type"],
                      etag=asset["checksum_sha256"].hex(), cache_control=CACHE,
                      inline_name=asset["original_file_name"])
 

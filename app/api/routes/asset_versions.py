@@ -148,6 +148,7 @@ async def version_media(request: Request, shared: Shared, asset_id: str, version
     version = await asset_versions.version_file(asset_uuid, version_uuid)
     if version is None:
         return Response({"detail": "Asset version not found"}, status_code=404)
-    return send_file(request, shared.store.path(version.storage_key), media_type=version.mime_type,
+    path = asset_versions.file_path(shared.store, version)
+    return send_file(request, path, media_type=version.mime_type,
                      etag=(version.checksum_sha256 or b"").hex() or None, cache_control=CACHE,
-                     download_name=f"{version_id}{version.storage_key[version.storage_key.rfind('.'):]}")
+                     download_name=f"{version_id}{path.suffix}")

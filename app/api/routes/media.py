@@ -30,7 +30,7 @@ async def asset_media(request: Request, shared: Shared, asset_id: str, variant: 
         shown = await asset_versions.current_file(asset)
         return send_file(
             request,
-            shared.store.path(shown.storage_key),
+            asset_versions.file_path(shared.store, shown),  # an external original: read in its folder
             media_type=shown.mime_type,
             etag=shown.checksum_sha256.hex(),
             cache_control=CACHE,
