@@ -16,7 +16,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from app.api.state import Shared
-from app.domain import job_queues, maintenance, memories, processing, recognition, storage_moves, system_config, tasks, users
+from app.domain import external_libraries, job_queues, maintenance, memories, processing, recognition, storage_moves, system_config, tasks, users
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +218,12 @@ async def remove_deleted_users(ctx: dict) -> int:
     return removed
 
 
+async def library_delete(ctx: dict, external_library_id: str) -> int:
+    """The assets of a deleted external library, then the library (app.domain.external_libraries)."""
+    shared: Shared = ctx["shared"]
+    return await external_libraries.remove_deleted(shared.store, uuid.UUID(external_library_id))
+
+
 async def memories_daily(ctx: dict) -> str:
     """Immich's nightly MemoryCleanup then MemoryGenerate (app.domain.memories): the days of the
     window the job has not done yet get their "on this day" memories."""
@@ -318,6 +324,7 @@ FUNCTIONS = [
     # Walks every asset: far longer than arq's default timeout on a large library.
     func(storage_template_migration, keep_result=0, max_tries=1, timeout=24 * 3600),
     func(remove_deleted_users, keep_result=0),
+    func(library_delete, keep_result=0, timeout=24 * 3600),
 ]
 CRON_JOBS = [
     cron(purge_expired_trash, minute=17, unique=True, run_at_startup=True, keep_result=0),
