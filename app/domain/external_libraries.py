@@ -171,7 +171,7 @@ async def queue_scan(principal: access.Principal, queue, library_id: uuid.UUID) 
 
 async def delete(principal: access.Principal, queue, library_id: uuid.UUID) -> None:
     """Mark the library deleted (it disappears at once) and queue the removal of its assets. If the
-    queue cannot take it, remove_deleted's sweep finds the library later."""
+    queue cannot take it, the hourly library_delete sweep (app/jobs/worker.py) finds it."""
     principal.require(access.DELETE)
     await get(principal, library_id)
     async with db.transaction() as conn:

@@ -218,10 +218,12 @@ async def remove_deleted_users(ctx: dict) -> int:
     return removed
 
 
-async def library_delete(ctx: dict, external_library_id: str) -> int:
-    """The assets of a deleted external library, then the library (app.domain.external_libraries)."""
+async def library_delete(ctx: dict, external_library_id: str | None = None) -> int:
+    """The assets of a deleted external library, then the library (app.domain.external_libraries);
+    as a cron, of every deleted one a crash or a full queue left behind."""
     shared: Shared = ctx["shared"]
-    return await external_libraries.remove_deleted(shared.store, uuid.UUID(external_library_id))
+    only = None if external_library_id is None else uuid.UUID(external_library_id)
+    return await external_libraries.remove_deleted(shared.store, only)
 
 
 async def memories_daily(ctx: dict) -> str:
@@ -333,6 +335,7 @@ CRON_JOBS = [
     cron(requeue_stalled_tasks, second={5, 15, 25, 35, 45, 55}, unique=True, run_at_startup=True, keep_result=0),
     cron(sweep_pending_faces, second={0, 20, 40}, unique=True, run_at_startup=True, keep_result=0),
     cron(remove_deleted_users, minute=47, unique=True, run_at_startup=True, keep_result=0),
+    cron(library_delete, minute=53, unique=True, run_at_startup=True, keep_result=0),
     # Days are UTC days: just after midnight UTC, and at start for a server that was down then.
     cron(memories_daily, hour=0, minute=5, unique=True, run_at_startup=True, keep_result=0),
 ]
