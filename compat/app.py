@@ -36,6 +36,7 @@ from compat.routes import system_config as system_config_routes
 from compat.routes import system_metadata as system_metadata_routes
 from compat.routes import tags as tag_routes
 from compat.routes import jobs as job_routes
+from compat.routes import libraries as library_routes
 from compat.routes import memories as memory_routes
 from compat.routes import map as map_routes
 from compat.routes import search as search_routes
@@ -92,6 +93,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             *notification_routes.ROUTES,
             *notification_admin_routes.ROUTES,
             *job_routes.ROUTES,
+            *library_routes.ROUTES,
             *memory_routes.ROUTES,
             *queue_routes.ROUTES,
             *system_config_routes.ROUTES,

@@ -220,7 +220,8 @@ def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
         type="VIDEO" if row["media_type"] == "video" else "IMAGE",
         originalFileName=row["original_file_name"],
         originalMimeType=row["mime_type"],
-        originalPath="",
+        # An upload's stored path is this server's business; an external file's path is the user's own.
+        originalPath=row["original_path"] or "",
         fileCreatedAt=_utc(row["taken_at"]),
         fileModifiedAt=_utc(row["file_modified_at"]),
         createdAt=_utc(row["created_at"]),
@@ -233,12 +234,12 @@ def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
         isFavorite=effective.is_favorite(row["effective_rating"]),
         isArchived=row["visibility"] == "archive",
         isTrashed=row["trashed_at"] is not None,
-        isOffline=False,
+        isOffline=row["is_offline"],
         isEdited=row["current_version_id"] is not None,
         hasMetadata=exif is not None,
         visibility=row["visibility"],
         livePhotoVideoId=None if row["live_photo_video_id"] is None else str(row["live_photo_video_id"]),
-        libraryId=None,
+        libraryId=None if row["external_library_id"] is None else str(row["external_library_id"]),
         duplicateId=None,
         people=[person(p) for p in people_rows or ()],
         stack=None,
@@ -367,7 +368,8 @@ _SEARCH_EXIF_FIELDS = {"make": "make", "model": "model", "lensModel": "lens_mode
 # Applied to the search; a field outside these that carries a value is refused rather than ignored.
 _SEARCH_FIELDS = {*_SEARCH_EXIF_FIELDS, "albumIds", "isFavorite", "isNotInAlbum", "visibility", "type",
                   "originalFileName", "description", "takenAfter", "takenBefore", "withDeleted", "order", "page",
-                  "size", "rating", "withExif", "withStacked", "withPeople", "checksum", "id", "personIds", "tagIds"}
+                  "size", "rating", "withExif", "withStacked", "withPeople", "checksum", "id", "personIds", "tagIds",
+                  "libraryId", "originalPath", "isOffline"}
 _MEDIA_TYPES = {"IMAGE": "image", "VIDEO": "video"}
 
 
@@ -418,6 +420,14 @@ def metadata_search_filter(dto: dtos.MetadataSearchDto | dtos.RandomSearchDto | 
         f.tag_ids = [parse_uuid(t, "tagIds", i) for i, t in enumerate(field("tagIds"))]
     if field("id"):
         f.ids = [parse_uuid(field("id"))]
+    if field("libraryId") is None:  # null, unlike leaving it out, asks for uploads only (Immich)
+        f.uploads_only = True
+    elif field("libraryId"):
+        f.external_library_id = parse_uuid(field("libraryId"), "libraryId")
+    if field("originalPath"):
+        f.original_path_contains = field("originalPath")
+    if field("isOffline") is not UNSET:
+        f.is_offline = field("isOffline")
     if field("checksum"):
         sha1 = sha1_base64(field("checksum"))
         if sha1 is None:

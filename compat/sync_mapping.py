@@ -11,6 +11,10 @@ from compat import dtos
 from compat.mapping import _as_utc_wall, _utc, avatar_color, b64, exif_fields, face_box
 
 
+def _text_or_none(value) -> str | None:
+    return None if value is None else str(value)
+
+
 def asset_v2(row: asyncpg.Record) -> dtos.SyncAssetV2:
     return dtos.SyncAssetV2(
         id=str(row["id"]),
@@ -29,7 +33,7 @@ def asset_v2(row: asyncpg.Record) -> dtos.SyncAssetV2:
         visibility=row["visibility"],
         livePhotoVideoId=None if row["live_photo_video_id"] is None else str(row["live_photo_video_id"]),
         stackId=None if row["stack_id"] is None else str(row["stack_id"]),
-        libraryId=None,
+        libraryId=_text_or_none(row.get("external_library_id")),
         width=row["width"],
         height=row["height"],
         isEdited=row["current_version_id"] is not None,

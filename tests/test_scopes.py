@@ -29,6 +29,7 @@ READING_POSTS = {
     ("immich", "/api/admin/notifications/templates/{name:str}"),  # a preview rendered from the body
     ("immich", "/api/search/random"), ("immich", "/api/search/large-assets"), ("immich", "/api/search/statistics"),
     ("immich", "/api/download/info"), ("immich", "/api/download/archive"),  # the selection travels in a body
+    ("immich", "/api/libraries/{library_id:str}/validate"),  # checks folders, changes nothing
 }
 
 

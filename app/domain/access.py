@@ -316,6 +316,11 @@ def _immich_library_sql(user_column: str) -> str:
             f" l.id IS NOT DISTINCT FROM u.default_library_id DESC, l.created_at, l.id LIMIT 1)")
 
 
+async def immich_library_of(user_id: uuid.UUID) -> uuid.UUID | None:
+    """The live library the user's Immich clients see (None for a missing or deleted account)."""
+    return await db.fetchval(f"SELECT {_immich_library_sql('$1::uuid')}", user_id)
+
+
 async def _partner_grant(principal: Principal, row: asyncpg.Record) -> str | None:
     """PARTNER when the row's library is the Immich library of someone who shares with the caller
     (never for an asset its owner locked: no share reaches those)."""

@@ -67,6 +67,11 @@ class AssetFilter:
     taken_after: datetime | None = None  # instants (UTC when the file gave no offset)
     taken_before: datetime | None = None
     checksum_sha1: bytes | None = None
+    # Immich's libraryId: the assets of this external library; with uploads_only, no external asset.
+    external_library_id: uuid.UUID | None = None
+    uploads_only: bool = False
+    original_path_contains: str | None = None  # the file in place of an external asset
+    is_offline: bool | None = None
     # Read through a share (a partner's library, an album shared with the caller, a shared link),
     # not a role in the library: its owner's locked assets never show, whatever else is asked.
     through_share: bool = False
@@ -196,6 +201,14 @@ def where(f: AssetFilter, sql: Sql) -> str:
         )
     if f.checksum_sha1 is not None:
         clauses.append(f"a.checksum_sha1 = {sql.arg(f.checksum_sha1)}")
+    if f.external_library_id is not None:
+        clauses.append(f"a.external_library_id = {sql.arg(f.external_library_id)}")
+    if f.uploads_only:
+        clauses.append("a.external_library_id IS NULL")
+    if f.original_path_contains:
+        clauses.append(f"a.original_path ILIKE {_contains(sql, f.original_path_contains)}")
+    if f.is_offline is not None:
+        clauses.append(f"a.is_offline = {sql.arg(f.is_offline)}")
     if f.taken_after is not None:
         clauses.append(f"a.taken_at > {sql.arg(f.taken_after)}")
     if f.taken_before is not None:

@@ -559,6 +559,7 @@ async def delete_asset(principal: access.Principal, store: BlobStore, asset_id: 
 # What each purge deletes; built here from typed values, never taken from a caller.
 _IN_LIBRARY_TRASH = "library_id = $1 AND trashed_at IS NOT NULL"
 _TRASHED_BEFORE = "trashed_at < now() - $1::interval"
+_IN_EXTERNAL_LIBRARY = "external_library_id = $1"
 
 
 async def _purge_in_batches(store: BlobStore, condition: str, arg: object, *, skip_locked: bool) -> int:
@@ -585,6 +586,12 @@ async def _purge_in_batches(store: BlobStore, condition: str, arg: object, *, sk
 async def empty_trash(principal: access.Principal, store: BlobStore, library_id: uuid.UUID | None) -> int:
     library = await access.library_for(principal, library_id, access.DELETE_PERMANENTLY)
     return await _purge_in_batches(store, _IN_LIBRARY_TRASH, library, skip_locked=False)
+
+
+async def purge_external_library(store: BlobStore, external_library_id: uuid.UUID) -> int:
+    """Every asset of an external library, as a permanent delete removes them (its files in place are
+    never touched: their storage keys name no stored file): the background half of a library delete."""
+    return await _purge_in_batches(store, _IN_EXTERNAL_LIBRARY, external_library_id, skip_locked=True)
 
 
 async def purge_trashed_before(store: BlobStore, age: timedelta) -> int:

@@ -33,7 +33,8 @@ _STATE = {
     "asset": "SELECT a.id::text AS id, a.owner_id::text AS owner_id, a.original_file_name, a.thumbhash,"
              " a.checksum_sha1, a.taken_at, a.local_datetime, a.file_modified_at, a.created_at, a.duration_ms,"
              " a.media_type, a.trashed_at, a.visibility, a.live_photo_video_id::text AS live_photo_video_id,"
-             " a.stack_id::text AS stack_id, a.width, a.height, a.effective_rating, a.current_version_id"
+             " a.stack_id::text AS stack_id, a.width, a.height, a.effective_rating, a.current_version_id,"
+             " a.external_library_id::text AS external_library_id"
              " FROM assets a WHERE a.id = c.entity_id AND a.library_id = $1",
     # Flat columns (whole-row records decode at half the speed); the asset's own are prefixed.
     "exif": "SELECT a.id::text AS id, a.file_size_bytes AS asset_file_size_bytes,"

@@ -16,7 +16,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from app.api.state import Shared
-from app.domain import job_queues, maintenance, memories, processing, recognition, storage_moves, system_config, tasks, users
+from app.domain import external_libraries, job_queues, maintenance, memories, processing, recognition, storage_moves, system_config, tasks, users
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +218,14 @@ async def remove_deleted_users(ctx: dict) -> int:
     return removed
 
 
+async def library_delete(ctx: dict, external_library_id: str | None = None) -> int:
+    """The assets of a deleted external library, then the library (app.domain.external_libraries);
+    as a cron, of every deleted one a crash or a full queue left behind."""
+    shared: Shared = ctx["shared"]
+    only = None if external_library_id is None else uuid.UUID(external_library_id)
+    return await external_libraries.remove_deleted(shared.store, only)
+
+
 async def memories_daily(ctx: dict) -> str:
     """Immich's nightly MemoryCleanup then MemoryGenerate (app.domain.memories): the days of the
     window the job has not done yet get their "on this day" memories."""
@@ -318,6 +326,7 @@ FUNCTIONS = [
     # Walks every asset: far longer than arq's default timeout on a large library.
     func(storage_template_migration, keep_result=0, max_tries=1, timeout=24 * 3600),
     func(remove_deleted_users, keep_result=0),
+    func(library_delete, keep_result=0, timeout=24 * 3600),
 ]
 CRON_JOBS = [
     cron(purge_expired_trash, minute=17, unique=True, run_at_startup=True, keep_result=0),
@@ -326,6 +335,7 @@ CRON_JOBS = [
     cron(requeue_stalled_tasks, second={5, 15, 25, 35, 45, 55}, unique=True, run_at_startup=True, keep_result=0),
     cron(sweep_pending_faces, second={0, 20, 40}, unique=True, run_at_startup=True, keep_result=0),
     cron(remove_deleted_users, minute=47, unique=True, run_at_startup=True, keep_result=0),
+    cron(library_delete, minute=53, unique=True, run_at_startup=True, keep_result=0),
     # Days are UTC days: just after midnight UTC, and at start for a server that was down then.
     cron(memories_daily, hour=0, minute=5, unique=True, run_at_startup=True, keep_result=0),
 ]

@@ -67,7 +67,7 @@ async def search_random(auth: ImmichAuth, data: dtos.RandomSearchDto) -> list[dt
 
 
 # The large-assets query fields this server cannot filter by: refused by name, never ignored.
-_LARGE_UNSUPPORTED = ("createdAfter", "createdBefore", "isEncoded", "isMotion", "isOffline", "libraryId", "ocr",
+_LARGE_UNSUPPORTED = ("createdAfter", "createdBefore", "isEncoded", "isMotion", "ocr",
                       "tagIds", "trashedAfter", "trashedBefore", "updatedAfter", "updatedBefore")
 
 
@@ -83,6 +83,7 @@ async def search_large_assets(
     personIds: list[str] | None = None, rating: int | None = Parameter(default=None, ge=1, le=5),
     size: int = Parameter(default=250, ge=1, le=1000),
     minFileSize: int | None = Parameter(default=None, ge=0, le=9007199254740991),
+    libraryId: str | None = None, isOffline: bool | None = None,
 ) -> list[dtos.AssetResponseDto]:
     asked = sorted(name for name in _LARGE_UNSUPPORTED if name in request.query_params)
     if asked:
@@ -90,7 +91,7 @@ async def search_large_assets(
     given = dict(albumIds=albumIds, city=city, country=country, state=region, make=make, model=model,
                  lensModel=lensModel, isFavorite=isFavorite, isNotInAlbum=isNotInAlbum, type=kind,
                  visibility=visibility, takenAfter=takenAfter, takenBefore=takenBefore, withDeleted=withDeleted,
-                 withExif=withExif, personIds=personIds, rating=rating)
+                 withExif=withExif, personIds=personIds, rating=rating, libraryId=libraryId, isOffline=isOffline)
     dto = dtos.RandomSearchDto(**{name: value for name, value in given.items() if value is not None})
     filters = await _scopes(auth, dto)
     return await _assets(await search.largest_assets(auth.principal, filters, size, minFileSize or 0))
