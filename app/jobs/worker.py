@@ -16,6 +16,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from app.api.state import Shared
+from app.jobs import library_watch
 from app.domain import (job_queues, library_scan, maintenance, memories, processing, recognition, storage_moves,
                         system_config, tasks, users)
 
@@ -342,11 +343,17 @@ async def _on_startup(ctx: dict) -> None:
     # worker row the sweep can judge.
     await tasks.beat(ctx["worker_id"], socket.gethostname(), os.getpid())
     ctx["heartbeat"] = asyncio.create_task(_heartbeat(ctx["worker_id"]), name="worker heartbeat")
+    # Every worker runs it; only the one holding its advisory lock watches (see library_watch).
+    ctx["library_watch"] = asyncio.create_task(library_watch.run(ctx["shared"].queue), name="library watch")
 
 
 async def stop_heartbeat(worker: Worker) -> None:
     """After the worker stopped: no more beats, and the row goes, so another worker takes
     over the jobs this one cancelled without waiting for the row to go stale."""
+    watch = worker.ctx.pop("library_watch", None)
+    if watch is not None:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
     beat = worker.ctx.pop("heartbeat", None)
     if beat is None:
         return

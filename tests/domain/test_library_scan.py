@@ -276,3 +276,43 @@ def test_cron_expressions():
     assert cron_due("*/15 * * * *", midnight.replace(minute=45)) and not cron_due("*/15 * * * *", midnight.replace(minute=44))
     assert cron_due("0 0 * * 0", midnight)  # a Sunday
     assert not cron_due("not a cron", midnight)
+
+
+async def test_the_watcher_picks_up_a_new_file_and_a_deleted_one_goes_offline(user, tmp_path):
+    import asyncio
+    import json
+
+    from app.domain import system_config
+    from app.jobs import library_watch
+
+    root = tmp_path / "watched"
+    gone = put(root / "gone.jpg", jpeg(26))
+    lib = await new_external(user, [root])
+    await library_scan.scan(lib)
+    saved = await db.fetchval("SELECT value::text FROM system_metadata WHERE key = $1", system_config.KEY)
+    config = json.loads(saved) if saved else {}
+    config["library"] = {"watch": {"enabled": True}}
+    await db.execute("INSERT INTO system_metadata (key, value) VALUES ($1, $2::jsonb)"
+                     " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", system_config.KEY, json.dumps(config))
+    system_config.invalidate()
+    watcher = asyncio.create_task(library_watch.run(None))
+    try:
+        await asyncio.sleep(1.5)  # the watch is set up
+        new = put(root / "sub" / "new.jpg", jpeg(27))
+        gone.unlink()
+        started = time.monotonic()
+        while time.monotonic() - started < 5:
+            found = await rows(lib)
+            if str(new) in found and found[str(gone)]["is_offline"]:
+                break
+            await asyncio.sleep(0.2)
+        found = await rows(lib)
+        assert str(new) in found and found[str(gone)]["is_offline"]
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        if saved is None:
+            await db.execute("DELETE FROM system_metadata WHERE key = $1", system_config.KEY)
+        else:
+            await db.execute("UPDATE system_metadata SET value = $2::jsonb WHERE key = $1", system_config.KEY, saved)
+        system_config.invalidate()
