@@ -64,6 +64,10 @@ class Matcher:
     def __init__(self, import_paths: list[str], exclusions: list[str]):
         self.roots = [os.path.normpath(p) for p in import_paths if p]
         self.excluded = glob.compile(exclusions, flags=_GLOB_FLAGS) if exclusions else None
+        # A pattern ending in "/**" only matches what is inside an excluded folder, which the walk
+        # prunes before entering: files need matching only against the others (the hot loop).
+        for_files = [p for p in exclusions if not p.endswith("/**")]
+        self.excluded_files = glob.compile(for_files, flags=_GLOB_FLAGS) if for_files else None
 
     def excluded_dir(self, path: str) -> bool:
         # `**/x/**` matches what is inside x (x + "/"), `**/x` the directory itself: either prunes it.
@@ -124,7 +128,8 @@ def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, See
     unreadable: list[str] = []
     visited: set[tuple[int, int]] = set()
     stack = [os.path.normpath(p) for p in (matcher.roots if tops is None else tops)]
-    excluded_file = matcher.excluded_file if matcher.excluded is not None else None
+    stack = [p for p in stack if not matcher.excluded_dir(p)]
+    excluded_file = matcher.excluded_files.match if matcher.excluded_files is not None else None
     while stack:
         folder = stack.pop()
         try:
@@ -146,7 +151,8 @@ def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, See
                         if _is_sidecar_name(name):
                             sidecars.add(entry.path)
                             continue
-                        if os.path.splitext(name)[1].lower() not in _MEDIA_EXTENSIONS:
+                        dot = name.rfind(".")
+                        if dot < 0 or name[dot:].lower() not in _MEDIA_EXTENSIONS:
                             continue
                         if excluded_file is not None and excluded_file(entry.path):
                             continue
