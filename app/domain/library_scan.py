@@ -19,7 +19,7 @@ import stat as stat_module
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from wcmatch import glob
 
@@ -32,6 +32,7 @@ SCAN_JOB = "library_scan"
 DEVICE_ID = "Library Import"
 # Rows per INSERT/UPDATE statement: big enough to amortise the round trip, small enough for memory.
 CHUNK = 5000
+WRITERS = 2
 _GLOB_FLAGS = glob.GLOBSTAR | glob.DOTGLOB | glob.FORCEUNIX
 
 
@@ -50,8 +51,7 @@ class Summary:
                 "unchanged": self.unchanged, "unreadable": self.unreadable}
 
 
-@dataclass(frozen=True)
-class Seen:
+class Seen(NamedTuple):  # a tuple: one is made per file of the tree
     mtime_ns: int
     size: int
     sidecar: str | None
@@ -148,11 +148,12 @@ def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, See
                             if not matcher.excluded_dir(entry.path):
                                 stack.append(entry.path)
                             continue
-                        if _is_sidecar_name(name):
+                        dot = name.rfind(".")
+                        extension = name[dot:].lower() if dot > 0 else ""
+                        if extension == ".xmp":
                             sidecars.add(entry.path)
                             continue
-                        dot = name.rfind(".")
-                        if dot < 0 or name[dot:].lower() not in _MEDIA_EXTENSIONS:
+                        if extension not in _MEDIA_EXTENSIONS:
                             continue
                         if excluded_file is not None and excluded_file(entry.path):
                             continue
@@ -164,6 +165,8 @@ def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, See
         except OSError as exc:
             log.warning("cannot read folder %s: %s", folder, exc)
             unreadable.append(folder)
+    if not sidecars:
+        return {path: Seen(m, s, None) for path, (m, s) in files.items()}, unreadable
     found = {path: Seen(m, s, sidecar_for(path, sidecars)) for path, (m, s) in files.items()}
     return found, unreadable
 
@@ -285,12 +288,18 @@ async def _apply(library: Any, found: dict[str, Seen], existing: dict[str, Any],
             summary.unchanged += 1
     gone = [row for path, row in existing.items() if path not in found and not row["is_offline"]]
 
-    to_start: list[tuple[uuid.UUID, str]] = []  # (asset id, media type): first pipeline steps
-    for chunk in _chunks(new):
-        to_start += await _insert(library, chunk, found)
+    # Chunks are written two at a time (Postgres checks and indexes one on each core) and each
+    # chunk's first pipeline steps are queued as soon as it commits.
+    gate = asyncio.Semaphore(WRITERS)
+
+    async def write(job) -> None:
+        async with gate:
+            started = await job
+        await _enqueue(queue, started)
+
+    await asyncio.gather(*(write(_insert(library, chunk, found)) for chunk in _chunks(new)))
     summary.added = len(new)
-    for chunk in _chunks(changed):
-        to_start += await _update_changed(library, chunk)
+    await asyncio.gather(*(write(_update_changed(library, chunk)) for chunk in _chunks(changed)))
     summary.changed = len(changed)
     for chunk in _chunks(gone):
         await _set_offline(library, chunk)
@@ -298,7 +307,6 @@ async def _apply(library: Any, found: dict[str, Seen], existing: dict[str, Any],
     for chunk in _chunks(back):
         await _set_online(library, chunk)
     summary.online = len(back)
-    await _start_pipelines(library, to_start, queue)
     return summary
 
 
@@ -306,7 +314,7 @@ def _timestamp(mtime_ns: int) -> datetime:
     return datetime.fromtimestamp(mtime_ns / 1e9, tz=timezone.utc)
 
 
-async def _insert(library: Any, paths: list[str], found: dict[str, Seen]) -> list[tuple[uuid.UUID, str]]:
+async def _insert(library: Any, paths: list[str], found: dict[str, Seen]) -> list[tuple[str, uuid.UUID, str]]:
     ids, kinds, mimes, names, keys, sizes, sha256s, sha1s, device_ids = [], [], [], [], [], [], [], [], []
     times, walls, mtimes, sidecars = [], [], [], []
     for path in paths:
@@ -350,10 +358,10 @@ async def _insert(library: Any, paths: list[str], found: dict[str, Seen]) -> lis
         )
         await events.record_many(conn, entity_type=events.ASSET, event_type="asset_created",
                                  rows=[(r["id"], library["library_id"], library["owner_id"]) for r in rows])
-    return [(r["id"], r["media_type"]) for r in rows]
+        return await _start_pipelines(conn, library, rows)
 
 
-async def _update_changed(library: Any, items: list[tuple[Any, Seen]]) -> list[tuple[uuid.UUID, str]]:
+async def _update_changed(library: Any, items: list[tuple[Any, Seen]]) -> list[tuple[str, uuid.UUID, str]]:
     """A changed file: what stat says now, and path checksums again until the pipeline reads it."""
     ids = [row["id"] for row, _ in items]
     paths = [row["original_path"] for row, _ in items]
@@ -374,7 +382,7 @@ async def _update_changed(library: Any, items: list[tuple[Any, Seen]]) -> list[t
         )
         await events.record_many(conn, entity_type=events.ASSET, event_type="asset_updated",
                                  rows=[(r["id"], library["library_id"], library["owner_id"]) for r in rows])
-    return [(r["id"], r["media_type"]) for r in rows]
+        return await _start_pipelines(conn, library, rows)
 
 
 async def _set_offline(library: Any, rows: list[Any]) -> None:
@@ -430,23 +438,24 @@ async def _set_online(library: Any, rows: list[Any]) -> None:
                                  rows=[(r["id"], lib, owner) for r in other], payloads=[{"offline": False}] * len(other))
 
 
-async def _start_pipelines(library: Any, assets: list[tuple[uuid.UUID, str]], queue: Any) -> None:
-    """The pipeline's first step for each new or changed asset: task rows in batch, then their jobs
-    (a job that cannot be enqueued is left to the stalled-task sweep)."""
-    jobs: list[tuple[str, uuid.UUID, str]] = []
-    for chunk in _chunks(assets):
-        types = [tasks.METADATA[kind] for _, kind in chunk]
-        asset_ids = [asset_id for asset_id, _ in chunk]
-        rows = await db.fetch(
-            """
-            INSERT INTO tasks (owner_id, library_id, asset_id, task_type, job_id)
-            SELECT $1, $2, u.asset_id, u.task_type, u.task_type || ':' || u.asset_id
-            FROM unnest($3::uuid[], $4::text[]) AS u(asset_id, task_type)
-            RETURNING id, job_id
-            """,
-            library["owner_id"], library["library_id"], asset_ids, types,
-        )
-        jobs += [(processing.METADATA_JOB, r["id"], r["job_id"]) for r in rows]
+async def _start_pipelines(conn: Any, library: Any, assets: list[Any]) -> list[tuple[str, uuid.UUID, str]]:
+    """In the transaction that wrote the assets: the task row of each one's first pipeline step (as
+    an upload's); answers the jobs to enqueue once it commits."""
+    rows = await conn.fetch(
+        """
+        INSERT INTO tasks (owner_id, library_id, asset_id, task_type, job_id)
+        SELECT $1, $2, u.asset_id, u.task_type, u.task_type || ':' || u.asset_id
+        FROM unnest($3::uuid[], $4::text[]) AS u(asset_id, task_type)
+        RETURNING id, job_id
+        """,
+        library["owner_id"], library["library_id"], [a["id"] for a in assets],
+        [tasks.METADATA[a["media_type"]] for a in assets],
+    )
+    return [(processing.METADATA_JOB, r["id"], r["job_id"]) for r in rows]
+
+
+async def _enqueue(queue: Any, jobs: list[tuple[str, uuid.UUID, str]]) -> None:
+    """After the commit; a job that cannot be enqueued is left to the stalled-task sweep."""
     if queue is None or not jobs:
         return
     try:
