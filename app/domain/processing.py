@@ -21,7 +21,7 @@ from app import realtime
 from app.db import engine as db
 from app.domain import events, external_content, originals, system_config, tags, tasks
 from app.domain.datetimes import join_wall_clock
-from app.media import memory
+from app.media import memory, vips_cache
 from app.media.extract import Extracted, extract
 from app.media.images import DEFAULT_VARIANTS, Encoding, UndecodableImage, VariantOptions, render_frame, render_image
 from app.media.video import NoVideoStream, poster_frame
@@ -166,6 +166,10 @@ async def run_metadata(
             await tasks.finish(task_id, ok=True, result=settled.message)
             return settled.message
         asset = settled.asset
+        # New or changed content: every step after this one runs again, even on a rerun, and none
+        # may decode the file's former content from libvips' cache.
+        chain = True
+        vips_cache.forget_loaded_files()
     sidecar = None
     if asset["sidecar_path"] is not None:
         # An external asset's sidecar is read in place (never written); one that vanished is skipped.
@@ -289,6 +293,8 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
         # Read per run, so a config change applies from the next rendition on, without a restart.
         options = variant_options((await system_config.current())["image"])
         source = source_key, source_mime = await _rendering_source(asset)
+        if originals.is_external(asset):
+            vips_cache.forget_loaded_files()  # the file may have changed in place since this process read it
         rendered = await asyncio.to_thread(_render, asset, _source_path(store, asset, source_key), source_mime,
                                            options)
     except Exception as exc:

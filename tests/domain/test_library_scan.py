@@ -107,6 +107,8 @@ async def test_a_file_added_changed_removed_and_brought_back(user, tmp_path):
     lib = await new_external(user, [root])
     await library_scan.scan(lib)
     first = (await rows(lib))[str(a)]
+    store = BlobStore(tmp_path / "store")
+    await run_pipeline(store, first["id"])
 
     b = put(root / "sub" / "b.jpg", jpeg(11))
     put(a, jpeg(12, side=2), mtime=1_700_000_100)
@@ -114,7 +116,12 @@ async def test_a_file_added_changed_removed_and_brought_back(user, tmp_path):
     assert (summary.added, summary.changed) == (1, 1)
     now = await rows(lib)
     assert now[str(a)]["id"] == first["id"] and now[str(a)]["file_size_bytes"] == len(jpeg(12, side=2))
-    assert await db.fetchval("SELECT count(*) FROM tasks WHERE asset_id = $1", first["id"]) == 2
+    assert await db.fetchval("SELECT count(*) FROM tasks WHERE asset_id = $1 AND status = 'pending'",
+                             first["id"]) == 1
+    # The changed file is read again and re-rendered, though its asset has been processed before.
+    steps = await run_pipeline(store, first["id"])
+    assert [t["task_type"] for t in steps if t["status"] == "success"].count("thumbnail_generation") == 2
+    assert (await db.fetchrow("SELECT width FROM assets WHERE id = $1", first["id"]))["width"] == 2
 
     b.unlink()
     summary = await library_scan.scan(lib)
