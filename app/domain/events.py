@@ -51,11 +51,13 @@ async def record_many(
     if not rows:
         return
     payloads = payloads or [None] * len(rows)
-    await conn.executemany(
+    # One statement over arrays: a scan of a large folder tree records tens of thousands at once.
+    await conn.execute(
         "INSERT INTO events (entity_id, library_id, owner_id, entity_type, event_type, payload)"
-        " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
-        [(e, lib, owner, entity_type, event_type, None if p is None else json.dumps(p))
-         for (e, lib, owner), p in zip(rows, payloads, strict=True)],
+        " SELECT u.e, u.lib, u.owner, $4, $5, u.payload::jsonb"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $6::text[]) AS u(e, lib, owner, payload)",
+        [e for e, _, _ in rows], [lib for _, lib, _ in rows], [owner for _, _, owner in rows],
+        entity_type, event_type, [None if p is None else json.dumps(p) for p in payloads],
     )
     for (e, lib, owner), p in zip(rows, payloads, strict=True):
         db.note_change(_notice(entity_type, e, event_type, lib, owner, p))

@@ -6,8 +6,8 @@ Queues and what they hold here:
 - facialRecognition: clustering runs, one job per library (`face_clustering:<library_id>`).
 - sidecar: sidecars are read by metadata extraction, so starting it re-reads the metadata of the
   assets that have one (those jobs are counted under metadataExtraction).
-- library: this server has no external (import-path) libraries, so a scan has nothing to look at;
-  starting it succeeds and queues nothing, as Immich does with no external library.
+- library: a scan of every external library (app/domain/library_scan.py), one job per library
+  (`library_scan:<id>`).
 - backgroundTask: the trash purge, the daily memories run, and the manual jobs of POST /api/jobs
   (`background:<name>`: person cleanup, memory cleanup and memory creation).
 - storageTemplateMigration: one run of the storage template over every original (`storageTemplateMigration:run`).
@@ -33,7 +33,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from app.db import engine as db
-from app.domain import access, events, memories, people, processing, recognition, system_config, tags, tasks, users
+from app.domain import (access, events, library_scan, memories, people, processing, recognition, system_config, tags,
+                        tasks, users)
 from app.domain.errors import BadRequest, Invalid
 from app.domain.principal import Principal
 
@@ -299,7 +300,7 @@ async def start(principal: Principal, name: str, force: bool, job_queue) -> None
     elif name == "facialRecognition":
         await _start_clustering(job_queue, force)
     elif name == "library":
-        return  # no external libraries here: a scan has nothing to look at (see the module docstring)
+        await library_scan.enqueue_all(job_queue)
     elif name == "storageTemplateMigration":
         # Immich's migration has no force: it always looks at every original.
         await job_queue.enqueue_plain(STORAGE_MIGRATION_JOB, job_id=f"{name}:run")

@@ -12,15 +12,16 @@ import hashlib
 import logging
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
 
 from app import realtime
 from app.db import engine as db
-from app.domain import events, system_config, tags, tasks
+from app.domain import events, external_content, originals, system_config, tags, tasks
 from app.domain.datetimes import join_wall_clock
-from app.media import memory
+from app.media import memory, vips_cache
 from app.media.extract import Extracted, extract
 from app.media.images import DEFAULT_VARIANTS, Encoding, UndecodableImage, VariantOptions, render_frame, render_image
 from app.media.video import NoVideoStream, poster_frame
@@ -155,8 +156,28 @@ async def run_metadata(
     asset, sidecar_row = found
     if await tasks.start(task_id, attempt) is None:
         return "not run: the task has ended, or a live worker runs it"
+    if originals.is_external(asset) and asset["checksum_source"] == "path":
+        # A file of an external library not read yet (new or changed): its content decides first.
+        settled = await external_content.settle(asset)
+        if settled.failed:
+            await _fail(asset, task_id, settled.message)
+            return "failed"
+        if settled.asset is None:
+            await tasks.finish(task_id, ok=True, result=settled.message)
+            return settled.message
+        asset = settled.asset
+        # New or changed content: every step after this one runs again, even on a rerun, and none
+        # may decode the file's former content from libvips' cache.
+        chain = True
+        vips_cache.forget_loaded_files()
     sidecar = None
-    if sidecar_row is not None:
+    if asset["sidecar_path"] is not None:
+        # An external asset's sidecar is read in place (never written); one that vanished is skipped.
+        try:
+            sidecar = await asyncio.to_thread(Path(asset["sidecar_path"]).read_bytes)
+        except OSError:
+            sidecar = None
+    elif sidecar_row is not None:
         sidecar = await asyncio.to_thread(store.path(sidecar_row["storage_key"]).read_bytes)
     override = None
     if asset["user_latitude"] is not None:
@@ -164,7 +185,7 @@ async def run_metadata(
     failure = None
     try:
         extracted = await asyncio.to_thread(
-            extract, store.path(asset["storage_key"]), asset["mime_type"], asset["media_type"], sidecar, override
+            extract, originals.original_file(store, asset), asset["mime_type"], asset["media_type"], sidecar, override
         )
     except Exception as exc:
         if is_transient(exc):
@@ -249,6 +270,11 @@ async def _rendering_source(asset: asyncpg.Record) -> tuple[str, str]:
     return asset["storage_key"], asset["mime_type"]
 
 
+def _source_path(store: BlobStore, asset: asyncpg.Record, key: str):
+    """The rendering's file: the original (in place for an external asset) or a stored version."""
+    return originals.original_file(store, asset) if key == asset["storage_key"] else store.path(key)
+
+
 async def _superseded(asset_id: uuid.UUID, source: tuple[str, str]) -> bool:
     now = await db.fetchrow("SELECT * FROM assets WHERE id = $1", asset_id)
     return now is None or await _rendering_source(now) != source
@@ -267,9 +293,13 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
         # Read per run, so a config change applies from the next rendition on, without a restart.
         options = variant_options((await system_config.current())["image"])
         source = source_key, source_mime = await _rendering_source(asset)
-        rendered = await asyncio.to_thread(_render, asset, store.path(source_key), source_mime, options)
+        if originals.is_external(asset):
+            vips_cache.forget_loaded_files()  # the file may have changed in place since this process read it
+        rendered = await asyncio.to_thread(_render, asset, _source_path(store, asset, source_key), source_mime,
+                                           options)
     except Exception as exc:
-        if source is not None and not store.path(source[0]).exists() and await _superseded(asset["id"], source):
+        if (source is not None and not _source_path(store, asset, source[0]).exists()
+                and await _superseded(asset["id"], source)):
             # The rendering changed while this run read it (its file is gone): the change's own
             # task renders the new one.
             await tasks.finish(task_id, ok=True, result="superseded by a newer rendering")

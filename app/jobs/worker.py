@@ -9,14 +9,16 @@ import os
 import socket
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from arq import Retry, cron
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from app.api.state import Shared
-from app.domain import external_libraries, job_queues, maintenance, memories, processing, recognition, storage_moves, system_config, tasks, users
+from app.domain import (external_libraries, job_queues, library_scan, maintenance, memories, processing, recognition,
+                        storage_moves, system_config, tasks, users)
+from app.jobs import library_watch
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +241,58 @@ async def memories_daily(ctx: dict) -> str:
     return await _gated(ctx, "backgroundTask", run)
 
 
+async def scan_library(ctx: dict, external_library_id: str) -> str:
+    """Immich's library scan of one external library (app/domain/library_scan.py)."""
+    shared: Shared = ctx["shared"]
+
+    async def run() -> str:
+        summary = await library_scan.scan(uuid.UUID(external_library_id), shared.queue)
+        log.info("library %s scanned: %s", external_library_id, summary.as_dict())
+        return "ok"
+
+    return await _gated(ctx, "library", run)
+
+
+async def nightly_library_scan(ctx: dict) -> int:
+    """Every minute: when the system config's library.scan cron expression names this minute, a
+    scan of every external library (Immich's LibraryQueueScanAll)."""
+    shared: Shared = ctx["shared"]
+    config = (await system_config.current())["library"]["scan"]
+    if shared.queue is None or not config["enabled"] or not cron_due(config["cronExpression"]):
+        return 0
+    return await library_scan.enqueue_all(shared.queue)
+
+
+def cron_due(expression: str, now: datetime | None = None) -> bool:
+    """Whether a 5-field cron expression (minute hour day month weekday; *, lists, ranges, steps;
+    a leading seconds field is ignored) names the current UTC minute."""
+    now = now or datetime.now(timezone.utc)
+    fields = expression.split()
+    if len(fields) == 6:
+        fields = fields[1:]
+    if len(fields) != 5:
+        return False
+    values = (now.minute, now.hour, now.day, now.month, now.isoweekday() % 7)
+    bounds = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+    try:
+        return all(_cron_field(f, v, lo, hi) for f, v, (lo, hi) in zip(fields, values, bounds))
+    except ValueError:
+        return False
+
+
+def _cron_field(field: str, value: int, lo: int, hi: int) -> bool:
+    for part in field.split(","):
+        base, _, step = part.partition("/")
+        first, last = (lo, hi) if base == "*" else (int(base.split("-")[0]), int(base.split("-")[-1]))
+        if "/" in part and "-" not in base and base != "*":
+            last = hi
+        if hi == 7 and value == 0 and first <= 7 <= last and (7 - first) % int(step or 1) == 0:
+            return True  # Sunday is 0 or 7
+        if first <= value <= last and (value - first) % int(step or 1) == 0:
+            return True
+    return False
+
+
 _STEP_FOR_TYPE = {
     **{t: processing.METADATA_JOB for t in tasks.METADATA.values()},
     **{t: processing.VARIANTS_JOB for t in tasks.VARIANTS.values()},
@@ -297,11 +351,17 @@ async def _on_startup(ctx: dict) -> None:
     # worker row the sweep can judge.
     await tasks.beat(ctx["worker_id"], socket.gethostname(), os.getpid())
     ctx["heartbeat"] = asyncio.create_task(_heartbeat(ctx["worker_id"]), name="worker heartbeat")
+    # Every worker runs it; only the one holding its advisory lock watches (see library_watch).
+    ctx["library_watch"] = asyncio.create_task(library_watch.run(ctx["shared"].queue), name="library watch")
 
 
 async def stop_heartbeat(worker: Worker) -> None:
     """After the worker stopped: no more beats, and the row goes, so another worker takes
     over the jobs this one cancelled without waiting for the row to go stale."""
+    watch = worker.ctx.pop("library_watch", None)
+    if watch is not None:
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
     beat = worker.ctx.pop("heartbeat", None)
     if beat is None:
         return
@@ -327,6 +387,9 @@ FUNCTIONS = [
     func(storage_template_migration, keep_result=0, max_tries=1, timeout=24 * 3600),
     func(remove_deleted_users, keep_result=0),
     func(library_delete, keep_result=0, timeout=24 * 3600),
+    # A large tree takes a while to walk; one scan per library at a time (its job id).
+    func(scan_library, name=library_scan.SCAN_JOB, keep_result=0, max_tries=1, timeout=24 * 3600),
+    func(nightly_library_scan, keep_result=0),
 ]
 CRON_JOBS = [
     cron(purge_expired_trash, minute=17, unique=True, run_at_startup=True, keep_result=0),
@@ -338,6 +401,8 @@ CRON_JOBS = [
     cron(library_delete, minute=53, unique=True, run_at_startup=True, keep_result=0),
     # Days are UTC days: just after midnight UTC, and at start for a server that was down then.
     cron(memories_daily, hour=0, minute=5, unique=True, run_at_startup=True, keep_result=0),
+    # The schedule itself is the system config's (checked each minute, so a change applies at once).
+    cron(nightly_library_scan, second=30, unique=True, keep_result=0),
 ]
 
 

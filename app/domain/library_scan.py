@@ -1,0 +1,464 @@
+"""Scanning an external library: its import paths walked in place, and its asset rows brought in
+line with what is there (new files indexed, changed ones re-processed, gone ones offline, returned
+ones online).
+
+The walk runs in a thread and only reads directory entries and stat results; the diff against the
+library's rows is one query, and every write is a batch (unnest arrays), with its change-log events
+in the same transaction. The content is not read here: the pipeline's first step for an external
+asset hashes and sniffs it (app/domain/external_content.py), so a scan of a large tree indexes it at
+the speed of the directory walk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import stat as stat_module
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+from wcmatch import glob
+
+from app.db import engine as db
+from app.domain import events, media_types, originals, processing, tasks
+
+log = logging.getLogger(__name__)
+
+SCAN_JOB = "library_scan"
+DEVICE_ID = "Library Import"
+# Rows per INSERT/UPDATE statement: big enough to amortise the round trip, small enough for memory.
+CHUNK = 5000
+WRITERS = 2
+_GLOB_FLAGS = glob.GLOBSTAR | glob.DOTGLOB | glob.FORCEUNIX
+
+
+@dataclass
+class Summary:
+    added: int = 0
+    changed: int = 0
+    offline: int = 0
+    online: int = 0
+    unchanged: int = 0
+    # Directories the walk could not read (no permission, vanished): their files count as gone.
+    unreadable: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"added": self.added, "changed": self.changed, "offline": self.offline, "online": self.online,
+                "unchanged": self.unchanged, "unreadable": self.unreadable}
+
+
+class Seen(NamedTuple):  # a tuple: one is made per file of the tree
+    mtime_ns: int
+    size: int
+    sidecar: str | None
+
+
+class Matcher:
+    """Which paths of a library count: under an import path, not hidden, not excluded (Immich's
+    picomatch globs on the absolute path, case-sensitive), with a supported extension."""
+
+    def __init__(self, import_paths: list[str], exclusions: list[str]):
+        self.roots = [os.path.normpath(p) for p in import_paths if p]
+        self.excluded = glob.compile(exclusions, flags=_GLOB_FLAGS) if exclusions else None
+        # A pattern ending in "/**" only matches what is inside an excluded folder, which the walk
+        # prunes before entering: files need matching only against the others (the hot loop).
+        for_files = [p for p in exclusions if not p.endswith("/**")]
+        self.excluded_files = glob.compile(for_files, flags=_GLOB_FLAGS) if for_files else None
+
+    def excluded_dir(self, path: str) -> bool:
+        # `**/x/**` matches what is inside x (x + "/"), `**/x` the directory itself: either prunes it.
+        return self.excluded is not None and (self.excluded.match(path) or self.excluded.match(path + "/"))
+
+    def excluded_file(self, path: str) -> bool:
+        return self.excluded is not None and self.excluded.match(path)
+
+    def root_of(self, path: str) -> str | None:
+        for root in self.roots:
+            if path == root or path.startswith(root.rstrip("/") + "/"):
+                return root
+        return None
+
+    def wanted(self, path: str) -> bool:
+        """A file path (absolute, normalised) this library indexes, judged by its name alone."""
+        root = self.root_of(path)
+        if root is None or not is_media_name(path) or self.excluded_file(path):
+            return False
+        parts = path[len(root):].strip("/").split("/")
+        if any(part.startswith(".") for part in parts):
+            return False
+        # An excluded folder on the way excludes the file (the walk prunes it).
+        here = root
+        for part in parts[:-1]:
+            here = f"{here.rstrip('/')}/{part}"
+            if self.excluded_dir(here):
+                return False
+        return True
+
+
+_MEDIA_EXTENSIONS = frozenset(media_types.SUPPORTED)
+
+
+def is_media_name(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in _MEDIA_EXTENSIONS
+
+
+def _is_sidecar_name(name: str) -> bool:
+    return name[-4:].lower() == ".xmp"
+
+
+def sidecar_for(path: str, sidecars: set[str]) -> str | None:
+    """Immich's order: photo.jpg.xmp, then photo.xmp."""
+    for candidate in (path + ".xmp", path + ".XMP", os.path.splitext(path)[0] + ".xmp",
+                      os.path.splitext(path)[0] + ".XMP"):
+        if candidate in sidecars:
+            return candidate
+    return None
+
+
+def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, Seen], list[str]]:
+    """Every wanted file under the import paths (or under `tops`, folders inside them) with what
+    stat says of it, and the folders that could not be read. Hidden entries are skipped, excluded
+    folders pruned before they are entered, and a folder reached twice (a symlink loop) read once."""
+    files: dict[str, tuple[int, int]] = {}
+    sidecars: set[str] = set()
+    unreadable: list[str] = []
+    visited: set[tuple[int, int]] = set()
+    stack = [os.path.normpath(p) for p in (matcher.roots if tops is None else tops)]
+    stack = [p for p in stack if not matcher.excluded_dir(p)]
+    excluded_file = matcher.excluded_files.match if matcher.excluded_files is not None else None
+    while stack:
+        folder = stack.pop()
+        try:
+            st = os.stat(folder)
+            key = (st.st_dev, st.st_ino)
+            if key in visited:
+                continue
+            visited.add(key)
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name[0] == ".":
+                        continue
+                    try:
+                        if entry.is_dir():
+                            if not matcher.excluded_dir(entry.path):
+                                stack.append(entry.path)
+                            continue
+                        dot = name.rfind(".")
+                        extension = name[dot:].lower() if dot > 0 else ""
+                        if extension == ".xmp":
+                            sidecars.add(entry.path)
+                            continue
+                        if extension not in _MEDIA_EXTENSIONS:
+                            continue
+                        if excluded_file is not None and excluded_file(entry.path):
+                            continue
+                        est = entry.stat()
+                    except OSError:
+                        continue  # vanished or a broken link between listing and stat
+                    if stat_module.S_ISREG(est.st_mode) and est.st_size > 0:
+                        files[entry.path] = (est.st_mtime_ns, est.st_size)
+        except OSError as exc:
+            log.warning("cannot read folder %s: %s", folder, exc)
+            unreadable.append(folder)
+    if not sidecars:
+        return {path: Seen(m, s, None) for path, (m, s) in files.items()}, unreadable
+    found = {path: Seen(m, s, sidecar_for(path, sidecars)) for path, (m, s) in files.items()}
+    return found, unreadable
+
+
+def path_checksums(path: str) -> tuple[bytes, bytes]:
+    """Immich's checksums of a file not read yet: of "path:" + its path (sha256, sha1)."""
+    data = f"path:{path}".encode()
+    return hashlib.sha256(data).digest(), hashlib.sha1(data).digest()
+
+
+async def _library(external_library_id: uuid.UUID) -> Any:
+    return await db.fetchrow("SELECT * FROM external_libraries WHERE id = $1 AND deleted_at IS NULL",
+                             external_library_id)
+
+
+async def _existing(external_library_id: uuid.UUID) -> dict[str, Any]:
+    rows = await db.fetch(
+        "SELECT id, original_path, file_mtime_ns, file_size_bytes, is_offline, trashed_at, sidecar_path"
+        " FROM assets WHERE external_library_id = $1", external_library_id)
+    return {r["original_path"]: r for r in rows}
+
+
+async def scan(external_library_id: uuid.UUID, queue: Any = None) -> Summary:
+    """The whole library: every import path walked, every row compared."""
+    library = await _library(external_library_id)
+    if library is None:
+        return Summary()
+    matcher = Matcher(list(library["import_paths"]), list(library["exclusion_patterns"]))
+    valid = [root for root in matcher.roots if os.path.isdir(root)]
+    if not valid:
+        log.warning("external library %s has no readable import path; nothing scanned", external_library_id)
+    matcher.roots = valid or matcher.roots
+    found, unreadable = await asyncio.to_thread(walk, matcher, valid)
+    existing = await _existing(external_library_id)
+    summary = await _apply(library, found, existing, queue)
+    summary.unreadable = unreadable
+    await db.execute("UPDATE external_libraries SET refreshed_at = now() WHERE id = $1", external_library_id)
+    return summary
+
+
+async def sync_paths(external_library_id: uuid.UUID, paths: list[str], queue: Any = None) -> Summary:
+    """Only the given paths (files or folders, as a watcher reports them): the same rules as a scan,
+    restricted to them; a path that is gone takes its asset (or the assets under it) offline."""
+    library = await _library(external_library_id)
+    if library is None:
+        return Summary()
+    matcher = Matcher(list(library["import_paths"]), list(library["exclusion_patterns"]))
+    targets = sorted({os.path.normpath(p) for p in paths if os.path.isabs(p)})
+
+    def look() -> tuple[dict[str, Seen], list[str]]:
+        found: dict[str, Seen] = {}
+        unreadable: list[str] = []
+        for path in targets:
+            if os.path.isdir(path):
+                if matcher.root_of(path) is not None and not matcher.excluded_dir(path):
+                    sub, bad = walk(matcher, [path])
+                    found.update({p: s for p, s in sub.items() if matcher.wanted(p)})
+                    unreadable += bad
+                continue
+            if not matcher.wanted(path):
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if stat_module.S_ISREG(st.st_mode) and st.st_size > 0:
+                folder = os.path.dirname(path)
+                try:
+                    sidecars = {e.path for e in os.scandir(folder) if _is_sidecar_name(e.name)}
+                except OSError:
+                    sidecars = set()
+                found[path] = Seen(st.st_mtime_ns, st.st_size, sidecar_for(path, sidecars))
+        return found, unreadable
+
+    found, unreadable = await asyncio.to_thread(look)
+    existing = await _existing(external_library_id)
+    in_scope = {p: r for p, r in existing.items()
+                if any(p == t or p.startswith(t.rstrip("/") + "/") for t in targets)}
+    summary = await _apply(library, found, in_scope, queue)
+    summary.unreadable = unreadable
+    return summary
+
+
+async def enqueue_scan(queue: Any, external_library_id: uuid.UUID) -> bool:
+    """A scan job for the library (one at a time: another is not added while one is queued or runs)."""
+    return await queue.enqueue_plain(SCAN_JOB, str(external_library_id), job_id=f"{SCAN_JOB}:{external_library_id}")
+
+
+async def enqueue_all(queue: Any) -> int:
+    """A scan of every external library (Immich's "library" queue start, the nightly scan)."""
+    ids = await db.fetch("SELECT id FROM external_libraries WHERE deleted_at IS NULL ORDER BY created_at")
+    for row in ids:
+        await enqueue_scan(queue, row["id"])
+    return len(ids)
+
+
+def _chunks(items: list, size: int = CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+async def _apply(library: Any, found: dict[str, Seen], existing: dict[str, Any], queue: Any) -> Summary:
+    """Bring the rows of `existing` (the rows in the looked-at scope) in line with `found`."""
+    summary = Summary()
+    new: list[str] = []
+    changed: list[tuple[Any, Seen]] = []
+    back: list[Any] = []
+    for path, seen in found.items():
+        row = existing.get(path)
+        if row is None:
+            new.append(path)
+            continue
+        if row["is_offline"]:
+            back.append(row)
+        if (row["file_mtime_ns"] != seen.mtime_ns or row["file_size_bytes"] != seen.size
+                or row["sidecar_path"] != seen.sidecar):
+            changed.append((row, seen))
+        elif not row["is_offline"]:
+            summary.unchanged += 1
+    gone = [row for path, row in existing.items() if path not in found and not row["is_offline"]]
+
+    # Chunks are written two at a time (Postgres checks and indexes one on each core) and each
+    # chunk's first pipeline steps are queued as soon as it commits.
+    gate = asyncio.Semaphore(WRITERS)
+
+    async def write(job) -> None:
+        async with gate:
+            started = await job
+        await _enqueue(queue, started)
+
+    await asyncio.gather(*(write(_insert(library, chunk, found)) for chunk in _chunks(new)))
+    summary.added = len(new)
+    await asyncio.gather(*(write(_update_changed(library, chunk)) for chunk in _chunks(changed)))
+    summary.changed = len(changed)
+    for chunk in _chunks(gone):
+        await _set_offline(library, chunk)
+    summary.offline = len(gone)
+    for chunk in _chunks(back):
+        await _set_online(library, chunk)
+    summary.online = len(back)
+    return summary
+
+
+def _timestamp(mtime_ns: int) -> datetime:
+    return datetime.fromtimestamp(mtime_ns / 1e9, tz=timezone.utc)
+
+
+async def _insert(library: Any, paths: list[str], found: dict[str, Seen]) -> list[tuple[str, uuid.UUID, str]]:
+    ids, kinds, mimes, names, keys, sizes, sha256s, sha1s, device_ids = [], [], [], [], [], [], [], [], []
+    times, walls, mtimes, sidecars = [], [], [], []
+    for path in paths:
+        seen = found[path]
+        asset_id = uuid.uuid4()
+        mime = media_types.SUPPORTED[os.path.splitext(path)[1].lower()]
+        name = os.path.basename(path)
+        sha256, sha1 = path_checksums(path)
+        when = _timestamp(seen.mtime_ns)
+        ids.append(asset_id)
+        kinds.append(mime.split("/")[0])
+        mimes.append(mime)
+        names.append(name[:1024])
+        keys.append(originals.external_key(asset_id))
+        sizes.append(seen.size)
+        sha256s.append(sha256)
+        sha1s.append(sha1)
+        device_ids.append("".join(name.split()))  # Immich's deviceAssetId: the name without whitespace
+        times.append(when)
+        walls.append(when.replace(tzinfo=None))
+        mtimes.append(seen.mtime_ns)
+        sidecars.append(seen.sidecar)
+    async with db.transaction() as conn:
+        rows = await conn.fetch(
+            """
+            INSERT INTO assets (id, library_id, owner_id, media_type, mime_type, original_file_name, storage_key,
+                                file_size_bytes, checksum_sha256, checksum_sha1, device_asset_id, device_id,
+                                file_created_at, file_modified_at, local_datetime, external_library_id,
+                                original_path, file_mtime_ns, checksum_source, sidecar_path)
+            SELECT u.id, $1, $2, u.kind, u.mime, u.name, u.key, u.size, u.sha256, u.sha1, u.device_asset_id, $3,
+                   u.at, u.at, u.wall, $4, u.path, u.mtime, 'path', u.sidecar
+            FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bytea[],
+                        $12::bytea[], $13::text[], $14::timestamptz[], $15::timestamp[], $16::text[], $17::bigint[],
+                        $18::text[])
+                 AS u(id, kind, mime, name, key, size, sha256, sha1, device_asset_id, at, wall, path, mtime, sidecar)
+            ON CONFLICT (external_library_id, original_path) WHERE external_library_id IS NOT NULL DO NOTHING
+            RETURNING id, media_type
+            """,
+            library["library_id"], library["owner_id"], DEVICE_ID, library["id"], ids, kinds, mimes, names, keys,
+            sizes, sha256s, sha1s, device_ids, times, walls, paths, mtimes, sidecars,
+        )
+        await events.record_many(conn, entity_type=events.ASSET, event_type="asset_created",
+                                 rows=[(r["id"], library["library_id"], library["owner_id"]) for r in rows])
+        return await _start_pipelines(conn, library, rows)
+
+
+async def _update_changed(library: Any, items: list[tuple[Any, Seen]]) -> list[tuple[str, uuid.UUID, str]]:
+    """A changed file: what stat says now, and path checksums again until the pipeline reads it."""
+    ids = [row["id"] for row, _ in items]
+    paths = [row["original_path"] for row, _ in items]
+    sums = [path_checksums(p) for p in paths]
+    async with db.transaction() as conn:
+        rows = await conn.fetch(
+            """
+            UPDATE assets a SET file_mtime_ns = u.mtime, file_size_bytes = u.size, sidecar_path = u.sidecar,
+                   file_modified_at = u.at, checksum_sha256 = u.sha256, checksum_sha1 = u.sha1,
+                   checksum_source = 'path', processing_error = NULL, updated_at = now()
+            FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[], $5::timestamptz[], $6::bytea[],
+                        $7::bytea[]) AS u(id, mtime, size, sidecar, at, sha256, sha1)
+            WHERE a.id = u.id
+            RETURNING a.id, a.media_type
+            """,
+            ids, [s.mtime_ns for _, s in items], [s.size for _, s in items], [s.sidecar for _, s in items],
+            [_timestamp(s.mtime_ns) for _, s in items], [s[0] for s in sums], [s[1] for s in sums],
+        )
+        await events.record_many(conn, entity_type=events.ASSET, event_type="asset_updated",
+                                 rows=[(r["id"], library["library_id"], library["owner_id"]) for r in rows])
+        return await _start_pipelines(conn, library, rows)
+
+
+async def _set_offline(library: Any, rows: list[Any]) -> None:
+    """Gone (or excluded, or outside the import paths): offline, and in the trash as in Immich,
+    unless the user had put it there already."""
+    ids = [r["id"] for r in rows]
+    async with db.transaction() as conn:
+        changed = await conn.fetch(
+            "UPDATE assets SET is_offline = true, trashed_at = coalesce(trashed_at, now()), updated_at = now()"
+            " WHERE id = ANY($1::uuid[]) AND NOT is_offline"
+            " RETURNING id, (trashed_at = now()) AS trashed_now",
+            ids,
+        )
+        # The payload marks a trash the scan put there: coming back online takes only that one out.
+        trashed = [r for r in changed if r["trashed_now"]]
+        kept = [r for r in changed if not r["trashed_now"]]
+        owner, lib = library["owner_id"], library["library_id"]
+        await events.record_many(conn, entity_type=events.ASSET, event_type="asset_trashed",
+                                 rows=[(r["id"], lib, owner) for r in trashed],
+                                 payloads=[{"offline": True}] * len(trashed))
+        await events.record_many(conn, entity_type=events.ASSET, event_type="asset_updated",
+                                 rows=[(r["id"], lib, owner) for r in kept], payloads=[{"offline": True}] * len(kept))
+
+
+async def _set_online(library: Any, rows: list[Any]) -> None:
+    """Back in place: online, and out of the trash if it was the scan that put it there (its latest
+    trash or restore event is the offline one)."""
+    ids = [r["id"] for r in rows]
+    async with db.transaction() as conn:
+        by_scan = await conn.fetch(
+            """
+            SELECT DISTINCT ON (entity_id) entity_id, coalesce(payload ->> 'offline' = 'true', false) AS by_scan
+            FROM events WHERE entity_type = 'asset' AND entity_id = ANY($1::uuid[])
+              AND event_type IN ('asset_trashed', 'asset_restored')
+            ORDER BY entity_id, id DESC
+            """,
+            ids,
+        )
+        restore = [r["entity_id"] for r in by_scan if r["by_scan"]]
+        changed = await conn.fetch(
+            "UPDATE assets SET is_offline = false, updated_at = now(),"
+            " trashed_at = CASE WHEN id = ANY($2::uuid[]) THEN NULL ELSE trashed_at END"
+            " WHERE id = ANY($1::uuid[]) AND is_offline RETURNING id, trashed_at IS NULL AS restored",
+            ids, restore,
+        )
+        owner, lib = library["owner_id"], library["library_id"]
+        restored = [r for r in changed if r["restored"]]
+        other = [r for r in changed if not r["restored"]]
+        await events.record_many(conn, entity_type=events.ASSET, event_type="asset_restored",
+                                 rows=[(r["id"], lib, owner) for r in restored],
+                                 payloads=[{"offline": False}] * len(restored))
+        await events.record_many(conn, entity_type=events.ASSET, event_type="asset_updated",
+                                 rows=[(r["id"], lib, owner) for r in other], payloads=[{"offline": False}] * len(other))
+
+
+async def _start_pipelines(conn: Any, library: Any, assets: list[Any]) -> list[tuple[str, uuid.UUID, str]]:
+    """In the transaction that wrote the assets: the task row of each one's first pipeline step (as
+    an upload's); answers the jobs to enqueue once it commits."""
+    rows = await conn.fetch(
+        """
+        INSERT INTO tasks (owner_id, library_id, asset_id, task_type, job_id)
+        SELECT $1, $2, u.asset_id, u.task_type, u.task_type || ':' || u.asset_id
+        FROM unnest($3::uuid[], $4::text[]) AS u(asset_id, task_type)
+        RETURNING id, job_id
+        """,
+        library["owner_id"], library["library_id"], [a["id"] for a in assets],
+        [tasks.METADATA[a["media_type"]] for a in assets],
+    )
+    return [(processing.METADATA_JOB, r["id"], r["job_id"]) for r in rows]
+
+
+async def _enqueue(queue: Any, jobs: list[tuple[str, uuid.UUID, str]]) -> None:
+    """After the commit; a job that cannot be enqueued is left to the stalled-task sweep."""
+    if queue is None or not jobs:
+        return
+    try:
+        await queue.enqueue_many(jobs)
+    except Exception:
+        log.warning("could not enqueue the first steps of %d assets; the sweep will", len(jobs), exc_info=True)

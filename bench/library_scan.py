@@ -1,0 +1,152 @@
+"""External library scan speed (issue #16): a generated tree of small files (nested folders, some
+excluded folders, some sidecars) scanned by app.domain.library_scan.scan, called directly in this
+process against an embedded Postgres and Valkey (the first steps are queued on the real queue).
+
+Timed: the first scan (every asset row created, its first pipeline step queued) and a re-scan
+after 1% of the files changed, each against the floor of the same run: os.scandir + stat over the
+same tree (the least any scan must do). Targets: first scan <= 3x the floor, re-scan <= 2x, this
+process's RSS growth < 200 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from bench.harness import PeakRss
+
+FOLDERS, SUBFOLDERS = 100, 10
+
+
+def generate(root: Path, count: int, jpeg: bytes) -> tuple[list[Path], int]:
+    """`count` indexed files, plus excluded ones (@eaDir, Raw) and a sidecar for every tenth."""
+    per_leaf = max(1, count // (FOLDERS * SUBFOLDERS))
+    files: list[Path] = []
+    extra = 0
+    for i in range(FOLDERS):
+        for j in range(SUBFOLDERS):
+            leaf = root / f"{2000 + i % 25}" / f"album-{i:03d}" / f"part-{j}"
+            leaf.mkdir(parents=True, exist_ok=True)
+            for k in range(per_leaf):
+                path = leaf / f"IMG_{i:03d}{j}{k:03d}.jpg"
+                path.write_bytes(jpeg)
+                files.append(path)
+                if k % 10 == 0:
+                    (leaf / f"IMG_{i:03d}{j}{k:03d}.jpg.xmp").write_bytes(b"<x:xmpmeta/>")
+                    extra += 1
+            if j == 0:
+                for name in ("@eaDir", "Raw"):
+                    (leaf / name).mkdir(exist_ok=True)
+                    for k in range(5):
+                        (leaf / name / f"skip{k}.jpg").write_bytes(jpeg)
+                        extra += 1
+    return files, extra
+
+
+def floor_walk(root: str) -> int:
+    """os.scandir + stat of every entry of the tree: the least a scan does."""
+    stack, seen = [root], 0
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    stack.append(entry.path)
+                else:
+                    entry.stat()
+                    seen += 1
+    return seen
+
+
+def timed_floor(root: Path) -> float:
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        floor_walk(str(root))
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+async def main_async(args, work: Path) -> None:
+    import pyvips
+
+    from app.db import engine as db
+    from app.db.migrate import apply_migrations
+    from app.domain import library_scan, users
+    from app.jobs.queue import JobQueue
+
+    await apply_migrations(os.environ["DATABASE_URL"])
+    await db.open_pool(max_size=4)
+    queue = await JobQueue.connect(os.environ["REDIS_URL"])
+    try:
+        jpeg = (pyvips.Image.black(1, 1, bands=3) + 128).cast("uchar").jpegsave_buffer()
+        root = work / "tree"
+        t0 = time.perf_counter()
+        files, extra = generate(root, args.files, jpeg)
+        print(f"generated {len(files)} indexed files + {extra} excluded files and sidecars"
+              f" in {time.perf_counter() - t0:.1f} s")
+        user = await users.create_user("bench@example.com", "pw")
+        lib = await db.fetchval(
+            "INSERT INTO external_libraries (owner_id, library_id, name, import_paths, exclusion_patterns)"
+            " VALUES ($1, $2, 'bench', $3, $4) RETURNING id",
+            user["id"], user["default_library_id"], [str(root)], ["**/@eaDir/**", "**/Raw/**"])
+
+        floor = timed_floor(root)
+        print(f"floor: os.scandir + stat over the tree: {floor:.2f} s")
+        with PeakRss(os.getpid()) as rss:
+            t0 = time.perf_counter()
+            summary = await library_scan.scan(lib, queue)
+            first = time.perf_counter() - t0
+        queued = await db.fetchval("SELECT count(*) FROM tasks WHERE library_id = $1 AND status = 'pending'",
+                                   user["default_library_id"])
+        verdict = "met" if first <= 3 * floor else "MISSED"
+        print(f"first scan: {first:.2f} s for {summary.added} assets ({queued} first steps queued),"
+              f" {first / floor:.2f}x the floor (target <= 3x: {verdict}); RSS growth {rss.growth_kib / 1024:.0f} MB"
+              f" (target < 200 MB: {'met' if rss.growth_kib < 200 * 1024 else 'MISSED'})")
+
+        changed = files[:: 100]
+        later = time.time() + 60
+        for path in changed:
+            path.write_bytes(jpeg + b"\0")
+            os.utime(path, (later, later))
+        floor = timed_floor(root)
+        with PeakRss(os.getpid()) as rss:
+            t0 = time.perf_counter()
+            summary = await library_scan.scan(lib, queue)
+            again = time.perf_counter() - t0
+        verdict = "met" if again <= 2 * floor else "MISSED"
+        print(f"re-scan, {len(changed)} files changed: {again:.2f} s ({summary.changed} changed,"
+              f" {summary.unchanged} unchanged), {again / floor:.2f}x the floor {floor:.2f} s (target <= 2x: {verdict});"
+              f" RSS growth {rss.growth_kib / 1024:.0f} MB")
+    finally:
+        await queue.close()
+        await db.close_pool()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=100_000)
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores; library_scan.scan called in-process (no HTTP)")
+    work = Path(tempfile.mkdtemp(prefix="bench-library-scan-"))
+    from app.runtime import acquire_services
+    from app.settings import load_settings
+
+    os.environ["DATA_DIR"] = str(work / "data")
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        os.environ.pop(name, None)
+    services = acquire_services(load_settings(), need_redis=True)
+    try:
+        services.export_env()
+        asyncio.run(main_async(args, work))
+    finally:
+        services.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
