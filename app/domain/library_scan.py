@@ -119,11 +119,30 @@ def sidecar_for(path: str, sidecars: set[str]) -> str | None:
     return None
 
 
+def _with_sidecars(files: dict[str, Seen], sidecars: set[str]) -> None:
+    """Gives each file its sidecar, in Immich's order (photo.jpg.xmp, then photo.xmp), working from
+    the sidecars (a few) rather than from the files (all of them)."""
+    by_stem: dict[str, str] = {}
+    for sidecar in sorted(sidecars):  # sorted: photo.xmp before photo.XMP, as sidecar_for looks
+        photo = sidecar[:-4]  # photo.jpg.xmp -> photo.jpg
+        seen = files.get(photo)
+        if seen is not None and seen.sidecar is None:
+            files[photo] = seen._replace(sidecar=sidecar)
+        by_stem.setdefault(photo, sidecar)  # photo.xmp -> the stem "photo"
+    if not by_stem:
+        return
+    for path, seen in files.items():
+        if seen.sidecar is None:
+            dot, slash = path.rfind("."), path.rfind("/")
+            if dot > slash and (sidecar := by_stem.get(path[:dot])) is not None:
+                files[path] = seen._replace(sidecar=sidecar)
+
+
 def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, Seen], list[str]]:
     """Every wanted file under the import paths (or under `tops`, folders inside them) with what
     stat says of it, and the folders that could not be read. Hidden entries are skipped, excluded
     folders pruned before they are entered, and a folder reached twice (a symlink loop) read once."""
-    files: dict[str, tuple[int, int]] = {}
+    files: dict[str, Seen] = {}
     sidecars: set[str] = set()
     unreadable: list[str] = []
     visited: set[tuple[int, int]] = set()
@@ -161,14 +180,13 @@ def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, See
                     except OSError:
                         continue  # vanished or a broken link between listing and stat
                     if stat_module.S_ISREG(est.st_mode) and est.st_size > 0:
-                        files[entry.path] = (est.st_mtime_ns, est.st_size)
+                        files[entry.path] = Seen(est.st_mtime_ns, est.st_size, None)
         except OSError as exc:
             log.warning("cannot read folder %s: %s", folder, exc)
             unreadable.append(folder)
-    if not sidecars:
-        return {path: Seen(m, s, None) for path, (m, s) in files.items()}, unreadable
-    found = {path: Seen(m, s, sidecar_for(path, sidecars)) for path, (m, s) in files.items()}
-    return found, unreadable
+    if sidecars:
+        _with_sidecars(files, sidecars)
+    return files, unreadable
 
 
 def path_checksums(path: str) -> tuple[bytes, bytes]:
@@ -199,8 +217,9 @@ async def scan(external_library_id: uuid.UUID, queue: Any = None) -> Summary:
     if not valid:
         log.warning("external library %s has no readable import path; nothing scanned", external_library_id)
     matcher.roots = valid or matcher.roots
-    found, unreadable = await asyncio.to_thread(walk, matcher, valid)
-    existing = await _existing(external_library_id)
+    # The walk (a thread, the disk) and reading the library's rows (Postgres) overlap.
+    (found, unreadable), existing = await asyncio.gather(asyncio.to_thread(walk, matcher, valid),
+                                                         _existing(external_library_id))
     summary = await _apply(library, found, existing, queue)
     summary.unreadable = unreadable
     await db.execute("UPDATE external_libraries SET refreshed_at = now() WHERE id = $1", external_library_id)
