@@ -18,7 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import PeakRss
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import PeakRss  # noqa: E402
 
 FOLDERS, SUBFOLDERS = 100, 10
 

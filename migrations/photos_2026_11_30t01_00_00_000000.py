@@ -50,7 +50,15 @@ ALTER TABLE assets
 DROP INDEX assets_library_sha256_key;
 CREATE UNIQUE INDEX assets_library_sha256_key ON assets (library_id, checksum_sha256) WHERE (external_library_id IS NULL);
 CREATE UNIQUE INDEX assets_external_path_key ON assets (external_library_id, original_path) WHERE (external_library_id IS NOT NULL);
-CREATE INDEX assets_external_sha256_idx ON assets (external_library_id, checksum_sha256) WHERE (external_library_id IS NOT NULL);
+-- A rename is an offline asset's content found at a new path: only offline rows are looked up.
+CREATE INDEX assets_external_offline_sha256_idx ON assets (external_library_id, checksum_sha256) WHERE is_offline;
+-- Indexes only uploads are looked up by: a scan of a large tree writes many rows at once, and every
+-- index is work per row. An external asset's storage key (external/<asset id>) is unique by
+-- construction and names no stored file; device ids are what phones upload with.
+DROP INDEX assets_storage_key_key;
+CREATE UNIQUE INDEX assets_storage_key_key ON assets (storage_key) WHERE (external_library_id IS NULL);
+DROP INDEX assets_library_device_idx;
+CREATE INDEX assets_library_device_idx ON assets (library_id, device_id, device_asset_id) WHERE (external_library_id IS NULL);
 """
 
 forwards = sql_migration(ID, DESCRIPTION, SQL)

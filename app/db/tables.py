@@ -665,7 +665,8 @@ INDEXES: list[Index] = [
     Index(Asset, "assets_library_timeline_idx", "btree (library_id, local_datetime DESC, id DESC)"),
     Index(Asset, "assets_library_trash_idx",
           "btree (library_id, trashed_at DESC, id DESC) WHERE (trashed_at IS NOT NULL)"),
-    Index(Asset, "assets_library_device_idx", "btree (library_id, device_id, device_asset_id)"),
+    Index(Asset, "assets_library_device_idx",
+          "btree (library_id, device_id, device_asset_id) WHERE (external_library_id IS NULL)"),
     Index(Asset, "assets_stack_idx", "btree (stack_id) WHERE (stack_id IS NOT NULL)"),
     Index(Asset, "assets_library_geo_idx",
           "btree (library_id, latitude, longitude) WHERE (latitude IS NOT NULL)"),
@@ -785,7 +786,7 @@ class StorageMove(Table, tablename="storage_moves"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
-INDEXES.append(Index(Asset, "assets_storage_key_key", "UNIQUE btree (storage_key)"))
+INDEXES.append(Index(Asset, "assets_storage_key_key", "UNIQUE btree (storage_key) WHERE (external_library_id IS NULL)"))
 
 
 INDEXES.append(Index(Task, "tasks_failed_idx",
@@ -917,6 +918,5 @@ SIMPLE_INDEX_NAMES[("external_libraries", "library_id")] = "external_libraries_l
 INDEXES += [
     Index(Asset, "assets_external_path_key",
           "UNIQUE btree (external_library_id, original_path) WHERE (external_library_id IS NOT NULL)"),
-    Index(Asset, "assets_external_sha256_idx",
-          "btree (external_library_id, checksum_sha256) WHERE (external_library_id IS NOT NULL)"),
+    Index(Asset, "assets_external_offline_sha256_idx", "btree (external_library_id, checksum_sha256) WHERE is_offline"),
 ]

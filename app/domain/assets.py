@@ -631,7 +631,8 @@ async def existing_assets(
             " AND external_library_id IS NULL", library, sha1s
         )
     return await db.fetch(
-        "SELECT * FROM assets WHERE library_id = $1 AND device_id = $2 AND device_asset_id = ANY($3::text[])",
+        "SELECT * FROM assets WHERE library_id = $1 AND device_id = $2 AND device_asset_id = ANY($3::text[])"
+        " AND external_library_id IS NULL",
         library,
         device_id,
         device_asset_ids,

@@ -19,8 +19,10 @@ import stat as stat_module
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import repeat
 from typing import Any, NamedTuple
 
+import asyncpg
 from wcmatch import glob
 
 from app.db import engine as db
@@ -357,27 +359,43 @@ async def _insert(library: Any, paths: list[str], found: dict[str, Seen]) -> lis
         mtimes.append(seen.mtime_ns)
         sidecars.append(seen.sidecar)
     async with db.transaction() as conn:
-        rows = await conn.fetch(
-            """
-            INSERT INTO assets (id, library_id, owner_id, media_type, mime_type, original_file_name, storage_key,
-                                file_size_bytes, checksum_sha256, checksum_sha1, device_asset_id, device_id,
-                                file_created_at, file_modified_at, local_datetime, external_library_id,
-                                original_path, file_mtime_ns, checksum_source, sidecar_path)
-            SELECT u.id, $1, $2, u.kind, u.mime, u.name, u.key, u.size, u.sha256, u.sha1, u.device_asset_id, $3,
-                   u.at, u.at, u.wall, $4, u.path, u.mtime, 'path', u.sidecar
-            FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bytea[],
-                        $12::bytea[], $13::text[], $14::timestamptz[], $15::timestamp[], $16::text[], $17::bigint[],
-                        $18::text[])
-                 AS u(id, kind, mime, name, key, size, sha256, sha1, device_asset_id, at, wall, path, mtime, sidecar)
-            ON CONFLICT (external_library_id, original_path) WHERE external_library_id IS NOT NULL DO NOTHING
-            RETURNING id, media_type
-            """,
-            library["library_id"], library["owner_id"], DEVICE_ID, library["id"], ids, kinds, mimes, names, keys,
-            sizes, sha256s, sha1s, device_ids, times, walls, paths, mtimes, sidecars,
-        )
+        try:
+            # COPY: the fastest way in for many rows. A path a watcher indexed meanwhile makes the
+            # chunk fail as a whole (unique path): it is written again below, skipping such paths.
+            async with conn.transaction():
+                await conn.copy_records_to_table("assets", columns=_COPY_COLUMNS, records=zip(
+                    ids, repeat(library["library_id"]), repeat(library["owner_id"]), kinds, mimes, names, keys,
+                    sizes, sha256s, sha1s, device_ids, repeat(DEVICE_ID), times, times, walls,
+                    repeat(library["id"]), paths, mtimes, repeat("path"), sidecars))
+            rows = [{"id": i, "media_type": k} for i, k in zip(ids, kinds)]
+        except asyncpg.UniqueViolationError:
+            rows = await conn.fetch(
+                """
+                INSERT INTO assets (id, library_id, owner_id, media_type, mime_type, original_file_name, storage_key,
+                                    file_size_bytes, checksum_sha256, checksum_sha1, device_asset_id, device_id,
+                                    file_created_at, file_modified_at, local_datetime, external_library_id,
+                                    original_path, file_mtime_ns, checksum_source, sidecar_path)
+                SELECT u.id, $1, $2, u.kind, u.mime, u.name, u.key, u.size, u.sha256, u.sha1, u.device_asset_id, $3,
+                       u.at, u.at, u.wall, $4, u.path, u.mtime, 'path', u.sidecar
+                FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bytea[],
+                            $12::bytea[], $13::text[], $14::timestamptz[], $15::timestamp[], $16::text[],
+                            $17::bigint[], $18::text[])
+                     AS u(id, kind, mime, name, key, size, sha256, sha1, device_asset_id, at, wall, path, mtime, sidecar)
+                ON CONFLICT (external_library_id, original_path) WHERE external_library_id IS NOT NULL DO NOTHING
+                RETURNING id, media_type
+                """,
+                library["library_id"], library["owner_id"], DEVICE_ID, library["id"], ids, kinds, mimes, names, keys,
+                sizes, sha256s, sha1s, device_ids, times, walls, paths, mtimes, sidecars,
+            )
         await events.record_many(conn, entity_type=events.ASSET, event_type="asset_created",
                                  rows=[(r["id"], library["library_id"], library["owner_id"]) for r in rows])
         return await _start_pipelines(conn, library, rows)
+
+
+_COPY_COLUMNS = ("id", "library_id", "owner_id", "media_type", "mime_type", "original_file_name", "storage_key",
+                 "file_size_bytes", "checksum_sha256", "checksum_sha1", "device_asset_id", "device_id",
+                 "file_created_at", "file_modified_at", "local_datetime", "external_library_id", "original_path",
+                 "file_mtime_ns", "checksum_source", "sidecar_path")
 
 
 async def _update_changed(library: Any, items: list[tuple[Any, Seen]]) -> list[tuple[str, uuid.UUID, str]]:

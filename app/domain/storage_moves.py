@@ -119,7 +119,7 @@ async def _free_key(conn: asyncpg.Connection, store: BlobStore, base: str, ext: 
     while True:
         key = _key(base, ext, n)
         taken = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM assets WHERE storage_key = $1)"
+            "SELECT EXISTS (SELECT 1 FROM assets WHERE storage_key = $1 AND external_library_id IS NULL)"
             " OR EXISTS (SELECT 1 FROM storage_moves WHERE new_key = $1 OR old_key = $1)", key)
         if not taken and not await asyncio.to_thread(store.exists, key):
             return key
@@ -135,7 +135,7 @@ async def _settle(store: BlobStore, asset_id: uuid.UUID) -> None:
     if move is None:
         return
     for key in (move["new_key"], move["old_key"]):
-        if not await db.fetchval("SELECT 1 FROM assets WHERE storage_key = $1", key):
+        if not await db.fetchval("SELECT 1 FROM assets WHERE storage_key = $1 AND external_library_id IS NULL", key):
             await asyncio.to_thread(store.delete, key)
     await db.execute("DELETE FROM storage_moves WHERE asset_id = $1", asset_id)
 
@@ -241,7 +241,7 @@ async def recover(store: BlobStore, batch: int = 1000) -> int:
     for start in range(0, len(keys), batch):
         chunk = keys[start:start + batch]
         named = {r["key"] for r in await db.fetch(
-            "SELECT storage_key AS key FROM assets WHERE storage_key = ANY($1::text[])"
+            "SELECT storage_key AS key FROM assets WHERE storage_key = ANY($1::text[]) AND external_library_id IS NULL"
             " UNION SELECT old_key FROM storage_moves WHERE old_key = ANY($1::text[])"
             " UNION SELECT new_key FROM storage_moves WHERE new_key = ANY($1::text[])", chunk)}
         for key in chunk:
