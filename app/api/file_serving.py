@@ -57,8 +57,12 @@ def send_file(
         return Response(b"", status_code=304, headers=headers)
     try:
         size = os.stat(path).st_size
-    except FileNotFoundError:
+        if not os.access(path, os.R_OK):  # an external library's file whose permissions changed
+            raise PermissionError(path)
+    except (FileNotFoundError, NotADirectoryError):
         return Response({"detail": "File not found"}, status_code=404)
+    except OSError:
+        return Response({"detail": "File cannot be read"}, status_code=404)
 
     start, end, status = 0, size - 1, 200
     range_header = request.headers.get("range")

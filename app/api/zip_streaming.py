@@ -46,8 +46,10 @@ def zip_stream(files: Iterable[tuple[str, Path]], relocate: Relocate | None = No
     for name, path in files:
         try:
             size = os.stat(path).st_size
-        except FileNotFoundError:
-            log.warning("zip download: %s (%s) is missing on disk; left out", name, path)
+            if not os.access(path, os.R_OK):  # an external folder's permissions changed, say
+                raise PermissionError(f"cannot read {path}")
+        except OSError as error:
+            log.warning("zip download: %s (%s) cannot be read (%s); left out", name, path, error)
             continue
         archive.add(_read(path, name, find, ahead, ahead.add(path, size)), name, size=size)
     return Stream(_batches(iter(archive), ahead.close), media_type="application/zip",

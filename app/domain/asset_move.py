@@ -169,7 +169,8 @@ async def _room_and_uniqueness(conn, group: list[asyncpg.Record], destination_id
                                allowance: quotas.Allowance, size: int) -> MoveResult | None:
     asset_id = group[0]["id"]
     taken = await conn.fetchval(
-        "SELECT 1 FROM assets WHERE library_id = $1 AND checksum_sha256 = ANY($2::bytea[]) LIMIT 1",
+        "SELECT 1 FROM assets WHERE library_id = $1 AND checksum_sha256 = ANY($2::bytea[])"
+        " AND external_library_id IS NULL LIMIT 1",
         destination_id, [r["checksum_sha256"] for r in group])
     if taken:
         return MoveResult(asset_id, FAILED, DUPLICATE)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.db import engine as db
-from app.domain import events, media_types
+from app.domain import assets, events, media_types
 from app.domain.errors import Invalid
 
 _READ = 1 << 20
@@ -58,7 +58,11 @@ async def settle(asset: Any) -> Settled:
         current = await conn.fetchrow("SELECT * FROM assets WHERE id = $1 FOR UPDATE", asset["id"])
         if current is None:
             return Settled(None, "asset no longer exists")
-        moved = await conn.fetchrow(
+        # Only a file the scan has just found can be a moved one: an asset already processed (a
+        # changed file, read again) keeps its identity whatever offline copy shares its content.
+        fresh = not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM asset_files WHERE asset_id = $1)",
+                                        current["id"])
+        moved = None if not fresh else await conn.fetchrow(
             "SELECT * FROM assets WHERE external_library_id = $1 AND checksum_sha256 = $2 AND is_offline"
             " AND checksum_source = 'content' AND id <> $3 ORDER BY updated_at DESC LIMIT 1 FOR UPDATE",
             current["external_library_id"], content.sha256, current["id"],
@@ -80,7 +84,9 @@ async def _take_over(conn: Any, old: Any, new: Any, content: Content) -> None:
     """The offline asset `old` is the file now at `new`'s path: `new` (made by the scan a moment ago,
     with nothing attached yet) goes, `old` takes its path and comes back online; out of the trash
     only if the scan put it there (see library_scan._set_online)."""
-    await conn.execute("DELETE FROM assets WHERE id = $1", new["id"])
+    # As a permanent delete goes (album links, covers, people with their events); the asset was made
+    # by the scan a moment ago, so normally there is nothing but the row.
+    await assets.hard_delete_rows(conn, [new])
     by_scan = await conn.fetchval(
         "SELECT coalesce(payload ->> 'offline' = 'true', false) FROM events WHERE entity_type = 'asset'"
         " AND entity_id = $1 AND event_type IN ('asset_trashed', 'asset_restored') ORDER BY id DESC LIMIT 1",
@@ -94,8 +100,6 @@ async def _take_over(conn: Any, old: Any, new: Any, content: Content) -> None:
         old["id"], new["original_path"], new["original_file_name"], new["file_mtime_ns"], new["file_size_bytes"],
         new["sidecar_path"], content.sha1, bool(by_scan), new["device_asset_id"],
     )
-    await events.record(conn, entity_type=events.ASSET, entity_id=new["id"], event_type="asset_deleted",
-                        library_id=new["library_id"], owner_id=new["owner_id"])
     await events.record(conn, entity_type=events.ASSET, entity_id=old["id"],
                         event_type="asset_restored" if by_scan else "asset_updated",
                         library_id=old["library_id"], owner_id=old["owner_id"], payload={"offline": False})

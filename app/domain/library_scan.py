@@ -26,7 +26,8 @@ import asyncpg
 from wcmatch import glob
 
 from app.db import engine as db
-from app.domain import events, media_types, originals, processing, tasks
+from app.domain import events, external_libraries, media_types, originals, processing, tasks
+from app.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -182,13 +183,42 @@ def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, See
                     except OSError:
                         continue  # vanished or a broken link between listing and stat
                     if stat_module.S_ISREG(est.st_mode) and est.st_size > 0:
-                        files[entry.path] = Seen(est.st_mtime_ns, est.st_size, None)
+                        if _encodable(entry.path):
+                            files[entry.path] = Seen(est.st_mtime_ns, est.st_size, None)
         except OSError as exc:
             log.warning("cannot read folder %s: %s", folder, exc)
             unreadable.append(folder)
     if sidecars:
         _with_sidecars(files, sidecars)
     return files, unreadable
+
+
+def usable_roots(paths: list[str], *, quiet: bool = False) -> list[str]:
+    """The import paths a scan or watcher may look at now, as Immich checks them again at each scan:
+    validate's checks (create does not check; a folder may have gone since), so the server's own
+    DATA_DIR (every user's originals and thumbnails) is never indexed into one user's library."""
+    data_dir = load_settings().data_dir
+    usable = []
+    for path in paths:
+        problem = external_libraries.import_path_problem(path, data_dir)
+        if problem is None:
+            usable.append(path)
+        elif not quiet:  # the watcher asks every few seconds; a scan says it once
+            log.warning("import path %s skipped: %s", path, problem)
+    return usable
+
+
+def _encodable(path: str) -> bool:
+    """A name that is not valid in the file system's encoding (a Latin-1 name from an old NAS) can be
+    neither stored nor hashed as text: such a file is left out, with a warning, and the scan goes on."""
+    if path.isascii():
+        return True
+    try:
+        path.encode()
+        return True
+    except UnicodeEncodeError:
+        log.warning("file name not valid UTF-8, left out: %r", path)
+        return False
 
 
 def path_checksums(path: str) -> tuple[bytes, bytes]:
@@ -215,7 +245,7 @@ async def scan(external_library_id: uuid.UUID, queue: Any = None) -> Summary:
     if library is None:
         return Summary()
     matcher = Matcher(list(library["import_paths"]), list(library["exclusion_patterns"]))
-    valid = [root for root in matcher.roots if os.path.isdir(root)]
+    valid = usable_roots(matcher.roots)
     if not valid:
         log.warning("external library %s has no readable import path; nothing scanned", external_library_id)
     matcher.roots = valid or matcher.roots
@@ -253,7 +283,7 @@ async def sync_paths(external_library_id: uuid.UUID, paths: list[str], queue: An
                 st = os.stat(path)
             except OSError:
                 continue
-            if stat_module.S_ISREG(st.st_mode) and st.st_size > 0:
+            if stat_module.S_ISREG(st.st_mode) and st.st_size > 0 and _encodable(path):
                 folder = os.path.dirname(path)
                 try:
                     sidecars = {e.path for e in os.scandir(folder) if _is_sidecar_name(e.name)}
@@ -318,13 +348,15 @@ async def _apply(library: Any, found: dict[str, Seen], existing: dict[str, Any],
             started = await job
         await _enqueue(queue, started)
 
+    # Gone files go offline first: a new file's first step may run as soon as its chunk commits, and
+    # it can only be recognised as a moved file if the asset it moved from is already offline.
+    for chunk in _chunks(gone):
+        await _set_offline(library, chunk)
+    summary.offline = len(gone)
     await asyncio.gather(*(write(_insert(library, chunk, found)) for chunk in _chunks(new)))
     summary.added = len(new)
     await asyncio.gather(*(write(_update_changed(library, chunk)) for chunk in _chunks(changed)))
     summary.changed = len(changed)
-    for chunk in _chunks(gone):
-        await _set_offline(library, chunk)
-    summary.offline = len(gone)
     for chunk in _chunks(back):
         await _set_online(library, chunk)
     summary.online = len(back)

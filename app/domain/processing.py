@@ -171,14 +171,12 @@ async def run_metadata(
         chain = True
         vips_cache.forget_loaded_files()
     sidecar = None
-    if asset["sidecar_path"] is not None:
-        # An external asset's sidecar is read in place (never written); one that vanished is skipped.
+    sidecar_file = _sidecar_to_read(store, asset, sidecar_row)
+    if sidecar_file is not None:
         try:
-            sidecar = await asyncio.to_thread(Path(asset["sidecar_path"]).read_bytes)
-        except OSError:
+            sidecar = await asyncio.to_thread(sidecar_file.read_bytes)
+        except OSError:  # an external sidecar that vanished meanwhile: read without it
             sidecar = None
-    elif sidecar_row is not None:
-        sidecar = await asyncio.to_thread(store.path(sidecar_row["storage_key"]).read_bytes)
     override = None
     if asset["user_latitude"] is not None:
         override = (asset["user_latitude"], asset["user_longitude"])
@@ -214,6 +212,23 @@ async def run_metadata(
     if next_task is not None:
         await _enqueue(queue, VARIANTS_JOB, next_task, tasks.VARIANTS[asset["media_type"]], asset)
     return "ok"
+
+
+def _sidecar_to_read(store: BlobStore, asset: asyncpg.Record, sidecar_row: asyncpg.Record | None) -> Path | None:
+    """The XMP sidecar the metadata step reads. An external asset's own sidecar is read in place and
+    never written: tags set in the app go to the server's copy (tags.write_sidecars, seeded from the
+    one in place), which is then the newer one and wins, so a re-read keeps those tags. A sidecar in
+    place edited after that copy (another program) wins in turn."""
+    stored = store.path(sidecar_row["storage_key"]) if sidecar_row is not None else None
+    if asset["sidecar_path"] is None:
+        return stored
+    in_place = Path(asset["sidecar_path"])
+    if stored is None:
+        return in_place
+    try:
+        return stored if stored.stat().st_mtime_ns >= in_place.stat().st_mtime_ns else in_place
+    except OSError:  # either one gone: the other, if any
+        return stored if stored.exists() else in_place
 
 
 async def _next_task(asset: asyncpg.Record) -> uuid.UUID:

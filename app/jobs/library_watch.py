@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import uuid
 from typing import Any
 
@@ -30,6 +29,7 @@ log = logging.getLogger(__name__)
 LOCK_KEY = 0x6C69622D77617463
 POLL_S = 3.0
 DEBOUNCE_MS = 500
+RETRY_S = 300  # a watcher that failed is started again after this long, or when the folders change
 
 
 async def _wanted() -> dict[uuid.UUID, tuple[str, ...]]:
@@ -37,7 +37,7 @@ async def _wanted() -> dict[uuid.UUID, tuple[str, ...]]:
     if not (await system_config.current())["library"]["watch"]["enabled"]:
         return {}
     rows = await db.fetch("SELECT id, import_paths FROM external_libraries WHERE deleted_at IS NULL ORDER BY id")
-    return {r["id"]: tuple(sorted(p for p in r["import_paths"] if os.path.isdir(p))) for r in rows}
+    return {r["id"]: tuple(sorted(library_scan.usable_roots(list(r["import_paths"]), quiet=True))) for r in rows}
 
 
 def _library_of(path: str, libraries: dict[uuid.UUID, tuple[str, ...]]) -> list[uuid.UUID]:
@@ -93,15 +93,27 @@ async def _lead(queue: Any) -> None:
     current: dict[uuid.UUID, tuple[str, ...]] | None = None
     stop = asyncio.Event()
     watcher: asyncio.Task | None = None
+    failed_at: float | None = None  # when the watcher last ended on an error
+    loop = asyncio.get_running_loop()
     try:
         while True:
             wanted = await _wanted()
-            if wanted != current or (watcher is not None and watcher.done()):
+            if watcher is not None and watcher.done() and failed_at is None:
+                error = None if watcher.cancelled() else watcher.exception()
+                if error is not None:
+                    # e.g. the system's limit on watched folders: said once, and not retried (each
+                    # start scans every library) until the folders change or RETRY_S has passed.
+                    log.error("library watcher failed: %s; retrying in %d s or when the folders change",
+                              error, RETRY_S, exc_info=error)
+                    failed_at = loop.time()
+            retry_due = failed_at is not None and loop.time() - failed_at >= RETRY_S
+            if wanted != current or retry_due or (watcher is not None and watcher.done() and failed_at is None):
                 if watcher is not None:
                     stop.set()
                     await asyncio.gather(watcher, return_exceptions=True)
                 stop = asyncio.Event()
                 current = wanted
+                failed_at = None
                 watcher = asyncio.create_task(_watch(wanted, queue, stop), name="library watcher") if wanted else None
             await asyncio.sleep(POLL_S)
     finally:

@@ -276,7 +276,7 @@ def cron_due(expression: str, now: datetime | None = None) -> bool:
     bounds = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
     try:
         return all(_cron_field(f, v, lo, hi) for f, v, (lo, hi) in zip(fields, values, bounds))
-    except ValueError:
+    except (ValueError, ZeroDivisionError):  # a malformed field or a step of 0 names no minute
         return False
 
 

@@ -323,3 +323,52 @@ async def test_the_watcher_picks_up_a_new_file_and_a_deleted_one_goes_offline(us
         else:
             await db.execute("UPDATE system_metadata SET value = $2::jsonb WHERE key = $1", system_config.KEY, saved)
         system_config.invalidate()
+
+
+async def test_a_changed_file_keeps_its_asset_even_when_an_offline_copy_has_its_content(user, tmp_path):
+    """Only a newly found file can be a moved one: a file read again because it changed is the same
+    asset, whatever offline twin shares its bytes (that twin is not resurrected in its place)."""
+    root = tmp_path / "lib"
+    a = put(root / "a.jpg", jpeg(40, side=4))
+    twin = put(root / "bak" / "a.jpg", jpeg(40, side=4))
+    lib = await new_external(user, [root])
+    store = BlobStore(tmp_path / "store")
+    await library_scan.scan(lib)
+    first = await rows(lib)
+    for row in first.values():
+        await run_pipeline(store, row["id"])
+    twin.unlink()
+    await library_scan.scan(lib)
+    os.utime(a, (time.time() + 60, time.time() + 60))
+    summary = await library_scan.scan(lib)
+    assert summary.changed == 1
+    await run_pipeline(store, first[str(a)]["id"])
+    after = await rows(lib)
+    assert after[str(a)]["id"] == first[str(a)]["id"] and not after[str(a)]["is_offline"]
+    assert after[str(twin)]["is_offline"] and after[str(twin)]["id"] == first[str(twin)]["id"]
+
+
+async def test_a_name_that_is_not_utf8_is_left_out_and_the_scan_goes_on(user, tmp_path):
+    root = tmp_path / "lib"
+    good = put(root / "good.jpg", jpeg(41))
+    (root / "caf\udce9.jpg").parent.mkdir(parents=True, exist_ok=True)
+    with open(os.fsencode(str(root)) + b"/caf\xe9.jpg", "wb") as f:  # a Latin-1 name, as old NAS shares have
+        f.write(jpeg(42))
+    lib = await new_external(user, [root])
+    summary = await library_scan.scan(lib)
+    assert summary.added == 1 and list(await rows(lib)) == [str(good)]
+
+
+async def test_the_servers_own_data_folder_is_never_scanned(user, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    put(data / "library" / "x" / "originals" / "ab" / "photo.jpg", jpeg(43))
+    monkeypatch.setenv("DATA_DIR", str(data))
+    lib = await new_external(user, [data])
+    summary = await library_scan.scan(lib)
+    assert summary.added == 0 and not await rows(lib)
+
+
+def test_a_cron_step_of_zero_names_no_minute():
+    from app.jobs.worker import cron_due
+
+    assert not cron_due("*/0 * * * *")
