@@ -248,6 +248,8 @@ class Asset(Table, tablename="assets"):
     is_offline = Boolean(default=False)
     checksum_source = Text(default="content")
     sidecar_path = Text(null=True, default=None)
+    # Immich's duplicate group (assets of one owner sharing an id); NULL: in none.
+    duplicate_id = UUID(null=True, default=None)
 
     assets_media_type_check = Check("(media_type = ANY (ARRAY['image'::text, 'video'::text]))")
     assets_original_file_name_check = Check("(length(original_file_name) <= 1024)")
@@ -920,3 +922,24 @@ INDEXES += [
           "UNIQUE btree (external_library_id, original_path) WHERE (external_library_id IS NOT NULL)"),
     Index(Asset, "assets_external_offline_sha256_idx", "btree (external_library_id, checksum_sha256) WHERE is_offline"),
 ]
+
+
+class SmartSearch(Table, tablename="smart_search"):
+    """A CLIP image embedding of an asset under one model (float32 bytes, L2-normalised); seq keys it
+    in the per-library FAISS indexes and only grows."""
+
+    asset_id = fk(Asset, CASCADE, primary_key=True)
+    model = Text(default=None)
+    seq = BigSerial(unique=True)
+    library_id = fk(Library, CASCADE)
+    embedding = Bytea(default=None)
+    duplicates_checked_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+COMPOSITE_PRIMARY_KEYS[SmartSearch] = ("asset_id", "model")
+INDEXES += [
+    Index(SmartSearch, "smart_search_library_idx", "btree (library_id, model, seq)"),
+    Index(Asset, "assets_duplicate_idx", "btree (owner_id, duplicate_id) WHERE (duplicate_id IS NOT NULL)"),
+]
+DATABASE_DEFAULTS[("smart_search", "seq")] = "nextval('smart_search_seq_seq'::regclass)"
