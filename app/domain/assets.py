@@ -13,7 +13,8 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from app.db import engine as db
-from app.domain import access, albums, effective, events, faces, people, processing, stacks
+from app.domain import access, effective, events, faces, people, processing
+from app.domain.asset_removal import hard_delete_rows  # noqa: F401 (callers use assets.hard_delete_rows)
 from app.domain.datetimes import from_instant, split_wall_clock
 from app.domain.asset_filters import LOCKED, AssetFilter, Sql, check_references, where
 from app.domain.errors import Invalid, NotFound
@@ -497,32 +498,6 @@ async def restore_all(principal: access.Principal, library_id: uuid.UUID | None)
         if not batch:
             return total
         total += await set_trashed(principal, library, [r["id"] for r in batch], False)
-
-
-async def hard_delete_rows(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
-    asset_ids = [r["id"] for r in rows]
-    links = await conn.fetch(
-        "SELECT aa.id, aa.album_id, aa.asset_id, aa.library_id, al.owner_id FROM album_assets aa"
-        " JOIN albums al ON al.id = aa.album_id WHERE aa.asset_id = ANY($1::uuid[])",
-        asset_ids,
-    )
-    stack_ids = sorted({r["stack_id"] for r in rows if r["stack_id"] is not None})
-    # Covers pointing at these assets clear with events (the foreign keys would clear them silently).
-    await stacks.clear_covers(conn, asset_ids)
-    await albums.clear_covers(conn, asset_ids)
-    touched_people = await faces.people_of(conn, asset_ids)
-    await conn.execute("DELETE FROM assets WHERE id = ANY($1::uuid[])", asset_ids)
-    await people.refresh_people(conn, touched_people, announce_thumbnail=False)
-    for link in links:  # a permanent delete also ends its album memberships, each with an event
-        await albums.record_link_removals(conn, link["library_id"], link["owner_id"],
-                                          [(link["id"], link["album_id"], link["asset_id"])])
-    await stacks.dissolve_if_too_small(conn, stack_ids)
-    await events.record_many(
-        conn,
-        entity_type=events.ASSET,
-        event_type="asset_deleted",
-        rows=[(r["id"], r["library_id"], r["owner_id"]) for r in rows],
-    )
 
 
 def remove_files(store: BlobStore, rows: list[asyncpg.Record]) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.db import engine as db
-from app.domain import assets, events, media_types
+from app.domain import asset_removal, events, media_types
 from app.domain.errors import Invalid
 
 _READ = 1 << 20
@@ -86,7 +86,7 @@ async def _take_over(conn: Any, old: Any, new: Any, content: Content) -> None:
     only if the scan put it there (see library_scan._set_online)."""
     # As a permanent delete goes (album links, covers, people with their events); the asset was made
     # by the scan a moment ago, so normally there is nothing but the row.
-    await assets.hard_delete_rows(conn, [new])
+    await asset_removal.hard_delete_rows(conn, [new])
     by_scan = await conn.fetchval(
         "SELECT coalesce(payload ->> 'offline' = 'true', false) FROM events WHERE entity_type = 'asset'"
         " AND entity_id = $1 AND event_type IN ('asset_trashed', 'asset_restored') ORDER BY id DESC LIMIT 1",
