@@ -1,0 +1,153 @@
+"""Smart search: CLIP embeddings of assets, and ranking assets by their distance to a query vector.
+
+The embeddings live in `smart_search` (one L2-normalised float32 vector per asset and model); the
+per-library FAISS indexes of app/vector_index.py are caches of them. A ranking asks an index for
+more candidates than it needs, keeps those the asset filters (app/domain/asset_filters.py) allow,
+and re-scores them exactly from their stored bytes, so the order is the same as ranking the whole
+filtered set by hand. When too few candidates survive the filters (a narrow filter), the filtered
+set itself is ranked exactly, in batches.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import numpy as np
+
+from app import vector_index
+from app.db import engine as db
+from app.domain.asset_filters import AssetFilter, Sql, check_references, where
+from app.domain.errors import Invalid
+
+# Candidates asked of an index per result needed, then four times more per round while too few
+# survive, up to MAX_FETCH; past that the filtered set is ranked exactly.
+OVERFETCH = 4
+MIN_FETCH = 200
+MAX_FETCH = 20_000
+# Embeddings read per round of an exact ranking (512-d: 40 MB).
+EXACT_BATCH = 20_000
+# An album or a list of ids is a small set spread over libraries: always ranked exactly.
+
+
+def to_bytes(vector) -> bytes:
+    return normalise(vector).astype("<f4").tobytes()
+
+
+def normalise(vector) -> np.ndarray:
+    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+    norm = float(np.linalg.norm(vector))
+    if not np.isfinite(norm) or norm == 0.0:
+        raise Invalid("an embedding must be a finite, non-zero vector", "embedding")
+    return vector / norm
+
+
+def from_bytes(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
+async def store(conn: asyncpg.Connection, asset_id: uuid.UUID, library_id: uuid.UUID, model: str, vector) -> None:
+    """The asset's embedding under `model`, replacing an earlier one. A replaced row takes a new seq,
+    so the indexes see it as a new entry (the old one stops resolving), and duplicate detection
+    looks at it again.
+
+    No change-log event: the embedding is no part of what any client is shown or synced (the
+    pipeline's task row records the step)."""
+    await conn.execute(
+        """
+        INSERT INTO smart_search (asset_id, model, library_id, embedding) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (asset_id, model) DO UPDATE SET embedding = EXCLUDED.embedding,
+            library_id = EXCLUDED.library_id, seq = nextval('smart_search_seq_seq'),
+            duplicates_checked_at = NULL, created_at = now()
+        """,
+        asset_id, model, library_id, to_bytes(vector),
+    )
+
+
+async def embedding_of(asset_id: uuid.UUID, model: str) -> np.ndarray | None:
+    data = await db.fetchval("SELECT embedding FROM smart_search WHERE asset_id = $1 AND model = $2",
+                             asset_id, model)
+    return None if data is None else from_bytes(data)
+
+
+def _score(rows, query: np.ndarray) -> list[tuple[uuid.UUID, float]]:
+    """Cosine distances of the rows' embeddings, in float64 so the order does not hang on rounding."""
+    if not rows:
+        return []
+    matrix = np.frombuffer(b"".join(r["embedding"] for r in rows), dtype="<f4").reshape(len(rows), -1)
+    if matrix.shape[1] != len(query):
+        return []
+    distances = 1.0 - matrix.astype(np.float64) @ query
+    return [(r["id"], float(d)) for r, d in zip(rows, distances)]
+
+
+def _top(scored: list[tuple[uuid.UUID, float]], count: int) -> list[tuple[uuid.UUID, float]]:
+    return sorted(scored, key=lambda item: (item[1], item[0]))[:count]
+
+
+async def _exact(f: AssetFilter, model: str, query: np.ndarray, need: int) -> list[tuple[uuid.UUID, float]]:
+    """Rank the whole filtered set, EXACT_BATCH embeddings at a time (keyed by seq)."""
+    best: list[tuple[uuid.UUID, float]] = []
+    last = 0
+    while True:
+        sql = Sql()
+        clause = where(f, sql)
+        rows = await db.fetch(
+            f"SELECT a.id, s.seq, s.embedding FROM smart_search s JOIN assets a ON a.id = s.asset_id"
+            f" WHERE s.model = {sql.arg(model)} AND s.seq > {sql.arg(last)} AND {clause}"
+            f" ORDER BY s.seq LIMIT {sql.arg(EXACT_BATCH)}",
+            *sql.args,
+        )
+        if not rows:
+            return best
+        best = _top(best + _score(rows, query), need)
+        last = rows[-1]["seq"]
+
+
+async def _candidates(f: AssetFilter, model: str, seqs: np.ndarray) -> list[asyncpg.Record]:
+    sql = Sql()
+    clause = where(f, sql)
+    return await db.fetch(
+        f"SELECT a.id, s.embedding FROM smart_search s JOIN assets a ON a.id = s.asset_id"
+        f" WHERE s.seq = ANY({sql.arg(seqs.tolist())}::bigint[]) AND s.model = {sql.arg(model)} AND {clause}",
+        *sql.args,
+    )
+
+
+async def _rank_one(f: AssetFilter, model: str, query: np.ndarray, need: int) -> list[tuple[uuid.UUID, float]]:
+    if f.album_id is not None or f.ids is not None:
+        return await _exact(f, model, query, need)
+    index = await vector_index.indexes.sync(f.library_id, model, len(query))
+    fetch = max(need * OVERFETCH, MIN_FETCH)
+    while True:
+        seqs = index.search(query, fetch)
+        rows = await _candidates(f, model, seqs) if len(seqs) else []
+        if len(rows) >= need:
+            # Every entry not fetched is farther than every one fetched, so the survivors' best
+            # are the filtered set's best (exactly so for the flat index; IVF approximates).
+            return _top(_score(rows, query), need)
+        if index.exact and len(seqs) >= index.ntotal:
+            return _top(_score(rows, query), need)  # the whole library looked at: this is all there is
+        if fetch >= min(MAX_FETCH, index.ntotal):
+            return await _exact(f, model, query, need)
+        fetch *= OVERFETCH
+
+
+async def rank(filters: list[AssetFilter], model: str, vector, offset: int, limit: int) -> list[tuple[uuid.UUID, float]]:
+    """(asset id, cosine distance) of the assets the filters select that have an embedding under
+    `model`, nearest first (ties by id), from `offset`, at most `limit` of them. Filters come from
+    the caller's readable scope (one per library, as app/domain/search.py builds them)."""
+    if offset < 0:
+        raise Invalid("offset cannot be negative", "offset")
+    if limit < 1:
+        raise Invalid("limit must be at least 1", "limit")
+    if not filters:
+        raise Invalid("at least one filter is needed", "filters")
+    query = normalise(vector).astype(np.float64)
+    need = offset + limit
+    found: dict[uuid.UUID, float] = {}
+    for f in filters:
+        await check_references(f)
+        for asset_id, distance in await _rank_one(f, model, query, need):
+            found.setdefault(asset_id, distance)
+    return _top(list(found.items()), need)[offset:]
