@@ -11,6 +11,8 @@ set itself is ranked exactly, in batches.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import numpy as np
@@ -18,7 +20,8 @@ import numpy as np
 from app import vector_index
 from app.db import engine as db
 from app.domain.asset_filters import AssetFilter, Sql, check_references, where
-from app.domain.errors import Invalid
+from app.domain import access, system_config
+from app.domain.errors import BadRequest, Invalid
 
 # Candidates asked of an index per result needed, then four times more per round while too few
 # survive, up to MAX_FETCH; past that the filtered set is ranked exactly.
@@ -151,3 +154,80 @@ async def rank(filters: list[AssetFilter], model: str, vector, offset: int, limi
         for asset_id, distance in await _rank_one(f, model, query, need):
             found.setdefault(asset_id, distance)
     return _top(list(found.items()), need)[offset:]
+
+
+# --- what the API layers call ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    enabled: bool  # machineLearning.enabled and machineLearning.clip.enabled
+    model: str  # machineLearning.clip.modelName
+    duplicates: bool  # duplicate detection on as well (it compares these embeddings)
+
+
+async def config() -> Config:
+    learning = (await system_config.current())["machineLearning"]
+    enabled = bool(learning["enabled"] and learning["clip"]["enabled"])
+    return Config(enabled=enabled, model=learning["clip"]["modelName"],
+                  duplicates=enabled and bool(learning["duplicateDetection"]["enabled"]))
+
+
+def model_available(model_dir: Path, name: str) -> bool:
+    """Whether a process would find the CLIP model's files (nothing is loaded)."""
+    try:
+        from app.clip.models import clip_available
+    except ImportError:  # the CLIP code is not part of this build
+        return False
+    return clip_available(model_dir, name)
+
+
+_NO_MODEL = "Smart search has no CLIP model {model!r} on this server (see MODEL_DIR)"
+
+
+async def enabled_config() -> Config:
+    found = await config()
+    if not found.enabled:
+        raise BadRequest("Smart search is not enabled")
+    return found
+
+
+async def text_vector(model_dir: Path, model: str, text: str) -> np.ndarray:
+    try:
+        from app.clip.runtime import encode_text
+    except ImportError:
+        encode_text = None
+    vector = None if encode_text is None else await encode_text(model_dir, model, text)
+    if vector is None:
+        raise BadRequest(_NO_MODEL.format(model=model))
+    return vector
+
+
+async def image_vector(model_dir: Path, model: str, rgb: np.ndarray) -> np.ndarray:
+    try:
+        from app.clip.runtime import encode_image
+    except ImportError:
+        encode_image = None
+    vector = None if encode_image is None else await encode_image(model_dir, model, rgb)
+    if vector is None:
+        raise BadRequest(_NO_MODEL.format(model=model))
+    return vector
+
+
+async def asset_vector(principal: access.Principal, asset_id: uuid.UUID, model: str) -> np.ndarray:
+    """The embedding of an asset the caller may read (Immich's queryAssetId)."""
+    await access.load_asset(principal, asset_id, access.READ)
+    vector = await embedding_of(asset_id, model)
+    if vector is None:
+        raise BadRequest(f"Asset {asset_id} has no embedding")
+    return vector
+
+
+async def search(principal: access.Principal, filters: list[AssetFilter], model: str, vector,
+                 offset: int, limit: int) -> list[asyncpg.Record]:
+    """The asset rows `rank` chooses, nearest first; the filters come from the caller's readable scope."""
+    principal.require(access.READ)
+    ranked = await rank(filters, model, vector, offset, limit)
+    rows = {r["id"]: r for r in await db.fetch("SELECT * FROM assets WHERE id = ANY($1::uuid[])",
+                                               [asset_id for asset_id, _ in ranked])}
+    return [rows[asset_id] for asset_id, _ in ranked if asset_id in rows]
