@@ -10,6 +10,8 @@ set itself is ranked exactly, in batches.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +22,10 @@ import numpy as np
 from app import vector_index
 from app.db import engine as db
 from app.domain.asset_filters import AssetFilter, Sql, check_references, where
-from app.domain import access, system_config
+from app.domain import access, system_config, tasks
 from app.domain.errors import BadRequest, Invalid
+
+log = logging.getLogger(__name__)
 
 # Candidates asked of an index per result needed, then four times more per round while too few
 # survive, up to MAX_FETCH; past that the filtered set is ranked exactly.
@@ -231,3 +235,93 @@ async def search(principal: access.Principal, filters: list[AssetFilter], model:
     rows = {r["id"]: r for r in await db.fetch("SELECT * FROM assets WHERE id = ANY($1::uuid[])",
                                                [asset_id for asset_id, _ in ranked])}
     return [rows[asset_id] for asset_id, _ in ranked if asset_id in rows]
+
+
+# --- the pipeline step: one embedding per asset, from its preview ---------------------------------
+
+ENCODE_JOB = "encode_clip"
+ENCODE_TASK = "smart_search"
+DUPLICATES_JOB = "detect_duplicates"  # app/domain/duplicates.py compares the new embeddings
+
+
+async def create_encoding(conn: asyncpg.Connection, asset: asyncpg.Record) -> uuid.UUID | None:
+    """In the variants step's transaction, next to face detection: an embedding for assets a
+    timeline shows (not a live photo's video half). Its job is enqueued after that commits."""
+    if asset["visibility"] == "hidden":
+        return None
+    return await tasks.create(conn, asset, ENCODE_TASK)
+
+
+def _load_rgb(path) -> np.ndarray:
+    import pyvips
+
+    image = pyvips.Image.new_from_file(str(path), access="sequential")
+    if image.hasalpha():
+        image = image.flatten()
+    if image.bands < 3:
+        image = image.colourspace("srgb")
+    image = image.cast("uchar")
+    return np.ndarray(buffer=image.write_to_memory(), dtype=np.uint8,
+                      shape=(image.height, image.width, image.bands))[:, :, :3]
+
+
+async def _clip_model(model_dir: Path, name: str):
+    try:
+        from app.clip.runtime import clip_model
+    except ImportError:
+        return None
+    return await clip_model(model_dir, name)
+
+
+def _missing_reason(model_dir: Path, name: str) -> str:
+    try:
+        from app.clip.models import missing_reason
+    except ImportError:
+        return "this build has no CLIP model code"
+    return missing_reason(model_dir, name) or f"the CLIP model {name!r} could not be loaded"
+
+
+async def enqueue_duplicates(queue, owner_id: uuid.UUID) -> None:
+    if queue is None:
+        return
+    try:  # one pending run per owner; the run looks at every embedding not checked yet
+        await queue.enqueue_plain(DUPLICATES_JOB, str(owner_id), job_id=f"{DUPLICATES_JOB}:{owner_id}")
+    except Exception:
+        log.warning("could not enqueue duplicate detection for %s", owner_id, exc_info=True)
+
+
+async def run_encoding(settings, blobs, task_id: uuid.UUID, queue, attempt: int = 1) -> str:
+    """The worker's encode_clip: the CLIP embedding of the asset's preview (a video's poster)."""
+    row = await db.fetchrow("SELECT a.* FROM tasks t JOIN assets a ON a.id = t.asset_id WHERE t.id = $1", task_id)
+    if row is None:
+        return "asset no longer exists"
+    if await tasks.start(task_id, attempt) is None:
+        return "not run: the task has ended, or a live worker runs it"
+    found = await config()
+    if not found.enabled:
+        await tasks.finish(task_id, ok=True, result="smart search is off in the system config",
+                           outcome="skipped_config_off")
+        return "skipped"
+    model = await _clip_model(settings.model_dir, found.model)
+    if model is None:
+        await tasks.finish(task_id, ok=True, result=_missing_reason(settings.model_dir, found.model),
+                           outcome="skipped_no_model")
+        return "skipped"
+    preview = await db.fetchval(
+        "SELECT storage_key FROM asset_files WHERE asset_id = $1 AND kind = 'preview'", row["id"])
+    if preview is None:
+        await tasks.finish(task_id, ok=True, result="no preview to look at", outcome=None)
+        return "skipped"
+    rgb = await asyncio.to_thread(_load_rgb, blobs.path(preview))
+    vector = await asyncio.to_thread(model.encode_image, rgb)
+    async with db.transaction() as conn:
+        asset = await conn.fetchrow("SELECT id, library_id, owner_id FROM assets WHERE id = $1 FOR UPDATE", row["id"])
+        if asset is None:
+            await tasks.finish(task_id, ok=True, result="asset no longer exists")
+            return "asset no longer exists"
+        # Filed under the configured name: what a search under the same config looks up.
+        await store(conn, asset["id"], asset["library_id"], found.model, vector)
+        await tasks.finish(task_id, ok=True, result=f"{len(vector)}-d embedding ({found.model})", outcome="ran")
+    if found.duplicates:
+        await enqueue_duplicates(queue, asset["owner_id"])
+    return "ok"

@@ -204,3 +204,75 @@ async def test_exact_then_ivf(monkeypatch, user, library_id):
     want = await brute_force(filt, query)
     assert len(set(ids(got)) & set(ids(want[:20]))) >= 18
     assert [d for _, d in got] == sorted(d for _, d in got)
+
+
+# --- the pipeline step and its queue ----------------------------------------------------------------
+
+
+async def _task_row(task_id):
+    return await db.fetchrow("SELECT status, outcome, result FROM tasks WHERE id = $1", task_id)
+
+
+async def test_encoding_without_a_model_is_skipped(user, tmp_path):
+    from types import SimpleNamespace
+
+    asset = await f.new_asset(user)
+    task = await f.new_task(asset, smart_search.ENCODE_TASK)
+    settings = SimpleNamespace(model_dir=tmp_path)  # no CLIP model in it
+    assert await smart_search.run_encoding(settings, None, task["id"], None) == "skipped"
+    row = await _task_row(task["id"])
+    assert (row["status"], row["outcome"]) == ("success", "skipped_no_model") and row["result"]
+    assert await smart_search.embedding_of(asset["id"], (await smart_search.config()).model) is None
+
+
+async def test_encoding_with_the_config_off_is_skipped(user, tmp_path):
+    from types import SimpleNamespace
+
+    from app.domain import system_config
+
+    admin = f.principal_for(await f.new_user(is_admin=True))
+    before = await system_config.current()
+    off = {**before, "machineLearning": {**before["machineLearning"], "clip": {
+        **before["machineLearning"]["clip"], "enabled": False}}}
+    await system_config.update(admin, off)
+    try:
+        task = await f.new_task(await f.new_asset(user), smart_search.ENCODE_TASK)
+        assert await smart_search.run_encoding(SimpleNamespace(model_dir=tmp_path), None, task["id"], None) == "skipped"
+        assert (await _task_row(task["id"]))["outcome"] == "skipped_config_off"
+        with pytest.raises(Exception, match="Smart search is not enabled"):
+            await smart_search.enabled_config()
+    finally:
+        await system_config.update(admin, before)
+
+
+async def test_variants_step_creates_the_encoding_task(user):
+    asset = await f.new_asset(user)
+    hidden = await f.new_asset(user, visibility="hidden")
+    async with db.transaction() as conn:
+        made = await smart_search.create_encoding(conn, asset)
+        assert await smart_search.create_encoding(conn, hidden) is None
+    assert await db.fetchval("SELECT task_type FROM tasks WHERE id = $1", made) == smart_search.ENCODE_TASK
+
+
+async def test_smart_search_queue_starts_assets_without_an_embedding(domain, user):
+    from app.domain import job_queues
+    from app.jobs.queue import JobQueue
+
+    admin = f.principal_for(await f.new_user(is_admin=True))
+    queue = await JobQueue.connect(domain.redis_url)
+    model = (await smart_search.config()).model
+    bare = await f.new_asset(user)
+    done = await f.new_asset(user)
+    async with db.transaction() as conn:
+        await smart_search.store(conn, done["id"], done["library_id"], model, unit(np.random.default_rng(11), 1)[0])
+    try:
+        await job_queues.start(admin, "smartSearch", False, queue)
+        types = {r["asset_id"]: r["task_type"] for r in await db.fetch(
+            "SELECT asset_id, task_type FROM tasks WHERE asset_id = ANY($1::uuid[]) AND status = 'pending'",
+            [bare["id"], done["id"]])}
+        assert types == {bare["id"]: smart_search.ENCODE_TASK}
+        queued = {j.job_id for j in await queue.snapshot()}
+        assert f"{smart_search.ENCODE_TASK}:{bare['id']}" in queued
+    finally:
+        await job_queues.empty(admin, "smartSearch", queue)
+        await queue.close()
