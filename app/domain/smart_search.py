@@ -218,6 +218,16 @@ async def image_vector(model_dir: Path, model: str, rgb: np.ndarray) -> np.ndarr
     return vector
 
 
+async def image_file_vector(model_dir: Path, model: str, path: Path) -> np.ndarray:
+    """The embedding of an uploaded image (a search by example): refused when it cannot be decoded."""
+    try:
+        rgb = await asyncio.to_thread(_load_rgb, path)
+    except Exception as exc:  # pyvips says why it cannot read the file
+        raise Invalid(f"the image cannot be decoded: {str(exc).splitlines()[0] if str(exc) else exc}",
+                      "image") from None
+    return await image_vector(model_dir, model, rgb)
+
+
 async def asset_vector(principal: access.Principal, asset_id: uuid.UUID, model: str) -> np.ndarray:
     """The embedding of an asset the caller may read (Immich's queryAssetId)."""
     await access.load_asset(principal, asset_id, access.READ)
@@ -227,14 +237,21 @@ async def asset_vector(principal: access.Principal, asset_id: uuid.UUID, model: 
     return vector
 
 
-async def search(principal: access.Principal, filters: list[AssetFilter], model: str, vector,
-                 offset: int, limit: int) -> list[asyncpg.Record]:
-    """The asset rows `rank` chooses, nearest first; the filters come from the caller's readable scope."""
+async def search_ranked(principal: access.Principal, filters: list[AssetFilter], model: str, vector,
+                        offset: int, limit: int) -> list[tuple[asyncpg.Record, float]]:
+    """(asset row, cosine distance) as `rank` chooses them, nearest first; the filters come from the
+    caller's readable scope."""
     principal.require(access.READ)
     ranked = await rank(filters, model, vector, offset, limit)
     rows = {r["id"]: r for r in await db.fetch("SELECT * FROM assets WHERE id = ANY($1::uuid[])",
                                                [asset_id for asset_id, _ in ranked])}
-    return [rows[asset_id] for asset_id, _ in ranked if asset_id in rows]
+    return [(rows[asset_id], distance) for asset_id, distance in ranked if asset_id in rows]
+
+
+async def search(principal: access.Principal, filters: list[AssetFilter], model: str, vector,
+                 offset: int, limit: int) -> list[asyncpg.Record]:
+    """The asset rows `rank` chooses, nearest first."""
+    return [row for row, _ in await search_ranked(principal, filters, model, vector, offset, limit)]
 
 
 # --- the pipeline step: one embedding per asset, from its preview ---------------------------------
