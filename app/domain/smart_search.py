@@ -93,22 +93,20 @@ def _top(scored: list[tuple[uuid.UUID, float]], count: int) -> list[tuple[uuid.U
 
 
 async def _exact(f: AssetFilter, model: str, query: np.ndarray, need: int) -> list[tuple[uuid.UUID, float]]:
-    """Rank the whole filtered set, EXACT_BATCH embeddings at a time (keyed by seq)."""
+    """Rank the whole filtered set, EXACT_BATCH embeddings at a time. A cursor with no ORDER BY,
+    so the planner starts from the most selective filter (an album's rows, a date index)."""
     best: list[tuple[uuid.UUID, float]] = []
-    last = 0
-    while True:
-        sql = Sql()
-        clause = where(f, sql)
-        rows = await db.fetch(
-            f"SELECT a.id, s.seq, s.embedding FROM smart_search s JOIN assets a ON a.id = s.asset_id"
-            f" WHERE s.model = {sql.arg(model)} AND s.seq > {sql.arg(last)} AND {clause}"
-            f" ORDER BY s.seq LIMIT {sql.arg(EXACT_BATCH)}",
+    sql = Sql()
+    clause = where(f, sql)
+    async with db.transaction() as conn:
+        cursor = await conn.cursor(
+            f"SELECT a.id, s.embedding FROM smart_search s JOIN assets a ON a.id = s.asset_id"
+            f" WHERE s.model = {sql.arg(model)} AND {clause}",
             *sql.args,
         )
-        if not rows:
-            return best
-        best = _top(best + _score(rows, query), need)
-        last = rows[-1]["seq"]
+        while rows := await cursor.fetch(EXACT_BATCH):
+            best = _top(best + _score(rows, query), need)
+    return best
 
 
 async def _candidates(f: AssetFilter, model: str, seqs: np.ndarray) -> list[asyncpg.Record]:
