@@ -226,11 +226,17 @@ async def test_encoding_without_a_model_is_skipped(user, tmp_path):
 
 
 async def test_encoding_with_the_config_off_is_skipped(user, tmp_path):
+    from tests.domain.test_system_config import _fresh_server
+
+    async with _fresh_server() as admin:  # the config is server-wide: left unsaved, as found
+        await _encoding_with_the_config_off(user, tmp_path, admin)
+
+
+async def _encoding_with_the_config_off(user, tmp_path, admin):
     from types import SimpleNamespace
 
     from app.domain import system_config
 
-    admin = f.principal_for(await f.new_user(is_admin=True))
     before = await system_config.current()
     off = {**before, "machineLearning": {**before["machineLearning"], "clip": {
         **before["machineLearning"]["clip"], "enabled": False}}}
