@@ -65,7 +65,7 @@ from compat.routes.assets import (
 )
 from compat.routes.media import original, thumbnail, video_playback
 from compat.routes.auth import admin_sign_up, change_password, login, logout, my_preferences, my_user, validate_token
-from compat.routes.server import ServerController, smart_search, well_known
+from compat.routes.server import ServerController, well_known
 from compat.routes.timeline import map_markers, time_bucket, time_buckets
 
 
@@ -136,7 +136,6 @@ def create_immich_app(shared: Shared) -> Litestar:
             time_buckets,
             time_bucket,
             map_markers,
-            smart_search,
             *search_routes.ROUTES,
             *map_routes.ROUTES,
             *view_routes.ROUTES,

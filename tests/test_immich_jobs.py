@@ -126,7 +126,7 @@ def test_queue_commands_refusals_and_manual_jobs(server):
         assert (nope.status_code, nope.json()["message"]) == (400, "The BackgroundTask queue cannot be paused")
         assert admin.put("/jobs/backgroundTask", json={"command": "start"}).json()["message"] == \
             "Invalid job name: backgroundTask"
-        refused = admin.put("/jobs/smartSearch", json={"command": "start"})
+        refused = admin.put("/jobs/videoConversion", json={"command": "start"})
         assert refused.status_code == 400 and "no work on this server" in refused.json()["message"]
 
         assert admin.put("/jobs/sidecar", json={"command": "clear-failed"}).status_code == 200

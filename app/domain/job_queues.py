@@ -3,6 +3,8 @@
 Queues and what they hold here:
 - metadataExtraction, thumbnailGeneration, faceDetection: the per-asset pipeline steps; a job id is
   `<task_type>:<asset_id>` and every job has a task row.
+- smartSearch: the CLIP embedding step (`smart_search:<asset_id>`); starting it queues the assets
+  with no embedding under the configured model (all of them with force).
 - facialRecognition: clustering runs, one job per library (`face_clustering:<library_id>`).
 - sidecar: sidecars are read by metadata extraction, so starting it re-reads the metadata of the
   assets that have one (those jobs are counted under metadataExtraction).
@@ -33,8 +35,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from app.db import engine as db
-from app.domain import (access, events, library_scan, memories, people, processing, recognition, system_config, tags,
-                        tasks, users)
+from app.domain import (access, events, library_scan, memories, people, processing, recognition, smart_search,
+                        system_config, tags, tasks, users)
 from app.domain.errors import BadRequest, Invalid
 from app.domain.principal import Principal
 
@@ -65,6 +67,7 @@ QUEUES: dict[str, _Queue] = {
     "thumbnailGeneration": _Queue({t: (processing.VARIANTS_JOB, "AssetGenerateThumbnails")
                                    for t in tasks.VARIANTS.values()}),
     "faceDetection": _Queue({recognition.DETECTION_TASK: (recognition.DETECT_JOB, "AssetDetectFaces")}),
+    "smartSearch": _Queue({smart_search.ENCODE_TASK: (smart_search.ENCODE_JOB, "SmartSearch")}),
     # A clustering run is queued by library, not by task: no function re-enqueues its rows.
     "facialRecognition": _Queue({recognition.CLUSTERING_TASK: (None, "FacialRecognitionQueueAll")}),
     "backgroundTask": _Queue(prefixes={"cron:purge_expired_trash:": "AssetDeleteCheck",
@@ -297,6 +300,8 @@ async def start(principal: Principal, name: str, force: bool, job_queue) -> None
     elif name == "faceDetection":
         kinds = {"image": recognition.DETECTION_TASK, "video": recognition.DETECTION_TASK}
         await _start_step(job_queue, name, kinds, force, "a.visibility <> 'hidden'")
+    elif name == "smartSearch":
+        await _start_smart_search(job_queue, force)
     elif name == "facialRecognition":
         await _start_clustering(job_queue, force)
     elif name == "library":
@@ -334,6 +339,18 @@ async def _start_step(job_queue, queue_name: str, types: dict[str, str], force: 
         functions = QUEUES[queue_name].task_types
         await job_queue.enqueue_many([(functions[r["task_type"]][0], r["id"], r["job_id"]) for r in rows])
     return len(rows)
+
+
+async def _start_smart_search(job_queue, force: bool) -> int:
+    """Every shown asset (force), else those with no embedding under the configured model: a
+    finished task is not enough, as a run without the model ends as skipped."""
+    model = (await smart_search.config()).model
+    where = "a.visibility <> 'hidden'"
+    if not force:
+        quoted = "'" + model.replace("'", "''") + "'"  # _start_step takes SQL text: the name as a literal
+        where += f" AND NOT EXISTS (SELECT 1 FROM smart_search s WHERE s.asset_id = a.id AND s.model = {quoted})"
+    kinds = {"image": smart_search.ENCODE_TASK, "video": smart_search.ENCODE_TASK}
+    return await _start_step(job_queue, "smartSearch", kinds, True, where)
 
 
 # What one asset's jobs run (Immich's asset jobs): its queue, its step per media type, and which assets.

@@ -373,11 +373,12 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
             " AND payload ->> $2 = $3)", asset["id"], RENDERING_TASK, str(task_id))
         # The next step's task and this one's end commit with the files' rows: a crash leaves
         # either all (the chain goes on) or none (this task is run again, rewriting the same keys).
-        detection = None
+        detection = encoding = None
         if chain:
-            from app.domain import recognition
+            from app.domain import recognition, smart_search
 
             detection = await recognition.create_detection(conn, asset)
+            encoding = await smart_search.create_encoding(conn, asset)
         # Warnings (a thumbhash that could not be made) travel with the result.
         await tasks.finish(task_id, ok=True,
                            result="; ".join([", ".join(r.kind for r, _ in written), *rendered.warnings]))
@@ -391,6 +392,10 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
         from app.domain import recognition
 
         await _enqueue(queue, recognition.DETECT_JOB, detection, recognition.DETECTION_TASK, asset)
+    if encoding is not None:
+        from app.domain import smart_search
+
+        await _enqueue(queue, smart_search.ENCODE_JOB, encoding, smart_search.ENCODE_TASK, asset)
     return "ok"
 
 
@@ -405,6 +410,10 @@ async def new_task(asset: asyncpg.Record, step: str) -> uuid.UUID:
 
     if step == "faces":
         task_type = recognition.DETECTION_TASK
+    elif step == "smart_search":
+        from app.domain import smart_search
+
+        task_type = smart_search.ENCODE_TASK
     else:
         task_type = (tasks.METADATA if step == "metadata" else tasks.VARIANTS)[asset["media_type"]]
     async with db.transaction() as conn:

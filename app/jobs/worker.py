@@ -17,7 +17,7 @@ from arq.worker import Worker, func
 
 from app.api.state import Shared
 from app.domain import (external_libraries, job_queues, library_scan, maintenance, memories, processing, recognition,
-                        storage_moves, system_config, tasks, users)
+                        smart_search, storage_moves, system_config, tasks, users)
 from app.jobs import library_watch
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,14 @@ async def detect_faces(ctx: dict, task_id: str) -> str:
     return await _gated(ctx, "faceDetection", lambda: _run_step(
         ctx, task_id,
         lambda t, attempt: recognition.run_detection(shared.settings, shared.store, t, shared.queue, attempt),
+    ))
+
+
+async def encode_clip(ctx: dict, task_id: str) -> str:
+    shared: Shared = ctx["shared"]
+    return await _gated(ctx, "smartSearch", lambda: _run_step(
+        ctx, task_id,
+        lambda t, attempt: smart_search.run_encoding(shared.settings, shared.store, t, shared.queue, attempt),
     ))
 
 
@@ -297,6 +305,7 @@ _STEP_FOR_TYPE = {
     **{t: processing.METADATA_JOB for t in tasks.METADATA.values()},
     **{t: processing.VARIANTS_JOB for t in tasks.VARIANTS.values()},
     recognition.DETECTION_TASK: recognition.DETECT_JOB,
+    smart_search.ENCODE_TASK: smart_search.ENCODE_JOB,
 }
 
 
@@ -377,6 +386,7 @@ FUNCTIONS = [
     func(extract_metadata, keep_result=0, max_tries=MAX_TRIES),
     func(generate_variants, keep_result=0, max_tries=MAX_TRIES),
     func(detect_faces, keep_result=0, max_tries=MAX_TRIES),
+    func(encode_clip, keep_result=0, max_tries=MAX_TRIES),
     func(cluster_faces, keep_result=0, max_tries=1),
     func(run_manual_job, keep_result=0, max_tries=1),
     func(sweep_pending_faces, keep_result=0),

@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
+import msgspec
 from litestar import Request, get, post
 from litestar.params import Parameter, QueryParameter
 from msgspec import UNSET
 
-from app.domain import access, albums, asset_views, assets, search, tags
+from app.api.state import Shared
+from app.domain import access, albums, asset_views, assets, search, smart_search, tags
 from app.domain.asset_filters import SHOWN, AssetFilter
 from app.domain.errors import BadRequest
 from compat import dtos, mapping
@@ -57,6 +59,30 @@ async def search_metadata(auth: ImmichAuth, data: dtos.MetadataSearchDto) -> dto
         albums=dtos.SearchAlbumResponseDto(total=0, count=0, items=[], facets=[]),
         assets=dtos.SearchAssetResponseDto(total=len(items), count=len(items), items=items, facets=[],
                                            nextPage=str(page + 1) if has_more else None),
+    )
+
+
+@post("/api/search/smart", status_code=200, action=access.READ)
+async def search_smart(auth: ImmichAuth, shared: Shared, data: dtos.SmartSearchDto) -> dtos.SearchResponseDto:
+    """CLIP search by a text query or by another asset's embedding, over the same filters as the
+    metadata search and (as Immich does) the partners' photos too; Immich's page numbers."""
+    config = await smart_search.enabled_config()
+    if data.query:
+        vector = await smart_search.text_vector(shared.settings.model_dir, config.model, data.query)
+    elif data.queryAssetId:
+        vector = await smart_search.asset_vector(auth.principal, mapping.parse_uuid(data.queryAssetId), config.model)
+    else:
+        raise BadRequest("Either `query` or `queryAssetId` must be set")
+    # What selects the vector, not the filter ("language" only picks a multilingual model's tokens).
+    filters_only = msgspec.structs.replace(data, query=UNSET, queryAssetId=UNSET, language=UNSET)
+    filters = await _scopes(auth, filters_only)
+    page, size = data.page or 1, data.size or 100
+    rows = await smart_search.search(auth.principal, filters, config.model, vector, (page - 1) * size, size + 1)
+    items = await _assets(rows[:size])
+    return dtos.SearchResponseDto(
+        albums=dtos.SearchAlbumResponseDto(total=0, count=0, items=[], facets=[]),
+        assets=dtos.SearchAssetResponseDto(total=len(items), count=len(items), items=items, facets=[],
+                                           nextPage=str(page + 1) if len(rows) > size else None),
     )
 
 
@@ -134,5 +160,5 @@ async def search_explore(auth: ImmichAuth) -> list[dtos.SearchExploreResponseDto
     return [dtos.SearchExploreResponseDto(fieldName="exifInfo.city", items=items)]
 
 
-ROUTES = [search_metadata, search_random, search_large_assets, search_statistics, search_places,
+ROUTES = [search_metadata, search_smart, search_random, search_large_assets, search_statistics, search_places,
           search_suggestions, search_cities, search_explore]

@@ -5,11 +5,10 @@ import shutil
 from collections.abc import Mapping
 
 import msgspec
-from litestar import Controller, delete, get, post, put
+from litestar import Controller, delete, get, put
 
 from app.api.state import Shared
 from app.domain import access, licenses, media_types, sessions, system_config, system_metadata, users
-from app.domain.errors import BadRequest
 from compat import dtos, mapping
 from compat.auth import ImmichAuth
 
@@ -50,7 +49,7 @@ FEATURES = dtos.ServerFeaturesDto(
     passwordLogin=True,
     realtimeTranscoding=False,
     reverseGeocoding=True,
-    search=True,  # metadata search; smart (CLIP) search stays off
+    search=True,
     sidecar=True,
     smartSearch=False,
     trash=True,
@@ -79,9 +78,14 @@ class ServerController(Controller):
 
     @get("/features", public=True)
     async def features(self, shared: Shared) -> dtos.ServerFeaturesDto:
+        from app.domain import smart_search
         from app.faces.runtime import models_available
 
         config = await system_config.current()
+        clip = await smart_search.config()
+        # CLIP search (and duplicate detection, which compares its embeddings) when the config
+        # allows it and the model's files are there.
+        clip_ready = clip.enabled and smart_search.model_available(shared.settings.model_dir, clip.model)
         learning = config["machineLearning"]
         return msgspec.structs.replace(
             FEATURES,
@@ -89,6 +93,8 @@ class ServerController(Controller):
             # Faces run when the config allows them and the workers have models (MODEL_DIR).
             facialRecognition=learning["enabled"] and learning["facialRecognition"]["enabled"]
             and models_available(shared.settings.model_dir),
+            smartSearch=clip_ready,
+            duplicateDetection=clip_ready and clip.duplicates,
             map=config["map"]["enabled"],
             passwordLogin=config["passwordLogin"]["enabled"],
             trash=config["trash"]["enabled"],
@@ -192,8 +198,3 @@ def _human(size: int) -> str:
             return f"{size:.1f} {unit}" if unit != "B" else f"{size} B"
         size /= 1024
     return f"{size} B"
-
-
-@post("/api/search/smart", status_code=400, action=access.READ)
-async def smart_search(auth: ImmichAuth) -> None:
-    raise BadRequest("Smart search needs a CLIP embedding model, which this server does not have yet")

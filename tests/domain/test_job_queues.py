@@ -152,7 +152,7 @@ async def test_start_refuses_queues_without_work_and_a_running_queue(user, admin
     with pytest.raises(BadRequest, match="Invalid job name"):
         await job_queues.start(admin, "backgroundTask", False, job_queue)
     with pytest.raises(BadRequest, match="no work on this server"):
-        await job_queues.start(admin, "smartSearch", False, job_queue)
+        await job_queues.start(admin, "videoConversion", False, job_queue)
     await job_queues.start(admin, "library", False, job_queue)  # nothing to scan, as in Immich
     with pytest.raises(BadRequest, match="cannot be paused"):
         await job_queues.update(admin, "backgroundTask", True, job_queue)

@@ -1,0 +1,342 @@
+"""Smart search: CLIP embeddings of assets, and ranking assets by their distance to a query vector.
+
+The embeddings live in `smart_search` (one L2-normalised float32 vector per asset and model); the
+per-library FAISS indexes of app/vector_index.py are caches of them. A ranking asks an index for
+more candidates than it needs, keeps those the asset filters (app/domain/asset_filters.py) allow,
+and re-scores them exactly from their stored bytes, so the order is the same as ranking the whole
+filtered set by hand. When too few candidates survive the filters (a narrow filter), the filtered
+set itself is ranked exactly, in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+
+from app import vector_index
+from app.db import engine as db
+from app.domain.asset_filters import AssetFilter, Sql, check_references, where
+from app.domain import access, system_config, tasks
+from app.domain.errors import BadRequest, Invalid
+
+log = logging.getLogger(__name__)
+
+# Candidates asked of an index per result needed, then four times more per round while too few
+# survive, up to MAX_FETCH; past that the filtered set is ranked exactly.
+OVERFETCH = 4
+MIN_FETCH = 200
+MAX_FETCH = 20_000
+# Embeddings read per round of an exact ranking (512-d: 40 MB).
+EXACT_BATCH = 20_000
+# An album or a list of ids is a small set spread over libraries: always ranked exactly.
+
+
+def to_bytes(vector) -> bytes:
+    return normalise(vector).astype("<f4").tobytes()
+
+
+def normalise(vector) -> np.ndarray:
+    vector = np.asarray(vector, dtype=np.float32).reshape(-1)
+    norm = float(np.linalg.norm(vector))
+    if not np.isfinite(norm) or norm == 0.0:
+        raise Invalid("an embedding must be a finite, non-zero vector", "embedding")
+    return vector / norm
+
+
+def from_bytes(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
+async def store(conn: asyncpg.Connection, asset_id: uuid.UUID, library_id: uuid.UUID, model: str, vector) -> None:
+    """The asset's embedding under `model`, replacing an earlier one. A replaced row takes a new seq,
+    so the indexes see it as a new entry (the old one stops resolving), and duplicate detection
+    looks at it again.
+
+    No change-log event: the embedding is no part of what any client is shown or synced (the
+    pipeline's task row records the step)."""
+    await conn.execute(
+        """
+        INSERT INTO smart_search (asset_id, model, library_id, embedding) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (asset_id, model) DO UPDATE SET embedding = EXCLUDED.embedding,
+            library_id = EXCLUDED.library_id, seq = nextval('smart_search_seq_seq'),
+            duplicates_checked_at = NULL, created_at = now()
+        """,
+        asset_id, model, library_id, to_bytes(vector),
+    )
+
+
+async def embedding_of(asset_id: uuid.UUID, model: str) -> np.ndarray | None:
+    data = await db.fetchval("SELECT embedding FROM smart_search WHERE asset_id = $1 AND model = $2",
+                             asset_id, model)
+    return None if data is None else from_bytes(data)
+
+
+def _score(rows, query: np.ndarray) -> list[tuple[uuid.UUID, float]]:
+    """Cosine distances of the rows' embeddings, in float64 so the order does not hang on rounding."""
+    if not rows:
+        return []
+    matrix = np.frombuffer(b"".join(r["embedding"] for r in rows), dtype="<f4").reshape(len(rows), -1)
+    if matrix.shape[1] != len(query):
+        return []
+    distances = 1.0 - matrix.astype(np.float64) @ query
+    return [(r["id"], float(d)) for r, d in zip(rows, distances)]
+
+
+def _top(scored: list[tuple[uuid.UUID, float]], count: int) -> list[tuple[uuid.UUID, float]]:
+    return sorted(scored, key=lambda item: (item[1], item[0]))[:count]
+
+
+async def _exact(f: AssetFilter, model: str, query: np.ndarray, need: int) -> list[tuple[uuid.UUID, float]]:
+    """Rank the whole filtered set, EXACT_BATCH embeddings at a time. A cursor with no ORDER BY,
+    so the planner starts from the most selective filter (an album's rows, a date index)."""
+    best: list[tuple[uuid.UUID, float]] = []
+    sql = Sql()
+    clause = where(f, sql)
+    async with db.transaction() as conn:
+        cursor = await conn.cursor(
+            f"SELECT a.id, s.embedding FROM smart_search s JOIN assets a ON a.id = s.asset_id"
+            f" WHERE s.model = {sql.arg(model)} AND {clause}",
+            *sql.args,
+        )
+        while rows := await cursor.fetch(EXACT_BATCH):
+            best = _top(best + _score(rows, query), need)
+    return best
+
+
+async def _candidates(f: AssetFilter, model: str, seqs: np.ndarray) -> list[asyncpg.Record]:
+    sql = Sql()
+    clause = where(f, sql)
+    return await db.fetch(
+        f"SELECT a.id, s.embedding FROM smart_search s JOIN assets a ON a.id = s.asset_id"
+        f" WHERE s.seq = ANY({sql.arg(seqs.tolist())}::bigint[]) AND s.model = {sql.arg(model)} AND {clause}",
+        *sql.args,
+    )
+
+
+async def _rank_one(f: AssetFilter, model: str, query: np.ndarray, need: int) -> list[tuple[uuid.UUID, float]]:
+    if f.album_id is not None or f.ids is not None:
+        return await _exact(f, model, query, need)
+    index = await vector_index.indexes.sync(f.library_id, model, len(query))
+    fetch = max(need * OVERFETCH, MIN_FETCH)
+    while True:
+        seqs = index.search(query, fetch)
+        rows = await _candidates(f, model, seqs) if len(seqs) else []
+        if len(rows) >= need:
+            # Every entry not fetched is farther than every one fetched, so the survivors' best
+            # are the filtered set's best (exactly so for the flat index; IVF approximates).
+            return _top(_score(rows, query), need)
+        if index.exact and len(seqs) >= index.ntotal:
+            return _top(_score(rows, query), need)  # the whole library looked at: this is all there is
+        if fetch >= min(MAX_FETCH, index.ntotal):
+            return await _exact(f, model, query, need)
+        fetch *= OVERFETCH
+
+
+async def rank(filters: list[AssetFilter], model: str, vector, offset: int, limit: int) -> list[tuple[uuid.UUID, float]]:
+    """(asset id, cosine distance) of the assets the filters select that have an embedding under
+    `model`, nearest first (ties by id), from `offset`, at most `limit` of them. Filters come from
+    the caller's readable scope (one per library, as app/domain/search.py builds them)."""
+    if offset < 0:
+        raise Invalid("offset cannot be negative", "offset")
+    if limit < 1:
+        raise Invalid("limit must be at least 1", "limit")
+    if not filters:
+        raise Invalid("at least one filter is needed", "filters")
+    query = normalise(vector).astype(np.float64)
+    need = offset + limit
+    found: dict[uuid.UUID, float] = {}
+    for f in filters:
+        await check_references(f)
+        for asset_id, distance in await _rank_one(f, model, query, need):
+            found.setdefault(asset_id, distance)
+    return _top(list(found.items()), need)[offset:]
+
+
+# --- what the API layers call ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    enabled: bool  # machineLearning.enabled and machineLearning.clip.enabled
+    model: str  # machineLearning.clip.modelName
+    duplicates: bool  # duplicate detection on as well (it compares these embeddings)
+
+
+async def config() -> Config:
+    learning = (await system_config.current())["machineLearning"]
+    enabled = bool(learning["enabled"] and learning["clip"]["enabled"])
+    return Config(enabled=enabled, model=learning["clip"]["modelName"],
+                  duplicates=enabled and bool(learning["duplicateDetection"]["enabled"]))
+
+
+def model_available(model_dir: Path, name: str) -> bool:
+    """Whether a process would find the CLIP model's files (nothing is loaded)."""
+    try:
+        from app.clip.models import clip_available
+    except ImportError:  # the CLIP code is not part of this build
+        return False
+    return clip_available(model_dir, name)
+
+
+_NO_MODEL = "Smart search has no CLIP model {model!r} on this server (see MODEL_DIR)"
+
+
+async def enabled_config() -> Config:
+    found = await config()
+    if not found.enabled:
+        raise BadRequest("Smart search is not enabled")
+    return found
+
+
+async def text_vector(model_dir: Path, model: str, text: str) -> np.ndarray:
+    try:
+        from app.clip.runtime import encode_text
+    except ImportError:
+        encode_text = None
+    vector = None if encode_text is None else await encode_text(model_dir, model, text)
+    if vector is None:
+        raise BadRequest(_NO_MODEL.format(model=model))
+    return vector
+
+
+async def image_vector(model_dir: Path, model: str, rgb: np.ndarray) -> np.ndarray:
+    try:
+        from app.clip.runtime import encode_image
+    except ImportError:
+        encode_image = None
+    vector = None if encode_image is None else await encode_image(model_dir, model, rgb)
+    if vector is None:
+        raise BadRequest(_NO_MODEL.format(model=model))
+    return vector
+
+
+async def image_file_vector(model_dir: Path, model: str, path: Path) -> np.ndarray:
+    """The embedding of an uploaded image (a search by example): refused when it cannot be decoded."""
+    try:
+        rgb = await asyncio.to_thread(_load_rgb, path)
+    except Exception as exc:  # pyvips says why it cannot read the file
+        raise Invalid(f"the image cannot be decoded: {str(exc).splitlines()[0] if str(exc) else exc}",
+                      "image") from None
+    return await image_vector(model_dir, model, rgb)
+
+
+async def asset_vector(principal: access.Principal, asset_id: uuid.UUID, model: str) -> np.ndarray:
+    """The embedding of an asset the caller may read (Immich's queryAssetId)."""
+    await access.load_asset(principal, asset_id, access.READ)
+    vector = await embedding_of(asset_id, model)
+    if vector is None:
+        raise BadRequest(f"Asset {asset_id} has no embedding")
+    return vector
+
+
+async def search_ranked(principal: access.Principal, filters: list[AssetFilter], model: str, vector,
+                        offset: int, limit: int) -> list[tuple[asyncpg.Record, float]]:
+    """(asset row, cosine distance) as `rank` chooses them, nearest first; the filters come from the
+    caller's readable scope."""
+    principal.require(access.READ)
+    ranked = await rank(filters, model, vector, offset, limit)
+    rows = {r["id"]: r for r in await db.fetch("SELECT * FROM assets WHERE id = ANY($1::uuid[])",
+                                               [asset_id for asset_id, _ in ranked])}
+    return [(rows[asset_id], distance) for asset_id, distance in ranked if asset_id in rows]
+
+
+async def search(principal: access.Principal, filters: list[AssetFilter], model: str, vector,
+                 offset: int, limit: int) -> list[asyncpg.Record]:
+    """The asset rows `rank` chooses, nearest first."""
+    return [row for row, _ in await search_ranked(principal, filters, model, vector, offset, limit)]
+
+
+# --- the pipeline step: one embedding per asset, from its preview ---------------------------------
+
+ENCODE_JOB = "encode_clip"
+ENCODE_TASK = "smart_search"
+DUPLICATES_JOB = "detect_duplicates"  # app/domain/duplicates.py compares the new embeddings
+
+
+async def create_encoding(conn: asyncpg.Connection, asset: asyncpg.Record) -> uuid.UUID | None:
+    """In the variants step's transaction, next to face detection: an embedding for assets a
+    timeline shows (not a live photo's video half). Its job is enqueued after that commits."""
+    if asset["visibility"] == "hidden":
+        return None
+    return await tasks.create(conn, asset, ENCODE_TASK)
+
+
+def _load_rgb(path) -> np.ndarray:
+    import pyvips
+
+    image = pyvips.Image.new_from_file(str(path), access="sequential")
+    if image.hasalpha():
+        image = image.flatten()
+    if image.bands < 3:
+        image = image.colourspace("srgb")
+    image = image.cast("uchar")
+    return np.ndarray(buffer=image.write_to_memory(), dtype=np.uint8,
+                      shape=(image.height, image.width, image.bands))[:, :, :3]
+
+
+async def _clip_model(model_dir: Path, name: str):
+    try:
+        from app.clip.runtime import clip_model
+    except ImportError:
+        return None
+    return await clip_model(model_dir, name)
+
+
+def _missing_reason(model_dir: Path, name: str) -> str:
+    try:
+        from app.clip.models import missing_reason
+    except ImportError:
+        return "this build has no CLIP model code"
+    return missing_reason(model_dir, name) or f"the CLIP model {name!r} could not be loaded"
+
+
+async def enqueue_duplicates(queue, owner_id: uuid.UUID) -> None:
+    if queue is None:
+        return
+    try:  # one pending run per owner; the run looks at every embedding not checked yet
+        await queue.enqueue_plain(DUPLICATES_JOB, str(owner_id), job_id=f"{DUPLICATES_JOB}:{owner_id}")
+    except Exception:
+        log.warning("could not enqueue duplicate detection for %s", owner_id, exc_info=True)
+
+
+async def run_encoding(settings, blobs, task_id: uuid.UUID, queue, attempt: int = 1) -> str:
+    """The worker's encode_clip: the CLIP embedding of the asset's preview (a video's poster)."""
+    row = await db.fetchrow("SELECT a.* FROM tasks t JOIN assets a ON a.id = t.asset_id WHERE t.id = $1", task_id)
+    if row is None:
+        return "asset no longer exists"
+    if await tasks.start(task_id, attempt) is None:
+        return "not run: the task has ended, or a live worker runs it"
+    found = await config()
+    if not found.enabled:
+        await tasks.finish(task_id, ok=True, result="smart search is off in the system config",
+                           outcome="skipped_config_off")
+        return "skipped"
+    model = await _clip_model(settings.model_dir, found.model)
+    if model is None:
+        await tasks.finish(task_id, ok=True, result=_missing_reason(settings.model_dir, found.model),
+                           outcome="skipped_no_model")
+        return "skipped"
+    preview = await db.fetchval(
+        "SELECT storage_key FROM asset_files WHERE asset_id = $1 AND kind = 'preview'", row["id"])
+    if preview is None:
+        await tasks.finish(task_id, ok=True, result="no preview to look at", outcome=None)
+        return "skipped"
+    rgb = await asyncio.to_thread(_load_rgb, blobs.path(preview))
+    vector = await asyncio.to_thread(model.encode_image, rgb)
+    async with db.transaction() as conn:
+        asset = await conn.fetchrow("SELECT id, library_id, owner_id FROM assets WHERE id = $1 FOR UPDATE", row["id"])
+        if asset is None:
+            await tasks.finish(task_id, ok=True, result="asset no longer exists")
+            return "asset no longer exists"
+        # Filed under the configured name: what a search under the same config looks up.
+        await store(conn, asset["id"], asset["library_id"], found.model, vector)
+        await tasks.finish(task_id, ok=True, result=f"{len(vector)}-d embedding ({found.model})", outcome="ran")
+    if found.duplicates:
+        await enqueue_duplicates(queue, asset["owner_id"])
+    return "ok"

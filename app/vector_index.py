@@ -1,0 +1,161 @@
+"""Per-library FAISS indexes over the smart search (CLIP) embeddings.
+
+Each vector is keyed by its `smart_search.seq`, which only grows (a re-embedded asset gets a new
+row and seq), so an index catches up by adding the rows above its watermark. Rows deleted or
+replaced since simply stop resolving when the caller looks the seqs up in Postgres; once enough
+of an index is dead it is rebuilt. Postgres is the source of truth: a fresh process (or one that
+dropped its cache) builds what it needs on first use.
+
+Embeddings are L2-normalised, so inner product is cosine similarity and cosine distance is
+`1 - similarity`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+
+import numpy as np
+
+from app.db import engine as db
+
+# Up to this many embeddings a library is searched exactly (IndexFlatIP). Above it an inverted-file
+# index visits only the lists nearest the query; the caller over-fetches and re-checks, and falls
+# back to an exact ranking of the filtered set when too few candidates survive its filters.
+# Higher than the faces' limit: a search is one query per user action, and bench/smart_search.py
+# shows exact search of 200,000 512-d vectors well inside a page's budget, with full recall (an IVF
+# over unclustered vectors loses most of the true top 100).
+EXACT_LIMIT = 250_000
+# Lists probed per query. Smart search wants recall more than faces do (a page of 100 from a
+# library of photos, not one nearest face), so it probes more lists.
+NPROBE = 32
+# Rebuild (and retrain) once the index holds this many times what it was trained on.
+RETRAIN_GROWTH = 4
+# Rebuild once this share of the entries points at rows that are gone.
+DEAD_SHARE = 0.2
+LOAD_BATCH = 20_000
+MAX_LIBRARIES = 8
+
+
+def _faiss():
+    import faiss
+
+    return faiss
+
+
+class VectorIndex:
+    """Inner-product search keyed by seq: exact while small, IVF once large."""
+
+    def __init__(self, dim: int, exact_limit: int = EXACT_LIMIT):
+        faiss = _faiss()
+        self.dim = dim
+        self.exact_limit = exact_limit
+        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.watermark = 0  # highest seq added
+        self.trained_on = 0  # 0 while exact
+
+    @property
+    def ntotal(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def exact(self) -> bool:
+        return self.trained_on == 0
+
+    @property
+    def needs_rebuild(self) -> bool:
+        return not self.exact and self.ntotal > RETRAIN_GROWTH * self.trained_on
+
+    def add(self, seqs: np.ndarray, vectors: np.ndarray) -> None:
+        """Rows above the watermark, in seq order (what `LibraryIndexes.sync` reads)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        seqs = np.ascontiguousarray(seqs, dtype=np.int64)
+        keep = seqs > self.watermark
+        seqs, vectors = seqs[keep], vectors[keep]
+        if len(seqs) == 0:
+            return
+        self._index.add_with_ids(vectors, seqs)
+        self.watermark = int(seqs.max())
+        if self.exact and self.ntotal > self.exact_limit:
+            self._to_ivf()
+
+    def _to_ivf(self) -> None:
+        faiss = _faiss()
+        n = self.ntotal
+        inner = self._index.index if hasattr(self._index, "index") else self._index
+        vectors = inner.reconstruct_n(0, n)
+        seqs = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        lists = 1 << int(np.floor(np.log2(4 * np.sqrt(n))))
+        quantizer = faiss.IndexFlatIP(self.dim)
+        ivf = faiss.IndexIVFFlat(quantizer, self.dim, lists, faiss.METRIC_INNER_PRODUCT)
+        # k-means on a sample: enough points per list at a fraction of the cost of all of them.
+        sample = vectors if n <= 40 * lists else vectors[np.random.default_rng(0).choice(n, 40 * lists, replace=False)]
+        ivf.train(sample)
+        ivf.add_with_ids(vectors, seqs)
+        ivf.nprobe = min(NPROBE, lists)
+        self._quantizer = quantizer  # the IVF index refers to it; keep it alive
+        self._index = ivf
+        self.trained_on = n
+
+    def search(self, vector: np.ndarray, k: int) -> np.ndarray:
+        """The seqs of up to k nearest entries, nearest first (no -1 slots)."""
+        if self.ntotal == 0 or k <= 0:
+            return np.empty(0, np.int64)
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self.dim)
+        _, seqs = self._index.search(query, min(k, self.ntotal))
+        seqs = seqs[0]
+        return seqs[seqs >= 0]
+
+
+class LibraryIndexes:
+    """An LRU of indexes, one per (library, model), brought up to date from `smart_search`."""
+
+    def __init__(self, max_libraries: int = MAX_LIBRARIES, exact_limit: int = EXACT_LIMIT):
+        self._indexes: OrderedDict[tuple[uuid.UUID, str], VectorIndex] = OrderedDict()
+        self._max = max_libraries
+        self.exact_limit = exact_limit
+
+    async def sync(self, library_id: uuid.UUID, model: str, dim: int) -> VectorIndex:
+        key = (library_id, model)
+        index = self._indexes.get(key)
+        live = await db.fetchval("SELECT count(*) FROM smart_search WHERE library_id = $1 AND model = $2",
+                                 library_id, model)
+        if (index is None or index.dim != dim or index.needs_rebuild
+                or index.ntotal - live > DEAD_SHARE * max(index.ntotal, 1)):
+            index = VectorIndex(dim, self.exact_limit)
+        self._indexes[key] = index
+        self._indexes.move_to_end(key)
+        while len(self._indexes) > self._max:
+            self._indexes.popitem(last=False)
+        await self._fill(index, library_id, model, dim)
+        if index.ntotal < live:
+            # A row committed late below the watermark, or moved in from another library: start over.
+            fresh = VectorIndex(dim, self.exact_limit)
+            self._indexes[key] = fresh
+            return await self._fill(fresh, library_id, model, dim)
+        return index
+
+    async def _fill(self, index: VectorIndex, library_id: uuid.UUID, model: str, dim: int) -> VectorIndex:
+        while True:
+            rows = await db.fetch(
+                "SELECT seq, embedding FROM smart_search WHERE library_id = $1 AND model = $2 AND seq > $3"
+                " ORDER BY seq LIMIT $4",
+                library_id, model, index.watermark, LOAD_BATCH,
+            )
+            if not rows:
+                return index
+            vectors = np.frombuffer(b"".join(r["embedding"] for r in rows), dtype="<f4").reshape(len(rows), -1)
+            if vectors.shape[1] != dim:
+                vectors = np.zeros((len(rows), dim), np.float32)
+            index.add(np.fromiter((r["seq"] for r in rows), dtype=np.int64, count=len(rows)), vectors)
+
+    def forget(self, library_id: uuid.UUID | None = None) -> None:
+        """Drop cached indexes (all of them when no library is named): the next query rebuilds."""
+        for key in [k for k in self._indexes if library_id is None or k[0] == library_id]:
+            del self._indexes[key]
+
+    def cached(self, library_id: uuid.UUID, model: str) -> VectorIndex | None:
+        return self._indexes.get((library_id, model))
+
+
+indexes = LibraryIndexes()
