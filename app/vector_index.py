@@ -12,6 +12,7 @@ Embeddings are L2-normalised, so inner product is cosine similarity and cosine d
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import OrderedDict
 
@@ -35,6 +36,8 @@ RETRAIN_GROWTH = 4
 DEAD_SHARE = 0.2
 LOAD_BATCH = 20_000
 MAX_LIBRARIES = 8
+# Counting a library's live rows is a scan of its index entries: once in a while, not per query.
+COUNT_EVERY_S = 10.0
 
 
 def _faiss():
@@ -53,6 +56,7 @@ class VectorIndex:
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self.watermark = 0  # highest seq added
         self.trained_on = 0  # 0 while exact
+        self.counted_at = float("-inf")  # when the live rows were last counted (dead share, late commits)
 
     @property
     def ntotal(self) -> int:
@@ -118,6 +122,12 @@ class LibraryIndexes:
     async def sync(self, library_id: uuid.UUID, model: str, dim: int) -> VectorIndex:
         key = (library_id, model)
         index = self._indexes.get(key)
+        now = time.monotonic()
+        if index is not None and index.dim == dim and not index.needs_rebuild and now - index.counted_at < COUNT_EVERY_S:
+            # Recently counted: only the rows above the watermark are new. A query never returns a
+            # removed row (candidates are read back from Postgres), so dead entries only cost room.
+            self._indexes.move_to_end(key)
+            return await self._fill(index, library_id, model, dim)
         live = await db.fetchval("SELECT count(*) FROM smart_search WHERE library_id = $1 AND model = $2",
                                  library_id, model)
         if (index is None or index.dim != dim or index.needs_rebuild
@@ -130,9 +140,10 @@ class LibraryIndexes:
         await self._fill(index, library_id, model, dim)
         if index.ntotal < live:
             # A row committed late below the watermark, or moved in from another library: start over.
-            fresh = VectorIndex(dim, self.exact_limit)
-            self._indexes[key] = fresh
-            return await self._fill(fresh, library_id, model, dim)
+            index = VectorIndex(dim, self.exact_limit)
+            self._indexes[key] = index
+            await self._fill(index, library_id, model, dim)
+        index.counted_at = now
         return index
 
     async def _fill(self, index: VectorIndex, library_id: uuid.UUID, model: str, dim: int) -> VectorIndex:
