@@ -4,8 +4,8 @@ An asset's group is assets.duplicate_id; the assets of one owner sharing an id a
 
 Detection (the job "detect_duplicates", one owner at a time) looks at every eligible asset of the
 owner (not hidden, locked, stacked or trashed) at once instead of one asset per job as Immich
-does: the owner's CLIP embeddings are read in one query and searched in one FAISS batch (the 64
-nearest of the same media type, kept within machineLearning.duplicateDetection.maxDistance cosine
+does: the owner's CLIP embeddings are read in one query and searched as one batch (FAISS k-means cells,
+the same media type only, pairs within machineLearning.duplicateDetection.maxDistance cosine
 distance), and the pairs found are joined by union-find. Immich's rules carry over: an asset with
 a near neighbour joins its group, groups that meet merge and keep an id one of them already had,
 and an asset with an embedding that now has no neighbour leaves its group. Beyond Immich, assets
@@ -30,13 +30,10 @@ from app.domain.errors import BadRequest
 log = logging.getLogger(__name__)
 
 JOB = "detect_duplicates"
-NEIGHBOURS = 64  # Immich's k
-# Up to this many vectors of one media type the search is exact; above it an inverted-file index
-# (a few probes of k-means cells) keeps a 200,000-asset owner well under a minute. Near-identical
-# vectors share a cell, so the probes lose none of the pairs that matter here.
+# Up to this many vectors of one media type every pair is compared; above it, k-means cells (_search).
 EXACT_LIMIT = 10_000
-PROBES = 8
-_QUERY_BATCH = 20_000  # queries per FAISS call, bounding the result arrays' memory
+PROBES = 3  # cells each vector is compared within
+_QUERY_BLOCK = 2048  # rows per matrix product, bounding its memory
 
 # What detection and the group list look at: the owner's live assets in the timeline or archive.
 _ELIGIBLE = ("a.trashed_at IS NULL AND a.stack_id IS NULL AND a.visibility IN ('timeline', 'archive')")
@@ -93,37 +90,69 @@ async def _load_embeddings(owner_id: uuid.UUID, model: str):
     return ids, kinds, groups, matrix
 
 
+def _close_pairs(queries: np.ndarray, query_rows: np.ndarray, members: np.ndarray, member_rows: np.ndarray,
+                 threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (query row, member row) whose inner product reaches threshold, by blocked matrix products."""
+    lefts, rights = [], []
+    for start in range(0, len(queries), _QUERY_BLOCK):
+        scores = queries[start:start + _QUERY_BLOCK] @ members.T
+        i, j = np.nonzero(scores >= threshold)
+        lefts.append(query_rows[start + i])
+        rights.append(member_rows[j])
+    return np.concatenate(lefts), np.concatenate(rights)
+
+
 def _search(vectors: np.ndarray, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i < j) of rows within max_distance cosine distance, among each row's NEIGHBOURS
-    nearest. Rows are L2-normalised, so cosine distance is 1 - inner product."""
+    """Index pairs (i < j) of rows within max_distance cosine distance (rows are L2-normalised, so
+    that is an inner product of at least 1 - max_distance).
+
+    Up to EXACT_LIMIT rows every pair is compared. Above it FAISS's k-means cuts the rows into
+    cells (about sqrt(PROBES * n) of them, which balances finding the cells against comparing
+    within them), one batch search finds each row's PROBES nearest cells, and each row is compared
+    with the rows of those cells in one matrix product per cell: a 200,000-row owner in seconds.
+    Near-identical rows share a cell (or the next one), so the probes lose none of the pairs that
+    matter here. Every close pair counts rather than the 64 nearest Immich looks at: groups are the
+    pairs' connected components either way, so they differ only when more than 64 assets are all
+    alike, and then Immich's assets join up through one another too."""
     import faiss
 
-    n, dim = vectors.shape
     usable = np.flatnonzero(np.isfinite(vectors).all(axis=1))
+    empty = np.zeros(0, dtype=np.int64)
     if len(usable) < 2:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return empty, empty
     data = np.ascontiguousarray(vectors[usable], dtype=np.float32)
-    if len(data) <= EXACT_LIMIT:
-        index = faiss.IndexFlatIP(dim)
+    n, dim = data.shape
+    threshold = np.float32(1.0 - max_distance)
+    rows = np.arange(n)
+    if n <= EXACT_LIMIT:
+        a, b = _close_pairs(data, rows, data, rows, threshold)
     else:
-        cells = int(2 * np.sqrt(len(data)))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, cells, faiss.METRIC_INNER_PRODUCT)
-        sample = data[np.random.default_rng(0).choice(len(data), min(len(data), cells * 40), replace=False)]
-        index.train(sample)
-        index.nprobe = PROBES
-    index.add(data)
-    k = min(NEIGHBOURS + 1, len(data))  # +1: a row finds itself
-    left, right = [], []
-    for start in range(0, len(data), _QUERY_BATCH):
-        scores, found = index.search(data[start:start + _QUERY_BATCH], k)
-        rows = np.arange(start, start + len(found))[:, None]
-        close = (found >= 0) & (found != rows) & (1.0 - scores <= max_distance)
-        i, j = np.nonzero(close)
-        left.append(rows[i, 0])
-        right.append(found[i, j])
-    a, b = np.concatenate(left), np.concatenate(right)
-    a, b = usable[np.minimum(a, b)], usable[np.maximum(a, b)]
-    return a, b
+        cells = int(np.sqrt(PROBES * n))
+        kmeans = faiss.Kmeans(dim, cells, niter=10, spherical=True, seed=1, min_points_per_centroid=5,
+                              max_points_per_centroid=20)
+        kmeans.train(data[np.random.default_rng(0).choice(n, min(n, cells * 20), replace=False)])
+        quantizer = faiss.IndexFlatIP(dim)
+        quantizer.add(kmeans.centroids)
+        _, near_cells = quantizer.search(data, PROBES)
+        home = near_cells[:, 0]
+        member_order = np.argsort(home, kind="stable")
+        member_bounds = np.searchsorted(home[member_order], np.arange(cells + 1))
+        probe_cells = near_cells.ravel()
+        probe_rows = np.repeat(rows, PROBES)
+        query_order = np.argsort(probe_cells, kind="stable")
+        query_bounds = np.searchsorted(probe_cells[query_order], np.arange(cells + 1))
+        lefts, rights = [empty], [empty]
+        for cell in range(cells):
+            in_cell = member_order[member_bounds[cell]:member_bounds[cell + 1]]
+            asking = probe_rows[query_order[query_bounds[cell]:query_bounds[cell + 1]]]
+            if len(in_cell) and len(asking):
+                left, right = _close_pairs(data[asking], asking, data[in_cell], in_cell, threshold)
+                lefts.append(left)
+                rights.append(right)
+        a, b = np.concatenate(lefts), np.concatenate(rights)
+    keep = a != b
+    pairs = np.unique(np.stack([np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])]), axis=1)
+    return usable[pairs[0]], usable[pairs[1]]
 
 
 def _near_pairs(kinds: list[str], matrix: np.ndarray, max_distance: float) -> tuple[np.ndarray, np.ndarray]:
