@@ -50,6 +50,7 @@ from compat.routes import auth_admin as auth_admin_routes
 from compat.routes import sessions as session_routes
 from compat.routes import stacks_keys
 from compat.routes import asset_extras as asset_extra_routes
+from compat.routes import duplicates as duplicate_routes
 from compat.routes.api_keys import my_api_key
 from compat.routes.assets import (
     asset_statistics,
@@ -98,6 +99,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             *queue_routes.ROUTES,
             *system_config_routes.ROUTES,
             *asset_extra_routes.ROUTES,
+            *duplicate_routes.ROUTES,
             ServerController,
             login,
             logout,

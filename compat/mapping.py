@@ -240,7 +240,7 @@ def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
         visibility=row["visibility"],
         livePhotoVideoId=None if row["live_photo_video_id"] is None else str(row["live_photo_video_id"]),
         libraryId=None if row["external_library_id"] is None else str(row["external_library_id"]),
-        duplicateId=None,
+        duplicateId=None if row["duplicate_id"] is None else str(row["duplicate_id"]),
         people=[person(p) for p in people_rows or ()],
         stack=None,
     )
@@ -337,7 +337,8 @@ def face(row: asyncpg.Record, person_row: asyncpg.Record | None) -> dtos.AssetFa
 
 def asset_patch(dto: dtos.UpdateAssetDto | dtos.AssetBulkUpdateDto) -> AssetPatch:
     """Immich's asset fields as the domain's patch. Fields the domain has no use for (a bulk
-    update's relative date shift, time zone and duplicate id) are not applied."""
+    update's relative date shift and time zone) are not applied; its duplicate id is the route's
+    (duplicate_id_update)."""
     from msgspec import UNSET, UnsetType
 
     from app.domain.datetimes import parse_iso
@@ -361,6 +362,13 @@ def asset_patch(dto: dtos.UpdateAssetDto | dtos.AssetBulkUpdateDto) -> AssetPatc
         original_datetime=UNSET if when is UNSET else parse_iso(when, "dateTimeOriginal"),
         visibility=dto.visibility,
     )
+
+
+def duplicate_id_update(dto: dtos.AssetBulkUpdateDto) -> tuple[bool, uuid.UUID | None]:
+    """(whether the bulk update sets duplicateId, the id or None to clear it)."""
+    if dto.duplicateId is msgspec.UNSET:
+        return False, None
+    return True, None if dto.duplicateId is None else parse_uuid(dto.duplicateId, "duplicateId")
 
 
 _SEARCH_EXIF_FIELDS = {"make": "make", "model": "model", "lensModel": "lens_model", "city": "city",

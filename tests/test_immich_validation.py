@@ -257,6 +257,17 @@ CASES = [
     bad("GET", "/api/stacks/nope", (["id"], "Invalid UUID")),
     bad("PUT", "/api/stacks/{album}", (["primaryAssetId"], "Invalid UUID"), body={"primaryAssetId": "p"}),
     bad("DELETE", "/api/stacks", (["ids", 0], "Invalid UUID"), body={"ids": ["s"]}),
+    # --- duplicates ---
+    bad("DELETE", "/api/duplicates/nope", (["id"], "Invalid UUID")),
+    bad("DELETE", "/api/duplicates", (["ids"], expected("array", "undefined")), body={}),
+    bad("DELETE", "/api/duplicates", (["ids", 0], "Invalid UUID"), body={"ids": ["d"]}),
+    bad("POST", "/api/duplicates/resolve", (["groups"], NOT_EMPTY), body={"groups": []}),
+    bad("POST", "/api/duplicates/resolve", (["groups", 0, "duplicateId"], "Invalid UUID"),
+        body={"groups": [{"duplicateId": "d", "keepAssetIds": [], "trashAssetIds": []}]}),
+    bad("POST", "/api/duplicates/resolve", (["groups", 0, "keepAssetIds"], expected("array", "undefined")),
+        body={"groups": [{"duplicateId": UNKNOWN, "trashAssetIds": []}]}),
+    bad("POST", "/api/duplicates/resolve", (["groups", 0, "trashAssetIds", 0], "Invalid UUID"),
+        body={"groups": [{"duplicateId": UNKNOWN, "keepAssetIds": [], "trashAssetIds": ["t"]}]}),
     # --- asset extras: copy, jobs, metadata, stack search and member removal ---
     bad("PUT", "/api/assets/copy", (["targetId"], expected("string", "undefined")), body={"sourceId": "{asset}"}),
     bad("PUT", "/api/assets/copy", (["sourceId"], "Invalid UUID"), body={"sourceId": NOT_V4, "targetId": UNKNOWN}),

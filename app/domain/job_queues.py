@@ -309,6 +309,8 @@ async def start(principal: Principal, name: str, force: bool, job_queue) -> None
     elif name == "storageTemplateMigration":
         # Immich's migration has no force: it always looks at every original.
         await job_queue.enqueue_plain(STORAGE_MIGRATION_JOB, job_id=f"{name}:run")
+    elif name == "duplicateDetection":
+        await _start_duplicate_detection(job_queue)
     elif name == "backgroundTask":
         raise BadRequest(f"Invalid job name: {name}")  # Immich's answer: it has no start
     else:
@@ -381,6 +383,18 @@ async def run_asset_step(principal: Principal, job_queue, step: str, asset_ids: 
 
 
 MAX_ASSET_JOB_IDS = 1000
+
+
+async def _start_duplicate_detection(job_queue) -> None:
+    """One detection per owner with embeddings (each looks at all the owner's assets at once);
+    nothing while detection or smart search is off (Immich's queue-all job is skipped then)."""
+    from app.domain import duplicates
+
+    settings = duplicates.enabled(await system_config.current())
+    if settings is None:
+        return
+    for owner_id in await duplicates.owners_with_embeddings(settings[0]):
+        await job_queue.enqueue_plain(duplicates.JOB, str(owner_id), job_id=duplicates.job_id(owner_id))
 
 
 async def _start_clustering(job_queue, force: bool) -> None:

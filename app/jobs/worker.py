@@ -382,6 +382,20 @@ async def stop_heartbeat(worker: Worker) -> None:
         log.warning("could not retire worker %s; its row goes stale instead", worker.ctx["worker_id"])
 
 
+async def detect_duplicates(ctx: dict, owner_id: str) -> str:
+    """Immich's duplicate detection for one owner's assets (app/domain/duplicates.py)."""
+    from app.domain import duplicates
+
+    async def run() -> str:
+        found = await duplicates.detect(uuid.UUID(owner_id))
+        if found is None:
+            return "skipped"
+        log.info("duplicates of %s: %s", owner_id, found)
+        return "ok"
+
+    return await _gated(ctx, "duplicateDetection", run)
+
+
 FUNCTIONS = [
     func(extract_metadata, keep_result=0, max_tries=MAX_TRIES),
     func(generate_variants, keep_result=0, max_tries=MAX_TRIES),
@@ -400,6 +414,7 @@ FUNCTIONS = [
     # A large tree takes a while to walk; one scan per library at a time (its job id).
     func(scan_library, name=library_scan.SCAN_JOB, keep_result=0, max_tries=1, timeout=24 * 3600),
     func(nightly_library_scan, keep_result=0),
+    func(detect_duplicates, keep_result=0, max_tries=1, timeout=3600),
 ]
 CRON_JOBS = [
     cron(purge_expired_trash, minute=17, unique=True, run_at_startup=True, keep_result=0),

@@ -11,7 +11,7 @@ from litestar.response import Response
 
 from app.api.body_limits import reject_nul_form
 from app.api.state import Shared
-from app.domain import access, asset_views, assets, ingest, quotas, shared_links
+from app.domain import access, asset_views, assets, duplicates, ingest, quotas, shared_links
 from app.domain.datetimes import parse_iso
 from app.domain.errors import BadRequest, DomainError, Invalid
 from app.storage.multipart import receive_multipart
@@ -163,7 +163,11 @@ async def update_asset(
 @put("/api/assets", status_code=204, action=access.WRITE)
 async def update_assets(request: Request, auth: ImmichAuth, shared: Shared, data: dtos.AssetBulkUpdateDto) -> None:
     patch = mapping.asset_patch(data)
-    await assets.bulk_update(auth.principal, [(mapping.parse_uuid(a), patch) for a in data.ids], shared.queue)
+    asset_ids = [mapping.parse_uuid(a) for a in data.ids]
+    sets_group, duplicate_id = mapping.duplicate_id_update(data)
+    await assets.bulk_update(auth.principal, [(a, patch) for a in asset_ids], shared.queue)
+    if sets_group:
+        await duplicates.set_duplicate_id(auth.principal, asset_ids, duplicate_id)
 
 
 @delete("/api/assets", status_code=204, action=access.DELETE)
