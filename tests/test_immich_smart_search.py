@@ -139,3 +139,50 @@ def test_smart_search_by_text(server, account, admin):
             r = http.post("/api/search/smart", json={"query": "a photo of a dog"})
             assert r.status_code == 200, r.text
             assert set(ids) <= {a["id"] for a in r.json()["assets"]["items"]}
+
+
+def test_a_reencoded_copy_is_found_as_a_duplicate_through_the_pipeline(server, account, admin):
+    """Upload a real photo and the same picture saved again (other bytes): the pipeline embeds both
+    with the CLIP test model, detection groups them, and Immich's /api/duplicates lists the pair."""
+    import time
+
+    import pyvips
+
+    from tests.conftest import MODEL_DIR
+    from tests.helpers import wait_processed
+    from tests.media import SHARED_ASSETS
+
+    fetch = pytest.importorskip("fetch_clip_models")  # tools/ is on sys.path (tests/conftest.py)
+    photo = SHARED_ASSETS / "formats" / "jpg" / "el_torcal_rocks.jpg"
+    if not photo.exists():
+        pytest.skip("../shared/test-assets is absent")
+    original = photo.read_bytes()
+    again = pyvips.Image.new_from_buffer(original, "").jpegsave_buffer(Q=80)
+    assert again != original
+    name = fetch.ensure_test_clip_model(MODEL_DIR)
+    with admin(modelName=name):
+        with checked_client(base_url=server.immich_url, headers={"x-api-key": account.api_key}, timeout=60) as http:
+            assert http.get("/api/server/features").json()["duplicateDetection"] is True
+            ids = []
+            for n, data in enumerate((original, again)):
+                r = http.post("/api/assets", files={"assetData": (f"rocks-{n}.jpg", data, "image/jpeg")},
+                              data={**FIELDS, "deviceAssetId": f"dup-{uuid.uuid4()}"})
+                assert r.status_code == 201, r.text
+                ids.append(r.json()["id"])
+            for asset_id in ids:
+                wait_processed(account, "asset_" + shortuuid.encode(uuid.UUID(asset_id)))
+            deadline = time.monotonic() + 90
+            group = None
+            while time.monotonic() < deadline and group is None:
+                groups = http.get("/api/duplicates").json()
+                group = next((g for g in groups if set(ids) <= {a["id"] for a in g["assets"]}), None)
+                time.sleep(0.5)
+            assert group is not None, "the re-encoded copy was not grouped with its original"
+            assert all(a["duplicateId"] == group["duplicateId"] for a in group["assets"])
+            assert set(group["suggestedKeepAssetIds"]) <= set(ids)
+            # keep the original, trash the copy: the group is resolved
+            r = http.post("/api/duplicates/resolve", json={"groups": [
+                {"duplicateId": group["duplicateId"], "keepAssetIds": [ids[0]], "trashAssetIds": [ids[1]]}]})
+            assert r.status_code == 200 and r.json()[0]["success"] is True, r.text
+            assert http.get(f"/api/assets/{ids[1]}").json()["isTrashed"] is True
+            assert http.get(f"/api/assets/{ids[0]}").json()["duplicateId"] is None

@@ -238,6 +238,19 @@ async def _checksum_twins(owner_id: uuid.UUID) -> list[asyncpg.Record]:
         owner_id)
 
 
+async def owners_unchecked() -> list[uuid.UUID]:
+    """Owners with an embedding the detection has not looked at yet. An embedding stored while its
+    owner's detection job runs cannot queue another (one job id per owner): the sweep finds it."""
+    settings = enabled(await system_config.current())
+    if settings is None:
+        return []
+    # Only what detection looks at (it stamps those): a hidden or trashed asset's embedding would
+    # otherwise queue its owner again at every sweep.
+    rows = await db.fetch("SELECT DISTINCT a.owner_id FROM smart_search s JOIN assets a ON a.id = s.asset_id"
+                          f" WHERE s.duplicates_checked_at IS NULL AND s.model = $1 AND {_ELIGIBLE}", settings[0])
+    return [r["owner_id"] for r in rows]
+
+
 async def detect(owner_id: uuid.UUID) -> Detection | None:
     """Group the owner's duplicates; None when duplicate detection (or smart search) is off."""
     import asyncio

@@ -396,6 +396,17 @@ async def detect_duplicates(ctx: dict, owner_id: str) -> str:
     return await _gated(ctx, "duplicateDetection", run)
 
 
+async def sweep_unchecked_duplicates(ctx: dict) -> int:
+    """Queues detection for owners with embeddings it has not looked at (app/domain/duplicates.py)."""
+    from app.domain import duplicates
+
+    shared: Shared = ctx["shared"]
+    owners = await duplicates.owners_unchecked()
+    for owner_id in owners:
+        await shared.queue.enqueue_plain(duplicates.JOB, str(owner_id), job_id=duplicates.job_id(owner_id))
+    return len(owners)
+
+
 FUNCTIONS = [
     func(extract_metadata, keep_result=0, max_tries=MAX_TRIES),
     func(generate_variants, keep_result=0, max_tries=MAX_TRIES),
@@ -415,6 +426,7 @@ FUNCTIONS = [
     func(scan_library, name=library_scan.SCAN_JOB, keep_result=0, max_tries=1, timeout=24 * 3600),
     func(nightly_library_scan, keep_result=0),
     func(detect_duplicates, keep_result=0, max_tries=1, timeout=3600),
+    func(sweep_unchecked_duplicates, keep_result=0),
 ]
 CRON_JOBS = [
     cron(purge_expired_trash, minute=17, unique=True, run_at_startup=True, keep_result=0),
@@ -422,6 +434,7 @@ CRON_JOBS = [
     # Often, and at start: a job interrupted by a crash runs again within a minute of restart.
     cron(requeue_stalled_tasks, second={5, 15, 25, 35, 45, 55}, unique=True, run_at_startup=True, keep_result=0),
     cron(sweep_pending_faces, second={0, 20, 40}, unique=True, run_at_startup=True, keep_result=0),
+    cron(sweep_unchecked_duplicates, second={10, 40}, unique=True, run_at_startup=True, keep_result=0),
     cron(remove_deleted_users, minute=47, unique=True, run_at_startup=True, keep_result=0),
     cron(library_delete, minute=53, unique=True, run_at_startup=True, keep_result=0),
     # Days are UTC days: just after midnight UTC, and at start for a server that was down then.
