@@ -57,9 +57,9 @@ def test_dtos_are_generated_from_the_current_spec():
 
 def test_unimplemented_operations_answer_501_with_a_message(server, account):
     headers = {"x-api-key": account.api_key}
-    duplicates = httpx.get(f"{server.immich_url}/api/duplicates", headers=headers)
-    assert duplicates.status_code == 501
-    assert duplicates.json() == {"message": "GET /api/duplicates is not supported by this server"}
+    plugins = httpx.get(f"{server.immich_url}/api/plugins", headers=headers)
+    assert plugins.status_code == 501
+    assert plugins.json() == {"message": "GET /api/plugins is not supported by this server"}
     tag = httpx.get(f"{server.immich_url}/api/tags/00000000-0000-4000-8000-000000000000", headers=headers)
     assert tag.status_code == 400  # tags are served: an unknown one is Immich's "not found or no access"
     smart = httpx.post(f"{server.immich_url}/api/search/smart", headers=headers, json={"query": "dog"})
