@@ -943,3 +943,8 @@ INDEXES += [
     Index(Asset, "assets_duplicate_idx", "btree (owner_id, duplicate_id) WHERE (duplicate_id IS NOT NULL)"),
 ]
 DATABASE_DEFAULTS[("smart_search", "seq")] = "nextval('smart_search_seq_seq'::regclass)"
+INDEXES += [
+    Index(Asset, "assets_live_photo_video_idx", "btree (live_photo_video_id) WHERE (live_photo_video_id IS NOT NULL)"),
+    Index(Stack, "stacks_primary_asset_idx", "btree (primary_asset_id) WHERE (primary_asset_id IS NOT NULL)"),
+    Index(Album, "albums_cover_asset_idx", "btree (cover_asset_id) WHERE (cover_asset_id IS NOT NULL)"),
+]
