@@ -123,8 +123,9 @@ def test_smart_search_off_in_the_config(server, account, admin):
 
 
 def test_smart_search_by_text(server, account, admin):
-    clip = pytest.importorskip("app.clip.models", reason="the CLIP model code (app/clip) is not here yet")
-    fetch = pytest.importorskip("fetch_clip_models")  # tools/ is on sys.path (tests/conftest.py)
+    import fetch_clip_models as fetch  # tools/ is on sys.path (tests/conftest.py)
+
+    from app.clip import models as clip
     from tests.conftest import MODEL_DIR
     from tests.helpers import wait_processed
 
@@ -152,7 +153,7 @@ def test_a_reencoded_copy_is_found_as_a_duplicate_through_the_pipeline(server, a
     from tests.helpers import wait_processed
     from tests.media import SHARED_ASSETS
 
-    fetch = pytest.importorskip("fetch_clip_models")  # tools/ is on sys.path (tests/conftest.py)
+    import fetch_clip_models as fetch  # tools/ is on sys.path (tests/conftest.py)
     photo = SHARED_ASSETS / "formats" / "jpg" / "el_torcal_rocks.jpg"
     if not photo.exists():
         pytest.skip("../shared/test-assets is absent")

@@ -20,6 +20,8 @@ import asyncpg
 import numpy as np
 
 from app import vector_index
+from app.clip import models as clip_models
+from app.clip import runtime as clip_runtime
 from app.db import engine as db
 from app.domain.asset_filters import AssetFilter, Sql, check_references, where
 from app.domain import access, system_config, tasks
@@ -180,11 +182,7 @@ async def config() -> Config:
 
 def model_available(model_dir: Path, name: str) -> bool:
     """Whether a process would find the CLIP model's files (nothing is loaded)."""
-    try:
-        from app.clip.models import clip_available
-    except ImportError:  # the CLIP code is not part of this build
-        return False
-    return clip_available(model_dir, name)
+    return clip_models.clip_available(model_dir, name)
 
 
 _NO_MODEL = "Smart search has no CLIP model {model!r} on this server (see MODEL_DIR)"
@@ -197,26 +195,18 @@ async def enabled_config() -> Config:
     return found
 
 
-async def text_vector(model_dir: Path, model: str, text: str) -> np.ndarray:
-    try:
-        from app.clip.runtime import encode_text
-    except ImportError:
-        encode_text = None
-    vector = None if encode_text is None else await encode_text(model_dir, model, text)
-    if vector is None:
+def _found(vector: np.ndarray | None, model: str) -> np.ndarray:
+    if vector is None:  # the runtime found no model under that name
         raise BadRequest(_NO_MODEL.format(model=model))
     return vector
+
+
+async def text_vector(model_dir: Path, model: str, text: str) -> np.ndarray:
+    return _found(await clip_runtime.encode_text(model_dir, model, text), model)
 
 
 async def image_vector(model_dir: Path, model: str, rgb: np.ndarray) -> np.ndarray:
-    try:
-        from app.clip.runtime import encode_image
-    except ImportError:
-        encode_image = None
-    vector = None if encode_image is None else await encode_image(model_dir, model, rgb)
-    if vector is None:
-        raise BadRequest(_NO_MODEL.format(model=model))
-    return vector
+    return _found(await clip_runtime.encode_image(model_dir, model, rgb), model)
 
 
 async def image_file_vector(model_dir: Path, model: str, path: Path) -> np.ndarray:
@@ -283,20 +273,8 @@ def _load_rgb(path) -> np.ndarray:
                       shape=(image.height, image.width, image.bands))[:, :, :3]
 
 
-async def _clip_model(model_dir: Path, name: str):
-    try:
-        from app.clip.runtime import clip_model
-    except ImportError:
-        return None
-    return await clip_model(model_dir, name)
-
-
 def _missing_reason(model_dir: Path, name: str) -> str:
-    try:
-        from app.clip.models import missing_reason
-    except ImportError:
-        return "this build has no CLIP model code"
-    return missing_reason(model_dir, name) or f"the CLIP model {name!r} could not be loaded"
+    return clip_models.missing_reason(model_dir, name) or f"the CLIP model {name!r} could not be loaded"
 
 
 async def enqueue_duplicates(queue, owner_id: uuid.UUID) -> None:
@@ -320,7 +298,7 @@ async def run_encoding(settings, blobs, task_id: uuid.UUID, queue, attempt: int 
         await tasks.finish(task_id, ok=True, result="smart search is off in the system config",
                            outcome="skipped_config_off")
         return "skipped"
-    model = await _clip_model(settings.model_dir, found.model)
+    model = await clip_runtime.clip_model(settings.model_dir, found.model)
     if model is None:
         await tasks.finish(task_id, ok=True, result=_missing_reason(settings.model_dir, found.model),
                            outcome="skipped_no_model")
