@@ -213,9 +213,8 @@ async def image_file_vector(model_dir: Path, model: str, path: Path) -> np.ndarr
     """The embedding of an uploaded image (a search by example): refused when it cannot be decoded."""
     try:
         rgb = await asyncio.to_thread(_load_rgb, path)
-    except Exception as exc:  # pyvips says why it cannot read the file
-        raise Invalid(f"the image cannot be decoded: {str(exc).splitlines()[0] if str(exc) else exc}",
-                      "image") from None
+    except Exception:  # pyvips' reason names the server's temporary file: not for the client
+        raise Invalid("the image cannot be decoded (not a supported image file)", "image") from None
     return await image_vector(model_dir, model, rgb)
 
 
