@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, AsyncIterator
 
 import asyncpg
-from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
+
+log = logging.getLogger(__name__)
 
 
 def build_engine() -> PostgresEngine:
@@ -37,8 +41,61 @@ async def open_pool(max_size: int = 10) -> None:
     await engine().start_connection_pool(min_size=1, max_size=max_size)
 
 
+# How long stopping waits for connections still in use before it closes them anyway.
+CLOSE_POOL_S = 10.0
+
+
 async def close_pool() -> None:
-    await engine().close_connection_pool()
+    pool = engine().pool
+    if pool is None:
+        return
+    try:
+        # asyncpg's close waits for every connection to come back; a task stuck mid-query must
+        # not hold the process up for ever, so past the wait they are closed under it.
+        await asyncio.wait_for(pool.close(), CLOSE_POOL_S)
+    except (asyncio.TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        log.warning("database connections still in use after %.0f s; closing them anyway", CLOSE_POOL_S)
+        pool.terminate()
+    engine().pool = None
+
+
+class _ReleasingTransaction(PostgresTransaction):
+    """Piccolo's transaction, except that its connection always goes back to the pool.
+
+    Piccolo releases the connection only after a successful commit or rollback. A task cancelled
+    mid-query (a worker stopping, a client gone) makes the rollback fail, as does a commit that
+    fails; each such connection stayed checked out for good, so the pool shrank and closing it
+    waited for ever. asyncpg's release resets or discards the connection, whatever state it is in.
+    """
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> PostgresTransaction:
+        if self._parent is not None:
+            return self._parent
+        self.connection = await self.get_connection()
+        try:
+            self.transaction = self.connection.transaction()
+            await self.begin()
+        except BaseException:
+            await self.engine.pool.release(self.connection)
+            raise
+        self.context = self.engine.current_transaction.set(self)
+        return self
+
+    async def __aexit__(self, exception_type, exception, traceback) -> bool:
+        if self._parent:
+            return exception is None
+        try:
+            if exception is not None:
+                if not self._rolled_back:
+                    await self.rollback()
+            elif not self._committed and not self._rolled_back:
+                await self.commit()
+        finally:
+            self.engine.current_transaction.reset(self.context)
+            await self.engine.pool.release(self.connection)
+        return exception is None
 
 
 # Change events of the outermost running transaction, announced only once it commits.
@@ -55,13 +112,13 @@ def note_change(change: dict) -> None:
 async def transaction() -> AsyncIterator[asyncpg.Connection]:
     """A transaction whose connection Piccolo queries in this task share."""
     if _changes.get() is not None:  # nested: Piccolo reuses the outer one, which announces
-        async with engine().transaction() as tx:
+        async with _ReleasingTransaction(engine()) as tx:
             yield tx.connection
         return
     pending: list[dict] = []
     token = _changes.set(pending)
     try:
-        async with engine().transaction() as tx:
+        async with _ReleasingTransaction(engine()) as tx:
             yield tx.connection
     finally:
         _changes.reset(token)

@@ -1,0 +1,87 @@
+"""The pool under cancellation: a transaction's connection always goes back (app/db/engine.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from app.db import engine as db
+
+
+
+async def _all_back(pool) -> bool:
+    for _ in range(50):
+        if pool.get_idle_size() == pool.get_size():
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_a_transaction_cancelled_mid_query_gives_its_connection_back(domain):
+    pool = db.engine().pool
+    started = asyncio.Event()
+
+    async def slow():
+        async with db.transaction() as conn:
+            started.set()
+            await conn.execute("SELECT pg_sleep(30)")
+
+    for _ in range(pool.get_max_size() + 1):  # more than the pool holds: a leak would starve the last
+        task = asyncio.create_task(slow())
+        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.sleep(0.05)  # the query is on the server
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        started.clear()
+        assert await _all_back(pool)
+    assert await db.fetchval("SELECT 1") == 1
+
+
+async def test_a_transaction_cancelled_while_committing_gives_its_connection_back(domain):
+    pool = db.engine().pool
+    committing = asyncio.Event()
+
+    async def slow_commit():
+        async with db.transaction() as conn:
+            # A deferred trigger runs at COMMIT: the commit itself takes long enough to be cancelled.
+            await conn.execute("""
+                CREATE FUNCTION pg_temp.slow_at_commit() RETURNS trigger LANGUAGE plpgsql
+                AS $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$;
+                CREATE TEMP TABLE t_slow (id int) ON COMMIT DROP;
+                CREATE CONSTRAINT TRIGGER t_slow_check AFTER INSERT ON t_slow
+                    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.slow_at_commit();
+                INSERT INTO t_slow VALUES (1);
+            """)
+            committing.set()
+
+    task = asyncio.create_task(slow_commit())
+    await asyncio.wait_for(committing.wait(), 10)
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _all_back(pool)
+    assert await db.fetchval("SELECT 1") == 1
+
+
+async def test_a_failed_commit_gives_its_connection_back(domain):
+    pool = db.engine().pool
+    with pytest.raises(asyncpg.PostgresError):
+        async with db.transaction() as conn:
+            # A deferred check fails at COMMIT, after the body ran without error.
+            await conn.execute("CREATE TEMP TABLE t_deferred (id int UNIQUE DEFERRABLE INITIALLY DEFERRED)"
+                               " ON COMMIT DROP")
+            await conn.execute("INSERT INTO t_deferred VALUES (1), (1)")
+    assert await _all_back(pool)
+    assert db.engine().current_transaction.get() is None
+
+
+async def test_nested_transactions_share_the_outer_connection(domain):
+    async with db.transaction() as outer:
+        async with db.transaction() as inner:
+            assert inner is outer
+            assert await db.fetchval("SELECT 1") == 1
+    assert await _all_back(db.engine().pool)
