@@ -152,6 +152,7 @@ def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, See
     stack = [os.path.normpath(p) for p in (matcher.roots if tops is None else tops)]
     stack = [p for p in stack if not matcher.excluded_dir(p)]
     excluded_file = matcher.excluded_files.match if matcher.excluded_files is not None else None
+    new_seen = Seen._make  # the hot loop's one allocation per file, without the keyword-aware __new__
     while stack:
         folder = stack.pop()
         try:
@@ -182,9 +183,10 @@ def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, See
                         est = entry.stat()
                     except OSError:
                         continue  # vanished or a broken link between listing and stat
-                    if stat_module.S_ISREG(est.st_mode) and est.st_size > 0:
-                        if _encodable(entry.path):
-                            files[entry.path] = Seen(est.st_mtime_ns, est.st_size, None)
+                    if est.st_size > 0 and stat_module.S_ISREG(est.st_mode):
+                        path = entry.path
+                        if path.isascii() or _encodable(path):
+                            files[path] = new_seen((est.st_mtime_ns, est.st_size, None))
         except OSError as exc:
             log.warning("cannot read folder %s: %s", folder, exc)
             unreadable.append(folder)
@@ -232,11 +234,41 @@ async def _library(external_library_id: uuid.UUID) -> Any:
                              external_library_id)
 
 
+_ROW_COLUMNS = "id, original_path, file_mtime_ns, file_size_bytes, is_offline, sidecar_path"
+
+
 async def _existing(external_library_id: uuid.UUID) -> dict[str, Any]:
-    rows = await db.fetch(
-        "SELECT id, original_path, file_mtime_ns, file_size_bytes, is_offline, trashed_at, sidecar_path"
-        " FROM assets WHERE external_library_id = $1", external_library_id)
+    rows = await db.fetch(f"SELECT {_ROW_COLUMNS} FROM assets WHERE external_library_id = $1", external_library_id)
     return {r["original_path"]: r for r in rows}
+
+
+async def _online_files(external_library_id: uuid.UUID) -> dict[str, tuple[int, int, str | None]]:
+    """What the library's online rows say of their files (mtime, size, sidecar), by path: the same
+    shape as a walk's Seen, so the two compare as they are. Four arrays cross the wire instead of a
+    record per asset (the aggregates of one query see the rows in one order)."""
+    row = await db.fetchrow(
+        "SELECT coalesce(array_agg(original_path), '{}') AS paths, coalesce(array_agg(file_mtime_ns), '{}') AS mtimes,"
+        " coalesce(array_agg(file_size_bytes), '{}') AS sizes, coalesce(array_agg(sidecar_path), '{}') AS sidecars"
+        " FROM assets WHERE external_library_id = $1 AND NOT is_offline", external_library_id)
+    return dict(zip(row["paths"], zip(row["mtimes"], row["sizes"], row["sidecars"])))
+
+
+async def _differing(external_library_id: uuid.UUID, found: dict[str, Seen],
+                     online: dict[str, tuple[int, int, str | None]]) -> tuple[dict[str, Seen], dict[str, Any], int]:
+    """The part of a scan's comparison that can differ, each side with its rows: files no online
+    row describes as they are (new, changed, back online) and rows of files gone or changed; and how
+    many files matched their row exactly (unchanged). A file costs one dict lookup and a tuple
+    comparison here; only the differing rows are read as records."""
+    get = online.get
+    suspects = {path: seen for path, seen in found.items() if get(path) != seen}
+    by_path = [p for p in suspects if p in online]
+    matched = len(found) - len(suspects)
+    if len(online) > matched + len(by_path):  # some online row has no file any more
+        by_path += online.keys() - found.keys()
+    rows = await db.fetch(
+        f"SELECT {_ROW_COLUMNS} FROM assets WHERE external_library_id = $1"
+        " AND (is_offline OR original_path = ANY($2::text[]))", external_library_id, by_path)
+    return suspects, {r["original_path"]: r for r in rows}, matched
 
 
 async def scan(external_library_id: uuid.UUID, queue: Any = None) -> Summary:
@@ -250,9 +282,11 @@ async def scan(external_library_id: uuid.UUID, queue: Any = None) -> Summary:
         log.warning("external library %s has no readable import path; nothing scanned", external_library_id)
     matcher.roots = valid or matcher.roots
     # The walk (a thread, the disk) and reading the library's rows (Postgres) overlap.
-    (found, unreadable), existing = await asyncio.gather(asyncio.to_thread(walk, matcher, valid),
-                                                         _existing(external_library_id))
-    summary = await _apply(library, found, existing, queue)
+    (found, unreadable), online = await asyncio.gather(asyncio.to_thread(walk, matcher, valid),
+                                                       _online_files(external_library_id))
+    suspects, existing, unchanged = await _differing(external_library_id, found, online)
+    summary = await _apply(library, suspects, existing, queue)
+    summary.unchanged += unchanged
     summary.unreadable = unreadable
     await db.execute("UPDATE external_libraries SET refreshed_at = now() WHERE id = $1", external_library_id)
     return summary

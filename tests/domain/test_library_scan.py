@@ -136,6 +136,36 @@ async def test_a_file_added_changed_removed_and_brought_back(user, tmp_path):
     assert not back["is_offline"] and back["trashed_at"] is None and back["id"] == gone["id"]
 
 
+async def test_a_rescan_tells_each_kind_of_difference_apart(user, tmp_path):
+    """The re-scan compares whole libraries as sets: each kind of difference still lands in its place."""
+    root = tmp_path / "lib"
+    [put(root / f"same{i}.jpg", jpeg(i), mtime=1_700_000_000) for i in range(5)]
+    touched = put(root / "touched.jpg", jpeg(20), mtime=1_700_000_000)
+    with_sidecar = put(root / "sidecar.jpg", jpeg(21), mtime=1_700_000_000)
+    returning = put(root / "returning.jpg", jpeg(22), mtime=1_700_000_000)
+    leaving = put(root / "leaving.jpg", jpeg(23), mtime=1_700_000_000)
+    lib = await new_external(user, [root])
+    assert (await library_scan.scan(lib)).added == 9
+    returning.unlink()
+    assert (await library_scan.scan(lib)).offline == 1
+
+    os.utime(touched, (1_700_000_050, 1_700_000_050))  # same size, new mtime
+    put(Path(str(with_sidecar) + ".xmp"), b"<x:xmpmeta/>")  # a sidecar appears, the photo is untouched
+    put(returning, jpeg(24, side=2), mtime=1_700_000_100)  # back, with other content
+    leaving.unlink()
+    new = put(root / "new.jpg", jpeg(25))
+    summary = await library_scan.scan(lib)
+    assert (summary.added, summary.changed, summary.offline, summary.online, summary.unchanged) == (1, 3, 1, 1, 5)
+    now = await rows(lib)
+    assert now[str(with_sidecar)]["sidecar_path"] == str(with_sidecar) + ".xmp"
+    assert now[str(touched)]["file_mtime_ns"] == 1_700_000_050 * 10**9
+    assert not now[str(returning)]["is_offline"]
+    assert now[str(returning)]["file_size_bytes"] == len(jpeg(24, side=2))
+    assert now[str(leaving)]["is_offline"] and str(new) in now
+    again = await library_scan.scan(lib)
+    assert (again.added, again.changed, again.offline, again.online, again.unchanged) == (0, 0, 0, 0, 9)
+
+
 async def test_a_user_trash_stays_when_the_file_comes_back(user, tmp_path):
     root = tmp_path / "lib"
     a = put(root / "a.jpg", jpeg(13))
