@@ -24,14 +24,15 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from app import realtime
-from app.domain import access, asset_versions, asset_views, faces, notifications, tags, users
-from compat import mapping, sync_mapping
+from app.domain import access, asset_versions, asset_views, faces, notifications, system_metadata, tags, users
+from compat import dtos, mapping, sync_mapping
 from compat.auth import resolve
+from compat.routes.server import VERSION
 
 log = logging.getLogger(__name__)
 
 PATH = "/api/socket.io"
-# Immich announces AssetUploadReadyV2 only for assets its timeline shows.
+# Immich announces an upload (on_upload_success, AssetUploadReadyV2) only for assets its timeline shows.
 _READY_VISIBILITY = ("timeline", "archive")
 _ALBUM_EVENTS = ("album_created", "album_updated", "album_deleted")
 _ALBUM_ASSET_EVENTS = ("album_asset_added", "album_asset_removed")
@@ -103,7 +104,25 @@ class LiveEvents:
             rooms.append(str(who.session_id))
         for room in rooms:
             await self.sio.enter_room(sid, room)
+        await self._greet(sid)
         return True
+
+    async def _greet(self, sid: str) -> None:
+        """What Immich tells each client that connects: the server's version (the web app shows it,
+        "Unknown" without it), then the last version check's release, if one was ever stored. Immich
+        sends both to all of the user's sockets; the others heard them when they connected."""
+        await self._emit("on_server_version", _builtins(VERSION), to=sid)
+        try:
+            notice = await system_metadata.release_notice((VERSION.major, VERSION.minor, VERSION.patch))
+        except Exception:
+            log.exception("could not read the version check state")
+            return
+        if notice is not None:
+            release = dtos.ServerVersionResponseDto(major=notice.release_version[0], minor=notice.release_version[1],
+                                                    patch=notice.release_version[2], prerelease=None)
+            await self._emit("on_new_release", {"isAvailable": notice.is_available, "checkedAt": notice.checked_at,
+                                                "serverVersion": _builtins(VERSION),
+                                                "releaseVersion": _builtins(release)}, to=sid)
 
     def _listening(self, rooms: list[str]) -> bool:
         return any(True for _ in self.sio.manager.get_participants("/", rooms))
@@ -161,13 +180,16 @@ class LiveEvents:
         if not rows:  # deleted meanwhile
             return
         row = rows[0]
+        # Immich: on_upload_success then AssetUploadReadyV2, both only for an asset its timeline
+        # shows (not a live photo's hidden video, not a locked asset).
+        if row["visibility"] not in _READY_VISIBILITY:
+            return
         view = await asset_views.view(row)
         if self._listening(rooms):
             await self._emit("on_upload_success", _builtins(await self._asset_dtos([row], [view]))[0], to=rooms)
-        if row["visibility"] in _READY_VISIBILITY:
-            ready = {"asset": _builtins(sync_mapping.asset_v2(row)),
-                     "exif": _builtins(sync_mapping.asset_exif_v1(row, view.exif))}
-            await self._emit("AssetUploadReadyV2", ready, to=rooms + partners)
+        ready = {"asset": _builtins(sync_mapping.asset_v2(row)),
+                 "exif": _builtins(sync_mapping.asset_exif_v1(row, view.exif))}
+        await self._emit("AssetUploadReadyV2", ready, to=rooms + partners)
 
     async def _edit_ready(self, message: dict) -> None:
         """A new rendering's variants exist (an edit, its removal, or a native version change):
@@ -277,8 +299,14 @@ class LiveEvents:
                 created_notifications.append(uuid.UUID(entity_id))
         if found["updated"]:
             rows = await asset_views.rows_by_id([uuid.UUID(i) for i in found["updated"] if i not in found["deleted"]])
-            for dto in await self._asset_dtos(rows) if rows else []:
-                await self._emit("on_asset_update", _builtins(dto), to=rooms)
+            views = await asset_views.views(rows) if rows else []
+            # An upload's own processing (metadata, then variants) is no news before the upload is
+            # announced: Immich sends nothing for it, and the web app adds the asset it is told of to
+            # the timeline, where a tile without a thumbnail shows "Error loading image".
+            shown = [(r, v) for r, v in zip(rows, views) if "thumbnail" in v.files or r["processing_error"]]
+            if shown:
+                for dto in await self._asset_dtos([r for r, _ in shown], [v for _, v in shown]):
+                    await self._emit("on_asset_update", _builtins(dto), to=rooms)
         if found["trashed"]:
             await self._emit("on_asset_trash", list(found["trashed"]), to=rooms)
         if found["restored"]:

@@ -65,3 +65,26 @@ def test_bulk_add_to_own_albums_then_duplicates_and_refusals(server, account, ma
         assert add(alice, [empty], [bobs, str(uuid.uuid4())]) == {"success": False, "error": "no_permission"}
         assert _count(s, theirs) == 0 and _count(alice, empty) == 2
 
+
+
+@needs_spec
+def test_create_album_always_creates_even_unnamed_and_renames_freely(server, account):
+    """Immich's web app creates an album with albumName "" (its "Create album" button), then the user
+    types a name; Immich makes a new album on every create, names repeat, a rename may blank it."""
+    with _client(server, account) as http:
+        first = http.post("/api/albums", json={"albumName": ""})
+        second = http.post("/api/albums", json={"albumName": ""})
+        assert first.status_code == second.status_code == 201, (first.text, second.text)
+        assert first.json()["albumName"] == second.json()["albumName"] == ""
+        assert first.json()["id"] != second.json()["id"]
+        name = f"Twice {uuid.uuid4().hex[:6]}"
+        one, two = _album(http, name), _album(http, name)
+        assert one != two
+        listed = [a for a in http.get("/api/albums").json() if a["albumName"] == name]
+        assert sorted(a["id"] for a in listed) == sorted([one, two])
+
+        renamed = http.patch(f"/api/albums/{first.json()['id']}", json={"albumName": name})
+        assert renamed.status_code == 200 and renamed.json()["albumName"] == name
+        blanked = http.patch(f"/api/albums/{one}", json={"albumName": ""})
+        assert blanked.status_code == 200 and blanked.json()["albumName"] == ""
+        assert http.get(f"/api/albums/{one}").json()["albumName"] == ""

@@ -130,7 +130,7 @@ def test_events_reach_the_owner_through_cookie_and_bearer_sockets_only(server, a
     with httpx.Client(base_url=server.immich_url, headers={"x-api-key": stranger_account.api_key}) as http:
         own = http.post("/api/albums", json={"albumName": "Mine"}).json()["id"]
     assert stranger.wait_for("on_album_update") == own
-    assert stranger.names() == ["on_album_update"]
+    assert stranger.names() == ["on_server_version", "on_album_update"]  # the first, told on connect
     assert asset_id not in repr(stranger.events) and album_id not in repr(stranger.events)
 
 
@@ -275,3 +275,95 @@ def test_tagging_is_an_asset_update_and_metadata_and_memories_send_nothing(serve
         assert http.put(f"/api/assets/{asset_id}", json={"isFavorite": True}).status_code == 200
         sock.wait_for("on_asset_update", lambda d: d["id"] == asset_id and d["isFavorite"])
     assert sock.names()[seen:] == ["on_asset_update"]
+
+
+def test_connect_is_told_the_server_version_and_no_release_that_was_never_checked(server, account, listeners):
+    """Immich's gateway sends on_server_version on connect (the web app shows "Unknown" without it),
+    and on_new_release only when a version check stored a release: this server never checks."""
+    sock = listeners(server.immich_url, _cookie(session_token(account)))
+    version = httpx.get(f"{server.immich_url}/api/server/version").json()
+    told = sock.wait_for("on_server_version", timeout=10)
+    assert told == version and (told["major"], told["minor"]) == (3, 1)
+    # a change made afterwards arrives after anything sent on connect: by then no release was told
+    with httpx.Client(base_url=server.immich_url, headers={"x-api-key": account.api_key}) as http:
+        album = http.post("/api/albums", json={"albumName": "After connect"}).json()["id"]
+    sock.wait_for("on_album_update", lambda d: d == album)
+    assert sock.names().count("on_server_version") == 1 and "on_new_release" not in sock.names()
+
+
+@needs_spec
+def test_upload_success_comes_once_the_thumbnail_exists_and_only_for_timeline_assets(server, account, listeners):
+    """The web app adds the tile on on_upload_success and loads its thumbnail at once; Immich sends it
+    (then AssetUploadReadyV2) after the thumbnails exist, and not for a hidden asset."""
+    sock = listeners(server.immich_url, _cookie(session_token(account)))
+    thumbnail_when_told: dict[str, list[int]] = {}
+
+    def checking(event):
+        # Asked in the client's own handler, as the web app does when it adds the tile.
+        def handler(data):
+            sock._record(event, data)
+            status = httpx.get(f"{server.immich_url}/api/assets/{data['id']}/thumbnail",
+                               headers={"x-api-key": account.api_key}).status_code
+            thumbnail_when_told.setdefault(data["id"], []).append(status)
+        return handler
+
+    for event in ("on_upload_success", "on_asset_update"):  # each adds the asset to the web timeline
+        sock.client.on(event, checking(event))
+    with httpx.Client(base_url=server.immich_url, headers={"x-api-key": account.api_key}, timeout=60) as http:
+        hidden = http.post("/api/assets", data={**FIELDS, "visibility": "hidden"},
+                           files={"assetData": ("hidden.png", png_bytes(7404, 40, 30), "image/png")})
+        assert hidden.status_code == 201, hidden.text
+        hidden_id = hidden.json()["id"]
+        deadline = time.monotonic() + WAIT
+        while http.get(f"/api/assets/{hidden_id}/thumbnail").status_code != 200:
+            assert time.monotonic() < deadline, "the hidden asset was never processed"
+            time.sleep(0.2)
+
+        r = http.post("/api/assets", files={"assetData": ("shown.png", png_bytes(7405, 40, 30), "image/png")},
+                      data=FIELDS)
+        asset_id = r.json()["id"]
+        sock.wait_for("on_upload_success", lambda d: d["id"] == asset_id)
+        thumbnail = http.get(f"/api/assets/{asset_id}/thumbnail")  # right away, as the web app does
+        assert thumbnail.status_code == 200 and thumbnail.headers["content-type"].startswith("image/")
+        sock.wait_for("AssetUploadReadyV2", lambda d: d["asset"]["id"] == asset_id)
+        told = sum(1 for name, args in sock.events
+                   if name in ("on_upload_success", "on_asset_update") and args[0]["id"] == asset_id)
+        while len(thumbnail_when_told.get(asset_id, [])) < told:
+            time.sleep(0.05)  # the handlers' own requests are still on their way
+    with sock.changed:
+        order = [name for name, args in sock.events if name in ("on_upload_success", "AssetUploadReadyV2")
+                 and asset_id in (args[0].get("id"), (args[0].get("asset") or {}).get("id"))]
+    assert order == ["on_upload_success", "AssetUploadReadyV2"]
+    assert set(thumbnail_when_told[asset_id]) == {200}, thumbnail_when_told
+    assert not [name for name, args in sock.events if name in ("on_upload_success", "AssetUploadReadyV2")
+                and hidden_id in repr(args)]
+
+
+def test_an_asset_not_yet_announced_is_no_asset_update(server, account):
+    """Processing writes asset_updated events (metadata, then variants) before the upload is
+    announced; told of them, the web app would add a tile with no thumbnail yet. Immich sends nothing
+    for them, so the asset is first heard of once its thumbnail exists."""
+    from app.db import engine as db
+    from compat.realtime import LiveEvents
+    from tests.domain import factories
+
+    live = LiveEvents()
+    sent: list[tuple[str, object]] = []
+
+    async def capture(event, data=None, **target):
+        sent.append((event, data))
+
+    live._emit = capture
+
+    async def go():
+        user = await db.fetchrow("SELECT * FROM users WHERE id = $1", account.user_id)
+        asset = await factories.new_asset(user)
+        update = [{"event_type": "asset_updated", "entity_type": "asset", "entity_id": str(asset["id"]),
+                   "owner_id": str(account.user_id), "library_id": str(asset["library_id"])}]
+        await live._announce(update, [str(account.user_id)])
+        assert sent == []
+        await factories.new_asset_file(asset)
+        await live._announce(update, [str(account.user_id)])
+        assert [(event, data["id"]) for event, data in sent] == [("on_asset_update", str(asset["id"]))]
+
+    run(go())

@@ -195,7 +195,7 @@ def test_partners_and_album_users_hear_live_events(server, account, make_account
     # The album user hears nothing of the library, the partner nothing of the album; a stranger nothing.
     with httpx.Client(base_url=server.immich_url, headers={"x-api-key": stranger.api_key}) as http:
         own = http.post("/api/albums", json={"albumName": "Mine"}).json()["id"]
-    assert s.wait_for("on_album_update") == own and s.names() == ["on_album_update"]
+    assert s.wait_for("on_album_update") == own and s.names() == ["on_server_version", "on_album_update"]
     assert "on_asset_update" not in m.names() and "on_album_update" not in b.names()
     assert "AssetUploadReadyV2" not in m.names() and "on_upload_success" not in b.names()
 

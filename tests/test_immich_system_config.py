@@ -162,3 +162,23 @@ def test_a_config_file_is_the_config_and_the_api_cannot_change_it(server, workdi
         second.stop()
     time.sleep(CACHE_SECONDS)
     assert httpx.get(f"{server.immich_url}/api/server/features").json()["configFile"] is False
+
+
+@needs_spec
+def test_map_styles_are_immichs_by_default_and_follow_the_config_at_once(server):
+    """The web app draws its map from /api/server/config's style URLs and shows it when
+    /api/server/features says map; both follow the system config's map section."""
+    with checked_client(base_url=f"{server.immich_url}/api", timeout=30) as public, _admin(server) as admin:
+        config = public.get("/server/config").json()
+        assert (config["mapLightStyleUrl"], config["mapDarkStyleUrl"]) == (
+            "https://tiles.immich.cloud/v1/style/light.json", "https://tiles.immich.cloud/v1/style/dark.json")
+        assert public.get("/server/features").json()["map"] is True
+
+        wanted = admin.get("/system-config").json()
+        wanted["map"] = {"enabled": False, "lightStyle": "https://tiles.example.com/light.json",
+                         "darkStyle": "https://tiles.example.com/dark.json"}
+        assert admin.put("/system-config", json=wanted).status_code == 200
+        config = public.get("/server/config").json()
+        assert (config["mapLightStyleUrl"], config["mapDarkStyleUrl"]) == (
+            "https://tiles.example.com/light.json", "https://tiles.example.com/dark.json")
+        assert public.get("/server/features").json()["map"] is False

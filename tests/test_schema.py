@@ -264,7 +264,7 @@ def test_drift_is_reported(server):
             async with db.transaction() as conn:
                 await conn.execute(
                     """ALTER TABLE stacks ADD COLUMN probe text;
-                       ALTER TABLE albums DROP CONSTRAINT albums_name_check;
+                       ALTER TABLE libraries DROP CONSTRAINT libraries_name_check;
                        -- albums made by earlier tests may lack one; all of this is rolled back
                        UPDATE albums SET description = '' WHERE description IS NULL;
                        ALTER TABLE albums ALTER COLUMN description SET NOT NULL;
@@ -282,7 +282,7 @@ def test_drift_is_reported(server):
         "columns: in the database, not in tables.py: ('albums', 'description', 'text', 'NOT NULL')",
         "columns: in tables.py, not in the database: ('albums', 'description', 'text', 'NULL')",
         "check constraints: in tables.py, not in the database: "
-        "('albums', 'albums_name_check', \"CHECK ((btrim(name) <> ''::text))\")",
+        "('libraries', 'libraries_name_check', \"CHECK ((btrim(name) <> ''::text))\")",
         "indexes: in the database, not in tables.py: ('stacks', 'stacks_probe_idx', 'btree (owner_id, id)')",
         "defaults: in the database, not in tables.py: ('stacks', 'origin', 'text', \"'auto_burst'::text\")",
         "defaults: in tables.py, not in the database: ('stacks', 'origin', 'text', \"'user'\")",

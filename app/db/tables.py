@@ -386,8 +386,6 @@ class Album(Table, tablename="albums"):
     updated_at = Timestamptz(default=TimestamptzNow())
     is_activity_enabled = Boolean(default=True)
 
-    albums_name_check = Check("(btrim(name) <> ''::text)")
-
 
 class AlbumAsset(Table, tablename="album_assets"):
     id = UUID(primary_key=True)
@@ -684,7 +682,7 @@ INDEXES: list[Index] = [
           "btree (task_type, asset_id) WHERE (status = ANY (ARRAY['pending'::text, 'started'::text]))"),
     Index(Task, "tasks_started_idx", "btree (worker_id) WHERE (status = 'started'::text)"),
     Index(Task, "tasks_pending_idx", "btree (created_at) WHERE (status = 'pending'::text)"),
-    Index(Album, "albums_library_name_key", "UNIQUE btree (library_id, lower(btrim(name)))"),
+    Index(Album, "albums_library_name_idx", "btree (library_id, lower(btrim(name)))"),
     Index(Album, "albums_library_created_idx", "btree (library_id, created_at DESC, id DESC)"),
     Index(AlbumAsset, "album_assets_library_idx", "btree (library_id, created_at DESC, id DESC)"),
     Index(Stack, "stacks_library_idx", "btree (library_id, id)"),

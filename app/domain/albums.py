@@ -186,20 +186,34 @@ async def list_albums(
     return rows[:limit], len(rows) > limit
 
 
+async def _lock_library_names(conn, library_id: uuid.UUID) -> None:
+    """Serialise the album namers of one library, so a name checked free stays free until commit.
+    NO KEY UPDATE: it does not block the foreign-key checks (KEY SHARE) of every insert that names
+    the library. FOR UPDATE deadlocked with a media step that holds its asset row and inserts its
+    next task in the same transaction."""
+    await conn.execute("SELECT 1 FROM libraries WHERE id = $1 FOR NO KEY UPDATE", library_id)
+
+
+async def _same_name(conn, library_id: uuid.UUID, name: str, *, other_than: uuid.UUID | None = None):
+    """The library's oldest album with this name (trimmed, case-insensitive). Albums made through
+    the Immich API may share a name; the native API's lookups take the first."""
+    return await conn.fetchrow(
+        "SELECT * FROM albums WHERE library_id = $1 AND lower(btrim(name)) = lower(btrim($2))"
+        " AND id IS DISTINCT FROM $3 ORDER BY created_at, id LIMIT 1",
+        library_id, name, other_than,
+    )
+
+
 async def create_album(
     principal: access.Principal, library_id: uuid.UUID | None, name: str | None, description: str | None
 ) -> tuple[asyncpg.Record, bool]:
-    """Find-or-create by trimmed, case-insensitive name within the library."""
+    """Find-or-create by trimmed, case-insensitive name within the library (the native API's rule:
+    names are non-blank and unique per library)."""
     library = await access.library_for(principal, library_id, access.WRITE)
     clean = DEFAULT_NAME if name is None else _clean_name(name)
     async with db.transaction() as conn:
-        # NO KEY UPDATE: serialises creators in this library without blocking the foreign-key checks
-        # (KEY SHARE) of every insert that names the library. FOR UPDATE deadlocked with a media step
-        # that holds its asset row and inserts its next task in the same transaction.
-        await conn.execute("SELECT 1 FROM libraries WHERE id = $1 FOR NO KEY UPDATE", library)
-        existing = await conn.fetchrow(
-            "SELECT * FROM albums WHERE library_id = $1 AND lower(btrim(name)) = lower($2)", library, clean
-        )
+        await _lock_library_names(conn, library)
+        existing = await _same_name(conn, library, clean)
         if existing is not None:
             if description is not None and description != existing["description"]:
                 raise Conflict(f"An album named '{existing['name']}' exists with a different description")
@@ -216,11 +230,30 @@ async def create_album(
     return await get_album(principal, album_id), created
 
 
-async def update_album(principal: access.Principal, album_id: uuid.UUID, patch: AlbumPatch) -> asyncpg.Record:
+async def create_new_album(
+    principal: access.Principal, library_id: uuid.UUID | None, name: str, description: str | None
+) -> asyncpg.Record:
+    """Always a new album, named exactly as given: Immich's rule, where a blank name is allowed (its
+    web app creates the album unnamed, then the user types a name) and names may repeat."""
+    library = await access.library_for(principal, library_id, access.WRITE)
+    async with db.transaction() as conn:
+        row = await conn.fetchrow(
+            "INSERT INTO albums (library_id, owner_id, name, description)"
+            " SELECT id, owner_id, $2, $3 FROM libraries WHERE id = $1 RETURNING *",
+            library, name, description,
+        )
+        await _event(conn, row, "album_created")
+    return await get_album(principal, row["id"])
+
+
+async def update_album(principal: access.Principal, album_id: uuid.UUID, patch: AlbumPatch, *,
+                       any_name: bool = False) -> asyncpg.Record:
+    """Apply the patch. A new name is trimmed, non-blank and unique in the library (native rule),
+    or with `any_name` kept exactly as given, blank or repeated (Immich's rule)."""
     album = await get_album(principal, album_id, access.WRITE)
     values: dict[Any, Any] = {}
     if patch.name is not UNSET:
-        values[Album.name] = _clean_name(patch.name)
+        values[Album.name] = patch.name if any_name else _clean_name(patch.name)
     if patch.description is not UNSET:
         values[Album.description] = patch.description
     if patch.album_cover_asset_id is not UNSET:
@@ -236,12 +269,13 @@ async def update_album(principal: access.Principal, album_id: uuid.UUID, patch: 
         values[Album.is_activity_enabled] = patch.is_activity_enabled
     if values:
         async with db.transaction() as conn:
+            if Album.name in values and not any_name:
+                await _lock_library_names(conn, album["library_id"])
+                if await _same_name(conn, album["library_id"], values[Album.name], other_than=album["id"]):
+                    raise Conflict("Another album in this library already has that name")
             await _lock(conn, album["id"])
-            try:
-                [row] = await Album.update({**values, Album.updated_at: NOW}).where(
-                    Album.id == album["id"]).returning(*Album.all_columns())
-            except asyncpg.UniqueViolationError:
-                raise Conflict("Another album in this library already has that name") from None
+            [row] = await Album.update({**values, Album.updated_at: NOW}).where(
+                Album.id == album["id"]).returning(*Album.all_columns())
             cover = row["cover_asset_id"]
             await _event(conn, row, "album_updated",
                          {"album_cover_asset_id": None if cover is None else str(cover)})

@@ -8,7 +8,9 @@ defaults, so a fresh server is not onboarded and reports no import and no versio
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from app.db import engine as db
@@ -76,6 +78,30 @@ async def reverse_geocoding_state() -> dict[str, Any]:
 
 async def version_check_state() -> dict[str, Any]:
     return await read(VERSION_CHECK_STATE)
+
+
+@dataclass(frozen=True)
+class ReleaseNotice:
+    """What a client is told of the newest release the version check found."""
+
+    is_available: bool  # newer than this server
+    checked_at: str
+    release_version: tuple[int, int, int]
+
+
+_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)")
+
+
+async def release_notice(server_version: tuple[int, int, int]) -> ReleaseNotice | None:
+    """The last version check's result, as Immich announces it to each client that connects; None
+    when no check has stored a release (this server never asks GitHub, so it never makes one up)."""
+    stored = await read_stored(VERSION_CHECK_STATE)
+    found = _VERSION.match((stored or {}).get("releaseVersion") or "")
+    if found is None:
+        return None
+    release = (int(found[1]), int(found[2]), int(found[3]))
+    return ReleaseNotice(is_available=release > server_version, checked_at=stored.get("checkedAt") or "",
+                         release_version=release)
 
 
 async def read_stored(key: str) -> dict[str, Any] | None:

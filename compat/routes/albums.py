@@ -13,7 +13,7 @@ from litestar.response import Response
 
 from app.domain import access, album_sharing, albums, emails, search, shared_links, users
 from app.domain.asset_filters import SHOWN
-from app.domain.errors import BadRequest, Conflict
+from app.domain.errors import BadRequest
 from compat import dtos, mapping, validation
 from compat.auth import ImmichAuth
 from compat.errors import refused_as
@@ -84,10 +84,8 @@ async def create_album(auth: ImmichAuth, request: Request, data: dtos.CreateAlbu
         if await users.user_by_id(user_id) is None:
             raise BadRequest("User not found")
     description = None if data.description is msgspec.UNSET else data.description
-    try:
-        row, _ = await albums.create_album(auth.principal, library, data.albumName, description)
-    except Conflict as exc:  # an album of that name exists with another description
-        raise BadRequest(exc.detail) from None
+    # Immich makes a new album each time, named as given (its web app starts with an empty name).
+    row = await albums.create_new_album(auth.principal, library, data.albumName, description)
     if asset_ids:
         await albums.add_assets(auth.principal, row["id"], asset_ids)
     if sharing:
@@ -164,11 +162,9 @@ async def album_map_markers(auth: ImmichAuth, album_id: str) -> list[dtos.MapMar
 @patch("/api/albums/{album_id:str}", action=access.WRITE)
 async def update_album(auth: ImmichAuth, album_id: str, data: dtos.UpdateAlbumDto) -> dtos.AlbumResponseDto:
     album = mapping.parse_uuid(album_id)
-    try:
-        with refused_as("album.update"):  # the owner's, as in Immich: an album user's is refused
-            row = await albums.update_album(auth.principal, album, mapping.album_patch(data))
-    except Conflict as exc:
-        raise BadRequest(exc.detail) from None
+    with refused_as("album.update"):  # the owner's, as in Immich: an album user's is refused
+        # Immich's names: kept as given, blank or shared with another album.
+        row = await albums.update_album(auth.principal, album, mapping.album_patch(data), any_name=True)
     return await _one(auth.principal, row["id"])
 
 

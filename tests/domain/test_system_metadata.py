@@ -53,3 +53,19 @@ async def test_a_stored_state_is_merged_over_the_defaults():
             "lastUpdate": "2024-01-01T00:00:00.000Z", "lastImportFileName": None}
     finally:
         await db.execute("DELETE FROM system_metadata WHERE key = $1", key)
+
+
+async def test_no_release_notice_until_a_version_check_stored_one():
+    key = system_metadata.VERSION_CHECK_STATE
+    await db.execute("DELETE FROM system_metadata WHERE key = $1", key)
+    assert await system_metadata.release_notice((3, 1, 0)) is None
+    try:
+        for release, newer in (("v3.2.0", True), ("v3.1.0", False), ("3.0.9", False), ("v10.0.0", True)):
+            await db.execute("INSERT INTO system_metadata (key, value) VALUES ($1, $2::jsonb) ON CONFLICT (key)"
+                             " DO UPDATE SET value = excluded.value", key,
+                             f'{{"checkedAt": "2026-11-01T00:00:00.000Z", "releaseVersion": "{release}"}}')
+            notice = await system_metadata.release_notice((3, 1, 0))
+            assert notice.is_available is newer and notice.checked_at == "2026-11-01T00:00:00.000Z", release
+        assert notice.release_version == (10, 0, 0)
+    finally:
+        await db.execute("DELETE FROM system_metadata WHERE key = $1", key)
