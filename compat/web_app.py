@@ -162,7 +162,7 @@ async def web_app(request: Request, shared: Shared) -> ASGIResponse:
     if url_path == "/api" or url_path.startswith("/api/"):
         raise NotFoundException()  # the JSON 404 of any unknown API path
     root = shared.settings.immich_web_dir
-    if root is None:
+    if root is None or not (root / "index.html").is_file():  # unset, or an empty mount
         return _text(request, NO_WEB_APP_PAGE, "text/html", status=200 if url_path == "/" else 404)
     found = _build_file(root, url_path.lstrip("/"))
     if found is not None and found.name != "index.html":
