@@ -171,6 +171,13 @@ def sign_up_and_onboard(flow: Flow) -> None:
         page.wait_for_url(lambda u: u != before, timeout=15000)
     page.wait_for_url("**/photos")
     page.get_by_role("button", name="Upload").first.wait_for()
+    # The sidebar's server version comes with the socket's on_server_version event on connect.
+    try:
+        page.get_by_text(re.compile(r"^v3\.1\.\d+$")).first.wait_for(timeout=10000)
+    except sync_api.TimeoutError:
+        raise AssertionError("the sidebar shows the server version as "
+                             f"{page.locator('text=Unknown').count() and 'Unknown' or 'nothing'} "
+                             "(no on_server_version event on the socket)") from None
 
 
 def upload(flow: Flow) -> None:
@@ -209,8 +216,9 @@ def upload(flow: Flow) -> None:
 
 
 def _note_broken_tiles(flow: Flow) -> None:
-    for tile in flow.page.locator("[data-asset-id]:has([data-broken-asset])").all():
-        flow.broken_during_upload.add(tile.get_attribute("data-asset-id") or "?")
+    # One look at the page (tiles come and go while it renders the upload).
+    flow.broken_during_upload.update(flow.page.evaluate(
+        "() => [...document.querySelectorAll('[data-asset-id]:has([data-broken-asset])')].map(t => t.dataset.assetId)"))
 
 
 def timeline(flow: Flow) -> None:
@@ -252,21 +260,21 @@ def album(flow: Flow) -> None:
     page.get_by_role("button", name="Create album").click()
     page.wait_for_url(re.compile(r".*/albums/[0-9a-f-]{36}.*"))
     album_id = re.search(r"/albums/([0-9a-f-]{36})", page.url).group(1)
-    title = page.get_by_placeholder("Untitled")
-    if title.count():
-        title.fill("Browser trip")
-        title.press("Enter")
-    select = page.get_by_role("button", name="Select photos")
-    if select.count():
-        select.click()
-    wanted = [flow.uploaded["gps-datetime.jpg"], flow.uploaded["el_torcal_rocks.jpg"]]
+    # The new album has no name yet: its title field (saved when it loses focus), then its photos.
+    title = page.get_by_title("Edit title")
+    title.fill("Browser trip")
+    with page.expect_response(lambda r: urlsplit(r.url).path == f"/api/albums/{album_id}"
+                              and r.request.method == "PATCH"):
+        title.blur()
+    page.get_by_role("button", name="Select photos").click()
+    wanted = [flow.uploaded["portrait.jpg"], flow.uploaded["density_plot.png"]]  # at the top: dated today
     for asset in wanted:
         page.locator(f'[data-asset-id="{asset}"]').click()
     page.get_by_role("button", name="Add assets").click()
     page.wait_for_function("n => document.querySelectorAll('[data-asset-id]').length === n", arg=len(wanted))
     with flow.api() as api:
         got = api.get(f"/api/albums/{album_id}").json()
-    assert got["assetCount"] == 2, got
+    assert (got["albumName"], got["assetCount"]) == ("Browser trip", 2), got
     flow.goto("/albums")
     page.locator(f'a[href="/albums/{album_id}"]').first.wait_for()
 
