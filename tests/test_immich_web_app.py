@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
@@ -180,3 +181,35 @@ def test_without_a_web_app_the_root_says_how_to_add_one(server):
     assert httpx.get(f"{server.immich_url}/api/nope").json() == {"message": "Not Found"}
     css = httpx.get(f"{server.immich_url}/custom.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+def _in_process(web_dir: Path):
+    import msgspec
+    from litestar.testing import TestClient
+
+    from app.api.state import Shared
+    from app.settings import load_settings
+    from compat.app import create_immich_app
+
+    settings = msgspec.structs.replace(load_settings(), immich_web_dir=web_dir)
+    return TestClient(create_immich_app(Shared.build(settings)))
+
+
+def test_an_empty_web_dir_and_a_symlink_out_of_the_build(tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not for the web")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with _in_process(empty) as client:  # a compose mount left empty: the how-to page, not a JSON 404
+        page = client.get("/")
+        assert page.status_code == 200 and "IMMICH_WEB_DIR" in page.text
+    build = tmp_path / "build"
+    (build / "_app").mkdir(parents=True)
+    (build / "index.html").write_text("<html><head><!-- metadata:tags --></head><body>app</body></html>")
+    (build / "_app" / "leak.txt").symlink_to(outside)
+    (build / "_app" / "up").symlink_to(tmp_path)
+    with _in_process(build) as client:
+        for path in ("/_app/leak.txt", "/_app/up/secret.txt", "/_app/up/empty"):
+            got = client.get(path)
+            assert "not for the web" not in got.text and got.text.endswith("app</body></html>"), path
+        assert client.get("/index.html").headers["cache-control"] == "no-store"
