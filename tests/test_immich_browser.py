@@ -15,13 +15,12 @@ a one-layer style in its place, so the map (and its markers) still draws from th
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -312,15 +311,38 @@ def people_map_explore_search(flow: Flow) -> None:
     page.locator(".maplibregl-marker").first.wait_for()  # the photos with GPS
     flow.goto("/explore")
     page.locator("main").first.wait_for()
-    # By file name: the search options' file-name mode, as a user picks it.
-    flow.goto("/search?query=" + quote(json.dumps({"originalFileName": "picasa"})))
+    # Search as a user does, through the search options: a file name, a city, a tag.
+    _search(flow, lambda dialog: (dialog.get_by_label("File name or extension").check(),
+                                  dialog.locator("input[type=text]").first.fill("picasa")))
     _only(page, flow.uploaded["picasa.jpg"])
-    flow.goto("/search?query=" + quote(json.dumps({"city": "San Francisco"})))
+    _search(flow, lambda dialog: _pick(page, dialog.get_by_label("City"), "San Francisco"))
     _only(page, flow.uploaded["gps-datetime.jpg"])
-    with flow.api() as api:
-        tag = next(t for t in api.get("/api/tags").json() if t["name"] == "Frost")
-    flow.goto("/search?query=" + quote(json.dumps({"tagIds": [tag["id"]]})))
+    # Tags are a feature each user switches on (Account settings > Features > Tags) before the
+    # search options offer them.
+    flow.goto("/user-settings?isOpen=feature")
+    page.get_by_role("button", name=re.compile("^Tags")).click()
+    page.get_by_role("switch", name="Enable").click()
+    with page.expect_response(lambda r: urlsplit(r.url).path == "/api/users/me/preferences"
+                              and r.request.method == "PUT"):
+        page.get_by_role("button", name="Save").click()
+    _search(flow, lambda dialog: _pick(page, dialog.get_by_label("Tags"), "Frost"))
     _only(page, flow.uploaded["picasa.jpg"])
+
+
+def _search(flow: Flow, fill) -> None:
+    page = flow.page
+    flow.goto("/photos")
+    page.get_by_role("button", name="Show search options").click()
+    dialog = page.get_by_role("dialog")
+    fill(dialog)
+    dialog.get_by_role("button", name="Search", exact=True).click()
+    page.wait_for_url("**/search?**")
+
+
+def _pick(page, combobox, value: str) -> None:
+    combobox.click()
+    combobox.fill(value[:4])
+    page.get_by_role("option", name=value, exact=True).click()
 
 
 def _only(page, asset: str) -> None:
