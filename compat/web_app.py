@@ -18,11 +18,13 @@ import html
 import mimetypes
 from functools import lru_cache
 from pathlib import Path
+
 from litestar import HttpMethod, Request, route
 from litestar.exceptions import NotFoundException
 from litestar.response.base import ASGIResponse
 from litestar.response.file import ASGIFileResponse
 
+from app.api.params import base_url
 from app.api.state import Shared
 from app.domain import shared_links, system_config
 
@@ -137,13 +139,15 @@ async def _link_preview(url_path: str) -> shared_links.LinkPreview | None:
     return await shared_links.preview(slug=parts[1])
 
 
-async def _origin(request: Request) -> str:
+async def _origin(request: Request, shared: Shared) -> str:
+    """Where unfurlers fetch the thumbnail: the configured external domain (Immich's rule), else
+    PUBLIC_URL, else the address the request came to."""
     config = await system_config.current()
-    external = (config.get("server") or {}).get("externalDomain") or ""
-    return external.rstrip("/") or str(request.base_url).rstrip("/")
+    external = ((config.get("server") or {}).get("externalDomain") or "").rstrip("/")
+    return external or base_url(request, shared.settings.public_url)
 
 
-async def _index_page(request: Request, root: Path, url_path: str) -> ASGIResponse:
+async def _index_page(request: Request, shared: Shared, root: Path, url_path: str) -> ASGIResponse:
     index_path = root / "index.html"
     try:
         page = _index(root, index_path.stat().st_mtime_ns)
@@ -151,7 +155,7 @@ async def _index_page(request: Request, root: Path, url_path: str) -> ASGIRespon
         raise NotFoundException("The web app's index.html is missing") from None
     preview = await _link_preview(url_path)
     if preview is not None and _TAGS_MARKER in page:
-        page = page.replace(_TAGS_MARKER, _open_graph(preview, await _origin(request)), 1)
+        page = page.replace(_TAGS_MARKER, _open_graph(preview, await _origin(request, shared)), 1)
     return _text(request, page, "text/html")
 
 
@@ -167,7 +171,7 @@ async def web_app(request: Request, shared: Shared) -> ASGIResponse:
     found = _build_file(root, url_path.lstrip("/"))
     if found is not None and found.name != "index.html":
         return _file(request, found, url_path)
-    return await _index_page(request, root, url_path)
+    return await _index_page(request, shared, root, url_path)
 
 
 @route("/custom.css", http_method=[HttpMethod.GET, HttpMethod.HEAD], public=True, include_in_schema=False)
