@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from litestar import HttpMethod, Request, route
+from litestar.datastructures import ETag
 from litestar.exceptions import NotFoundException
 from litestar.response.base import ASGIResponse
 from litestar.response.file import ASGIFileResponse
@@ -90,7 +91,7 @@ def _build_file(root: Path, relative: str) -> Path | None:
     return candidate
 
 
-def _file(request: Request, path: Path, url_path: str) -> ASGIFileResponse:
+def _file(request: Request, path: Path, url_path: str) -> ASGIResponse:
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     headers = {"cache-control": IMMUTABLE if url_path.startswith("/_app/immutable/") else "no-cache"}
     send = path
@@ -102,7 +103,12 @@ def _file(request: Request, path: Path, url_path: str) -> ASGIFileResponse:
             if encoding in accepted and sibling.is_file():
                 send, headers["content-encoding"] = sibling, encoding
                 break
-    return ASGIFileResponse(file_path=send, media_type=media_type, headers=headers,
+    # Revalidation (every file but the immutable ones is no-cache) answers 304 while the file is the same.
+    stat = send.stat()
+    etag = ETag(value=f"{stat.st_mtime_ns:x}-{stat.st_size:x}")
+    if etag.to_header() in (t.strip() for t in request.headers.get("if-none-match", "").split(",")):
+        return ASGIResponse(status_code=304, headers={**headers, "etag": etag.to_header()})
+    return ASGIFileResponse(file_path=send, media_type=media_type, headers=headers, etag=etag, stat_result=stat,
                             content_disposition_type="inline", filename=path.name,
                             is_head_response=_is_head(request))
 

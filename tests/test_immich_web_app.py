@@ -73,6 +73,8 @@ def test_files_deep_links_and_the_api_404(web):
             assert page.status_code == 200 and marker in page.text, deep
         favicon = http.get("/favicon.ico")
         assert favicon.status_code == 200 and favicon.content == (WEB_BUILD / "favicon.ico").read_bytes()
+        again = http.get("/favicon.ico", headers={"if-none-match": favicon.headers["etag"]})
+        assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == favicon.headers["etag"]
         assert favicon.headers["content-type"] in ("image/vnd.microsoft.icon", "image/x-icon")
         script = http.get(_immutable_script(), headers={"accept-encoding": "identity"})
         assert script.status_code == 200 and script.headers["cache-control"] == IMMUTABLE
