@@ -33,6 +33,8 @@ class Settings(msgspec.Struct, frozen=True):
     login_max_failures: int = 5  # per (account, client address)
     login_max_failures_per_address: int = 20  # per client address, over all accounts
     login_max_failures_per_account: int = 50  # per account, only for addresses that failed on it
+    # A built Immich web app (index.html + _app/) the Immich listener serves at `/`; None: a page saying how.
+    immich_web_dir: Path | None = None
 
     @property
     def tmp_dir(self) -> Path:
@@ -89,4 +91,5 @@ def load_settings() -> Settings:
         login_max_failures=int(env.get("LOGIN_MAX_FAILURES", "5")),
         login_max_failures_per_address=int(env.get("LOGIN_MAX_FAILURES_PER_ADDRESS", "20")),
         login_max_failures_per_account=int(env.get("LOGIN_MAX_FAILURES_PER_ACCOUNT", "50")),
+        immich_web_dir=Path(env["IMMICH_WEB_DIR"]).resolve() if env.get("IMMICH_WEB_DIR") else None,
     )

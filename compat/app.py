@@ -68,6 +68,7 @@ from compat.routes.media import original, thumbnail, video_playback
 from compat.routes.auth import admin_sign_up, change_password, login, logout, my_preferences, my_user, validate_token
 from compat.routes.server import ServerController, well_known
 from compat.routes.timeline import map_markers, time_bucket, time_buckets
+from compat import web_app
 
 
 def create_immich_app(shared: Shared) -> Litestar:
@@ -151,6 +152,7 @@ def create_immich_app(shared: Shared) -> Litestar:
             stacks_keys.get_key,
             stacks_keys.rename_key,
             stacks_keys.delete_key,
+            *web_app.ROUTES,  # the web app takes what no API route does (never /api/...)
         ],
         dependencies={
             "shared": Provide(provide_shared, sync_to_thread=False, use_cache=True),

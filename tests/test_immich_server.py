@@ -70,7 +70,8 @@ def test_unimplemented_operations_answer_501_with_a_message(server, account):
 
 PUBLIC = {"/.well-known/immich", "/api/server/ping", "/api/server/version", "/api/server/version-history",
           "/api/server/features", "/api/server/config", "/api/server/media-types", "/api/auth/login",
-          "/api/auth/admin-sign-up"}
+          "/api/auth/admin-sign-up",
+          "/", "/{web_path:path}", "/custom.css"}  # the web app's pages and files (tests/test_immich_web_app.py)
 
 
 def test_every_private_immich_route_needs_credentials(server):

@@ -78,6 +78,8 @@ def test_public_routes_are_the_known_few():
         ("immich", "/api/auth/admin-sign-up"), ("immich", "/api/server/ping"), ("immich", "/api/server/version"),
         ("immich", "/api/server/version-history"), ("immich", "/api/server/features"),
         ("immich", "/api/server/config"), ("immich", "/api/server/media-types"),
+        # The web app's files and pages (never /api/...), and the theme's CSS it links.
+        ("immich", "/"), ("immich", "/{web_path:path}"), ("immich", "/custom.css"),
     }
 
 

@@ -384,6 +384,37 @@ async def link_assets(rows: list[asyncpg.Record]) -> dict[uuid.UUID, list[asyncp
     return out
 
 
+@dataclass(frozen=True)
+class LinkPreview:
+    """What a page opened with a link shows to link unfurlers (Immich's Open Graph tags)."""
+
+    title: str
+    description: str
+    thumbnail_asset_id: uuid.UUID | None
+    key: str  # base64url, for the thumbnail URL
+
+
+async def preview(*, key: str | None = None, slug: str | None = None) -> LinkPreview | None:
+    """The preview of a live link without a password; None for any other (unknown, expired, password
+    protected), so the page then shows nothing about it. Immich's wording: the album's name or
+    'Public Share', the link's description or '<n> shared photos & videos'."""
+    try:
+        principal = await authenticate(key=key, slug=slug)
+    except (Unauthorized, BadRequest):
+        return None
+    row = await mine(principal)
+    if row["album_id"] is not None:
+        album = (await link_albums([row])).get(row["album_id"])
+        if album is None:
+            return None
+        title, count, cover = album["name"], album["asset_count"], album["effective_cover_id"]
+    else:
+        assets = (await link_assets([row]))[row["id"]]
+        title, count, cover = "Public Share", len(assets), assets[0]["id"] if assets else None
+    return LinkPreview(title=title, description=row["description"] or f"{count} shared photos & videos",
+                       thumbnail_asset_id=cover, key=encode_key(row["key"]))
+
+
 # --- uploading through a link ---------------------------------------------------------------
 
 

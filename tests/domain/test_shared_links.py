@@ -232,3 +232,34 @@ async def test_every_change_is_logged_and_hidden_from_the_native_feed():
         feed, _, _ = await events.read_feed(conn, library_id=album["library_id"], after=None, horizon=None,
                                             entity_types=None, created_at_gte=None, created_at_lt=None, limit=200)
     assert feed and shared_links.ENTITY not in {r["entity_type"] for r in feed}
+
+
+async def test_the_preview_a_links_page_shows_to_unfurlers():
+    owner = await f.new_user()
+    album = await f.new_album(owner, name="Cabin")
+    photo = await f.new_asset(owner)
+    await f.new_album_asset(album, photo)
+    row, _ = await _album_link(owner, album, slug="cabin-preview")
+    key = shared_links.encode_key(row["key"])
+    seen = await shared_links.preview(key=key)
+    assert (seen.title, seen.description, seen.thumbnail_asset_id, seen.key) == (
+        "Cabin", "1 shared photos & videos", photo["id"], key)
+    assert await shared_links.preview(slug="cabin-preview") == seen
+    # A list of assets is a "Public Share"; the owner's description wins over the count.
+    listed = await shared_links.create_link(f.principal_for(owner), shared_links.INDIVIDUAL,
+                                            shared_links.LinkSettings(description="For you"), asset_ids=[photo["id"]])
+    seen = await shared_links.preview(key=shared_links.encode_key(listed["key"]))
+    assert (seen.title, seen.description, seen.thumbnail_asset_id) == ("Public Share", "For you", photo["id"])
+    # An empty album has no thumbnail; a password, a guess or an expired link show nothing.
+    empty = await f.new_album(owner, name="Empty")
+    empty_row, _ = await _album_link(owner, empty)
+    seen = await shared_links.preview(key=shared_links.encode_key(empty_row["key"]))
+    assert (seen.description, seen.thumbnail_asset_id) == ("0 shared photos & videos", None)
+    guarded = await shared_links.create_link(f.principal_for(owner), shared_links.ALBUM,
+                                             shared_links.LinkSettings(password="pw"), album_id=album["id"])
+    past = datetime.now(timezone.utc) - timedelta(seconds=1)
+    await shared_links.update_link(f.principal_for(owner), empty_row["id"], shared_links.LinkSettings(expires_at=past),
+                                   frozenset({"expires_at"}))
+    for k in (shared_links.encode_key(guarded["key"]), shared_links.encode_key(empty_row["key"]), "not a key", ""):
+        assert await shared_links.preview(key=k) is None
+    assert await shared_links.preview(slug="nobody") is None
