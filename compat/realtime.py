@@ -24,7 +24,7 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from app import realtime
-from app.domain import access, asset_versions, asset_views, faces, notifications, system_metadata, tags, users
+from app.domain import access, asset_versions, asset_views, faces, notifications, system_metadata, tags, tasks, users
 from compat import dtos, mapping, sync_mapping
 from compat.auth import resolve
 from compat.routes.server import VERSION
@@ -302,8 +302,12 @@ class LiveEvents:
             views = await asset_views.views(rows) if rows else []
             # An upload's own processing (metadata, then variants) is no news before the upload is
             # announced: Immich sends nothing for it, and the web app adds the asset it is told of to
-            # the timeline, where a tile without a thumbnail shows "Error loading image".
-            shown = [(r, v) for r, v in zip(rows, views) if "thumbnail" in v.files or r["processing_error"]]
+            # the timeline, where a tile without a thumbnail shows "Error loading image". Held back
+            # only while its pipeline runs: one that ended without a thumbnail (a file that cannot be
+            # read, however it failed) must not silence the asset's later changes.
+            pending = [r["id"] for r, v in zip(rows, views) if "thumbnail" not in v.files]
+            waiting = await tasks.still_processing(pending) if pending else set()
+            shown = [(r, v) for r, v in zip(rows, views) if r["id"] not in waiting]
             if shown:
                 for dto in await self._asset_dtos([r for r, _ in shown], [v for _, v in shown]):
                     await self._emit("on_asset_update", _builtins(dto), to=rooms)

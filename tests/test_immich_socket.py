@@ -356,14 +356,30 @@ def test_an_asset_not_yet_announced_is_no_asset_update(server, account):
     live._emit = capture
 
     async def go():
+        from app.domain import tasks
+
         user = await db.fetchrow("SELECT * FROM users WHERE id = $1", account.user_id)
-        asset = await factories.new_asset(user)
-        update = [{"event_type": "asset_updated", "entity_type": "asset", "entity_id": str(asset["id"]),
-                   "owner_id": str(account.user_id), "library_id": str(asset["library_id"])}]
+
+        async def uploaded():
+            asset = await factories.new_asset(user)
+            async with db.transaction() as conn:  # its pipeline's next step, as processing leaves it
+                task_id = await tasks.create(conn, asset, "thumbnail_generation")
+            update = [{"event_type": "asset_updated", "entity_type": "asset", "entity_id": str(asset["id"]),
+                       "owner_id": str(account.user_id), "library_id": str(asset["library_id"])}]
+            return asset, task_id, update
+
+        asset, task_id, update = await uploaded()
         await live._announce(update, [str(account.user_id)])
         assert sent == []
         await factories.new_asset_file(asset)
         await live._announce(update, [str(account.user_id)])
         assert [(event, data["id"]) for event, data in sent] == [("on_asset_update", str(asset["id"]))]
+
+        # A pipeline that ended without a thumbnail (an unreadable file) silences nothing after it.
+        sent.clear()
+        broken, task_id, update = await uploaded()
+        await tasks.finish(task_id, ok=False, error="cannot read the file")
+        await live._announce(update, [str(account.user_id)])
+        assert [(event, data["id"]) for event, data in sent] == [("on_asset_update", str(broken["id"]))]
 
     run(go())

@@ -68,20 +68,34 @@ class _ReleasingTransaction(PostgresTransaction):
     waited for ever. asyncpg's release resets or discards the connection, whatever state it is in.
     """
 
-    __slots__ = ()
+    __slots__ = ("_lender",)
 
     async def __aenter__(self) -> PostgresTransaction:
         if self._parent is not None:
             return self._parent
+        # The pool that lends the connection takes it back, even if the engine's pool has been
+        # closed or replaced meanwhile.
+        self._lender = self.engine.pool
         self.connection = await self.get_connection()
         try:
             self.transaction = self.connection.transaction()
             await self.begin()
         except BaseException:
-            await self.engine.pool.release(self.connection)
+            await self._give_back()
             raise
         self.context = self.engine.current_transaction.set(self)
         return self
+
+    async def _give_back(self) -> None:
+        """Never raises an error of its own: the transaction's outcome (committed, or the body's
+        error) is what the caller must see. A connection the pool cannot reset is closed by it."""
+        try:
+            if self._lender is not None:
+                await self._lender.release(self.connection)
+            else:
+                self.connection.terminate()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError):
+            log.warning("a database connection could not be reset; it was closed", exc_info=True)
 
     async def __aexit__(self, exception_type, exception, traceback) -> bool:
         if self._parent:
@@ -93,8 +107,10 @@ class _ReleasingTransaction(PostgresTransaction):
             elif not self._committed and not self._rolled_back:
                 await self.commit()
         finally:
-            self.engine.current_transaction.reset(self.context)
-            await self.engine.pool.release(self.connection)
+            try:
+                await self._give_back()
+            finally:
+                self.engine.current_transaction.reset(self.context)
         return exception is None
 
 

@@ -269,7 +269,9 @@ async def update_album(principal: access.Principal, album_id: uuid.UUID, patch: 
         values[Album.is_activity_enabled] = patch.is_activity_enabled
     if values:
         async with db.transaction() as conn:
-            if Album.name in values and not any_name:
+            # Keeping its own name (albums made through Immich may share it) is not a clash.
+            renamed = Album.name in values and values[Album.name].casefold() != album["name"].strip().casefold()
+            if renamed and not any_name:
                 await _lock_library_names(conn, album["library_id"])
                 if await _same_name(conn, album["library_id"], values[Album.name], other_than=album["id"]):
                     raise Conflict("Another album in this library already has that name")

@@ -245,10 +245,13 @@ async def _existing(external_library_id: uuid.UUID) -> dict[str, Any]:
 async def _online_files(external_library_id: uuid.UUID) -> dict[str, tuple[int, int, str | None]]:
     """What the library's online rows say of their files (mtime, size, sidecar), by path: the same
     shape as a walk's Seen, so the two compare as they are. Four arrays cross the wire instead of a
-    record per asset (the aggregates of one query see the rows in one order)."""
+    record per asset. Each is ordered by id: Postgres does not promise that the aggregates of one
+    query see the rows in one order unless told (it sorts once for all four)."""
     row = await db.fetchrow(
-        "SELECT coalesce(array_agg(original_path), '{}') AS paths, coalesce(array_agg(file_mtime_ns), '{}') AS mtimes,"
-        " coalesce(array_agg(file_size_bytes), '{}') AS sizes, coalesce(array_agg(sidecar_path), '{}') AS sidecars"
+        "SELECT coalesce(array_agg(original_path ORDER BY id), '{}') AS paths,"
+        " coalesce(array_agg(file_mtime_ns ORDER BY id), '{}') AS mtimes,"
+        " coalesce(array_agg(file_size_bytes ORDER BY id), '{}') AS sizes,"
+        " coalesce(array_agg(sidecar_path ORDER BY id), '{}') AS sidecars"
         " FROM assets WHERE external_library_id = $1 AND NOT is_offline", external_library_id)
     return dict(zip(row["paths"], zip(row["mtimes"], row["sizes"], row["sidecars"])))
 

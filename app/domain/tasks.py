@@ -192,6 +192,15 @@ async def forget_old_workers() -> None:
 # --- reads for the API --------------------------------------------------------------
 
 
+async def still_processing(asset_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of the assets with a pipeline task not ended yet (pending, or started)."""
+    if not asset_ids:
+        return set()
+    rows = await db.fetch("SELECT DISTINCT asset_id FROM tasks WHERE asset_id = ANY($1::uuid[])"
+                          " AND status IN ('pending', 'started')", asset_ids)
+    return {r["asset_id"] for r in rows}
+
+
 async def list_tasks(
     principal: access.Principal, library_id: uuid.UUID | None, status: str | None, task_type: str | None, limit: int
 ) -> list[asyncpg.Record]:

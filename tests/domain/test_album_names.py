@@ -44,3 +44,10 @@ async def test_immich_renames_to_blank_or_a_taken_name_the_native_api_does_not(p
 
     assert (await albums.update_album(principal, other["id"], AlbumPatch(name="Taken"), any_name=True))["name"] == "Taken"
     assert (await albums.update_album(principal, other["id"], AlbumPatch(name=""), any_name=True))["name"] == ""
+
+
+async def test_a_native_patch_keeping_a_name_other_immich_albums_share_is_no_clash(principal, library_id):
+    beach = await albums.create_new_album(principal, library_id, "Beach", None)
+    await albums.create_new_album(principal, library_id, "Beach", None)
+    kept = await albums.update_album(principal, beach["id"], AlbumPatch(name=" Beach ", description="sand"))
+    assert (kept["name"], kept["description"]) == ("Beach", "sand")
