@@ -84,16 +84,17 @@ def _build_file(root: Path, relative: str) -> Path | None:
         return None
     try:
         candidate = (root / relative).resolve()
+        # is_file raises on a name the file system refuses (too long), where it means "not a file".
+        if not candidate.is_relative_to(root) or not candidate.is_file():
+            return None
     except (OSError, ValueError):
-        return None
-    if not candidate.is_relative_to(root) or not candidate.is_file():
         return None
     return candidate
 
 
-def _file(request: Request, path: Path, url_path: str) -> ASGIResponse:
+def _file(request: Request, path: Path, immutable: bool) -> ASGIResponse:
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    headers = {"cache-control": IMMUTABLE if url_path.startswith("/_app/immutable/") else "no-cache"}
+    headers = {"cache-control": IMMUTABLE if immutable else "no-cache"}
     send = path
     siblings = [(enc, path.with_name(path.name + ext)) for enc, ext in _PRECOMPRESSED]
     if any(p.is_file() for _, p in siblings):
@@ -108,9 +109,11 @@ def _file(request: Request, path: Path, url_path: str) -> ASGIResponse:
     etag = ETag(value=f"{stat.st_mtime_ns:x}-{stat.st_size:x}")
     if etag.to_header() in (t.strip() for t in request.headers.get("if-none-match", "").split(",")):
         return ASGIResponse(status_code=304, headers={**headers, "etag": etag.to_header()})
+    if _is_head(request):  # Litestar sends no headers of a body on HEAD: name the body GET would send
+        headers.update({"content-type": media_type, "content-length": str(stat.st_size), "etag": etag.to_header()})
+        return ASGIResponse(status_code=200, headers=headers, is_head_response=True)
     return ASGIFileResponse(file_path=send, media_type=media_type, headers=headers, etag=etag, stat_result=stat,
-                            content_disposition_type="inline", filename=path.name,
-                            is_head_response=_is_head(request))
+                            content_disposition_type="inline", filename=path.name)
 
 
 @lru_cache(maxsize=4)
@@ -176,7 +179,8 @@ async def web_app(request: Request, shared: Shared) -> ASGIResponse:
         return _text(request, NO_WEB_APP_PAGE, "text/html", status=200 if url_path == "/" else 404)
     found = _build_file(root, url_path.lstrip("/"))
     if found is not None and found.name != "index.html":
-        return _file(request, found, url_path)
+        # Judged on the file reached, not the URL: /_app/immutable/../version.json is no immutable file.
+        return _file(request, found, found.relative_to(root).parts[:2] == ("_app", "immutable"))
     return await _index_page(request, shared, root, url_path)
 
 

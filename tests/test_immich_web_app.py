@@ -48,15 +48,16 @@ def _immutable_script() -> str:
     return "/" + str(next((WEB_BUILD / "_app" / "immutable" / "entry").glob("start.*.js")).relative_to(WEB_BUILD))
 
 
-def _raw_get(port: int, target: str) -> tuple[int, bytes]:
-    """A request with the path sent exactly as written (clients normalise `..` away)."""
+def _raw_get(port: int, target: str, *, head: bool = False) -> tuple[int, bytes]:
+    """A request with the path sent exactly as written (clients normalise `..` away): the status and
+    the body, or with `head` the response's header block."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         data = b""
         while chunk := s.recv(65536):
             data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
+    headers, _, body = data.partition(b"\r\n\r\n")
+    return int(headers.split()[1]), headers if head else body
 
 
 @needs_build
@@ -98,6 +99,14 @@ def test_head_and_compression(web):
         assert head.status_code == 200 and head.content == b""
         assert int(head.headers["content-length"]) == len(full.content)
         assert http.head(_immutable_script()).headers["cache-control"] == IMMUTABLE
+        head_file = http.head("/_app/version.json", headers={"accept-encoding": "identity"})
+        get_file = http.get("/_app/version.json", headers={"accept-encoding": "identity"})
+        assert head_file.headers["content-type"] == get_file.headers["content-type"] == "application/json"
+        assert int(head_file.headers["content-length"]) == len(get_file.content) and head_file.content == b""
+        # Immutable is said of the file reached, not of the URL's words.
+        for dodge in ("/_app/immutable/../version.json", "/_app/immutable/%2e%2e/version.json"):
+            status, raw = _raw_get(web.immich_port, dodge, head=True)
+            assert status == 200 and b"immutable" not in raw.lower(), dodge
         # index.html gzipped on the fly; the build's own .br/.gz files for the rest.
         zipped = http.get("/photos/x", headers={"accept-encoding": "gzip"})
         assert zipped.headers["content-encoding"] == "gzip" and "accept-encoding" in zipped.headers["vary"].lower()
@@ -121,7 +130,8 @@ def test_no_path_leaves_the_build(web, tmp_path):
     for target in ("/../../../../etc/passwd", "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
                    "/_app/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/_app/..%2f..%2f..%2f..%2fetc/passwd",
                    "/..%5c..%5c..%5cetc/passwd", "/%2e%2e/pyproject.toml", "/../pyproject.toml",
-                   "/_app/../../LICENSE", "//etc/passwd", "/_app/immutable/", "/_app"):
+                   "/_app/../../LICENSE", "//etc/passwd", "/_app/immutable/", "/_app",
+                   "/" + "a" * 300, "/_app/" + "a" * 300, "/s/" + "b" * 6000, "/share/" + "c" * 6000):
         status, body = _raw_get(web.immich_port, target)
         # Nothing outside the build is sent: either the app's page or a refusal, never a 500.
         assert status in (200, 400, 404), target

@@ -370,13 +370,14 @@ async def albums_with_links(album_ids: list[uuid.UUID]) -> set[uuid.UUID]:
 
 
 async def link_assets(rows: list[asyncpg.Record]) -> dict[uuid.UUID, list[asyncpg.Record]]:
-    """The live assets of INDIVIDUAL links, by link id, oldest first (Immich's order)."""
+    """The live assets of INDIVIDUAL links, by link id, oldest first (Immich's order). An asset moved
+    to the locked folder leaves every link, as no share reaches it (app/domain/access.py)."""
     found = await db.fetch(
         "SELECT sla.shared_link_id, a.* FROM shared_link_assets sla JOIN assets a ON a.id = sla.asset_id"
         " JOIN libraries l ON l.id = a.library_id"
         " WHERE sla.shared_link_id = ANY($1::uuid[]) AND a.trashed_at IS NULL AND l.trashed_at IS NULL"
-        " ORDER BY a.taken_at, a.id",
-        [r["id"] for r in rows],
+        " AND a.visibility <> $2 ORDER BY a.taken_at, a.id",
+        [r["id"] for r in rows], access.LOCKED,
     )
     out: dict[uuid.UUID, list[asyncpg.Record]] = {r["id"]: [] for r in rows}
     for r in found:

@@ -84,6 +84,17 @@ async def test_an_individual_link_reads_its_listed_assets_only():
     assert await f.outcome(access.load_asset(link, shown["id"], access.READ)) == "404"
 
 
+async def test_an_individual_link_lists_no_trashed_or_locked_asset():
+    owner = await f.new_user()
+    kept, trashed, locked = await f.new_asset(owner), await f.new_asset(owner), await f.new_asset(owner)
+    row = await shared_links.create_link(f.principal_for(owner), shared_links.INDIVIDUAL, SETTINGS,
+                                         asset_ids=[kept["id"], trashed["id"], locked["id"]])
+    await db.execute("UPDATE assets SET trashed_at = now() WHERE id = $1", trashed["id"])
+    await db.execute("UPDATE assets SET visibility = 'locked' WHERE id = $1", locked["id"])
+    listed = (await shared_links.link_assets([row]))[row["id"]]
+    assert [a["id"] for a in listed] == [kept["id"]]
+
+
 async def test_keys_slugs_expiry_and_deletion():
     owner = await f.new_user()
     album = await f.new_album(owner)
