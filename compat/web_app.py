@@ -63,6 +63,12 @@ def _is_head(request: Request) -> bool:
     return request.method == HttpMethod.HEAD
 
 
+def _head(status: int, headers: dict[str, str], content_type: str, length: int) -> ASGIResponse:
+    """A HEAD answer. Litestar sends no headers of a body on HEAD: these name the body GET would send."""
+    return ASGIResponse(status_code=status, headers={**headers, "content-type": content_type,
+                                                     "content-length": str(length)}, is_head_response=True)
+
+
 def _text(request: Request, body: str, media_type: str, *, status: int = 200,
           cache_control: str = "no-store") -> ASGIResponse:
     """A generated text body, gzipped when the client takes it and it is worth it."""
@@ -71,9 +77,8 @@ def _text(request: Request, body: str, media_type: str, *, status: int = 200,
     if len(data) >= _GZIP_MIN_BYTES and "gzip" in _accepted_encodings(request):
         data = gzip.compress(data, compresslevel=6)
         headers["content-encoding"] = "gzip"
-    if _is_head(request):  # Litestar sends no headers of a body on HEAD: name the body GET would send
-        headers.update({"content-type": f"{media_type}; charset=utf-8", "content-length": str(len(data))})
-        return ASGIResponse(status_code=status, headers=headers, is_head_response=True)
+    if _is_head(request):
+        return _head(status, headers, f"{media_type}; charset=utf-8", len(data))
     return ASGIResponse(body=data, status_code=status, media_type=media_type, headers=headers)
 
 
@@ -109,9 +114,8 @@ def _file(request: Request, path: Path, immutable: bool) -> ASGIResponse:
     etag = ETag(value=f"{stat.st_mtime_ns:x}-{stat.st_size:x}")
     if etag.to_header() in (t.strip() for t in request.headers.get("if-none-match", "").split(",")):
         return ASGIResponse(status_code=304, headers={**headers, "etag": etag.to_header()})
-    if _is_head(request):  # Litestar sends no headers of a body on HEAD: name the body GET would send
-        headers.update({"content-type": media_type, "content-length": str(stat.st_size), "etag": etag.to_header()})
-        return ASGIResponse(status_code=200, headers=headers, is_head_response=True)
+    if _is_head(request):
+        return _head(200, {**headers, "etag": etag.to_header()}, media_type, stat.st_size)
     return ASGIFileResponse(file_path=send, media_type=media_type, headers=headers, etag=etag, stat_result=stat,
                             content_disposition_type="inline", filename=path.name)
 
@@ -151,9 +155,7 @@ async def _link_preview(url_path: str) -> shared_links.LinkPreview | None:
 async def _origin(request: Request, shared: Shared) -> str:
     """Where unfurlers fetch the thumbnail: the configured external domain (Immich's rule), else
     PUBLIC_URL, else the address the request came to."""
-    config = await system_config.current()
-    external = ((config.get("server") or {}).get("externalDomain") or "").rstrip("/")
-    return external or base_url(request, shared.settings.public_url)
+    return system_config.web_address(await system_config.current(), base_url(request, shared.settings.public_url))
 
 
 async def _index_page(request: Request, shared: Shared, root: Path, url_path: str) -> ASGIResponse:

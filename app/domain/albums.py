@@ -204,6 +204,17 @@ async def _same_name(conn, library_id: uuid.UUID, name: str, *, other_than: uuid
     )
 
 
+async def _insert_album(conn, library_id: uuid.UUID, name: str, description: str | None) -> asyncpg.Record:
+    # A member's album is still the library owner's, like everything in the library.
+    row = await conn.fetchrow(
+        "INSERT INTO albums (library_id, owner_id, name, description)"
+        " SELECT id, owner_id, $2, $3 FROM libraries WHERE id = $1 RETURNING *",
+        library_id, name, description,
+    )
+    await _event(conn, row, "album_created")
+    return row
+
+
 async def create_album(
     principal: access.Principal, library_id: uuid.UUID | None, name: str | None, description: str | None
 ) -> tuple[asyncpg.Record, bool]:
@@ -219,14 +230,7 @@ async def create_album(
                 raise Conflict(f"An album named '{existing['name']}' exists with a different description")
             album_id, created = existing["id"], False
         else:
-            # A member's album is still the library owner's, like everything in the library.
-            row = await conn.fetchrow(
-                "INSERT INTO albums (library_id, owner_id, name, description)"
-                " SELECT id, owner_id, $2, $3 FROM libraries WHERE id = $1 RETURNING *",
-                library, clean, description,
-            )
-            await _event(conn, row, "album_created")
-            album_id, created = row["id"], True
+            album_id, created = (await _insert_album(conn, library, clean, description))["id"], True
     return await get_album(principal, album_id), created
 
 
@@ -237,12 +241,7 @@ async def create_new_album(
     web app creates the album unnamed, then the user types a name) and names may repeat."""
     library = await access.library_for(principal, library_id, access.WRITE)
     async with db.transaction() as conn:
-        row = await conn.fetchrow(
-            "INSERT INTO albums (library_id, owner_id, name, description)"
-            " SELECT id, owner_id, $2, $3 FROM libraries WHERE id = $1 RETURNING *",
-            library, name, description,
-        )
-        await _event(conn, row, "album_created")
+        row = await _insert_album(conn, library, name, description)
     return await get_album(principal, row["id"])
 
 

@@ -137,7 +137,7 @@ async def preview(principal: access.Principal, name: str, base_url: str, custom:
     if name not in _PREVIEW_VALUES:
         return ""
     config = await system_config.current()
-    return render(name, {**_PREVIEW_VALUES[name], "baseUrl": _web_address(config, base_url)},
+    return render(name, {**_PREVIEW_VALUES[name], "baseUrl": system_config.web_address(config, base_url)},
                   custom or _custom(config, name)).html
 
 
@@ -151,7 +151,7 @@ async def send_test_email(principal: access.Principal, smtp: mail.Smtp, base_url
     if user is None:
         raise NotFound("User not found", kind="user", ids=(principal.user_id,))
     rendered = render(TEST, {"displayName": user["name"],
-                             "baseUrl": _web_address(await system_config.current(), base_url)})
+                             "baseUrl": system_config.web_address(await system_config.current(), base_url)})
     try:
         return await _deliver(smtp, user["email"], rendered)
     except mail.MailError as exc:
@@ -191,11 +191,6 @@ async def _configured() -> tuple[mail.Smtp | None, dict[str, Any]]:
     return (mail.Smtp.from_config(smtp) if smtp.get("enabled") else None), config
 
 
-def _web_address(config: dict[str, Any], base_url: str) -> str:
-    """Where the e-mails' links point: Immich's external domain when set, else the address given."""
-    return (config["server"].get("externalDomain") or base_url).rstrip("/")
-
-
 # Where Immich's config keeps an administrator's custom template of each.
 _CONFIG_TEMPLATES = {WELCOME: "welcomeTemplate", ALBUM_INVITE: "albumInviteTemplate",
                      ALBUM_UPDATE: "albumUpdateTemplate"}
@@ -222,7 +217,7 @@ async def _send_welcome(user_id: uuid.UUID, password: str | None, base_url: str)
         return
     rendered = render(WELCOME, {"displayName": user["name"], "username": user["email"],
                                 "password": password if user["should_change_password"] else None,
-                                "baseUrl": _web_address(config, base_url)}, _custom(config, WELCOME))
+                                "baseUrl": system_config.web_address(config, base_url)}, _custom(config, WELCOME))
     await _deliver(smtp, user["email"], rendered)
 
 
@@ -249,7 +244,8 @@ async def _send_album_invites(album_id: uuid.UUID, user_ids: list[uuid.UUID], ba
             continue
         rendered = render(ALBUM_INVITE, {"albumId": str(album["id"]), "albumName": album["name"],
                                          "senderName": album["owner_name"], "recipientName": user["name"],
-                                         "baseUrl": _web_address(config, base_url)}, _custom(config, ALBUM_INVITE))
+                                         "baseUrl": system_config.web_address(config, base_url)},
+                          _custom(config, ALBUM_INVITE))
         try:  # one recipient's refusal keeps none of the others from theirs
             await _deliver(smtp, user["email"], rendered)
         except mail.MailError:

@@ -376,3 +376,9 @@ def _valid_cron_field(text: str, low: int, high: int, names: dict[str, int]) -> 
         if first is None or (dash and (last is None or last < first)):
             return False
     return True
+
+
+def web_address(config: dict[str, Any], fallback: str) -> str:
+    """Where links to this server point (e-mails, link previews): Immich's external domain when set,
+    else the address given (PUBLIC_URL or the request's)."""
+    return ((config.get("server") or {}).get("externalDomain") or fallback).rstrip("/")
