@@ -33,6 +33,7 @@ import asyncpg
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import BenchServer, rss_kib  # noqa: E402
 
 ASSETS = """
@@ -88,12 +89,13 @@ UPDATE assets a SET stack_id = pairs.stack_id FROM pairs WHERE a.id = pairs.asse
 MONTH = "2019-06-01"
 
 # The floor: the bucket's columns, one row per asset, in one statement (what the endpoint cannot do less than).
+# The metadata is looked up per asset (OFFSET 0): as a plain join the planner hashes all of asset_exif.
 FLOOR = """
 SELECT a.id::text, a.owner_id::text, a.width, a.height, a.effective_rating, a.media_type, a.trashed_at, a.thumbhash,
        a.taken_at, a.local_offset_minutes, a.duration_ms, e.projection_type, a.live_photo_video_id::text,
        a.visibility, a.created_at, a.stack_id::text,
        (SELECT count(*) FROM assets s WHERE s.stack_id = a.stack_id AND s.trashed_at IS NULL) AS stack_count
-FROM assets a LEFT JOIN asset_exif e ON e.asset_id = a.id
+FROM assets a LEFT JOIN LATERAL (SELECT e.projection_type FROM asset_exif e WHERE e.asset_id = a.id OFFSET 0) e ON true
 WHERE a.library_id = $1 AND a.trashed_at IS NULL AND a.visibility = 'timeline'
   AND a.local_datetime >= $2::timestamp AND a.local_datetime < $2::timestamp + interval '1 month'
 ORDER BY a.local_datetime DESC, a.id DESC
@@ -171,6 +173,26 @@ async def floor(dsn: str, library, runs: int) -> tuple[list[float], int, str]:
         await conn.close()
 
 
+async def endpoint_plan(dsn: str, library) -> str:
+    """The plan of the endpoint's own statement (app/domain/timeline.py), when this checkout has it."""
+    try:
+        from app.domain import timeline
+        from app.domain.asset_filters import AssetFilter
+    except ImportError:
+        return "   (no app.domain.timeline in this checkout)"
+    from datetime import datetime, timedelta
+
+    start = datetime.fromisoformat(MONTH)
+    f = AssetFilter(library_id=library, visibility="timeline", after=start - timedelta(microseconds=1),
+                    before=datetime(start.year, start.month + 1, 1))
+    query, args = timeline._statement([f], "desc", timeline._FIELDS)
+    conn = await asyncpg.connect(dsn)
+    try:
+        return "\n".join("   " + r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + query, *args))
+    finally:
+        await conn.close()
+
+
 def timed(client, path: str, params: dict, runs: int) -> tuple[list[float], bytes]:
     for _ in range(10):  # warm-up
         r = client.get(path, params=params)
@@ -227,6 +249,7 @@ def main() -> None:
             print(f"GET /api/timeline/buckets ({len(json.loads(body))} months): p50 {p50:.2f} ms, p95 {p95:.2f} ms")
             print(f"server RSS {rss_kib(bench.proc.pid) / 1024:.0f} MiB")
         print("floor plan (EXPLAIN ANALYZE, BUFFERS):\n" + plan)
+        print("endpoint statement plan (EXPLAIN ANALYZE, BUFFERS):\n" + asyncio.run(endpoint_plan(dsn, library)))
         print(f"load average at end {loadavg()}")
     finally:
         bench.stop()

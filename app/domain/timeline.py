@@ -81,30 +81,36 @@ class BucketColumns:
     country: list[str | None] | None = None
 
 
+def _statement(filters: list[AssetFilter], order: str, fields: tuple[tuple[str, str], ...]) -> tuple[str, list]:
+    """The one statement: each filter's assets (a UNION ALL branch per library), aggregated into arrays."""
+    sql = Sql()
+    select = ", ".join(f"{expression} AS {name}" for name, expression in fields)
+    # OFFSET 0 keeps the metadata a per-asset index lookup: flattened into a join, the planner
+    # would hash the whole table's metadata for a month of assets.
+    branches = [
+        f"SELECT a.local_datetime AS sort_key, a.id AS sort_id, {select} FROM assets a"
+        " LEFT JOIN LATERAL (SELECT x.projection_type, x.latitude, x.longitude, x.city, x.country"
+        " FROM asset_exif x WHERE x.asset_id = a.id OFFSET 0) x ON true"
+        f" WHERE {where(f, sql)}"
+        for f in filters
+    ]
+    direction = "ASC" if order == "asc" else "DESC"
+    # The aggregates read the rows in the subquery's order (nothing above it joins or groups), and
+    # one library's month comes in that order straight from the timeline index, with no sort.
+    aggregates = ", ".join(f"array_agg(m.{name}) AS {name}" for name, _ in fields)
+    return (f"SELECT {aggregates} FROM ({' UNION ALL '.join(branches)}"
+            f" ORDER BY sort_key {direction}, sort_id {direction}) m"), sql.args
+
 async def bucket_columns(filters: list[AssetFilter], *, after: datetime, before: datetime, order: str = "desc",
                          with_places: bool = False, hide_places: bool = False) -> BucketColumns:
     """The assets of `filters` (one per library, disjoint) captured between the exclusive bounds, merged
     in timeline order: capture wall clock, then id, newest first unless `order` is "asc"."""
-    sql = Sql()
-    fields = _FIELDS + (_PLACE_FIELDS if with_places and not hide_places else ())
-    select = ", ".join(f"{expression} AS {name}" for name, expression in fields)
-    branches = []
+    filters = [dataclasses.replace(f, after=after, before=before) for f in filters]
     for f in filters:
-        f = dataclasses.replace(f, after=after, before=before)
         await check_references(f)
-        # OFFSET 0 keeps the metadata a per-asset index lookup: flattened into a join, the planner
-        # would hash the whole table's metadata for a month of assets.
-        branches.append(
-            f"SELECT a.local_datetime AS sort_key, a.id AS sort_id, {select} FROM assets a"
-            " LEFT JOIN LATERAL (SELECT x.projection_type, x.latitude, x.longitude, x.city, x.country"
-            " FROM asset_exif x WHERE x.asset_id = a.id OFFSET 0) x ON true"
-            f" WHERE {where(f, sql)}"
-        )
-    direction = "ASC" if order == "asc" else "DESC"
-    # Every aggregate has the same order, so PostgreSQL sorts the rows once.
-    aggregates = ", ".join(f"array_agg(m.{name} ORDER BY m.sort_key {direction}, m.sort_id {direction}) AS {name}"
-                           for name, _ in fields)
-    row = await db.fetchrow(f"SELECT {aggregates} FROM ({' UNION ALL '.join(branches)}) m", *sql.args)
+    fields = _FIELDS + (_PLACE_FIELDS if with_places and not hide_places else ())
+    query, args = _statement(filters, order, fields)
+    row = await db.fetchrow(query, *args)
     column = {name: row[name] or [] for name, _ in fields}
     n = len(column["id"])
     places: dict[str, list | None] = {}
