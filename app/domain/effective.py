@@ -75,3 +75,17 @@ def of(row: Any, exif: Any | None) -> Effective:
         original_datetime=original,
         rating=row["effective_rating"],
     )
+
+
+# The same definitions in SQL, over an `assets` row aliased `asset` and its `asset_exif` row
+# aliased `exif` (NULLs when it has none), for queries that shape their answer in the database.
+def favorite_sql(asset: str) -> str:
+    return f"({asset}.effective_rating IS NOT DISTINCT FROM {FAVORITE_RATING:d})"
+
+
+def latitude_sql(asset: str, exif: str) -> str:
+    return f"(CASE WHEN {asset}.user_latitude IS NOT NULL THEN {asset}.user_latitude ELSE {exif}.latitude END)"
+
+
+def longitude_sql(asset: str, exif: str) -> str:
+    return f"(CASE WHEN {asset}.user_latitude IS NOT NULL THEN {asset}.user_longitude ELSE {exif}.longitude END)"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 from litestar import get
 
-from app.domain import access, albums, asset_views, assets, stacks, tags
+from app.domain import access, albums, assets, tags, timeline
 from app.domain.asset_filters import AssetFilter
 from app.domain.effective import ratings_for_favorite
 from app.domain.errors import BadRequest
@@ -96,48 +96,27 @@ async def time_bucket(auth: ImmichAuth, timeBucket: str, albumId: str | None = N
                       withCoordinates: bool = False, withPartners: bool = False, userId: str | None = None,
                       tagId: str | None = None) -> dict:
     after, before = _month(timeBucket)
-    rows = []
-    for f in await _filters(auth, albumId, isFavorite, isTrashed, visibility, withPartners, userId, tagId):
-        rows += await assets.all_pages(dataclasses.replace(f, after=after, before=before),
-                                       order="asc" if order == "asc" else "desc")
-    # Each library's rows come in order; merged, they keep the list's order (capture time, then id).
-    rows.sort(key=lambda r: (r["local_datetime"], r["id"]), reverse=order != "asc")
-    views = await asset_views.views(rows)
-    stack_sizes = await stacks.live_counts(list({r["stack_id"] for r in rows if r["stack_id"] is not None}))
-    columns: dict[str, list] = {name: [] for name in (
-        "id", "ownerId", "ratio", "isFavorite", "isImage", "isTrashed", "thumbhash", "fileCreatedAt",
-        "localOffsetHours", "duration", "projectionType", "livePhotoVideoId", "visibility", "createdAt", "stack")}
-    if withCoordinates:
-        for name in ("latitude", "longitude", "city", "country"):
-            columns[name] = []
+    filters = await _filters(auth, albumId, isFavorite, isTrashed, visibility, withPartners, userId, tagId)
     link = auth.principal.shared_link
-    hide_location = link is not None and not link.show_metadata
-    for v in views:
-        dto = mapping.asset(v)
-        row = v.row
-        columns["id"].append(dto.id)
-        columns["ownerId"].append(dto.ownerId)
-        columns["ratio"].append((row["width"] / row["height"]) if row["width"] and row["height"] else 1.0)
-        columns["isFavorite"].append(dto.isFavorite)
-        columns["isImage"].append(row["media_type"] == "image")
-        columns["isTrashed"].append(dto.isTrashed)
-        columns["thumbhash"].append(dto.thumbhash)
-        columns["fileCreatedAt"].append(dto.fileCreatedAt.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"))
-        offset = row["local_offset_minutes"]
-        columns["localOffsetHours"].append(0 if offset is None else offset / 60)
-        columns["duration"].append(row["duration_ms"])
-        columns["projectionType"].append(None if v.exif is None else v.exif["projection_type"])
-        columns["livePhotoVideoId"].append(dto.livePhotoVideoId)
-        columns["visibility"].append(row["visibility"])
-        columns["createdAt"].append(row["created_at"].astimezone(timezone.utc).isoformat().replace("+00:00", "Z"))
-        stack = row["stack_id"]
-        columns["stack"].append(None if stack is None else [str(stack), str(stack_sizes.get(stack, 0))])
-        if withCoordinates:  # a link that hides metadata hides where a photo was taken
-            columns["latitude"].append(None if hide_location else dto.exifInfo.latitude)
-            columns["longitude"].append(None if hide_location else dto.exifInfo.longitude)
-            columns["city"].append(None if hide_location else dto.exifInfo.city)
-            columns["country"].append(None if hide_location else dto.exifInfo.country)
-    return columns
+    c = await timeline.bucket_columns(
+        filters, after=after, before=before, order="asc" if order == "asc" else "desc",
+        # a link that hides metadata hides where a photo was taken
+        with_places=withCoordinates, hide_places=link is not None and not link.show_metadata)
+    return bucket_body(c, withCoordinates)
+
+
+def bucket_body(c: timeline.BucketColumns, with_coordinates: bool) -> dict[str, list]:
+    """The domain's columns under Immich's names (TimeBucketAssetResponseDto)."""
+    body = {
+        "id": c.id, "ownerId": c.owner_id, "ratio": c.ratio, "isFavorite": c.favorite, "isImage": c.image,
+        "isTrashed": c.trashed, "thumbhash": c.thumbhash, "fileCreatedAt": c.taken_at,
+        "localOffsetHours": c.local_offset_hours, "duration": c.duration_ms, "projectionType": c.projection_type,
+        "livePhotoVideoId": c.live_photo_video_id, "visibility": c.visibility, "createdAt": c.created_at,
+        "stack": c.stack,
+    }
+    if with_coordinates:
+        body.update(latitude=c.latitude, longitude=c.longitude, city=c.city, country=c.country)
+    return body
 
 
 @get("/api/map/markers", action=access.READ)
