@@ -1,0 +1,152 @@
+"""Immich `POST /api/search/metadata`, pages of 250, on a generated library.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/metadata_search.py [--assets 20000] [--runs 60]
+
+Starts a fresh server (bench/harness.py: embedded PostgreSQL and Valkey, its own DATA_DIR), generates
+assets with EXIF rows by SQL straight into its database (bench/sync.py's generator), then times
+`POST /api/search/metadata` {size: 250} over HTTP with an API key: page 1 and a page from the middle,
+with `withExif` false and true; p50/p95 over --runs after warm-up, response sizes, server RSS.
+Floor, same run, same database: the same page's rows (the asset and EXIF columns the response
+carries) read by one SQL query on a direct asyncpg connection and encoded to JSON with msgspec;
+each server request is followed by one floor read, so both see the same load on a shared machine;
+the ratio server p50 / floor p50 is printed (target: <= 2x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import BenchServer, rss_kib  # noqa: E402
+from sync import ASSETS, EXIF  # noqa: E402
+
+PAGE = 250
+
+# What one item of the response needs: the asset's own columns, and with withExif its EXIF row.
+FLOOR_ASSET = ("a.id, a.owner_id, a.checksum_sha1, a.media_type, a.original_file_name, a.mime_type,"
+               " a.original_path, a.taken_at, a.file_modified_at, a.created_at, a.updated_at, a.local_datetime,"
+               " a.duration_ms, a.width, a.height, a.thumbhash, a.effective_rating, a.visibility, a.trashed_at,"
+               " a.is_offline, a.current_version_id, a.live_photo_video_id, a.external_library_id, a.duplicate_id")
+FLOOR_EXIF = (", x.make, x.model, x.lens_model, x.f_number, x.focal_length, x.iso, x.exposure_time, x.orientation,"
+              " x.original_datetime, x.original_offset_minutes, x.modified_datetime, x.modified_offset_minutes,"
+              " x.timezone, x.latitude, x.longitude, x.city, x.state, x.country, x.description, x.projection_type,"
+              " x.raw_width, x.raw_height, a.file_size_bytes, a.user_description, a.user_latitude, a.user_longitude,"
+              " a.user_original_datetime, a.user_original_offset_minutes")
+
+
+def floor_sql(with_exif: bool) -> str:
+    exif = FLOOR_EXIF if with_exif else ", EXISTS (SELECT 1 FROM asset_exif x WHERE x.asset_id = a.id) AS has_exif"
+    join = " LEFT JOIN asset_exif x ON x.asset_id = a.id" if with_exif else ""
+    return (f"SELECT {FLOOR_ASSET}{exif} FROM assets a{join}"
+            " WHERE a.library_id = $1 AND a.trashed_at IS NULL AND a.visibility <> 'locked'"
+            " ORDER BY a.local_datetime DESC, a.id DESC LIMIT $2 OFFSET $3")
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+async def generate(dsn: str, n: int):
+    conn = await asyncpg.connect(dsn)
+    try:
+        user = await conn.fetchrow("SELECT id, default_library_id FROM users WHERE email = 'bench@example.com'")
+        library = user["default_library_id"]
+        t0 = time.perf_counter()
+        async with conn.transaction():
+            await conn.execute(ASSETS, library, user["id"], n)
+            await conn.execute(EXIF, library)
+        await conn.execute("ANALYZE")
+        print(f"generated {n} assets with EXIF rows in {time.perf_counter() - t0:.1f} s")
+        return library
+    finally:
+        await conn.close()
+
+
+async def measure(immich_url: str, key: str, dsn: str, library, runs: int, page: int,
+                  with_exif: bool) -> tuple[list[float], int, list[float], int]:
+    """Server request and floor query taken in turns, so both see the same load on a shared machine."""
+    conn = await asyncpg.connect(dsn)
+    sql, offset = floor_sql(with_exif), (page - 1) * PAGE
+    body = {"size": PAGE, "page": page, "withExif": with_exif}
+    server, floor, server_size, floor_size = [], [], 0, 0
+    try:
+        async with httpx.AsyncClient(base_url=immich_url, headers={"x-api-key": key}, timeout=60) as client:
+            for i in range(runs + 5):  # the first 5 of each warm up
+                t0 = time.perf_counter()
+                r = await client.post("/api/search/metadata", json=body)
+                t1 = time.perf_counter()
+                rows = await conn.fetch(sql, library, PAGE + 1, offset)
+                encoded = msgspec.json.encode({"items": [dict(r) for r in rows[:PAGE]]})
+                t2 = time.perf_counter()
+                r.raise_for_status()
+                assert r.json()["assets"]["count"] == PAGE
+                if i >= 5:
+                    server.append((t1 - t0) * 1000)
+                    floor.append((t2 - t1) * 1000)
+                server_size, floor_size = len(r.content), len(encoded)
+    finally:
+        await conn.close()
+    return server, server_size, floor, floor_size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--assets", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=60)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of every measurement (the machine is shared)")
+    args = parser.parse_args()
+    unset = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v in os.environ]
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE"
+          f" {'SET: ' + ', '.join(unset) if unset else 'unset'}; load average at start {loadavg()}")
+    work = Path(tempfile.mkdtemp(prefix="bench-msearch-"))
+    bench = BenchServer(work)
+    try:
+        immich_url = f"http://127.0.0.1:{bench.env['IMMICH_PORT']}"
+        dsn = json.loads((work / "data" / "run" / "services.json").read_text())["database_url"]
+        library = asyncio.run(generate(dsn, args.assets))
+        mid_page = max(1, args.assets // PAGE // 2)
+        cases = [(page, with_exif) for page in (1, mid_page) for with_exif in (False, True)]
+        results: dict[tuple, list] = {case: [] for case in cases}
+        for round_ in range(args.repeat):
+            print(f"-- round {round_ + 1}/{args.repeat}, load average {loadavg()}")
+            for page, with_exif in cases:
+                s_samples, s_size, f_samples, f_size = asyncio.run(
+                    measure(immich_url, bench.key, dsn, library, args.runs, page, with_exif))
+                s50, s95 = statistics.median(s_samples), pct(s_samples, 95)
+                f50, f95 = statistics.median(f_samples), pct(f_samples, 95)
+                results[(page, with_exif)].append((s50, f50))
+                print(f"page {page:>3} withExif={str(with_exif):5}: server p50 {s50:6.2f} ms p95 {s95:6.2f} ms,"
+                      f" {s_size / 1000:6.1f} KB | floor (1 SQL + msgspec) p50 {f50:5.2f} ms p95 {f95:5.2f} ms,"
+                      f" {f_size / 1000:6.1f} KB | ratio p50 {s50 / f50:4.2f}x  (runs {args.runs})")
+        print(f"server RSS after: {rss_kib(bench.proc.pid) / 1024:.0f} MiB; load average at end {loadavg()}")
+        print("summary (range over rounds):")
+        for (page, with_exif), values in results.items():
+            s = [v[0] for v in values]
+            r = [v[0] / v[1] for v in values]
+            print(f"  page {page:>3} withExif={str(with_exif):5}: server p50 {min(s):.2f}-{max(s):.2f} ms,"
+                  f" ratio to floor {min(r):.2f}-{max(r):.2f}x (target <= 2x)")
+    finally:
+        bench.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
