@@ -43,16 +43,21 @@ FLOOR_ASSET = ("a.id, a.owner_id, a.checksum_sha1, a.media_type, a.original_file
 FLOOR_EXIF = (", x.make, x.model, x.lens_model, x.f_number, x.focal_length, x.iso, x.exposure_time, x.orientation,"
               " x.original_datetime, x.original_offset_minutes, x.modified_datetime, x.modified_offset_minutes,"
               " x.timezone, x.latitude, x.longitude, x.city, x.state, x.country, x.description, x.projection_type,"
-              " x.raw_width, x.raw_height, a.file_size_bytes, a.user_description, a.user_latitude, a.user_longitude,"
-              " a.user_original_datetime, a.user_original_offset_minutes")
+              " x.raw_width, x.raw_height")
+
+FLOOR_EDITS = (", a.file_size_bytes, a.user_description, a.user_latitude, a.user_longitude, a.user_original_datetime,"
+               " a.user_original_offset_minutes")
 
 
 def floor_sql(with_exif: bool) -> str:
+    """The page of assets, then (only for its rows) their EXIF or whether they have any."""
     exif = FLOOR_EXIF if with_exif else ", EXISTS (SELECT 1 FROM asset_exif x WHERE x.asset_id = a.id) AS has_exif"
     join = " LEFT JOIN asset_exif x ON x.asset_id = a.id" if with_exif else ""
-    return (f"SELECT {FLOOR_ASSET}{exif} FROM assets a{join}"
-            " WHERE a.library_id = $1 AND a.trashed_at IS NULL AND a.visibility <> 'locked'"
-            " ORDER BY a.local_datetime DESC, a.id DESC LIMIT $2 OFFSET $3")
+    order = "ORDER BY a.local_datetime DESC, a.id DESC"
+    edits = FLOOR_EDITS if with_exif else ""
+    return (f"SELECT a.*{exif} FROM (SELECT {FLOOR_ASSET}{edits} FROM assets a"
+            f" WHERE a.library_id = $1 AND a.trashed_at IS NULL AND a.visibility <> 'locked' {order}"
+            f" LIMIT $2 OFFSET $3) a{join} {order}")
 
 
 def pct(values: list[float], p: float) -> float:

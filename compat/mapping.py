@@ -209,8 +209,13 @@ def tag(row: asyncpg.Record) -> dtos.TagResponseDto:
     return dto
 
 
-def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
-    """An AssetView (row + file metadata + files) as Immich's AssetResponseDto."""
+def asset(view, owner_row=None, people_rows=None, *, with_exif: bool = True,
+          with_stack: bool = True) -> dtos.AssetResponseDto:
+    """An AssetView (row + file metadata + files) as Immich's AssetResponseDto.
+
+    Immich's search pages leave out what was not asked for: `with_exif=False` omits exifInfo (the
+    view then needs only search.ITEM_COLUMNS), `with_stack=False` omits stack (Immich maps search
+    results without their stacks)."""
 
     row, exif = view.row, view.exif
     dto = dtos.AssetResponseDto(
@@ -236,17 +241,19 @@ def asset(view, owner_row=None, people_rows=None) -> dtos.AssetResponseDto:
         isTrashed=row["trashed_at"] is not None,
         isOffline=row["is_offline"],
         isEdited=row["current_version_id"] is not None,
-        hasMetadata=exif is not None,
+        hasMetadata=view.has_metadata,
         visibility=row["visibility"],
         livePhotoVideoId=None if row["live_photo_video_id"] is None else str(row["live_photo_video_id"]),
         libraryId=None if row["external_library_id"] is None else str(row["external_library_id"]),
         duplicateId=None if row["duplicate_id"] is None else str(row["duplicate_id"]),
         people=[person(p) for p in people_rows or ()],
-        stack=None,
     )
+    if with_stack:
+        dto.stack = None
     if owner_row is not None:
         dto.owner = user(owner_row)
-    dto.exifInfo = dtos.ExifResponseDto(**exif_fields(row, exif))
+    if with_exif:
+        dto.exifInfo = dtos.ExifResponseDto(**exif_fields(row, exif))
     return dto
 
 

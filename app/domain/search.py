@@ -9,11 +9,13 @@ locked assets as they do everywhere.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from dataclasses import dataclass, field
 
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access
+from app.domain import access, faces
 from app.domain.asset_filters import AssetFilter, Sql, check_references, where
 from app.domain.errors import Invalid
 from app.media import places as gazetteer
@@ -36,6 +38,87 @@ async def _where_any(filters: list[AssetFilter], sql: Sql) -> str:
 def _check_size(size: int) -> None:
     if not 1 <= size <= MAX_RESULTS:
         raise Invalid(f"size must be between 1 and {MAX_RESULTS}", "size")
+
+
+# --- a page of a metadata search ----------------------------------------------------------------
+#
+# Immich answers a metadata search page by page (250 by default) and carries an asset's EXIF only
+# when asked (withExif), its people only when asked (withPeople). A page reads the columns its items
+# show, not whole rows: the asset's own columns, whether it has an EXIF row at all (hasMetadata),
+# then, when asked, one query for the page's EXIF and one for its people. Never one per asset.
+
+ITEM_COLUMNS = (
+    "a.id, a.owner_id, a.checksum_sha1, a.media_type, a.original_file_name, a.mime_type, a.original_path,"
+    " a.taken_at, a.file_modified_at, a.created_at, a.updated_at, a.local_datetime, a.duration_ms, a.width,"
+    " a.height, a.thumbhash, a.effective_rating, a.visibility, a.trashed_at, a.is_offline, a.current_version_id,"
+    " a.live_photo_video_id, a.external_library_id, a.duplicate_id"
+)
+# What the EXIF block shows: the user's edits (on the asset) over what the file says (effective.of).
+EDIT_COLUMNS = (
+    ", a.file_size_bytes, a.user_description, a.user_latitude, a.user_longitude, a.user_original_datetime,"
+    " a.user_original_offset_minutes"
+)
+EXIF_COLUMNS = (
+    "asset_id, make, model, lens_model, f_number, focal_length, iso, exposure_time, orientation, original_datetime,"
+    " original_offset_minutes, modified_datetime, modified_offset_minutes, timezone, latitude, longitude, altitude,"
+    " city, state, country, description, projection_type, raw_width, raw_height"
+)
+
+
+@dataclass(slots=True)
+class PageItem:
+    """One asset of a search page: its ITEM_COLUMNS (and EDIT_COLUMNS when its EXIF was asked for)
+    and has_exif, its EXIF row when asked for and it has one, its people when asked for."""
+
+    row: asyncpg.Record
+    exif: asyncpg.Record | None = None
+    people: list[asyncpg.Record] = field(default_factory=list)
+
+    @property
+    def has_metadata(self) -> bool:
+        return self.row["has_exif"]
+
+
+async def metadata_page(principal: access.Principal, f: AssetFilter, *, page: int, size: int,
+                        order: str = "desc", with_exif: bool = False,
+                        with_people: bool = False) -> tuple[list[PageItem], bool]:
+    """Page `page` (from 1) of `size` assets the filter holds, by capture time (newest first unless
+    `order` is "asc"), and whether another page follows."""
+    principal.require(access.READ)
+    _check_size(size)
+    if page < 1:
+        raise Invalid("page must be at least 1", "page")
+    if order not in ("asc", "desc"):
+        raise Invalid("order must be asc or desc", "order")
+    offset = (page - 1) * size
+    if offset > 2**63 - 1 - size:
+        raise Invalid("page is too large", "page")
+    await check_references(f)
+    sql = Sql()
+    clause = where(f, sql)
+    direction = order.upper()
+    columns = ITEM_COLUMNS + (EDIT_COLUMNS if with_exif else "")
+    ordering = f"ORDER BY a.local_datetime {direction}, a.id {direction}"
+    # The page first, then whether each of its assets has EXIF: a subquery in the outer list runs
+    # for the page's rows only, not for every row the offset skips.
+    rows = await db.fetch(
+        f"SELECT a.*, EXISTS (SELECT 1 FROM asset_exif x WHERE x.asset_id = a.id) AS has_exif FROM"
+        f" (SELECT {columns} FROM assets a WHERE {clause} {ordering}"
+        f" LIMIT {sql.arg(size + 1)} OFFSET {sql.arg(offset)}) a {ordering}",
+        *sql.args,
+    )
+    items = [PageItem(r) for r in rows[:size]]
+    ids = [item.row["id"] for item in items]
+    if with_exif and ids:
+        exif = {r["asset_id"]: r for r in await db.fetch(
+            f"SELECT {EXIF_COLUMNS} FROM asset_exif WHERE asset_id = ANY($1::uuid[])", ids)}
+        for item in items:
+            item.exif = exif.get(item.row["id"])
+    if with_people and ids:
+        shown: dict[uuid.UUID, list[asyncpg.Record]] = await faces.people_of_assets(ids)
+        for item in items:
+            item.people = shown[item.row["id"]]
+    return items, len(rows) > size
 
 
 async def random_assets(principal: access.Principal, filters: list[AssetFilter], size: int) -> list[asyncpg.Record]:
