@@ -24,11 +24,6 @@ class AssetView:
     # The asset_versions row it shows instead of its uploaded original (None: the original).
     version: asyncpg.Record | None = None
 
-    @property
-    def has_metadata(self) -> bool:
-        """Whether the pipeline read the file's metadata (Immich's hasMetadata)."""
-        return self.exif is not None
-
 
 async def views(rows: list[asyncpg.Record]) -> list[AssetView]:
     if not rows:

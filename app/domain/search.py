@@ -44,8 +44,9 @@ def _check_size(size: int) -> None:
 #
 # Immich answers a metadata search page by page (250 by default) and carries an asset's EXIF only
 # when asked (withExif), its people only when asked (withPeople). A page reads the columns its items
-# show, not whole rows: the asset's own columns, whether it has an EXIF row at all (hasMetadata),
-# then, when asked, one query for the page's EXIF and one for its people. Never one per asset.
+# show, not whole rows: the asset's own columns and whether it has an EXIF row at all (hasMetadata),
+# with its EXIF columns in the same query when asked, then its people in one more query when asked.
+# Never a query per asset.
 
 ITEM_COLUMNS = (
     "a.id, a.owner_id, a.checksum_sha1, a.media_type, a.original_file_name, a.mime_type, a.original_path,"
@@ -54,21 +55,24 @@ ITEM_COLUMNS = (
     " a.live_photo_video_id, a.external_library_id, a.duplicate_id"
 )
 # What the EXIF block shows: the user's edits (on the asset) over what the file says (effective.of).
+# No name here is one of ITEM_COLUMNS, so one row carries both.
 EDIT_COLUMNS = (
     ", a.file_size_bytes, a.user_description, a.user_latitude, a.user_longitude, a.user_original_datetime,"
     " a.user_original_offset_minutes"
 )
 EXIF_COLUMNS = (
-    "asset_id, make, model, lens_model, f_number, focal_length, iso, exposure_time, orientation, original_datetime,"
-    " original_offset_minutes, modified_datetime, modified_offset_minutes, timezone, latitude, longitude, altitude,"
-    " city, state, country, description, projection_type, raw_width, raw_height"
+    "x.make, x.model, x.lens_model, x.f_number, x.focal_length, x.iso, x.exposure_time, x.orientation,"
+    " x.original_datetime, x.original_offset_minutes, x.modified_datetime, x.modified_offset_minutes, x.timezone,"
+    " x.latitude, x.longitude, x.altitude, x.city, x.state, x.country, x.description, x.projection_type,"
+    " x.raw_width, x.raw_height"
 )
 
 
 @dataclass(slots=True)
 class PageItem:
-    """One asset of a search page: its ITEM_COLUMNS (and EDIT_COLUMNS when its EXIF was asked for)
-    and has_exif, its EXIF row when asked for and it has one, its people when asked for."""
+    """One asset of a search page. `row`: its ITEM_COLUMNS and has_exif, and when its EXIF was
+    asked for EDIT_COLUMNS and EXIF_COLUMNS too; `exif`: that same row when asked for and the asset
+    has an EXIF row; `people`: the people on it when asked for."""
 
     row: asyncpg.Record
     exif: asyncpg.Record | None = None
@@ -97,25 +101,22 @@ async def metadata_page(principal: access.Principal, f: AssetFilter, *, page: in
     sql = Sql()
     clause = where(f, sql)
     direction = order.upper()
-    columns = ITEM_COLUMNS + (EDIT_COLUMNS if with_exif else "")
     ordering = f"ORDER BY a.local_datetime {direction}, a.id {direction}"
-    # The page first, then whether each of its assets has EXIF: a subquery in the outer list runs
-    # for the page's rows only, not for every row the offset skips.
+    # The page first, then what is read per asset (its EXIF, or whether it has any): for the page's
+    # rows only, not for every row the offset skips.
+    if with_exif:
+        outer = f"a.*, x.asset_id IS NOT NULL AS has_exif, {EXIF_COLUMNS}"
+        join = " LEFT JOIN asset_exif x ON x.asset_id = a.id"
+    else:
+        outer, join = "a.*, EXISTS (SELECT 1 FROM asset_exif x WHERE x.asset_id = a.id) AS has_exif", ""
     rows = await db.fetch(
-        f"SELECT a.*, EXISTS (SELECT 1 FROM asset_exif x WHERE x.asset_id = a.id) AS has_exif FROM"
-        f" (SELECT {columns} FROM assets a WHERE {clause} {ordering}"
-        f" LIMIT {sql.arg(size + 1)} OFFSET {sql.arg(offset)}) a {ordering}",
+        f"SELECT {outer} FROM (SELECT {ITEM_COLUMNS}{EDIT_COLUMNS if with_exif else ''} FROM assets a"
+        f" WHERE {clause} {ordering} LIMIT {sql.arg(size + 1)} OFFSET {sql.arg(offset)}) a{join} {ordering}",
         *sql.args,
     )
-    items = [PageItem(r) for r in rows[:size]]
-    ids = [item.row["id"] for item in items]
-    if with_exif and ids:
-        exif = {r["asset_id"]: r for r in await db.fetch(
-            f"SELECT {EXIF_COLUMNS} FROM asset_exif WHERE asset_id = ANY($1::uuid[])", ids)}
-        for item in items:
-            item.exif = exif.get(item.row["id"])
-    if with_people and ids:
-        shown: dict[uuid.UUID, list[asyncpg.Record]] = await faces.people_of_assets(ids)
+    items = [PageItem(r, r if with_exif and r["has_exif"] else None) for r in rows[:size]]
+    if with_people and items:
+        shown: dict[uuid.UUID, list[asyncpg.Record]] = await faces.people_of_assets([i.row["id"] for i in items])
         for item in items:
             item.people = shown[item.row["id"]]
     return items, len(rows) > size

@@ -14,7 +14,7 @@ from app.api.state import Shared
 from app.domain import access, albums, asset_views, assets, search, smart_search, tags
 from app.domain.asset_filters import SHOWN, AssetFilter
 from app.domain.errors import BadRequest
-from compat import dtos, mapping
+from compat import dtos, mapping, search_items
 from compat.auth import ImmichAuth
 
 
@@ -59,7 +59,7 @@ async def search_metadata(auth: ImmichAuth, data: dtos.MetadataSearchDto) -> dto
     found, has_more = await search.metadata_page(auth.principal, f, page=page, size=size,
                                                  order="asc" if data.order == "asc" else "desc",
                                                  with_exif=with_exif, with_people=with_people)
-    items = [mapping.asset(item, people_rows=item.people, with_exif=with_exif, with_stack=False) for item in found]
+    items = [search_items.search_item(item, with_exif=with_exif) for item in found]
     return dtos.SearchResponseDto(
         albums=dtos.SearchAlbumResponseDto(total=0, count=0, items=[], facets=[]),
         assets=dtos.SearchAssetResponseDto(total=len(items), count=len(items), items=items, facets=[],

@@ -12,7 +12,7 @@ import pytest
 from app.domain import asset_views, search
 from app.domain.asset_filters import LOCKED, AssetFilter
 from app.domain.errors import Forbidden, Invalid
-from compat import mapping
+from compat import mapping, search_items
 from tests.domain import factories as f
 from tests.domain.immich import conforms
 
@@ -91,7 +91,7 @@ async def test_an_item_maps_like_the_full_view_for_every_field_it_keeps():
     full = msgspec.to_builtins(mapping.asset(view))
     for with_exif in (False, True):
         items, _ = await search.metadata_page(me, _all(owner), page=1, size=10, with_exif=with_exif)
-        shown = [msgspec.to_builtins(mapping.asset(i, with_exif=with_exif, with_stack=False)) for i in items]
+        shown = [msgspec.to_builtins(search_items.search_item(i, with_exif=with_exif)) for i in items]
         for dto in shown:
             conforms("AssetResponseDto", dto)
         kept = {k: v for k, v in full.items() if k != "stack" and (with_exif or k != "exifInfo")}
