@@ -50,11 +50,16 @@ FLOOR_EDITS = (", a.file_size_bytes, a.user_description, a.user_latitude, a.user
 
 
 def floor_sql(with_exif: bool) -> str:
-    """The page of assets, then (only for its rows) their EXIF or whether they have any."""
-    exif = FLOOR_EXIF if with_exif else ", EXISTS (SELECT 1 FROM asset_exif x WHERE x.asset_id = a.id) AS has_exif"
-    join = " LEFT JOIN asset_exif x ON x.asset_id = a.id" if with_exif else ""
-    order = "ORDER BY a.local_datetime DESC, a.id DESC"
+    """The page of assets, then (only for its rows, one index probe each) their EXIF or whether they
+    have any."""
+    if with_exif:
+        exif = FLOOR_EXIF
+        join = " LEFT JOIN LATERAL (SELECT * FROM asset_exif x WHERE x.asset_id = a.id LIMIT 1) x ON true"
+    else:
+        exif = ", (SELECT true FROM asset_exif x WHERE x.asset_id = a.id) IS NOT NULL AS has_exif"
+        join = ""
     edits = FLOOR_EDITS if with_exif else ""
+    order = "ORDER BY a.local_datetime DESC, a.id DESC"
     return (f"SELECT a.*{exif} FROM (SELECT {FLOOR_ASSET}{edits} FROM assets a"
             f" WHERE a.library_id = $1 AND a.trashed_at IS NULL AND a.visibility <> 'locked' {order}"
             f" LIMIT $2 OFFSET $3) a{join} {order}")

@@ -10,7 +10,7 @@ datetime with a Z), so an item costs no per-field conversion in Python.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -53,13 +53,6 @@ class SearchAssetItem(msgspec.Struct, kw_only=True):
     people: list[dtos.PersonResponseDto]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """asyncpg reads timestamptz in UTC already; anything else is moved there."""
-    if value is None or value.tzinfo is timezone.utc:
-        return value
-    return value.astimezone(timezone.utc)
-
-
 def search_item(item: PageItem, *, with_exif: bool) -> SearchAssetItem:
     row = item.row
     dto = SearchAssetItem(
@@ -70,12 +63,11 @@ def search_item(item: PageItem, *, with_exif: bool) -> SearchAssetItem:
         originalFileName=row["original_file_name"],
         originalMimeType=row["mime_type"],
         originalPath=row["original_path"] or "",
-        fileCreatedAt=_utc(row["taken_at"]),
-        fileModifiedAt=_utc(row["file_modified_at"]),
-        createdAt=_utc(row["created_at"]),
-        updatedAt=_utc(row["updated_at"]),
-        # Immich's localDateTime: the wall clock written as if it were UTC.
-        localDateTime=row["local_datetime"].replace(tzinfo=timezone.utc),
+        fileCreatedAt=mapping._utc(row["taken_at"]),
+        fileModifiedAt=mapping._utc(row["file_modified_at"]),
+        createdAt=mapping._utc(row["created_at"]),
+        updatedAt=mapping._utc(row["updated_at"]),
+        localDateTime=mapping._as_utc_wall(row["local_datetime"]),
         duration=row["duration_ms"],
         width=row["width"],
         height=row["height"],

@@ -102,13 +102,17 @@ async def metadata_page(principal: access.Principal, f: AssetFilter, *, page: in
     clause = where(f, sql)
     direction = order.upper()
     ordering = f"ORDER BY a.local_datetime {direction}, a.id {direction}"
-    # The page first, then what is read per asset (its EXIF, or whether it has any): for the page's
-    # rows only, not for every row the offset skips.
+    # The page first, then what is read per asset (its EXIF, or whether it has any) by its key, for
+    # the page's rows only: not for every row the offset skips, and never by hashing the whole
+    # asset_exif table (the plan Postgres picks for a join or EXISTS while the table is small; the
+    # LIMIT 1 and the scalar subquery keep it to one index probe per asset).
     if with_exif:
         outer = f"a.*, x.asset_id IS NOT NULL AS has_exif, {EXIF_COLUMNS}"
-        join = " LEFT JOIN asset_exif x ON x.asset_id = a.id"
+        join = (f" LEFT JOIN LATERAL (SELECT x.asset_id, {EXIF_COLUMNS} FROM asset_exif x"
+                f" WHERE x.asset_id = a.id LIMIT 1) x ON true")
     else:
-        outer, join = "a.*, EXISTS (SELECT 1 FROM asset_exif x WHERE x.asset_id = a.id) AS has_exif", ""
+        outer = "a.*, (SELECT true FROM asset_exif x WHERE x.asset_id = a.id) IS NOT NULL AS has_exif"
+        join = ""
     rows = await db.fetch(
         f"SELECT {outer} FROM (SELECT {ITEM_COLUMNS}{EDIT_COLUMNS if with_exif else ''} FROM assets a"
         f" WHERE {clause} {ordering} LIMIT {sql.arg(size + 1)} OFFSET {sql.arg(offset)}) a{join} {ordering}",
