@@ -90,31 +90,46 @@ async def generate(dsn: str, n: int):
         await conn.close()
 
 
-async def measure(immich_url: str, key: str, dsn: str, library, runs: int, page: int,
-                  with_exif: bool) -> tuple[list[float], int, list[float], int]:
-    """Server request and floor query taken in turns, so both see the same load on a shared machine."""
+def cpu_ms(pid: int) -> float:
+    """User + system CPU time a process has used, in ms (clock ticks of /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(immich_url: str, key: str, dsn: str, library, runs: int, page: int, with_exif: bool,
+                  server_pid: int) -> dict:
+    """Server request and floor query taken in turns, so both see the same load on a shared machine.
+    Besides wall times, the CPU each side spent per page: the server process's (from /proc), and this
+    process's for the floor (asyncpg decoding, dicts, encoding); CPU time barely depends on how
+    busy the machine is, wall time does."""
     conn = await asyncpg.connect(dsn)
     sql, offset = floor_sql(with_exif), (page - 1) * PAGE
     body = {"size": PAGE, "page": page, "withExif": with_exif}
-    server, floor, server_size, floor_size = [], [], 0, 0
+    out = {"server": [], "floor": [], "server_size": 0, "floor_size": 0, "server_cpu": 0.0, "floor_cpu": 0.0}
     try:
         async with httpx.AsyncClient(base_url=immich_url, headers={"x-api-key": key}, timeout=60) as client:
             for i in range(runs + 5):  # the first 5 of each warm up
+                if i == 5:
+                    server_cpu0 = cpu_ms(server_pid)
                 t0 = time.perf_counter()
                 r = await client.post("/api/search/metadata", json=body)
                 t1 = time.perf_counter()
+                c1 = time.process_time()
                 rows = await conn.fetch(sql, library, PAGE + 1, offset)
                 encoded = msgspec.json.encode({"items": [dict(r) for r in rows[:PAGE]]})
                 t2 = time.perf_counter()
+                if i >= 5:
+                    out["floor_cpu"] += (time.process_time() - c1) * 1000 / runs
                 r.raise_for_status()
                 assert r.json()["assets"]["count"] == PAGE
                 if i >= 5:
-                    server.append((t1 - t0) * 1000)
-                    floor.append((t2 - t1) * 1000)
-                server_size, floor_size = len(r.content), len(encoded)
+                    out["server"].append((t1 - t0) * 1000)
+                    out["floor"].append((t2 - t1) * 1000)
+                out["server_size"], out["floor_size"] = len(r.content), len(encoded)
+            out["server_cpu"] = (cpu_ms(server_pid) - server_cpu0) / runs
     finally:
         await conn.close()
-    return server, server_size, floor, floor_size
+    return out
 
 
 def main() -> None:
@@ -138,21 +153,26 @@ def main() -> None:
         for round_ in range(args.repeat):
             print(f"-- round {round_ + 1}/{args.repeat}, load average {loadavg()}")
             for page, with_exif in cases:
-                s_samples, s_size, f_samples, f_size = asyncio.run(
-                    measure(immich_url, bench.key, dsn, library, args.runs, page, with_exif))
-                s50, s95 = statistics.median(s_samples), pct(s_samples, 95)
-                f50, f95 = statistics.median(f_samples), pct(f_samples, 95)
-                results[(page, with_exif)].append((s50, f50))
+                m = asyncio.run(measure(immich_url, bench.key, dsn, library, args.runs, page, with_exif,
+                                        bench.proc.pid))
+                s50, s95 = statistics.median(m["server"]), pct(m["server"], 95)
+                f50, f95 = statistics.median(m["floor"]), pct(m["floor"], 95)
+                results[(page, with_exif)].append((s50, f50, m["server_cpu"], m["floor_cpu"]))
                 print(f"page {page:>3} withExif={str(with_exif):5}: server p50 {s50:6.2f} ms p95 {s95:6.2f} ms,"
-                      f" {s_size / 1000:6.1f} KB | floor (1 SQL + msgspec) p50 {f50:5.2f} ms p95 {f95:5.2f} ms,"
-                      f" {f_size / 1000:6.1f} KB | ratio p50 {s50 / f50:4.2f}x  (runs {args.runs})")
+                      f" {m['server_size'] / 1000:6.1f} KB, CPU {m['server_cpu']:5.2f} ms/page"
+                      f" | floor (1 SQL + msgspec) p50 {f50:5.2f} ms p95 {f95:5.2f} ms,"
+                      f" {m['floor_size'] / 1000:6.1f} KB, CPU {m['floor_cpu']:5.2f} ms/page"
+                      f" | ratio p50 {s50 / f50:4.2f}x  (runs {args.runs})")
         print(f"server RSS after: {rss_kib(bench.proc.pid) / 1024:.0f} MiB; load average at end {loadavg()}")
         print("summary (range over rounds):")
         for (page, with_exif), values in results.items():
             s = [v[0] for v in values]
             r = [v[0] / v[1] for v in values]
+            cpu = [v[2] for v in values]
+            fcpu = [v[3] for v in values]
             print(f"  page {page:>3} withExif={str(with_exif):5}: server p50 {min(s):.2f}-{max(s):.2f} ms,"
-                  f" ratio to floor {min(r):.2f}-{max(r):.2f}x (target <= 2x)")
+                  f" ratio to floor {min(r):.2f}-{max(r):.2f}x (target <= 2x); server CPU"
+                  f" {min(cpu):.2f}-{max(cpu):.2f} ms/page, floor client CPU {min(fcpu):.2f}-{max(fcpu):.2f} ms/page")
     finally:
         bench.stop()
         shutil.rmtree(work, ignore_errors=True)
