@@ -97,14 +97,14 @@ def cpu_ms(pid: int) -> float:
 
 
 async def measure(immich_url: str, key: str, dsn: str, library, runs: int, page: int, with_exif: bool,
-                  server_pid: int) -> dict:
+                  server_pid: int, size: int = PAGE) -> dict:
     """Server request and floor query taken in turns, so both see the same load on a shared machine.
     Besides wall times, the CPU each side spent per page: the server process's (from /proc), and this
     process's for the floor (asyncpg decoding, dicts, encoding); CPU time barely depends on how
     busy the machine is, wall time does."""
     conn = await asyncpg.connect(dsn)
-    sql, offset = floor_sql(with_exif), (page - 1) * PAGE
-    body = {"size": PAGE, "page": page, "withExif": with_exif}
+    sql, offset = floor_sql(with_exif), (page - 1) * size
+    body = {"size": size, "page": page, "withExif": with_exif}
     out = {"server": [], "floor": [], "server_size": 0, "floor_size": 0, "server_cpu": 0.0, "floor_cpu": 0.0}
     try:
         async with httpx.AsyncClient(base_url=immich_url, headers={"x-api-key": key}, timeout=60) as client:
@@ -115,13 +115,13 @@ async def measure(immich_url: str, key: str, dsn: str, library, runs: int, page:
                 r = await client.post("/api/search/metadata", json=body)
                 t1 = time.perf_counter()
                 c1 = time.process_time()
-                rows = await conn.fetch(sql, library, PAGE + 1, offset)
-                encoded = msgspec.json.encode({"items": [dict(r) for r in rows[:PAGE]]})
+                rows = await conn.fetch(sql, library, size + 1, offset)
+                encoded = msgspec.json.encode({"items": [dict(r) for r in rows[:size]]})
                 t2 = time.perf_counter()
                 if i >= 5:
                     out["floor_cpu"] += (time.process_time() - c1) * 1000 / runs
                 r.raise_for_status()
-                assert r.json()["assets"]["count"] == PAGE
+                assert r.json()["assets"]["count"] == size
                 if i >= 5:
                     out["server"].append((t1 - t0) * 1000)
                     out["floor"].append((t2 - t1) * 1000)
@@ -149,6 +149,11 @@ def main() -> None:
         library = asyncio.run(generate(dsn, args.assets))
         mid_page = max(1, args.assets // PAGE // 2)
         cases = [(page, with_exif) for page in (1, mid_page) for with_exif in (False, True)]
+        # What any request costs (HTTP, the API key, the access checks): a page of one asset.
+        fixed = asyncio.run(measure(immich_url, bench.key, dsn, library, args.runs, 1, False, bench.proc.pid,
+                                    size=1))
+        print(f"a page of 1 asset (the per-request overhead): server p50 {statistics.median(fixed['server']):.2f} ms,"
+              f" CPU {fixed['server_cpu']:.2f} ms/request")
         results: dict[tuple, list] = {case: [] for case in cases}
         for round_ in range(args.repeat):
             print(f"-- round {round_ + 1}/{args.repeat}, load average {loadavg()}")

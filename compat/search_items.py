@@ -46,7 +46,7 @@ class SearchAssetItem(msgspec.Struct, kw_only=True):
     visibility: str
     width: int | None
     duplicateId: uuid.UUID | None
-    exifInfo: dtos.ExifResponseDto | UnsetType = UNSET
+    exifInfo: dict | UnsetType = UNSET  # ExifResponseDto's fields (mapping.exif_fields)
     libraryId: uuid.UUID | None
     livePhotoVideoId: uuid.UUID | None
     originalMimeType: str
@@ -85,5 +85,7 @@ def search_item(item: PageItem, *, with_exif: bool) -> SearchAssetItem:
         people=[mapping.person(p) for p in item.people],
     )
     if with_exif:
-        dto.exifInfo = dtos.ExifResponseDto(**mapping.exif_fields(row, item.exif))
+        # ExifResponseDto's fields as a plain dict (as the sync stream sends them): the same JSON
+        # without a keyword construction per asset.
+        dto.exifInfo = mapping.exif_fields(row, item.exif)
     return dto
