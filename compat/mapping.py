@@ -180,7 +180,10 @@ def album(row: asyncpg.Record, owner: asyncpg.Record, shared_with: Sequence[Albu
 
 
 def _utc(value):
-    return None if value is None else value.astimezone(timezone.utc)
+    # asyncpg reads timestamptz in UTC already: only other values are moved (this runs per asset).
+    if value is None or value.tzinfo is timezone.utc:
+        return value
+    return value.astimezone(timezone.utc)
 
 
 def _as_utc_wall(wall):
@@ -265,32 +268,42 @@ def strip_metadata(dto: dtos.AssetResponseDto) -> dtos.AssetResponseDto:
     return dto
 
 
+class _NoFile:
+    """What an asset with no asset_exif row reads for every file field: nothing."""
+
+    def __getitem__(self, name: str) -> None:
+        return None
+
+
+_NO_FILE = _NoFile()
+
+
 def exif_fields(row: asyncpg.Record, exif: asyncpg.Record | None) -> dict:
     """The file's metadata with the user's edits on top, in Immich's field names.
 
-    Shared by the asset's exifInfo and the sync stream's AssetExifV1.
+    Shared by the asset's exifInfo, the sync stream's AssetExifV1 and search pages (hundreds of
+    assets a call: fields are read straight from the row).
     """
     shown = effective.of(row, exif)
-
-    def ev(name):
-        return None if exif is None else exif[name]
+    ev = _NO_FILE if exif is None else exif
 
     original = shown.original_datetime
     if original is not None and original.tzinfo is None:
         original = _as_utc_wall(original)
     modified = None
-    if ev("modified_datetime") is not None:
+    if ev["modified_datetime"] is not None:
         modified = join_wall_clock(exif["modified_datetime"], exif["modified_offset_minutes"])
         modified = modified if modified.tzinfo else _as_utc_wall(modified)
+    orientation = ev["orientation"]
     return dict(
-        make=ev("make"), model=ev("model"), lensModel=ev("lens_model"), fNumber=ev("f_number"),
-        focalLength=ev("focal_length"), iso=ev("iso"), exposureTime=_exposure(ev("exposure_time")),
-        orientation=None if ev("orientation") is None else str(exif["orientation"]),
-        dateTimeOriginal=_utc(original), modifyDate=_utc(modified), timeZone=ev("timezone"),
+        make=ev["make"], model=ev["model"], lensModel=ev["lens_model"], fNumber=ev["f_number"],
+        focalLength=ev["focal_length"], iso=ev["iso"], exposureTime=_exposure(ev["exposure_time"]),
+        orientation=None if orientation is None else str(orientation),
+        dateTimeOriginal=_utc(original), modifyDate=_utc(modified), timeZone=ev["timezone"],
         latitude=shown.latitude, longitude=shown.longitude,
-        city=ev("city"), state=ev("state"), country=ev("country"),
-        description=shown.description or "", rating=shown.rating, projectionType=ev("projection_type"),
-        exifImageWidth=ev("raw_width"), exifImageHeight=ev("raw_height"), fileSizeInByte=row["file_size_bytes"],
+        city=ev["city"], state=ev["state"], country=ev["country"],
+        description=shown.description or "", rating=shown.rating, projectionType=ev["projection_type"],
+        exifImageWidth=ev["raw_width"], exifImageHeight=ev["raw_height"], fileSizeInByte=row["file_size_bytes"],
     )
 
 

@@ -275,8 +275,14 @@ async def load_assets(principal: Principal, asset_ids: list[uuid.UUID], action: 
 
 async def preferred_library(principal: Principal) -> uuid.UUID:
     """The one library a single-library client (Immich) sees: the chosen one, else the default."""
-    row = await db.fetchrow("SELECT immich_library_id, default_library_id FROM users WHERE id = $1", principal.user_id)
-    live = await live_library_ids(principal)
+    # One query (every Immich request asks): the user's two choices and its live libraries as
+    # live_library_ids lists them.
+    row = await db.fetchrow(
+        "SELECT immich_library_id, default_library_id, ARRAY(SELECT id FROM libraries WHERE owner_id = u.id"
+        " AND trashed_at IS NULL ORDER BY created_at, id) AS live FROM users u WHERE id = $1",
+        principal.user_id,
+    )
+    live = [] if row is None else [library for library in row["live"] if principal.in_scope(library)]
     for candidate in (row["immich_library_id"], row["default_library_id"]) if row else ():
         if candidate in live:
             return candidate

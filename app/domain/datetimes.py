@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta, timezone
 
 from app.domain.errors import Invalid
@@ -35,7 +36,13 @@ def join_wall_clock(wall: datetime, offset_minutes: int | None) -> datetime:
     """The inverse: an aware datetime when the offset is known, naive otherwise."""
     if offset_minutes is None:
         return wall
-    return wall.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    return wall.replace(tzinfo=_offset(offset_minutes))
+
+
+@functools.lru_cache(maxsize=256)
+def _offset(minutes: int) -> timezone:
+    # One object per offset: pages of hundreds of assets join a wall clock each.
+    return timezone(timedelta(minutes=minutes))
 
 
 def as_utc_instant(value: datetime) -> datetime:

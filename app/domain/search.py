@@ -9,11 +9,13 @@ locked assets as they do everywhere.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from dataclasses import dataclass, field
 
 import asyncpg
 
 from app.db import engine as db
-from app.domain import access
+from app.domain import access, faces
 from app.domain.asset_filters import AssetFilter, Sql, check_references, where
 from app.domain.errors import Invalid
 from app.media import places as gazetteer
@@ -36,6 +38,92 @@ async def _where_any(filters: list[AssetFilter], sql: Sql) -> str:
 def _check_size(size: int) -> None:
     if not 1 <= size <= MAX_RESULTS:
         raise Invalid(f"size must be between 1 and {MAX_RESULTS}", "size")
+
+
+# --- a page of a metadata search ----------------------------------------------------------------
+#
+# Immich answers a metadata search page by page (250 by default) and carries an asset's EXIF only
+# when asked (withExif), its people only when asked (withPeople). A page reads the columns its items
+# show, not whole rows: the asset's own columns and whether it has an EXIF row at all (hasMetadata),
+# with its EXIF columns in the same query when asked, then its people in one more query when asked.
+# Never a query per asset.
+
+ITEM_COLUMNS = (
+    "a.id, a.owner_id, a.checksum_sha1, a.media_type, a.original_file_name, a.mime_type, a.original_path,"
+    " a.taken_at, a.file_modified_at, a.created_at, a.updated_at, a.local_datetime, a.duration_ms, a.width,"
+    " a.height, a.thumbhash, a.effective_rating, a.visibility, a.trashed_at, a.is_offline, a.current_version_id,"
+    " a.live_photo_video_id, a.external_library_id, a.duplicate_id"
+)
+# What the EXIF block shows: the user's edits (on the asset) over what the file says (effective.of).
+# No name here is one of ITEM_COLUMNS, so one row carries both.
+EDIT_COLUMNS = (
+    ", a.file_size_bytes, a.user_description, a.user_latitude, a.user_longitude, a.user_original_datetime,"
+    " a.user_original_offset_minutes"
+)
+EXIF_COLUMNS = (
+    "x.make, x.model, x.lens_model, x.f_number, x.focal_length, x.iso, x.exposure_time, x.orientation,"
+    " x.original_datetime, x.original_offset_minutes, x.modified_datetime, x.modified_offset_minutes, x.timezone,"
+    " x.latitude, x.longitude, x.altitude, x.city, x.state, x.country, x.description, x.projection_type,"
+    " x.raw_width, x.raw_height"
+)
+
+
+@dataclass(slots=True)
+class PageItem:
+    """One asset of a search page. `row`: its ITEM_COLUMNS and has_exif, and when its EXIF was
+    asked for EDIT_COLUMNS and EXIF_COLUMNS too; `exif`: that same row when asked for and the asset
+    has an EXIF row; `people`: the people on it when asked for."""
+
+    row: asyncpg.Record
+    exif: asyncpg.Record | None = None
+    people: list[asyncpg.Record] = field(default_factory=list)
+
+    @property
+    def has_metadata(self) -> bool:
+        return self.row["has_exif"]
+
+
+async def metadata_page(principal: access.Principal, f: AssetFilter, *, page: int, size: int,
+                        order: str = "desc", with_exif: bool = False,
+                        with_people: bool = False) -> tuple[list[PageItem], bool]:
+    """Page `page` (from 1) of `size` assets the filter holds, by capture time (newest first unless
+    `order` is "asc"), and whether another page follows."""
+    principal.require(access.READ)
+    _check_size(size)
+    if page < 1:
+        raise Invalid("page must be at least 1", "page")
+    if order not in ("asc", "desc"):
+        raise Invalid("order must be asc or desc", "order")
+    offset = (page - 1) * size
+    if offset > 2**63 - 1 - size:
+        raise Invalid("page is too large", "page")
+    await check_references(f)
+    sql = Sql()
+    clause = where(f, sql)
+    direction = order.upper()
+    ordering = f"ORDER BY a.local_datetime {direction}, a.id {direction}"
+    # The page first, then what is read per asset (its EXIF, or whether it has any) by its key, for
+    # the page's rows only: not for every row the offset skips, and never by hashing the whole
+    # asset_exif table (the plan Postgres picks for a join or EXISTS while the table is small; the
+    # LIMIT 1 and the scalar subquery keep it to one index probe per asset).
+    if with_exif:
+        outer = f"a.*, x.asset_id IS NOT NULL AS has_exif, {EXIF_COLUMNS}"
+        join = (f" LEFT JOIN LATERAL (SELECT x.asset_id, {EXIF_COLUMNS} FROM asset_exif x"
+                f" WHERE x.asset_id = a.id LIMIT 1) x ON true")
+    else:
+        outer = "a.*, (SELECT true FROM asset_exif x WHERE x.asset_id = a.id) IS NOT NULL AS has_exif"
+        join = ""
+    rows = await db.fetch(
+        f"SELECT {outer} FROM (SELECT {ITEM_COLUMNS}{EDIT_COLUMNS if with_exif else ''} FROM assets a"
+        f" WHERE {clause} {ordering} LIMIT {sql.arg(size + 1)} OFFSET {sql.arg(offset)}) a{join} {ordering}",
+        *sql.args,
+    )
+    items = [PageItem(r, r if with_exif and r["has_exif"] else None) for r in rows[:size]]
+    if with_people and items:
+        shown: dict[uuid.UUID, list[asyncpg.Record]] = await faces.people_of_assets([i.row["id"] for i in items])
+        for item in items:
+            item.people = shown[item.row["id"]]
+    return items, len(rows) > size
 
 
 async def random_assets(principal: access.Principal, filters: list[AssetFilter], size: int) -> list[asyncpg.Record]:

@@ -14,7 +14,7 @@ from app.api.state import Shared
 from app.domain import access, albums, asset_views, assets, search, smart_search, tags
 from app.domain.asset_filters import SHOWN, AssetFilter
 from app.domain.errors import BadRequest
-from compat import dtos, mapping
+from compat import dtos, mapping, search_items
 from compat.auth import ImmichAuth
 
 
@@ -49,12 +49,17 @@ async def _assets(rows) -> list[dtos.AssetResponseDto]:
 
 @post("/api/search/metadata", status_code=200, action=access.READ)
 async def search_metadata(auth: ImmichAuth, data: dtos.MetadataSearchDto) -> dtos.SearchResponseDto:
+    """A page of the filter's assets. As in Immich, an item carries exifInfo only with `withExif`
+    and its people only with `withPeople`, and no stack."""
     [f] = await _scopes(auth, data, with_partners=False, shown_by_default=False)
     page, size = data.page or 1, data.size or 250
     if page < 1 or not 1 <= size <= 1000:
         raise BadRequest("page must be >= 1 and size between 1 and 1000")
-    rows, has_more = await assets.search_page(f, page=page, limit=size, order="asc" if data.order == "asc" else "desc")
-    items = await _assets(rows)
+    with_exif, with_people = data.withExif is True, data.withPeople is True
+    found, has_more = await search.metadata_page(auth.principal, f, page=page, size=size,
+                                                 order="asc" if data.order == "asc" else "desc",
+                                                 with_exif=with_exif, with_people=with_people)
+    items = [search_items.search_item(item, with_exif=with_exif) for item in found]
     return dtos.SearchResponseDto(
         albums=dtos.SearchAlbumResponseDto(total=0, count=0, items=[], facets=[]),
         assets=dtos.SearchAssetResponseDto(total=len(items), count=len(items), items=items, facets=[],

@@ -156,3 +156,18 @@ async def test_load_assets_refuses_with_the_first_refusal_in_the_order_given(use
         assert refused.value.ids == (first,)
     # No ids: nothing checked, not even the credential's actions (as a loop of load_asset).
     assert await access.load_assets(f.principal_for(user, actions=frozenset()), [], access.WRITE) == {}
+
+
+async def test_the_immich_library_is_the_chosen_live_one_in_scope_else_the_default_else_the_oldest():
+    user = await f.new_user()
+    default = user["default_library_id"]
+    chosen = await f.new_library(user)
+    third = await f.new_library(user)
+    me = f.principal_for(user)
+    assert await access.preferred_library(me) == default
+    await db.execute("UPDATE users SET immich_library_id = $2 WHERE id = $1", user["id"], chosen["id"])
+    assert await access.preferred_library(me) == chosen["id"]
+    # a key scoped to other libraries: the first of them it may read, oldest first
+    assert await access.preferred_library(f.principal_for(user, library_scope=frozenset({third["id"]}))) == third["id"]
+    await db.execute("UPDATE libraries SET trashed_at = now() WHERE id = $1", chosen["id"])
+    assert await access.preferred_library(me) == default
