@@ -90,14 +90,34 @@ def _score(rows, query: np.ndarray) -> list[tuple[uuid.UUID, float]]:
     return [(r["id"], float(d)) for r, d in zip(rows, distances)]
 
 
+async def _score_seqs(index: vector_index.VectorIndex, model: str, ids: list[uuid.UUID], seqs: np.ndarray,
+                      query: np.ndarray) -> list[tuple[uuid.UUID, float]]:
+    """Cosine distances of the embeddings with these seqs (ids[i] the asset of seqs[i]): from the
+    index's copy where it holds the seq (a seq's embedding never changes: a new one takes a new
+    seq), else from Postgres. The same float64 arithmetic as `_score`, so the same order."""
+    found, vectors = index.vectors_of(seqs)
+    distances = np.full(len(seqs), np.nan)
+    distances[found] = 1.0 - vectors.astype(np.float64) @ query
+    scored = [(ids[i], float(distances[i])) for i in np.flatnonzero(found)]
+    missing = np.flatnonzero(~found)
+    if len(missing):
+        rows = await db.fetch("SELECT asset_id AS id, embedding FROM smart_search WHERE seq = ANY($1::bigint[])"
+                              " AND model = $2", seqs[missing].tolist(), model)
+        wanted = {ids[i] for i in missing}
+        scored += [item for item in _score([r for r in rows if len(r["embedding"]) == 4 * len(query)], query)
+                   if item[0] in wanted]
+    return [(asset_id, d) for asset_id, d in scored if np.isfinite(d)]
+
+
 def _top(scored: list[tuple[uuid.UUID, float]], count: int) -> list[tuple[uuid.UUID, float]]:
     return sorted(scored, key=lambda item: (item[1], item[0]))[:count]
 
 
 async def _exact(f: AssetFilter, model: str, query: np.ndarray, need: int) -> list[tuple[uuid.UUID, float]]:
     """Rank the whole filtered set: its asset ids first (the planner starts from the most selective
-    filter: an album's rows, a date index), then their embeddings by primary key, EXACT_BATCH at a
-    time. Joining the two in one statement led the planner to read all of smart_search."""
+    filter: an album's rows, a date index), then their seqs by primary key, EXACT_BATCH at a time,
+    scored from the library's index where it holds them. Joining the two in one statement led the
+    planner to read all of smart_search."""
     if f.album_id is not None and f.ids is None:
         # An album's rows first: with them as ids the planner reads those assets by key instead of
         # testing every asset of the database against the album.
@@ -106,19 +126,24 @@ async def _exact(f: AssetFilter, model: str, query: np.ndarray, need: int) -> li
     sql = Sql()
     clause = where(f, sql)
     ids = [r["id"] for r in await db.fetch(f"SELECT a.id FROM assets a WHERE {clause}", *sql.args)]
+    if not ids:
+        return []
+    index = await vector_index.indexes.sync(f.library_id, model, len(query))
     best: list[tuple[uuid.UUID, float]] = []
     for start in range(0, len(ids), EXACT_BATCH):
-        rows = await db.fetch("SELECT asset_id AS id, embedding FROM smart_search"
-                              " WHERE asset_id = ANY($1::uuid[]) AND model = $2", ids[start:start + EXACT_BATCH], model)
-        best = _top(best + _score(rows, query), need)
+        rows = await db.fetch("SELECT asset_id, seq FROM smart_search WHERE asset_id = ANY($1::uuid[]) AND model = $2",
+                              ids[start:start + EXACT_BATCH], model)
+        seqs = np.fromiter((r["seq"] for r in rows), dtype=np.int64, count=len(rows))
+        best = _top(best + await _score_seqs(index, model, [r["asset_id"] for r in rows], seqs, query), need)
     return best
 
 
 async def _candidates(f: AssetFilter, model: str, seqs: np.ndarray) -> list[asyncpg.Record]:
+    """The candidates (id, seq) the filter lets through."""
     sql = Sql()
     clause = where(f, sql)
     return await db.fetch(
-        f"SELECT a.id, s.embedding FROM smart_search s JOIN assets a ON a.id = s.asset_id"
+        f"SELECT a.id, s.seq FROM smart_search s JOIN assets a ON a.id = s.asset_id"
         f" WHERE s.seq = ANY({sql.arg(seqs.tolist())}::bigint[]) AND s.model = {sql.arg(model)} AND {clause}",
         *sql.args,
     )
@@ -132,12 +157,13 @@ async def _rank_one(f: AssetFilter, model: str, query: np.ndarray, need: int) ->
     while True:
         seqs = index.search(query, fetch)
         rows = await _candidates(f, model, seqs) if len(seqs) else []
-        if len(rows) >= need:
+        if len(rows) >= need or (index.exact and len(seqs) >= index.ntotal):
             # Every entry not fetched is farther than every one fetched, so the survivors' best
-            # are the filtered set's best (exactly so for the flat index; IVF approximates).
-            return _top(_score(rows, query), need)
-        if index.exact and len(seqs) >= index.ntotal:
-            return _top(_score(rows, query), need)  # the whole library looked at: this is all there is
+            # are the filtered set's best (exactly so for the exact index; IVF approximates). When
+            # the whole library was looked at, this is all there is.
+            scored = await _score_seqs(index, model, [r["id"] for r in rows],
+                                       np.fromiter((r["seq"] for r in rows), dtype=np.int64, count=len(rows)), query)
+            return _top(scored, need)
         if fetch >= min(MAX_FETCH, index.ntotal):
             return await _exact(f, model, query, need)
         fetch *= OVERFETCH
