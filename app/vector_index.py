@@ -1,4 +1,5 @@
-"""Per-library FAISS indexes over the smart search (CLIP) embeddings.
+"""Per-library indexes over the smart search (CLIP) embeddings: a numpy matrix searched exactly
+while small, a FAISS IVF index above EXACT_LIMIT.
 
 Each vector is keyed by its `smart_search.seq`, which only grows (a re-embedded asset gets a new
 row and seq), so an index catches up by adding the rows above its watermark. Rows deleted or
