@@ -97,17 +97,18 @@ async def _score_seqs(index: vector_index.VectorIndex, model: str, ids: list[uui
     index's copy where it holds the seq (a seq's embedding never changes: a new one takes a new
     seq), else from Postgres. The same float64 arithmetic as `_score`, so the same order."""
     found, vectors = index.vectors_of(seqs)
-    distances = np.full(len(seqs), np.nan)
-    distances[found] = 1.0 - vectors.astype(np.float64) @ query
-    scored = [(ids[i], float(distances[i])) for i in np.flatnonzero(found)]
+    distances = 1.0 - vectors.astype(np.float64) @ query
+    held = np.flatnonzero(found)
+    finite = np.isfinite(distances)  # a row of another size is held as NaN: it matches nothing
+    scored = list(zip((ids[i] for i in held[finite]), distances[finite].tolist()))
     missing = np.flatnonzero(~found)
     if len(missing):
         rows = await db.fetch("SELECT asset_id AS id, embedding FROM smart_search WHERE seq = ANY($1::bigint[])"
                               " AND model = $2", seqs[missing].tolist(), model)
         wanted = {ids[i] for i in missing}
         scored += [item for item in _score([r for r in rows if len(r["embedding"]) == 4 * len(query)], query)
-                   if item[0] in wanted]
-    return [(asset_id, d) for asset_id, d in scored if np.isfinite(d)]
+                   if item[0] in wanted and np.isfinite(item[1])]
+    return scored
 
 
 def _top(scored: list[tuple[uuid.UUID, float]], count: int) -> list[tuple[uuid.UUID, float]]:
