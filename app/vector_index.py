@@ -1,4 +1,5 @@
-"""Per-library FAISS indexes over the smart search (CLIP) embeddings.
+"""Per-library indexes over the smart search (CLIP) embeddings: a numpy matrix searched exactly
+while small, a FAISS IVF index above EXACT_LIMIT.
 
 Each vector is keyed by its `smart_search.seq`, which only grows (a re-embedded asset gets a new
 row and seq), so an index catches up by adding the rows above its watermark. Rows deleted or
@@ -47,20 +48,28 @@ def _faiss():
 
 
 class VectorIndex:
-    """Inner-product search keyed by seq: exact while small, IVF once large."""
+    """Inner-product search keyed by seq: exact while small, IVF once large.
+
+    While exact the vectors sit in one numpy matrix in seq order (seqs only grow, so the order is
+    the order of adding): a search is one matrix-vector product (OpenBLAS reads the rows at memory
+    speed; FAISS's flat search of one query took twice as long in bench/smart_search.py), and the
+    rows of given seqs are found by binary search, so a narrow filter's rows are scored from memory
+    instead of read again from Postgres."""
 
     def __init__(self, dim: int, exact_limit: int = EXACT_LIMIT):
-        faiss = _faiss()
         self.dim = dim
         self.exact_limit = exact_limit
-        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._index = None  # the IVF index, once there is one
+        self._matrix = np.empty((0, dim), np.float32)  # exact: rows [0, _count) are in use
+        self._seqs = np.empty(0, np.int64)
+        self._count = 0
         self.watermark = 0  # highest seq added
         self.trained_on = 0  # 0 while exact
         self.counted_at = float("-inf")  # when the live rows were last counted (dead share, late commits)
 
     @property
     def ntotal(self) -> int:
-        return int(self._index.ntotal)
+        return self._count if self._index is None else int(self._index.ntotal)
 
     @property
     def exact(self) -> bool:
@@ -78,37 +87,66 @@ class VectorIndex:
         seqs, vectors = seqs[keep], vectors[keep]
         if len(seqs) == 0:
             return
-        self._index.add_with_ids(vectors, seqs)
         self.watermark = int(seqs.max())
-        if self.exact and self.ntotal > self.exact_limit:
+        if not self.exact:
+            # k-means assignment needs finite rows; a zero row is as far from every query as any
+            self._index.add_with_ids(np.nan_to_num(vectors, nan=0.0), seqs)
+            return
+        end = self._count + len(seqs)
+        if end > len(self._matrix):  # grow by half again, so filling row by row stays linear
+            capacity = max(end, len(self._matrix) * 3 // 2, 1024)
+            matrix = np.empty((capacity, self.dim), np.float32)
+            matrix[:self._count] = self._matrix[:self._count]
+            grown = np.empty(capacity, np.int64)
+            grown[:self._count] = self._seqs[:self._count]
+            self._matrix, self._seqs = matrix, grown
+        self._matrix[self._count:end] = vectors
+        self._seqs[self._count:end] = seqs
+        self._count = end
+        if self._count > self.exact_limit:
             self._to_ivf()
 
     def _to_ivf(self) -> None:
         faiss = _faiss()
-        n = self.ntotal
-        inner = self._index.index if hasattr(self._index, "index") else self._index
-        vectors = inner.reconstruct_n(0, n)
-        seqs = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        n = self._count
+        vectors, seqs = np.nan_to_num(self._matrix[:n], nan=0.0), self._seqs[:n]
         lists = 1 << int(np.floor(np.log2(4 * np.sqrt(n))))
         quantizer = faiss.IndexFlatIP(self.dim)
         ivf = faiss.IndexIVFFlat(quantizer, self.dim, lists, faiss.METRIC_INNER_PRODUCT)
         # k-means on a sample: enough points per list at a fraction of the cost of all of them.
         sample = vectors if n <= 40 * lists else vectors[np.random.default_rng(0).choice(n, 40 * lists, replace=False)]
-        ivf.train(sample)
-        ivf.add_with_ids(vectors, seqs)
+        ivf.train(np.ascontiguousarray(sample))
+        ivf.add_with_ids(np.ascontiguousarray(vectors), np.ascontiguousarray(seqs))
         ivf.nprobe = min(NPROBE, lists)
         self._quantizer = quantizer  # the IVF index refers to it; keep it alive
         self._index = ivf
+        self._matrix, self._seqs, self._count = np.empty((0, self.dim), np.float32), np.empty(0, np.int64), 0
         self.trained_on = n
 
     def search(self, vector: np.ndarray, k: int) -> np.ndarray:
         """The seqs of up to k nearest entries, nearest first (no -1 slots)."""
         if self.ntotal == 0 or k <= 0:
             return np.empty(0, np.int64)
-        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, self.dim)
-        _, seqs = self._index.search(query, min(k, self.ntotal))
+        k = min(k, self.ntotal)
+        query = np.ascontiguousarray(vector, dtype=np.float32).reshape(self.dim)
+        if self.exact:
+            scores = self._matrix[:self._count] @ query
+            top = np.argpartition(-scores, k - 1)[:k] if k < self._count else np.arange(self._count)
+            return self._seqs[top[np.argsort(-scores[top], kind="stable")]]
+        _, seqs = self._index.search(query.reshape(1, self.dim), k)
         seqs = seqs[0]
         return seqs[seqs >= 0]
+
+    def vectors_of(self, seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(a mask of the seqs held here, their vectors in that order). An IVF index holds its
+        vectors in lists, not by seq: it finds none, and the caller reads them from Postgres."""
+        seqs = np.asarray(seqs, dtype=np.int64)
+        if not self.exact or self._count == 0 or len(seqs) == 0:
+            return np.zeros(len(seqs), bool), np.empty((0, self.dim), np.float32)
+        held = self._seqs[:self._count]
+        at = np.minimum(np.searchsorted(held, seqs), self._count - 1)
+        found = held[at] == seqs
+        return found, self._matrix[at[found]]
 
 
 class LibraryIndexes:
@@ -155,9 +193,14 @@ class LibraryIndexes:
             )
             if not rows:
                 return index
-            vectors = np.frombuffer(b"".join(r["embedding"] for r in rows), dtype="<f4").reshape(len(rows), -1)
-            if vectors.shape[1] != dim:
-                vectors = np.zeros((len(rows), dim), np.float32)
+            blobs = [r["embedding"] for r in rows]
+            if all(len(blob) == 4 * dim for blob in blobs):
+                vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(rows), dim)
+            else:  # an embedding of another size matches nothing: NaN rows are never among the nearest
+                vectors = np.full((len(rows), dim), np.nan, np.float32)
+                for i, blob in enumerate(blobs):
+                    if len(blob) == 4 * dim:
+                        vectors[i] = np.frombuffer(blob, dtype="<f4")
             index.add(np.fromiter((r["seq"] for r in rows), dtype=np.int64, count=len(rows)), vectors)
 
     def forget(self, library_id: uuid.UUID | None = None) -> None:

@@ -34,6 +34,7 @@ JOB = "detect_duplicates"
 EXACT_LIMIT = 10_000
 PROBES = 3  # cells each vector is compared within
 _QUERY_BLOCK = 2048  # rows per matrix product, bounding its memory
+_LOAD_BATCH = 5000  # embeddings read per round trip
 
 # What detection and the group list look at: the owner's live assets in the timeline or archive.
 _ELIGIBLE = ("a.trashed_at IS NULL AND a.stack_id IS NULL AND a.visibility IN ('timeline', 'archive')")
@@ -68,25 +69,34 @@ async def _load_embeddings(owner_id: uuid.UUID, model: str):
     groups: list[uuid.UUID | None] = []
     chunks: list[bytes] = []
     async with db.transaction() as conn:
-        cursor = conn.cursor(
+        # All rows are wanted: plan for the last row, not the first (the default plans a cursor for
+        # a tenth, which merged two index scans in id order, reading the heap at random). The hash
+        # of the owner's assets (about 40 bytes each) in memory: past work_mem the join wrote the
+        # embeddings to temp files and read them back.
+        await conn.execute("SET LOCAL cursor_tuple_fraction = 1")
+        await conn.execute("SET LOCAL work_mem = '64MB'")
+        cursor = await conn.cursor(
             "SELECT a.id, a.media_type, a.duplicate_id, s.embedding FROM smart_search s"
             " JOIN assets a ON a.id = s.asset_id"
             f" WHERE a.owner_id = $1 AND s.model = $2 AND {_ELIGIBLE}",
-            owner_id, model, prefetch=5000)
-        async for row in cursor:
-            ids.append(row["id"])
-            kinds.append(row["media_type"])
-            groups.append(row["duplicate_id"])
-            chunks.append(row["embedding"])
+            owner_id, model)
+        while rows := await cursor.fetch(_LOAD_BATCH):  # a batch at a time: no Python step per row
+            ids.extend(r["id"] for r in rows)
+            kinds.extend(r["media_type"] for r in rows)
+            groups.extend(r["duplicate_id"] for r in rows)
+            chunks.extend(r["embedding"] for r in rows)
     if not chunks:
         return ids, kinds, groups, np.zeros((0, 0), dtype=np.float32)
     dim = len(chunks[0]) // 4
-    matrix = np.empty((len(chunks), dim), dtype="<f4")
-    for i, blob in enumerate(chunks):
-        if len(blob) == dim * 4:
-            matrix[i] = np.frombuffer(blob, dtype="<f4")
-        else:  # an embedding of another size cannot be compared: it matches nothing
-            matrix[i] = np.nan
+    if all(len(blob) == dim * 4 for blob in chunks):
+        matrix = np.frombuffer(b"".join(chunks), dtype="<f4").reshape(len(chunks), dim)
+    else:
+        matrix = np.empty((len(chunks), dim), dtype="<f4")
+        for i, blob in enumerate(chunks):
+            if len(blob) == dim * 4:
+                matrix[i] = np.frombuffer(blob, dtype="<f4")
+            else:  # an embedding of another size cannot be compared: it matches nothing
+                matrix[i] = np.nan
     return ids, kinds, groups, matrix
 
 

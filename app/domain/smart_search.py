@@ -1,11 +1,12 @@
 """Smart search: CLIP embeddings of assets, and ranking assets by their distance to a query vector.
 
 The embeddings live in `smart_search` (one L2-normalised float32 vector per asset and model); the
-per-library FAISS indexes of app/vector_index.py are caches of them. A ranking asks an index for
-more candidates than it needs, keeps those the asset filters (app/domain/asset_filters.py) allow,
-and re-scores them exactly from their stored bytes, so the order is the same as ranking the whole
-filtered set by hand. When too few candidates survive the filters (a narrow filter), the filtered
-set itself is ranked exactly, in batches.
+per-library indexes of app/vector_index.py are caches of them, keyed by the row's seq (a seq's
+embedding never changes). A broad filter asks the library's index for more candidates than it
+needs, keeps those the asset filters (app/domain/asset_filters.py) allow, and re-scores them
+exactly, so the order is the same as ranking the whole filtered set by hand. A narrow filter (an
+album, a list of ids), or a broad one too few candidates survive, has its filtered set ranked
+exactly. Scores come from the index's copy of a row where it holds one, else from Postgres.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -34,9 +35,9 @@ log = logging.getLogger(__name__)
 OVERFETCH = 4
 MIN_FETCH = 200
 MAX_FETCH = 20_000
-# Embeddings read per round of an exact ranking (512-d: 40 MB).
+# Assets looked up per round of an exact ranking of a broad filter.
 EXACT_BATCH = 20_000
-# An album or a list of ids is a small set spread over libraries: always ranked exactly.
+# An album or a list of ids is a small set: always ranked exactly.
 
 
 def to_bytes(vector) -> bytes:
@@ -90,35 +91,77 @@ def _score(rows, query: np.ndarray) -> list[tuple[uuid.UUID, float]]:
     return [(r["id"], float(d)) for r, d in zip(rows, distances)]
 
 
+async def _score_seqs(index: vector_index.VectorIndex, model: str, ids: list[uuid.UUID], seqs: np.ndarray,
+                      query: np.ndarray) -> list[tuple[uuid.UUID, float]]:
+    """Cosine distances of the embeddings with these seqs (ids[i] the asset of seqs[i]): from the
+    index's copy where it holds the seq (a seq's embedding never changes: a new one takes a new
+    seq), else from Postgres. The same float64 arithmetic as `_score`, so the same order."""
+    found, vectors = index.vectors_of(seqs)
+    distances = 1.0 - vectors.astype(np.float64) @ query
+    held = np.flatnonzero(found)
+    finite = np.isfinite(distances)  # a row of another size is held as NaN: it matches nothing
+    scored = list(zip((ids[i] for i in held[finite]), distances[finite].tolist()))
+    missing = np.flatnonzero(~found)
+    if len(missing):
+        rows = await db.fetch("SELECT asset_id AS id, embedding FROM smart_search WHERE seq = ANY($1::bigint[])"
+                              " AND model = $2", seqs[missing].tolist(), model)
+        wanted = {ids[i] for i in missing}
+        scored += [item for item in _score([r for r in rows if len(r["embedding"]) == 4 * len(query)], query)
+                   if item[0] in wanted and np.isfinite(item[1])]
+    return scored
+
+
 def _top(scored: list[tuple[uuid.UUID, float]], count: int) -> list[tuple[uuid.UUID, float]]:
     return sorted(scored, key=lambda item: (item[1], item[0]))[:count]
 
 
 async def _exact(f: AssetFilter, model: str, query: np.ndarray, need: int) -> list[tuple[uuid.UUID, float]]:
-    """Rank the whole filtered set: its asset ids first (the planner starts from the most selective
-    filter: an album's rows, a date index), then their embeddings by primary key, EXACT_BATCH at a
-    time. Joining the two in one statement led the planner to read all of smart_search."""
-    if f.album_id is not None and f.ids is None:
-        # An album's rows first: with them as ids the planner reads those assets by key instead of
-        # testing every asset of the database against the album.
-        members = await db.fetch("SELECT asset_id FROM album_assets WHERE album_id = $1", f.album_id)
-        f = replace(f, ids=[r["asset_id"] for r in members])
+    """Rank the whole filtered set, scored from the library's index where it holds the rows."""
+    index = await vector_index.indexes.sync(f.library_id, model, len(query))
+    if f.album_id is not None or f.ids is not None:
+        rows = await _small_set(f, model)
+        seqs = np.fromiter((r["seq"] for r in rows), dtype=np.int64, count=len(rows))
+        return _top(await _score_seqs(index, model, [r["id"] for r in rows], seqs, query), need)
+    # A broad filter: its asset ids first (the planner starts from its most selective part, a date
+    # index), then their seqs by primary key, EXACT_BATCH at a time. Joining the two in one
+    # statement led the planner to read all of smart_search.
     sql = Sql()
     clause = where(f, sql)
     ids = [r["id"] for r in await db.fetch(f"SELECT a.id FROM assets a WHERE {clause}", *sql.args)]
     best: list[tuple[uuid.UUID, float]] = []
     for start in range(0, len(ids), EXACT_BATCH):
-        rows = await db.fetch("SELECT asset_id AS id, embedding FROM smart_search"
-                              " WHERE asset_id = ANY($1::uuid[]) AND model = $2", ids[start:start + EXACT_BATCH], model)
-        best = _top(best + _score(rows, query), need)
+        rows = await db.fetch("SELECT asset_id, seq FROM smart_search WHERE asset_id = ANY($1::uuid[]) AND model = $2",
+                              ids[start:start + EXACT_BATCH], model)
+        seqs = np.fromiter((r["seq"] for r in rows), dtype=np.int64, count=len(rows))
+        best = _top(best + await _score_seqs(index, model, [r["asset_id"] for r in rows], seqs, query), need)
     return best
 
 
+async def _small_set(f: AssetFilter, model: str) -> list[asyncpg.Record]:
+    """(id, seq) of an album's or an id list's assets that pass the filter, in one statement whose
+    work grows with the set, not the library: each member is looked up by key. The LATERAL
+    subqueries (OFFSET 0 and LIMIT 1 keep the planner from flattening them) hold the plan to those
+    lookups; as plain joins the planner hashed all of assets or all of smart_search instead (read
+    in EXPLAIN ANALYZE of bench/smart_search.py's album)."""
+    sql = Sql()
+    clause = where(f, sql)
+    embedding = (f"CROSS JOIN LATERAL (SELECT s.seq FROM smart_search s WHERE s.asset_id = a.id"
+                 f" AND s.model = {sql.arg(model)} LIMIT 1) s")
+    if f.album_id is not None:
+        statement = (f"SELECT a.id, s.seq FROM album_assets aa"
+                     f" CROSS JOIN LATERAL (SELECT a.id FROM assets a WHERE a.id = aa.asset_id AND {clause} OFFSET 0) a"
+                     f" {embedding} WHERE aa.album_id = {sql.arg(f.album_id)}")
+    else:
+        statement = f"SELECT a.id, s.seq FROM assets a {embedding} WHERE {clause}"
+    return await db.fetch(statement, *sql.args)
+
+
 async def _candidates(f: AssetFilter, model: str, seqs: np.ndarray) -> list[asyncpg.Record]:
+    """The candidates (id, seq) the filter lets through."""
     sql = Sql()
     clause = where(f, sql)
     return await db.fetch(
-        f"SELECT a.id, s.embedding FROM smart_search s JOIN assets a ON a.id = s.asset_id"
+        f"SELECT a.id, s.seq FROM smart_search s JOIN assets a ON a.id = s.asset_id"
         f" WHERE s.seq = ANY({sql.arg(seqs.tolist())}::bigint[]) AND s.model = {sql.arg(model)} AND {clause}",
         *sql.args,
     )
@@ -132,12 +175,13 @@ async def _rank_one(f: AssetFilter, model: str, query: np.ndarray, need: int) ->
     while True:
         seqs = index.search(query, fetch)
         rows = await _candidates(f, model, seqs) if len(seqs) else []
-        if len(rows) >= need:
+        if len(rows) >= need or (index.exact and len(seqs) >= index.ntotal):
             # Every entry not fetched is farther than every one fetched, so the survivors' best
-            # are the filtered set's best (exactly so for the flat index; IVF approximates).
-            return _top(_score(rows, query), need)
-        if index.exact and len(seqs) >= index.ntotal:
-            return _top(_score(rows, query), need)  # the whole library looked at: this is all there is
+            # are the filtered set's best (exactly so for the exact index; IVF approximates). When
+            # the whole library was looked at, this is all there is.
+            scored = await _score_seqs(index, model, [r["id"] for r in rows],
+                                       np.fromiter((r["seq"] for r in rows), dtype=np.int64, count=len(rows)), query)
+            return _top(scored, need)
         if fetch >= min(MAX_FETCH, index.ntotal):
             return await _exact(f, model, query, need)
         fetch *= OVERFETCH
