@@ -145,6 +145,23 @@ def progress(url: str):
     return asyncio.run(query())
 
 
+def task_timings(url: str) -> list:
+    import asyncpg
+
+    async def query():
+        conn = await asyncpg.connect(url)
+        try:
+            return await conn.fetch(
+                "SELECT task_type, count(*) AS n,"
+                " avg(extract(epoch FROM started_at - created_at)) * 1000 AS wait_ms,"
+                " avg(extract(epoch FROM completed_at - started_at)) * 1000 AS run_ms"
+                " FROM tasks GROUP BY task_type ORDER BY min(created_at)")
+        finally:
+            await conn.close()
+
+    return asyncio.run(query())
+
+
 def run_ours(work: Path, files: list[Path], concurrency: int | None, uploaders: int) -> dict:
     env = {} if concurrency is None else {"WORKER_CONCURRENCY": str(concurrency)}
     bench = BenchServer(work, "--no-worker", env=env)
@@ -182,6 +199,9 @@ def run_ours(work: Path, files: list[Path], concurrency: int | None, uploaders: 
                     break
             time.sleep(0.25)
         elapsed = time.perf_counter() - start
+        for t in task_timings(url):
+            print(f"  {t['task_type']}: {t['n']} tasks, {t['wait_ms']:.0f} ms from creation to start,"
+                  f" {t['run_ms']:.0f} ms running (mean)")
         result = {
             "elapsed": elapsed, "uploaded": uploaded, "failed": row["failed"], "done": row["done"],
             "server_cpu": cpu_seconds(bench.proc.pid) - cpu0[bench.proc.pid],
