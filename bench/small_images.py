@@ -145,6 +145,24 @@ def progress(url: str):
     return asyncio.run(query())
 
 
+def wait_for_worker(url: str) -> None:
+    import asyncpg
+
+    async def registered() -> bool:
+        conn = await asyncpg.connect(url)
+        try:
+            return await conn.fetchval("SELECT count(*) FROM workers") > 0
+        finally:
+            await conn.close()
+
+    for _ in range(600):
+        if asyncio.run(registered()):
+            time.sleep(1)  # its first poll of the queue
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the worker did not start")
+
+
 def task_timings(url: str) -> list:
     import asyncpg
 
@@ -168,7 +186,7 @@ def run_ours(work: Path, files: list[Path], concurrency: int | None, uploaders: 
     try:
         url = json.loads((work / "data" / "run" / "services.json").read_text())["database_url"]
         worker = bench.spawn("worker")
-        time.sleep(3)  # the worker's imports and first poll, before the clock starts
+        wait_for_worker(url)  # its imports and start-up are not what is measured
         immich = httpx.Client(base_url=f"http://127.0.0.1:{bench.env['IMMICH_PORT']}",
                               headers={"x-api-key": bench.key}, timeout=600)
         cpu0 = {p.pid: cpu_seconds(p.pid) for p in (bench.proc, worker)}
