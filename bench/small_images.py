@@ -106,12 +106,15 @@ def _floor_init() -> None:
     pyvips.cache_set_max(0)
 
 
-def floor_seconds(files: list[Path], concurrency: int) -> float:
+def floor_seconds(files: list[Path], concurrency: int) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds of the pool's processes."""
     with multiprocessing.get_context("spawn").Pool(concurrency, initializer=_floor_init) as pool:
         pool.map(_floor_one, [str(files[0])] * concurrency)  # warm: imports in each process
+        pids = [p.pid for p in pool._pool]
+        cpu0 = sum(cpu_seconds(p) for p in pids)
         start = time.perf_counter()
         pool.map(_floor_one, [str(f) for f in files], chunksize=4)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, sum(cpu_seconds(p) for p in pids) - cpu0
 
 
 # --- ours ---------------------------------------------------------------------------------
@@ -180,6 +183,22 @@ def task_timings(url: str) -> list:
     return asyncio.run(query())
 
 
+def services_cpu(work: Path) -> float:
+    """CPU seconds of the embedded Postgres (postmaster and its live backends) and Valkey."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if str(work) in cmd and ("postgres" in cmd or "redis" in cmd or "valkey" in cmd):
+                family = [proc, *proc.children(recursive=True)]
+                total += sum(sum(p.cpu_times()[:2]) for p in family)
+        except psutil.Error:
+            continue
+    return total
+
+
 def run_ours(work: Path, files: list[Path], concurrency: int | None, uploaders: int) -> dict:
     env = {} if concurrency is None else {"WORKER_CONCURRENCY": str(concurrency)}
     bench = BenchServer(work, "--no-worker", env=env)
@@ -190,6 +209,7 @@ def run_ours(work: Path, files: list[Path], concurrency: int | None, uploaders: 
         immich = httpx.Client(base_url=f"http://127.0.0.1:{bench.env['IMMICH_PORT']}",
                               headers={"x-api-key": bench.key}, timeout=600)
         cpu0 = {p.pid: cpu_seconds(p.pid) for p in (bench.proc, worker)}
+        services0 = services_cpu(work)
 
         def upload(path: Path) -> None:
             with open(path, "rb") as fh:
@@ -224,6 +244,7 @@ def run_ours(work: Path, files: list[Path], concurrency: int | None, uploaders: 
             "elapsed": elapsed, "uploaded": uploaded, "failed": row["failed"], "done": row["done"],
             "server_cpu": cpu_seconds(bench.proc.pid) - cpu0[bench.proc.pid],
             "worker_cpu": cpu_seconds(worker.pid) - cpu0[worker.pid],
+            "services_cpu": services_cpu(work) - services0,
             "server_peak": rss_kib(bench.proc.pid, "VmHWM"), "worker_peak": rss_kib(worker.pid, "VmHWM"),
         }
         worker.terminate()
@@ -254,9 +275,10 @@ def main() -> None:
           f" worker concurrency {concurrency}, {args.uploaders} uploaders")
     floor = None
     if not args.skip_floor:
-        floor = floor_seconds(files, concurrency)
+        floor, floor_cpu = floor_seconds(files, concurrency)
         print(f"floor: {len(files) / floor:.2f} assets/s ({floor:.1f} s, pool of {concurrency} processes:"
-              " pyexiv2 read + pyvips preview/thumbnail + thumbhash)")
+              f" pyexiv2 read + pyvips preview/thumbnail + thumbhash; {floor_cpu * 1000 / len(files):.0f} ms CPU"
+              " per asset)")
     work = Path(tempfile.mkdtemp(prefix="bench-small-"))
     try:
         r = run_ours(work, files, args.concurrency, args.uploaders)
@@ -268,7 +290,8 @@ def main() -> None:
     if floor:
         print(f"ours / floor (assets/s): {rate / (len(files) / floor):.2f} (target >= 0.8)")
     print(f"CPU: worker {r['worker_cpu']:.0f} s (busy share {r['worker_cpu'] / r['elapsed'] / concurrency:.0%} of"
-          f" {concurrency} slots), server {r['server_cpu']:.0f} s, over {r['elapsed']:.0f} s")
+          f" {concurrency} slots), server {r['server_cpu']:.0f} s, Postgres + Valkey {r['services_cpu']:.0f} s,"
+          f" over {r['elapsed']:.0f} s; worker {r['worker_cpu'] * 1000 / max(1, r['done']):.0f} ms CPU per asset")
     print(f"peak RSS: server {r['server_peak'] / 1024:.0f} MiB, worker {r['worker_peak'] / 1024:.0f} MiB"
           " (target < 250 MiB each)")
     print(f"load average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")

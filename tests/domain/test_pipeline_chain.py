@@ -119,3 +119,20 @@ async def test_a_following_step_that_must_retry_gets_its_own_delayed_job(user, j
     assert variants["status"] == "pending" and "disk went away" in variants["error_message"]
     assert variants["attempts"] == 1 and variants["retry_count"] == 0  # its first try, not the metadata job's
 
+
+
+async def test_a_small_picture_is_rendered_without_trimming_the_heap(user, job_queue, tmp_path, monkeypatch):
+    # The trim cost more CPU than rendering a 2 MP photo; only large or unknown sizes pay for it.
+    from app.media import memory
+
+    trims = []
+    monkeypatch.setattr(memory, "release", lambda: trims.append(1))
+    store = BlobStore(tmp_path)
+    asset, task_id = await uploaded_photo(store, user)
+    assert await worker.extract_metadata(context(store, job_queue, tmp_path), str(task_id)) == "ok"
+    assert await db.fetchval("SELECT width * height FROM assets WHERE id = $1", asset["id"]) == 320 * 240
+    assert trims == []
+    await db.execute("UPDATE assets SET width = 4000, height = 3000 WHERE id = $1", asset["id"])
+    variants = await processing.new_task(asset, "variants")
+    assert await processing.run_variants(store, variants, chain=False) == "ok"
+    assert trims == [1]
