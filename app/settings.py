@@ -80,7 +80,7 @@ def load_settings() -> Settings:
         immich_port=int(env.get("IMMICH_PORT", "2283")),
         public_url=(env.get("PUBLIC_URL") or "").rstrip("/") or None,
         model_dir=Path(env.get("MODEL_DIR") or data_dir / "models"),
-        worker_concurrency=int(env.get("WORKER_CONCURRENCY", "2")),
+        worker_concurrency=int(env.get("WORKER_CONCURRENCY", "4")),
         upload_chunk_size=int(env.get("UPLOAD_CHUNK_SIZE", str(1 << 20))),
         face_min_score=float(env.get("FACE_MIN_SCORE", "0.7")),
         face_max_distance=float(env.get("FACE_MAX_DISTANCE", "0.5")),

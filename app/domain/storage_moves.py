@@ -146,7 +146,7 @@ async def move_asset(store: BlobStore, asset_id: uuid.UUID, config: dict) -> boo
         # Each step must commit on its own (the journal row before the file exists).
         raise RuntimeError("a storage template move cannot run inside a transaction")
     lock = blob_lock(asset_id)
-    async with db.connection() as holder:
+    async with db.session_connection() as holder:
         # At session level: the lock must outlive the several transactions of a move.
         if not await holder.fetchval("SELECT pg_try_advisory_lock($1, $2)", *lock):
             log.info("asset %s is busy (an upload or another move); not moved now", asset_id)

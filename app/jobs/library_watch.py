@@ -73,7 +73,7 @@ async def run(queue: Any) -> None:
     """Forever (cancel to stop): wait to be the watching worker, then watch what the config says."""
     while True:
         try:
-            async with db.connection() as conn:
+            async with db.session_connection() as conn:
                 if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
                     await asyncio.sleep(POLL_S)
                     continue

@@ -49,8 +49,8 @@ class JobQueue:
     async def connect(cls, redis_url: str) -> "JobQueue":
         return cls(await create_pool(RedisSettings.from_dsn(redis_url)))
 
-    async def enqueue(self, function: str, task_id: uuid.UUID, job_id: str) -> None:
-        job = await self.pool.enqueue_job(function, str(task_id), _job_id=job_id)
+    async def enqueue(self, function: str, task_id: uuid.UUID, job_id: str, defer_s: float = 0) -> None:
+        job = await self.pool.enqueue_job(function, str(task_id), _job_id=job_id, _defer_by=defer_s or None)
         if job is None:
             # The same step for the same asset is already queued or running; the
             # stalled-task sweep picks this task up once that one is done.

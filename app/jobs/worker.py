@@ -80,8 +80,9 @@ async def _gated(ctx: dict, queue: str, run) -> str:
         return await run()
 
 
-async def _run_step(ctx: dict, task_id: str, step) -> str:
-    attempt = ctx.get("job_try", 1)
+async def _run_step(ctx: dict, task_id: str, step, attempt: int | None = None) -> str:
+    """attempt: the step's own try; by default the arq job's (a step run inline is on its first)."""
+    attempt = attempt or ctx.get("job_try", 1)
     # The claim in tasks.start records this worker, so the sweep knows whom to ask after a crash.
     tasks.WORKER.set(ctx.get("worker_id"))
     try:
@@ -118,38 +119,106 @@ async def _first_pass(task_id: str) -> bool:
     return not await tasks.has_successor(uuid.UUID(task_id), _NEXT_STEP)
 
 
+class HeldSteps:
+    """The job queue as a pipeline step sees it, except that the jobs of the following steps are
+    held back: the job that ran the step runs them next itself (see _run_chain). Everything else
+    goes to the real queue."""
+
+    def __init__(self, queue, functions) -> None:
+        self._queue = queue
+        self._functions = frozenset(functions)
+        self.held: list[tuple[str, uuid.UUID, str]] = []
+
+    async def enqueue(self, function: str, task_id: uuid.UUID, job_id: str) -> None:
+        if function in self._functions:
+            self.held.append((function, task_id, job_id))
+        elif self._queue is not None:
+            await self._queue.enqueue(function, task_id, job_id)
+
+    def __getattr__(self, name: str):
+        return getattr(self._queue, name)
+
+
+async def _metadata(ctx: dict, task_id: uuid.UUID, attempt: int, queue) -> str:
+    return await processing.run_metadata(ctx["shared"].store, task_id, queue, attempt,
+                                         chain=await _first_pass(str(task_id)))
+
+
+async def _variants(ctx: dict, task_id: uuid.UUID, attempt: int, queue) -> str:
+    return await processing.run_variants(ctx["shared"].store, task_id, attempt, queue,
+                                         chain=await _first_pass(str(task_id)))
+
+
+async def _faces(ctx: dict, task_id: uuid.UUID, attempt: int, queue) -> str:
+    return await recognition.run_detection(ctx["shared"].settings, ctx["shared"].store, task_id, queue, attempt)
+
+
+async def _clip(ctx: dict, task_id: uuid.UUID, attempt: int, queue) -> str:
+    return await smart_search.run_encoding(ctx["shared"].settings, ctx["shared"].store, task_id, queue, attempt)
+
+
+# A pipeline step's job function -> its Immich queue and its body.
+_STEPS = {
+    processing.METADATA_JOB: ("metadataExtraction", _metadata),
+    processing.VARIANTS_JOB: ("thumbnailGeneration", _variants),
+    recognition.DETECT_JOB: ("faceDetection", _faces),
+    smart_search.ENCODE_JOB: ("smartSearch", _clip),
+}
+
+
+async def _run_chain(ctx: dict, function: str, task_id: str, attempt: int | None = None) -> str:
+    """One pipeline step, then, in the same job, the steps it started (each under its own queue's
+    gate, each with its own task row and outcome). Many small photos spent most of their time
+    between steps (a queue round trip and a poll per step) rather than in them.
+
+    Crash safety is the tasks': a following step's task commits (pending) with the end of the step
+    before it, so a crash before it runs here leaves a pending task without a job, which the
+    stalled-task sweep enqueues; a crash while it runs leaves it started by a gone worker, which
+    the sweep reclaims, as for any job."""
+    queue_name, body = _STEPS[function]
+    following = HeldSteps(ctx["shared"].queue, _STEPS)
+    outcome = await _gated(ctx, queue_name, lambda: _run_step(
+        ctx, task_id, lambda t, a: body(ctx, t, a, following), attempt))
+    for next_function, next_task, job_id in following.held:
+        await _run_following(ctx, next_function, next_task, job_id)
+    return outcome
+
+
+async def _run_following(ctx: dict, function: str, task_id: uuid.UUID, job_id: str) -> None:
+    queue = ctx["shared"].queue
+    try:
+        await _run_chain(ctx, function, str(task_id), attempt=1)
+        return
+    except Retry as retry:
+        # Retrying is the step's own business: its own job, after the delay, not this job again.
+        defer_s = (retry.defer_score or 0) / 1000
+    except asyncio.CancelledError:
+        raise  # its task was handed back (or is still pending): the sweep runs it
+    except Exception:
+        log.exception("running %s for task %s here failed; queueing it", function, task_id)
+        defer_s = 0
+    if queue is None:
+        return
+    try:
+        await queue.enqueue(function, task_id, job_id, defer_s=defer_s)
+    except Exception:  # still pending in the database: the stalled-task sweep enqueues it
+        log.warning("could not enqueue %s for task %s; the sweep will", function, task_id, exc_info=True)
+
+
 async def extract_metadata(ctx: dict, task_id: str) -> str:
-    shared: Shared = ctx["shared"]
-
-    async def step(t: uuid.UUID, attempt: int) -> str:
-        return await processing.run_metadata(shared.store, t, shared.queue, attempt, chain=await _first_pass(task_id))
-
-    return await _gated(ctx, "metadataExtraction", lambda: _run_step(ctx, task_id, step))
+    return await _run_chain(ctx, processing.METADATA_JOB, task_id)
 
 
 async def generate_variants(ctx: dict, task_id: str) -> str:
-    shared: Shared = ctx["shared"]
-
-    async def step(t: uuid.UUID, attempt: int) -> str:
-        return await processing.run_variants(shared.store, t, attempt, shared.queue, chain=await _first_pass(task_id))
-
-    return await _gated(ctx, "thumbnailGeneration", lambda: _run_step(ctx, task_id, step))
+    return await _run_chain(ctx, processing.VARIANTS_JOB, task_id)
 
 
 async def detect_faces(ctx: dict, task_id: str) -> str:
-    shared: Shared = ctx["shared"]
-    return await _gated(ctx, "faceDetection", lambda: _run_step(
-        ctx, task_id,
-        lambda t, attempt: recognition.run_detection(shared.settings, shared.store, t, shared.queue, attempt),
-    ))
+    return await _run_chain(ctx, recognition.DETECT_JOB, task_id)
 
 
 async def encode_clip(ctx: dict, task_id: str) -> str:
-    shared: Shared = ctx["shared"]
-    return await _gated(ctx, "smartSearch", lambda: _run_step(
-        ctx, task_id,
-        lambda t, attempt: smart_search.run_encoding(shared.settings, shared.store, t, shared.queue, attempt),
-    ))
+    return await _run_chain(ctx, smart_search.ENCODE_JOB, task_id)
 
 
 async def _cluster(ctx: dict, library_id: str) -> str:

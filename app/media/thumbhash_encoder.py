@@ -23,21 +23,20 @@ def _js_round(value: float) -> int:
 def _encode_channel(channel: np.ndarray, nx: int, ny: int) -> tuple[float, list[float], float]:
     h, w = channel.shape
     xs, ys = np.arange(w) + 0.5, np.arange(h) + 0.5
-    dc, ac = 0.0, []
-    for cy in range(ny):
-        fy = np.cos(np.pi / h * cy * ys)
-        cx = 0
-        while cx * ny < nx * (ny - cy):  # the reference's triangular set of frequencies
-            fx = np.cos(np.pi / w * cx * xs)
-            # Same products, summed in the same order as the reference's loop (cumsum is a
-            # strictly sequential sum, np.sum is pairwise): coefficients that should be 0
-            # land on the same side of 0, so rounding at 7.5 agrees and so do the bytes.
-            f = float(np.cumsum((channel * fx[None, :] * fy[:, None]).ravel())[-1]) / (w * h)
-            if cx or cy:
-                ac.append(f)
-            else:
-                dc = f
-            cx += 1
+    # The reference's triangular set of frequencies, in its order (rows of cy, then cx).
+    pairs = [(cx, cy) for cy in range(ny) for cx in range(nx) if cx * ny < nx * (ny - cy)]
+    # Each cosine row is computed by the same expression on the same shape as the reference's loop
+    # would, so the values are bitwise the same; only the products and sums are batched.
+    fx = np.stack([np.cos(np.pi / w * cx * xs) for cx in range(nx)])
+    fy = np.stack([np.cos(np.pi / h * cy * ys) for cy in range(ny)])
+    cxs, cys = [cx for cx, _ in pairs], [cy for _, cy in pairs]
+    # Same products (channel * fx, then * fy) summed in the same order as the reference's loop:
+    # cumsum is a strictly sequential sum, np.sum is pairwise. Coefficients that should be 0 land
+    # on the same side of 0, so rounding at 7.5 agrees and so do the bytes.
+    products = channel[None, :, :] * fx[cxs][:, None, :] * fy[cys][:, :, None]
+    sums = np.cumsum(products.reshape(len(pairs), -1), axis=1)[:, -1] / (w * h)
+    dc = float(sums[0])  # (0, 0) comes first
+    ac = [float(v) for v in sums[1:]]
     scale = max((abs(v) for v in ac), default=0.0)
     if scale:
         ac = [0.5 + 0.5 / scale * v for v in ac]

@@ -85,3 +85,16 @@ async def test_nested_transactions_share_the_outer_connection(domain):
             assert inner is outer
             assert await db.fetchval("SELECT 1") == 1
     assert await _all_back(db.engine().pool)
+
+
+async def test_a_session_connection_gives_its_locks_back_with_it(domain):
+    # The pool takes connections back without resetting their sessions (one round trip less per
+    # use): a session-level lock must be taken through session_connection, which resets its own.
+    async with db.session_connection() as conn:
+        assert await conn.fetchval("SELECT pg_try_advisory_lock(424242)")
+    other = await asyncpg.connect(domain.database_url)
+    try:
+        assert await other.fetchval("SELECT pg_try_advisory_lock(424242)")
+    finally:
+        await other.close()
+

@@ -233,7 +233,7 @@ async def test_a_live_move_is_left_alone_by_the_reconciliation(user, tmp_path):
     asset, data = await stored_asset(store, user)
     new = await interrupted_move(store, asset, place=True, switch=False)
     lock = blob_lock(asset["id"])
-    async with db.engine().pool.acquire() as mover:  # a live mover holds the asset's blob lock
+    async with db.session_connection() as mover:  # a live mover holds the asset's blob lock
         await mover.execute("SELECT pg_advisory_lock($1, $2)", *lock)
         await sm.recover(store)
         assert store.exists(new) and store.exists(asset["storage_key"])
