@@ -121,6 +121,12 @@ def test_nul_in_a_query_parameter_or_path_is_4xx_on_both_apis(server, account):
         _immich_400(http.get("/api/search/suggestions?type=country&country=%00"), "country")
 
 
+@pytest.mark.parametrize("month", ["0001-01-01", "9999-12-01"])
+def test_an_immich_time_bucket_at_the_calendars_ends_is_400(server, account, month):
+    with _immich(server, account) as http:
+        _immich_400(http.get(f"/api/timeline/bucket?timeBucket={month}"), "timeBucket")
+
+
 # --- wrong types in plain-dict bodies -------------------------------------------------------------------
 
 

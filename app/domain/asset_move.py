@@ -238,6 +238,10 @@ async def _move_rows(conn, store: BlobStore, rows: list[asyncpg.Record], destina
     await conn.execute(
         "UPDATE assets SET library_id = $2, owner_id = $3, stack_id = NULL, updated_at = now()"
         " WHERE id = ANY($1::uuid[])", ids_, destination["id"], destination["owner_id"])
+    # The embeddings follow their assets. A new seq, as a re-embedding gets: the destination's
+    # index adds rows above its watermark, and the source's counts this one as gone.
+    await conn.execute("UPDATE smart_search SET library_id = $2, seq = nextval('smart_search_seq_seq')"
+                       " WHERE asset_id = ANY($1::uuid[])", ids_, destination["id"])
     for row in rows:
         old, new = store.derived_prefix(source_id, row["id"]), store.derived_prefix(destination["id"], row["id"])
         # Every row naming a file under the old derived folder (which goes after commit): the asset's

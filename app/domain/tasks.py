@@ -56,13 +56,16 @@ async def create(conn: asyncpg.Connection, asset: asyncpg.Record, task_type: str
 async def start(task_id: uuid.UUID, attempt: int) -> asyncpg.Record | None:
     """Claim the task for this worker; None when it must not run here.
 
-    A task runs when it is pending, when this worker already holds it (an arq retry), or
-    when the worker that started it is gone (a crash). It does not run when it has ended,
-    or while a live worker holds it, however slow: so a re-delivered job never runs a
-    task twice at once. The claim commits before the work starts, so the attempt counts
+    A task runs when it is pending, when this worker already holds it from an earlier try
+    (an arq retry: a higher attempt than the one recorded), or when the worker that started
+    it is gone (a crash). It does not run when it has ended, or while a live worker holds it,
+    however slow: so a re-delivered job never runs a task twice at once. The attempt matters
+    within one worker too: a step its chain runs inline (app/jobs/worker.py) and a job the
+    sweep queued for the same task may meet in one process, both on their first try. The claim commits before the work starts, so the attempt counts
     even if the work kills the process; after MAX_ATTEMPTS starts the task ends as failed.
     """
-    claimable = f"""(t.status = 'pending' OR (t.status = 'started' AND t.worker_id = $2) OR ({_INTERRUPTED}))"""
+    claimable = f"""(t.status = 'pending' OR (t.status = 'started' AND t.worker_id = $2 AND t.retry_count < $3)
+                     OR ({_INTERRUPTED}))"""
     row = await db.fetchrow(
         f"""
         UPDATE tasks t SET status = 'started', started_at = now(), retry_count = $3, worker_id = $2,
@@ -81,10 +84,11 @@ async def start(task_id: uuid.UUID, attempt: int) -> asyncpg.Record | None:
             UPDATE tasks t SET status = 'failure', completed_at = now(), worker_id = NULL,
                    error_message = 'gave up after ' || t.attempts || ' starts: '
                                    || coalesce(t.error_message, 'each was interrupted')
-            WHERE t.id = $1 AND t.attempts >= $3 AND {claimable}
+            WHERE t.id = $1 AND t.attempts >= $4 AND {claimable}
             """,
             task_id,
             WORKER.get(),
+            max(attempt - 1, 0),
             MAX_ATTEMPTS,
         )
     return row

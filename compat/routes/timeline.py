@@ -82,11 +82,12 @@ async def time_buckets(auth: ImmichAuth, albumId: str | None = None, isFavorite:
 def _month(value: str) -> tuple[datetime, datetime]:
     try:
         start = date.fromisoformat(value[:10]).replace(day=1)
-    except ValueError:
+        end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+        # Bounds are exclusive: just before the month starts, and the next month's start.
+        return (datetime.combine(start, datetime.min.time()) - timedelta(microseconds=1),
+                datetime.combine(end, datetime.min.time()))
+    except (ValueError, OverflowError):  # not a date, or a month at the calendar's ends (0001-01, 9999-12)
         raise BadRequest("timeBucket must be a date like 2024-02-01") from None
-    end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
-    # Bounds are exclusive: just before the month starts, and the next month's start.
-    return datetime.combine(start, datetime.min.time()) - timedelta(microseconds=1), datetime.combine(end, datetime.min.time())
 
 
 @get("/api/timeline/bucket", action=access.READ, shared_link=True)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import uuid
 
+import numpy as np
 import pytest
 
 from app.db import engine as db
-from app.domain import access, asset_move
+from app.domain import access, asset_move, smart_search
+from app.domain.asset_filters import AssetFilter
 from app.domain.errors import Forbidden, Invalid, NotFound
 from app.storage.blobstore import BlobStore
 from tests.domain import factories as f
@@ -194,3 +196,21 @@ async def test_a_moved_asset_keeps_its_versions(user, store):
     key = await db.fetchval("SELECT storage_key FROM asset_versions WHERE asset_id = $1", asset["id"])
     assert key.startswith(store.derived_prefix(destination["id"], asset["id"]) + "/")
     assert store.path(key).exists() and version is not None
+
+
+async def test_a_moved_assets_embedding_is_found_in_its_new_library(user, store):
+    me = f.principal_for(user)
+    source, destination = await _two_libraries(user)
+    asset = await f.new_asset(user)
+    vector = np.zeros(8, dtype=np.float32)
+    vector[3] = 1
+    async with db.transaction() as conn:
+        await smart_search.store(conn, asset["id"], source["id"], "test-model", vector)
+    # Both libraries' indexes exist before the move (a search built them).
+    assert await smart_search.rank([AssetFilter(library_id=source["id"])], "test-model", vector, 0, 5) != []
+    assert await smart_search.rank([AssetFilter(library_id=destination["id"])], "test-model", vector, 0, 5) == []
+
+    await asset_move.move_assets(me, store, None, source["id"], destination["id"], [asset["id"]])
+    found = await smart_search.rank([AssetFilter(library_id=destination["id"])], "test-model", vector, 0, 5)
+    assert [asset_id for asset_id, _ in found] == [asset["id"]]
+    assert await smart_search.rank([AssetFilter(library_id=source["id"])], "test-model", vector, 0, 5) == []

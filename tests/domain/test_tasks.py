@@ -159,3 +159,15 @@ async def test_tasks_are_made_from_an_asset_row(user):
     row = await task_row(task_id)
     assert (row["asset_id"], row["library_id"], row["owner_id"]) == (asset["id"], asset["library_id"], user["id"])
     assert row["job_id"] == tasks.job_id("metadata_extract", asset["id"]) and row["status"] == "pending"
+
+
+async def test_a_second_first_try_in_the_holding_worker_does_not_run_it_again(user):
+    # A pipeline chain runs a step inline while a job the sweep queued for the same task lands in
+    # the same worker process: both on their first try. Only the first claim runs it.
+    task = await new_task(user)
+    worker = await live_worker()
+    with as_worker(worker):
+        assert await tasks.start(task["id"], attempt=1) is not None
+        assert await tasks.start(task["id"], attempt=1) is None
+    row = await task_row(task["id"])
+    assert (row["status"], row["attempts"]) == ("started", 1)
