@@ -162,11 +162,23 @@ DATA: dict[str, Callable[[Any], msgspec.Struct]] = {
 }
 
 
+def _acks(entity_type: str, cursors: list[tuple[int, int]]) -> list[str]:
+    """`<type>|<cursor>` (app.domain.events.encode_cursor) of each cursor; the rows of one
+    transaction share its txid, so its part is written once."""
+    acks = []
+    txid = None
+    head = ""
+    for tx, event_id in cursors:
+        if tx != txid:
+            txid = tx
+            head = f"{entity_type}|{events.encode_cursor(tx, 0)[:-1]}"
+        acks.append(f"{head}{event_id:x}")
+    return acks
+
+
 def lines(entity_type: str, data: list[Any], cursors: list[tuple[int, int]]) -> bytes:
     """Lines of one type: each data (a DTO, a dict or a struct above) with its change's ack."""
-    head = entity_type + "|"
-    encode_cursor = events.encode_cursor
-    return _encoder.encode_lines([_Line(entity_type, d, head + encode_cursor(*c)) for d, c in zip(data, cursors)])
+    return _encoder.encode_lines([_Line(entity_type, d, a) for d, a in zip(data, _acks(entity_type, cursors))])
 
 
 def upserts(entity_type: str, batch: list[sync.Change], fallback: Callable[[str, Any], Any]) -> bytes:
