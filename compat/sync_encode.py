@@ -46,17 +46,18 @@ def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(_UTC)
 
 
-_offsets: dict[int, timezone] = {}
+_offsets: dict[int, timedelta] = {}
 
 
 def _at_offset(wall: datetime, minutes: int | None) -> datetime:
-    """app.domain.datetimes.join_wall_clock with its zone objects kept, as UTC (naive: wall as UTC)."""
+    """app.domain.datetimes.join_wall_clock then in UTC (naive: the wall clock as UTC): the wall
+    clock less its offset, which is what astimezone computes, without its tzinfo calls."""
     if minutes is None:
         return wall.replace(tzinfo=_UTC)
-    zone = _offsets.get(minutes)
-    if zone is None:
-        zone = _offsets[minutes] = timezone(timedelta(minutes=minutes))
-    return wall.replace(tzinfo=zone).astimezone(_UTC)
+    offset = _offsets.get(minutes)
+    if offset is None:
+        offset = _offsets[minutes] = timedelta(minutes=minutes)
+    return (wall - offset).replace(tzinfo=_UTC)
 
 
 # --- AssetV2 (compat.sync_mapping.asset_v2) ----------------------------------------------------
