@@ -21,6 +21,7 @@ the caller (partnerships, partners' photos, albums shared with it):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -47,6 +48,7 @@ DEPRECATED = {"AssetsV1": "AssetsV2", "AlbumAssetsV1": "AlbumAssetsV2", "Partner
               "AssetFacesV1": "AssetFacesV2"}
 RESET_AFTER_S = 30 * 86400  # Immich resets a client that has not completed a sync for 30 days
 FLUSH_BYTES = 256 * 1024
+ENCODE_ROWS = 250  # own upserts encoded at a time
 
 # (request type, delete entity type, upsert entity type, change-log kind), deletes children first.
 DELETES = [
@@ -249,7 +251,11 @@ class _Stream:
                 yield sync_encode.lines(upsert_type, [data for users in per_album for data in users],
                                         [change.cursor for change, users in zip(batch, per_album) for _ in users])
                 continue
-            yield sync_encode.upserts(upsert_type, batch, _upsert_data)
+            for start in range(0, len(batch), ENCODE_ROWS):
+                yield sync_encode.upserts(upsert_type, batch[start:start + ENCODE_ROWS], _upsert_data)
+                # Let the loop read the next batches' rows meanwhile: the database writes them into
+                # a socket of a few hundred KiB and waits while nobody reads it.
+                await asyncio.sleep(0)
 
     def _deletes(self, snap: sync.Snapshot, shared: sync_shared.SharedLines) -> list[AsyncIterator[bytes]]:
         """Children first: the caller's own rows and what is shared with it, interleaved so the
