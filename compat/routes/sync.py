@@ -363,8 +363,8 @@ class _Stream:
             yield line
 
     async def lines(self) -> AsyncIterator[bytes]:
-        """The body, in chunks of at least 256 KiB (or a batch's lines): few socket writes,
-        bounded memory."""
+        """The body, in chunks of about 256 KiB (a little more when a run of lines passes it): few
+        socket writes, bounded memory."""
         started = datetime.now(timezone.utc)
         buffer: list[bytes] = []
         size = 0
