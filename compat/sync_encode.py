@@ -28,7 +28,9 @@ _FAVORITE = effective.FAVORITE_RATING
 _b64 = base64.b64encode
 
 
-class _Line(msgspec.Struct):
+# Not tracked by the garbage collector (they never hold a cycle): a batch makes thousands, and
+# each tracked one brings the next collection nearer.
+class _Line(msgspec.Struct, gc=False):
     type: str
     data: Any
     ack: str
@@ -39,7 +41,7 @@ _encoder = msgspec.json.Encoder()
 
 def _positional(dto: type[msgspec.Struct]) -> type[msgspec.Struct]:
     """A struct encoding as `dto` does (same field names, same order), built positionally."""
-    return msgspec.defstruct("Fast" + dto.__name__, [(name, Any) for name in dto.__struct_fields__])
+    return msgspec.defstruct("Fast" + dto.__name__, [(name, Any) for name in dto.__struct_fields__], gc=False)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -99,7 +101,7 @@ _AssetExifV1 = msgspec.defstruct("FastSyncAssetExifV1", [(name, Any) for name in
     "make", "model", "lensModel", "fNumber", "focalLength", "iso", "exposureTime", "orientation",
     "dateTimeOriginal", "modifyDate", "timeZone", "latitude", "longitude", "city", "state", "country",
     "description", "rating", "projectionType", "exifImageWidth", "exifImageHeight", "fileSizeInByte",
-    "assetId", "profileDescription", "fps")])
+    "assetId", "profileDescription", "fps")], gc=False)
 
 
 def _asset_exif_v1(r) -> msgspec.Struct:
