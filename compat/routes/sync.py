@@ -21,6 +21,7 @@ the caller (partnerships, partners' photos, albums shared with it):
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -37,7 +38,7 @@ from litestar.response import Stream
 from app.api import route_access
 from app.domain import access, events, sync, users
 from app.domain.errors import BadRequest, Forbidden
-from compat import dtos, mapping, sync_mapping, sync_shared
+from compat import dtos, mapping, sync_encode, sync_mapping, sync_shared
 from compat.auth import ImmichAuth
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ DEPRECATED = {"AssetsV1": "AssetsV2", "AlbumAssetsV1": "AlbumAssetsV2", "Partner
               "AssetFacesV1": "AssetFacesV2"}
 RESET_AFTER_S = 30 * 86400  # Immich resets a client that has not completed a sync for 30 days
 FLUSH_BYTES = 256 * 1024
+ENCODE_ROWS = 250  # own upserts encoded at a time
 
 # (request type, delete entity type, upsert entity type, change-log kind), deletes children first.
 DELETES = [
@@ -242,12 +244,18 @@ class _Stream:
             yield _line("AlbumUserDeleteV1", data, _ack("AlbumUserDeleteV1", change.cursor))
 
     async def _own_upserts(self, snap: sync.Snapshot, upsert_type: str, kind: str) -> AsyncIterator[bytes]:
-        async for change in snap.changes(kind, self.library, _cursor_of(self.saved.get(upsert_type))):
+        """A batch of lines at a time (compat.sync_encode)."""
+        async for batch in snap.change_batches(kind, self.library, _cursor_of(self.saved.get(upsert_type))):
             if upsert_type == "AlbumUserV1":  # one change of the album, a line per user of it
-                for data in await sync_shared.album_users_v1(change.row):
-                    yield _line(upsert_type, data, _ack(upsert_type, change.cursor))
+                per_album = await sync_shared.albums_users_v1([change.row for change in batch])
+                yield sync_encode.lines(upsert_type, [data for users in per_album for data in users],
+                                        [change.cursor for change, users in zip(batch, per_album) for _ in users])
                 continue
-            yield _line(upsert_type, _upsert_data(upsert_type, change.row), _ack(upsert_type, change.cursor))
+            for start in range(0, len(batch), ENCODE_ROWS):
+                yield sync_encode.upserts(upsert_type, batch[start:start + ENCODE_ROWS], _upsert_data)
+                # Let the loop read the next batches' rows meanwhile: the database writes them into
+                # a socket of a few hundred KiB and waits while nobody reads it.
+                await asyncio.sleep(0)
 
     def _deletes(self, snap: sync.Snapshot, shared: sync_shared.SharedLines) -> list[AsyncIterator[bytes]]:
         """Children first: the caller's own rows and what is shared with it, interleaved so the
@@ -332,7 +340,8 @@ class _Stream:
 
     async def _rows(self) -> AsyncIterator[bytes]:
         """Every line but the last, in order: deletes children-first, then upserts parents-first,
-        then the marker that records what shared data the client now holds."""
+        then the marker that records what shared data the client now holds. An item is one line,
+        or a run of them (a batch of the caller's own upserts)."""
         snap = await sync.snapshot(shows_locked=self.auth.principal.elevated)
         shared = sync_shared.SharedLines(self.auth.principal.user_id, self.library, self.types, self.saved, snap,
                                          _line)
@@ -354,7 +363,8 @@ class _Stream:
             yield line
 
     async def lines(self) -> AsyncIterator[bytes]:
-        """The body, in chunks of about 256 KiB: few socket writes, bounded memory."""
+        """The body, in chunks of about 256 KiB (a little more when a run of lines passes it): few
+        socket writes, bounded memory."""
         started = datetime.now(timezone.utc)
         buffer: list[bytes] = []
         size = 0

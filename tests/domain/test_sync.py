@@ -158,3 +158,35 @@ async def test_checkpoints_per_session(user):
     await sync.delete_checkpoints(other["id"], None)
     assert await sync.checkpoints(other["id"]) == {}
     assert not await sync.pending_reset(uuid.uuid4())
+
+
+async def test_batches_read_ahead_stop_with_their_reader(user, library_id, monkeypatch):
+    import asyncio
+
+    monkeypatch.setattr(sync, "BATCH", 2)
+    made = [await f.new_asset(user, event="asset_created") for _ in range(9)]
+    snap = await sync.snapshot()
+    walk = snap.change_batches("asset", library_id, None)
+    first = await anext(walk)
+    assert [c.entity_id for c in first] == [a["id"] for a in made[:2]]
+    await walk.aclose()  # a client gone mid-stream: the batches read ahead are dropped, nothing keeps reading
+
+    def readers():
+        return [t for t in asyncio.all_tasks() if "change_batches" in repr(t.get_coro())]
+
+    for _ in range(500):  # cancelled, its query's cancellation takes a round trip
+        if not readers():
+            break
+        await asyncio.sleep(0.01)
+    assert not readers()
+
+
+async def test_a_failed_batch_read_is_raised_where_the_batches_are_taken(user, library_id, monkeypatch):
+    import asyncpg
+    import pytest
+
+    await f.new_asset(user, event="asset_created")
+    monkeypatch.setattr(sync.Snapshot, "_sql", lambda self, kind: "SELECT * FROM no_such_table")
+    snap = await sync.snapshot()
+    with pytest.raises(asyncpg.PostgresError):
+        [batch async for batch in snap.change_batches("asset", library_id, None)]
