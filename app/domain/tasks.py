@@ -16,8 +16,9 @@ METADATA = {"image": "metadata_extract", "video": "video_metadata_extract"}
 VARIANTS = {"image": "thumbnail_generation", "video": "video_thumbnail_extract"}
 STATUSES = ("pending", "started", "success", "failure")
 
-# The worker process running the current job (set by app/jobs/worker.py); None for
-# steps run directly in a process without heartbeats (the reprocess command, tests).
+# Who runs the current step: its worker process and the arq job running it (see claimant; set by
+# app/jobs/worker.py); None for steps run directly in a process without heartbeats (the reprocess
+# command, tests).
 WORKER: ContextVar[str | None] = ContextVar("task_worker", default=None)
 # A worker refreshes workers.seen_at every few seconds; one not seen for this long is gone.
 WORKER_DEAD_AFTER_S = 30
@@ -27,13 +28,23 @@ UNOWNED_STALE_AFTER_S = 3600
 # Starts of one task (retries and restarts after crashes) before it ends as failed.
 MAX_ATTEMPTS = 5
 
-_WORKER_GONE = """NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = t.worker_id
+_WORKER_GONE = """NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = split_part(t.worker_id, '/', 1)
                   AND w.seen_at > now() - make_interval(secs => {dead}))""".format(dead=WORKER_DEAD_AFTER_S)
 # A started task nobody is running any more: its worker stopped heartbeating, or, with no
 # worker identity, it started longer ago than any job may run.
 _INTERRUPTED = f"""t.status = 'started' AND (
     (t.worker_id IS NOT NULL AND {_WORKER_GONE})
     OR (t.worker_id IS NULL AND t.started_at < now() - make_interval(secs => {UNOWNED_STALE_AFTER_S})))"""
+
+
+def claimant(worker_id: str | None, arq_job_id: str | None) -> str | None:
+    """The identity a claim records: the worker process (whose heartbeat says whether it still
+    runs), then the arq job. One worker runs several jobs at once, and a step may be run inline
+    by the job of the step before it (app/jobs/worker.py) while a job the sweep queued for it
+    arrives in the same process: only the job holding a claim may take it again (its arq retry)."""
+    if worker_id is None:
+        return None
+    return f"{worker_id}/{arq_job_id}" if arq_job_id else worker_id
 
 
 def job_id(task_type: str, asset_id: uuid.UUID) -> str:
@@ -56,16 +67,13 @@ async def create(conn: asyncpg.Connection, asset: asyncpg.Record, task_type: str
 async def start(task_id: uuid.UUID, attempt: int) -> asyncpg.Record | None:
     """Claim the task for this worker; None when it must not run here.
 
-    A task runs when it is pending, when this worker already holds it from an earlier try
-    (an arq retry: a higher attempt than the one recorded), or when the worker that started
-    it is gone (a crash). It does not run when it has ended, or while a live worker holds it,
-    however slow: so a re-delivered job never runs a task twice at once. The attempt matters
-    within one worker too: a step its chain runs inline (app/jobs/worker.py) and a job the
-    sweep queued for the same task may meet in one process, both on their first try. The claim commits before the work starts, so the attempt counts
+    A task runs when it is pending, when this claimant (worker and job) already holds it (an
+    arq retry), or when the worker that started it is gone (a crash). It does not run when it
+    has ended, or while a live worker's other job holds it, however slow: so a re-delivered
+    job, or one the sweep queued for a step another job runs inline, never runs it twice at once. The claim commits before the work starts, so the attempt counts
     even if the work kills the process; after MAX_ATTEMPTS starts the task ends as failed.
     """
-    claimable = f"""(t.status = 'pending' OR (t.status = 'started' AND t.worker_id = $2 AND t.retry_count < $3)
-                     OR ({_INTERRUPTED}))"""
+    claimable = f"""(t.status = 'pending' OR (t.status = 'started' AND t.worker_id = $2) OR ({_INTERRUPTED}))"""
     row = await db.fetchrow(
         f"""
         UPDATE tasks t SET status = 'started', started_at = now(), retry_count = $3, worker_id = $2,
@@ -84,11 +92,10 @@ async def start(task_id: uuid.UUID, attempt: int) -> asyncpg.Record | None:
             UPDATE tasks t SET status = 'failure', completed_at = now(), worker_id = NULL,
                    error_message = 'gave up after ' || t.attempts || ' starts: '
                                    || coalesce(t.error_message, 'each was interrupted')
-            WHERE t.id = $1 AND t.attempts >= $4 AND {claimable}
+            WHERE t.id = $1 AND t.attempts >= $3 AND {claimable}
             """,
             task_id,
             WORKER.get(),
-            max(attempt - 1, 0),
             MAX_ATTEMPTS,
         )
     return row

@@ -84,7 +84,7 @@ async def _run_step(ctx: dict, task_id: str, step, attempt: int | None = None) -
     """attempt: the step's own try; by default the arq job's (a step run inline is on its first)."""
     attempt = attempt or ctx.get("job_try", 1)
     # The claim in tasks.start records this worker, so the sweep knows whom to ask after a crash.
-    tasks.WORKER.set(ctx.get("worker_id"))
+    tasks.WORKER.set(tasks.claimant(ctx.get("worker_id"), ctx.get("job_id")))
     try:
         return await step(uuid.UUID(task_id), attempt)
     except asyncio.CancelledError:
@@ -197,6 +197,10 @@ async def _run_following(ctx: dict, function: str, task_id: uuid.UUID, job_id: s
     except Exception:
         log.exception("running %s for task %s here failed; queueing it", function, task_id)
         defer_s = 0
+        try:  # left started by this job when recording the failure failed too: the new job must find it pending
+            await tasks.hand_back(task_id)
+        except Exception:
+            log.warning("could not hand back task %s", task_id, exc_info=True)
     if queue is None:
         return
     try:

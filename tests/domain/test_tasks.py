@@ -161,13 +161,21 @@ async def test_tasks_are_made_from_an_asset_row(user):
     assert row["job_id"] == tasks.job_id("metadata_extract", asset["id"]) and row["status"] == "pending"
 
 
-async def test_a_second_first_try_in_the_holding_worker_does_not_run_it_again(user):
-    # A pipeline chain runs a step inline while a job the sweep queued for the same task lands in
-    # the same worker process: both on their first try. Only the first claim runs it.
+async def test_another_job_of_the_holding_worker_does_not_run_it_again(user):
+    # A pipeline chain runs a step inline in one job while a job the sweep queued for the same task
+    # lands in the same worker process: only the job holding the claim (and its arq retries) runs it.
     task = await new_task(user)
     worker = await live_worker()
-    with as_worker(worker):
+    chain, queued = tasks.claimant(worker, "metadata_extract:x"), tasks.claimant(worker, "smart_search:x")
+    with as_worker(chain):
         assert await tasks.start(task["id"], attempt=1) is not None
+    with as_worker(queued):
         assert await tasks.start(task["id"], attempt=1) is None
+        assert await tasks.start(task["id"], attempt=2) is None
+    with as_worker(chain):
+        assert (await tasks.start(task["id"], attempt=2))["attempts"] == 2
     row = await task_row(task["id"])
-    assert (row["status"], row["attempts"]) == ("started", 1)
+    assert (row["status"], row["worker_id"]) == ("started", chain)
+    await tasks.retire(worker)  # the process is gone: any job takes its claims over
+    with as_worker(tasks.claimant(await live_worker(), "smart_search:x")):
+        assert (await tasks.start(task["id"], attempt=1))["attempts"] == 3
