@@ -277,7 +277,8 @@ def _render(asset: asyncpg.Record, path, mime: str, options: VariantOptions = DE
             return render_frame(poster_frame(path, options.decode_side), options)
         return render_image(path, mime, options)
     finally:
-        pixels = (asset["width"] or 0) * (asset["height"] or 0)
+        # Size unknown (no metadata yet, or a caller passing only the kind): trimmed, as a large one.
+        pixels = (asset.get("width") or 0) * (asset.get("height") or 0)
         if asset["media_type"] == "video" or not pixels or pixels > TRIM_AFTER_PIXELS:
             memory.release()
 
