@@ -36,6 +36,7 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import BenchServer, rss_kib  # noqa: E402
+from sync import EXIF  # noqa: E402  (the same EXIF rows as the sync bench)
 
 ASSETS = """
 INSERT INTO assets (id, library_id, owner_id, media_type, mime_type, original_file_name, storage_key,
@@ -58,24 +59,6 @@ FROM (SELECT g, timestamptz '2015-01-01' + (g * interval '6099 seconds') AS ts
       FROM generate_series(1, $3) AS g) s
 """
 
-EXIF = """
-INSERT INTO asset_exif (asset_id, make, model, lens_model, f_number, focal_length, iso, exposure_time, orientation,
-    original_datetime, original_offset_minutes, timezone, latitude, longitude, altitude, city, state, country,
-    country_code, fps, date_source)
-SELECT a.id, (ARRAY['Canon', 'NIKON CORPORATION', 'Apple', 'SONY', 'FUJIFILM'])[1 + h % 5],
-       (ARRAY['EOS 5D Mark IV', 'D750', 'iPhone 15 Pro', 'ILCE-7M3', 'X-T4'])[1 + h % 5],
-       CASE WHEN h % 2 = 0 THEN 'EF24-105mm f/4L IS USM' END, 1.8 + (h % 8), 24 + (h % 100), 100 * (1 + h % 32),
-       1.0 / (30 + h % 970), 1, a.local_datetime, a.local_offset_minutes,
-       CASE WHEN a.local_offset_minutes IS NOT NULL THEN 'Europe/Paris' END,
-       a.latitude, a.longitude, CASE WHEN a.latitude IS NOT NULL THEN 35.5 END,
-       CASE WHEN a.latitude IS NOT NULL THEN (ARRAY['Paris', 'Lyon', 'Berlin', 'Kyoto', 'Lima'])[1 + h % 5] END,
-       CASE WHEN a.latitude IS NOT NULL
-            THEN (ARRAY['Ile-de-France', 'Auvergne-Rhone-Alpes', 'Berlin', 'Kyoto', 'Lima'])[1 + h % 5] END,
-       CASE WHEN a.latitude IS NOT NULL THEN (ARRAY['France', 'France', 'Germany', 'Japan', 'Peru'])[1 + h % 5] END,
-       CASE WHEN a.latitude IS NOT NULL THEN (ARRAY['FR', 'FR', 'DE', 'JP', 'PE'])[1 + h % 5] END,
-       CASE WHEN a.media_type = 'video' THEN 29.97 END, 'exif_original'
-FROM (SELECT *, abs(hashtext(id::text)) AS h FROM assets WHERE library_id = $1) a
-"""
 
 # Every 25th asset (in capture order) and the one after it make a stack.
 STACKS = """
