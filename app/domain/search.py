@@ -113,9 +113,12 @@ async def metadata_page(principal: access.Principal, f: AssetFilter, *, page: in
     else:
         outer = "a.*, (SELECT true FROM asset_exif x WHERE x.asset_id = a.id) IS NOT NULL AS has_exif"
         join = ""
+    # LIMIT and OFFSET are written into the statement (checked integers above), not bound: bound, they
+    # let PostgreSQL settle on a generic plan after a few pages of 250 (it cannot see the limit), which
+    # sorts the whole library: some 20 ms per page of any size on 20,000 assets.
     rows = await db.fetch(
         f"SELECT {outer} FROM (SELECT {ITEM_COLUMNS}{EDIT_COLUMNS if with_exif else ''} FROM assets a"
-        f" WHERE {clause} {ordering} LIMIT {sql.arg(size + 1)} OFFSET {sql.arg(offset)}) a{join} {ordering}",
+        f" WHERE {clause} {ordering} LIMIT {int(size) + 1} OFFSET {int(offset)}) a{join} {ordering}",
         *sql.args,
     )
     items = [PageItem(r, r if with_exif and r["has_exif"] else None) for r in rows[:size]]

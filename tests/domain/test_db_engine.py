@@ -98,3 +98,9 @@ async def test_a_session_connection_gives_its_locks_back_with_it(domain):
     finally:
         await other.close()
 
+
+
+async def test_pooled_connections_plan_each_statement_for_its_values():
+    # A generic plan (PostgreSQL's choice after five runs of a prepared statement) guessed its way
+    # to a whole-library sort for search pages; every connection asks for custom plans.
+    assert await db.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
