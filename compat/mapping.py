@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import timezone
+from datetime import datetime, timezone
 
 import asyncpg
 import msgspec
@@ -187,8 +187,10 @@ def _utc(value):
 
 
 def _as_utc_wall(wall):
-    """Immich's localDateTime: the wall-clock time written as if it were UTC."""
-    return wall.replace(tzinfo=timezone.utc)
+    """Immich's localDateTime: the wall-clock time written as if it were UTC. (Built by the
+    constructor: `wall.replace(tzinfo=...)` costs twice as much, and this runs per asset.)"""
+    return datetime(wall.year, wall.month, wall.day, wall.hour, wall.minute, wall.second, wall.microsecond,
+                    timezone.utc)
 
 
 def _exposure(seconds: float | None) -> str | None:
@@ -295,16 +297,17 @@ def exif_fields(row: asyncpg.Record, exif: asyncpg.Record | None) -> dict:
         modified = join_wall_clock(exif["modified_datetime"], exif["modified_offset_minutes"])
         modified = modified if modified.tzinfo else _as_utc_wall(modified)
     orientation = ev["orientation"]
-    return dict(
-        make=ev["make"], model=ev["model"], lensModel=ev["lens_model"], fNumber=ev["f_number"],
-        focalLength=ev["focal_length"], iso=ev["iso"], exposureTime=_exposure(ev["exposure_time"]),
-        orientation=None if orientation is None else str(orientation),
-        dateTimeOriginal=_utc(original), modifyDate=_utc(modified), timeZone=ev["timezone"],
-        latitude=shown.latitude, longitude=shown.longitude,
-        city=ev["city"], state=ev["state"], country=ev["country"],
-        description=shown.description or "", rating=shown.rating, projectionType=ev["projection_type"],
-        exifImageWidth=ev["raw_width"], exifImageHeight=ev["raw_height"], fileSizeInByte=row["file_size_bytes"],
-    )
+    # A dict display, not dict(**kwargs): this runs once per asset of a search page or sync batch.
+    return {
+        "make": ev["make"], "model": ev["model"], "lensModel": ev["lens_model"], "fNumber": ev["f_number"],
+        "focalLength": ev["focal_length"], "iso": ev["iso"], "exposureTime": _exposure(ev["exposure_time"]),
+        "orientation": None if orientation is None else str(orientation),
+        "dateTimeOriginal": _utc(original), "modifyDate": _utc(modified), "timeZone": ev["timezone"],
+        "latitude": shown.latitude, "longitude": shown.longitude,
+        "city": ev["city"], "state": ev["state"], "country": ev["country"],
+        "description": shown.description or "", "rating": shown.rating, "projectionType": ev["projection_type"],
+        "exifImageWidth": ev["raw_width"], "exifImageHeight": ev["raw_height"], "fileSizeInByte": row["file_size_bytes"],
+    }
 
 
 def face_box(row: asyncpg.Record) -> dict:

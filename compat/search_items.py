@@ -4,7 +4,8 @@ The JSON is Immich's AssetResponseDto, field for field what mapping.asset writes
 (tests/domain/test_metadata_search.py holds them equal), minus what Immich's search leaves out
 unless asked: exifInfo without withExif, and the stack. The struct keeps the row's own values where
 msgspec writes them exactly as the DTO's strings (a UUID as its text, bytes as base64, a UTC
-datetime with a Z), so an item costs no per-field conversion in Python.
+datetime with a Z), so an item costs no per-field conversion in Python, and it is built by
+position (a keyword call of 30 fields costs several times as much, and a page has hundreds).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from app.domain.search import PageItem
 from compat import dtos, mapping
 
 
-class SearchAssetItem(msgspec.Struct, kw_only=True):
-    """AssetResponseDto's fields (same names, same order) as a search page fills them."""
+class SearchAssetItem(msgspec.Struct):
+    """AssetResponseDto's fields (same names, same order) as a search page fills them, every one
+    given (exifInfo is UNSET, so left out of the JSON, without withExif)."""
 
     checksum: bytes
     createdAt: datetime
@@ -46,7 +48,7 @@ class SearchAssetItem(msgspec.Struct, kw_only=True):
     visibility: str
     width: int | None
     duplicateId: uuid.UUID | None
-    exifInfo: dict | UnsetType = UNSET  # ExifResponseDto's fields (mapping.exif_fields)
+    exifInfo: dict | UnsetType  # ExifResponseDto's fields (mapping.exif_fields)
     libraryId: uuid.UUID | None
     livePhotoVideoId: uuid.UUID | None
     originalMimeType: str
@@ -55,37 +57,37 @@ class SearchAssetItem(msgspec.Struct, kw_only=True):
 
 def search_item(item: PageItem, *, with_exif: bool) -> SearchAssetItem:
     row = item.row
-    dto = SearchAssetItem(
-        id=row["id"],
-        ownerId=row["owner_id"],
-        checksum=row["checksum_sha1"] or b"",
-        type="VIDEO" if row["media_type"] == "video" else "IMAGE",
-        originalFileName=row["original_file_name"],
-        originalMimeType=row["mime_type"],
-        originalPath=row["original_path"] or "",
-        fileCreatedAt=mapping._utc(row["taken_at"]),
-        fileModifiedAt=mapping._utc(row["file_modified_at"]),
-        createdAt=mapping._utc(row["created_at"]),
-        updatedAt=mapping._utc(row["updated_at"]),
-        localDateTime=mapping._as_utc_wall(row["local_datetime"]),
-        duration=row["duration_ms"],
-        width=row["width"],
-        height=row["height"],
-        thumbhash=row["thumbhash"] or None,
-        isFavorite=effective.is_favorite(row["effective_rating"]),
-        isArchived=row["visibility"] == "archive",
-        isTrashed=row["trashed_at"] is not None,
-        isOffline=row["is_offline"],
-        isEdited=row["current_version_id"] is not None,
-        hasMetadata=item.has_metadata,
-        visibility=row["visibility"],
-        livePhotoVideoId=row["live_photo_video_id"],
-        libraryId=row["external_library_id"],
-        duplicateId=row["duplicate_id"],
-        people=[mapping.person(p) for p in item.people],
+    # asyncpg reads every timestamptz as a UTC datetime, so those go in as they come (mapping._utc
+    # would hand each back unchanged); the wall clock localDateTime is written as UTC, as Immich does.
+    visibility = row["visibility"]
+    return SearchAssetItem(
+        row["checksum_sha1"] or b"",  # checksum
+        row["created_at"],  # createdAt
+        row["duration_ms"],  # duration
+        row["taken_at"],  # fileCreatedAt
+        row["file_modified_at"],  # fileModifiedAt
+        item.has_metadata,  # hasMetadata
+        row["height"],  # height
+        row["id"],  # id
+        visibility == "archive",  # isArchived
+        row["current_version_id"] is not None,  # isEdited
+        effective.is_favorite(row["effective_rating"]),  # isFavorite
+        row["is_offline"],  # isOffline
+        row["trashed_at"] is not None,  # isTrashed
+        mapping._as_utc_wall(row["local_datetime"]),  # localDateTime
+        row["original_file_name"],  # originalFileName
+        row["original_path"] or "",  # originalPath
+        row["owner_id"],  # ownerId
+        row["thumbhash"] or None,  # thumbhash
+        "VIDEO" if row["media_type"] == "video" else "IMAGE",  # type
+        row["updated_at"],  # updatedAt
+        visibility,  # visibility
+        row["width"],  # width
+        row["duplicate_id"],  # duplicateId
+        # ExifResponseDto's fields as a plain dict (as the sync stream sends them).
+        mapping.exif_fields(row, item.exif) if with_exif else UNSET,  # exifInfo
+        row["external_library_id"],  # libraryId
+        row["live_photo_video_id"],  # livePhotoVideoId
+        row["mime_type"],  # originalMimeType
+        [mapping.person(p) for p in item.people],  # people
     )
-    if with_exif:
-        # ExifResponseDto's fields as a plain dict (as the sync stream sends them): the same JSON
-        # without a keyword construction per asset.
-        dto.exifInfo = mapping.exif_fields(row, item.exif)
-    return dto

@@ -12,9 +12,8 @@ favorite goes through the functions below.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from app.domain.datetimes import join_wall_clock
 
@@ -38,9 +37,9 @@ def ratings_for_favorite(flag: bool) -> list[int]:
     return [FAVORITE_RATING] if flag else [r for r in RATINGS if r != FAVORITE_RATING]
 
 
-@dataclass(frozen=True)
-class Effective:
-    """The values an asset shows where the user may have overridden the file."""
+class Effective(NamedTuple):
+    """The values an asset shows where the user may have overridden the file. A NamedTuple, not a
+    frozen dataclass: search pages and the sync stream build one per asset, hundreds a call."""
 
     description: str | None
     latitude: float | None
@@ -56,25 +55,30 @@ class Effective:
 
 def of(row: Any, exif: Any | None) -> Effective:
     """From an asset row (any mapping with the assets columns) and its asset_exif row, if any."""
-
-    def file(name: str):
-        return None if exif is None else exif[name]
-
     user_gps = row["user_latitude"] is not None
+    user_description = row["user_description"]
+    if exif is None:
+        description = user_description
+        if user_gps:
+            latitude, longitude = row["user_latitude"], row["user_longitude"]
+        else:
+            latitude = longitude = None
+        altitude = None
+        file_original = None
+    else:
+        description = user_description if user_description is not None else exif["description"]
+        if user_gps:
+            latitude, longitude, altitude = row["user_latitude"], row["user_longitude"], None
+        else:
+            latitude, longitude, altitude = exif["latitude"], exif["longitude"], exif["altitude"]
+        file_original = exif["original_datetime"]
     if row["user_original_datetime"] is not None:
         original = join_wall_clock(row["user_original_datetime"], row["user_original_offset_minutes"])
-    elif file("original_datetime") is not None:
-        original = join_wall_clock(exif["original_datetime"], exif["original_offset_minutes"])
+    elif file_original is not None:
+        original = join_wall_clock(file_original, exif["original_offset_minutes"])
     else:
         original = None
-    return Effective(
-        description=row["user_description"] if row["user_description"] is not None else file("description"),
-        latitude=row["user_latitude"] if user_gps else file("latitude"),
-        longitude=row["user_longitude"] if user_gps else file("longitude"),
-        altitude=None if user_gps else file("altitude"),
-        original_datetime=original,
-        rating=row["effective_rating"],
-    )
+    return Effective(description, latitude, longitude, altitude, original, row["effective_rating"])
 
 
 # The same definitions in SQL, over an `assets` row aliased `asset` and its `asset_exif` row

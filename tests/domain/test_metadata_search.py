@@ -87,18 +87,27 @@ async def test_an_item_maps_like_the_full_view_for_every_field_it_keeps():
               "original_datetime": datetime(2023, 5, 1, 12, 0), "original_offset_minutes": 120,
               "modified_datetime": datetime(2023, 5, 2, 8, 0), "description": "the file's"})
     await f.new_asset(owner, taken=START - timedelta(days=1))  # no EXIF row; older, so it comes second
-    [view] = await asset_views.views([await _row(asset["id"])])
-    full = msgspec.to_builtins(mapping.asset(view))
+    # A wall clock with microseconds and no known offset, the file's own values only (no user edits),
+    # and a video with no EXIF time.
+    await f.new_asset(owner, taken=START - timedelta(days=2, microseconds=-123456), file_rating=3,
+                      exif={"original_datetime": START - timedelta(days=2, microseconds=-123456), "latitude": 59.9,
+                            "longitude": 10.7, "altitude": 12.5, "exposure_time": 2.0, "description": "file"})
+    await f.new_asset(owner, taken=START - timedelta(days=3), media_type="video", mime_type="video/mp4",
+                      duration_ms=1500, exif={"make": "Sony"})
+    rows = [await _row(i.row["id"]) for i in (await search.metadata_page(me, _all(owner), page=1, size=10))[0]]
+    assert rows[0]["id"] == asset["id"] and len(rows) == 4
+    full = [msgspec.to_builtins(mapping.asset(view)) for view in await asset_views.views(rows)]
     for with_exif in (False, True):
         items, _ = await search.metadata_page(me, _all(owner), page=1, size=10, with_exif=with_exif)
         shown = [msgspec.to_builtins(search_items.search_item(i, with_exif=with_exif)) for i in items]
         for dto in shown:
             conforms("AssetResponseDto", dto)
-        kept = {k: v for k, v in full.items() if k != "stack" and (with_exif or k != "exifInfo")}
-        assert shown[0] == kept
+        for dto, view in zip(shown, full, strict=True):
+            assert dto == {k: v for k, v in view.items() if k != "stack" and (with_exif or k != "exifInfo")}
         assert ("exifInfo" in shown[1]) is with_exif and shown[1]["hasMetadata"] is False
         assert "stack" not in shown[0]
-    assert full["exifInfo"]["description"] == "mine" and full["exifInfo"]["latitude"] == 1.5
+    assert full[0]["exifInfo"]["description"] == "mine" and full[0]["exifInfo"]["latitude"] == 1.5
+    assert full[2]["localDateTime"].endswith(".123456Z") and full[3]["type"] == "VIDEO"
 
 
 async def _row(asset_id):
