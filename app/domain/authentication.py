@@ -16,6 +16,10 @@ from app.domain.principal import ALL_ACTIONS, Principal
 from app.domain.users import API_KEY_PREFIX, hash_api_key
 
 
+# How stale an API key's last_used_at may get: it is written at most this often.
+LAST_USED_EVERY_S = 60
+
+
 def is_api_key(token: str) -> bool:
     return token.startswith(API_KEY_PREFIX)
 
@@ -23,12 +27,20 @@ def is_api_key(token: str) -> bool:
 async def authenticate_api_key(secret: str) -> Principal:
     if not is_api_key(secret):
         raise Unauthorized("Invalid credentials")
+    # The key is read, and its last use written only when the stored one is over a minute old: a
+    # write per request would make every request a durable commit (and a new row version).
     row = await db.fetchrow(
-        """
-        UPDATE api_keys k SET last_used_at = now()
-        FROM users u
-        WHERE k.secret_hash = $1 AND k.is_active AND u.id = k.user_id AND u.deleted_at IS NULL
-        RETURNING k.id, k.user_id, k.actions, k.library_scope_mode, k.library_ids, u.is_admin
+        f"""
+        WITH k AS (
+            SELECT k.id, k.user_id, k.actions, k.library_scope_mode, k.library_ids, k.last_used_at, u.is_admin
+            FROM api_keys k JOIN users u ON u.id = k.user_id
+            WHERE k.secret_hash = $1 AND k.is_active AND u.deleted_at IS NULL
+        ), touched AS (
+            UPDATE api_keys SET last_used_at = now() FROM k
+            WHERE api_keys.id = k.id
+              AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '{LAST_USED_EVERY_S} seconds')
+        )
+        SELECT id, user_id, actions, library_scope_mode, library_ids, is_admin FROM k
         """,
         hash_api_key(secret),
     )

@@ -52,21 +52,34 @@ async def login(email: str, password: str, *, throttle: LoginThrottle | None = N
 # How long a PIN unlock lasts, and how far each request made near its end stretches it (Immich's).
 UNLOCK_MINUTES = 15
 UNLOCK_EXTENSION_MINUTES = 5
+# How stale a session's updated_at (its last activity, which orders the sessions list) may get.
+ACTIVITY_EVERY_S = 60
 
 
 async def principal_for_token(token: str) -> tuple[Principal, uuid.UUID]:
     # An unlocked session in its last minutes is kept unlocked a few minutes past each request.
+    # The session row is written only for that, or when its last activity (updated_at) is over
+    # ACTIVITY_EVERY_S old: a write per request would make every request a durable commit.
+    # Elevation is read before the extension; an extension only happens while still unlocked.
     row = await db.fetchrow(
         f"""
-        UPDATE sessions s SET updated_at = now(),
-            pin_expires_at = CASE
-                WHEN s.pin_expires_at > now()
-                 AND s.pin_expires_at < now() + interval '{UNLOCK_EXTENSION_MINUTES} minutes'
-                THEN now() + interval '{UNLOCK_EXTENSION_MINUTES} minutes' ELSE s.pin_expires_at END
-        FROM users u
-        WHERE s.token_hash = $1 AND u.id = s.user_id AND u.deleted_at IS NULL
-          AND (s.expires_at IS NULL OR s.expires_at > now())
-        RETURNING s.id, s.user_id, u.is_admin, coalesce(s.pin_expires_at > now(), false) AS elevated
+        WITH s AS (
+            SELECT s.id, s.user_id, s.updated_at, s.pin_expires_at, u.is_admin
+            FROM sessions s JOIN users u ON u.id = s.user_id
+            WHERE s.token_hash = $1 AND u.deleted_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > now())
+        ), touched AS (
+            UPDATE sessions t SET updated_at = now(),
+                pin_expires_at = CASE
+                    WHEN t.pin_expires_at > now()
+                     AND t.pin_expires_at < now() + interval '{UNLOCK_EXTENSION_MINUTES} minutes'
+                    THEN now() + interval '{UNLOCK_EXTENSION_MINUTES} minutes' ELSE t.pin_expires_at END
+            FROM s
+            WHERE t.id = s.id
+              AND (s.updated_at < now() - interval '{ACTIVITY_EVERY_S} seconds'
+                   OR (s.pin_expires_at > now()
+                       AND s.pin_expires_at < now() + interval '{UNLOCK_EXTENSION_MINUTES} minutes'))
+        )
+        SELECT id, user_id, is_admin, coalesce(pin_expires_at > now(), false) AS elevated FROM s
         """,
         _hash(token),
     )
