@@ -37,7 +37,7 @@ async def authenticate_api_key(secret: str) -> Principal:
             WHERE k.secret_hash = $1 AND k.is_active AND u.deleted_at IS NULL
         ), touched AS (
             UPDATE api_keys SET last_used_at = now() FROM k
-            WHERE api_keys.id = k.id
+            WHERE api_keys.id = k.id AND api_keys.is_active  -- not one deactivated meanwhile
               AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '{LAST_USED_EVERY_S} seconds')
         )
         SELECT id, user_id, actions, library_scope_mode, library_ids, is_admin FROM k

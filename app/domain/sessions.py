@@ -60,7 +60,9 @@ async def principal_for_token(token: str) -> tuple[Principal, uuid.UUID]:
     # An unlocked session in its last minutes is kept unlocked a few minutes past each request.
     # The session row is written only for that, or when its last activity (updated_at) is over
     # ACTIVITY_EVERY_S old: a write per request would make every request a durable commit.
-    # Elevation is read before the extension; an extension only happens while still unlocked.
+    # Elevation is read before the extension; an extension only happens while still unlocked. A
+    # stretched unlock is written again only once it is ACTIVITY_EVERY_S shorter than a full
+    # extension, so a session in use writes at most once a minute while unlocked too.
     row = await db.fetchrow(
         f"""
         WITH s AS (
@@ -77,7 +79,7 @@ async def principal_for_token(token: str) -> tuple[Principal, uuid.UUID]:
             WHERE t.id = s.id
               AND (s.updated_at < now() - interval '{ACTIVITY_EVERY_S} seconds'
                    OR (s.pin_expires_at > now()
-                       AND s.pin_expires_at < now() + interval '{UNLOCK_EXTENSION_MINUTES} minutes'))
+                       AND s.pin_expires_at < now() + interval '{UNLOCK_EXTENSION_MINUTES * 60 - ACTIVITY_EVERY_S} seconds'))
         )
         SELECT id, user_id, is_admin, coalesce(pin_expires_at > now(), false) AS elevated FROM s
         """,

@@ -63,13 +63,19 @@ async def test_a_sessions_activity_is_written_at_most_once_a_minute_and_an_unloc
     assert principal.elevated
     left = await db.fetchval("SELECT pin_expires_at - now() FROM sessions WHERE id = $1", session["id"])
     assert left.total_seconds() > 4 * 60
-    # Unlocked for long yet: nothing to write.
-    await db.execute("UPDATE sessions SET pin_expires_at = now() + interval '10 minutes' WHERE id = $1", session["id"])
-    before = await db.fetchval("SELECT pin_expires_at FROM sessions WHERE id = $1", session["id"])
+    # Just stretched: the next requests write nothing (neither the unlock nor the activity).
+    written = await db.fetchrow("SELECT pin_expires_at, updated_at FROM sessions WHERE id = $1", session["id"])
     principal, _ = await authentication.authenticate_session(token)
     assert principal.elevated
-    assert await db.fetchval("SELECT pin_expires_at FROM sessions WHERE id = $1", session["id"]) == before
+    assert await db.fetchrow("SELECT pin_expires_at, updated_at FROM sessions WHERE id = $1", session["id"]) == written
+    # Unlocked for long yet: nothing to write either.
+    await db.execute("UPDATE sessions SET pin_expires_at = now() + interval '10 minutes' WHERE id = $1", session["id"])
+    before = await db.fetchrow("SELECT pin_expires_at, updated_at FROM sessions WHERE id = $1", session["id"])
+    principal, _ = await authentication.authenticate_session(token)
+    assert principal.elevated
+    assert await db.fetchrow("SELECT pin_expires_at, updated_at FROM sessions WHERE id = $1", session["id"]) == before
     # Expired unlock: not elevated, and not revived.
     await db.execute("UPDATE sessions SET pin_expires_at = now() - interval '1 second' WHERE id = $1", session["id"])
     principal, _ = await authentication.authenticate_session(token)
     assert not principal.elevated
+    assert await db.fetchval("SELECT pin_expires_at < now() FROM sessions WHERE id = $1", session["id"])
