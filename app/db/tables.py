@@ -398,16 +398,18 @@ class AlbumAsset(Table, tablename="album_assets"):
 
 
 class AssetDayCount(Table, tablename="asset_day_counts"):
-    """Per-day asset counts kept by statement triggers on assets (migration 2026-11-27T02).
+    """Per-day asset counts kept by statement triggers on assets (migrations 2026-11-27T02 and
+    2026-11-30T14, which added the visibility).
 
     No foreign key: rows of a library being deleted are adjusted while the cascade runs.
-    Key: (library_id, day, media_type, trashed), see COMPOSITE_PRIMARY_KEYS.
+    Key: (library_id, day, media_type, trashed, visibility), see COMPOSITE_PRIMARY_KEYS.
     """
 
     library_id = UUID(primary_key=True, default=None)
     day = Date(default=None)
     media_type = Text(default=None)
     trashed = Boolean(default=None)
+    visibility = Text(default=None)
     count = BigInt(default=None)
 
 

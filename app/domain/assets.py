@@ -207,14 +207,21 @@ async def counts(
     sql = Sql()
     direction = "DESC" if order == "desc" else "ASC"
     cmp = "<" if order == "desc" else ">"
-    if _rollup_covers(f) and (f.shows_locked or not await _holds_locked(f.library_id)):
-        # Timeline counts come from per-day counters kept by triggers: no scan of the assets.
+    if _rollup_covers(f):
+        # Timeline counts come from per-day counters kept by triggers: no scan of the assets. They
+        # are kept per visibility, so the same visibility rules as where() apply to them.
         f.validate()
         clauses = [f"library_id = {sql.arg(f.library_id)}"]
         if f.state != "all":
             clauses.append(f"trashed = {sql.arg(f.state == 'trashed')}")
         if f.media_type is not None:
             clauses.append(f"media_type = {sql.arg(f.media_type)}")
+        if f.visibility is not None:
+            clauses.append(f"visibility = {sql.arg(f.visibility)}")
+        if f.visibilities is not None:
+            clauses.append(f"visibility = ANY({sql.arg(list(f.visibilities))}::text[])")
+        if not f.shows_locked:
+            clauses.append(f"visibility <> {sql.arg(LOCKED)}")
         bucket = f"date_trunc({sql.arg(group_by)}, day::timestamp)"
         having = "sum(count) > 0"
         if starting_after_bucket is not None:
@@ -233,20 +240,16 @@ async def counts(
 
 
 def _rollup_covers(f: AssetFilter) -> bool:
+    """Whether the per-day counters can answer `f`: it narrows by nothing but the library, the trash
+    state, the media type and the visibility (every other field of AssetFilter is named here)."""
     return (
         f.ids is None and f.after is None and f.before is None and not f.ratings and f.album_id is None
         and f.album_filter == "all" and not f.person_ids and not f.tag_ids and not f.untagged and f.stack_id is None and f.bbox is None
-        and f.center is None and f.visibility is None and not f.exif_equals and not f.file_name_contains
+        and f.center is None and not f.exif_equals and not f.file_name_contains
         and not f.description_contains and f.taken_after is None and f.taken_before is None
-        and f.checksum_sha1 is None
+        and f.checksum_sha1 is None and f.external_library_id is None and not f.uploads_only
+        and not f.original_path_contains and f.is_offline is None
     )
-
-
-async def _holds_locked(library: uuid.UUID) -> bool:
-    """Whether a library has locked assets, which the per-day counters count but a locked caller
-    must not see (a partial index answers it)."""
-    return await db.fetchval(f"SELECT EXISTS (SELECT 1 FROM assets WHERE library_id = $1 AND visibility = '{LOCKED}')",
-                             library)
 
 
 MAX_CELLS = 1000
