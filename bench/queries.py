@@ -122,7 +122,8 @@ async def main_async(args) -> None:
                                 " ORDER BY a.local_datetime DESC, a.id DESC LIMIT 101", [library]),
             "counts by month (per-day counters)": (
                 "SELECT date_trunc('month', day::timestamp), sum(count)::bigint FROM asset_day_counts"
-                " WHERE library_id = $1 AND trashed = false GROUP BY 1 HAVING sum(count) > 0 ORDER BY 1 DESC LIMIT 201",
+                " WHERE library_id = $1 AND trashed = false AND visibility <> 'locked'"
+                " GROUP BY 1 HAVING sum(count) > 0 ORDER BY 1 DESC LIMIT 201",
                 [library]),
             "filtered search page": (
                 "SELECT a.* FROM assets a WHERE a.library_id = $1 AND a.trashed_at IS NULL AND a.media_type = 'image'"

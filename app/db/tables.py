@@ -604,7 +604,7 @@ class SharedLinkAsset(Table, tablename="shared_link_assets"):
 
 COMPOSITE_PRIMARY_KEYS: dict[type[Table], tuple[str, ...]] = {
     AssetFile: ("asset_id", "kind"),
-    AssetDayCount: ("library_id", "day", "media_type", "trashed"),
+    AssetDayCount: ("library_id", "day", "media_type", "trashed", "visibility"),
     SyncCheckpoint: ("session_id", "type"),
     AssetListWalk: ("library_id", "view", "anchor_id"),
     Partner: ("shared_by_id", "shared_with_id"),

@@ -17,7 +17,9 @@ DAY = datetime(2022, 3, 10, 12, 0)
 
 
 async def _both(flt: AssetFilter, group_by: str = "day") -> tuple[list, list]:
-    """(from the counters, from a scan): the scan is forced by a ratings filter that keeps every asset."""
+    """(from the counters, from a scan): the scan is forced by a ratings filter that keeps every asset
+    (ratings run 0-5, unrated counting as 0)."""
+    assert assets._rollup_covers(flt) and not assets._rollup_covers(dataclasses.replace(flt, ratings=list(RATINGS)))
     fast, _ = await assets.counts(flt, group_by=group_by, order="desc", limit=1000, starting_after_bucket=None)
     scan, _ = await assets.counts(dataclasses.replace(flt, ratings=list(RATINGS)), group_by=group_by,
                                   order="desc", limit=1000, starting_after_bucket=None)
