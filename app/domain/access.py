@@ -22,7 +22,7 @@ from app.db import engine as db
 from app.domain.errors import AccessRefused, BadRequest, Forbidden, NotFound
 from app.domain.asset_filters import LOCKED
 from app.domain.libraries import create_default_library
-from app.domain.principal import ALL_ACTIONS, DELETE, DELETE_PERMANENTLY, READ, WRITE, Principal
+from app.domain.principal import ALL_ACTIONS, DELETE, DELETE_PERMANENTLY, READ, WRITE, LibraryChoices, Principal
 
 __all__ = [
     "ALBUM_EDITOR",
@@ -273,17 +273,25 @@ async def load_assets(principal: Principal, asset_ids: list[uuid.UUID], action: 
     return outcomes
 
 
+def library_choices_sql(user: str) -> str:
+    """The columns of a SELECT over users aliased `user` that library_choices() reads."""
+    return (f"{user}.immich_library_id AS immich_library_id, {user}.default_library_id AS default_library_id,"
+            f" ARRAY(SELECT l.id FROM libraries l WHERE l.owner_id = {user}.id AND l.trashed_at IS NULL"
+            f" ORDER BY l.created_at, l.id) AS live_library_ids")
+
+
+def library_choices(row: asyncpg.Record) -> LibraryChoices:
+    return LibraryChoices(row["immich_library_id"], row["default_library_id"], tuple(row["live_library_ids"]))
+
+
 async def preferred_library(principal: Principal) -> uuid.UUID:
     """The one library a single-library client (Immich) sees: the chosen one, else the default."""
-    # One query (every Immich request asks): the user's two choices and its live libraries as
-    # live_library_ids lists them.
-    row = await db.fetchrow(
-        "SELECT immich_library_id, default_library_id, ARRAY(SELECT id FROM libraries WHERE owner_id = u.id"
-        " AND trashed_at IS NULL ORDER BY created_at, id) AS live FROM users u WHERE id = $1",
-        principal.user_id,
-    )
-    live = [] if row is None else [library for library in row["live"] if principal.in_scope(library)]
-    for candidate in (row["immich_library_id"], row["default_library_id"]) if row else ():
+    choices = principal.libraries
+    if choices is None:  # a principal not made by authentication (jobs, tests): one query
+        row = await db.fetchrow(f"SELECT {library_choices_sql('u')} FROM users u WHERE id = $1", principal.user_id)
+        choices = LibraryChoices(None, None, ()) if row is None else library_choices(row)
+    live = [library for library in choices.live if principal.in_scope(library)]
+    for candidate in (choices.immich, choices.default):
         if candidate in live:
             return candidate
     if live:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 
 from app.db import engine as db
-from app.domain import sessions
+from app.domain import access, sessions
 from app.domain.errors import Unauthorized
 from app.domain.principal import ALL_ACTIONS, Principal
 from app.domain.users import API_KEY_PREFIX, hash_api_key
@@ -32,7 +32,8 @@ async def authenticate_api_key(secret: str) -> Principal:
     row = await db.fetchrow(
         f"""
         WITH k AS (
-            SELECT k.id, k.user_id, k.actions, k.library_scope_mode, k.library_ids, k.last_used_at, u.is_admin
+            SELECT k.id, k.user_id, k.actions, k.library_scope_mode, k.library_ids, k.last_used_at, u.is_admin,
+                   {access.library_choices_sql('u')}
             FROM api_keys k JOIN users u ON u.id = k.user_id
             WHERE k.secret_hash = $1 AND k.is_active AND u.deleted_at IS NULL
         ), touched AS (
@@ -40,7 +41,7 @@ async def authenticate_api_key(secret: str) -> Principal:
             WHERE api_keys.id = k.id AND api_keys.is_active  -- not one deactivated meanwhile
               AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '{LAST_USED_EVERY_S} seconds')
         )
-        SELECT id, user_id, actions, library_scope_mode, library_ids, is_admin FROM k
+        SELECT * FROM k
         """,
         hash_api_key(secret),
     )
@@ -55,6 +56,7 @@ async def authenticate_api_key(secret: str) -> Principal:
         api_key_id=row["id"],
         actions=frozenset(row["actions"]) & ALL_ACTIONS,
         library_scope=scope,
+        libraries=access.library_choices(row),
     )
 
 

@@ -34,6 +34,18 @@ class SharedLinkGrant:
 
 
 @dataclass(frozen=True)
+class LibraryChoices:
+    """The user's own libraries as its credential was checked: the one chosen for Immich clients,
+    the default, and the live ones in creation order (access.preferred_library picks from them).
+    Read in the same statement as the credential, so the many requests that need the preferred
+    library make no query of their own for it; a request sees them as they were when it began."""
+
+    immich: uuid.UUID | None
+    default: uuid.UUID | None
+    live: tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True)
 class Principal:
     user_id: uuid.UUID
     is_admin: bool
@@ -47,6 +59,8 @@ class Principal:
     # A session unlocked with the user's PIN (Immich's elevated permission): only it reaches the
     # user's locked folder. An API key or a shared link never is.
     elevated: bool = False
+    # Read with the credential when there is one (see LibraryChoices); None: read when needed.
+    libraries: LibraryChoices | None = None
 
     def require(self, action: str) -> None:
         if action not in self.actions:

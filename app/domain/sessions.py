@@ -10,7 +10,7 @@ import uuid
 import asyncpg
 
 from app.db import engine as db
-from app.domain import system_config, users
+from app.domain import access, system_config, users
 from app.domain.errors import BadRequest, Unauthorized
 from app.domain.login_throttle import LoginThrottle
 from app.domain.principal import ALL_ACTIONS, Principal
@@ -66,7 +66,7 @@ async def principal_for_token(token: str) -> tuple[Principal, uuid.UUID]:
     row = await db.fetchrow(
         f"""
         WITH s AS (
-            SELECT s.id, s.user_id, s.updated_at, s.pin_expires_at, u.is_admin
+            SELECT s.id, s.user_id, s.updated_at, s.pin_expires_at, u.is_admin, {access.library_choices_sql('u')}
             FROM sessions s JOIN users u ON u.id = s.user_id
             WHERE s.token_hash = $1 AND u.deleted_at IS NULL AND (s.expires_at IS NULL OR s.expires_at > now())
         ), touched AS (
@@ -81,14 +81,15 @@ async def principal_for_token(token: str) -> tuple[Principal, uuid.UUID]:
                    OR (s.pin_expires_at > now()
                        AND s.pin_expires_at < now() + interval '{UNLOCK_EXTENSION_MINUTES * 60 - ACTIVITY_EVERY_S} seconds'))
         )
-        SELECT id, user_id, is_admin, coalesce(pin_expires_at > now(), false) AS elevated FROM s
+        SELECT s.*, coalesce(pin_expires_at > now(), false) AS elevated FROM s
         """,
         _hash(token),
     )
     if row is None:
         raise Unauthorized("Invalid user token")
     # A signed-in session may do everything its user may.
-    principal = Principal(row["user_id"], row["is_admin"], None, ALL_ACTIONS, None, elevated=row["elevated"])
+    principal = Principal(row["user_id"], row["is_admin"], None, ALL_ACTIONS, None, elevated=row["elevated"],
+                          libraries=access.library_choices(row))
     return principal, row["id"]
 
 

@@ -171,3 +171,28 @@ async def test_the_immich_library_is_the_chosen_live_one_in_scope_else_the_defau
     assert await access.preferred_library(f.principal_for(user, library_scope=frozenset({third["id"]}))) == third["id"]
     await db.execute("UPDATE libraries SET trashed_at = now() WHERE id = $1", chosen["id"])
     assert await access.preferred_library(me) == default
+
+
+async def test_a_credential_carries_the_library_choices_and_they_pick_as_the_query_does():
+    from app.domain import authentication
+
+    user = await f.new_user()
+    chosen = await f.new_library(user)
+    third = await f.new_library(user)
+    await db.execute("UPDATE users SET immich_library_id = $2 WHERE id = $1", user["id"], chosen["id"])
+    _, secret = await f.new_api_key(user)
+    _, token = await f.new_session(user)
+    _, scoped_secret = await f.new_api_key(user, library_scope_mode="selected_libraries", library_ids=[third["id"]])
+    by_key = await authentication.authenticate_api_key(secret)
+    by_session, _ = await authentication.authenticate_session(token)
+    scoped = await authentication.authenticate_api_key(scoped_secret)
+    for principal in (by_key, by_session, scoped):
+        assert principal.libraries is not None
+        assert principal.libraries.live == (user["default_library_id"], chosen["id"], third["id"])
+    assert await access.preferred_library(by_key) == chosen["id"] == await access.preferred_library(f.principal_for(user))
+    assert await access.preferred_library(by_session) == chosen["id"]
+    assert await access.preferred_library(scoped) == third["id"]
+    # The choices are those of when the credential was checked; the next request reads them again.
+    await db.execute("UPDATE libraries SET trashed_at = now() WHERE id = $1", chosen["id"])
+    again = await authentication.authenticate_api_key(secret)
+    assert await access.preferred_library(again) == user["default_library_id"]
