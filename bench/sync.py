@@ -49,7 +49,15 @@ APP_TYPES = ["AuthUsersV1", "UsersV1", "AssetsV2", "AssetExifsV1", "AssetEditsV1
 MB = 1_000_000
 
 # bench/queries.py's generator, plus the columns an AssetV2 line carries (size, thumbhash, capture time).
-ASSETS = """
+def assets_sql(start: str = "2005-01-01", every_s: int = 631, precise_places: bool = False) -> str:
+    """The INSERT of $3 generated assets ($1 library, $2 owner), capture times `every_s` apart from
+    `start`; a third of them with a place, in whole degrees unless `precise_places`."""
+    fractions = (" + 0.123456", " + 0.654321") if precise_places else ("", "")
+    return _ASSETS.format(start=start, every_s=every_s, latitude_fraction=fractions[0],
+                          longitude_fraction=fractions[1])
+
+
+_ASSETS = """
 INSERT INTO assets (id, library_id, owner_id, media_type, mime_type, original_file_name, storage_key,
     file_size_bytes, checksum_sha256, checksum_sha1, device_asset_id, device_id, file_created_at,
     file_modified_at, local_datetime, local_offset_minutes, captured_at, width, height, duration_ms, thumbhash,
@@ -63,12 +71,13 @@ SELECT gen_random_uuid(), $1, $2,
        CASE WHEN g % 4 = 0 THEN 3000 ELSE 4000 END, CASE WHEN g % 4 = 0 THEN 4000 ELSE 3000 END,
        CASE WHEN g % 10 = 0 THEN 12000 END, substring(sha256(int8send(g + 7)) from 1 for 25),
        CASE WHEN g % 7 = 0 THEN 5 ELSE NULL END, CASE WHEN g % 11 = 0 THEN 3 ELSE NULL END,
-       CASE WHEN g % 3 = 0 THEN -60 + (g % 120) ELSE NULL END,
-       CASE WHEN g % 3 = 0 THEN -170 + (g % 340) ELSE NULL END,
+       CASE WHEN g % 3 = 0 THEN -60 + (g % 120){latitude_fraction} ELSE NULL END,
+       CASE WHEN g % 3 = 0 THEN -170 + (g % 340){longitude_fraction} ELSE NULL END,
        CASE WHEN g % 97 = 0 THEN now() ELSE NULL END
-FROM (SELECT g, timestamptz '2005-01-01' + (g * interval '631 seconds') AS ts
+FROM (SELECT g, timestamptz '{start}' + (g * interval '{every_s} seconds') AS ts
       FROM generate_series(1, $3) AS g) s
 """
+ASSETS = assets_sql()
 
 EXIF = """
 INSERT INTO asset_exif (asset_id, make, model, lens_model, f_number, focal_length, iso, exposure_time, orientation,

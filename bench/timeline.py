@@ -36,28 +36,10 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import BenchServer, rss_kib  # noqa: E402
-from sync import EXIF  # noqa: E402  (the same EXIF rows as the sync bench)
+from sync import EXIF, assets_sql  # noqa: E402  (the sync bench's generators)
 
-ASSETS = """
-INSERT INTO assets (id, library_id, owner_id, media_type, mime_type, original_file_name, storage_key,
-    file_size_bytes, checksum_sha256, checksum_sha1, device_asset_id, device_id, file_created_at,
-    file_modified_at, local_datetime, local_offset_minutes, captured_at, width, height, duration_ms, thumbhash,
-    rating, file_rating, latitude, longitude, trashed_at)
-SELECT gen_random_uuid(), $1, $2,
-       CASE WHEN g % 10 = 0 THEN 'video' ELSE 'image' END,
-       CASE WHEN g % 10 = 0 THEN 'video/mp4' ELSE 'image/jpeg' END,
-       'IMG_' || g || '.jpg', 'bench/' || $1::uuid::text || '/' || g, 3000000,
-       sha256(int8send(g)), substring(sha256(int8send(-g)) from 1 for 20), 'd' || g, 'bench',
-       ts, ts, ts AT TIME ZONE 'UTC', CASE WHEN g % 3 = 0 THEN NULL ELSE 60 END, ts,
-       CASE WHEN g % 4 = 0 THEN 3000 ELSE 4000 END, CASE WHEN g % 4 = 0 THEN 4000 ELSE 3000 END,
-       CASE WHEN g % 10 = 0 THEN 12000 END, substring(sha256(int8send(g + 7)) from 1 for 25),
-       CASE WHEN g % 7 = 0 THEN 5 ELSE NULL END, CASE WHEN g % 11 = 0 THEN 3 ELSE NULL END,
-       CASE WHEN g % 3 = 0 THEN -60 + (g % 120) + 0.123456 ELSE NULL END,
-       CASE WHEN g % 3 = 0 THEN -170 + (g % 340) + 0.654321 ELSE NULL END,
-       CASE WHEN g % 97 = 0 THEN now() ELSE NULL END
-FROM (SELECT g, timestamptz '2015-01-01' + (g * interval '6099 seconds') AS ts
-      FROM generate_series(1, $3) AS g) s
-"""
+# Capture times 6,099 s apart (about 425 a month), places to six decimals (withCoordinates).
+ASSETS = assets_sql("2015-01-01", 6099, precise_places=True)
 
 
 # Every 25th asset (in capture order) and the one after it make a stack.

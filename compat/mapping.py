@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -184,6 +185,15 @@ def _utc(value):
     if value is None or value.tzinfo is timezone.utc:
         return value
     return value.astimezone(timezone.utc)
+
+
+def positional_struct(dto: type[msgspec.Struct], leave_out: frozenset[str] = frozenset()) -> type[msgspec.Struct]:
+    """A struct that encodes as `dto` does (its field names, in its order, less `leave_out`), built
+    by position: for responses of hundreds of items (search pages, sync batches), where a keyword
+    construction per item costs several times as much. Not tracked by the garbage collector (such
+    structs never hold a cycle, and each tracked one brings the next collection nearer)."""
+    return msgspec.defstruct("Fast" + dto.__name__,
+                             [(name, Any) for name in dto.__struct_fields__ if name not in leave_out], gc=False)
 
 
 def _as_utc_wall(wall):

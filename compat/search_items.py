@@ -10,52 +10,22 @@ position (a keyword call of 30 fields costs several times as much, and a page ha
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
-
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET
 
 from app.domain import effective
 from app.domain.search import PageItem
 from compat import dtos, mapping
 
 
-class SearchAssetItem(msgspec.Struct):
-    """AssetResponseDto's fields (same names, same order) as a search page fills them, every one
-    given (exifInfo is UNSET, so left out of the JSON, without withExif)."""
-
-    checksum: bytes
-    createdAt: datetime
-    duration: int | None
-    fileCreatedAt: datetime | None
-    fileModifiedAt: datetime
-    hasMetadata: bool
-    height: int | None
-    id: uuid.UUID
-    isArchived: bool
-    isEdited: bool
-    isFavorite: bool
-    isOffline: bool
-    isTrashed: bool
-    localDateTime: datetime
-    originalFileName: str
-    originalPath: str
-    ownerId: uuid.UUID
-    thumbhash: bytes | None
-    type: str
-    updatedAt: datetime
-    visibility: str
-    width: int | None
-    duplicateId: uuid.UUID | None
-    exifInfo: dict | UnsetType  # ExifResponseDto's fields (mapping.exif_fields)
-    libraryId: uuid.UUID | None
-    livePhotoVideoId: uuid.UUID | None
-    originalMimeType: str
-    people: list[dtos.PersonResponseDto]
+# AssetResponseDto's fields, in its order, less what a search page never carries: the stack (left
+# out, as Immich's search leaves it out), the owner, tags and `resized`. exifInfo is UNSET, so left
+# out of the JSON, without withExif.
+SearchAssetItem = mapping.positional_struct(dtos.AssetResponseDto,
+                                            leave_out=frozenset({"owner", "resized", "stack", "tags"}))
 
 
-def search_item(item: PageItem, *, with_exif: bool) -> SearchAssetItem:
+def search_item(item: PageItem, *, with_exif: bool) -> msgspec.Struct:
     row = item.row
     # asyncpg reads every timestamptz as a UTC datetime, so those go in as they come (mapping._utc
     # would hand each back unchanged); the wall clock localDateTime is written as UTC, as Immich does.

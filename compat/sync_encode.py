@@ -16,16 +16,15 @@ without a Python call per field.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 import msgspec
 
 from app.domain import effective, events, sync
 from compat import dtos
-from compat.mapping import _exposure
+from compat.mapping import _as_utc_wall, _exposure, positional_struct
 
-_UTC = timezone.utc
 _FAVORITE = effective.FAVORITE_RATING
 
 
@@ -40,16 +39,6 @@ class _Line(msgspec.Struct, gc=False):
 _encoder = msgspec.json.Encoder()
 
 
-def _positional(dto: type[msgspec.Struct]) -> type[msgspec.Struct]:
-    """A struct encoding as `dto` does (same field names, same order), built positionally."""
-    return msgspec.defstruct("Fast" + dto.__name__, [(name, Any) for name in dto.__struct_fields__], gc=False)
-
-
-def _wall_as_utc(wall: datetime) -> datetime:
-    # The constructor: datetime.replace(tzinfo=...) costs about twice as much.
-    return datetime(wall.year, wall.month, wall.day, wall.hour, wall.minute, wall.second, wall.microsecond, _UTC)
-
-
 _offsets: dict[int, timedelta] = {}
 
 
@@ -57,16 +46,16 @@ def _at_offset(wall: datetime, minutes: int | None) -> datetime:
     """app.domain.datetimes.join_wall_clock then in UTC (naive: the wall clock as UTC): the wall
     clock less its offset, which is what astimezone computes, without its tzinfo calls."""
     if minutes is None:
-        return _wall_as_utc(wall)
+        return _as_utc_wall(wall)
     offset = _offsets.get(minutes)
     if offset is None:
         offset = _offsets[minutes] = timedelta(minutes=minutes)
-    return _wall_as_utc(wall - offset)
+    return _as_utc_wall(wall - offset)
 
 
 # --- AssetV2 (compat.sync_mapping.asset_v2) ----------------------------------------------------
 
-_AssetV2 = _positional(dtos.SyncAssetV2)
+_AssetV2 = positional_struct(dtos.SyncAssetV2)
 
 
 def _asset_v2(r) -> msgspec.Struct:
@@ -84,7 +73,7 @@ def _asset_v2(r) -> msgspec.Struct:
         r["effective_rating"] == _FAVORITE,  # isFavorite
         r["external_library_id"],  # libraryId
         r["live_photo_video_id"],  # livePhotoVideoId
-        _wall_as_utc(r["local_datetime"]),  # localDateTime
+        _as_utc_wall(r["local_datetime"]),  # localDateTime
         r["original_file_name"],  # originalFileName
         r["owner_id"],  # ownerId
         r["stack_id"],  # stackId
@@ -137,14 +126,14 @@ def _asset_exif_v1(r) -> msgspec.Struct:
 
 # --- AlbumToAssetV1 and AssetFaceV2 -----------------------------------------------------------
 
-_AlbumToAssetV1 = _positional(dtos.SyncAlbumToAssetV1)
+_AlbumToAssetV1 = positional_struct(dtos.SyncAlbumToAssetV1)
 
 
 def _album_to_asset_v1(r) -> msgspec.Struct:
     return _AlbumToAssetV1(r["album_id"], r["asset_id"])
 
 
-_AssetFaceV2 = _positional(dtos.SyncAssetFaceV2)
+_AssetFaceV2 = positional_struct(dtos.SyncAssetFaceV2)
 
 
 def _asset_face_v2(r) -> msgspec.Struct:
