@@ -402,3 +402,21 @@ def test_a_cron_step_of_zero_names_no_minute():
     from app.jobs.worker import cron_due
 
     assert not cron_due("*/0 * * * *")
+
+
+async def test_a_scan_that_read_the_library_before_its_delete_adds_nothing_after_it(user, tmp_path):
+    """A scan (or the watcher) holds the library it read at its start; if the library is deleted and
+    purged meanwhile, the scan's later chunks must not bring rows back that nothing would remove."""
+    from app.domain import external_libraries
+
+    root = tmp_path / "lib"
+    put(root / "a.jpg", jpeg(20))
+    lib = await new_external(user, [root])
+    stale = await library_scan._library(lib)
+    await db.execute("UPDATE external_libraries SET deleted_at = now() WHERE id = $1", lib)
+    assert await external_libraries.remove_deleted(BlobStore(tmp_path / "store"), lib) == 0
+
+    found, _ = library_scan.walk(library_scan.Matcher([str(root)], []), [str(root)])
+    await library_scan._apply(stale, found, {}, None)
+    assert await db.fetchval("SELECT count(*) FROM assets WHERE external_library_id = $1", lib) == 0
+    assert await db.fetchval("SELECT count(*) FROM external_libraries WHERE id = $1", lib) == 0
