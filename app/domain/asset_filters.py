@@ -154,11 +154,13 @@ async def check_references(f: AssetFilter) -> None:
             raise NotFound("Person not found")
 
 
-def where(f: AssetFilter, sql: Sql) -> str:
+def where(f: AssetFilter, sql: Sql, *, album_rows_given: bool = False) -> str:
     """The WHERE clause (over `assets a`) selecting what `f` names, its values bound through `sql`.
 
     Internal to the asset queries of app/domain/assets.py, which wrap it in their own SELECTs:
-    callers elsewhere pass an AssetFilter to those functions, never SQL text.
+    callers elsewhere pass an AssetFilter to those functions, never SQL text. `album_rows_given`:
+    the caller's statement reads `a` only through f.album_id's album_assets rows, so the clause
+    leaves out the membership test (it would look each member up a second time).
     """
     f.validate()
     if f.album_id is None:
@@ -166,8 +168,9 @@ def where(f: AssetFilter, sql: Sql) -> str:
     else:
         # An album of the library (check_references) holds assets of other libraries too: those its
         # album editors added. They are its contents wherever they live, while their library is live.
-        clauses = [f"EXISTS (SELECT 1 FROM album_assets aa WHERE aa.asset_id = a.id AND aa.album_id = {sql.arg(f.album_id)})",
-                   "EXISTS (SELECT 1 FROM libraries own WHERE own.id = a.library_id AND own.trashed_at IS NULL)"]
+        clauses = [] if album_rows_given else [
+            f"EXISTS (SELECT 1 FROM album_assets aa WHERE aa.asset_id = a.id AND aa.album_id = {sql.arg(f.album_id)})"]
+        clauses.append("EXISTS (SELECT 1 FROM libraries own WHERE own.id = a.library_id AND own.trashed_at IS NULL)")
     if f.state == "live":
         clauses.append("a.trashed_at IS NULL")
     elif f.state == "trashed":

@@ -38,6 +38,9 @@ MAX_FETCH = 20_000
 # Assets looked up per round of an exact ranking of a broad filter.
 EXACT_BATCH = 20_000
 # An album or a list of ids is a small set: always ranked exactly.
+# How far past the float32 pass's need-th nearest a row may lie and still be scored in float64 (the
+# float32 error of a 512-d unit-vector product is about 1e-6, its bound about 3e-5).
+PREFILTER_MARGIN = 1e-3
 
 
 def to_bytes(vector) -> bytes:
@@ -80,25 +83,42 @@ async def embedding_of(asset_id: uuid.UUID, model: str) -> np.ndarray | None:
     return None if data is None else from_bytes(data)
 
 
+def _distances(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Cosine distances of unit rows to a unit query, in float64 so the order does not hang on
+    rounding. einsum computes every row with the same loop: a BLAS product may round a row
+    differently by its place in the matrix, and equal embeddings (duplicates) must tie exactly to
+    be ordered by id."""
+    return 1.0 - np.einsum("ij,j->i", matrix.astype(np.float64), query)
+
+
 def _score(rows, query: np.ndarray) -> list[tuple[uuid.UUID, float]]:
-    """Cosine distances of the rows' embeddings, in float64 so the order does not hang on rounding."""
+    """Cosine distances of the rows' embeddings."""
     if not rows:
         return []
     matrix = np.frombuffer(b"".join(r["embedding"] for r in rows), dtype="<f4").reshape(len(rows), -1)
     if matrix.shape[1] != len(query):
         return []
-    distances = 1.0 - matrix.astype(np.float64) @ query
-    return [(r["id"], float(d)) for r, d in zip(rows, distances)]
+    return [(r["id"], float(d)) for r, d in zip(rows, _distances(matrix, query))]
 
 
 async def _score_seqs(index: vector_index.VectorIndex, model: str, ids: list[uuid.UUID], seqs: np.ndarray,
-                      query: np.ndarray) -> list[tuple[uuid.UUID, float]]:
-    """Cosine distances of the embeddings with these seqs (ids[i] the asset of seqs[i]): from the
-    index's copy where it holds the seq (a seq's embedding never changes: a new one takes a new
-    seq), else from Postgres. The same float64 arithmetic as `_score`, so the same order."""
+                      query: np.ndarray, need: int) -> list[tuple[uuid.UUID, float]]:
+    """Cosine distances of the embeddings with these seqs (ids[i] the asset of seqs[i]), at least
+    for the `need` nearest (farther ones may be left out): from the index's copy where it holds the
+    seq (a seq's embedding never changes: a new one takes a new seq), else from Postgres. The same
+    arithmetic as `_score` (`_distances`), so the same order."""
     found, vectors = index.vectors_of(seqs)
-    distances = 1.0 - vectors.astype(np.float64) @ query
     held = np.flatnonzero(found)
+    if len(held) > need:
+        # A float32 pass first, float64 only for the rows it cannot rule out: for unit vectors the
+        # two differ by far less than PREFILTER_MARGIN / 2, so every row among the `need` nearest
+        # is within the margin of the float32 pass's need-th nearest (ties included).
+        rough = 1.0 - vectors @ query.astype(np.float32)
+        finite = rough[np.isfinite(rough)]
+        if len(finite) > need:
+            keep = rough <= np.partition(finite, need - 1)[need - 1] + PREFILTER_MARGIN  # NaN: False
+            vectors, held = vectors[keep], held[keep]
+    distances = _distances(vectors, query)
     finite = np.isfinite(distances)  # a row of another size is held as NaN: it matches nothing
     scored = list(zip((ids[i] for i in held[finite]), distances[finite].tolist()))
     missing = np.flatnonzero(~found)
@@ -121,7 +141,7 @@ async def _exact(f: AssetFilter, model: str, query: np.ndarray, need: int) -> li
     if f.album_id is not None or f.ids is not None:
         rows = await _small_set(f, model)
         seqs = np.fromiter((r["seq"] for r in rows), dtype=np.int64, count=len(rows))
-        return _top(await _score_seqs(index, model, [r["id"] for r in rows], seqs, query), need)
+        return _top(await _score_seqs(index, model, [r["id"] for r in rows], seqs, query, need), need)
     # A broad filter: its asset ids first (the planner starts from its most selective part, a date
     # index), then their seqs by primary key, EXACT_BATCH at a time. Joining the two in one
     # statement led the planner to read all of smart_search.
@@ -133,27 +153,27 @@ async def _exact(f: AssetFilter, model: str, query: np.ndarray, need: int) -> li
         rows = await db.fetch("SELECT asset_id, seq FROM smart_search WHERE asset_id = ANY($1::uuid[]) AND model = $2",
                               ids[start:start + EXACT_BATCH], model)
         seqs = np.fromiter((r["seq"] for r in rows), dtype=np.int64, count=len(rows))
-        best = _top(best + await _score_seqs(index, model, [r["asset_id"] for r in rows], seqs, query), need)
+        best = _top(best + await _score_seqs(index, model, [r["asset_id"] for r in rows], seqs, query, need), need)
     return best
 
 
 async def _small_set(f: AssetFilter, model: str) -> list[asyncpg.Record]:
-    """(id, seq) of an album's or an id list's assets that pass the filter, in one statement whose
-    work grows with the set, not the library: each member is looked up by key. The LATERAL
-    subqueries (OFFSET 0 and LIMIT 1 keep the planner from flattening them) hold the plan to those
-    lookups; as plain joins the planner hashed all of assets or all of smart_search instead (read
-    in EXPLAIN ANALYZE of bench/smart_search.py's album)."""
+    """(id, seq) of an album's or an id list's assets that pass the filter and have an embedding,
+    in one statement whose work grows with the set, not the library: each member is looked up by
+    key. The LATERAL subquery (OFFSET 0 keeps the planner from flattening it) holds the plan to
+    those lookups; as plain joins the planner hashed all of assets or all of smart_search instead
+    (read in EXPLAIN ANALYZE of bench/smart_search.py's album). The seq is a scalar subquery, a key
+    lookup per member without the cache node a join would put around it (a member is seen once)."""
     sql = Sql()
-    clause = where(f, sql)
-    embedding = (f"CROSS JOIN LATERAL (SELECT s.seq FROM smart_search s WHERE s.asset_id = a.id"
-                 f" AND s.model = {sql.arg(model)} LIMIT 1) s")
+    clause = where(f, sql, album_rows_given=f.album_id is not None)
+    seq = f"(SELECT s.seq FROM smart_search s WHERE s.asset_id = a.id AND s.model = {sql.arg(model)}) AS seq"
     if f.album_id is not None:
-        statement = (f"SELECT a.id, s.seq FROM album_assets aa"
+        statement = (f"SELECT a.id, {seq} FROM album_assets aa"
                      f" CROSS JOIN LATERAL (SELECT a.id FROM assets a WHERE a.id = aa.asset_id AND {clause} OFFSET 0) a"
-                     f" {embedding} WHERE aa.album_id = {sql.arg(f.album_id)}")
+                     f" WHERE aa.album_id = {sql.arg(f.album_id)}")
     else:
-        statement = f"SELECT a.id, s.seq FROM assets a {embedding} WHERE {clause}"
-    return await db.fetch(statement, *sql.args)
+        statement = f"SELECT a.id, {seq} FROM assets a WHERE {clause}"
+    return [r for r in await db.fetch(statement, *sql.args) if r["seq"] is not None]
 
 
 async def _candidates(f: AssetFilter, model: str, seqs: np.ndarray) -> list[asyncpg.Record]:
@@ -180,7 +200,8 @@ async def _rank_one(f: AssetFilter, model: str, query: np.ndarray, need: int) ->
             # are the filtered set's best (exactly so for the exact index; IVF approximates). When
             # the whole library was looked at, this is all there is.
             scored = await _score_seqs(index, model, [r["id"] for r in rows],
-                                       np.fromiter((r["seq"] for r in rows), dtype=np.int64, count=len(rows)), query)
+                                       np.fromiter((r["seq"] for r in rows), dtype=np.int64, count=len(rows)), query,
+                                         need)
             return _top(scored, need)
         if fetch >= min(MAX_FETCH, index.ntotal):
             return await _exact(f, model, query, need)

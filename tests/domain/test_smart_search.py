@@ -55,7 +55,7 @@ async def brute_force(filt: AssetFilter, query: np.ndarray) -> list[tuple[uuid.U
         return []
     matrix = np.stack([np.frombuffer(r["embedding"], "<f4") for r in rows]).astype(np.float64)
     q = (query / np.linalg.norm(query)).astype(np.float32).astype(np.float64)
-    distances = 1.0 - matrix @ q
+    distances = 1.0 - np.einsum("ij,j->i", matrix, q)  # each row alike: equal embeddings tie exactly
     return sorted(((r["id"], float(d)) for r, d in zip(rows, distances)), key=lambda x: (x[1], x[0]))
 
 
@@ -128,6 +128,28 @@ async def test_album_filter(user, library_id):
     assert set(ids(got)) <= {a["id"] for a in assets[::4]}
     with pytest.raises(NotFound):
         await smart_search.rank([AssetFilter(library_id, album_id=uuid.uuid4())], MODEL, query, 0, 10)
+
+
+async def test_album_ranking_keeps_ties_in_id_order_and_skips_members_without_an_embedding(user, library_id):
+    """The album path scores its members in float32 first and in float64 only near the cut: equal
+    embeddings (duplicates) straddling the cut still come out in id order, as a brute force has them."""
+    rng = np.random.default_rng(15)
+    vectors = unit(rng, 60)
+    vectors[10:20] = vectors[9]  # eleven equal embeddings
+    assets = await populate(user, 60, rng, vectors=vectors)
+    bare = await f.new_asset(user, taken=BASE)
+    album = await f.new_album(user)
+    for asset in [*assets, bare]:
+        await f.new_album_asset(album, asset)
+    filt = AssetFilter(library_id, album_id=album["id"])
+    near = vectors[9] + 0.3 * unit(rng, 1)[0]
+    for query in (vectors[9], near, *unit(rng, 2)):
+        want = await brute_force(filt, query)
+        for count in (5, 11, 12, 30):
+            got = await smart_search.rank([filt], MODEL, query, 0, count)
+            assert ids(got) == ids(want[:count])
+            assert np.allclose([d for _, d in got], [d for _, d in want[:count]], atol=1e-12)
+    assert bare["id"] not in ids(await smart_search.rank([filt], MODEL, near, 0, 100))
 
 
 async def test_trashed_and_other_libraries_stay_out(user, library_id):
