@@ -403,7 +403,8 @@ _SEARCH_EXIF_FIELDS = {"make": "make", "model": "model", "lensModel": "lens_mode
 _SEARCH_FIELDS = {*_SEARCH_EXIF_FIELDS, "albumIds", "isFavorite", "isNotInAlbum", "visibility", "type",
                   "originalFileName", "description", "takenAfter", "takenBefore", "withDeleted", "order", "page",
                   "size", "rating", "withExif", "withStacked", "withPeople", "checksum", "id", "personIds", "tagIds",
-                  "libraryId", "originalPath", "isOffline"}
+                  "libraryId", "originalPath", "isOffline", "createdAfter", "createdBefore", "updatedAfter",
+                  "updatedBefore", "trashedAfter", "trashedBefore", "isMotion", "isEncoded"}
 _MEDIA_TYPES = {"IMAGE": "image", "VIDEO": "video"}
 
 
@@ -424,15 +425,17 @@ def metadata_search_filter(dto: dtos.MetadataSearchDto | dtos.RandomSearchDto | 
                          and getattr(dto, name) not in (UNSET, None, False, [], ""))
     if unsupported:
         raise BadRequest(f"Search by {', '.join(unsupported)} is not supported by this server")
-    album_ids = field("albumIds") or []
-    if len(album_ids) > 1:
-        raise BadRequest("Search by more than one album is not supported by this server")
+    album_ids = [parse_uuid(a, "albumIds", i) for i, a in enumerate(field("albumIds") or [])]
     if field("type") and field("type") not in _MEDIA_TYPES:
         raise BadRequest("type must be IMAGE or VIDEO")
+    # As Immich: asking for trashed dates or the offline state looks at trashed assets too.
+    with_deleted = bool(field("withDeleted") or field("trashedAfter") or field("trashedBefore")
+                        or field("isOffline") not in (UNSET, None))
     f = AssetFilter(
         library_id=library,
-        state="all" if field("withDeleted") else "live",
-        album_id=parse_uuid(album_ids[0]) if album_ids else None,
+        state="all" if with_deleted else "live",
+        album_id=album_ids[0] if album_ids else None,
+        also_in_albums=album_ids[1:] or None,
         album_filter="not_in_album" if field("isNotInAlbum") else "all",
         media_type=_MEDIA_TYPES.get(field("type")) if field("type") else None,
         visibility=field("visibility") or None,
@@ -462,6 +465,14 @@ def metadata_search_filter(dto: dtos.MetadataSearchDto | dtos.RandomSearchDto | 
         f.original_path_contains = field("originalPath")
     if field("isOffline") is not UNSET:
         f.is_offline = field("isOffline")
+    for name, attribute in (("createdAfter", "created_after"), ("createdBefore", "created_before"),
+                            ("updatedAfter", "updated_after"), ("updatedBefore", "updated_before"),
+                            ("trashedAfter", "trashed_after"), ("trashedBefore", "trashed_before")):
+        if field(name):
+            setattr(f, attribute, field(name))
+    for name, attribute in (("isMotion", "is_motion"), ("isEncoded", "is_encoded")):
+        if field(name) not in (UNSET, None):
+            setattr(f, attribute, field(name))
     if field("checksum"):
         sha1 = sha1_base64(field("checksum"))
         if sha1 is None:

@@ -63,8 +63,10 @@ def test_search_map_and_folder_extras(server, account):
         assert len(large) == 3 and sizes == sorted(sizes, reverse=True)
         above = http.post("/api/search/large-assets", params={"minFileSize": sizes[0] - 1}).json()
         assert [a["id"] for a in above] == [large[0]["id"]]
-        refused = http.post("/api/search/large-assets", params={"isMotion": "true"})
-        assert refused.status_code == 400 and "isMotion" in refused.json()["message"]
+        refused = http.post("/api/search/large-assets", params={"ocr": "stop"})
+        assert refused.status_code == 400 and "ocr" in refused.json()["message"]
+        assert http.post("/api/search/large-assets", params={"isMotion": "true"}).json() == []
+        assert http.post("/api/search/large-assets", params={"size": 3, "createdAfter": "2000-01-01T00:00:00Z"}).json() == large
 
         assert http.post("/api/search/statistics", json={}).json() == {"total": 6}
         assert http.post("/api/search/statistics", json={"city": "Cedaredge"}).json() == {"total": 5}

@@ -57,3 +57,20 @@ def test_exif_only_when_asked_and_pages_that_follow_on(server, account):
         assert [a["id"] for a in oldest_first] == [a["id"] for a in reversed(lean["items"])]
         assert search(type="VIDEO")["items"] == []
         assert search(originalFileName="m1")["items"][0]["id"] == made[1]
+
+        # Row times (inclusive, as Immich), live photos, transcoded copies and several albums (an
+        # asset in all of them); a trash bound looks at trashed assets without withDeleted.
+        uploaded = http.get(f"/api/assets/{made[1]}").json()["createdAt"]
+        assert {a["id"] for a in search(createdAfter=uploaded)["items"]} >= {made[1]}
+        assert search(createdBefore="2000-01-01T00:00:00.000Z")["items"] == []
+        assert search(updatedAfter="2999-01-01T00:00:00.000Z")["items"] == []
+        assert search(isMotion=True)["items"] == [] and len(search(isMotion=False)["items"]) == 3
+        assert search(isEncoded=True)["items"] == [] and len(search(isEncoded=False)["items"]) == 3
+        albums = [http.post("/api/albums", json={"albumName": n, "assetIds": ids}).json()["id"]
+                  for n, ids in (("a", made[:2]), ("b", made[1:]))]
+        assert [a["id"] for a in search(albumIds=albums)["items"]] == [made[1]]
+        missing = http.post("/api/search/metadata", json={"albumIds": [albums[0], str(uuid.uuid4())]})
+        assert missing.status_code == 400
+        assert http.request("DELETE", "/api/assets", json={"ids": [made[2]]}).status_code == 204
+        assert [a["id"] for a in search(trashedAfter="2000-01-01T00:00:00.000Z")["items"]] == [made[2]]
+        assert http.post("/api/search/metadata", json={"ocr": "text"}).status_code == 400

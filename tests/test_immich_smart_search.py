@@ -58,6 +58,13 @@ def test_smart_search_by_asset(server, account, make_account):
         found = r.json()["assets"]
         assert [a["id"] for a in found["items"]] == want and found["nextPage"] is None
         assert found["total"] == found["count"] == 5
+        # As Immich's search pages: exifInfo only with withExif, never a stack.
+        assert all("exifInfo" not in a and "stack" not in a for a in found["items"])
+        exif = http.post("/api/search/smart", json={"queryAssetId": ids[2], "withExif": True}).json()["assets"]
+        assert [a["id"] for a in exif["items"]] == want and all("exifInfo" in a for a in exif["items"])
+        # Filters added with this search: row times and several albums (in all of them).
+        assert http.post("/api/search/smart", json={"queryAssetId": ids[2], "createdBefore": "2000-01-01T00:00:00Z"}
+                         ).json()["assets"]["items"] == []
 
         first = http.post("/api/search/smart", json={"queryAssetId": ids[2], "size": 2}).json()["assets"]
         assert [a["id"] for a in first["items"]] == want[:2] and first["nextPage"] == "2"
@@ -70,6 +77,9 @@ def test_smart_search_by_asset(server, account, make_account):
         assert [a["id"] for a in narrowed["assets"]["items"]] == [i for i in want if i in (ids[0], ids[4])]
         assert http.post("/api/search/smart", json={"queryAssetId": ids[2], "type": "VIDEO"}).json()[
             "assets"]["items"] == []
+        other = http.post("/api/albums", json={"albumName": "smart 2", "assetIds": [ids[4], ids[1]]}).json()["id"]
+        both = http.post("/api/search/smart", json={"queryAssetId": ids[2], "albumIds": [album, other]}).json()
+        assert [a["id"] for a in both["assets"]["items"]] == [ids[4]]
 
         plain = _upload(http, 4199)
         wait_processed(account, "asset_" + shortuuid.encode(uuid.UUID(plain)))

@@ -72,6 +72,21 @@ class AssetFilter:
     uploads_only: bool = False
     original_path_contains: str | None = None  # the file in place of an external asset
     is_offline: bool | None = None
+    # When the row was made, last changed or trashed: instants, both bounds inclusive (Immich's
+    # createdAfter/Before, updatedAfter/Before, trashedAfter/Before).
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    trashed_after: datetime | None = None
+    trashed_before: datetime | None = None
+    is_motion: bool | None = None  # a live photo's still (it has a motion part), or not one
+    # Immich's isEncoded (a transcoded copy exists): nothing is transcoded here, so true matches no
+    # asset and false every one.
+    is_encoded: bool | None = None
+    # In each of these albums too (Immich's albumIds past the first: an asset in all of them); the
+    # caller checks that it may read each.
+    also_in_albums: list[uuid.UUID] | None = None
     # Read through a share (a partner's library, an album shared with the caller, a shared link),
     # not a role in the library: its owner's locked assets never show, whatever else is asked.
     through_share: bool = False
@@ -125,6 +140,11 @@ _EXIF_COLUMNS = frozenset({"make", "model", "lens_model", "city", "state", "coun
 def _contains(sql: Sql, text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return sql.arg(f"%{escaped}%")
+
+
+def _instant(moment: datetime) -> datetime:
+    """A naive bound is read as UTC (the server's clock, as Immich's is in its container)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _bound(sql: Sql, bound: datetime, op: str) -> str:
@@ -212,6 +232,17 @@ def where(f: AssetFilter, sql: Sql, *, album_rows_given: bool = False) -> str:
         clauses.append(f"a.original_path ILIKE {_contains(sql, f.original_path_contains)}")
     if f.is_offline is not None:
         clauses.append(f"a.is_offline = {sql.arg(f.is_offline)}")
+    for column, op, bound in (("created_at", ">=", f.created_after), ("created_at", "<=", f.created_before),
+                              ("updated_at", ">=", f.updated_after), ("updated_at", "<=", f.updated_before),
+                              ("trashed_at", ">=", f.trashed_after), ("trashed_at", "<=", f.trashed_before)):
+        if bound is not None:
+            clauses.append(f"a.{column} {op} {sql.arg(_instant(bound))}")
+    if f.is_motion is not None:
+        clauses.append(f"a.live_photo_video_id IS {'NOT ' if f.is_motion else ''}NULL")
+    if f.is_encoded:
+        clauses.append("false")
+    for album in dict.fromkeys(f.also_in_albums or ()):
+        clauses.append(f"EXISTS (SELECT 1 FROM album_assets am WHERE am.asset_id = a.id AND am.album_id = {sql.arg(album)})")
     if f.taken_after is not None:
         clauses.append(f"a.taken_at > {sql.arg(f.taken_after)}")
     if f.taken_before is not None:

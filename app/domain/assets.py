@@ -239,17 +239,17 @@ async def counts(
     return rows[:limit], len(rows) > limit
 
 
+# What the per-day counters are kept by (and the locked rule, which where() derives from the last two).
+_ROLLUP_FIELDS = frozenset({"library_id", "state", "media_type", "visibility", "visibilities", "through_share",
+                            "elevated"})
+
+
 def _rollup_covers(f: AssetFilter) -> bool:
-    """Whether the per-day counters can answer `f`: it narrows by nothing but the library, the trash
-    state, the media type and the visibility (every other field of AssetFilter is named here)."""
-    return (
-        f.ids is None and f.after is None and f.before is None and not f.ratings and f.album_id is None
-        and f.album_filter == "all" and not f.person_ids and not f.tag_ids and not f.untagged and f.stack_id is None and f.bbox is None
-        and f.center is None and not f.exif_equals and not f.file_name_contains
-        and not f.description_contains and f.taken_after is None and f.taken_before is None
-        and f.checksum_sha1 is None and f.external_library_id is None and not f.uploads_only
-        and not f.original_path_contains and f.is_offline is None
-    )
+    """Whether the per-day counters can answer `f`: every field they are not kept by is at its
+    default (so a field added to AssetFilter later falls back to the scan until taught here)."""
+    default = AssetFilter(library_id=f.library_id)
+    return all(getattr(f, name) == getattr(default, name)
+               for name in AssetFilter.__dataclass_fields__ if name not in _ROLLUP_FIELDS)
 
 
 MAX_CELLS = 1000

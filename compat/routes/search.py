@@ -27,6 +27,8 @@ async def _scopes(auth: ImmichAuth, dto, *, with_partners: bool = True,
     album_ids = getattr(dto, "albumIds", None) or []
     if album_ids:
         scope = await albums.contents_filter(auth.principal, mapping.parse_uuid(album_ids[0]))
+        for more in album_ids[1:]:  # an asset in all of them: the caller must be able to read each
+            await albums.contents_filter(auth.principal, mapping.parse_uuid(more))
         own = dataclasses.replace(mapping.metadata_search_filter(dto, scope.library_id),
                                   through_share=scope.through_share, elevated=scope.elevated)
         with_partners = False
@@ -83,7 +85,10 @@ async def search_smart(auth: ImmichAuth, shared: Shared, data: dtos.SmartSearchD
     filters = await _scopes(auth, filters_only)
     page, size = data.page or 1, data.size or 100
     rows = await smart_search.search(auth.principal, filters, config.model, vector, (page - 1) * size, size + 1)
-    items = await _assets(rows[:size])
+    # As Immich's search pages: exifInfo only with withExif, and never the stack.
+    keep_exif = data.withExif is True
+    items = [msgspec.structs.replace(item, stack=UNSET, **({} if keep_exif else {"exifInfo": UNSET}))
+             for item in await _assets(rows[:size])]
     return dtos.SearchResponseDto(
         albums=dtos.SearchAlbumResponseDto(total=0, count=0, items=[], facets=[]),
         assets=dtos.SearchAssetResponseDto(total=len(items), count=len(items), items=items, facets=[],
@@ -98,8 +103,7 @@ async def search_random(auth: ImmichAuth, data: dtos.RandomSearchDto) -> list[dt
 
 
 # The large-assets query fields this server cannot filter by: refused by name, never ignored.
-_LARGE_UNSUPPORTED = ("createdAfter", "createdBefore", "isEncoded", "isMotion", "ocr",
-                      "tagIds", "trashedAfter", "trashedBefore", "updatedAfter", "updatedBefore")
+_LARGE_UNSUPPORTED = ("ocr", "tagIds")
 
 
 @post("/api/search/large-assets", status_code=200, action=access.READ)
@@ -115,6 +119,10 @@ async def search_large_assets(
     size: int = Parameter(default=250, ge=1, le=1000),
     minFileSize: int | None = Parameter(default=None, ge=0, le=9007199254740991),
     libraryId: str | None = None, isOffline: bool | None = None,
+    createdAfter: datetime | None = None, createdBefore: datetime | None = None,
+    updatedAfter: datetime | None = None, updatedBefore: datetime | None = None,
+    trashedAfter: datetime | None = None, trashedBefore: datetime | None = None,
+    isMotion: bool | None = None, isEncoded: bool | None = None,
 ) -> list[dtos.AssetResponseDto]:
     asked = sorted(name for name in _LARGE_UNSUPPORTED if name in request.query_params)
     if asked:
@@ -122,7 +130,10 @@ async def search_large_assets(
     given = dict(albumIds=albumIds, city=city, country=country, state=region, make=make, model=model,
                  lensModel=lensModel, isFavorite=isFavorite, isNotInAlbum=isNotInAlbum, type=kind,
                  visibility=visibility, takenAfter=takenAfter, takenBefore=takenBefore, withDeleted=withDeleted,
-                 withExif=withExif, personIds=personIds, rating=rating, libraryId=libraryId, isOffline=isOffline)
+                 withExif=withExif, personIds=personIds, rating=rating, libraryId=libraryId, isOffline=isOffline,
+                 createdAfter=createdAfter, createdBefore=createdBefore, updatedAfter=updatedAfter,
+                 updatedBefore=updatedBefore, trashedAfter=trashedAfter, trashedBefore=trashedBefore,
+                 isMotion=isMotion, isEncoded=isEncoded)
     dto = dtos.RandomSearchDto(**{name: value for name, value in given.items() if value is not None})
     filters = await _scopes(auth, dto)
     return await _assets(await search.largest_assets(auth.principal, filters, size, minFileSize or 0))

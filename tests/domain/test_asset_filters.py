@@ -141,6 +141,36 @@ async def test_capture_time_bounds_naive_and_aware(user, library_id):
     assert await matching(taken) == ids(aware)
 
 
+async def test_row_times_motion_encoding_and_several_albums(user, library_id):
+    """Immich's createdAfter/Before, updatedAfter/Before, trashedAfter/Before (inclusive), isMotion,
+    isEncoded and albumIds past the first (an asset in all of them)."""
+    t0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    old = await f.new_asset(user, created_at=t0, updated_at=t0 + timedelta(days=5))
+    new = await f.new_asset(user, created_at=t0 + timedelta(days=2), updated_at=t0 + timedelta(days=2))
+    gone = await f.new_asset(user, created_at=t0, trashed_at=t0 + timedelta(days=3))
+    assert await matching(AssetFilter(library_id, created_after=t0 + timedelta(days=2))) == ids(new)
+    assert await matching(AssetFilter(library_id, created_before=t0)) == ids(old)  # inclusive
+    assert await matching(AssetFilter(library_id, created_before=datetime(2024, 5, 1, 12, 0))) == ids(old)  # naive: UTC
+    assert await matching(AssetFilter(library_id, updated_after=t0 + timedelta(days=3))) == ids(old)
+    assert await matching(AssetFilter(library_id, updated_before=t0 + timedelta(days=2))) == ids(new)
+    assert await matching(AssetFilter(library_id, state="all", trashed_after=t0 + timedelta(days=3),
+                                      trashed_before=t0 + timedelta(days=3))) == ids(gone)
+
+    motion_part = await f.new_asset(user, media_type="video")
+    still = await f.new_asset(user, live_photo_video_id=motion_part["id"])
+    assert await matching(AssetFilter(library_id, is_motion=True)) == ids(still)
+    assert still["id"] not in await matching(AssetFilter(library_id, is_motion=False))
+    assert await matching(AssetFilter(library_id, is_encoded=True)) == set()  # nothing is transcoded here
+    assert await matching(AssetFilter(library_id, is_encoded=False)) == await matching(AssetFilter(library_id))
+
+    first, second = await f.new_album(user), await f.new_album(user)
+    for asset in (old, new):
+        await f.new_album_asset(first, asset)
+    await f.new_album_asset(second, new)
+    assert await matching(AssetFilter(library_id, album_id=first["id"], also_in_albums=[second["id"]])) == ids(new)
+    assert await matching(AssetFilter(library_id, album_id=first["id"], also_in_albums=[first["id"]])) == ids(old, new)
+
+
 async def test_checksum(user, library_id):
     asset = await f.new_asset(user)
     await f.new_asset(user)
