@@ -70,6 +70,21 @@ async def test_near_identical_photos_are_grouped_and_far_ones_are_not(user):
     assert (await duplicates.detect(user["id"])).changed == 0
 
 
+async def test_a_group_change_reaches_the_sync_stream_as_an_asset_upsert(user):
+    """Immich's sync lines carry no duplicateId: a client learns of a group change as the asset's
+    upsert (then reads the asset), which is what the stream sends after detection."""
+    from app.domain import sync
+
+    rng = np.random.default_rng(11)
+    base = _random(rng)
+    a, b = await _photo(user, base, event="asset_created"), await _photo(user, _near(base, rng), event="asset_created")
+    snap = await sync.snapshot()
+    before = [c async for c in snap.changes("asset", user["default_library_id"], None)][-1].cursor
+    assert (await duplicates.detect(user["id"])).grouped == 2
+    later = [c async for c in (await sync.snapshot()).changes("asset", user["default_library_id"], before)]
+    assert sorted(c.entity_id for c in later) == sorted([a["id"], b["id"]]) and all(c.row is not None for c in later)
+
+
 async def test_a_photo_is_never_a_videos_duplicate_nor_another_owners(user):
     rng = np.random.default_rng(2)
     base = _random(rng)
