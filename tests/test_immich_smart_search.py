@@ -132,7 +132,7 @@ def test_smart_search_off_in_the_config(server, account, admin):
             assert features["smartSearch"] is False and features["duplicateDetection"] is False
 
 
-def test_smart_search_by_text(server, account, admin):
+def test_smart_search_by_text(server, account, admin, tmp_path):
     import fetch_clip_models as fetch  # tools/ is on sys.path (tests/conftest.py)
 
     from app.clip import models as clip
@@ -150,6 +150,22 @@ def test_smart_search_by_text(server, account, admin):
             r = http.post("/api/search/smart", json={"query": "a photo of a dog"})
             assert r.status_code == 200, r.text
             assert set(ids) <= {a["id"] for a in r.json()["assets"]["items"]}
+
+            # A video is embedded from its poster frame, and found by its own embedding first.
+            from tests.test_media import _video
+
+            clip = _video(tmp_path / "clip.mp4")
+            v = http.post("/api/assets", files={"assetData": ("clip.mp4", clip, "video/mp4")},
+                          data={**FIELDS, "deviceAssetId": f"video-{uuid.uuid4()}"})
+            assert v.status_code == 201, v.text
+            video = v.json()["id"]
+            steps = wait_processed(account, "asset_" + shortuuid.encode(uuid.UUID(video)))
+            assert all(t.status == "success" for t in steps), steps
+            similar = http.post("/api/search/smart", json={"queryAssetId": video})
+            assert similar.status_code == 200, similar.text
+            assert similar.json()["assets"]["items"][0]["id"] == video
+            videos = http.post("/api/search/smart", json={"query": "a dog", "type": "VIDEO"}).json()["assets"]
+            assert [a["id"] for a in videos["items"]] == [video]
 
 
 def test_a_reencoded_copy_is_found_as_a_duplicate_through_the_pipeline(server, account, admin):
