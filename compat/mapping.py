@@ -428,9 +428,9 @@ def metadata_search_filter(dto: dtos.MetadataSearchDto | dtos.RandomSearchDto | 
     album_ids = [parse_uuid(a, "albumIds", i) for i, a in enumerate(field("albumIds") or [])]
     if field("type") and field("type") not in _MEDIA_TYPES:
         raise BadRequest("type must be IMAGE or VIDEO")
-    # As Immich: asking for trashed dates or the offline state looks at trashed assets too.
+    # As Immich: asking for trashed dates or for offline assets looks at trashed assets too.
     with_deleted = bool(field("withDeleted") or field("trashedAfter") or field("trashedBefore")
-                        or field("isOffline") not in (UNSET, None))
+                        or field("isOffline") is True)
     f = AssetFilter(
         library_id=library,
         state="all" if with_deleted else "live",

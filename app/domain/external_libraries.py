@@ -175,6 +175,7 @@ async def delete(principal: access.Principal, queue, library_id: uuid.UUID) -> N
     principal.require(access.DELETE)
     await get(principal, library_id)
     async with db.transaction() as conn:
+        await conn.execute(_LOCK.format(""), library_id)  # after the scans' inserts in flight (hold_for_insert)
         row = await conn.fetchrow(
             "UPDATE external_libraries SET deleted_at = now(), updated_at = now()"
             " WHERE id = $1 AND deleted_at IS NULL RETURNING *", library_id,
@@ -184,6 +185,19 @@ async def delete(principal: access.Principal, queue, library_id: uuid.UUID) -> N
         await _record(conn, row, "external_library_deleted")
     if queue is not None:
         await queue.enqueue_plain(DELETE_JOB, str(library_id), job_id=f"{DELETE_JOB}:{library_id}")
+
+
+# The lock a scan's insert shares and a delete takes alone (the two-key form: its own key space).
+_LOCK = "SELECT pg_advisory_xact_lock{}(hashtext('external_library'), hashtext($1::uuid::text))"
+
+
+async def hold_for_insert(conn: asyncpg.Connection, library_id: uuid.UUID) -> bool:
+    """Whether the library is live, and if so, kept from being deleted until `conn`'s transaction
+    ends: a delete waits for the inserts in flight, and one that starts after it sees deleted_at. An
+    advisory lock rather than FOR SHARE on the row: a waiting delete holds back new shared holders,
+    so a scan's back-to-back chunks cannot keep a delete (and its HTTP request) waiting to the end."""
+    await conn.execute(_LOCK.format("_shared"), library_id)
+    return await conn.fetchval("SELECT deleted_at IS NULL FROM external_libraries WHERE id = $1", library_id) is True
 
 
 async def remove_deleted(store: BlobStore, library_id: uuid.UUID | None = None) -> int:

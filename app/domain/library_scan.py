@@ -428,12 +428,9 @@ async def _insert(library: Any, paths: list[str], found: dict[str, Seen]) -> lis
         mtimes.append(seen.mtime_ns)
         sidecars.append(seen.sidecar)
     async with db.transaction() as conn:
-        # The library row is held (FOR SHARE) until this chunk commits: a delete's UPDATE waits for it,
-        # and a chunk that starts after the delete sees deleted_at and writes nothing. Without this, a
-        # scan that read the library before it was deleted could add rows after the delete job purged
-        # it, and they would stay until the hourly sweep.
-        if await conn.fetchval("SELECT 1 FROM external_libraries WHERE id = $1 AND deleted_at IS NULL FOR SHARE",
-                               library["id"]) is None:
+        # Without this, a scan that read the library before it was deleted could add rows after the
+        # delete job purged it, and they would stay until the hourly sweep.
+        if not await external_libraries.hold_for_insert(conn, library["id"]):
             return []
         try:
             # COPY: the fastest way in for many rows. A path a watcher indexed meanwhile makes the

@@ -137,3 +137,32 @@ async def test_delete_hides_at_once_then_removes_rows_and_derived_files_never_th
     deleted = await db.fetchval("SELECT count(*) FROM events WHERE entity_id = $1 AND event_type = 'asset_deleted'",
                                 asset["id"])
     assert deleted == 1
+
+
+async def test_a_delete_waits_for_the_inserts_in_flight_and_holds_back_later_ones(boss, user):
+    """A scan's insert chunk shares the library's lock; a delete takes it alone. The delete waits for
+    the chunk in flight, and a chunk that asks after the delete queues behind it (it must not keep the
+    delete waiting) and then sees the library deleted."""
+    import asyncio
+    import contextvars
+
+    # Each task in a fresh context: one made inside the `async with` would join its transaction.
+    def apart(coro):
+        return asyncio.create_task(coro, context=contextvars.Context())
+
+    row = await x.create(boss, user["id"])
+    async with db.transaction() as first:
+        assert await x.hold_for_insert(first, row["id"])
+        deleting = apart(x.delete(boss, None, row["id"]))
+        await asyncio.sleep(0.3)
+        assert not deleting.done()
+
+        async def later_chunk():
+            async with db.transaction() as conn:
+                return await x.hold_for_insert(conn, row["id"])
+
+        later = apart(later_chunk())
+        await asyncio.sleep(0.3)
+        assert not later.done()  # behind the waiting delete, not beside the first chunk
+    await asyncio.wait_for(deleting, 10)
+    assert await asyncio.wait_for(later, 10) is False

@@ -195,3 +195,17 @@ async def test_people_and_faces(user):
     assert (body["boundingBoxX1"], body["boundingBoxY1"], body["boundingBoxX2"], body["boundingBoxY2"]) == (
         100, 200, 400, 600)
     assert conforms("AssetFaceResponseDto", mapping.face(await f.new_face(asset), None))["person"] is None
+
+
+@pytest.mark.parametrize("body, state", [
+    ({}, "live"),
+    ({"withDeleted": True}, "all"),
+    ({"isOffline": True}, "all"),  # Immich: asking for offline assets looks in the trash too
+    ({"isOffline": False}, "live"),  # ...but isOffline false does not
+    ({"trashedAfter": datetime(2024, 1, 1, tzinfo=timezone.utc)}, "all"),
+    ({"trashedBefore": datetime(2024, 1, 1, tzinfo=timezone.utc)}, "all"),
+])
+def test_search_bodies_that_look_in_the_trash(body, state):
+    from compat import dtos
+
+    assert mapping.metadata_search_filter(dtos.MetadataSearchDto(**body), uuid.uuid4()).state == state
