@@ -70,7 +70,7 @@ def test_exif_only_when_asked_and_pages_that_follow_on(server, account):
                   for n, ids in (("a", made[:2]), ("b", made[1:]))]
         assert [a["id"] for a in search(albumIds=albums)["items"]] == [made[1]]
         missing = http.post("/api/search/metadata", json={"albumIds": [albums[0], str(uuid.uuid4())]})
-        assert missing.status_code == 400
+        assert (missing.status_code, missing.json()["message"]) == (400, "Not found or no album.read access")
         assert http.request("DELETE", "/api/assets", json={"ids": [made[2]]}).status_code == 204
         assert [a["id"] for a in search(trashedAfter="2000-01-01T00:00:00.000Z")["items"]] == [made[2]]
         assert http.post("/api/search/metadata", json={"ocr": "text"}).status_code == 400

@@ -115,8 +115,11 @@ async def get_album(principal: access.Principal, album_id: uuid.UUID, action: st
 async def contents_filter(principal: access.Principal, album_id: uuid.UUID, **narrowing) -> AssetFilter:
     """The filter of an album's contents as the caller may read them: in the album's library (another's,
     when the album is shared with the caller), and without its owner's locked assets unless the caller
-    owns that library. `narrowing` adds the other AssetFilter fields."""
+    owns that library. `narrowing` adds the other AssetFilter fields; the albums its also_in_albums
+    names must be readable by the caller too."""
     album = await get_album(principal, album_id)
+    for other in narrowing.get("also_in_albums") or ():
+        await get_album(principal, other)
     return AssetFilter(library_id=album["library_id"], album_id=album["id"],
                        through_share=album["caller_role"] != access.OWNER, elevated=principal.elevated, **narrowing)
 

@@ -169,6 +169,10 @@ async def queue_scan(principal: access.Principal, queue, library_id: uuid.UUID) 
     await queue.enqueue_plain(SCAN_JOB, str(library_id), job_id=f"{SCAN_JOB}:{library_id}")
 
 
+# The lock a scan's insert shares and a delete takes alone (the two-key form: its own key space).
+_LOCK = "SELECT pg_advisory_xact_lock{}(hashtext('external_library'), hashtext($1::uuid::text))"
+
+
 async def delete(principal: access.Principal, queue, library_id: uuid.UUID) -> None:
     """Mark the library deleted (it disappears at once) and queue the removal of its assets. If the
     queue cannot take it, the hourly library_delete sweep (app/jobs/worker.py) finds it."""
@@ -185,10 +189,6 @@ async def delete(principal: access.Principal, queue, library_id: uuid.UUID) -> N
         await _record(conn, row, "external_library_deleted")
     if queue is not None:
         await queue.enqueue_plain(DELETE_JOB, str(library_id), job_id=f"{DELETE_JOB}:{library_id}")
-
-
-# The lock a scan's insert shares and a delete takes alone (the two-key form: its own key space).
-_LOCK = "SELECT pg_advisory_xact_lock{}(hashtext('external_library'), hashtext($1::uuid::text))"
 
 
 async def hold_for_insert(conn: asyncpg.Connection, library_id: uuid.UUID) -> bool:

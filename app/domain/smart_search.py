@@ -199,19 +199,20 @@ async def _rank_one(f: AssetFilter, model: str, query: np.ndarray, need: int) ->
             # Every entry not fetched is farther than every one fetched, so the survivors' best
             # are the filtered set's best (exactly so for the exact index; IVF approximates). When
             # the whole library was looked at, this is all there is.
-            scored = await _score_seqs(index, model, [r["id"] for r in rows],
-                                       np.fromiter((r["seq"] for r in rows), dtype=np.int64, count=len(rows)), query,
-                                         need)
+            seqs = np.fromiter((r["seq"] for r in rows), dtype=np.int64, count=len(rows))
+            scored = await _score_seqs(index, model, [r["id"] for r in rows], seqs, query, need)
             return _top(scored, need)
         if fetch >= min(MAX_FETCH, index.ntotal):
             return await _exact(f, model, query, need)
         fetch *= OVERFETCH
 
 
-async def rank(filters: list[AssetFilter], model: str, vector, offset: int, limit: int) -> list[tuple[uuid.UUID, float]]:
+async def rank(filters: list[AssetFilter], model: str, vector, offset: int, limit: int, *,
+               at_most: int | None = None) -> list[tuple[uuid.UUID, float]]:
     """(asset id, cosine distance) of the assets the filters select that have an embedding under
-    `model`, nearest first (ties by id), from `offset`, at most `limit` of them. Filters come from
-    the caller's readable scope (one per library, as app/domain/search.py builds them)."""
+    `model`, nearest first (ties by id), from `offset`, at most `limit` of them, and none past the
+    `at_most` nearest (a ranking of bounded cost however deep the page). Filters come from the
+    caller's readable scope (one per library, as app/domain/search.py builds them)."""
     if offset < 0:
         raise Invalid("offset cannot be negative", "offset")
     if limit < 1:
@@ -219,10 +220,13 @@ async def rank(filters: list[AssetFilter], model: str, vector, offset: int, limi
     if not filters:
         raise Invalid("at least one filter is needed", "filters")
     query = normalise(vector).astype(np.float64)
-    need = offset + limit
+    need = offset + limit if at_most is None else min(offset + limit, at_most)
     found: dict[uuid.UUID, float] = {}
     for f in filters:
         await check_references(f)
+        if need <= offset:  # a page past the bound: nothing to rank, but the filter is still checked
+            f.validate()
+            continue
         for asset_id, distance in await _rank_one(f, model, query, need):
             found.setdefault(asset_id, distance)
     return _top(list(found.items()), need)[offset:]
@@ -293,11 +297,11 @@ async def asset_vector(principal: access.Principal, asset_id: uuid.UUID, model: 
 
 
 async def search_ranked(principal: access.Principal, filters: list[AssetFilter], model: str, vector,
-                        offset: int, limit: int) -> list[tuple[asyncpg.Record, float]]:
+                        offset: int, limit: int, *, at_most: int | None = None) -> list[tuple[asyncpg.Record, float]]:
     """(asset row, cosine distance) as `rank` chooses them, nearest first; the filters come from the
     caller's readable scope."""
     principal.require(access.READ)
-    ranked = await rank(filters, model, vector, offset, limit)
+    ranked = await rank(filters, model, vector, offset, limit, at_most=at_most)
     rows = {r["id"]: r for r in await db.fetch("SELECT * FROM assets WHERE id = ANY($1::uuid[])",
                                                [asset_id for asset_id, _ in ranked])}
     return [(rows[asset_id], distance) for asset_id, distance in ranked if asset_id in rows]

@@ -26,9 +26,8 @@ async def _scopes(auth: ImmichAuth, dto, *, with_partners: bool = True,
     live photos stay out (Immich's default visibility)."""
     album_ids = getattr(dto, "albumIds", None) or []
     if album_ids:
-        scope = await albums.contents_filter(auth.principal, mapping.parse_uuid(album_ids[0]))
-        for more in album_ids[1:]:  # an asset in all of them: the caller must be able to read each
-            await albums.contents_filter(auth.principal, mapping.parse_uuid(more))
+        first, *more = (mapping.parse_uuid(a, "albumIds", i) for i, a in enumerate(album_ids))
+        scope = await albums.contents_filter(auth.principal, first, also_in_albums=more)
         own = dataclasses.replace(mapping.metadata_search_filter(dto, scope.library_id),
                                   through_share=scope.through_share, elevated=scope.elevated)
         with_partners = False

@@ -304,3 +304,17 @@ async def test_smart_search_queue_starts_assets_without_an_embedding(domain, use
     finally:
         await job_queues.empty(admin, "smartSearch", queue)
         await queue.close()
+
+
+async def test_a_bound_on_the_ranking_cuts_pages_and_still_checks_the_filter(user, library_id):
+    rng = np.random.default_rng(16)
+    await populate(user, 30, rng)
+    filt = AssetFilter(library_id)
+    query = unit(rng, 1)[0]
+    want = await brute_force(filt, query)
+    assert ids(await smart_search.rank([filt], MODEL, query, 5, 10, at_most=12)) == ids(want[5:12])
+    assert await smart_search.rank([filt], MODEL, query, 12, 10, at_most=12) == []
+    with pytest.raises(NotFound):
+        await smart_search.rank([AssetFilter(library_id, album_id=uuid.uuid4())], MODEL, query, 12, 10, at_most=12)
+    with pytest.raises(Invalid):
+        await smart_search.rank([AssetFilter(library_id, radius_m=5.0)], MODEL, query, 12, 10, at_most=12)

@@ -21,7 +21,6 @@ from app.api.state import Shared
 from app.api import ids
 from app.domain import access, assets, smart_search
 from app.domain.access import Principal
-from app.domain.asset_filters import check_references
 from app.storage.multipart import receive_multipart
 
 _CRITERIA = ("query", "asset_id", "album_id", "person_ids", "ratings", "media_type", "local_datetime_before",
@@ -60,19 +59,13 @@ async def _search(request: Request, principal: Principal, shared: Shared, values
         vector = await smart_search.image_file_vector(model_dir, config.model, image_path)
     else:
         vector = await smart_search.asset_vector(principal, ids.decode(ids.ASSET, similar_to), config.model)
-    offset = (page - 1) * limit
-    take = min(limit, CONTENT_SEARCH_CANDIDATES - offset)
-    if take <= 0:
-        # Past the candidate set: the same 4xx answers as an earlier page would give, but no ranking.
-        f.validate()
-        await check_references(f)
-        return SearchResponse(data=[], has_more=False)
-    ranked = await smart_search.search_ranked(principal, [f], config.model, vector, offset, take + 1)
-    shown = ranked[:take]
+    ranked = await smart_search.search_ranked(principal, [f], config.model, vector, (page - 1) * limit, limit + 1,
+                                              at_most=CONTENT_SEARCH_CANDIDATES)
+    shown = ranked[:limit]
     rendered = await render_assets(request, shared, [row for row, _ in shown])
     return SearchResponse(
         data=[SearchResultItem(asset=a, distance=distance) for a, (_, distance) in zip(rendered, shown)],
-        has_more=len(ranked) > take and offset + take < CONTENT_SEARCH_CANDIDATES,
+        has_more=len(ranked) > limit,
     )
 
 
