@@ -2,9 +2,9 @@
 excluded folders, some sidecars) scanned by app.domain.library_scan.scan, called directly in this
 process against an embedded Postgres and Valkey (the first steps are queued on the real queue).
 
-Timed: the first scan (every asset row created, its first pipeline step queued) and a re-scan
-after 1% of the files changed, each against the floor of the same run: os.scandir + stat over the
-same tree (the least any scan must do). Targets: first scan <= 3x the floor, re-scan <= 2x, this
+Timed: the first scan (every asset row created, its first pipeline step queued) and three re-scans,
+each after a different 1% of the files changed (median reported), each against the floor of the
+same run: os.scandir + stat over the same tree (the least any scan must do). Targets: first scan <= 3x the floor, re-scan <= 2x, this
 process's RSS growth < 200 MB. For context, the database's own floor: COPY of as many bare rows into
 `assets` (same columns and indexes), with nothing else around it.
 """
@@ -148,20 +148,27 @@ async def main_async(args, work: Path) -> None:
         print(f"database floor: COPY of the same {len(files)} rows into assets alone (no events, tasks or queue):"
               f" {db_floor:.2f} s; first scan / that floor: {first / db_floor:.2f}x")
 
-        changed = files[:: 100]
-        later = time.time() + 60
-        for path in changed:
-            path.write_bytes(jpeg + b"\0")
-            os.utime(path, (later, later))
-        floor = timed_floor(root)
-        with PeakRss(os.getpid()) as rss:
-            t0 = time.perf_counter()
-            summary = await library_scan.scan(lib, queue)
-            again = time.perf_counter() - t0
-        verdict = "met" if again <= 2 * floor else "MISSED"
-        print(f"re-scan, {len(changed)} files changed: {again:.2f} s ({summary.changed} changed,"
-              f" {summary.unchanged} unchanged), {again / floor:.2f}x the floor {floor:.2f} s (target <= 2x: {verdict});"
-              f" RSS growth {rss.growth_kib / 1024:.0f} MB")
+        # A re-scan meets a settled table (the nightly scan comes hours after the first): autovacuum's
+        # pass over the first scan's inserts runs now, not in the middle of a timing.
+        await db.execute("VACUUM ANALYZE assets")
+        rounds = []
+        for round_ in range(3):  # a different 1% each time
+            changed = files[round_:: 100]
+            later = time.time() + 60 + round_
+            for path in changed:
+                path.write_bytes(jpeg + b"\0" * (round_ + 1))
+                os.utime(path, (later, later))
+            floor = timed_floor(root)
+            with PeakRss(os.getpid()) as rss:
+                t0 = time.perf_counter()
+                summary = await library_scan.scan(lib, queue)
+                again = time.perf_counter() - t0
+            rounds.append(again / floor)
+            print(f"re-scan {round_ + 1}, {len(changed)} files changed: {again:.2f} s ({summary.changed} changed,"
+                  f" {summary.unchanged} unchanged), {again / floor:.2f}x the floor {floor:.2f} s;"
+                  f" RSS growth {rss.growth_kib / 1024:.0f} MB")
+        median = sorted(rounds)[1]
+        print(f"re-scan, median of 3: {median:.2f}x the floor (target <= 2x: {'met' if median <= 2 else 'MISSED'})")
     finally:
         await queue.close()
         await db.close_pool()

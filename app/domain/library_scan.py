@@ -2,7 +2,7 @@
 line with what is there (new files indexed, changed ones re-processed, gone ones offline, returned
 ones online).
 
-The walk runs in a thread and only reads directory entries and stat results; the diff against the
+The walk (GNU find) only reads directory entries and stat results; the diff against the
 library's rows is one query, and every write is a batch (unnest arrays), with its change-log events
 in the same transaction. The content is not read here: the pipeline's first step for an external
 asset hashes and sniffs it (app/domain/external_content.py), so a scan of a large tree indexes it at
@@ -12,10 +12,14 @@ the speed of the directory walk.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import logging
 import os
+import shutil
 import stat as stat_module
+import subprocess
+import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -122,77 +126,206 @@ def sidecar_for(path: str, sidecars: set[str]) -> str | None:
     return None
 
 
-def _with_sidecars(files: dict[str, Seen], sidecars: set[str]) -> None:
-    """Gives each file its sidecar, in Immich's order (photo.jpg.xmp, then photo.xmp), working from
-    the sidecars (a few) rather than from the files (all of them)."""
+def _with_sidecars(files: dict[str, str], sidecars: set[str]) -> None:
+    """Appends to each file's stamp its sidecar, in Immich's order (photo.jpg.xmp, then photo.xmp),
+    working from the sidecars (a few) rather than from the files (all of them) where it can."""
     by_stem: dict[str, str] = {}
+    given: set[str] = set()
     for sidecar in sorted(sidecars):  # sorted: photo.xmp before photo.XMP, as sidecar_for looks
         photo = sidecar[:-4]  # photo.jpg.xmp -> photo.jpg
-        seen = files.get(photo)
-        if seen is not None and seen.sidecar is None:
-            files[photo] = seen._replace(sidecar=sidecar)
+        stamp = files.get(photo)
+        if stamp is not None and photo not in given:
+            files[photo] = f"{stamp} {sidecar}"
+            given.add(photo)
         by_stem.setdefault(photo, sidecar)  # photo.xmp -> the stem "photo"
     if not by_stem:
         return
-    for path, seen in files.items():
-        if seen.sidecar is None:
-            dot, slash = path.rfind("."), path.rfind("/")
-            if dot > slash and (sidecar := by_stem.get(path[:dot])) is not None:
-                files[path] = seen._replace(sidecar=sidecar)
+    for path in files:
+        dot, slash = path.rfind("."), path.rfind("/")
+        if dot > slash and (sidecar := by_stem.get(path[:dot])) is not None and path not in given:
+            files[path] = f"{files[path]} {sidecar}"
 
 
-def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, Seen], list[str]]:
-    """Every wanted file under the import paths (or under `tops`, folders inside them) with what
-    stat says of it, and the folders that could not be read. Hidden entries are skipped, excluded
-    folders pruned before they are entered, and a folder reached twice (a symlink loop) read once."""
-    files: dict[str, Seen] = {}
-    sidecars: set[str] = set()
+# The walk is GNU find's (findutils, part of every Debian system): it reads the tree in C and, as a
+# process of its own, on the other core while this one reads the library's rows, where a Python
+# walk costs a few microseconds of interpreter per file on top of the stat and holds the GIL. Every
+# entry comes as three NUL-ended fields, kind, what is known of it and its path, in pre-order (a
+# folder's contents right after it): "d" a folder ("<dev> <inode>", to read each folder once),
+# "f" a non-empty file ("<mtime> <size>", as find prints them: the stamp, see seen_of), "u" a
+# folder it cannot enter, "l" a symbolic link. Hidden entries are pruned by find; exclusion globs
+# and the folder dedup are applied here, on the folders. Links are not followed by find (following
+# all of them costs a stat of every folder too): walk follows the few there are.
+_FIND_EXPRESSION = [
+    "-mindepth", "1",
+    "(", "-name", ".*", "-prune", ")", "-o",
+    "(", "-type", "d", "!", "(", "-readable", "-executable", ")", "-printf", "u\\0\\0%p\\0", "-prune", ")", "-o",
+    "(", "-type", "d", "-printf", "d\\0%D %i\\0%p\\0", ")", "-o",
+    "(", "-type", "f", "-size", "+0c", "-printf", "f\\0%T@ %s\\0%p\\0", ")", "-o",
+    "(", "-type", "l", "-printf", "l\\0\\0%p\\0", ")",
+]
+
+
+def _find() -> str:
+    found = shutil.which("find")
+    if found is None:
+        raise RuntimeError("external library scans need GNU find (findutils) on the PATH")
+    return found
+
+
+def seen_of(path: str, stamp: str) -> Seen:
+    """A walk's stamp of a file as numbers: "<seconds>.<10 digits> <size>[ <sidecar>]" (find's %T@,
+    whose whole seconds are floored, so a fraction is always added). Anything else is read again."""
+    mtime, _, rest = stamp.partition(" ")
+    size, _, sidecar = rest.partition(" ")
+    seconds, _, fraction = mtime.partition(".")
+    try:
+        if len(fraction) != 10:
+            raise ValueError(stamp)
+        mtime_ns = int(seconds) * 1_000_000_000 + int(fraction[:9])
+        size_bytes = int(size)
+    except ValueError:
+        st = os.stat(path)
+        mtime_ns, size_bytes = st.st_mtime_ns, st.st_size
+    return Seen(mtime_ns, size_bytes, sidecar or None)
+
+
+def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """Every wanted file under the import paths (or under `tops`, folders inside them) with its stamp
+    (mtime, size and sidecar as text; seen_of reads it), and the folders that could not be read.
+    Hidden entries are skipped, excluded folders left out, and a folder reached twice (a symlink
+    loop, two links to one folder) read once. Links are followed, as stat follows them."""
     unreadable: list[str] = []
-    visited: set[tuple[int, int]] = set()
-    stack = [os.path.normpath(p) for p in (matcher.roots if tops is None else tops)]
-    stack = [p for p in stack if not matcher.excluded_dir(p)]
-    excluded_file = matcher.excluded_files.match if matcher.excluded_files is not None else None
-    new_seen = Seen._make  # the hot loop's one allocation per file, without the keyword-aware __new__
-    while stack:
-        folder = stack.pop()
-        try:
-            st = os.stat(folder)
-            key = (st.st_dev, st.st_ino)
-            if key in visited:
+    visited: set[str] = set()
+    entries = _Entries(matcher, visited, unreadable)
+    folders = [os.path.normpath(p) for p in (matcher.roots if tops is None else tops)]
+    while folders:  # the import paths, then the folders links lead to, then theirs...
+        starts: list[str] = []
+        for folder in folders:
+            if matcher.excluded_dir(folder):
                 continue
-            visited.add(key)
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    name = entry.name
-                    if name[0] == ".":
-                        continue
-                    try:
-                        if entry.is_dir():
-                            if not matcher.excluded_dir(entry.path):
-                                stack.append(entry.path)
-                            continue
-                        dot = name.rfind(".")
-                        extension = name[dot:].lower() if dot > 0 else ""
-                        if extension == ".xmp":
-                            sidecars.add(entry.path)
-                            continue
-                        if extension not in _MEDIA_EXTENSIONS:
-                            continue
-                        if excluded_file is not None and excluded_file(entry.path):
-                            continue
-                        est = entry.stat()
-                    except OSError:
-                        continue  # vanished or a broken link between listing and stat
-                    if est.st_size > 0 and stat_module.S_ISREG(est.st_mode):
-                        path = entry.path
-                        if path.isascii() or _encodable(path):
-                            files[path] = new_seen((est.st_mtime_ns, est.st_size, None))
-        except OSError as exc:
-            log.warning("cannot read folder %s: %s", folder, exc)
-            unreadable.append(folder)
-    if sidecars:
-        _with_sidecars(files, sidecars)
+            try:
+                st = os.stat(folder)
+                usable = stat_module.S_ISDIR(st.st_mode) and os.access(folder, os.R_OK | os.X_OK)
+            except (OSError, ValueError):
+                usable = False
+            if not usable or not os.path.isabs(folder):  # absolute: never read as one of find's options
+                unreadable.append(folder)
+                continue
+            key = f"{st.st_dev} {st.st_ino}"
+            if key not in visited:
+                visited.add(key)
+                starts.append(folder)
+        for start in starts:  # one find each: a folder left out inside one start ends with it
+            _run_find(start, entries)
+        folders = []
+        for link in entries.take_links():
+            try:
+                st = os.stat(link)
+            except (OSError, ValueError):
+                continue  # a broken link
+            if stat_module.S_ISDIR(st.st_mode):
+                folders.append(link)
+            elif stat_module.S_ISREG(st.st_mode) and st.st_size > 0:
+                seconds, fraction = divmod(st.st_mtime_ns, 1_000_000_000)
+                entries.add(["f", f"{seconds}.{fraction:09d}0 {st.st_size}", link])
+    files = entries.files
+    for path in [p for p in files if not p.isascii() and not _encodable(p)]:
+        del files[path]
+    if entries.sidecars:
+        _with_sidecars(files, entries.sidecars)
     return files, unreadable
+
+
+def _run_find(start: str, entries: "_Entries") -> None:
+    # -H: a start that is a link (an import path may be one) is followed. Read as find writes, so
+    # this thread sorts one part while find reads the next.
+    with subprocess.Popen([_find(), "-H", start, *_FIND_EXPRESSION], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as find:
+        try:  # a deep pipe: find goes on writing while this thread sorts what it read
+            fcntl.fcntl(find.stdout.fileno(), fcntl.F_SETPIPE_SZ, _PIPE)
+        except OSError:
+            pass  # an unprivileged process may be held to a smaller size; only slower
+        problems = threading.Thread(target=lambda: entries.note_problems(find.stderr.read()), daemon=True)
+        problems.start()
+        rest = b""
+        while chunk := find.stdout.read(_READ):
+            fields = (rest + chunk).split(b"\0")
+            whole = (len(fields) - 1) // 3 * 3  # the fields of whole entries; the rest waits for more
+            rest = b"\0".join(fields[whole:])
+            if whole:
+                entries.add(b"\0".join(fields[:whole]).decode("utf-8", "surrogateescape").split("\0"))
+        problems.join()
+    entries.skipping = None
+
+
+_READ = 1 << 18
+_PIPE = 1 << 20
+
+
+class _Entries:
+    """What a walk keeps of find's entries, taken a part at a time in find's order."""
+
+    def __init__(self, matcher: Matcher, visited: set[str], unreadable: list[str]):
+        self.matcher = matcher
+        self.visited = visited
+        self.unreadable = unreadable
+        self.files: dict[str, str] = {}
+        self.sidecars: set[str] = set()
+        self.skipping: str | None = None  # the inside ("folder/") of a folder left out, while in it
+        self.links: list[str] = []
+
+    def take_links(self) -> list[str]:
+        links, self.links = self.links, []
+        return links
+
+    def note_problems(self, text: bytes) -> None:
+        if text:  # what find could not read; it goes on (and exits with 1)
+            log.info("find: %s", text.decode(errors="replace").strip().splitlines()[0])
+
+    def add(self, fields: list[str]) -> None:
+        kinds, stamps, paths = fields[0::3], fields[1::3], fields[2::3]
+        count = len(paths)
+        # A folder left out takes its contents with it: the entries after it that are inside it.
+        dropped: list[tuple[int, int]] = []
+        if self.skipping is not None:
+            end = self._end_of(paths, 0, self.skipping)
+            if end:
+                dropped.append((0, end))
+        for index in [i for i, kind in enumerate(kinds) if kind != "f"]:
+            if dropped and index < dropped[-1][1]:
+                continue  # inside a folder already left out
+            path = paths[index]
+            if kinds[index] == "u":
+                self.unreadable.append(path)
+            elif kinds[index] == "l":
+                self.links.append(path)
+            elif stamps[index] in self.visited or self.matcher.excluded_dir(path):
+                self.skipping = path + "/"
+                dropped.append((index, self._end_of(paths, index + 1, self.skipping)))
+            else:
+                self.visited.add(stamps[index])
+        if dropped:
+            keep = [slice(end, start) for (_, end), (start, _) in zip([(0, 0), *dropped], dropped)]
+            keep.append(slice(dropped[-1][1], count))
+            kinds = [k for part in keep for k in kinds[part]]
+            stamps = [s for part in keep for s in stamps[part]]
+            paths = [p for part in keep for p in paths[part]]
+        media = _MEDIA_EXTENSIONS
+        found = {p: s for k, s, p in zip(kinds, stamps, paths) if k == "f" and p[p.rfind("."):].lower() in media}
+        if self.matcher.excluded_files is not None:
+            excluded = self.matcher.excluded_files.match
+            found = {p: s for p, s in found.items() if not excluded(p)}
+        self.files.update(found)
+        self.sidecars.update(p for k, p in zip(kinds, paths) if k == "f" and p[-4:].lower() == ".xmp")
+
+    def _end_of(self, paths: list[str], start: int, inside: str) -> int:
+        """The first entry from `start` that is not inside; the folder's end if it is in this part."""
+        end = start
+        while end < len(paths) and paths[end].startswith(inside):
+            end += 1
+        if end < len(paths):
+            self.skipping = None
+        return end
 
 
 def usable_roots(paths: list[str], *, quiet: bool = False) -> list[str]:
@@ -242,28 +375,33 @@ async def _existing(external_library_id: uuid.UUID) -> dict[str, Any]:
     return {r["original_path"]: r for r in rows}
 
 
-async def _online_files(external_library_id: uuid.UUID) -> dict[str, tuple[int, int, str | None]]:
-    """What the library's online rows say of their files (mtime, size, sidecar), by path: the same
-    shape as a walk's Seen, so the two compare as they are. Four arrays cross the wire instead of a
-    record per asset. Each is ordered by id: Postgres does not promise that the aggregates of one
-    query see the rows in one order unless told (it sorts once for all four)."""
+# A row's stamp as the walk writes a file's (see seen_of): equal stamps are an unchanged file.
+# Whole seconds floored and the fraction non-negative, as find prints times before 1970.
+_ROW_STAMP = ("floor(file_mtime_ns / 1000000000.0)::bigint || '.'"
+              " || lpad(((file_mtime_ns % 1000000000 + 1000000000) % 1000000000)::text, 9, '0') || '0 '"
+              " || file_size_bytes || coalesce(' ' || sidecar_path, '')")
+
+
+async def _online_files(external_library_id: uuid.UUID) -> dict[str, str]:
+    """The stamps of the library's online rows, by path: the same text a walk gives each file, so
+    the two compare as they are. Two arrays cross the wire instead of a record per asset, each
+    ordered by id: Postgres does not promise that the aggregates of one query see the rows in one
+    order unless told (it sorts once for both)."""
     row = await db.fetchrow(
         "SELECT coalesce(array_agg(original_path ORDER BY id), '{}') AS paths,"
-        " coalesce(array_agg(file_mtime_ns ORDER BY id), '{}') AS mtimes,"
-        " coalesce(array_agg(file_size_bytes ORDER BY id), '{}') AS sizes,"
-        " coalesce(array_agg(sidecar_path ORDER BY id), '{}') AS sidecars"
+        f" coalesce(array_agg({_ROW_STAMP} ORDER BY id), '{{}}') AS stamps"
         " FROM assets WHERE external_library_id = $1 AND NOT is_offline", external_library_id)
-    return dict(zip(row["paths"], zip(row["mtimes"], row["sizes"], row["sidecars"])))
+    return dict(zip(row["paths"], row["stamps"]))
 
 
-async def _differing(external_library_id: uuid.UUID, found: dict[str, Seen],
-                     online: dict[str, tuple[int, int, str | None]]) -> tuple[dict[str, Seen], dict[str, Any], int]:
+async def _differing(external_library_id: uuid.UUID, found: dict[str, str],
+                     online: dict[str, str]) -> tuple[dict[str, Seen], dict[str, Any], int]:
     """The part of a scan's comparison that can differ, each side with its rows: files no online
     row describes as they are (new, changed, back online) and rows of files gone or changed; and how
-    many files matched their row exactly (unchanged). A file costs one dict lookup and a tuple
-    comparison here; only the differing rows are read as records."""
+    many files matched their row exactly (unchanged). A file costs one dict lookup and a string
+    comparison here; only the differing files are read as numbers and their rows as records."""
     get = online.get
-    suspects = {path: seen for path, seen in found.items() if get(path) != seen}
+    suspects = {path: seen_of(path, stamp) for path, stamp in found.items() if get(path) != stamp}
     by_path = [p for p in suspects if p in online]
     matched = len(found) - len(suspects)
     if len(online) > matched + len(by_path):  # some online row has no file any more
@@ -284,7 +422,7 @@ async def scan(external_library_id: uuid.UUID, queue: Any = None) -> Summary:
     if not valid:
         log.warning("external library %s has no readable import path; nothing scanned", external_library_id)
     matcher.roots = valid or matcher.roots
-    # The walk (a thread, the disk) and reading the library's rows (Postgres) overlap.
+    # The walk (find, a process of its own) and reading the library's rows (Postgres) overlap.
     (found, unreadable), online = await asyncio.gather(asyncio.to_thread(walk, matcher, valid),
                                                        _online_files(external_library_id))
     suspects, existing, unchanged = await _differing(external_library_id, found, online)
@@ -311,7 +449,7 @@ async def sync_paths(external_library_id: uuid.UUID, paths: list[str], queue: An
             if os.path.isdir(path):
                 if matcher.root_of(path) is not None and not matcher.excluded_dir(path):
                     sub, bad = walk(matcher, [path])
-                    found.update({p: s for p, s in sub.items() if matcher.wanted(p)})
+                    found.update({p: seen_of(p, s) for p, s in sub.items() if matcher.wanted(p)})
                     unreadable += bad
                 continue
             if not matcher.wanted(path):

@@ -417,6 +417,25 @@ async def test_a_scan_that_read_the_library_before_its_delete_adds_nothing_after
     assert await external_libraries.remove_deleted(BlobStore(tmp_path / "store"), lib) == 0
 
     found, _ = library_scan.walk(library_scan.Matcher([str(root)], []), [str(root)])
-    await library_scan._apply(stale, found, {}, None)
+    await library_scan._apply(stale, {p: library_scan.seen_of(p, s) for p, s in found.items()}, {}, None)
     assert await db.fetchval("SELECT count(*) FROM assets WHERE external_library_id = $1", lib) == 0
     assert await db.fetchval("SELECT count(*) FROM external_libraries WHERE id = $1", lib) == 0
+
+
+async def test_a_file_from_before_1970_or_with_nanoseconds_is_unchanged_on_a_rescan(user, tmp_path):
+    """The re-scan compares each file's stamp as the walk prints it with the row's, written by SQL:
+    the two must agree to the nanosecond on every side of the epoch, sidecar included."""
+    root = tmp_path / "lib"
+    times = {"1965.jpg": -157_766_399_500_000_000, "epoch.jpg": 0, "minus-one.jpg": -1,
+             "ns.jpg": 1_577_836_800_123_456_789, "with-sidecar.jpg": 1_700_000_000_000_000_001}
+    for name, mtime_ns in times.items():
+        put(root / name, jpeg(26))
+        os.utime(root / name, ns=(mtime_ns, mtime_ns))
+    put(root / "with-sidecar.jpg.xmp", b"<x:xmpmeta/>")
+    lib = await new_external(user, [root])
+    assert (await library_scan.scan(lib)).added == len(times)
+    assert {Path(p).name: r["file_mtime_ns"] for p, r in (await rows(lib)).items()} == times
+    found, _ = library_scan.walk(library_scan.Matcher([str(root)], []))
+    assert await library_scan._online_files(lib) == found  # equal text: no file needs a second look
+    again = await library_scan.scan(lib)
+    assert (again.added, again.changed, again.unchanged) == (0, 0, len(times))
