@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import shutil
 import sys
@@ -118,6 +119,8 @@ async def main_async(args, work: Path) -> None:
     await apply_migrations(os.environ["DATABASE_URL"])
     await db.open_pool(max_size=4)
     queue = await JobQueue.connect(os.environ["REDIS_URL"])
+    gc.collect()
+    gc.freeze()  # as the worker that runs scans does once started (app/server.py)
     try:
         jpeg = (pyvips.Image.black(1, 1, bands=3) + 128).cast("uchar").jpegsave_buffer()
         root = work / "tree"
