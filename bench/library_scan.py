@@ -4,9 +4,9 @@ process against an embedded Postgres and Valkey (the first steps are queued on t
 
 Timed: the first scan (every asset row created, its first pipeline step queued) and three re-scans,
 each after a different 1% of the files changed (median reported), each against the floor of the
-same run: os.scandir + stat over the same tree (the least any scan must do). Targets: first scan <= 3x the floor, re-scan <= 2x, this
-process's RSS growth < 200 MB. For context, the database's own floor: COPY of as many bare rows into
-`assets` (same columns and indexes), with nothing else around it.
+same run: os.scandir + stat over the same tree (the least any scan must do). Targets: first scan
+<= 3x the floor, re-scan <= 2x, this process's RSS growth < 200 MB. For context, the database's own
+floor: COPY of as many bare rows into `assets` (same columns and indexes), with nothing else around it.
 """
 
 from __future__ import annotations

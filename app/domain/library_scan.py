@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import hashlib
 import logging
 import os
+import re
 import shutil
 import stat as stat_module
 import subprocess
@@ -75,6 +77,12 @@ class Matcher:
         # prunes before entering: files need matching only against the others (the hot loop).
         for_files = [p for p in exclusions if not p.endswith("/**")]
         self.excluded_files = glob.compile(for_files, flags=_GLOB_FLAGS) if for_files else None
+        # `**/name/**` and `**/name` with a literal name (Immich's defaults: @eaDir, #recycle,
+        # #snapshot) exclude every folder of that name: the walk has find skip those unread.
+        self.excluded_folder_names = sorted({
+            name for pattern in exclusions
+            if (name := pattern.removeprefix("**/").removesuffix("/**")) != pattern and name
+            and pattern.startswith("**/") and not any(c in name for c in "/*?[]\\")})
 
     def excluded_dir(self, path: str) -> bool:
         # `**/x/**` matches what is inside x (x + "/"), `**/x` the directory itself: either prunes it.
@@ -126,12 +134,16 @@ def sidecar_for(path: str, sidecars: set[str]) -> str | None:
     return None
 
 
+def _lower_case_first(sidecar: str) -> tuple[str, bool]:
+    return sidecar[:-4], sidecar[-4:] != ".xmp"
+
+
 def _with_sidecars(files: dict[str, str], sidecars: set[str]) -> None:
     """Appends to each file's stamp its sidecar, in Immich's order (photo.jpg.xmp, then photo.xmp),
     working from the sidecars (a few) rather than from the files (all of them) where it can."""
     by_stem: dict[str, str] = {}
     given: set[str] = set()
-    for sidecar in sorted(sidecars):  # sorted: photo.xmp before photo.XMP, as sidecar_for looks
+    for sidecar in sorted(sidecars, key=_lower_case_first):  # photo.xmp before photo.XMP, as sidecar_for
         photo = sidecar[:-4]  # photo.jpg.xmp -> photo.jpg
         stamp = files.get(photo)
         if stamp is not None and photo not in given:
@@ -151,23 +163,33 @@ def _with_sidecars(files: dict[str, str], sidecars: set[str]) -> None:
 # walk costs a few microseconds of interpreter per file on top of the stat and holds the GIL. Every
 # entry comes as three NUL-ended fields, kind, what is known of it and its path, in pre-order (a
 # folder's contents right after it): "d" a folder ("<dev> <inode>", to read each folder once),
-# "f" a non-empty file ("<mtime> <size>", as find prints them: the stamp, see seen_of), "u" a
-# folder it cannot enter, "l" a symbolic link. Hidden entries are pruned by find; exclusion globs
-# and the folder dedup are applied here, on the folders. Links are not followed by find (following
-# all of them costs a stat of every folder too): walk follows the few there are.
-_FIND_EXPRESSION = [
-    "-mindepth", "1",
-    "(", "-name", ".*", "-prune", ")", "-o",
-    "(", "-type", "d", "!", "(", "-readable", "-executable", ")", "-printf", "u\\0\\0%p\\0", "-prune", ")", "-o",
-    "(", "-type", "d", "-printf", "d\\0%D %i\\0%p\\0", ")", "-o",
-    "(", "-type", "f", "-size", "+0c", "-printf", "f\\0%T@ %s\\0%p\\0", ")", "-o",
-    "(", "-type", "l", "-printf", "l\\0\\0%p\\0", ")",
-]
+# "f" a file ("<mtime> <size>", as find prints them: the stamp, see seen_of), "u" a folder it
+# cannot enter, "l" a symbolic link. Hidden entries and folders excluded by a literal name are
+# pruned by find; the other exclusion globs and the folder dedup are applied here, on the folders.
+# Links are not followed by find (following all of them costs a stat of every folder too): walk
+# follows the few there are.
+def _find_expression(matcher: Matcher) -> list[str]:
+    prune_names: list[str] = []
+    for name in matcher.excluded_folder_names:
+        prune_names += [*(["-o"] if prune_names else []), "-name", name]
+    return [
+        "-mindepth", "1",
+        "(", "-name", ".*", "-prune", ")", "-o",
+        *(["(", "-type", "d", "(", *prune_names, ")", "-prune", ")", "-o"] if prune_names else []),
+        "(", "-type", "d", "!", "(", "-readable", "-executable", ")", "-printf", "u\\0\\0%p\\0", "-prune", ")",
+        "-o", "(", "-type", "d", "-printf", "d\\0%D %i\\0%p\\0", ")",
+        # Empty files are no photos, but an empty sidecar is still one (it names the file's sidecar).
+        "-o", "(", "-type", "f", "(", "-size", "+0c", "-o", "-iname", "*.xmp", ")",
+        "-printf", "f\\0%T@ %s\\0%p\\0", ")",
+        "-o", "(", "-type", "l", "-printf", "l\\0\\0%p\\0", ")",
+    ]
 
 
+@functools.cache
 def _find() -> str:
     found = shutil.which("find")
-    if found is None:
+    version = "" if found is None else subprocess.run([found, "--version"], capture_output=True, text=True).stdout
+    if "GNU findutils" not in version:
         raise RuntimeError("external library scans need GNU find (findutils) on the PATH")
     return found
 
@@ -239,8 +261,8 @@ def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, str
 def _run_find(start: str, entries: "_Entries") -> None:
     # -H: a start that is a link (an import path may be one) is followed. Read as find writes, so
     # this thread sorts one part while find reads the next.
-    with subprocess.Popen([_find(), "-H", start, *_FIND_EXPRESSION], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE) as find:
+    with subprocess.Popen([_find(), "-H", start, *_find_expression(entries.matcher)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env={**os.environ, "LC_ALL": "C"}) as find:
         try:  # a deep pipe: find goes on writing while this thread sorts what it read
             fcntl.fcntl(find.stdout.fileno(), fcntl.F_SETPIPE_SZ, _PIPE)
         except OSError:
@@ -256,9 +278,14 @@ def _run_find(start: str, entries: "_Entries") -> None:
                 entries.add(b"\0".join(fields[:whole]).decode("utf-8", "surrogateescape").split("\0"))
         problems.join()
     entries.skipping = None
+    # 1: it went on past what it could not read (noted above); anything else (killed, not run), a
+    # walk that may have stopped early, whose missing files must not be taken offline.
+    if find.returncode not in (0, 1):
+        raise RuntimeError(f"find stopped with status {find.returncode} walking {start}")
 
 
 _READ = 1 << 18
+_FIND_PROBLEM = re.compile(r"^find: '(.*)': [^:]*$")  # in the C locale
 _PIPE = 1 << 20
 
 
@@ -279,8 +306,13 @@ class _Entries:
         return links
 
     def note_problems(self, text: bytes) -> None:
-        if text:  # what find could not read; it goes on (and exits with 1)
-            log.info("find: %s", text.decode(errors="replace").strip().splitlines()[0])
+        """What find could not read (it goes on, and exits with 1): each path it names counts as
+        an unreadable folder, its files as gone, as when the walk's own check refuses a folder."""
+        for line in text.decode("utf-8", "surrogateescape").splitlines():
+            named = _FIND_PROBLEM.match(line)
+            if named is not None:
+                self.unreadable.append(named.group(1))
+            log.warning("%s", line)
 
     def add(self, fields: list[str]) -> None:
         kinds, stamps, paths = fields[0::3], fields[1::3], fields[2::3]
@@ -294,16 +326,17 @@ class _Entries:
         for index in [i for i, kind in enumerate(kinds) if kind != "f"]:
             if dropped and index < dropped[-1][1]:
                 continue  # inside a folder already left out
-            path = paths[index]
-            if kinds[index] == "u":
-                self.unreadable.append(path)
-            elif kinds[index] == "l":
-                self.links.append(path)
-            elif stamps[index] in self.visited or self.matcher.excluded_dir(path):
+            path, kind = paths[index], kinds[index]
+            if kind == "l":
+                self.links.append(path)  # judged once followed (walk)
+            elif kind == "d" and stamps[index] not in self.visited and not self.matcher.excluded_dir(path):
+                self.visited.add(stamps[index])
+            elif kind == "u":
+                if not self.matcher.excluded_dir(path):
+                    self.unreadable.append(path)
+            else:  # left out with what is inside it
                 self.skipping = path + "/"
                 dropped.append((index, self._end_of(paths, index + 1, self.skipping)))
-            else:
-                self.visited.add(stamps[index])
         if dropped:
             keep = [slice(end, start) for (_, end), (start, _) in zip([(0, 0), *dropped], dropped)]
             keep.append(slice(dropped[-1][1], count))
@@ -377,8 +410,10 @@ async def _existing(external_library_id: uuid.UUID) -> dict[str, Any]:
 
 # A row's stamp as the walk writes a file's (see seen_of): equal stamps are an unchanged file.
 # Whole seconds floored and the fraction non-negative, as find prints times before 1970.
-_ROW_STAMP = ("floor(file_mtime_ns / 1000000000.0)::bigint || '.'"
-              " || lpad(((file_mtime_ns % 1000000000 + 1000000000) % 1000000000)::text, 9, '0') || '0 '"
+# In whole numbers: a numeric division rounds to 8 places and can carry into the next second.
+_NS_PAST_SECOND = "((file_mtime_ns % 1000000000 + 1000000000) % 1000000000)"
+_ROW_STAMP = (f"((file_mtime_ns - {_NS_PAST_SECOND}) / 1000000000) || '.'"
+              f" || lpad({_NS_PAST_SECOND}::text, 9, '0') || '0 '"
               " || file_size_bytes || coalesce(' ' || sidecar_path, '')")
 
 

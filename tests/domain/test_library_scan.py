@@ -427,7 +427,8 @@ async def test_a_file_from_before_1970_or_with_nanoseconds_is_unchanged_on_a_res
     the two must agree to the nanosecond on every side of the epoch, sidecar included."""
     root = tmp_path / "lib"
     times = {"1965.jpg": -157_766_399_500_000_000, "epoch.jpg": 0, "minus-one.jpg": -1,
-             "ns.jpg": 1_577_836_800_123_456_789, "with-sidecar.jpg": 1_700_000_000_000_000_001}
+             "ns.jpg": 1_577_836_800_123_456_789, "with-sidecar.jpg": 1_700_000_000_000_000_001,
+             "last-ns.jpg": 1_700_000_000_999_999_999}
     for name, mtime_ns in times.items():
         put(root / name, jpeg(26))
         os.utime(root / name, ns=(mtime_ns, mtime_ns))
@@ -439,3 +440,24 @@ async def test_a_file_from_before_1970_or_with_nanoseconds_is_unchanged_on_a_res
     assert await library_scan._online_files(lib) == found  # equal text: no file needs a second look
     again = await library_scan.scan(lib)
     assert (again.added, again.changed, again.unchanged) == (0, 0, len(times))
+    # A nanosecond short of a second: the row's stamp must not round up to the next one, where a
+    # file rewritten a second later would read as unchanged.
+    later = times["last-ns.jpg"] + 1_000_000_000
+    os.utime(root / "last-ns.jpg", ns=(later, later))
+    third = await library_scan.scan(lib)
+    assert (third.changed, third.unchanged) == (1, len(times) - 1)
+
+
+async def test_a_find_that_fails_takes_nothing_offline(user, tmp_path, monkeypatch):
+    root = tmp_path / "lib"
+    put(root / "a.jpg", jpeg(27))
+    put(root / "b.jpg", jpeg(28))
+    lib = await new_external(user, [root])
+    assert (await library_scan.scan(lib)).added == 2
+    broken = tmp_path / "find"
+    broken.write_text("#!/bin/sh\nkill -9 $$\n")  # killed before it wrote a thing
+    broken.chmod(0o755)
+    monkeypatch.setattr(library_scan, "_find", lambda: str(broken))
+    with pytest.raises(RuntimeError, match="find stopped"):
+        await library_scan.scan(lib)
+    assert not any(r["is_offline"] for r in (await rows(lib)).values())

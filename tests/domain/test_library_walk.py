@@ -22,7 +22,7 @@ def reference(matcher: Matcher) -> dict[str, Seen]:
     not entered, links followed, each folder read once, media names only, empty files left out, and
     each file's sidecar in Immich's order (photo.jpg.xmp, photo.jpg.XMP, photo.xmp, photo.XMP)."""
     files: dict[str, tuple[int, int]] = {}
-    names: set[str] = set()
+    sidecars: set[str] = set()
     visited: set[tuple[int, int]] = set()
     stack = [r for r in matcher.roots if not matcher.excluded_dir(r)]
     while stack:
@@ -41,15 +41,15 @@ def reference(matcher: Matcher) -> dict[str, Seen]:
             if stat.S_ISDIR(est.st_mode):
                 if not matcher.excluded_dir(entry.path):
                     stack.append(entry.path)
+            elif stat.S_ISREG(est.st_mode) and entry.name.lower().endswith(".xmp"):
+                sidecars.add(entry.path)  # of any size
             elif stat.S_ISREG(est.st_mode) and est.st_size > 0:
-                names.add(entry.path)
                 if library_scan.is_media_name(entry.path) and not matcher.excluded_file(entry.path):
                     try:
                         entry.path.encode()
                     except UnicodeEncodeError:
                         continue
                     files[entry.path] = (est.st_mtime_ns, est.st_size)
-    sidecars = {n for n in names if n.lower().endswith(".xmp")}
     return {p: Seen(m, s, library_scan.sidecar_for(p, sidecars)) for p, (m, s) in files.items()}
 
 
@@ -69,6 +69,14 @@ def build(tmp_path: Path) -> tuple[Path, Path]:
     put(root / "2019" / "beach" / "IMG_2.xmp", b"<x/>")
     put(root / "2019" / "beach" / "IMG_3.heic")
     put(root / "2019" / "beach" / "IMG_3.XMP", b"<x/>")
+    put(root / "2019" / "beach" / "IMG_4.jpg")
+    put(root / "2019" / "beach" / "IMG_4.jpg.XMP", b"<x/>")
+    put(root / "2019" / "beach" / "IMG_4.jpg.xmp", b"<x/>")  # wins: Immich's order
+    put(root / "2019" / "beach" / "IMG_5.jpg")
+    put(root / "2019" / "beach" / "IMG_5.XMP", b"<x/>")
+    put(root / "2019" / "beach" / "IMG_5.xmp", b"<x/>")
+    put(root / "2019" / "beach" / "IMG_6.jpg")
+    put(root / "2019" / "beach" / "IMG_6.jpg.xmp", b"")  # empty, still its sidecar
     put(root / "2019" / "with space" / "line\nbreak.png")
     put(root / "2019" / "notes.txt", b"not a photo")
     put(root / "2019" / "empty.jpg", b"")
@@ -105,7 +113,7 @@ def test_the_walk_finds_what_a_plain_walk_of_the_same_rules_finds(tmp_path, monk
     assert unreadable == []
     expected = reference(matcher)
     assert {p: seen_of(p, s) for p, s in found.items()} == expected
-    assert len(expected) == 308
+    assert len(expected) == 311
     names = {p.removeprefix(str(root) + "/") for p in found}
     assert {"2019/with space/line\nbreak.png", "links/to-folder/far.jpg", "links/to-file.webp",
             "old/scan-1965.jpg", "old/epoch.jpg"} <= names
@@ -113,6 +121,25 @@ def test_the_walk_finds_what_a_plain_walk_of_the_same_rules_finds(tmp_path, monk
     beach = str(root / "2019" / "beach")
     assert seen_of(beach + "/IMG_2.JPG", found[beach + "/IMG_2.JPG"]).sidecar == beach + "/IMG_2.xmp"
     assert found[str(root / "old" / "scan-1965.jpg")].startswith("-157766400.5000000000 ")
+    for photo, sidecar in (("IMG_4.jpg", "IMG_4.jpg.xmp"), ("IMG_5.jpg", "IMG_5.xmp"), ("IMG_6.jpg", "IMG_6.jpg.xmp")):
+        assert seen_of(f"{beach}/{photo}", found[f"{beach}/{photo}"]).sidecar == f"{beach}/{sidecar}"
+
+
+def test_folders_excluded_by_a_literal_name_are_not_read_by_find():
+    matcher = Matcher(["/photos"], ["**/@eaDir/**", "**/#snapshot", "**/*.tmp/**", "**/a/b/**", "**/._*"])
+    assert matcher.excluded_folder_names == ["#snapshot", "@eaDir"]
+    expression = " ".join(library_scan._find_expression(matcher))
+    assert "( -type d ( -name #snapshot -o -name @eaDir ) -prune )" in expression
+
+
+def test_a_find_that_fails_stops_the_walk_rather_than_missing_files(tmp_path, monkeypatch):
+    put(tmp_path / "photos" / "a.jpg")
+    broken = tmp_path / "find"
+    broken.write_text("#!/bin/sh\nprintf 'f\\0001.0000000000 3\\000%s/a.jpg\\000' \"$2\"\nkill -9 $$\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(library_scan, "_find", lambda: str(broken))
+    with pytest.raises(RuntimeError, match="find stopped"):
+        walk(Matcher([str(tmp_path / "photos")], []))
 
 
 def test_a_folder_reached_twice_is_read_once(tmp_path):

@@ -24,7 +24,7 @@ from pathlib import Path
 from app.domain.external_libraries import import_path_problem
 from app.domain.library_scan import Matcher, walk
 root, locked = sys.argv[1], sys.argv[2]
-found, unreadable = walk(Matcher([root], []), [root])
+found, unreadable = walk(Matcher([root], ["**/@eaDir/**", "**/Thumb[s]/**"]), [root])
 print(json.dumps({"locked": import_path_problem(locked, Path("/nonexistent-data-dir")),
                   "root": import_path_problem(root, Path("/nonexistent-data-dir")),
                   "found": sorted(found), "unreadable": unreadable}))
@@ -51,9 +51,13 @@ def test_an_unreadable_import_path_is_reported_and_an_unreadable_folder_skipped(
         (root / "ok.jpg").write_bytes(b"\xff\xd8\xff\xe0 a jpeg's first bytes")
         (root / "locked" / "hidden-away.jpg").write_bytes(b"\xff\xd8\xff\xe0")
         (root / "locked").chmod(0)
+        for excluded in ("@eaDir", "Thumbs"):  # shut, but excluded (by name, then by a glob): not the walk's concern
+            (root / "x" / excluded).mkdir(parents=True)
+            (root / "x" / excluded).chmod(0)
         seen = _as_unprivileged(root, root / "locked")
     finally:
-        (base / "photos" / "locked").chmod(0o755)
+        for folder in ("locked", "x/@eaDir", "x/Thumbs"):
+            (base / "photos" / folder).chmod(0o755)
         shutil.rmtree(base, ignore_errors=True)
     assert seen["root"] is None
     assert seen["locked"] == "Lacking read permission for folder"
