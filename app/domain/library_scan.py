@@ -122,7 +122,7 @@ def is_media_name(path: str) -> bool:
 
 
 def _is_sidecar_name(name: str) -> bool:
-    return name[-4:].lower() == ".xmp"
+    return name[-4:] in (".xmp", ".XMP")  # the two sidecar_for looks for
 
 
 def sidecar_for(path: str, sidecars: set[str]) -> str | None:
@@ -247,7 +247,7 @@ def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, str
                 continue  # a broken link
             if stat_module.S_ISDIR(st.st_mode):
                 folders.append(link)
-            elif stat_module.S_ISREG(st.st_mode) and st.st_size > 0:
+            elif stat_module.S_ISREG(st.st_mode) and (st.st_size > 0 or _is_sidecar_name(link)):
                 seconds, fraction = divmod(st.st_mtime_ns, 1_000_000_000)
                 entries.add(["f", f"{seconds}.{fraction:09d}0 {st.st_size}", link])
     files = entries.files
@@ -261,8 +261,8 @@ def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, str
 def _run_find(start: str, entries: "_Entries") -> None:
     # -H: a start that is a link (an import path may be one) is followed. Read as find writes, so
     # this thread sorts one part while find reads the next.
-    with subprocess.Popen([_find(), "-H", start, *_find_expression(entries.matcher)], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, env={**os.environ, "LC_ALL": "C"}) as find:
+    with subprocess.Popen(["find", "-H", start, *_find_expression(entries.matcher)], executable=_find(),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "LC_ALL": "C"}) as find:
         try:  # a deep pipe: find goes on writing while this thread sorts what it read
             fcntl.fcntl(find.stdout.fileno(), fcntl.F_SETPIPE_SZ, _PIPE)
         except OSError:
@@ -278,14 +278,17 @@ def _run_find(start: str, entries: "_Entries") -> None:
                 entries.add(b"\0".join(fields[:whole]).decode("utf-8", "surrogateescape").split("\0"))
         problems.join()
     entries.skipping = None
-    # 1: it went on past what it could not read (noted above); anything else (killed, not run), a
-    # walk that may have stopped early, whose missing files must not be taken offline.
-    if find.returncode not in (0, 1):
+    # 1 with only entries it could not read (each logged; their files count as gone, as a folder the
+    # walk's own check refuses): it went on past them. Anything else (killed, out of memory, not
+    # run) is a walk that may have stopped early, whose missing files must not be taken offline.
+    if find.returncode != 0 and (find.returncode != 1 or entries.fatal_problems):
         raise RuntimeError(f"find stopped with status {find.returncode} walking {start}")
 
 
 _READ = 1 << 18
-_FIND_PROBLEM = re.compile(r"^find: '(.*)': [^:]*$")  # in the C locale
+# An entry find could not read, in the C locale (a name with odd bytes comes escaped: logged only).
+_FIND_PROBLEM = re.compile(r"^find: '.*': (Permission denied|No such file or directory|Input/output error"
+                           r"|Stale file handle|Not a directory|Too many levels of symbolic links)$")
 _PIPE = 1 << 20
 
 
@@ -300,18 +303,17 @@ class _Entries:
         self.sidecars: set[str] = set()
         self.skipping: str | None = None  # the inside ("folder/") of a folder left out, while in it
         self.links: list[str] = []
+        self.fatal_problems = 0
 
     def take_links(self) -> list[str]:
         links, self.links = self.links, []
         return links
 
     def note_problems(self, text: bytes) -> None:
-        """What find could not read (it goes on, and exits with 1): each path it names counts as
-        an unreadable folder, its files as gone, as when the walk's own check refuses a folder."""
+        """What find said went wrong: an entry it could not read (it goes on) or anything else."""
         for line in text.decode("utf-8", "surrogateescape").splitlines():
-            named = _FIND_PROBLEM.match(line)
-            if named is not None:
-                self.unreadable.append(named.group(1))
+            if not _FIND_PROBLEM.match(line):
+                self.fatal_problems += 1
             log.warning("%s", line)
 
     def add(self, fields: list[str]) -> None:
@@ -349,7 +351,7 @@ class _Entries:
             excluded = self.matcher.excluded_files.match
             found = {p: s for p, s in found.items() if not excluded(p)}
         self.files.update(found)
-        self.sidecars.update(p for k, p in zip(kinds, paths) if k == "f" and p[-4:].lower() == ".xmp")
+        self.sidecars.update(p for k, p in zip(kinds, paths) if k == "f" and _is_sidecar_name(p))
 
     def _end_of(self, paths: list[str], start: int, inside: str) -> int:
         """The first entry from `start` that is not inside; the folder's end if it is in this part."""
@@ -411,8 +413,9 @@ async def _existing(external_library_id: uuid.UUID) -> dict[str, Any]:
 # A row's stamp as the walk writes a file's (see seen_of): equal stamps are an unchanged file.
 # Whole seconds floored and the fraction non-negative, as find prints times before 1970.
 # In whole numbers: a numeric division rounds to 8 places and can carry into the next second.
+# (bigint division truncates: one less for a negative time with a fraction; no overflow at the ends)
 _NS_PAST_SECOND = "((file_mtime_ns % 1000000000 + 1000000000) % 1000000000)"
-_ROW_STAMP = (f"((file_mtime_ns - {_NS_PAST_SECOND}) / 1000000000) || '.'"
+_ROW_STAMP = ("(file_mtime_ns / 1000000000 - (file_mtime_ns % 1000000000 < 0)::int) || '.'"
               f" || lpad({_NS_PAST_SECOND}::text, 9, '0') || '0 '"
               " || file_size_bytes || coalesce(' ' || sidecar_path, '')")
 

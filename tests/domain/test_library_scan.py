@@ -461,3 +461,15 @@ async def test_a_find_that_fails_takes_nothing_offline(user, tmp_path, monkeypat
     with pytest.raises(RuntimeError, match="find stopped"):
         await library_scan.scan(lib)
     assert not any(r["is_offline"] for r in (await rows(lib)).values())
+
+
+async def test_a_rows_stamp_is_what_find_prints_for_any_time():
+    """The SQL of a row's stamp against find's %T@ (whole seconds floored, ten digits of fraction)
+    for times around the epoch, the last nanosecond of a second and both ends of bigint."""
+    times = [0, 1, -1, 999_999_999, -999_999_999, 1_000_000_000, -1_000_000_000, 1_700_000_000_999_999_999,
+             -157_766_399_500_000_000, 2**63 - 1, -(2**63), -(2**63) + 500_000_000]
+    stamp = library_scan._ROW_STAMP
+    rows = await db.fetch(f"SELECT file_mtime_ns, {stamp} AS stamp FROM unnest($1::bigint[]) AS file_mtime_ns,"
+                          " (VALUES (7::bigint, NULL::text)) AS r(file_size_bytes, sidecar_path)", times)
+    assert {r["file_mtime_ns"]: r["stamp"] for r in rows} == {
+        t: f"{t // 1_000_000_000}.{t % 1_000_000_000:09d}0 7" for t in times}

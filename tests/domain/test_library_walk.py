@@ -41,8 +41,8 @@ def reference(matcher: Matcher) -> dict[str, Seen]:
             if stat.S_ISDIR(est.st_mode):
                 if not matcher.excluded_dir(entry.path):
                     stack.append(entry.path)
-            elif stat.S_ISREG(est.st_mode) and entry.name.lower().endswith(".xmp"):
-                sidecars.add(entry.path)  # of any size
+            elif stat.S_ISREG(est.st_mode) and entry.name[-4:] in (".xmp", ".XMP"):
+                sidecars.add(entry.path)  # of any size; the two spellings sidecar_for looks for
             elif stat.S_ISREG(est.st_mode) and est.st_size > 0:
                 if library_scan.is_media_name(entry.path) and not matcher.excluded_file(entry.path):
                     try:
@@ -77,6 +77,8 @@ def build(tmp_path: Path) -> tuple[Path, Path]:
     put(root / "2019" / "beach" / "IMG_5.xmp", b"<x/>")
     put(root / "2019" / "beach" / "IMG_6.jpg")
     put(root / "2019" / "beach" / "IMG_6.jpg.xmp", b"")  # empty, still its sidecar
+    put(root / "2019" / "beach" / "IMG_7.jpg")
+    put(root / "2019" / "beach" / "IMG_7.jpg.Xmp", b"<x/>")  # neither spelling: no sidecar
     put(root / "2019" / "with space" / "line\nbreak.png")
     put(root / "2019" / "notes.txt", b"not a photo")
     put(root / "2019" / "empty.jpg", b"")
@@ -93,9 +95,11 @@ def build(tmp_path: Path) -> tuple[Path, Path]:
     put(outside / "linked" / "far.jpg")
     put(outside / "linked" / "far.jpg.xmp", b"<x/>")
     put(outside / "single.webp")
+    put(outside / "empty.xmp", b"")
     (root / "links").mkdir()
     (root / "links" / "to-folder").symlink_to(outside / "linked", target_is_directory=True)
     (root / "links" / "to-file.webp").symlink_to(outside / "single.webp")
+    (root / "links" / "to-file.xmp").symlink_to(outside / "empty.xmp")  # an empty sidecar, linked
     (root / "links" / "broken.jpg").symlink_to(outside / "gone.jpg")
     (root / "links" / "@eaDir").symlink_to(outside / "linked", target_is_directory=True)  # excluded by name
     bad = os.path.join(os.fsencode(root / "2019"), b"caf\xe9.jpg")  # Latin-1, not UTF-8
@@ -113,7 +117,7 @@ def test_the_walk_finds_what_a_plain_walk_of_the_same_rules_finds(tmp_path, monk
     assert unreadable == []
     expected = reference(matcher)
     assert {p: seen_of(p, s) for p, s in found.items()} == expected
-    assert len(expected) == 311
+    assert len(expected) == 312
     names = {p.removeprefix(str(root) + "/") for p in found}
     assert {"2019/with space/line\nbreak.png", "links/to-folder/far.jpg", "links/to-file.webp",
             "old/scan-1965.jpg", "old/epoch.jpg"} <= names
@@ -123,6 +127,9 @@ def test_the_walk_finds_what_a_plain_walk_of_the_same_rules_finds(tmp_path, monk
     assert found[str(root / "old" / "scan-1965.jpg")].startswith("-157766400.5000000000 ")
     for photo, sidecar in (("IMG_4.jpg", "IMG_4.jpg.xmp"), ("IMG_5.jpg", "IMG_5.xmp"), ("IMG_6.jpg", "IMG_6.jpg.xmp")):
         assert seen_of(f"{beach}/{photo}", found[f"{beach}/{photo}"]).sidecar == f"{beach}/{sidecar}"
+    assert seen_of(f"{beach}/IMG_7.jpg", found[f"{beach}/IMG_7.jpg"]).sidecar is None
+    linked = str(root / "links" / "to-file.webp")
+    assert seen_of(linked, found[linked]).sidecar == str(root / "links" / "to-file.xmp")
 
 
 def test_folders_excluded_by_a_literal_name_are_not_read_by_find():
@@ -168,3 +175,21 @@ def test_a_stamp_that_is_not_finds_is_read_from_the_file(tmp_path):
     photo = put(tmp_path / "a.jpg", mtime_ns=1_600_000_000_000_000_001)
     assert seen_of(str(photo), "1600000000.0000000010 30") == Seen(1_600_000_000_000_000_001, 30, None)
     assert seen_of(str(photo), "nonsense") == Seen(1_600_000_000_000_000_001, len(JPEG), None)
+
+
+def test_an_entry_find_cannot_read_is_passed_over(tmp_path):
+    # The real find, on a start that has gone: one "No such file" line, status 1, a walk that went on.
+    entries = library_scan._Entries(Matcher([str(tmp_path)], []), set(), [])
+    library_scan._run_find(str(tmp_path / "gone"), entries)
+    assert entries.fatal_problems == 0
+
+
+def test_any_other_complaint_of_find_stops_the_walk(tmp_path, monkeypatch):
+    put(tmp_path / "photos" / "a.jpg")
+    broken = tmp_path / "find"
+    broken.write_text("#!/bin/sh\necho \"find: failed to read file names from file system at or below '$2':"
+                      " Cannot allocate memory\" >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(library_scan, "_find", lambda: str(broken))
+    with pytest.raises(RuntimeError, match="find stopped with status 1"):
+        walk(Matcher([str(tmp_path / "photos")], []))
