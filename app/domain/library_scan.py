@@ -79,10 +79,8 @@ class Matcher:
         self.excluded_files = glob.compile(for_files, flags=_GLOB_FLAGS) if for_files else None
         # `**/name/**` and `**/name` with a literal name (Immich's defaults: @eaDir, #recycle,
         # #snapshot) exclude every folder of that name: the walk has find skip those unread.
-        self.excluded_folder_names = sorted({
-            name for pattern in exclusions
-            if (name := pattern.removeprefix("**/").removesuffix("/**")) != pattern and name
-            and pattern.startswith("**/") and not any(c in name for c in "/*?[]\\")})
+        names = {p[3:].removesuffix("/**") for p in exclusions if p.startswith("**/")}
+        self.excluded_folder_names = sorted(n for n in names if n and not any(c in n for c in "/*?[]\\"))
 
     def excluded_dir(self, path: str) -> bool:
         # `**/x/**` matches what is inside x (x + "/"), `**/x` the directory itself: either prunes it.
@@ -216,9 +214,8 @@ def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, str
     (mtime, size and sidecar as text; seen_of reads it), and the folders that could not be read.
     Hidden entries are skipped, excluded folders left out, and a folder reached twice (a symlink
     loop, two links to one folder) read once. Links are followed, as stat follows them."""
-    unreadable: list[str] = []
-    visited: set[str] = set()
-    entries = _Entries(matcher, visited, unreadable)
+    entries = _Entries(matcher)
+    visited, unreadable = entries.visited, entries.unreadable
     folders = [os.path.normpath(p) for p in (matcher.roots if tops is None else tops)]
     while folders:  # the import paths, then the folders links lead to, then theirs...
         starts: list[str] = []
@@ -258,6 +255,13 @@ def walk(matcher: Matcher, tops: list[str] | None = None) -> tuple[dict[str, str
     return files, unreadable
 
 
+_READ = 1 << 18
+_PIPE = 1 << 20
+# An entry find could not read, in the C locale (a name with odd bytes comes escaped: logged only).
+_FIND_PROBLEM = re.compile(r"^find: '.*': (Permission denied|No such file or directory|Input/output error"
+                           r"|Stale file handle|Not a directory|Too many levels of symbolic links)$")
+
+
 def _run_find(start: str, entries: "_Entries") -> None:
     # -H: a start that is a link (an import path may be one) is followed. Read as find writes, so
     # this thread sorts one part while find reads the next.
@@ -285,20 +289,13 @@ def _run_find(start: str, entries: "_Entries") -> None:
         raise RuntimeError(f"find stopped with status {find.returncode} walking {start}")
 
 
-_READ = 1 << 18
-# An entry find could not read, in the C locale (a name with odd bytes comes escaped: logged only).
-_FIND_PROBLEM = re.compile(r"^find: '.*': (Permission denied|No such file or directory|Input/output error"
-                           r"|Stale file handle|Not a directory|Too many levels of symbolic links)$")
-_PIPE = 1 << 20
-
-
 class _Entries:
     """What a walk keeps of find's entries, taken a part at a time in find's order."""
 
-    def __init__(self, matcher: Matcher, visited: set[str], unreadable: list[str]):
+    def __init__(self, matcher: Matcher):
         self.matcher = matcher
-        self.visited = visited
-        self.unreadable = unreadable
+        self.visited: set[str] = set()  # folders read or being read, as "<dev> <inode>"
+        self.unreadable: list[str] = []
         self.files: dict[str, str] = {}
         self.sidecars: set[str] = set()
         self.skipping: str | None = None  # the inside ("folder/") of a folder left out, while in it

@@ -179,7 +179,7 @@ def test_a_stamp_that_is_not_finds_is_read_from_the_file(tmp_path):
 
 def test_an_entry_find_cannot_read_is_passed_over(tmp_path):
     # The real find, on a start that has gone: one "No such file" line, status 1, a walk that went on.
-    entries = library_scan._Entries(Matcher([str(tmp_path)], []), set(), [])
+    entries = library_scan._Entries(Matcher([str(tmp_path)], []))
     library_scan._run_find(str(tmp_path / "gone"), entries)
     assert entries.fatal_problems == 0
 
