@@ -282,8 +282,14 @@ def favorite_trash_restore(flow: Flow) -> None:
     page = flow.page
     asset = flow.uploaded["denali.webp"]
     flow.goto(f"/photos/{asset}")
-    page.get_by_role("button", name="Favorite").click()
-    page.get_by_role("button", name="Unfavorite").wait_for()
+    # The viewer's own requests answered first: one still on its way (the asset as read before the
+    # click) would paint the heart back as it was, the web app's race whatever the server.
+    page.wait_for_load_state("networkidle")
+    with page.expect_response(lambda r: urlsplit(r.url).path == f"/api/assets/{asset}"
+                              and r.request.method == "PUT") as favorited:
+        page.get_by_role("button", name="Favorite", exact=True).click()
+    assert favorited.value.json()["isFavorite"] is True
+    page.get_by_role("button", name="Unfavorite", exact=True).wait_for()
     flow.goto("/favorites")
     page.locator(f'[data-asset-id="{asset}"]').wait_for()
     flow.goto(f"/photos/{asset}")
