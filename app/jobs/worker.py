@@ -16,6 +16,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from app.api.state import Shared
+from app.db import engine as db
 from app.domain import (external_libraries, job_queues, library_scan, maintenance, memories, processing, recognition,
                         smart_search, storage_moves, system_config, tasks, users)
 from app.jobs import library_watch
@@ -177,10 +178,11 @@ async def _run_chain(ctx: dict, function: str, task_id: str, attempt: int | None
     the sweep reclaims, as for any job."""
     queue_name, body = _STEPS[function]
     following = HeldSteps(ctx["shared"].queue, _STEPS)
-    outcome = await _gated(ctx, queue_name, lambda: _run_step(
-        ctx, task_id, lambda t, a: body(ctx, t, a, following), attempt))
-    for next_function, next_task, job_id in following.held:
-        await _run_following(ctx, next_function, next_task, job_id)
+    with db.step_plans():
+        outcome = await _gated(ctx, queue_name, lambda: _run_step(
+            ctx, task_id, lambda t, a: body(ctx, t, a, following), attempt))
+        for next_function, next_task, job_id in following.held:
+            await _run_following(ctx, next_function, next_task, job_id)
     return outcome
 
 

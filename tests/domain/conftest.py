@@ -160,3 +160,15 @@ def principal(user):
     from tests.domain import factories
 
     return factories.principal_for(user)
+
+
+@pytest.fixture
+def step_connections(domain):
+    """The pool reopened with the pipeline steps' own connections, as a process with a worker has it."""
+    from app.db import engine as db
+
+    domain.run(db.close_pool())
+    domain.run(db.open_pool(max_size=4, step_connections=2))
+    yield
+    domain.run(db.close_pool())
+    domain.run(db.open_pool(max_size=4))

@@ -104,3 +104,54 @@ async def test_pooled_connections_plan_each_statement_for_its_values():
     # A generic plan (PostgreSQL's choice after five runs of a prepared statement) guessed its way
     # to a whole-library sort for search pages; every connection asks for custom plans.
     assert await db.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+
+
+async def test_pipeline_steps_may_keep_a_prepared_statements_plan(step_connections):
+    assert await db.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+    with db.step_plans():
+        assert await db.fetchval("SHOW plan_cache_mode") == "auto"
+        async with db.transaction() as conn:
+            assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
+        # Tasks a step starts run there too.
+        assert await asyncio.create_task(db.fetchval("SHOW plan_cache_mode")) == "auto"
+    assert await db.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+
+
+async def test_a_step_inside_a_transaction_stays_on_the_transactions_connection(step_connections):
+    async with db.transaction() as conn:
+        with db.step_plans():
+            async with db.transaction() as inner:
+                assert inner is conn
+            assert await db.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+
+
+async def test_without_step_connections_a_step_uses_the_pool(domain):
+    with db.step_plans():
+        assert await db.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+
+
+async def test_a_steps_cancelled_transaction_gives_its_connection_back_to_the_step_pool(step_connections):
+    started = asyncio.Event()
+
+    async def slow():
+        with db.step_plans():
+            async with db.transaction() as conn:
+                started.set()
+                await conn.execute("SELECT pg_sleep(30)")
+
+    task = asyncio.create_task(slow())
+    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _all_back(db._step_pool)
+    assert await _all_back(db.engine().pool)
+
+
+async def test_closing_closes_the_step_connections_too(step_connections):
+    step_pool = db._step_pool
+    await db.close_pool()
+    assert step_pool.is_closing() and db._step_pool is None and db.engine().pool is None
+    await db.open_pool(max_size=4)  # for the fixture's own close
+

@@ -73,6 +73,31 @@ async def test_the_first_steps_job_runs_every_following_step_each_with_its_own_t
     assert await queued(job_queue) == before
 
 
+async def test_the_steps_statements_run_on_the_step_connections(user, job_queue, tmp_path, step_connections):
+    store = BlobStore(tmp_path)
+    asset, task_id = await uploaded_photo(store, user)
+
+    assert await worker.extract_metadata(context(store, job_queue, tmp_path), str(task_id)) == "ok"
+
+    assert await pipeline_tasks(asset["id"]) == dict.fromkeys(PIPELINE, "success")
+    # Each connection's prepared statements are its own: the steps' claims (tasks.start) were
+    # prepared on the step connections, which keep plans, and not on the pool's.
+    def claims(statements: list[str]) -> int:
+        return sum("SET status = 'started'" in text for text in statements)
+
+    async def prepared(pool) -> list[str]:
+        conns = [await pool.acquire() for _ in range(pool.get_size())]
+        try:
+            return [r["statement"] for c in conns
+                    for r in await c.fetch("SELECT statement FROM pg_prepared_statements")]
+        finally:
+            for c in conns:
+                await pool.release(c)
+
+    assert claims(await prepared(db._step_pool)) >= 1
+    assert claims(await prepared(db.engine().pool)) == 0
+
+
 async def test_a_stop_between_two_steps_leaves_the_next_task_pending_for_the_sweep(user, job_queue, tmp_path):
     store = BlobStore(tmp_path)
     asset, task_id = await uploaded_photo(store, user)
