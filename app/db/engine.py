@@ -54,10 +54,17 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 async def open_pool(max_size: int = 10, *, step_connections: int = 0) -> None:
     """The pool, and with step_connections a second one for pipeline steps (see step_plans)."""
     global _step_pool
+    if _step_pool is not None:
+        raise RuntimeError("the pools are open: close_pool() first")
     await engine().start_connection_pool(min_size=1, max_size=max_size, reset=_keep_session)
     if step_connections:
         config = {**engine().config, "server_settings": {**engine().config["server_settings"], **_STEP_SETTINGS}}
-        _step_pool = await asyncpg.create_pool(**config, min_size=1, max_size=step_connections, reset=_keep_session)
+        try:
+            _step_pool = await asyncpg.create_pool(**config, min_size=1, max_size=step_connections,
+                                                   reset=_keep_session)
+        except BaseException:
+            await close_pool()
+            raise
 
 
 # Pipeline steps (metadata, variants, faces, smart search of one asset) run some forty short statements
@@ -73,7 +80,9 @@ _in_step: ContextVar[bool] = ContextVar("in_pipeline_step", default=False)
 @contextmanager
 def step_plans() -> Iterator[None]:
     """Statements in this block (this task and those it starts) use the pipeline steps' connections
-    when the process has them."""
+    when the process has them: db.fetch and the like, and transactions begun here. A transaction begun
+    before stays on its connection; session_connection and Piccolo's queries outside a transaction
+    stay on the pool's."""
     token = _in_step.set(True)
     try:
         yield
@@ -110,14 +119,13 @@ CLOSE_POOL_S = 10.0
 
 async def close_pool() -> None:
     global _step_pool
-    step_pool, _step_pool = _step_pool, None
-    if step_pool is not None:
-        await _close(step_pool)
-    pool = engine().pool
-    if pool is None:
-        return
-    await _close(pool)
-    engine().pool = None
+    pools = [p for p in (_step_pool, engine().pool) if p is not None]
+    _step_pool = None
+    try:
+        # Together: a stop waits CLOSE_POOL_S at most, however many pools have connections in use.
+        await asyncio.gather(*(_close(p) for p in pools))
+    finally:
+        engine().pool = None
 
 
 async def _close(pool: asyncpg.Pool) -> None:

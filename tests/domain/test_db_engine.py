@@ -155,3 +155,9 @@ async def test_closing_closes_the_step_connections_too(step_connections):
     assert step_pool.is_closing() and db._step_pool is None and db.engine().pool is None
     await db.open_pool(max_size=4)  # for the fixture's own close
 
+
+async def test_opening_again_without_closing_is_refused(step_connections):
+    step_pool = db._step_pool
+    with pytest.raises(RuntimeError):
+        await db.open_pool(max_size=4, step_connections=2)
+    assert db._step_pool is step_pool and not step_pool.is_closing()

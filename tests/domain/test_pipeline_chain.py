@@ -86,7 +86,7 @@ async def test_the_steps_statements_run_on_the_step_connections(user, job_queue,
         return sum("SET status = 'started'" in text for text in statements)
 
     async def prepared(pool) -> list[str]:
-        conns = [await pool.acquire() for _ in range(pool.get_size())]
+        conns = [await pool.acquire(timeout=10) for _ in range(pool.get_size())]
         try:
             return [r["statement"] for c in conns
                     for r in await c.fetch("SELECT statement FROM pg_prepared_statements")]
