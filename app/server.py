@@ -39,13 +39,13 @@ class _Listener(uvicorn.Server):
         yield
 
 
-async def _prepare(services: Services, step_connections: int) -> None:
+async def _prepare(services: Services, step_pool: bool) -> None:
     from app.db import engine as db
     from app.db.migrate import apply_migrations
     from app.domain import system_config
 
     await apply_migrations(services.database_url)
-    await db.open_pool(step_connections=step_connections)
+    await db.open_pool(step_pool=step_pool)
     # A config file Immich's rules refuse stops the start here (ConfigFileInvalid), not each request.
     await system_config.current()
 
@@ -67,8 +67,8 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
     from app.jobs.queue import JobQueue
 
     logging.getLogger("uvicorn.error").addFilter(_RedactSecrets())
-    # The pipeline steps' own connections (db.step_plans), as many at most as the main pool's.
-    await _prepare(services, 10 if with_worker else 0)
+    # A worker's pipeline steps get their own connections (db.step_plans).
+    await _prepare(services, step_pool=with_worker)
     realtime.configure(services.redis_url)
     queue = await JobQueue.connect(services.redis_url)
     shared = Shared.build(settings, queue)

@@ -51,17 +51,16 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     which resets its own connection."""
 
 
-async def open_pool(max_size: int = 10, *, step_connections: int = 0) -> None:
-    """The pool, and with step_connections a second one for pipeline steps (see step_plans)."""
+async def open_pool(max_size: int = 10, *, step_pool: bool = False) -> None:
+    """The pool, and with step_pool a second one of the same size for pipeline steps (see step_plans)."""
     global _step_pool
     if _step_pool is not None:
         raise RuntimeError("the pools are open: close_pool() first")
     await engine().start_connection_pool(min_size=1, max_size=max_size, reset=_keep_session)
-    if step_connections:
+    if step_pool:
         config = {**engine().config, "server_settings": {**engine().config["server_settings"], **_STEP_SETTINGS}}
         try:
-            _step_pool = await asyncpg.create_pool(**config, min_size=1, max_size=step_connections,
-                                                   reset=_keep_session)
+            _step_pool = await asyncpg.create_pool(**config, min_size=1, max_size=max_size, reset=_keep_session)
         except BaseException:
             await close_pool()
             raise

@@ -168,7 +168,7 @@ def step_connections(domain):
     from app.db import engine as db
 
     domain.run(db.close_pool())
-    domain.run(db.open_pool(max_size=4, step_connections=2))
+    domain.run(db.open_pool(max_size=4, step_pool=True))
     yield
     domain.run(db.close_pool())
     domain.run(db.open_pool(max_size=4))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import asyncpg
 import pytest
@@ -19,16 +20,17 @@ async def _all_back(pool) -> bool:
     return False
 
 
-async def test_a_transaction_cancelled_mid_query_gives_its_connection_back(domain):
-    pool = db.engine().pool
+async def _cancel_transactions_mid_query(pool, *, in_step: bool = False) -> None:
+    """More transactions than the pool holds, each cancelled mid-query: a leak would starve the last."""
     started = asyncio.Event()
 
     async def slow():
-        async with db.transaction() as conn:
-            started.set()
-            await conn.execute("SELECT pg_sleep(30)")
+        with db.step_plans() if in_step else contextlib.nullcontext():
+            async with db.transaction() as conn:
+                started.set()
+                await conn.execute("SELECT pg_sleep(30)")
 
-    for _ in range(pool.get_max_size() + 1):  # more than the pool holds: a leak would starve the last
+    for _ in range(pool.get_max_size() + 1):
         task = asyncio.create_task(slow())
         await asyncio.wait_for(started.wait(), 10)
         await asyncio.sleep(0.05)  # the query is on the server
@@ -37,6 +39,10 @@ async def test_a_transaction_cancelled_mid_query_gives_its_connection_back(domai
             await task
         started.clear()
         assert await _all_back(pool)
+
+
+async def test_a_transaction_cancelled_mid_query_gives_its_connection_back(domain):
+    await _cancel_transactions_mid_query(db.engine().pool)
     assert await db.fetchval("SELECT 1") == 1
 
 
@@ -131,21 +137,7 @@ async def test_without_step_connections_a_step_uses_the_pool(domain):
 
 
 async def test_a_steps_cancelled_transaction_gives_its_connection_back_to_the_step_pool(step_connections):
-    started = asyncio.Event()
-
-    async def slow():
-        with db.step_plans():
-            async with db.transaction() as conn:
-                started.set()
-                await conn.execute("SELECT pg_sleep(30)")
-
-    task = asyncio.create_task(slow())
-    await asyncio.wait_for(started.wait(), 10)
-    await asyncio.sleep(0.05)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert await _all_back(db._step_pool)
+    await _cancel_transactions_mid_query(db._step_pool, in_step=True)
     assert await _all_back(db.engine().pool)
 
 
@@ -159,5 +151,5 @@ async def test_closing_closes_the_step_connections_too(step_connections):
 async def test_opening_again_without_closing_is_refused(step_connections):
     step_pool = db._step_pool
     with pytest.raises(RuntimeError):
-        await db.open_pool(max_size=4, step_connections=2)
+        await db.open_pool(max_size=4, step_pool=True)
     assert db._step_pool is step_pool and not step_pool.is_closing()
