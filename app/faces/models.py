@@ -29,9 +29,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
+
+# cv2 (some 30 MB resident) is imported inside the functions that use it: a worker without face
+# models, which only reads the constants and file checks here, never loads it.
 
 BUFFALO_L = "buffalo_l"
 BUFFALO_L_URL = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip"
@@ -196,6 +198,8 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     exact, where cv2.estimateAffinePartial2D is not (its LMEDS drops the worst landmark, and
     its Levenberg-Marquardt refinement stops up to ~4e-4 off on mirrored or noisy sets).
     """
+    import cv2
+
     src = np.asarray(src, np.float64).reshape(-1, 2)
     dst = np.asarray(dst, np.float64).reshape(-1, 2)
     if len(src) != len(dst) or len(src) == 0:
@@ -216,6 +220,8 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def align_face(image: Image.Image | np.ndarray, landmarks: np.ndarray, size: int = 112) -> np.ndarray:
     """(size, size, 3) uint8 crop with the 5 landmarks moved onto the ArcFace template."""
+    import cv2
+
     rgb = _as_rgb(np.asarray(image))
     template = ARCFACE_TEMPLATE * (size / 112.0)
     m = similarity_transform(landmarks, template)
@@ -235,6 +241,8 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "u
     divides the overlap by the smaller area (MTCNN's last stage: drops boxes nested inside a
     better one); OpenCV has no such mode, so it is done here.
     """
+    import cv2
+
     if len(boxes) == 0:
         return np.zeros(0, np.int64)
     boxes = np.asarray(boxes, np.float64)
@@ -337,6 +345,8 @@ class BuffaloL(FaceModels):
         )
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
+        import cv2
+
         rgb = _as_rgb(rgb)
         height, width = rgb.shape[:2]
         in_h, in_w = self._input_hw
@@ -434,6 +444,8 @@ class MtcnnMobileFaceNet(FaceModels):
         return {o.shape[-1]: o for o in outs}
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
+        import cv2
+
         rgb = _as_rgb(rgb)
         height, width = rgb.shape[:2]
         image = rgb
