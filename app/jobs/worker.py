@@ -524,9 +524,10 @@ def redis_settings(url: str) -> RedisSettings:
 
 
 def build_worker(shared: Shared, redis_url: str) -> Worker:
-    from app.media import memory
+    from app.media import memory, vips_cache
 
     memory.limit_arenas()
+    vips_cache.disable()
     return Worker(
         functions=FUNCTIONS,
         cron_jobs=CRON_JOBS,
