@@ -28,6 +28,11 @@ def towns():
     return places._loaded()
 
 
+@pytest.fixture(scope="module")
+def folded_names(towns):
+    return [places.fold(towns.names[i]) for i in range(len(towns.latitudes))]
+
+
 def _nearest_by_scan(towns, latitude: float, longitude: float) -> int | None:
     lat1, lon1 = math.radians(latitude), math.radians(longitude)
     lat2, lon2 = np.radians(towns.latitudes), np.radians(towns.longitudes)
@@ -67,7 +72,7 @@ def test_the_nearest_town_is_the_one_a_full_scan_finds(towns):
         float(towns.latitudes[expected]), float(towns.longitudes[expected]))
 
 
-def _search_one_name_at_a_time(towns, text: str, limit: int) -> list[int]:
+def _search_one_name_at_a_time(towns, folded_names, text: str, limit: int) -> list[int]:
     """The ranking as first written: every name folded and compared in turn."""
     query = places.fold(text.strip())
     if not query:
@@ -75,7 +80,7 @@ def _search_one_name_at_a_time(towns, text: str, limit: int) -> list[int]:
     word = " " + query
     ranked = []
     for index in range(len(towns.latitudes)):
-        name = places.fold(towns.names[index])
+        name = folded_names[index]
         state = towns.states[index]
         if query in name:
             rank = 0 if name == query else 1 if name.startswith(query) else 2 if word in name else 3
@@ -90,9 +95,9 @@ def _search_one_name_at_a_time(towns, text: str, limit: int) -> list[int]:
 
 @pytest.mark.parametrize("text", ["zurich", "a", "san j", "ß", "strasse", "東京", "saint-", "new york", "bay",
                                   "ile-de-", "colorado", "mü", "é", "z", "xq"])
-def test_name_search_ranks_as_one_name_at_a_time_did(towns, text):
+def test_name_search_ranks_as_one_name_at_a_time_did(towns, folded_names, text):
     found = places.search_places(text, 20)
-    expected = [towns._place(i) for i in _search_one_name_at_a_time(towns, text, 20)]
+    expected = [towns._place(i) for i in _search_one_name_at_a_time(towns, folded_names, text, 20)]
     assert found == expected
     assert found or text in ("xq", "東京")
 
@@ -116,13 +121,13 @@ def test_the_file_is_decoded_in_batches_that_add_up_to_the_whole(tmp_path, monke
              "latitude": i / 100, "longitude": -i / 100, "population": 1000, "state": None if i % 3 else "S"}
             for i in range(2000)]
     monkeypatch.setattr(places, "_READ_BYTES", 997)  # many cuts, some inside a name
-    for text in (json.dumps(rows, separators=(",", ":")), json.dumps(rows, indent=1)):
-        batches = list(places._town_batches(_write_gz(tmp_path / "g.gz", text)))
+    compact = list(places._town_batches(_write_gz(tmp_path / "c.gz", json.dumps(rows, separators=(",", ":")))))
+    spaced = list(places._town_batches(_write_gz(tmp_path / "s.gz", json.dumps(rows, indent=1))))
+    for batches in (compact, spaced):
         assert [r.city for batch in batches for r in batch] == [r["city"] for r in rows]
-    assert len(batches) == 1  # spaced out: never cut, decoded whole at the end
-    compact = list(places._town_batches(_write_gz(tmp_path / "g.gz", json.dumps(rows, separators=(",", ":")))))
+        assert [r.state for batch in batches for r in batch][:3] == ["S", None, None]
     assert len(compact) > 50
-    assert [r.state for batch in compact for r in batch][:3] == ["S", None, None]
+    assert len(spaced) == 1  # never cut between entries: decoded whole at the end, still right
 
 
 def test_the_whole_gazetteer_is_read(towns):
@@ -138,15 +143,17 @@ def test_a_worker_without_face_models_loads_neither_scipy_nor_opencv():
     """The gazetteer used to load scipy (through reverse_geocode) and hold its rows as objects, and the
     face code loaded OpenCV even with no model to run: together some 115 MB in every worker."""
     probe = (
-        "import sys, resource\n"
+        "import re, sys\n"
         "import app.jobs.worker, app.faces.runtime, app.faces.models\n"
         "from app.media import places\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "def peak(): return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+        "open('/proc/self/clear_refs', 'w').write('5')  # the peak starts again from the current RSS\n"
+        "before = peak()\n"
         "assert places.place_for(47.37, 8.54).country_code == 'CH'\n"
         "g = places._gazetteer\n"
         "held = sum(a.nbytes for a in (g.latitudes, g.longitudes, g.states, g.codes, g.vectors, g.by_latitude,"
         " g.sorted_latitudes, g.names.bytes, g.names.starts))\n"
-        "print(held, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before,"
+        "print(held, peak() - before,"
         " [m for m in ('scipy', 'cv2', 'reverse_geocode') if m in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)

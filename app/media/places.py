@@ -6,7 +6,7 @@ unit vector has the largest dot product with the photo's: true chord distances, 
 wrap-around errors at the antimeridian or near the poles. Time zones: `timezonefinder`'s
 bundled boundary data. Nothing is downloaded at run time.
 
-The ~140k towns live in flat arrays (names as one UTF-8 buffer, states and countries as
+The ~155k towns live in flat arrays (names as one UTF-8 buffer, states and countries as
 small integer codes): a worker that tags photos with places holds about 10 MB for them,
 where a list of rows, a KD-tree and scipy cost some 85 MB.
 """
@@ -149,6 +149,9 @@ class _Gazetteer:
         self.sorted_latitudes = self.latitudes[self.by_latitude]
         # Built on the first name search: most processes (a worker) never search.
         self._folded: tuple[_Names, np.ndarray, list[str]] | None = None
+        from app.media import memory
+
+        memory.release()  # the decoded batches' memory, handed back once (about 7 MB)
 
     def nearest(self, latitude: float, longitude: float) -> Place | None:
         point = _unit_vectors(np.array([latitude]), np.array([longitude]))[0]

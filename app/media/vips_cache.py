@@ -14,6 +14,8 @@ _max = 100
 
 
 def disable() -> None:
+    """For the whole process: `serve` runs its worker in the API's process, whose own renderings
+    (edits, crops) do not reuse operations either."""
     global _max
     _max = 0
     pyvips.cache_set_max(0)
