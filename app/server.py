@@ -156,8 +156,8 @@ def serve(settings: Settings, *, with_worker: bool = True) -> None:
 
 def run_worker(settings: Settings) -> None:
     # No malloc_tuning here: its large heap keeps HTTP transfer buffers warm, and a worker has no
-    # transfers. A worker's heap would only keep up to 16 MiB free per arena (bench/small_images.py:
-    # 261 -> 217 MiB peak without it). build_worker sets what a worker needs (memory.limit_arenas).
+    # transfers. In a worker its settings only kept freed memory resident (bench/small_images.py:
+    # 261 -> 217 MiB peak without them). build_worker sets what a worker needs (memory.limit_arenas).
     services = acquire_services(settings, need_redis=True)
     try:
         services.export_env()

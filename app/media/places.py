@@ -132,16 +132,16 @@ class _Gazetteer:
         code_ids: dict[str, int] = {}
         latitudes, longitudes, states, codes, names = [], [], [], [], []
         for batch in _town_batches(folder / "geocode.gz"):
-            latitudes.append(np.fromiter((r.latitude for r in batch), dtype=np.float64, count=len(batch)))
-            longitudes.append(np.fromiter((r.longitude for r in batch), dtype=np.float64, count=len(batch)))
+            n = len(batch)
+            latitudes.append(np.fromiter((r.latitude for r in batch), np.float64, n))
+            longitudes.append(np.fromiter((r.longitude for r in batch), np.float64, n))
             states.append(np.fromiter((state_ids.setdefault(r.state, len(state_ids)) if r.state else -1
-                                       for r in batch), dtype=np.int32, count=len(batch)))
-            codes.append(np.fromiter((code_ids.setdefault(r.country_code, len(code_ids)) for r in batch),
-                                     dtype=np.int32, count=len(batch)))
+                                       for r in batch), np.int32, n))
+            codes.append(np.fromiter((code_ids.setdefault(r.country_code, len(code_ids)) for r in batch), np.uint16, n))
             names.append("".join(r.city.replace("\0", "") + "\0" for r in batch).encode())
         self.state_names, self.code_names = list(state_ids), list(code_ids)
         self.latitudes, self.longitudes = np.concatenate(latitudes), np.concatenate(longitudes)
-        self.states, self.codes = np.concatenate(states), np.concatenate(codes).astype(np.uint16)
+        self.states, self.codes = np.concatenate(states), np.concatenate(codes)
         self.names = _Names(b"".join(names))
         self.vectors = _unit_vectors(self.latitudes, self.longitudes)
         # Towns by latitude: those near enough to count lie in a narrow band of it.
