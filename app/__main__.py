@@ -155,9 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     if args.command == "serve":
-        from app.server import serve
+        from app.server import PortUnavailable, serve
 
-        serve(settings, with_worker=not args.no_worker)
+        try:
+            serve(settings, with_worker=not args.no_worker)
+        except PortUnavailable as exc:
+            print(f"error: {exc} (set API_PORT / IMMICH_PORT to choose others)", file=sys.stderr)
+            return 1
         return 0
     if args.command == "worker":
         from app.server import run_worker

@@ -8,6 +8,7 @@ import gc
 import logging
 import re
 import signal
+import socket
 
 import uvicorn
 
@@ -29,6 +30,25 @@ class _RedactSecrets(logging.Filter):
             record.args = tuple(_SECRET_QUERY.sub(r"\1[redacted]", a) if isinstance(a, str) else a
                                 for a in record.args)
         return True
+
+
+class PortUnavailable(Exception):
+    """A listener's port could not be bound (in use, or not allowed)."""
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts. A port in use is then said at
+    once, before the embedded services start; and the port is held from the start, so no
+    connection the process itself makes during start-up can take it as its local port (which,
+    with ports picked from the ephemeral range, let one listener come up and the other fail)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
 
 
 class _Listener(uvicorn.Server):
@@ -59,12 +79,12 @@ async def _reconcile(shared: Shared) -> None:
         log.exception("reconciling stored files with assets failed")
 
 
-async def _run(settings: Settings, services: Services, *, with_http: bool, with_worker: bool) -> None:
+async def _run(settings: Settings, services: Services, *, sockets: dict[str, socket.socket],
+               with_worker: bool) -> None:
     from app.api.app import create_native_app
     from app.db import engine as db
-    from app.jobs.worker import build_worker
-
     from app.jobs.queue import JobQueue
+    from app.jobs.worker import build_worker
 
     logging.getLogger("uvicorn.error").addFilter(_RedactSecrets())
     # A worker's pipeline steps get their own connections (db.step_plans).
@@ -87,18 +107,17 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
     tasks: list[asyncio.Task] = []
     listeners: list[_Listener] = []
     worker = None
-    if with_http:
+    if sockets:
         from compat.app import create_immich_app
 
-        for name, app, port in (
-            ("native API", create_native_app(shared), settings.api_port),
-            ("Immich API", create_immich_app(shared), settings.immich_port),
-        ):
-            listener = _Listener(uvicorn.Config(app, host=settings.host, port=port, log_level="info",
-                                                access_log=False, timeout_graceful_shutdown=10, lifespan="on"))
+        for name, app in (("native API", create_native_app(shared)), ("Immich API", create_immich_app(shared))):
+            sock = sockets[name]
+            listener = _Listener(uvicorn.Config(app, log_level="info", access_log=False,
+                                                timeout_graceful_shutdown=10, lifespan="on"))
             listeners.append(listener)
-            tasks.append(asyncio.create_task(listener.serve(), name=name))
-            log.info("%s on http://%s:%d", name, settings.host, port)
+            tasks.append(asyncio.create_task(listener.serve(sockets=[sock]), name=name))
+            host, port = sock.getsockname()[:2]
+            log.info("%s on http://%s:%d", name, f"[{host}]" if ":" in host else host, port)
     if with_worker:
         worker = build_worker(shared, services.redis_url)
         tasks.append(asyncio.create_task(worker.async_run(), name="worker"))
@@ -144,13 +163,23 @@ async def _run(settings: Settings, services: Services, *, with_http: bool, with_
 
 
 def serve(settings: Settings, *, with_worker: bool = True) -> None:
+    sockets: dict[str, socket.socket] = {}
+    try:
+        for name, port in (("native API", settings.api_port), ("Immich API", settings.immich_port)):
+            sockets[name] = bind_listener(settings.host, port)
+    except PortUnavailable:
+        for sock in sockets.values():
+            sock.close()
+        raise
     malloc_tuning.tune()
     # Redis even without an in-process worker: the API enqueues jobs for workers elsewhere.
     services = acquire_services(settings, need_redis=True, record=True)
     try:
         services.export_env()
-        asyncio.run(_run(settings, services, with_http=True, with_worker=with_worker))
+        asyncio.run(_run(settings, services, sockets=sockets, with_worker=with_worker))
     finally:
+        for sock in sockets.values():
+            sock.close()
         services.stop()
 
 
@@ -161,6 +190,6 @@ def run_worker(settings: Settings) -> None:
     services = acquire_services(settings, need_redis=True)
     try:
         services.export_env()
-        asyncio.run(_run(settings, services, with_http=False, with_worker=True))
+        asyncio.run(_run(settings, services, sockets={}, with_worker=True))
     finally:
         services.stop()

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,15 +20,11 @@ import httpx
 import pytest
 from gumnut import Gumnut
 
+from tests.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 # Subprocesses get the environment as the test run found it, not what fixtures add later.
 BASE_ENV = dict(os.environ)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServerProcess:
@@ -59,10 +54,11 @@ class ServerProcess:
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log_path.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{self.base_url}/api/server/ping", timeout=1).text == "pong":
+            try:  # both listeners: they start separately
+                if (httpx.get(f"{self.base_url}/api/server/ping", timeout=1).text == "pong"
+                        and httpx.get(f"{self.immich_url}/api/server/ping", timeout=1).json() == {"res": "pong"}):
                     return self
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"server did not start:\n{self.log_path.read_text()[-4000:]}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import email
 import email.policy
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,8 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
+
+from tests.ports import free_port
 
 
 @dataclass
@@ -36,20 +37,14 @@ class Inbox:
         return list(self.messages)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def closed_port() -> int:
     """A loopback port nothing listens on."""
-    return _free_port()
+    return free_port()
 
 
 @contextlib.contextmanager
 def loopback_smtp() -> Iterator[Inbox]:
-    inbox = Inbox(port=_free_port())
+    inbox = Inbox(port=free_port())
     controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
     controller.start()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -67,6 +68,20 @@ def test_fresh_data_dir_admin_then_serve_restart_keeps_data(workdir):
             assert redis.Redis.from_url(services["redis_url"]).get("pytest:persist") == b"yes"
     finally:
         srv.stop()
+
+
+def test_a_port_in_use_is_said_before_anything_starts(workdir):
+    srv = ServerProcess(workdir / "busy-port")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", srv.immich_port))
+        holder.listen()
+        result = subprocess.run([sys.executable, "-m", "app", "serve"], cwd=ROOT, env=srv.env,
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{srv.immich_port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    # Neither embedded service was started for a server that cannot listen.
+    assert not (srv.data_dir / "postgres").exists() and not (srv.data_dir / "redis").exists()
 
 
 def test_separate_worker_process_joins_the_running_server(workdir):

@@ -12,10 +12,11 @@ import pytest
 import socketio
 import websocket
 
-from tests.conftest import free_port, run
+from tests.conftest import run
 from tests.helpers import session_token
 from tests.immich_contract import SPEC_PATH, validate_component
 from tests.media import png_bytes
+from tests.ports import free_port
 from tests.test_immich_upload import FIELDS
 
 needs_spec = pytest.mark.skipif(not SPEC_PATH.exists(), reason="the Immich OpenAPI spec is not present")
