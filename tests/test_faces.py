@@ -239,8 +239,9 @@ def test_manual_choices_survive_reclustering(library, make_account):
     assert len(moved) == 8 and all(e.payload["person_id"] == alice.id for e in moved)
 
     # Deleting Alice unassigns her faces; clustering regroups them (nobody is named any more).
+    # The delete queues that clustering, which may already have put some in a new person here.
     client.people.delete(alice.id)
-    assert all(f.person_id is None for f in client.faces.list(limit=100))
+    assert all(f.person_id != alice.id for f in client.faces.list(limit=100))
     regrouped = _wait(lambda: [p for p in client.people.list(name_filter="all") if p.asset_count == 8] or None,
                       what="faces to be clustered into people again")
     assert len(regrouped) >= 1
