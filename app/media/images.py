@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyvips
 
-from app.media import jxl
+from app.media import jpeg_segments, jxl
 from app.media.thumbhash_encoder import MAX_SIDE as THUMBHASH_SIDE
 from app.media.thumbhash_encoder import rgba_to_thumbhash
 
@@ -44,6 +44,12 @@ MAX_DECODE_BYTES = 700_000_000
 # libvips works in strips the full width of the image, so its caches grow with the width
 # (a 10,000,000 x 20 PNG took 7 GB). No camera or stitcher's output is wider than JPEG allows.
 MAX_SIDE = 65_500
+
+# A JPEG already within the preview's size is its own preview, metadata stripped, unless its
+# bytes are many more than a preview's: this is about where re-encoding at Q80 roughly halves
+# them (photos at Q80 take about 0.1-0.25 bytes per pixel, at Q95 0.4-0.6).
+MAX_OWN_PREVIEW_BYTES_PER_PIXEL = 0.4
+MAX_OWN_PREVIEW_FILE_BYTES = 64 << 20
 
 # Originals a browser cannot show get a full-resolution JPEG.
 NEEDS_FULLSIZE = {"image/heic", "image/heif", "image/tiff", "image/jxl"}
@@ -254,6 +260,15 @@ def _thumbhash(image: pyvips.Image) -> bytes:
     return rgba_to_thumbhash(pixels)
 
 
+def _optional_thumbhash(thumb: pyvips.Image) -> tuple[bytes | None, list[str]]:
+    """The thumbhash, or None and why: losing it must not lose the renditions already made."""
+    try:
+        return _thumbhash(thumb), []
+    except Exception as exc:
+        log.warning("no thumbhash: %s", exc, exc_info=True)
+        return None, [f"thumbhash skipped: {type(exc).__name__}: {exc}"[:300]]
+
+
 def _save(kind: str, image: pyvips.Image, encoding: Encoding) -> Rendition:
     if encoding.format == "webp":
         data = image.webpsave_buffer(Q=encoding.quality, strip=True)
@@ -278,14 +293,47 @@ def _encode(base: pyvips.Image, with_fullsize: bool, options: VariantOptions,
     # The thumbnail comes from the preview when that is big enough, which is cheaper.
     thumb = _shrink(preview if options.thumbnail_side <= options.preview_side else base, options.thumbnail_side)
     renditions.append(_save("thumbnail", thumb, options.thumbnail))
-    warnings = []
-    try:
-        thumbhash = _thumbhash(thumb)
-    except Exception as exc:  # optional: losing it must not lose the renditions made above
-        log.warning("no thumbhash: %s", exc, exc_info=True)
-        thumbhash = None
-        warnings.append(f"thumbhash skipped: {type(exc).__name__}: {exc}"[:300])
+    thumbhash, warnings = _optional_thumbhash(thumb)
     return Rendered(renditions, thumbhash, base.width, base.height, warnings)
+
+
+def _own_preview(path: Path, header: pyvips.Image, options: VariantOptions) -> Rendition | None:
+    """The original as its own preview, when re-encoding it would only cost time and quality:
+    a plain sRGB JPEG (no ICC profile to convert from, no EXIF turn to apply, the configured
+    scan type) whose short side is within the preview's and whose size is modest. Its
+    metadata and anything after the picture are dropped (jpeg_segments)."""
+    fields = header.get_fields()
+    if (options.preview.format != "jpeg" or header.get("vips-loader") != "jpegload"
+            or header.bands != 3 or header.format != "uchar" or header.interpretation != "srgb"
+            or "icc-profile-data" in fields
+            or ("orientation" in fields and header.get("orientation") not in (0, 1))
+            or min(header.width, header.height) > options.preview_side
+            or max(header.width, header.height) > MAX_RENDITION_SIDE):
+        return None
+    pixels = header.width * header.height
+    try:
+        # The file may carry more than its picture (a motion photo's video): read a bounded amount.
+        if path.stat().st_size > MAX_OWN_PREVIEW_FILE_BYTES:
+            return None
+        stripped = jpeg_segments.strip_metadata(path.read_bytes())
+    except OSError:
+        return None
+    if (stripped is None or stripped.progressive != options.preview.progressive
+            or (stripped.width, stripped.height) != (header.width, header.height)
+            or len(stripped.data) > pixels * MAX_OWN_PREVIEW_BYTES_PER_PIXEL):
+        return None
+    return Rendition("preview", stripped.data, "image/jpeg", stripped.width, stripped.height)
+
+
+def _encode_from_own_preview(path: Path, header: pyvips.Image, preview: Rendition,
+                             options: VariantOptions) -> Rendered:
+    """The thumbnail and thumbhash from a decode shrunk to the thumbnail's size: without a
+    preview to encode, nothing needs the full-size pixels."""
+    small = _to_srgb(_load_shrunk(path, header, options.thumbnail_side)).copy_memory()
+    thumb = _shrink(small, options.thumbnail_side)
+    thumbhash, warnings = _optional_thumbhash(thumb)
+    return Rendered([preview, _save("thumbnail", thumb, options.thumbnail)], thumbhash, header.width,
+                    header.height, warnings)
 
 
 def header_size(path: Path, mime: str) -> tuple[int, int] | None:
@@ -361,6 +409,8 @@ def render_image(path: Path, mime: str, options: VariantOptions = DEFAULT_VARIAN
                 return _encode(_load_with_pillow(path), fullsize, options, in_memory=True)
             if fullsize:
                 base = _upright(pyvips.Image.new_from_file(str(path), access="sequential", fail_on="truncated"))
+            elif (own := _own_preview(path, header, options)) is not None:
+                return _encode_from_own_preview(path, header, own, options)
             else:
                 base = _load_shrunk(path, header, options.decode_side)
             return _encode(base, fullsize, options)
