@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             serve(settings, with_worker=not args.no_worker)
         except PortUnavailable as exc:
-            print(f"error: {exc} (set API_PORT / IMMICH_PORT to choose others)", file=sys.stderr)
+            print(f"error: {exc} (see HOST, API_PORT and IMMICH_PORT)", file=sys.stderr)
             return 1
         return 0
     if args.command == "worker":

@@ -33,22 +33,34 @@ class _RedactSecrets(logging.Filter):
 
 
 class PortUnavailable(Exception):
-    """A listener's port could not be bound (in use, or not allowed)."""
+    """A listener's address could not be bound (port in use or not allowed, or an unknown host)."""
 
 
-def bind_listener(host: str, port: int) -> socket.socket:
-    """The listening socket, bound before anything else starts. A port in use is then said at
+def bind_listener(host: str, port: int) -> list[socket.socket]:
+    """The listening sockets, bound before anything else starts. A port in use is then said at
     once, before the embedded services start; and the port is held from the start, so no
     connection the process itself makes during start-up can take it as its local port (which,
-    with ports picked from the ephemeral range, let one listener come up and the other fail)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    with ports picked from the ephemeral range, let one listener come up and the other fail).
+    Every address the host resolves to gets a socket, IPv6 ones IPv6 only, as asyncio's
+    create_server (which uvicorn used before) binds them."""
     try:
-        sock.bind((host, port))
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except OSError as exc:
-        sock.close()
         raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    return sock
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sockets
 
 
 class _Listener(uvicorn.Server):
@@ -79,7 +91,7 @@ async def _reconcile(shared: Shared) -> None:
         log.exception("reconciling stored files with assets failed")
 
 
-async def _run(settings: Settings, services: Services, *, sockets: dict[str, socket.socket],
+async def _run(settings: Settings, services: Services, *, sockets: dict[str, list[socket.socket]],
                with_worker: bool) -> None:
     from app.api.app import create_native_app
     from app.db import engine as db
@@ -111,13 +123,12 @@ async def _run(settings: Settings, services: Services, *, sockets: dict[str, soc
         from compat.app import create_immich_app
 
         for name, app in (("native API", create_native_app(shared)), ("Immich API", create_immich_app(shared))):
-            sock = sockets[name]
             listener = _Listener(uvicorn.Config(app, log_level="info", access_log=False,
                                                 timeout_graceful_shutdown=10, lifespan="on"))
             listeners.append(listener)
-            tasks.append(asyncio.create_task(listener.serve(sockets=[sock]), name=name))
-            host, port = sock.getsockname()[:2]
-            log.info("%s on http://%s:%d", name, f"[{host}]" if ":" in host else host, port)
+            tasks.append(asyncio.create_task(listener.serve(sockets=sockets[name]), name=name))
+            port = sockets[name][0].getsockname()[1]
+            log.info("%s on http://%s:%d", name, settings.host, port)
     if with_worker:
         worker = build_worker(shared, services.redis_url)
         tasks.append(asyncio.create_task(worker.async_run(), name="worker"))
@@ -163,24 +174,24 @@ async def _run(settings: Settings, services: Services, *, sockets: dict[str, soc
 
 
 def serve(settings: Settings, *, with_worker: bool = True) -> None:
-    sockets: dict[str, socket.socket] = {}
+    if settings.api_port == settings.immich_port != 0:
+        # Both binds would succeed (SO_REUSEADDR, nothing listening yet); the second listen not.
+        raise PortUnavailable(f"the native and Immich APIs cannot share port {settings.api_port}")
+    sockets: dict[str, list[socket.socket]] = {}
     try:
         for name, port in (("native API", settings.api_port), ("Immich API", settings.immich_port)):
             sockets[name] = bind_listener(settings.host, port)
-    except PortUnavailable:
-        for sock in sockets.values():
-            sock.close()
-        raise
-    malloc_tuning.tune()
-    # Redis even without an in-process worker: the API enqueues jobs for workers elsewhere.
-    services = acquire_services(settings, need_redis=True, record=True)
-    try:
-        services.export_env()
-        asyncio.run(_run(settings, services, sockets=sockets, with_worker=with_worker))
+        malloc_tuning.tune()
+        # Redis even without an in-process worker: the API enqueues jobs for workers elsewhere.
+        services = acquire_services(settings, need_redis=True, record=True)
+        try:
+            services.export_env()
+            asyncio.run(_run(settings, services, sockets=sockets, with_worker=with_worker))
+        finally:
+            services.stop()
     finally:
-        for sock in sockets.values():
+        for sock in (s for group in sockets.values() for s in group):
             sock.close()
-        services.stop()
 
 
 def run_worker(settings: Settings) -> None:

@@ -79,6 +79,32 @@ def test_stripped_jpeg_has_the_same_pixels_and_no_metadata(tmp_path, save):
         meta.close()
 
 
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def test_the_headers_decoders_read_keep_only_their_fixed_fields(tmp_path):
+    good = _photo(300, 200).jpegsave_buffer(Q=85, keep="none")
+    assert good[2:4] == b"\xff\xdb"  # no header of its own: tables first
+    # JFIF may carry an uncompressed thumbnail (here 2 x 1 pixels of "secret"), and bytes after it.
+    jfif = _segment(0xE0, b"JFIF\x00\x01\x02\x00\x00\x48\x00\x48\x02\x01" + b"SECRET" + b"and more")
+    adobe = _segment(0xEE, b"Adobe\x00\x64\x00\x00\x00\x00\x01" + b"SECRET Adobe tail")
+    other = _segment(0xEE, b"NotAdobe SECRET")
+    jfxx = _segment(0xE0, b"JFXX\x00\x10" + b"SECRET thumbnail")
+    # Fill bytes may come before any marker: a long run of them too.
+    data = good[:2] + jfif + adobe + other + jfxx + b"\xff" * 1_000_000 + good[2:]
+    stripped = jpeg_segments.strip_metadata(data)
+    assert stripped is not None and b"SECRET" not in stripped.data
+    assert np.array_equal(_pixels(stripped.data), _pixels(good))
+    assert stripped.data[2:24] == (b"\xff\xe0\x00\x10JFIF\x00\x01\x02\x00\x00\x48\x00\x48\x00\x00"
+                                   b"\xff\xee\x00\x0e")
+    assert stripped.data[24:36] == b"Adobe\x00\x64\x00\x00\x00\x00\x01"
+    # Coded data of a million stuffed 0xFFs still ends at its marker.
+    stuffed = good[:-2] + b"\xff\x00" * 500_000 + b"\xff\xd9"
+    assert jpeg_segments.strip_metadata(stuffed).data == jpeg_segments.strip_metadata(good).data[:-2] + \
+        b"\xff\x00" * 500_000 + b"\xff\xd9"
+
+
 def test_what_it_does_not_pass_on(tmp_path):
     photo = _photo(300, 200)
     cmyk = photo.colourspace("cmyk").jpegsave_buffer()

@@ -308,7 +308,8 @@ def _own_preview(path: Path, header: pyvips.Image, options: VariantOptions) -> R
             or "icc-profile-data" in fields
             or ("orientation" in fields and header.get("orientation") not in (0, 1))
             or min(header.width, header.height) > options.preview_side
-            or max(header.width, header.height) > MAX_RENDITION_SIDE):
+            or max(header.width, header.height) > MAX_RENDITION_SIDE
+            or ("interlaced" in fields) != options.preview.progressive):
         return None
     pixels = header.width * header.height
     try:

@@ -5,11 +5,15 @@ full decode and encode and only lose quality. What must not travel with it is wh
 says about the photo (EXIF with GPS, XMP, IPTC, comments, embedded thumbnails) and what follows
 the picture (a motion photo's video, MPF's second images). This keeps the markers a decoder
 needs and drops the rest; anything it does not recognise makes it give up, and the caller
-renders the preview the usual way.
+renders the preview the usual way. The two headers decoders read (JFIF, and Adobe's colour
+transform flag) are rewritten to their fixed fields, since both may carry more. Bytes hidden
+inside a scan's coded data, after its last block, cannot be told apart without decoding it;
+decoders ignore them, and so they stay.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 _SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
@@ -18,6 +22,12 @@ _HUFFMAN_FRAMES = {0xC0: False, 0xC1: False, 0xC2: True}  # marker -> progressiv
 _TABLES = {0xC4, 0xDB, 0xDD}  # DHT, DQT, DRI
 _APP0, _APP14 = 0xE0, 0xEE  # JFIF header; Adobe's colour transform flag (RGB vs YCbCr)
 _DROPPED = set(range(0xE1, 0xEE)) | {0xEF, 0xFE}  # other APPn (EXIF, XMP, ICC, MPF, IPTC...), COM
+# A scan's coded data ends at the first marker: 0xFF (after any fill 0xFFs) followed by anything
+# but a stuffed 0, a restart (D0-D7) or another 0xFF. In C, so no run of bytes costs a Python
+# loop; each run of 0xFF is tried once, from its start and without backtracking, so the search
+# stays linear whatever the bytes.
+_MARKER = re.compile(rb"(?<!\xff)\xff++[^\x00\xd0-\xd7\xff]")
+_FILL = re.compile(rb"\xff+")
 
 
 @dataclass(frozen=True)
@@ -29,19 +39,23 @@ class Stripped:
 
 
 def _scan_end(data: bytes, pos: int) -> int | None:
-    """Where a scan's entropy-coded data ends: the first marker that is not a stuffed 0xFF
-    (FF 00) or a restart (FF D0-D7). None if the data runs out first."""
-    while True:
-        at = data.find(b"\xff", pos)
-        if at < 0 or at + 1 >= len(data):
-            return None
-        follower = data[at + 1]
-        if follower == 0 or 0xD0 <= follower <= 0xD7:
-            pos = at + 2
-        elif follower == 0xFF:  # fill bytes before a marker
-            pos = at + 1
-        else:
-            return at
+    """Where a scan's entropy-coded data ends (the marker's last 0xFF); None if it never does."""
+    found = _MARKER.search(data, pos)
+    return None if found is None else found.end() - 2
+
+
+def _jfif(segment: bytes) -> bytes | None:
+    """JFIF's fixed fields (version, density) with no thumbnail; None for JFXX and the like."""
+    if segment[4:9] != b"JFIF\x00" or len(segment) < 18:
+        return None
+    return b"\xff\xe0\x00\x10" + segment[4:16] + b"\x00\x00"
+
+
+def _adobe(segment: bytes) -> bytes | None:
+    """Adobe's fixed fields (version, flags, colour transform); None for anyone else's APP14."""
+    if segment[4:9] != b"Adobe" or len(segment) < 16:
+        return None
+    return b"\xff\xee\x00\x0e" + segment[4:16]
 
 
 def strip_metadata(data: bytes) -> Stripped | None:
@@ -57,8 +71,8 @@ def strip_metadata(data: bytes) -> Stripped | None:
         if data[pos] != 0xFF:
             return None
         marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
+        if marker == 0xFF:  # fill bytes before a marker
+            pos = _FILL.match(data, pos).end() - 1
             continue
         if marker == _EOI:
             if frame is None or not scanned:
@@ -80,11 +94,12 @@ def strip_metadata(data: bytes) -> Stripped | None:
                 return None
             frame = Stripped(b"", width, height, _HUFFMAN_FRAMES[marker])
             kept.append(segment)
-        elif marker in _TABLES or marker == _APP14:
+        elif marker in _TABLES:
             kept.append(segment)
-        elif marker == _APP0:
-            if segment[4:9] == b"JFIF\x00":  # not JFXX, which carries a thumbnail
-                kept.append(segment)
+        elif marker in (_APP0, _APP14):
+            header = _jfif(segment) if marker == _APP0 else _adobe(segment)
+            if header is not None:
+                kept.append(header)
         elif marker in _DROPPED:
             pass
         elif marker == _SOS:
