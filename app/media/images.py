@@ -297,7 +297,7 @@ def _encode(base: pyvips.Image, with_fullsize: bool, options: VariantOptions,
     return Rendered(renditions, thumbhash, base.width, base.height, warnings)
 
 
-def _own_preview(path: Path, header: pyvips.Image, options: VariantOptions) -> Rendition | None:
+def own_preview(path: Path, header: pyvips.Image, options: VariantOptions) -> Rendition | None:
     """The original as its own preview, when re-encoding it would only cost time and quality:
     a plain sRGB JPEG (no ICC profile to convert from, no EXIF turn to apply, the configured
     scan type) whose short side is within the preview's and whose size is modest. Its
@@ -410,7 +410,7 @@ def render_image(path: Path, mime: str, options: VariantOptions = DEFAULT_VARIAN
                 return _encode(_load_with_pillow(path), fullsize, options, in_memory=True)
             if fullsize:
                 base = _upright(pyvips.Image.new_from_file(str(path), access="sequential", fail_on="truncated"))
-            elif (own := _own_preview(path, header, options)) is not None:
+            elif (own := own_preview(path, header, options)) is not None:
                 return _encode_from_own_preview(path, header, own, options)
             else:
                 base = _load_shrunk(path, header, options.decode_side)
