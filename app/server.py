@@ -37,12 +37,13 @@ class PortUnavailable(Exception):
 
 
 def bind_listener(host: str, port: int) -> list[socket.socket]:
-    """The listening sockets, bound before anything else starts. A port in use is then said at
-    once, before the embedded services start; and the port is held from the start, so no
-    connection the process itself makes during start-up can take it as its local port (which,
-    with ports picked from the ephemeral range, let one listener come up and the other fail).
-    Every address the host resolves to gets a socket, IPv6 ones IPv6 only, as asyncio's
-    create_server (which uvicorn used before) binds them."""
+    """The listening sockets, bound and listening before anything else starts. A port in use is
+    then said at once, before the embedded services start; and the port is held from the start,
+    so no connection the process itself makes during start-up can take it as its local port
+    (which, with ports picked from the ephemeral range, let one listener come up and the other
+    fail). Connections that arrive during start-up wait in the backlog and are served once the
+    APIs are up. Every address the host resolves to gets a socket, IPv6 ones IPv6 only, as
+    asyncio's create_server (which uvicorn used before) binds them."""
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except OSError as exc:
@@ -59,6 +60,9 @@ def bind_listener(host: str, port: int) -> list[socket.socket]:
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
+            # Listening now, not when uvicorn starts: with SO_REUSEADDR two binds of one port
+            # both succeed (both APIs given the same port, say), and only listen() refuses.
+            sock.listen(2048)
     except OSError as exc:
         for sock in sockets:
             sock.close()
@@ -177,9 +181,6 @@ async def _run(settings: Settings, services: Services, *, sockets: dict[str, lis
 
 
 def serve(settings: Settings, *, with_worker: bool = True) -> None:
-    if settings.api_port == settings.immich_port != 0:
-        # Both binds would succeed (SO_REUSEADDR, nothing listening yet); the second listen not.
-        raise PortUnavailable(f"the native and Immich APIs cannot share port {settings.api_port}")
     sockets: dict[str, list[socket.socket]] = {}
     try:
         for name, port in (("native API", settings.api_port), ("Immich API", settings.immich_port)):

@@ -319,8 +319,7 @@ def own_preview(path: Path, header: pyvips.Image, options: VariantOptions) -> Re
         stripped = jpeg_segments.strip_metadata(path.read_bytes())
     except OSError:
         return None
-    if (stripped is None or stripped.progressive != options.preview.progressive
-            or (stripped.width, stripped.height) != (header.width, header.height)
+    if (stripped is None or (stripped.width, stripped.height) != (header.width, header.height)
             or len(stripped.data) > pixels * MAX_OWN_PREVIEW_BYTES_PER_PIXEL):
         return None
     return Rendition("preview", stripped.data, "image/jpeg", stripped.width, stripped.height)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
+_EOI, _SOS = 0xD9, 0xDA
 # Huffman-coded frames, the kinds every browser decodes: baseline, extended sequential, progressive.
 _HUFFMAN_FRAMES = {0xC0: False, 0xC1: False, 0xC2: True}  # marker -> progressive
 _TABLES = {0xC4, 0xDB, 0xDD}  # DHT, DQT, DRI
@@ -64,7 +64,7 @@ def strip_metadata(data: bytes) -> Stripped | None:
     if not data.startswith(b"\xff\xd8"):
         return None
     kept = [data[:2]]
-    frame: Stripped | None = None
+    frame: tuple[int, int, bool] | None = None  # width, height, progressive
     scanned = False
     pos, size = 2, len(data)
     while pos + 2 <= size:
@@ -78,7 +78,7 @@ def strip_metadata(data: bytes) -> Stripped | None:
             if frame is None or not scanned:
                 return None
             kept.append(b"\xff\xd9")
-            return Stripped(b"".join(kept), frame.width, frame.height, frame.progressive)
+            return Stripped(b"".join(kept), *frame)
         if pos + 4 > size:
             return None
         end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
@@ -92,7 +92,7 @@ def strip_metadata(data: bytes) -> Stripped | None:
             height, width = int.from_bytes(segment[5:7], "big"), int.from_bytes(segment[7:9], "big")
             if precision != 8 or components != 3 or not width or not height:
                 return None
-            frame = Stripped(b"", width, height, _HUFFMAN_FRAMES[marker])
+            frame = (width, height, _HUFFMAN_FRAMES[marker])
             kept.append(segment)
         elif marker in _TABLES:
             kept.append(segment)
