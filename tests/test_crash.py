@@ -363,7 +363,7 @@ def test_metadata_step_does_not_end_without_its_successor(server, account):
     async def go():
         task = await _run_step_with_successor_refused(
             asset, "metadata", "thumbnail_generation", "DELETE FROM asset_exif WHERE asset_id = $1",
-            lambda task_id: processing.run_metadata(BlobStore(server.data_dir), task_id, None))
+            lambda task_id: processing.run_metadata(BlobStore(server.data_dir), task_id, None, chain=True))
         return (task,
                 await db.fetchval("SELECT count(*) FROM asset_exif WHERE asset_id = $1", asset["id"]),
                 await db.fetchval("SELECT count(*) FROM tasks WHERE asset_id = $1 AND task_type = 'thumbnail_generation'",
@@ -386,7 +386,7 @@ def test_variants_step_does_not_end_without_its_successor(server, account):
     async def go():
         task = await _run_step_with_successor_refused(
             asset, "variants", "face_detection", "DELETE FROM asset_files WHERE asset_id = $1 AND kind <> 'sidecar'",
-            lambda task_id: processing.run_variants(BlobStore(server.data_dir), task_id))
+            lambda task_id: processing.run_variants(BlobStore(server.data_dir), task_id, chain=True))
         return task, await db.fetchval("SELECT count(*) FROM asset_files WHERE asset_id = $1", asset["id"])
 
     task, file_rows = run(go())

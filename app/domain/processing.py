@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import asyncpg
 
@@ -65,14 +66,46 @@ async def enqueue_first_step(queue: Queue | None, asset: asyncpg.Record, task_id
         log.exception("could not enqueue %s for asset %s", task_type, asset["id"])
 
 
-async def _asset_for(task_id: uuid.UUID) -> tuple[asyncpg.Record, asyncpg.Record] | None:
+class Subject(NamedTuple):
+    """What a step reads of its asset before it starts, in one round trip."""
+
+    asset: asyncpg.Record  # the asset's row (a.*)
+    sidecar_key: str | None  # the stored XMP sidecar, if any
+    read_at: datetime  # the database's clock before any file is read
+    first_pass: bool  # no task of the following step yet: the step chains on (else it is a rerun)
+    owner_detects_faces: bool  # the owner's face detection preference
+
+
+def _successors() -> dict[str, str]:
+    """Each step's following one on an asset's first pass through the pipeline."""
+    from app.domain import recognition
+
+    return {**{tasks.METADATA[kind]: tasks.VARIANTS[kind] for kind in tasks.METADATA},
+            **{t: recognition.DETECTION_TASK for t in tasks.VARIANTS.values()}}
+
+
+async def step_subject(task_id: uuid.UUID) -> Subject | None:
+    """The task's asset and what its step needs to know first; None when either is gone. A step
+    whose successor already has a task for the asset is a rerun (an administrator started its
+    queue): it runs alone, as in Immich, instead of redoing the steps after it. Decided from the
+    rows, so a rerun the sweep re-enqueues after a crash stays alone."""
     row = await db.fetchrow(
-        "SELECT t.id AS task_id, a.* FROM tasks t JOIN assets a ON a.id = t.asset_id WHERE t.id = $1", task_id
+        """
+        SELECT a.*, clock_timestamp() AS subject_read_at,
+               (SELECT s.storage_key FROM asset_files s WHERE s.asset_id = a.id AND s.kind = 'sidecar')
+                   AS subject_sidecar_key,
+               NOT EXISTS (SELECT 1 FROM tasks n WHERE n.asset_id = a.id AND n.task_type = ($2::jsonb ->> t.task_type))
+                   AS subject_first_pass,
+               coalesce((SELECT u.face_detection_preference FROM users u WHERE u.id = a.owner_id), true)
+                   AS subject_detects_faces
+        FROM tasks t JOIN assets a ON a.id = t.asset_id WHERE t.id = $1
+        """,
+        task_id, json.dumps(_successors()),
     )
     if row is None:
         return None
-    sidecar = await db.fetchrow("SELECT storage_key FROM asset_files WHERE asset_id = $1 AND kind = 'sidecar'", row["id"])
-    return row, sidecar
+    return Subject(row, row["subject_sidecar_key"], row["subject_read_at"], row["subject_first_pass"],
+                   row["subject_detects_faces"])
 
 
 async def _save_metadata(asset: asyncpg.Record, ex: Extracted, read_at: datetime) -> None:
@@ -147,13 +180,14 @@ async def _save_metadata(asset: asyncpg.Record, ex: Extracted, read_at: datetime
 
 
 async def run_metadata(
-    store: BlobStore, task_id: uuid.UUID, queue: Queue | None, attempt: int = 1, chain: bool = True
+    store: BlobStore, task_id: uuid.UUID, queue: Queue | None, attempt: int = 1, chain: bool | None = None
 ) -> str:
-    read_at = await db.fetchval("SELECT clock_timestamp()")  # before the sidecar is read
-    found = await _asset_for(task_id)
-    if found is None:
+    """chain: whether the next step follows; by default, on the asset's first pass (step_subject)."""
+    subject = await step_subject(task_id)
+    if subject is None:
         return "asset no longer exists"
-    asset, sidecar_row = found
+    asset, read_at = subject.asset, subject.read_at
+    chain = subject.first_pass if chain is None else chain
     if await tasks.start(task_id, attempt) is None:
         return "not run: the task has ended, or a live worker runs it"
     if originals.is_external(asset) and asset["checksum_source"] == "path":
@@ -171,7 +205,7 @@ async def run_metadata(
         chain = True
         vips_cache.forget_loaded_files()
     sidecar = None
-    sidecar_file = _sidecar_to_read(store, asset, sidecar_row)
+    sidecar_file = _sidecar_to_read(store, asset, subject.sidecar_key)
     if sidecar_file is not None:
         try:
             sidecar = await asyncio.to_thread(sidecar_file.read_bytes)
@@ -214,12 +248,12 @@ async def run_metadata(
     return "ok"
 
 
-def _sidecar_to_read(store: BlobStore, asset: asyncpg.Record, sidecar_row: asyncpg.Record | None) -> Path | None:
+def _sidecar_to_read(store: BlobStore, asset: asyncpg.Record, sidecar_key: str | None) -> Path | None:
     """The XMP sidecar the metadata step reads. An external asset's own sidecar is read in place and
     never written: tags set in the app go to the server's copy (tags.write_sidecars, seeded from the
     one in place), which is then the newer one and wins, so a re-read keeps those tags. A sidecar in
     place edited after that copy (another program) wins in turn."""
-    stored = store.path(sidecar_row["storage_key"]) if sidecar_row is not None else None
+    stored = store.path(sidecar_key) if sidecar_key is not None else None
     if asset["sidecar_path"] is None:
         return stored
     in_place = Path(asset["sidecar_path"])
@@ -305,11 +339,15 @@ async def _superseded(asset_id: uuid.UUID, source: tuple[str, str]) -> bool:
 
 
 async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, queue: Queue | None = None,
-                       chain: bool = True) -> str:
-    found = await _asset_for(task_id)
-    if found is None:
+                       chain: bool | None = None, settings: Any = None) -> str:
+    """chain: whether the next steps follow; by default, on the asset's first pass (step_subject).
+    settings (the app's, for its model folder): when given, a following step that cannot run (its
+    feature off, its model missing) has its task recorded as skipped here rather than run for that."""
+    subject = await step_subject(task_id)
+    if subject is None:
         return "asset no longer exists"
-    asset, _ = found
+    asset = subject.asset
+    chain = subject.first_pass if chain is None else chain
     if await tasks.start(task_id, attempt) is None:
         return "not run: the task has ended, or a live worker runs it"
     source = None
@@ -334,6 +372,12 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
                     else f"cannot decode: {exc}")
         return "failed"
 
+    detection_skip = encoding_skip = None
+    if chain and settings is not None:  # decided before the transaction: a first call may load a model
+        from app.domain import recognition, smart_search
+
+        detection_skip = await recognition.detection_skip(settings, subject.owner_detects_faces)
+        encoding_skip = await smart_search.encoding_skip(settings)
     prefix = store.derived_prefix(asset["library_id"], asset["id"])
     written = []
     for rendition in rendered.renditions:
@@ -341,32 +385,34 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
         await asyncio.to_thread(store.put_derived, key, rendition.data)
         written.append((rendition, key))
     async with db.transaction() as conn:
-        exists = await conn.fetchval("SELECT 1 FROM assets WHERE id = $1 FOR UPDATE", asset["id"])
-        if not exists:  # deleted while we rendered: leave nothing behind
+        # The asset locked, with its variants' files as they were, and whether a new rendering
+        # (asset_versions) started this task: that event is older than this transaction's own.
+        locked = await conn.fetchrow(
+            "SELECT array(SELECT f.storage_key FROM asset_files f WHERE f.asset_id = a.id AND f.kind <> 'sidecar')"
+            " AS keys, EXISTS (SELECT 1 FROM events e WHERE e.entity_id = a.id AND e.event_type = 'asset_updated'"
+            " AND e.payload ->> $2 = $3) AS edited FROM assets a WHERE a.id = $1 FOR UPDATE",
+            asset["id"], RENDERING_TASK, str(task_id))
+        if locked is None:  # deleted while we rendered: leave nothing behind
             store.delete_tree(prefix)
             return "asset no longer exists"
-        kinds = [r.kind for r, _ in written]
         # Files of renditions now written under another name (the config changed their format) or
         # no longer made: removed once the rows stop naming them.
-        replaced = {row["storage_key"] for row in await conn.fetch(
-            "SELECT storage_key FROM asset_files WHERE asset_id = $1 AND kind <> 'sidecar'", asset["id"])}
-        replaced -= {key for _, key in written}
+        replaced = set(locked["keys"]) - {key for _, key in written}
         await conn.execute(
-            "DELETE FROM asset_files WHERE asset_id = $1 AND kind <> 'sidecar' AND NOT kind = ANY($2::text[])",
-            asset["id"], kinds,
+            """
+            WITH dropped AS (DELETE FROM asset_files WHERE asset_id = $1 AND kind <> 'sidecar'
+                             AND NOT kind = ANY($2::text[]))
+            INSERT INTO asset_files (asset_id, kind, storage_key, mime_type, width, height, size_bytes, checksum_sha1)
+            SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::bigint[],
+                                       $8::bytea[]) AS u
+            ON CONFLICT (asset_id, kind) DO UPDATE SET storage_key = EXCLUDED.storage_key,
+                mime_type = EXCLUDED.mime_type, width = EXCLUDED.width, height = EXCLUDED.height,
+                size_bytes = EXCLUDED.size_bytes, checksum_sha1 = EXCLUDED.checksum_sha1, created_at = now()
+            """,
+            asset["id"], [r.kind for r, _ in written], [key for _, key in written],
+            [r.mime_type for r, _ in written], [r.width for r, _ in written], [r.height for r, _ in written],
+            [len(r.data) for r, _ in written], [hashlib.sha1(r.data).digest() for r, _ in written],
         )
-        for rendition, key in written:
-            await conn.execute(
-                """
-                INSERT INTO asset_files (asset_id, kind, storage_key, mime_type, width, height, size_bytes, checksum_sha1)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                ON CONFLICT (asset_id, kind) DO UPDATE SET storage_key = EXCLUDED.storage_key,
-                    mime_type = EXCLUDED.mime_type, width = EXCLUDED.width, height = EXCLUDED.height,
-                    size_bytes = EXCLUDED.size_bytes, checksum_sha1 = EXCLUDED.checksum_sha1, created_at = now()
-                """,
-                asset["id"], rendition.kind, key, rendition.mime_type, rendition.width, rendition.height,
-                len(rendition.data), hashlib.sha1(rendition.data).digest(),
-            )
         await conn.execute(
             """
             UPDATE assets SET thumbhash = $2, processing_error = NULL, updated_at = now(),
@@ -377,24 +423,21 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
         )
         await events.record(conn, entity_type=events.ASSET, entity_id=asset["id"], event_type="asset_updated",
                             library_id=asset["library_id"], owner_id=asset["owner_id"])
-        edited = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM events WHERE entity_id = $1 AND event_type = 'asset_updated'"
-            " AND payload ->> $2 = $3)", asset["id"], RENDERING_TASK, str(task_id))
         # The next step's task and this one's end commit with the files' rows: a crash leaves
         # either all (the chain goes on) or none (this task is run again, rewriting the same keys).
         detection = encoding = None
         if chain:
             from app.domain import recognition, smart_search
 
-            detection = await recognition.create_detection(conn, asset)
-            encoding = await smart_search.create_encoding(conn, asset)
+            detection = await recognition.create_detection(conn, asset, detection_skip)
+            encoding = await smart_search.create_encoding(conn, asset, encoding_skip)
         # Warnings (a thumbhash that could not be made) travel with the result.
         await tasks.finish(task_id, ok=True,
                            result="; ".join([", ".join(r.kind for r, _ in written), *rendered.warnings]))
     for key in replaced:
         store.delete(key)
     # Immich tells an edit's end apart from an upload's: AssetEditReadyV2 vs AssetUploadReadyV2.
-    realtime.publish({"kind": "edit_ready" if edited else "upload_ready", "asset_id": str(asset["id"]),
+    realtime.publish({"kind": "edit_ready" if locked["edited"] else "upload_ready", "asset_id": str(asset["id"]),
                       "owner_id": str(asset["owner_id"]),
                       "library_id": str(asset["library_id"])})
     if detection is not None:

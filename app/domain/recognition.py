@@ -16,6 +16,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -93,6 +94,27 @@ def _detect(models, path, display: tuple[int, int]) -> tuple[list[Detection], tu
     return out, display
 
 
+async def _models_or_skip(settings, owner_allows: bool) -> tuple[Any, tasks.Skip | None]:
+    """The face models detection would use now for an owner with this preference, or why it
+    would not run."""
+    if not owner_allows:
+        return None, tasks.Skip("face detection is off for this account", "skipped_owner_off")
+    face_settings = await facial_recognition()
+    if face_settings is None:
+        return None, tasks.Skip("facial recognition is off in the system config", "skipped_config_off")
+    models = await runtime.face_models(settings.model_dir, face_settings["minScore"])
+    if models is None:
+        from app.faces.models import missing_models_reason
+
+        return None, tasks.Skip(missing_models_reason(settings.model_dir), "skipped_no_model")
+    return models, None
+
+
+async def detection_skip(settings, owner_allows: bool) -> tasks.Skip | None:
+    """Why face detection would not run now for an owner with this preference; None when it would."""
+    return (await _models_or_skip(settings, owner_allows))[1]
+
+
 async def run_detection(settings, store, task_id: uuid.UUID, queue, attempt: int = 1) -> str:
     row = await db.fetchrow(
         "SELECT a.*, coalesce(u.face_detection_preference, true) AS detect_allowed FROM tasks t"
@@ -103,21 +125,9 @@ async def run_detection(settings, store, task_id: uuid.UUID, queue, attempt: int
         return "asset no longer exists"
     if await tasks.start(task_id, attempt) is None:
         return "not run: the task has ended, or a live worker runs it"
-    if not row["detect_allowed"]:
-        await tasks.finish(task_id, ok=True, result="face detection is off for this account",
-                           outcome="skipped_owner_off")
-        return "skipped"
-    face_settings = await facial_recognition()
-    if face_settings is None:
-        await tasks.finish(task_id, ok=True, result="facial recognition is off in the system config",
-                           outcome="skipped_config_off")
-        return "skipped"
-    models = await runtime.face_models(settings.model_dir, face_settings["minScore"])
-    if models is None:
-        from app.faces.models import missing_models_reason
-
-        await tasks.finish(task_id, ok=True, result=missing_models_reason(settings.model_dir),
-                           outcome="skipped_no_model")
+    models, skip = await _models_or_skip(settings, row["detect_allowed"])
+    if skip is not None:
+        await tasks.finish(task_id, ok=True, result=skip.result, outcome=skip.outcome)
         return "skipped"
     preview = await db.fetchrow(
         "SELECT storage_key, width, height FROM asset_files WHERE asset_id = $1 AND kind = 'preview'", row["id"]
@@ -134,10 +144,15 @@ async def run_detection(settings, store, task_id: uuid.UUID, queue, attempt: int
     return "ok"
 
 
-async def create_detection(conn: asyncpg.Connection, asset: asyncpg.Record) -> uuid.UUID | None:
+async def create_detection(conn: asyncpg.Connection, asset: asyncpg.Record,
+                           skip: tasks.Skip | None = None) -> uuid.UUID | None:
     """In the variants step's transaction: detection for assets a timeline shows (not a live
-    photo's video half). Its job is enqueued after that commits."""
+    photo's video half). Its job is enqueued after that commits; with a skip known (detection_skip),
+    its task is recorded as skipped instead and there is no job."""
     if asset["visibility"] == "hidden":
+        return None
+    if skip is not None:
+        await tasks.create_skipped(conn, asset, DETECTION_TASK, skip)
         return None
     return await tasks.create(conn, asset, DETECTION_TASK)
 

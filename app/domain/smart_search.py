@@ -16,6 +16,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -24,8 +25,8 @@ from app import vector_index
 from app.clip import models as clip_models
 from app.clip import runtime as clip_runtime
 from app.db import engine as db
-from app.domain.asset_filters import AssetFilter, Sql, check_references, where
 from app.domain import access, system_config, tasks
+from app.domain.asset_filters import AssetFilter, Sql, check_references, where
 from app.domain.errors import BadRequest, Invalid
 
 log = logging.getLogger(__name__)
@@ -320,12 +321,33 @@ ENCODE_TASK = "smart_search"
 DUPLICATES_JOB = "detect_duplicates"  # app/domain/duplicates.py compares the new embeddings
 
 
-async def create_encoding(conn: asyncpg.Connection, asset: asyncpg.Record) -> uuid.UUID | None:
+async def create_encoding(conn: asyncpg.Connection, asset: asyncpg.Record,
+                          skip: tasks.Skip | None = None) -> uuid.UUID | None:
     """In the variants step's transaction, next to face detection: an embedding for assets a
-    timeline shows (not a live photo's video half). Its job is enqueued after that commits."""
+    timeline shows (not a live photo's video half). Its job is enqueued after that commits; with a
+    skip known (encoding_skip), its task is recorded as skipped instead and there is no job."""
     if asset["visibility"] == "hidden":
         return None
+    if skip is not None:
+        await tasks.create_skipped(conn, asset, ENCODE_TASK, skip)
+        return None
     return await tasks.create(conn, asset, ENCODE_TASK)
+
+
+async def _model_or_skip(settings) -> tuple[Any, Any, tasks.Skip | None]:
+    """The smart search config and the CLIP model an encoding would use now, or why it would not run."""
+    found = await config()
+    if not found.enabled:
+        return found, None, tasks.Skip("smart search is off in the system config", "skipped_config_off")
+    model = await clip_runtime.clip_model(settings.model_dir, found.model)
+    if model is None:
+        return found, None, tasks.Skip(_missing_reason(settings.model_dir, found.model), "skipped_no_model")
+    return found, model, None
+
+
+async def encoding_skip(settings) -> tasks.Skip | None:
+    """Why an encoding would not run now; None when it would."""
+    return (await _model_or_skip(settings))[2]
 
 
 def _load_rgb(path) -> np.ndarray:
@@ -361,15 +383,9 @@ async def run_encoding(settings, blobs, task_id: uuid.UUID, queue, attempt: int 
         return "asset no longer exists"
     if await tasks.start(task_id, attempt) is None:
         return "not run: the task has ended, or a live worker runs it"
-    found = await config()
-    if not found.enabled:
-        await tasks.finish(task_id, ok=True, result="smart search is off in the system config",
-                           outcome="skipped_config_off")
-        return "skipped"
-    model = await clip_runtime.clip_model(settings.model_dir, found.model)
-    if model is None:
-        await tasks.finish(task_id, ok=True, result=_missing_reason(settings.model_dir, found.model),
-                           outcome="skipped_no_model")
+    found, model, skip = await _model_or_skip(settings)
+    if skip is not None:
+        await tasks.finish(task_id, ok=True, result=skip.result, outcome=skip.outcome)
         return "skipped"
     preview = await db.fetchval(
         "SELECT storage_key FROM asset_files WHERE asset_id = $1 AND kind = 'preview'", row["id"])

@@ -261,6 +261,8 @@ async def _writable_assets(conn, principal: access.Principal, asset_ids: list[uu
 
 async def _link(conn, user_id: uuid.UUID, tag_ids: list[uuid.UUID], asset_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
     """Link every tag to every asset; returns the links that are new."""
+    if not tag_ids or not asset_ids:  # nothing to link: no round trip (a photo without tags)
+        return []
     made = await conn.fetch(
         "INSERT INTO tag_assets (tag_id, asset_id) SELECT t, a FROM unnest($1::uuid[]) t, unnest($2::uuid[]) a"
         " ON CONFLICT DO NOTHING RETURNING tag_id, asset_id",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from contextvars import ContextVar
+from typing import NamedTuple
 
 import asyncpg
 
@@ -52,6 +52,13 @@ def job_id(task_type: str, asset_id: uuid.UUID) -> str:
     return f"{task_type}:{asset_id}"
 
 
+class Skip(NamedTuple):
+    """Why a step will not run for an asset: its task's result and outcome."""
+
+    result: str
+    outcome: str
+
+
 async def create(conn: asyncpg.Connection, asset: asyncpg.Record, task_type: str) -> uuid.UUID:
     return await conn.fetchval(
         "INSERT INTO tasks (owner_id, library_id, asset_id, task_type, job_id) VALUES ($1, $2, $3, $4, $5)"
@@ -61,6 +68,17 @@ async def create(conn: asyncpg.Connection, asset: asyncpg.Record, task_type: str
         asset["id"],
         task_type,
         job_id(task_type, asset["id"]),
+    )
+
+
+async def create_skipped(conn: asyncpg.Connection, asset: asyncpg.Record, task_type: str, skip: Skip) -> None:
+    """A step known not to run (its feature off, its model missing): its task is recorded as it
+    would end if run, without a job to start it, claim it and end it."""
+    await conn.execute(
+        "INSERT INTO tasks (owner_id, library_id, asset_id, task_type, job_id, status, started_at, completed_at,"
+        " result, outcome) VALUES ($1, $2, $3, $4, $5, 'success', now(), now(), $6, $7)",
+        asset["owner_id"], asset["library_id"], asset["id"], task_type, job_id(task_type, asset["id"]),
+        skip.result, skip.outcome,
     )
 
 
@@ -99,16 +117,6 @@ async def start(task_id: uuid.UUID, attempt: int) -> asyncpg.Record | None:
             MAX_ATTEMPTS,
         )
     return row
-
-
-async def has_successor(task_id: uuid.UUID, next_step: dict[str, str]) -> bool:
-    """Whether the asset already has a task of the step that follows this task's (next_step: task
-    type -> the next one's). Then this task is a rerun, not the pipeline's first pass."""
-    return await db.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM tasks me JOIN tasks n ON n.asset_id = me.asset_id"
-        " AND n.task_type = ($2::jsonb ->> me.task_type) WHERE me.id = $1)",
-        task_id, json.dumps(next_step),
-    )
 
 
 async def hand_back(task_id: uuid.UUID) -> None:

@@ -107,19 +107,6 @@ async def _run_step(ctx: dict, task_id: str, step, attempt: int | None = None) -
         return "failed"
 
 
-# Each pipeline step's successor. A step whose successor already has a task for the asset is a
-# rerun (an administrator started its queue): it runs alone, as in Immich, instead of redoing the
-# steps after it. Decided from the rows, so a rerun the sweep re-enqueues after a crash stays alone.
-_NEXT_STEP = {
-    **{tasks.METADATA[kind]: tasks.VARIANTS[kind] for kind in tasks.METADATA},
-    **{t: recognition.DETECTION_TASK for t in tasks.VARIANTS.values()},
-}
-
-
-async def _first_pass(task_id: str) -> bool:
-    return not await tasks.has_successor(uuid.UUID(task_id), _NEXT_STEP)
-
-
 class HeldSteps:
     """The job queue as a pipeline step sees it, except that the jobs of the following steps are
     held back: the job that ran the step runs them next itself (see _run_chain). Everything else
@@ -141,13 +128,12 @@ class HeldSteps:
 
 
 async def _metadata(ctx: dict, task_id: uuid.UUID, attempt: int, queue) -> str:
-    return await processing.run_metadata(ctx["shared"].store, task_id, queue, attempt,
-                                         chain=await _first_pass(str(task_id)))
+    return await processing.run_metadata(ctx["shared"].store, task_id, queue, attempt)
 
 
 async def _variants(ctx: dict, task_id: uuid.UUID, attempt: int, queue) -> str:
     return await processing.run_variants(ctx["shared"].store, task_id, attempt, queue,
-                                         chain=await _first_pass(str(task_id)))
+                                         settings=ctx["shared"].settings)
 
 
 async def _faces(ctx: dict, task_id: uuid.UUID, attempt: int, queue) -> str:

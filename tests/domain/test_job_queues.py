@@ -244,14 +244,16 @@ async def test_a_queues_concurrency_follows_the_system_config(admin, job_queue):
 
 
 async def test_a_rerun_step_is_told_apart_from_the_first_pass(user):
-    from app.jobs.worker import _first_pass
+    from app.domain.processing import step_subject
 
     asset = await f.new_asset(user)
     first = await f.new_task(asset, "metadata_extract", status="success")
-    assert await _first_pass(str(first["id"]))  # nothing after it yet: it chains on
+    assert (await step_subject(first["id"])).first_pass  # nothing after it yet: it chains on
     await f.new_task(asset, "thumbnail_generation", status="success")
     rerun = await f.new_task(asset, "metadata_extract")
-    assert not await _first_pass(str(rerun["id"]))  # an administrator's start: this step alone
+    assert not (await step_subject(rerun["id"])).first_pass  # an administrator's start: this step alone
+    variants = await f.new_task(asset, "thumbnail_generation")
+    assert (await step_subject(variants["id"])).first_pass  # no face detection yet: it chains on
 
 
 async def test_the_sweep_leaves_a_paused_queues_tasks_for_resume(user, admin, job_queue):

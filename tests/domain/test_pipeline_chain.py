@@ -68,7 +68,11 @@ async def test_the_first_steps_job_runs_every_following_step_each_with_its_own_t
     # Each step's outcome is its own (no model here: faces and CLIP say so on their rows).
     outcomes = {r["task_type"]: r["outcome"] for r in await db.fetch(
         "SELECT task_type, outcome FROM tasks WHERE asset_id = $1", asset["id"])}
-    assert outcomes["face_detection"] == "skipped_no_model"
+    assert outcomes["face_detection"] == outcomes["smart_search"] == "skipped_no_model"
+    # Known not to run before their tasks were made: recorded ended, never claimed by a job.
+    skipped = await db.fetch("SELECT attempts, result FROM tasks WHERE asset_id = $1"
+                             " AND task_type IN ('face_detection', 'smart_search')", asset["id"])
+    assert [r["attempts"] for r in skipped] == [0, 0] and all(r["result"] for r in skipped)
     # No job was queued for the steps this job ran.
     assert await queued(job_queue) == before
 
@@ -126,7 +130,7 @@ async def test_a_following_step_that_must_retry_gets_its_own_delayed_job(user, j
     asset, task_id = await uploaded_photo(store, user)
     ctx = context(store, job_queue, tmp_path)
 
-    async def disk_hiccup(store, task_id, attempt, queue, chain):
+    async def disk_hiccup(store, task_id, attempt, queue, chain=None, settings=None):
         await tasks.start(task_id, attempt)  # claimed, then the file could not be read
         raise OSError("disk went away for a moment")
 
