@@ -376,8 +376,12 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
     if chain and settings is not None:  # decided before the transaction: a first call may load a model
         from app.domain import recognition, smart_search
 
-        detection_skip = await recognition.detection_skip(settings, subject.owner_detects_faces)
-        encoding_skip = await smart_search.encoding_skip(settings)
+        try:
+            detection_skip = await recognition.detection_skip(settings, subject.owner_detects_faces)
+            encoding_skip = await smart_search.encoding_skip(settings)
+        except Exception:  # a model that fails to load: the steps' own jobs meet it, and record it
+            log.warning("could not tell whether faces and CLIP run for asset %s", asset["id"], exc_info=True)
+            detection_skip = encoding_skip = None
     prefix = store.derived_prefix(asset["library_id"], asset["id"])
     written = []
     for rendition in rendered.renditions:
@@ -385,16 +389,17 @@ async def run_variants(store: BlobStore, task_id: uuid.UUID, attempt: int = 1, q
         await asyncio.to_thread(store.put_derived, key, rendition.data)
         written.append((rendition, key))
     async with db.transaction() as conn:
-        # The asset locked, with its variants' files as they were, and whether a new rendering
-        # (asset_versions) started this task: that event is older than this transaction's own.
-        locked = await conn.fetchrow(
-            "SELECT array(SELECT f.storage_key FROM asset_files f WHERE f.asset_id = a.id AND f.kind <> 'sidecar')"
-            " AS keys, EXISTS (SELECT 1 FROM events e WHERE e.entity_id = a.id AND e.event_type = 'asset_updated'"
-            " AND e.payload ->> $2 = $3) AS edited FROM assets a WHERE a.id = $1 FOR UPDATE",
-            asset["id"], RENDERING_TASK, str(task_id))
-        if locked is None:  # deleted while we rendered: leave nothing behind
+        exists = await conn.fetchval("SELECT 1 FROM assets WHERE id = $1 FOR UPDATE", asset["id"])
+        if not exists:  # deleted while we rendered: leave nothing behind
             store.delete_tree(prefix)
             return "asset no longer exists"
+        # Read once the lock is held (a statement that waits for it keeps its older snapshot): the
+        # variants' files as another run may just have left them, and whether a new rendering
+        # (asset_versions) started this task, by its event, older than this transaction's own.
+        locked = await conn.fetchrow(
+            "SELECT array(SELECT storage_key FROM asset_files WHERE asset_id = $1 AND kind <> 'sidecar') AS keys,"
+            " EXISTS (SELECT 1 FROM events WHERE entity_id = $1 AND event_type = 'asset_updated'"
+            " AND payload ->> $2 = $3) AS edited", asset["id"], RENDERING_TASK, str(task_id))
         # Files of renditions now written under another name (the config changed their format) or
         # no longer made: removed once the rows stop naming them.
         replaced = set(locked["keys"]) - {key for _, key in written}

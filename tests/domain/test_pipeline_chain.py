@@ -77,6 +77,24 @@ async def test_the_first_steps_job_runs_every_following_step_each_with_its_own_t
     assert await queued(job_queue) == before
 
 
+async def test_a_face_model_that_fails_to_load_fails_face_detection_not_the_thumbnails(user, job_queue, tmp_path):
+    from app.faces import models as face_models
+
+    store = BlobStore(tmp_path / "store")
+    asset, task_id = await uploaded_photo(store, user)
+    broken = tmp_path / "models"
+    (broken / face_models.BUFFALO_L).mkdir(parents=True)
+    for name in face_models.BUFFALO_L_FILES:  # present, so not "missing": a damaged install
+        (broken / face_models.BUFFALO_L / name).write_bytes(b"not an onnx file")
+
+    assert await worker.extract_metadata(context(store, job_queue, broken), str(task_id)) == "ok"
+
+    statuses = await pipeline_tasks(asset["id"])
+    assert statuses["thumbnail_generation"] == "success"
+    assert statuses["face_detection"] == "failure"  # its own job met the error and recorded it
+    assert statuses["smart_search"] == "success"  # no CLIP model: skipped, as without the face pack
+
+
 async def test_the_steps_statements_run_on_the_step_connections(user, job_queue, tmp_path, step_connections):
     store = BlobStore(tmp_path)
     asset, task_id = await uploaded_photo(store, user)
