@@ -98,6 +98,7 @@ def _try_lock(path: Path) -> int | None:
 class BlobStore:
     def __init__(self, root: Path):
         self.root = root
+        self._resolved_root = root.resolve()  # the store's folder does not move while it is open
         self.tmp = root / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.locks = root / "run" / "uploads"
@@ -138,7 +139,7 @@ class BlobStore:
 
     def path(self, key: str) -> Path:
         path = (self.root / key).resolve()
-        if self.root.resolve() not in path.parents:
+        if self._resolved_root not in path.parents:
             raise ValueError(f"blob key escapes the store: {key}")
         return path
 
@@ -213,13 +214,16 @@ class BlobStore:
     def put_derived(self, key: str, data: bytes) -> None:
         """Write a derived file (temp -> atomic rename). No fsync: derived files can always
         be regenerated from the original, so they are not worth a disk flush each."""
-        staged = self.stage()
+        target = self.path(key)
+        # Not a StagedFile: nothing reads an upload's two checksums of a rendition.
+        temp = self.tmp / f"upload-{self._own()}-{uuid.uuid4().hex}"
         try:
-            staged.write(data)
-            staged.finish(durable=False)
-            self.commit(staged, key, durable=False)
+            with open(temp, "wb") as f:
+                f.write(data)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(temp, target)
         finally:
-            staged.discard()
+            temp.unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self.path(key).exists()
