@@ -103,6 +103,10 @@ def test_the_headers_decoders_read_keep_only_their_fixed_fields(tmp_path):
     stuffed = good[:-2] + b"\xff\x00" * 500_000 + b"\xff\xd9"
     assert jpeg_segments.strip_metadata(stuffed).data == jpeg_segments.strip_metadata(good).data[:-2] + \
         b"\xff\x00" * 500_000 + b"\xff\xd9"
+    # Fill 0xFFs before the end marker stay with the coded data; the marker is found after them.
+    filled = good[:-2] + b"\xff" * 1000 + b"\xff\xd9"
+    assert jpeg_segments.strip_metadata(filled).data == jpeg_segments.strip_metadata(good).data[:-2] + \
+        b"\xff" * 1001 + b"\xd9"
 
 
 def test_what_it_does_not_pass_on(tmp_path):
