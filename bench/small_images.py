@@ -15,7 +15,7 @@ Measured in the same run:
           competes for the CPU).
   floor = the same media work in a plain multiprocessing pool of N processes: pyexiv2 read of
           every tag, pyvips shrink-on-load decode, preview JPEG (short side 1440, Q80) and thumbnail
-          WebP (short side 250, Q80) and the thumbhash (the pipeline's own encoder), per file.
+          WebP (short side 250, Q80) and the thumbhash (the pipeline's own function), per file.
           Our pipeline skips the preview's decode and encode for a JPEG that is its own preview
           (app/media/images.own_preview); the floor does not, and the corpus line says how many.
 Prints assets/s for both and the ratio, the server's and the worker's peak RSS (VmHWM), the CPU
@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pyvips
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -87,7 +86,7 @@ def corpus(count: int) -> list[Path]:
 def _floor_one(path: str) -> int:
     import pyexiv2
 
-    from app.media.thumbhash_encoder import rgba_to_thumbhash
+    from app.media.images import thumbhash
 
     with pyexiv2.Image(path) as image:
         tags = {**image.read_exif(), **image.read_iptc(), **image.read_xmp()}
@@ -99,9 +98,7 @@ def _floor_one(path: str) -> int:
     scale = 250 / min(preview.width, preview.height)
     thumb = preview.thumbnail_image(round(preview.width * scale), height=round(preview.height * scale), size="force")
     data2 = thumb.webpsave_buffer(Q=80, strip=True)
-    small = thumb.thumbnail_image(100, height=100).bandjoin(255).cast("uchar")
-    pixels = np.ndarray(buffer=small.write_to_memory(), dtype=np.uint8, shape=(small.height, small.width, 4))
-    return len(tags) + len(data) + len(data2) + len(rgba_to_thumbhash(pixels))
+    return len(tags) + len(data) + len(data2) + len(thumbhash(thumb))
 
 
 def _floor_init() -> None:

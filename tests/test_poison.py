@@ -145,7 +145,7 @@ def test_a_failing_thumbhash_keeps_the_renditions(tmp_path, monkeypatch):
     def broken(_image):
         raise TypeError("type tuple doesn't define __round__ method")  # what thumbhash 0.1.2 raised
 
-    monkeypatch.setattr(images, "_thumbhash", broken)
+    monkeypatch.setattr(images, "thumbhash", broken)
     path = tmp_path / "rgba.png"
     path.write_bytes(_png("RGBA"))
     rendered = images.render_image(path, "image/png")
@@ -554,3 +554,31 @@ def test_capture_time_at_the_end_of_the_calendar_does_not_fail_the_metadata_step
     assert task.status == "success", task.error_message
     assert body["metadata"]["iso"] == 65535
     assert found["thumbnail_generation"].status == "success"
+
+
+def _dc_fields(thumbhash: bytes) -> tuple[int, int, int]:
+    header24 = thumbhash[0] | thumbhash[1] << 8 | thumbhash[2] << 16
+    return header24 & 63, header24 >> 6 & 63, header24 >> 12 & 63  # luminance, two colour axes
+
+
+@pytest.mark.parametrize("size", [(250, 188), (188, 250), (250, 250), (40, 30)])
+def test_a_colour_thumbnails_thumbhash_says_what_the_picture_shows(size):
+    """Colour thumbnails take the block-mean way to the encoder's input; its hash carries the same
+    average colour and shape as one from a libvips resize, within a quantisation step."""
+    from tests.media import SHARED_ASSETS
+
+    thumb = pyvips.Image.thumbnail(str(SHARED_ASSETS / "formats" / "jpg" / "el_torcal_rocks.jpg"), size[0],
+                                   height=size[1], size="force").copy_memory()
+    assert thumb.bands == 3
+    ours = images.thumbhash(thumb)
+    resized = thumb.thumbnail_image(images.THUMBHASH_INPUT_SIDE, height=images.THUMBHASH_INPUT_SIDE).bandjoin(255)
+    reference = rgba_to_thumbhash(np.ndarray(buffer=resized.write_to_memory(), dtype=np.uint8,
+                                             shape=(resized.height, resized.width, 4)))
+    assert all(abs(a - b) <= 1 for a, b in zip(_dc_fields(ours), _dc_fields(reference)))
+    assert ours[3] & 7 == reference[3] & 7 and ours[4] >> 7 == reference[4] >> 7  # terms a side, landscape
+    assert not _has_alpha(ours)
+
+
+def test_a_thumbnail_too_thin_for_blocks_still_gets_a_thumbhash():
+    strip = (pyvips.Image.black(250, 2, bands=3) + [200, 40, 40]).cast("uchar")  # 2 rows < a 4-pixel block
+    assert len(images.thumbhash(strip)) >= 5
