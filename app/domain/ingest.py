@@ -116,7 +116,6 @@ async def ingest(
                 committed_keys.append(sidecar_key)
             # The asset is the library owner's whoever uploads it: a member spends the owner's storage
             # (the caps checked above), and leaving or losing an account never takes it away.
-            owner = await conn.fetchval("SELECT owner_id FROM libraries WHERE id = $1", library_id)
             row = await conn.fetchrow(
                 """
                 INSERT INTO assets (
@@ -124,14 +123,13 @@ async def ingest(
                     file_size_bytes, checksum_sha256, checksum_sha1, device_asset_id, device_id,
                     file_created_at, file_created_offset_minutes, file_modified_at,
                     local_datetime, local_offset_minutes, captured_at, rating, visibility, live_photo_video_id)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                        $19, $20, $21)
+                VALUES ($1, $2, (SELECT owner_id FROM libraries WHERE id = $2), $3, $4, $5, $6, $7, $8, $9, $10,
+                        $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
                 ON CONFLICT (library_id, checksum_sha256) WHERE external_library_id IS NULL DO NOTHING
                 RETURNING *
                 """,
                 asset_id,
                 library_id,
-                owner,
                 kind.media_type,
                 kind.mime_type,
                 upload.filename,
