@@ -151,10 +151,7 @@ async def create_detection(conn: asyncpg.Connection, asset: asyncpg.Record,
     its task is recorded as skipped instead and there is no job."""
     if asset["visibility"] == "hidden":
         return None
-    if skip is not None:
-        await tasks.create_skipped(conn, asset, DETECTION_TASK, skip)
-        return None
-    return await tasks.create(conn, asset, DETECTION_TASK)
+    return await tasks.create_unless_skipped(conn, asset, DETECTION_TASK, skip)
 
 
 # --- clustering ------------------------------------------------------------------------------

@@ -328,10 +328,7 @@ async def create_encoding(conn: asyncpg.Connection, asset: asyncpg.Record,
     skip known (encoding_skip), its task is recorded as skipped instead and there is no job."""
     if asset["visibility"] == "hidden":
         return None
-    if skip is not None:
-        await tasks.create_skipped(conn, asset, ENCODE_TASK, skip)
-        return None
-    return await tasks.create(conn, asset, ENCODE_TASK)
+    return await tasks.create_unless_skipped(conn, asset, ENCODE_TASK, skip)
 
 
 async def _model_or_skip(settings) -> tuple[Any, Any, tasks.Skip | None]:

@@ -71,15 +71,20 @@ async def create(conn: asyncpg.Connection, asset: asyncpg.Record, task_type: str
     )
 
 
-async def create_skipped(conn: asyncpg.Connection, asset: asyncpg.Record, task_type: str, skip: Skip) -> None:
-    """A step known not to run (its feature off, its model missing): its task is recorded as it
+async def create_unless_skipped(conn: asyncpg.Connection, asset: asyncpg.Record, task_type: str,
+                                skip: Skip | None) -> uuid.UUID | None:
+    """A step's pending task, whose job the caller enqueues after the commit; None when the step is
+    known not to run (skip: its feature off, its model missing). Then its task is recorded as it
     would end if run, without a job to start it, claim it and end it."""
+    if skip is None:
+        return await create(conn, asset, task_type)
     await conn.execute(
         "INSERT INTO tasks (owner_id, library_id, asset_id, task_type, job_id, status, started_at, completed_at,"
         " result, outcome) VALUES ($1, $2, $3, $4, $5, 'success', now(), now(), $6, $7)",
         asset["owner_id"], asset["library_id"], asset["id"], task_type, job_id(task_type, asset["id"]),
         skip.result, skip.outcome,
     )
+    return None
 
 
 async def start(task_id: uuid.UUID, attempt: int) -> asyncpg.Record | None:

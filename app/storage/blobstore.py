@@ -125,8 +125,12 @@ class BlobStore:
             self.owner, self._owner_fd = owner, fd
         return self.owner
 
+    def _temp_path(self) -> Path:
+        """A new temp file's name, under this store's owner lock (sweep_stale_uploads)."""
+        return self.tmp / f"upload-{self._own()}-{uuid.uuid4().hex}"
+
     def stage(self) -> StagedFile:
-        return StagedFile(self.tmp / f"upload-{self._own()}-{uuid.uuid4().hex}")
+        return StagedFile(self._temp_path())
 
     @staticmethod
     def original_key(library_id: uuid.UUID, asset_id: uuid.UUID, ext: str) -> str:
@@ -145,9 +149,12 @@ class BlobStore:
 
     def commit(self, staged: StagedFile, key: str, durable: bool = True) -> None:
         """Move a finished upload to its key atomically, durable once this returns."""
+        self._place(staged.path, key, durable)
+
+    def _place(self, temp: Path, key: str, durable: bool) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(staged.path, target)
+        os.rename(temp, target)
         if durable:
             self._sync_dir(target.parent)
 
@@ -214,14 +221,11 @@ class BlobStore:
     def put_derived(self, key: str, data: bytes) -> None:
         """Write a derived file (temp -> atomic rename). No fsync: derived files can always
         be regenerated from the original, so they are not worth a disk flush each."""
-        target = self.path(key)
         # Not a StagedFile: nothing reads an upload's two checksums of a rendition.
-        temp = self.tmp / f"upload-{self._own()}-{uuid.uuid4().hex}"
+        temp = self._temp_path()
         try:
-            with open(temp, "wb") as f:
-                f.write(data)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(temp, target)
+            temp.write_bytes(data)
+            self._place(temp, key, durable=False)
         finally:
             temp.unlink(missing_ok=True)
 
