@@ -1,6 +1,6 @@
 """Background processing of many small photos, against a plain pool doing the same media work.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/small_images.py [--count 2000] [--concurrency N]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/small_images.py [--count 2000] [--concurrency N] [--budget]
 
 Corpus: `--count` generated 1-3 MP JPEGs (photo-like smooth noise, Q85) with EXIF (make, model,
 capture time, some with GPS, some turned by the orientation tag), made deterministically and
@@ -19,8 +19,11 @@ Measured in the same run:
           Our pipeline skips the preview's decode and encode for a JPEG that is its own preview
           (app/media/images.own_preview); the floor does not, and the corpus line says how many.
 Prints assets/s for both and the ratio, the server's and the worker's peak RSS (VmHWM), the CPU
-each used (seconds, and the worker's busy share: CPU seconds / (wall seconds x N)), and the load
-average before and after.
+each part of ours used (worker, server, Postgres + Valkey, and this process's uploading threads),
+their sum per asset and as cores busy on average, and the load average before and after.
+With --budget, where that CPU goes: the uploads alone (a fresh server without a worker) and our
+rendering alone (render_image over the same files in N threads, in this process) are measured
+apart, and what is left of ours' CPU is the job system, the metadata step and their database work.
 """
 
 from __future__ import annotations
@@ -116,6 +119,20 @@ def floor_seconds(files: list[Path], concurrency: int) -> tuple[float, float]:
         return time.perf_counter() - start, sum(cpu_seconds(p) for p in pids) - cpu0
 
 
+def render_cpu(files: list[Path], threads: int) -> tuple[float, float]:
+    """Our own rendering of every file (the worker's render_image, in threads as the worker runs
+    it), in this process: wall seconds and CPU seconds."""
+    from app.media import vips_cache
+    from app.media.images import render_image
+
+    vips_cache.disable()  # as in the worker
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        cpu0, start = time.process_time(), time.perf_counter()
+        for _ in pool.map(lambda f: render_image(f, "image/jpeg"), files):
+            pass
+        return time.perf_counter() - start, time.process_time() - cpu0
+
+
 # --- ours ---------------------------------------------------------------------------------
 
 
@@ -198,6 +215,23 @@ def services_cpu(work: Path) -> float:
     return total
 
 
+def upload_all(bench: BenchServer, files: list[Path], uploaders: int) -> None:
+    immich = httpx.Client(base_url=f"http://127.0.0.1:{bench.env['IMMICH_PORT']}",
+                          headers={"x-api-key": bench.key}, timeout=600)
+
+    def upload(path: Path) -> None:
+        with open(path, "rb") as fh:
+            r = immich.post("/api/assets", files={"assetData": (path.name, fh, "image/jpeg")}, data={
+                "deviceAssetId": path.stem, "deviceId": "bench",
+                "fileCreatedAt": "2024-01-01T00:00:00.000Z", "fileModifiedAt": "2024-01-01T00:00:00.000Z"})
+        if r.status_code != 201:
+            raise RuntimeError(f"upload failed: {r.status_code} {r.text[:300]}")
+
+    with concurrent.futures.ThreadPoolExecutor(uploaders) as pool:
+        for u in [pool.submit(upload, f) for f in files]:
+            u.result()
+
+
 def run_ours(work: Path, files: list[Path], concurrency: int | None, uploaders: int) -> dict:
     env = {} if concurrency is None else {"WORKER_CONCURRENCY": str(concurrency)}
     bench = BenchServer(work, "--no-worker", env=env)
@@ -205,25 +239,13 @@ def run_ours(work: Path, files: list[Path], concurrency: int | None, uploaders: 
         url = json.loads((work / "data" / "run" / "services.json").read_text())["database_url"]
         worker = bench.spawn("worker")
         wait_for_worker(url)  # its imports and start-up are not what is measured
-        immich = httpx.Client(base_url=f"http://127.0.0.1:{bench.env['IMMICH_PORT']}",
-                              headers={"x-api-key": bench.key}, timeout=600)
         cpu0 = {p.pid: cpu_seconds(p.pid) for p in (bench.proc, worker)}
+        client0 = time.process_time()
         services0 = services_cpu(work)
-
-        def upload(path: Path) -> None:
-            with open(path, "rb") as fh:
-                r = immich.post("/api/assets", files={"assetData": (path.name, fh, "image/jpeg")}, data={
-                    "deviceAssetId": path.stem, "deviceId": "bench",
-                    "fileCreatedAt": "2024-01-01T00:00:00.000Z", "fileModifiedAt": "2024-01-01T00:00:00.000Z"})
-            if r.status_code != 201:
-                raise RuntimeError(f"upload failed: {r.status_code} {r.text[:300]}")
-
         start = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(uploaders) as pool:
-            uploads = [pool.submit(upload, f) for f in files]
-            for u in uploads:
-                u.result()
+        upload_all(bench, files, uploaders)
         uploaded = time.perf_counter() - start
+        client_cpu = time.process_time() - client0  # the uploading threads (this process)
         while True:
             row = progress(url)
             if row["done"] >= len(files):
@@ -243,12 +265,27 @@ def run_ours(work: Path, files: list[Path], concurrency: int | None, uploaders: 
             "elapsed": elapsed, "uploaded": uploaded, "failed": row["failed"], "done": row["done"],
             "server_cpu": cpu_seconds(bench.proc.pid) - cpu0[bench.proc.pid],
             "worker_cpu": cpu_seconds(worker.pid) - cpu0[worker.pid],
-            "services_cpu": services_cpu(work) - services0,
+            "services_cpu": services_cpu(work) - services0, "client_cpu": client_cpu,
             "server_peak": rss_kib(bench.proc.pid, "VmHWM"), "worker_peak": rss_kib(worker.pid, "VmHWM"),
         }
         worker.terminate()
         worker.wait(timeout=60)
         return result
+    finally:
+        bench.stop()
+
+
+def upload_path_cpu(work: Path, files: list[Path], uploaders: int) -> tuple[float, float, float, float]:
+    """The uploads alone, with no worker: wall seconds, and the CPU seconds of the server, of
+    Postgres + Valkey and of this process's uploading threads. What ours spends before any
+    processing, which the floor does not do."""
+    bench = BenchServer(work, "--no-worker")
+    try:
+        server0, services0, client0 = cpu_seconds(bench.proc.pid), services_cpu(work), time.process_time()
+        start = time.perf_counter()
+        upload_all(bench, files, uploaders)
+        return (time.perf_counter() - start, cpu_seconds(bench.proc.pid) - server0,
+                services_cpu(work) - services0, time.process_time() - client0)
     finally:
         bench.stop()
 
@@ -260,6 +297,9 @@ def main() -> None:
                         help="WORKER_CONCURRENCY for the worker and the floor's pool size (default: the server's)")
     parser.add_argument("--uploaders", type=int, default=4)
     parser.add_argument("--skip-floor", action="store_true")
+    parser.add_argument("--budget", action="store_true",
+                        help="also measure, apart, the uploads alone (a fresh server, no worker) and our"
+                             " rendering alone (render_image in a pool of N threads), and print what is left")
     args = parser.parse_args()
     from app.settings import load_settings
 
@@ -295,7 +335,27 @@ def main() -> None:
         print(f"ours / floor (assets/s): {rate / (len(files) / floor):.2f} (target >= 0.8)")
     print(f"CPU: worker {r['worker_cpu']:.0f} s (busy share {r['worker_cpu'] / r['elapsed'] / concurrency:.0%} of"
           f" {concurrency} slots), server {r['server_cpu']:.0f} s, Postgres + Valkey {r['services_cpu']:.0f} s,"
-          f" over {r['elapsed']:.0f} s; worker {r['worker_cpu'] * 1000 / max(1, r['done']):.0f} ms CPU per asset")
+          f" upload client {r['client_cpu']:.0f} s, over {r['elapsed']:.0f} s; worker {r['worker_cpu'] * 1000 / max(1, r['done']):.0f} ms CPU per asset")
+    total = r["worker_cpu"] + r["server_cpu"] + r["services_cpu"] + r["client_cpu"]
+    print(f"all of it: {total:.0f} CPU s, {total * 1000 / max(1, r['done']):.0f} ms per asset, {total / r['elapsed']:.2f}"
+          f" of {os.cpu_count()} cores busy on average")
+    if args.budget:
+        work = Path(tempfile.mkdtemp(prefix="bench-small-uploads-"))
+        try:
+            wall, server, services, client = upload_path_cpu(work, files, args.uploaders)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        up = server + services + client
+        print(f"budget: uploads alone (no worker) {wall:.1f} s, {up * 1000 / len(files):.1f} ms CPU per asset"
+              f" (server {server:.0f} s, Postgres + Valkey {services:.0f} s, upload client {client:.0f} s)")
+        wall, render = render_cpu(files, concurrency)
+        print(f"budget: our rendering alone (render_image, {concurrency} threads) {wall:.1f} s,"
+              f" {render * 1000 / len(files):.1f} ms CPU per asset")
+        rest = total - up - render
+        print(f"budget: the rest of ours (jobs, tasks, metadata, their database work, contention):"
+              f" {rest * 1000 / max(1, r['done']):.1f} ms CPU per asset; the floor's wall time x 1.25 x"
+              f" {os.cpu_count()} cores = {floor * 1.25 * os.cpu_count():.0f} CPU s for 0.8 at full use"
+              if floor else f"budget: the rest of ours: {rest * 1000 / max(1, r['done']):.1f} ms CPU per asset")
     print(f"peak RSS: server {r['server_peak'] / 1024:.0f} MiB, worker {r['worker_peak'] / 1024:.0f} MiB"
           " (target < 250 MiB each)")
     print(f"load average after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
